@@ -1,0 +1,78 @@
+# shardpipe — see README.md.  `make` builds, `make test` installs what is
+# missing, builds and runs every test, `make demo` converts Fashion-MNIST.
+
+BUILD   ?= build
+CC      ?= cc
+PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDFLAGS := $(SAN)
+
+LIB_SRC := common/sp_common.c \
+           formats/recstream.c formats/idx.c formats/h5zstd.c \
+           pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c \
+           shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
+CLI_SRC := common/sp_cli.c
+TOOLS   := sp-unpack sp-decode sp-shard sp-cat sp-verify
+UNIT    := test_recstream test_idx test_h5zstd
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/lib/libshardpipe.a
+BINS    := $(TOOLS:%=$(BUILD)/bin/%)
+UNITS   := $(UNIT:%=$(BUILD)/tests/%)
+PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
+
+.PHONY: all deps test check demo asan bench clean
+all: $(BINS) $(PLUGIN) $(UNITS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/obj/cmd/%.o $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The zstd filter as an HDF5 plugin, for h5py, h5dump and other readers.
+$(PLUGIN): formats/h5zstd.c formats/h5zstd_plugin.c formats/h5zstd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared formats/h5zstd.c formats/h5zstd_plugin.c $(LDLIBS) -o $@
+
+deps:
+	@scripts/install-deps.sh
+
+# `check` runs the suite on what is built; `test` installs and builds first.
+check: all
+	SP_BUILD=$(BUILD) tests/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/obj/cmd/%.d) $(UNIT:%=$(BUILD)/obj/tests/unit/%.d)

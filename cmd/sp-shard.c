@@ -1,0 +1,145 @@
+/* sp-shard: pixel records in, HDF5+zstd shards and a manifest out. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <unistd.h>
+
+#include "common/sp_cli.h"
+#include "pipeline/stage.h"
+#include "shards/shard.h"
+
+static const char usage[] =
+    "Usage: sp-shard -o DIR [OPTION]... [STREAM]...\n"
+    "Write the pixel records of a record stream to HDF5 shards compressed with\n"
+    "zstd (HDF5 filter 32015), one set per split, and DIR/manifest.json listing\n"
+    "every shard with its split, record count, size and sha256. With no STREAM,\n"
+    "or when STREAM is -, read stdin.\n"
+    "\n"
+    "Nothing in DIR changes unless the whole stream is read and verified: shards\n"
+    "are written under temporary names, fsynced and renamed, and the manifest is\n"
+    "replaced last. Shards of an earlier run that the new manifest does not list\n"
+    "are then removed. Equal input and options give byte-identical files.\n"
+    "\n"
+    "  -o, --output DIR             the shard directory (created if missing)\n"
+    "  -n, --records-per-shard N    at most N records per shard\n"
+    "  -s, --shard-size SIZE        at most SIZE bytes of pixels per shard, before\n"
+    "                               compression (k, M, G suffixes; default 256M)\n"
+    "  -l, --level N                zstd level, 1 to 19 (default 3)\n"
+    "  -q, --quiet                  report nothing but errors\n"
+    "  -v, --verbose                list every shard written\n"
+    "  -h, --help                   show this help and exit\n"
+    "  -V, --version                show the version and exit\n"
+    "\n"
+    "Exit status: 0 success; 1 bad input (a corrupt or cut stream, records that\n"
+    "are not pixels, shapes that differ within a split); 2 usage error; 3 system\n"
+    "error (I/O, HDF5, another sp-shard writing DIR).\n";
+
+typedef struct tool {
+    sp_shardset *set;
+    json_t *meta; /* the input's latest metadata (owned) */
+    sp_progress prog;
+} tool;
+
+static int on_meta(void *ctx, const json_t *meta, sp_err *err)
+{
+    tool *t = ctx;
+    json_decref(t->meta);
+    t->meta = json_deep_copy(meta);
+    return t->meta ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+}
+
+static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
+{
+    tool *t = ctx;
+    const uint8_t *data;
+    if (rec->kind != SP_KIND_PIXELS)
+        return sp_shardset_add(t->set, rec, NULL, err);
+    if (sp_reader_payload(r, rec, &data, err))
+        return -1;
+    return sp_shardset_add(t->set, rec, data, err);
+}
+
+int main(int argc, char **argv)
+{
+    sp_cli_init(argc, argv);
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'},     {"records-per-shard", required_argument, 0, 'n'},
+        {"shard-size", required_argument, 0, 's'}, {"level", required_argument, 0, 'l'},
+        {"quiet", no_argument, 0, 'q'},            {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    const char *dir = NULL;
+    sp_shard_opts so;
+    sp_shard_opts_default(&so);
+    uint64_t v;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:n:s:l:qvhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': dir = optarg; break;
+        case 'n':
+            if (sp_parse_u64(optarg, &v) || v == 0)
+                return sp_cli_usage_error("--records-per-shard: not a positive number: %s", optarg);
+            so.max_records = v;
+            break;
+        case 's':
+            if (sp_parse_size(optarg, &v) || v == 0)
+                return sp_cli_usage_error("--shard-size: not a size: %s", optarg);
+            so.max_bytes = v;
+            break;
+        case 'l':
+            if (sp_parse_u64(optarg, &v) || v < 1 || v > 19)
+                return sp_cli_usage_error("--level: must be 1 to 19: %s", optarg);
+            so.zstd_level = (int)v;
+            break;
+        case 'q': sp_verbosity = 0; break;
+        case 'v': sp_verbosity = 2; break;
+        case 'h': fputs(usage, stdout); return SP_EXIT_OK;
+        case 'V': return sp_cli_version();
+        default: return sp_cli_usage_error("unknown option");
+        }
+    }
+    if (!dir)
+        return sp_cli_usage_error("no output directory (-o DIR)");
+    sp_err err = {0};
+    tool t = {0};
+    sp_progress_init(&t.prog);
+    t.set = sp_shardset_create(dir, &so, &err);
+    int rc = t.set ? 0 : -1;
+    if (rc == 0)
+        rc = sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &t.prog, &err);
+    sp_progress_done(&t.prog);
+    if (rc == 0) {
+        if (sp_meta_add_recipe(t.meta, "sp-shard", argc, argv))
+            rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+        else
+            rc = sp_shardset_commit(t.set, t.meta, &err);
+    }
+    int status = rc ? sp_report(&err) : SP_EXIT_OK;
+    if (rc == 0 && sp_verbosity >= 1) {
+        const json_t *m = sp_shardset_manifest(t.set);
+        const char *name;
+        json_t *sj;
+        char parts[1024] = "";
+        size_t len = 0;
+        json_object_foreach((json_t *)json_object_get(m, "splits"), name, sj) {
+            len += (size_t)snprintf(parts + len, sizeof parts - len, "%s%s %lld", len ? ", " : "", name,
+                                    (long long)json_integer_value(json_object_get(sj, "records")));
+            if (len >= sizeof parts)
+                break;
+        }
+        sp_msg("%lld records in %zu shards (%s), %.1f MB, in %s",
+               (long long)json_integer_value(json_object_get(m, "total_records")),
+               json_array_size(json_object_get(m, "shards")), parts,
+               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, dir);
+        if (sp_verbosity >= 2) {
+            size_t i;
+            json_t *e;
+            json_array_foreach(json_object_get(m, "shards"), i, e)
+                sp_msg("%s: %lld records", json_string_value(json_object_get(e, "file")),
+                       (long long)json_integer_value(json_object_get(e, "records")));
+        }
+    }
+    sp_shardset_free(t.set);
+    json_decref(t.meta);
+    return status;
+}

@@ -1,0 +1,140 @@
+/* sp-unpack: archives (or a record stream of them) in, one blob record per file out. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/sp_cli.h"
+#include "pipeline/datasets.h"
+#include "pipeline/unpack.h"
+
+static const char usage[] =
+    "Usage: sp-unpack [OPTION]... [FILE]...\n"
+    "Read archives and write one blob record per regular file to stdout as a\n"
+    "shardpipe record stream. With no FILE, or when FILE is -, read stdin.\n"
+    "\n"
+    "Reads tar (all dialects), zip and cpio archives, compressed or not (gzip,\n"
+    "bzip2, xz, zstd, lz4), a bare compressed file (.gz), a plain file, or a record\n"
+    "stream whose blob records it unpacks in turn. Members that are tars or\n"
+    "compressed files are streamed through, never extracted to disk; their\n"
+    "members' keys keep the outer names (outer.tar/inner.tar/file).\n"
+    "Entries with absolute paths or '..', links and devices are skipped and\n"
+    "reported, never followed.\n"
+    "\n"
+    "  -d, --dataset NAME   set the stream's dataset name (default: the name of the\n"
+    "                       directory holding the FILEs, if it is a known dataset:\n"
+    "                       mnist, fashion-mnist, kmnist)\n"
+    "      --name NAME      key prefix for stdin (default: stdin)\n"
+    "      --no-recurse     emit nested archives as blobs instead of opening them\n"
+    "  -q, --quiet          report nothing but errors\n"
+    "  -v, --verbose        report more\n"
+    "  -h, --help           show this help and exit\n"
+    "  -V, --version        show the version and exit\n"
+    "\n"
+    "Exit status: 0 success; 1 bad input, or entries were skipped (the stream is\n"
+    "still complete); 2 usage error; 3 system error (I/O, memory).\n";
+
+/* The dataset the FILEs' common directory is named after, or NULL. */
+static const char *dataset_from_dirs(int n, char **files)
+{
+    const char *found = NULL;
+    for (int i = 0; i < n; i++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", files[i]);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return NULL;
+        while (slash > dir && slash[-1] == '/')
+            slash--;
+        *slash = 0;
+        const sp_dataset_info *info = sp_dataset_find(sp_basename(dir));
+        if (!info || (found && strcmp(found, info->name)))
+            return NULL;
+        found = info->name;
+    }
+    return found;
+}
+
+static void on_progress(void *ctx, uint64_t records, uint64_t bytes)
+{
+    sp_progress_update(ctx, records, bytes);
+}
+
+int main(int argc, char **argv)
+{
+    sp_cli_init(argc, argv);
+    static const struct option opts[] = {
+        {"dataset", required_argument, 0, 'd'}, {"name", required_argument, 0, 'n'},
+        {"no-recurse", no_argument, 0, 'R'},    {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0},
+    };
+    const char *dataset = NULL, *stdin_name = "stdin";
+    sp_unpack_opts uo;
+    sp_unpack_opts_default(&uo);
+    int c;
+    while ((c = getopt_long(argc, argv, "d:qvhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dataset = optarg; break;
+        case 'n': stdin_name = optarg; break;
+        case 'R': uo.recurse = 0; break;
+        case 'q': sp_verbosity = 0; break;
+        case 'v': sp_verbosity = 2; break;
+        case 'h': fputs(usage, stdout); return SP_EXIT_OK;
+        case 'V': return sp_cli_version();
+        default: return sp_cli_usage_error("unknown option");
+        }
+    }
+    if (sp_cli_stdout_is_safe())
+        return SP_EXIT_USAGE;
+    int nfiles = argc - optind;
+    char **files = argv + optind;
+    if (!dataset)
+        dataset = dataset_from_dirs(nfiles, files);
+    json_t *overrides = json_object();
+    if (dataset)
+        json_object_set_new(overrides, "dataset", json_string(dataset));
+
+    sp_progress prog;
+    sp_progress_init(&prog);
+    uo.report = sp_cli_report_key;
+    uo.progress = on_progress;
+    uo.progress_ctx = &prog;
+    sp_stage out;
+    sp_stage_init(&out, "sp-unpack", argc, argv, STDOUT_FILENO);
+    sp_unpack_stats st = {0};
+    sp_err err = {0};
+    int rc = 0;
+    char *dash[] = {"-"};
+    if (nfiles == 0) {
+        nfiles = 1;
+        files = dash;
+    }
+    for (int i = 0; i < nfiles && rc == 0; i++) {
+        int fd = sp_open_input(files[i], &err);
+        if (fd < 0) {
+            rc = -1;
+            break;
+        }
+        const char *base = strcmp(files[i], "-") ? sp_basename(files[i]) : stdin_name;
+        rc = sp_unpack_fd(fd, files[i], base, dataset ? overrides : NULL, &out, &uo, &st, &err);
+        if (fd != STDIN_FILENO)
+            close(fd);
+    }
+    if (rc == 0)
+        rc = sp_stage_finish(&out, &err);
+    sp_progress_done(&prog);
+    sp_stage_free(&out);
+    json_decref(overrides);
+    if (rc)
+        return sp_report(&err);
+    sp_info("%llu files, %llu bytes, %llu skipped", (unsigned long long)st.files,
+            (unsigned long long)st.bytes, (unsigned long long)st.skipped);
+    if (st.skipped) {
+        if (sp_verbosity >= 1)
+            sp_msg("%llu entries skipped", (unsigned long long)st.skipped);
+        return SP_EXIT_DATA;
+    }
+    return SP_EXIT_OK;
+}

@@ -1,0 +1,179 @@
+#define _POSIX_C_SOURCE 200809L
+#include "sp_common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int sp_fail(sp_err *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return -1;
+}
+
+int sp_fail_context(sp_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    char prefix[512], old[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%.400s: %.600s", prefix, old);
+    if (!err->code)
+        err->code = SP_EXIT_SYSTEM;
+    return -1;
+}
+
+static const char *progname = "shardpipe";
+int sp_verbosity = 1;
+
+void sp_set_progname(const char *argv0) { progname = sp_basename(argv0); }
+const char *sp_progname(void) { return progname; }
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    char line[2048];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(stderr, "%s: %s\n", progname, line);
+}
+
+void sp_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void sp_info(const char *fmt, ...)
+{
+    if (sp_verbosity < 2)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+int sp_report(const sp_err *err)
+{
+    sp_msg("%s", err->msg[0] ? err->msg : "unknown error");
+    return err->code ? err->code : SP_EXIT_SYSTEM;
+}
+
+double sp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void sp_progress_init(sp_progress *p)
+{
+    p->enabled = sp_verbosity >= 1 && isatty(STDERR_FILENO);
+    p->start = p->last = sp_now();
+}
+
+void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
+{
+    if (!p->enabled)
+        return;
+    double t = sp_now();
+    if (t - p->last < 0.2)
+        return;
+    p->last = t;
+    double el = t - p->start;
+    fprintf(stderr, "\r%s: %llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname,
+            (unsigned long long)records, (double)bytes / 1e6,
+            el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
+}
+
+void sp_progress_done(sp_progress *p)
+{
+    if (p->enabled)
+        fputs("\r\033[K", stderr);
+}
+
+int sp_buf_reserve(sp_buf *b, size_t cap)
+{
+    if (cap <= b->cap)
+        return 0;
+    size_t n = b->cap ? b->cap : 4096;
+    while (n < cap)
+        n *= 2;
+    uint8_t *d = realloc(b->data, n);
+    if (!d)
+        return -1;
+    b->data = d;
+    b->cap = n;
+    return 0;
+}
+
+int sp_buf_append(sp_buf *b, const void *p, size_t n)
+{
+    if (sp_buf_reserve(b, b->len + n))
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void sp_buf_free(sp_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int sp_write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+ssize_t sp_read_full(int fd, void *p, size_t n)
+{
+    uint8_t *c = p;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, c + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+const char *sp_basename(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}

@@ -1,0 +1,93 @@
+/* Shared helpers for shardpipe's library code and tools.
+ *
+ * Contracts:
+ *  - Library code never prints or exits: it returns an error and fills an
+ *    sp_err with a one-line message ("what: why"), which the tool prints.
+ *  - Tools print diagnostics as "progname: message" on stderr only.
+ *  - Exit codes are the same for every tool (SP_EXIT_*).
+ */
+#ifndef SP_COMMON_H
+#define SP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define SP_VERSION "0.1.0"
+
+/* Exit codes shared by every tool; documented in README.md and --help. */
+enum {
+    SP_EXIT_OK = 0,      /* success */
+    SP_EXIT_DATA = 1,    /* bad input data, failed verification, rejects under --strict */
+    SP_EXIT_USAGE = 2,   /* bad command line */
+    SP_EXIT_SYSTEM = 3,  /* I/O error, out of memory, library failure */
+};
+
+/* An error message kept by the library for the caller to print. */
+typedef struct sp_err {
+    int code;            /* one of SP_EXIT_* (DATA or SYSTEM) once set, else 0 */
+    char msg[1024];
+} sp_err;
+
+/* Sets err (if not NULL) and returns -1, so callers can `return sp_fail(...)`. */
+int sp_fail(sp_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefixes the message already in err with "context: ". Returns -1. */
+int sp_fail_context(sp_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- tool-side diagnostics (never called from library code) ---- */
+void sp_set_progname(const char *argv0);
+const char *sp_progname(void);
+extern int sp_verbosity; /* 0 = -q, 1 = default, 2 = -v */
+void sp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "prog: ..." */
+void sp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* only with -v */
+/* Prints err and returns its code (SP_EXIT_SYSTEM when unset). */
+int sp_report(const sp_err *err);
+
+/* A progress line on stderr, drawn only when stderr is a terminal and
+ * at most five times a second; sp_progress_done() clears it. */
+typedef struct sp_progress {
+    int enabled;
+    double start, last;
+} sp_progress;
+void sp_progress_init(sp_progress *p);
+void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
+void sp_progress_done(sp_progress *p);
+double sp_now(void); /* monotonic seconds */
+
+/* ---- growable byte buffer; owns its memory ---- */
+typedef struct sp_buf {
+    uint8_t *data;
+    size_t len, cap;
+} sp_buf;
+int sp_buf_reserve(sp_buf *b, size_t cap);       /* 0 or -1 (ENOMEM) */
+int sp_buf_append(sp_buf *b, const void *p, size_t n);
+void sp_buf_free(sp_buf *b);
+
+/* ---- small I/O helpers ---- */
+/* write(2) all n bytes, retrying on EINTR/partial writes. 0 or -1 (errno). */
+int sp_write_all(int fd, const void *p, size_t n);
+/* read(2) until n bytes or EOF. Returns bytes read (< n only at EOF) or -1. */
+ssize_t sp_read_full(int fd, void *p, size_t n);
+/* Base name of a path (pointer into path). */
+const char *sp_basename(const char *path);
+
+/* Little-endian encode/decode. */
+static inline void sp_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void sp_put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void sp_put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline uint16_t sp_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t sp_get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t sp_get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static inline uint32_t sp_get_be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+#endif

@@ -1,0 +1,252 @@
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/decode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/idx.h"
+#include "pipeline/datasets.h"
+
+/* An IDX file waiting for its partner (images for labels or the reverse). */
+typedef struct idx_pending {
+    char key[SP_KEY_MAX + 1];
+    char pair[SP_KEY_MAX + 1]; /* the name both partners share */
+    int is_labels;
+    sp_buf data; /* the whole file */
+    sp_idx idx;  /* points into data */
+    struct idx_pending *next;
+} idx_pending;
+
+struct sp_decoder {
+    sp_decode_opts opts;
+    sp_stage *out;
+    json_t *meta;  /* output metadata before the recipe entry (owned) */
+    int nclasses;  /* classes in meta, or 0 when the decoder names them */
+    int numbered;  /* class names are "0".."n-1" made up here */
+    idx_pending *pending;
+    sp_decode_stats stats;
+};
+
+sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err *err)
+{
+    sp_decoder *d = calloc(1, sizeof *d);
+    if (!d) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    d->opts = *opts;
+    d->out = out;
+    return d;
+}
+
+static void pending_free(idx_pending *p)
+{
+    sp_buf_free(&p->data);
+    free(p);
+}
+
+void sp_decoder_free(sp_decoder *d)
+{
+    if (!d)
+        return;
+    while (d->pending) {
+        idx_pending *n = d->pending->next;
+        pending_free(d->pending);
+        d->pending = n;
+    }
+    json_decref(d->meta);
+    free(d);
+}
+
+const sp_decode_stats *sp_decoder_stats(const sp_decoder *d) { return &d->stats; }
+
+static json_t *string_array(const char *const *names, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static json_t *numbered_classes(int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        char s[16];
+        snprintf(s, sizeof s, "%d", i);
+        json_array_append_new(a, json_string(s));
+    }
+    return a;
+}
+
+int sp_decoder_input_meta(sp_decoder *d, const json_t *meta, sp_err *err)
+{
+    json_t *m = meta ? json_deep_copy(meta) : json_object();
+    if (!m)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (d->opts.dataset)
+        json_object_set_new(m, "dataset", json_string(d->opts.dataset));
+    json_t *classes = json_object_get(m, "classes");
+    d->numbered = 0;
+    if (json_is_array(classes)) {
+        d->nclasses = (int)json_array_size(classes);
+    } else {
+        const sp_dataset_info *info = sp_dataset_find(json_string_value(json_object_get(m, "dataset")));
+        if (info) {
+            json_object_set_new(m, "classes", string_array(info->classes, info->nclasses));
+            d->nclasses = info->nclasses;
+        } else {
+            d->nclasses = 0; /* named "0".."n-1" as labels are seen */
+            d->numbered = 1;
+        }
+    }
+    json_decref(d->meta);
+    d->meta = m;
+    return sp_stage_meta(d->out, m, err);
+}
+
+/* Makes sure labels up to max_label have names; fails if a known class
+ * list is too short. */
+static int ensure_classes(sp_decoder *d, int max_label, const char *key, sp_err *err)
+{
+    if (max_label < d->nclasses)
+        return 0;
+    if (!d->numbered)
+        return sp_fail(err, SP_EXIT_DATA, "%s: label %d out of range: the dataset has %d classes", key,
+                       max_label, d->nclasses);
+    d->nclasses = max_label + 1 < 10 ? 10 : max_label + 1;
+    json_object_set_new(d->meta, "classes", numbered_classes(d->nclasses));
+    return sp_stage_meta(d->out, d->meta, err);
+}
+
+static int split_from_name(const char *key)
+{
+    const char *base = sp_basename(key);
+    if (strstr(base, "t10k") || strstr(base, "test"))
+        return SP_SPLIT_TEST;
+    if (strstr(base, "train"))
+        return SP_SPLIT_TRAIN;
+    return SP_SPLIT_NONE;
+}
+
+/* The name an images file and its labels file share: the key with the last
+ * "images"/"labels" and "idxN" of its base name removed. */
+static void pair_name(const char *key, char *out, size_t n)
+{
+    snprintf(out, n, "%s", key);
+    char *base = (char *)sp_basename(out);
+    const char *words[] = {"images", "labels", "idx1", "idx2", "idx3", "idx4"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        char *hit = NULL, *s = base;
+        while ((s = strstr(s, words[i])) != NULL)
+            hit = s++;
+        if (hit)
+            memmove(hit, hit + strlen(words[i]), strlen(hit + strlen(words[i])) + 1);
+    }
+}
+
+static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_err *err)
+{
+    const sp_idx *im = &img->idx, *lb = &lab->idx;
+    if (im->count != lb->count)
+        return sp_fail(err, SP_EXIT_DATA, "%s has %llu images but %s has %llu labels", img->key,
+                       (unsigned long long)im->count, lab->key, (unsigned long long)lb->count);
+    int max_label = -1;
+    for (uint64_t i = 0; i < lb->count; i++)
+        if (lb->data[i] > max_label)
+            max_label = lb->data[i];
+    if (ensure_classes(d, max_label, lab->key, err))
+        return -1;
+    sp_record rec;
+    if (sp_record_init(&rec, SP_KIND_PIXELS, img->key, err))
+        return -1;
+    rec.split = (uint8_t)split_from_name(img->key);
+    rec.dtype = SP_DTYPE_U8;
+    rec.h = im->dims[1];
+    rec.w = im->dims[2];
+    rec.c = im->ndim == 4 ? im->dims[3] : 1;
+    for (uint64_t i = 0; i < im->count; i++) {
+        int n = snprintf(rec.key, sizeof rec.key, "%s#%llu", img->key, (unsigned long long)i);
+        if (n < 0 || n > SP_KEY_MAX)
+            return sp_fail(err, SP_EXIT_DATA, "%s: key too long", img->key);
+        rec.key_len = (uint16_t)n;
+        rec.label = lb->data[i];
+        if (sp_writer_record(d->out->w, &rec, im->data + i * im->item_bytes, (size_t)im->item_bytes, err))
+            return -1;
+        d->stats.out++;
+    }
+    return 0;
+}
+
+static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
+{
+    idx_pending *p = calloc(1, sizeof *p);
+    if (!p || sp_buf_append(&p->data, data, (size_t)rec->payload_len)) {
+        free(p);
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    memcpy(p->key, rec->key, (size_t)rec->key_len + 1);
+    if (sp_idx_parse(p->data.data, p->data.len, p->key, &p->idx, err)) {
+        pending_free(p);
+        return -1;
+    }
+    if (p->idx.ndim == 2 || (p->idx.ndim == 4 && p->idx.dims[3] > 4)) {
+        int rc = sp_fail(err, SP_EXIT_DATA, "%s: IDX array of shape %d dimensions is neither images "
+                         "(N x H x W [x C<=4]) nor labels (N)", rec->key, p->idx.ndim);
+        pending_free(p);
+        return rc;
+    }
+    p->is_labels = p->idx.ndim == 1;
+    pair_name(p->key, p->pair, sizeof p->pair);
+    idx_pending **pp = &d->pending;
+    for (; *pp; pp = &(*pp)->next) {
+        idx_pending *q = *pp;
+        if (strcmp(q->pair, p->pair))
+            continue;
+        if (q->is_labels == p->is_labels) {
+            int rc = sp_fail(err, SP_EXIT_DATA, "%s and %s are both IDX %s files of one pair", q->key,
+                             p->key, p->is_labels ? "labels" : "images");
+            pending_free(p);
+            return rc;
+        }
+        *pp = q->next;
+        int rc = p->is_labels ? emit_idx_pair(d, q, p, err) : emit_idx_pair(d, p, q, err);
+        pending_free(q);
+        pending_free(p);
+        return rc;
+    }
+    p->next = d->pending;
+    d->pending = p;
+    return 0;
+}
+
+int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
+{
+    d->stats.in++;
+    if (rec->kind == SP_KIND_PIXELS) {
+        const uint8_t *data;
+        if (sp_reader_payload(r, rec, &data, err) ||
+            sp_writer_record(d->out->w, rec, data, (size_t)rec->payload_len, err))
+            return -1;
+        d->stats.out++;
+        return 0;
+    }
+    const uint8_t *data;
+    if (sp_reader_payload(r, rec, &data, err))
+        return -1;
+    if (rec->kind == SP_KIND_BLOB && sp_idx_sniff(data, (size_t)rec->payload_len))
+        return decode_idx(d, rec, data, err);
+    d->stats.skipped++;
+    if (d->opts.report)
+        d->opts.report(d->opts.report_ctx, rec->key, "not a recognised dataset file or image");
+    return 0;
+}
+
+int sp_decoder_finish(sp_decoder *d, sp_err *err)
+{
+    if (d->pending)
+        return sp_fail(err, SP_EXIT_DATA, "%s: IDX %s file has no matching %s file in the input",
+                       d->pending->key, d->pending->is_labels ? "labels" : "images",
+                       d->pending->is_labels ? "images" : "labels");
+    return 0;
+}

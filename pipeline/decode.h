@@ -1,0 +1,44 @@
+/* The decode stage: source files (blob records) in, pixel records out.
+ *
+ * Recognised by content, not by name:
+ *  - IDX files (MNIST family): an images file (uint8, N x H x W [x C]) is
+ *    paired with the labels file (uint8, N) of the same name with "images"
+ *    and "labels" (and idx3/idx1) swapped; each image becomes one pixel record
+ *    keyed "<images key>#<index>". Split from the name: "t10k" or "test" ->
+ *    test, else "train" -> train.
+ * Pixel records pass through untouched. Other blobs are skipped and reported.
+ * Errors in a dataset file (bad header, size, mismatched counts, label out of
+ * range) are fatal: the stage fails and writes no trailer.
+ */
+#ifndef SP_DECODE_H
+#define SP_DECODE_H
+
+#include "formats/recstream.h"
+#include "pipeline/stage.h"
+
+typedef struct sp_decode_opts {
+    const char *dataset; /* overrides the stream's dataset name; NULL keeps it */
+    /* Called for each record that is skipped (not used); may be NULL. */
+    void (*report)(void *ctx, const char *key, const char *reason);
+    void *report_ctx;
+} sp_decode_opts;
+
+typedef struct sp_decode_stats {
+    uint64_t in, out, skipped;
+} sp_decode_stats;
+
+typedef struct sp_decoder sp_decoder;
+
+/* out: the stage to write to (borrowed; opened by the decoder as needed). */
+sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err *err);
+void sp_decoder_free(sp_decoder *d); /* accepts NULL */
+/* Call with the input's metadata at the start and whenever it changes. */
+int sp_decoder_input_meta(sp_decoder *d, const json_t *meta, sp_err *err);
+/* Consumes one input record (its payload is read from r). */
+int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err);
+/* Fails if a dataset file is still waiting for its partner. Does not finish
+ * the stage. */
+int sp_decoder_finish(sp_decoder *d, sp_err *err);
+const sp_decode_stats *sp_decoder_stats(const sp_decoder *d);
+
+#endif

@@ -1,0 +1,421 @@
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/unpack.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_DEPTH 8
+#define PEEK 512
+#define CHUNK (256u << 10)
+
+void sp_unpack_opts_default(sp_unpack_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->recurse = 1;
+    o->max_buffered = 4ull << 30;
+}
+
+/* Where libarchive's bytes come from. */
+enum { SRC_FD, SRC_RECORD, SRC_ENTRY };
+typedef struct src {
+    int kind;
+    int fd;                 /* SRC_FD */
+    sp_reader *reader;      /* SRC_RECORD: the current record's payload */
+    struct archive *outer;  /* SRC_ENTRY: the current entry's data */
+    const uint8_t *pre;     /* served first: bytes already taken from the source */
+    size_t pre_len;
+    int pre_done;
+    uint8_t *buf;
+    sp_err *err;            /* set when the failure is ours, not libarchive's */
+    int failed;
+} src;
+
+typedef struct ctx {
+    sp_stage *out;
+    const sp_unpack_opts *opts;
+    sp_unpack_stats *stats;
+    sp_record tmpl; /* split and labels given to every member */
+    const char *input; /* input name for messages */
+} ctx;
+
+static la_ssize_t src_read(struct archive *a, void *p, const void **out)
+{
+    src *s = p;
+    if (!s->pre_done) {
+        s->pre_done = 1;
+        if (s->pre_len) {
+            *out = s->pre;
+            return (la_ssize_t)s->pre_len;
+        }
+    }
+    *out = s->buf;
+    ssize_t n;
+    switch (s->kind) {
+    case SRC_FD:
+        n = read(s->fd, s->buf, CHUNK);
+        while (n < 0 && errno == EINTR)
+            n = read(s->fd, s->buf, CHUNK);
+        if (n < 0) {
+            archive_set_error(a, errno, "read failed: %s", strerror(errno));
+            return -1;
+        }
+        return n;
+    case SRC_RECORD:
+        n = sp_reader_read(s->reader, s->buf, CHUNK, s->err);
+        if (n < 0) {
+            s->failed = 1;
+            archive_set_error(a, EIO, "%s", s->err->msg);
+            return -1;
+        }
+        return n;
+    default:
+        n = archive_read_data(s->outer, s->buf, CHUNK);
+        if (n < 0) {
+            archive_set_error(a, EIO, "%s", archive_error_string(s->outer));
+            return -1;
+        }
+        return n;
+    }
+}
+
+static int is_nested(const uint8_t *p, size_t n)
+{
+    if (n >= 262 && !memcmp(p + 257, "ustar", 5))
+        return 1;                                              /* tar */
+    if (n >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8)  /* gzip */
+        return 1;
+    if (n >= 4 && !memcmp(p, "BZh", 3) && p[3] >= '1' && p[3] <= '9')
+        return 1;                                              /* bzip2 */
+    if (n >= 6 && !memcmp(p, "\xfd" "7zXZ\0", 6))              /* xz */
+        return 1;
+    if (n >= 4 && !memcmp(p, "\x28\xb5\x2f\xfd", 4))           /* zstd */
+        return 1;
+    if (n >= 4 && !memcmp(p, "PK\x03\x04", 4))                 /* zip */
+        return 1;
+    return 0;
+}
+
+/* Key of a compressed single file: its name less the compression suffix. */
+static void strip_compression_suffix(char *key)
+{
+    static const char *const sfx[] = {".gz", ".tgz", ".bz2", ".xz", ".zst", ".lz4", ".Z"};
+    size_t n = strlen(key);
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        size_t k = strlen(sfx[i]);
+        if (n > k && !strcmp(key + n - k, sfx[i]) && key[n - k - 1] != '/') {
+            if (!strcmp(sfx[i], ".tgz"))
+                strcpy(key + n - k, ".tar");
+            else
+                key[n - k] = 0;
+            return;
+        }
+    }
+}
+
+/* Why an entry must not be written, or NULL when it is a safe regular file. */
+static const char *entry_problem(struct archive_entry *e, const char *path)
+{
+    if (archive_entry_hardlink(e))
+        return "hard link, not followed";
+    switch (archive_entry_filetype(e)) {
+    case AE_IFREG: break;
+    case AE_IFLNK: return "symbolic link, not followed";
+    case AE_IFCHR: case AE_IFBLK: return "device file";
+    case AE_IFIFO: return "fifo";
+    case AE_IFSOCK: return "socket";
+    default: return "not a regular file";
+    }
+    if (path[0] == '/')
+        return "absolute path";
+    for (const char *s = path; *s;) {
+        const char *e2 = strchr(s, '/');
+        size_t n = e2 ? (size_t)(e2 - s) : strlen(s);
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return "path with '..'";
+        if (!e2)
+            break;
+        s = e2 + 1;
+    }
+    return NULL;
+}
+
+/* Joins prefix and an archive path into key, dropping "./" and empty parts. */
+static int join_key(char *key, size_t n, const char *prefix, const char *path)
+{
+    size_t len = (size_t)snprintf(key, n, "%s", prefix);
+    for (const char *s = path; *s;) {
+        const char *e = strchr(s, '/');
+        size_t k = e ? (size_t)(e - s) : strlen(s);
+        if (k && !(k == 1 && s[0] == '.')) {
+            if (len + 1 + k >= n)
+                return -1;
+            key[len++] = '/';
+            memcpy(key + len, s, k);
+            len += k;
+            key[len] = 0;
+        }
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return 0;
+}
+
+static void report(ctx *c, const char *key, const char *why)
+{
+    c->stats->skipped++;
+    if (c->opts->report)
+        c->opts->report(c->opts->report_ctx, key, why);
+}
+
+static int unpack_archive(ctx *c, src *s, const char *prefix, int depth, sp_err *err);
+
+static int fail_archive(struct archive *a, src *s, const char *what, sp_err *err)
+{
+    if (s->failed)
+        return sp_fail_context(err, "%s", what);
+    return sp_fail(err, SP_EXIT_DATA, "%s: %s", what, archive_error_string(a) ? archive_error_string(a) : "archive error");
+}
+
+/* Writes the current entry of a as one blob record. peek holds its first
+ * bytes, already read. size < 0: unknown, buffered. */
+static int emit_entry(ctx *c, struct archive *a, src *s, const char *key, const uint8_t *peek,
+                      size_t peek_len, int64_t size, sp_err *err)
+{
+    sp_record rec = c->tmpl;
+    if (sp_record_init(&rec, SP_KIND_BLOB, key, err))
+        return -1;
+    rec.split = c->tmpl.split;
+    rec.label = c->tmpl.label;
+    rec.label2 = c->tmpl.label2;
+    uint8_t *buf = s->buf + CHUNK; /* second half of the source's buffer */
+    if (size >= 0) {
+        rec.payload_len = (uint64_t)size;
+        if (sp_writer_begin(c->out->w, &rec, err) || sp_writer_append(c->out->w, peek, peek_len, err))
+            return -1;
+        for (;;) {
+            la_ssize_t n = archive_read_data(a, buf, CHUNK);
+            if (n < 0)
+                return fail_archive(a, s, key, err);
+            if (n == 0)
+                break;
+            if (sp_writer_append(c->out->w, buf, (size_t)n, err))
+                return sp_fail_context(err, "%s", c->input);
+        }
+        if (sp_writer_end(c->out->w, err))
+            return -1;
+    } else {
+        sp_buf all = {0};
+        int rc = sp_buf_append(&all, peek, peek_len);
+        for (la_ssize_t n = 1; rc == 0 && n > 0;) {
+            n = archive_read_data(a, buf, CHUNK);
+            if (n < 0) {
+                sp_buf_free(&all);
+                return fail_archive(a, s, key, err);
+            }
+            if (all.len + (size_t)n > c->opts->max_buffered) {
+                sp_buf_free(&all);
+                return sp_fail(err, SP_EXIT_DATA, "%s: member of unknown size is over %llu bytes", key,
+                               (unsigned long long)c->opts->max_buffered);
+            }
+            rc = sp_buf_append(&all, buf, (size_t)n);
+        }
+        if (rc) {
+            sp_buf_free(&all);
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        }
+        rc = sp_writer_record(c->out->w, &rec, all.data, all.len, err);
+        sp_buf_free(&all);
+        if (rc)
+            return -1;
+    }
+    c->stats->files++;
+    c->stats->bytes += rec.payload_len;
+    if (c->opts->progress)
+        c->opts->progress(c->opts->progress_ctx, c->stats->files, c->stats->bytes);
+    return 0;
+}
+
+static int unpack_member(ctx *c, struct archive *a, src *s, struct archive_entry *e, const char *key,
+                         int may_recurse, int depth, sp_err *err)
+{
+    uint8_t peek[PEEK];
+    size_t got = 0;
+    while (got < PEEK) {
+        la_ssize_t n = archive_read_data(a, peek + got, PEEK - got);
+        if (n < 0)
+            return fail_archive(a, s, key, err);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (may_recurse && c->opts->recurse && is_nested(peek, got)) {
+        if (depth >= MAX_DEPTH)
+            return sp_fail(err, SP_EXIT_DATA, "%s: archives nested more than %d deep", key, MAX_DEPTH);
+        src child = {.kind = SRC_ENTRY, .outer = a, .pre = peek, .pre_len = got, .err = err};
+        child.buf = malloc(2 * CHUNK);
+        if (!child.buf)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        int rc = unpack_archive(c, &child, key, depth + 1, err);
+        free(child.buf);
+        return rc;
+    }
+    int64_t size = archive_entry_size_is_set(e) && archive_format(a) != ARCHIVE_FORMAT_RAW
+                       ? archive_entry_size(e) : -1;
+    return emit_entry(c, a, s, key, peek, got, size, err);
+}
+
+static int unpack_archive(ctx *c, src *s, const char *prefix, int depth, sp_err *err)
+{
+    struct archive *a = archive_read_new();
+    if (!a)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    archive_read_support_format_zip_streamable(a);
+    archive_read_support_format_cpio(a);
+    archive_read_support_format_raw(a);
+    int rc = 0;
+    if (archive_read_open(a, s, NULL, src_read, NULL) != ARCHIVE_OK) {
+        rc = fail_archive(a, s, prefix, err);
+        archive_read_free(a);
+        return rc;
+    }
+    struct archive_entry *e;
+    char key[SP_KEY_MAX + 1];
+    for (;;) {
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r < ARCHIVE_WARN) {
+            rc = fail_archive(a, s, prefix, err);
+            break;
+        }
+        int raw = archive_format(a) == ARCHIVE_FORMAT_RAW;
+        int may_recurse = 1;
+        if (raw) {
+            /* a single (possibly compressed) file: no member name of its own */
+            snprintf(key, sizeof key, "%s", prefix);
+            int compressed = archive_filter_count(a) > 1;
+            if (compressed)
+                strip_compression_suffix(key);
+            may_recurse = compressed; /* plain data is never re-opened */
+        } else {
+            const char *path = archive_entry_pathname_utf8(e);
+            if (!path)
+                path = archive_entry_pathname(e);
+            if (!path) {
+                report(c, prefix, "entry without a name");
+                continue;
+            }
+            if (archive_entry_filetype(e) == AE_IFDIR)
+                continue;
+            if (join_key(key, sizeof key, prefix, path)) {
+                report(c, prefix, "member path too long");
+                continue;
+            }
+            const char *why = entry_problem(e, path);
+            if (why) {
+                report(c, key, why);
+                continue;
+            }
+        }
+        if (unpack_member(c, a, s, e, key, may_recurse, depth, err)) {
+            rc = -1;
+            break;
+        }
+    }
+    archive_read_free(a);
+    return rc;
+}
+
+/* Passes the input stream's metadata on when it changed since *serial. */
+static int follow_meta(ctx *c, sp_reader *r, const json_t *overrides, uint64_t *serial, sp_err *err)
+{
+    if (sp_reader_meta_serial(r) == *serial)
+        return 0;
+    *serial = sp_reader_meta_serial(r);
+    json_t *m = json_deep_copy(sp_reader_meta(r));
+    if (!m)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (overrides)
+        json_object_update(m, (json_t *)overrides);
+    int rc = sp_stage_meta(c->out, m, err);
+    json_decref(m);
+    return rc;
+}
+
+static int unpack_records(ctx *c, sp_reader *r, const json_t *overrides, sp_err *err)
+{
+    uint64_t serial = 0;
+    sp_record rec;
+    src s = {.kind = SRC_RECORD, .reader = r, .err = err};
+    s.buf = malloc(2 * CHUNK);
+    if (!s.buf)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    int rc = follow_meta(c, r, overrides, &serial, err);
+    while (rc == 0) {
+        rc = sp_reader_next(r, &rec, err);
+        if (rc <= 0 || (rc = follow_meta(c, r, overrides, &serial, err)))
+            break;
+        if (rec.kind != SP_KIND_BLOB || rec.payload_len == 0) {
+            /* other records, and empty files, pass through as they are */
+            const uint8_t *data;
+            rc = sp_reader_payload(r, &rec, &data, err);
+            if (!rc)
+                rc = sp_writer_record(c->out->w, &rec, data, (size_t)rec.payload_len, err);
+            if (!rc && rec.kind == SP_KIND_BLOB)
+                c->stats->files++;
+            continue;
+        }
+        c->tmpl = rec;
+        s.pre_done = 1;
+        s.failed = 0;
+        if ((rc = unpack_archive(c, &s, rec.key, 1, err)))
+            break;
+        /* verify the blob's checksum, reading what libarchive left */
+        rc = sp_reader_drain(r, NULL, err);
+    }
+    free(s.buf);
+    return rc < 0 ? -1 : 0;
+}
+
+int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overrides, sp_stage *out,
+                 const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err)
+{
+    ctx c = {.out = out, .opts = opts, .stats = stats, .input = name};
+    sp_record_init(&c.tmpl, SP_KIND_BLOB, "x", NULL);
+    uint8_t pre[PEEK];
+    ssize_t got = sp_read_full(fd, pre, sizeof pre);
+    if (got < 0)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: read failed: %s", name, strerror(errno));
+    if (sp_stream_sniff(pre, (size_t)got)) {
+        sp_reader *r = sp_reader_open_prefixed(fd, pre, (size_t)got, name, NULL, err);
+        if (!r)
+            return -1;
+        int rc = unpack_records(&c, r, overrides, err);
+        sp_reader_free(r);
+        return rc;
+    }
+    if (!out->w && sp_stage_meta(out, overrides, err))
+        return -1;
+    if (got == 0) { /* an empty file is one empty blob */
+        sp_record rec;
+        if (sp_record_init(&rec, SP_KIND_BLOB, base, err) || sp_writer_record(out->w, &rec, "", 0, err))
+            return -1;
+        stats->files++;
+        return 0;
+    }
+    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = (size_t)got, .err = err};
+    s.buf = malloc(2 * CHUNK);
+    if (!s.buf)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    int rc = unpack_archive(&c, &s, base, 0, err);
+    free(s.buf);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* The unpack stage: archives in, one blob record per regular file out.
+ *
+ * Inputs are files, stdin, or blob records of a record stream. Archives are
+ * read through libarchive (tar in all its dialects, zip, cpio; gzip, bzip2,
+ * xz, zstd, lz4 compression; a compressed single file such as a bare .gz).
+ * A member that is itself a tar or a compressed file is streamed through a
+ * nested reader (never extracted to disk, never held whole in memory), up to
+ * a fixed depth; its members' keys keep the outer names:
+ *     ILSVRC2012_img_train.tar/n01440764.tar/n01440764_10026.JPEG
+ * A bare compressed file's key drops the compression suffix.
+ *
+ * Entries with absolute paths or "..", links, devices and fifos are skipped
+ * and reported through opts->report, never followed or written.
+ */
+#ifndef SP_UNPACK_H
+#define SP_UNPACK_H
+
+#include "formats/recstream.h"
+#include "pipeline/stage.h"
+
+typedef struct sp_unpack_opts {
+    int recurse;                /* open nested tars/compressed members (default 1) */
+    uint64_t max_buffered;      /* a member of unknown size is buffered up to this */
+    void (*report)(void *ctx, const char *key, const char *reason); /* skipped entries */
+    void *report_ctx;
+    void (*progress)(void *ctx, uint64_t records, uint64_t bytes); /* may be NULL */
+    void *progress_ctx;
+} sp_unpack_opts;
+void sp_unpack_opts_default(sp_unpack_opts *o);
+
+typedef struct sp_unpack_stats {
+    uint64_t files;   /* blob records written */
+    uint64_t skipped; /* entries reported and not written */
+    uint64_t bytes;   /* payload bytes written */
+} sp_unpack_stats;
+
+/* Unpacks one input: fd is read to its end (not closed), name is its path
+ * ("-" for stdin) for messages and base the key prefix of its members. If
+ * the input is a record stream, each blob record is unpacked in turn (its key
+ * is the prefix; split and labels carry over to its members) and other
+ * records pass through; the stream's metadata is kept. The members of
+ * overrides (may be NULL) are set on the output metadata in every case. */
+int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overrides, sp_stage *out,
+                 const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err);
+
+#endif

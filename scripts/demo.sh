@@ -1,0 +1,34 @@
+#!/bin/sh
+# make demo: converts Fashion-MNIST (from Debian's dataset-fashion-mnist) to
+# verified HDF5+zstd shards in BUILD/demo/fashion-mnist and prints a summary.
+set -eu
+build=${1:-build}
+bin="$build/bin"
+src=/usr/share/datasets/fashion-mnist
+out="$build/demo/fashion-mnist"
+[ -d "$src" ] || { echo "demo: $src is missing (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
+
+echo "== $bin/sp-unpack $src/*.gz | $bin/sp-decode | $bin/sp-shard -o $out"
+start=$(date +%s.%N)
+"$bin/sp-unpack" "$src"/*.gz | "$bin/sp-decode" | "$bin/sp-shard" -o "$out"
+end=$(date +%s.%N)
+echo "== $bin/sp-verify $out"
+"$bin/sp-verify" "$out"
+echo "== summary"
+/usr/bin/python3 - "$out" "$start" "$end" <<'PY'
+import json, os, sys
+out, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+m = json.load(open(os.path.join(out, "manifest.json")))
+print(f"dataset   {m['dataset']}  ({len(m['classes'])} classes: {', '.join(m['classes'])})")
+for name, s in m["splits"].items():
+    h, w, c = s["shape"]
+    print(f"{name:9} {s['records']:6} records  {h}x{w}x{c} {s['dtype']}  {s['shards']} shard(s)  {s['bytes'] / 1e6:.1f} MB")
+src = sum(os.path.getsize(os.path.join("/usr/share/datasets/fashion-mnist", f))
+          for f in os.listdir("/usr/share/datasets/fashion-mnist"))
+print(f"on disk   {m['total_bytes'] / 1e6:.1f} MB of shards from {src / 1e6:.1f} MB of .gz sources")
+print(f"time      {end - start:.2f} s for the whole pipeline")
+for sh in m["shards"]:
+    print(f"shard     {out}/{sh['file']}")
+print(f"read it   HDF5_PLUGIN_PATH={os.path.dirname(os.path.dirname(out))}/hdf5-plugin "
+      f"python3 -c \"import h5py; f = h5py.File('{out}/{m['shards'][0]['file']}'); print(f['images'].shape)\"")
+PY

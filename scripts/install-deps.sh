@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian 12 packages shardpipe needs to build, test and run its
+# demo. As root it runs apt-get; as anyone else it prints the command to run
+# and exits 1 when something is missing.
+set -eu
+
+PACKAGES="gcc libc6-dev make pkg-config
+libarchive-dev libhdf5-dev hdf5-tools libzstd-dev zstd libjansson-dev
+libxxhash-dev libssl-dev
+python3 python3-h5py python3-numpy
+dataset-fashion-mnist"
+
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing Debian packages:$missing" >&2
+    echo "install-deps: run as root:  apt-get update && apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "install-deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >&2

@@ -1,0 +1,133 @@
+#define _POSIX_C_SOURCE 200809L
+#include "shards/manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int sp_sha256_file(const char *path, char hex[65], uint64_t *size, sp_err *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", path, strerror(errno));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t *buf = malloc(1 << 20);
+    int rc = -1;
+    uint64_t total = 0;
+    if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "sha256: cannot initialise");
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            sp_fail(err, SP_EXIT_SYSTEM, "%s: read failed: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (size)
+        *size = total;
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int sp_fsync_path(const char *path, sp_err *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc && e != EINVAL) /* some file systems cannot sync a directory */
+        return sp_fail(err, SP_EXIT_SYSTEM, "fsync %s: %s", path, strerror(e));
+    return 0;
+}
+
+int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err)
+{
+    char tmp[4096], dst[4096];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!s)
+        return sp_fail(err, SP_EXIT_SYSTEM, "cannot serialise %s", name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        free(s);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", tmp, strerror(errno));
+    }
+    size_t n = strlen(s);
+    s[n] = '\n'; /* json_dumps leaves room for its NUL: reuse it for a newline */
+    int bad = sp_write_all(fd, s, n + 1) || fsync(fd);
+    int e = errno;
+    free(s);
+    if (close(fd) || bad) {
+        unlink(tmp);
+        return sp_fail(err, SP_EXIT_SYSTEM, "writing %s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, dst)) {
+        e = errno;
+        unlink(tmp);
+        return sp_fail(err, SP_EXIT_SYSTEM, "rename %s: %s", dst, strerror(e));
+    }
+    return sp_fsync_path(dir, err);
+}
+
+json_t *sp_manifest_load(const char *dir, sp_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_error_t je;
+    json_t *m = json_load_file(path, 0, &je);
+    if (!m) {
+        sp_fail(err, SP_EXIT_DATA, "%s: %s", path, je.text);
+        return NULL;
+    }
+    const char *fmt = json_string_value(json_object_get(m, "format"));
+    json_t *shards = json_object_get(m, "shards");
+    if (!fmt || strcmp(fmt, SP_MANIFEST_FORMAT) || !json_is_array(shards)) {
+        sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe manifest", path);
+        json_decref(m);
+        return NULL;
+    }
+    json_int_t v = json_integer_value(json_object_get(m, "format_version"));
+    if (v != SP_MANIFEST_VERSION) {
+        sp_fail(err, SP_EXIT_DATA, "%s: manifest version %lld, this build reads version %d", path,
+                (long long)v, SP_MANIFEST_VERSION);
+        json_decref(m);
+        return NULL;
+    }
+    size_t i;
+    json_t *sh;
+    json_array_foreach(shards, i, sh) {
+        const char *file = json_string_value(json_object_get(sh, "file"));
+        if (!file || !*file || strchr(file, '/') || file[0] == '.' ||
+            !json_is_integer(json_object_get(sh, "records")) ||
+            !json_is_string(json_object_get(sh, "sha256")) ||
+            !json_is_string(json_object_get(sh, "split"))) {
+            sp_fail(err, SP_EXIT_DATA, "%s: shard entry %zu is malformed", path, i);
+            json_decref(m);
+            return NULL;
+        }
+    }
+    return m;
+}

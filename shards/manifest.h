@@ -1,0 +1,31 @@
+/* DIR/manifest.json: the commit point of a shard set.
+ *
+ *   {"format": "shardpipe-manifest", "format_version": 1,
+ *    "dataset": ..., "classes": [...], "classes2": [...], "recipe": [...],
+ *    "shards": [{"file", "split", "index", "records", "bytes", "sha256",
+ *                "shape": [H, W, C], "dtype"}, ...],   (split order, then index)
+ *    "splits": {"train": {"records", "shards", "bytes"}, ...},
+ *    "total_records": N, "total_bytes": B}
+ *
+ * Written with sorted keys and 2-space indent, so equal sets give equal bytes.
+ */
+#ifndef SP_MANIFEST_H
+#define SP_MANIFEST_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/sp_common.h"
+
+#define SP_MANIFEST_FORMAT "shardpipe-manifest"
+#define SP_MANIFEST_VERSION 1
+
+/* sha256 of a file as 64 lowercase hex digits, and its size. */
+int sp_sha256_file(const char *path, char hex[65], uint64_t *size, sp_err *err);
+/* Writes dir/name through dir/.name.tmp, fsync and rename, then fsyncs dir. */
+int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err);
+int sp_fsync_path(const char *path, sp_err *err);
+/* Loads and checks the structure of dir/manifest.json (not the shards). */
+json_t *sp_manifest_load(const char *dir, sp_err *err);
+
+#endif

@@ -1,0 +1,81 @@
+/* HDF5 shards: one file per (split, index), written complete or not at all.
+ *
+ * A shard holds, for N records of one split, all of one shape H x W x C:
+ *   /images     [N, H, W, C] uint8 (or float16/float32), chunked, zstd (filter 32015)
+ *   /labels     [N] int32, -1 where a record has none
+ *   /labels2    [N] int32, only when the records have a second label
+ *   /keys       [N] variable-length UTF-8 strings: each record's source key
+ *   /checksums  [N] uint64: XXH3-64 of each record's pixel bytes, as in the stream
+ *               (stored uncompressed: hashes do not compress)
+ *               (stored uncompressed: hashes do not compress)
+ * and attributes on the root group:
+ *   format = "shardpipe-shard", format_version = 1, dataset, split,
+ *   shard_index, record_count, shape [H, W, C], dtype, classes, classes2
+ *   (when there are second labels), recipe (JSON array), meta (the whole
+ *   stream metadata as JSON).
+ * No timestamps are stored, so equal input gives byte-identical files.
+ */
+#ifndef SP_SHARD_H
+#define SP_SHARD_H
+
+#include <hdf5.h>
+#include <jansson.h>
+
+#include "formats/recstream.h"
+
+#define SP_SHARD_FORMAT "shardpipe-shard"
+#define SP_SHARD_FORMAT_VERSION 1
+#define SP_MANIFEST_NAME "manifest.json"
+
+/* Silences HDF5's own error printing and registers the zstd filter. Call
+ * once before any other HDF5 use; 0 or -1. */
+int sp_h5_init(sp_err *err);
+/* The innermost message of HDF5's current error stack, for messages. */
+const char *sp_h5_error(char *buf, size_t n);
+
+/* ---------------- writing a shard set ---------------- */
+typedef struct sp_shard_opts {
+    uint64_t max_records; /* records per shard, 0 = no limit */
+    uint64_t max_bytes;   /* uncompressed pixel bytes per shard, 0 = no limit */
+    int zstd_level;       /* 1..19 */
+} sp_shard_opts;
+void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 3 */
+
+typedef struct sp_shardset sp_shardset;
+
+/* Prepares writing into dir (created with its parents if missing). Takes dir's lock, so two
+ * writers never share a directory, and removes temporary files an earlier
+ * killed run left. Nothing visible changes until sp_shardset_commit. */
+sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_err *err);
+/* Adds one pixel record (payload = its pixels). Records of a split must all
+ * have the same shape and dtype. */
+int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err);
+/* Finishes every shard, writes their attributes from meta, fsyncs, renames
+ * them into place and last writes dir/manifest.json the same way; then
+ * removes the shards of the previous manifest that are no longer listed. */
+int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err);
+/* The manifest written by commit (borrowed), for summaries. */
+const json_t *sp_shardset_manifest(const sp_shardset *s);
+/* Removes uncommitted temporary files; accepts NULL. */
+void sp_shardset_free(sp_shardset *s);
+
+/* ---------------- reading one shard ---------------- */
+typedef struct sp_shard sp_shard;
+
+sp_shard *sp_shard_open(const char *path, sp_err *err);
+void sp_shard_close(sp_shard *s); /* accepts NULL */
+uint64_t sp_shard_count(const sp_shard *s);
+void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);
+int sp_shard_split(const sp_shard *s);      /* enum sp_split, from the attribute */
+int sp_shard_has_labels2(const sp_shard *s);
+const char *sp_shard_key(const sp_shard *s, uint64_t i);
+/* The "meta" attribute parsed (owned by the shard), or NULL. */
+json_t *sp_shard_meta(const sp_shard *s);
+/* An integer attribute; -1 with err set when missing. */
+int sp_shard_attr_int(const sp_shard *s, const char *name, long long *out, sp_err *err);
+/* Reads records [first, first+n): pixels (n*H*W*C values), labels,
+ * labels2 and stored checksums; any output may be NULL. */
+int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,
+                  int32_t *labels2, uint64_t *checksums, sp_err *err);
+
+#endif

@@ -1,0 +1,282 @@
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "shards/shard.h"
+
+struct sp_shard {
+    char path[4096];
+    hid_t file, images, labels, labels2, checksums;
+    uint64_t n;
+    uint32_t h, w, c;
+    int dtype, split;
+    char **keys; /* n pointers into keybuf */
+    char *keybuf;
+    json_t *meta;
+};
+
+static int h5fail(sp_err *err, const char *path, const char *what)
+{
+    char m[256];
+    return sp_fail(err, SP_EXIT_DATA, "%s: %s: %s", path, what, sp_h5_error(m, sizeof m));
+}
+
+static char *attr_string(hid_t loc, const char *name)
+{
+    if (H5Aexists(loc, name) <= 0)
+        return NULL;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t ft = H5Aget_type(a);
+    char *out = NULL;
+    if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5Tget_cset(ft));
+        char *v = NULL;
+        if (H5Aread(a, t, &v) >= 0 && v) {
+            out = strdup(v);
+            H5free_memory(v);
+        }
+        H5Tclose(t);
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return out;
+}
+
+int sp_shard_attr_int(const sp_shard *s, const char *name, long long *out, sp_err *err)
+{
+    if (H5Aexists(s->file, name) <= 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: attribute %s missing", s->path, name);
+    hid_t a = H5Aopen(s->file, name, H5P_DEFAULT);
+    long long v = 0;
+    herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, &v);
+    H5Aclose(a);
+    if (rc < 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: attribute %s is not an integer", s->path, name);
+    *out = v;
+    return 0;
+}
+
+static int dtype_of(hid_t t)
+{
+    if (H5Tequal(t, H5T_NATIVE_UINT8) > 0)
+        return SP_DTYPE_U8;
+    if (H5Tequal(t, H5T_NATIVE_FLOAT) > 0)
+        return SP_DTYPE_F32;
+    if (H5Tequal(t, H5T_NATIVE_UINT16) > 0)
+        return SP_DTYPE_F16;
+    return SP_DTYPE_NONE;
+}
+
+static int read_keys(sp_shard *s, sp_err *err)
+{
+    hid_t ds = H5Dopen2(s->file, "keys", H5P_DEFAULT);
+    if (ds < 0)
+        return h5fail(err, s->path, "no keys dataset");
+    hid_t space = H5Dget_space(ds);
+    hsize_t n = 0;
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd == 1)
+        H5Sget_simple_extent_dims(space, &n, NULL);
+    int rc = 0;
+    if (nd != 1 || n != s->n) {
+        rc = sp_fail(err, SP_EXIT_DATA, "%s: keys has %llu entries, images %llu", s->path,
+                     (unsigned long long)n, (unsigned long long)s->n);
+    } else {
+        char **raw = calloc(n ? n : 1, sizeof *raw);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        if (!raw || H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+            rc = raw ? h5fail(err, s->path, "cannot read keys") : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        } else {
+            size_t total = 0;
+            for (hsize_t i = 0; i < n; i++)
+                total += (raw[i] ? strlen(raw[i]) : 0) + 1;
+            s->keybuf = malloc(total ? total : 1);
+            s->keys = malloc((n ? n : 1) * sizeof *s->keys);
+            if (!s->keybuf || !s->keys) {
+                rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            } else {
+                char *p = s->keybuf;
+                for (hsize_t i = 0; i < n; i++) {
+                    size_t k = raw[i] ? strlen(raw[i]) : 0;
+                    memcpy(p, raw[i] ? raw[i] : "", k + 1);
+                    s->keys[i] = p;
+                    p += k + 1;
+                }
+            }
+            H5Dvlen_reclaim(t, space, H5P_DEFAULT, raw);
+        }
+        H5Tclose(t);
+        free(raw);
+    }
+    H5Sclose(space);
+    H5Dclose(ds);
+    return rc;
+}
+
+static int check_column(sp_shard *s, hid_t ds, const char *name, sp_err *err)
+{
+    if (ds < 0)
+        return h5fail(err, s->path, name);
+    hid_t space = H5Dget_space(ds);
+    hsize_t n = 0;
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd == 1)
+        H5Sget_simple_extent_dims(space, &n, NULL);
+    H5Sclose(space);
+    if (nd != 1 || n != s->n)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s has %llu entries, images %llu", s->path, name,
+                       (unsigned long long)n, (unsigned long long)s->n);
+    return 0;
+}
+
+sp_shard *sp_shard_open(const char *path, sp_err *err)
+{
+    if (sp_h5_init(err))
+        return NULL;
+    sp_shard *s = calloc(1, sizeof *s);
+    if (!s) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->images = s->labels = s->labels2 = s->checksums = H5I_INVALID_HID;
+    s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (s->file < 0) {
+        h5fail(err, path, "cannot open as HDF5");
+        goto fail;
+    }
+    char *fmt = attr_string(s->file, "format");
+    int ok = fmt && !strcmp(fmt, SP_SHARD_FORMAT);
+    free(fmt);
+    if (!ok) {
+        sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe shard (format attribute)", path);
+        goto fail;
+    }
+    s->images = H5Dopen2(s->file, "images", H5P_DEFAULT);
+    if (s->images < 0) {
+        h5fail(err, path, "no images dataset");
+        goto fail;
+    }
+    hid_t space = H5Dget_space(s->images);
+    hsize_t d[4] = {0};
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd == 4)
+        H5Sget_simple_extent_dims(space, d, NULL);
+    H5Sclose(space);
+    hid_t t = H5Dget_type(s->images);
+    s->dtype = dtype_of(t);
+    H5Tclose(t);
+    char *dt = attr_string(s->file, "dtype");
+    if (dt && !strcmp(dt, "float16") && s->dtype == SP_DTYPE_F16)
+        s->dtype = SP_DTYPE_F16;
+    else if (s->dtype == SP_DTYPE_F16)
+        s->dtype = SP_DTYPE_NONE; /* uint16 without the float16 marker */
+    free(dt);
+    if (nd != 4 || !d[1] || !d[2] || !d[3] || d[1] > 65536 || d[2] > 65536 || d[3] > 16 || !s->dtype) {
+        sp_fail(err, SP_EXIT_DATA, "%s: images is not an [N,H,W,C] array of uint8/float16/float32", path);
+        goto fail;
+    }
+    s->n = d[0], s->h = (uint32_t)d[1], s->w = (uint32_t)d[2], s->c = (uint32_t)d[3];
+    char *split = attr_string(s->file, "split");
+    s->split = split ? sp_split_from_name(split) : -1;
+    free(split);
+    if (s->split < 0) {
+        sp_fail(err, SP_EXIT_DATA, "%s: missing or unknown split attribute", path);
+        goto fail;
+    }
+    s->labels = H5Dopen2(s->file, "labels", H5P_DEFAULT);
+    s->checksums = H5Dopen2(s->file, "checksums", H5P_DEFAULT);
+    if (check_column(s, s->labels, "labels", err) || check_column(s, s->checksums, "checksums", err))
+        goto fail;
+    if (H5Lexists(s->file, "labels2", H5P_DEFAULT) > 0) {
+        s->labels2 = H5Dopen2(s->file, "labels2", H5P_DEFAULT);
+        if (check_column(s, s->labels2, "labels2", err))
+            goto fail;
+    }
+    if (read_keys(s, err))
+        goto fail;
+    char *meta = attr_string(s->file, "meta");
+    if (meta) {
+        s->meta = json_loads(meta, 0, NULL);
+        free(meta);
+    }
+    return s;
+fail:
+    sp_shard_close(s);
+    return NULL;
+}
+
+void sp_shard_close(sp_shard *s)
+{
+    if (!s)
+        return;
+    hid_t ds[] = {s->images, s->labels, s->labels2, s->checksums};
+    for (size_t i = 0; i < 4; i++)
+        if (ds[i] >= 0)
+            H5Dclose(ds[i]);
+    if (s->file >= 0)
+        H5Fclose(s->file);
+    free(s->keys);
+    free(s->keybuf);
+    json_decref(s->meta);
+    free(s);
+}
+
+uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
+int sp_shard_split(const sp_shard *s) { return s->split; }
+int sp_shard_has_labels2(const sp_shard *s) { return s->labels2 >= 0; }
+const char *sp_shard_key(const sp_shard *s, uint64_t i) { return i < s->n ? s->keys[i] : NULL; }
+json_t *sp_shard_meta(const sp_shard *s) { return s->meta; }
+
+void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype)
+{
+    *h = s->h, *w = s->w, *c = s->c;
+    if (dtype)
+        *dtype = s->dtype;
+}
+
+static int read_rows(sp_shard *s, hid_t ds, int rank, hid_t t, uint64_t first, uint64_t n, void *out,
+                     const char *name, sp_err *err)
+{
+    hsize_t start[4] = {first, 0, 0, 0}, count[4] = {n, s->h, s->w, s->c};
+    hid_t fs = H5Dget_space(ds);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t ms = H5Screate_simple(rank, count, NULL);
+    herr_t rc = H5Dread(ds, t, ms, fs, H5P_DEFAULT, out);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc < 0 ? h5fail(err, s->path, name) : 0;
+}
+
+int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels, int32_t *labels2,
+                  uint64_t *checksums, sp_err *err)
+{
+    if (first > s->n || n > s->n - first)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu out of range", s->path,
+                       (unsigned long long)first, (unsigned long long)(first + n));
+    if (n == 0)
+        return 0;
+    hid_t pt = s->dtype == SP_DTYPE_F32 ? H5T_NATIVE_FLOAT
+               : s->dtype == SP_DTYPE_F16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT8;
+    if (pixels && read_rows(s, s->images, 4, pt, first, n, pixels, "cannot read images", err))
+        return -1;
+    if (labels && read_rows(s, s->labels, 1, H5T_NATIVE_INT32, first, n, labels, "cannot read labels", err))
+        return -1;
+    if (labels2) {
+        if (s->labels2 >= 0) {
+            if (read_rows(s, s->labels2, 1, H5T_NATIVE_INT32, first, n, labels2, "cannot read labels2", err))
+                return -1;
+        } else {
+            for (uint64_t i = 0; i < n; i++)
+                labels2[i] = SP_LABEL_NONE;
+        }
+    }
+    if (checksums &&
+        read_rows(s, s->checksums, 1, H5T_NATIVE_UINT64, first, n, checksums, "cannot read checksums", err))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,552 @@
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/h5zstd.h"
+#include "shards/manifest.h"
+#include "shards/shard.h"
+
+#define TMP_PREFIX ".sp-tmp-"
+#define CHUNK_TARGET (1u << 20) /* bytes of pixels per HDF5 chunk */
+#define NSPLITS (SP_SPLIT_VAL + 1)
+
+void sp_shard_opts_default(sp_shard_opts *o)
+{
+    o->max_records = 0;
+    o->max_bytes = 256ull << 20;
+    o->zstd_level = 3;
+}
+
+/* A shard being written (open) or written and waiting for the commit. */
+typedef struct shard {
+    int split, index;
+    char tmp[4096];
+    uint32_t h, w, c;
+    int dtype;
+    uint64_t n;
+    int has_label2;
+    struct shard *next;
+} shard;
+
+typedef struct open_shard {
+    shard *sh;
+    hid_t file, images;
+    size_t item_bytes;
+    uint64_t chunk_n, in_chunk, written;
+    uint8_t *chunk;
+    sp_buf labels, labels2, checksums, keys; /* int32, int32, uint64, NUL-separated */
+} open_shard;
+
+struct sp_shardset {
+    char dir[4096];
+    sp_shard_opts opts;
+    int lock_fd;
+    shard *done, **done_tail;  /* closed shards in creation order */
+    open_shard open[NSPLITS];
+    int next_index[NSPLITS];
+    uint32_t shape[NSPLITS][3];
+    int dtype[NSPLITS];
+    json_t *manifest;
+    int committed;
+};
+
+static hid_t h5_type(int dtype)
+{
+    switch (dtype) {
+    case SP_DTYPE_F32: return H5T_NATIVE_FLOAT;
+    case SP_DTYPE_F16: return H5T_NATIVE_UINT16; /* IEEE half bits; dtype attribute says so */
+    default: return H5T_NATIVE_UINT8;
+    }
+}
+
+static int h5fail(sp_err *err, const char *what, const char *path)
+{
+    char m[256];
+    return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: %s", path, what, sp_h5_error(m, sizeof m));
+}
+
+static void remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[8192];
+    while ((e = readdir(d)) != NULL) {
+        if (!strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX))) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(p, 0755) && errno != EEXIST)
+            return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_err *err)
+{
+    if (sp_h5_init(err))
+        return NULL;
+    if (strlen(dir) > 3000) {
+        sp_fail(err, SP_EXIT_USAGE, "output directory path too long");
+        return NULL;
+    }
+    if (make_dirs(dir)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", dir, strerror(errno));
+        return NULL;
+    }
+    sp_shardset *s = calloc(1, sizeof *s);
+    if (!s) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    s->opts = *opts;
+    s->done_tail = &s->done;
+    for (int i = 0; i < NSPLITS; i++)
+        s->open[i].file = s->open[i].images = H5I_INVALID_HID;
+    char lock[8192];
+    snprintf(lock, sizeof lock, "%s/.sp-lock", dir);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", lock, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: another sp-shard is writing this directory", dir);
+        close(s->lock_fd);
+        free(s);
+        return NULL;
+    }
+    remove_stale_temps(dir);
+    return s;
+}
+
+static void open_shard_reset(open_shard *o)
+{
+    free(o->chunk);
+    sp_buf_free(&o->labels);
+    sp_buf_free(&o->labels2);
+    sp_buf_free(&o->checksums);
+    sp_buf_free(&o->keys);
+    memset(o, 0, sizeof *o);
+    o->file = o->images = H5I_INVALID_HID;
+}
+
+static int start_shard(sp_shardset *s, const sp_record *rec, sp_err *err)
+{
+    open_shard *o = &s->open[rec->split];
+    shard *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    sh->split = rec->split;
+    sh->index = s->next_index[rec->split]++;
+    sh->h = rec->h, sh->w = rec->w, sh->c = rec->c, sh->dtype = rec->dtype;
+    snprintf(sh->tmp, sizeof sh->tmp, "%.3000s/" TMP_PREFIX "%s-%05d.h5", s->dir, sp_split_name(sh->split),
+             sh->index);
+    o->sh = sh;
+    o->item_bytes = (size_t)rec->payload_len;
+    o->chunk_n = CHUNK_TARGET / o->item_bytes;
+    if (o->chunk_n < 1)
+        o->chunk_n = 1;
+    if (s->opts.max_records && o->chunk_n > s->opts.max_records)
+        o->chunk_n = s->opts.max_records;
+    o->chunk = malloc(o->chunk_n * o->item_bytes);
+    if (!o->chunk) {
+        free(sh);
+        o->sh = NULL;
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0);
+    o->file = H5Fcreate(sh->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    H5Pclose(fcpl);
+    if (o->file < 0)
+        return h5fail(err, "cannot create", sh->tmp);
+    hsize_t dims[4] = {0, rec->h, rec->w, rec->c};
+    hsize_t maxd[4] = {H5S_UNLIMITED, rec->h, rec->w, rec->c};
+    hsize_t chunk[4] = {o->chunk_n, rec->h, rec->w, rec->c};
+    hid_t space = H5Screate_simple(4, dims, maxd);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    H5Pset_chunk(dcpl, 4, chunk);
+    unsigned level = (unsigned)s->opts.zstd_level;
+    H5Pset_filter(dcpl, SP_H5Z_ZSTD, H5Z_FLAG_MANDATORY, 1, &level);
+    o->images = H5Dcreate2(o->file, "images", h5_type(rec->dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (o->images < 0)
+        return h5fail(err, "cannot create images", sh->tmp);
+    return 0;
+}
+
+static int flush_chunk(open_shard *o, sp_err *err)
+{
+    if (!o->in_chunk)
+        return 0;
+    hsize_t newsize[4] = {o->written + o->in_chunk, o->sh->h, o->sh->w, o->sh->c};
+    if (H5Dset_extent(o->images, newsize) < 0)
+        return h5fail(err, "cannot extend images", o->sh->tmp);
+    hid_t fspace = H5Dget_space(o->images);
+    hsize_t start[4] = {o->written, 0, 0, 0};
+    hsize_t count[4] = {o->in_chunk, o->sh->h, o->sh->w, o->sh->c};
+    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t mspace = H5Screate_simple(4, count, NULL);
+    herr_t rc = H5Dwrite(o->images, h5_type(o->sh->dtype), mspace, fspace, H5P_DEFAULT, o->chunk);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    if (rc < 0)
+        return h5fail(err, "cannot write images", o->sh->tmp);
+    o->written += o->in_chunk;
+    o->in_chunk = 0;
+    return 0;
+}
+
+/* A 1-D dataset of n values of type t from data, chunked and compressed. */
+static int write_column(hid_t file, const char *name, hid_t t, uint64_t n, const void *data, int compress,
+                        unsigned level)
+{
+    hsize_t dims[1] = {n}, chunk[1] = {n < 65536 ? n : 65536};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    H5Pset_chunk(dcpl, 1, chunk);
+    if (compress)
+        H5Pset_filter(dcpl, SP_H5Z_ZSTD, H5Z_FLAG_MANDATORY, 1, &level);
+    hid_t ds = H5Dcreate2(file, name, t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+static hid_t vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static int close_shard(sp_shardset *s, int split, sp_err *err)
+{
+    open_shard *o = &s->open[split];
+    if (!o->sh)
+        return 0;
+    shard *sh = o->sh;
+    int rc = flush_chunk(o, err);
+    unsigned level = (unsigned)s->opts.zstd_level;
+    if (!rc && (write_column(o->file, "labels", H5T_NATIVE_INT32, sh->n, o->labels.data, 1, level) ||
+                (sh->has_label2 &&
+                 write_column(o->file, "labels2", H5T_NATIVE_INT32, sh->n, o->labels2.data, 1, level)) ||
+                write_column(o->file, "checksums", H5T_NATIVE_UINT64, sh->n, o->checksums.data, 0, level)))
+        rc = h5fail(err, "cannot write labels", sh->tmp);
+    if (!rc) {
+        const char **ptrs = malloc(sh->n * sizeof *ptrs);
+        if (!ptrs)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        const char *p = (const char *)o->keys.data;
+        for (uint64_t i = 0; i < sh->n; i++) {
+            ptrs[i] = p;
+            p += strlen(p) + 1;
+        }
+        hid_t st = vlen_str_type();
+        if (write_column(o->file, "keys", st, sh->n, ptrs, 0, level))
+            rc = h5fail(err, "cannot write keys", sh->tmp);
+        H5Tclose(st);
+        free(ptrs);
+    }
+    H5Dclose(o->images);
+    if (H5Fclose(o->file) < 0 && !rc)
+        rc = h5fail(err, "cannot close", sh->tmp);
+    open_shard_reset(o);
+    *s->done_tail = sh;
+    s->done_tail = &sh->next;
+    return rc;
+}
+
+int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err)
+{
+    if (rec->kind != SP_KIND_PIXELS)
+        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record; sp-shard stores pixel records (run sp-decode first)",
+                       rec->key, sp_kind_name(rec->kind));
+    int sp = rec->split;
+    if (s->shape[sp][0] == 0) {
+        s->shape[sp][0] = rec->h, s->shape[sp][1] = rec->w, s->shape[sp][2] = rec->c;
+        s->dtype[sp] = rec->dtype;
+    } else if (s->shape[sp][0] != rec->h || s->shape[sp][1] != rec->w || s->shape[sp][2] != rec->c ||
+               s->dtype[sp] != rec->dtype) {
+        return sp_fail(err, SP_EXIT_DATA,
+                       "%s: shape %ux%ux%u %s differs from the %ux%ux%u %s of the other %s records "
+                       "(resize them to one size first)",
+                       rec->key, rec->h, rec->w, rec->c, sp_dtype_name(rec->dtype), s->shape[sp][0],
+                       s->shape[sp][1], s->shape[sp][2], sp_dtype_name(s->dtype[sp]), sp_split_name(sp));
+    }
+    open_shard *o = &s->open[sp];
+    if (o->sh) {
+        uint64_t bytes = (o->sh->n + 1) * o->item_bytes;
+        if ((s->opts.max_records && o->sh->n >= s->opts.max_records) ||
+            (s->opts.max_bytes && bytes > s->opts.max_bytes && o->sh->n > 0))
+            if (close_shard(s, sp, err))
+                return -1;
+    }
+    if (!o->sh && start_shard(s, rec, err))
+        return -1;
+    shard *sh = o->sh;
+    memcpy(o->chunk + o->in_chunk * o->item_bytes, payload, o->item_bytes);
+    if (++o->in_chunk == o->chunk_n && flush_chunk(o, err))
+        return -1;
+    int32_t l1 = rec->label, l2 = rec->label2;
+    if (l2 != SP_LABEL_NONE)
+        sh->has_label2 = 1;
+    if (sp_buf_append(&o->labels, &l1, 4) || sp_buf_append(&o->labels2, &l2, 4) ||
+        sp_buf_append(&o->checksums, &rec->checksum, 8) ||
+        sp_buf_append(&o->keys, rec->key, (size_t)rec->key_len + 1))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    sh->n++;
+    return 0;
+}
+
+/* ---- commit ---- */
+
+static int attr_string(hid_t loc, const char *name, const char *value)
+{
+    hid_t t = vlen_str_type();
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, &value);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc < 0 ? -1 : 0;
+}
+
+static int attr_json(hid_t loc, const char *name, const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!s)
+        return -1;
+    int rc = attr_string(loc, name, s);
+    free(s);
+    return rc;
+}
+
+static int attr_ints(hid_t loc, const char *name, hid_t t, const void *v, hsize_t n)
+{
+    hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+static int attr_strings(hid_t loc, const char *name, const json_t *arr)
+{
+    hsize_t n = json_array_size(arr);
+    if (n == 0)
+        return 0;
+    const char **v = malloc(n * sizeof *v);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = json_string_value(json_array_get(arr, i));
+        if (!v[i])
+            v[i] = "";
+    }
+    hid_t t = vlen_str_type();
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    free(v);
+    return rc < 0 ? -1 : 0;
+}
+
+static int write_attributes(const shard *sh, const json_t *meta, sp_err *err)
+{
+    hid_t f = H5Fopen(sh->tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0)
+        return h5fail(err, "cannot reopen", sh->tmp);
+    const char *dataset = json_string_value(json_object_get(meta, "dataset"));
+    int32_t version = SP_SHARD_FORMAT_VERSION, index = sh->index;
+    uint64_t count = sh->n;
+    int32_t shape[3] = {(int32_t)sh->h, (int32_t)sh->w, (int32_t)sh->c};
+    json_t *recipe = json_object_get(meta, "recipe");
+    json_t *classes2 = json_object_get(meta, "classes2");
+    int bad = attr_string(f, "format", SP_SHARD_FORMAT) ||
+              attr_ints(f, "format_version", H5T_NATIVE_INT32, &version, 0) ||
+              attr_string(f, "dataset", dataset ? dataset : "") ||
+              attr_string(f, "split", sp_split_name(sh->split)) ||
+              attr_ints(f, "shard_index", H5T_NATIVE_INT32, &index, 0) ||
+              attr_ints(f, "record_count", H5T_NATIVE_UINT64, &count, 0) ||
+              attr_ints(f, "shape", H5T_NATIVE_INT32, shape, 3) ||
+              attr_string(f, "dtype", sp_dtype_name(sh->dtype)) ||
+              attr_strings(f, "classes", json_object_get(meta, "classes")) ||
+              (sh->has_label2 && attr_strings(f, "classes2", classes2)) ||
+              attr_json(f, "recipe", recipe ? recipe : json_array()) || attr_json(f, "meta", meta);
+    if (bad) {
+        H5Fclose(f);
+        return h5fail(err, "cannot write attributes", sh->tmp);
+    }
+    if (H5Fclose(f) < 0)
+        return h5fail(err, "cannot close", sh->tmp);
+    return sp_fsync_path(sh->tmp, err);
+}
+
+static json_t *shape_json(const shard *sh) { return json_pack("[i,i,i]", sh->h, sh->w, sh->c); }
+
+int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
+{
+    for (int i = 0; i < NSPLITS; i++)
+        if (close_shard(s, i, err))
+            return -1;
+    /* previous manifest: its shards are removed once the new one is in place */
+    json_t *old = NULL;
+    char path[8192];
+    snprintf(path, sizeof path, "%s/" SP_MANIFEST_NAME, s->dir);
+    if (access(path, F_OK) == 0)
+        old = sp_manifest_load(s->dir, NULL);
+
+    json_t *m = json_object(), *list = json_array(), *splits = json_object();
+    if (!m || !list || !splits) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        goto fail;
+    }
+    uint64_t total_records = 0, total_bytes = 0;
+    /* manifest order: by split (train, test, val, none), then index */
+    static const int order[] = {SP_SPLIT_TRAIN, SP_SPLIT_TEST, SP_SPLIT_VAL, SP_SPLIT_NONE};
+    for (int k = 0; k < 4; k++) {
+        for (shard *sh = s->done; sh; sh = sh->next) {
+            if (sh->split != order[k])
+                continue;
+            char hex[65], name[256], dst[8192];
+            uint64_t size;
+            if (write_attributes(sh, meta, err) || sp_sha256_file(sh->tmp, hex, &size, err))
+                goto fail;
+            snprintf(name, sizeof name, "%s-%05d-%.8s.h5", sp_split_name(sh->split), sh->index, hex);
+            snprintf(dst, sizeof dst, "%s/%s", s->dir, name);
+            if (rename(sh->tmp, dst)) {
+                sp_fail(err, SP_EXIT_SYSTEM, "rename %s: %s", dst, strerror(errno));
+                goto fail;
+            }
+            sh->tmp[0] = 0; /* no longer ours to remove */
+            json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I, s:I, s:s, s:o, s:s}", "file", name,
+                                                  "split", sp_split_name(sh->split), "index", sh->index,
+                                                  "records", (json_int_t)sh->n, "bytes", (json_int_t)size,
+                                                  "sha256", hex, "shape", shape_json(sh), "dtype",
+                                                  sp_dtype_name(sh->dtype)));
+            json_t *sj = json_object_get(splits, sp_split_name(sh->split));
+            if (!sj) {
+                sj = json_pack("{s:I, s:i, s:I, s:o, s:s}", "records", (json_int_t)0, "shards", 0, "bytes",
+                               (json_int_t)0, "shape", shape_json(sh), "dtype", sp_dtype_name(sh->dtype));
+                json_object_set_new(splits, sp_split_name(sh->split), sj);
+            }
+            json_object_set_new(sj, "records",
+                                json_integer(json_integer_value(json_object_get(sj, "records")) + (json_int_t)sh->n));
+            json_object_set_new(sj, "shards", json_integer(json_integer_value(json_object_get(sj, "shards")) + 1));
+            json_object_set_new(sj, "bytes",
+                                json_integer(json_integer_value(json_object_get(sj, "bytes")) + (json_int_t)size));
+            total_records += sh->n;
+            total_bytes += size;
+        }
+    }
+    /* every stream metadata member (dataset, classes, recipe, ...) at the top,
+     * then the manifest's own members */
+    json_object_update(m, (json_t *)meta);
+    json_object_set_new(m, "format", json_string(SP_MANIFEST_FORMAT));
+    json_object_set_new(m, "format_version", json_integer(SP_MANIFEST_VERSION));
+    json_object_set_new(m, "shards", list);
+    json_object_set_new(m, "splits", splits);
+    json_object_set_new(m, "total_records", json_integer((json_int_t)total_records));
+    json_object_set_new(m, "total_bytes", json_integer((json_int_t)total_bytes));
+    if (sp_fsync_path(s->dir, err) || sp_write_json_atomic(s->dir, SP_MANIFEST_NAME, m, err)) {
+        json_decref(m);
+        json_decref(old);
+        return -1;
+    }
+    s->committed = 1;
+    s->manifest = m;
+    /* the old manifest's shards that the new one does not list */
+    if (old) {
+        size_t i, j;
+        json_t *o, *n;
+        json_array_foreach(json_object_get(old, "shards"), i, o) {
+            const char *f = json_string_value(json_object_get(o, "file"));
+            int keep = 0;
+            json_array_foreach(list, j, n)
+                keep |= !strcmp(f, json_string_value(json_object_get(n, "file")));
+            if (!keep) {
+                snprintf(path, sizeof path, "%s/%s", s->dir, f);
+                unlink(path);
+            }
+        }
+        json_decref(old);
+    }
+    return 0;
+fail:
+    json_decref(m);
+    json_decref(list);
+    json_decref(splits);
+    json_decref(old);
+    return -1;
+}
+
+const json_t *sp_shardset_manifest(const sp_shardset *s) { return s->manifest; }
+
+void sp_shardset_free(sp_shardset *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < NSPLITS; i++) {
+        open_shard *o = &s->open[i];
+        if (o->sh) {
+            if (o->images >= 0)
+                H5Dclose(o->images);
+            if (o->file >= 0)
+                H5Fclose(o->file);
+            unlink(o->sh->tmp);
+            free(o->sh);
+        }
+        open_shard_reset(o);
+    }
+    while (s->done) {
+        shard *n = s->done->next;
+        if (s->done->tmp[0])
+            unlink(s->done->tmp);
+        free(s->done);
+        s->done = n;
+    }
+    json_decref(s->manifest);
+    close(s->lock_fd);
+    free(s);
+}

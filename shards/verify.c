@@ -1,0 +1,164 @@
+#define _POSIX_C_SOURCE 200809L
+#include "shards/verify.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "shards/manifest.h"
+#include "shards/shard.h"
+
+typedef struct vctx {
+    void (*report)(void *, const char *);
+    void *ctx;
+    sp_verify_stats *st;
+} vctx;
+
+static void problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(vctx *v, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    v->st->problems++;
+    if (v->report)
+        v->report(v->ctx, line);
+}
+
+static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
+{
+    uint32_t h, w, c;
+    int dtype;
+    sp_shard_shape(s, &h, &w, &c, &dtype);
+    size_t item = (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
+    uint64_t n = sp_shard_count(s), batch = (64u << 20) / item;
+    if (batch < 1)
+        batch = 1;
+    if (batch > n)
+        batch = n ? n : 1;
+    uint8_t *pix = malloc(batch * item);
+    int32_t *lab = malloc(batch * 4), *lab2 = malloc(batch * 4);
+    uint64_t *ck = malloc(batch * 8);
+    sp_err err = {0};
+    if (!pix || !lab || !lab2 || !ck) {
+        problem(v, "%s: out of memory", file);
+        goto out;
+    }
+    for (uint64_t first = 0; first < n; first += batch) {
+        uint64_t k = n - first < batch ? n - first : batch;
+        if (sp_shard_read(s, first, k, pix, lab, lab2, ck, &err)) {
+            problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
+                    (unsigned long long)(first + k - 1), err.msg);
+            goto out;
+        }
+        for (uint64_t i = 0; i < k; i++) {
+            uint64_t idx = first + i;
+            if (XXH3_64bits(pix + i * item, item) != ck[i])
+                problem(v, "%s: record %llu (%s): pixels do not match their checksum", file,
+                        (unsigned long long)idx, sp_shard_key(s, idx));
+            if (lab[i] < -1 || (nclasses > 0 && lab[i] >= nclasses))
+                problem(v, "%s: record %llu (%s): label %d outside the %d classes", file,
+                        (unsigned long long)idx, sp_shard_key(s, idx), lab[i], nclasses);
+            if (lab2[i] < -1 || (nclasses2 > 0 && lab2[i] >= nclasses2))
+                problem(v, "%s: record %llu (%s): second label %d outside the %d classes", file,
+                        (unsigned long long)idx, sp_shard_key(s, idx), lab2[i], nclasses2);
+        }
+    }
+out:
+    free(pix);
+    free(lab);
+    free(lab2);
+    free(ck);
+}
+
+static void verify_shard(vctx *v, const char *dir, json_t *entry, int nclasses, int nclasses2)
+{
+    const char *file = json_string_value(json_object_get(entry, "file"));
+    const char *split = json_string_value(json_object_get(entry, "split"));
+    const char *sha = json_string_value(json_object_get(entry, "sha256"));
+    const char *dtype = json_string_value(json_object_get(entry, "dtype"));
+    json_int_t records = json_integer_value(json_object_get(entry, "records"));
+    json_int_t bytes = json_integer_value(json_object_get(entry, "bytes"));
+    json_t *shape = json_object_get(entry, "shape");
+    char path[8192], hex[65];
+    uint64_t size;
+    sp_err err = {0};
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (sp_sha256_file(path, hex, &size, &err)) {
+        problem(v, "%s", err.msg);
+        return;
+    }
+    v->st->bytes += size;
+    if ((json_int_t)size != bytes)
+        problem(v, "%s: %llu bytes, manifest says %lld", file, (unsigned long long)size, (long long)bytes);
+    if (strcmp(hex, sha))
+        problem(v, "%s: sha256 %s, manifest says %s", file, hex, sha);
+    sp_shard *s = sp_shard_open(path, &err);
+    if (!s) {
+        problem(v, "%s", err.msg);
+        return;
+    }
+    uint32_t h, w, c;
+    int dt;
+    sp_shard_shape(s, &h, &w, &c, &dt);
+    long long count = -1;
+    if (sp_shard_attr_int(s, "record_count", &count, &err))
+        problem(v, "%s", err.msg);
+    else if ((uint64_t)count != sp_shard_count(s))
+        problem(v, "%s: record_count attribute %lld, images has %llu", file, count,
+                (unsigned long long)sp_shard_count(s));
+    if ((json_int_t)sp_shard_count(s) != records)
+        problem(v, "%s: %llu records, manifest says %lld", file, (unsigned long long)sp_shard_count(s),
+                (long long)records);
+    if (strcmp(sp_split_name(sp_shard_split(s)), split))
+        problem(v, "%s: split %s, manifest says %s", file, sp_split_name(sp_shard_split(s)), split);
+    if (json_integer_value(json_array_get(shape, 0)) != h || json_integer_value(json_array_get(shape, 1)) != w ||
+        json_integer_value(json_array_get(shape, 2)) != c)
+        problem(v, "%s: shape %ux%ux%u differs from the manifest's", file, h, w, c);
+    if (!dtype || strcmp(dtype, sp_dtype_name(dt)))
+        problem(v, "%s: dtype %s, manifest says %s", file, sp_dtype_name(dt), dtype ? dtype : "nothing");
+    verify_records(v, s, file, nclasses, nclasses2);
+    v->st->shards++;
+    v->st->records += sp_shard_count(s);
+    sp_shard_close(s);
+}
+
+int sp_verify_dir(const char *dir, void (*report)(void *ctx, const char *problem), void *ctx,
+                  sp_verify_stats *st, sp_err *err)
+{
+    memset(st, 0, sizeof *st);
+    json_t *m = sp_manifest_load(dir, err);
+    if (!m)
+        return -1;
+    vctx v = {report, ctx, st};
+    int nclasses = (int)json_array_size(json_object_get(m, "classes"));
+    int nclasses2 = (int)json_array_size(json_object_get(m, "classes2"));
+    size_t i;
+    json_t *e;
+    json_int_t sum = 0;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        verify_shard(&v, dir, e, nclasses, nclasses2);
+        sum += json_integer_value(json_object_get(e, "records"));
+    }
+    json_int_t total = json_integer_value(json_object_get(m, "total_records"));
+    if (sum != total)
+        problem(&v, "manifest: shards hold %lld records, total_records says %lld", (long long)sum,
+                (long long)total);
+    const char *name;
+    json_t *sj;
+    json_object_foreach(json_object_get(m, "splits"), name, sj) {
+        json_int_t n = 0;
+        json_array_foreach(json_object_get(m, "shards"), i, e)
+            if (!strcmp(json_string_value(json_object_get(e, "split")), name))
+                n += json_integer_value(json_object_get(e, "records"));
+        if (n != json_integer_value(json_object_get(sj, "records")))
+            problem(&v, "manifest: split %s lists %lld records, its shards hold %lld", name,
+                    (long long)json_integer_value(json_object_get(sj, "records")), (long long)n);
+    }
+    json_decref(m);
+    return st->problems ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Runs every test: the C unit tests, then the tool tests (tests/tools/*.sh),
+# each in its own temporary directory. Prints one line per test and a closing
+# "N passed, N failed" line; exits non-zero if any failed.
+#   SP_BUILD   build directory (default: build)
+#   SP_TESTS   run only the tests whose name contains this string
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${SP_BUILD:-build}
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+export SP_BIN="$build/bin" SP_ROOT="$root" HDF5_PLUGIN_PATH="$build/hdf5-plugin"
+export PATH="$SP_BIN:$PATH"
+filter=${SP_TESTS:-}
+pass=0 fail=0 failed=""
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/sp-tests.XXXXXX")
+
+run() { # name command...
+    name=$1; shift
+    case "$name" in *"$filter"*) ;; *) return ;; esac
+    work=$(mktemp -d "$logdir/$name.XXXXXX")
+    start=$(date +%s)
+    if (cd "$work" && "$@") >"$work.log" 2>&1; then
+        pass=$((pass + 1)); echo "ok    $name ($(( $(date +%s) - start ))s)"
+        rm -rf "$work"
+    else
+        fail=$((fail + 1)); failed="$failed $name"
+        echo "FAIL  $name"; sed 's/^/      | /' "$work.log" | tail -40
+    fi
+}
+
+for t in "$build"/tests/test_*; do
+    run "$(basename "$t")" "$t"
+done
+for t in tests/tools/test_*.sh; do
+    run "$(basename "$t" .sh)" sh "$root/$t"
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && rm -rf "$logdir"
+[ "$fail" -eq 0 ] || { echo "failed:$failed (logs in $logdir)"; exit 1; }
