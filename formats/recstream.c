@@ -642,7 +642,8 @@ static int wr_frame_head(sp_writer *w, int type, const uint8_t *head, uint16_t h
     f[0] = (uint8_t)type;
     sp_put_u16(f + 2, head_len);
     sp_put_u64(f + 8, payload_len);
-    memcpy(f + FRAME_PREFIX, head, head_len);
+    if (head_len)
+        memcpy(f + FRAME_PREFIX, head, head_len);
     sp_put_u64(f + FRAME_PREFIX + head_len, XXH3_64bits(f, FRAME_PREFIX + (size_t)head_len));
     return wr_put(w, f, FRAME_PREFIX + (size_t)head_len + 8, err);
 }

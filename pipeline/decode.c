@@ -178,6 +178,13 @@ static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_e
     return 0;
 }
 
+/* 1 if the base name has the IDX naming convention "-idxN-ubyte". */
+static int idx_name(const char *key)
+{
+    const char *s = strstr(sp_basename(key), "-idx");
+    return s && s[4] >= '1' && s[4] <= '9' && !strncmp(s + 5, "-ubyte", 6);
+}
+
 static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
 {
     idx_pending *p = calloc(1, sizeof *p);
@@ -234,7 +241,9 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;
-    if (rec->kind == SP_KIND_BLOB && sp_idx_sniff(data, (size_t)rec->payload_len))
+    /* IDX by content; a file named like one (..-idx3-ubyte) that is not is an
+     * error, reported by the parser, rather than a silent skip */
+    if (rec->kind == SP_KIND_BLOB && (sp_idx_sniff(data, (size_t)rec->payload_len) || idx_name(rec->key)))
         return decode_idx(d, rec, data, err);
     d->stats.skipped++;
     if (d->opts.report)

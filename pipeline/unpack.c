@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_BLOCKSIZE_MAX */
+#include <zstd.h>
 
 #define MAX_DEPTH 8
 #define PEEK 512
@@ -321,7 +323,9 @@ static int unpack_archive(ctx *c, src *s, const char *prefix, int depth, sp_err 
             }
             const char *why = entry_problem(e, path);
             if (why) {
-                report(c, key, why);
+                char name[SP_KEY_MAX + 64];
+                snprintf(name, sizeof name, "%s: %s", prefix, path); /* the path as stored */
+                report(c, name, why);
                 continue;
             }
         }
@@ -385,37 +389,61 @@ static int unpack_records(ctx *c, sp_reader *r, const json_t *overrides, sp_err 
     return rc < 0 ? -1 : 0;
 }
 
+static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, const char *name,
+                        const char *base, const json_t *overrides, sp_err *err);
+
 int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overrides, sp_stage *out,
                  const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err)
 {
     ctx c = {.out = out, .opts = opts, .stats = stats, .input = name};
     sp_record_init(&c.tmpl, SP_KIND_BLOB, "x", NULL);
-    uint8_t pre[PEEK];
-    ssize_t got = sp_read_full(fd, pre, sizeof pre);
-    if (got < 0)
+    /* enough to sniff a record stream: the magic, or for zstd data its first
+     * block, which must be decompressed to see the magic inside */
+    size_t cap = ZSTD_BLOCKSIZE_MAX + 64;
+    uint8_t *pre = malloc(cap);
+    if (!pre)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    ssize_t got = sp_read_full(fd, pre, PEEK);
+    if (got == PEEK && !memcmp(pre, "\x28\xb5\x2f\xfd", 4)) {
+        ssize_t more = sp_read_full(fd, pre + PEEK, cap - PEEK);
+        got = more < 0 ? -1 : got + more;
+    }
+    if (got < 0) {
+        free(pre);
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: read failed: %s", name, strerror(errno));
-    if (sp_stream_sniff(pre, (size_t)got)) {
-        sp_reader *r = sp_reader_open_prefixed(fd, pre, (size_t)got, name, NULL, err);
+    }
+    int rc = unpack_input(&c, fd, pre, (size_t)got, name, base, overrides, err);
+    free(pre);
+    return rc;
+}
+
+/* Unpacks fd, whose first pre_len bytes were already read into pre. */
+static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, const char *name,
+                        const char *base, const json_t *overrides, sp_err *err)
+{
+    sp_stage *out = c->out;
+    if (sp_stream_sniff(pre, pre_len)) {
+        sp_reader *r = sp_reader_open_prefixed(fd, pre, pre_len, name, NULL, err);
         if (!r)
             return -1;
-        int rc = unpack_records(&c, r, overrides, err);
+        int rc = unpack_records(c, r, overrides, err);
         sp_reader_free(r);
         return rc;
     }
     if (!out->w && sp_stage_meta(out, overrides, err))
         return -1;
-    if (got == 0) { /* an empty file is one empty blob */
+    if (pre_len == 0) { /* an empty file is one empty blob */
         sp_record rec;
         if (sp_record_init(&rec, SP_KIND_BLOB, base, err) || sp_writer_record(out->w, &rec, "", 0, err))
             return -1;
-        stats->files++;
+        c->stats->files++;
         return 0;
     }
-    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = (size_t)got, .err = err};
+    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err};
     s.buf = malloc(2 * CHUNK);
     if (!s.buf)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    int rc = unpack_archive(&c, &s, base, 0, err);
+    int rc = unpack_archive(c, &s, base, 0, err);
     free(s.buf);
     return rc;
 }

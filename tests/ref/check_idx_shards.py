@@ -13,6 +13,7 @@ import sys
 
 import h5py
 import numpy as np
+import xxhash
 
 
 def read_idx(path):
@@ -40,7 +41,7 @@ def main():
     for split, prefix in (("train", "train"), ("test", "t10k")):
         want_images = read_idx(find(idx_dir, prefix, "images"))
         want_labels = read_idx(find(idx_dir, prefix, "labels"))
-        images, labels, keys = [], [], []
+        images, labels, keys, sums = [], [], [], []
         for shard in manifest["shards"]:
             if shard["split"] != split:
                 continue
@@ -51,6 +52,7 @@ def main():
                 images.append(h["images"][...])
                 labels.append(h["labels"][...])
                 keys.extend(k.decode() for k in h["keys"][...])
+                sums.append(h["checksums"][...])
         images = np.concatenate(images)
         labels = np.concatenate(labels)
         n = len(want_images)
@@ -62,9 +64,12 @@ def main():
         bad_lab = int(np.count_nonzero(labels != want_labels.astype(np.int32)))
         want_keys = [f"{os.path.basename(find(idx_dir, prefix, 'images')).removesuffix('.gz')}#{i}"
                      for i in range(n)]
-        bad_keys = sum(a != b for a, b in zip(keys, want_keys))
-        print(f"{split}: {n} records, {bad_px} pixels differ, {bad_lab} labels differ, {bad_keys} keys differ")
-        problems += (bad_px > 0) + (bad_lab > 0) + (bad_keys > 0)
+        bad_keys = sum(a != b for a, b in zip(keys, want_keys)) + abs(len(keys) - n)
+        sums = np.concatenate(sums)
+        bad_sums = sum(int(s) != xxhash.xxh3_64_intdigest(want_images[i].tobytes()) for i, s in enumerate(sums))
+        print(f"{split}: {n} records, {bad_px} pixels differ, {bad_lab} labels differ, {bad_keys} keys differ, "
+              f"{bad_sums} checksums differ")
+        problems += (bad_px > 0) + (bad_lab > 0) + (bad_keys > 0) + (bad_sums > 0)
         if manifest["splits"][split]["records"] != n:
             print(f"{split}: manifest says {manifest['splits'][split]['records']} records")
             problems += 1

@@ -28,7 +28,7 @@ int main(void)
     enum { N = 100000 };
     uint8_t *data = malloc(N);
     for (int i = 0; i < N; i++)
-        data[i] = (uint8_t)((i * i) >> 5);
+        data[i] = (uint8_t)(((unsigned)i * (unsigned)i) >> 5);
 
     void *z, *back;
     size_t zn = run_filter(0, data, N, &z);
