@@ -18,17 +18,22 @@ LIB_SRC := common/sp_common.c \
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-unpack sp-decode sp-shard sp-cat sp-verify
 UNIT    := test_recstream test_idx test_h5zstd
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/lib/libshardpipe.a
 BINS    := $(TOOLS:%=$(BUILD)/bin/%)
 UNITS   := $(UNIT:%=$(BUILD)/tests/%)
+FUZZS   := $(FUZZ:%=$(BUILD)/tests/%)
+# Fuzz targets link with the replay driver (make test) or libFuzzer (make fuzz).
+FUZZ_DRIVER  ?= $(BUILD)/obj/tests/fuzz/replay_main.o
+FUZZ_LDFLAGS ?=
 PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
-.PHONY: all deps test check demo asan bench clean
+.PHONY: all deps test check demo asan bench fuzz clean
 .SECONDARY:
-all: $(BINS) $(PLUGIN) $(UNITS)
+all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -45,6 +50,10 @@ $(BUILD)/bin/%: $(BUILD)/obj/cmd/%.o $(CLI_OBJ) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/fuzz_fd.o $(FUZZ_DRIVER) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(FUZZ_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The zstd filter as an HDF5 plugin, for h5py, h5dump and other readers. Built
 # without sanitizers even in `make asan`: it is loaded into programs (python3,
@@ -68,6 +77,19 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
 
+# Coverage-guided fuzzing with clang's libFuzzer, FUZZ_SECONDS per target,
+# starting from the seeds the replay test writes (tests/fuzz/make_seeds.sh).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
+	    SAN="-fsanitize=address,undefined,fuzzer-no-link" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer \
+	    $(FUZZ:%=build/fuzz/tests/%)
+	@tests/fuzz/make_seeds.sh build build/fuzz/seeds
+	@for t in $(FUZZ); do \
+	    mkdir -p build/fuzz/corpus/$$t && \
+	    build/fuzz/tests/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$t build/fuzz/seeds/$${t#fuzz_} \
+	    || exit 1; done
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(BUILD)
@@ -79,4 +101,4 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/obj/cmd/%.d) $(UNIT:%=$(BUILD)/obj/tests/unit/%.d)
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Writes seed inputs for the fuzz targets with the project's own tools and
+# fixture generators: OUTDIR/recstream, OUTDIR/idx, OUTDIR/unpack.
+# usage: make_seeds.sh BUILD_DIR OUTDIR
+set -eu
+build=$(cd "$1" && pwd)
+out=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
+/usr/bin/python3 "$root/tests/fixtures/make_archives.py" "$tmp/arc"
+"$build/bin/sp-unpack" -q --dataset mnist "$tmp"/idx/* > "$out/recstream/blobs.sprs"
+"$build/bin/sp-decode" -q "$out/recstream/blobs.sprs" > "$out/recstream/pixels.sprs"
+zstd -q -c "$out/recstream/pixels.sprs" > "$out/recstream/pixels.sprs.zst"
+cp "$tmp"/idx/train-images-idx3-ubyte "$tmp"/idx/train-labels-idx1-ubyte "$out/idx/"
+"$build/bin/sp-unpack" -q --no-recurse "$tmp/arc/outer.tar" > "$out/unpack/outer.sprs"
+cp "$tmp"/arc/outer.tar "$tmp"/arc/outer.tar.gz "$tmp"/arc/files.zip "$tmp"/arc/note.txt.gz "$out/unpack/"
