@@ -22,11 +22,20 @@ static const char usage[] =
     "Exit status: 0 every set verified; 1 a problem was found, or a manifest is\n"
     "missing or malformed; 2 usage error; 3 system error.\n";
 
+static sp_progress prog;
+
 static void report(void *ctx, const char *problem)
 {
     const char *dir = ctx;
+    sp_progress_done(&prog);
     if (sp_verbosity >= 1)
         sp_msg("%s: %s", dir, problem);
+}
+
+static void on_progress(void *ctx, const sp_verify_stats *st)
+{
+    (void)ctx;
+    sp_progress_update(&prog, st->records, st->bytes);
 }
 
 int main(int argc, char **argv)
@@ -49,10 +58,13 @@ int main(int argc, char **argv)
     if (optind == argc)
         return sp_cli_usage_error("no shard directory given");
     int status = SP_EXIT_OK;
+    sp_progress_init(&prog);
     for (int i = optind; i < argc; i++) {
         sp_err err = {0};
         sp_verify_stats st;
-        int rc = sp_verify_dir(argv[i], report, argv[i], &st, &err);
+        sp_verify_hooks hooks = {report, on_progress, argv[i]};
+        int rc = sp_verify_dir(argv[i], &hooks, &st, &err);
+        sp_progress_done(&prog);
         if (rc < 0) {
             if (sp_verbosity >= 1)
                 sp_report(&err);

@@ -1,14 +1,17 @@
 #!/bin/sh
 # Installs the Debian 12 packages shardpipe needs to build, test and run its
-# demo. As root it runs apt-get; as anyone else it prints the command to run
-# and exits 1 when something is missing.
+# demo, plus any packages named as arguments (the benchmarks name their
+# peers). As root it runs apt-get; as anyone else it prints the command to
+# run and exits 1 when something is missing.
+# usage: install-deps.sh [PACKAGE]...
 set -eu
 
 PACKAGES="gcc libc6-dev make pkg-config
 libarchive-dev libhdf5-dev hdf5-tools libzstd-dev zstd libjansson-dev
 libxxhash-dev libssl-dev
 python3 python3-h5py python3-numpy python3-xxhash
-dataset-fashion-mnist"
+dataset-fashion-mnist
+$*"
 
 missing=""
 for p in $PACKAGES; do

@@ -11,8 +11,7 @@
 #include "shards/shard.h"
 
 typedef struct vctx {
-    void (*report)(void *, const char *);
-    void *ctx;
+    const sp_verify_hooks *hooks;
     sp_verify_stats *st;
 } vctx;
 
@@ -25,8 +24,8 @@ static void problem(vctx *v, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     v->st->problems++;
-    if (v->report)
-        v->report(v->ctx, line);
+    if (v->hooks->report)
+        v->hooks->report(v->hooks->ctx, line);
 }
 
 static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
@@ -66,6 +65,11 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses,
             if (lab2[i] < -1 || (nclasses2 > 0 && lab2[i] >= nclasses2))
                 problem(v, "%s: record %llu (%s): second label %d outside the %d classes", file,
                         (unsigned long long)idx, sp_shard_key(s, idx), lab2[i], nclasses2);
+        }
+        if (v->hooks->progress) {
+            sp_verify_stats now = *v->st;
+            now.records += first + k;
+            v->hooks->progress(v->hooks->ctx, &now);
         }
     }
 out:
@@ -127,14 +131,14 @@ static void verify_shard(vctx *v, const char *dir, json_t *entry, int nclasses, 
     sp_shard_close(s);
 }
 
-int sp_verify_dir(const char *dir, void (*report)(void *ctx, const char *problem), void *ctx,
-                  sp_verify_stats *st, sp_err *err)
+int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats *st, sp_err *err)
 {
+    static const sp_verify_hooks none;
     memset(st, 0, sizeof *st);
     json_t *m = sp_manifest_load(dir, err);
     if (!m)
         return -1;
-    vctx v = {report, ctx, st};
+    vctx v = {hooks ? hooks : &none, st};
     int nclasses = (int)json_array_size(json_object_get(m, "classes"));
     int nclasses2 = (int)json_array_size(json_object_get(m, "classes2"));
     size_t i;

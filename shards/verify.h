@@ -11,14 +11,19 @@ typedef struct sp_verify_stats {
     uint64_t shards, records, bytes, problems;
 } sp_verify_stats;
 
+/* What the caller hears while a set is checked; any member may be NULL. */
+typedef struct sp_verify_hooks {
+    void (*report)(void *ctx, const char *problem); /* one line naming shard and record */
+    void (*progress)(void *ctx, const sp_verify_stats *st); /* running totals, per batch */
+    void *ctx;
+} sp_verify_hooks;
+
 /* Checks every shard listed in dir/manifest.json: present, size and sha256 as
  * listed, a readable shard whose split, record count, shape and dtype agree
  * with the manifest, every record's pixels matching its stored checksum,
- * labels within the class list, and the manifest's totals. Each problem is
- * passed to report (may be NULL) as one line naming the shard and record.
- * Returns 0 when all is well, 1 when problems were found, -1 when the
- * manifest itself cannot be read (err set). */
-int sp_verify_dir(const char *dir, void (*report)(void *ctx, const char *problem), void *ctx,
-                  sp_verify_stats *st, sp_err *err);
+ * labels within the class list, and the manifest's totals. Each problem goes
+ * to hooks->report. Returns 0 when all is well, 1 when problems were found,
+ * -1 when the manifest itself cannot be read (err set). */
+int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats *st, sp_err *err);
 
 #endif
