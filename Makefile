@@ -20,7 +20,7 @@ TOOLS   := sp-unpack sp-decode sp-shard sp-cat sp-verify
 UNIT    := test_recstream test_idx test_h5zstd
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/lib/libshardpipe.a
 BINS    := $(TOOLS:%=$(BUILD)/bin/%)
@@ -38,6 +38,17 @@ all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# manifests/*.json compiled in, so the tools need no data files at run time
+MANIFESTS := $(sort $(wildcard manifests/*.json))
+$(BUILD)/gen/embed: scripts/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 $< -o $@
+$(BUILD)/gen/manifests.c: $(BUILD)/gen/embed $(MANIFESTS)
+	$(BUILD)/gen/embed sp_embedded_manifests $(MANIFESTS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

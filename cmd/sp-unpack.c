@@ -23,8 +23,8 @@ static const char usage[] =
     "reported, never followed.\n"
     "\n"
     "  -d, --dataset NAME   set the stream's dataset name (default: the name of the\n"
-    "                       directory holding the FILEs, if it is a known dataset:\n"
-    "                       mnist, fashion-mnist, kmnist)\n"
+    "                       directory holding the FILEs, if a dataset manifest has\n"
+    "                       that name: mnist, fashion-mnist, cifar10, ...)\n"
     "      --name NAME      key prefix for stdin (default: stdin)\n"
     "      --no-recurse     emit nested archives as blobs instead of opening them\n"
     "  -q, --quiet          report nothing but errors\n"
@@ -35,9 +35,11 @@ static const char usage[] =
     "Exit status: 0 success; 1 bad input, or entries were skipped (the stream is\n"
     "still complete); 2 usage error; 3 system error (I/O, memory).\n";
 
-/* The dataset the FILEs' common directory is named after, or NULL. */
+/* The dataset the FILEs' common directory is named after, or NULL. The
+ * result points into files. */
 static const char *dataset_from_dirs(int n, char **files)
 {
+    static char found_buf[256];
     const char *found = NULL;
     for (int i = 0; i < n; i++) {
         char dir[4096];
@@ -48,10 +50,11 @@ static const char *dataset_from_dirs(int n, char **files)
         while (slash > dir && slash[-1] == '/')
             slash--;
         *slash = 0;
-        const sp_dataset_info *info = sp_dataset_find(sp_basename(dir));
-        if (!info || (found && strcmp(found, info->name)))
+        const char *name = sp_basename(dir);
+        if (!sp_dataset_known(name) || (found && strcmp(found, name)))
             return NULL;
-        found = info->name;
+        snprintf(found_buf, sizeof found_buf, "%s", name);
+        found = found_buf;
     }
     return found;
 }

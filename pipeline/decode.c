@@ -60,14 +60,6 @@ void sp_decoder_free(sp_decoder *d)
 
 const sp_decode_stats *sp_decoder_stats(const sp_decoder *d) { return &d->stats; }
 
-static json_t *string_array(const char *const *names, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < n; i++)
-        json_array_append_new(a, json_string(names[i]));
-    return a;
-}
-
 static json_t *numbered_classes(int n)
 {
     json_t *a = json_array();
@@ -91,14 +83,18 @@ int sp_decoder_input_meta(sp_decoder *d, const json_t *meta, sp_err *err)
     if (json_is_array(classes)) {
         d->nclasses = (int)json_array_size(classes);
     } else {
-        const sp_dataset_info *info = sp_dataset_find(json_string_value(json_object_get(m, "dataset")));
-        if (info) {
-            json_object_set_new(m, "classes", string_array(info->classes, info->nclasses));
-            d->nclasses = info->nclasses;
+        /* a known dataset's manifest names its classes */
+        const char *name = json_string_value(json_object_get(m, "dataset"));
+        json_t *manifest = name ? sp_dataset_manifest(name, NULL) : NULL;
+        json_t *names = json_object_get(manifest, "classes");
+        if (json_is_array(names)) {
+            json_object_set(m, "classes", names);
+            d->nclasses = (int)json_array_size(names);
         } else {
             d->nclasses = 0; /* named "0".."n-1" as labels are seen */
             d->numbered = 1;
         }
+        json_decref(manifest);
     }
     json_decref(d->meta);
     d->meta = m;
