@@ -3,7 +3,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto
+PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
 OPT     ?= -O2 -g
 SAN     ?=
@@ -11,12 +11,12 @@ CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. $(shell pkg-config --cflags $(PKGS
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS := $(SAN)
 
-LIB_SRC := common/sp_common.c \
+LIB_SRC := common/sp_common.c common/sp_hash.c \
            formats/recstream.c formats/idx.c formats/h5zstd.c \
-           pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c \
+           pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
 CLI_SRC := common/sp_cli.c
-TOOLS   := sp-unpack sp-decode sp-shard sp-cat sp-verify
+TOOLS   := sp-fetch sp-unpack sp-decode sp-shard sp-cat sp-verify
 UNIT    := test_recstream test_idx test_h5zstd
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack
 

@@ -180,10 +180,11 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "mqhV", opts, NULL)) != -1) {
         switch (c) {
         case 'm': meta_only = 1; break;
-        case 'q': sp_verbosity = 0; break;
-        case 'h': fputs(usage, stdout); return SP_EXIT_OK;
-        case 'V': return sp_cli_version();
-        default: return sp_cli_usage_error("unknown option");
+        default: {
+            int status = sp_cli_common_option(c, usage);
+            if (status >= 0)
+                return status;
+        }
         }
     }
     char *dash[] = {"-"};

@@ -55,11 +55,11 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "d:qvhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dopts.dataset = optarg; break;
-        case 'q': sp_verbosity = 0; break;
-        case 'v': sp_verbosity = 2; break;
-        case 'h': fputs(usage, stdout); return SP_EXIT_OK;
-        case 'V': return sp_cli_version();
-        default: return sp_cli_usage_error("unknown option");
+        default: {
+            int status = sp_cli_common_option(c, usage);
+            if (status >= 0)
+                return status;
+        }
         }
     }
     if (sp_cli_stdout_is_safe())

@@ -91,11 +91,11 @@ int main(int argc, char **argv)
                 return sp_cli_usage_error("--level: must be 1 to 19: %s", optarg);
             so.zstd_level = (int)v;
             break;
-        case 'q': sp_verbosity = 0; break;
-        case 'v': sp_verbosity = 2; break;
-        case 'h': fputs(usage, stdout); return SP_EXIT_OK;
-        case 'V': return sp_cli_version();
-        default: return sp_cli_usage_error("unknown option");
+        default: {
+            int status = sp_cli_common_option(c, usage);
+            if (status >= 0)
+                return status;
+        }
         }
     }
     if (!dir)

@@ -82,11 +82,11 @@ int main(int argc, char **argv)
         case 'd': dataset = optarg; break;
         case 'n': stdin_name = optarg; break;
         case 'R': uo.recurse = 0; break;
-        case 'q': sp_verbosity = 0; break;
-        case 'v': sp_verbosity = 2; break;
-        case 'h': fputs(usage, stdout); return SP_EXIT_OK;
-        case 'V': return sp_cli_version();
-        default: return sp_cli_usage_error("unknown option");
+        default: {
+            int status = sp_cli_common_option(c, usage);
+            if (status >= 0)
+                return status;
+        }
         }
     }
     if (sp_cli_stdout_is_safe())

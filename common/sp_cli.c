@@ -12,6 +12,17 @@ void sp_cli_init(int argc, char **argv)
     sp_set_progname(argc > 0 ? argv[0] : "shardpipe");
 }
 
+int sp_cli_common_option(int c, const char *usage)
+{
+    switch (c) {
+    case 'q': sp_verbosity = 0; return -1;
+    case 'v': sp_verbosity = 2; return -1;
+    case 'h': fputs(usage, stdout); return SP_EXIT_OK;
+    case 'V': return sp_cli_version();
+    default: return sp_cli_usage_error("unknown option");
+    }
+}
+
 int sp_cli_version(void)
 {
     printf("%s (shardpipe) %s\n", sp_progname(), SP_VERSION);

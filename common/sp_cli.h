@@ -8,6 +8,10 @@
 
 /* Sets the program name for diagnostics. */
 void sp_cli_init(int argc, char **argv);
+/* The options every tool has, for getopt_long's result c: -q, -v, -h
+ * (prints usage), -V, and unknown ones. Returns -1 to go on parsing, or the
+ * status main should exit with. */
+int sp_cli_common_option(int c, const char *usage);
 /* "sp-unpack (shardpipe) 0.1.0" on stdout; returns SP_EXIT_OK. */
 int sp_cli_version(void);
 /* Prints "try 'prog --help'" for a usage error; returns SP_EXIT_USAGE. */

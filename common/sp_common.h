@@ -70,6 +70,8 @@ void sp_buf_free(sp_buf *b);
 int sp_write_all(int fd, const void *p, size_t n);
 /* read(2) until n bytes or EOF. Returns bytes read (< n only at EOF) or -1. */
 ssize_t sp_read_full(int fd, void *p, size_t n);
+/* mkdir -p: creates dir and its missing parents (0755). 0 or -1 (errno). */
+int sp_mkdirs(const char *dir);
 /* Base name of a path (pointer into path). */
 const char *sp_basename(const char *path);
 

@@ -1,16 +1,18 @@
 #!/bin/sh
-# make demo: converts Fashion-MNIST (from Debian's dataset-fashion-mnist) to
-# verified HDF5+zstd shards in BUILD/demo/fashion-mnist and prints a summary.
+# make demo: fetches Fashion-MNIST (offline: the manifest's first mirror is
+# Debian's dataset-fashion-mnist package), converts it to verified HDF5+zstd
+# shards in BUILD/demo/fashion-mnist and prints a summary.
 set -eu
 build=${1:-build}
 bin="$build/bin"
 src=/usr/share/datasets/fashion-mnist
 out="$build/demo/fashion-mnist"
+cache="$build/demo/cache"
 [ -d "$src" ] || { echo "demo: $src is missing (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
 
-echo "== $bin/sp-unpack $src/*.gz | $bin/sp-decode | $bin/sp-shard -o $out"
+echo "== $bin/sp-fetch -c $cache fashion-mnist | $bin/sp-unpack | $bin/sp-decode | $bin/sp-shard -o $out"
 start=$(date +%s.%N)
-"$bin/sp-unpack" "$src"/*.gz | "$bin/sp-decode" | "$bin/sp-shard" -o "$out"
+"$bin/sp-fetch" -c "$cache" fashion-mnist | "$bin/sp-unpack" | "$bin/sp-decode" | "$bin/sp-shard" -o "$out"
 end=$(date +%s.%N)
 echo "== $bin/sp-verify $out"
 "$bin/sp-verify" "$out"

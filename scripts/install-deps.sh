@@ -8,8 +8,8 @@ set -eu
 
 PACKAGES="gcc libc6-dev make pkg-config
 libarchive-dev libhdf5-dev hdf5-tools libzstd-dev zstd libjansson-dev
-libxxhash-dev libssl-dev
-python3 python3-h5py python3-numpy python3-xxhash
+libxxhash-dev libssl-dev libcurl4-openssl-dev
+python3 python3-h5py python3-numpy python3-xxhash nginx-light openssl
 dataset-fashion-mnist
 $*"
 

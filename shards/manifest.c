@@ -3,51 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int sp_sha256_file(const char *path, char hex[65], uint64_t *size, sp_err *err)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return sp_fail(err, SP_EXIT_DATA, "%s: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    uint8_t *buf = malloc(1 << 20);
-    int rc = -1;
-    uint64_t total = 0;
-    if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        sp_fail(err, SP_EXIT_SYSTEM, "sha256: cannot initialise");
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            sp_fail(err, SP_EXIT_SYSTEM, "%s: read failed: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        EVP_DigestUpdate(md, buf, (size_t)n);
-        total += (uint64_t)n;
-    }
-    unsigned char d[32];
-    unsigned int dl = 0;
-    EVP_DigestFinal_ex(md, d, &dl);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    if (size)
-        *size = total;
-    rc = 0;
-out:
-    EVP_MD_CTX_free(md);
-    free(buf);
-    close(fd);
-    return rc;
-}
 
 int sp_fsync_path(const char *path, sp_err *err)
 {

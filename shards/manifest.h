@@ -20,8 +20,6 @@
 #define SP_MANIFEST_FORMAT "shardpipe-manifest"
 #define SP_MANIFEST_VERSION 1
 
-/* sha256 of a file as 64 lowercase hex digits, and its size. */
-int sp_sha256_file(const char *path, char hex[65], uint64_t *size, sp_err *err);
 /* Writes dir/name through dir/.name.tmp, fsync and rename, then fsyncs dir. */
 int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err);
 int sp_fsync_path(const char *path, sp_err *err);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/sp_hash.h"
 #include "formats/h5zstd.h"
 #include "shards/manifest.h"
 #include "shards/shard.h"
@@ -87,22 +88,6 @@ static void remove_stale_temps(const char *dir)
     closedir(d);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = 0;
-        if (mkdir(p, 0755) && errno != EEXIST)
-            return -1;
-        *s = '/';
-    }
-    return mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_err *err)
 {
     if (sp_h5_init(err))
@@ -111,7 +96,7 @@ sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_e
         sp_fail(err, SP_EXIT_USAGE, "output directory path too long");
         return NULL;
     }
-    if (make_dirs(dir)) {
+    if (sp_mkdirs(dir)) {
         sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", dir, strerror(errno));
         return NULL;
     }
@@ -451,7 +436,7 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
                 continue;
             char hex[65], name[256], dst[8192];
             uint64_t size;
-            if (write_attributes(sh, meta, err) || sp_sha256_file(sh->tmp, hex, &size, err))
+            if (write_attributes(sh, meta, err) || sp_hash_file(sh->tmp, NULL, hex, &size, NULL, NULL, err))
                 goto fail;
             snprintf(name, sizeof name, "%s-%05d-%.8s.h5", sp_split_name(sh->split), sh->index, hex);
             snprintf(dst, sizeof dst, "%s/%s", s->dir, name);

@@ -7,6 +7,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/sp_hash.h"
 #include "shards/manifest.h"
 #include "shards/shard.h"
 
@@ -92,7 +93,7 @@ static void verify_shard(vctx *v, const char *dir, json_t *entry, int nclasses, 
     uint64_t size;
     sp_err err = {0};
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    if (sp_sha256_file(path, hex, &size, &err)) {
+    if (sp_hash_file(path, NULL, hex, &size, NULL, NULL, &err)) {
         problem(v, "%s", err.msg);
         return;
     }

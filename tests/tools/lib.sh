@@ -27,3 +27,67 @@ expect_err() {
 expect_err_has() {
     grep -qF -- "$1" err || { cat err >&2; fail "stderr lacks: $1"; }
 }
+
+# ---- servers on 127.0.0.1 for the fetch tests; stopped when the test exits ----
+free_port() { $PY -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+
+wait_port() { # PORT: until something listens there (10 s at most)
+    $PY - "$1" <<'X'
+import socket, sys, time
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("nothing listens on port " + sys.argv[1])
+X
+}
+
+stop_servers() {
+    [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null
+    [ -f servers.pids ] && while read -r p; do kill "$p" 2>/dev/null; done < servers.pids
+    return 0
+}
+
+# start_nginx ROOT: serves ROOT at http://127.0.0.1:$NGINX_PORT/, logging each
+# request as "GET /path HTTP/1.1 STATUS range=RANGE" to nginx/access.log.
+start_nginx() {
+    mkdir -p nginx/body
+    NGINX_PORT=$(free_port)
+    user=""
+    [ "$(id -u)" = 0 ] && user="user root;"
+    cat > nginx/nginx.conf <<X
+$user
+daemon on;
+pid $PWD/nginx/nginx.pid;
+error_log $PWD/nginx/error.log;
+worker_processes 1;
+events { worker_connections 64; }
+http {
+    log_format t '\$request \$status range=\$http_range';
+    access_log $PWD/nginx/access.log t;
+    client_body_temp_path $PWD/nginx/body;
+    server { listen 127.0.0.1:$NGINX_PORT; root $1; }
+}
+X
+    nginx -e "$PWD/nginx/error.log" -c "$PWD/nginx/nginx.conf" || fail "nginx did not start"
+    trap stop_servers EXIT
+    wait_port "$NGINX_PORT"
+}
+
+# start_fault NAME DIR [--tls CERT KEY] [--plain-port N]: the fault server
+# (tests/servers/fault_server.py) serving DIR; its port in $FAULT_PORT, its
+# request log in NAME.log.
+start_fault() {
+    name=$1 dir=$2; shift 2
+    rm -f "$name.port"
+    $PY "$SP_ROOT/tests/servers/fault_server.py" "$dir" "$name.port" "$name.log" "$@" &
+    echo $! >> servers.pids
+    trap stop_servers EXIT
+    i=0
+    while [ ! -s "$name.port" ]; do
+        i=$((i + 1)); [ $i -lt 200 ] || fail "fault server did not start"; sleep 0.05
+    done
+    FAULT_PORT=$(cat "$name.port")
+    touch "$name.log"
+}

@@ -1,7 +1,7 @@
 # Every tool: --help and --version on stdout with status 0, usage errors on
 # stderr with status 2, and nothing on stdout but data.
 . "$SP_ROOT/tests/tools/lib.sh"
-for t in sp-unpack sp-decode sp-shard sp-cat sp-verify; do
+for t in sp-fetch sp-unpack sp-decode sp-shard sp-cat sp-verify; do
     expect_status 0 $t --help
     head -1 out | grep -q "^Usage: $t " || fail "$t --help: $(head -1 out)"
     grep -q "^Exit status:" out || fail "$t --help documents no exit status"
@@ -21,6 +21,12 @@ expect_status 2 sp-shard -o X --shard-size 12Q
 expect_err_has "sp-shard: --shard-size: not a size: 12Q"
 expect_status 2 sp-verify
 expect_err_has "sp-verify: no shard directory given"
+expect_status 2 sp-fetch
+expect_err_has "sp-fetch: nothing to fetch: name a dataset, a URL or a file"
+expect_status 2 sp-fetch --path no-such-dataset
+expect_err "sp-fetch: no dataset named 'no-such-dataset' (known: cifar10, cifar100, fashion-mnist, imagenet, mnist)"
+expect_status 2 sp-fetch --retries x mnist
+expect_err_has "sp-fetch: --retries: not a number from 0 to 100: x"
 
 # input that is not a stream, and missing files
 echo "just text" > text
