@@ -12,7 +12,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS := $(SAN)
 
 LIB_SRC := common/sp_common.c common/sp_hash.c \
-           formats/recstream.c formats/idx.c formats/h5zstd.c \
+           formats/recstream.c formats/idx.c formats/cifar.c formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
 CLI_SRC := common/sp_cli.c

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/cifar.h"
 #include "formats/idx.h"
 #include "pipeline/datasets.h"
 
@@ -223,6 +224,80 @@ static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, 
     return 0;
 }
 
+/* Names the dataset when the stream did not: files this decoder recognises
+ * tell which one it is. */
+static int name_dataset(sp_decoder *d, const char *name, sp_err *err)
+{
+    if (json_string_value(json_object_get(d->meta, "dataset")))
+        return 0;
+    json_object_set_new(d->meta, "dataset", json_string(name));
+    return sp_stage_meta(d->out, d->meta, err);
+}
+
+static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file *f, const uint8_t *data,
+                        sp_err *err)
+{
+    long n = sp_cifar_check(f, data, (size_t)in->payload_len, in->key, err);
+    if (n < 0 || name_dataset(d, f->variant == 10 ? "cifar10" : "cifar100", err))
+        return -1;
+    sp_record rec;
+    if (sp_record_init(&rec, SP_KIND_PIXELS, in->key, err))
+        return -1;
+    rec.split = (uint8_t)f->split;
+    rec.dtype = SP_DTYPE_U8;
+    rec.h = rec.w = SP_CIFAR_SIDE;
+    rec.c = 3;
+    uint8_t px[SP_CIFAR_PIXELS];
+    for (long i = 0; i < n; i++) {
+        int k = snprintf(rec.key, sizeof rec.key, "%s#%ld", in->key, i);
+        if (k < 0 || k > SP_KEY_MAX)
+            return sp_fail(err, SP_EXIT_DATA, "%s: key too long", in->key);
+        rec.key_len = (uint16_t)k;
+        sp_cifar_record(f, data, i, px, &rec.label, &rec.label2);
+        if (sp_writer_record(d->out->w, &rec, px, sizeof px, err))
+            return -1;
+        d->stats.out++;
+    }
+    return 0;
+}
+
+/* A class names file, one name a line (blank lines ignored): classes, or
+ * classes2 for CIFAR-100's coarse names. */
+static int class_names(sp_decoder *d, const sp_record *in, int which, const uint8_t *data, sp_err *err)
+{
+    json_t *names = json_array();
+    const char *p = (const char *)data, *end = p + in->payload_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        const char *a = p, *b = e;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == '\r' || b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b > a && !sp_utf8_valid(a, (size_t)(b - a))) {
+            json_decref(names);
+            return sp_fail(err, SP_EXIT_DATA, "%s: class names are not valid UTF-8", in->key);
+        }
+        if (b > a)
+            json_array_append_new(names, json_stringn(a, (size_t)(b - a)));
+        p = e + 1;
+    }
+    int want = which == 2 ? 10 : which == 3 ? 100 : 20;
+    if ((int)json_array_size(names) != want) {
+        int got = (int)json_array_size(names);
+        json_decref(names);
+        return sp_fail(err, SP_EXIT_DATA, "%s: %d class names, CIFAR-%s has %d", in->key, got,
+                       which == 2 ? "10" : "100", want);
+    }
+    json_object_set_new(d->meta, which == 4 ? "classes2" : "classes", names);
+    if (which != 4) {
+        d->nclasses = want;
+        d->numbered = 0;
+    }
+    return name_dataset(d, which == 2 ? "cifar10" : "cifar100", err) || sp_stage_meta(d->out, d->meta, err);
+}
+
 int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
 {
     d->stats.in++;
@@ -241,6 +316,12 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
      * error, reported by the parser, rather than a silent skip */
     if (rec->kind == SP_KIND_BLOB && (sp_idx_sniff(data, (size_t)rec->payload_len) || idx_name(rec->key)))
         return decode_idx(d, rec, data, err);
+    sp_cifar_file cf;
+    int cifar = rec->kind == SP_KIND_BLOB ? sp_cifar_classify(rec->key, &cf) : 0;
+    if (cifar == 1)
+        return decode_cifar(d, rec, &cf, data, err);
+    if (cifar > 1)
+        return class_names(d, rec, cifar, data, err);
     d->stats.skipped++;
     if (d->opts.report)
         d->opts.report(d->opts.report_ctx, rec->key, "not a recognised dataset file or image");
