@@ -3,7 +3,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl
+PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
 OPT     ?= -O2 -g
 SAN     ?=
@@ -12,8 +12,8 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS := $(SAN)
 
 LIB_SRC := common/sp_common.c common/sp_hash.c \
-           formats/recstream.c formats/idx.c formats/cifar.c formats/h5zstd.c \
-           pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c \
+           formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/h5zstd.c \
+           pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-shard sp-cat sp-verify
@@ -40,7 +40,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # manifests/*.json compiled in, so the tools need no data files at run time
-MANIFESTS := $(sort $(wildcard manifests/*.json))
+MANIFESTS := $(sort $(wildcard manifests/*.json)) manifests/imagenet/classes.txt
 $(BUILD)/gen/embed: scripts/embed.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 $< -o $@

@@ -77,9 +77,12 @@ json_t *sp_dataset_manifest(const char *name, sp_err *err)
 unknown:;
     char known[512] = "";
     size_t len = 0;
-    for (const sp_embedded_file *e = sp_embedded_manifests; e->name && len < sizeof known; e++)
-        len += (size_t)snprintf(known + len, sizeof known - len, "%s%.*s", len ? ", " : "",
-                                (int)(strlen(e->name) - 5), e->name);
+    for (const sp_embedded_file *e = sp_embedded_manifests; e->name && len < sizeof known; e++) {
+        size_t k = strlen(e->name);
+        if (k > 5 && !strcmp(e->name + k - 5, ".json") && !strchr(e->name, '/'))
+            len += (size_t)snprintf(known + len, sizeof known - len, "%s%.*s", len ? ", " : "", (int)(k - 5),
+                                    e->name);
+    }
     sp_fail(err, SP_EXIT_USAGE, "no dataset named '%s' (known: %s)", name, known);
     return NULL;
 }

@@ -7,6 +7,7 @@
 #include "formats/cifar.h"
 #include "formats/idx.h"
 #include "pipeline/datasets.h"
+#include "pipeline/labels.h"
 
 /* An IDX file waiting for its partner (images for labels or the reverse). */
 typedef struct idx_pending {
@@ -22,11 +23,22 @@ struct sp_decoder {
     sp_decode_opts opts;
     sp_stage *out;
     json_t *meta;  /* output metadata before the recipe entry (owned) */
+    json_t *own;   /* members the decoder learned (class names, dataset): they
+                    * survive a new input metadata frame */
     int nclasses;  /* classes in meta, or 0 when the decoder names them */
     int numbered;  /* class names are "0".."n-1" made up here */
     idx_pending *pending;
     sp_decode_stats stats;
+    sp_labels *labels;  /* loaded when the first image needs a label */
+    int labels_ready;
+    sp_image img;       /* pixel buffer reused from image to image */
 };
+
+void sp_decode_opts_default(sp_decode_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    sp_image_opts_default(&o->image);
+}
 
 sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err *err)
 {
@@ -37,6 +49,7 @@ sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err 
     }
     d->opts = *opts;
     d->out = out;
+    d->own = json_object();
     return d;
 }
 
@@ -56,6 +69,9 @@ void sp_decoder_free(sp_decoder *d)
         d->pending = n;
     }
     json_decref(d->meta);
+    json_decref(d->own);
+    sp_labels_free(d->labels);
+    sp_image_free(&d->img);
     free(d);
 }
 
@@ -97,9 +113,21 @@ int sp_decoder_input_meta(sp_decoder *d, const json_t *meta, sp_err *err)
         }
         json_decref(manifest);
     }
+    json_object_update(m, d->own);
+    if (json_object_get(d->own, "classes")) {
+        d->nclasses = (int)json_array_size(json_object_get(d->own, "classes"));
+        d->numbered = 0;
+    }
     json_decref(d->meta);
     d->meta = m;
     return sp_stage_meta(d->out, m, err);
+}
+
+/* Sets a member the decoder learned, in the metadata and for later frames. */
+static void learn(sp_decoder *d, const char *key, json_t *value)
+{
+    json_object_set(d->own, key, value);
+    json_object_set_new(d->meta, key, value);
 }
 
 /* Makes sure labels up to max_label have names; fails if a known class
@@ -230,7 +258,7 @@ static int name_dataset(sp_decoder *d, const char *name, sp_err *err)
 {
     if (json_string_value(json_object_get(d->meta, "dataset")))
         return 0;
-    json_object_set_new(d->meta, "dataset", json_string(name));
+    learn(d, "dataset", json_string(name));
     return sp_stage_meta(d->out, d->meta, err);
 }
 
@@ -290,12 +318,99 @@ static int class_names(sp_decoder *d, const sp_record *in, int which, const uint
         return sp_fail(err, SP_EXIT_DATA, "%s: %d class names, CIFAR-%s has %d", in->key, got,
                        which == 2 ? "10" : "100", want);
     }
-    json_object_set_new(d->meta, which == 4 ? "classes2" : "classes", names);
+    learn(d, which == 4 ? "classes2" : "classes", names);
     if (which != 4) {
         d->nclasses = want;
         d->numbered = 0;
     }
     return name_dataset(d, which == 2 ? "cifar10" : "cifar100", err) || sp_stage_meta(d->out, d->meta, err);
+}
+
+/* Loads the class list (and labels files) and announces the classes. */
+static int load_labels(sp_decoder *d, sp_err *err)
+{
+    d->labels_ready = 1;
+    d->labels = sp_labels_create();
+    if (!d->labels)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (sp_labels_load_classes(d->labels, d->opts.classes, err) ||
+        (d->opts.synset_ids && sp_labels_load_ids(d->labels, d->opts.synset_ids, err)) ||
+        (d->opts.labels && sp_labels_load_val(d->labels, d->opts.labels, err)))
+        return -1;
+    /* classes are WNIDs: unique, where the words are not (two "crane"s) */
+    learn(d, "classes", sp_labels_wnids(d->labels));
+    learn(d, "class_descriptions", sp_labels_words(d->labels));
+    d->nclasses = (int)json_array_size(json_object_get(d->meta, "classes"));
+    d->numbered = 0;
+    if (!d->opts.classes && name_dataset(d, "imagenet", err))
+        return -1;
+    return sp_stage_meta(d->out, d->meta, err);
+}
+
+/* The split an image's first key component names: the outer archive or
+ * directory, "ILSVRC2012_img_train.tar" or "train/". */
+static int image_split(const char *key)
+{
+    const char *slash = strchr(key, '/');
+    size_t n = slash ? (size_t)(slash - key) : strlen(key);
+    char first[256];
+    snprintf(first, sizeof first, "%.*s", (int)(n < sizeof first ? n : sizeof first - 1), key);
+    if (strstr(first, "train"))
+        return SP_SPLIT_TRAIN;
+    if (strstr(first, "val"))
+        return SP_SPLIT_VAL;
+    if (strstr(first, "test"))
+        return SP_SPLIT_TEST;
+    return SP_SPLIT_NONE;
+}
+
+static int reject(sp_decoder *d, const char *key, int reason, const char *detail, sp_err *err)
+{
+    d->stats.rejected[reason]++;
+    d->stats.rejected_total++;
+    if (d->opts.reject)
+        d->opts.reject(d->opts.report_ctx, key, reason, detail);
+    if (d->opts.strict)
+        return sp_fail(err, SP_EXIT_DATA, "%s: rejected (%s): %s", key, sp_reject_name(reason), detail);
+    return 0;
+}
+
+static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
+{
+    if (!d->labels_ready && load_labels(d, err))
+        return -1;
+    char why[256];
+    int label = sp_labels_lookup(d->labels, in->key, why, sizeof why);
+    if (label < 0 && !d->opts.unlabeled)
+        return reject(d, in->key, SP_REJECT_UNLABELED, why, err);
+    sp_err derr = {0};
+    int reason = sp_image_decode(data, (size_t)in->payload_len, &d->opts.image, &d->img, &derr);
+    if (reason)
+        return reject(d, in->key, reason, derr.msg, err);
+    sp_record rec;
+    if (sp_record_init(&rec, SP_KIND_PIXELS, in->key, err))
+        return -1;
+    rec.split = (uint8_t)image_split(in->key);
+    rec.dtype = SP_DTYPE_U8;
+    rec.h = d->img.h;
+    rec.w = d->img.w;
+    rec.c = 3;
+    rec.label = label;
+    if (sp_writer_record(d->out->w, &rec, d->img.pixels, (size_t)rec.h * rec.w * 3, err))
+        return -1;
+    d->stats.out++;
+    return 0;
+}
+
+/* 1 if the name ends like an image file's. */
+static int image_name(const char *key)
+{
+    const char *dot = strrchr(sp_basename(key), '.');
+    static const char *const ext[] = {".jpeg", ".jpg", ".png", ".JPEG", ".JPG", ".PNG"};
+    for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
+        if (!strcmp(dot, ext[i]))
+            return 1;
+    return 0;
 }
 
 int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
@@ -322,6 +437,10 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         return decode_cifar(d, rec, &cf, data, err);
     if (cifar > 1)
         return class_names(d, rec, cifar, data, err);
+    /* images by content; a file named like one that is not is rejected */
+    if ((rec->kind == SP_KIND_BLOB || rec->kind == SP_KIND_ENCODED) &&
+        (sp_image_sniff(data, (size_t)rec->payload_len) || image_name(rec->key)))
+        return decode_image(d, rec, data, err);
     d->stats.skipped++;
     if (d->opts.report)
         d->opts.report(d->opts.report_ctx, rec->key, "not a recognised dataset file or image");

@@ -6,6 +6,13 @@
  *    and "labels" (and idx3/idx1) swapped; each image becomes one pixel record
  *    keyed "<images key>#<index>". Split from the name: "t10k" or "test" ->
  *    test, else "train" -> train.
+ *  - CIFAR-10/100 binary batches (formats/cifar.h), by name, size-checked.
+ *  - Images: JPEG and PNG by content (formats/image.h), to HxWx3 uint8.
+ *    Split from the first key component (the outer archive or directory):
+ *    "train" -> train, "val" -> val, "test" -> test. Labels by WNID
+ *    (pipeline/labels.h). An image that cannot be decoded, or has no label
+ *    (without --unlabeled), is rejected: counted by reason and reported,
+ *    never written; records in = records out + rejected.
  * Pixel records pass through untouched. Other blobs are skipped and reported.
  * Errors in a dataset file (bad header, size, mismatched counts, label out of
  * range) are fatal: the stage fails and writes no trailer.
@@ -16,15 +23,28 @@
 #include "formats/recstream.h"
 #include "pipeline/stage.h"
 
+#include "formats/image.h"
+
 typedef struct sp_decode_opts {
     const char *dataset; /* overrides the stream's dataset name; NULL keeps it */
     /* Called for each record that is skipped (not used); may be NULL. */
     void (*report)(void *ctx, const char *key, const char *reason);
+    /* Called for each rejected image, reason an enum sp_reject; may be NULL. */
+    void (*reject)(void *ctx, const char *key, int reason, const char *detail);
     void *report_ctx;
+    const char *classes;    /* synset list for WNID labels; NULL = built-in ImageNet */
+    const char *labels;     /* validation labels file, or NULL */
+    const char *synset_ids; /* ILSVRC2012_ID -> WNID table, or NULL */
+    int unlabeled;          /* keep images without a label (label -1) */
+    int strict;             /* a reject stops the stage with an error */
+    sp_image_opts image;
 } sp_decode_opts;
+void sp_decode_opts_default(sp_decode_opts *o);
 
 typedef struct sp_decode_stats {
     uint64_t in, out, skipped;
+    uint64_t rejected[SP_REJECT_COUNT]; /* by enum sp_reject */
+    uint64_t rejected_total;
 } sp_decode_stats;
 
 typedef struct sp_decoder sp_decoder;

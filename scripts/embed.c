@@ -27,8 +27,9 @@ int main(int argc, char **argv)
     }
     printf("\nconst sp_embedded_file %s[] = {\n", argv[1]);
     for (int i = 2; i < argc; i++) {
-        const char *base = strrchr(argv[i], '/');
-        printf("    {\"%s\", (const char *)file%d, sizeof file%d - 1},\n", base ? base + 1 : argv[i], i, i);
+        /* the name under the first directory: manifests/imagenet/x -> imagenet/x */
+        const char *name = strchr(argv[i], '/');
+        printf("    {\"%s\", (const char *)file%d, sizeof file%d - 1},\n", name ? name + 1 : argv[i], i, i);
     }
     printf("    {0, 0, 0},\n};\n");
     return 0;

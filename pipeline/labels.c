@@ -1,0 +1,338 @@
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/labels.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/recstream.h"
+#include "pipeline/embedded.h"
+
+typedef struct wnid_class {
+    uint32_t wnid; /* the 8 digits of nXXXXXXXX */
+    int index;
+} wnid_class;
+
+struct sp_labels {
+    wnid_class *by_wnid; /* sorted by wnid, for bsearch */
+    int nclasses;
+    json_t *wnids, *words;
+    uint32_t *ids;    /* ILSVRC2012_ID -> wnid digits (0 = none), 1-based */
+    size_t nids;
+    uint32_t *val;    /* validation image number -> wnid digits, 1-based */
+    size_t nval;
+};
+
+sp_labels *sp_labels_create(void) { return calloc(1, sizeof(sp_labels)); }
+
+void sp_labels_free(sp_labels *l)
+{
+    if (!l)
+        return;
+    free(l->by_wnid);
+    json_decref(l->wnids);
+    json_decref(l->words);
+    free(l->ids);
+    free(l->val);
+    free(l);
+}
+
+/* "n" and 8 digits at s (followed by anything): the digits, else 0. */
+static uint32_t parse_wnid(const char *s)
+{
+    if (s[0] != 'n')
+        return 0;
+    uint32_t v = 0;
+    for (int i = 1; i <= 8; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+        v = v * 10 + (uint32_t)(s[i] - '0');
+    }
+    return isdigit((unsigned char)s[9]) ? 0 : v + 1; /* +1: a WNID of all zeros is still set */
+}
+
+static int cmp_wnid(const void *a, const void *b)
+{
+    uint32_t x = ((const wnid_class *)a)->wnid, y = ((const wnid_class *)b)->wnid;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads a whole file (or a built-in one, name starting "builtin:"). */
+static char *slurp(const char *path, size_t *len, sp_err *err)
+{
+    if (!strncmp(path, "builtin:", 8)) {
+        for (const sp_embedded_file *e = sp_embedded_manifests; e->name; e++)
+            if (!strcmp(e->name, path + 8)) {
+                char *c = malloc(e->len + 1);
+                if (c) {
+                    memcpy(c, e->data, e->len + 1);
+                    *len = e->len;
+                }
+                return c;
+            }
+        sp_fail(err, SP_EXIT_SYSTEM, "built-in file %s missing", path + 8);
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        sp_fail(err, SP_EXIT_USAGE, "%s: cannot open", path);
+        return NULL;
+    }
+    sp_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (sp_buf_append(&b, chunk, n)) {
+            fclose(f);
+            sp_buf_free(&b);
+            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            return NULL;
+        }
+    fclose(f);
+    sp_buf_append(&b, "", 1);
+    *len = b.len - 1;
+    return (char *)b.data;
+}
+
+/* Calls line() for each line (CR/LF stripped, blank lines skipped) with its
+ * 1-based number; stops at the first failure. */
+static int each_line(char *text, int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err)
+{
+    size_t no = 0;
+    for (char *s = text, *next; s && *s; s = next) {
+        next = strchr(s, '\n');
+        if (next)
+            *next++ = 0;
+        no++;
+        size_t k = strlen(s);
+        while (k && (s[k - 1] == '\r' || s[k - 1] == ' ' || s[k - 1] == '\t'))
+            s[--k] = 0;
+        if (!*s)
+            continue;
+        if (line(ctx, s, no, err))
+            return -1;
+    }
+    return 0;
+}
+
+typedef struct load_ctx {
+    sp_labels *l;
+    const char *path;
+    size_t cap;
+} load_ctx;
+
+static int class_line(void *p, char *s, size_t no, sp_err *err)
+{
+    load_ctx *c = p;
+    uint32_t w = parse_wnid(s);
+    if (!w || (s[9] && s[9] != ' ' && s[9] != '\t'))
+        return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not a synset line (nXXXXXXXX words): %.60s", c->path, no, s);
+    sp_labels *l = c->l;
+    if ((size_t)l->nclasses == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 1024;
+        wnid_class *n = realloc(l->by_wnid, c->cap * sizeof *n);
+        if (!n)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        l->by_wnid = n;
+    }
+    l->by_wnid[l->nclasses] = (wnid_class){w, l->nclasses};
+    l->nclasses++;
+    const char *words = s + 9;
+    while (*words == ' ' || *words == '\t')
+        words++;
+    json_array_append_new(l->wnids, json_stringn(s, 9));
+    json_array_append_new(l->words, json_string(sp_utf8_valid(words, strlen(words)) ? words : ""));
+    return 0;
+}
+
+int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err)
+{
+    const char *src = path ? path : "builtin:imagenet/classes.txt";
+    size_t len;
+    char *text = slurp(src, &len, err);
+    if (!text)
+        return -1;
+    free(l->by_wnid);
+    l->by_wnid = NULL;
+    l->nclasses = 0;
+    json_decref(l->wnids);
+    json_decref(l->words);
+    l->wnids = json_array();
+    l->words = json_array();
+    load_ctx c = {l, path ? path : "built-in ImageNet classes", 0};
+    int rc = each_line(text, class_line, &c, err);
+    free(text);
+    if (rc)
+        return -1;
+    if (l->nclasses == 0)
+        return sp_fail(err, SP_EXIT_USAGE, "%s: no classes", c.path);
+    qsort(l->by_wnid, (size_t)l->nclasses, sizeof *l->by_wnid, cmp_wnid);
+    for (int i = 1; i < l->nclasses; i++)
+        if (l->by_wnid[i].wnid == l->by_wnid[i - 1].wnid)
+            return sp_fail(err, SP_EXIT_USAGE, "%s: n%08u is listed twice", c.path, l->by_wnid[i].wnid - 1);
+    return 0;
+}
+
+int sp_labels_has_classes(const sp_labels *l) { return l->nclasses > 0; }
+json_t *sp_labels_wnids(const sp_labels *l) { return json_incref(l->wnids); }
+json_t *sp_labels_words(const sp_labels *l) { return json_incref(l->words); }
+
+static int grow(uint32_t **a, size_t *n, size_t want, sp_err *err)
+{
+    if (want < *n)
+        return 0;
+    size_t m = *n ? *n : 1024;
+    while (m <= want)
+        m *= 2;
+    uint32_t *p = realloc(*a, m * sizeof *p);
+    if (!p)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    memset(p + *n, 0, (m - *n) * sizeof *p);
+    *a = p;
+    *n = m;
+    return 0;
+}
+
+static int id_line(void *p, char *s, size_t no, sp_err *err)
+{
+    load_ctx *c = p;
+    uint32_t w = parse_wnid(s);
+    char *end;
+    long id = w ? strtol(s + 9, &end, 10) : 0;
+    if (!w || id < 1 || id > 100000)
+        return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not a \"WNID ID\" line: %.60s", c->path, no, s);
+    if (grow(&c->l->ids, &c->l->nids, (size_t)id, err))
+        return -1;
+    c->l->ids[id] = w;
+    return 0;
+}
+
+int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err)
+{
+    size_t len;
+    char *text = slurp(path, &len, err);
+    if (!text)
+        return -1;
+    load_ctx c = {l, path, 0};
+    int rc = each_line(text, id_line, &c, err);
+    free(text);
+    return rc;
+}
+
+enum { FORM_CSV, FORM_WNIDS, FORM_IDS };
+typedef struct val_ctx {
+    sp_labels *l;
+    const char *path;
+    int form;
+    size_t image; /* next image number, for the line-per-image forms */
+} val_ctx;
+
+/* The number of "..._val_00012345" in s, or 0. */
+static size_t val_number(const char *s)
+{
+    const char *v = strstr(s, "_val_");
+    if (!v || !isdigit((unsigned char)v[5]))
+        return 0;
+    return (size_t)strtoul(v + 5, NULL, 10);
+}
+
+static int val_line(void *p, char *s, size_t no, sp_err *err)
+{
+    val_ctx *c = p;
+    sp_labels *l = c->l;
+    size_t image;
+    uint32_t w;
+    if (c->form == FORM_CSV) {
+        if (!strncmp(s, "ImageId", 7))
+            return 0;
+        char *comma = strchr(s, ',');
+        image = val_number(s);
+        w = comma ? parse_wnid(comma + 1) : 0;
+        if (!image || !w)
+            return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not \"ILSVRC2012_val_N,nXXXXXXXX ...\": %.60s", c->path, no, s);
+    } else if (c->form == FORM_WNIDS) {
+        image = ++c->image;
+        w = parse_wnid(s);
+        if (!w || s[9])
+            return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not a WNID: %.60s", c->path, no, s);
+    } else {
+        image = ++c->image;
+        char *end;
+        long id = strtol(s, &end, 10);
+        if (*end || id < 1)
+            return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not an ILSVRC2012_ID: %.60s", c->path, no, s);
+        if ((size_t)id >= l->nids || !l->ids[id])
+            return sp_fail(err, SP_EXIT_USAGE,
+                           "%s:%zu: ILSVRC2012_ID %ld has no WNID (give the ID table with --synset-ids)", c->path, no,
+                           id);
+        w = l->ids[id];
+    }
+    if (grow(&l->val, &l->nval, image, err))
+        return -1;
+    l->val[image] = w;
+    return 0;
+}
+
+int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err)
+{
+    size_t len;
+    char *text = slurp(path, &len, err);
+    if (!text)
+        return -1;
+    const char *first = text;
+    while (*first == '\n' || *first == '\r' || *first == ' ')
+        first++;
+    val_ctx c = {l, path, FORM_IDS, 0};
+    if (!strncmp(first, "ImageId", 7) || strchr(first, ',') < strchr(first, '\n'))
+        c.form = FORM_CSV;
+    else if (parse_wnid(first))
+        c.form = FORM_WNIDS;
+    int rc = each_line(text, val_line, &c, err);
+    free(text);
+    return rc;
+}
+
+int sp_labels_has_val(const sp_labels *l) { return l->nval > 0; }
+
+static int class_of(const sp_labels *l, uint32_t w)
+{
+    wnid_class key = {w, 0};
+    const wnid_class *hit = bsearch(&key, l->by_wnid, (size_t)l->nclasses, sizeof key, cmp_wnid);
+    return hit ? hit->index : -1;
+}
+
+int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_len)
+{
+    const char *base = sp_basename(key);
+    size_t image = val_number(base);
+    uint32_t w = 0;
+    if (image && l->nval) {
+        w = image < l->nval ? l->val[image] : 0;
+        if (!w) {
+            snprintf(why, why_len, "validation image %zu has no label in the labels file", image);
+            return -1;
+        }
+    } else {
+        /* the file name, then the directories or tars around it, innermost first */
+        w = parse_wnid(base);
+        for (const char *s = base; !w && s > key;) {
+            const char *start = s - 1;
+            while (start > key && start[-1] != '/')
+                start--;
+            uint32_t c = parse_wnid(start);
+            if (c && (start[9] == '/' || !strncmp(start + 9, ".tar/", 5)))
+                w = c;
+            s = start;
+        }
+        if (!w) {
+            snprintf(why, why_len, image ? "no labels file for validation images (--labels)"
+                                         : "no WNID in the key to label it by");
+            return -1;
+        }
+    }
+    int idx = class_of(l, w);
+    if (idx < 0)
+        snprintf(why, why_len, "n%08u is not in the class list", w - 1);
+    return idx;
+}

@@ -1,0 +1,51 @@
+/* ImageNet-style labels: classes named by WordNet IDs (WNIDs, "n01440764").
+ *
+ * The class list is a synset file, one "nXXXXXXXX words" a line (the form of
+ * LOC_synset_mapping.txt); class index = line number from 0. The project ships
+ * ILSVRC2012's 1000 classes sorted by WNID (torchvision ImageFolder's order) as
+ * manifests/imagenet/classes.txt, built in.
+ *
+ * Training images are labelled by the WNID in their key: a file name
+ * "n01440764_10026.JPEG", or a member of "n01440764.tar" or of a directory
+ * "n01440764/". Validation images by their number (ILSVRC2012_val_00000001)
+ * through a labels file in one of three forms, told apart by content:
+ *   - Kaggle's LOC_val_solution.csv: "ImageId,PredictionString" then
+ *     "ILSVRC2012_val_00008726,n02119789 255 142 454 329 ..." (first WNID wins);
+ *   - TensorFlow's: one WNID a line, line i for image i+1;
+ *   - the devkit's ILSVRC2012_validation_ground_truth.txt: one ILSVRC2012_ID
+ *     (1..1000) a line, mapped to WNIDs through an ID table ("WNID ID [words]"
+ *     a line, the form of map_clsloc.txt), given with --synset-ids.
+ */
+#ifndef SP_LABELS_H
+#define SP_LABELS_H
+
+#include <jansson.h>
+
+#include "common/sp_common.h"
+
+typedef struct sp_labels sp_labels;
+
+sp_labels *sp_labels_create(void);
+void sp_labels_free(sp_labels *l); /* accepts NULL */
+
+/* Loads the class list from path, or the built-in ImageNet list when path is
+ * NULL. Replaces any list loaded before. */
+int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err);
+int sp_labels_has_classes(const sp_labels *l);
+/* The class list as JSON arrays (new references): WNIDs, and their words. */
+json_t *sp_labels_wnids(const sp_labels *l);
+json_t *sp_labels_words(const sp_labels *l);
+
+/* An ID -> WNID table ("WNID ID [words]" lines), for the devkit's form. */
+int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err);
+/* A validation labels file in any of the three forms. */
+int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err);
+int sp_labels_has_val(const sp_labels *l);
+
+/* The class index for the image with this key: from its validation number
+ * when a labels file gave one, else from a WNID in the key. Returns the
+ * index, or -1 with why set (no WNID in the key, a WNID not in the list, no
+ * label for that validation image). */
+int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_len);
+
+#endif
