@@ -76,7 +76,7 @@ static char *slurp(const char *path, size_t *len, sp_err *err)
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        sp_fail(err, SP_EXIT_USAGE, "%s: cannot open", path);
+        sp_fail(err, SP_EXIT_DATA, "%s: cannot open", path);
         return NULL;
     }
     sp_buf b = {0};
@@ -127,7 +127,7 @@ static int class_line(void *p, char *s, size_t no, sp_err *err)
     load_ctx *c = p;
     uint32_t w = parse_wnid(s);
     if (!w || (s[9] && s[9] != ' ' && s[9] != '\t'))
-        return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not a synset line (nXXXXXXXX words): %.60s", c->path, no, s);
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not a synset line (nXXXXXXXX words): %.60s", c->path, no, s);
     sp_labels *l = c->l;
     if ((size_t)l->nclasses == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 1024;
@@ -166,11 +166,11 @@ int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err)
     if (rc)
         return -1;
     if (l->nclasses == 0)
-        return sp_fail(err, SP_EXIT_USAGE, "%s: no classes", c.path);
+        return sp_fail(err, SP_EXIT_DATA, "%s: no classes", c.path);
     qsort(l->by_wnid, (size_t)l->nclasses, sizeof *l->by_wnid, cmp_wnid);
     for (int i = 1; i < l->nclasses; i++)
         if (l->by_wnid[i].wnid == l->by_wnid[i - 1].wnid)
-            return sp_fail(err, SP_EXIT_USAGE, "%s: n%08u is listed twice", c.path, l->by_wnid[i].wnid - 1);
+            return sp_fail(err, SP_EXIT_DATA, "%s: n%08u is listed twice", c.path, l->by_wnid[i].wnid - 1);
     return 0;
 }
 
@@ -201,7 +201,7 @@ static int id_line(void *p, char *s, size_t no, sp_err *err)
     char *end;
     long id = w ? strtol(s + 9, &end, 10) : 0;
     if (!w || id < 1 || id > 100000)
-        return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not a \"WNID ID\" line: %.60s", c->path, no, s);
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not a \"WNID ID\" line: %.60s", c->path, no, s);
     if (grow(&c->l->ids, &c->l->nids, (size_t)id, err))
         return -1;
     c->l->ids[id] = w;
@@ -250,20 +250,20 @@ static int val_line(void *p, char *s, size_t no, sp_err *err)
         image = val_number(s);
         w = comma ? parse_wnid(comma + 1) : 0;
         if (!image || !w)
-            return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not \"ILSVRC2012_val_N,nXXXXXXXX ...\": %.60s", c->path, no, s);
+            return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not \"ILSVRC2012_val_N,nXXXXXXXX ...\": %.60s", c->path, no, s);
     } else if (c->form == FORM_WNIDS) {
         image = ++c->image;
         w = parse_wnid(s);
         if (!w || s[9])
-            return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not a WNID: %.60s", c->path, no, s);
+            return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not a WNID: %.60s", c->path, no, s);
     } else {
         image = ++c->image;
         char *end;
         long id = strtol(s, &end, 10);
         if (*end || id < 1)
-            return sp_fail(err, SP_EXIT_USAGE, "%s:%zu: not an ILSVRC2012_ID: %.60s", c->path, no, s);
+            return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not an ILSVRC2012_ID: %.60s", c->path, no, s);
         if ((size_t)id >= l->nids || !l->ids[id])
-            return sp_fail(err, SP_EXIT_USAGE,
+            return sp_fail(err, SP_EXIT_DATA,
                            "%s:%zu: ILSVRC2012_ID %ld has no WNID (give the ID table with --synset-ids)", c->path, no,
                            id);
         w = l->ids[id];
@@ -284,7 +284,8 @@ int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err)
     while (*first == '\n' || *first == '\r' || *first == ' ')
         first++;
     val_ctx c = {l, path, FORM_IDS, 0};
-    if (!strncmp(first, "ImageId", 7) || strchr(first, ',') < strchr(first, '\n'))
+    const char *comma = strchr(first, ','), *nl = strchr(first, '\n');
+    if (!strncmp(first, "ImageId", 7) || (comma && (!nl || comma < nl)))
         c.form = FORM_CSV;
     else if (parse_wnid(first))
         c.form = FORM_WNIDS;
