@@ -9,9 +9,9 @@ OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LDFLAGS := $(SAN)
+LDFLAGS := $(SAN) -Wl,--as-needed
 
-LIB_SRC := common/sp_common.c common/sp_hash.c \
+LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx2.c \
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
@@ -38,6 +38,9 @@ all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# XXH3's AVX2 variant; sp_xxh.c calls it only on CPUs that have AVX2
+$(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 
 # manifests/*.json compiled in, so the tools need no data files at run time
 MANIFESTS := $(sort $(wildcard manifests/*.json)) manifests/imagenet/classes.txt
@@ -105,8 +108,15 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(BUILD)
 
-bench: deps
-	@$(MAKE) --no-print-directory all
+# The benchmarks' peers and data: bare libjpeg-turbo, real photographs, PIL.
+BENCH_PACKAGES := libturbojpeg0-dev mate-backgrounds python3-pil
+$(BUILD)/bench/tj_decode: bench/tj_decode.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(shell pkg-config --cflags --libs libturbojpeg) -o $@
+
+bench:
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode
 	@bench/run.sh $(BUILD)
 
 clean:

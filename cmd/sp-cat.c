@@ -5,8 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#include "common/sp_xxh.h"
 
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
@@ -126,7 +125,7 @@ static int cat_shard(const char *path, sp_err *err)
             snprintf(rec.key, sizeof rec.key, "%s", sp_shard_key(s, first + i));
             rec.label = lab[i];
             rec.label2 = lab2[i];
-            rec.checksum = XXH3_64bits(pix + i * item, item);
+            rec.checksum = sp_xxh3(pix + i * item, item);
             print_record(&rec);
         }
     }

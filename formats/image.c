@@ -146,12 +146,20 @@ static int decode_jpeg(const uint8_t *data, size_t len, const sp_image_opts *o, 
         }
     }
     int inverted = ci.saw_Adobe_marker;
-    while (ci.output_scanline < ci.output_height) {
+    while (!cmyk && ci.output_scanline < ci.output_height) {
+        /* several rows a call: fewer calls, the same pixels */
+        JSAMPROW rows[16];
+        JDIMENSION first = ci.output_scanline, n = ci.output_height - first;
+        if (n > 16)
+            n = 16;
+        for (JDIMENSION i = 0; i < n; i++)
+            rows[i] = img->pixels + (first + i) * stride;
+        jpeg_read_scanlines(&ci, rows, n);
+    }
+    while (cmyk && ci.output_scanline < ci.output_height) {
         uint8_t *out = img->pixels + ci.output_scanline * stride;
-        JSAMPROW rows[1] = {cmyk ? row : out};
+        JSAMPROW rows[1] = {row};
         jpeg_read_scanlines(&ci, rows, 1);
-        if (!cmyk)
-            continue;
         for (uint32_t x = 0; x < img->w; x++) {
             const uint8_t *p = row + 4 * x;
             unsigned c = p[0], m = p[1], y = p[2], k = p[3];

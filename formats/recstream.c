@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#include "common/sp_xxh.h"
 #include <zstd.h>
 
 #define FRAME_PREFIX 16
@@ -236,6 +235,18 @@ static ssize_t rd_bytes(sp_reader *r, void *dst, size_t n, sp_err *err)
     uint8_t *d = dst;
     size_t got = 0;
     while (got < n) {
+        if (r->ipos == r->ilen && !r->zs && !r->raw_eof && n - got >= (64u << 10)) {
+            /* a large read with nothing buffered: straight into dst, no copy */
+            ssize_t k = raw_read(r, d + got, n - got);
+            if (k < 0)
+                return sp_fail(err, SP_EXIT_SYSTEM, "%s: read failed: %s", r->name, strerror(errno));
+            if (k == 0) {
+                r->raw_eof = 1;
+                break;
+            }
+            got += (size_t)k;
+            continue;
+        }
         if (r->ipos == r->ilen) {
             ssize_t f = rd_fill(r, err);
             if (f < 0)
@@ -425,7 +436,7 @@ static int reader_frame(sp_reader *r, const uint8_t *t, sp_record *rec, sp_err *
     memcpy(head, t, FRAME_PREFIX);
     if (rd_exact(r, head + FRAME_PREFIX, (size_t)head_len + 8, "a frame header", err))
         return -1;
-    uint64_t want = XXH3_64bits(head, FRAME_PREFIX + (size_t)head_len);
+    uint64_t want = sp_xxh3(head, FRAME_PREFIX + (size_t)head_len);
     uint64_t have = sp_get_u64(head + FRAME_PREFIX + head_len);
     if (want != have)
         return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: frame header checksum mismatch (corrupt stream)",
@@ -441,7 +452,7 @@ static int reader_frame(sp_reader *r, const uint8_t *t, sp_record *rec, sp_err *
             sp_buf_free(&buf);
             return -1;
         }
-        if (XXH3_64bits(buf.data, payload_len) != sp_get_u64(buf.data + payload_len)) {
+        if (sp_xxh3(buf.data, payload_len) != sp_get_u64(buf.data + payload_len)) {
             sp_buf_free(&buf);
             return sp_fail(err, SP_EXIT_DATA, "%s: metadata checksum mismatch (corrupt stream)", r->name);
         }
@@ -463,7 +474,7 @@ static int reader_frame(sp_reader *r, const uint8_t *t, sp_record *rec, sp_err *
             return sp_fail(err, SP_EXIT_DATA, "%s: bad end-of-stream frame", r->name);
         if (rd_exact(r, ck, 8, "the end-of-stream frame", err))
             return -1;
-        if (sp_get_u64(ck) != XXH3_64bits(NULL, 0))
+        if (sp_get_u64(ck) != sp_xxh3(NULL, 0))
             return sp_fail(err, SP_EXIT_DATA, "%s: bad end-of-stream frame", r->name);
         uint64_t n = sp_get_u64(h);
         if (n != r->count)
@@ -504,7 +515,7 @@ static int reader_frame(sp_reader *r, const uint8_t *t, sp_record *rec, sp_err *
     r->cur = *rec;
     r->in_record = 1;
     r->remaining = payload_len;
-    XXH3_64bits_reset(r->hash);
+    sp_xxh3_reset(r->hash);
     return 1;
 }
 
@@ -522,14 +533,14 @@ ssize_t sp_reader_read(sp_reader *r, void *buf, size_t n, sp_err *err)
         if ((size_t)got < n)
             return sp_fail(err, SP_EXIT_DATA, "%s: truncated stream: payload cut short",
                            cur_name(r, where, sizeof where));
-        XXH3_64bits_update(r->hash, buf, n);
+        sp_xxh3_update(r->hash, buf, n);
         r->remaining -= n;
         return (ssize_t)n;
     }
     uint8_t ck[8];
     if (rd_exact(r, ck, 8, "a record checksum", err))
         return -1;
-    uint64_t want = XXH3_64bits_digest(r->hash);
+    uint64_t want = sp_xxh3_digest(r->hash);
     if (sp_get_u64(ck) != want)
         return sp_fail(err, SP_EXIT_DATA, "%s: payload checksum mismatch (corrupt record)",
                        cur_name(r, where, sizeof where));
@@ -644,7 +655,7 @@ static int wr_frame_head(sp_writer *w, int type, const uint8_t *head, uint16_t h
     sp_put_u64(f + 8, payload_len);
     if (head_len)
         memcpy(f + FRAME_PREFIX, head, head_len);
-    sp_put_u64(f + FRAME_PREFIX + head_len, XXH3_64bits(f, FRAME_PREFIX + (size_t)head_len));
+    sp_put_u64(f + FRAME_PREFIX + head_len, sp_xxh3(f, FRAME_PREFIX + (size_t)head_len));
     return wr_put(w, f, FRAME_PREFIX + (size_t)head_len + 8, err);
 }
 
@@ -655,7 +666,7 @@ int sp_writer_meta(sp_writer *w, const json_t *meta, sp_err *err)
         return sp_fail(err, SP_EXIT_SYSTEM, "cannot serialise stream metadata");
     size_t n = strlen(s);
     uint8_t ck[8];
-    sp_put_u64(ck, XXH3_64bits(s, n));
+    sp_put_u64(ck, sp_xxh3(s, n));
     int rc = wr_frame_head(w, FRAME_META, NULL, 0, n, err) || wr_put(w, s, n, err) ||
              wr_put(w, ck, 8, err);
     free(s);
@@ -722,7 +733,7 @@ int sp_writer_begin(sp_writer *w, const sp_record *rec, sp_err *err)
     w->in_record = 1;
     w->expect = rec->payload_len;
     w->got = 0;
-    XXH3_64bits_reset(w->hash);
+    sp_xxh3_reset(w->hash);
     return 0;
 }
 
@@ -731,7 +742,7 @@ int sp_writer_append(sp_writer *w, const void *p, size_t n, sp_err *err)
     if (!w->in_record || w->got + n > w->expect)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: more payload than the %llu bytes declared", w->key,
                        (unsigned long long)w->expect);
-    XXH3_64bits_update(w->hash, p, n);
+    sp_xxh3_update(w->hash, p, n);
     w->got += n;
     w->bytes += n;
     return wr_put(w, p, n, err);
@@ -743,7 +754,7 @@ static int writer_end(sp_writer *w, uint64_t *checksum, sp_err *err)
         return sp_fail(err, SP_EXIT_DATA, "%s: payload ended after %llu of %llu bytes", w->key,
                        (unsigned long long)w->got, (unsigned long long)w->expect);
     uint8_t ck[8];
-    uint64_t d = XXH3_64bits_digest(w->hash);
+    uint64_t d = sp_xxh3_digest(w->hash);
     sp_put_u64(ck, d);
     if (checksum)
         *checksum = d;
@@ -768,7 +779,7 @@ int sp_writer_finish(sp_writer *w, sp_err *err)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: stream finished inside a record", w->key);
     uint8_t h[8], ck[8];
     sp_put_u64(h, w->count);
-    sp_put_u64(ck, XXH3_64bits(NULL, 0));
+    sp_put_u64(ck, sp_xxh3(NULL, 0));
     if (wr_frame_head(w, FRAME_END, h, 8, 0, err) || wr_put(w, ck, 8, err))
         return -1;
     return wr_flush(w, err);

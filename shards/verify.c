@@ -4,8 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#include "common/sp_xxh.h"
 
 #include "common/sp_hash.h"
 #include "shards/manifest.h"
@@ -57,7 +56,7 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses,
         }
         for (uint64_t i = 0; i < k; i++) {
             uint64_t idx = first + i;
-            if (XXH3_64bits(pix + i * item, item) != ck[i])
+            if (sp_xxh3(pix + i * item, item) != ck[i])
                 problem(v, "%s: record %llu (%s): pixels do not match their checksum", file,
                         (unsigned long long)idx, sp_shard_key(s, idx));
             if (lab[i] < -1 || (nclasses > 0 && lab[i] >= nclasses))
