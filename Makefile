@@ -18,7 +18,7 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-shard sp-cat sp-verify
 UNIT    := test_recstream test_idx test_h5zstd
-FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

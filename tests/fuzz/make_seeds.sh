@@ -6,7 +6,7 @@ set -eu
 build=$(cd "$1" && pwd)
 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/recstream" "$out/idx" "$out/unpack"
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
@@ -17,3 +17,17 @@ zstd -q -c "$out/recstream/pixels.sprs" > "$out/recstream/pixels.sprs.zst"
 cp "$tmp"/idx/train-images-idx3-ubyte "$tmp"/idx/train-labels-idx1-ubyte "$out/idx/"
 "$build/bin/sp-unpack" -q --no-recurse "$tmp/arc/outer.tar" > "$out/unpack/outer.sprs"
 cp "$tmp"/arc/outer.tar "$tmp"/arc/outer.tar.gz "$tmp"/arc/files.zip "$tmp"/arc/note.txt.gz "$out/unpack/"
+/usr/bin/python3 - "$out/image" <<'X'
+import io, sys
+import numpy as np
+from PIL import Image
+out = sys.argv[1]
+img = Image.fromarray((np.arange(24 * 16 * 3) % 251).astype(np.uint8).reshape(16, 24, 3), "RGB")
+img.save(f"{out}/baseline.jpg", quality=90)
+img.save(f"{out}/progressive.jpg", quality=90, progressive=True)
+img.convert("CMYK").save(f"{out}/cmyk.jpg")
+img.convert("L").save(f"{out}/gray.jpg")
+img.save(f"{out}/rgb.png")
+img.convert("P").save(f"{out}/palette.png")
+img.convert("RGBA").save(f"{out}/rgba.png")
+X

@@ -74,6 +74,28 @@ ck=$($PY -c "import xxhash; print(xxhash.xxh3_64_hexdigest(b'D' * 3000))")
 echo '{"key":"outer.tar/d.bin","split":"none","label":null,"kind":"blob","size":3000,"checksum":"'$ck'"}' > want
 diff -u want got
 
+# a big inner tar is streamed: sp-unpack's memory stays far below its size
+$PY - <<'X'
+import io, os, tarfile
+inner = io.BytesIO()
+with tarfile.open(fileobj=inner, mode="w") as t:
+    for i in range(3):
+        data = os.urandom(1 << 20) * 32          # 32 MiB a member, 96 MiB in all
+        info = tarfile.TarInfo(f"n00000001_{i}.JPEG"); info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+with tarfile.open("big_train.tar", "w") as t:
+    info = tarfile.TarInfo("n00000001.tar"); info.size = len(inner.getvalue())
+    t.addfile(info, io.BytesIO(inner.getvalue()))
+X
+$PY - <<'X' > rss.txt
+import resource, subprocess
+subprocess.run("sp-unpack big_train.tar | sp-cat > keys.txt", shell=True, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+X
+[ "$(wc -l < keys.txt)" -eq 3 ] || fail "big tar: $(cat keys.txt)"
+[ "$(cat rss.txt)" -lt 40 ] || fail "sp-unpack held $(cat rss.txt) MiB for a 96 MiB inner tar"
+rm big_train.tar
+
 # a corrupt archive is an error naming it
 head -c 5000 ../a/outer.tar > cut.tar
 expect_status 1 sp-unpack cut.tar
