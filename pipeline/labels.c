@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "formats/matv5.h"
 #include "formats/recstream.h"
 #include "pipeline/embedded.h"
 
@@ -208,6 +212,58 @@ static int id_line(void *p, char *s, size_t no, sp_err *err)
     return 0;
 }
 
+static int mat_pair(void *p, double num, const char *str)
+{
+    load_ctx *c = p;
+    uint32_t w = parse_wnid(str);
+    /* IDs above 1000 are the hierarchy's inner nodes: kept, never looked up */
+    if (!w || str[9] || num < 1 || num > 100000 || num != (double)(long)num)
+        return 0;
+    if (grow(&c->l->ids, &c->l->nids, (size_t)num, NULL))
+        return -1;
+    c->l->ids[(size_t)num] = w;
+    return 0;
+}
+
+/* meta.mat out of the devkit archive (ILSVRC2012_devkit_t12.tar.gz). */
+static char *devkit_meta(const char *path, size_t *len, sp_err *err)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    struct archive_entry *e;
+    char *out = NULL;
+    if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+        sp_fail(err, SP_EXIT_DATA, "%s: %s", path, archive_error_string(a));
+        goto done;
+    }
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        size_t n = name ? strlen(name) : 0;
+        if (n < 13 || strcmp(name + n - 13, "data/meta.mat"))
+            continue;
+        la_int64_t size = archive_entry_size(e);
+        if (size <= 0 || size > (64 << 20)) {
+            sp_fail(err, SP_EXIT_DATA, "%s: %s has a size of %lld", path, name, (long long)size);
+            goto done;
+        }
+        out = malloc((size_t)size);
+        if (!out || archive_read_data(a, out, (size_t)size) != size) {
+            free(out);
+            out = NULL;
+            sp_fail(err, SP_EXIT_DATA, "%s: cannot read %s", path, name);
+            goto done;
+        }
+        *len = (size_t)size;
+        goto done;
+    }
+    sp_fail(err, SP_EXIT_DATA, "%s: no data/meta.mat in the archive (is it the ILSVRC2012 devkit?)", path);
+done:
+    archive_read_free(a);
+    return out;
+}
+
 int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err)
 {
     size_t len;
@@ -215,7 +271,22 @@ int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err)
     if (!text)
         return -1;
     load_ctx c = {l, path, 0};
-    int rc = each_line(text, id_line, &c, err);
+    const uint8_t *u = (const uint8_t *)text;
+    int rc;
+    if ((len >= 2 && u[0] == 0x1f && u[1] == 0x8b) || (len > 262 && !memcmp(u + 257, "ustar", 5))) {
+        /* the devkit archive: its meta.mat has the table */
+        free(text);
+        text = devkit_meta(path, &len, err);
+        if (!text)
+            return -1;
+        u = (const uint8_t *)text;
+    }
+    if (sp_mat_sniff(u, len)) {
+        long n = sp_mat_struct_pairs(u, len, "synsets", "ILSVRC2012_ID", "WNID", mat_pair, &c, err);
+        rc = n < 0 ? sp_fail_context(err, "%s", path) : 0;
+    } else {
+        rc = each_line(text, id_line, &c, err);
+    }
     free(text);
     return rc;
 }

@@ -13,8 +13,10 @@
  *     "ILSVRC2012_val_00008726,n02119789 255 142 454 329 ..." (first WNID wins);
  *   - TensorFlow's: one WNID a line, line i for image i+1;
  *   - the devkit's ILSVRC2012_validation_ground_truth.txt: one ILSVRC2012_ID
- *     (1..1000) a line, mapped to WNIDs through an ID table ("WNID ID [words]"
- *     a line, the form of map_clsloc.txt), given with --synset-ids.
+ *     (1..1000) a line, mapped to WNIDs through the devkit's own table: the
+ *     devkit archive itself (ILSVRC2012_devkit_t12.tar.gz, whose
+ *     data/meta.mat lists every synset's ID and WNID), that meta.mat, or a
+ *     text table ("WNID ID [words]" a line, the form of map_clsloc.txt).
  */
 #ifndef SP_LABELS_H
 #define SP_LABELS_H
@@ -36,7 +38,8 @@ int sp_labels_has_classes(const sp_labels *l);
 json_t *sp_labels_wnids(const sp_labels *l);
 json_t *sp_labels_words(const sp_labels *l);
 
-/* An ID -> WNID table ("WNID ID [words]" lines), for the devkit's form. */
+/* The ID -> WNID table for the devkit's form: the devkit archive, its
+ * data/meta.mat, or "WNID ID [words]" lines; told apart by content. */
 int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err);
 /* A validation labels file in any of the three forms. */
 int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err);

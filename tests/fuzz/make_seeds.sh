@@ -6,7 +6,7 @@ set -eu
 build=$(cd "$1" && pwd)
 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image"
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
@@ -31,3 +31,6 @@ img.save(f"{out}/rgb.png")
 img.convert("P").save(f"{out}/palette.png")
 img.convert("RGBA").save(f"{out}/rgba.png")
 X
+/usr/bin/python3 "$root/tests/fixtures/make_ilsvrc.py" "$tmp/ilsvrc"
+cp "$tmp/ilsvrc/meta_plain.mat" "$out/mat/"
+tar -xzf "$tmp/ilsvrc/ILSVRC2012_devkit_t12.tar.gz" -O ILSVRC2012_devkit_t12/data/meta.mat > "$out/mat/meta_compressed.mat"

@@ -21,9 +21,14 @@ grep -q "^sp-decode: ILSVRC2012_img_train.tar/n01440764.tar/n01440764_14.JPEG: r
 # the same labels from TensorFlow's form and from the devkit's with its ID table
 decode tf --labels fx/val_wnids.txt
 decode devkit --labels fx/ground_truth.txt --synset-ids fx/synset_ids.txt
+# ... the devkit's ID table read from the devkit archive itself, or from its meta.mat
+decode devkit2 --labels fx/ground_truth.txt --synset-ids fx/ILSVRC2012_devkit_t12.tar.gz
+decode devkit3 --labels fx/ground_truth.txt --synset-ids fx/meta_plain.mat
 sp-cat csv.sprs > a && sp-cat tf.sprs > b && sp-cat devkit.sprs > c
 cmp a b || fail "TF labels differ"
 cmp a c || fail "devkit labels differ"
+sp-cat devkit2.sprs | cmp a - || fail "devkit archive labels differ"
+sp-cat devkit3.sprs | cmp a - || fail "meta.mat labels differ"
 grep -c '"split":"val"' a | grep -qx 16 || fail "val records"
 sp-cat --meta csv.sprs | $PY -c "import json,sys; m=json.load(sys.stdin); print(m['classes'], m['class_descriptions'][1])" > got
 echo "['n01440764', 'n01443537', 'n01484850', 'n01491361'] goldfish, Carassius auratus" > want
