@@ -1,0 +1,42 @@
+/* The resize stage: pixel records to one size.
+ *
+ * Modes, for a target of W x H:
+ *   crop    scale so the image covers W x H (for a square target: the shorter
+ *           side to SIZE, as torchvision's Resize(SIZE)), then take the centre
+ *           W x H (CenterCrop; offsets rounded half to even, as Python's round)
+ *   squash  scale to exactly W x H, ignoring the aspect ratio
+ *   pad     scale to fit inside W x H, then centre it on a W x H canvas of
+ *           pad_value
+ * resize_to > 0 (crop mode): first the shorter side to resize_to, then the
+ * centre W x H: the "256, then crop 224" recipe.
+ * Sizes after scaling are truncated as torchvision's int() does. A record
+ * already W x H passes through untouched. uint8 only, 1 to 4 channels.
+ */
+#ifndef SP_RESIZE_H
+#define SP_RESIZE_H
+
+#include "formats/recstream.h"
+#include "formats/resample.h"
+
+enum sp_resize_mode { SP_RESIZE_CROP = 0, SP_RESIZE_SQUASH, SP_RESIZE_PAD };
+
+typedef struct sp_resize_opts {
+    int w, h;       /* the target */
+    int mode;       /* enum sp_resize_mode */
+    int filter;     /* enum sp_filter */
+    int resize_to;  /* crop mode: the shorter side first goes to this (0 = no) */
+    int pad_value;  /* pad mode: 0..255 */
+} sp_resize_opts;
+
+/* Where an in_w x in_h image goes: the scaled size (sw x sh), the window of
+ * it kept (x0, y0, ww x wh), and where that window lands in the output (dx, dy). */
+typedef struct sp_resize_plan {
+    int sw, sh, x0, y0, ww, wh, dx, dy;
+} sp_resize_plan;
+void sp_resize_plan_for(const sp_resize_opts *o, int in_w, int in_h, sp_resize_plan *p);
+
+/* Resizes pixels (in_w x in_h x c) into out (o->w x o->h x c). 0 or -1. */
+int sp_resize_pixels(sp_resampler *r, const sp_resize_opts *o, const uint8_t *in, int in_w, int in_h, int c,
+                     uint8_t *out);
+
+#endif
