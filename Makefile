@@ -15,10 +15,10 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
-           pipeline/resize.c \
+           pipeline/resize.c pipeline/normalize.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
 CLI_SRC := common/sp_cli.c
-TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-shard sp-cat sp-verify
+TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify
 UNIT    := test_recstream test_idx test_h5zstd
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat
 

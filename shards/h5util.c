@@ -35,3 +35,21 @@ const char *sp_h5_error(char *buf, size_t n)
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &w);
     return buf;
 }
+
+hid_t sp_h5_pixel_type(int dtype)
+{
+    static hid_t half = H5I_INVALID_HID;
+    switch (dtype) {
+    case SP_DTYPE_F32: return H5T_NATIVE_FLOAT;
+    case SP_DTYPE_F16:
+        if (half < 0) { /* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits */
+            half = H5Tcopy(H5T_IEEE_F32LE);
+            H5Tset_fields(half, 15, 10, 5, 0, 10);
+            H5Tset_size(half, 2);
+            H5Tset_ebias(half, 15);
+            H5Tset_precision(half, 16);
+        }
+        return half;
+    default: return H5T_NATIVE_UINT8;
+    }
+}

@@ -12,7 +12,9 @@
  *   format = "shardpipe-shard", format_version = 1, dataset, split,
  *   shard_index, record_count, shape [H, W, C], dtype, classes, classes2
  *   (when there are second labels), recipe (JSON array), meta (the whole
- *   stream metadata as JSON).
+ *   stream metadata as JSON), and when the stream has normalization
+ *   parameters norm_mean, norm_std (float64 per channel, x/255 units) and
+ *   norm_applied (1 when the pixels are already normalized floats).
  * No timestamps are stored, so equal input gives byte-identical files.
  */
 #ifndef SP_SHARD_H
@@ -30,6 +32,9 @@
 /* Silences HDF5's own error printing and registers the zstd filter. Call
  * once before any other HDF5 use; 0 or -1. */
 int sp_h5_init(sp_err *err);
+/* The HDF5 type of pixels of an sp_dtype: uint8, float32, or IEEE half
+ * (an HDF5 float of 2 bytes, which h5py reads as numpy float16). */
+hid_t sp_h5_pixel_type(int dtype);
 /* The innermost message of HDF5's current error stack, for messages. */
 const char *sp_h5_error(char *buf, size_t n);
 

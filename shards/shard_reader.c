@@ -64,7 +64,7 @@ static int dtype_of(hid_t t)
         return SP_DTYPE_U8;
     if (H5Tequal(t, H5T_NATIVE_FLOAT) > 0)
         return SP_DTYPE_F32;
-    if (H5Tequal(t, H5T_NATIVE_UINT16) > 0)
+    if (H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 2)
         return SP_DTYPE_F16;
     return SP_DTYPE_NONE;
 }
@@ -170,12 +170,6 @@ sp_shard *sp_shard_open(const char *path, sp_err *err)
     hid_t t = H5Dget_type(s->images);
     s->dtype = dtype_of(t);
     H5Tclose(t);
-    char *dt = attr_string(s->file, "dtype");
-    if (dt && !strcmp(dt, "float16") && s->dtype == SP_DTYPE_F16)
-        s->dtype = SP_DTYPE_F16;
-    else if (s->dtype == SP_DTYPE_F16)
-        s->dtype = SP_DTYPE_NONE; /* uint16 without the float16 marker */
-    free(dt);
     if (nd != 4 || !d[1] || !d[2] || !d[3] || d[1] > 65536 || d[2] > 65536 || d[3] > 16 || !s->dtype) {
         sp_fail(err, SP_EXIT_DATA, "%s: images is not an [N,H,W,C] array of uint8/float16/float32", path);
         goto fail;
@@ -260,8 +254,7 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
                        (unsigned long long)first, (unsigned long long)(first + n));
     if (n == 0)
         return 0;
-    hid_t pt = s->dtype == SP_DTYPE_F32 ? H5T_NATIVE_FLOAT
-               : s->dtype == SP_DTYPE_F16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT8;
+    hid_t pt = sp_h5_pixel_type(s->dtype);
     if (pixels && read_rows(s, s->images, 4, pt, first, n, pixels, "cannot read images", err))
         return -1;
     if (labels && read_rows(s, s->labels, 1, H5T_NATIVE_INT32, first, n, labels, "cannot read labels", err))

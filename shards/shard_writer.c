@@ -57,14 +57,6 @@ struct sp_shardset {
     int committed;
 };
 
-static hid_t h5_type(int dtype)
-{
-    switch (dtype) {
-    case SP_DTYPE_F32: return H5T_NATIVE_FLOAT;
-    case SP_DTYPE_F16: return H5T_NATIVE_UINT16; /* IEEE half bits; dtype attribute says so */
-    default: return H5T_NATIVE_UINT8;
-    }
-}
 
 static int h5fail(sp_err *err, const char *what, const char *path)
 {
@@ -179,7 +171,7 @@ static int start_shard(sp_shardset *s, const sp_record *rec, sp_err *err)
     H5Pset_chunk(dcpl, 4, chunk);
     unsigned level = (unsigned)s->opts.zstd_level;
     H5Pset_filter(dcpl, SP_H5Z_ZSTD, H5Z_FLAG_MANDATORY, 1, &level);
-    o->images = H5Dcreate2(o->file, "images", h5_type(rec->dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    o->images = H5Dcreate2(o->file, "images", sp_h5_pixel_type(rec->dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(space);
     if (o->images < 0)
@@ -199,7 +191,7 @@ static int flush_chunk(open_shard *o, sp_err *err)
     hsize_t count[4] = {o->in_chunk, o->sh->h, o->sh->w, o->sh->c};
     H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t mspace = H5Screate_simple(4, count, NULL);
-    herr_t rc = H5Dwrite(o->images, h5_type(o->sh->dtype), mspace, fspace, H5P_DEFAULT, o->chunk);
+    herr_t rc = H5Dwrite(o->images, sp_h5_pixel_type(o->sh->dtype), mspace, fspace, H5P_DEFAULT, o->chunk);
     H5Sclose(mspace);
     H5Sclose(fspace);
     if (rc < 0)
@@ -377,6 +369,23 @@ static int attr_strings(hid_t loc, const char *name, const json_t *arr)
     return rc < 0 ? -1 : 0;
 }
 
+/* norm_mean, norm_std, norm_applied from the stream's "normalize" member. */
+static int attr_norm(hid_t f, const json_t *norm)
+{
+    json_t *mean = json_object_get(norm, "mean"), *std = json_object_get(norm, "std");
+    size_t n = json_array_size(mean);
+    if (!n || n != json_array_size(std) || n > 16)
+        return 0;
+    double m[16], s[16];
+    for (size_t i = 0; i < n; i++) {
+        m[i] = json_number_value(json_array_get(mean, i));
+        s[i] = json_number_value(json_array_get(std, i));
+    }
+    int32_t applied = json_is_true(json_object_get(norm, "applied"));
+    return attr_ints(f, "norm_mean", H5T_NATIVE_DOUBLE, m, n) || attr_ints(f, "norm_std", H5T_NATIVE_DOUBLE, s, n) ||
+           attr_ints(f, "norm_applied", H5T_NATIVE_INT32, &applied, 0);
+}
+
 static int write_attributes(const shard *sh, const json_t *meta, sp_err *err)
 {
     hid_t f = H5Fopen(sh->tmp, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -398,7 +407,8 @@ static int write_attributes(const shard *sh, const json_t *meta, sp_err *err)
               attr_string(f, "dtype", sp_dtype_name(sh->dtype)) ||
               attr_strings(f, "classes", json_object_get(meta, "classes")) ||
               (sh->has_label2 && attr_strings(f, "classes2", classes2)) ||
-              attr_json(f, "recipe", recipe ? recipe : json_array()) || attr_json(f, "meta", meta);
+              attr_json(f, "recipe", recipe ? recipe : json_array()) || attr_json(f, "meta", meta) ||
+              attr_norm(f, json_object_get(meta, "normalize"));
     if (bad) {
         H5Fclose(f);
         return h5fail(err, "cannot write attributes", sh->tmp);
