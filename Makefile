@@ -43,6 +43,8 @@ $(BUILD)/obj/%.o: %.c
 
 # XXH3's AVX2 variant; sp_xxh.c calls it only on CPUs that have AVX2
 $(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
+# the resampler's inner loops are written for the vectoriser, which -O2 leaves out
+$(BUILD)/obj/formats/resample.o: CFLAGS += -O3
 
 # manifests/*.json compiled in, so the tools need no data files at run time
 MANIFESTS := $(sort $(wildcard manifests/*.json)) manifests/imagenet/classes.txt

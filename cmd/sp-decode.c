@@ -49,6 +49,11 @@ static const char usage[] =
     "                       before any allocation (default 100000000)\n"
     "      --draft SIZE     decode JPEGs at the smallest DCT scale (1/2, 1/4, 1/8)\n"
     "                       that keeps both sides at least SIZE (or WxH)\n"
+    "      --resize SIZE    resize images to SIZE (or WxH) as they are decoded, as\n"
+    "                       sp-resize does, JPEGs at the smallest DCT scale that\n"
+    "                       keeps both sides at least the target (--draft overrides)\n"
+    "      --resize-mode M, --resize-filter F, --resize-to N, --pad-value V\n"
+    "                       sp-resize's --mode, --filter, --resize-to, --pad-value\n"
     "      --rejects FILE   also write each reject as a JSON line: key, reason, detail\n"
     "      --strict         any reject stops the run with an error\n"
     "  -q, --quiet          report nothing but errors\n"
@@ -108,13 +113,17 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 int main(int argc, char **argv)
 {
     sp_cli_init(argc, argv);
-    enum { O_CLASSES = 256, O_LABELS, O_IDS, O_UNLABELED, O_MAXPX, O_DRAFT, O_REJECTS, O_STRICT };
+    enum { O_CLASSES = 256, O_LABELS, O_IDS, O_UNLABELED, O_MAXPX, O_DRAFT, O_REJECTS, O_STRICT, O_RESIZE,
+           O_RMODE, O_RFILTER, O_RTO, O_PAD };
     static const struct option opts[] = {
         {"dataset", required_argument, 0, 'd'},      {"classes", required_argument, 0, O_CLASSES},
         {"labels", required_argument, 0, O_LABELS},  {"synset-ids", required_argument, 0, O_IDS},
         {"unlabeled", no_argument, 0, O_UNLABELED},  {"max-pixels", required_argument, 0, O_MAXPX},
         {"draft", required_argument, 0, O_DRAFT},    {"rejects", required_argument, 0, O_REJECTS},
-        {"strict", no_argument, 0, O_STRICT},        {"quiet", no_argument, 0, 'q'},
+        {"strict", no_argument, 0, O_STRICT},        {"resize", required_argument, 0, O_RESIZE},
+        {"resize-mode", required_argument, 0, O_RMODE}, {"resize-filter", required_argument, 0, O_RFILTER},
+        {"resize-to", required_argument, 0, O_RTO},  {"pad-value", required_argument, 0, O_PAD},
+        {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},            {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},            {0, 0, 0, 0},
     };
@@ -125,9 +134,20 @@ int main(int argc, char **argv)
     dopts.reject = on_reject;
     dopts.report_ctx = &t;
     const char *rejects = NULL;
+    sp_resize_opts rz = {.filter = SP_FILTER_BILINEAR};
+    int resize = 0;
+    char why[256];
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "d:qvhV", opts, NULL)) != -1) {
+        const char *rname = c == O_RESIZE ? "size" : c == O_RMODE ? "mode" : c == O_RFILTER ? "filter"
+                            : c == O_RTO ? "resize-to" : c == O_PAD ? "pad-value" : NULL;
+        if (rname) {
+            if (sp_resize_opts_set(&rz, rname, optarg, why, sizeof why))
+                return sp_cli_usage_error("%s", why);
+            resize |= c == O_RESIZE;
+            continue;
+        }
         switch (c) {
         case 'd': dopts.dataset = optarg; break;
         case O_CLASSES: dopts.classes = optarg; break;
@@ -154,6 +174,11 @@ int main(int argc, char **argv)
     }
     if (sp_cli_stdout_is_safe())
         return SP_EXIT_USAGE;
+    if (resize) {
+        if (sp_resize_opts_check(&rz, why, sizeof why))
+            return sp_cli_usage_error("%s", why);
+        dopts.resize = &rz;
+    }
     sp_err err = {0};
     if (rejects && !(t.rejects = fopen(rejects, "w"))) {
         sp_msg("%s: cannot write: %s", rejects, strerror(errno));

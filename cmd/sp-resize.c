@@ -73,21 +73,6 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     return sp_writer_record(t->out.w, &out, t->buf.data, n, err);
 }
 
-static int parse_size(const char *s, int *w, int *h)
-{
-    uint64_t a, b;
-    const char *x = strchr(s, 'x');
-    char first[32];
-    snprintf(first, sizeof first, "%.*s", x ? (int)(x - s < 31 ? x - s : 31) : 31, s);
-    if (sp_parse_u64(first, &a) || !a || a > 65536)
-        return -1;
-    if (x && (sp_parse_u64(x + 1, &b) || !b || b > 65536))
-        return -1;
-    *w = (int)a;
-    *h = x ? (int)b : (int)a;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     sp_cli_init(argc, argv);
@@ -101,47 +86,24 @@ int main(int argc, char **argv)
     };
     tool t = {0};
     t.o.filter = SP_FILTER_BILINEAR;
-    uint64_t v;
+    char why[256];
     int c;
     while ((c = getopt_long(argc, argv, "m:f:qvhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            if (!strcmp(optarg, "crop"))
-                t.o.mode = SP_RESIZE_CROP;
-            else if (!strcmp(optarg, "squash"))
-                t.o.mode = SP_RESIZE_SQUASH;
-            else if (!strcmp(optarg, "pad"))
-                t.o.mode = SP_RESIZE_PAD;
-            else
-                return sp_cli_usage_error("--mode: crop, squash or pad, not %s", optarg);
-            break;
-        case 'f':
-            if ((t.o.filter = sp_filter_from_name(optarg)) < 0)
-                return sp_cli_usage_error("--filter: bilinear, bicubic, lanczos3 or area, not %s", optarg);
-            break;
-        case O_RESIZE_TO:
-            if (sp_parse_u64(optarg, &v) || !v || v > 65536)
-                return sp_cli_usage_error("--resize-to: not a size: %s", optarg);
-            t.o.resize_to = (int)v;
-            break;
-        case O_PAD:
-            if (sp_parse_u64(optarg, &v) || v > 255)
-                return sp_cli_usage_error("--pad-value: 0 to 255, not %s", optarg);
-            t.o.pad_value = (int)v;
-            break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
+        const char *name = c == 'm' ? "mode" : c == 'f' ? "filter" : c == O_RESIZE_TO ? "resize-to"
+                                            : c == O_PAD ? "pad-value" : NULL;
+        if (name) {
+            if (sp_resize_opts_set(&t.o, name, optarg, why, sizeof why))
+                return sp_cli_usage_error("%s", why);
+            continue;
         }
-        }
+        int status = sp_cli_common_option(c, usage);
+        if (status >= 0)
+            return status;
     }
-    if (optind == argc)
-        return sp_cli_usage_error("no size given (SIZE or WxH)");
-    if (parse_size(argv[optind], &t.o.w, &t.o.h))
-        return sp_cli_usage_error("not a size (SIZE or WxH): %s", argv[optind]);
-    if (t.o.resize_to && t.o.mode != SP_RESIZE_CROP)
-        return sp_cli_usage_error("--resize-to goes with --mode crop");
+    if (optind < argc && sp_resize_opts_set(&t.o, "size", argv[optind], why, sizeof why))
+        return sp_cli_usage_error("%s", why);
+    if (sp_resize_opts_check(&t.o, why, sizeof why))
+        return sp_cli_usage_error("%s", why);
     optind++;
     if (sp_cli_stdout_is_safe())
         return SP_EXIT_USAGE;

@@ -66,6 +66,7 @@ void sp_resampler_free(sp_resampler *r)
     free(r->k_x);
     free(r->k_y);
     free(r->tmp);
+    free(r->acc);
     memset(r, 0, sizeof *r);
 }
 
@@ -131,8 +132,10 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* out row = horizontal resampling of in row; c channels. */
-static void horizontal(const uint8_t *in, uint8_t *out, int w, int c, const int *bounds, const int32_t *kk, int ksize)
+/* out row = horizontal resampling of in row; c channels. in_w bounds the
+ * reads: the vector path loads 4 bytes a pixel and must not pass the row. */
+static void horizontal_scalar(const uint8_t *in, uint8_t *out, int w, int c, const int *bounds, const int32_t *kk,
+                              int ksize)
 {
     for (int xx = 0; xx < w; xx++) {
         int xmin = bounds[2 * xx], n = bounds[2 * xx + 1];
@@ -147,14 +150,120 @@ static void horizontal(const uint8_t *in, uint8_t *out, int w, int c, const int 
     }
 }
 
-/* out row = vertical resampling of rows[ymin .. ymin+n) of src (stride). */
-static void vertical(const uint8_t *src, size_t stride, uint8_t *out, int len, int ymin, int n, const int32_t *k)
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* RGB rows, four 32-bit lanes a pixel (R, G, B and a byte of the next pixel,
+ * multiplied and then ignored). The same integer arithmetic as the scalar
+ * path, so the same results. */
+__attribute__((target("sse4.1"))) static void horizontal_rgb_sse41(const uint8_t *in, int in_w, uint8_t *out, int w,
+                                                                   const int *bounds, const int32_t *kk, int ksize)
 {
+    const __m128i round = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
+    for (int xx = 0; xx < w; xx++) {
+        int xmin = bounds[2 * xx], n = bounds[2 * xx + 1];
+        const int32_t *k = kk + (size_t)xx * (size_t)ksize;
+        const uint8_t *p = in + (size_t)xmin * 3;
+        __m128i acc = round;
+        int safe = xmin + n == in_w ? n - 1 : n; /* the row's last pixel: no 4-byte load */
+        for (int x = 0; x < safe; x++) {
+            int32_t v;
+            memcpy(&v, p + 3 * x, 4);
+            __m128i px = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(v));
+            acc = _mm_add_epi32(acc, _mm_mullo_epi32(px, _mm_set1_epi32(k[x])));
+        }
+        int32_t lane[4];
+        _mm_storeu_si128((__m128i *)(void *)lane, acc);
+        if (safe < n) {
+            const uint8_t *q = p + 3 * safe;
+            lane[0] += q[0] * k[safe], lane[1] += q[1] * k[safe], lane[2] += q[2] * k[safe];
+        }
+        out[3 * xx] = clip8(lane[0]);
+        out[3 * xx + 1] = clip8(lane[1]);
+        out[3 * xx + 2] = clip8(lane[2]);
+    }
+}
+#endif
+
+/* Two output pixels a step in one 256-bit register: lanes 0-3 the first
+ * pixel's R, G, B (and a spare), lanes 4-7 the second's. Taps past a pixel's
+ * own count have zero coefficients; loads never pass the row's end. */
+__attribute__((target("avx2"))) static void horizontal_rgb_avx2(const uint8_t *in, int in_w, uint8_t *out, int w,
+                                                                const int *bounds, const int32_t *kk, int ksize)
+{
+    const __m256i round = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+    const uint8_t *end = in + (size_t)in_w * 3;
+    int xx = 0;
+    for (; xx + 1 < w; xx += 2) {
+        int xa = bounds[2 * xx], na = bounds[2 * xx + 1], xb = bounds[2 * xx + 2], nb = bounds[2 * xx + 3];
+        int n = na > nb ? na : nb;
+        const int32_t *ka = kk + (size_t)xx * (size_t)ksize, *kb = ka + ksize;
+        const uint8_t *pa = in + (size_t)xa * 3, *pb = in + (size_t)xb * 3;
+        /* every 4-byte load must stay inside the row: else the scalar path */
+        if (pa + 3 * (n - 1) + 4 > end || pb + 3 * (n - 1) + 4 > end || n > ksize)
+            break;
+        __m256i acc = round;
+        const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+        for (int x = 0; x < n; x++) {
+            int32_t va, vb;
+            memcpy(&va, pa + 3 * x, 4);
+            memcpy(&vb, pb + 3 * x, 4);
+            __m256i px = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, vb, va));
+            /* coefficients past a pixel's own taps are 0 (see coeffs) */
+            __m256i k = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_set_epi32(0, 0, kb[x], ka[x])), spread);
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, k));
+        }
+        int32_t lane[8];
+        _mm256_storeu_si256((__m256i *)(void *)lane, acc);
+        for (int ch = 0; ch < 3; ch++) {
+            out[3 * xx + ch] = clip8(lane[ch]);
+            out[3 * xx + 3 + ch] = clip8(lane[4 + ch]);
+        }
+    }
+    if (xx < w) /* the last pixels, near the row's end */
+        horizontal_rgb_sse41(in, in_w, out + 3 * xx, w - xx, bounds + 2 * xx, kk + (size_t)xx * (size_t)ksize, ksize);
+}
+
+static void horizontal(const uint8_t *in, int in_w, uint8_t *out, int w, int c, const int *bounds, const int32_t *kk,
+                       int ksize)
+{
+#if defined(__x86_64__)
+    static int level = -1; /* 0 none, 1 SSE4.1, 2 AVX2 */
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("sse4.1") ? 1 : 0;
+    }
+    if (c == 3 && level == 2) {
+        horizontal_rgb_avx2(in, in_w, out, w, bounds, kk, ksize);
+        return;
+    }
+    if (c == 3 && level == 1) {
+        horizontal_rgb_sse41(in, in_w, out, w, bounds, kk, ksize);
+        return;
+    }
+#endif
+    (void)in_w;
+    horizontal_scalar(in, out, w, c, bounds, kk, ksize);
+}
+
+/* out row = vertical resampling of rows[ymin .. ymin+n) of src (stride),
+ * accumulated a whole row at a time (vectorisable: one coefficient a row). */
+__attribute__((target_clones("avx2", "default"))) static void vertical(const uint8_t *restrict src, size_t stride,
+                                                                       uint8_t *restrict out, int len, int ymin, int n,
+                                                                       const int32_t *restrict k,
+                                                                       int32_t *restrict acc)
+{
+    for (int i = 0; i < len; i++)
+        acc[i] = 1 << (PRECISION_BITS - 1);
+    for (int y = 0; y < n; y++) {
+        const uint8_t *restrict row = src + (size_t)(ymin + y) * stride;
+        int32_t ky = k[y];
+        for (int i = 0; i < len; i++)
+            acc[i] += row[i] * ky;
+    }
     for (int i = 0; i < len; i++) {
-        int32_t ss = 1 << (PRECISION_BITS - 1);
-        for (int y = 0; y < n; y++)
-            ss += src[(size_t)(ymin + y) * stride + (size_t)i] * k[y];
-        out[i] = clip8(ss);
+        int32_t v = acc[i] >> PRECISION_BITS; /* clip8, written to vectorise */
+        out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
 }
 
@@ -185,8 +294,8 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
         if (grow((void **)&r->tmp, &r->cap_tmp, row * (size_t)rows))
             return -1;
         for (int y = 0; y < rows; y++)
-            horizontal(in + (size_t)(ybox_first + y) * stride, r->tmp + (size_t)y * row, w, c, r->bounds_x, r->k_x,
-                       r->ksize_x);
+            horizontal(in + (size_t)(ybox_first + y) * stride, in_w, r->tmp + (size_t)y * row, w, c, r->bounds_x,
+                       r->k_x, r->ksize_x);
         src = r->tmp;
         stride = row;
         yshift = ybox_first;
@@ -194,10 +303,12 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
         src = in + (size_t)x0 * (size_t)c; /* no horizontal pass: the window's columns */
     }
     size_t out_row = (size_t)w * (size_t)c;
+    if (need_v && grow((void **)&r->acc, &r->cap_acc, out_row * sizeof *r->acc))
+        return -1;
     for (int yy = 0; yy < h; yy++) {
         if (need_v) {
             vertical(src, stride, out + (size_t)yy * out_row, (int)out_row, r->bounds_y[2 * yy] - yshift,
-                     r->bounds_y[2 * yy + 1], r->k_y + (size_t)yy * (size_t)r->ksize_y);
+                     r->bounds_y[2 * yy + 1], r->k_y + (size_t)yy * (size_t)r->ksize_y, r->acc);
         } else {
             int sy = y0 + yy - yshift;
             memcpy(out + (size_t)yy * out_row, src + (size_t)sy * stride, out_row);

@@ -30,6 +30,8 @@ typedef struct sp_resampler {
     size_t cap_bx, cap_by, cap_kx, cap_ky;
     uint8_t *tmp;             /* the horizontal pass's output */
     size_t cap_tmp;
+    int32_t *acc;             /* a row of vertical-pass sums */
+    size_t cap_acc;
     int key[8];               /* the geometry the coefficients are for */
 } sp_resampler;
 void sp_resampler_free(sp_resampler *r);

@@ -32,6 +32,8 @@ struct sp_decoder {
     sp_labels *labels;  /* loaded when the first image needs a label */
     int labels_ready;
     sp_image img;       /* pixel buffer reused from image to image */
+    sp_resampler rs;    /* for opts.resize */
+    sp_buf resized;
 };
 
 void sp_decode_opts_default(sp_decode_opts *o)
@@ -50,6 +52,13 @@ sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err 
     d->opts = *opts;
     d->out = out;
     d->own = json_object();
+    const sp_resize_opts *rz = opts->resize;
+    if (rz && !opts->image.min_w && !opts->image.min_h) {
+        /* decode no smaller than what the resize keeps */
+        int side = rz->mode == SP_RESIZE_CROP && rz->resize_to ? rz->resize_to : 0;
+        d->opts.image.min_w = (uint32_t)(side ? side : rz->w);
+        d->opts.image.min_h = (uint32_t)(side ? side : rz->h);
+    }
     return d;
 }
 
@@ -72,6 +81,8 @@ void sp_decoder_free(sp_decoder *d)
     json_decref(d->own);
     sp_labels_free(d->labels);
     sp_image_free(&d->img);
+    sp_resampler_free(&d->rs);
+    sp_buf_free(&d->resized);
     free(d);
 }
 
@@ -396,7 +407,18 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     rec.w = d->img.w;
     rec.c = 3;
     rec.label = label;
-    if (sp_writer_record(d->out->w, &rec, d->img.pixels, (size_t)rec.h * rec.w * 3, err))
+    const uint8_t *px = d->img.pixels;
+    const sp_resize_opts *rz = d->opts.resize;
+    if (rz && ((int)rec.w != rz->w || (int)rec.h != rz->h)) {
+        size_t n = (size_t)rz->w * (size_t)rz->h * 3;
+        if (sp_buf_reserve(&d->resized, n) ||
+            sp_resize_pixels(&d->rs, rz, d->img.pixels, (int)rec.w, (int)rec.h, 3, d->resized.data))
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", in->key);
+        rec.w = (uint32_t)rz->w;
+        rec.h = (uint32_t)rz->h;
+        px = d->resized.data;
+    }
+    if (sp_writer_record(d->out->w, &rec, px, (size_t)rec.h * rec.w * 3, err))
         return -1;
     d->stats.out++;
     return 0;

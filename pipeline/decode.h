@@ -24,6 +24,7 @@
 #include "pipeline/stage.h"
 
 #include "formats/image.h"
+#include "pipeline/resize.h"
 
 typedef struct sp_decode_opts {
     const char *dataset; /* overrides the stream's dataset name; NULL keeps it */
@@ -38,6 +39,10 @@ typedef struct sp_decode_opts {
     int unlabeled;          /* keep images without a label (label -1) */
     int strict;             /* a reject stops the stage with an error */
     sp_image_opts image;
+    /* When set, images are resized as they are decoded (sp-resize's options),
+     * JPEGs at the smallest DCT scale that does not go below the target:
+     * one stage, no second pass over the full-size pixels. */
+    const sp_resize_opts *resize;
 } sp_decode_opts;
 void sp_decode_opts_default(sp_decode_opts *o);
 

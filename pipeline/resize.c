@@ -1,5 +1,6 @@
 #include "pipeline/resize.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +80,62 @@ int sp_resize_pixels(sp_resampler *r, const sp_resize_opts *o, const uint8_t *in
                (size_t)p.ww * (size_t)c);
     free(tmp);
     return rc;
+}
+
+static int parse_uint(const char *s, long max, long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    long v = strtol(s, &end, 10);
+    if (*end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int sp_resize_opts_set(sp_resize_opts *o, const char *name, const char *value, char *why, size_t why_len)
+{
+    long a, b;
+    if (!strcmp(name, "size")) {
+        const char *x = strchr(value, 'x');
+        char first[32];
+        snprintf(first, sizeof first, "%.*s", x ? (int)(x - value < 31 ? x - value : 31) : 31, value);
+        if (parse_uint(first, 65536, &a) || !a || (x && (parse_uint(x + 1, 65536, &b) || !b)))
+            return snprintf(why, why_len, "not a size (SIZE or WxH): %s", value), -1;
+        o->w = (int)a;
+        o->h = x ? (int)b : (int)a;
+    } else if (!strcmp(name, "mode")) {
+        if (!strcmp(value, "crop"))
+            o->mode = SP_RESIZE_CROP;
+        else if (!strcmp(value, "squash"))
+            o->mode = SP_RESIZE_SQUASH;
+        else if (!strcmp(value, "pad"))
+            o->mode = SP_RESIZE_PAD;
+        else
+            return snprintf(why, why_len, "--mode: crop, squash or pad, not %s", value), -1;
+    } else if (!strcmp(name, "filter")) {
+        if ((o->filter = sp_filter_from_name(value)) < 0)
+            return snprintf(why, why_len, "--filter: bilinear, bicubic, lanczos3 or area, not %s", value), -1;
+    } else if (!strcmp(name, "resize-to")) {
+        if (parse_uint(value, 65536, &a) || !a)
+            return snprintf(why, why_len, "--resize-to: not a size: %s", value), -1;
+        o->resize_to = (int)a;
+    } else if (!strcmp(name, "pad-value")) {
+        if (parse_uint(value, 255, &a))
+            return snprintf(why, why_len, "--pad-value: 0 to 255, not %s", value), -1;
+        o->pad_value = (int)a;
+    } else {
+        return snprintf(why, why_len, "unknown resize option %s", name), -1;
+    }
+    return 0;
+}
+
+int sp_resize_opts_check(const sp_resize_opts *o, char *why, size_t why_len)
+{
+    if (!o->w || !o->h)
+        return snprintf(why, why_len, "no size given (SIZE or WxH)"), -1;
+    if (o->resize_to && o->mode != SP_RESIZE_CROP)
+        return snprintf(why, why_len, "--resize-to goes with --mode crop"), -1;
+    return 0;
 }

@@ -28,6 +28,13 @@ typedef struct sp_resize_opts {
     int pad_value;  /* pad mode: 0..255 */
 } sp_resize_opts;
 
+/* Sets one option by name ("size" SIZE|WxH, "mode", "filter", "resize-to",
+ * "pad-value") from its command-line text. 0, or -1 with why saying what is
+ * wrong (why_len bytes). */
+int sp_resize_opts_set(sp_resize_opts *o, const char *name, const char *value, char *why, size_t why_len);
+/* Checks the combination (a size was given, resize-to only with crop). */
+int sp_resize_opts_check(const sp_resize_opts *o, char *why, size_t why_len);
+
 /* Where an in_w x in_h image goes: the scaled size (sw x sh), the window of
  * it kept (x0, y0, ww x wh), and where that window lands in the output (dx, dy). */
 typedef struct sp_resize_plan {

@@ -48,8 +48,17 @@ cmp a b || fail "32x32 records changed"
 $PY "$FIX/make_idx.py" idx --train 3 --test 2
 sp-unpack idx/* | sp-decode -q | sp-resize 32 | sp-cat | head -1 | grep -q '"shape":\[32,32,1\]' || fail "gray"
 
-# mixed sizes (an ILSVRC-shaped set) to one size, sharded and verified
+# decode and resize in one stage gives the records of the two stages
 $PY "$FIX/make_ilsvrc.py" il
+sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt | sp-resize -f bicubic 40 | sp-cat > two
+sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 40 --resize-filter bicubic | sp-cat > one
+cmp one two || fail "sp-decode --resize differs from sp-resize"
+# ... and at a size where the JPEGs decode at a DCT scale, it is --draft plus sp-resize
+sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --draft 12 | sp-resize 12 | sp-cat > two
+sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 12 | sp-cat > one
+cmp one two || fail "sp-decode --resize 12 differs from --draft 12 | sp-resize 12"
+
+# mixed sizes (an ILSVRC-shaped set) to one size, sharded and verified
 sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar |
     sp-decode -q --classes il/classes.txt --labels il/LOC_val_solution.csv |
     sp-resize 40 | sp-shard -q -o S
