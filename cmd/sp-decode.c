@@ -85,21 +85,6 @@ static void on_reject(void *ctx, const char *key, int reason, const char *detail
     }
 }
 
-/* "224" or "256x192" into w, h. */
-static int parse_wxh(const char *s, uint32_t *w, uint32_t *h)
-{
-    uint64_t a, b;
-    const char *x = strchr(s, 'x');
-    if (!x)
-        return sp_parse_u64(s, &a) || !a || a > 65536 ? -1 : (*w = *h = (uint32_t)a, 0);
-    char first[32];
-    snprintf(first, sizeof first, "%.*s", (int)(x - s < 31 ? x - s : 31), s);
-    if (sp_parse_u64(first, &a) || sp_parse_u64(x + 1, &b) || !a || !b || a > 65536 || b > 65536)
-        return -1;
-    *w = (uint32_t)a, *h = (uint32_t)b;
-    return 0;
-}
-
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 {
     return sp_decoder_input_meta(((tool *)ctx)->dec, meta, err);
@@ -161,10 +146,14 @@ int main(int argc, char **argv)
                 return sp_cli_usage_error("--max-pixels: not a positive number: %s", optarg);
             dopts.image.max_pixels = v;
             break;
-        case O_DRAFT:
-            if (parse_wxh(optarg, &dopts.image.min_w, &dopts.image.min_h))
-                return sp_cli_usage_error("--draft: not SIZE or WxH: %s", optarg);
+        case O_DRAFT: {
+            sp_resize_opts size = {0};
+            if (sp_resize_opts_set(&size, "size", optarg, why, sizeof why))
+                return sp_cli_usage_error("--draft: %s", why);
+            dopts.image.min_w = (uint32_t)size.w;
+            dopts.image.min_h = (uint32_t)size.h;
             break;
+        }
         default: {
             int status = sp_cli_common_option(c, usage);
             if (status >= 0)

@@ -57,7 +57,8 @@ sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_e
 int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err);
 /* Finishes every shard, writes their attributes from meta, fsyncs, renames
  * them into place and last writes dir/manifest.json the same way; then
- * removes the shards of the previous manifest that are no longer listed. */
+ * removes the files named like shards (SPLIT-NNNNN-HHHHHHHH.h5) that the new
+ * manifest does not list: the previous set's, and any a killed commit left. */
 int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err);
 /* The manifest written by commit (borrowed), for summaries. */
 const json_t *sp_shardset_manifest(const sp_shardset *s);

@@ -420,18 +420,60 @@ static int write_attributes(const shard *sh, const json_t *meta, sp_err *err)
 
 static json_t *shape_json(const shard *sh) { return json_pack("[i,i,i]", sh->h, sh->w, sh->c); }
 
+/* 1 if name has the form SPLIT-NNNNN-HHHHHHHH.h5 this writer gives shards. */
+static int shard_name(const char *name)
+{
+    const char *dash = strchr(name, '-');
+    if (!dash)
+        return 0;
+    char split[16];
+    size_t n = (size_t)(dash - name);
+    if (n == 0 || n >= sizeof split)
+        return 0;
+    memcpy(split, name, n);
+    split[n] = 0;
+    if (sp_split_from_name(split) < 0)
+        return 0;
+    const char *p = dash + 1;
+    for (int i = 0; i < 5; i++, p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    if (*p++ != '-')
+        return 0;
+    for (int i = 0; i < 8; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return !strcmp(p, ".h5");
+}
+
+static void remove_unlisted(const char *dir, const json_t *list)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!shard_name(e->d_name))
+            continue;
+        int listed = 0;
+        size_t i;
+        json_t *sh;
+        json_array_foreach(list, i, sh)
+            listed |= !strcmp(e->d_name, json_string_value(json_object_get(sh, "file")));
+        if (!listed) {
+            char path[8192];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
 {
     for (int i = 0; i < NSPLITS; i++)
         if (close_shard(s, i, err))
             return -1;
-    /* previous manifest: its shards are removed once the new one is in place */
-    json_t *old = NULL;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/" SP_MANIFEST_NAME, s->dir);
-    if (access(path, F_OK) == 0)
-        old = sp_manifest_load(s->dir, NULL);
-
     json_t *m = json_object(), *list = json_array(), *splits = json_object();
     if (!m || !list || !splits) {
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
@@ -486,33 +528,18 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
     json_object_set_new(m, "total_bytes", json_integer((json_int_t)total_bytes));
     if (sp_fsync_path(s->dir, err) || sp_write_json_atomic(s->dir, SP_MANIFEST_NAME, m, err)) {
         json_decref(m);
-        json_decref(old);
         return -1;
     }
     s->committed = 1;
     s->manifest = m;
-    /* the old manifest's shards that the new one does not list */
-    if (old) {
-        size_t i, j;
-        json_t *o, *n;
-        json_array_foreach(json_object_get(old, "shards"), i, o) {
-            const char *f = json_string_value(json_object_get(o, "file"));
-            int keep = 0;
-            json_array_foreach(list, j, n)
-                keep |= !strcmp(f, json_string_value(json_object_get(n, "file")));
-            if (!keep) {
-                snprintf(path, sizeof path, "%s/%s", s->dir, f);
-                unlink(path);
-            }
-        }
-        json_decref(old);
-    }
+    /* shards of this writer's naming that the new manifest does not list: the
+     * previous set's, and any an interrupted commit renamed into place */
+    remove_unlisted(s->dir, list);
     return 0;
 fail:
     json_decref(m);
     json_decref(list);
     json_decref(splits);
-    json_decref(old);
     return -1;
 }
 

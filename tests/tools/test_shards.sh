@@ -25,9 +25,13 @@ diff -u a b || fail "shards differ from the stream"
 sp-shard -q --shard-size 420 -o OUT s.sprs
 [ "$(ls OUT/*.h5 | wc -l)" -eq 13 ] || fail "size split: $(ls OUT)"
 sp-verify -q OUT
-# rerun with larger shards: the old ones the new manifest does not list are gone
+# rerun with larger shards: the old ones the new manifest does not list are gone,
+# and so is a shard a killed commit left behind; files of other names stay
+cp OUT/test-00000-*.h5 OUT/train-00099-0123abcd.h5
+echo keep > OUT/notes.txt
 sp-shard -q -o OUT s.sprs
 [ "$(ls OUT/*.h5 | wc -l)" -eq 2 ] || fail "stale shards left: $(ls OUT)"
+[ -f OUT/notes.txt ] || fail "removed a file that is not a shard"
 sp-verify -q OUT
 
 # two writers on one directory: the second refuses
