@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/sp_cli.h"
+#include "pipeline/parallel.h"
 #include "pipeline/resize.h"
 #include "pipeline/stage.h"
 
@@ -26,6 +27,7 @@ static const char usage[] =
     "      --resize-to N    crop mode: the shorter side to N first, then the centre\n"
     "                       SIZE (the common 'resize 256, crop 224' recipe)\n"
     "      --pad-value V    pad mode: the value of the padding, 0..255 (0)\n"
+    "  -j, --threads N      resize on N threads (default 1); records keep their order\n"
     "  -q, --quiet          report nothing but errors\n"
     "  -v, --verbose        report more\n"
     "  -h, --help           show this help and exit\n"
@@ -37,14 +39,47 @@ static const char usage[] =
 typedef struct tool {
     sp_stage out;
     sp_resize_opts o;
-    sp_resampler rs;
-    sp_buf buf;
+    sp_pmap *map;
     uint64_t resized, passed;
 } tool;
 
+/* Runs on a worker thread: touches only its arguments and o (read-only). */
+static int transform(void *ctx, void *scratch, const sp_record *rec, const uint8_t *in, size_t in_len,
+                     sp_record *out_rec, sp_buf *out, sp_err *err)
+{
+    const sp_resize_opts *o = ctx;
+    if ((int)rec->w == o->w && (int)rec->h == o->h) /* already at size: untouched */
+        return sp_buf_append(out, in, in_len) ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory") : 0;
+    size_t n = (size_t)o->w * (size_t)o->h * rec->c;
+    if (sp_buf_reserve(out, n) ||
+        sp_resize_pixels(scratch, o, in, (int)rec->w, (int)rec->h, (int)rec->c, out->data))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", rec->key);
+    out->len = n;
+    out_rec->w = (uint32_t)o->w;
+    out_rec->h = (uint32_t)o->h;
+    return 0;
+}
+
+static void *new_resampler(void *ctx)
+{
+    (void)ctx;
+    return calloc(1, sizeof(sp_resampler));
+}
+
+static void free_resampler(void *r)
+{
+    if (r)
+        sp_resampler_free(r);
+    free(r);
+}
+
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 {
-    return sp_stage_meta(&((tool *)ctx)->out, meta, err);
+    tool *t = ctx;
+    /* the records before a metadata frame go out before it */
+    if (t->map && t->out.w && sp_pmap_finish(t->map, t->out.w, err))
+        return -1;
+    return sp_stage_meta(&t->out, meta, err);
 }
 
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
@@ -57,20 +92,11 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     const uint8_t *px;
     if (sp_reader_payload(r, rec, &px, err))
         return -1;
-    if ((int)rec->w == t->o.w && (int)rec->h == t->o.h) {
+    if ((int)rec->w == t->o.w && (int)rec->h == t->o.h)
         t->passed++;
-        return sp_writer_record(t->out.w, rec, px, (size_t)rec->payload_len, err);
-    }
-    size_t n = (size_t)t->o.w * (size_t)t->o.h * rec->c;
-    if (sp_buf_reserve(&t->buf, n))
-        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    if (sp_resize_pixels(&t->rs, &t->o, px, (int)rec->w, (int)rec->h, (int)rec->c, t->buf.data))
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", rec->key);
-    sp_record out = *rec;
-    out.w = (uint32_t)t->o.w;
-    out.h = (uint32_t)t->o.h;
-    t->resized++;
-    return sp_writer_record(t->out.w, &out, t->buf.data, n, err);
+    else
+        t->resized++;
+    return sp_pmap_push(t->map, rec, px, t->out.w, err);
 }
 
 int main(int argc, char **argv)
@@ -80,6 +106,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"mode", required_argument, 0, 'm'},   {"filter", required_argument, 0, 'f'},
         {"resize-to", required_argument, 0, O_RESIZE_TO}, {"pad-value", required_argument, 0, O_PAD},
+        {"threads", required_argument, 0, 'j'},
         {"quiet", no_argument, 0, 'q'},        {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -87,8 +114,14 @@ int main(int argc, char **argv)
     tool t = {0};
     t.o.filter = SP_FILTER_BILINEAR;
     char why[256];
+    uint64_t threads = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "m:f:qvhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:f:j:qvhV", opts, NULL)) != -1) {
+        if (c == 'j') {
+            if (sp_parse_u64(optarg, &threads) || threads < 1 || threads > 256)
+                return sp_cli_usage_error("--threads: 1 to 256, not %s", optarg);
+            continue;
+        }
         const char *name = c == 'm' ? "mode" : c == 'f' ? "filter" : c == O_RESIZE_TO ? "resize-to"
                                             : c == O_PAD ? "pad-value" : NULL;
         if (name) {
@@ -111,7 +144,11 @@ int main(int argc, char **argv)
     sp_err err = {0};
     sp_progress prog;
     sp_progress_init(&prog);
-    int rc = sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &prog, &err);
+    sp_pmap_ops ops = {transform, new_resampler, free_resampler, &t.o};
+    t.map = sp_pmap_create((int)threads, 4 * (int)threads, &ops, &err);
+    int rc = t.map ? sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &prog, &err) : -1;
+    if (rc == 0)
+        rc = sp_pmap_finish(t.map, t.out.w, &err);
     if (rc == 0)
         rc = sp_stage_finish(&t.out, &err);
     sp_progress_done(&prog);
@@ -119,8 +156,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         sp_info("%llu records resized, %llu already %dx%d", (unsigned long long)t.resized,
                 (unsigned long long)t.passed, t.o.w, t.o.h);
+    sp_pmap_free(t.map);
     sp_stage_free(&t.out);
-    sp_resampler_free(&t.rs);
-    sp_buf_free(&t.buf);
     return status;
 }

@@ -7,16 +7,15 @@
 uint64_t sp_xxh3_avx2(const void *p, size_t n);
 void sp_xxh3_update_avx2(XXH3_state_t *s, const void *p, size_t n);
 
-static int use_avx2 = -1;
-
-static int avx2(void)
+/* Found once at start-up, before any thread runs. */
+static int use_avx2;
+__attribute__((constructor)) static void find_avx2(void)
 {
-    if (use_avx2 < 0) {
-        __builtin_cpu_init();
-        use_avx2 = __builtin_cpu_supports("avx2") != 0;
-    }
-    return use_avx2;
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2") != 0;
 }
+
+static int avx2(void) { return use_avx2; }
 
 uint64_t sp_xxh3(const void *p, size_t n) { return avx2() ? sp_xxh3_avx2(p, n) : XXH3_64bits(p, n); }
 void sp_xxh3_reset(XXH3_state_t *s) { XXH3_64bits_reset(s); }

@@ -224,15 +224,19 @@ __attribute__((target("avx2"))) static void horizontal_rgb_avx2(const uint8_t *i
         horizontal_rgb_sse41(in, in_w, out + 3 * xx, w - xx, bounds + 2 * xx, kk + (size_t)xx * (size_t)ksize, ksize);
 }
 
+/* What the CPU has, found once at start-up (before any thread): 0 none, 1
+ * SSE4.1, 2 AVX2. */
+static int level;
+__attribute__((constructor)) static void find_level(void)
+{
+    __builtin_cpu_init();
+    level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("sse4.1") ? 1 : 0;
+}
+
 static void horizontal(const uint8_t *in, int in_w, uint8_t *out, int w, int c, const int *bounds, const int32_t *kk,
                        int ksize)
 {
 #if defined(__x86_64__)
-    static int level = -1; /* 0 none, 1 SSE4.1, 2 AVX2 */
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("sse4.1") ? 1 : 0;
-    }
     if (c == 3 && level == 2) {
         horizontal_rgb_avx2(in, in_w, out, w, bounds, kk, ksize);
         return;
@@ -247,8 +251,15 @@ static void horizontal(const uint8_t *in, int in_w, uint8_t *out, int w, int c, 
 }
 
 /* out row = vertical resampling of rows[ymin .. ymin+n) of src (stride),
- * accumulated a whole row at a time (vectorisable: one coefficient a row). */
-__attribute__((target_clones("avx2", "default"))) static void vertical(const uint8_t *restrict src, size_t stride,
+ * accumulated a whole row at a time (vectorisable: one coefficient a row).
+ * Cloned for AVX2 and chosen at load time (an ifunc), except under
+ * ThreadSanitizer, whose runtime is not up when ifuncs are resolved. */
+#if defined(__SANITIZE_THREAD__)
+#define SP_CLONES
+#else
+#define SP_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+SP_CLONES static void vertical(const uint8_t *restrict src, size_t stride,
                                                                        uint8_t *restrict out, int len, int ymin, int n,
                                                                        const int32_t *restrict k,
                                                                        int32_t *restrict acc)

@@ -58,6 +58,12 @@ sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --
 sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 12 | sp-cat > one
 cmp one two || fail "sp-decode --resize 12 differs from --draft 12 | sp-resize 12"
 
+# on 3 threads: the same records in the same order
+sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar | sp-decode -q --classes il/classes.txt \
+    --labels il/LOC_val_solution.csv > il.sprs
+sp-resize 40 il.sprs | sp-cat > one && sp-resize -j 3 40 il.sprs | sp-cat > three
+cmp one three || fail "-j 3 differs"
+
 # mixed sizes (an ILSVRC-shaped set) to one size, sharded and verified
 sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar |
     sp-decode -q --classes il/classes.txt --labels il/LOC_val_solution.csv |
