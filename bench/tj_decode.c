@@ -1,9 +1,11 @@
-/* The peer for the decode benchmark: bare libjpeg-turbo (TurboJPEG API),
- * tjDecompress2 of each file to full-size RGB, from memory, one thread.
- * usage: tj_decode ROUNDS FILE...   prints "IMAGES SECONDS" */
+/* The peer for the decode benchmarks: bare libjpeg-turbo (TurboJPEG API),
+ * tjDecompress2 of each file to RGB, from memory, one thread; at full size,
+ * or with -8 at 1/8 scale (the DCT-scaled decode draft mode uses).
+ * usage: tj_decode ROUNDS [-8] FILE...   prints "IMAGES SECONDS" */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <turbojpeg.h>
 
@@ -20,13 +22,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tj_decode ROUNDS FILE...\n");
         return 2;
     }
-    int rounds = atoi(argv[1]), n = argc - 2;
+    int rounds = atoi(argv[1]), first = 2, eighth = 0;
+    if (argc > 3 && !strcmp(argv[2], "-8"))
+        eighth = 1, first = 3;
+    int n = argc - first;
     unsigned char **data = calloc((size_t)n, sizeof *data);
     unsigned long *len = calloc((size_t)n, sizeof *len);
     for (int i = 0; i < n; i++) {
-        FILE *f = fopen(argv[i + 2], "rb");
+        FILE *f = fopen(argv[i + first], "rb");
         if (!f) {
-            perror(argv[i + 2]);
+            perror(argv[i + first]);
             return 1;
         }
         fseek(f, 0, SEEK_END);
@@ -46,12 +51,14 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             int w, h, sub, cs;
             if (tjDecompressHeader3(tj, data[i], len[i], &w, &h, &sub, &cs))
-                return fprintf(stderr, "%s: %s\n", argv[i + 2], tjGetErrorStr2(tj)), 1;
+                return fprintf(stderr, "%s: %s\n", argv[i + first], tjGetErrorStr2(tj)), 1;
+            if (eighth)
+                w = (w + 7) / 8, h = (h + 7) / 8;
             size_t need = (size_t)w * h * 3;
             if (need > cap)
                 out = realloc(out, cap = need);
             if (tjDecompress2(tj, data[i], len[i], out, w, 0, h, TJPF_RGB, 0))
-                return fprintf(stderr, "%s: %s\n", argv[i + 2], tjGetErrorStr2(tj)), 1;
+                return fprintf(stderr, "%s: %s\n", argv[i + first], tjGetErrorStr2(tj)), 1;
             images++;
         }
     }
