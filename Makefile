@@ -16,7 +16,8 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
-           shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c
+           shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
+           shards/shuffle.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify
 UNIT    := test_recstream test_idx test_h5zstd

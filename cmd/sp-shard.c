@@ -6,6 +6,7 @@
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
 #include "shards/shard.h"
+#include "shards/shuffle.h"
 
 static const char usage[] =
     "Usage: sp-shard -o DIR [OPTION]... [STREAM]...\n"
@@ -13,6 +14,11 @@ static const char usage[] =
     "zstd (HDF5 filter 32015), one set per split, and DIR/manifest.json listing\n"
     "every shard with its split, record count, size and sha256. With no STREAM,\n"
     "or when STREAM is -, read stdin.\n"
+    "\n"
+    "The train split is shuffled (unless --no-shuffle): its records are ordered by\n"
+    "a hash of (seed, key), so the order depends on neither the input order nor\n"
+    "the machine; memory stays under --memory, the rest spills to sorted runs in\n"
+    "DIR. Other splits keep their input order.\n"
     "\n"
     "Nothing in DIR changes unless the whole stream is read and verified: shards\n"
     "are written under temporary names, fsynced and renamed, and the manifest is\n"
@@ -24,6 +30,10 @@ static const char usage[] =
     "  -s, --shard-size SIZE        at most SIZE bytes of pixels per shard, before\n"
     "                               compression (k, M, G suffixes; default 256M)\n"
     "  -l, --level N                zstd level, 1 to 19 (default 3)\n"
+    "      --shuffle SEED           the shuffle's seed (default 0)\n"
+    "      --no-shuffle             keep the train split in input order too\n"
+    "      --memory SIZE            memory for the shuffle before it spills to disk\n"
+    "                               (default 1G)\n"
     "  -q, --quiet                  report nothing but errors\n"
     "  -v, --verbose                list every shard written\n"
     "  -h, --help                   show this help and exit\n"
@@ -35,9 +45,15 @@ static const char usage[] =
 
 typedef struct tool {
     sp_shardset *set;
-    json_t *meta; /* the input's latest metadata (owned) */
+    sp_shuffler *shuffle; /* the train split's records, or NULL */
+    json_t *meta;         /* the input's latest metadata (owned) */
     sp_progress prog;
 } tool;
+
+static int to_set(void *ctx, const sp_record *rec, const uint8_t *payload, sp_err *err)
+{
+    return sp_shardset_add(((tool *)ctx)->set, rec, payload, err);
+}
 
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 {
@@ -55,6 +71,8 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
         return sp_shardset_add(t->set, rec, NULL, err);
     if (sp_reader_payload(r, rec, &data, err))
         return -1;
+    if (t->shuffle && rec->split == SP_SPLIT_TRAIN)
+        return sp_shuffler_add(t->shuffle, rec, data, err);
     return sp_shardset_add(t->set, rec, data, err);
 }
 
@@ -66,9 +84,12 @@ int main(int argc, char **argv)
         {"shard-size", required_argument, 0, 's'}, {"level", required_argument, 0, 'l'},
         {"quiet", no_argument, 0, 'q'},            {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+        {"shuffle", required_argument, 0, 'S'},    {"no-shuffle", no_argument, 0, 'N'},
+        {"memory", required_argument, 0, 'M'},     {0, 0, 0, 0},
     };
     const char *dir = NULL;
+    uint64_t seed = 0, memory = 1ull << 30;
+    int shuffle = 1;
     sp_shard_opts so;
     sp_shard_opts_default(&so);
     uint64_t v;
@@ -85,6 +106,16 @@ int main(int argc, char **argv)
             if (sp_parse_size(optarg, &v) || v == 0)
                 return sp_cli_usage_error("--shard-size: not a size: %s", optarg);
             so.max_bytes = v;
+            break;
+        case 'S':
+            if (sp_parse_u64(optarg, &seed))
+                return sp_cli_usage_error("--shuffle: not a number: %s", optarg);
+            shuffle = 1;
+            break;
+        case 'N': shuffle = 0; break;
+        case 'M':
+            if (sp_parse_size(optarg, &memory) || memory < (1u << 20))
+                return sp_cli_usage_error("--memory: a size of at least 1M, not %s", optarg);
             break;
         case 'l':
             if (sp_parse_u64(optarg, &v) || v < 1 || v > 19)
@@ -105,10 +136,20 @@ int main(int argc, char **argv)
     sp_progress_init(&t.prog);
     t.set = sp_shardset_create(dir, &so, &err);
     int rc = t.set ? 0 : -1;
+    if (rc == 0 && shuffle && !(t.shuffle = sp_shuffler_create(dir, seed, (size_t)memory, &err)))
+        rc = -1;
     if (rc == 0)
         rc = sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &t.prog, &err);
     sp_progress_done(&t.prog);
+    if (rc == 0 && t.shuffle) {
+        sp_info("shuffling %llu train records (%llu runs on disk)", (unsigned long long)sp_shuffler_count(t.shuffle),
+                (unsigned long long)sp_shuffler_runs(t.shuffle));
+        rc = sp_shuffler_drain(t.shuffle, to_set, &t, &err);
+    }
     if (rc == 0) {
+        json_object_set_new(t.meta, "shuffle", shuffle ? json_pack("{s:I, s:[s]}", "seed", (json_int_t)seed, "splits",
+                                                                   "train")
+                                                       : json_null());
         if (sp_meta_add_recipe(t.meta, "sp-shard", argc, argv))
             rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
         else
@@ -139,6 +180,7 @@ int main(int argc, char **argv)
                        (long long)json_integer_value(json_object_get(e, "records")));
         }
     }
+    sp_shuffler_free(t.shuffle);
     sp_shardset_free(t.set);
     json_decref(t.meta);
     return status;

@@ -18,6 +18,7 @@ __attribute__((constructor)) static void find_avx2(void)
 static int avx2(void) { return use_avx2; }
 
 uint64_t sp_xxh3(const void *p, size_t n) { return avx2() ? sp_xxh3_avx2(p, n) : XXH3_64bits(p, n); }
+uint64_t sp_xxh3_seeded(const void *p, size_t n, uint64_t seed) { return XXH3_64bits_withSeed(p, n, seed); }
 void sp_xxh3_reset(XXH3_state_t *s) { XXH3_64bits_reset(s); }
 
 void sp_xxh3_update(XXH3_state_t *s, const void *p, size_t n)

@@ -9,6 +9,8 @@
 #include <xxhash.h>
 
 uint64_t sp_xxh3(const void *p, size_t n);
+/* XXH3-64 with a seed (for the shuffle order, not for checksums). */
+uint64_t sp_xxh3_seeded(const void *p, size_t n, uint64_t seed);
 void sp_xxh3_reset(XXH3_state_t *s);
 void sp_xxh3_update(XXH3_state_t *s, const void *p, size_t n);
 uint64_t sp_xxh3_digest(const XXH3_state_t *s);

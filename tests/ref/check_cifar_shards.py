@@ -50,6 +50,9 @@ def main():
                 l2 = h["labels2"][...] if "labels2" in h else np.full(len(h["labels"]), -1)
                 for k, img, l, c in zip(h["keys"][...], h["images"][...], h["labels"][...], l2):
                     got.append((k.decode(), img, int(l), int(c)))
+        # the train split is shuffled: compare in key order
+        want[split].sort(key=lambda r: r[0])
+        got.sort(key=lambda r: r[0])
         bad = sum(1 for (wk, wi, wl, wc), (gk, gi, gl, gc) in zip(want[split], got)
                   if wk != gk or wl != gl or wc != gc or not np.array_equal(wi, gi))
         bad += abs(len(want[split]) - len(got))

@@ -55,6 +55,11 @@ def main():
                 sums.append(h["checksums"][...])
         images = np.concatenate(images)
         labels = np.concatenate(labels)
+        sums = np.concatenate(sums)
+        # the train split is shuffled: put the records back in IDX order by key
+        order = np.argsort([int(k.rsplit("#", 1)[1]) for k in keys], kind="stable")
+        images, labels, sums = images[order], labels[order], sums[order]
+        keys = [keys[i] for i in order]
         n = len(want_images)
         if images.shape != want_images.shape + (1,):
             print(f"{split}: shape {images.shape}, IDX {want_images.shape}")
@@ -65,7 +70,6 @@ def main():
         want_keys = [f"{os.path.basename(find(idx_dir, prefix, 'images')).removesuffix('.gz')}#{i}"
                      for i in range(n)]
         bad_keys = sum(a != b for a, b in zip(keys, want_keys)) + abs(len(keys) - n)
-        sums = np.concatenate(sums)
         bad_sums = sum(int(s) != xxhash.xxh3_64_intdigest(want_images[i].tobytes()) for i, s in enumerate(sums))
         print(f"{split}: {n} records, {bad_px} pixels differ, {bad_lab} labels differ, {bad_keys} keys differ, "
               f"{bad_sums} checksums differ")

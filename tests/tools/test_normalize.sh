@@ -36,7 +36,10 @@ assert r32[0]["dtype"] == 3 and np.array_equal(got, want), "float32"
 # float16 shards: h5py sees float16, equal to numpy's rounding of the float32 values
 mean, std = np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.25, 0.3])
 with h5py.File(glob.glob("S16/train-*.h5")[0]) as h:
-    img = h["images"][...]
+    # shuffled: back to stream order by key
+    keys = [k.decode() for k in h["keys"][...]]
+    stream_keys = [r["key"] for r in recs if r["split"] == "train"]
+    img = h["images"][...][[keys.index(k) for k in stream_keys]]
     assert img.dtype == np.float16, img.dtype
     want = ((px["train"] / 255.0 - mean) / std).astype(np.float32).astype(np.float16)
     assert np.array_equal(img, want), "float16"

@@ -46,7 +46,7 @@ exec 3>&-
 $PY "$FIX/make_idx.py" other --train 5 --test 0 --size 8 8
 sp-unpack other/train-* | sp-decode -q > other.sprs
 expect_status 1 sp-shard -o MIX s.sprs other.sprs
-expect_err "sp-shard: train-images-idx3-ubyte#0: shape 8x8x1 uint8 differs from the 6x7x1 uint8 of the other train records (resize them to one size first)"
+expect_err_has "shape 8x8x1 uint8 differs from the 6x7x1 uint8 of the other train records (resize them to one size first)"
 [ ! -e MIX/manifest.json ] || fail "committed mixed shapes"
 # blobs are not pixels
 expect_status 1 sh -c 'sp-unpack idx/* | sp-shard -o BLOB'
@@ -85,6 +85,7 @@ import h5py
 p = sys.argv[1]
 with h5py.File(p, "r+") as h:
     img = h["images"][5]; img[0, 0, 0] ^= 1; h["images"][5] = img
+    open("key5", "w").write(h["keys"][5].decode())
 m = json.load(open("D4/manifest.json"))
 for s in m["shards"]:
     if s["file"] == os.path.basename(p):
@@ -92,7 +93,7 @@ for s in m["shards"]:
 json.dump(m, open("D4/manifest.json", "w"))
 X
 expect_status 1 sp-verify D4
-expect_err "sp-verify: D4: $shard: record 5 (train-images-idx3-ubyte#5): pixels do not match their checksum
+expect_err "sp-verify: D4: $shard: record 5 ($(cat key5)): pixels do not match their checksum
 sp-verify: D4: FAILED: 1 problems in 2 shards"
 
 expect_status 1 sp-verify NOPE

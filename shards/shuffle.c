@@ -1,0 +1,267 @@
+#define _GNU_SOURCE /* qsort_r */
+#include "shards/shuffle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/sp_xxh.h"
+
+/* A record in the arena: this header, the key, then the payload. */
+typedef struct packed {
+    uint64_t payload_len, checksum;
+    int32_t label, label2;
+    uint32_t h, w, c;
+    uint16_t key_len;
+    uint8_t kind, split, dtype;
+} packed;
+
+typedef struct entry {
+    uint64_t hash;
+    size_t off; /* of its packed header in the arena */
+} entry;
+
+struct sp_shuffler {
+    char dir[4096];
+    uint64_t seed;
+    size_t limit;
+    sp_buf arena;
+    entry *entries;
+    size_t n, cap;
+    uint64_t count, runs;
+};
+
+sp_shuffler *sp_shuffler_create(const char *tmpdir, uint64_t seed, size_t mem_limit, sp_err *err)
+{
+    sp_shuffler *s = calloc(1, sizeof *s);
+    if (!s) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s", tmpdir);
+    s->seed = seed;
+    s->limit = mem_limit < (1u << 16) ? (1u << 16) : mem_limit;
+    return s;
+}
+
+static void run_path(const sp_shuffler *s, uint64_t i, char *out, size_t n)
+{
+    snprintf(out, n, "%.4000s/.sp-tmp-run-%llu", s->dir, (unsigned long long)i);
+}
+
+void sp_shuffler_free(sp_shuffler *s)
+{
+    if (!s)
+        return;
+    char path[4200];
+    for (uint64_t i = 0; i < s->runs; i++) {
+        run_path(s, i, path, sizeof path);
+        unlink(path);
+    }
+    sp_buf_free(&s->arena);
+    free(s->entries);
+    free(s);
+}
+
+uint64_t sp_shuffler_count(const sp_shuffler *s) { return s->count; }
+uint64_t sp_shuffler_runs(const sp_shuffler *s) { return s->runs; }
+
+/* The order: hash, then key, then content. */
+static int order(uint64_t ha, const char *ka, size_t la, uint64_t ca, uint64_t hb, const char *kb, size_t lb,
+                 uint64_t cb)
+{
+    if (ha != hb)
+        return ha < hb ? -1 : 1;
+    int c = memcmp(ka, kb, la < lb ? la : lb);
+    if (c || la != lb)
+        return c ? c : la < lb ? -1 : 1;
+    return ca < cb ? -1 : ca > cb;
+}
+
+static int cmp_entries(const void *a, const void *b, void *arena)
+{
+    const entry *x = a, *y = b;
+    const packed *px = (const packed *)(void *)((uint8_t *)arena + x->off);
+    const packed *py = (const packed *)(void *)((uint8_t *)arena + y->off);
+    return order(x->hash, (const char *)(px + 1), px->key_len, px->checksum, y->hash, (const char *)(py + 1),
+                 py->key_len, py->checksum);
+}
+
+static void unpack(const uint8_t *arena, size_t off, sp_record *rec, const uint8_t **payload)
+{
+    const packed *p = (const packed *)(const void *)(arena + off);
+    memset(rec, 0, offsetof(sp_record, key));
+    rec->kind = p->kind, rec->split = p->split, rec->dtype = p->dtype;
+    rec->label = p->label, rec->label2 = p->label2;
+    rec->h = p->h, rec->w = p->w, rec->c = p->c;
+    rec->payload_len = p->payload_len;
+    rec->checksum = p->checksum;
+    rec->key_len = p->key_len;
+    memcpy(rec->key, p + 1, p->key_len);
+    rec->key[p->key_len] = 0;
+    *payload = (const uint8_t *)(p + 1) + p->key_len;
+}
+
+/* Sorts what is in memory and writes it as the next run file. */
+static int spill(sp_shuffler *s, sp_err *err)
+{
+    qsort_r(s->entries, s->n, sizeof *s->entries, cmp_entries, s->arena.data);
+    char path[4200];
+    run_path(s, s->runs, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    s->runs++;
+    json_t *meta = json_object();
+    sp_writer *w = sp_writer_open(fd, meta, err);
+    int rc = w ? 0 : -1;
+    sp_record rec;
+    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+        const uint8_t *payload;
+        unpack(s->arena.data, s->entries[i].off, &rec, &payload);
+        rc = sp_writer_record(w, &rec, payload, (size_t)rec.payload_len, err);
+    }
+    if (rc == 0)
+        rc = sp_writer_finish(w, err);
+    sp_writer_free(w);
+    json_decref(meta);
+    if (close(fd) && rc == 0)
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    s->n = 0;
+    s->arena.len = 0;
+    return rc;
+}
+
+int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload, sp_err *err)
+{
+    size_t need = sizeof(packed) + rec->key_len + (size_t)rec->payload_len;
+    need = (need + 7) & ~(size_t)7; /* keep headers aligned */
+    if (s->n && s->arena.len + need > s->limit && spill(s, err))
+        return -1;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 4096;
+        entry *e = realloc(s->entries, cap * sizeof *e);
+        if (!e)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        s->entries = e;
+        s->cap = cap;
+    }
+    if (sp_buf_reserve(&s->arena, s->arena.len + need))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    size_t off = s->arena.len;
+    packed p = {rec->payload_len, rec->checksum, rec->label, rec->label2, rec->h, rec->w, rec->c, rec->key_len,
+                rec->kind, rec->split, rec->dtype};
+    memcpy(s->arena.data + off, &p, sizeof p);
+    memcpy(s->arena.data + off + sizeof p, rec->key, rec->key_len);
+    memcpy(s->arena.data + off + sizeof p + rec->key_len, payload, (size_t)rec->payload_len);
+    s->arena.len += need;
+    s->entries[s->n++] = (entry){sp_xxh3_seeded(rec->key, rec->key_len, s->seed), off};
+    s->count++;
+    return 0;
+}
+
+/* One run being merged: its reader and current record. */
+typedef struct run {
+    int fd;
+    sp_reader *r;
+    sp_record rec;
+    const uint8_t *payload;
+    uint64_t hash;
+} run;
+
+static int run_less(const run *a, const run *b)
+{
+    return order(a->hash, a->rec.key, a->rec.key_len, a->rec.checksum, b->hash, b->rec.key, b->rec.key_len,
+                 b->rec.checksum) < 0;
+}
+
+/* Moves run i to its next record; 1 if it has one, 0 at its end, -1. */
+static int advance(sp_shuffler *s, run *r, sp_err *err)
+{
+    int got = sp_reader_next(r->r, &r->rec, err);
+    if (got <= 0)
+        return got;
+    if (sp_reader_payload(r->r, &r->rec, &r->payload, err))
+        return -1;
+    r->hash = sp_xxh3_seeded(r->rec.key, r->rec.key_len, s->seed);
+    return 1;
+}
+
+static void sift_down(run **heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && run_less(heap[l], heap[m]))
+            m = l;
+        if (l + 1 < n && run_less(heap[l + 1], heap[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        run *t = heap[i];
+        heap[i] = heap[m];
+        heap[m] = t;
+        i = m;
+    }
+}
+
+int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *rec, const uint8_t *payload, sp_err *err),
+                      void *ctx, sp_err *err)
+{
+    if (s->runs == 0) { /* everything fit in memory */
+        qsort_r(s->entries, s->n, sizeof *s->entries, cmp_entries, s->arena.data);
+        sp_record rec;
+        for (size_t i = 0; i < s->n; i++) {
+            const uint8_t *payload;
+            unpack(s->arena.data, s->entries[i].off, &rec, &payload);
+            if (emit(ctx, &rec, payload, err))
+                return -1;
+        }
+        return 0;
+    }
+    if (s->n && spill(s, err))
+        return -1;
+    sp_buf_free(&s->arena); /* the memory goes to the merge's readers */
+    run *runs = calloc(s->runs, sizeof *runs);
+    run **heap = calloc(s->runs, sizeof *heap);
+    size_t n = 0;
+    int rc = runs && heap ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (uint64_t i = 0; rc == 0 && i < s->runs; i++) {
+        char path[4200];
+        run_path(s, i, path, sizeof path);
+        runs[i].fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (runs[i].fd < 0) {
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+            break;
+        }
+        runs[i].r = sp_reader_open(runs[i].fd, path, NULL, err);
+        int got = runs[i].r ? advance(s, &runs[i], err) : -1;
+        if (got < 0)
+            rc = -1;
+        else if (got > 0)
+            heap[n++] = &runs[i];
+    }
+    for (size_t i = n; rc == 0 && i-- > 0;)
+        sift_down(heap, n, i);
+    while (rc == 0 && n > 0) {
+        run *top = heap[0];
+        rc = emit(ctx, &top->rec, top->payload, err);
+        if (rc)
+            break;
+        int got = advance(s, top, err);
+        if (got < 0)
+            rc = -1;
+        else if (got == 0)
+            heap[0] = heap[--n];
+        sift_down(heap, n, 0);
+    }
+    for (uint64_t i = 0; runs && i < s->runs; i++) {
+        sp_reader_free(runs[i].r);
+        if (runs[i].fd > 0)
+            close(runs[i].fd);
+    }
+    free(runs);
+    free(heap);
+    return rc;
+}
