@@ -17,9 +17,9 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
-           shards/shuffle.c
+           shards/shuffle.c shards/inspect.c
 CLI_SRC := common/sp_cli.c
-TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify
+TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect
 UNIT    := test_recstream test_idx test_h5zstd
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat
 

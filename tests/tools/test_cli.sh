@@ -1,7 +1,7 @@
 # Every tool: --help and --version on stdout with status 0, usage errors on
 # stderr with status 2, and nothing on stdout but data.
 . "$SP_ROOT/tests/tools/lib.sh"
-for t in sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify; do
+for t in sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect; do
     expect_status 0 $t --help
     head -1 out | grep -q "^Usage: $t " || fail "$t --help: $(head -1 out)"
     grep -q "^Exit status:" out || fail "$t --help documents no exit status"

@@ -1,0 +1,201 @@
+#include "shards/inspect.h"
+
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/resample.h"
+#include "shards/manifest.h"
+#include "shards/shard.h"
+
+json_t *sp_inspect(const char *dir, sp_err *err)
+{
+    json_t *m = sp_manifest_load(dir, err);
+    if (!m)
+        return NULL;
+    int nclasses = (int)json_array_size(json_object_get(m, "classes"));
+    json_t *out = json_object(), *splits = json_object();
+    const char *keys[] = {"dataset", "classes", "classes2", "recipe", "shuffle", "normalize", "stats"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (json_object_get(m, keys[i]))
+            json_object_set(out, keys[i], json_object_get(m, keys[i]));
+    size_t i;
+    json_t *e;
+    int rc = 0;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        const char *split = json_string_value(json_object_get(e, "split"));
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
+        sp_shard *s = sp_shard_open(path, err);
+        if (!s) {
+            rc = -1;
+            break;
+        }
+        json_t *sj = json_object_get(splits, split);
+        if (!sj) {
+            uint32_t h, w, c;
+            int dtype;
+            sp_shard_shape(s, &h, &w, &c, &dtype);
+            json_t *counts = json_array();
+            for (int k = 0; k < nclasses; k++)
+                json_array_append_new(counts, json_integer(0));
+            sj = json_pack("{s:I, s:i, s:[i,i,i], s:s, s:I, s:I, s:o, s:I}", "records", (json_int_t)0, "shards", 0,
+                           "shape", h, w, c, "dtype", sp_dtype_name(dtype), "bytes", (json_int_t)0, "pixel_bytes",
+                           (json_int_t)0, "class_counts", counts, "unlabeled", (json_int_t)0);
+            json_object_set_new(splits, split, sj);
+        }
+        uint64_t n = sp_shard_count(s);
+        int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
+        if (!labels || sp_shard_read(s, 0, n, NULL, labels, NULL, NULL, err)) {
+            free(labels);
+            sp_shard_close(s);
+            rc = labels ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            break;
+        }
+        json_t *counts = json_object_get(sj, "class_counts");
+        json_int_t unlabeled = 0;
+        for (uint64_t r = 0; r < n; r++) {
+            if (labels[r] >= 0 && labels[r] < nclasses) {
+                json_t *c = json_array_get(counts, (size_t)labels[r]);
+                json_integer_set(c, json_integer_value(c) + 1);
+            } else {
+                unlabeled++;
+            }
+        }
+        free(labels);
+        uint32_t h, w, c;
+        int dtype;
+        sp_shard_shape(s, &h, &w, &c, &dtype);
+        json_int_t px = (json_int_t)((uint64_t)n * h * w * c * (uint64_t)sp_dtype_size(dtype));
+#define ADD(name, v) json_object_set_new(sj, name, json_integer(json_integer_value(json_object_get(sj, name)) + (v)))
+        ADD("records", (json_int_t)n);
+        ADD("shards", 1);
+        ADD("bytes", json_integer_value(json_object_get(e, "bytes")));
+        ADD("pixel_bytes", px);
+        ADD("unlabeled", unlabeled);
+#undef ADD
+        sp_shard_close(s);
+    }
+    json_decref(m);
+    if (rc) {
+        json_decref(out);
+        json_decref(splits);
+        return NULL;
+    }
+    json_object_set_new(out, "splits", splits);
+    return out;
+}
+
+static int write_png(const char *path, const uint8_t *rgb, int w, int h, sp_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", path);
+    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = p ? png_create_info_struct(p) : NULL;
+    if (!p || !info || setjmp(png_jmpbuf(p))) {
+        png_destroy_write_struct(&p, &info);
+        fclose(f);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write the PNG", path);
+    }
+    png_init_io(p, f);
+    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(p, info);
+    for (int y = 0; y < h; y++)
+        png_write_row(p, rgb + (size_t)y * (size_t)w * 3);
+    png_write_end(p, NULL);
+    png_destroy_write_struct(&p, &info);
+    return fclose(f) ? sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", path) : 0;
+}
+
+int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err)
+{
+    json_t *m = sp_manifest_load(dir, err);
+    if (!m)
+        return -1;
+    int nclasses = (int)json_array_size(json_object_get(m, "classes"));
+    if (nclasses <= 0) {
+        json_decref(m);
+        return sp_fail(err, SP_EXIT_DATA, "%s: no class list to arrange the sheet by", dir);
+    }
+    int W = per_class * (tile + 2), H = nclasses * (tile + 2);
+    uint8_t *sheet = calloc((size_t)W * (size_t)H, 3);
+    int *filled = calloc((size_t)nclasses, sizeof *filled);
+    uint8_t *pix = NULL, *scaled = malloc((size_t)tile * tile * 4);
+    sp_resampler rs = {0};
+    int rc = sheet && filled && scaled ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    memset(sheet, 32, sheet ? (size_t)W * (size_t)H * 3 : 0); /* dark grey between tiles */
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        if (rc)
+            break;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
+        sp_shard *s = sp_shard_open(path, err);
+        if (!s) {
+            rc = -1;
+            break;
+        }
+        uint32_t h, w, c;
+        int dtype;
+        sp_shard_shape(s, &h, &w, &c, &dtype);
+        if (dtype != SP_DTYPE_U8) {
+            sp_shard_close(s);
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: the contact sheet takes uint8 shards", path);
+            break;
+        }
+        free(pix);
+        pix = malloc((size_t)h * w * c);
+        uint64_t n = sp_shard_count(s);
+        int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
+        if (!labels || sp_shard_read(s, 0, n, NULL, labels, NULL, NULL, err)) {
+            rc = labels ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            free(labels);
+            sp_shard_close(s);
+            break;
+        }
+        int missing = 0;
+        for (int k = 0; k < nclasses; k++)
+            missing += filled[k] < per_class;
+        for (uint64_t r = 0; rc == 0 && missing && r < n; r++) {
+            int32_t label = labels[r];
+            if (label < 0 || label >= nclasses || filled[label] >= per_class)
+                continue;
+            if (!pix || sp_shard_read(s, r, 1, pix, NULL, NULL, NULL, err)) {
+                rc = pix ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+                break;
+            }
+            /* fit inside tile x tile, keeping the aspect ratio */
+            int tw = (int)w >= (int)h ? tile : (int)((long)tile * w / h), th = (int)h >= (int)w ? tile
+                                                                                : (int)((long)tile * h / w);
+            if (tw < 1)
+                tw = 1;
+            if (th < 1)
+                th = 1;
+            if (sp_resample(&rs, pix, (int)w, (int)h, (int)c, tw, th, 0, 0, tw, th, SP_FILTER_BILINEAR, scaled)) {
+                rc = sp_fail(err, SP_EXIT_SYSTEM, "cannot scale a sample");
+                break;
+            }
+            int x0 = filled[label] * (tile + 2) + 1 + (tile - tw) / 2, y0 = label * (tile + 2) + 1 + (tile - th) / 2;
+            for (int y = 0; y < th; y++)
+                for (int x = 0; x < tw; x++)
+                    for (int k = 0; k < 3; k++)
+                        sheet[((size_t)(y0 + y) * (size_t)W + (size_t)(x0 + x)) * 3 + (size_t)k] =
+                            scaled[((size_t)y * (size_t)tw + (size_t)x) * c + (c == 1 ? 0 : (size_t)k)];
+            missing -= ++filled[label] == per_class;
+        }
+        free(labels);
+        sp_shard_close(s);
+    }
+    if (rc == 0)
+        rc = write_png(png_path, sheet, W, H, err);
+    sp_resampler_free(&rs);
+    free(sheet);
+    free(filled);
+    free(pix);
+    free(scaled);
+    json_decref(m);
+    return rc;
+}

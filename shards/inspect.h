@@ -1,0 +1,21 @@
+/* What sp-inspect shows of a shard set: counts per split and class, and a
+ * contact sheet of sample images per class. */
+#ifndef SP_INSPECT_H
+#define SP_INSPECT_H
+
+#include <jansson.h>
+
+#include "common/sp_common.h"
+
+/* A summary of dir as JSON (a new reference): dataset, classes, recipe,
+ * shuffle, normalize, stats, and per split: records, shards, shape, dtype,
+ * bytes on disk, pixel bytes, and the record count of every class (from the
+ * labels themselves, not the manifest). NULL with err set. */
+json_t *sp_inspect(const char *dir, sp_err *err);
+
+/* A PNG contact sheet: one row per class, the first per_class images of that
+ * class (train split first, then the others), each scaled to fit tile x tile.
+ * uint8 shards only. */
+int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err);
+
+#endif
