@@ -1,0 +1,137 @@
+"""Read shardpipe shard sets from Python: numpy and h5py only, nothing to build.
+
+    import shardpipe
+    train = shardpipe.ShardDataset("shards/imagenet", split="train")
+    image, label = train[0]          # CHW float32, normalized; and an int
+    loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True, num_workers=2)
+
+A ShardDataset is a map-style dataset in PyTorch's sense (``__len__`` and
+``__getitem__``), over the shards of one split listed in DIR/manifest.json.
+
+Images: with ``normalize=True`` (the default) uint8 images are returned as
+CHW float32, ``(x/255 - mean) / std`` with the mean and std the shards record
+(``norm_mean``, ``norm_std`` attributes, set by sp-normalize), or just x/255
+when they record none; float images already normalized (``norm_applied``) come
+back as CHW float32 as they are. With ``normalize=False`` images come back as
+stored, HWC. ``transform`` (optional) is applied to the image last.
+
+Files are opened lazily in the process that reads them and reopened after a
+fork, so the dataset is safe with DataLoader workers: each worker opens its
+own files. Shards use the HDF5 zstd filter 32015: the reader adds
+``plugin_dir`` (default: $HDF5_PLUGIN_PATH, else the build/hdf5-plugin
+directory beside this file's checkout) to h5py's plugin search path.
+"""
+import bisect
+import json
+import os
+
+import h5py
+import numpy as np
+from h5py import h5pl
+
+__all__ = ["ShardDataset", "load_manifest"]
+
+_plugin_dirs_added = set()
+
+
+def _add_plugin_dir(plugin_dir):
+    if plugin_dir is None:
+        plugin_dir = os.environ.get("HDF5_PLUGIN_PATH") or os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "hdf5-plugin")
+    for d in plugin_dir.split(os.pathsep):
+        if d and d not in _plugin_dirs_added and os.path.isdir(d):
+            # first in the search: HDF5 1.10 gives up at a missing directory
+            # (Debian's default plugin directory is one) instead of going on
+            h5pl.prepend(d.encode())
+            _plugin_dirs_added.add(d)
+
+
+def load_manifest(directory):
+    """DIR/manifest.json, checked for its format."""
+    with open(os.path.join(directory, "manifest.json")) as f:
+        m = json.load(f)
+    if m.get("format") != "shardpipe-manifest" or m.get("format_version") != 1:
+        raise ValueError(f"{directory}: not a shardpipe manifest (version 1)")
+    return m
+
+
+class ShardDataset:
+    """The records of one split of a shard set, in the order of the shards."""
+
+    def __init__(self, directory, split="train", normalize=True, transform=None, plugin_dir=None):
+        self.directory = directory
+        self.split = split
+        self.normalize = normalize
+        self.transform = transform
+        self.plugin_dir = plugin_dir
+        _add_plugin_dir(plugin_dir)
+        m = load_manifest(directory)
+        self.manifest = m
+        self.classes = list(m.get("classes", []))
+        self.files = [s["file"] for s in m["shards"] if s["split"] == split]
+        if not self.files:
+            raise ValueError(f"{directory}: no shards of split {split!r}")
+        counts = [s["records"] for s in m["shards"] if s["split"] == split]
+        self._ends = list(np.cumsum(counts))
+        self._pid = None
+        self._handles = {}
+        # normalization parameters from the first shard (all shards of a set share them)
+        with h5py.File(os.path.join(directory, self.files[0]), "r") as h:
+            self.shape = tuple(int(v) for v in h.attrs["shape"])
+            self.dtype = h["images"].dtype
+            self.mean = np.asarray(h.attrs["norm_mean"], np.float64) if "norm_mean" in h.attrs else None
+            self.std = np.asarray(h.attrs["norm_std"], np.float64) if "norm_std" in h.attrs else None
+            self.applied = bool(h.attrs["norm_applied"]) if "norm_applied" in h.attrs else False
+        if self.dtype == np.uint8 and self.mean is not None:
+            # (x/255 - mean)/std as one table per channel: exact, and as fast as indexing
+            x = np.arange(256, dtype=np.float64)[:, None] / 255.0
+            self._table = ((x - self.mean) / self.std).astype(np.float32)  # (256, C)
+        else:
+            self._table = None
+
+    def __len__(self):
+        return int(self._ends[-1])
+
+    def _file(self, k):
+        if self._pid != os.getpid():  # a new process (a DataLoader worker): its own handles
+            self._handles = {}
+            self._pid = os.getpid()
+        h = self._handles.get(k)
+        if h is None:
+            h = h5py.File(os.path.join(self.directory, self.files[k]), "r")
+            self._handles[k] = h
+        return h
+
+    def locate(self, index):
+        """(shard file, row) of a record."""
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = bisect.bisect_right(self._ends, index)
+        return k, index - (self._ends[k - 1] if k else 0)
+
+    def raw(self, index):
+        """The record as stored: (image HWC, label, key)."""
+        k, row = self.locate(index)
+        h = self._file(k)
+        return h["images"][row], int(h["labels"][row]), h["keys"][row].decode()
+
+    def __getitem__(self, index):
+        image, label, _ = self.raw(index)
+        if self.normalize:
+            if image.dtype == np.uint8:
+                if self._table is not None:
+                    image = self._table[image, np.arange(image.shape[-1])]
+                else:
+                    image = image.astype(np.float32) / np.float32(255)
+            image = np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1))
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+    def __getstate__(self):  # open files do not travel to other processes
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        state["_pid"] = None
+        return state
