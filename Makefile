@@ -7,7 +7,7 @@ PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng li
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 LDFLAGS := $(SAN) -Wl,--as-needed
 
@@ -17,7 +17,7 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
-           shards/shuffle.c shards/inspect.c
+           shards/shuffle.c shards/inspect.c shards/reader.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect
 UNIT    := test_recstream test_idx test_h5zstd
@@ -34,13 +34,38 @@ FUZZ_DRIVER  ?= $(BUILD)/obj/tests/fuzz/replay_main.o
 FUZZ_LDFLAGS ?=
 PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
+# libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
+# shared library with a pkg-config file; every other symbol stays hidden.
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/manifests.o
+READER_SO := $(BUILD)/lib/libshardpipe-reader.so
+READER_PC := $(BUILD)/lib/pkgconfig/shardpipe-reader.pc
+
 .PHONY: all deps test check demo asan bench fuzz clean
 .SECONDARY:
-all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS)
+all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+$(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+$(BUILD)/pic/common/sp_xxh_avx2.o: CFLAGS += -mavx2
+$(BUILD)/pic/formats/resample.o: CFLAGS += -O3
+
+$(READER_SO): $(PIC_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libshardpipe-reader.so $^ $(LDLIBS) -o $@
+
+$(READER_PC): Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' "libdir=$(abspath $(BUILD)/lib)" "includedir=$(abspath include)" "" \
+	    "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" "Version: 0.1.0" \
+	    'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lshardpipe-reader -Wl,-rpath,$${libdir}' > $@
 
 # XXH3's AVX2 variant; sp_xxh.c calls it only on CPUs that have AVX2
 $(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
@@ -87,7 +112,7 @@ deps:
 
 # `check` runs the suite on what is built; `test` installs and builds first.
 check: all
-	SP_BUILD=$(BUILD) tests/run.sh
+	SP_BUILD=$(BUILD) SP_SAN="$(SAN)" tests/run.sh
 
 test: deps
 	@$(MAKE) --no-print-directory check
@@ -127,4 +152,4 @@ bench:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)

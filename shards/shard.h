@@ -69,6 +69,9 @@ void sp_shardset_free(sp_shardset *s);
 typedef struct sp_shard sp_shard;
 
 sp_shard *sp_shard_open(const char *path, sp_err *err);
+/* The same without loading the keys (sp_shard_key then returns NULL): for
+ * readers that want pixels and labels only. */
+sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err);
 void sp_shard_close(sp_shard *s); /* accepts NULL */
 uint64_t sp_shard_count(const sp_shard *s);
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);

@@ -133,7 +133,11 @@ static int check_column(sp_shard *s, hid_t ds, const char *name, sp_err *err)
     return 0;
 }
 
-sp_shard *sp_shard_open(const char *path, sp_err *err)
+static sp_shard *shard_open(const char *path, int keys, sp_err *err);
+sp_shard *sp_shard_open(const char *path, sp_err *err) { return shard_open(path, 1, err); }
+sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err) { return shard_open(path, 0, err); }
+
+static sp_shard *shard_open(const char *path, int keys, sp_err *err)
 {
     if (sp_h5_init(err))
         return NULL;
@@ -191,7 +195,7 @@ sp_shard *sp_shard_open(const char *path, sp_err *err)
         if (check_column(s, s->labels2, "labels2", err))
             goto fail;
     }
-    if (read_keys(s, err))
+    if (keys && read_keys(s, err))
         goto fail;
     char *meta = attr_string(s->file, "meta");
     if (meta) {
@@ -223,7 +227,7 @@ void sp_shard_close(sp_shard *s)
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
 int sp_shard_split(const sp_shard *s) { return s->split; }
 int sp_shard_has_labels2(const sp_shard *s) { return s->labels2 >= 0; }
-const char *sp_shard_key(const sp_shard *s, uint64_t i) { return i < s->n ? s->keys[i] : NULL; }
+const char *sp_shard_key(const sp_shard *s, uint64_t i) { return s->keys && i < s->n ? s->keys[i] : NULL; }
 json_t *sp_shard_meta(const sp_shard *s) { return s->meta; }
 
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype)

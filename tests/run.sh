@@ -3,6 +3,7 @@
 # each in its own temporary directory. Prints one line per test and a closing
 # "N passed, N failed" line; exits non-zero if any failed.
 #   SP_BUILD   build directory (default: build)
+#   SP_SAN     sanitizer flags the build used, for programs the tests compile
 #   SP_TESTS   run only the tests whose name contains this string
 set -u
 cd "$(dirname "$0")/.."

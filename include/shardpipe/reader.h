@@ -1,0 +1,77 @@
+/* libshardpipe-reader: read shardpipe shard sets from C.
+ *
+ *   spr_set *set = spr_open("shards/cifar10", "train", err, sizeof err);
+ *   spr_iter *it = spr_iter_new(set, 128, epoch_seed, SPR_SHUFFLE | SPR_PREFETCH);
+ *   uint32_t n;
+ *   while (spr_iter_next(it, pixels, labels, &n) > 0) train(pixels, labels, n);
+ *   spr_iter_free(it);
+ *   spr_close(set);
+ *
+ * Build with: cc ... $(pkg-config --cflags --libs shardpipe-reader)
+ *
+ * Contracts:
+ *  - pixels are written row-major per record as stored: n x H x W x C values
+ *    of spr_dtype (uint8, float16 bits, float32); labels as int32, -1 for none.
+ *  - A set is one split of DIR/manifest.json; every shard is checked against
+ *    the manifest's record count when opened. Handles are not shared between
+ *    threads, except that an iterator's prefetch thread reads on its own.
+ *  - Functions that fail return a negative value (or NULL) and leave a
+ *    message in spr_error(set) (spr_open: in the caller's buffer).
+ *  - Memory: an iterator holds at most two batches plus one shuffle window
+ *    (window_records, default 16 x batch) of records; never the whole set.
+ */
+#ifndef SHARDPIPE_READER_H
+#define SHARDPIPE_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPR_VERSION "0.1.0"
+
+enum spr_dtype { SPR_UINT8 = 1, SPR_FLOAT16 = 2, SPR_FLOAT32 = 3 };
+
+typedef struct spr_set spr_set;
+typedef struct spr_iter spr_iter;
+
+/* Opens split ("train", "test", "val") of the shard set in dir. NULL on
+ * failure, with the reason in err. */
+spr_set *spr_open(const char *dir, const char *split, char *err, size_t err_len);
+void spr_close(spr_set *s); /* accepts NULL */
+const char *spr_error(const spr_set *s);
+
+uint64_t spr_count(const spr_set *s);
+void spr_shape(const spr_set *s, uint32_t *h, uint32_t *w, uint32_t *c);
+int spr_dtype(const spr_set *s);
+size_t spr_record_bytes(const spr_set *s); /* H * W * C * sizeof(dtype) */
+int spr_num_classes(const spr_set *s);
+const char *spr_class_name(const spr_set *s, int i); /* NULL when out of range */
+/* Normalization parameters from the shards (sp-normalize): up to 4 channels
+ * into mean/std (x/255 units); *applied = 1 when the pixels already are
+ * normalized floats. Returns the channel count, 0 when there are none. */
+int spr_normalization(const spr_set *s, double *mean, double *std, int *applied);
+
+/* Random access: record index (0 .. count-1, in manifest order) into pixels
+ * (spr_record_bytes) and *label. 0 or -1. */
+int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label);
+
+enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2 };
+
+/* One pass (epoch) over the set in batches. With SPR_SHUFFLE the shard order
+ * and the records (through a shuffle window) are permuted by seed; with
+ * SPR_PREFETCH a thread reads the next batch while the caller uses this one.
+ * window_records: 0 = 16 x batch. */
+spr_iter *spr_iter_new(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records);
+/* Fills up to batch records; returns the number (n, also in *n), 0 at the end
+ * of the epoch, -1 on error (spr_error). */
+int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n);
+void spr_iter_free(spr_iter *it); /* accepts NULL; stops the prefetch thread */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
