@@ -144,9 +144,13 @@ $(BUILD)/bench/tj_decode: bench/tj_decode.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(shell pkg-config --cflags --libs libturbojpeg) -o $@
 
+$(BUILD)/bench/reader_bench: bench/reader_bench.c $(READER_SO) $(READER_PC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -L$(BUILD)/lib -lshardpipe-reader -Wl,-rpath,$(abspath $(BUILD)/lib) -o $@
+
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench
 	@bench/run.sh $(BUILD)
 
 clean:

@@ -326,8 +326,10 @@ SPR_API spr_iter *spr_iter_new(spr_set *s, uint32_t batch_size, uint64_t seed, i
 {
     if (batch_size == 0)
         batch_size = 1;
-    if (window == 0) { /* 16 batches, but not over 256 MiB of records */
-        uint64_t cap = (256ull << 20) / (s->record_bytes ? s->record_bytes : 1);
+    if (window == 0) { /* 16 batches, but not over 32 MiB of records: the shards are
+                        * shuffled when written, and a bigger window costs its page
+                        * faults at every epoch */
+        uint64_t cap = (32ull << 20) / (s->record_bytes ? s->record_bytes : 1);
         window = 16 * batch_size;
         if (window > cap)
             window = (uint32_t)cap;

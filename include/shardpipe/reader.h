@@ -18,7 +18,8 @@
  *  - Functions that fail return a negative value (or NULL) and leave a
  *    message in spr_error(set) (spr_open: in the caller's buffer).
  *  - Memory: an iterator holds at most two batches plus one shuffle window
- *    (window_records, default 16 x batch) of records; never the whole set.
+ *    (window_records, default 16 x batch, at most 32 MiB of records, but never
+ *    less than a batch); never the whole set.
  */
 #ifndef SHARDPIPE_READER_H
 #define SHARDPIPE_READER_H
