@@ -54,6 +54,8 @@ static const char usage[] =
     "                       keeps both sides at least the target (--draft overrides)\n"
     "      --resize-mode M, --resize-filter F, --resize-to N, --pad-value V\n"
     "                       sp-resize's --mode, --filter, --resize-to, --pad-value\n"
+    "      --part I/N       keep only part I of N of the records (the hash of their\n"
+    "                       keys sp-shard --part uses); others are not decoded\n"
     "      --rejects FILE   also write each reject as a JSON line: key, reason, detail\n"
     "      --strict         any reject stops the run with an error\n"
     "  -q, --quiet          report nothing but errors\n"
@@ -108,6 +110,7 @@ int main(int argc, char **argv)
         {"strict", no_argument, 0, O_STRICT},        {"resize", required_argument, 0, O_RESIZE},
         {"resize-mode", required_argument, 0, O_RMODE}, {"resize-filter", required_argument, 0, O_RFILTER},
         {"resize-to", required_argument, 0, O_RTO},  {"pad-value", required_argument, 0, O_PAD},
+        {"part", required_argument, 0, 'P'},
         {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},            {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},            {0, 0, 0, 0},
@@ -136,6 +139,10 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd': dopts.dataset = optarg; break;
         case O_CLASSES: dopts.classes = optarg; break;
+        case 'P':
+            if (sp_parse_part(optarg, &dopts.part, &dopts.parts))
+                return sp_cli_usage_error("--part: I/N with 0 <= I < N, not %s", optarg);
+            break;
         case O_LABELS: dopts.labels = optarg; break;
         case O_IDS: dopts.synset_ids = optarg; break;
         case O_UNLABELED: dopts.unlabeled = 1; break;
@@ -204,6 +211,8 @@ int main(int argc, char **argv)
         else
             sp_msg("%llu records in, %llu out, %llu skipped", (unsigned long long)st->in,
                    (unsigned long long)st->out, (unsigned long long)st->skipped);
+        if (st->other_parts)
+            sp_msg("%llu records left to the other parts", (unsigned long long)st->other_parts);
     }
     if (t.rejects && fclose(t.rejects) && status == SP_EXIT_OK)
         status = sp_report(&(sp_err){SP_EXIT_SYSTEM, "cannot write the rejects file"});

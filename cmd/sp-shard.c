@@ -1,6 +1,7 @@
 /* sp-shard: pixel records in, HDF5+zstd shards and a manifest out. */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/sp_cli.h"
@@ -34,6 +35,11 @@ static const char usage[] =
     "      --no-shuffle             keep the train split in input order too\n"
     "      --memory SIZE            memory for the shuffle before it spills to disk\n"
     "                               (default 1G)\n"
+    "      --part I/N               keep only part I (0 .. N-1) of N of the records, by a\n"
+    "                               hash of their keys: N runs (machines, cluster jobs)\n"
+    "                               each write a part; shard names carry the part\n"
+    "      --merge DIR...           join the shard sets of the parts in DIRs into the\n"
+    "                               -o directory (linked, or copied) under one manifest\n"
     "  -q, --quiet                  report nothing but errors\n"
     "  -v, --verbose                list every shard written\n"
     "  -h, --help                   show this help and exit\n"
@@ -44,6 +50,7 @@ static const char usage[] =
     "error (I/O, HDF5, another sp-shard writing DIR).\n";
 
 typedef struct tool {
+    int part, parts;
     sp_shardset *set;
     sp_shuffler *shuffle; /* the train split's records, or NULL */
     json_t *meta;         /* the input's latest metadata (owned) */
@@ -66,6 +73,8 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     tool *t = ctx;
+    if (t->parts && sp_shard_part_of(rec->key, rec->key_len, t->parts) != t->part)
+        return 0; /* another part's record: its payload is skipped (and verified) */
     const uint8_t *data;
     if (rec->kind != SP_KIND_PIXELS)
         return sp_shardset_add(t->set, rec, NULL, err);
@@ -85,11 +94,12 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},            {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
         {"shuffle", required_argument, 0, 'S'},    {"no-shuffle", no_argument, 0, 'N'},
-        {"memory", required_argument, 0, 'M'},     {0, 0, 0, 0},
+        {"memory", required_argument, 0, 'M'},     {"part", required_argument, 0, 'P'},
+        {"merge", no_argument, 0, 'G'},            {0, 0, 0, 0},
     };
     const char *dir = NULL;
     uint64_t seed = 0, memory = 1ull << 30;
-    int shuffle = 1;
+    int shuffle = 1, merge = 0;
     sp_shard_opts so;
     sp_shard_opts_default(&so);
     uint64_t v;
@@ -113,6 +123,11 @@ int main(int argc, char **argv)
             shuffle = 1;
             break;
         case 'N': shuffle = 0; break;
+        case 'G': merge = 1; break;
+        case 'P':
+            if (sp_parse_part(optarg, &so.part, &so.parts))
+                return sp_cli_usage_error("--part: I/N with 0 <= I < N, not %s", optarg);
+            break;
         case 'M':
             if (sp_parse_size(optarg, &memory) || memory < (1u << 20))
                 return sp_cli_usage_error("--memory: a size of at least 1M, not %s", optarg);
@@ -132,7 +147,16 @@ int main(int argc, char **argv)
     if (!dir)
         return sp_cli_usage_error("no output directory (-o DIR)");
     sp_err err = {0};
-    tool t = {0};
+    if (merge) {
+        if (optind == argc)
+            return sp_cli_usage_error("--merge: name the part directories");
+        if (sp_shardset_merge(dir, argv + optind, argc - optind, &err))
+            return sp_report(&err);
+        if (sp_verbosity >= 1)
+            sp_msg("merged %d shard sets into %s", argc - optind, dir);
+        return SP_EXIT_OK;
+    }
+    tool t = {.part = so.part, .parts = so.parts};
     sp_progress_init(&t.prog);
     t.set = sp_shardset_create(dir, &so, &err);
     int rc = t.set ? 0 : -1;
@@ -150,6 +174,8 @@ int main(int argc, char **argv)
         json_object_set_new(t.meta, "shuffle", shuffle ? json_pack("{s:I, s:[s]}", "seed", (json_int_t)seed, "splits",
                                                                    "train")
                                                        : json_null());
+        if (so.parts)
+            json_object_set_new(t.meta, "part", json_pack("{s:i, s:i}", "index", so.part, "count", so.parts));
         if (sp_meta_add_recipe(t.meta, "sp-shard", argc, argv))
             rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
         else

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 void sp_cli_init(int argc, char **argv)
@@ -94,5 +95,20 @@ int sp_parse_size(const char *s, uint64_t *out)
     if (*end || (shift && v > (~0ull >> shift)))
         return -1;
     *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int sp_parse_part(const char *s, int *i, int *n)
+{
+    const char *slash = strchr(s, '/');
+    char first[32];
+    uint64_t a, b;
+    if (!slash || slash - s >= (long)sizeof first)
+        return -1;
+    snprintf(first, sizeof first, "%.*s", (int)(slash - s), s);
+    if (sp_parse_u64(first, &a) || sp_parse_u64(slash + 1, &b) || b < 1 || b > 100000 || a >= b)
+        return -1;
+    *i = (int)a;
+    *n = (int)b;
     return 0;
 }

@@ -22,6 +22,8 @@ int sp_cli_stdout_is_safe(void);
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
 /* Parses a size like 1000, 64k, 256M, 2G (powers of 1024). 0 or -1. */
 int sp_parse_size(const char *s, uint64_t *out);
+/* Parses "I/N" (0 <= I < N <= 100000) for --part; 0 or -1. */
+int sp_parse_part(const char *s, int *i, int *n);
 /* Parses a non-negative integer; 0 or -1. */
 int sp_parse_u64(const char *s, uint64_t *out);
 

@@ -8,6 +8,7 @@
 #include "formats/idx.h"
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
+#include "shards/shard.h" /* sp_shard_part_of */
 
 /* An IDX file waiting for its partner (images for labels or the reverse). */
 typedef struct idx_pending {
@@ -97,6 +98,15 @@ static json_t *numbered_classes(int n)
         json_array_append_new(a, json_string(s));
     }
     return a;
+}
+
+/* 1 if a record with this key goes to another part (--part). */
+static int other_part(sp_decoder *d, const sp_record *rec)
+{
+    if (!d->opts.parts || sp_shard_part_of(rec->key, rec->key_len, d->opts.parts) == d->opts.part)
+        return 0;
+    d->stats.other_parts++;
+    return 1;
 }
 
 int sp_decoder_input_meta(sp_decoder *d, const json_t *meta, sp_err *err)
@@ -207,6 +217,8 @@ static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_e
             return sp_fail(err, SP_EXIT_DATA, "%s: key too long", img->key);
         rec.key_len = (uint16_t)n;
         rec.label = lb->data[i];
+        if (other_part(d, &rec))
+            continue;
         if (sp_writer_record(d->out->w, &rec, im->data + i * im->item_bytes, (size_t)im->item_bytes, err))
             return -1;
         d->stats.out++;
@@ -292,6 +304,8 @@ static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file 
         if (k < 0 || k > SP_KEY_MAX)
             return sp_fail(err, SP_EXIT_DATA, "%s: key too long", in->key);
         rec.key_len = (uint16_t)k;
+        if (other_part(d, &rec))
+            continue;
         sp_cifar_record(f, data, i, px, &rec.label, &rec.label2);
         if (sp_writer_record(d->out->w, &rec, px, sizeof px, err))
             return -1;
@@ -388,6 +402,8 @@ static int reject(sp_decoder *d, const char *key, int reason, const char *detail
 
 static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
 {
+    if (other_part(d, in))
+        return 0; /* not decoded at all */
     if (!d->labels_ready && load_labels(d, err))
         return -1;
     char why[256];

@@ -43,6 +43,10 @@ typedef struct sp_decode_opts {
      * JPEGs at the smallest DCT scale that does not go below the target:
      * one stage, no second pass over the full-size pixels. */
     const sp_resize_opts *resize;
+    /* Keep only part `part` of `parts` of the output records (by the hash of
+     * their keys that sp-shard --part uses); images of other parts are not
+     * even decoded. parts = 0: everything. */
+    int part, parts;
 } sp_decode_opts;
 void sp_decode_opts_default(sp_decode_opts *o);
 
@@ -50,6 +54,7 @@ typedef struct sp_decode_stats {
     uint64_t in, out, skipped;
     uint64_t rejected[SP_REJECT_COUNT]; /* by enum sp_reject */
     uint64_t rejected_total;
+    uint64_t other_parts; /* records left to the other parts (--part) */
 } sp_decode_stats;
 
 typedef struct sp_decoder sp_decoder;

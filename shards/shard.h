@@ -43,6 +43,9 @@ typedef struct sp_shard_opts {
     uint64_t max_records; /* records per shard, 0 = no limit */
     uint64_t max_bytes;   /* uncompressed pixel bytes per shard, 0 = no limit */
     int zstd_level;       /* 1..19 */
+    int part, parts;      /* this writer is part `part` of `parts` (0 of 0: not a part):
+                           * shard names carry it, SPLIT-pIofN-NNNNN-HHHHHHHH.h5,
+                           * so the parts' shards can be merged into one directory */
 } sp_shard_opts;
 void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 3 */
 
@@ -64,6 +67,20 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err);
 const json_t *sp_shardset_manifest(const sp_shardset *s);
 /* Removes uncommitted temporary files; accepts NULL. */
 void sp_shardset_free(sp_shardset *s);
+
+/* 1 if name is a shard file name this writer gives: SPLIT-NNNNN-HHHHHHHH.h5,
+ * or SPLIT-pIofN-NNNNN-HHHHHHHH.h5 for a part. */
+int sp_shard_file_name(const char *name);
+
+/* The part (0 .. parts-1) a record key falls in: XXH3 of the key with a fixed
+ * seed, modulo parts. Independent of the shuffle seed and of the input order. */
+int sp_shard_part_of(const char *key, size_t key_len, int parts);
+
+/* Joins the shard sets in dirs (parts written with --part) into out: their
+ * shards are linked (or copied) into out and one manifest lists them all,
+ * fsynced and renamed into place last. The sets must agree on dataset,
+ * classes and shapes, and no shard name may repeat. */
+int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err);
 
 /* ---------------- reading one shard ---------------- */
 typedef struct sp_shard sp_shard;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/sp_hash.h"
+#include "common/sp_xxh.h"
 #include "formats/h5zstd.h"
 #include "shards/manifest.h"
 #include "shards/shard.h"
@@ -19,6 +20,7 @@
 
 void sp_shard_opts_default(sp_shard_opts *o)
 {
+    memset(o, 0, sizeof *o);
     o->max_records = 0;
     o->max_bytes = 256ull << 20;
     o->zstd_level = 3;
@@ -420,8 +422,7 @@ static int write_attributes(const shard *sh, const json_t *meta, sp_err *err)
 
 static json_t *shape_json(const shard *sh) { return json_pack("[i,i,i]", sh->h, sh->w, sh->c); }
 
-/* 1 if name has the form SPLIT-NNNNN-HHHHHHHH.h5 this writer gives shards. */
-static int shard_name(const char *name)
+int sp_shard_file_name(const char *name)
 {
     const char *dash = strchr(name, '-');
     if (!dash)
@@ -435,6 +436,22 @@ static int shard_name(const char *name)
     if (sp_split_from_name(split) < 0)
         return 0;
     const char *p = dash + 1;
+    if (*p == 'p') { /* pIofN- */
+        p++;
+        if (*p < '0' || *p > '9')
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (strncmp(p, "of", 2))
+            return 0;
+        p += 2;
+        if (*p < '0' || *p > '9')
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (*p++ != '-')
+            return 0;
+    }
     for (int i = 0; i < 5; i++, p++)
         if (*p < '0' || *p > '9')
             return 0;
@@ -446,6 +463,11 @@ static int shard_name(const char *name)
     return !strcmp(p, ".h5");
 }
 
+int sp_shard_part_of(const char *key, size_t key_len, int parts)
+{
+    return parts > 0 ? (int)(sp_xxh3_seeded(key, key_len, 0x53505041525453ull) % (uint64_t)parts) : 0;
+}
+
 static void remove_unlisted(const char *dir, const json_t *list)
 {
     DIR *d = opendir(dir);
@@ -453,7 +475,7 @@ static void remove_unlisted(const char *dir, const json_t *list)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!shard_name(e->d_name))
+        if (!sp_shard_file_name(e->d_name))
             continue;
         int listed = 0;
         size_t i;
@@ -490,7 +512,10 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
             uint64_t size;
             if (write_attributes(sh, meta, err) || sp_hash_file(sh->tmp, NULL, hex, &size, NULL, NULL, err))
                 goto fail;
-            snprintf(name, sizeof name, "%s-%05d-%.8s.h5", sp_split_name(sh->split), sh->index, hex);
+            char part[32] = "";
+            if (s->opts.parts)
+                snprintf(part, sizeof part, "p%dof%d-", s->opts.part, s->opts.parts);
+            snprintf(name, sizeof name, "%s-%s%05d-%.8s.h5", sp_split_name(sh->split), part, sh->index, hex);
             snprintf(dst, sizeof dst, "%s/%s", s->dir, name);
             if (rename(sh->tmp, dst)) {
                 sp_fail(err, SP_EXIT_SYSTEM, "rename %s: %s", dst, strerror(errno));
@@ -571,4 +596,152 @@ void sp_shardset_free(sp_shardset *s)
     json_decref(s->manifest);
     close(s->lock_fd);
     free(s);
+}
+
+/* ---- merging the sets of parts ---- */
+
+/* out/name as a hard link to src, or a copy (fsynced) across file systems. */
+static int link_or_copy(const char *src, const char *dst, sp_err *err)
+{
+    if (link(src, dst) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != EXDEV && errno != EPERM)
+        return sp_fail(err, SP_EXIT_SYSTEM, "link %s: %s", dst, strerror(errno));
+    char tmp[8300];
+    snprintf(tmp, sizeof tmp, "%s.sp-copy", dst);
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = in >= 0 && out >= 0 ? 0 : -1;
+    static char buf[1 << 20];
+    ssize_t n = 0;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+        rc = sp_write_all(out, buf, (size_t)n);
+    if (n < 0 || (rc == 0 && fsync(out)))
+        rc = -1;
+    int e = errno;
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out))
+        rc = -1;
+    if (rc == 0 && rename(tmp, dst))
+        rc = -1, e = errno;
+    if (rc) {
+        unlink(tmp);
+        return sp_fail(err, SP_EXIT_SYSTEM, "copy %s: %s", dst, strerror(e));
+    }
+    return 0;
+}
+
+static int cmp_shard_entries(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int sx = sp_split_from_name(json_string_value(json_object_get(x, "split")));
+    int sy = sp_split_from_name(json_string_value(json_object_get(y, "split")));
+    sx = sx == SP_SPLIT_NONE ? 99 : sx;
+    sy = sy == SP_SPLIT_NONE ? 99 : sy;
+    if (sx != sy)
+        return sx < sy ? -1 : 1;
+    return strcmp(json_string_value(json_object_get(x, "file")), json_string_value(json_object_get(y, "file")));
+}
+
+int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
+{
+    sp_shard_opts o;
+    sp_shard_opts_default(&o);
+    sp_shardset *lock = sp_shardset_create(out, &o, err); /* out's lock, stale temporaries gone */
+    if (!lock)
+        return -1;
+    json_t *m = NULL, *all = json_array();
+    size_t nall = 0;
+    json_t **entries = NULL;
+    int rc = 0;
+    for (int d = 0; rc == 0 && d < ndirs; d++) {
+        json_t *part = sp_manifest_load(dirs[d], err);
+        if (!part) {
+            rc = -1;
+            break;
+        }
+        if (!m) {
+            m = json_deep_copy(part);
+        } else {
+            const char *what = !json_equal(json_object_get(m, "dataset"), json_object_get(part, "dataset")) ? "dataset"
+                               : !json_equal(json_object_get(m, "classes"), json_object_get(part, "classes"))
+                                   ? "classes"
+                                   : NULL;
+            if (what)
+                rc = sp_fail(err, SP_EXIT_DATA, "%s: its %s differ from %s's", dirs[d], what, dirs[0]);
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(part, "shards"), i, e) {
+            if (rc)
+                break;
+            const char *file = json_string_value(json_object_get(e, "file"));
+            size_t j;
+            json_t *prev;
+            json_array_foreach(all, j, prev) {
+                if (!strcmp(file, json_string_value(json_object_get(prev, "file"))))
+                    rc = sp_fail(err, SP_EXIT_DATA, "%s: shard %s is in two of the sets (were they written as parts?)",
+                                 dirs[d], file);
+                else if (!strcmp(json_string_value(json_object_get(prev, "split")),
+                                 json_string_value(json_object_get(e, "split"))) &&
+                         !json_equal(json_object_get(prev, "shape"), json_object_get(e, "shape")))
+                    rc = sp_fail(err, SP_EXIT_DATA, "%s: %s has another shape than the other %s shards", dirs[d], file,
+                                 json_string_value(json_object_get(e, "split")));
+                if (rc)
+                    break;
+            }
+            char src[8192], dst[8192];
+            snprintf(src, sizeof src, "%s/%s", dirs[d], file);
+            snprintf(dst, sizeof dst, "%s/%s", out, file);
+            if (rc == 0 && strcmp(src, dst))
+                rc = link_or_copy(src, dst, err);
+            if (rc == 0)
+                json_array_append(all, e);
+        }
+        json_decref(part);
+    }
+    if (rc == 0) { /* the union, in manifest order, and its totals */
+        nall = json_array_size(all);
+        entries = malloc((nall ? nall : 1) * sizeof *entries);
+        for (size_t i = 0; entries && i < nall; i++)
+            entries[i] = json_array_get(all, i);
+        if (!entries)
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    if (rc == 0) {
+        qsort(entries, nall, sizeof *entries, cmp_shard_entries);
+        json_t *list = json_array(), *splits = json_object();
+        json_int_t total = 0, bytes = 0;
+        for (size_t i = 0; i < nall; i++) {
+            json_t *e = entries[i];
+            json_array_append(list, e);
+            const char *split = json_string_value(json_object_get(e, "split"));
+            json_t *sj = json_object_get(splits, split);
+            if (!sj) {
+                sj = json_pack("{s:I, s:i, s:I, s:O, s:O}", "records", (json_int_t)0, "shards", 0, "bytes", (json_int_t)0,
+                               "shape", json_object_get(e, "shape"), "dtype", json_object_get(e, "dtype"));
+                json_object_set_new(splits, split, sj);
+            }
+            json_int_t r = json_integer_value(json_object_get(e, "records")), b = json_integer_value(json_object_get(e, "bytes"));
+            json_object_set_new(sj, "records", json_integer(json_integer_value(json_object_get(sj, "records")) + r));
+            json_object_set_new(sj, "shards", json_integer(json_integer_value(json_object_get(sj, "shards")) + 1));
+            json_object_set_new(sj, "bytes", json_integer(json_integer_value(json_object_get(sj, "bytes")) + b));
+            total += r;
+            bytes += b;
+        }
+        json_object_set_new(m, "shards", list);
+        json_object_set_new(m, "splits", splits);
+        json_object_set_new(m, "total_records", json_integer(total));
+        json_object_set_new(m, "total_bytes", json_integer(bytes));
+        json_object_set_new(m, "merged_parts", json_integer(ndirs));
+        json_object_del(m, "part");
+        rc = sp_fsync_path(out, err) || sp_write_json_atomic(out, SP_MANIFEST_NAME, m, err) ? -1 : 0;
+        if (rc == 0)
+            remove_unlisted(out, list);
+    }
+    free(entries);
+    json_decref(all);
+    json_decref(m);
+    sp_shardset_free(lock);
+    return rc;
 }
