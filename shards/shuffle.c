@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* qsort_r */
+#define _POSIX_C_SOURCE 200809L
 #include "shards/shuffle.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 #include "common/sp_xxh.h"
 
-/* A record in the arena: this header, the key, then the payload. */
+/* A record in a block: this header, the key, then the payload. */
 typedef struct packed {
     uint64_t payload_len, checksum;
     int32_t label, label2;
@@ -20,18 +20,61 @@ typedef struct packed {
 
 typedef struct entry {
     uint64_t hash;
-    size_t off; /* of its packed header in the arena */
+    const uint8_t *rec; /* its packed header, in a block that never moves */
 } entry;
+
+/* Records are packed into blocks of BLOCK bytes (or one block for a bigger
+ * record): appending never moves what is stored, so nothing is copied twice. */
+#define BLOCK (16u << 20)
+typedef struct block {
+    uint8_t *data;
+    size_t len, cap;
+} block;
 
 struct sp_shuffler {
     char dir[4096];
     uint64_t seed;
-    size_t limit;
-    sp_buf arena;
+    size_t limit, used; /* bytes held in blocks */
+    block *blocks;
+    size_t nblocks, cap_blocks;
     entry *entries;
     size_t n, cap;
     uint64_t count, runs;
 };
+
+static void free_blocks(sp_shuffler *s)
+{
+    for (size_t i = 0; i < s->nblocks; i++)
+        free(s->blocks[i].data);
+    s->nblocks = 0;
+    s->used = 0;
+}
+
+/* Room for need bytes; returns where they go, or NULL. */
+static uint8_t *room(sp_shuffler *s, size_t need)
+{
+    block *b = s->nblocks ? &s->blocks[s->nblocks - 1] : NULL;
+    if (!b || b->cap - b->len < need) {
+        if (s->nblocks == s->cap_blocks) {
+            size_t cap = s->cap_blocks ? 2 * s->cap_blocks : 16;
+            block *nb = realloc(s->blocks, cap * sizeof *nb);
+            if (!nb)
+                return NULL;
+            s->blocks = nb;
+            s->cap_blocks = cap;
+        }
+        size_t cap = need > BLOCK ? need : BLOCK;
+        uint8_t *data = malloc(cap);
+        if (!data)
+            return NULL;
+        b = &s->blocks[s->nblocks++];
+        *b = (block){data, 0, cap};
+    }
+    uint8_t *p = b->data + b->len;
+    b->len += need;
+    s->used += need;
+    return p;
+}
 
 sp_shuffler *sp_shuffler_create(const char *tmpdir, uint64_t seed, size_t mem_limit, sp_err *err)
 {
@@ -60,7 +103,8 @@ void sp_shuffler_free(sp_shuffler *s)
         run_path(s, i, path, sizeof path);
         unlink(path);
     }
-    sp_buf_free(&s->arena);
+    free_blocks(s);
+    free(s->blocks);
     free(s->entries);
     free(s);
 }
@@ -80,18 +124,19 @@ static int order(uint64_t ha, const char *ka, size_t la, uint64_t ca, uint64_t h
     return ca < cb ? -1 : ca > cb;
 }
 
-static int cmp_entries(const void *a, const void *b, void *arena)
+static int cmp_entries(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
-    const packed *px = (const packed *)(void *)((uint8_t *)arena + x->off);
-    const packed *py = (const packed *)(void *)((uint8_t *)arena + y->off);
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    const packed *px = (const packed *)(const void *)x->rec, *py = (const packed *)(const void *)y->rec;
     return order(x->hash, (const char *)(px + 1), px->key_len, px->checksum, y->hash, (const char *)(py + 1),
                  py->key_len, py->checksum);
 }
 
-static void unpack(const uint8_t *arena, size_t off, sp_record *rec, const uint8_t **payload)
+static void unpack(const uint8_t *at, sp_record *rec, const uint8_t **payload)
 {
-    const packed *p = (const packed *)(const void *)(arena + off);
+    const packed *p = (const packed *)(const void *)at;
     memset(rec, 0, offsetof(sp_record, key));
     rec->kind = p->kind, rec->split = p->split, rec->dtype = p->dtype;
     rec->label = p->label, rec->label2 = p->label2;
@@ -107,7 +152,7 @@ static void unpack(const uint8_t *arena, size_t off, sp_record *rec, const uint8
 /* Sorts what is in memory and writes it as the next run file. */
 static int spill(sp_shuffler *s, sp_err *err)
 {
-    qsort_r(s->entries, s->n, sizeof *s->entries, cmp_entries, s->arena.data);
+    qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
     char path[4200];
     run_path(s, s->runs, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -120,7 +165,7 @@ static int spill(sp_shuffler *s, sp_err *err)
     sp_record rec;
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         const uint8_t *payload;
-        unpack(s->arena.data, s->entries[i].off, &rec, &payload);
+        unpack(s->entries[i].rec, &rec, &payload);
         rc = sp_writer_record(w, &rec, payload, (size_t)rec.payload_len, err);
     }
     if (rc == 0)
@@ -130,7 +175,7 @@ static int spill(sp_shuffler *s, sp_err *err)
     if (close(fd) && rc == 0)
         rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
     s->n = 0;
-    s->arena.len = 0;
+    free_blocks(s);
     return rc;
 }
 
@@ -138,7 +183,7 @@ int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload
 {
     size_t need = sizeof(packed) + rec->key_len + (size_t)rec->payload_len;
     need = (need + 7) & ~(size_t)7; /* keep headers aligned */
-    if (s->n && s->arena.len + need > s->limit && spill(s, err))
+    if (s->n && s->used + need > s->limit && spill(s, err))
         return -1;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 4096;
@@ -148,16 +193,15 @@ int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload
         s->entries = e;
         s->cap = cap;
     }
-    if (sp_buf_reserve(&s->arena, s->arena.len + need))
+    uint8_t *at = room(s, need);
+    if (!at)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    size_t off = s->arena.len;
     packed p = {rec->payload_len, rec->checksum, rec->label, rec->label2, rec->h, rec->w, rec->c, rec->key_len,
                 rec->kind, rec->split, rec->dtype};
-    memcpy(s->arena.data + off, &p, sizeof p);
-    memcpy(s->arena.data + off + sizeof p, rec->key, rec->key_len);
-    memcpy(s->arena.data + off + sizeof p + rec->key_len, payload, (size_t)rec->payload_len);
-    s->arena.len += need;
-    s->entries[s->n++] = (entry){sp_xxh3_seeded(rec->key, rec->key_len, s->seed), off};
+    memcpy(at, &p, sizeof p);
+    memcpy(at + sizeof p, rec->key, rec->key_len);
+    memcpy(at + sizeof p + rec->key_len, payload, (size_t)rec->payload_len);
+    s->entries[s->n++] = (entry){sp_xxh3_seeded(rec->key, rec->key_len, s->seed), at};
     s->count++;
     return 0;
 }
@@ -210,11 +254,11 @@ int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *re
                       void *ctx, sp_err *err)
 {
     if (s->runs == 0) { /* everything fit in memory */
-        qsort_r(s->entries, s->n, sizeof *s->entries, cmp_entries, s->arena.data);
+        qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
         sp_record rec;
         for (size_t i = 0; i < s->n; i++) {
             const uint8_t *payload;
-            unpack(s->arena.data, s->entries[i].off, &rec, &payload);
+            unpack(s->entries[i].rec, &rec, &payload);
             if (emit(ctx, &rec, payload, err))
                 return -1;
         }
@@ -222,7 +266,7 @@ int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *re
     }
     if (s->n && spill(s, err))
         return -1;
-    sp_buf_free(&s->arena); /* the memory goes to the merge's readers */
+    free_blocks(s); /* the memory goes to the merge's readers */
     run *runs = calloc(s->runs, sizeof *runs);
     run **heap = calloc(s->runs, sizeof *heap);
     size_t n = 0;
