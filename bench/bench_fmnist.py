@@ -38,7 +38,7 @@ def main():
     stages = {
         "sp-unpack (gunzip, frame)": f"{b}/sp-unpack {files} > {tmp}/u.sprs",
         "sp-decode (IDX -> pixels)": f"{b}/sp-decode -q {tmp}/u.sprs > {tmp}/d.sprs",
-        "sp-shard (zstd-3, HDF5, sha256)": f"{b}/sp-shard -q -o {tmp}/out2 {tmp}/d.sprs",
+        "sp-shard (zstd-1, HDF5, sha256)": f"{b}/sp-shard -q -o {tmp}/out2 {tmp}/d.sprs",
     }
     timed(pipeline)  # warm the page cache
     t_pipe, t_zcat = [], []

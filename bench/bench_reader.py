@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reader throughput: libshardpipe-reader delivering uint8 pixels from zstd
 shards, one core, next to `zstd -d` of the same pixels compressed at the same
-level (3) on the same core.
+level (1) on the same core.
 
 Two sets: Fashion-MNIST (28x28x1, from Debian's dataset-fashion-mnist) and
 ImageNet-like 224x224x3 images made from photographs (bench_decode.py's set,
@@ -63,7 +63,7 @@ def main():
         sh(f"/usr/bin/python3 -c \"import sys; sys.path.insert(0, '{os.path.dirname(build)}/python'); import shardpipe, numpy as np; "
            f"ds = shardpipe.ShardDataset('{d}', 'train', normalize=False); "
            f"open('{raw}', 'wb').write(b''.join(ds.raw(i)[0].tobytes() for i in range(len(ds))))\"")
-        sh(f"zstd -q -3 -f {raw} -o {raw}.zst")
+        sh(f"zstd -q -1 -f {raw} -o {raw}.zst")
         nbytes = os.path.getsize(raw)
         ours, peer = [], []
         for _ in range(5):

@@ -30,7 +30,7 @@ static const char usage[] =
     "  -n, --records-per-shard N    at most N records per shard\n"
     "  -s, --shard-size SIZE        at most SIZE bytes of pixels per shard, before\n"
     "                               compression (k, M, G suffixes; default 256M)\n"
-    "  -l, --level N                zstd level, 1 to 19 (default 3)\n"
+    "  -l, --level N                zstd level, 1 to 19 (default 1)\n"
     "      --shuffle SEED           the shuffle's seed (default 0)\n"
     "      --no-shuffle             keep the train split in input order too\n"
     "      --memory SIZE            memory for the shuffle before it spills to disk\n"

@@ -47,7 +47,7 @@ typedef struct sp_shard_opts {
                            * shard names carry it, SPLIT-pIofN-NNNNN-HHHHHHHH.h5,
                            * so the parts' shards can be merged into one directory */
 } sp_shard_opts;
-void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 3 */
+void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 1 */
 
 typedef struct sp_shardset sp_shardset;
 

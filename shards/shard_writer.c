@@ -23,7 +23,7 @@ void sp_shard_opts_default(sp_shard_opts *o)
     memset(o, 0, sizeof *o);
     o->max_records = 0;
     o->max_bytes = 256ull << 20;
-    o->zstd_level = 3;
+    o->zstd_level = 1; /* as small as 3 on IDX data, 5% bigger on photos, much faster */
 }
 
 /* A shard being written (open) or written and waiting for the commit. */
