@@ -12,10 +12,7 @@ so its figure also includes checksumming and writing the stream.
 
 usage: bench_decode.py BUILD_DIR [IMAGES] [RUNS]
 """
-import glob
-import io
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -24,31 +21,10 @@ import tarfile
 import tempfile
 import time
 
-from PIL import Image
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import make_set  # noqa: E402
 
 TARGET = 0.9  # issue: at least 0.9 of tjDecompress2's images/s
-SIZES = [(500, 375), (375, 500), (500, 333), (500, 500), (500, 400)]
-
-
-def make_set(out, n):
-    photos = sorted(glob.glob("/usr/share/backgrounds/mate/nature/*.jpg")
-                    + glob.glob("/usr/share/backgrounds/mate/abstract/Elephants*.jpg"))
-    if not photos:
-        sys.exit("bench: no photographs in /usr/share/backgrounds/mate (apt-get install mate-backgrounds)")
-    rng = random.Random(11)
-    sources = [Image.open(p).convert("RGB") for p in photos]
-    files = []
-    for i in range(n):
-        src = sources[i % len(sources)]
-        w, h = SIZES[rng.randrange(len(SIZES))]
-        scale = rng.uniform(1.2, min(src.width / w, src.height / h))
-        cw, ch = int(w * scale), int(h * scale)
-        x, y = rng.randrange(src.width - cw + 1), rng.randrange(src.height - ch + 1)
-        img = src.crop((x, y, x + cw, y + ch)).resize((w, h), Image.LANCZOS)
-        path = os.path.join(out, f"n{i % 10:08d}_{i}.JPEG")
-        img.save(path, "JPEG", quality=rng.randint(90, 96), subsampling=2 if rng.random() < 0.2 else 0)
-        files.append(path)
-    return files
 
 
 def run(cmd):

@@ -4,7 +4,7 @@ shards, one core, next to `zstd -d` of the same pixels compressed at the same
 level (1) on the same core.
 
 Two sets: Fashion-MNIST (28x28x1, from Debian's dataset-fashion-mnist) and
-ImageNet-like 224x224x3 images made from photographs (bench_decode.py's set,
+ImageNet-like 224x224x3 images made from photographs (benchlib.py's set,
 decoded and resized by shardpipe). Epochs read with the shuffle on (seeded
 shard order and shuffle window) and no prefetch thread; median of 5.
 
@@ -17,22 +17,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_decode import make_set  # noqa: E402
+from benchlib import make_set, timed  # noqa: E402
 
 TARGET = 1.0  # GB/s of uint8 pixels per core
 
 
 def sh(cmd):
     return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.PIPE).stdout
-
-
-def timed(cmd):
-    t = time.perf_counter()
-    sh(cmd)
-    return time.perf_counter() - t
 
 
 def main():

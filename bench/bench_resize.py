@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """unpack | decode | resize against PIL and bare libjpeg-turbo, one core.
 
-The JPEG set is the decode benchmark's (bench_decode.py: photographs cut to
+The JPEG set is the decode benchmark's (benchlib.py: photographs cut to
 ImageNet's sizes). All commands run on one core (taskset -c 0), whole
 processes, median of alternating runs:
   224: sp-unpack | sp-decode | sp-resize 224 (bilinear, shorter side then the
@@ -20,10 +20,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_decode import make_set  # noqa: E402
+from benchlib import make_set, timed as run  # noqa: E402
 
 PIL_SCRIPT = r'''
 import sys, glob
@@ -40,12 +39,6 @@ for f in sorted(glob.glob(sys.argv[3] + "/*.JPEG")):
     l, t = int(round((ow - size) / 2.0)), int(round((oh - size) / 2.0))
     img.crop((l, t, l + size, t + size)).tobytes()
 '''
-
-
-def run(cmd):
-    t = time.perf_counter()
-    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
 
 
 def main():

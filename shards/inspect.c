@@ -8,6 +8,14 @@
 #include "shards/manifest.h"
 #include "shards/shard.h"
 
+/* The shard a manifest entry names, opened (keys not loaded). */
+static sp_shard *open_entry(const char *dir, const json_t *entry, sp_err *err)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(entry, "file")));
+    return sp_shard_open_nokeys(path, err);
+}
+
 json_t *sp_inspect(const char *dir, sp_err *err)
 {
     json_t *m = sp_manifest_load(dir, err);
@@ -24,9 +32,7 @@ json_t *sp_inspect(const char *dir, sp_err *err)
     int rc = 0;
     json_array_foreach(json_object_get(m, "shards"), i, e) {
         const char *split = json_string_value(json_object_get(e, "split"));
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
-        sp_shard *s = sp_shard_open(path, err);
+        sp_shard *s = open_entry(dir, e, err);
         if (!s) {
             rc = -1;
             break;
@@ -131,9 +137,7 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
     json_array_foreach(json_object_get(m, "shards"), i, e) {
         if (rc)
             break;
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
-        sp_shard *s = sp_shard_open(path, err);
+        sp_shard *s = open_entry(dir, e, err);
         if (!s) {
             rc = -1;
             break;
@@ -143,7 +147,8 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
         sp_shard_shape(s, &h, &w, &c, &dtype);
         if (dtype != SP_DTYPE_U8) {
             sp_shard_close(s);
-            rc = sp_fail(err, SP_EXIT_DATA, "%s: the contact sheet takes uint8 shards", path);
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: the contact sheet takes uint8 shards",
+                         json_string_value(json_object_get(e, "file")));
             break;
         }
         free(pix);
