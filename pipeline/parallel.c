@@ -18,6 +18,7 @@ typedef struct slot {
 struct sp_pmap {
     sp_pmap_ops ops;
     int nthreads, depth;
+    int started; /* threads running (joined by free) */
     slot *slots;
     uint64_t next_in, next_out; /* sequence numbers; slot = seq % depth */
     uint64_t next_work;         /* the next READY slot a worker takes */
@@ -89,15 +90,17 @@ sp_pmap *sp_pmap_create(int threads, int depth, const sp_pmap_ops *ops, sp_err *
     if (p->nthreads > 1) {
         for (int i = 0; i < p->nthreads; i++) {
             void **arg = malloc(2 * sizeof *arg);
-            arg[0] = p;
-            arg[1] = p->scratch[i];
-            if (pthread_create(&p->threads[i], NULL, worker, arg)) {
+            if (arg) {
+                arg[0] = p;
+                arg[1] = p->scratch[i];
+            }
+            if (!arg || pthread_create(&p->threads[i], NULL, worker, arg)) {
                 free(arg);
-                p->nthreads = i; /* the ones started are stopped by free */
-                sp_pmap_free(p);
+                sp_pmap_free(p); /* stops the ones started */
                 sp_fail(err, SP_EXIT_SYSTEM, "cannot start a thread");
                 return NULL;
             }
+            p->started++;
         }
     }
     return p;
@@ -175,12 +178,12 @@ void sp_pmap_free(sp_pmap *p)
 {
     if (!p)
         return;
-    if (p->threads && p->nthreads > 1) {
+    if (p->started) {
         pthread_mutex_lock(&p->mu);
         p->stop = 1;
         pthread_cond_broadcast(&p->work);
         pthread_mutex_unlock(&p->mu);
-        for (int i = 0; i < p->nthreads; i++)
+        for (int i = 0; i < p->started; i++)
             pthread_join(p->threads[i], NULL);
     }
     for (int i = 0; p->scratch && i < p->nthreads; i++)
