@@ -37,7 +37,10 @@ sp-verify -q OUT
 # two writers on one directory: the second refuses
 mkfifo hold
 (sp-shard -q -o LOCKED hold &) ; exec 3>hold
-sleep 0.3
+i=0 # until the first one holds the lock (it waits on the fifo with it)
+while [ ! -e LOCKED/.sp-lock ] || flock -n LOCKED/.sp-lock true; do
+    i=$((i + 1)); [ $i -lt 200 ] || fail "the first sp-shard never took the lock"; sleep 0.05
+done
 expect_status 3 sp-shard -o LOCKED s.sprs
 expect_err "sp-shard: LOCKED: another sp-shard is writing this directory"
 exec 3>&-
