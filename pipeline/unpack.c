@@ -188,7 +188,7 @@ static int fail_archive(struct archive *a, src *s, const char *what, sp_err *err
 static int emit_entry(ctx *c, struct archive *a, src *s, const char *key, const uint8_t *peek,
                       size_t peek_len, int64_t size, sp_err *err)
 {
-    sp_record rec = c->tmpl;
+    sp_record rec;
     if (sp_record_init(&rec, SP_KIND_BLOB, key, err))
         return -1;
     rec.split = c->tmpl.split;

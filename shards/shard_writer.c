@@ -491,17 +491,46 @@ static void remove_unlisted(const char *dir, const json_t *list)
     closedir(d);
 }
 
+/* Sets m's shards (list, taken) and what follows from them: per split the
+ * records, shards, bytes, shape and dtype, and the totals. */
+static void set_shard_list(json_t *m, json_t *list)
+{
+    json_t *splits = json_object();
+    json_int_t total = 0, bytes = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *split = json_string_value(json_object_get(e, "split"));
+        json_int_t r = json_integer_value(json_object_get(e, "records"));
+        json_int_t b = json_integer_value(json_object_get(e, "bytes"));
+        json_t *sj = json_object_get(splits, split);
+        if (!sj) {
+            sj = json_pack("{s:I, s:i, s:I, s:O, s:O}", "records", (json_int_t)0, "shards", 0, "bytes", (json_int_t)0,
+                           "shape", json_object_get(e, "shape"), "dtype", json_object_get(e, "dtype"));
+            json_object_set_new(splits, split, sj);
+        }
+        json_object_set_new(sj, "records", json_integer(json_integer_value(json_object_get(sj, "records")) + r));
+        json_object_set_new(sj, "shards", json_integer(json_integer_value(json_object_get(sj, "shards")) + 1));
+        json_object_set_new(sj, "bytes", json_integer(json_integer_value(json_object_get(sj, "bytes")) + b));
+        total += r;
+        bytes += b;
+    }
+    json_object_set_new(m, "shards", list);
+    json_object_set_new(m, "splits", splits);
+    json_object_set_new(m, "total_records", json_integer(total));
+    json_object_set_new(m, "total_bytes", json_integer(bytes));
+}
+
 int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
 {
     for (int i = 0; i < NSPLITS; i++)
         if (close_shard(s, i, err))
             return -1;
-    json_t *m = json_object(), *list = json_array(), *splits = json_object();
-    if (!m || !list || !splits) {
+    json_t *m = json_object(), *list = json_array();
+    if (!m || !list) {
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         goto fail;
     }
-    uint64_t total_records = 0, total_bytes = 0;
     /* manifest order: by split (train, test, val, none), then index */
     static const int order[] = {SP_SPLIT_TRAIN, SP_SPLIT_TEST, SP_SPLIT_VAL, SP_SPLIT_NONE};
     for (int k = 0; k < 4; k++) {
@@ -527,19 +556,6 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
                                                   "records", (json_int_t)sh->n, "bytes", (json_int_t)size,
                                                   "sha256", hex, "shape", shape_json(sh), "dtype",
                                                   sp_dtype_name(sh->dtype)));
-            json_t *sj = json_object_get(splits, sp_split_name(sh->split));
-            if (!sj) {
-                sj = json_pack("{s:I, s:i, s:I, s:o, s:s}", "records", (json_int_t)0, "shards", 0, "bytes",
-                               (json_int_t)0, "shape", shape_json(sh), "dtype", sp_dtype_name(sh->dtype));
-                json_object_set_new(splits, sp_split_name(sh->split), sj);
-            }
-            json_object_set_new(sj, "records",
-                                json_integer(json_integer_value(json_object_get(sj, "records")) + (json_int_t)sh->n));
-            json_object_set_new(sj, "shards", json_integer(json_integer_value(json_object_get(sj, "shards")) + 1));
-            json_object_set_new(sj, "bytes",
-                                json_integer(json_integer_value(json_object_get(sj, "bytes")) + (json_int_t)size));
-            total_records += sh->n;
-            total_bytes += size;
         }
     }
     /* every stream metadata member (dataset, classes, recipe, ...) at the top,
@@ -547,10 +563,7 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
     json_object_update(m, (json_t *)meta);
     json_object_set_new(m, "format", json_string(SP_MANIFEST_FORMAT));
     json_object_set_new(m, "format_version", json_integer(SP_MANIFEST_VERSION));
-    json_object_set_new(m, "shards", list);
-    json_object_set_new(m, "splits", splits);
-    json_object_set_new(m, "total_records", json_integer((json_int_t)total_records));
-    json_object_set_new(m, "total_bytes", json_integer((json_int_t)total_bytes));
+    set_shard_list(m, list);
     if (sp_fsync_path(s->dir, err) || sp_write_json_atomic(s->dir, SP_MANIFEST_NAME, m, err)) {
         json_decref(m);
         return -1;
@@ -564,7 +577,6 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
 fail:
     json_decref(m);
     json_decref(list);
-    json_decref(splits);
     return -1;
 }
 
@@ -710,29 +722,10 @@ int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
     }
     if (rc == 0) {
         qsort(entries, nall, sizeof *entries, cmp_shard_entries);
-        json_t *list = json_array(), *splits = json_object();
-        json_int_t total = 0, bytes = 0;
-        for (size_t i = 0; i < nall; i++) {
-            json_t *e = entries[i];
-            json_array_append(list, e);
-            const char *split = json_string_value(json_object_get(e, "split"));
-            json_t *sj = json_object_get(splits, split);
-            if (!sj) {
-                sj = json_pack("{s:I, s:i, s:I, s:O, s:O}", "records", (json_int_t)0, "shards", 0, "bytes", (json_int_t)0,
-                               "shape", json_object_get(e, "shape"), "dtype", json_object_get(e, "dtype"));
-                json_object_set_new(splits, split, sj);
-            }
-            json_int_t r = json_integer_value(json_object_get(e, "records")), b = json_integer_value(json_object_get(e, "bytes"));
-            json_object_set_new(sj, "records", json_integer(json_integer_value(json_object_get(sj, "records")) + r));
-            json_object_set_new(sj, "shards", json_integer(json_integer_value(json_object_get(sj, "shards")) + 1));
-            json_object_set_new(sj, "bytes", json_integer(json_integer_value(json_object_get(sj, "bytes")) + b));
-            total += r;
-            bytes += b;
-        }
-        json_object_set_new(m, "shards", list);
-        json_object_set_new(m, "splits", splits);
-        json_object_set_new(m, "total_records", json_integer(total));
-        json_object_set_new(m, "total_bytes", json_integer(bytes));
+        json_t *list = json_array();
+        for (size_t i = 0; i < nall; i++)
+            json_array_append(list, entries[i]);
+        set_shard_list(m, list);
         json_object_set_new(m, "merged_parts", json_integer(ndirs));
         json_object_del(m, "part");
         rc = sp_fsync_path(out, err) || sp_write_json_atomic(out, SP_MANIFEST_NAME, m, err) ? -1 : 0;
