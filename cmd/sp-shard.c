@@ -26,11 +26,20 @@ static const char usage[] =
     "replaced last. Shards of an earlier run that the new manifest does not list\n"
     "are then removed. Equal input and options give byte-identical files.\n"
     "\n"
+    "Resume: every finished shard is kept in DIR under a hidden name and listed\n"
+    "in DIR/.sp-journal. Rerunning the same command after a crash or a kill\n"
+    "compares the records with those shards instead of compressing them again,\n"
+    "takes over every shard whose records (keys, labels, pixel checksums) and\n"
+    "options are equal, and ends with the files of an uninterrupted run.\n"
+    "\n"
     "  -o, --output DIR             the shard directory (created if missing)\n"
     "  -n, --records-per-shard N    at most N records per shard\n"
     "  -s, --shard-size SIZE        at most SIZE bytes of pixels per shard, before\n"
     "                               compression (k, M, G suffixes; default 256M)\n"
     "  -l, --level N                zstd level, 1 to 19 (default 1)\n"
+    "      --literals raw|huffman   how zstd stores the pixels' literals: raw (the\n"
+    "                               default) reads about twice as fast for 5-7% more\n"
+    "                               bytes; huffman gives the smallest files\n"
     "      --shuffle SEED           the shuffle's seed (default 0)\n"
     "      --no-shuffle             keep the train split in input order too\n"
     "      --memory SIZE            memory for the shuffle before it spills to disk\n"
@@ -95,7 +104,8 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
         {"shuffle", required_argument, 0, 'S'},    {"no-shuffle", no_argument, 0, 'N'},
         {"memory", required_argument, 0, 'M'},     {"part", required_argument, 0, 'P'},
-        {"merge", no_argument, 0, 'G'},            {0, 0, 0, 0},
+        {"merge", no_argument, 0, 'G'},            {"literals", required_argument, 0, 'L'},
+        {0, 0, 0, 0},
     };
     const char *dir = NULL;
     uint64_t seed = 0, memory = 1ull << 30;
@@ -123,6 +133,11 @@ int main(int argc, char **argv)
             shuffle = 1;
             break;
         case 'N': shuffle = 0; break;
+        case 'L':
+            if (strcmp(optarg, "raw") && strcmp(optarg, "huffman"))
+                return sp_cli_usage_error("--literals: raw or huffman, not %s", optarg);
+            so.raw_literals = !strcmp(optarg, "raw");
+            break;
         case 'G': merge = 1; break;
         case 'P':
             if (sp_parse_part(optarg, &so.part, &so.parts))
@@ -194,10 +209,16 @@ int main(int argc, char **argv)
             if (len >= sizeof parts)
                 break;
         }
-        sp_msg("%lld records in %zu shards (%s), %.1f MB, in %s",
+        uint64_t written, reused;
+        sp_shardset_counts(t.set, &written, &reused);
+        char resumed[96] = "";
+        if (reused)
+            snprintf(resumed, sizeof resumed, "; %llu shard%s taken over from an interrupted run",
+                     (unsigned long long)reused, reused == 1 ? "" : "s");
+        sp_msg("%lld records in %zu shards (%s), %.1f MB, in %s%s",
                (long long)json_integer_value(json_object_get(m, "total_records")),
                json_array_size(json_object_get(m, "shards")), parts,
-               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, dir);
+               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, dir, resumed);
         if (sp_verbosity >= 2) {
             size_t i;
             json_t *e;

@@ -1,6 +1,9 @@
 #include "formats/h5zstd.h"
 
 #include <stdlib.h>
+/* for ZSTD_c_literalCompressionMode: an "experimental" parameter, in the
+ * shared library since zstd 1.4 under this number */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 static size_t zstd_decompress(size_t nbytes, size_t *buf_size, void **buf)
@@ -70,15 +73,20 @@ static size_t zstd_filter(unsigned int flags, size_t cd_nelmts, const unsigned i
     int level = cd_nelmts > 0 ? (int)cd_values[0] : ZSTD_CLEVEL_DEFAULT;
     if (level < 1 || level > ZSTD_maxCLevel())
         level = ZSTD_CLEVEL_DEFAULT;
+    int raw_literals = cd_nelmts > 1 && (cd_values[1] & SP_H5Z_ZSTD_RAW_LITERALS);
     size_t cap = ZSTD_compressBound(nbytes);
     void *out = malloc(cap);
-    if (!out)
-        return 0;
-    size_t n = ZSTD_compress(out, cap, *buf, nbytes, level);
-    if (ZSTD_isError(n)) {
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    size_t n = 0;
+    if (!out || !cc || ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level)) ||
+        (raw_literals &&
+         ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_disable))) ||
+        ZSTD_isError(n = ZSTD_compress2(cc, out, cap, *buf, nbytes))) {
+        ZSTD_freeCCtx(cc);
         free(out);
         return 0;
     }
+    ZSTD_freeCCtx(cc);
     free(*buf);
     *buf = out;
     *buf_size = cap;

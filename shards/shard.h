@@ -43,17 +43,29 @@ typedef struct sp_shard_opts {
     uint64_t max_records; /* records per shard, 0 = no limit */
     uint64_t max_bytes;   /* uncompressed pixel bytes per shard, 0 = no limit */
     int zstd_level;       /* 1..19 */
+    int raw_literals;     /* 1: pixels' literals stored without Huffman coding (SP_H5Z_ZSTD_RAW_LITERALS) */
     int part, parts;      /* this writer is part `part` of `parts` (0 of 0: not a part):
                            * shard names carry it, SPLIT-pIofN-NNNNN-HHHHHHHH.h5,
                            * so the parts' shards can be merged into one directory */
 } sp_shard_opts;
-void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 1 */
+void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 1, raw literals */
 
 typedef struct sp_shardset sp_shardset;
 
 /* Prepares writing into dir (created with its parents if missing). Takes dir's lock, so two
  * writers never share a directory, and removes temporary files an earlier
- * killed run left. Nothing visible changes until sp_shardset_commit. */
+ * killed run left. Nothing visible changes until sp_shardset_commit.
+ *
+ * Resume: each shard, once full, is fsynced, renamed to DIR/.sp-done-SPLIT-NNNNN.h5
+ * and listed in DIR/.sp-journal with its record count and sha256 (the journal's
+ * first line holds the options that shape a shard's bytes). A run that finds
+ * a journal of equal options takes such a shard over when the records it is
+ * given for that split and index equal the shard's, one by one (key, labels
+ * and the XXH3 of the pixels): it compares them instead of compressing and
+ * writing them again. At the first record that differs, the equal prefix is
+ * copied from the old file and the shard is written as usual, so the result
+ * is byte-identical to an uninterrupted run's either way. A finished file
+ * whose sha256 differs from the journal's is written anew. */
 sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_err *err);
 /* Adds one pixel record (payload = its pixels). Records of a split must all
  * have the same shape and dtype. */
@@ -61,8 +73,12 @@ int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload
 /* Finishes every shard, writes their attributes from meta, fsyncs, renames
  * them into place and last writes dir/manifest.json the same way; then
  * removes the files named like shards (SPLIT-NNNNN-HHHHHHHH.h5) that the new
- * manifest does not list: the previous set's, and any a killed commit left. */
+ * manifest does not list (the previous set's, and any a killed commit left),
+ * the journal, and the finished shards of an interrupted run not reused. */
 int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err);
+/* Shards this run compressed and wrote, and shards it took over from an
+ * interrupted run (see sp_shardset_create). */
+void sp_shardset_counts(const sp_shardset *s, uint64_t *written, uint64_t *reused);
 /* The manifest written by commit (borrowed), for summaries. */
 const json_t *sp_shardset_manifest(const sp_shardset *s);
 /* Removes uncommitted temporary files; accepts NULL. */
@@ -89,6 +105,9 @@ sp_shard *sp_shard_open(const char *path, sp_err *err);
 /* The same without loading the keys (sp_shard_key then returns NULL): for
  * readers that want pixels and labels only. */
 sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err);
+/* A shard a writer finished but has not committed (no attributes yet), of
+ * split: for resuming an interrupted run. Keys are loaded. */
+sp_shard *sp_shard_open_unfinished(const char *path, int split, sp_err *err);
 void sp_shard_close(sp_shard *s); /* accepts NULL */
 uint64_t sp_shard_count(const sp_shard *s);
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);

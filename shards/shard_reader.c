@@ -1,7 +1,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
+#include "formats/h5zstd.h"
 #include "shards/shard.h"
 
 struct sp_shard {
@@ -13,6 +15,20 @@ struct sp_shard {
     char **keys; /* n pointers into keybuf */
     char *keybuf;
     json_t *meta;
+    /* Direct reading of the images, when they are chunked by records and
+     * compressed by zstd alone (as sp-shard writes them): each chunk is read
+     * raw and decompressed straight into the caller's buffer, with no
+     * allocation per chunk. HDF5's filter pipeline would allocate and fault in
+     * a fresh output buffer for every chunk, then copy it once more; that
+     * cost 25% of the reader's throughput on 224x224 photos. */
+    int direct;
+    uint64_t chunk_n;      /* records per chunk */
+    size_t record_bytes;
+    uint8_t *raw;          /* a compressed chunk */
+    size_t raw_cap;
+    uint8_t *part;         /* the last chunk read in part (a read range's ends) */
+    int64_t part_chunk;    /* its index, or -1 */
+    ZSTD_DCtx *dctx;
 };
 
 static int h5fail(sp_err *err, const char *path, const char *what)
@@ -133,11 +149,39 @@ static int check_column(sp_shard *s, hid_t ds, const char *name, sp_err *err)
     return 0;
 }
 
-static sp_shard *shard_open(const char *path, int keys, sp_err *err);
-sp_shard *sp_shard_open(const char *path, sp_err *err) { return shard_open(path, 1, err); }
-sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err) { return shard_open(path, 0, err); }
+/* unfinished_split < 0: a committed shard, checked by its attributes; else a
+ * writer's finished but uncommitted shard of that split, which has none yet. */
+/* Sets s->direct when the images can be read chunk by chunk (see sp_shard). */
+static void setup_direct(sp_shard *s)
+{
+    hid_t dcpl = H5Dget_create_plist(s->images), ft = H5Dget_type(s->images);
+    hsize_t cd[4];
+    unsigned flags, cdv[4], config;
+    size_t ncd = 4;
+    char name[64];
+    if (dcpl >= 0 && ft >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, cd) == 4 &&
+        cd[0] > 0 && cd[1] == s->h && cd[2] == s->w && cd[3] == s->c && H5Pget_nfilters(dcpl) == 1 &&
+        H5Pget_filter2(dcpl, 0, &flags, &ncd, cdv, sizeof name, name, &config) == SP_H5Z_ZSTD &&
+        H5Tequal(ft, sp_h5_pixel_type(s->dtype)) > 0) {
+        s->direct = 1;
+        s->chunk_n = cd[0];
+        s->record_bytes = (size_t)s->h * s->w * s->c * H5Tget_size(ft);
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+}
 
-static sp_shard *shard_open(const char *path, int keys, sp_err *err)
+static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp_err *err);
+sp_shard *sp_shard_open(const char *path, sp_err *err) { return shard_open(path, 1, -1, err); }
+sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err) { return shard_open(path, 0, -1, err); }
+sp_shard *sp_shard_open_unfinished(const char *path, int split, sp_err *err)
+{
+    return shard_open(path, 1, split, err);
+}
+
+static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp_err *err)
 {
     if (sp_h5_init(err))
         return NULL;
@@ -153,8 +197,8 @@ static sp_shard *shard_open(const char *path, int keys, sp_err *err)
         h5fail(err, path, "cannot open as HDF5");
         goto fail;
     }
-    char *fmt = attr_string(s->file, "format");
-    int ok = fmt && !strcmp(fmt, SP_SHARD_FORMAT);
+    char *fmt = unfinished_split < 0 ? attr_string(s->file, "format") : NULL;
+    int ok = unfinished_split >= 0 || (fmt && !strcmp(fmt, SP_SHARD_FORMAT));
     free(fmt);
     if (!ok) {
         sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe shard (format attribute)", path);
@@ -179,9 +223,15 @@ static sp_shard *shard_open(const char *path, int keys, sp_err *err)
         goto fail;
     }
     s->n = d[0], s->h = (uint32_t)d[1], s->w = (uint32_t)d[2], s->c = (uint32_t)d[3];
-    char *split = attr_string(s->file, "split");
-    s->split = split ? sp_split_from_name(split) : -1;
-    free(split);
+    s->part_chunk = -1;
+    setup_direct(s);
+    if (unfinished_split >= 0) {
+        s->split = unfinished_split;
+    } else {
+        char *split = attr_string(s->file, "split");
+        s->split = split ? sp_split_from_name(split) : -1;
+        free(split);
+    }
     if (s->split < 0) {
         sp_fail(err, SP_EXIT_DATA, "%s: missing or unknown split attribute", path);
         goto fail;
@@ -221,6 +271,9 @@ void sp_shard_close(sp_shard *s)
     free(s->keys);
     free(s->keybuf);
     json_decref(s->meta);
+    free(s->raw);
+    free(s->part);
+    ZSTD_freeDCtx(s->dctx);
     free(s);
 }
 
@@ -250,6 +303,67 @@ static int read_rows(sp_shard *s, hid_t ds, int rank, hid_t t, uint64_t first, u
     return rc < 0 ? h5fail(err, s->path, name) : 0;
 }
 
+/* Chunk c of the images, decompressed into out (chunk_n records). */
+static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
+{
+    hsize_t off[4] = {c * s->chunk_n, 0, 0, 0}, size = 0;
+    size_t want = s->chunk_n * s->record_bytes;
+    uint32_t mask = 0;
+    if (H5Dget_chunk_storage_size(s->images, off, &size) < 0 || size == 0)
+        return h5fail(err, s->path, "cannot find an images chunk");
+    if (size > s->raw_cap) {
+        uint8_t *grown = realloc(s->raw, (size_t)size);
+        if (!grown)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        s->raw = grown, s->raw_cap = (size_t)size;
+    }
+    if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, s->raw) < 0)
+        return h5fail(err, s->path, "cannot read an images chunk");
+    if (mask & 1) { /* the filter was skipped for this chunk: stored as it is */
+        if (size != want)
+            return sp_fail(err, SP_EXIT_DATA, "%s: images chunk %llu: %llu bytes, not %zu", s->path,
+                           (unsigned long long)c, (unsigned long long)size, want);
+        memcpy(out, s->raw, want);
+        return 0;
+    }
+    size_t got = ZSTD_decompressDCtx(s->dctx, out, want, s->raw, (size_t)size);
+    if (ZSTD_isError(got) || got != want)
+        return sp_fail(err, SP_EXIT_DATA, "%s: images chunk %llu: %s", s->path, (unsigned long long)c,
+                       ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong decompressed size");
+    return 0;
+}
+
+/* Records [first, first+n) of the images into out, chunk by chunk: whole
+ * chunks straight into out, the chunks at the range's ends through s->part,
+ * which is kept, so a reader going through a shard in pieces decompresses
+ * every chunk once. */
+static int read_images_direct(sp_shard *s, uint64_t first, uint64_t n, uint8_t *out, sp_err *err)
+{
+    size_t rb = s->record_bytes;
+    for (uint64_t c = first / s->chunk_n; c * s->chunk_n < first + n; c++) {
+        uint64_t c0 = c * s->chunk_n;
+        uint64_t lo = first > c0 ? first : c0, hi = first + n < c0 + s->chunk_n ? first + n : c0 + s->chunk_n;
+        uint8_t *dst = out + (lo - first) * rb;
+        if (lo == c0 && hi == c0 + s->chunk_n) {
+            if (load_chunk(s, c, dst, err))
+                return -1;
+            continue;
+        }
+        if (s->part_chunk != (int64_t)c) {
+            if (!s->part && !(s->part = malloc(s->chunk_n * rb)))
+                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            s->part_chunk = -1;
+            if (load_chunk(s, c, s->part, err))
+                return -1;
+            s->part_chunk = (int64_t)c;
+        }
+        memcpy(dst, s->part + (lo - c0) * rb, (hi - lo) * rb);
+    }
+    return 0;
+}
+
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels, int32_t *labels2,
                   uint64_t *checksums, sp_err *err)
 {
@@ -259,7 +373,8 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
     if (n == 0)
         return 0;
     hid_t pt = sp_h5_pixel_type(s->dtype);
-    if (pixels && read_rows(s, s->images, 4, pt, first, n, pixels, "cannot read images", err))
+    if (pixels && (s->direct ? read_images_direct(s, first, n, pixels, err)
+                              : read_rows(s, s->images, 4, pt, first, n, pixels, "cannot read images", err)))
         return -1;
     if (labels && read_rows(s, s->labels, 1, H5T_NATIVE_INT32, first, n, labels, "cannot read labels", err))
         return -1;
