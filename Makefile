@@ -3,7 +3,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
+PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib openblas
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
 OPT     ?= -O2 -g
 SAN     ?=
@@ -18,12 +18,14 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c
+# the neural-network library of the trainer: in the static library, not in libshardpipe-reader
+NN_SRC  := nn/layers.c nn/net.c nn/data.c
 CLI_SRC := common/sp_cli.c
-TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect
+TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/lib/libshardpipe.a
 BINS    := $(TOOLS:%=$(BUILD)/bin/%)

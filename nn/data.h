@@ -1,0 +1,40 @@
+/* Batches for the trainer: one split of a shard set through
+ * libshardpipe-reader, as float32 (B, C, H, W) tensors.
+ *
+ * uint8 pixels become (x/255 - mean[c]) / std[c] with the normalization the
+ * shards record (sp-normalize), or x/255 when they record none; float
+ * pixels that sp-normalize already normalized are taken as they are. An
+ * epoch reads the shards in an order and through a shuffle window both
+ * permuted by its seed, with the reader's prefetch thread preparing the next
+ * batch; memory stays at a few batches and one shard's chunk whatever the
+ * dataset size. */
+#ifndef SP_NN_DATA_H
+#define SP_NN_DATA_H
+
+#include "nn/nn.h"
+#include "shardpipe/reader.h"
+
+typedef struct nn_data {
+    spr_set *set;
+    char split[8];
+    uint32_t h, w, c, batch;
+    int dtype, classes;
+    uint64_t count;
+    float scale[4], shift[4]; /* per channel: value = raw * scale + shift */
+    int normalized;           /* the shards record normalization parameters */
+    void *raw;                /* one batch as the reader gives it (B, H, W, C) */
+    int32_t *labels;
+    spr_iter *it;
+} nn_data;
+
+/* Opens dir's split for batches of at most batch records. 0 or -1 (err set,
+ * naming dir and split, e.g. when the split is not there). */
+int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch, sp_err *err);
+/* Starts a pass: shuffled by seed, or in manifest order. */
+int nn_data_start(nn_data *d, uint64_t seed, int shuffle, sp_err *err);
+/* The next batch into x (B, C, H, W) and labels (B); returns B, 0 at the
+ * end of the pass, -1 on a read error (err set). */
+int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err);
+void nn_data_close(nn_data *d); /* accepts a zeroed or closed d */
+
+#endif

@@ -1,0 +1,446 @@
+/* Networks: the models by name, forward and backward through the layers,
+ * the optimizers, and checkpoints. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/sp_xxh.h"
+#include "nn/nn.h"
+
+/* ---------------- building ---------------- */
+
+static nn_param *param_new(size_t n, int decay)
+{
+    nn_param *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n = n;
+    p->decay = decay;
+    p->w = calloc(n, sizeof(float));
+    p->g = calloc(n, sizeof(float));
+    p->m = calloc(n, sizeof(float));
+    p->v = calloc(n, sizeof(float));
+    if (!p->w || !p->g || !p->m || !p->v) {
+        free(p->w), free(p->g), free(p->m), free(p->v), free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void param_free(nn_param *p)
+{
+    if (p)
+        free(p->w), free(p->g), free(p->m), free(p->v), free(p);
+}
+
+/* A layer spec while building: kind and its numbers. */
+typedef struct spec {
+    int kind, out, k, stride, pad;
+    float rate;
+} spec;
+
+/* Appends a layer after the last one (or the input shape) of n. */
+static int add_layer(nn_net *n, const spec *sp, nn_rng *rng, int last)
+{
+    nn_layer *l = &n->layers[n->nlayers];
+    memset(l, 0, sizeof *l);
+    if (n->nlayers == 0) {
+        l->c = n->c, l->h = n->h, l->w = n->w;
+    } else {
+        const nn_layer *p = l - 1;
+        l->c = p->oc, l->h = p->oh, l->w = p->ow;
+    }
+    l->kind = sp->kind;
+    l->need_dx = n->nlayers > 0;
+    l->oc = l->c, l->oh = l->h, l->ow = l->w;
+    size_t fan_in = 0;
+    switch (sp->kind) {
+    case NN_DENSE:
+        l->oc = sp->out, l->oh = l->ow = 1;
+        if (l->h != 1 || l->w != 1) /* dense reads (B, c*h*w) */
+            l->c = (int)nn_layer_in_size(l), l->h = l->w = 1;
+        fan_in = (size_t)l->c;
+        l->weight = param_new((size_t)l->oc * l->c, 1);
+        l->bias = param_new((size_t)l->oc, 0);
+        break;
+    case NN_CONV:
+        l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out;
+        l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1;
+        l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
+        fan_in = (size_t)l->c * l->k * l->k;
+        l->weight = param_new((size_t)l->oc * fan_in, 1);
+        l->bias = param_new((size_t)l->oc, 0);
+        l->col = malloc(fan_in * l->oh * l->ow * sizeof(float));
+        l->dcol = malloc(fan_in * l->oh * l->ow * sizeof(float));
+        if (!l->col || !l->dcol)
+            return -1;
+        break;
+    case NN_MAXPOOL:
+        l->k = sp->k, l->stride = sp->stride;
+        l->oh = (l->h - l->k) / l->stride + 1, l->ow = (l->w - l->k) / l->stride + 1;
+        break;
+    case NN_FLATTEN: l->oc = (int)nn_layer_in_size(l), l->oh = l->ow = 1; break;
+    case NN_DROPOUT: l->rate = sp->rate; break;
+    case NN_BATCHNORM:
+        l->weight = param_new((size_t)l->c, 0);
+        l->bias = param_new((size_t)l->c, 0);
+        l->run_mean = calloc((size_t)l->c, sizeof(float));
+        l->run_var = malloc((size_t)l->c * sizeof(float));
+        l->mean = malloc((size_t)l->c * sizeof(float));
+        l->istd = malloc((size_t)l->c * sizeof(float));
+        if (!l->weight || !l->run_mean || !l->run_var || !l->mean || !l->istd)
+            return -1;
+        for (int c = 0; c < l->c; c++)
+            l->weight->w[c] = 1, l->run_var[c] = 1;
+        break;
+    case NN_GAP: l->oh = l->ow = 1; break;
+    }
+    if (fan_in && (!l->weight || !l->bias))
+        return -1;
+    if (l->oh < 1 || l->ow < 1)
+        return -2;
+    n->nlayers++;
+    size_t in = (size_t)n->batch * nn_layer_in_size(l), out = (size_t)n->batch * nn_layer_out_size(l);
+    if (sp->kind != NN_FLATTEN) {
+        l->y = malloc(out * sizeof(float));
+        l->dx = malloc(in * sizeof(float));
+        if (!l->y || !l->dx)
+            return -1;
+    }
+    if ((sp->kind == NN_MAXPOOL && !(l->arg = malloc(out * sizeof(int32_t)))) ||
+        (sp->kind == NN_DROPOUT && !(l->mask = malloc(in * sizeof(float)))) ||
+        (sp->kind == NN_BATCHNORM && !(l->xhat = malloc(in * sizeof(float)))))
+        return -1;
+    if (l->weight) {
+        n->params[n->nparams++] = l->weight;
+        n->params[n->nparams++] = l->bias;
+    }
+    if (fan_in) { /* He-uniform before a relu, Glorot-uniform for the output layer */
+        double bound = last ? sqrt(6.0 / (double)(fan_in + (size_t)l->oc)) : sqrt(6.0 / (double)fan_in);
+        for (size_t i = 0; i < l->weight->n; i++)
+            l->weight->w[i] = (float)((2.0 * nn_rng_uniform(rng) - 1.0) * bound);
+    }
+    return 0;
+}
+
+nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int batch, nn_rng *rng, sp_err *err)
+{
+#define L(kind_) {.kind = kind_}
+#define DENSE(n) {.kind = NN_DENSE, .out = n} /* n = -1: the class count */
+#define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1}
+#define POOL2 {.kind = NN_MAXPOOL, .k = 2, .stride = 2}
+    static const spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
+    static const spec cnn[] = {
+        CONV3(32),    L(NN_RELU), POOL2, CONV3(64),  L(NN_RELU), POOL2, CONV3(128), L(NN_RELU), POOL2,
+        L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
+    };
+#undef L
+#undef DENSE
+#undef CONV3
+#undef POOL2
+    const spec *specs;
+    int count;
+    if (!strcmp(model, "mlp"))
+        specs = mlp, count = (int)(sizeof mlp / sizeof *mlp);
+    else if (!strcmp(model, "cnn"))
+        specs = cnn, count = (int)(sizeof cnn / sizeof *cnn);
+    else {
+        sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp or cnn)", model);
+        return NULL;
+    }
+    if (c < 1 || h < 1 || w < 1 || classes < 2 || batch < 1) {
+        sp_fail(err, SP_EXIT_DATA, "model %s: cannot take %dx%dx%d inputs with %d classes", model, h, w, c, classes);
+        return NULL;
+    }
+    nn_net *n = calloc(1, sizeof *n);
+    if (!n || !(n->layers = calloc((size_t)count, sizeof *n->layers)) ||
+        !(n->params = calloc((size_t)count * 2, sizeof *n->params))) {
+        free(n ? n->layers : NULL);
+        free(n);
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    snprintf(n->model, sizeof n->model, "%s", model);
+    n->c = c, n->h = h, n->w = w, n->classes = classes, n->batch = batch;
+    for (int i = 0; i < count; i++) {
+        spec sp = specs[i];
+        if (sp.out < 0)
+            sp.out = classes;
+        int rc = add_layer(n, &sp, rng, i == count - 1);
+        if (rc) {
+            if (rc == -2)
+                sp_fail(err, SP_EXIT_DATA, "model %s: %dx%d inputs are too small for its layer %d", model, h, w, i + 1);
+            else
+                sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            n->nlayers = i + 1; /* a failed layer may be half built: free it too */
+            nn_net_free(n);
+            return NULL;
+        }
+    }
+    return n;
+}
+
+void nn_net_free(nn_net *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer *l = &n->layers[i];
+        if (l->kind != NN_FLATTEN)
+            free(l->y), free(l->dx);
+        param_free(l->weight), param_free(l->bias);
+        free(l->col), free(l->dcol), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
+        free(l->mean), free(l->istd), free(l->xhat);
+    }
+    free(n->layers);
+    free(n->params);
+    free(n);
+}
+
+size_t nn_net_param_count(const nn_net *n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n->nparams; i++)
+        total += n->params[i]->n;
+    return total;
+}
+
+double nn_net_forward_flops(const nn_net *n)
+{
+    double f = 0;
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        if (l->kind == NN_DENSE || l->kind == NN_CONV)
+            f += (double)l->weight->n * l->oh * l->ow;
+    }
+    return f;
+}
+
+/* ---------------- forward, backward ---------------- */
+
+const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer_forward(&n->layers[i], x, B, train, rng);
+        x = n->layers[i].y;
+    }
+    return x;
+}
+
+void nn_backward(nn_net *n, const float *dlogits, int B)
+{
+    const float *g = dlogits;
+    for (int i = n->nlayers - 1; i >= 0; i--) {
+        nn_layer_backward(&n->layers[i], g, B);
+        g = n->layers[i].dx;
+    }
+}
+
+void nn_zero_grad(nn_net *n)
+{
+    for (int i = 0; i < n->nparams; i++)
+        memset(n->params[i]->g, 0, n->params[i]->n * sizeof(float));
+}
+
+/* ---------------- optimizers ---------------- */
+
+void nn_opt_init(nn_opt *o, int kind, float lr)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->lr = lr;
+    o->beta1 = 0.9f, o->beta2 = 0.999f, o->eps = 1e-8f;
+}
+
+void nn_opt_step(nn_opt *o, nn_net *n)
+{
+    o->step++;
+    /* Adam as torch.optim.Adam computes it (not fused): bias corrections
+     * applied to the step size and to sqrt(v) */
+    float bc1 = 1.0f - powf(o->beta1, (float)o->step), bc2 = 1.0f - powf(o->beta2, (float)o->step);
+    float step_size = o->lr / bc1, bc2_sqrt = sqrtf(bc2);
+    for (int i = 0; i < n->nparams; i++) {
+        nn_param *p = n->params[i];
+        float wd = p->decay ? o->weight_decay : 0.0f;
+        for (size_t j = 0; j < p->n; j++) {
+            float g = p->g[j] + wd * p->w[j];
+            if (o->kind == NN_SGD) {
+                float buf = o->momentum != 0 ? (o->step == 1 ? g : o->momentum * p->m[j] + g) : g;
+                p->m[j] = buf;
+                p->w[j] -= o->lr * buf;
+            } else {
+                p->m[j] = o->beta1 * p->m[j] + (1 - o->beta1) * g;
+                p->v[j] = o->beta2 * p->v[j] + (1 - o->beta2) * g * g;
+                p->w[j] -= step_size * p->m[j] / (sqrtf(p->v[j]) / bc2_sqrt + o->eps);
+            }
+        }
+    }
+}
+
+/* ---------------- checkpoints ---------------- */
+
+#define CKPT_MAGIC "\x89SPCKPT\n"
+#define CKPT_VERSION 1u
+
+/* Every float array of the state, in file order: per parameter w, m, v, then
+ * per batchnorm layer run_mean, run_var. Calls fn(ctx, data, count). */
+static int each_array(const nn_net *n, int (*fn)(void *ctx, float *p, size_t count), void *ctx)
+{
+    for (int i = 0; i < n->nparams; i++) {
+        nn_param *p = n->params[i];
+        if (fn(ctx, p->w, p->n) || fn(ctx, p->m, p->n) || fn(ctx, p->v, p->n))
+            return -1;
+    }
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        if (l->kind == NN_BATCHNORM && (fn(ctx, l->run_mean, (size_t)l->c) || fn(ctx, l->run_var, (size_t)l->c)))
+            return -1;
+    }
+    return 0;
+}
+
+static int append_floats(void *ctx, float *p, size_t count)
+{
+    return sp_buf_append(ctx, p, count * sizeof(float)); /* little-endian machines only (x86-64, arm64) */
+}
+
+int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int epoch, const nn_rng *rng,
+                       const char *extra_json, sp_err *err)
+{
+    json_t *extra = extra_json ? json_loads(extra_json, JSON_DECODE_ANY, NULL) : json_null();
+    char rs[4][17];
+    for (int i = 0; i < 4; i++)
+        snprintf(rs[i], sizeof rs[i], "%016llx", (unsigned long long)rng->s[i]);
+    json_t *h = json_pack("{s:s, s:[i,i,i], s:i, s:I, s:{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:I}, s:i, s:[s,s,s,s], s:o}",
+                          "model", n->model, "input", n->c, n->h, n->w, "classes", n->classes, "parameters",
+                          (json_int_t)nn_net_param_count(n), "optimizer", "kind", o->kind == NN_SGD ? "sgd" : "adam",
+                          "lr", (double)o->lr, "momentum", (double)o->momentum, "weight_decay",
+                          (double)o->weight_decay, "beta1", (double)o->beta1, "beta2", (double)o->beta2, "eps",
+                          (double)o->eps, "step", (json_int_t)o->step, "epoch", epoch, "rng", rs[0], rs[1], rs[2],
+                          rs[3], "extra", extra ? extra : json_null());
+    char *hs = h ? json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(h);
+    if (!hs)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    sp_buf b = {0};
+    uint32_t ver = CKPT_VERSION, hlen = (uint32_t)strlen(hs);
+    int bad = sp_buf_append(&b, CKPT_MAGIC, 8) || sp_buf_append(&b, &ver, 4) || sp_buf_append(&b, &hlen, 4) ||
+              sp_buf_append(&b, hs, hlen) || each_array(n, append_floats, &b);
+    free(hs);
+    uint64_t sum = bad ? 0 : sp_xxh3(b.data, b.len);
+    if (bad || sp_buf_append(&b, &sum, 8)) {
+        sp_buf_free(&b);
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%.4000s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 || sp_write_all(fd, b.data, b.len) || fsync(fd) ? -1 : 0;
+    int e = errno;
+    sp_buf_free(&b);
+    if (fd >= 0 && close(fd))
+        rc = -1, e = errno;
+    if (rc == 0 && rename(tmp, path))
+        rc = -1, e = errno;
+    if (rc) {
+        unlink(tmp);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+typedef struct reading {
+    const uint8_t *p, *end;
+} reading;
+
+static int take_floats(void *ctx, float *p, size_t count)
+{
+    reading *r = ctx;
+    if ((size_t)(r->end - r->p) < count * sizeof(float))
+        return -1;
+    memcpy(p, r->p, count * sizeof(float));
+    r->p += count * sizeof(float);
+    return 0;
+}
+
+int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int *epoch, nn_rng *rng,
+                       char **extra_json, sp_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", path, strerror(errno));
+    sp_buf b = {0};
+    char chunk[1 << 16];
+    size_t got;
+    int rc = 0;
+    while (rc == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = sp_buf_append(&b, chunk, got);
+    fclose(f);
+    const uint8_t *d = b.data;
+    uint32_t ver = 0, hlen = 0;
+    uint64_t sum = 0;
+    if (rc) {
+        sp_buf_free(&b);
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    if (b.len < 24 || memcmp(d, CKPT_MAGIC, 8)) {
+        sp_buf_free(&b);
+        return sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe checkpoint (bad magic)", path);
+    }
+    memcpy(&ver, d + 8, 4), memcpy(&hlen, d + 12, 4), memcpy(&sum, d + b.len - 8, 8);
+    const char *why = ver != CKPT_VERSION                 ? "unknown version"
+                      : (size_t)hlen > b.len - 24         ? "header longer than the file"
+                      : sp_xxh3(d, b.len - 8) != sum      ? "checksum mismatch (corrupt or cut)"
+                                                          : NULL;
+    json_t *h = why ? NULL : json_loadb((const char *)d + 16, hlen, 0, NULL);
+    if (!why && !h)
+        why = "bad header";
+    const char *model = json_string_value(json_object_get(h, "model"));
+    json_t *in = json_object_get(h, "input"), *opt = json_object_get(h, "optimizer"), *rs = json_object_get(h, "rng");
+    if (!why && (!model || json_array_size(in) != 3 || !json_is_object(opt) || json_array_size(rs) != 4))
+        why = "header lacks model, input, optimizer or rng";
+    if (why) {
+        json_decref(h);
+        sp_buf_free(&b);
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", path, why);
+    }
+    nn_rng scratch;
+    nn_rng_seed(&scratch, 0);
+    nn_net *n = nn_net_create(model, (int)json_integer_value(json_array_get(in, 0)),
+                              (int)json_integer_value(json_array_get(in, 1)),
+                              (int)json_integer_value(json_array_get(in, 2)),
+                              (int)json_integer_value(json_object_get(h, "classes")), batch, &scratch, err);
+    reading r = {d + 16 + hlen, d + b.len - 8};
+    if (n && (each_array(n, take_floats, &r) || r.p != r.end)) {
+        sp_fail(err, SP_EXIT_DATA, "%s: its weights do not fit model %s", path, model);
+        nn_net_free(n);
+        n = NULL;
+    }
+    if (n) {
+        const char *kind = json_string_value(json_object_get(opt, "kind"));
+        nn_opt_init(o, kind && !strcmp(kind, "sgd") ? NN_SGD : NN_ADAM,
+                    (float)json_number_value(json_object_get(opt, "lr")));
+        o->momentum = (float)json_number_value(json_object_get(opt, "momentum"));
+        o->weight_decay = (float)json_number_value(json_object_get(opt, "weight_decay"));
+        o->beta1 = (float)json_number_value(json_object_get(opt, "beta1"));
+        o->beta2 = (float)json_number_value(json_object_get(opt, "beta2"));
+        o->eps = (float)json_number_value(json_object_get(opt, "eps"));
+        o->step = json_integer_value(json_object_get(opt, "step"));
+        *epoch = (int)json_integer_value(json_object_get(h, "epoch"));
+        for (int i = 0; i < 4; i++)
+            rng->s[i] = strtoull(json_string_value(json_array_get(rs, (size_t)i)) ? json_string_value(json_array_get(rs, (size_t)i)) : "0", NULL, 16);
+        if (extra_json)
+            *extra_json = json_dumps(json_object_get(h, "extra"), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        *out = n;
+    }
+    json_decref(h);
+    sp_buf_free(&b);
+    return n ? 0 : -1;
+}

@@ -1,0 +1,141 @@
+/* nn: the small neural-network library of the reference trainer.
+ *
+ * Tensors are float32, batch first, channels before pixels: activations of a
+ * layer are (B, C, H, W) contiguous, as in PyTorch, so weights and fixtures
+ * compare element for element. A dense layer sees (B, C*H*W).
+ *
+ * A network is a list of layers, each with its forward and backward side by
+ * side (layers.c). Forward keeps what backward needs (the input pointer, a
+ * mask, pool indices, batch statistics); backward takes dL/dy and writes
+ * dL/dx and accumulates dL/dparams. Matrix work goes through cblas_sgemm.
+ *
+ * Ownership: a net owns every buffer of its layers; inputs passed to
+ * nn_forward are borrowed until the matching nn_backward returns. Functions
+ * that can fail return 0 or -1 with a message in err (never exit or print). */
+#ifndef SP_NN_H
+#define SP_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/sp_common.h"
+
+/* ---------------- random numbers ---------------- */
+/* xoshiro256** seeded through splitmix64: the same stream on every machine. */
+typedef struct nn_rng {
+    uint64_t s[4];
+} nn_rng;
+void nn_rng_seed(nn_rng *r, uint64_t seed);
+uint64_t nn_rng_next(nn_rng *r);
+float nn_rng_uniform(nn_rng *r);                       /* [0, 1) */
+float nn_rng_normal(nn_rng *r);                        /* mean 0, sd 1 (Box-Muller) */
+
+/* ---------------- parameters ---------------- */
+/* A learnable tensor: values, gradients and the optimizer's state, n each. */
+typedef struct nn_param {
+    float *w, *g, *m, *v; /* values, gradients, first and second moments (or momentum in m) */
+    size_t n;
+    int decay;            /* weight decay applies (weights; not biases or batchnorm) */
+} nn_param;
+
+/* ---------------- layers ---------------- */
+enum nn_kind {
+    NN_DENSE = 1,  /* y = x W^T + b; W (out, in), b (out) */
+    NN_CONV,       /* 2-D convolution; W (oc, ic, k, k), b (oc); stride, pad */
+    NN_MAXPOOL,    /* k x k window, stride */
+    NN_RELU,
+    NN_FLATTEN,    /* (B, C, H, W) -> (B, C*H*W): the same memory */
+    NN_DROPOUT,    /* zeroes with probability rate in training, scales the rest by 1/(1-rate) */
+    NN_BATCHNORM,  /* per channel over (B, H, W); gamma, beta; running mean/var (momentum 0.1) */
+    NN_GAP,        /* global average pool: (B, C, H, W) -> (B, C) */
+};
+
+typedef struct nn_layer {
+    int kind;
+    int c, h, w;        /* input shape per sample */
+    int oc, oh, ow;     /* output shape per sample */
+    int k, stride, pad; /* conv, maxpool */
+    float rate;         /* dropout */
+    nn_param *weight, *bias; /* dense, conv (weight, bias); batchnorm (gamma, beta) */
+    float *run_mean, *run_var; /* batchnorm, c each: saved in checkpoints */
+    const float *x;     /* the input of the last forward (borrowed) */
+    float *y, *dx;      /* output (B x out) and input gradient (B x in), owned */
+    float *col;         /* conv: im2col scratch, (ic*k*k, oh*ow) */
+    float *dcol;        /* conv: its gradient */
+    int32_t *arg;       /* maxpool: the input index of each output's maximum */
+    float *mask;        /* dropout: the scale of each element (0 or 1/(1-rate)) */
+    float *mean, *istd, *xhat; /* batchnorm: batch mean, 1/sqrt(var+eps), normalized input */
+    int need_dx;        /* 0 for the first layer: nothing wants dL/dinput */
+    int trained;        /* the last forward was in training mode */
+} nn_layer;
+
+size_t nn_layer_in_size(const nn_layer *l);  /* c*h*w */
+size_t nn_layer_out_size(const nn_layer *l); /* oc*oh*ow */
+/* y = layer(x) for a batch of B (x is B x in). train: dropout active and
+ * batchnorm on batch statistics (updating the running ones). */
+void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng);
+/* From dy (B x out): l->dx (B x in) and the parameter gradients (added). */
+void nn_layer_backward(nn_layer *l, const float *dy, int B);
+
+/* Softmax cross-entropy, mean over the batch. logits (B, n); labels in 0..n-1.
+ * Writes dlogits (B, n) when not NULL; returns the loss; *correct (may be
+ * NULL) gets how many argmax predictions equal the label. */
+float nn_softmax_xent(const float *logits, const int32_t *labels, int B, int n, float *dlogits, int *correct);
+
+/* ---------------- networks ---------------- */
+typedef struct nn_net {
+    char model[32];
+    int c, h, w, classes; /* input shape per sample and output classes */
+    nn_layer *layers;
+    int nlayers;
+    int batch;            /* the largest batch the buffers hold */
+    nn_param **params;
+    int nparams;
+} nn_net;
+
+/* The models by name: "mlp" (flatten, dense 128, relu, dense classes) and
+ * "cnn" (conv3x3 32, relu, maxpool 2, conv3x3 64, relu, maxpool 2, conv3x3
+ * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1). Input
+ * (c, h, w), weights He-uniform (Glorot-uniform for the last layer), biases
+ * zero, from rng. NULL with err set for an unknown name or a shape the
+ * model cannot take. */
+nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int batch, nn_rng *rng, sp_err *err);
+void nn_net_free(nn_net *n); /* accepts NULL */
+size_t nn_net_param_count(const nn_net *n);
+/* The logits (B, classes), owned by the net. */
+const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng);
+/* Gradients of every parameter from dlogits (B, classes); zero them first
+ * with nn_zero_grad. */
+void nn_backward(nn_net *n, const float *dlogits, int B);
+void nn_zero_grad(nn_net *n);
+/* Multiply-adds of one forward pass of one sample (for GFLOP/s figures). */
+double nn_net_forward_flops(const nn_net *n);
+
+/* ---------------- optimizers ---------------- */
+enum nn_opt_kind { NN_SGD = 1, NN_ADAM };
+typedef struct nn_opt {
+    int kind;
+    float lr, momentum, weight_decay; /* SGD: momentum; both: L2 weight decay added to gradients */
+    float beta1, beta2, eps;          /* Adam */
+    int64_t step;                     /* steps taken (Adam's bias correction) */
+} nn_opt;
+void nn_opt_init(nn_opt *o, int kind, float lr); /* PyTorch's defaults for the rest */
+/* One step on every parameter of the net, as torch.optim.SGD / Adam do it. */
+void nn_opt_step(nn_opt *o, nn_net *n);
+
+/* ---------------- checkpoints ---------------- */
+/* A checkpoint file: magic "\x89SPCKPT\n", u32 version, u32 header length,
+ * the header (JSON: model, input shape, classes, optimizer and its
+ * hyper-parameters and step, epoch, rng state, and whatever the caller adds
+ * in extra), then every parameter's values and optimizer state and the
+ * batchnorm running statistics as little-endian float32, and last the XXH3-64
+ * of everything before it. Written to a temporary name, fsynced, renamed. */
+int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int epoch, const nn_rng *rng,
+                       const char *extra_json, sp_err *err);
+/* Loads path into a new net (*out) and *o, *epoch, *rng; extra_json (may be
+ * NULL) gets the caller's header member (malloc'd) . Refuses a bad magic,
+ * version, checksum or size, naming the file and the reason. */
+int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int *epoch, nn_rng *rng,
+                       char **extra_json, sp_err *err);
+
+#endif
