@@ -23,13 +23,15 @@ NN_SRC  := nn/layers.c nn/net.c nn/data.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd
+# checks that need fixtures made first: run by a tool test (tests/tools/test_nn.sh)
+UNIT_FIX := nn_reference
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/lib/libshardpipe.a
 BINS    := $(TOOLS:%=$(BUILD)/bin/%)
-UNITS   := $(UNIT:%=$(BUILD)/tests/%)
+UNITS   := $(UNIT:%=$(BUILD)/tests/%) $(UNIT_FIX:%=$(BUILD)/tests/%)
 FUZZS   := $(FUZZ:%=$(BUILD)/tests/%)
 # Fuzz targets link with the replay driver (make test) or libFuzzer (make fuzz).
 FUZZ_DRIVER  ?= $(BUILD)/obj/tests/fuzz/replay_main.o

@@ -39,14 +39,8 @@ static void param_free(nn_param *p)
         free(p->w), free(p->g), free(p->m), free(p->v), free(p);
 }
 
-/* A layer spec while building: kind and its numbers. */
-typedef struct spec {
-    int kind, out, k, stride, pad;
-    float rate;
-} spec;
-
 /* Appends a layer after the last one (or the input shape) of n. */
-static int add_layer(nn_net *n, const spec *sp, nn_rng *rng, int last)
+static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
 {
     nn_layer *l = &n->layers[n->nlayers];
     memset(l, 0, sizeof *l);
@@ -135,8 +129,8 @@ nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int b
 #define DENSE(n) {.kind = NN_DENSE, .out = n} /* n = -1: the class count */
 #define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1}
 #define POOL2 {.kind = NN_MAXPOOL, .k = 2, .stride = 2}
-    static const spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
-    static const spec cnn[] = {
+    static const nn_spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
+    static const nn_spec cnn[] = {
         CONV3(32),    L(NN_RELU), POOL2, CONV3(64),  L(NN_RELU), POOL2, CONV3(128), L(NN_RELU), POOL2,
         L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
     };
@@ -144,16 +138,17 @@ nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int b
 #undef DENSE
 #undef CONV3
 #undef POOL2
-    const spec *specs;
-    int count;
     if (!strcmp(model, "mlp"))
-        specs = mlp, count = (int)(sizeof mlp / sizeof *mlp);
-    else if (!strcmp(model, "cnn"))
-        specs = cnn, count = (int)(sizeof cnn / sizeof *cnn);
-    else {
-        sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp or cnn)", model);
-        return NULL;
-    }
+        return nn_net_build(model, mlp, (int)(sizeof mlp / sizeof *mlp), c, h, w, classes, batch, rng, err);
+    if (!strcmp(model, "cnn"))
+        return nn_net_build(model, cnn, (int)(sizeof cnn / sizeof *cnn), c, h, w, classes, batch, rng, err);
+    sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp or cnn)", model);
+    return NULL;
+}
+
+nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
+                     nn_rng *rng, sp_err *err)
+{
     if (c < 1 || h < 1 || w < 1 || classes < 2 || batch < 1) {
         sp_fail(err, SP_EXIT_DATA, "model %s: cannot take %dx%dx%d inputs with %d classes", model, h, w, c, classes);
         return NULL;
@@ -169,7 +164,7 @@ nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int b
     snprintf(n->model, sizeof n->model, "%s", model);
     n->c = c, n->h = h, n->w = w, n->classes = classes, n->batch = batch;
     for (int i = 0; i < count; i++) {
-        spec sp = specs[i];
+        nn_spec sp = specs[i];
         if (sp.out < 0)
             sp.out = classes;
         int rc = add_layer(n, &sp, rng, i == count - 1);

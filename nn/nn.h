@@ -93,6 +93,18 @@ typedef struct nn_net {
     int nparams;
 } nn_net;
 
+/* A layer of a network to build: kind, and for dense and conv the outputs
+ * (-1: the class count), for conv and maxpool the window, stride and
+ * padding, for dropout the rate. */
+typedef struct nn_spec {
+    int kind, out, k, stride, pad;
+    float rate;
+} nn_spec;
+
+/* A network of the given layers after an input of (c, h, w), named model;
+ * weights initialised as below. NULL with err set when a shape does not fit. */
+nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
+                     nn_rng *rng, sp_err *err);
 /* The models by name: "mlp" (flatten, dense 128, relu, dense classes) and
  * "cnn" (conv3x3 32, relu, maxpool 2, conv3x3 64, relu, maxpool 2, conv3x3
  * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1). Input

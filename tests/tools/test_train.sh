@@ -1,0 +1,76 @@
+# sp-train and sp-eval: the Fashion-MNIST mlp recipe (5 epochs, batch 64,
+# Adam 1e-3) reaches 0.87 test accuracy; a run stopped after epoch 2 and
+# resumed ends with the weights of an uninterrupted one; sp-eval agrees with
+# sp-train; bad shards and checkpoints are refused before any training step.
+. "$SP_ROOT/tests/tools/lib.sh"
+sp-unpack $FMNIST/*.gz | sp-decode -q | sp-shard -q -o fm
+sp-train fm --model mlp --epochs 5 --batch 64 --lr 0.001 --optimizer adam -o mlp.ckpt --json run.json 2> log
+cat log
+[ "$(grep -c '^sp-train: epoch [1-5]/5: loss' log)" -eq 5 ] || fail "not one line per epoch"
+$PY - <<'X'
+import json
+r = json.load(open("run.json"))
+assert len(r["per_epoch"]) == 5 and r["train_seconds"] > 0, r
+print(f"test accuracy {r['test_accuracy']:.4f} after 5 epochs (target 0.87)")
+assert r["test_accuracy"] >= 0.87, r["test_accuracy"]
+X
+
+# sp-eval on the checkpoint: the accuracy sp-train printed, and the report
+sp-eval fm --checkpoint mlp.ckpt --json eval.json > report.txt
+$PY - <<'X'
+import json
+e, r = json.load(open("eval.json")), json.load(open("run.json"))
+assert e["split"] == "test" and e["records"] == 10000, e
+assert abs(e["accuracy"] - r["test_accuracy"]) < 1e-12, (e["accuracy"], r["test_accuracy"])
+conf = e["confusion"]
+assert len(conf) == 10 and sum(map(sum, conf)) == 10000 and sum(conf[i][i] for i in range(10)) == round(e["accuracy"] * 10000)
+assert "top5_accuracy" not in e  # 10 classes
+for c in e["per_class"]:
+    assert c["records"] == 1000 and 0 <= c["precision"] <= 1 and 0 <= c["recall"] <= 1, c
+X
+grep -q "^accuracy $(printf '%.4f' "$($PY -c "import json; print(json.load(open('eval.json'))['accuracy'])")")$" report.txt || fail "text report"
+grep -q "^    9  Ankle boot " report.txt || fail "class names in the report"
+
+# resume: 3 epochs straight against 2 + 1 resumed, the weights and optimizer state equal
+sp-train -q fm -e 3 -o full.ckpt
+sp-train -q fm -e 2 -o part.ckpt
+sp-train -q fm -e 3 --resume part.ckpt -o part.ckpt --json resumed.json
+$PY - <<'X'
+import json, struct
+def state(p):  # the float arrays after the header, without the trailing checksum
+    d = open(p, "rb").read(); (h,) = struct.unpack_from("<I", d, 12); return d[16 + h:-8], json.loads(d[16:16 + h])
+a, ha = state("full.ckpt"); b, hb = state("part.ckpt")
+assert a == b, "the resumed run's weights differ from an uninterrupted run's"
+assert ha["epoch"] == hb["epoch"] == 3 and ha["optimizer"]["step"] == hb["optimizer"]["step"] == 3 * 938
+assert len(json.load(open("resumed.json"))["per_epoch"]) == 3
+print(f"resumed after epoch 2: {len(a)} bytes of weights and Adam state equal to an uninterrupted run's")
+X
+
+# a checkpoint for other shapes, a corrupt one, a cut one, not one at all
+$PY "$FIX/make_cifar.py" cf --per-batch 40
+sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o c10
+sp-train -q c10 --model cnn -e 1 -b 16 --lr 0.01 --optimizer sgd -o cnn.ckpt --json cnn.json
+$PY -c "import json, math; r = json.load(open('cnn.json')); assert r['model'] == 'cnn' and math.isfinite(r['loss']), r"
+expect_status 1 sp-eval fm --checkpoint cnn.ckpt
+expect_err "sp-eval: cnn.ckpt: a cnn for 32x32x3 inputs and 10 classes; the test split holds 28x28x1 and 10"
+expect_status 1 sp-train fm -e 2 --resume cnn.ckpt
+expect_err "sp-train: cnn.ckpt: a cnn for 32x32x3 inputs and 10 classes; the shards hold 28x28x1 and 10"
+$PY -c "d = bytearray(open('mlp.ckpt','rb').read()); d[len(d)//2] ^= 1; open('flip.ckpt','wb').write(d)"
+expect_status 1 sp-eval fm --checkpoint flip.ckpt
+expect_err "sp-eval: flip.ckpt: checksum mismatch (corrupt or cut)"
+head -c 5000 mlp.ckpt > cut.ckpt
+expect_status 1 sp-train fm --resume cut.ckpt
+expect_err "sp-train: cut.ckpt: checksum mismatch (corrupt or cut)"
+expect_status 1 sp-eval fm --checkpoint run.json
+expect_err "sp-eval: run.json: not a shardpipe checkpoint (bad magic)"
+
+# shards that do not verify: refused before the first epoch
+cp -r fm bad
+f=$(ls bad/test-*.h5)
+$PY -c "import sys; p = sys.argv[1]; d = bytearray(open(p,'rb').read()); d[len(d)//2] ^= 0x40; open(p,'wb').write(d)" "$f"
+expect_status 1 sp-train bad -e 1
+expect_err_has "sp-train: bad: the shards do not verify: $(basename "$f"): sha256"
+grep -q "epoch" err && fail "trained on shards that do not verify"
+expect_status 2 sp-train fm --model resnet9
+expect_err_has "--model: mlp or cnn, not resnet9"
+echo ok

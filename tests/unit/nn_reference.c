@@ -1,0 +1,365 @@
+/* The nn library against PyTorch, and against finite differences.
+ *
+ * usage: nn_reference FIXTURES   (written by tests/fixtures/make_nn_fixtures.py)
+ *
+ * Every layer's output, input gradient and parameter gradients must be within
+ * LAYER_ATOL + LAYER_RTOL * |reference| of PyTorch's; the mlp's and cnn's loss
+ * and every weight after two optimizer steps within MODEL_ATOL + MODEL_RTOL *
+ * |reference|. The finite-difference checks compare each layer's backward with
+ * central differences of sum(y * r): relative (root-mean-square) error
+ * under FD_TOL. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+#include "tests/unit/check.h"
+
+#define LAYER_ATOL 1e-5
+#define LAYER_RTOL 1e-4
+#define MODEL_ATOL 2e-5
+#define MODEL_RTOL 1e-3
+#define FD_TOL 1e-3
+
+typedef struct fix {
+    char name[64];
+    int ndim, dims[8];
+    size_t n;
+    float *data;
+} fix;
+
+static fix *fixes;
+static int nfixes;
+
+static int load(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char magic[8];
+    if (!f || fread(magic, 1, 8, f) != 8 || memcmp(magic, "SPNNFIX1", 8)) {
+        fprintf(stderr, "%s: not a fixture file\n", path);
+        return -1;
+    }
+    uint32_t len;
+    while (fread(&len, 4, 1, f) == 1) {
+        fix *grown = realloc(fixes, (size_t)(nfixes + 1) * sizeof *fixes);
+        if (!grown || len >= sizeof grown->name)
+            return -1;
+        fixes = grown;
+        fix *x = &fixes[nfixes++];
+        memset(x, 0, sizeof *x);
+        uint32_t nd, d;
+        if (fread(x->name, 1, len, f) != len || fread(&nd, 4, 1, f) != 1 || nd > 8)
+            return -1;
+        x->ndim = (int)nd;
+        x->n = 1;
+        for (uint32_t i = 0; i < nd; i++) {
+            if (fread(&d, 4, 1, f) != 1)
+                return -1;
+            x->dims[i] = (int)d;
+            x->n *= d;
+        }
+        x->data = malloc((x->n ? x->n : 1) * sizeof(float));
+        if (!x->data || fread(x->data, sizeof(float), x->n, f) != x->n)
+            return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+static const fix *get(const char *name)
+{
+    for (int i = 0; i < nfixes; i++)
+        if (!strcmp(fixes[i].name, name))
+            return &fixes[i];
+    fprintf(stderr, "fixture %s missing\n", name);
+    exit(2);
+}
+
+static const float *getf(const char *prefix, const char *what)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    return get(name)->data;
+}
+
+/* got against the fixture prefix.what, element by element. */
+static void compare(const char *prefix, const char *what, const float *got, double atol, double rtol)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    const fix *want = get(name);
+    double worst = 0;
+    size_t bad = 0, at = 0;
+    for (size_t i = 0; i < want->n; i++) {
+        double d = fabs((double)got[i] - want->data[i]), lim = atol + rtol * fabs(want->data[i]);
+        if (!(d <= lim))
+            bad++;
+        if (!(d <= worst))
+            worst = d, at = i;
+    }
+    CHECK(bad == 0, "%s: %zu of %zu values off (worst %.3g at %zu: %.8g, PyTorch %.8g)", name, bad, want->n, worst, at,
+          got[at], want->data[at]);
+    printf("  %-22s %8zu values, max |difference| %.3g\n", name, want->n, worst);
+}
+
+/* A net of one layer for an input shaped like the fixture prefix.x. */
+static nn_net *one_layer(const char *prefix, nn_spec spec, nn_rng *rng)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.x", prefix);
+    const fix *x = get(name);
+    int B = x->dims[0], c = x->dims[1], h = x->ndim == 4 ? x->dims[2] : 1, w = x->ndim == 4 ? x->dims[3] : 1;
+    sp_err err = {0};
+    nn_net *n = nn_net_build(prefix, &spec, 1, c, h, w, 2, B, rng, &err);
+    if (!n) {
+        fprintf(stderr, "%s: %s\n", prefix, err.msg);
+        exit(2);
+    }
+    n->layers[0].need_dx = 1;
+    return n;
+}
+
+static void layer_case(const char *prefix, nn_spec spec, int train, nn_rng *rng)
+{
+    nn_net *n = one_layer(prefix, spec, rng);
+    nn_layer *l = &n->layers[0];
+    if (l->weight) {
+        memcpy(l->weight->w, getf(prefix, "weight"), l->weight->n * sizeof(float));
+        memcpy(l->bias->w, getf(prefix, "bias"), l->bias->n * sizeof(float));
+    }
+    const float *y = nn_forward(n, getf(prefix, "x"), n->batch, train, rng);
+    compare(prefix, "y", y, LAYER_ATOL, LAYER_RTOL);
+    nn_zero_grad(n);
+    nn_backward(n, getf(prefix, "dy"), n->batch);
+    compare(prefix, "dx", l->dx, LAYER_ATOL, LAYER_RTOL);
+    if (l->weight) {
+        compare(prefix, "dweight", l->weight->g, LAYER_ATOL, LAYER_RTOL);
+        compare(prefix, "dbias", l->bias->g, LAYER_ATOL, LAYER_RTOL);
+    }
+    nn_net_free(n);
+}
+
+static void batchnorm_cases(nn_rng *rng)
+{
+    nn_spec bn = {.kind = NN_BATCHNORM};
+    nn_net *n = one_layer("bn_train", bn, rng);
+    nn_layer *l = &n->layers[0];
+    memcpy(l->run_mean, get("bn.running_mean0")->data, (size_t)l->c * sizeof(float));
+    memcpy(l->run_var, get("bn.running_var0")->data, (size_t)l->c * sizeof(float));
+    memcpy(l->weight->w, getf("bn_train", "weight"), (size_t)l->c * sizeof(float));
+    memcpy(l->bias->w, getf("bn_train", "bias"), (size_t)l->c * sizeof(float));
+    for (int mode = 1; mode >= 0; mode--) { /* training, then evaluation on the updated running statistics */
+        const char *prefix = mode ? "bn_train" : "bn_eval";
+        const float *y = nn_forward(n, getf(prefix, "x"), n->batch, mode, rng);
+        compare(prefix, "y", y, LAYER_ATOL, LAYER_RTOL);
+        nn_zero_grad(n);
+        nn_backward(n, getf(prefix, "dy"), n->batch);
+        compare(prefix, "dx", l->dx, LAYER_ATOL, LAYER_RTOL);
+        compare(prefix, "dweight", l->weight->g, LAYER_ATOL, LAYER_RTOL);
+        compare(prefix, "dbias", l->bias->g, LAYER_ATOL, LAYER_RTOL);
+        if (mode) {
+            compare("bn", "running_mean1", l->run_mean, LAYER_ATOL, LAYER_RTOL);
+            compare("bn", "running_var1", l->run_var, LAYER_ATOL, LAYER_RTOL);
+        }
+    }
+    nn_net_free(n);
+}
+
+static void xent_case(void)
+{
+    const fix *lg = get("xent.logits");
+    int B = lg->dims[0], k = lg->dims[1];
+    int32_t labels[16];
+    float dl[160];
+    for (int i = 0; i < B; i++)
+        labels[i] = (int32_t)getf("xent", "labels")[i];
+    float loss = nn_softmax_xent(lg->data, labels, B, k, dl, NULL);
+    compare("xent", "loss", &loss, LAYER_ATOL, LAYER_RTOL);
+    compare("xent", "dlogits", dl, LAYER_ATOL, LAYER_RTOL);
+}
+
+/* The model from PyTorch's initial weights, two optimizer steps on one batch. */
+static void model_case(const char *model, int c, int h, int w, nn_opt *opt, nn_rng *rng)
+{
+    const fix *x = get(strcmp(model, "mlp") ? "cnn.x" : "mlp.x");
+    int B = x->dims[0];
+    sp_err err = {0};
+    nn_net *n = nn_net_create(model, c, h, w, 10, B, rng, &err);
+    CHECK(n != NULL, "%s", err.msg);
+    if (!n)
+        return;
+    char name[64];
+    for (int i = 0; i < n->nparams; i++) {
+        snprintf(name, sizeof name, "%s.p%d", model, i);
+        const fix *p = get(name);
+        CHECK(p->n == n->params[i]->n, "%s: %zu values, ours %zu", name, p->n, n->params[i]->n);
+        if (p->n != n->params[i]->n)
+            return;
+        memcpy(n->params[i]->w, p->data, p->n * sizeof(float));
+    }
+    int32_t labels[64];
+    float dlogits[640];
+    for (int i = 0; i < B; i++)
+        labels[i] = (int32_t)getf(model, "labels")[i];
+    for (int s = 0; s < 2; s++) {
+        nn_zero_grad(n);
+        const float *logits = nn_forward(n, x->data, B, 1, rng);
+        float loss = nn_softmax_xent(logits, labels, B, 10, dlogits, NULL);
+        nn_backward(n, dlogits, B);
+        nn_opt_step(opt, n);
+        snprintf(name, sizeof name, "loss%d", s);
+        compare(model, name, &loss, MODEL_ATOL, MODEL_RTOL);
+        for (int i = 0; i < n->nparams; i++) {
+            snprintf(name, sizeof name, "step%d.p%d", s, i);
+            compare(model, name, n->params[i]->w, MODEL_ATOL, MODEL_RTOL);
+        }
+    }
+    nn_net_free(n);
+}
+
+/* ---------------- finite differences ---------------- */
+
+/* sum(y * r) for the net's single layer at x (training mode, fixed rng for dropout). */
+static double objective(nn_net *n, const float *x, const float *r, int train, uint64_t seed)
+{
+    nn_rng rng;
+    nn_rng_seed(&rng, seed);
+    const float *y = nn_forward(n, x, n->batch, train, &rng);
+    double s = 0;
+    size_t m = (size_t)n->batch * nn_layer_out_size(&n->layers[0]);
+    for (size_t i = 0; i < m; i++)
+        s += (double)y[i] * r[i];
+    return s;
+}
+
+/* Relative error between analytic and numeric gradients over sampled entries
+ * of v (the input or a parameter). */
+static double fd_error(nn_net *n, float *x, const float *r, float *v, const float *analytic, size_t count, int train)
+{
+    double num2 = 0, diff2 = 0;
+    size_t step = count / 40 + 1;
+    for (size_t i = 0; i < count; i += step) {
+        float keep = v[i], h = 1e-2f * (fabsf(keep) > 1 ? fabsf(keep) : 1);
+        v[i] = keep + h;
+        double up = objective(n, x, r, train, 3);
+        v[i] = keep - h;
+        double down = objective(n, x, r, train, 3);
+        v[i] = keep;
+        double numeric = (up - down) / (2.0 * h);
+        num2 += numeric * numeric + (double)analytic[i] * analytic[i];
+        diff2 += (numeric - analytic[i]) * (numeric - analytic[i]);
+    }
+    return num2 > 0 ? sqrt(diff2 / num2) : 0;
+}
+
+static void fd_case(const char *what, nn_spec spec, int B, int c, int h, int w, int train)
+{
+    nn_rng rng;
+    nn_rng_seed(&rng, 11);
+    sp_err err = {0};
+    nn_net *n = nn_net_build(what, &spec, 1, c, h, w, 2, B, &rng, &err);
+    CHECK(n != NULL, "%s: %s", what, err.msg);
+    if (!n)
+        return;
+    nn_layer *l = &n->layers[0];
+    l->need_dx = 1;
+    size_t in = (size_t)B * nn_layer_in_size(l), out = (size_t)B * nn_layer_out_size(l);
+    float *x = malloc(in * sizeof *x), *r = malloc(out * sizeof *r);
+    for (size_t i = 0; i < in; i++) { /* away from relu's kink and maxpool's ties */
+        float u = nn_rng_normal(&rng);
+        x[i] = u + (u >= 0 ? 0.1f : -0.1f) + (float)i * 1e-4f;
+    }
+    for (size_t i = 0; i < out; i++)
+        r[i] = nn_rng_normal(&rng);
+    if (l->weight)
+        for (size_t i = 0; i < l->bias->n; i++)
+            l->bias->w[i] = 0.1f * nn_rng_normal(&rng);
+    objective(n, x, r, train, 3);
+    nn_zero_grad(n);
+    nn_backward(n, r, B);
+    float *dx = malloc(in * sizeof *dx);
+    memcpy(dx, l->dx, in * sizeof *dx);
+    double ex = fd_error(n, x, r, x, dx, in, train);
+    CHECK(ex < FD_TOL, "%s: input gradient off finite differences by %.3g", what, ex);
+    printf("  finite differences %-12s dx %.2e", what, ex);
+    if (l->weight) {
+        float *dw = malloc(l->weight->n * sizeof *dw), *db = malloc(l->bias->n * sizeof *db);
+        memcpy(dw, l->weight->g, l->weight->n * sizeof *dw);
+        memcpy(db, l->bias->g, l->bias->n * sizeof *db);
+        double ew = fd_error(n, x, r, l->weight->w, dw, l->weight->n, train);
+        double eb = fd_error(n, x, r, l->bias->w, db, l->bias->n, train);
+        CHECK(ew < FD_TOL && eb < FD_TOL, "%s: parameter gradients off finite differences by %.3g, %.3g", what, ew,
+              eb);
+        printf(", dweight %.2e, dbias %.2e", ew, eb);
+        free(dw), free(db);
+    }
+    printf("\n");
+    free(x), free(r), free(dx);
+    nn_net_free(n);
+}
+
+/* Dropout has no PyTorch twin (another generator): its contract instead. */
+static void dropout_case(void)
+{
+    nn_rng rng;
+    nn_rng_seed(&rng, 5);
+    nn_spec spec = {.kind = NN_DROPOUT, .rate = 0.25f};
+    sp_err err = {0};
+    nn_net *n = nn_net_build("dropout", &spec, 1, 1, 100, 100, 2, 2, &rng, &err);
+    float *x = malloc(20000 * sizeof *x);
+    for (int i = 0; i < 20000; i++)
+        x[i] = 1.0f + (float)(i % 7);
+    const float *y = nn_forward(n, x, 2, 0, &rng);
+    int same = 1;
+    for (int i = 0; i < 20000; i++)
+        same &= y[i] == x[i];
+    CHECK(same, "dropout in evaluation mode changed its input");
+    y = nn_forward(n, x, 2, 1, &rng);
+    int zeros = 0, scaled = 1;
+    for (int i = 0; i < 20000; i++) {
+        zeros += y[i] == 0;
+        scaled &= y[i] == 0 || fabsf(y[i] - x[i] / 0.75f) < 1e-5f;
+    }
+    CHECK(zeros > 4700 && zeros < 5300 && scaled, "dropout 0.25: %d of 20000 zeroed, kept ones scaled: %d", zeros,
+          scaled);
+    nn_net_free(n);
+    free(x);
+    printf("  dropout 0.25: %d of 20000 zeroed, the rest scaled by 1/0.75\n", zeros);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || load(argv[1])) {
+        fprintf(stderr, "usage: nn_reference FIXTURES\n");
+        return 2;
+    }
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    layer_case("dense", (nn_spec){.kind = NN_DENSE, .out = 7}, 1, &rng);
+    layer_case("conv_s1p1", (nn_spec){.kind = NN_CONV, .out = 5, .k = 3, .stride = 1, .pad = 1}, 1, &rng);
+    layer_case("conv_s2p1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
+    layer_case("conv_k1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .stride = 1, .pad = 0}, 1, &rng);
+    layer_case("maxpool", (nn_spec){.kind = NN_MAXPOOL, .k = 2, .stride = 2}, 1, &rng);
+    layer_case("maxpool_odd", (nn_spec){.kind = NN_MAXPOOL, .k = 2, .stride = 2}, 1, &rng);
+    layer_case("relu", (nn_spec){.kind = NN_RELU}, 1, &rng);
+    layer_case("gap", (nn_spec){.kind = NN_GAP}, 1, &rng);
+    batchnorm_cases(&rng);
+    xent_case();
+    nn_opt adam, sgd;
+    nn_opt_init(&adam, NN_ADAM, 1e-3f);
+    model_case("mlp", 1, 28, 28, &adam, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
+    model_case("cnn", 3, 32, 32, &sgd, &rng);
+
+    fd_case("dense", (nn_spec){.kind = NN_DENSE, .out = 6}, 3, 10, 1, 1, 1);
+    fd_case("conv", (nn_spec){.kind = NN_CONV, .out = 3, .k = 3, .stride = 2, .pad = 1}, 2, 2, 7, 6, 1);
+    fd_case("maxpool", (nn_spec){.kind = NN_MAXPOOL, .k = 2, .stride = 2}, 2, 2, 6, 6, 1);
+    fd_case("relu", (nn_spec){.kind = NN_RELU}, 2, 3, 4, 4, 1);
+    fd_case("batchnorm", (nn_spec){.kind = NN_BATCHNORM}, 4, 2, 3, 3, 1);
+    fd_case("bn-eval", (nn_spec){.kind = NN_BATCHNORM}, 4, 2, 3, 3, 0);
+    fd_case("gap", (nn_spec){.kind = NN_GAP}, 2, 3, 4, 5, 1);
+    fd_case("dropout", (nn_spec){.kind = NN_DROPOUT, .rate = 0.3f}, 2, 3, 4, 4, 1);
+    dropout_case();
+    return CHECK_DONE("nn_reference");
+}
