@@ -75,6 +75,8 @@ $(READER_PC): Makefile
 $(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 # the resampler's inner loops are written for the vectoriser, which -O2 leaves out
 $(BUILD)/obj/formats/resample.o: CFLAGS += -O3
+# so are the trainer's elementwise loops; sqrtf must not set errno to vectorise
+$(BUILD)/obj/nn/%.o: CFLAGS += -O3 -fno-math-errno
 
 # manifests/*.json compiled in, so the tools need no data files at run time
 MANIFESTS := $(sort $(wildcard manifests/*.json)) manifests/imagenet/classes.txt

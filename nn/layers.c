@@ -74,51 +74,87 @@ static void dense_backward(nn_layer *l, const float *dy, int B)
 }
 
 /* ---------------- convolution ---------------- */
-/* x (B, c, h, w), W (oc, c, k, k), y (B, oc, oh, ow); per sample through
- * im2col: col (c*k*k, oh*ow), y_b = W col + b. */
+/* x (B, c, h, w), W (oc, c, k, k), y (B, oc, oh, ow). Samples go through in
+ * groups of l->group: im2col unrolls a group into col (c*k*k, g*oh*ow),
+ * sample j's columns at j*oh*ow, so one gemm covers the group:
+ * ybuf (oc, g*oh*ow) = W col, then ybuf is laid out per sample with the bias. */
 
-static void im2col(const nn_layer *l, const float *x, float *col)
+/* The output columns ox whose input column ox*stride - pad + kj falls in
+ * [0, w): [*lo, *hi). */
+static void valid_span(const nn_layer *l, int kj, int *lo, int *hi)
+{
+    int s = l->stride, first = l->pad - kj, last = l->w - 1 + l->pad - kj;
+    *lo = first <= 0 ? 0 : (first + s - 1) / s;
+    *hi = last < 0 ? 0 : last / s + 1;
+    if (*lo > l->ow)
+        *lo = l->ow;
+    if (*hi > l->ow)
+        *hi = l->ow;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+static void im2col(const nn_layer *l, const float *x, int g, float *col)
 {
     int k = l->k, s = l->stride, p = l->pad, ohw = l->oh * l->ow;
+    size_t in = nn_layer_in_size(l), ld = (size_t)g * ohw, hw = (size_t)l->h * l->w;
     for (int c = 0; c < l->c; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
-                float *row = col + ((size_t)(c * k + ki) * k + kj) * ohw;
-                for (int oy = 0; oy < l->oh; oy++) {
-                    int iy = oy * s - p + ki;
-                    float *dst = row + oy * l->ow;
-                    if (iy < 0 || iy >= l->h) {
-                        memset(dst, 0, (size_t)l->ow * sizeof(float));
-                        continue;
-                    }
-                    const float *src = x + ((size_t)c * l->h + iy) * l->w;
-                    for (int ox = 0; ox < l->ow; ox++) {
-                        int ix = ox * s - p + kj;
-                        dst[ox] = ix >= 0 && ix < l->w ? src[ix] : 0.0f;
+                int lo, hi;
+                valid_span(l, kj, &lo, &hi);
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * ld;
+                for (int j = 0; j < g; j++) {
+                    const float *plane = x + j * in + c * hw;
+                    for (int oy = 0; oy < l->oh; oy++) {
+                        int iy = oy * s - p + ki;
+                        float *d = row + (size_t)j * ohw + (size_t)oy * l->ow;
+                        if (iy < 0 || iy >= l->h) {
+                            memset(d, 0, (size_t)l->ow * sizeof(float));
+                            continue;
+                        }
+                        const float *src = plane + (size_t)iy * l->w - p + kj;
+                        for (int ox = 0; ox < lo; ox++)
+                            d[ox] = 0;
+                        if (s == 1)
+                            memcpy(d + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                        else
+                            for (int ox = lo; ox < hi; ox++)
+                                d[ox] = src[ox * s];
+                        for (int ox = hi; ox < l->ow; ox++)
+                            d[ox] = 0;
                     }
                 }
             }
 }
 
-/* The adjoint of im2col: adds col's entries back onto dx (zeroed here). */
-static void col2im(const nn_layer *l, const float *col, float *dx)
+/* The adjoint of im2col: adds col's entries back onto the g samples of dx
+ * (zeroed here). */
+static void col2im(const nn_layer *l, const float *col, int g, float *dx)
 {
     int k = l->k, s = l->stride, p = l->pad, ohw = l->oh * l->ow;
-    memset(dx, 0, nn_layer_in_size(l) * sizeof(float));
+    size_t in = nn_layer_in_size(l), ld = (size_t)g * ohw, hw = (size_t)l->h * l->w;
+    memset(dx, 0, (size_t)g * in * sizeof(float));
     for (int c = 0; c < l->c; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
-                const float *row = col + ((size_t)(c * k + ki) * k + kj) * ohw;
-                for (int oy = 0; oy < l->oh; oy++) {
-                    int iy = oy * s - p + ki;
-                    if (iy < 0 || iy >= l->h)
-                        continue;
-                    float *dst = dx + ((size_t)c * l->h + iy) * l->w;
-                    const float *src = row + oy * l->ow;
-                    for (int ox = 0; ox < l->ow; ox++) {
-                        int ix = ox * s - p + kj;
-                        if (ix >= 0 && ix < l->w)
-                            dst[ix] += src[ox];
+                int lo, hi;
+                valid_span(l, kj, &lo, &hi);
+                const float *row = col + ((size_t)(c * k + ki) * k + kj) * ld;
+                for (int j = 0; j < g; j++) {
+                    float *plane = dx + j * in + c * hw;
+                    for (int oy = 0; oy < l->oh; oy++) {
+                        int iy = oy * s - p + ki;
+                        if (iy < 0 || iy >= l->h)
+                            continue;
+                        const float *src = row + (size_t)j * ohw + (size_t)oy * l->ow;
+                        float *d = plane + (size_t)iy * l->w - p + kj;
+                        if (s == 1)
+                            for (int ox = lo; ox < hi; ox++)
+                                d[ox] += src[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++)
+                                d[ox * s] += src[ox];
                     }
                 }
             }
@@ -128,14 +164,18 @@ static void conv_forward(nn_layer *l, const float *x, int B)
 {
     int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    for (int b = 0; b < B; b++) {
-        float *y = l->y + b * out;
-        for (int o = 0; o < l->oc; o++)
-            for (int i = 0; i < ohw; i++)
-                y[(size_t)o * ohw + i] = l->bias->w[o];
-        im2col(l, x + b * in, l->col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->oc, ohw, ckk, 1.0f, l->weight->w, ckk, l->col, ohw,
-                    1.0f, y, ohw);
+    for (int b0 = 0; b0 < B; b0 += l->group) {
+        int g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw;
+        im2col(l, x + b0 * in, g, l->col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->oc, n, ckk, 1.0f, l->weight->w, ckk, l->col, n,
+                    0.0f, l->ybuf, n);
+        for (int j = 0; j < g; j++)
+            for (int o = 0; o < l->oc; o++) {
+                const float *src = l->ybuf + (size_t)o * n + (size_t)j * ohw;
+                float *dst = l->y + (b0 + j) * out + (size_t)o * ohw, bias = l->bias->w[o];
+                for (int i = 0; i < ohw; i++)
+                    dst[i] = src[i] + bias;
+            }
     }
 }
 
@@ -143,22 +183,27 @@ static void conv_backward(nn_layer *l, const float *dy, int B)
 {
     int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    for (int b = 0; b < B; b++) {
-        const float *g = dy + b * out;
-        im2col(l, l->x + b * in, l->col); /* recomputed: cheaper than keeping B of them */
-        /* dW (oc, ckk) += dy_b (oc, ohw) col^T (ohw, ckk) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->oc, ckk, ohw, 1.0f, g, ohw, l->col, ohw, 1.0f,
+    for (int b0 = 0; b0 < B; b0 += l->group) {
+        int g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw;
+        if (B > l->group) /* with one group, col still holds the forward's */
+            im2col(l, l->x + b0 * in, g, l->col);
+        for (int j = 0; j < g; j++) /* dy of the group as the gemm wants it: (oc, g*ohw) */
+            for (int o = 0; o < l->oc; o++) {
+                const float *src = dy + (b0 + j) * out + (size_t)o * ohw;
+                float *dst = l->ybuf + (size_t)o * n + (size_t)j * ohw, sum = 0;
+                for (int i = 0; i < ohw; i++) {
+                    dst[i] = src[i];
+                    sum += src[i];
+                }
+                l->bias->g[o] += sum;
+            }
+        /* dW (oc, ckk) += dy (oc, n) col^T (n, ckk) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->oc, ckk, n, 1.0f, l->ybuf, n, l->col, n, 1.0f,
                     l->weight->g, ckk);
-        for (int o = 0; o < l->oc; o++) {
-            float sum = 0;
-            for (int i = 0; i < ohw; i++)
-                sum += g[(size_t)o * ohw + i];
-            l->bias->g[o] += sum;
-        }
-        if (l->need_dx) { /* dcol (ckk, ohw) = W^T (ckk, oc) dy_b (oc, ohw), then back to pixels */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, l->oc, 1.0f, l->weight->w, ckk, g, ohw, 0.0f,
-                        l->dcol, ohw);
-            col2im(l, l->dcol, l->dx + b * in);
+        if (l->need_dx) { /* dcol (ckk, n) = W^T (ckk, oc) dy (oc, n), then back to pixels */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, n, l->oc, 1.0f, l->weight->w, ckk, l->ybuf, n,
+                        0.0f, l->dcol, n);
+            col2im(l, l->dcol, g, l->dx + b0 * in);
         }
     }
 }
@@ -166,9 +211,39 @@ static void conv_backward(nn_layer *l, const float *dy, int B)
 /* ---------------- max pooling ---------------- */
 /* x (B, c, h, w) -> y (B, c, oh, ow), oh = (h - k) / stride + 1 */
 
+/* The common 2x2 window, stride 2; the same first-maximum rule. */
+static void maxpool2_forward(nn_layer *l, const float *x, int B)
+{
+    size_t hw = (size_t)l->h * l->w, planes = (size_t)B * l->c, ohw = (size_t)l->oh * l->ow;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *plane = x + pl * hw;
+        float *y = l->y + pl * ohw;
+        int32_t *arg = l->arg + pl * ohw, base = (int32_t)((pl % (size_t)l->c) * hw);
+        for (int oy = 0; oy < l->oh; oy++) {
+            const float *r0 = plane + (size_t)(2 * oy) * l->w, *r1 = r0 + l->w;
+            for (int ox = 0; ox < l->ow; ox++) {
+                int i0 = 2 * oy * l->w + 2 * ox, at = i0;
+                float best = r0[2 * ox];
+                if (r0[2 * ox + 1] > best)
+                    best = r0[2 * ox + 1], at = i0 + 1;
+                if (r1[2 * ox] > best)
+                    best = r1[2 * ox], at = i0 + l->w;
+                if (r1[2 * ox + 1] > best)
+                    best = r1[2 * ox + 1], at = i0 + l->w + 1;
+                y[oy * l->ow + ox] = best;
+                arg[oy * l->ow + ox] = base + at;
+            }
+        }
+    }
+}
+
 static void maxpool_forward(nn_layer *l, const float *x, int B)
 {
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
+    if (l->k == 2 && l->stride == 2) {
+        maxpool2_forward(l, x, B);
+        return;
+    }
     for (int b = 0; b < B; b++)
         for (int c = 0; c < l->c; c++) {
             const float *plane = x + b * in + (size_t)c * l->h * l->w;
@@ -192,6 +267,26 @@ static void maxpool_forward(nn_layer *l, const float *x, int B)
 static void maxpool_backward(nn_layer *l, const float *dy, int B)
 {
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
+    if (l->k == 2 && l->stride == 2 && l->h % 2 == 0 && l->w % 2 == 0) {
+        /* the windows tile the input: each input value gets its window's
+         * gradient or zero, written once */
+        size_t planes = (size_t)B * l->c, hw = (size_t)l->h * l->w;
+        for (size_t pl = 0; pl < planes; pl++) {
+            float *dx = l->dx + pl * hw;
+            const float *g = dy + pl * out / (size_t)l->c;
+            const int32_t *arg = l->arg + pl * out / (size_t)l->c;
+            int32_t base = (int32_t)((pl % (size_t)l->c) * hw);
+            for (int oy = 0; oy < l->oh; oy++)
+                for (int ox = 0; ox < l->ow; ox++) {
+                    int o = oy * l->ow + ox, i0 = 2 * oy * l->w + 2 * ox, at = arg[o] - base;
+                    dx[i0] = at == i0 ? g[o] : 0;
+                    dx[i0 + 1] = at == i0 + 1 ? g[o] : 0;
+                    dx[i0 + l->w] = at == i0 + l->w ? g[o] : 0;
+                    dx[i0 + l->w + 1] = at == i0 + l->w + 1 ? g[o] : 0;
+                }
+        }
+        return;
+    }
     memset(l->dx, 0, (size_t)B * in * sizeof(float));
     for (int b = 0; b < B; b++)
         for (size_t o = 0; o < out; o++)
@@ -200,23 +295,30 @@ static void maxpool_backward(nn_layer *l, const float *dy, int B)
 
 /* ---------------- relu, dropout ---------------- */
 
-static void relu_forward(nn_layer *l, const float *x, int B)
+/* (local restrict pointers: through l's fields the loops would not vectorise) */
+static void relu_forward(nn_layer *l, const float *restrict x, int B)
 {
     size_t n = (size_t)B * nn_layer_in_size(l);
+    float *restrict y = l->y;
     for (size_t i = 0; i < n; i++)
-        l->y[i] = x[i] > 0 ? x[i] : 0;
+        y[i] = x[i] > 0 ? x[i] : 0;
 }
 
-static void relu_backward(nn_layer *l, const float *dy, int B)
+static void relu_backward(nn_layer *l, const float *restrict dy, int B)
 {
     size_t n = (size_t)B * nn_layer_in_size(l);
-    for (size_t i = 0; i < n; i++)
-        l->dx[i] = l->x[i] > 0 ? dy[i] : 0;
+    const float *restrict x = l->x;
+    float *restrict dx = l->dx;
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i]; /* loaded either way, so the select vectorises */
+        dx[i] = x[i] > 0 ? g : 0.0f;
+    }
 }
 
 static void dropout_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
 {
     size_t n = (size_t)B * nn_layer_in_size(l);
+    /* one element at a time: the generator's order is part of the result */
     float keep = 1.0f / (1.0f - l->rate);
     for (size_t i = 0; i < n; i++) {
         l->mask[i] = !train || l->rate == 0 ? 1.0f : nn_rng_uniform(rng) >= l->rate ? keep : 0.0f;
@@ -224,11 +326,13 @@ static void dropout_forward(nn_layer *l, const float *x, int B, int train, nn_rn
     }
 }
 
-static void dropout_backward(nn_layer *l, const float *dy, int B)
+static void dropout_backward(nn_layer *l, const float *restrict dy, int B)
 {
     size_t n = (size_t)B * nn_layer_in_size(l);
+    const float *restrict mask = l->mask;
+    float *restrict dx = l->dx;
     for (size_t i = 0; i < n; i++)
-        l->dx[i] = dy[i] * l->mask[i];
+        dx[i] = dy[i] * mask[i];
 }
 
 /* ---------------- batch normalization ---------------- */

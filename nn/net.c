@@ -15,6 +15,8 @@
 
 /* ---------------- building ---------------- */
 
+#define CONV_GROUP_FLOATS ((size_t)8 << 20)
+
 static nn_param *param_new(size_t n, int decay)
 {
     nn_param *p = calloc(1, sizeof *p);
@@ -70,9 +72,17 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         fan_in = (size_t)l->c * l->k * l->k;
         l->weight = param_new((size_t)l->oc * fan_in, 1);
         l->bias = param_new((size_t)l->oc, 0);
-        l->col = malloc(fan_in * l->oh * l->ow * sizeof(float));
-        l->dcol = malloc(fan_in * l->oh * l->ow * sizeof(float));
-        if (!l->col || !l->dcol)
+        if (l->oh < 1 || l->ow < 1)
+            return -2;
+        /* as many samples per gemm as keep the unrolled input near 32 MiB */
+        size_t per = fan_in * l->oh * l->ow;
+        l->group = per >= CONV_GROUP_FLOATS ? 1 : (int)(CONV_GROUP_FLOATS / per);
+        if (l->group > n->batch)
+            l->group = n->batch;
+        l->col = malloc(per * l->group * sizeof(float));
+        l->dcol = malloc(per * l->group * sizeof(float));
+        l->ybuf = malloc((size_t)l->oc * l->oh * l->ow * l->group * sizeof(float));
+        if (!l->col || !l->dcol || !l->ybuf)
             return -1;
         break;
     case NN_MAXPOOL:
@@ -190,7 +200,7 @@ void nn_net_free(nn_net *n)
         if (l->kind != NN_FLATTEN)
             free(l->y), free(l->dx);
         param_free(l->weight), param_free(l->bias);
-        free(l->col), free(l->dcol), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
+        free(l->col), free(l->dcol), free(l->ybuf), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
         free(l->mean), free(l->istd), free(l->xhat);
     }
     free(n->layers);
@@ -253,6 +263,34 @@ void nn_opt_init(nn_opt *o, int kind, float lr)
     o->beta1 = 0.9f, o->beta2 = 0.999f, o->eps = 1e-8f;
 }
 
+/* The update loops, one pass over each parameter, built for the widest
+ * vectors the CPU has (chosen at load time): memory-bound, they cost as much
+ * as the mlp's matrix work when left scalar. */
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+VECTOR_CLONES static void sgd_update(float *restrict w, const float *restrict g, float *restrict buf, size_t n,
+                                     float lr, float momentum, float wd, int first)
+{
+    for (size_t j = 0; j < n; j++) {
+        float d = g[j] + wd * w[j];
+        float b = momentum != 0 && !first ? momentum * buf[j] + d : d; /* torch: the first step's buffer is d */
+        buf[j] = b;
+        w[j] -= lr * b;
+    }
+}
+
+VECTOR_CLONES static void adam_update(float *restrict w, const float *restrict g, float *restrict m,
+                                      float *restrict v, size_t n, float wd, float beta1, float beta2,
+                                      float step_size, float bc2_sqrt, float eps)
+{
+    for (size_t j = 0; j < n; j++) {
+        float d = g[j] + wd * w[j];
+        m[j] = beta1 * m[j] + (1 - beta1) * d;
+        v[j] = beta2 * v[j] + (1 - beta2) * d * d;
+        w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+    }
+}
+
 void nn_opt_step(nn_opt *o, nn_net *n)
 {
     o->step++;
@@ -263,18 +301,10 @@ void nn_opt_step(nn_opt *o, nn_net *n)
     for (int i = 0; i < n->nparams; i++) {
         nn_param *p = n->params[i];
         float wd = p->decay ? o->weight_decay : 0.0f;
-        for (size_t j = 0; j < p->n; j++) {
-            float g = p->g[j] + wd * p->w[j];
-            if (o->kind == NN_SGD) {
-                float buf = o->momentum != 0 ? (o->step == 1 ? g : o->momentum * p->m[j] + g) : g;
-                p->m[j] = buf;
-                p->w[j] -= o->lr * buf;
-            } else {
-                p->m[j] = o->beta1 * p->m[j] + (1 - o->beta1) * g;
-                p->v[j] = o->beta2 * p->v[j] + (1 - o->beta2) * g * g;
-                p->w[j] -= step_size * p->m[j] / (sqrtf(p->v[j]) / bc2_sqrt + o->eps);
-            }
-        }
+        if (o->kind == NN_SGD)
+            sgd_update(p->w, p->g, p->m, p->n, o->lr, o->momentum, wd, o->step == 1);
+        else
+            adam_update(p->w, p->g, p->m, p->v, p->n, wd, o->beta1, o->beta2, step_size, bc2_sqrt, o->eps);
     }
 }
 

@@ -60,8 +60,10 @@ typedef struct nn_layer {
     float *run_mean, *run_var; /* batchnorm, c each: saved in checkpoints */
     const float *x;     /* the input of the last forward (borrowed) */
     float *y, *dx;      /* output (B x out) and input gradient (B x in), owned */
-    float *col;         /* conv: im2col scratch, (ic*k*k, oh*ow) */
+    int group;          /* conv: samples unrolled together, so each gemm is large */
+    float *col;         /* conv: im2col of a group, (ic*k*k, group*oh*ow) */
     float *dcol;        /* conv: its gradient */
+    float *ybuf;        /* conv: a group's output or its gradient as the gemm has it, (oc, group*oh*ow) */
     int32_t *arg;       /* maxpool: the input index of each output's maximum */
     float *mask;        /* dropout: the scale of each element (0 or 1/(1-rate)) */
     float *mean, *istd, *xhat; /* batchnorm: batch mean, 1/sqrt(var+eps), normalized input */
