@@ -9,7 +9,7 @@ OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
-LDFLAGS := $(SAN) -Wl,--as-needed
+LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx2.c \
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/matv5.c formats/resample.c \
@@ -76,7 +76,7 @@ $(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 # the resampler's inner loops are written for the vectoriser, which -O2 leaves out
 $(BUILD)/obj/formats/resample.o: CFLAGS += -O3
 # so are the trainer's elementwise loops; sqrtf must not set errno to vectorise
-$(BUILD)/obj/nn/%.o: CFLAGS += -O3 -fno-math-errno
+$(BUILD)/obj/nn/%.o: CFLAGS += -O3 -fno-math-errno -fopenmp
 
 # manifests/*.json compiled in, so the tools need no data files at run time
 MANIFESTS := $(sort $(wildcard manifests/*.json)) manifests/imagenet/classes.txt
@@ -154,9 +154,13 @@ $(BUILD)/bench/reader_bench: bench/reader_bench.c $(READER_SO) $(READER_PC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -L$(BUILD)/lib -lshardpipe-reader -Wl,-rpath,$(abspath $(BUILD)/lib) -o $@
 
+$(BUILD)/bench/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@
+
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak
 	@bench/run.sh $(BUILD)
 
 clean:

@@ -11,7 +11,6 @@
 #include "nn/nn.h"
 #include "shards/verify.h"
 
-void openblas_set_num_threads(int n);
 
 static const char usage[] =
     "Usage: sp-eval SHARDS --checkpoint CKPT [OPTION]...\n"
@@ -26,7 +25,7 @@ static const char usage[] =
     "      --json FILE         also write the figures as JSON (- for stdout,\n"
     "                          instead of the text)\n"
     "  -b, --batch N           records per forward pass (default 256)\n"
-    "  -j, --threads N         OpenBLAS threads (default 1)\n"
+    "  -j, --threads N         threads sharing out each batch (default 1)\n"
     "      --no-verify         skip checking the shards against their manifest\n"
     "  -q, --quiet             report nothing but errors on stderr\n"
     "  -h, --help              show this help and exit\n"
@@ -162,7 +161,7 @@ int main(int argc, char **argv)
     if (!ckpt)
         return sp_cli_usage_error("no checkpoint (--checkpoint CKPT)");
     const char *dir = argv[optind];
-    openblas_set_num_threads((int)threads);
+    nn_set_threads((int)threads);
     sp_err err = {0};
     nn_net *net = NULL;
     nn_opt opt;

@@ -13,8 +13,6 @@
 #include "nn/nn.h"
 #include "shards/verify.h"
 
-/* OpenBLAS's own thread count control (openblas_config.h is not on every include path) */
-void openblas_set_num_threads(int n);
 
 static const char usage[] =
     "Usage: sp-train SHARDS [OPTION]...\n"
@@ -42,7 +40,7 @@ static const char usage[] =
     "                           where an uninterrupted one would\n"
     "      --json FILE          write a summary: per-epoch figures, test_accuracy,\n"
     "                           train_seconds\n"
-    "  -j, --threads N          OpenBLAS threads (default 1)\n"
+    "  -j, --threads N          threads sharing out each batch (default 1)\n"
     "      --no-verify          skip checking the shards against their manifest first\n"
     "  -q, --quiet              report nothing but errors\n"
     "  -v, --verbose            report more\n"
@@ -133,7 +131,7 @@ static int train(const options *o, sp_err *err)
 {
     if (o->verify && verify_shards(o->dir, err))
         return -1;
-    openblas_set_num_threads(o->threads);
+    nn_set_threads(o->threads);
     nn_data tr = {0}, te = {0};
     int have_test = 0;
     nn_net *net = NULL;

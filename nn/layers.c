@@ -3,9 +3,31 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "nn/nn.h"
+
+/* OpenBLAS's thread count (openblas_config.h is not on every include path) */
+void openblas_set_num_threads(int n);
+
+static int nn_threads = 1;
+
+void nn_set_threads(int n)
+{
+    nn_threads = n < 1 ? 1 : n;
+    openblas_set_num_threads(1);
+    omp_set_num_threads(nn_threads);
+}
+
+int nn_get_threads(void) { return nn_threads; }
+
+/* [*lo, *hi): part t of T of [0, n), in order. */
+static void share(int n, int t, int T, int *lo, int *hi)
+{
+    *lo = (int)((long)n * t / T);
+    *hi = (int)((long)n * (t + 1) / T);
+}
 
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
@@ -51,26 +73,45 @@ size_t nn_layer_out_size(const nn_layer *l) { return (size_t)l->oc * l->oh * l->
 /* ---------------- dense ---------------- */
 /* x (B, in), W (out, in), y (B, out) */
 
+/* Threads share out the batch's rows (y, dx) or the output units (dW, db):
+ * no two write the same value, and each value's sum runs in one order. */
 static void dense_forward(nn_layer *l, const float *x, int B)
 {
-    int in = (int)nn_layer_in_size(l), out = l->oc;
-    for (int b = 0; b < B; b++)
-        memcpy(l->y + (size_t)b * out, l->bias->w, (size_t)out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, l->weight->w, in, 1.0f, l->y, out);
+    int in = (int)nn_layer_in_size(l), out = l->oc, T = l->threads;
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int t = 0; t < T; t++) {
+        int b0, b1;
+        share(B, t, T, &b0, &b1);
+        if (b1 == b0)
+            continue;
+        for (int b = b0; b < b1; b++)
+            memcpy(l->y + (size_t)b * out, l->bias->w, (size_t)out * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b1 - b0, out, in, 1.0f, x + (size_t)b0 * in, in,
+                    l->weight->w, in, 1.0f, l->y + (size_t)b0 * out, out);
+    }
 }
 
 static void dense_backward(nn_layer *l, const float *dy, int B)
 {
-    int in = (int)nn_layer_in_size(l), out = l->oc;
-    /* dW (out, in) += dy^T (out, B) x (B, in); db += column sums of dy */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dy, out, l->x, in, 1.0f, l->weight->g, in);
-    for (int b = 0; b < B; b++)
-        for (int o = 0; o < out; o++)
-            l->bias->g[o] += dy[(size_t)b * out + o];
-    /* dx (B, in) = dy (B, out) W (out, in) */
-    if (l->need_dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, l->weight->w, in, 0.0f, l->dx,
-                    in);
+    int in = (int)nn_layer_in_size(l), out = l->oc, T = l->threads;
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int t = 0; t < T; t++) {
+        int o0, o1, b0, b1;
+        share(out, t, T, &o0, &o1);
+        share(B, t, T, &b0, &b1);
+        /* dW rows o0..o1 (out, in) += dy^T (out, B) x (B, in); db += column sums of dy */
+        if (o1 > o0) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, B, 1.0f, dy + o0, out, l->x, in, 1.0f,
+                        l->weight->g + (size_t)o0 * in, in);
+            for (int b = 0; b < B; b++)
+                for (int o = o0; o < o1; o++)
+                    l->bias->g[o] += dy[(size_t)b * out + o];
+        }
+        /* dx rows b0..b1 (B, in) = dy (B, out) W (out, in) */
+        if (l->need_dx && b1 > b0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b1 - b0, in, out, 1.0f, dy + (size_t)b0 * out, out,
+                        l->weight->w, in, 0.0f, l->dx + (size_t)b0 * in, in);
+    }
 }
 
 /* ---------------- convolution ---------------- */
@@ -160,87 +201,146 @@ static void col2im(const nn_layer *l, const float *col, int g, float *dx)
             }
 }
 
+/* Groups go to threads in order (static schedule); each thread works in its
+ * own scratch slot. With no more groups than threads a group keeps its slot
+ * from forward to backward, so backward reuses the forward's im2col. */
+static int conv_slot(const nn_layer *l, int ngroups, int gi)
+{
+    return ngroups <= l->threads ? gi : omp_get_thread_num();
+}
+
 static void conv_forward(nn_layer *l, const float *x, int B)
 {
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
+    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    for (int b0 = 0; b0 < B; b0 += l->group) {
-        int g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw;
-        im2col(l, x + b0 * in, g, l->col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->oc, n, ckk, 1.0f, l->weight->w, ckk, l->col, n,
-                    0.0f, l->ybuf, n);
+    size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int gi = 0; gi < ngroups; gi++) {
+        int b0 = gi * l->group, g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw, slot = conv_slot(l, ngroups, gi);
+        float *col = l->col + slot * colsz, *ybuf = l->ybuf + slot * ysz;
+        im2col(l, x + b0 * in, g, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->oc, n, ckk, 1.0f, l->weight->w, ckk, col, n, 0.0f,
+                    ybuf, n);
         for (int j = 0; j < g; j++)
             for (int o = 0; o < l->oc; o++) {
-                const float *src = l->ybuf + (size_t)o * n + (size_t)j * ohw;
-                float *dst = l->y + (b0 + j) * out + (size_t)o * ohw, bias = l->bias->w[o];
-                for (int i = 0; i < ohw; i++)
-                    dst[i] = src[i] + bias;
+                const float *restrict src = ybuf + (size_t)o * n + (size_t)j * ohw;
+                float *restrict dst = l->y + (b0 + j) * out + (size_t)o * ohw, bias = l->bias->w[o];
+                if (l->relu)
+                    for (int i = 0; i < ohw; i++) {
+                        float v = src[i] + bias;
+                        dst[i] = v > 0 ? v : 0.0f;
+                    }
+                else
+                    for (int i = 0; i < ohw; i++)
+                        dst[i] = src[i] + bias;
             }
     }
 }
 
 static void conv_backward(nn_layer *l, const float *dy, int B)
 {
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
-    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    for (int b0 = 0; b0 < B; b0 += l->group) {
-        int g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw;
-        if (B > l->group) /* with one group, col still holds the forward's */
-            im2col(l, l->x + b0 * in, g, l->col);
-        for (int j = 0; j < g; j++) /* dy of the group as the gemm wants it: (oc, g*ohw) */
+    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group, T = l->threads;
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), wn = l->weight->n;
+    size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;
+    /* each thread's dW and db share: straight into the gradients with one thread */
+    if (T > 1) {
+        memset(l->dwbuf, 0, (size_t)T * wn * sizeof(float));
+        memset(l->dbbuf, 0, (size_t)T * l->oc * sizeof(float));
+    }
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int gi = 0; gi < ngroups; gi++) {
+        int b0 = gi * l->group, g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw, slot = conv_slot(l, ngroups, gi);
+        int t = omp_get_thread_num();
+        float *col = l->col + slot * colsz, *ybuf = l->ybuf + slot * ysz, *dcol = l->dcol + slot * colsz;
+        float *dw = T > 1 ? l->dwbuf + t * wn : l->weight->g, *db = T > 1 ? l->dbbuf + t * l->oc : l->bias->g;
+        if (ngroups > T) /* else col still holds this group's forward im2col */
+            im2col(l, l->x + b0 * in, g, col);
+        for (int j = 0; j < g; j++) /* dy of the group as the gemm wants it: (oc, g*ohw), through the relu */
             for (int o = 0; o < l->oc; o++) {
-                const float *src = dy + (b0 + j) * out + (size_t)o * ohw;
-                float *dst = l->ybuf + (size_t)o * n + (size_t)j * ohw, sum = 0;
-                for (int i = 0; i < ohw; i++) {
-                    dst[i] = src[i];
-                    sum += src[i];
-                }
-                l->bias->g[o] += sum;
+                const float *restrict src = dy + (b0 + j) * out + (size_t)o * ohw;
+                const float *restrict y = l->y + (b0 + j) * out + (size_t)o * ohw;
+                float *restrict dst = ybuf + (size_t)o * n + (size_t)j * ohw, sum = 0;
+                if (l->relu)
+                    for (int i = 0; i < ohw; i++) {
+                        float v = src[i];
+                        dst[i] = y[i] > 0 ? v : 0.0f;
+                        sum += dst[i];
+                    }
+                else
+                    for (int i = 0; i < ohw; i++) {
+                        dst[i] = src[i];
+                        sum += src[i];
+                    }
+                db[o] += sum;
             }
         /* dW (oc, ckk) += dy (oc, n) col^T (n, ckk) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->oc, ckk, n, 1.0f, l->ybuf, n, l->col, n, 1.0f,
-                    l->weight->g, ckk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->oc, ckk, n, 1.0f, ybuf, n, col, n, 1.0f, dw, ckk);
         if (l->need_dx) { /* dcol (ckk, n) = W^T (ckk, oc) dy (oc, n), then back to pixels */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, n, l->oc, 1.0f, l->weight->w, ckk, l->ybuf, n,
-                        0.0f, l->dcol, n);
-            col2im(l, l->dcol, g, l->dx + b0 * in);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, n, l->oc, 1.0f, l->weight->w, ckk, ybuf, n, 0.0f,
+                        dcol, n);
+            col2im(l, dcol, g, l->dx + b0 * in);
         }
+    }
+    for (int t = 0; T > 1 && t < T; t++) {
+        for (size_t i = 0; i < wn; i++)
+            l->weight->g[i] += l->dwbuf[t * wn + i];
+        for (int o = 0; o < l->oc; o++)
+            l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
     }
 }
 
 /* ---------------- max pooling ---------------- */
 /* x (B, c, h, w) -> y (B, c, oh, ow), oh = (h - k) / stride + 1 */
 
-/* The common 2x2 window, stride 2; the same first-maximum rule. */
+/* The common 2x2 window, stride 2, written as selects the compiler
+ * vectorises. Backward finds each window's maximum again (the first value
+ * equal to the output, which is the first maximum) instead of storing its
+ * index. */
 static void maxpool2_forward(nn_layer *l, const float *x, int B)
 {
     size_t hw = (size_t)l->h * l->w, planes = (size_t)B * l->c, ohw = (size_t)l->oh * l->ow;
-    for (size_t pl = 0; pl < planes; pl++) {
-        const float *plane = x + pl * hw;
-        float *y = l->y + pl * ohw;
-        int32_t *arg = l->arg + pl * ohw, base = (int32_t)((pl % (size_t)l->c) * hw);
+    int w = l->w, ow = l->ow;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (size_t pl = 0; pl < planes; pl++)
         for (int oy = 0; oy < l->oh; oy++) {
-            const float *r0 = plane + (size_t)(2 * oy) * l->w, *r1 = r0 + l->w;
-            for (int ox = 0; ox < l->ow; ox++) {
-                int i0 = 2 * oy * l->w + 2 * ox, at = i0;
-                float best = r0[2 * ox];
-                if (r0[2 * ox + 1] > best)
-                    best = r0[2 * ox + 1], at = i0 + 1;
-                if (r1[2 * ox] > best)
-                    best = r1[2 * ox], at = i0 + l->w;
-                if (r1[2 * ox + 1] > best)
-                    best = r1[2 * ox + 1], at = i0 + l->w + 1;
-                y[oy * l->ow + ox] = best;
-                arg[oy * l->ow + ox] = base + at;
+            const float *restrict r0 = x + pl * hw + (size_t)(2 * oy) * w, *restrict r1 = r0 + w;
+            float *restrict y = l->y + pl * ohw + (size_t)oy * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+                float m = b > a ? b : a;
+                m = c > m ? c : m;
+                y[ox] = d > m ? d : m;
             }
         }
-    }
+}
+
+static void maxpool2_backward(nn_layer *l, const float *dy, int B)
+{
+    size_t hw = (size_t)l->h * l->w, planes = (size_t)B * l->c, ohw = (size_t)l->oh * l->ow;
+    int w = l->w, ow = l->ow;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (size_t pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < l->oh; oy++) {
+            const float *restrict r0 = l->x + pl * hw + (size_t)(2 * oy) * w, *restrict r1 = r0 + w;
+            const float *restrict y = l->y + pl * ohw + (size_t)oy * ow, *restrict g = dy + pl * ohw + (size_t)oy * ow;
+            float *restrict d0 = l->dx + pl * hw + (size_t)(2 * oy) * w, *restrict d1 = d0 + w;
+            for (int ox = 0; ox < ow; ox++) {
+                float m = y[ox], v = g[ox];
+                /* bitwise, not short-circuit: no branches, so it vectorises */
+                int ia = r0[2 * ox] == m, ib = (r0[2 * ox + 1] == m) & (ia ^ 1);
+                int ic = (r1[2 * ox] == m) & ((ia | ib) ^ 1), id = (ia | ib | ic) ^ 1;
+                d0[2 * ox] = ia ? v : 0.0f;
+                d0[2 * ox + 1] = ib ? v : 0.0f;
+                d1[2 * ox] = ic ? v : 0.0f;
+                d1[2 * ox + 1] = id ? v : 0.0f;
+            }
+        }
 }
 
 static void maxpool_forward(nn_layer *l, const float *x, int B)
 {
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    if (l->k == 2 && l->stride == 2) {
+    if (l->k == 2 && l->stride == 2 && l->h % 2 == 0 && l->w % 2 == 0) {
         maxpool2_forward(l, x, B);
         return;
     }
@@ -267,24 +367,8 @@ static void maxpool_forward(nn_layer *l, const float *x, int B)
 static void maxpool_backward(nn_layer *l, const float *dy, int B)
 {
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    if (l->k == 2 && l->stride == 2 && l->h % 2 == 0 && l->w % 2 == 0) {
-        /* the windows tile the input: each input value gets its window's
-         * gradient or zero, written once */
-        size_t planes = (size_t)B * l->c, hw = (size_t)l->h * l->w;
-        for (size_t pl = 0; pl < planes; pl++) {
-            float *dx = l->dx + pl * hw;
-            const float *g = dy + pl * out / (size_t)l->c;
-            const int32_t *arg = l->arg + pl * out / (size_t)l->c;
-            int32_t base = (int32_t)((pl % (size_t)l->c) * hw);
-            for (int oy = 0; oy < l->oh; oy++)
-                for (int ox = 0; ox < l->ow; ox++) {
-                    int o = oy * l->ow + ox, i0 = 2 * oy * l->w + 2 * ox, at = arg[o] - base;
-                    dx[i0] = at == i0 ? g[o] : 0;
-                    dx[i0 + 1] = at == i0 + 1 ? g[o] : 0;
-                    dx[i0 + l->w] = at == i0 + l->w ? g[o] : 0;
-                    dx[i0 + l->w + 1] = at == i0 + l->w + 1 ? g[o] : 0;
-                }
-        }
+    if (l->k == 2 && l->stride == 2 && l->h % 2 == 0 && l->w % 2 == 0) { /* the windows tile the input */
+        maxpool2_backward(l, dy, B);
         return;
     }
     memset(l->dx, 0, (size_t)B * in * sizeof(float));
@@ -300,6 +384,7 @@ static void relu_forward(nn_layer *l, const float *restrict x, int B)
 {
     size_t n = (size_t)B * nn_layer_in_size(l);
     float *restrict y = l->y;
+#pragma omp parallel for simd schedule(static) num_threads(l->threads)
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] > 0 ? x[i] : 0;
 }
@@ -309,6 +394,7 @@ static void relu_backward(nn_layer *l, const float *restrict dy, int B)
     size_t n = (size_t)B * nn_layer_in_size(l);
     const float *restrict x = l->x;
     float *restrict dx = l->dx;
+#pragma omp parallel for simd schedule(static) num_threads(l->threads)
     for (size_t i = 0; i < n; i++) {
         float g = dy[i]; /* loaded either way, so the select vectorises */
         dx[i] = x[i] > 0 ? g : 0.0f;

@@ -53,6 +53,7 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->c = p->oc, l->h = p->oh, l->w = p->ow;
     }
     l->kind = sp->kind;
+    l->threads = nn_get_threads();
     l->need_dx = n->nlayers > 0;
     l->oc = l->c, l->oh = l->h, l->ow = l->w;
     size_t fan_in = 0;
@@ -66,7 +67,7 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->bias = param_new((size_t)l->oc, 0);
         break;
     case NN_CONV:
-        l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out;
+        l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out, l->relu = sp->relu;
         l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1;
         l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
         fan_in = (size_t)l->c * l->k * l->k;
@@ -74,15 +75,19 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->bias = param_new((size_t)l->oc, 0);
         if (l->oh < 1 || l->ow < 1)
             return -2;
-        /* as many samples per gemm as keep the unrolled input near 32 MiB */
-        size_t per = fan_in * l->oh * l->ow;
+        /* as many samples per gemm as keep the unrolled input near 32 MiB,
+         * and at least one group per thread */
+        size_t per = fan_in * l->oh * l->ow, slots = (size_t)l->threads;
+        int share = (n->batch + l->threads - 1) / l->threads;
         l->group = per >= CONV_GROUP_FLOATS ? 1 : (int)(CONV_GROUP_FLOATS / per);
-        if (l->group > n->batch)
-            l->group = n->batch;
-        l->col = malloc(per * l->group * sizeof(float));
-        l->dcol = malloc(per * l->group * sizeof(float));
-        l->ybuf = malloc((size_t)l->oc * l->oh * l->ow * l->group * sizeof(float));
-        if (!l->col || !l->dcol || !l->ybuf)
+        if (l->group > share)
+            l->group = share;
+        l->col = malloc(slots * per * l->group * sizeof(float));
+        l->dcol = malloc(slots * per * l->group * sizeof(float));
+        l->ybuf = malloc(slots * l->oc * l->oh * l->ow * l->group * sizeof(float));
+        l->dwbuf = malloc(slots * l->oc * fan_in * sizeof(float));
+        l->dbbuf = malloc(slots * l->oc * sizeof(float));
+        if (!l->col || !l->dcol || !l->ybuf || !l->dwbuf || !l->dbbuf)
             return -1;
         break;
     case NN_MAXPOOL:
@@ -137,12 +142,11 @@ nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int b
 {
 #define L(kind_) {.kind = kind_}
 #define DENSE(n) {.kind = NN_DENSE, .out = n} /* n = -1: the class count */
-#define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1}
+#define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1, .relu = 1}
 #define POOL2 {.kind = NN_MAXPOOL, .k = 2, .stride = 2}
     static const nn_spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
     static const nn_spec cnn[] = {
-        CONV3(32),    L(NN_RELU), POOL2, CONV3(64),  L(NN_RELU), POOL2, CONV3(128), L(NN_RELU), POOL2,
-        L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
+        CONV3(32), POOL2, CONV3(64), POOL2, CONV3(128), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
     };
 #undef L
 #undef DENSE
@@ -200,7 +204,7 @@ void nn_net_free(nn_net *n)
         if (l->kind != NN_FLATTEN)
             free(l->y), free(l->dx);
         param_free(l->weight), param_free(l->bias);
-        free(l->col), free(l->dcol), free(l->ybuf), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
+        free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
         free(l->mean), free(l->istd), free(l->xhat);
     }
     free(n->layers);

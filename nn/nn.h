@@ -41,7 +41,8 @@ typedef struct nn_param {
 /* ---------------- layers ---------------- */
 enum nn_kind {
     NN_DENSE = 1,  /* y = x W^T + b; W (out, in), b (out) */
-    NN_CONV,       /* 2-D convolution; W (oc, ic, k, k), b (oc); stride, pad */
+    NN_CONV,       /* 2-D convolution; W (oc, ic, k, k), b (oc); stride, pad; and a relu when
+                    * the spec says so (fused: one pass less over the activations each way) */
     NN_MAXPOOL,    /* k x k window, stride */
     NN_RELU,
     NN_FLATTEN,    /* (B, C, H, W) -> (B, C*H*W): the same memory */
@@ -56,20 +57,33 @@ typedef struct nn_layer {
     int oc, oh, ow;     /* output shape per sample */
     int k, stride, pad; /* conv, maxpool */
     float rate;         /* dropout */
+    int relu;           /* conv: y = relu(conv(x)) */
     nn_param *weight, *bias; /* dense, conv (weight, bias); batchnorm (gamma, beta) */
     float *run_mean, *run_var; /* batchnorm, c each: saved in checkpoints */
     const float *x;     /* the input of the last forward (borrowed) */
     float *y, *dx;      /* output (B x out) and input gradient (B x in), owned */
+    int threads;        /* the layer's share-out of a batch (nn_set_threads when it was built) */
     int group;          /* conv: samples unrolled together, so each gemm is large */
-    float *col;         /* conv: im2col of a group, (ic*k*k, group*oh*ow) */
-    float *dcol;        /* conv: its gradient */
-    float *ybuf;        /* conv: a group's output or its gradient as the gemm has it, (oc, group*oh*ow) */
+    /* conv scratch, one slot per thread: */
+    float *col;         /* im2col of a group, (ic*k*k, group*oh*ow) */
+    float *dcol;        /* its gradient */
+    float *ybuf;        /* a group's output or its gradient as the gemm has it, (oc, group*oh*ow) */
+    float *dwbuf, *dbbuf; /* each thread's share of dW and db, summed in thread order: deterministic */
     int32_t *arg;       /* maxpool: the input index of each output's maximum */
     float *mask;        /* dropout: the scale of each element (0 or 1/(1-rate)) */
     float *mean, *istd, *xhat; /* batchnorm: batch mean, 1/sqrt(var+eps), normalized input */
     int need_dx;        /* 0 for the first layer: nothing wants dL/dinput */
     int trained;        /* the last forward was in training mode */
 } nn_layer;
+
+/* Threads for the layers of nets built from now on: each layer shares a
+ * batch out over them (OpenMP), and every gemm runs single-threaded inside
+ * (one thread pool: OpenBLAS's own threads spinning beside OpenMP's were
+ * measured slower than either alone). Results depend on the thread count
+ * only through the order in which per-thread gradient shares are summed,
+ * which is fixed. 1 by default. */
+void nn_set_threads(int n);
+int nn_get_threads(void);
 
 size_t nn_layer_in_size(const nn_layer *l);  /* c*h*w */
 size_t nn_layer_out_size(const nn_layer *l); /* oc*oh*ow */
@@ -101,6 +115,7 @@ typedef struct nn_net {
 typedef struct nn_spec {
     int kind, out, k, stride, pad;
     float rate;
+    int relu; /* conv: a relu fused after it */
 } nn_spec;
 
 /* A network of the given layers after an input of (c, h, w), named model;
@@ -109,7 +124,8 @@ nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, 
                      nn_rng *rng, sp_err *err);
 /* The models by name: "mlp" (flatten, dense 128, relu, dense classes) and
  * "cnn" (conv3x3 32, relu, maxpool 2, conv3x3 64, relu, maxpool 2, conv3x3
- * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1). Input
+ * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1; each
+ * conv's relu fused into it). Input
  * (c, h, w), weights He-uniform (Glorot-uniform for the last layer), biases
  * zero, from rng. NULL with err set for an unknown name or a shape the
  * model cannot take. */

@@ -234,12 +234,13 @@ static double objective(nn_net *n, const float *x, const float *r, int train, ui
 
 /* Relative error between analytic and numeric gradients over sampled entries
  * of v (the input or a parameter). */
-static double fd_error(nn_net *n, float *x, const float *r, float *v, const float *analytic, size_t count, int train)
+static double fd_error(nn_net *n, float *x, const float *r, float *v, const float *analytic, size_t count, int train,
+                       float step)
 {
     double num2 = 0, diff2 = 0;
-    size_t step = count / 40 + 1;
-    for (size_t i = 0; i < count; i += step) {
-        float keep = v[i], h = 1e-2f * (fabsf(keep) > 1 ? fabsf(keep) : 1);
+    size_t stride = count / 40 + 1;
+    for (size_t i = 0; i < count; i += stride) {
+        float keep = v[i], h = step * (fabsf(keep) > 1 ? fabsf(keep) : 1);
         v[i] = keep + h;
         double up = objective(n, x, r, train, 3);
         v[i] = keep - h;
@@ -252,7 +253,9 @@ static double fd_error(nn_net *n, float *x, const float *r, float *v, const floa
     return num2 > 0 ? sqrt(diff2 / num2) : 0;
 }
 
-static void fd_case(const char *what, nn_spec spec, int B, int c, int h, int w, int train)
+/* step: the relative perturbation; small where a relu's kink is near (a
+ * perturbation that moves an output across zero is not a derivative). */
+static void fd_case(const char *what, nn_spec spec, int B, int c, int h, int w, int train, float step)
 {
     nn_rng rng;
     nn_rng_seed(&rng, 11);
@@ -279,15 +282,15 @@ static void fd_case(const char *what, nn_spec spec, int B, int c, int h, int w, 
     nn_backward(n, r, B);
     float *dx = malloc(in * sizeof *dx);
     memcpy(dx, l->dx, in * sizeof *dx);
-    double ex = fd_error(n, x, r, x, dx, in, train);
+    double ex = fd_error(n, x, r, x, dx, in, train, step);
     CHECK(ex < FD_TOL, "%s: input gradient off finite differences by %.3g", what, ex);
     printf("  finite differences %-12s dx %.2e", what, ex);
     if (l->weight) {
         float *dw = malloc(l->weight->n * sizeof *dw), *db = malloc(l->bias->n * sizeof *db);
         memcpy(dw, l->weight->g, l->weight->n * sizeof *dw);
         memcpy(db, l->bias->g, l->bias->n * sizeof *db);
-        double ew = fd_error(n, x, r, l->weight->w, dw, l->weight->n, train);
-        double eb = fd_error(n, x, r, l->bias->w, db, l->bias->n, train);
+        double ew = fd_error(n, x, r, l->weight->w, dw, l->weight->n, train, step);
+        double eb = fd_error(n, x, r, l->bias->w, db, l->bias->n, train, step);
         CHECK(ew < FD_TOL && eb < FD_TOL, "%s: parameter gradients off finite differences by %.3g, %.3g", what, ew,
               eb);
         printf(", dweight %.2e, dbias %.2e", ew, eb);
@@ -351,15 +354,25 @@ int main(int argc, char **argv)
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
     model_case("cnn", 3, 32, 32, &sgd, &rng);
+    /* the same with the batch shared out over two threads */
+    printf("  with 2 threads:\n");
+    nn_set_threads(2);
+    nn_opt_init(&adam, NN_ADAM, 1e-3f);
+    model_case("mlp", 1, 28, 28, &adam, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
+    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    nn_set_threads(1);
 
-    fd_case("dense", (nn_spec){.kind = NN_DENSE, .out = 6}, 3, 10, 1, 1, 1);
-    fd_case("conv", (nn_spec){.kind = NN_CONV, .out = 3, .k = 3, .stride = 2, .pad = 1}, 2, 2, 7, 6, 1);
-    fd_case("maxpool", (nn_spec){.kind = NN_MAXPOOL, .k = 2, .stride = 2}, 2, 2, 6, 6, 1);
-    fd_case("relu", (nn_spec){.kind = NN_RELU}, 2, 3, 4, 4, 1);
-    fd_case("batchnorm", (nn_spec){.kind = NN_BATCHNORM}, 4, 2, 3, 3, 1);
-    fd_case("bn-eval", (nn_spec){.kind = NN_BATCHNORM}, 4, 2, 3, 3, 0);
-    fd_case("gap", (nn_spec){.kind = NN_GAP}, 2, 3, 4, 5, 1);
-    fd_case("dropout", (nn_spec){.kind = NN_DROPOUT, .rate = 0.3f}, 2, 3, 4, 4, 1);
+    fd_case("dense", (nn_spec){.kind = NN_DENSE, .out = 6}, 3, 10, 1, 1, 1, 1e-2f);
+    fd_case("conv", (nn_spec){.kind = NN_CONV, .out = 3, .k = 3, .stride = 2, .pad = 1}, 2, 2, 7, 6, 1, 1e-2f);
+    fd_case("conv+relu", (nn_spec){.kind = NN_CONV, .out = 3, .k = 3, .stride = 1, .pad = 1, .relu = 1}, 2, 2, 5, 6, 1, 1e-3f);
+    fd_case("maxpool", (nn_spec){.kind = NN_MAXPOOL, .k = 2, .stride = 2}, 2, 2, 6, 6, 1, 1e-2f);
+    fd_case("relu", (nn_spec){.kind = NN_RELU}, 2, 3, 4, 4, 1, 1e-2f);
+    fd_case("batchnorm", (nn_spec){.kind = NN_BATCHNORM}, 4, 2, 3, 3, 1, 1e-2f);
+    fd_case("bn-eval", (nn_spec){.kind = NN_BATCHNORM}, 4, 2, 3, 3, 0, 1e-2f);
+    fd_case("gap", (nn_spec){.kind = NN_GAP}, 2, 3, 4, 5, 1, 1e-2f);
+    fd_case("dropout", (nn_spec){.kind = NN_DROPOUT, .rate = 0.3f}, 2, 3, 4, 4, 1, 1e-2f);
     dropout_case();
     return CHECK_DONE("nn_reference");
 }

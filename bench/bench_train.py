@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Training speed: sp-train against PyTorch (Debian's python3-torch, CPU) on
+the same nets, optimizers, batch and images, one epoch each.
+
+  mlp: Fashion-MNIST's 60000 training images, Adam 1e-3, batch 64
+  cnn: 5000 CIFAR-10-shaped images (tests/fixtures/make_cifar.py), SGD 0.01
+       with momentum 0.9, batch 64
+
+Each side runs with 1 and 2 threads (sp-train --threads, torch.set_num_threads)
+and keeps its best; each figure is the median of 3 runs. sp-train's time is
+its epoch as it reports it: reading and normalizing the shards included.
+PyTorch trains from a tensor already in memory. GFLOP/s counts the
+multiply-adds of the forward pass and of both gradient products (not the
+first layer's input gradient, which neither side computes) as 2 operations,
+next to the machine's FMA peak measured by bench/fma_peak.c on one core.
+
+usage: bench_train.py BUILD_DIR
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+TARGETS = {"mlp": 0.3, "cnn": 0.7}  # at most this fraction of PyTorch's time
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TORCH = r'''
+import json, sys, time, torch, torch.nn as nn, numpy as np
+model, threads, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+d = np.load(path)
+X, Y = torch.tensor(d["x"]), torch.tensor(d["y"]).long()
+if model == "mlp":
+    m = nn.Sequential(nn.Flatten(), nn.Linear(X[0].numel(), 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+else:
+    m = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(128 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+t = time.perf_counter()
+perm = torch.randperm(len(X))
+for i in range(0, len(X), 64):
+    idx = perm[i:i + 64]
+    opt.zero_grad()
+    nn.functional.cross_entropy(m(X[idx]), Y[idx]).backward()
+    opt.step()
+print(json.dumps({"seconds": time.perf_counter() - t}))
+'''
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.PIPE, **kw).stdout
+
+
+def train_flops(model):
+    """Floating-point operations of one training step per image."""
+    if model == "mlp":
+        layers = [(784 * 128, 1, True), (128 * 10, 1, False)]  # (weights, output pixels, first layer)
+    else:
+        layers = [(3 * 32 * 9, 32 * 32, True), (32 * 64 * 9, 16 * 16, False), (64 * 128 * 9, 8 * 8, False),
+                  (2048 * 128, 1, False), (128 * 10, 1, False)]
+    macs = sum(w * px * (2 if first else 3) for w, px, first in layers)
+    return 2 * macs
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    b = build + "/bin"
+    tmp = tempfile.mkdtemp(prefix="sp-bench-train-")
+    sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/mlp")
+    sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf --per-batch 1000")
+    sh(f"{b}/sp-unpack -q {tmp}/cf/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/cnn")
+    # the same training images for PyTorch, normalized as sp-train does (x/255)
+    export = ("import sys, json, h5py, numpy as np; d = sys.argv[1]; "
+              "sh = [s['file'] for s in json.load(open(d + '/manifest.json'))['shards'] if s['split'] == 'train']; "
+              "fs = [h5py.File(d + '/' + f, 'r') for f in sh]; "
+              "x = np.concatenate([f['images'][:] for f in fs]).transpose(0, 3, 1, 2).astype(np.float32) / 255; "
+              "y = np.concatenate([f['labels'][:] for f in fs]); np.savez(sys.argv[2], x=x, y=y)")
+    env = dict(os.environ, HDF5_PLUGIN_PATH=build + "/hdf5-plugin")
+    for m in ("mlp", "cnn"):
+        sh(f"/usr/bin/python3 -c \"{export}\" {tmp}/{m} {tmp}/{m}.npz", env=env)
+    with open(f"{tmp}/torch_train.py", "w") as f:
+        f.write(TORCH)
+    peak = float(sh(f"{build}/bench/fma_peak 1").split()[0])
+    args = {"mlp": "--model mlp --optimizer adam --lr 0.001", "cnn": "--model cnn --optimizer sgd --lr 0.01 --momentum 0.9"}
+
+    print(f"{'benchmark (seconds per epoch, best of 1 and 2 threads)':56} {'shardpipe':>9} {'PyTorch':>8} {'ratio':>6} "
+          f"{'target':>7}   GFLOP/s: shardpipe, PyTorch, FMA peak (one core)")
+    ok = True
+    for m in ("mlp", "cnn"):
+        n = 60000 if m == "mlp" else 5000
+        ours, theirs = {}, {}
+        for t in (1, 2):
+            runs = []
+            for _ in range(3):
+                sh(f"{b}/sp-train {tmp}/{m} {args[m]} --batch 64 --epochs 1 --threads {t} --no-verify -q "
+                   f"--json {tmp}/run.json")
+                runs.append(json.load(open(f"{tmp}/run.json"))["per_epoch"][0]["seconds"])
+            ours[t] = statistics.median(runs)
+            theirs[t] = statistics.median(
+                json.loads(sh(f"/usr/bin/python3 {tmp}/torch_train.py {m} {t} {tmp}/{m}.npz"))["seconds"]
+                for _ in range(3))
+        tb, pb = min(ours, key=ours.get), min(theirs, key=theirs.get)
+        o, p = ours[tb], theirs[pb]
+        flops = train_flops(m) * n
+        verdict = "ok" if o <= TARGETS[m] * p else "MISSED"
+        ok &= verdict == "ok"
+        name = f"{m}, {n} images ({tb} thread{'s' if tb > 1 else ''} vs {pb})"
+        print(f"{name:56} {o:9.2f} {p:8.2f} {o / p:5.2f}x {'<=' + str(TARGETS[m]) + 'x':>7}   "
+              f"{flops / o / 1e9:6.1f} {flops / p / 1e9:8.1f} {peak:8.1f}   {verdict}")
+        for t in (1, 2):
+            print(f"    {t} thread{'s' if t > 1 else ' '}: shardpipe {ours[t]:.2f} s, PyTorch {theirs[t]:.2f} s")
+    shutil.rmtree(tmp)
+    print("(median of 3 per thread count; the mlp target would need "
+          f"{train_flops('mlp') * 60000 / 1e9:.1f} GFLOP in 0.3x PyTorch's time)")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
