@@ -15,7 +15,11 @@
 
 /* ---------------- building ---------------- */
 
-#define CONV_GROUP_FLOATS ((size_t)8 << 20)
+/* A conv's unrolled input per gemm: 512 KiB, so it stays in the L2 cache
+ * while the gemm packs it. Measured on the cnn (2 cores, 1 MiB L2 each)
+ * against 256 KiB to 32 MiB: 0.85x the epoch time of 32 MiB on one thread,
+ * 0.88x on two. */
+#define CONV_GROUP_FLOATS ((size_t)128 << 10)
 
 static nn_param *param_new(size_t n, int decay)
 {
@@ -75,8 +79,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->bias = param_new((size_t)l->oc, 0);
         if (l->oh < 1 || l->ow < 1)
             return -2;
-        /* as many samples per gemm as keep the unrolled input near 32 MiB,
-         * and at least one group per thread */
+        /* as many samples per gemm as keep the unrolled input near
+         * CONV_GROUP_FLOATS, and at least one group per thread */
         size_t per = fan_in * l->oh * l->ow, slots = (size_t)l->threads;
         int share = (n->batch + l->threads - 1) / l->threads;
         l->group = per >= CONV_GROUP_FLOATS ? 1 : (int)(CONV_GROUP_FLOATS / per);
