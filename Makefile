@@ -3,12 +3,21 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib openblas
+PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
+# OpenBLAS built on OpenMP: the trainer shares batches out over OpenMP threads
+# and calls the gemms inside them, where this variant runs them single-threaded
+# in the same thread pool. (The pthread variant keeps idle workers of its own
+# spinning on the cores those threads need; the serial one is not safe to call
+# from several threads at once.) Not on the default library path.
+BLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
+BLAS    := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags --libs openblas 2>/dev/null) \
+           -Wl,-rpath,$(BLAS_DIR)
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+           $(filter -I%,$(BLAS))
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(filter-out -I%,$(BLAS)) -lm -lpthread
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx2.c \
@@ -145,7 +154,8 @@ demo: deps
 	@scripts/demo.sh $(BUILD)
 
 # The benchmarks' peers and data: bare libjpeg-turbo, real photographs, PIL.
-BENCH_PACKAGES := libturbojpeg0-dev mate-backgrounds python3-pil
+# libopenblas0-pthread: the system BLAS PyTorch calls (libblas.so.3) at its fastest
+BENCH_PACKAGES := libturbojpeg0-dev mate-backgrounds python3-pil libopenblas0-pthread
 $(BUILD)/bench/tj_decode: bench/tj_decode.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(shell pkg-config --cflags --libs libturbojpeg) -o $@

@@ -1,7 +1,8 @@
 # sp-train and sp-eval: the Fashion-MNIST mlp recipe (5 epochs, batch 64,
 # Adam 1e-3) reaches 0.87 test accuracy; a run stopped after epoch 2 and
-# resumed ends with the weights of an uninterrupted one; sp-eval agrees with
-# sp-train; bad shards and checkpoints are refused before any training step.
+# resumed ends with the weights of an uninterrupted one; two threads give the
+# same weights run after run; sp-eval agrees with sp-train; bad shards and
+# checkpoints are refused before any training step.
 . "$SP_ROOT/tests/tools/lib.sh"
 sp-unpack $FMNIST/*.gz | sp-decode -q | sp-shard -q -o fm
 sp-train fm --model mlp --epochs 5 --batch 64 --lr 0.001 --optimizer adam -o mlp.ckpt --json run.json 2> log
@@ -44,6 +45,17 @@ assert a == b, "the resumed run's weights differ from an uninterrupted run's"
 assert ha["epoch"] == hb["epoch"] == 3 and ha["optimizer"]["step"] == hb["optimizer"]["step"] == 3 * 938
 assert len(json.load(open("resumed.json"))["per_epoch"]) == 3
 print(f"resumed after epoch 2: {len(a)} bytes of weights and Adam state equal to an uninterrupted run's")
+X
+
+# two threads sharing out each batch: the same weights on every run
+sp-train -q fm -e 1 -j 2 -o j2a.ckpt
+sp-train -q fm -e 1 -j 2 -o j2b.ckpt
+$PY - <<'X'
+import struct
+def state(p):
+    d = open(p, "rb").read(); (h,) = struct.unpack_from("<I", d, 12); return d[16 + h:-8]
+assert state("j2a.ckpt") == state("j2b.ckpt"), "two runs with 2 threads gave different weights"
+print("2 threads: two runs give identical weights")
 X
 
 # a checkpoint for other shapes, a corrupt one, a cut one, not one at all
