@@ -164,6 +164,11 @@ static int train(const options *o, sp_err *err)
         }
         if (nn_checkpoint_load(o->resume, (int)batch, &net, &opt, &start_epoch, &rng, NULL, err))
             goto out;
+        if (start_epoch >= o->epochs) {
+            sp_fail(err, SP_EXIT_USAGE, "%s: already trained %d epochs; ask for more with --epochs", o->resume,
+                    start_epoch);
+            goto out;
+        }
     }
     if (nn_data_open(&tr, o->dir, "train", batch, err))
         goto out;
@@ -215,9 +220,14 @@ static int train(const options *o, sp_err *err)
         uint64_t seen = 0, right = 0;
         double total = 0;
         int n;
+        sp_progress prog;
+        sp_progress_init(&prog);
         while ((n = nn_data_next(&tr, x, labels, err)) > 0) {
-            if (check_labels(labels, n, net->classes, o->dir, err))
+            if (check_labels(labels, n, net->classes, o->dir, err)) {
+                sp_progress_done(&prog);
                 goto out;
+            }
+            sp_progress_update(&prog, seen, seen * in);
             int correct;
             nn_zero_grad(net);
             const float *logits = nn_forward(net, x, n, 1, &rng);
@@ -227,6 +237,7 @@ static int train(const options *o, sp_err *err)
             right += (uint64_t)correct;
             seen += (uint64_t)n;
         }
+        sp_progress_done(&prog);
         if (n < 0)
             goto out;
         double secs = now() - t0;

@@ -1,7 +1,7 @@
 # Every tool: --help and --version on stdout with status 0, usage errors on
 # stderr with status 2, and nothing on stdout but data.
 . "$SP_ROOT/tests/tools/lib.sh"
-for t in sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect; do
+for t in sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval; do
     expect_status 0 $t --help
     head -1 out | grep -q "^Usage: $t " || fail "$t --help: $(head -1 out)"
     grep -q "^Exit status:" out || fail "$t --help documents no exit status"
@@ -21,6 +21,14 @@ expect_status 2 sp-shard -o X --shard-size 12Q
 expect_err_has "sp-shard: --shard-size: not a size: 12Q"
 expect_status 2 sp-verify
 expect_err_has "sp-verify: no shard directory given"
+expect_status 2 sp-train
+expect_err_has "sp-train: no shard directory given"
+expect_status 2 sp-train X --optimizer rmsprop
+expect_err_has "sp-train: --optimizer: adam or sgd, not rmsprop"
+expect_status 2 sp-train X --lr -1
+expect_err_has "sp-train: --lr: a positive number, not -1"
+expect_status 2 sp-eval X
+expect_err_has "sp-eval: no checkpoint (--checkpoint CKPT)"
 expect_status 2 sp-fetch
 expect_err_has "sp-fetch: nothing to fetch: name a dataset, a URL or a file"
 expect_status 2 sp-fetch --path no-such-dataset

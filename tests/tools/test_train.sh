@@ -83,6 +83,8 @@ $PY -c "import sys; p = sys.argv[1]; d = bytearray(open(p,'rb').read()); d[len(d
 expect_status 1 sp-train bad -e 1
 expect_err_has "sp-train: bad: the shards do not verify: $(basename "$f"): sha256"
 grep -q "epoch" err && fail "trained on shards that do not verify"
+expect_status 2 sp-train fm -e 3 --resume full.ckpt
+expect_err "sp-train: full.ckpt: already trained 3 epochs; ask for more with --epochs"
 expect_status 2 sp-train fm --model resnet9
 expect_err_has "--model: mlp or cnn, not resnet9"
 echo ok
