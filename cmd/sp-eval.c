@@ -208,7 +208,7 @@ int main(int argc, char **argv)
         sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
         goto out;
     }
-    if (nn_data_start(&d, 0, 0, &err))
+    if (nn_data_start(&d, 0, 0, NN_AUG_NONE, &err))
         goto out;
     int n;
     while ((n = nn_data_next(&d, x, labels, &err)) > 0) {

@@ -17,6 +17,7 @@ int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch,
     d->classes = spr_num_classes(d->set);
     d->count = spr_count(d->set);
     d->batch = batch;
+    d->crop_scale = 0.08f;
     if (d->c > 4) {
         nn_data_close(d);
         return sp_fail(err, SP_EXIT_DATA, "%s: %s: %u channels; the trainer takes 1 to 4", dir, split, d->c);
@@ -41,13 +42,78 @@ int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch,
     return 0;
 }
 
-int nn_data_start(nn_data *d, uint64_t seed, int shuffle, sp_err *err)
+int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *err)
 {
+    d->augment = augment;
+    nn_rng_seed(&d->aug_rng, seed ^ 0x6175676d656e74ull);
+    if (augment && !d->scratch && !(d->scratch = malloc((size_t)d->c * d->h * d->w * sizeof(float))))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     spr_iter_free(d->it);
     d->it = spr_iter_new(d->set, d->batch, seed, (shuffle ? SPR_SHUFFLE : 0) | SPR_PREFETCH, 0);
     if (!d->it)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s", spr_error(d->set));
     return 0;
+}
+
+/* Bilinear sample of plane (h, w) at (y, x) in pixel-centre coordinates,
+ * clamped at the borders. */
+static float bilinear(const float *plane, int h, int w, float y, float x)
+{
+    y = y < 0 ? 0 : y > (float)(h - 1) ? (float)(h - 1) : y;
+    x = x < 0 ? 0 : x > (float)(w - 1) ? (float)(w - 1) : x;
+    int y0 = (int)y, x0 = (int)x, y1 = y0 + 1 < h ? y0 + 1 : y0, x1 = x0 + 1 < w ? x0 + 1 : x0;
+    float fy = y - (float)y0, fx = x - (float)x0;
+    float top = plane[y0 * w + x0] * (1 - fx) + plane[y0 * w + x1] * fx;
+    float bottom = plane[y1 * w + x0] * (1 - fx) + plane[y1 * w + x1] * fx;
+    return top * (1 - fy) + bottom * fy;
+}
+
+/* img (C, H, W) in place: a random-resized crop and/or a flip. */
+static void augment(nn_data *d, float *img)
+{
+    int H = (int)d->h, W = (int)d->w, C = (int)d->c;
+    size_t hw = (size_t)H * W;
+    if (d->augment == NN_AUG_CROP_FLIP) {
+        /* torchvision's RandomResizedCrop.get_params */
+        double area = (double)H * W, ch = H, cw = W, top = 0, left = 0;
+        int found = 0;
+        for (int i = 0; i < 10 && !found; i++) {
+            double target = area * (d->crop_scale + (1.0 - d->crop_scale) * nn_rng_uniform(&d->aug_rng));
+            double logr = log(3.0 / 4.0) + (log(4.0 / 3.0) - log(3.0 / 4.0)) * nn_rng_uniform(&d->aug_rng);
+            double ratio = exp(logr);
+            int w = (int)lround(sqrt(target * ratio)), h = (int)lround(sqrt(target / ratio));
+            if (w > 0 && h > 0 && w <= W && h <= H) {
+                ch = h, cw = w;
+                top = (double)(int)(nn_rng_uniform(&d->aug_rng) * (H - h + 1));
+                left = (double)(int)(nn_rng_uniform(&d->aug_rng) * (W - w + 1));
+                found = 1;
+            }
+        }
+        if (!found) { /* the whole image, its ratio clamped to [3/4, 4/3], centred */
+            double r = (double)W / H;
+            cw = r < 3.0 / 4.0 ? W : r > 4.0 / 3.0 ? lround(H * 4.0 / 3.0) : W;
+            ch = r < 3.0 / 4.0 ? lround(W / (3.0 / 4.0)) : r > 4.0 / 3.0 ? H : H;
+            top = (int)((H - ch) / 2), left = (int)((W - cw) / 2);
+        }
+        memcpy(d->scratch, img, (size_t)C * hw * sizeof(float));
+        float sy = (float)(ch / H), sx = (float)(cw / W);
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    img[c * hw + (size_t)y * W + x] =
+                        bilinear(d->scratch + c * hw, H, W, (float)top + ((float)y + 0.5f) * sy - 0.5f,
+                                 (float)left + ((float)x + 0.5f) * sx - 0.5f);
+    }
+    if (nn_rng_uniform(&d->aug_rng) < 0.5f)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++) {
+                float *row = img + c * hw + (size_t)y * W;
+                for (int a = 0, b = W - 1; a < b; a++, b--) {
+                    float t = row[a];
+                    row[a] = row[b];
+                    row[b] = t;
+                }
+            }
 }
 
 static float half_to_float(uint16_t h)
@@ -84,6 +150,8 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
             }
         }
         labels[b] = d->labels[b];
+        if (d->augment)
+            augment(d, out);
     }
     return (int)n;
 }
@@ -94,5 +162,6 @@ void nn_data_close(nn_data *d)
     spr_close(d->set);
     free(d->raw);
     free(d->labels);
+    free(d->scratch);
     memset(d, 0, sizeof *d);
 }

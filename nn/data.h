@@ -14,6 +14,15 @@
 #include "nn/nn.h"
 #include "shardpipe/reader.h"
 
+/* Augmentation on load, for training passes. */
+enum nn_augment {
+    NN_AUG_NONE = 0,
+    NN_AUG_FLIP,      /* horizontal flip with probability 1/2 */
+    NN_AUG_CROP_FLIP, /* random-resized-crop as torchvision's RandomResizedCrop (area
+                       * scale [crop_scale, 1], aspect ratio [3/4, 4/3], 10 tries, else the
+                       * centre crop), resized back to H x W bilinearly, then the flip */
+};
+
 typedef struct nn_data {
     spr_set *set;
     char split[8];
@@ -25,13 +34,19 @@ typedef struct nn_data {
     void *raw;                /* one batch as the reader gives it (B, H, W, C) */
     int32_t *labels;
     spr_iter *it;
+    int augment;              /* enum nn_augment, for this pass */
+    float crop_scale;         /* the smallest crop area, as a fraction */
+    nn_rng aug_rng;           /* seeded per pass: the same augmentation on a rerun */
+    float *scratch;           /* one image (C, H, W) */
 } nn_data;
 
 /* Opens dir's split for batches of at most batch records. 0 or -1 (err set,
  * naming dir and split, e.g. when the split is not there). */
 int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch, sp_err *err);
-/* Starts a pass: shuffled by seed, or in manifest order. */
-int nn_data_start(nn_data *d, uint64_t seed, int shuffle, sp_err *err);
+/* Starts a pass: shuffled by seed, or in manifest order; augment (enum
+ * nn_augment) draws from a generator seeded by seed as well. Evaluation
+ * passes use NN_AUG_NONE: the centre view, which is the stored image. */
+int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *err);
 /* The next batch into x (B, C, H, W) and labels (B); returns B, 0 at the
  * end of the pass, -1 on a read error (err set). */
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err);

@@ -224,7 +224,7 @@ static void conv_forward(nn_layer *l, const float *x, int B)
         for (int j = 0; j < g; j++)
             for (int o = 0; o < l->oc; o++) {
                 const float *restrict src = ybuf + (size_t)o * n + (size_t)j * ohw;
-                float *restrict dst = l->y + (b0 + j) * out + (size_t)o * ohw, bias = l->bias->w[o];
+                float *restrict dst = l->y + (b0 + j) * out + (size_t)o * ohw, bias = l->bias ? l->bias->w[o] : 0;
                 if (l->relu)
                     for (int i = 0; i < ohw; i++) {
                         float v = src[i] + bias;
@@ -252,7 +252,8 @@ static void conv_backward(nn_layer *l, const float *dy, int B)
         int b0 = gi * l->group, g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw, slot = conv_slot(l, ngroups, gi);
         int t = omp_get_thread_num();
         float *col = l->col + slot * colsz, *ybuf = l->ybuf + slot * ysz, *dcol = l->dcol + slot * colsz;
-        float *dw = T > 1 ? l->dwbuf + t * wn : l->weight->g, *db = T > 1 ? l->dbbuf + t * l->oc : l->bias->g;
+        float *dw = T > 1 ? l->dwbuf + t * wn : l->weight->g;
+        float *db = T > 1 ? l->dbbuf + t * l->oc : l->bias ? l->bias->g : l->dbbuf; /* no bias: summed, unused */
         if (ngroups > T) /* else col still holds this group's forward im2col */
             im2col(l, l->x + b0 * in, g, col);
         for (int j = 0; j < g; j++) /* dy of the group as the gemm wants it: (oc, g*ohw), through the relu */
@@ -284,7 +285,7 @@ static void conv_backward(nn_layer *l, const float *dy, int B)
     for (int t = 0; T > 1 && t < T; t++) {
         for (size_t i = 0; i < wn; i++)
             l->weight->g[i] += l->dwbuf[t * wn + i];
-        for (int o = 0; o < l->oc; o++)
+        for (int o = 0; l->bias && o < l->oc; o++)
             l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
     }
 }
@@ -340,21 +341,26 @@ static void maxpool2_backward(nn_layer *l, const float *dy, int B)
 static void maxpool_forward(nn_layer *l, const float *x, int B)
 {
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    if (l->k == 2 && l->stride == 2 && l->h % 2 == 0 && l->w % 2 == 0) {
+    if (l->k == 2 && l->stride == 2 && l->pad == 0 && l->h % 2 == 0 && l->w % 2 == 0) {
         maxpool2_forward(l, x, B);
         return;
     }
+#pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < l->c; c++) {
             const float *plane = x + b * in + (size_t)c * l->h * l->w;
             for (int oy = 0; oy < l->oh; oy++)
                 for (int ox = 0; ox < l->ow; ox++) {
+                    /* the window's first maximum; padding never wins (PyTorch pads with -inf) */
                     float best = -FLT_MAX;
-                    int at = 0;
+                    int at = -1;
                     for (int i = 0; i < l->k; i++)
                         for (int j = 0; j < l->k; j++) {
-                            int idx = (oy * l->stride + i) * l->w + ox * l->stride + j;
-                            if (plane[idx] > best || (i == 0 && j == 0))
+                            int iy = oy * l->stride - l->pad + i, ix = ox * l->stride - l->pad + j;
+                            if (iy < 0 || iy >= l->h || ix < 0 || ix >= l->w)
+                                continue;
+                            int idx = iy * l->w + ix;
+                            if (at < 0 || plane[idx] > best)
                                 best = plane[idx], at = idx;
                         }
                     size_t o = b * out + ((size_t)c * l->oh + oy) * l->ow + ox;
@@ -367,11 +373,12 @@ static void maxpool_forward(nn_layer *l, const float *x, int B)
 static void maxpool_backward(nn_layer *l, const float *dy, int B)
 {
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
-    if (l->k == 2 && l->stride == 2 && l->h % 2 == 0 && l->w % 2 == 0) { /* the windows tile the input */
+    if (l->k == 2 && l->stride == 2 && l->pad == 0 && l->h % 2 == 0 && l->w % 2 == 0) { /* windows tile the input */
         maxpool2_backward(l, dy, B);
         return;
     }
     memset(l->dx, 0, (size_t)B * in * sizeof(float));
+#pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int b = 0; b < B; b++)
         for (size_t o = 0; o < out; o++)
             l->dx[b * in + (size_t)l->arg[b * out + o]] += dy[b * out + o];
@@ -389,16 +396,21 @@ static void relu_forward(nn_layer *l, const float *restrict x, int B)
         y[i] = x[i] > 0 ? x[i] : 0;
 }
 
-static void relu_backward(nn_layer *l, const float *restrict dy, int B)
+/* out = dy where v > 0, else 0: the gradient through a relu whose input (or
+ * output) is v; n values over threads. */
+static void relu_gradient(const float *restrict v, const float *restrict dy, float *restrict out, size_t n,
+                          int threads)
 {
-    size_t n = (size_t)B * nn_layer_in_size(l);
-    const float *restrict x = l->x;
-    float *restrict dx = l->dx;
-#pragma omp parallel for simd schedule(static) num_threads(l->threads)
+#pragma omp parallel for simd schedule(static) num_threads(threads)
     for (size_t i = 0; i < n; i++) {
         float g = dy[i]; /* loaded either way, so the select vectorises */
-        dx[i] = x[i] > 0 ? g : 0.0f;
+        out[i] = v[i] > 0 ? g : 0.0f;
     }
+}
+
+static void relu_backward(nn_layer *l, const float *dy, int B)
+{
+    relu_gradient(l->x, dy, l->dx, (size_t)B * nn_layer_in_size(l), l->threads);
 }
 
 static void dropout_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
@@ -425,10 +437,14 @@ static void dropout_backward(nn_layer *l, const float *restrict dy, int B)
 /* per channel c over the B*h*w values; train: batch statistics (biased
  * variance), running ones updated with the unbiased variance, as PyTorch */
 
+/* Channels go to the threads; each channel's sums run in one order. With
+ * l->relu the output is relu(bn(x)), and backward takes the gradient through
+ * the relu first (where the output is 0, it is 0). */
 static void batchnorm_forward(nn_layer *l, const float *x, int B, int train)
 {
     size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
     double cnt = (double)B * (double)hw;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int c = 0; c < l->c; c++) {
         float mean, istd;
         if (train) {
@@ -453,12 +469,15 @@ static void batchnorm_forward(nn_layer *l, const float *x, int B, int train)
         }
         l->mean[c] = mean, l->istd[c] = istd;
         float gamma = l->weight->w[c], beta = l->bias->w[c];
-        for (int b = 0; b < B; b++)
+        for (int b = 0; b < B; b++) {
+            const float *restrict xs = x + b * in + c * hw;
+            float *restrict xh = l->xhat + b * in + c * hw, *restrict y = l->y + b * in + c * hw;
             for (size_t i = 0; i < hw; i++) {
-                size_t at = b * in + c * hw + i;
-                l->xhat[at] = (x[at] - mean) * istd;
-                l->y[at] = gamma * l->xhat[at] + beta;
+                xh[i] = (xs[i] - mean) * istd;
+                float v = gamma * xh[i] + beta;
+                y[i] = l->relu && v < 0 ? 0.0f : v;
             }
+        }
     }
 }
 
@@ -466,26 +485,69 @@ static void batchnorm_backward(nn_layer *l, const float *dy, int B)
 {
     size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
     float cnt = (float)B * (float)hw;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int c = 0; c < l->c; c++) {
         double dg = 0, db = 0;
-        for (int b = 0; b < B; b++)
+        for (int b = 0; b < B; b++) {
+            const float *restrict g = dy + b * in + c * hw, *restrict y = l->y + b * in + c * hw;
+            const float *restrict xh = l->xhat + b * in + c * hw;
             for (size_t i = 0; i < hw; i++) {
-                size_t at = b * in + c * hw + i;
-                dg += dy[at] * l->xhat[at];
-                db += dy[at];
+                float gi = l->relu && y[i] <= 0 ? 0.0f : g[i];
+                dg += gi * xh[i];
+                db += gi;
             }
+        }
         l->weight->g[c] += (float)dg;
         l->bias->g[c] += (float)db;
         if (!l->need_dx)
             continue;
-        float k = l->weight->w[c] * l->istd[c];
-        for (int b = 0; b < B; b++)
+        float k = l->weight->w[c] * l->istd[c], mdb = (float)db / cnt, mdg = (float)dg / cnt;
+        for (int b = 0; b < B; b++) {
+            const float *restrict g = dy + b * in + c * hw, *restrict y = l->y + b * in + c * hw;
+            const float *restrict xh = l->xhat + b * in + c * hw;
+            float *restrict dx = l->dx + b * in + c * hw;
             for (size_t i = 0; i < hw; i++) {
-                size_t at = b * in + c * hw + i;
+                float gi = l->relu && y[i] <= 0 ? 0.0f : g[i];
                 /* training: the batch statistics depend on x too */
-                l->dx[at] = l->trained ? k * (dy[at] - (float)db / cnt - l->xhat[at] * (float)dg / cnt) : k * dy[at];
+                dx[i] = l->trained ? k * (gi - mdb - xh[i] * mdg) : k * gi;
             }
+        }
     }
+}
+
+/* ---------------- residual blocks ---------------- */
+/* y = relu(main(x) + shortcut(x)); backward sends g = dy through the relu
+ * down both paths and adds their input gradients. */
+
+static void block_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
+{
+    const float *restrict a = nn_forward(l->main, x, B, train, rng);
+    const float *restrict sc = l->shortcut ? nn_forward(l->shortcut, x, B, train, rng) : x;
+    float *restrict y = l->y;
+    size_t n = (size_t)B * nn_layer_out_size(l);
+#pragma omp parallel for simd schedule(static) num_threads(l->threads)
+    for (size_t i = 0; i < n; i++) {
+        float v = a[i] + sc[i];
+        y[i] = v > 0 ? v : 0.0f;
+    }
+}
+
+static void block_backward(nn_layer *l, const float *dy, int B)
+{
+    float *g = l->g;
+    relu_gradient(l->y, dy, g, (size_t)B * nn_layer_out_size(l), l->threads);
+    nn_backward(l->main, g, B);
+    if (l->shortcut)
+        nn_backward(l->shortcut, g, B);
+    if (!l->need_dx)
+        return;
+    const float *restrict dm = l->main->layers[0].dx;
+    const float *restrict ds = l->shortcut ? l->shortcut->layers[0].dx : g; /* the identity passes g on */
+    float *restrict dx = l->dx;
+    size_t m = (size_t)B * nn_layer_in_size(l); /* the input's size: more than the output's when strided */
+#pragma omp parallel for simd schedule(static) num_threads(l->threads)
+    for (size_t i = 0; i < m; i++)
+        dx[i] = dm[i] + ds[i];
 }
 
 /* ---------------- global average pooling ---------------- */
@@ -528,6 +590,7 @@ void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng
     case NN_DROPOUT: dropout_forward(l, x, B, train, rng); break;
     case NN_BATCHNORM: batchnorm_forward(l, x, B, train); break;
     case NN_GAP: gap_forward(l, x, B); break;
+    case NN_BLOCK: block_forward(l, x, B, train, rng); break;
     }
 }
 
@@ -542,12 +605,32 @@ void nn_layer_backward(nn_layer *l, const float *dy, int B)
     case NN_DROPOUT: dropout_backward(l, dy, B); break;
     case NN_BATCHNORM: batchnorm_backward(l, dy, B); break;
     case NN_GAP: gap_backward(l, dy, B); break;
+    case NN_BLOCK: block_backward(l, dy, B); break;
     }
 }
 
 /* ---------------- loss ---------------- */
 
 float nn_softmax_xent(const float *logits, const int32_t *labels, int B, int n, float *dlogits, int *correct)
+{
+    return nn_softmax_xent_smooth(logits, labels, B, n, 0.0f, dlogits, correct);
+}
+
+int nn_topk_correct(const float *logits, const int32_t *labels, int B, int n, int k)
+{
+    int right = 0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * n;
+        int y = labels[b], higher = 0;
+        for (int i = 0; i < n; i++)
+            higher += i != y && z[i] >= z[y];
+        right += higher < k;
+    }
+    return right;
+}
+
+float nn_softmax_xent_smooth(const float *logits, const int32_t *labels, int B, int n, float eps, float *dlogits,
+                             int *correct)
 {
     double loss = 0;
     int right = 0;
@@ -561,11 +644,14 @@ float nn_softmax_xent(const float *logits, const int32_t *labels, int B, int n, 
         double sum = 0;
         for (int i = 0; i < n; i++)
             sum += exp((double)z[i] - z[best]);
-        double logsum = log(sum) + z[best];
-        loss += logsum - z[labels[b]];
+        double logsum = log(sum) + z[best], mean_nll = 0;
+        for (int i = 0; eps > 0 && i < n; i++)
+            mean_nll += (logsum - z[i]) / n;
+        loss += (1 - eps) * (logsum - z[labels[b]]) + eps * mean_nll;
         if (dlogits)
             for (int i = 0; i < n; i++)
-                dlogits[(size_t)b * n + i] = (float)((exp(z[i] - logsum) - (i == labels[b])) / B);
+                dlogits[(size_t)b * n + i] =
+                    (float)((exp(z[i] - logsum) - (1 - eps) * (i == labels[b]) - eps / n) / B);
     }
     if (correct)
         *correct = right;

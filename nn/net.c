@@ -45,6 +45,18 @@ static void param_free(nn_param *p)
         free(p->w), free(p->g), free(p->m), free(p->v), free(p);
 }
 
+static int add_param(nn_net *n, nn_param *p)
+{
+    nn_param **grown = realloc(n->params, (size_t)(n->nparams + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    n->params = grown;
+    n->params[n->nparams++] = p;
+    return 0;
+}
+
+static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng);
+
 /* Appends a layer after the last one (or the input shape) of n. */
 static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
 {
@@ -76,8 +88,9 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
         fan_in = (size_t)l->c * l->k * l->k;
         l->weight = param_new((size_t)l->oc * fan_in, 1);
-        l->bias = param_new((size_t)l->oc, 0);
-        if (l->oh < 1 || l->ow < 1)
+        if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, 0)))
+            return -1;
+        if (l->h + 2 * l->pad < l->k || l->w + 2 * l->pad < l->k)
             return -2;
         /* as many samples per gemm as keep the unrolled input near
          * CONV_GROUP_FLOATS, and at least one group per thread */
@@ -95,12 +108,15 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
             return -1;
         break;
     case NN_MAXPOOL:
-        l->k = sp->k, l->stride = sp->stride;
-        l->oh = (l->h - l->k) / l->stride + 1, l->ow = (l->w - l->k) / l->stride + 1;
+        l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad;
+        if (l->h + 2 * l->pad < l->k || l->w + 2 * l->pad < l->k || l->pad * 2 > l->k)
+            return -2;
+        l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1, l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
         break;
     case NN_FLATTEN: l->oc = (int)nn_layer_in_size(l), l->oh = l->ow = 1; break;
     case NN_DROPOUT: l->rate = sp->rate; break;
     case NN_BATCHNORM:
+        l->relu = sp->relu;
         l->weight = param_new((size_t)l->c, 0);
         l->bias = param_new((size_t)l->c, 0);
         l->run_mean = calloc((size_t)l->c, sizeof(float));
@@ -113,8 +129,14 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
             l->weight->w[c] = 1, l->run_var[c] = 1;
         break;
     case NN_GAP: l->oh = l->ow = 1; break;
+    case NN_BLOCK: {
+        int rc = build_block(n, l, sp, rng);
+        if (rc)
+            return rc;
+        break;
     }
-    if (fan_in && (!l->weight || !l->bias))
+    }
+    if (fan_in && !l->weight)
         return -1;
     if (l->oh < 1 || l->ow < 1)
         return -2;
@@ -128,11 +150,16 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     }
     if ((sp->kind == NN_MAXPOOL && !(l->arg = malloc(out * sizeof(int32_t)))) ||
         (sp->kind == NN_DROPOUT && !(l->mask = malloc(in * sizeof(float)))) ||
-        (sp->kind == NN_BATCHNORM && !(l->xhat = malloc(in * sizeof(float)))))
+        (sp->kind == NN_BATCHNORM && !(l->xhat = malloc(in * sizeof(float)))) ||
+        (sp->kind == NN_BLOCK && !(l->g = malloc(out * sizeof(float)))))
         return -1;
-    if (l->weight) {
-        n->params[n->nparams++] = l->weight;
-        n->params[n->nparams++] = l->bias;
+    if ((l->weight && add_param(n, l->weight)) || (l->bias && add_param(n, l->bias)))
+        return -1;
+    for (int s = 0; sp->kind == NN_BLOCK && s < 2; s++) { /* the paths' parameters, in order */
+        const nn_net *path = s == 0 ? l->main : l->shortcut;
+        for (int i = 0; path && i < path->nparams; i++)
+            if (add_param(n, path->params[i]))
+                return -1;
     }
     if (fan_in) { /* He-uniform before a relu, Glorot-uniform for the output layer */
         double bound = last ? sqrt(6.0 / (double)(fan_in + (size_t)l->oc)) : sqrt(6.0 / (double)fan_in);
@@ -140,6 +167,70 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
             l->weight->w[i] = (float)((2.0 * nn_rng_uniform(rng) - 1.0) * bound);
     }
     return 0;
+}
+
+/* A block's two paths as networks of their own on its input shape; l's
+ * output shape from them. */
+static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
+{
+#define CONVBN(out_, k_, s_, relu_)                                                                                \
+    {.kind = NN_CONV, .out = out_, .k = k_, .stride = s_, .pad = (k_) / 2, .nobias = 1},                            \
+        {.kind = NN_BATCHNORM, .relu = relu_ }
+    int width = sp->out, s = sp->stride < 1 ? 1 : sp->stride, out = sp->bottleneck ? 4 * width : width;
+    nn_spec basic[] = {CONVBN(width, 3, s, 1), CONVBN(width, 3, 1, 0)};
+    nn_spec bottleneck[] = {CONVBN(width, 1, 1, 1), CONVBN(width, 3, s, 1), CONVBN(out, 1, 1, 0)};
+    nn_spec projection[] = {CONVBN(out, 1, s, 0)};
+#undef CONVBN
+    sp_err e = {0};
+    l->stride = s;
+    l->main = sp->bottleneck ? nn_net_build("block", bottleneck, 6, l->c, l->h, l->w, 2, n->batch, rng, &e)
+                             : nn_net_build("block", basic, 4, l->c, l->h, l->w, 2, n->batch, rng, &e);
+    if (!l->main)
+        return e.code == SP_EXIT_SYSTEM ? -1 : -2;
+    const nn_layer *last = &l->main->layers[l->main->nlayers - 1];
+    l->oc = last->oc, l->oh = last->oh, l->ow = last->ow;
+    if ((s != 1 || out != l->c) && !(l->shortcut = nn_net_build("shortcut", projection, 2, l->c, l->h, l->w, 2,
+                                                                   n->batch, rng, &e)))
+        return e.code == SP_EXIT_SYSTEM ? -1 : -2;
+    /* the paths' first layers pass gradients back when the block must */
+    l->main->layers[0].need_dx = n->nlayers > 0;
+    if (l->shortcut)
+        l->shortcut->layers[0].need_dx = n->nlayers > 0;
+    return 0;
+}
+
+/* torchvision's resnets for 224x224 (blocks per stage, bottleneck or not), or
+ * the CIFAR resnet20; the specs into out (room for 64). */
+static int resnet_specs(const char *model, nn_spec *out)
+{
+    static const int depth18[] = {2, 2, 2, 2}, depth34[] = {3, 4, 6, 3};
+    const int *depth;
+    int stages, bottleneck = 0, width = 64, n = 0;
+    if (!strcmp(model, "resnet20")) {
+        out[n++] = (nn_spec){.kind = NN_CONV, .out = 16, .k = 3, .stride = 1, .pad = 1, .nobias = 1};
+        out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
+        for (int st = 0; st < 3; st++)
+            for (int b = 0; b < 3; b++)
+                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = 16 << st, .stride = st > 0 && b == 0 ? 2 : 1};
+    } else {
+        if (!strcmp(model, "resnet18"))
+            depth = depth18;
+        else if (!strcmp(model, "resnet34") || !strcmp(model, "resnet50"))
+            depth = depth34, bottleneck = !strcmp(model, "resnet50");
+        else
+            return 0;
+        stages = 4;
+        out[n++] = (nn_spec){.kind = NN_CONV, .out = 64, .k = 7, .stride = 2, .pad = 3, .nobias = 1};
+        out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
+        out[n++] = (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1};
+        for (int st = 0; st < stages; st++)
+            for (int b = 0; b < depth[st]; b++)
+                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = width << st, .stride = st > 0 && b == 0 ? 2 : 1,
+                                     .bottleneck = bottleneck};
+    }
+    out[n++] = (nn_spec){.kind = NN_GAP};
+    out[n++] = (nn_spec){.kind = NN_DENSE, .out = -1};
+    return n;
 }
 
 nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int batch, nn_rng *rng, sp_err *err)
@@ -160,7 +251,11 @@ nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int b
         return nn_net_build(model, mlp, (int)(sizeof mlp / sizeof *mlp), c, h, w, classes, batch, rng, err);
     if (!strcmp(model, "cnn"))
         return nn_net_build(model, cnn, (int)(sizeof cnn / sizeof *cnn), c, h, w, classes, batch, rng, err);
-    sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp or cnn)", model);
+    nn_spec specs[64];
+    int count = resnet_specs(model, specs);
+    if (count)
+        return nn_net_build(model, specs, count, c, h, w, classes, batch, rng, err);
+    sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp, cnn, resnet18, resnet34, resnet50 or resnet20)", model);
     return NULL;
 }
 
@@ -172,9 +267,7 @@ nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, 
         return NULL;
     }
     nn_net *n = calloc(1, sizeof *n);
-    if (!n || !(n->layers = calloc((size_t)count, sizeof *n->layers)) ||
-        !(n->params = calloc((size_t)count * 2, sizeof *n->params))) {
-        free(n ? n->layers : NULL);
+    if (!n || !(n->layers = calloc((size_t)count, sizeof *n->layers))) {
         free(n);
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         return NULL;
@@ -207,7 +300,9 @@ void nn_net_free(nn_net *n)
         nn_layer *l = &n->layers[i];
         if (l->kind != NN_FLATTEN)
             free(l->y), free(l->dx);
-        param_free(l->weight), param_free(l->bias);
+        if (l->kind != NN_BLOCK) /* a block's parameters are its paths' */
+            param_free(l->weight), param_free(l->bias);
+        nn_net_free(l->main), nn_net_free(l->shortcut), free(l->g);
         free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
         free(l->mean), free(l->istd), free(l->xhat);
     }
@@ -231,6 +326,8 @@ double nn_net_forward_flops(const nn_net *n)
         const nn_layer *l = &n->layers[i];
         if (l->kind == NN_DENSE || l->kind == NN_CONV)
             f += (double)l->weight->n * l->oh * l->ow;
+        else if (l->kind == NN_BLOCK)
+            f += nn_net_forward_flops(l->main) + (l->shortcut ? nn_net_forward_flops(l->shortcut) : 0);
     }
     return f;
 }
@@ -323,6 +420,20 @@ void nn_opt_step(nn_opt *o, nn_net *n)
 
 /* Every float array of the state, in file order: per parameter w, m, v, then
  * per batchnorm layer run_mean, run_var. Calls fn(ctx, data, count). */
+/* The batchnorm layers' running statistics, blocks' paths included, in order. */
+static int each_running_stat(const nn_net *n, int (*fn)(void *ctx, float *p, size_t count), void *ctx)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        if (l->kind == NN_BATCHNORM && (fn(ctx, l->run_mean, (size_t)l->c) || fn(ctx, l->run_var, (size_t)l->c)))
+            return -1;
+        if (l->kind == NN_BLOCK &&
+            (each_running_stat(l->main, fn, ctx) || (l->shortcut && each_running_stat(l->shortcut, fn, ctx))))
+            return -1;
+    }
+    return 0;
+}
+
 static int each_array(const nn_net *n, int (*fn)(void *ctx, float *p, size_t count), void *ctx)
 {
     for (int i = 0; i < n->nparams; i++) {
@@ -330,12 +441,7 @@ static int each_array(const nn_net *n, int (*fn)(void *ctx, float *p, size_t cou
         if (fn(ctx, p->w, p->n) || fn(ctx, p->m, p->n) || fn(ctx, p->v, p->n))
             return -1;
     }
-    for (int i = 0; i < n->nlayers; i++) {
-        const nn_layer *l = &n->layers[i];
-        if (l->kind == NN_BATCHNORM && (fn(ctx, l->run_mean, (size_t)l->c) || fn(ctx, l->run_var, (size_t)l->c)))
-            return -1;
-    }
-    return 0;
+    return each_running_stat(n, fn, ctx);
 }
 
 static int append_floats(void *ctx, float *p, size_t count)

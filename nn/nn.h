@@ -49,6 +49,8 @@ enum nn_kind {
     NN_DROPOUT,    /* zeroes with probability rate in training, scales the rest by 1/(1-rate) */
     NN_BATCHNORM,  /* per channel over (B, H, W); gamma, beta; running mean/var (momentum 0.1) */
     NN_GAP,        /* global average pool: (B, C, H, W) -> (B, C) */
+    NN_BLOCK,      /* a residual block: y = relu(main(x) + shortcut(x)), the shortcut the
+                    * identity or a strided 1x1 conv and batchnorm (see nn_spec) */
 };
 
 typedef struct nn_layer {
@@ -57,8 +59,11 @@ typedef struct nn_layer {
     int oc, oh, ow;     /* output shape per sample */
     int k, stride, pad; /* conv, maxpool */
     float rate;         /* dropout */
-    int relu;           /* conv: y = relu(conv(x)) */
-    nn_param *weight, *bias; /* dense, conv (weight, bias); batchnorm (gamma, beta) */
+    int relu;           /* conv, batchnorm: y = relu(layer(x)) */
+    nn_param *weight, *bias; /* dense, conv (weight, bias; no bias for a conv built without);
+                              * batchnorm (gamma, beta) */
+    struct nn_net *main, *shortcut; /* block: its two paths (shortcut NULL: the identity) */
+    float *g;           /* block: dL/d(main + shortcut), (B x out) */
     float *run_mean, *run_var; /* batchnorm, c each: saved in checkpoints */
     const float *x;     /* the input of the last forward (borrowed) */
     float *y, *dx;      /* output (B x out) and input gradient (B x in), owned */
@@ -97,6 +102,14 @@ void nn_layer_backward(nn_layer *l, const float *dy, int B);
  * Writes dlogits (B, n) when not NULL; returns the loss; *correct (may be
  * NULL) gets how many argmax predictions equal the label. */
 float nn_softmax_xent(const float *logits, const int32_t *labels, int B, int n, float *dlogits, int *correct);
+/* The same with label smoothing eps (0 <= eps < 1), as PyTorch's
+ * cross_entropy(label_smoothing=eps): the target is (1 - eps) on the label
+ * plus eps / n on every class. */
+float nn_softmax_xent_smooth(const float *logits, const int32_t *labels, int B, int n, float eps, float *dlogits,
+                             int *correct);
+/* How many of the B rows of logits (B, n) rank their label among the k
+ * highest (ties counted against). */
+int nn_topk_correct(const float *logits, const int32_t *labels, int B, int n, int k);
 
 /* ---------------- networks ---------------- */
 typedef struct nn_net {
@@ -115,17 +128,26 @@ typedef struct nn_net {
 typedef struct nn_spec {
     int kind, out, k, stride, pad;
     float rate;
-    int relu; /* conv: a relu fused after it */
+    int relu;       /* conv, batchnorm: a relu fused after it */
+    int nobias;     /* conv: no bias (a batchnorm follows) */
+    int bottleneck; /* block: 1x1 (out), 3x3 (out, stride), 1x1 (4 out), each with batchnorm;
+                     * else basic: 3x3 (out, stride), 3x3 (out). The shortcut is a 1x1 conv
+                     * with stride and batchnorm when the shape changes, as torchvision's */
 } nn_spec;
 
 /* A network of the given layers after an input of (c, h, w), named model;
  * weights initialised as below. NULL with err set when a shape does not fit. */
 nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
                      nn_rng *rng, sp_err *err);
-/* The models by name: "mlp" (flatten, dense 128, relu, dense classes) and
+/* The models by name: "mlp" (flatten, dense 128, relu, dense classes);
  * "cnn" (conv3x3 32, relu, maxpool 2, conv3x3 64, relu, maxpool 2, conv3x3
  * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1; each
- * conv's relu fused into it). Input
+ * conv's relu fused into it); "resnet18", "resnet34" (basic blocks) and
+ * "resnet50" (bottleneck blocks) as torchvision builds them for 224x224
+ * (conv7x7/2, maxpool3x3/2, four stages, global average pool, dense);
+ * "resnet20", the CIFAR one (conv3x3 16, three stages of three basic blocks
+ * with 16, 32, 64 filters, global average pool, dense; projection
+ * shortcuts). Input
  * (c, h, w), weights He-uniform (Glorot-uniform for the last layer), biases
  * zero, from rng. NULL with err set for an unknown name or a shape the
  * model cannot take. */

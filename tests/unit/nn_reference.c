@@ -176,6 +176,25 @@ static void xent_case(void)
     float loss = nn_softmax_xent(lg->data, labels, B, k, dl, NULL);
     compare("xent", "loss", &loss, LAYER_ATOL, LAYER_RTOL);
     compare("xent", "dlogits", dl, LAYER_ATOL, LAYER_RTOL);
+    loss = nn_softmax_xent_smooth(lg->data, labels, B, k, 0.1f, dl, NULL); /* label smoothing 0.1 */
+    compare("xent_ls", "loss", &loss, LAYER_ATOL, LAYER_RTOL);
+    compare("xent_ls", "dlogits", dl, LAYER_ATOL, LAYER_RTOL);
+}
+
+/* PyTorch's parameters prefix.p0, p1, ... into n's, in order; -1 (a failed
+ * check) when a size differs. */
+static int load_params(const char *prefix, nn_net *n)
+{
+    char name[96];
+    for (int i = 0; i < n->nparams; i++) {
+        snprintf(name, sizeof name, "%s.p%d", prefix, i);
+        const fix *p = get(name);
+        CHECK(p->n == n->params[i]->n, "%s: %zu values, ours %zu", name, p->n, n->params[i]->n);
+        if (p->n != n->params[i]->n)
+            return -1;
+        memcpy(n->params[i]->w, p->data, p->n * sizeof(float));
+    }
+    return 0;
 }
 
 /* The model from PyTorch's initial weights, two optimizer steps on one batch. */
@@ -189,13 +208,9 @@ static void model_case(const char *model, int c, int h, int w, nn_opt *opt, nn_r
     if (!n)
         return;
     char name[64];
-    for (int i = 0; i < n->nparams; i++) {
-        snprintf(name, sizeof name, "%s.p%d", model, i);
-        const fix *p = get(name);
-        CHECK(p->n == n->params[i]->n, "%s: %zu values, ours %zu", name, p->n, n->params[i]->n);
-        if (p->n != n->params[i]->n)
-            return;
-        memcpy(n->params[i]->w, p->data, p->n * sizeof(float));
+    if (load_params(model, n)) {
+        nn_net_free(n);
+        return;
     }
     int32_t labels[64];
     float dlogits[640];
@@ -215,6 +230,122 @@ static void model_case(const char *model, int c, int h, int w, nn_opt *opt, nn_r
         }
     }
     nn_net_free(n);
+}
+
+/* The batchnorm running statistics of n (blocks' paths included, in order)
+ * against the fixtures prefix.r0, r1, ...: the largest difference into *worst. */
+static void running_stats(const nn_net *n, const char *prefix, int *j, double *worst)
+{
+    char name[96];
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        if (l->kind == NN_BLOCK) {
+            running_stats(l->main, prefix, j, worst);
+            if (l->shortcut)
+                running_stats(l->shortcut, prefix, j, worst);
+        }
+        if (l->kind != NN_BATCHNORM)
+            continue;
+        snprintf(name, sizeof name, "%s.r%d", prefix, (*j)++);
+        const fix *r = get(name);
+        for (int c = 0; c < l->c; c++)
+            *worst = fmax(*worst, fmax(fabs(l->run_mean[c] - r->data[c]), fabs(l->run_var[c] - r->data[l->c + c])));
+    }
+}
+
+/* A block or a whole network in training mode against net_case's fixtures:
+ * the output, the loss (for a network), the input and parameter gradients,
+ * and the batchnorm running statistics. */
+static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, double rtol)
+{
+    char name[96];
+    if (load_params(prefix, n))
+        return;
+    snprintf(name, sizeof name, "%s.p%d", prefix, n->nparams);
+    for (int i = 0; i < nfixes; i++)
+        CHECK(strcmp(fixes[i].name, name), "%s: PyTorch has more parameters than our %d", prefix, n->nparams);
+    nn_layer *first = &n->layers[0];
+    first->need_dx = 1;
+    if (first->kind == NN_BLOCK) { /* a lone block: its paths must pass the gradient back too */
+        first->main->layers[0].need_dx = 1;
+        if (first->shortcut)
+            first->shortcut->layers[0].need_dx = 1;
+    }
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    const float *y = nn_forward(n, getf(prefix, "x"), n->batch, 1, &rng);
+    compare(prefix, "y", y, atol, rtol);
+    nn_zero_grad(n);
+    if (with_loss) {
+        int32_t labels[8];
+        float dl[8 * 16];
+        for (int i = 0; i < n->batch; i++)
+            labels[i] = (int32_t)getf(prefix, "labels")[i];
+        float loss = nn_softmax_xent(y, labels, n->batch, n->classes, dl, NULL);
+        compare(prefix, "loss", &loss, atol, rtol);
+        nn_backward(n, dl, n->batch);
+    } else {
+        nn_backward(n, getf(prefix, "dy"), n->batch);
+    }
+    compare(prefix, "dx", n->layers[0].dx, atol, rtol);
+    double worst = 0;
+    for (int i = 0; i < n->nparams; i++) { /* every gradient, one line for them all */
+        snprintf(name, sizeof name, "%s.g%d", prefix, i);
+        const fix *g = get(name);
+        size_t bad = 0, at = 0;
+        for (size_t j = 0; j < g->n; j++) {
+            double d = fabs((double)n->params[i]->g[j] - g->data[j]);
+            if (!(d <= atol + rtol * fabs(g->data[j])) && bad++ == 0)
+                at = j;
+            worst = d > worst ? d : worst;
+        }
+        CHECK(bad == 0, "%s: %zu of %zu values off (first at %zu: %.8g, PyTorch %.8g)", name, bad, g->n, at,
+              n->params[i]->g[at], g->data[at]);
+    }
+    printf("  %-22s %8d tensors, max |difference| %.3g\n", "  parameter gradients", n->nparams, worst);
+    /* running statistics, in layer order through the blocks */
+    int j = 0;
+    worst = 0;
+    running_stats(n, prefix, &j, &worst);
+    CHECK(worst <= atol + rtol, "%s: running statistics off by %.3g", prefix, worst);
+    printf("  %-22s %8d layers, max |difference| %.3g\n", "  running statistics", j, worst);
+}
+
+static void residual_cases(void)
+{
+    nn_rng rng;
+    nn_rng_seed(&rng, 2);
+    sp_err err = {0};
+    struct {
+        const char *prefix;
+        nn_spec spec;
+    } blocks[] = {
+        {"basic", {.kind = NN_BLOCK, .out = 16, .stride = 2}},
+        {"basic_id", {.kind = NN_BLOCK, .out = 8, .stride = 1}},
+        {"bottleneck", {.kind = NN_BLOCK, .out = 4, .stride = 2, .bottleneck = 1}},
+    };
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.x", blocks[i].prefix);
+        const fix *x = get(name);
+        nn_net *n = nn_net_build(blocks[i].prefix, &blocks[i].spec, 1, x->dims[1], x->dims[2], x->dims[3], 2,
+                                 x->dims[0], &rng, &err);
+        CHECK(n != NULL, "%s: %s", blocks[i].prefix, err.msg);
+        if (n)
+            net_case(blocks[i].prefix, n, 0, LAYER_ATOL, LAYER_RTOL);
+        nn_net_free(n);
+    }
+    static const struct {
+        const char *model;
+        int size;
+    } models[] = {{"resnet18", 64}, {"resnet20", 32}};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        nn_net *n = nn_net_create(models[i].model, 3, models[i].size, models[i].size, 10, 2, &rng, &err);
+        CHECK(n != NULL, "%s: %s", models[i].model, err.msg);
+        if (n)
+            net_case(models[i].model, n, 1, MODEL_ATOL, MODEL_RTOL);
+        nn_net_free(n);
+    }
 }
 
 /* ---------------- finite differences ---------------- */
@@ -354,14 +485,19 @@ int main(int argc, char **argv)
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
     model_case("cnn", 3, 32, 32, &sgd, &rng);
+    layer_case("maxpool3p1", (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
+    residual_cases();
     /* the same with the batch shared out over two threads */
     printf("  with 2 threads:\n");
     nn_set_threads(2);
+    layer_case("conv_s2p1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
+    layer_case("bn_train", (nn_spec){.kind = NN_BATCHNORM}, 1, &rng);
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
     model_case("mlp", 1, 28, 28, &adam, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
     model_case("cnn", 3, 32, 32, &sgd, &rng);
+    residual_cases();
     nn_set_threads(1);
 
     fd_case("dense", (nn_spec){.kind = NN_DENSE, .out = 6}, 3, 10, 1, 1, 1, 1e-2f);
