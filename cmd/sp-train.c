@@ -301,8 +301,8 @@ static int train(const options *o, sp_err *err)
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         goto out;
     }
-    sp_info("%s: %s, %zu parameters; train %llu records %ux%ux%u, %d classes%s%s", o->dir, net->model,
-            nn_net_param_count(net), (unsigned long long)tr.count, tr.h, tr.w, tr.c, tr.classes,
+    sp_info("%s: %s, %zu parameters, %.0f MB for batches of %u; train %llu records %ux%ux%u, %d classes%s%s", o->dir,
+            net->model, nn_net_param_count(net), nn_net_bytes(net) / 1e6, batch, (unsigned long long)tr.count, tr.h, tr.w, tr.c, tr.classes,
             have_test ? "; evaluating on " : "", have_test ? test_split : "");
     double train_seconds = 0, test_acc = -1, test_top5 = -1, train_acc = 0, loss = 0;
     long steps_per_epoch = (long)((tr.count + batch - 1) / batch), total_steps = steps_per_epoch * o->epochs;

@@ -332,6 +332,32 @@ double nn_net_forward_flops(const nn_net *n)
     return f;
 }
 
+double nn_net_bytes(const nn_net *n)
+{
+    double floats = 0, B = n->batch;
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        double in = B * (double)nn_layer_in_size(l), out = B * (double)nn_layer_out_size(l);
+        if (l->kind == NN_FLATTEN)
+            continue;
+        floats += in + out; /* dx, y */
+        if (l->kind == NN_CONV) {
+            double per = (double)l->c * l->k * l->k * l->oh * l->ow * l->group * l->threads;
+            floats += 2 * per + (double)l->oc * l->oh * l->ow * l->group * l->threads +
+                      (double)l->threads * ((double)l->weight->n + l->oc);
+        }
+        if (l->kind == NN_MAXPOOL)
+            floats += out; /* int32 indices */
+        if (l->kind == NN_DROPOUT || l->kind == NN_BATCHNORM)
+            floats += in + 4.0 * l->c; /* mask or normalized input; statistics */
+        if (l->kind == NN_BLOCK) /* its paths hold their own parameters */
+            floats += out + nn_net_bytes(l->main) / 4 + (l->shortcut ? nn_net_bytes(l->shortcut) / 4 : 0);
+        else
+            floats += 4.0 * ((l->weight ? (double)l->weight->n : 0) + (l->bias ? (double)l->bias->n : 0));
+    }
+    return floats * 4;
+}
+
 /* ---------------- forward, backward ---------------- */
 
 const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng)

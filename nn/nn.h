@@ -162,6 +162,9 @@ void nn_backward(nn_net *n, const float *dlogits, int B);
 void nn_zero_grad(nn_net *n);
 /* Multiply-adds of one forward pass of one sample (for GFLOP/s figures). */
 double nn_net_forward_flops(const nn_net *n);
+/* The bytes the net holds for its batch: activations and their gradients,
+ * per-layer scratch, and parameters with gradients and optimizer state. */
+double nn_net_bytes(const nn_net *n);
 
 /* ---------------- optimizers ---------------- */
 enum nn_opt_kind { NN_SGD = 1, NN_ADAM };
