@@ -35,13 +35,6 @@ static const char usage[] =
     "checkpoint, or one made for other shapes or classes); 2 usage error; 3 system\n"
     "error.\n";
 
-static void first_problem(void *ctx, const char *problem)
-{
-    char *dst = ctx;
-    if (!dst[0])
-        snprintf(dst, 512, "%s", problem);
-}
-
 typedef struct results {
     int classes;
     uint64_t n, top1, top5;
@@ -172,16 +165,8 @@ int main(int argc, char **argv)
     float *x = NULL;
     int32_t *labels = NULL;
     int rc = -1;
-    char problem[512] = "";
-    if (verify) {
-        sp_verify_hooks hooks = {.report = first_problem, .ctx = problem};
-        sp_verify_stats st;
-        int v = sp_verify_dir(dir, &hooks, &st, &err);
-        if (v > 0)
-            sp_fail(&err, SP_EXIT_DATA, "%s: the shards do not verify: %s (run sp-verify %s)", dir, problem, dir);
-        if (v)
-            goto out;
-    }
+    if (verify && sp_verify_or_fail(dir, &err))
+        goto out;
     if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, NULL, &err))
         goto out;
     if (split) {

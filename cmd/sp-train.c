@@ -159,25 +159,6 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void first_problem(void *ctx, const char *problem)
-{
-    char *dst = ctx;
-    if (!dst[0])
-        snprintf(dst, 512, "%s", problem);
-}
-
-/* sp-verify's checks; the first problem as the error. */
-static int verify_shards(const char *dir, sp_err *err)
-{
-    char problem[512] = "";
-    sp_verify_hooks hooks = {.report = first_problem, .ctx = problem};
-    sp_verify_stats st;
-    int rc = sp_verify_dir(dir, &hooks, &st, err);
-    if (rc > 0)
-        return sp_fail(err, SP_EXIT_DATA, "%s: the shards do not verify: %s (run sp-verify %s)", dir, problem, dir);
-    return rc;
-}
-
 /* Top-1 and top-5 accuracy and mean loss of net over a whole split, in
  * manifest order, on the stored images (the centre view). */
 static int evaluate(nn_net *net, nn_data *d, float *x, int32_t *labels, double *acc, double *top5, double *loss,
@@ -222,7 +203,7 @@ static int check_labels(const int32_t *labels, int n, int classes, const char *d
 
 static int train(const options *o, sp_err *err)
 {
-    if (o->verify && verify_shards(o->dir, err))
+    if (o->verify && sp_verify_or_fail(o->dir, err))
         return -1;
     nn_set_threads(o->threads);
     nn_data tr = {0}, te = {0};

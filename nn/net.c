@@ -303,8 +303,8 @@ void nn_net_free(nn_net *n)
         if (l->kind != NN_BLOCK) /* a block's parameters are its paths' */
             param_free(l->weight), param_free(l->bias);
         nn_net_free(l->main), nn_net_free(l->shortcut), free(l->g);
-        free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf), free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var);
-        free(l->mean), free(l->istd), free(l->xhat);
+        free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf);
+        free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var), free(l->mean), free(l->istd), free(l->xhat);
     }
     free(n->layers);
     free(n->params);

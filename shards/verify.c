@@ -166,3 +166,21 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
     json_decref(m);
     return st->problems ? 1 : 0;
 }
+
+static void keep_first(void *ctx, const char *problem)
+{
+    char *dst = ctx;
+    if (!dst[0])
+        snprintf(dst, 512, "%s", problem);
+}
+
+int sp_verify_or_fail(const char *dir, sp_err *err)
+{
+    char problem[512] = "";
+    sp_verify_hooks hooks = {.report = keep_first, .ctx = problem};
+    sp_verify_stats st;
+    int rc = sp_verify_dir(dir, &hooks, &st, err);
+    if (rc > 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: the shards do not verify: %s (run sp-verify %s)", dir, problem, dir);
+    return rc;
+}
