@@ -169,17 +169,13 @@ int main(int argc, char **argv)
         goto out;
     if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, NULL, &err))
         goto out;
-    if (split) {
-        if (nn_data_open(&d, dir, split, (uint32_t)batch, &err))
-            goto out;
-    } else if (nn_data_open(&d, dir, "test", (uint32_t)batch, &err) == 0) {
-        split = "test";
-    } else if (nn_data_open(&d, dir, "val", (uint32_t)batch, &err) == 0) {
-        split = "val";
-    } else {
-        sp_fail(&err, SP_EXIT_DATA, "%s: neither a test nor a val split", dir);
+    if (!split && !(split = nn_data_eval_split(dir, &err))) {
+        if (!err.code)
+            sp_fail(&err, SP_EXIT_DATA, "%s: neither a test nor a val split (name one with --split)", dir);
         goto out;
     }
+    if (nn_data_open(&d, dir, split, (uint32_t)batch, &err))
+        goto out;
     if (net->c != (int)d.c || net->h != (int)d.h || net->w != (int)d.w || net->classes != d.classes) {
         sp_fail(&err, SP_EXIT_DATA, "%s: a %s for %dx%dx%d inputs and %d classes; the %s split holds %ux%ux%u and %d",
                 ckpt, net->model, net->h, net->w, net->c, net->classes, split, d.h, d.w, d.c, d.classes);

@@ -246,12 +246,13 @@ static int train(const options *o, sp_err *err)
     if (nn_data_open(&tr, o->dir, "train", batch, err))
         goto out;
     tr.crop_scale = r.crop_scale;
-    const char *test_split = NULL;
-    for (int i = 0; i < 2 && !test_split; i++) {
-        const char *name = i == 0 ? "test" : "val";
-        sp_err e2 = {0};
-        if (nn_data_open(&te, o->dir, name, batch, &e2) == 0)
-            test_split = name, have_test = 1;
+    const char *test_split = nn_data_eval_split(o->dir, err);
+    if (err->code)
+        goto out;
+    if (test_split) {
+        if (nn_data_open(&te, o->dir, test_split, batch, err))
+            goto out;
+        have_test = 1;
     }
     if (have_test && (te.h != tr.h || te.w != tr.w || te.c != tr.c || te.classes != tr.classes)) {
         sp_fail(err, SP_EXIT_DATA, "%s: the %s split is %ux%ux%u with %d classes, train %ux%ux%u with %d", o->dir,

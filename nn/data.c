@@ -1,8 +1,22 @@
 #include "nn/data.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "shards/manifest.h"
+
+const char *nn_data_eval_split(const char *dir, sp_err *err)
+{
+    json_t *m = sp_manifest_load(dir, err);
+    if (!m)
+        return NULL;
+    json_t *splits = json_object_get(m, "splits");
+    const char *name = json_object_get(splits, "test") ? "test" : json_object_get(splits, "val") ? "val" : NULL;
+    json_decref(m);
+    return name;
+}
 
 int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch, sp_err *err)
 {

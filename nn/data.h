@@ -40,6 +40,11 @@ typedef struct nn_data {
     float *scratch;           /* one image (C, H, W) */
 } nn_data;
 
+/* The split a model is evaluated on: "test", else "val" (ImageNet has no
+ * labelled test split), as dir's manifest lists them; NULL when it has
+ * neither, or with err set when the manifest cannot be read. */
+const char *nn_data_eval_split(const char *dir, sp_err *err);
+
 /* Opens dir's split for batches of at most batch records. 0 or -1 (err set,
  * naming dir and split, e.g. when the split is not there). */
 int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch, sp_err *err);

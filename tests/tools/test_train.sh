@@ -73,6 +73,9 @@ expect_err "sp-eval: flip.ckpt: checksum mismatch (corrupt or cut)"
 head -c 5000 mlp.ckpt > cut.ckpt
 expect_status 1 sp-train fm --resume cut.ckpt
 expect_err "sp-train: cut.ckpt: checksum mismatch (corrupt or cut)"
+sp-unpack $FMNIST/train-*.gz | sp-decode -q | sp-shard -q -o trainonly
+expect_status 1 sp-eval trainonly --checkpoint mlp.ckpt
+expect_err "sp-eval: trainonly: neither a test nor a val split (name one with --split)"
 expect_status 1 sp-eval fm --checkpoint run.json
 expect_err "sp-eval: run.json: not a shardpipe checkpoint (bad magic)"
 
