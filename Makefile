@@ -168,9 +168,14 @@ $(BUILD)/bench/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
 
+$(BUILD)/bench/conv_algos: bench/conv_algos.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak \
+	    $(BUILD)/bench/conv_algos
 	@bench/run.sh $(BUILD)
 
 clean:

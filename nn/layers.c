@@ -22,6 +22,18 @@ void nn_set_threads(int n)
 
 int nn_get_threads(void) { return nn_threads; }
 
+static int conv_algo = NN_CONV_BY_SHAPE;
+
+void nn_set_conv_algo(int algo) { conv_algo = algo; }
+
+int nn_conv_per_sample(int oh, int ow)
+{
+    return conv_algo == NN_CONV_PER_SAMPLE || (conv_algo == NN_CONV_BY_SHAPE && oh * ow >= NN_CONV_PER_SAMPLE_PIXELS);
+}
+
+static void relu_gradient(const float *restrict v, const float *restrict dy, float *restrict out, size_t n,
+                          int threads);
+
 /* [*lo, *hi): part t of T of [0, n), in order. */
 static void share(int n, int t, int T, int *lo, int *hi)
 {
@@ -209,8 +221,88 @@ static int conv_slot(const nn_layer *l, int ngroups, int gi)
     return ngroups <= l->threads ? gi : omp_get_thread_num();
 }
 
+/* A 1x1 stride-1 unpadded conv's im2col is its input. */
+static int conv_is_pointwise(const nn_layer *l) { return l->k == 1 && l->stride == 1 && l->pad == 0; }
+
+/* NN_CONV_PER_SAMPLE: y_b (oc, ohw) = W (oc, ckk) col_b (ckk, ohw) + b, in place. */
+static void conv_forward_per_sample(nn_layer *l, const float *x, int B)
+{
+    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), colsz = (size_t)ckk * ohw;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int b = 0; b < B; b++) {
+        float *col = l->col + (size_t)omp_get_thread_num() * colsz, *y = l->y + b * out;
+        if (conv_is_pointwise(l))
+            col = (float *)(x + b * in);
+        else
+            im2col(l, x + b * in, 1, col);
+        for (int o = 0; o < l->oc; o++)
+            for (int i = 0; i < ohw; i++)
+                y[(size_t)o * ohw + i] = l->bias ? l->bias->w[o] : 0.0f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->oc, ohw, ckk, 1.0f, l->weight->w, ckk, col, ohw, 1.0f,
+                    y, ohw);
+        if (l->relu)
+            for (size_t i = 0; i < out; i++)
+                y[i] = y[i] > 0 ? y[i] : 0.0f;
+    }
+}
+
+static void conv_backward_per_sample(nn_layer *l, const float *dy, int B)
+{
+    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, T = l->threads;
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), wn = l->weight->n, colsz = (size_t)ckk * ohw;
+    if (T > 1) {
+        memset(l->dwbuf, 0, (size_t)T * wn * sizeof(float));
+        memset(l->dbbuf, 0, (size_t)T * l->oc * sizeof(float));
+    }
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int b = 0; b < B; b++) {
+        int t = omp_get_thread_num();
+        float *col = l->col + t * colsz, *dcol = l->dcol + t * colsz, *masked = l->ybuf + t * out;
+        float *dw = T > 1 ? l->dwbuf + t * wn : l->weight->g;
+        float *db = T > 1 ? l->dbbuf + t * l->oc : l->bias ? l->bias->g : l->dbbuf;
+        const float *g = dy + b * out;
+        if (l->relu) { /* through the relu: where the output is 0, so is the gradient */
+            relu_gradient(l->y + b * out, g, masked, out, 1);
+            g = masked;
+        }
+        for (int o = 0; o < l->oc; o++) {
+            float sum = 0;
+            for (int i = 0; i < ohw; i++)
+                sum += g[(size_t)o * ohw + i];
+            db[o] += sum;
+        }
+        if (conv_is_pointwise(l))
+            col = (float *)(l->x + b * in);
+        else
+            im2col(l, l->x + b * in, 1, col);
+        /* dW (oc, ckk) += dy_b (oc, ohw) col^T (ohw, ckk) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->oc, ckk, ohw, 1.0f, g, ohw, col, ohw, 1.0f, dw, ckk);
+        if (!l->need_dx)
+            continue;
+        if (conv_is_pointwise(l)) { /* dx_b (c, ohw) = W^T (c, oc) dy_b (oc, ohw) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, l->oc, 1.0f, l->weight->w, ckk, g, ohw, 0.0f,
+                        l->dx + b * in, ohw);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, ohw, l->oc, 1.0f, l->weight->w, ckk, g, ohw, 0.0f,
+                        dcol, ohw);
+            col2im(l, dcol, 1, l->dx + b * in);
+        }
+    }
+    for (int t = 0; T > 1 && t < T; t++) {
+        for (size_t i = 0; i < wn; i++)
+            l->weight->g[i] += l->dwbuf[t * wn + i];
+        for (int o = 0; l->bias && o < l->oc; o++)
+            l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
+    }
+}
+
 static void conv_forward(nn_layer *l, const float *x, int B)
 {
+    if (l->per_sample) {
+        conv_forward_per_sample(l, x, B);
+        return;
+    }
     int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
     size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;
@@ -239,6 +331,10 @@ static void conv_forward(nn_layer *l, const float *x, int B)
 
 static void conv_backward(nn_layer *l, const float *dy, int B)
 {
+    if (l->per_sample) {
+        conv_backward_per_sample(l, dy, B);
+        return;
+    }
     int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group, T = l->threads;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), wn = l->weight->n;
     size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;

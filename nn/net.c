@@ -96,7 +96,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
          * CONV_GROUP_FLOATS, and at least one group per thread */
         size_t per = fan_in * l->oh * l->ow, slots = (size_t)l->threads;
         int share = (n->batch + l->threads - 1) / l->threads;
-        l->group = per >= CONV_GROUP_FLOATS ? 1 : (int)(CONV_GROUP_FLOATS / per);
+        l->per_sample = nn_conv_per_sample(l->oh, l->ow);
+        l->group = per >= CONV_GROUP_FLOATS || l->per_sample ? 1 : (int)(CONV_GROUP_FLOATS / per);
         if (l->group > share)
             l->group = share;
         l->col = malloc(slots * per * l->group * sizeof(float));

@@ -68,6 +68,7 @@ typedef struct nn_layer {
     const float *x;     /* the input of the last forward (borrowed) */
     float *y, *dx;      /* output (B x out) and input gradient (B x in), owned */
     int threads;        /* the layer's share-out of a batch (nn_set_threads when it was built) */
+    int per_sample;     /* conv: one gemm per sample, straight into y (NN_CONV_PER_SAMPLE) */
     int group;          /* conv: samples unrolled together, so each gemm is large */
     /* conv scratch, one slot per thread: */
     float *col;         /* im2col of a group, (ic*k*k, group*oh*ow) */
@@ -89,6 +90,26 @@ typedef struct nn_layer {
  * which is fixed. 1 by default. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
+
+/* How a convolution runs, chosen per layer shape when the net is built:
+ *   NN_CONV_GROUPED: im2col of a group of samples into one matrix, one gemm,
+ *     the output laid back out per sample (small images: one big product);
+ *   NN_CONV_PER_SAMPLE: a gemm per sample writing its output in place, on
+ *     the input itself for 1x1 stride-1 convs (no im2col at all), else on
+ *     that sample's im2col (large images: no copies of the output).
+ * By shape (NN_CONV_BY_SHAPE, the default): per sample when the output has
+ * at least NN_CONV_PER_SAMPLE_PIXELS pixels. bench/conv_algos.c measured the
+ * two on the models' shapes: per sample was faster or level from 16x16 up
+ * (cnn's first conv, 32x32: 0.68x on one thread, 0.61x on two), grouped on
+ * one thread below that (within 2%); a fixed rule, not a timing at run time,
+ * so runs stay reproducible.
+ * Forcing one is for tests and that benchmark; both give the same results
+ * within float rounding. Call before building nets. */
+enum { NN_CONV_BY_SHAPE, NN_CONV_GROUPED, NN_CONV_PER_SAMPLE };
+#define NN_CONV_PER_SAMPLE_PIXELS 256
+void nn_set_conv_algo(int algo);
+/* Whether a conv with an oh x ow output runs per sample, as things are set. */
+int nn_conv_per_sample(int oh, int ow);
 
 size_t nn_layer_in_size(const nn_layer *l);  /* c*h*w */
 size_t nn_layer_out_size(const nn_layer *l); /* oc*oh*ow */

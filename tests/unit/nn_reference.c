@@ -498,6 +498,17 @@ int main(int argc, char **argv)
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
     model_case("cnn", 3, 32, 32, &sgd, &rng);
     residual_cases();
+    /* and with every convolution run per sample (the other algorithm) */
+    printf("  convolutions per sample, 2 threads:\n");
+    nn_set_conv_algo(NN_CONV_PER_SAMPLE);
+    layer_case("conv_s1p1", (nn_spec){.kind = NN_CONV, .out = 5, .k = 3, .stride = 1, .pad = 1}, 1, &rng);
+    layer_case("conv_s2p1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
+    layer_case("conv_k1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .stride = 1, .pad = 0}, 1, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
+    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    residual_cases();
+    nn_set_conv_algo(NN_CONV_BY_SHAPE);
     nn_set_threads(1);
 
     fd_case("dense", (nn_spec){.kind = NN_DENSE, .out = 6}, 3, 10, 1, 1, 1, 1e-2f);
