@@ -1,7 +1,8 @@
 # sp-train and sp-eval: the Fashion-MNIST mlp recipe (5 epochs, batch 64,
 # Adam 1e-3) reaches 0.87 test accuracy; a run stopped after epoch 2 and
 # resumed ends with the weights of an uninterrupted one; two threads give the
-# same weights run after run; sp-eval agrees with sp-train; bad shards and
+# same weights run after run; normalization comes from the shard attributes;
+# sp-eval agrees with sp-train; bad shards and
 # checkpoints are refused before any training step.
 . "$SP_ROOT/tests/tools/lib.sh"
 sp-unpack $FMNIST/*.gz | sp-decode -q | sp-shard -q -o fm
@@ -45,6 +46,21 @@ assert a == b, "the resumed run's weights differ from an uninterrupted run's"
 assert ha["epoch"] == hb["epoch"] == 3 and ha["optimizer"]["step"] == hb["optimizer"]["step"] == 3 * 938
 assert len(json.load(open("resumed.json"))["per_epoch"]) == 3
 print(f"resumed after epoch 2: {len(a)} bytes of weights and Adam state equal to an uninterrupted run's")
+X
+
+# normalization from the shard attributes: a net trained on uint8 shards that
+# record sp-normalize's statistics scores the same on shards where sp-normalize
+# applied them (float32), and worse on the same pixels without them
+sp-unpack $FMNIST/*.gz | sp-decode -q | sp-normalize -q | sp-shard -q -o u8n
+set -- $($PY -c "import json; n = json.load(open('u8n/manifest.json'))['normalize']; print(n['mean'][0], n['std'][0])")
+sp-unpack $FMNIST/*.gz | sp-decode -q | sp-normalize -q --mean $1 --std $2 --dtype float32 | sp-shard -q -o f32
+sp-train -q u8n -e 1 -o u8n.ckpt
+for d in u8n f32 fm; do sp-eval $d --checkpoint u8n.ckpt --json $d.json > /dev/null; done
+$PY - <<'X'
+import json
+a, b, c = (json.load(open(f"{d}.json"))["accuracy"] for d in ("u8n", "f32", "fm"))
+assert a == b and c < a - 0.02, (a, b, c)
+print(f"trained on uint8 + recorded statistics: {a:.4f}; on float32 normalized shards {b:.4f}; without them {c:.4f}")
 X
 
 # two threads sharing out each batch: the same weights on every run
