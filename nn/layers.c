@@ -247,20 +247,49 @@ static void conv_forward_per_sample(nn_layer *l, const float *x, int B)
     }
 }
 
+/* Each thread's share of a conv's dW and db. With several threads they go
+ * to per-thread buffers, zeroed first and summed into the gradients in
+ * thread order afterwards (deterministic); with one, straight into the
+ * gradients. A conv without bias sums db into a scratch share it ignores. */
+static void grad_shares_clear(nn_layer *l)
+{
+    if (l->threads > 1) {
+        memset(l->dwbuf, 0, (size_t)l->threads * l->weight->n * sizeof(float));
+        memset(l->dbbuf, 0, (size_t)l->threads * l->oc * sizeof(float));
+    }
+}
+
+static float *grad_share_w(nn_layer *l, int t)
+{
+    return l->threads > 1 ? l->dwbuf + (size_t)t * l->weight->n : l->weight->g;
+}
+
+static float *grad_share_b(nn_layer *l, int t)
+{
+    return l->threads > 1 ? l->dbbuf + (size_t)t * l->oc : l->bias ? l->bias->g : l->dbbuf;
+}
+
+static void grad_shares_sum(nn_layer *l)
+{
+    size_t wn = l->weight->n;
+    for (int t = 0; l->threads > 1 && t < l->threads; t++) {
+        for (size_t i = 0; i < wn; i++)
+            l->weight->g[i] += l->dwbuf[t * wn + i];
+        for (int o = 0; l->bias && o < l->oc; o++)
+            l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
+    }
+}
+
 static void conv_backward_per_sample(nn_layer *l, const float *dy, int B)
 {
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, T = l->threads;
-    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), wn = l->weight->n, colsz = (size_t)ckk * ohw;
-    if (T > 1) {
-        memset(l->dwbuf, 0, (size_t)T * wn * sizeof(float));
-        memset(l->dbbuf, 0, (size_t)T * l->oc * sizeof(float));
-    }
-#pragma omp parallel for schedule(static) num_threads(T)
+    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), colsz = (size_t)ckk * ohw;
+    grad_shares_clear(l);
+#pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int b = 0; b < B; b++) {
         int t = omp_get_thread_num();
         float *col = l->col + t * colsz, *dcol = l->dcol + t * colsz, *masked = l->ybuf + t * out;
-        float *dw = T > 1 ? l->dwbuf + t * wn : l->weight->g;
-        float *db = T > 1 ? l->dbbuf + t * l->oc : l->bias ? l->bias->g : l->dbbuf;
+        float *dw = grad_share_w(l, t), *db = grad_share_b(l, t);
         const float *g = dy + b * out;
         if (l->relu) { /* through the relu: where the output is 0, so is the gradient */
             relu_gradient(l->y + b * out, g, masked, out, 1);
@@ -289,12 +318,7 @@ static void conv_backward_per_sample(nn_layer *l, const float *dy, int B)
             col2im(l, dcol, 1, l->dx + b * in);
         }
     }
-    for (int t = 0; T > 1 && t < T; t++) {
-        for (size_t i = 0; i < wn; i++)
-            l->weight->g[i] += l->dwbuf[t * wn + i];
-        for (int o = 0; l->bias && o < l->oc; o++)
-            l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
-    }
+    grad_shares_sum(l);
 }
 
 static void conv_forward(nn_layer *l, const float *x, int B)
@@ -336,20 +360,15 @@ static void conv_backward(nn_layer *l, const float *dy, int B)
         return;
     }
     int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group, T = l->threads;
-    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), wn = l->weight->n;
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
     size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;
-    /* each thread's dW and db share: straight into the gradients with one thread */
-    if (T > 1) {
-        memset(l->dwbuf, 0, (size_t)T * wn * sizeof(float));
-        memset(l->dbbuf, 0, (size_t)T * l->oc * sizeof(float));
-    }
+    grad_shares_clear(l);
 #pragma omp parallel for schedule(static) num_threads(T)
     for (int gi = 0; gi < ngroups; gi++) {
         int b0 = gi * l->group, g = B - b0 < l->group ? B - b0 : l->group, n = g * ohw, slot = conv_slot(l, ngroups, gi);
         int t = omp_get_thread_num();
         float *col = l->col + slot * colsz, *ybuf = l->ybuf + slot * ysz, *dcol = l->dcol + slot * colsz;
-        float *dw = T > 1 ? l->dwbuf + t * wn : l->weight->g;
-        float *db = T > 1 ? l->dbbuf + t * l->oc : l->bias ? l->bias->g : l->dbbuf; /* no bias: summed, unused */
+        float *dw = grad_share_w(l, t), *db = grad_share_b(l, t);
         if (ngroups > T) /* else col still holds this group's forward im2col */
             im2col(l, l->x + b0 * in, g, col);
         for (int j = 0; j < g; j++) /* dy of the group as the gemm wants it: (oc, g*ohw), through the relu */
@@ -378,12 +397,7 @@ static void conv_backward(nn_layer *l, const float *dy, int B)
             col2im(l, dcol, g, l->dx + b0 * in);
         }
     }
-    for (int t = 0; T > 1 && t < T; t++) {
-        for (size_t i = 0; i < wn; i++)
-            l->weight->g[i] += l->dwbuf[t * wn + i];
-        for (int o = 0; l->bias && o < l->oc; o++)
-            l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
-    }
+    grad_shares_sum(l);
 }
 
 /* ---------------- max pooling ---------------- */
