@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shards/manifest.h"
 
@@ -63,7 +64,11 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
     if (augment && !d->scratch && !(d->scratch = malloc((size_t)d->c * d->h * d->w * sizeof(float))))
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     spr_iter_free(d->it);
-    d->it = spr_iter_new(d->set, d->batch, seed, (shuffle ? SPR_SHUFFLE : 0) | SPR_PREFETCH, 0);
+    /* The reader's prefetch thread only where the trainer leaves a core free:
+     * on a busy core it takes turns with a compute thread, and the mlp's
+     * epoch on 2 threads and 2 cores took 0.33 s with it, 0.29 s without. */
+    int spare = nn_get_threads() < sysconf(_SC_NPROCESSORS_ONLN);
+    d->it = spr_iter_new(d->set, d->batch, seed, (shuffle ? SPR_SHUFFLE : 0) | (spare ? SPR_PREFETCH : 0), 0);
     if (!d->it)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s", spr_error(d->set));
     return 0;
@@ -137,35 +142,48 @@ static float half_to_float(uint16_t h)
     return h & 0x8000 ? -v : v;
 }
 
+/* Record b of the raw batch (H, W, C) into out (C, H, W), normalized. */
+static void convert_record(const nn_data *d, uint32_t b, float *restrict out)
+{
+    size_t hw = (size_t)d->h * d->w, base = (size_t)b * hw * d->c, C = d->c;
+    for (size_t c = 0; c < C; c++) {
+        float sc = d->scale[c], sh = d->shift[c];
+        float *restrict plane = out + c * hw;
+        if (d->dtype == SPR_UINT8 && C == 1) { /* contiguous: the compiler vectorizes it */
+            const uint8_t *restrict p = (const uint8_t *)d->raw + base;
+            for (size_t i = 0; i < hw; i++)
+                plane[i] = (float)p[i] * sc + sh;
+        } else if (d->dtype == SPR_UINT8) {
+            const uint8_t *p = (const uint8_t *)d->raw + base + c;
+            for (size_t i = 0; i < hw; i++)
+                plane[i] = (float)p[i * C] * sc + sh;
+        } else if (d->dtype == SPR_FLOAT32) {
+            const float *p = (const float *)d->raw + base + c;
+            for (size_t i = 0; i < hw; i++)
+                plane[i] = p[i * C] * sc + sh;
+        } else {
+            const uint16_t *p = (const uint16_t *)d->raw + base + c;
+            for (size_t i = 0; i < hw; i++)
+                plane[i] = half_to_float(p[i * C]) * sc + sh;
+        }
+    }
+}
+
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
 {
     uint32_t n = 0;
     if (spr_iter_next(d->it, d->raw, d->labels, &n) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s", spr_error(d->set));
-    size_t hw = (size_t)d->h * d->w;
-    for (uint32_t b = 0; b < n; b++) { /* (H, W, C) records -> (C, H, W) */
-        float *out = x + (size_t)b * d->c * hw;
-        size_t base = (size_t)b * hw * d->c;
-        for (uint32_t c = 0; c < d->c; c++) {
-            float sc = d->scale[c], sh = d->shift[c];
-            float *plane = out + c * hw;
-            if (d->dtype == SPR_UINT8) {
-                const uint8_t *p = (const uint8_t *)d->raw + base + c;
-                for (size_t i = 0; i < hw; i++)
-                    plane[i] = (float)p[i * d->c] * sc + sh;
-            } else if (d->dtype == SPR_FLOAT32) {
-                const float *p = (const float *)d->raw + base + c;
-                for (size_t i = 0; i < hw; i++)
-                    plane[i] = p[i * d->c] * sc + sh;
-            } else {
-                const uint16_t *p = (const uint16_t *)d->raw + base + c;
-                for (size_t i = 0; i < hw; i++)
-                    plane[i] = half_to_float(p[i * d->c]) * sc + sh;
-            }
-        }
+    size_t in = (size_t)d->c * d->h * d->w;
+    /* the trainer's threads share the records out; each value is computed
+     * alone, so their number changes nothing */
+#pragma omp parallel for schedule(static) num_threads(nn_get_threads()) if (n * in >= 32768)
+    for (uint32_t b = 0; b < n; b++)
+        convert_record(d, b, x + b * in);
+    for (uint32_t b = 0; b < n; b++) { /* in record order: the draws of a rerun are the same */
         labels[b] = d->labels[b];
         if (d->augment)
-            augment(d, out);
+            augment(d, x + b * in);
     }
     return (int)n;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,17 @@ static int add_param(nn_net *n, nn_param *p)
 
 static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng);
 
+/* Whether a layer of n so far learns: only then must the layers after it
+ * pass gradients back (the mlp's first dense, after a flatten, computes no
+ * (B, 784) input gradient). */
+static int learns_before(const nn_net *n)
+{
+    for (int i = 0; i < n->nlayers; i++)
+        if (n->layers[i].weight || n->layers[i].kind == NN_BLOCK)
+            return 1;
+    return 0;
+}
+
 /* Appends a layer after the last one (or the input shape) of n. */
 static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
 {
@@ -70,7 +82,7 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     }
     l->kind = sp->kind;
     l->threads = nn_get_threads();
-    l->need_dx = n->nlayers > 0;
+    l->need_dx = learns_before(n);
     l->oc = l->c, l->oh = l->h, l->ow = l->w;
     size_t fan_in = 0;
     switch (sp->kind) {
@@ -194,9 +206,9 @@ static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
                                                                    n->batch, rng, &e)))
         return e.code == SP_EXIT_SYSTEM ? -1 : -2;
     /* the paths' first layers pass gradients back when the block must */
-    l->main->layers[0].need_dx = n->nlayers > 0;
+    l->main->layers[0].need_dx = l->need_dx;
     if (l->shortcut)
-        l->shortcut->layers[0].need_dx = n->nlayers > 0;
+        l->shortcut->layers[0].need_dx = l->need_dx;
     return 0;
 }
 
@@ -379,10 +391,32 @@ void nn_backward(nn_net *n, const float *dlogits, int B)
     }
 }
 
+/* Part t of nt of a parameter's values for the threads of the optimizer
+ * step and of nn_zero_grad: cut at multiples of 16 values (whole cache
+ * lines), the same cut for both, so each thread clears and updates the values
+ * it last touched; none depends on another's, so their number changes no
+ * result. */
+static void param_slice(const nn_param *p, int t, int nt, size_t *lo, size_t *hi)
+{
+    *lo = p->n * (size_t)t / (size_t)nt & ~(size_t)15;
+    *hi = t + 1 == nt ? p->n : p->n * (size_t)(t + 1) / (size_t)nt & ~(size_t)15;
+}
+
+/* Whether the parameters are many enough to share out over threads. */
+static int params_shared(const nn_net *n) { return nn_get_threads() > 1 && nn_net_param_count(n) >= 16384; }
+
 void nn_zero_grad(nn_net *n)
 {
-    for (int i = 0; i < n->nparams; i++)
-        memset(n->params[i]->g, 0, n->params[i]->n * sizeof(float));
+#pragma omp parallel num_threads(nn_get_threads()) if (params_shared(n))
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = 0; i < n->nparams; i++) {
+            size_t lo, hi;
+            param_slice(n->params[i], t, nt, &lo, &hi);
+            if (hi > lo)
+                memset(n->params[i]->g + lo, 0, (hi - lo) * sizeof(float));
+        }
+    }
 }
 
 /* ---------------- optimizers ---------------- */
@@ -430,13 +464,22 @@ void nn_opt_step(nn_opt *o, nn_net *n)
      * applied to the step size and to sqrt(v) */
     float bc1 = 1.0f - powf(o->beta1, (float)o->step), bc2 = 1.0f - powf(o->beta2, (float)o->step);
     float step_size = o->lr / bc1, bc2_sqrt = sqrtf(bc2);
-    for (int i = 0; i < n->nparams; i++) {
-        nn_param *p = n->params[i];
-        float wd = p->decay ? o->weight_decay : 0.0f;
-        if (o->kind == NN_SGD)
-            sgd_update(p->w, p->g, p->m, p->n, o->lr, o->momentum, wd, o->step == 1);
-        else
-            adam_update(p->w, p->g, p->m, p->v, p->n, wd, o->beta1, o->beta2, step_size, bc2_sqrt, o->eps);
+#pragma omp parallel num_threads(nn_get_threads()) if (params_shared(n))
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = 0; i < n->nparams; i++) {
+            nn_param *p = n->params[i];
+            size_t lo, hi;
+            param_slice(p, t, nt, &lo, &hi);
+            if (hi <= lo)
+                continue;
+            float wd = p->decay ? o->weight_decay : 0.0f;
+            if (o->kind == NN_SGD)
+                sgd_update(p->w + lo, p->g + lo, p->m + lo, hi - lo, o->lr, o->momentum, wd, o->step == 1);
+            else
+                adam_update(p->w + lo, p->g + lo, p->m + lo, p->v + lo, hi - lo, wd, o->beta1, o->beta2, step_size,
+                            bc2_sqrt, o->eps);
+        }
     }
 }
 
