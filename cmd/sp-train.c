@@ -307,7 +307,6 @@ static int train(const options *o, sp_err *err)
             }
             sp_progress_update(&prog, seen, seen * in);
             int correct;
-            nn_zero_grad(net);
             const float *logits = nn_forward(net, x, n, 1, &rng);
             total += (double)nn_softmax_xent_smooth(logits, labels, n, net->classes, r.label_smoothing, dlogits,
                                                     &correct) *

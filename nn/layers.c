@@ -116,10 +116,11 @@ static void dense_backward(nn_layer *l, const float *dy, int B)
         int o0, o1, b0, b1;
         share(out, t, T, &o0, &o1);
         share(B, t, T, &b0, &b1);
-        /* dW rows o0..o1 (out, in) += dy^T (out, B) x (B, in); db += column sums of dy */
+        /* dW rows o0..o1 (out, in) = dy^T (out, B) x (B, in); db = column sums of dy */
         if (o1 > o0) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, B, 1.0f, dy + o0, out, l->x, in, 1.0f,
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, B, 1.0f, dy + o0, out, l->x, in, 0.0f,
                         l->weight->g + (size_t)o0 * in, in);
+            memset(l->bias->g + o0, 0, (size_t)(o1 - o0) * sizeof(float));
             for (int b = 0; b < B; b++)
                 for (int o = o0; o < o1; o++)
                     l->bias->g[o] += dy[(size_t)b * out + o];
@@ -252,16 +253,15 @@ static void conv_forward_per_sample(nn_layer *l, const float *x, int B)
     }
 }
 
-/* Each thread's share of a conv's dW and db. With several threads they go
- * to per-thread buffers, zeroed first and summed into the gradients in
- * thread order afterwards (deterministic); with one, straight into the
- * gradients. A conv without bias sums db into a scratch share it ignores. */
+/* Each thread's share of a conv's dW and db, zeroed first. With several
+ * threads they go to per-thread buffers, summed into the gradients in thread
+ * order afterwards (deterministic); with one, straight into the gradients.
+ * A conv without bias sums db into a scratch share it ignores. */
 static void grad_shares_clear(nn_layer *l)
 {
-    if (l->threads > 1) {
-        memset(l->dwbuf, 0, (size_t)l->threads * l->weight->n * sizeof(float));
-        memset(l->dbbuf, 0, (size_t)l->threads * l->oc * sizeof(float));
-    }
+    int T = l->threads;
+    memset(T > 1 ? l->dwbuf : l->weight->g, 0, (size_t)T * l->weight->n * sizeof(float));
+    memset(T > 1 || !l->bias ? l->dbbuf : l->bias->g, 0, (size_t)T * l->oc * sizeof(float));
 }
 
 static float *grad_share_w(nn_layer *l, int t)
@@ -277,11 +277,11 @@ static float *grad_share_b(nn_layer *l, int t)
 static void grad_shares_sum(nn_layer *l)
 {
     size_t wn = l->weight->n;
-    for (int t = 0; l->threads > 1 && t < l->threads; t++) {
+    for (int t = 0; l->threads > 1 && t < l->threads; t++) { /* the first share sets, the others add */
         for (size_t i = 0; i < wn; i++)
-            l->weight->g[i] += l->dwbuf[t * wn + i];
+            l->weight->g[i] = (t ? l->weight->g[i] : 0.0f) + l->dwbuf[t * wn + i];
         for (int o = 0; l->bias && o < l->oc; o++)
-            l->bias->g[o] += l->dbbuf[(size_t)t * l->oc + o];
+            l->bias->g[o] = (t ? l->bias->g[o] : 0.0f) + l->dbbuf[(size_t)t * l->oc + o];
     }
 }
 
@@ -662,8 +662,8 @@ static void batchnorm_backward(nn_layer *l, const float *dy, int B)
         for (int b = 0; b < B; b++)
             row_grad_sums(dy + b * in + c * hw, l->y + b * in + c * hw, l->xhat + b * in + c * hw, hw, l->relu, &db,
                           &dg);
-        l->weight->g[c] += (float)dg;
-        l->bias->g[c] += (float)db;
+        l->weight->g[c] = (float)dg;
+        l->bias->g[c] = (float)db;
         if (!l->need_dx)
             continue;
         float k = l->weight->w[c] * l->istd[c], mdb = (float)db / cnt, mdg = (float)dg / cnt;

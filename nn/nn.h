@@ -177,10 +177,9 @@ void nn_net_free(nn_net *n); /* accepts NULL */
 size_t nn_net_param_count(const nn_net *n);
 /* The logits (B, classes), owned by the net. */
 const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng);
-/* Gradients of every parameter from dlogits (B, classes); zero them first
- * with nn_zero_grad. */
+/* Sets the gradient of every parameter from dlogits (B, classes): the
+ * gradients of this batch alone, whatever they held before. */
 void nn_backward(nn_net *n, const float *dlogits, int B);
-void nn_zero_grad(nn_net *n);
 /* Multiply-adds of one forward pass of one sample (for GFLOP/s figures). */
 double nn_net_forward_flops(const nn_net *n);
 /* The bytes the net holds for its batch: activations and their gradients,
