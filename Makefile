@@ -31,7 +31,7 @@ LIB_SRC := common/sp_common.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx
 NN_SRC  := nn/layers.c nn/net.c nn/data.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
-UNIT    := test_recstream test_idx test_h5zstd
+UNIT    := test_recstream test_idx test_h5zstd test_resample
 # checks that need fixtures made first: run by a tool test (tests/tools/test_nn.sh)
 UNIT_FIX := nn_reference
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat

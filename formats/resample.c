@@ -65,6 +65,8 @@ void sp_resampler_free(sp_resampler *r)
     free(r->bounds_y);
     free(r->k_x);
     free(r->k_y);
+    free(r->k16_x);
+    free(r->plan_x);
     free(r->tmp);
     free(r->acc);
     memset(r, 0, sizeof *r);
@@ -185,63 +187,136 @@ __attribute__((target("sse4.1"))) static void horizontal_rgb_sse41(const uint8_t
 }
 #endif
 
-/* Two output pixels a step in one 256-bit register: lanes 0-3 the first
- * pixel's R, G, B (and a spare), lanes 4-7 the second's. Taps past a pixel's
- * own count have zero coefficients; loads never pass the row's end. */
-__attribute__((target("avx2"))) static void horizontal_rgb_avx2(const uint8_t *in, int in_w, uint8_t *out, int w,
-                                                                const int *bounds, const int32_t *kk, int ksize)
+/* The horizontal pass on pmaddwd, still bit for bit PIL's. Each 22-bit
+ * coefficient k splits exactly into k = hi * 2^11 + lo, hi = k >> 11 and
+ * lo = k & 2047, both 16-bit; then sum(p * k) = (sum(p * hi) << 11) +
+ * sum(p * lo), the same int32 PIL computes (no step overflows: |sum(p * k)|
+ * stays under 2^31 as in PIL). One pmaddwd takes two taps of R, G and B.
+ *
+ * split_coeffs lays the halves out per tap pair j and output pixel i as
+ * eight int16 [hi(2j) hi(2j+1)] x 3 channels + 2 zeros, his at
+ * k16[(j * w + i) * 8], los after all the his; and, per output pixel, its
+ * first byte in the row and its tap pairs (plan_x), and fast_w: the output
+ * pixels before the first one whose 8-byte loads would pass the row's end.
+ * All of it depends on the geometry alone, so it serves every row. */
+static int split_coeffs(sp_resampler *r, int in_w, int w)
 {
-    const __m256i round = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
-    const uint8_t *end = in + (size_t)in_w * 3;
-    int xx = 0;
-    for (; xx + 1 < w; xx += 2) {
-        int xa = bounds[2 * xx], na = bounds[2 * xx + 1], xb = bounds[2 * xx + 2], nb = bounds[2 * xx + 3];
-        int n = na > nb ? na : nb;
-        const int32_t *ka = kk + (size_t)xx * (size_t)ksize, *kb = ka + ksize;
-        const uint8_t *pa = in + (size_t)xa * 3, *pb = in + (size_t)xb * 3;
-        /* every 4-byte load must stay inside the row: else the scalar path */
-        if (pa + 3 * (n - 1) + 4 > end || pb + 3 * (n - 1) + 4 > end || n > ksize)
-            break;
-        __m256i acc = round;
-        const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-        for (int x = 0; x < n; x++) {
-            int32_t va, vb;
-            memcpy(&va, pa + 3 * x, 4);
-            memcpy(&vb, pb + 3 * x, 4);
-            __m256i px = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, vb, va));
-            /* coefficients past a pixel's own taps are 0 (see coeffs) */
-            __m256i k = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_set_epi32(0, 0, kb[x], ka[x])), spread);
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, k));
+    int pairs = (r->ksize_x + 1) / 2;
+    size_t plane = (size_t)pairs * (size_t)w * 8;
+    if (grow((void **)&r->k16_x, &r->cap_k16, 2 * plane * sizeof *r->k16_x) ||
+        grow((void **)&r->plan_x, &r->cap_plan, (size_t)w * 2 * sizeof *r->plan_x))
+        return -1;
+    for (int j = 0; j < pairs; j++)
+        for (int i = 0; i < w; i++) {
+            const int32_t *k = r->k_x + (size_t)i * (size_t)r->ksize_x;
+            int32_t k0 = k[2 * j], k1 = 2 * j + 1 < r->ksize_x ? k[2 * j + 1] : 0;
+            int16_t *hi = r->k16_x + ((size_t)j * (size_t)w + (size_t)i) * 8, *lo = hi + plane;
+            for (int ch = 0; ch < 4; ch++) {
+                hi[2 * ch] = (int16_t)(ch < 3 ? k0 >> 11 : 0), hi[2 * ch + 1] = (int16_t)(ch < 3 ? k1 >> 11 : 0);
+                lo[2 * ch] = (int16_t)(ch < 3 ? k0 & 2047 : 0), lo[2 * ch + 1] = (int16_t)(ch < 3 ? k1 & 2047 : 0);
+            }
         }
-        int32_t lane[8];
-        _mm256_storeu_si256((__m256i *)(void *)lane, acc);
-        for (int ch = 0; ch < 3; ch++) {
-            out[3 * xx + ch] = clip8(lane[ch]);
-            out[3 * xx + 3 + ch] = clip8(lane[4 + ch]);
+    r->fast_w = w;
+    for (int i = 0; i < w; i++) {
+        int first = r->bounds_x[2 * i] * 3, n = (r->bounds_x[2 * i + 1] + 1) / 2;
+        r->plan_x[2 * i] = first, r->plan_x[2 * i + 1] = n;
+        if (first + 6 * (n - 1) + 8 > in_w * 3 && r->fast_w == w)
+            r->fast_w = i;
+    }
+    return 0;
+}
+
+#if defined(__x86_64__)
+/* Output pixel i of two rows at once, one per 128-bit lane, as 32-bit
+ * R G B x before clipping: 8 bytes loaded at each tap pair (two RGB pixels
+ * and 2 bytes ignored), spread to 16-bit [R0 R1 G0 G1 B0 B1 0 0], multiplied
+ * and summed against both halves of the coefficients, which the rows share. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i madd_pixel(const uint8_t *in0, const uint8_t *in1,
+                                                                                const int *plan, const int16_t *kp,
+                                                                                size_t step, size_t plane)
+{
+    const __m256i spread = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1, 0, -1, 3, -1, 1,
+                                            -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+    const uint8_t *a = in0 + plan[0], *b = in1 + plan[0];
+    __m256i hi = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
+    for (int j = 0; j < plan[1]; j++, a += 6, b += 6, kp += step) {
+        __m128i pa = _mm_loadl_epi64((const __m128i *)(const void *)a);
+        __m128i pb = _mm_loadl_epi64((const __m128i *)(const void *)b);
+        __m256i px = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(pa), pb, 1), spread);
+        __m256i kh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)kp));
+        __m256i kl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(kp + plane)));
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(px, kh));
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(px, kl));
+    }
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, 11), lo),
+                                   _mm256_set1_epi32(1 << (PRECISION_BITS - 1)));
+    return _mm256_srai_epi32(sum, PRECISION_BITS);
+}
+
+/* Rows in0 and in1 (the same row twice for an odd one out) into out0 and
+ * out1: four output pixels of both a step, clipped to 8 bytes by saturating
+ * packs and written as 12 bytes a row; the pixels from fast_w on go to the
+ * 32-bit path. */
+__attribute__((target("avx2"))) static void horizontal2_rgb_madd(const uint8_t *in0, const uint8_t *in1, int in_w,
+                                                                 uint8_t *out0, uint8_t *out1, int w,
+                                                                 const sp_resampler *r)
+{
+    const __m256i compact = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6,
+                                             8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    size_t step = (size_t)w * 8, plane = (size_t)((r->ksize_x + 1) / 2) * step;
+    int xx = 0;
+    for (; xx + 3 < r->fast_w; xx += 4) {
+        const int *plan = r->plan_x + 2 * xx;
+        const int16_t *kp = r->k16_x + (size_t)xx * 8;
+        __m256i s0 = madd_pixel(in0, in1, plan, kp, step, plane);
+        __m256i s1 = madd_pixel(in0, in1, plan + 2, kp + 8, step, plane);
+        __m256i s2 = madd_pixel(in0, in1, plan + 4, kp + 16, step, plane);
+        __m256i s3 = madd_pixel(in0, in1, plan + 6, kp + 24, step, plane);
+        /* per lane (row): pixels 0 1 as 16-bit, then 2 3; to bytes (clip8); RGB only */
+        __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(s0, s1), _mm256_packs_epi32(s2, s3));
+        p = _mm256_shuffle_epi8(p, compact);
+        __m128i p0 = _mm256_castsi256_si128(p), p1 = _mm256_extracti128_si256(p, 1);
+        uint8_t *o0 = out0 + 3 * xx, *o1 = out1 + 3 * xx;
+        if (xx + 6 <= w) { /* 16 bytes fit: the 4 past these 12 are written again next step */
+            _mm_storeu_si128((__m128i *)(void *)o1, p1);
+            _mm_storeu_si128((__m128i *)(void *)o0, p0);
+        } else {
+            uint32_t t0 = (uint32_t)_mm_extract_epi32(p0, 2), t1 = (uint32_t)_mm_extract_epi32(p1, 2);
+            _mm_storel_epi64((__m128i *)(void *)o1, p1);
+            memcpy(o1 + 8, &t1, 4);
+            _mm_storel_epi64((__m128i *)(void *)o0, p0);
+            memcpy(o0 + 8, &t0, 4);
         }
     }
-    if (xx < w) /* the last pixels, near the row's end */
-        horizontal_rgb_sse41(in, in_w, out + 3 * xx, w - xx, bounds + 2 * xx, kk + (size_t)xx * (size_t)ksize, ksize);
+    if (xx < w) { /* the last pixels, near the row's end */
+        const int *b = r->bounds_x + 2 * xx;
+        const int32_t *k = r->k_x + (size_t)xx * (size_t)r->ksize_x;
+        horizontal_rgb_sse41(in1, in_w, out1 + 3 * xx, w - xx, b, k, r->ksize_x);
+        horizontal_rgb_sse41(in0, in_w, out0 + 3 * xx, w - xx, b, k, r->ksize_x);
+    }
 }
+#endif
 
 /* What the CPU has, found once at start-up (before any thread): 0 none, 1
  * SSE4.1, 2 AVX2. */
-static int level;
+static int level, cpu_level;
 __attribute__((constructor)) static void find_level(void)
 {
     __builtin_cpu_init();
-    level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("sse4.1") ? 1 : 0;
+    level = cpu_level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("sse4.1") ? 1 : 0;
+}
+
+int sp_resample_set_level(int want)
+{
+    level = want < 0 ? 0 : want < cpu_level ? want : cpu_level;
+    return level;
 }
 
 static void horizontal(const uint8_t *in, int in_w, uint8_t *out, int w, int c, const int *bounds, const int32_t *kk,
                        int ksize)
 {
 #if defined(__x86_64__)
-    if (c == 3 && level == 2) {
-        horizontal_rgb_avx2(in, in_w, out, w, bounds, kk, ksize);
-        return;
-    }
-    if (c == 3 && level == 1) {
+    if (c == 3 && level >= 1) {
         horizontal_rgb_sse41(in, in_w, out, w, bounds, kk, ksize);
         return;
     }
@@ -278,6 +353,36 @@ SP_CLONES static void vertical(const uint8_t *restrict src, size_t stride,
     }
 }
 
+#if defined(__x86_64__)
+/* vertical with AVX2, 32 values a step, their sums kept in registers over
+ * the taps (the loop above keeps them in memory); the same arithmetic. */
+__attribute__((target("avx2"))) static void vertical_avx2(const uint8_t *src, size_t stride, uint8_t *out, int len,
+                                                          int ymin, int n, const int32_t *k, int32_t *acc)
+{
+    const __m256i round = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int i = 0;
+    for (; i + 32 <= len; i += 32) {
+        __m256i a0 = round, a1 = round, a2 = round, a3 = round;
+        const uint8_t *p = src + (size_t)ymin * stride + (size_t)i;
+        for (int y = 0; y < n; y++, p += stride) {
+            __m256i ky = _mm256_set1_epi32(k[y]);
+            a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const void *)p)), ky));
+            a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const void *)(p + 8))), ky));
+            a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const void *)(p + 16))), ky));
+            a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const void *)(p + 24))), ky));
+        }
+        a0 = _mm256_srai_epi32(a0, PRECISION_BITS), a1 = _mm256_srai_epi32(a1, PRECISION_BITS);
+        a2 = _mm256_srai_epi32(a2, PRECISION_BITS), a3 = _mm256_srai_epi32(a3, PRECISION_BITS);
+        /* clip8 by saturating packs; the packs interleave 128-bit lanes, order puts them back */
+        __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
+        _mm256_storeu_si256((__m256i *)(void *)(out + i), _mm256_permutevar8x32_epi32(b, order));
+    }
+    if (i < len)
+        vertical(src + i, stride, out + i, len - i, ymin, n, k, acc);
+}
+#endif
+
 int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, int out_w, int out_h, int x0,
                 int y0, int w, int h, int filter, uint8_t *out)
 {
@@ -290,8 +395,15 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
             coeffs(in_h, out_h, y0, h, filter, &r->bounds_y, &r->cap_by, &r->k_y, &r->cap_ky, &r->ksize_y))
             return -1;
         memcpy(r->key, key, sizeof key);
+        r->split = 0;
     }
     int need_h = out_w != in_w, need_v = out_h != in_h;
+    int rgb_madd = c == 3 && level == 2 && need_h;
+    if (rgb_madd && !r->split) {
+        if (split_coeffs(r, in_w, w))
+            return -1;
+        r->split = 1;
+    }
     /* the source rows the window's output rows read */
     int ybox_first = r->bounds_y[0], ybox_last = r->bounds_y[2 * (h - 1)] + r->bounds_y[2 * (h - 1) + 1];
     const uint8_t *src = in;
@@ -304,7 +416,15 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
         size_t row = (size_t)w * (size_t)c;
         if (grow((void **)&r->tmp, &r->cap_tmp, row * (size_t)rows))
             return -1;
-        for (int y = 0; y < rows; y++)
+        int y = 0;
+#if defined(__x86_64__)
+        for (; rgb_madd && y < rows; y += 2) { /* two rows a call; the last one twice when odd */
+            int y1 = y + 1 < rows ? y + 1 : y;
+            horizontal2_rgb_madd(in + (size_t)(ybox_first + y) * stride, in + (size_t)(ybox_first + y1) * stride, in_w,
+                                 r->tmp + (size_t)y * row, r->tmp + (size_t)y1 * row, w, r);
+        }
+#endif
+        for (; y < rows; y++)
             horizontal(in + (size_t)(ybox_first + y) * stride, in_w, r->tmp + (size_t)y * row, w, c, r->bounds_x,
                        r->k_x, r->ksize_x);
         src = r->tmp;
@@ -318,8 +438,16 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
         return -1;
     for (int yy = 0; yy < h; yy++) {
         if (need_v) {
-            vertical(src, stride, out + (size_t)yy * out_row, (int)out_row, r->bounds_y[2 * yy] - yshift,
-                     r->bounds_y[2 * yy + 1], r->k_y + (size_t)yy * (size_t)r->ksize_y, r->acc);
+            uint8_t *o = out + (size_t)yy * out_row;
+            int ymin = r->bounds_y[2 * yy] - yshift, n = r->bounds_y[2 * yy + 1];
+            const int32_t *k = r->k_y + (size_t)yy * (size_t)r->ksize_y;
+#if defined(__x86_64__)
+            if (level == 2) {
+                vertical_avx2(src, stride, o, (int)out_row, ymin, n, k, r->acc);
+                continue;
+            }
+#endif
+            vertical(src, stride, o, (int)out_row, ymin, n, k, r->acc);
         } else {
             int sy = y0 + yy - yshift;
             memcpy(out + (size_t)yy * out_row, src + (size_t)sy * stride, out_row);

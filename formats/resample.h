@@ -28,6 +28,11 @@ typedef struct sp_resampler {
     int32_t *k_x, *k_y;       /* fixed-point coefficients */
     int ksize_x, ksize_y;
     size_t cap_bx, cap_by, cap_kx, cap_ky;
+    int16_t *k16_x;           /* k_x split in 16-bit halves for the vector path */
+    int *plan_x;              /* per output column: first byte, tap pairs */
+    int fast_w;               /* columns the vector path takes */
+    int split;                /* k16_x, plan_x and fast_w are for the coefficients */
+    size_t cap_k16, cap_plan;
     uint8_t *tmp;             /* the horizontal pass's output */
     size_t cap_tmp;
     int32_t *acc;             /* a row of vertical-pass sums */
@@ -41,5 +46,11 @@ void sp_resampler_free(sp_resampler *r);
  * out of memory or the window is outside the result. */
 int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, int out_w, int out_h, int x0,
                 int y0, int w, int h, int filter, uint8_t *out);
+
+/* The instructions the passes use: 0 plain C, 1 SSE4.1, 2 AVX2; the best the
+ * CPU has unless set lower. Every level gives the same bytes (the tests
+ * compare them). Returns the level now in effect, which is never above what
+ * the CPU has; call it before any thread resamples. */
+int sp_resample_set_level(int level);
 
 #endif
