@@ -18,7 +18,7 @@ forward pass and of both gradient products (not the first layer's input
 gradient, which neither side computes) as 2 operations, next to the
 machine's FMA peak measured by bench/fma_peak.c on one core.
 
-usage: bench_train.py BUILD_DIR
+usage: bench_train.py BUILD_DIR [MODEL...]   (default: mlp cnn resnet20)
 """
 import json
 import os
@@ -83,13 +83,19 @@ def train_flops(model):
 
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    models = sys.argv[2:] or ["mlp", "cnn", "resnet20"]
+    if any(m not in TARGETS for m in models):
+        sys.exit(f"bench_train.py: models are {', '.join(TARGETS)}")
     b = build + "/bin"
     tmp = tempfile.mkdtemp(prefix="sp-bench-train-")
-    sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/mlp")
-    sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf --per-batch 1000")
-    sh(f"{b}/sp-unpack -q {tmp}/cf/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/cnn")
-    sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf2 --per-batch 400")
-    sh(f"{b}/sp-unpack -q {tmp}/cf2/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/resnet20")
+    if "mlp" in models:
+        sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/mlp")
+    if "cnn" in models:
+        sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf --per-batch 1000")
+        sh(f"{b}/sp-unpack -q {tmp}/cf/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/cnn")
+    if "resnet20" in models:
+        sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf2 --per-batch 400")
+        sh(f"{b}/sp-unpack -q {tmp}/cf2/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/resnet20")
     # the same training images for PyTorch, normalized as sp-train does (x/255)
     export = ("import sys, json, h5py, numpy as np; d = sys.argv[1]; "
               "sh = [s['file'] for s in json.load(open(d + '/manifest.json'))['shards'] if s['split'] == 'train']; "
@@ -97,7 +103,7 @@ def main():
               "x = np.concatenate([f['images'][:] for f in fs]).transpose(0, 3, 1, 2).astype(np.float32) / 255; "
               "y = np.concatenate([f['labels'][:] for f in fs]); np.savez(sys.argv[2], x=x, y=y)")
     env = dict(os.environ, HDF5_PLUGIN_PATH=build + "/hdf5-plugin")
-    for m in ("mlp", "cnn", "resnet20"):
+    for m in models:
         sh(f"/usr/bin/python3 -c \"{export}\" {tmp}/{m} {tmp}/{m}.npz", env=env)
     with open(f"{tmp}/torch_train.py", "w") as f:
         f.write(TORCH)
@@ -108,7 +114,7 @@ def main():
     print(f"{'benchmark (seconds per epoch, best of 1 and 2 threads)':56} {'shardpipe':>9} {'PyTorch':>8} {'ratio':>6} "
           f"{'target':>7}   GFLOP/s: shardpipe, PyTorch, FMA peak (one core)")
     ok = True
-    for m in ("mlp", "cnn", "resnet20"):
+    for m in models:
         n = {"mlp": 60000, "cnn": 5000, "resnet20": 2000}[m]
         ours, theirs = {}, {}
         for t in (1, 2):
