@@ -150,15 +150,44 @@ static int decode_jpeg(const uint8_t *data, size_t len, const sp_image_opts *o, 
         }
     }
     int inverted = ci.saw_Adobe_marker;
-    while (!cmyk && ci.output_scanline < ci.output_height) {
+    /* the rows [0, y1) and columns [x0, x0 + cw) to decode: all, or the
+     * caller's region and a margin */
+    JDIMENSION x0 = 0, cw = ci.output_width, y1 = ci.output_height;
+    if (o->region && !cmyk) {
+        int box[4];
+        o->region(o->region_ctx, img->w, img->h, box);
+        int m = SP_IMAGE_REGION_MARGIN, bx0 = box[0] - m, by0 = box[1] - m, bx1 = box[2] + m, by1 = box[3] + m;
+        bx0 = bx0 < 0 ? 0 : bx0, by0 = by0 < 0 ? 0 : by0;
+        bx1 = bx1 > (int)img->w ? (int)img->w : bx1, by1 = by1 > (int)img->h ? (int)img->h : by1;
+        if (bx1 > bx0 && by1 > by0) {
+            if (bx0 > 0 || bx1 < (int)img->w) { /* libjpeg widens the span to whole iMCUs */
+                x0 = (JDIMENSION)bx0, cw = (JDIMENSION)(bx1 - bx0);
+                jpeg_crop_scanline(&ci, &x0, &cw);
+            }
+            if (by0 > 0)
+                jpeg_skip_scanlines(&ci, (JDIMENSION)by0);
+            y1 = (JDIMENSION)by1;
+        }
+    }
+    while (!cmyk && ci.output_scanline < y1) {
         /* several rows a call: fewer calls, the same pixels */
         JSAMPROW rows[16];
-        JDIMENSION first = ci.output_scanline, n = ci.output_height - first;
+        JDIMENSION first = ci.output_scanline, n = y1 - first;
         if (n > 16)
             n = 16;
         for (JDIMENSION i = 0; i < n; i++)
-            rows[i] = img->pixels + (first + i) * stride;
+            rows[i] = img->pixels + (first + i) * stride + x0 * 3;
         jpeg_read_scanlines(&ci, rows, n);
+    }
+    if (!cmyk && ci.output_scanline < ci.output_height) {
+        /* The rows after the region: skipped rows are still entropy-decoded,
+         * so damage in them is found, but a skip to the very end stops without
+         * reading, so the last row is read (into its own place). */
+        JDIMENSION left = ci.output_height - ci.output_scanline;
+        if (left > 1)
+            jpeg_skip_scanlines(&ci, left - 1);
+        JSAMPROW last[1] = {img->pixels + (size_t)(ci.output_height - 1) * stride + x0 * 3};
+        jpeg_read_scanlines(&ci, last, 1);
     }
     while (cmyk && ci.output_scanline < ci.output_height) {
         uint8_t *out = img->pixels + ci.output_scanline * stride;

@@ -41,7 +41,18 @@ typedef struct sp_image_opts {
     /* JPEG only: decode at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
      * both sides at least min_w x min_h, like PIL's draft(); 0 = full size */
     uint32_t min_w, min_h;
+    /* JPEG only, optional: called once the decoded size w x h is known, puts
+     * in box the part the caller will read, [box[0], box[2]) x [box[1],
+     * box[3]). Only that part and a margin of SP_IMAGE_REGION_MARGIN pixels
+     * is decoded (libjpeg's partial decompression; the rest of the file is
+     * still entropy-decoded, so damage anywhere is still found); the other
+     * pixels of the image are left unset. */
+    void (*region)(void *ctx, uint32_t w, uint32_t h, int box[4]);
+    void *region_ctx;
 } sp_image_opts;
+/* Fancy upsampling reads one chroma sample past a region's edge: with this
+ * margin the region's pixels equal a full decode's (checked by the tests). */
+#define SP_IMAGE_REGION_MARGIN 8
 void sp_image_opts_default(sp_image_opts *o);
 
 /* An RGB image; pixels owned by the struct (grown as needed, reused). */

@@ -84,6 +84,29 @@ static int grow(void **p, size_t *cap, size_t need)
     return 0;
 }
 
+/* The source span [*lo, *hi) that output positions [first, first+n) of an
+ * in_size -> out_size resampling read: from the first one's xmin to the last
+ * one's xmax as coeffs bounds them (both grow with the position). */
+static void source_span(int in_size, int out_size, int first, int n, int filter, int *lo, int *hi)
+{
+    if (in_size == out_size) { /* no pass: the window itself */
+        *lo = first, *hi = first + n;
+        return;
+    }
+    double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = filters[filter].support * filterscale;
+    int a = (int)((first + 0.5) * scale - support + 0.5), b = (int)((first + n - 1 + 0.5) * scale + support + 0.5);
+    *lo = a < 0 ? 0 : a;
+    *hi = b > in_size ? in_size : b;
+}
+
+void sp_resample_source_box(int in_w, int in_h, int out_w, int out_h, int x0, int y0, int w, int h, int filter,
+                            int box[4])
+{
+    source_span(in_w, out_w, x0, w, filter, &box[0], &box[2]);
+    source_span(in_h, out_h, y0, h, filter, &box[1], &box[3]);
+}
+
 /* Coefficients of output positions [first, first+n) of an in_size -> out_size
  * resampling (Pillow's precompute_coeffs + normalize_coeffs_8bpc). */
 static int coeffs(int in_size, int out_size, int first, int n, int filter, int **bounds, size_t *cap_b,

@@ -47,6 +47,14 @@ void sp_resampler_free(sp_resampler *r);
 int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, int out_w, int out_h, int x0,
                 int y0, int w, int h, int filter, uint8_t *out);
 
+/* The source pixels [box[0], box[2]) x [box[1], box[3]) that sp_resample
+ * with these arguments reads: the union of the filter supports of the
+ * window's outputs (all of a row or column with no pass in that direction
+ * is the window's own span). The vector path may load a few bytes past a
+ * span, multiplied by zero coefficients. */
+void sp_resample_source_box(int in_w, int in_h, int out_w, int out_h, int x0, int y0, int w, int h, int filter,
+                            int box[4]);
+
 /* The instructions the passes use: 0 plain C, 1 SSE4.1, 2 AVX2; the best the
  * CPU has unless set lower. Every level gives the same bytes (the tests
  * compare them). Returns the level now in effect, which is never above what

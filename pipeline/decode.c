@@ -43,6 +43,11 @@ void sp_decode_opts_default(sp_decode_opts *o)
     sp_image_opts_default(&o->image);
 }
 
+static void resize_region(void *ctx, uint32_t w, uint32_t h, int box[4])
+{
+    sp_resize_source_box(ctx, (int)w, (int)h, box);
+}
+
 sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err *err)
 {
     sp_decoder *d = calloc(1, sizeof *d);
@@ -59,6 +64,10 @@ sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err 
         int side = rz->mode == SP_RESIZE_CROP && rz->resize_to ? rz->resize_to : 0;
         d->opts.image.min_w = (uint32_t)(side ? side : rz->w);
         d->opts.image.min_h = (uint32_t)(side ? side : rz->h);
+    }
+    if (rz) { /* decode only what the resize reads */
+        d->opts.image.region = resize_region;
+        d->opts.image.region_ctx = (void *)rz;
     }
     return d;
 }

@@ -59,6 +59,17 @@ void sp_resize_plan_for(const sp_resize_opts *o, int in_w, int in_h, sp_resize_p
     p->dy = (o->h - p->wh) / 2;
 }
 
+void sp_resize_source_box(const sp_resize_opts *o, int in_w, int in_h, int box[4])
+{
+    if (in_w == o->w && in_h == o->h) {
+        box[0] = box[1] = 0, box[2] = in_w, box[3] = in_h;
+        return;
+    }
+    sp_resize_plan p;
+    sp_resize_plan_for(o, in_w, in_h, &p);
+    sp_resample_source_box(in_w, in_h, p.sw, p.sh, p.x0, p.y0, p.ww, p.wh, o->filter, box);
+}
+
 int sp_resize_pixels(sp_resampler *r, const sp_resize_opts *o, const uint8_t *in, int in_w, int in_h, int c,
                      uint8_t *out)
 {

@@ -42,6 +42,11 @@ typedef struct sp_resize_plan {
 } sp_resize_plan;
 void sp_resize_plan_for(const sp_resize_opts *o, int in_w, int in_h, sp_resize_plan *p);
 
+/* The part of an in_w x in_h image that sp_resize_pixels reads:
+ * [box[0], box[2]) x [box[1], box[3]) (the whole image when it is already
+ * the target's size and passes through). */
+void sp_resize_source_box(const sp_resize_opts *o, int in_w, int in_h, int box[4]);
+
 /* Resizes pixels (in_w x in_h x c) into out (o->w x o->h x c). 0 or -1. */
 int sp_resize_pixels(sp_resampler *r, const sp_resize_opts *o, const uint8_t *in, int in_w, int in_h, int c,
                      uint8_t *out);

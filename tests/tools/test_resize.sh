@@ -58,6 +58,73 @@ sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --
 sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 12 | sp-cat > one
 cmp one two || fail "sp-decode --resize 12 differs from --draft 12 | sp-resize 12"
 
+# decoding only the part of a JPEG the resize reads (libjpeg's partial
+# decompression) changes no byte: every subsampling, grayscale, progressive,
+# restart markers, CMYK, odd and thin sizes, every mode and filter, at full
+# size and at DCT scales, against a full decode piped to sp-resize
+$PY - <<'X'
+import io, tarfile
+import numpy as np
+from PIL import Image
+rng = np.random.default_rng(5)
+def photo(w, h):  # smooth shapes plus noise: every DCT frequency in use
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 3) % 256], -1)
+    return np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+variants = [("420", {"subsampling": 2}), ("422", {"subsampling": 1}), ("444", {"subsampling": 0}),
+            ("prog", {"progressive": True}), ("q50", {"quality": 50})]
+sizes = [(500, 375), (375, 500), (333, 500), (231, 301), (1000, 90), (70, 600), (257, 256), (600, 450), (48, 48)]
+with tarfile.open("kinds.tar", "w") as t:
+    def add(name, img, **kw):
+        b = io.BytesIO(); img.save(b, "JPEG", **kw)
+        info = tarfile.TarInfo(name); info.size = len(b.getvalue()); t.addfile(info, io.BytesIO(b.getvalue()))
+    for i, (w, h) in enumerate(sizes):
+        for v, kw in variants:
+            add(f"{i}-{v}.jpg", Image.fromarray(photo(w, h)), quality=kw.pop("quality", 90), **kw)
+        add(f"{i}-gray.jpg", Image.fromarray(photo(w, h)).convert("L"), quality=90)
+        add(f"{i}-cmyk.jpg", Image.fromarray(photo(w, h)).convert("CMYK"), quality=90)
+    try:  # restart markers every 2 MCU rows, where this Pillow can write them
+        add("rst.jpg", Image.fromarray(photo(500, 375)), quality=90, restart_marker_rows=2)
+    except TypeError:
+        pass
+X
+sp-unpack -q kinds.tar > kinds.sprs
+for args in "224" "64" "--resize-to 256 224" "-f lanczos3 100x60" "-f area --mode squash 90x130" \
+            "-f bicubic --mode pad 80" "300"; do
+    for draft in 9999 24; do
+        fused=$(echo "$args" | sed 's/-f /--resize-filter /; s/--mode /--resize-mode /; s/\([0-9x]*\)$/--resize \1/')
+        sp-decode -q --unlabeled --draft $draft $fused < kinds.sprs | sp-cat > one
+        sp-decode -q --unlabeled --draft $draft < kinds.sprs | sp-resize $args | sp-cat > two
+        [ "$(wc -l < one)" -ge 60 ] || fail "too few records for $args"
+        cmp one two || fail "a region decode differs: sp-resize $args, --draft $draft"
+    done
+done
+
+# ... and finds the same damage: files cut short or with bytes overwritten,
+# early and late (where only rows outside the region are hit), are rejected
+# alike with and without the region
+$PY - <<'X'
+import io, tarfile
+import numpy as np
+from PIL import Image
+rng = np.random.default_rng(6)
+with tarfile.open("damaged.tar", "w") as t:
+    for w, h in [(375, 500), (500, 375)]:
+        b = io.BytesIO(); Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(b, "JPEG", quality=90)
+        d = b.getvalue()
+        for f in (0.2, 0.5, 0.9, 0.97, 0.995):
+            cut = d[:int(len(d) * f)]
+            bad = bytearray(d); at = int(len(d) * f); bad[at:at + 40] = bytes(rng.integers(0, 256, 40, dtype=np.uint8))
+            for name, data in [(f"{w}x{h}-cut{f}.jpg", cut), (f"{w}x{h}-bad{f}.jpg", bytes(bad))]:
+                info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+X
+sp-unpack -q damaged.tar > damaged.sprs
+sp-decode -q --unlabeled --rejects full.rej < damaged.sprs > /dev/null
+sp-decode -q --unlabeled --rejects region.rej --resize 224 < damaged.sprs > /dev/null
+[ "$(grep -c -- '-cut' full.rej)" -eq 10 ] || fail "not every cut file rejected: $(cat full.rej)"
+cut -d, -f1-2 full.rej > a && cut -d, -f1-2 region.rej > b
+cmp a b || fail "a region decode rejects other files: $(diff a b)"
+
 # on 3 threads: the same records in the same order
 sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar | sp-decode -q --classes il/classes.txt \
     --labels il/LOC_val_solution.csv > il.sprs
