@@ -9,14 +9,16 @@ the same nets, optimizers, batch and images, one epoch each.
        augmentation on either side (the figure to compare; no target)
 
 Each side runs with 1 and 2 threads (sp-train --threads, torch.set_num_threads)
-and keeps its best; each figure is the fastest of 5 runs, on both sides: on
-a shared virtual machine, neighbours now and then slow a run by as much as
-2x, and such noise only ever adds time. sp-train's time is its epoch as it
-reports it: reading and normalizing the shards included. PyTorch trains
-from a tensor already in memory. GFLOP/s counts the multiply-adds of the
-forward pass and of both gradient products (not the first layer's input
-gradient, which neither side computes) as 2 operations, next to the
-machine's FMA peak measured by bench/fma_peak.c on one core.
+and keeps its best; each figure is the fastest of 5 runs, on both sides, the
+runs taken in rounds of all four (each side, 1 and 2 threads): on a shared
+virtual machine, neighbours now and then slow runs by as much as 2x for
+seconds at a time, and such noise only ever adds time. sp-train's time is
+its epoch as it reports it: reading and normalizing the shards included.
+PyTorch trains from a tensor already in memory. GFLOP/s counts the
+multiply-adds of the forward pass and of both gradient products (not the
+first layer's input gradient, which neither side computes) as 2
+operations, next to the machine's FMA peak measured by bench/fma_peak.c on
+one core.
 
 usage: bench_train.py BUILD_DIR [MODEL...]   (default: mlp cnn resnet20)
 """
@@ -116,18 +118,16 @@ def main():
     ok = True
     for m in models:
         n = {"mlp": 60000, "cnn": 5000, "resnet20": 2000}[m]
-        ours, theirs = {}, {}
-        for t in (1, 2):
-            runs = []
-            for _ in range(RUNS):
+        ours, theirs = {1: [], 2: []}, {1: [], 2: []}
+        for _ in range(RUNS):  # rounds of all four, so a slow spell hits every side alike
+            for t in (1, 2):
                 sh(f"{b}/sp-train {tmp}/{m} {args[m]} --batch 64 --epochs 1 --threads {t} --no-verify -q "
                    f"--json {tmp}/run.json")
-                runs.append(json.load(open(f"{tmp}/run.json"))["per_epoch"][0]["seconds"])
-            ours[t] = min(runs)
-            theirs[t] = min(
-                json.loads(sh(f"/usr/bin/python3 {tmp}/torch_train.py {m} {t} {tmp}/{m}.npz {ROOT}/tests/fixtures"))[
-                    "seconds"]
-                for _ in range(RUNS))
+                ours[t].append(json.load(open(f"{tmp}/run.json"))["per_epoch"][0]["seconds"])
+                theirs[t].append(json.loads(sh(f"/usr/bin/python3 {tmp}/torch_train.py {m} {t} {tmp}/{m}.npz "
+                                               f"{ROOT}/tests/fixtures"))["seconds"])
+        ours = {t: min(v) for t, v in ours.items()}
+        theirs = {t: min(v) for t, v in theirs.items()}
         tb, pb = min(ours, key=ours.get), min(theirs, key=theirs.get)
         o, p = ours[tb], theirs[pb]
         flops = train_flops(m) * n
@@ -140,7 +140,7 @@ def main():
         for t in (1, 2):
             print(f"    {t} thread{'s' if t > 1 else ' '}: shardpipe {ours[t]:.2f} s, PyTorch {theirs[t]:.2f} s")
     shutil.rmtree(tmp)
-    print(f"(fastest of {RUNS} per thread count; the mlp target would need "
+    print(f"(fastest of {RUNS} rounds per side and thread count; the mlp target would need "
           f"{train_flops('mlp') * 60000 / 1e9:.1f} GFLOP in 0.3x PyTorch's time)")
     sys.exit(0 if ok else 1)
 
