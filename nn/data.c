@@ -66,7 +66,7 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
     spr_iter_free(d->it);
     /* The reader's prefetch thread only where the trainer leaves a core free:
      * on a busy core it takes turns with a compute thread, and the mlp's
-     * epoch on 2 threads and 2 cores took 0.33 s with it, 0.29 s without. */
+     * epoch on 2 threads and 2 cores took 0.37 s with it, 0.29 s without. */
     int spare = nn_get_threads() < sysconf(_SC_NPROCESSORS_ONLN);
     d->it = spr_iter_new(d->set, d->batch, seed, (shuffle ? SPR_SHUFFLE : 0) | (spare ? SPR_PREFETCH : 0), 0);
     if (!d->it)
