@@ -277,7 +277,7 @@ __attribute__((target("avx2"), always_inline)) static inline __m256i madd_pixel(
 }
 
 /* Rows in0 and in1 (the same row twice for an odd one out) into out0 and
- * out1: four output pixels of both a step, clipped to 8 bytes by saturating
+ * out1: four output pixels of both a step, clipped to 8 bits by saturating
  * packs and written as 12 bytes a row; the pixels from fast_w on go to the
  * 32-bit path. */
 __attribute__((target("avx2"))) static void horizontal2_rgb_madd(const uint8_t *in0, const uint8_t *in1, int in_w,
