@@ -150,9 +150,9 @@ static int decode_jpeg(const uint8_t *data, size_t len, const sp_image_opts *o, 
         }
     }
     int inverted = ci.saw_Adobe_marker;
-    /* the rows [0, y1) and columns [x0, x0 + cw) to decode: all, or the
+    /* the rows [0, y1) and the columns from x0 to decode: all, or the
      * caller's region and a margin */
-    JDIMENSION x0 = 0, cw = ci.output_width, y1 = ci.output_height;
+    JDIMENSION x0 = 0, y1 = ci.output_height;
     if (o->region && !cmyk) {
         int box[4];
         o->region(o->region_ctx, img->w, img->h, box);
@@ -161,7 +161,8 @@ static int decode_jpeg(const uint8_t *data, size_t len, const sp_image_opts *o, 
         bx1 = bx1 > (int)img->w ? (int)img->w : bx1, by1 = by1 > (int)img->h ? (int)img->h : by1;
         if (bx1 > bx0 && by1 > by0) {
             if (bx0 > 0 || bx1 < (int)img->w) { /* libjpeg widens the span to whole iMCUs */
-                x0 = (JDIMENSION)bx0, cw = (JDIMENSION)(bx1 - bx0);
+                JDIMENSION cw = (JDIMENSION)(bx1 - bx0);
+                x0 = (JDIMENSION)bx0;
                 jpeg_crop_scanline(&ci, &x0, &cw);
             }
             if (by0 > 0)
