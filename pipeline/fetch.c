@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 #include "common/sp_hash.h"
-#include "shards/manifest.h" /* sp_fsync_path, sp_write_json_atomic */
+#include "common/sp_atomic.h"
+#include "shards/manifest.h" /* sp_write_json_atomic */
 
 void sp_fetch_opts_default(sp_fetch_opts *o)
 {

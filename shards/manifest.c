@@ -1,53 +1,27 @@
 #define _POSIX_C_SOURCE 200809L
 #include "shards/manifest.h"
 
+#include "common/sp_atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-int sp_fsync_path(const char *path, sp_err *err)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc && e != EINVAL) /* some file systems cannot sync a directory */
-        return sp_fail(err, SP_EXIT_SYSTEM, "fsync %s: %s", path, strerror(e));
-    return 0;
-}
-
 int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err)
 {
-    char tmp[4096], dst[4096];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    char dst[4096];
+    if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s/%s: path too long", dir, name);
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     if (!s)
         return sp_fail(err, SP_EXIT_SYSTEM, "cannot serialise %s", name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        free(s);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", tmp, strerror(errno));
-    }
     size_t n = strlen(s);
     s[n] = '\n'; /* json_dumps leaves room for its NUL: reuse it for a newline */
-    int bad = sp_write_all(fd, s, n + 1) || fsync(fd);
-    int e = errno;
+    int rc = sp_atomic_write(dst, s, n + 1, err);
     free(s);
-    if (close(fd) || bad) {
-        unlink(tmp);
-        return sp_fail(err, SP_EXIT_SYSTEM, "writing %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, dst)) {
-        e = errno;
-        unlink(tmp);
-        return sp_fail(err, SP_EXIT_SYSTEM, "rename %s: %s", dst, strerror(e));
-    }
-    return sp_fsync_path(dir, err);
+    return rc;
 }
 
 json_t *sp_manifest_load(const char *dir, sp_err *err)

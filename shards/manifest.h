@@ -20,9 +20,8 @@
 #define SP_MANIFEST_FORMAT "shardpipe-manifest"
 #define SP_MANIFEST_VERSION 1
 
-/* Writes dir/name through dir/.name.tmp, fsync and rename, then fsyncs dir. */
+/* Writes dir/name atomically (sp_atomic_write), sorted keys, 2-space indent. */
 int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err);
-int sp_fsync_path(const char *path, sp_err *err);
 /* Loads and checks the structure of dir/manifest.json (not the shards). */
 json_t *sp_manifest_load(const char *dir, sp_err *err);
 

@@ -12,6 +12,7 @@
 #include "common/sp_xxh.h"
 #include "formats/h5zstd.h"
 #include "shards/manifest.h"
+#include "common/sp_atomic.h"
 #include "shards/shard.h"
 
 #define TMP_PREFIX ".sp-tmp-"   /* a shard being written: removed by the next run */
