@@ -1,6 +1,9 @@
 # Helpers for the tool tests; sourced by tests/tools/test_*.sh, which run in
-# an empty temporary directory with the tools on PATH.
-set -eu
+# an empty temporary directory with the tools on PATH, under bash (tests/run.sh
+# runs them so): with pipefail a pipeline fails when any stage fails, not only
+# the last, so a stage that reads a file whole must not be cut by `head`.
+[ -n "${BASH_VERSION:-}" ] || { echo "FAILED: the tool tests run under bash (tests/run.sh)" >&2; exit 1; }
+set -eu -o pipefail
 PY=/usr/bin/python3
 FIX="$SP_ROOT/tests/fixtures"
 FMNIST=/usr/share/datasets/fashion-mnist
@@ -15,6 +18,25 @@ expect_status() {
     got=$?
     set -e
     [ "$got" -eq "$want" ] || { cat err >&2; fail "$* exited $got, expected $want"; }
+}
+
+# expect_stages "S1 S2 ..." PIPELINE: runs PIPELINE (a bash command line, one
+# pipeline, stdout to out, stderr to err) and checks each stage's exit status,
+# in order. A stage's want may list alternatives split by "/", as "0/141" for
+# a stage that a later stage's early exit may cut with SIGPIPE.
+expect_stages() {
+    want=$1 cmd=$2
+    set +e
+    bash -c "$cmd"'
+echo "${PIPESTATUS[*]}" > stages' >out 2>err
+    set -e
+    got=$(cat stages)
+    set -f; set -- $want; set +f
+    for s in $got; do
+        case "/${1:-none}/" in */"$s"/*) ;; *) cat err >&2; fail "$cmd: stage statuses $got, expected $want" ;; esac
+        shift || true
+    done
+    [ $# -eq 0 ] || { cat err >&2; fail "$cmd: stage statuses $got, expected $want"; }
 }
 
 # expect_err TEXT: the stderr of the last expect_status is exactly TEXT.

@@ -28,10 +28,10 @@ X
 diff -u want err
 
 $PY "$FIX/make_cifar.py" bad-size --break size
-expect_status 1 sh -c 'sp-unpack bad-size/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o X'
+expect_stages "0/141 1 1" 'sp-unpack bad-size/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o X'
 expect_err_has "sp-decode: cifar-10-binary.tar.gz/cifar-10-batches-bin/data_batch_2.bin: 92189 bytes is not a whole number of 3073-byte CIFAR-10 records"
 $PY "$FIX/make_cifar.py" bad-label --break label
-expect_status 1 sh -c 'sp-unpack bad-label/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o X'
+expect_stages "0/141 1 1" 'sp-unpack bad-label/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o X'
 expect_err_has "sp-decode: cifar-10-binary.tar.gz/cifar-10-batches-bin/data_batch_3.bin: record 0: label 12 out of range (CIFAR-10 has 10 classes)"
 [ ! -e X/manifest.json ] || fail "committed a bad archive"
 echo ok

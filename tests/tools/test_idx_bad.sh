@@ -5,7 +5,7 @@
 check() { # KIND expected-stderr-line
     rm -rf "$1" OUT
     $PY "$FIX/make_idx.py" "$1" --train 30 --test 5 --size 4 5 --break "$1"
-    expect_status 1 sh -c "sp-unpack --dataset mnist $1/* | sp-decode -q | sp-shard -q -o OUT"
+    expect_stages "0/141 1 1" "sp-unpack --dataset mnist $1/* | sp-decode -q | sp-shard -q -o OUT"
     # sp-decode's message first, then sp-shard's about the cut stream
     head -1 err > got
     printf '%s\n' "$2" > want
@@ -23,7 +23,7 @@ check label-range "sp-decode: train-labels-idx1-ubyte: label 10 out of range: th
 # a file that is not IDX by content or by name is skipped and reported
 rm -rf other && $PY "$FIX/make_idx.py" other --train 3 --test 2 --size 2 2
 echo hello > other/README
-expect_status 0 sh -c "sp-unpack other/* | sp-decode > /dev/null"
+expect_stages "0 0" "sp-unpack other/* | sp-decode > /dev/null"
 cat > want <<'X'
 sp-decode: README: not a recognised dataset file or image
 sp-decode: 5 records in, 5 out, 1 skipped
@@ -32,7 +32,7 @@ diff -u want err
 
 # unpaired: a labels file alone
 rm -rf one && $PY "$FIX/make_idx.py" one --train 3 --test 2 --size 2 2
-expect_status 1 sh -c "sp-unpack one/train-labels-idx1-ubyte | sp-decode"
+expect_stages "0/141 1" "sp-unpack one/train-labels-idx1-ubyte | sp-decode"
 cat > want <<'X'
 sp-decode: train-labels-idx1-ubyte: IDX labels file has no matching images file in the input
 sp-decode: 1 records in, 0 out, 0 skipped
@@ -46,6 +46,6 @@ $PY -c "import json; print(json.load(open('OUT/manifest.json'))['classes'])" > g
 echo "['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10']" > want
 diff -u want got
 # ... but with a known dataset's ten classes it is an error
-expect_status 1 sh -c "sp-unpack --dataset mnist lr/* | sp-decode -q"
+expect_stages "0/141 1" "sp-unpack --dataset mnist lr/* | sp-decode -q"
 expect_err_has "label 10 out of range: the dataset has 10 classes"
 echo ok

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.environ["SP_ROOT"], "tests/ref"))
 from recstream import read_stream
 import subprocess
 s = json.load(open("s.json"))
-meta, recs = read_stream(subprocess.run("sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q", shell=True,
+meta, recs = read_stream(subprocess.run(["bash", "-o", "pipefail", "-c", "sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q"],
                                         check=True, stdout=subprocess.PIPE).stdout)
 for split in ("train", "test"):
     want = [0] * 10

@@ -4,8 +4,8 @@
 . "$SP_ROOT/tests/tools/lib.sh"
 $PY "$FIX/make_cifar.py" cf --per-batch 60
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q > s.sprs
-for i in 0 1 2; do sp-shard -q -n 40 --part $i/3 -o P$i s.sprs & done
-wait
+for i in 0 1 2; do sp-shard -q -n 40 --part $i/3 -o P$i s.sprs & eval "part$i=$!"; done
+for i in 0 1 2; do eval "wait \$part$i" || fail "sp-shard --part $i/3 failed"; done
 sp-shard -q -n 40 -o ONE s.sprs
 sp-shard -q --merge -o ALL P0 P1 P2
 sp-verify -q ALL
