@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent reader: CIFAR-10/100 binary archives read with tarfile and
-numpy, compared with a shard directory read with h5py, record by record:
-pixels (HWC), labels, second labels, keys, class names.
+numpy, compared with a shard directory read with h5py and no filter plugin
+(zstd chunks decoded by python3-zstandard, tests/ref/h5raw.py), record by
+record: pixels (HWC), labels, second labels, keys, class names.
 
 usage: check_cifar_shards.py SHARD_DIR ARCHIVE.tar.gz
 """
@@ -12,6 +13,8 @@ import tarfile
 
 import h5py
 import numpy as np
+
+import h5raw
 
 
 def main():
@@ -47,8 +50,8 @@ def main():
             if s["split"] != split:
                 continue
             with h5py.File(os.path.join(shard_dir, s["file"])) as h:
-                l2 = h["labels2"][...] if "labels2" in h else np.full(len(h["labels"]), -1)
-                for k, img, l, c in zip(h["keys"][...], h["images"][...], h["labels"][...], l2):
+                l2 = h5raw.read(h["labels2"]) if "labels2" in h else np.full(len(h["labels"]), -1)
+                for k, img, l, c in zip(h5raw.read(h["keys"]), h5raw.read(h["images"]), h5raw.read(h["labels"]), l2):
                     got.append((k.decode(), img, int(l), int(c)))
         # the train split is shuffled: compare in key order
         want[split].sort(key=lambda r: r[0])

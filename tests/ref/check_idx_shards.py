@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent reader: checks a shard directory against the IDX files it was
-made from, pixel for pixel and label for label, using only h5py and numpy
-(HDF5_PLUGIN_PATH must point at the project's zstd filter plugin).
+made from, pixel for pixel and label for label, using only h5py, numpy and
+python3-zstandard: no filter plugin, the zstd chunks are decoded by
+tests/ref/h5raw.py, independently of the project's filter.
 
 usage: check_idx_shards.py SHARD_DIR IDX_DIR [--classes N]
 """
@@ -14,6 +15,8 @@ import sys
 import h5py
 import numpy as np
 import xxhash
+
+import h5raw
 
 
 def read_idx(path):
@@ -49,10 +52,10 @@ def main():
                 assert h.attrs["split"] == split
                 assert int(h.attrs["record_count"]) == shard["records"]
                 assert h["images"].dtype == np.uint8
-                images.append(h["images"][...])
-                labels.append(h["labels"][...])
-                keys.extend(k.decode() for k in h["keys"][...])
-                sums.append(h["checksums"][...])
+                images.append(h5raw.read(h["images"]))
+                labels.append(h5raw.read(h["labels"]))
+                keys.extend(k.decode() for k in h5raw.read(h["keys"]))
+                sums.append(h5raw.read(h["checksums"]))
         images = np.concatenate(images)
         labels = np.concatenate(labels)
         sums = np.concatenate(sums)
