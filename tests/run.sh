@@ -24,6 +24,8 @@ run() { # name command...
     case "$name" in *"$filter"*) ;; *) return ;; esac
     work=$(mktemp -d "$logdir/$name.XXXXXX")
     start=$(date +%s)
+    # stdout and stderr apart (a skip's reason is stderr's last line); a
+    # failure's log shows stdout, then stderr, where the FAILED lines are
     (cd "$work" && "$@") >"$work.log" 2>"$work.err"
     status=$?
     cat "$work.err" >> "$work.log"
