@@ -15,12 +15,18 @@ BLAS    := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags --l
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-           $(filter -I%,$(BLAS))
+# x86 vector code (the resampler's SSE4.1/AVX2 paths, chosen at run time) only
+# when the compiler targets x86-64; SIMD=none builds the portable scalar paths
+# alone, as on any other CPU, to test them on this one.
+MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
+SIMD    ?= $(if $(filter x86_64-%,$(MACHINE)),x86,none)
+SIMD_CFLAGS := $(if $(filter none,$(SIMD)),-DSP_NO_X86_SIMD)
+CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) $(SIMD_CFLAGS) -I. -Iinclude \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(filter -I%,$(BLAS))
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(filter-out -I%,$(BLAS)) -lm -lpthread
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
-LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx2.c \
+LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c \
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
@@ -67,7 +73,6 @@ $(BUILD)/pic/%.o: %.c
 $(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
-$(BUILD)/pic/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 $(BUILD)/pic/formats/resample.o: CFLAGS += -O3
 
 $(READER_SO): $(PIC_OBJ)
@@ -80,8 +85,6 @@ $(READER_PC): Makefile
 	    "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" "Version: 0.1.0" \
 	    'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lshardpipe-reader -Wl,-rpath,$${libdir}' > $@
 
-# XXH3's AVX2 variant; sp_xxh.c calls it only on CPUs that have AVX2
-$(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 # the resampler's inner loops are written for the vectoriser, which -O2 leaves out
 $(BUILD)/obj/formats/resample.o: CFLAGS += -O3
 # so are the trainer's elementwise loops; sqrtf must not set errno to vectorise
