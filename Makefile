@@ -4,6 +4,8 @@
 BUILD   ?= build
 CC      ?= cc
 PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
+# what libshardpipe-reader links: the reader alone, no fetching or decoding
+READER_PKGS := hdf5 libzstd jansson libxxhash
 # OpenBLAS built on OpenMP: the trainer shares batches out over OpenMP threads
 # and calls the gemms inside them, where this variant runs them single-threaded
 # in the same thread pool. (The pthread variant keeps idle workers of its own
@@ -12,7 +14,14 @@ PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng li
 BLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
 BLAS    := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags --libs openblas 2>/dev/null) \
            -Wl,-rpath,$(BLAS_DIR)
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
+# Warnings are errors in CI and in `make check`/`test`/`asan`/`fuzz` (and with
+# WERROR=-Werror), not in a plain `make`: a new compiler's new warning must not
+# stop a user's build.
+ifneq ($(filter check test asan fuzz,$(MAKECMDGOALS)),)
+WERROR  ?= -Werror
+endif
+WERROR  ?=
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla $(WERROR)
 OPT     ?= -O2 -g
 SAN     ?=
 # x86 vector code (the resampler's SSE4.1/AVX2 paths, chosen at run time) only
@@ -54,36 +63,54 @@ FUZZ_LDFLAGS ?=
 PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
 # libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
-# shared library with a pkg-config file; every other symbol stays hidden.
-PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/manifests.o
-READER_SO := $(BUILD)/lib/libshardpipe-reader.so
-READER_PC := $(BUILD)/lib/pkgconfig/shardpipe-reader.pc
+# versioned shared library, built from what reading needs and nothing else
+# (linked with --no-undefined: a missing piece fails the link; `ldd` shows no
+# libcurl, libarchive, libcrypto, libpng or libjpeg); every symbol but the
+# spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
+# variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
+# points into the build tree (rpath included).
+READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c \
+              formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c
+READER_VERSION := 0.1.0
+READER_SONAME  := libshardpipe-reader.so.0
+READER_REAL    := $(BUILD)/lib/libshardpipe-reader.so.$(READER_VERSION)
+READER_SO      := $(BUILD)/lib/libshardpipe-reader.so
+READER_PC      := $(BUILD)/lib/pkgconfig/shardpipe-reader-uninstalled.pc
+READER_PC_BODY := "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" \
+                  "Version: $(READER_VERSION)" "Requires.private: $(READER_PKGS)" "Cflags: -I\$${includedir}"
 
-.PHONY: all deps test check demo asan bench fuzz clean
+.PHONY: all deps test check demo asan bench fuzz clean pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
-$(BUILD)/obj/%.o: %.c
+# Every compile needs the packages: a missing one stops the build here, with
+# pkg-config's own message naming it, not later at a missing header.
+pkg-config-check:
+	@pkg-config --print-errors --exists $(PKGS)
+	@PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --print-errors --exists openblas
+
+$(BUILD)/obj/%.o: %.c | pkg-config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/pic/%.o: %.c
+$(BUILD)/pic/%.o: %.c | pkg-config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
-$(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 $(BUILD)/pic/formats/resample.o: CFLAGS += -O3
 
-$(READER_SO): $(PIC_OBJ)
+$(READER_REAL): $(READER_SRC:%.c=$(BUILD)/pic/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libshardpipe-reader.so $^ $(LDLIBS) -o $@
+	$(CC) $(SAN) -shared -Wl,-soname,$(READER_SONAME) -Wl,--no-undefined -Wl,--as-needed $^ \
+	    $(shell pkg-config --libs $(READER_PKGS) 2>/dev/null) -lm -lpthread -o $@
+$(BUILD)/lib/$(READER_SONAME): $(READER_REAL)
+	ln -sf $(notdir $<) $@
+$(READER_SO): $(BUILD)/lib/$(READER_SONAME)
+	ln -sf $(notdir $<) $@
 
 $(READER_PC): Makefile
 	@mkdir -p $(dir $@)
-	printf '%s\n' "libdir=$(abspath $(BUILD)/lib)" "includedir=$(abspath include)" "" \
-	    "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" "Version: 0.1.0" \
-	    'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lshardpipe-reader -Wl,-rpath,$${libdir}' > $@
+	printf '%s\n' "libdir=$(abspath $(BUILD)/lib)" "includedir=$(abspath include)" "" $(READER_PC_BODY) \
+	    'Libs: -L$${libdir} -lshardpipe-reader -Wl,-rpath,$${libdir}' > $@
 
 # the resampler's inner loops are written for the vectoriser, which -O2 leaves out
 $(BUILD)/obj/formats/resample.o: CFLAGS += -O3
@@ -120,7 +147,7 @@ $(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/
 # The zstd filter as an HDF5 plugin, for h5py, h5dump and other readers. Built
 # without sanitizers even in `make asan`: it is loaded into programs (python3,
 # h5dump) that are not; the tools' own copy of the filter is sanitized.
-$(PLUGIN): formats/h5zstd.c formats/h5zstd_plugin.c formats/h5zstd.h
+$(PLUGIN): formats/h5zstd.c formats/h5zstd_plugin.c formats/h5zstd.h | pkg-config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out $(SAN),$(CFLAGS)) -fPIC -shared formats/h5zstd.c formats/h5zstd_plugin.c \
 	    $(shell pkg-config --libs hdf5 libzstd) -o $@
@@ -182,6 +209,6 @@ bench:
 	@bench/run.sh $(BUILD)
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)
