@@ -1,5 +1,6 @@
 # shardpipe — see README.md.  `make` builds, `make test` installs what is
-# missing, builds and runs every test, `make demo` converts Fashion-MNIST.
+# missing, builds and runs every test, `make demo` converts Fashion-MNIST,
+# `make install` / `make uninstall` (PREFIX, DESTDIR) put it on the system.
 
 BUILD   ?= build
 CC      ?= cc
@@ -68,7 +69,8 @@ PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 # libcurl, libarchive, libcrypto, libpng or libjpeg); every symbol but the
 # spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
 # variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
-# points into the build tree (rpath included).
+# points into the build tree (rpath included); `make install` writes the
+# real one, relative to its prefix, with no rpath.
 READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c \
               formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c
 READER_VERSION := 0.1.0
@@ -79,7 +81,33 @@ READER_PC      := $(BUILD)/lib/pkgconfig/shardpipe-reader-uninstalled.pc
 READER_PC_BODY := "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" \
                   "Version: $(READER_VERSION)" "Requires.private: $(READER_PKGS)" "Cflags: -I\$${includedir}"
 
-.PHONY: all deps test check demo asan bench fuzz clean pkg-config-check
+# `make install`: where things go. DESTDIR is prepended to every one of them
+# (a staged install); PREFIX alone decides the paths written into the files.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR     ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+# /usr/bin/python3 searches $(PREFIX)/lib/python3.X/dist-packages for
+# PREFIX=/usr/local, /usr/lib/python3/dist-packages for PREFIX=/usr
+PYTHON     ?= /usr/bin/python3
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/$(shell \
+              $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null)/dist-packages)
+# HDF5 searches Debian's plugin directory (inside libhdf5's own libdir) by
+# default: there for PREFIX=/usr; for any other PREFIX, $(LIBDIR)/hdf5/plugin,
+# which h5py finds through HDF5_PLUGIN_PATH (the installed Python package
+# adds it by itself).
+HDF5_LIBDIR := $(patsubst -L%,%,$(firstword $(shell pkg-config --libs-only-L hdf5 2>/dev/null)))
+HDF5_PLUGIN_DIR ?= $(if $(and $(filter /usr,$(PREFIX)),$(HDF5_LIBDIR)),$(HDF5_LIBDIR)/plugins,$(LIBDIR)/hdf5/plugin)
+# installed under a name of its own: Debian's hdf5-filter-plugin has a libh5zstd.so
+PLUGIN_NAME := libshardpipe-h5zstd.so
+
+MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
+COMPLETION := $(BUILD)/completion/shardpipe
+
+.PHONY: all deps test check demo asan bench fuzz clean install uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -207,6 +235,55 @@ bench:
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak \
 	    $(BUILD)/bench/conv_algos
 	@bench/run.sh $(BUILD)
+
+# Man pages from each tool's --help and --version; the NAME line is the
+# --help text's first sentence, to its first '.' or ':'.
+$(BUILD)/man/%.1: $(BUILD)/bin/%
+	@mkdir -p $(dir $@)
+	help2man -N -n "$$($< --help | sed -n '2,$$p' | tr '\n' ' ' | sed 's/[.:].*//; s/ *$$//')" -o $@.tmp $< && mv $@.tmp $@
+
+# bash completion for every tool, from their --help (scripts/completion.sh)
+$(COMPLETION): scripts/completion.sh $(BINS)
+	@mkdir -p $(dir $@)
+	scripts/completion.sh -d "$(basename $(notdir $(wildcard manifests/*.json)))" $(BINS) > $@.tmp && mv $@.tmp $@
+
+# Installs the tools, their man pages and bash completion, libshardpipe-reader
+# (.so.0 with its header and pkg-config file), the HDF5 filter plugin and the
+# Python package (python/shardpipe.py as package shardpipe, with _install.py
+# naming the plugin directory relative to it, so a staged or moved copy still
+# finds it). Nothing written refers to the build tree.
+install: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(INCLUDEDIR)/shardpipe $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(HDF5_PLUGIN_DIR) \
+	    $(DESTDIR)$(PYTHONDIR)/shardpipe
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(MANS) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(COMPLETION) $(DESTDIR)$(COMPLETIONDIR)/shardpipe
+	for t in $(TOOLS); do ln -sf shardpipe $(DESTDIR)$(COMPLETIONDIR)/$$t || exit 1; done
+	install -m 755 $(READER_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(READER_REAL)) $(DESTDIR)$(LIBDIR)/$(READER_SONAME)
+	ln -sf $(READER_SONAME) $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so
+	install -m 644 include/shardpipe/reader.h $(DESTDIR)$(INCLUDEDIR)/shardpipe/
+	printf '%s\n' "prefix=$(PREFIX)" "libdir=$(patsubst $(PREFIX)/%,\$${prefix}/%,$(LIBDIR))" \
+	    "includedir=$(patsubst $(PREFIX)/%,\$${prefix}/%,$(INCLUDEDIR))" "" $(READER_PC_BODY) \
+	    'Libs: -L$${libdir} -lshardpipe-reader' > $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc
+	install -m 755 $(PLUGIN) $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME)
+	install -m 644 python/shardpipe.py $(DESTDIR)$(PYTHONDIR)/shardpipe/__init__.py
+	printf '%s\n' '"""Written by make install: where the HDF5 plugin was installed."""' \
+	    "PLUGIN_DIR = \"$$(realpath -m --relative-to=$(PYTHONDIR)/shardpipe $(HDF5_PLUGIN_DIR))\"" \
+	    > $(DESTDIR)$(PYTHONDIR)/shardpipe/_install.py
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
+
+# Removes exactly what install wrote (and the Python package's bytecode).
+uninstall:
+	rm -f $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(TOOLS:%=$(DESTDIR)$(MANDIR)/man1/%.1) \
+	    $(DESTDIR)$(COMPLETIONDIR)/shardpipe $(TOOLS:%=$(DESTDIR)$(COMPLETIONDIR)/%) \
+	    $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so.$(READER_VERSION) $(DESTDIR)$(LIBDIR)/$(READER_SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so $(DESTDIR)$(INCLUDEDIR)/shardpipe/reader.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME)
+	rm -rf $(DESTDIR)$(PYTHONDIR)/shardpipe
+	rmdir $(DESTDIR)$(INCLUDEDIR)/shardpipe 2>/dev/null || true
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
 
 clean:
 	rm -rf $(BUILD)
