@@ -15,8 +15,11 @@ inst=$dest$prefix
 
 # ---- install from a copy; the copy is gone before anything runs ----
 mkdir -p "$tree/b"
-(cd "$SP_ROOT" && tar --exclude=./build -cf - .) | tar -C "$tree" -xf - || fail "copying the checkout"
-cp -a "$build/." "$tree/b/" || fail "copying the build directory"
+(cd "$SP_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$tree" -xf - || fail "copying the checkout"
+# what install's prerequisites are made from, times kept so nothing is rebuilt
+for d in bin gen hdf5-plugin lib obj pic man completion; do
+    [ ! -d "$build/$d" ] || cp -a "$build/$d" "$tree/b/" || fail "copying $build/$d"
+done
 make -C "$tree" --no-print-directory BUILD=b SAN="${SP_SAN:-}" PREFIX=$prefix DESTDIR="$dest" install \
     > install.log 2>&1 || { tail -30 install.log; fail "make install failed"; }
 rm -rf "$tree"
