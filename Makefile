@@ -65,8 +65,9 @@ PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
 # libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
 # versioned shared library, built from what reading needs and nothing else
-# (linked with --no-undefined: a missing piece fails the link; `ldd` shows no
-# libcurl, libarchive, libcrypto, libpng or libjpeg); every symbol but the
+# (linked with --no-undefined: a missing piece fails the link; it needs no
+# libcurl, libarchive, libcrypto, libpng or libjpeg of its own, though ldd
+# lists libcurl and libcrypto under Debian's libhdf5); every symbol but the
 # spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
 # variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
 # points into the build tree (rpath included); `make install` writes the
@@ -101,7 +102,7 @@ PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,
 # adds it by itself).
 HDF5_LIBDIR := $(patsubst -L%,%,$(firstword $(shell pkg-config --libs-only-L hdf5 2>/dev/null)))
 HDF5_PLUGIN_DIR ?= $(if $(and $(filter /usr,$(PREFIX)),$(HDF5_LIBDIR)),$(HDF5_LIBDIR)/plugins,$(LIBDIR)/hdf5/plugin)
-# installed under a name of its own: Debian's hdf5-filter-plugin has a libh5zstd.so
+# installed under a name of its own, beside any other package's libh5zstd.so
 PLUGIN_NAME := libshardpipe-h5zstd.so
 
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
