@@ -1,9 +1,12 @@
 # shardpipe — see README.md.  `make` builds, `make test` installs what is
-# missing, builds and runs every test, `make demo` converts Fashion-MNIST.
+# missing, builds and runs every test, `make demo` converts Fashion-MNIST,
+# `make install` / `make uninstall` (PREFIX, DESTDIR) put it on the system.
 
 BUILD   ?= build
 CC      ?= cc
 PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
+# what libshardpipe-reader links: the reader alone, no fetching or decoding
+READER_PKGS := hdf5 libzstd jansson libxxhash
 # OpenBLAS built on OpenMP: the trainer shares batches out over OpenMP threads
 # and calls the gemms inside them, where this variant runs them single-threaded
 # in the same thread pool. (The pthread variant keeps idle workers of its own
@@ -12,15 +15,28 @@ PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng li
 BLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
 BLAS    := $(shell PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --cflags --libs openblas 2>/dev/null) \
            -Wl,-rpath,$(BLAS_DIR)
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Werror
+# Warnings are errors in CI and in `make check`/`test`/`asan`/`fuzz` (and with
+# WERROR=-Werror), not in a plain `make`: a new compiler's new warning must not
+# stop a user's build.
+ifneq ($(filter check test asan fuzz,$(MAKECMDGOALS)),)
+WERROR  ?= -Werror
+endif
+WERROR  ?=
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla $(WERROR)
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-           $(filter -I%,$(BLAS))
+# x86 vector code (the resampler's SSE4.1/AVX2 paths, chosen at run time) only
+# when the compiler targets x86-64; SIMD=none builds the portable scalar paths
+# alone, as on any other CPU, to test them on this one.
+MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
+SIMD    ?= $(if $(filter x86_64-%,$(MACHINE)),x86,none)
+SIMD_CFLAGS := $(if $(filter none,$(SIMD)),-DSP_NO_X86_SIMD)
+CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) $(SIMD_CFLAGS) -I. -Iinclude \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(filter -I%,$(BLAS))
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(filter-out -I%,$(BLAS)) -lm -lpthread
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
-LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c common/sp_xxh.c common/sp_xxh_avx2.c \
+LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c \
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
@@ -48,40 +64,83 @@ FUZZ_LDFLAGS ?=
 PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
 # libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
-# shared library with a pkg-config file; every other symbol stays hidden.
-PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/manifests.o
-READER_SO := $(BUILD)/lib/libshardpipe-reader.so
-READER_PC := $(BUILD)/lib/pkgconfig/shardpipe-reader.pc
+# versioned shared library, built from what reading needs and nothing else
+# (linked with --no-undefined: a missing piece fails the link; it needs no
+# libcurl, libarchive, libcrypto, libpng or libjpeg of its own, though ldd
+# lists libcurl and libcrypto under Debian's libhdf5); every symbol but the
+# spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
+# variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
+# points into the build tree (rpath included); `make install` writes the
+# real one, relative to its prefix, with no rpath.
+READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c \
+              formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c
+READER_VERSION := 0.1.0
+READER_SONAME  := libshardpipe-reader.so.0
+READER_REAL    := $(BUILD)/lib/libshardpipe-reader.so.$(READER_VERSION)
+READER_SO      := $(BUILD)/lib/libshardpipe-reader.so
+READER_PC      := $(BUILD)/lib/pkgconfig/shardpipe-reader-uninstalled.pc
+READER_PC_BODY := "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" \
+                  "Version: $(READER_VERSION)" "Requires.private: $(READER_PKGS)" "Cflags: -I\$${includedir}"
 
-.PHONY: all deps test check demo asan bench fuzz clean
+# `make install`: where things go. DESTDIR is prepended to every one of them
+# (a staged install); PREFIX alone decides the paths written into the files.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR     ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+# /usr/bin/python3 searches $(PREFIX)/lib/python3.X/dist-packages for
+# PREFIX=/usr/local, /usr/lib/python3/dist-packages for PREFIX=/usr
+PYTHON     ?= /usr/bin/python3
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/$(shell \
+              $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null)/dist-packages)
+# HDF5 searches Debian's plugin directory (inside libhdf5's own libdir) by
+# default: there for PREFIX=/usr; for any other PREFIX, $(LIBDIR)/hdf5/plugin,
+# which h5py finds through HDF5_PLUGIN_PATH (the installed Python package
+# adds it by itself).
+HDF5_LIBDIR := $(patsubst -L%,%,$(firstword $(shell pkg-config --libs-only-L hdf5 2>/dev/null)))
+HDF5_PLUGIN_DIR ?= $(if $(and $(filter /usr,$(PREFIX)),$(HDF5_LIBDIR)),$(HDF5_LIBDIR)/plugins,$(LIBDIR)/hdf5/plugin)
+# installed under a name of its own, beside any other package's libh5zstd.so
+PLUGIN_NAME := libshardpipe-h5zstd.so
+
+MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
+COMPLETION := $(BUILD)/completion/shardpipe
+
+.PHONY: all deps test check demo asan bench fuzz clean install uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
-$(BUILD)/obj/%.o: %.c
+# Every compile needs the packages: a missing one stops the build here, with
+# pkg-config's own message naming it, not later at a missing header.
+pkg-config-check:
+	@pkg-config --print-errors --exists $(PKGS)
+	@PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --print-errors --exists openblas
+
+$(BUILD)/obj/%.o: %.c | pkg-config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/pic/%.o: %.c
+$(BUILD)/pic/%.o: %.c | pkg-config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
-$(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
-$(BUILD)/pic/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 $(BUILD)/pic/formats/resample.o: CFLAGS += -O3
 
-$(READER_SO): $(PIC_OBJ)
+$(READER_REAL): $(READER_SRC:%.c=$(BUILD)/pic/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libshardpipe-reader.so $^ $(LDLIBS) -o $@
+	$(CC) $(SAN) -shared -Wl,-soname,$(READER_SONAME) -Wl,--no-undefined -Wl,--as-needed $^ \
+	    $(shell pkg-config --libs $(READER_PKGS) 2>/dev/null) -lm -lpthread -o $@
+$(BUILD)/lib/$(READER_SONAME): $(READER_REAL)
+	ln -sf $(notdir $<) $@
+$(READER_SO): $(BUILD)/lib/$(READER_SONAME)
+	ln -sf $(notdir $<) $@
 
 $(READER_PC): Makefile
 	@mkdir -p $(dir $@)
-	printf '%s\n' "libdir=$(abspath $(BUILD)/lib)" "includedir=$(abspath include)" "" \
-	    "Name: shardpipe-reader" "Description: read shardpipe HDF5+zstd shard sets" "Version: 0.1.0" \
-	    'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lshardpipe-reader -Wl,-rpath,$${libdir}' > $@
+	printf '%s\n' "libdir=$(abspath $(BUILD)/lib)" "includedir=$(abspath include)" "" $(READER_PC_BODY) \
+	    'Libs: -L$${libdir} -lshardpipe-reader -Wl,-rpath,$${libdir}' > $@
 
-# XXH3's AVX2 variant; sp_xxh.c calls it only on CPUs that have AVX2
-$(BUILD)/obj/common/sp_xxh_avx2.o: CFLAGS += -mavx2
 # the resampler's inner loops are written for the vectoriser, which -O2 leaves out
 $(BUILD)/obj/formats/resample.o: CFLAGS += -O3
 # so are the trainer's elementwise loops; sqrtf must not set errno to vectorise
@@ -117,7 +176,7 @@ $(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/
 # The zstd filter as an HDF5 plugin, for h5py, h5dump and other readers. Built
 # without sanitizers even in `make asan`: it is loaded into programs (python3,
 # h5dump) that are not; the tools' own copy of the filter is sanitized.
-$(PLUGIN): formats/h5zstd.c formats/h5zstd_plugin.c formats/h5zstd.h
+$(PLUGIN): formats/h5zstd.c formats/h5zstd_plugin.c formats/h5zstd.h | pkg-config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out $(SAN),$(CFLAGS)) -fPIC -shared formats/h5zstd.c formats/h5zstd_plugin.c \
 	    $(shell pkg-config --libs hdf5 libzstd) -o $@
@@ -178,7 +237,56 @@ bench:
 	    $(BUILD)/bench/conv_algos
 	@bench/run.sh $(BUILD)
 
+# Man pages from each tool's --help and --version; the NAME line is the
+# --help text's first sentence, to its first '.' or ':'.
+$(BUILD)/man/%.1: $(BUILD)/bin/%
+	@mkdir -p $(dir $@)
+	help2man -N -n "$$($< --help | sed -n '2,$$p' | tr '\n' ' ' | sed 's/[.:].*//; s/ *$$//')" -o $@.tmp $< && mv $@.tmp $@
+
+# bash completion for every tool, from their --help (scripts/completion.sh)
+$(COMPLETION): scripts/completion.sh $(BINS)
+	@mkdir -p $(dir $@)
+	scripts/completion.sh -d "$(basename $(notdir $(wildcard manifests/*.json)))" $(BINS) > $@.tmp && mv $@.tmp $@
+
+# Installs the tools, their man pages and bash completion, libshardpipe-reader
+# (.so.0 with its header and pkg-config file), the HDF5 filter plugin and the
+# Python package (python/shardpipe.py as package shardpipe, with _install.py
+# naming the plugin directory relative to it, so a staged or moved copy still
+# finds it). Nothing written refers to the build tree.
+install: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(INCLUDEDIR)/shardpipe $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(HDF5_PLUGIN_DIR) \
+	    $(DESTDIR)$(PYTHONDIR)/shardpipe
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(MANS) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(COMPLETION) $(DESTDIR)$(COMPLETIONDIR)/shardpipe
+	for t in $(TOOLS); do ln -sf shardpipe $(DESTDIR)$(COMPLETIONDIR)/$$t || exit 1; done
+	install -m 755 $(READER_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(READER_REAL)) $(DESTDIR)$(LIBDIR)/$(READER_SONAME)
+	ln -sf $(READER_SONAME) $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so
+	install -m 644 include/shardpipe/reader.h $(DESTDIR)$(INCLUDEDIR)/shardpipe/
+	printf '%s\n' "prefix=$(PREFIX)" "libdir=$(patsubst $(PREFIX)/%,\$${prefix}/%,$(LIBDIR))" \
+	    "includedir=$(patsubst $(PREFIX)/%,\$${prefix}/%,$(INCLUDEDIR))" "" $(READER_PC_BODY) \
+	    'Libs: -L$${libdir} -lshardpipe-reader' > $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc
+	install -m 755 $(PLUGIN) $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME)
+	install -m 644 python/shardpipe.py $(DESTDIR)$(PYTHONDIR)/shardpipe/__init__.py
+	printf '%s\n' '"""Written by make install: where the HDF5 plugin was installed."""' \
+	    "PLUGIN_DIR = \"$$(realpath -m --relative-to=$(PYTHONDIR)/shardpipe $(HDF5_PLUGIN_DIR))\"" \
+	    > $(DESTDIR)$(PYTHONDIR)/shardpipe/_install.py
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
+
+# Removes exactly what install wrote (and the Python package's bytecode).
+uninstall:
+	rm -f $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(TOOLS:%=$(DESTDIR)$(MANDIR)/man1/%.1) \
+	    $(DESTDIR)$(COMPLETIONDIR)/shardpipe $(TOOLS:%=$(DESTDIR)$(COMPLETIONDIR)/%) \
+	    $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so.$(READER_VERSION) $(DESTDIR)$(LIBDIR)/$(READER_SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so $(DESTDIR)$(INCLUDEDIR)/shardpipe/reader.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME)
+	rm -rf $(DESTDIR)$(PYTHONDIR)/shardpipe
+	rmdir $(DESTDIR)$(INCLUDEDIR)/shardpipe 2>/dev/null || true
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
+
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)

@@ -5,6 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The x86 vector paths (SSE4.1, AVX2; chosen at run time by what the CPU
+ * has) exist only on x86-64 and not under SP_NO_X86_SIMD (the Makefile's
+ * SIMD=none, which builds the scalar paths alone, as on any other CPU). */
+#if defined(__x86_64__) && !defined(SP_NO_X86_SIMD)
+#define SP_RESAMPLE_X86 1
+#else
+#define SP_RESAMPLE_X86 0
+#endif
+
 #define PRECISION_BITS (32 - 8 - 2)
 
 const char *sp_filter_name(int f)
@@ -175,7 +184,7 @@ static void horizontal_scalar(const uint8_t *in, uint8_t *out, int w, int c, con
     }
 }
 
-#if defined(__x86_64__)
+#if SP_RESAMPLE_X86
 #include <immintrin.h>
 
 /* RGB rows, four 32-bit lanes a pixel (R, G, B and a byte of the next pixel,
@@ -249,7 +258,7 @@ static int split_coeffs(sp_resampler *r, int in_w, int w)
     return 0;
 }
 
-#if defined(__x86_64__)
+#if SP_RESAMPLE_X86
 /* Output pixel i of two rows at once, one per 128-bit lane, as 32-bit
  * R G B x before clipping: 8 bytes loaded at each tap pair (two RGB pixels
  * and 2 bytes ignored), spread to 16-bit [R0 R1 G0 G1 B0 B1 0 0], multiplied
@@ -321,13 +330,15 @@ __attribute__((target("avx2"))) static void horizontal2_rgb_madd(const uint8_t *
 #endif
 
 /* What the CPU has, found once at start-up (before any thread): 0 none, 1
- * SSE4.1, 2 AVX2. */
+ * SSE4.1, 2 AVX2; always 0 without the x86 paths. */
 static int level, cpu_level;
+#if SP_RESAMPLE_X86
 __attribute__((constructor)) static void find_level(void)
 {
     __builtin_cpu_init();
     level = cpu_level = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("sse4.1") ? 1 : 0;
 }
+#endif
 
 int sp_resample_set_level(int want)
 {
@@ -338,7 +349,7 @@ int sp_resample_set_level(int want)
 static void horizontal(const uint8_t *in, int in_w, uint8_t *out, int w, int c, const int *bounds, const int32_t *kk,
                        int ksize)
 {
-#if defined(__x86_64__)
+#if SP_RESAMPLE_X86
     if (c == 3 && level >= 1) {
         horizontal_rgb_sse41(in, in_w, out, w, bounds, kk, ksize);
         return;
@@ -352,7 +363,7 @@ static void horizontal(const uint8_t *in, int in_w, uint8_t *out, int w, int c, 
  * accumulated a whole row at a time (vectorisable: one coefficient a row).
  * Cloned for AVX2 and chosen at load time (an ifunc), except under
  * ThreadSanitizer, whose runtime is not up when ifuncs are resolved. */
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || !SP_RESAMPLE_X86
 #define SP_CLONES
 #else
 #define SP_CLONES __attribute__((target_clones("avx2", "default")))
@@ -376,7 +387,7 @@ SP_CLONES static void vertical(const uint8_t *restrict src, size_t stride,
     }
 }
 
-#if defined(__x86_64__)
+#if SP_RESAMPLE_X86
 /* vertical with AVX2, 32 values a step, their sums kept in registers over
  * the taps (the loop above keeps them in memory); the same arithmetic. */
 __attribute__((target("avx2"))) static void vertical_avx2(const uint8_t *src, size_t stride, uint8_t *out, int len,
@@ -440,7 +451,7 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
         if (grow((void **)&r->tmp, &r->cap_tmp, row * (size_t)rows))
             return -1;
         int y = 0;
-#if defined(__x86_64__)
+#if SP_RESAMPLE_X86
         for (; rgb_madd && y < rows; y += 2) { /* two rows a call; the last one twice when odd */
             int y1 = y + 1 < rows ? y + 1 : y;
             horizontal2_rgb_madd(in + (size_t)(ybox_first + y) * stride, in + (size_t)(ybox_first + y1) * stride, in_w,
@@ -464,7 +475,7 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
             uint8_t *o = out + (size_t)yy * out_row;
             int ymin = r->bounds_y[2 * yy] - yshift, n = r->bounds_y[2 * yy + 1];
             const int32_t *k = r->k_y + (size_t)yy * (size_t)r->ksize_y;
-#if defined(__x86_64__)
+#if SP_RESAMPLE_X86
             if (level == 2) {
                 vertical_avx2(src, stride, o, (int)out_row, ymin, n, k, r->acc);
                 continue;

@@ -56,7 +56,8 @@ void sp_resample_source_box(int in_w, int in_h, int out_w, int out_h, int x0, in
                             int box[4]);
 
 /* The instructions the passes use: 0 plain C, 1 SSE4.1, 2 AVX2; the best the
- * CPU has unless set lower. Every level gives the same bytes (the tests
+ * CPU has unless set lower (always 0 in a build without the x86 paths: not
+ * x86-64, or SP_NO_X86_SIMD). Every level gives the same bytes (the tests
  * compare them). Returns the level now in effect, which is never above what
  * the CPU has; call it before any thread resamples. */
 int sp_resample_set_level(int level);

@@ -416,7 +416,11 @@ void nn_opt_init(nn_opt *o, int kind, float lr)
 /* The update loops, one pass over each parameter, built for the widest
  * vectors the CPU has (chosen at load time): memory-bound, they cost as much
  * as the mlp's matrix work when left scalar. */
+#if defined(__x86_64__) && !defined(SP_NO_X86_SIMD)
 #define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
 
 VECTOR_CLONES static void sgd_update(float *restrict w, const float *restrict g, float *restrict buf, size_t n,
                                      float lr, float momentum, float wd, int first)

@@ -18,8 +18,9 @@ stored, HWC. ``transform`` (optional) is applied to the image last.
 Files are opened lazily in the process that reads them and reopened after a
 fork, so the dataset is safe with DataLoader workers: each worker opens its
 own files. Shards use the HDF5 zstd filter 32015: the reader adds
-``plugin_dir`` (default: $HDF5_PLUGIN_PATH, else the build/hdf5-plugin
-directory beside this file's checkout) to h5py's plugin search path.
+``plugin_dir`` (default: $HDF5_PLUGIN_PATH, else where ``make install`` put
+the plugin, else the build/hdf5-plugin directory beside this file's checkout)
+to h5py's plugin search path.
 """
 import bisect
 import json
@@ -34,10 +35,23 @@ __all__ = ["ShardDataset", "load_manifest"]
 _plugin_dirs_added = set()
 
 
+def _default_plugin_dir():
+    """$HDF5_PLUGIN_PATH; else, installed by `make install` (this file as the
+    package's __init__.py), the plugin directory its _install.py names,
+    relative to the package; else this checkout's build/hdf5-plugin."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.environ.get("HDF5_PLUGIN_PATH"):
+        return os.environ["HDF5_PLUGIN_PATH"]
+    try:
+        from ._install import PLUGIN_DIR
+        return os.path.normpath(os.path.join(here, PLUGIN_DIR))
+    except ImportError:  # the plain module of a checkout
+        return os.path.join(os.path.dirname(here), "build", "hdf5-plugin")
+
+
 def _add_plugin_dir(plugin_dir):
     if plugin_dir is None:
-        plugin_dir = os.environ.get("HDF5_PLUGIN_PATH") or os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "hdf5-plugin")
+        plugin_dir = _default_plugin_dir()
     for d in plugin_dir.split(os.pathsep):
         if d and d not in _plugin_dirs_added and os.path.isdir(d):
             # first in the search: HDF5 1.10 gives up at a missing directory

@@ -1,15 +1,15 @@
 #!/bin/sh
-# Installs the Debian 12 packages shardpipe needs to build, test and run its
-# demo, plus any packages named as arguments (the benchmarks name their
-# peers). As root it runs apt-get; as anyone else it prints the command to
+# Installs the Debian 12 packages shardpipe needs to build, install (help2man),
+# test and run its demo, plus any packages named as arguments (the benchmarks
+# name their peers). As root it runs apt-get; as anyone else it prints the command to
 # run and exits 1 when something is missing.
 # usage: install-deps.sh [PACKAGE]...
 set -eu
 
-PACKAGES="gcc libc6-dev make pkg-config
+PACKAGES="gcc libc6-dev make pkg-config help2man
 libarchive-dev libhdf5-dev hdf5-tools libzstd-dev zstd libjansson-dev
 libxxhash-dev libssl-dev libcurl4-openssl-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libopenblas-openmp-dev
-python3 python3-h5py python3-numpy python3-xxhash python3-pil python3-png python3-torch nginx-light openssl
+python3 python3-h5py python3-numpy python3-xxhash python3-pil python3-png python3-torch nginx-light openssl man-db
 dataset-fashion-mnist mate-backgrounds python3-zstandard libjpeg-turbo-progs
 $*"
 

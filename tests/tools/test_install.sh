@@ -1,0 +1,140 @@
+# make install into a temporary DESTDIR (PREFIX=/usr/local), used from there
+# alone: a copy of the checkout and of its build directory installs, then the
+# copy is deleted (the real build directory stays, for the tests running
+# beside this one, but is off PATH and unnamed). From the installed tree:
+# Fashion-MNIST offline through sp-fetch | sp-unpack | sp-decode | sp-shard,
+# sp-verify, a C program built with pkg-config against
+# libshardpipe-reader, the Python package finding the HDF5 plugin by itself,
+# man pages and bash completion; then make uninstall leaves no file behind.
+. "$SP_ROOT/tests/tools/lib.sh"
+[ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
+build=$(dirname "$SP_BIN")
+work=$PWD dest=$PWD/dest tree=$PWD/tree
+prefix=/usr/local
+inst=$dest$prefix
+
+# ---- install from a copy; the copy is gone before anything runs ----
+mkdir -p "$tree/b"
+(cd "$SP_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$tree" -xf - || fail "copying the checkout"
+# what install's prerequisites are made from, times kept so nothing is rebuilt
+for d in bin gen hdf5-plugin lib obj pic man completion; do
+    [ ! -d "$build/$d" ] || cp -a "$build/$d" "$tree/b/" || fail "copying $build/$d"
+done
+make -C "$tree" --no-print-directory BUILD=b SAN="${SP_SAN:-}" PREFIX=$prefix DESTDIR="$dest" install \
+    > install.log 2>&1 || { tail -30 install.log; fail "make install failed"; }
+rm -rf "$tree"
+[ ! -e "$tree" ] || fail "the copy is still there"
+
+# nothing installed refers to a build tree or the checkout
+for f in "$inst/lib/pkgconfig/shardpipe-reader.pc" "$inst/share/bash-completion/completions/shardpipe" \
+         "$inst"/lib/python3*/dist-packages/shardpipe/*.py; do
+    [ -f "$f" ] || fail "not installed: $f"
+    ! grep -qF -e "$tree" -e "$SP_ROOT" -e "$build" "$f" || fail "$f names the build tree"
+done
+for f in "$inst"/bin/sp-* "$inst/lib/libshardpipe-reader.so.0.1.0" "$inst/lib/hdf5/plugin/libshardpipe-h5zstd.so"; do
+    ! readelf -d "$f" | grep -E 'RPATH|RUNPATH' | grep -qF -e "$tree" -e "$SP_ROOT" -e "$work" \
+        || fail "$f has an rpath into the build tree"
+done
+grep -qx 'libdir=${prefix}/lib' "$inst/lib/pkgconfig/shardpipe-reader.pc" || fail "libdir is not prefix-relative"
+grep -qx "Requires.private: hdf5 libzstd jansson libxxhash" "$inst/lib/pkgconfig/shardpipe-reader.pc" \
+    || fail "Requires.private"
+! grep -q -- '-Wl,-rpath' "$inst/lib/pkgconfig/shardpipe-reader.pc" || fail "the installed .pc has an rpath"
+# the versioned library and its links; it needs nothing of fetching or decoding
+[ "$(readlink "$inst/lib/libshardpipe-reader.so")" = libshardpipe-reader.so.0 ] || fail ".so link"
+[ "$(readlink "$inst/lib/libshardpipe-reader.so.0")" = libshardpipe-reader.so.0.1.0 ] || fail ".so.0 link"
+readelf -d "$inst/lib/libshardpipe-reader.so.0.1.0" > dyn || fail "readelf"
+grep -q 'Library soname: \[libshardpipe-reader.so.0\]' dyn || fail "soname"
+! grep NEEDED dyn | grep -E 'curl|archive|crypto|png|jpeg' || fail "libshardpipe-reader needs a tool-side library"
+
+# ---- from here on, only the installed tree ----
+export PATH="$inst/bin:/usr/bin:/bin"
+unset HDF5_PLUGIN_PATH SP_BIN
+export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9  # any network use would fail
+mkdir elsewhere && cd elsewhere
+[ "$(command -v sp-shard)" = "$inst/bin/sp-shard" ] || fail "sp-shard is not the installed one"
+# each stage's status, since sh has no pipefail
+{ sp-fetch -c "$work/cache" fashion-mnist 2>fetch.err; echo $? > st.fetch; } |
+    { sp-unpack; echo $? > st.unpack; } | { sp-decode -q; echo $? > st.decode; } |
+    { sp-shard -q -o "$work/S"; echo $? > st.shard; }
+for s in fetch unpack decode shard; do
+    [ "$(cat st.$s)" = 0 ] || { cat fetch.err; fail "sp-$s exited $(cat st.$s)"; }
+done
+expect_status 0 sp-verify "$work/S"
+
+cat > reader.c <<'X'
+/* One pass over the test split in index order: the count, then record 0's
+ * label and the sum of its pixel bytes; an epoch through the iterator must
+ * deliver the same count. */
+#include <shardpipe/reader.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv)
+{
+    char err[512];
+    spr_set *s = argc == 2 ? spr_open(argv[1], "test", err, sizeof err) : NULL;
+    if (!s) { fprintf(stderr, "reader: %s\n", argc == 2 ? err : "usage"); return 1; }
+    size_t rb = spr_record_bytes(s);
+    unsigned char *px = malloc(rb * 64);
+    int32_t labels[64], label;
+    if (!px || spr_read(s, 0, px, &label)) { fprintf(stderr, "reader: %s\n", spr_error(s)); return 1; }
+    unsigned long sum = 0;
+    for (size_t i = 0; i < rb; i++) sum += px[i];
+    spr_iter *it = spr_iter_new(s, 64, 0, SPR_PREFETCH, 0);
+    uint32_t n;
+    unsigned long long seen = 0;
+    int st;
+    while (it && (st = spr_iter_next(it, px, labels, &n)) > 0) seen += n;
+    if (!it || st < 0) { fprintf(stderr, "reader: %s\n", spr_error(s)); return 1; }
+    printf("%llu %llu %d %lu\n", (unsigned long long)spr_count(s), seen, label, sum);
+    spr_iter_free(it);
+    spr_close(s);
+    free(px);
+    return 0;
+}
+X
+flags=$(PKG_CONFIG_PATH="$inst/lib/pkgconfig" pkg-config --define-variable=prefix="$inst" --cflags --libs shardpipe-reader) \
+    || fail "pkg-config shardpipe-reader"
+cc -std=c11 -Wall -Werror ${SP_SAN:-} reader.c $flags -o reader || fail "building against the installed library"
+LD_LIBRARY_PATH="$inst/lib" ldd ./reader | grep -qF "libshardpipe-reader.so.0 => $inst/lib/libshardpipe-reader.so.0" \
+    || fail "the program does not load the installed library"
+LD_LIBRARY_PATH="$inst/lib" expect_status 0 ./reader "$work/S"
+read -r count seen label sum < out
+[ "$count" = 10000 ] && [ "$seen" = 10000 ] || fail "the C reader saw $count / $seen test records"
+
+pydir=$(echo "$inst"/lib/python3*/dist-packages)
+PYTHONPATH="$pydir" expect_status 0 $PY -c "import shardpipe"
+PYTHONPATH="$pydir" expect_status 0 $PY - "$work/S" "$pydir" <<'X'
+import os, sys
+import shardpipe
+from h5py import h5pl
+shards, pydir = sys.argv[1], sys.argv[2]
+assert shardpipe.__file__.startswith(pydir), shardpipe.__file__
+ds = shardpipe.ShardDataset(shards, "test", normalize=False)
+img, label = ds[0]
+plugins = [h5pl.get(i).decode() for i in range(h5pl.size())]
+want = os.path.normpath(os.path.join(pydir, "..", "..", "hdf5", "plugin"))
+assert want in plugins, plugins
+print(len(ds), label, int(img.astype("uint64").sum()))
+X
+[ "$(cat out)" = "10000 $label $sum" ] || fail "Python read $(cat out), C read 10000 $label $sum"
+
+# man pages and bash completion, for every tool
+for t in sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval; do
+    [ -x "$inst/bin/$t" ] || fail "$t not installed"
+    grep -q "^$t \\\\- [A-Z]" "$inst/share/man/man1/$t.1" || fail "$t.1 has no NAME line"
+    [ -f "$inst/share/bash-completion/completions/$t" ] || fail "no completion for $t"
+done
+MANPATH="$inst/share/man" man -w sp-shard | grep -qxF "$inst/share/man/man1/sp-shard.1" || fail "man does not find sp-shard"
+bash -c '. "$1"
+    COMP_WORDS=(sp-shard --no-sh); COMP_CWORD=1; _shardpipe sp-shard; echo "${COMPREPLY[*]}"
+    COMP_WORDS=(sp-fetch fashion); _shardpipe sp-fetch; echo "${COMPREPLY[*]}"' \
+    _ "$inst/share/bash-completion/completions/sp-shard" > completed || fail "completion script"
+printf '%s\n' --no-shuffle fashion-mnist | diff -u - completed || fail "completion"
+
+# ---- uninstall leaves no file behind ----
+cd "$work"
+make -C "$SP_ROOT" --no-print-directory PREFIX=$prefix DESTDIR="$dest" uninstall > uninstall.log 2>&1 \
+    || { cat uninstall.log; fail "make uninstall failed"; }
+left=$(find "$dest" ! -type d)
+[ -z "$left" ] || fail "left behind: $left"
+echo ok
