@@ -203,6 +203,8 @@ static int check_labels(const int32_t *labels, int n, int classes, const char *d
 
 static int train(const options *o, sp_err *err)
 {
+    if (o->out && nn_checkpoint_check_writable(o->out, err))
+        return -1;
     if (o->verify && sp_verify_or_fail(o->dir, err))
         return -1;
     nn_set_threads(o->threads);

@@ -44,39 +44,6 @@ static void share(int n, int t, int T, int *lo, int *hi)
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 
-/* ---------------- random numbers ---------------- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-void nn_rng_seed(nn_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t nn_rng_next(nn_rng *r)
-{
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
-    return out;
-}
-
-float nn_rng_uniform(nn_rng *r) { return (float)(nn_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
-
-float nn_rng_normal(nn_rng *r)
-{
-    float u1 = nn_rng_uniform(r), u2 = nn_rng_uniform(r);
-    return sqrtf(-2.0f * logf(1.0f - u1)) * cosf(6.2831853f * u2);
-}
-
 /* ---------------- shapes ---------------- */
 
 size_t nn_layer_in_size(const nn_layer *l) { return (size_t)l->c * l->h * l->w; }
@@ -778,57 +745,4 @@ void nn_layer_backward(nn_layer *l, const float *dy, int B)
     case NN_GAP: gap_backward(l, dy, B); break;
     case NN_BLOCK: block_backward(l, dy, B); break;
     }
-}
-
-/* ---------------- loss ---------------- */
-
-float nn_softmax_xent(const float *logits, const int32_t *labels, int B, int n, float *dlogits, int *correct)
-{
-    return nn_softmax_xent_smooth(logits, labels, B, n, 0.0f, dlogits, correct);
-}
-
-int nn_topk_correct(const float *logits, const int32_t *labels, int B, int n, int k)
-{
-    int right = 0;
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * n;
-        int y = labels[b], higher = 0;
-        for (int i = 0; i < n; i++)
-            higher += i != y && z[i] >= z[y];
-        right += higher < k;
-    }
-    return right;
-}
-
-float nn_softmax_xent_smooth(const float *logits, const int32_t *labels, int B, int n, float eps, float *dlogits,
-                             int *correct)
-{
-    double loss = 0;
-    int right = 0;
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * n;
-        int best = 0;
-        for (int i = 1; i < n; i++)
-            if (z[i] > z[best])
-                best = i;
-        right += best == labels[b];
-        /* softmax = exp(z - max) / sum; the exponentials wait in dlogits */
-        float *d = dlogits ? dlogits + (size_t)b * n : NULL;
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            double e = exp((double)z[i] - z[best]);
-            sum += e;
-            if (d)
-                d[i] = (float)e;
-        }
-        double logsum = log(sum) + z[best], mean_nll = 0;
-        for (int i = 0; eps > 0 && i < n; i++)
-            mean_nll += (logsum - z[i]) / n;
-        loss += (1 - eps) * (logsum - z[labels[b]]) + eps * mean_nll;
-        for (int i = 0; d && i < n; i++)
-            d[i] = (float)(((double)d[i] / sum - (1 - eps) * (i == labels[b]) - eps / n) / B);
-    }
-    if (correct)
-        *correct = right;
-    return (float)(loss / B);
 }
