@@ -68,6 +68,28 @@ mutate rnghex.ckpt 'h["rng"][2] = "12345"'
 refused_by_both rnghex.ckpt "header field rng[2]: not 16 hex digits"
 mutate float.ckpt 'h["epoch"] = 1.5'
 refused_by_both float.ckpt "header field epoch: missing or not an integer"
+# the training recipe a resumed run takes from the checkpoint
+refused_by_train() {
+    expect_status 1 sp-train d -e 5 --resume "$1"
+    expect_err "sp-train: $1: $2"
+}
+mutate rbatch.ckpt 'h["extra"]["recipe"]["batch"] = 2**32 + 16'
+refused_by_train rbatch.ckpt "header field extra.recipe.batch: 4294967312 is out of range 1..65536"
+mutate rlr.ckpt 'h["extra"]["recipe"]["lr"] = 1e300'
+refused_by_train rlr.ckpt "header field extra.recipe.lr: 1e+300 is outside (0, 1e+06]"
+mutate rlrneg.ckpt 'h["extra"]["recipe"]["lr"] = -1'
+refused_by_train rlrneg.ckpt "header field extra.recipe.lr: -1 is outside (0, 1e+06]"
+mutate rlrneg2.ckpt 'h["extra"]["recipe"]["lr"] = -1.5'
+refused_by_train rlrneg2.ckpt "header field extra.recipe.lr: -1.5 is outside (0, 1e+06]"
+mutate rwarm.ckpt 'h["extra"]["recipe"]["warmup"] = 2**40'
+refused_by_train rwarm.ckpt "header field extra.recipe.warmup: 1099511627776 is out of range 0..100000"
+mutate rsmooth.ckpt 'h["extra"]["recipe"]["label_smoothing"] = 1.0'
+refused_by_train rsmooth.ckpt "header field extra.recipe.label_smoothing: 1 is outside [0, 1)"
+mutate rsched.ckpt 'h["extra"]["recipe"]["schedule"] = "linear"'
+refused_by_train rsched.ckpt "header field extra.recipe.schedule: missing or unknown"
+mutate norecipe.ckpt 'del h["extra"]["recipe"]'
+refused_by_train norecipe.ckpt "the checkpoint does not record its training recipe"
+
 # a model whose header is in range but whose weights the file does not hold
 mutate bigger.ckpt 'h["input"] = [1, 2048, 2048]; h["parameters"] = (2048 * 2048 + 1) * 128 + 129 * 10'
 want=$($PY -c "import struct; d = open('bigger.ckpt', 'rb').read(); print(24 + struct.unpack_from('<I', d, 12)[0] + 4 * 3 * ((2048 * 2048 + 1) * 128 + 129 * 10))")
