@@ -62,9 +62,8 @@ size_t nn_layer_out_size(const nn_layer *l) { return (size_t)l->oc * l->oh * l->
 /* Threads share out the output units (y's columns, dW's rows) or, for
  * narrow layers, the batch's rows (y, dx): no two write the same value, and
  * each value's sum runs in one order. A share of the units reads the whole
- * batch but only its rows of W, which OpenBLAS packs once per call: with a
- * batch of 64 that is 10% faster than halving the batch (measured on Zen 4,
- * 784 x 128). */
+ * batch but only its rows of W, which OpenBLAS packs once per call: faster
+ * than halving the batch for the mlp (the README's nn/ section). */
 static void dense_forward(nn_layer *l, const float *x, int B)
 {
     int in = (int)nn_layer_in_size(l), out = l->oc, T = l->threads;

@@ -10,9 +10,8 @@
 /* ---------------- building ---------------- */
 
 /* A conv's unrolled input per gemm: 512 KiB, so it stays in the L2 cache
- * while the gemm packs it. Measured on the cnn (2 cores, 1 MiB L2 each)
- * against 256 KiB to 32 MiB: 0.85x the epoch time of 32 MiB on one thread,
- * 0.88x on two. */
+ * while the gemm packs it (the fastest of 256 KiB to 32 MiB on the cnn; the
+ * figures are in the README's nn/ section). */
 #define CONV_GROUP_FLOATS ((size_t)128 << 10)
 
 static nn_param *param_new(size_t n, int decay)

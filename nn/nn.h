@@ -104,11 +104,10 @@ int nn_get_threads(void);
  *     the input itself for 1x1 stride-1 convs (no im2col at all), else on
  *     that sample's im2col (large images: no copies of the output).
  * By shape (NN_CONV_BY_SHAPE, the default): per sample when the output has
- * at least NN_CONV_PER_SAMPLE_PIXELS pixels. bench/conv_algos.c measured the
- * two on the models' shapes: per sample was faster or level from 16x16 up
- * (cnn's first conv, 32x32: 0.68x on one thread, 0.61x on two), grouped on
- * one thread below that (within 2%); a fixed rule, not a timing at run time,
- * so runs stay reproducible.
+ * at least NN_CONV_PER_SAMPLE_PIXELS pixels, where bench/conv_algos.c found
+ * per sample faster or level on the models' shapes (the figures are in the
+ * README's nn/ section); a fixed rule, not a timing at run time, so runs stay
+ * reproducible.
  * Forcing one is for tests and that benchmark; both give the same results
  * within float rounding. Call before building nets. */
 enum { NN_CONV_BY_SHAPE, NN_CONV_GROUPED, NN_CONV_PER_SAMPLE };
