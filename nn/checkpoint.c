@@ -256,11 +256,12 @@ int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int
         sp_fail(err, SP_EXIT_DATA, "%s: not a regular file", path);
         goto out;
     }
-    if (st.st_size < 24 || read_at(fd, fixed, 16, 0) || memcmp(fixed, CKPT_MAGIC, 8)) {
-        if (st.st_size >= 24 && errno)
-            sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
-        else
-            sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe checkpoint (bad magic)", path);
+    if (st.st_size >= 24 && read_at(fd, fixed, 16, 0)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, errno ? strerror(errno) : "shorter than when opened");
+        goto out;
+    }
+    if (st.st_size < 24 || memcmp(fixed, CKPT_MAGIC, 8)) {
+        sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe checkpoint (bad magic)", path);
         goto out;
     }
     memcpy(&ver, fixed + 8, 4), memcpy(&hlen, fixed + 12, 4);
@@ -276,8 +277,9 @@ int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int
     /* the header alone first: its fields say how large the rest must be */
     char *hs = malloc(hlen ? hlen : 1);
     if (!hs || read_at(fd, hs, hlen, 16)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path,
+                !hs ? "out of memory" : errno ? strerror(errno) : "shorter than when opened");
         free(hs);
-        sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, hs ? strerror(errno ? errno : EIO) : "out of memory");
         goto out;
     }
     h = json_loadb(hs, hlen, 0, NULL);
