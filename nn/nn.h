@@ -5,13 +5,15 @@
  * compare element for element. A dense layer sees (B, C*H*W).
  *
  * A network is a list of layers, each with its forward and backward side by
- * side (layers.c). Forward keeps what backward needs (the input pointer, a
+ * side. Forward keeps what backward needs (the input pointer, a
  * mask, pool indices, batch statistics); backward takes dL/dy and writes
  * dL/dx and sets dL/dparams (the gradients of that batch alone, nothing
  * accumulated across calls). Matrix work goes through cblas_sgemm.
  *
- * Files: rng.c (random numbers), layers.c (each layer's forward and
- * backward), loss.c (cross-entropy, top-k), models.c (building nets, the
+ * Files: rng.c (random numbers), layers.c (threads, relu, dropout, blocks,
+ * the dispatch by kind), dense.c, conv.c, pool.c (max and global average),
+ * norm.c (batchnorm) (each kind's forward next to its backward, declared in
+ * layer_kinds.h), loss.c (cross-entropy, top-k), models.c (building nets, the
  * models by name, forward and backward through a net), optim.c (SGD, Adam),
  * checkpoint.c (saving and loading), data.c (batches from shards, data.h),
  * train.c (the training loop, train.h), metrics.c (evaluation, metrics.h).
