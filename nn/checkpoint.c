@@ -92,9 +92,8 @@ int nn_checkpoint_check_writable(const char *path, sp_err *err)
 
 /* ---------------- loading: every field checked before it sizes anything ---------------- */
 
-/* v, the header field named field, as an integer in lo..hi. */
-static int get_int(const char *path, const json_t *v, const char *field, long long lo, long long hi, long long *out,
-                   sp_err *err)
+int nn_header_int(const char *path, const json_t *v, const char *field, long long lo, long long hi, long long *out,
+                  sp_err *err)
 {
     if (!json_is_integer(v))
         return sp_fail(err, SP_EXIT_DATA, "%s: header field %s: missing or not an integer", path, field);
@@ -106,17 +105,15 @@ static int get_int(const char *path, const json_t *v, const char *field, long lo
     return 0;
 }
 
-/* The optimizer member key as a finite number in the interval lo..hi, each
- * end open or closed as lo_open, hi_open say; finite as a float too. */
-static int get_real(const char *path, const json_t *opt, const char *key, double lo, int lo_open, double hi,
-                    int hi_open, float *out, sp_err *err)
+int nn_header_real(const char *path, const json_t *v, const char *field, double lo, int lo_open, double hi,
+                   int hi_open, float *out, sp_err *err)
 {
-    const json_t *v = json_object_get(opt, key);
     if (!json_is_number(v))
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field optimizer.%s: missing or not a number", path, key);
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field %s: missing or not a number", path, field);
     double x = json_number_value(v);
-    if (!isfinite(x) || (lo_open ? x <= lo : x < lo) || (hi_open ? x >= hi : x > hi))
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field optimizer.%s: %g is outside %c%g, %g%c", path, key, x,
+    /* an open lower end holds for the float too (1e-50 is not a positive float) */
+    if (!isfinite(x) || (lo_open ? x <= lo || (float)x <= (float)lo : x < lo) || (hi_open ? x >= hi : x > hi))
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field %s: %g is outside %c%g, %g%c", path, field, x,
                        lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
     *out = (float)x;
     return 0;
@@ -144,12 +141,13 @@ static int check_header(const char *path, const json_t *h, ckpt_header *hd, sp_e
     if (!json_is_array(in) || json_array_size(in) != 3)
         return sp_fail(err, SP_EXIT_DATA, "%s: header field input: not an array of 3 integers", path);
     long long parameters = 0;
-    if (get_int(path, json_array_get(in, 0), "input[0] (channels)", 1, NN_MAX_CHANNELS, &hd->c, err) ||
-        get_int(path, json_array_get(in, 1), "input[1] (height)", 1, NN_MAX_SIDE, &hd->h, err) ||
-        get_int(path, json_array_get(in, 2), "input[2] (width)", 1, NN_MAX_SIDE, &hd->w, err) ||
-        get_int(path, json_object_get(h, "classes"), "classes", 2, NN_MAX_CLASSES, &hd->classes, err) ||
-        get_int(path, json_object_get(h, "epoch"), "epoch", 0, NN_MAX_EPOCHS, &hd->epoch, err) ||
-        get_int(path, json_object_get(h, "parameters"), "parameters", 0, (long long)NN_MAX_PARAMS, &parameters, err))
+    if (nn_header_int(path, json_array_get(in, 0), "input[0] (channels)", 1, NN_MAX_CHANNELS, &hd->c, err) ||
+        nn_header_int(path, json_array_get(in, 1), "input[1] (height)", 1, NN_MAX_SIDE, &hd->h, err) ||
+        nn_header_int(path, json_array_get(in, 2), "input[2] (width)", 1, NN_MAX_SIDE, &hd->w, err) ||
+        nn_header_int(path, json_object_get(h, "classes"), "classes", 2, NN_MAX_CLASSES, &hd->classes, err) ||
+        nn_header_int(path, json_object_get(h, "epoch"), "epoch", 0, NN_MAX_EPOCHS, &hd->epoch, err) ||
+        nn_header_int(path, json_object_get(h, "parameters"), "parameters", 0, (long long)NN_MAX_PARAMS, &parameters,
+                      err))
         return -1;
     if (nn_net_plan(hd->model, (int)hd->c, (int)hd->h, (int)hd->w, (int)hd->classes, &hd->params, &hd->running,
                     err)) {
@@ -168,17 +166,14 @@ static int check_header(const char *path, const json_t *h, ckpt_header *hd, sp_e
     nn_opt *o = &hd->opt;
     nn_opt_init(o, !strcmp(kind, "sgd") ? NN_SGD : NN_ADAM, 0);
     long long step = 0;
-    if (get_real(path, opt, "lr", 0, 1, 1e6, 0, &o->lr, err) ||
-        get_real(path, opt, "momentum", 0, 0, 1, 1, &o->momentum, err) ||
-        get_real(path, opt, "weight_decay", 0, 0, 1e6, 0, &o->weight_decay, err) ||
-        get_real(path, opt, "beta1", 0, 0, 1, 1, &o->beta1, err) ||
-        get_real(path, opt, "beta2", 0, 0, 1, 1, &o->beta2, err) ||
-        get_real(path, opt, "eps", 0, 1, 1, 0, &o->eps, err) ||
-        get_int(path, json_object_get(opt, "step"), "optimizer.step", 0, MAX_OPT_STEP, &step, err))
+#define OPT_REAL(key, lo, lo_open, hi, hi_open, out)                                                               \
+    nn_header_real(path, json_object_get(opt, key), "optimizer." key, lo, lo_open, hi, hi_open, out, err)
+    if (OPT_REAL("lr", 0, 1, 1e6, 0, &o->lr) || OPT_REAL("momentum", 0, 0, 1, 1, &o->momentum) ||
+        OPT_REAL("weight_decay", 0, 0, 1e6, 0, &o->weight_decay) || OPT_REAL("beta1", 0, 0, 1, 1, &o->beta1) ||
+        OPT_REAL("beta2", 0, 0, 1, 1, &o->beta2) || OPT_REAL("eps", 0, 1, 1, 0, &o->eps) ||
+        nn_header_int(path, json_object_get(opt, "step"), "optimizer.step", 0, MAX_OPT_STEP, &step, err))
         return -1;
-    if (o->lr <= 0 || o->eps <= 0) /* positive as doubles, rounded to 0 as floats */
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field optimizer.%s: rounds to 0 as a float", path,
-                       o->lr <= 0 ? "lr" : "eps");
+#undef OPT_REAL
     o->step = step;
     if (!json_is_array(rs) || json_array_size(rs) != 4)
         return sp_fail(err, SP_EXIT_DATA, "%s: header field rng: not an array of 4 hex strings", path);

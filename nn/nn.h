@@ -243,6 +243,17 @@ int nn_checkpoint_check_writable(const char *path, sp_err *err);
  * be exactly what the header implies. Any failure: -1 with err
  * (SP_EXIT_DATA) naming the file and the field or reason; nothing is kept. */
 #define NN_CKPT_MAX_HEADER (1u << 20)
+/* The checks of one header field v (named field in messages) that the
+ * loader and the recipe's reader (train.c) share: an integer in lo..hi, or a
+ * finite number between lo and hi, each end open or closed (an open lower
+ * end holds for its float too). 0, or -1 with err (SP_EXIT_DATA):
+ * "PATH: header field FIELD: VALUE is out of range LO..HI" or "... is
+ * outside (LO, HI]", or "missing or not an integer/a number". */
+struct json_t;
+int nn_header_int(const char *path, const struct json_t *v, const char *field, long long lo, long long hi,
+                  long long *out, sp_err *err);
+int nn_header_real(const char *path, const struct json_t *v, const char *field, double lo, int lo_open, double hi,
+                   int hi_open, float *out, sp_err *err);
 #define NN_MAX_EPOCHS 100000
 int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int *epoch, nn_rng *rng,
                        char **extra_json, sp_err *err);

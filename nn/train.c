@@ -1,6 +1,7 @@
 /* The training loop (nn/train.h): the recipe and its JSON form, learning-rate schedules, epochs, evaluation, checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,35 +34,22 @@ json_t *nn_recipe_json(const nn_recipe *r)
                      (double)r->crop_scale);
 }
 
-/* j's integer member key in lo..hi. */
+/* j's integer member key, "extra.recipe.KEY" in messages, in lo..hi. */
 static int recipe_int(const json_t *j, const char *key, const char *path, long long lo, long long hi, long long *out,
                       sp_err *err)
 {
-    const json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v))
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.%s: missing or not an integer", path, key);
-    long long x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.%s: %lld is out of range %lld..%lld", path,
-                       key, x, lo, hi);
-    *out = x;
-    return 0;
+    char field[64];
+    snprintf(field, sizeof field, "extra.recipe.%s", key);
+    return nn_header_int(path, json_object_get(j, key), field, lo, hi, out, err);
 }
 
-/* j's number member key, finite, in lo..hi with each end open or closed. */
+/* j's number member key, finite, between lo and hi with each end open or closed. */
 static int recipe_real(const json_t *j, const char *key, const char *path, double lo, int lo_open, double hi,
                        int hi_open, float *out, sp_err *err)
 {
-    const json_t *v = json_object_get(j, key);
-    if (!json_is_number(v))
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.%s: missing or not a number", path, key);
-    double x = json_number_value(v);
-    if (!isfinite(x) || (lo_open ? x <= lo : x < lo) || (hi_open ? x >= hi : x > hi) ||
-        (lo_open && (float)x <= (float)lo))
-        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.%s: %g is outside %c%g, %g%c", path, key, x,
-                       lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
-    *out = (float)x;
-    return 0;
+    char field[64];
+    snprintf(field, sizeof field, "extra.recipe.%s", key);
+    return nn_header_real(path, json_object_get(j, key), field, lo, lo_open, hi, hi_open, out, err);
 }
 
 static int recipe_name(const json_t *j, const char *key, const char *path, int (*lookup)(const char *), int *out,
