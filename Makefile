@@ -44,13 +44,13 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
-NN_SRC  := nn/layers.c nn/net.c nn/data.c
+NN_SRC  := nn/rng.c nn/layers.c nn/dense.c nn/conv.c nn/pool.c nn/norm.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/metrics.c nn/train.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd test_resample
 # checks that need fixtures made first: run by a tool test (tests/tools/test_nn.sh)
 UNIT_FIX := nn_reference
-FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat fuzz_checkpoint
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -8,6 +8,7 @@
 
 #include "common/sp_cli.h"
 #include "nn/data.h"
+#include "nn/metrics.h"
 #include "nn/nn.h"
 #include "shards/verify.h"
 
@@ -35,78 +36,46 @@ static const char usage[] =
     "checkpoint, or one made for other shapes or classes); 2 usage error; 3 system\n"
     "error.\n";
 
-typedef struct results {
-    int classes;
-    uint64_t n, top1, top5;
-    uint64_t *confusion; /* classes x classes: [true][predicted] */
-} results;
-
-static void tally(results *r, const float *logits, const int32_t *labels, int B)
+static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const char *ckpt, const char *model)
 {
-    int k = r->classes;
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * k;
-        int best = 0, higher = 0, y = labels[b];
-        for (int i = 1; i < k; i++)
-            if (z[i] > z[best])
-                best = i;
-        for (int i = 0; i < k; i++) /* ties count against: a conservative top-5 */
-            higher += i != y && z[i] >= z[y];
-        r->top1 += best == y;
-        r->top5 += higher < 5;
-        r->confusion[(size_t)y * k + best]++;
-        r->n++;
-    }
-}
-
-static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0.0; }
-
-static json_t *to_json(const results *r, nn_data *d, const char *split, const char *ckpt, const char *model)
-{
-    int k = r->classes;
+    int k = m->classes;
     json_t *per = json_array(), *conf = json_array();
     for (int c = 0; c < k; c++) {
-        uint64_t tp = r->confusion[(size_t)c * k + c], actual = 0, predicted = 0;
         json_t *row = json_array();
-        for (int j = 0; j < k; j++) {
-            actual += r->confusion[(size_t)c * k + j];
-            predicted += r->confusion[(size_t)j * k + c];
-            json_array_append_new(row, json_integer((json_int_t)r->confusion[(size_t)c * k + j]));
-        }
+        for (int j = 0; j < k; j++)
+            json_array_append_new(row, json_integer((json_int_t)m->confusion[(size_t)c * k + j]));
         const char *name = spr_class_name(d->set, c);
         json_array_append_new(per, json_pack("{s:i, s:s, s:I, s:f, s:f}", "class", c, "name", name ? name : "",
-                                             "records", (json_int_t)actual, "precision", ratio(tp, predicted),
-                                             "recall", ratio(tp, actual)));
+                                             "records", (json_int_t)nn_metrics_class_records(m, c), "precision",
+                                             nn_metrics_precision(m, c), "recall", nn_metrics_recall(m, c)));
         json_array_append_new(conf, row);
     }
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:f, s:o, s:o}", "checkpoint", ckpt, "model", model, "split", split,
-                          "records", (json_int_t)r->n, "accuracy", ratio(r->top1, r->n), "per_class", per,
+                          "records", (json_int_t)m->n, "accuracy", nn_metrics_accuracy(m), "per_class", per,
                           "confusion", conf);
     if (k > 10)
-        json_object_set_new(j, "top5_accuracy", json_real(ratio(r->top5, r->n)));
+        json_object_set_new(j, "top5_accuracy", json_real(nn_metrics_top5(m)));
     return j;
 }
 
-static void print_text(const results *r, nn_data *d, const char *split, const char *model, FILE *f)
+static void print_text(const nn_metrics *m, nn_data *d, const char *split, const char *model, FILE *f)
 {
-    int k = r->classes;
-    fprintf(f, "model %s on %s: %llu records\naccuracy %.4f\n", model, split, (unsigned long long)r->n,
-            ratio(r->top1, r->n));
+    int k = m->classes;
+    fprintf(f, "model %s on %s: %llu records\naccuracy %.4f\n", model, split, (unsigned long long)m->n,
+            nn_metrics_accuracy(m));
     if (k > 10)
-        fprintf(f, "top-5 accuracy %.4f\n", ratio(r->top5, r->n));
+        fprintf(f, "top-5 accuracy %.4f\n", nn_metrics_top5(m));
     fprintf(f, "\n%5s  %-24s %8s %9s %7s\n", "class", "name", "records", "precision", "recall");
     for (int c = 0; c < k; c++) {
-        uint64_t tp = r->confusion[(size_t)c * k + c], actual = 0, predicted = 0;
-        for (int j = 0; j < k; j++)
-            actual += r->confusion[(size_t)c * k + j], predicted += r->confusion[(size_t)j * k + c];
         const char *name = spr_class_name(d->set, c);
-        fprintf(f, "%5d  %-24.24s %8llu %9.4f %7.4f\n", c, name ? name : "", (unsigned long long)actual,
-                ratio(tp, predicted), ratio(tp, actual));
+        fprintf(f, "%5d  %-24.24s %8llu %9.4f %7.4f\n", c, name ? name : "",
+                (unsigned long long)nn_metrics_class_records(m, c), nn_metrics_precision(m, c),
+                nn_metrics_recall(m, c));
     }
     fprintf(f, "\nconfusion (rows: true class, columns: predicted)\n");
     for (int c = 0; c < k; c++) {
         for (int j = 0; j < k; j++)
-            fprintf(f, "%s%llu", j ? " " : "", (unsigned long long)r->confusion[(size_t)c * k + j]);
+            fprintf(f, "%s%llu", j ? " " : "", (unsigned long long)m->confusion[(size_t)c * k + j]);
         fputc('\n', f);
     }
 }
@@ -161,7 +130,7 @@ int main(int argc, char **argv)
     nn_rng rng;
     int epoch;
     nn_data d = {0};
-    results r = {0};
+    nn_metrics r = {0};
     float *x = NULL;
     int32_t *labels = NULL;
     int rc = -1;
@@ -181,27 +150,15 @@ int main(int argc, char **argv)
                 ckpt, net->model, net->h, net->w, net->c, net->classes, split, d.h, d.w, d.c, d.classes);
         goto out;
     }
-    r.classes = net->classes;
-    r.confusion = calloc((size_t)r.classes * r.classes, sizeof *r.confusion);
+    if (nn_metrics_init(&r, net->classes, 1, &err))
+        goto out;
     x = malloc((size_t)batch * d.c * d.h * d.w * sizeof *x);
     labels = malloc((size_t)batch * sizeof *labels);
-    if (!r.confusion || !x || !labels) {
+    if (!x || !labels) {
         sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
         goto out;
     }
-    if (nn_data_start(&d, 0, 0, NN_AUG_NONE, &err))
-        goto out;
-    int n;
-    while ((n = nn_data_next(&d, x, labels, &err)) > 0) {
-        for (int i = 0; i < n; i++)
-            if (labels[i] < 0 || labels[i] >= r.classes) {
-                sp_fail(&err, SP_EXIT_DATA, "%s: %s: a record has label %d, outside 0..%d", dir, split, labels[i],
-                        r.classes - 1);
-                goto out;
-            }
-        tally(&r, nn_forward(net, x, n, 0, NULL), labels, n);
-    }
-    if (n < 0)
+    if (nn_evaluate(net, &d, dir, x, labels, &r, &err))
         goto out;
     json_t *j = to_json(&r, &d, split, ckpt, net->model);
     if (json && strcmp(json, "-") && json_dump_file(j, json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
@@ -218,7 +175,8 @@ int main(int argc, char **argv)
     json_decref(j);
     rc = fflush(stdout) ? sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed") : 0;
 out:
-    free(x), free(labels), free(r.confusion);
+    free(x), free(labels);
+    nn_metrics_free(&r);
     nn_net_free(net);
     nn_data_close(&d);
     return rc ? sp_report(&err) : SP_EXIT_OK;

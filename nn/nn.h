@@ -5,9 +5,18 @@
  * compare element for element. A dense layer sees (B, C*H*W).
  *
  * A network is a list of layers, each with its forward and backward side by
- * side (layers.c). Forward keeps what backward needs (the input pointer, a
+ * side. Forward keeps what backward needs (the input pointer, a
  * mask, pool indices, batch statistics); backward takes dL/dy and writes
- * dL/dx and accumulates dL/dparams. Matrix work goes through cblas_sgemm.
+ * dL/dx and sets dL/dparams (the gradients of that batch alone, nothing
+ * accumulated across calls). Matrix work goes through cblas_sgemm.
+ *
+ * Files: rng.c (random numbers), layers.c (threads, relu, dropout, blocks,
+ * the dispatch by kind), dense.c, conv.c, pool.c (max and global average),
+ * norm.c (batchnorm) (each kind's forward next to its backward, declared in
+ * layer_kinds.h), loss.c (cross-entropy, top-k), models.c (building nets, the
+ * models by name, forward and backward through a net), optim.c (SGD, Adam),
+ * checkpoint.c (saving and loading), data.c (batches from shards, data.h),
+ * train.c (the training loop, train.h), metrics.c (evaluation, metrics.h).
  *
  * Ownership: a net owns every buffer of its layers; inputs passed to
  * nn_forward are borrowed until the matching nn_backward returns. Functions
@@ -26,7 +35,6 @@ typedef struct nn_rng {
     uint64_t s[4];
 } nn_rng;
 void nn_rng_seed(nn_rng *r, uint64_t seed);
-uint64_t nn_rng_next(nn_rng *r);
 float nn_rng_uniform(nn_rng *r);                       /* [0, 1) */
 float nn_rng_normal(nn_rng *r);                        /* mean 0, sd 1 (Box-Muller) */
 
@@ -98,11 +106,10 @@ int nn_get_threads(void);
  *     the input itself for 1x1 stride-1 convs (no im2col at all), else on
  *     that sample's im2col (large images: no copies of the output).
  * By shape (NN_CONV_BY_SHAPE, the default): per sample when the output has
- * at least NN_CONV_PER_SAMPLE_PIXELS pixels. bench/conv_algos.c measured the
- * two on the models' shapes: per sample was faster or level from 16x16 up
- * (cnn's first conv, 32x32: 0.68x on one thread, 0.61x on two), grouped on
- * one thread below that (within 2%); a fixed rule, not a timing at run time,
- * so runs stay reproducible.
+ * at least NN_CONV_PER_SAMPLE_PIXELS pixels, where bench/conv_algos.c found
+ * per sample faster or level on the models' shapes (the figures are in the
+ * README's nn/ section); a fixed rule, not a timing at run time, so runs stay
+ * reproducible.
  * Forcing one is for tests and that benchmark; both give the same results
  * within float rounding. Call before building nets. */
 enum { NN_CONV_BY_SHAPE, NN_CONV_GROUPED, NN_CONV_PER_SAMPLE };
@@ -116,7 +123,7 @@ size_t nn_layer_out_size(const nn_layer *l); /* oc*oh*ow */
 /* y = layer(x) for a batch of B (x is B x in). train: dropout active and
  * batchnorm on batch statistics (updating the running ones). */
 void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng);
-/* From dy (B x out): l->dx (B x in) and the parameter gradients (added). */
+/* From dy (B x out): l->dx (B x in) and the parameter gradients (set, not added). */
 void nn_layer_backward(nn_layer *l, const float *dy, int B);
 
 /* Softmax cross-entropy, mean over the batch. logits (B, n); labels in 0..n-1.
@@ -133,6 +140,16 @@ float nn_softmax_xent_smooth(const float *logits, const int32_t *labels, int B, 
 int nn_topk_correct(const float *logits, const int32_t *labels, int B, int n, int k);
 
 /* ---------------- networks ---------------- */
+/* The limits every net is held to, whether built for shards or from a
+ * checkpoint's header: beyond them nn_net_create and nn_net_plan refuse
+ * (SP_EXIT_DATA); nn_net_build, which also builds the inner nets of blocks,
+ * holds all but the channel limit (up to 65536 there). Within them every shape product the
+ * layers compute in int (oh * ow, c * h * w, oc * oh * ow) stays in range. */
+#define NN_MAX_SIDE 4096            /* input height and width */
+#define NN_MAX_CHANNELS 64          /* input channels */
+#define NN_MAX_CLASSES 65536        /* output classes */
+#define NN_MAX_BATCH 65536          /* samples a batch */
+#define NN_MAX_PARAMS (1ull << 30)  /* learnable values of a named model */
 typedef struct nn_net {
     char model[32];
     int c, h, w, classes; /* input shape per sample and output classes */
@@ -173,6 +190,11 @@ nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, 
  * zero, from rng. NULL with err set for an unknown name or a shape the
  * model cannot take. */
 nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int batch, nn_rng *rng, sp_err *err);
+/* What nn_net_create would build, without allocating anything: *params
+ * learnable values and *running batchnorm running-statistic values. 0, or -1
+ * with err set for an unknown name, a shape beyond the limits above or too
+ * small for the model, or more than NN_MAX_PARAMS parameters. */
+int nn_net_plan(const char *model, int c, int h, int w, int classes, size_t *params, size_t *running, sp_err *err);
 void nn_net_free(nn_net *n); /* accepts NULL */
 size_t nn_net_param_count(const nn_net *n);
 /* The logits (B, classes), owned by the net. */
@@ -180,8 +202,6 @@ const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng
 /* Sets the gradient of every parameter from dlogits (B, classes): the
  * gradients of this batch alone, whatever they held before. */
 void nn_backward(nn_net *n, const float *dlogits, int B);
-/* Multiply-adds of one forward pass of one sample (for GFLOP/s figures). */
-double nn_net_forward_flops(const nn_net *n);
 /* The bytes the net holds for its batch: activations and their gradients,
  * per-layer scratch, and parameters with gradients and optimizer state. */
 double nn_net_bytes(const nn_net *n);
@@ -204,12 +224,37 @@ void nn_opt_step(nn_opt *o, nn_net *n);
  * hyper-parameters and step, epoch, rng state, and whatever the caller adds
  * in extra), then every parameter's values and optimizer state and the
  * batchnorm running statistics as little-endian float32, and last the XXH3-64
- * of everything before it. Written to a temporary name, fsynced, renamed. */
+ * of everything before it. Written through sp_atomic_write (temporary name,
+ * fsync, rename, fsync of the directory): the path holds the old checkpoint
+ * or the whole new one. */
 int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int epoch, const nn_rng *rng,
                        const char *extra_json, sp_err *err);
+/* Whether a checkpoint can be saved at path: creates and removes a
+ * temporary beside it, so a missing or read-only directory is found before
+ * any work. 0, or -1 with err (SP_EXIT_SYSTEM) naming the path. */
+int nn_checkpoint_check_writable(const char *path, sp_err *err);
 /* Loads path into a new net (*out) and *o, *epoch, *rng; extra_json (may be
- * NULL) gets the caller's header member (malloc'd) . Refuses a bad magic,
- * version, checksum or size, naming the file and the reason. */
+ * NULL) gets the caller's header member (malloc'd). The file is untrusted:
+ * before anything is allocated by its size, the header's length is bounded
+ * (NN_CKPT_MAX_HEADER), every field is checked for type and range (the
+ * net's limits above; epoch 0..NN_MAX_EPOCHS; optimizer step 0..2^53; a
+ * finite positive learning rate and eps, momentum and betas in [0, 1), a
+ * finite weight decay >= 0; a nonzero rng state) and the file's size must
+ * be exactly what the header implies. Any failure: -1 with err
+ * (SP_EXIT_DATA) naming the file and the field or reason; nothing is kept. */
+#define NN_CKPT_MAX_HEADER (1u << 20)
+/* The checks of one header field v (named field in messages) that the
+ * loader and the recipe's reader (train.c) share: an integer in lo..hi, or a
+ * finite number between lo and hi, each end open or closed (an open lower
+ * end holds for its float too). 0, or -1 with err (SP_EXIT_DATA):
+ * "PATH: header field FIELD: VALUE is out of range LO..HI" or "... is
+ * outside (LO, HI]", or "missing or not an integer/a number". */
+struct json_t;
+int nn_header_int(const char *path, const struct json_t *v, const char *field, long long lo, long long hi,
+                  long long *out, sp_err *err);
+int nn_header_real(const char *path, const struct json_t *v, const char *field, double lo, int lo_open, double hi,
+                   int hi_open, float *out, sp_err *err);
+#define NN_MAX_EPOCHS 100000
 int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int *epoch, nn_rng *rng,
                        char **extra_json, sp_err *err);
 

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Writes seed inputs for the fuzz targets with the project's own tools and
-# fixture generators: OUTDIR/recstream, OUTDIR/idx, OUTDIR/unpack.
+# fixture generators: OUTDIR/recstream, OUTDIR/idx, OUTDIR/unpack, OUTDIR/image,
+# OUTDIR/mat, OUTDIR/checkpoint.
 # usage: make_seeds.sh BUILD_DIR OUTDIR
 set -eu
 build=$(cd "$1" && pwd)
 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat"
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
@@ -34,3 +35,7 @@ X
 /usr/bin/python3 "$root/tests/fixtures/make_ilsvrc.py" "$tmp/ilsvrc"
 cp "$tmp/ilsvrc/meta_plain.mat" "$out/mat/"
 tar -xzf "$tmp/ilsvrc/ILSVRC2012_devkit_t12.tar.gz" -O ILSVRC2012_devkit_t12/data/meta.mat > "$out/mat/meta_compressed.mat"
+# checkpoints of the mlp on the 3x4 images, one per optimizer
+"$build/bin/sp-shard" -q -o "$tmp/shards" < "$out/recstream/pixels.sprs"
+"$build/bin/sp-train" -q "$tmp/shards" -e 1 -b 2 -o "$out/checkpoint/adam.ckpt"
+"$build/bin/sp-train" -q "$tmp/shards" -e 1 -b 2 --optimizer sgd --lr 0.01 -o "$out/checkpoint/sgd.ckpt"

@@ -1,0 +1,29 @@
+/* The layer kinds' forward and backward passes, each kind in its own file, for the dispatch in layers.c; internal to nn/.
+ *
+ * Shapes in the comments of those files are per batch; B is the batch size.
+ * Each forward reads x (B x in) and writes l->y (B x out); each backward
+ * reads dy (B x out), writes l->dx (B x in) when l->need_dx and sets the
+ * parameter gradients. */
+#ifndef SP_NN_LAYER_KINDS_H
+#define SP_NN_LAYER_KINDS_H
+
+#include "nn/nn.h"
+
+void nn_dense_forward(nn_layer *l, const float *x, int B);      /* dense.c */
+void nn_dense_backward(nn_layer *l, const float *dy, int B);
+void nn_conv_forward(nn_layer *l, const float *x, int B);       /* conv.c */
+void nn_conv_backward(nn_layer *l, const float *dy, int B);
+void nn_maxpool_forward(nn_layer *l, const float *x, int B);    /* pool.c */
+void nn_maxpool_backward(nn_layer *l, const float *dy, int B);
+void nn_gap_forward(nn_layer *l, const float *x, int B);
+void nn_gap_backward(nn_layer *l, const float *dy, int B);
+void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train); /* norm.c */
+void nn_batchnorm_backward(nn_layer *l, const float *dy, int B);
+
+/* [*lo, *hi): part t of T of [0, n), in order (layers.c). */
+void nn_share(int n, int t, int T, int *lo, int *hi);
+/* out = dy where v > 0, else 0, for n values over threads (layers.c). */
+void nn_relu_gradient(const float *restrict v, const float *restrict dy, float *restrict out, size_t n,
+                      int threads);
+
+#endif

@@ -1,0 +1,488 @@
+/* Networks: building them from layer specs, the models by name, forward and backward through the layers. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+/* ---------------- building ---------------- */
+
+/* A conv's unrolled input per gemm: 512 KiB, so it stays in the L2 cache
+ * while the gemm packs it (the fastest of 256 KiB to 32 MiB on the cnn; the
+ * figures are in the README's nn/ section). */
+#define CONV_GROUP_FLOATS ((size_t)128 << 10)
+
+static nn_param *param_new(size_t n, int decay)
+{
+    nn_param *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n = n;
+    p->decay = decay;
+    p->w = calloc(n, sizeof(float));
+    p->g = calloc(n, sizeof(float));
+    p->m = calloc(n, sizeof(float));
+    p->v = calloc(n, sizeof(float));
+    if (!p->w || !p->g || !p->m || !p->v) {
+        free(p->w), free(p->g), free(p->m), free(p->v), free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void param_free(nn_param *p)
+{
+    if (p)
+        free(p->w), free(p->g), free(p->m), free(p->v), free(p);
+}
+
+static int add_param(nn_net *n, nn_param *p)
+{
+    nn_param **grown = realloc(n->params, (size_t)(n->nparams + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    n->params = grown;
+    n->params[n->nparams++] = p;
+    return 0;
+}
+
+static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng);
+
+/* Whether a layer of n so far learns: only then must the layers after it
+ * pass gradients back (the mlp's first dense, after a flatten, computes no
+ * (B, 784) input gradient). */
+static int learns_before(const nn_net *n)
+{
+    for (int i = 0; i < n->nlayers; i++)
+        if (n->layers[i].weight || n->layers[i].kind == NN_BLOCK)
+            return 1;
+    return 0;
+}
+
+/* Appends a layer after the last one (or the input shape) of n. */
+static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
+{
+    nn_layer *l = &n->layers[n->nlayers];
+    memset(l, 0, sizeof *l);
+    if (n->nlayers == 0) {
+        l->c = n->c, l->h = n->h, l->w = n->w;
+    } else {
+        const nn_layer *p = l - 1;
+        l->c = p->oc, l->h = p->oh, l->w = p->ow;
+    }
+    l->kind = sp->kind;
+    l->threads = nn_get_threads();
+    l->need_dx = learns_before(n);
+    l->oc = l->c, l->oh = l->h, l->ow = l->w;
+    size_t fan_in = 0;
+    switch (sp->kind) {
+    case NN_DENSE:
+        l->oc = sp->out, l->oh = l->ow = 1;
+        if (l->h != 1 || l->w != 1) /* dense reads (B, c*h*w) */
+            l->c = (int)nn_layer_in_size(l), l->h = l->w = 1;
+        fan_in = (size_t)l->c;
+        l->weight = param_new((size_t)l->oc * l->c, 1);
+        l->bias = param_new((size_t)l->oc, 0);
+        break;
+    case NN_CONV:
+        l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out, l->relu = sp->relu;
+        l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1;
+        l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
+        fan_in = (size_t)l->c * l->k * l->k;
+        l->weight = param_new((size_t)l->oc * fan_in, 1);
+        if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, 0)))
+            return -1;
+        if (l->h + 2 * l->pad < l->k || l->w + 2 * l->pad < l->k)
+            return -2;
+        /* as many samples per gemm as keep the unrolled input near
+         * CONV_GROUP_FLOATS, and at least one group per thread */
+        size_t per = fan_in * l->oh * l->ow, slots = (size_t)l->threads;
+        int share = (n->batch + l->threads - 1) / l->threads;
+        l->per_sample = nn_conv_per_sample(l->oh, l->ow);
+        l->group = per >= CONV_GROUP_FLOATS || l->per_sample ? 1 : (int)(CONV_GROUP_FLOATS / per);
+        if (l->group > share)
+            l->group = share;
+        l->col = malloc(slots * per * l->group * sizeof(float));
+        l->dcol = malloc(slots * per * l->group * sizeof(float));
+        l->ybuf = malloc(slots * l->oc * l->oh * l->ow * l->group * sizeof(float));
+        l->dwbuf = malloc(slots * l->oc * fan_in * sizeof(float));
+        l->dbbuf = malloc(slots * l->oc * sizeof(float));
+        if (!l->col || !l->dcol || !l->ybuf || !l->dwbuf || !l->dbbuf)
+            return -1;
+        break;
+    case NN_MAXPOOL:
+        l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad;
+        if (l->h + 2 * l->pad < l->k || l->w + 2 * l->pad < l->k || l->pad * 2 > l->k)
+            return -2;
+        l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1, l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
+        break;
+    case NN_FLATTEN: l->oc = (int)nn_layer_in_size(l), l->oh = l->ow = 1; break;
+    case NN_DROPOUT: l->rate = sp->rate; break;
+    case NN_BATCHNORM:
+        l->relu = sp->relu;
+        l->weight = param_new((size_t)l->c, 0);
+        l->bias = param_new((size_t)l->c, 0);
+        l->run_mean = calloc((size_t)l->c, sizeof(float));
+        l->run_var = malloc((size_t)l->c * sizeof(float));
+        l->mean = malloc((size_t)l->c * sizeof(float));
+        l->istd = malloc((size_t)l->c * sizeof(float));
+        if (!l->weight || !l->run_mean || !l->run_var || !l->mean || !l->istd)
+            return -1;
+        for (int c = 0; c < l->c; c++)
+            l->weight->w[c] = 1, l->run_var[c] = 1;
+        break;
+    case NN_GAP: l->oh = l->ow = 1; break;
+    case NN_BLOCK: {
+        int rc = build_block(n, l, sp, rng);
+        if (rc)
+            return rc;
+        break;
+    }
+    }
+    if (fan_in && !l->weight)
+        return -1;
+    if (l->oh < 1 || l->ow < 1)
+        return -2;
+    n->nlayers++;
+    size_t in = (size_t)n->batch * nn_layer_in_size(l), out = (size_t)n->batch * nn_layer_out_size(l);
+    if (sp->kind != NN_FLATTEN) {
+        l->y = malloc(out * sizeof(float));
+        l->dx = malloc(in * sizeof(float));
+        if (!l->y || !l->dx)
+            return -1;
+    }
+    if ((sp->kind == NN_MAXPOOL && !(l->arg = malloc(out * sizeof(int32_t)))) ||
+        (sp->kind == NN_DROPOUT && !(l->mask = malloc(in * sizeof(float)))) ||
+        (sp->kind == NN_BATCHNORM && !(l->xhat = malloc(in * sizeof(float)))) ||
+        (sp->kind == NN_BLOCK && !(l->g = malloc(out * sizeof(float)))))
+        return -1;
+    if ((l->weight && add_param(n, l->weight)) || (l->bias && add_param(n, l->bias)))
+        return -1;
+    for (int s = 0; sp->kind == NN_BLOCK && s < 2; s++) { /* the paths' parameters, in order */
+        const nn_net *path = s == 0 ? l->main : l->shortcut;
+        for (int i = 0; path && i < path->nparams; i++)
+            if (add_param(n, path->params[i]))
+                return -1;
+    }
+    if (fan_in) { /* He-uniform before a relu, Glorot-uniform for the output layer */
+        double bound = last ? sqrt(6.0 / (double)(fan_in + (size_t)l->oc)) : sqrt(6.0 / (double)fan_in);
+        for (size_t i = 0; i < l->weight->n; i++)
+            l->weight->w[i] = (float)((2.0 * nn_rng_uniform(rng) - 1.0) * bound);
+    }
+    return 0;
+}
+
+/* The layers of a block's main path (into main, room for 6; returns the
+ * count) and of its projection shortcut (into proj, 2), for input channels c;
+ * *proj_needed: whether the block has that shortcut (the shape changes). */
+static int block_specs(const nn_spec *sp, int c, nn_spec *main, nn_spec *proj, int *proj_needed)
+{
+#define CONVBN(out_, k_, s_, relu_)                                                                                \
+    (nn_spec){.kind = NN_CONV, .out = out_, .k = k_, .stride = s_, .pad = (k_) / 2, .nobias = 1},                   \
+        (nn_spec){.kind = NN_BATCHNORM, .relu = relu_ }
+    int width = sp->out, s = sp->stride < 1 ? 1 : sp->stride, out = sp->bottleneck ? 4 * width : width;
+    int n = 0;
+    if (sp->bottleneck) {
+        nn_spec b[] = {CONVBN(width, 1, 1, 1), CONVBN(width, 3, s, 1), CONVBN(out, 1, 1, 0)};
+        for (n = 0; n < 6; n++)
+            main[n] = b[n];
+    } else {
+        nn_spec b[] = {CONVBN(width, 3, s, 1), CONVBN(width, 3, 1, 0)};
+        for (n = 0; n < 4; n++)
+            main[n] = b[n];
+    }
+    nn_spec p[] = {CONVBN(out, 1, s, 0)};
+#undef CONVBN
+    proj[0] = p[0], proj[1] = p[1];
+    *proj_needed = s != 1 || out != c;
+    return n;
+}
+
+/* A block's two paths as networks of their own on its input shape; l's
+ * output shape from them. */
+static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
+{
+    nn_spec main[6], proj[2];
+    int has_proj, count = block_specs(sp, l->c, main, proj, &has_proj);
+    sp_err e = {0};
+    l->stride = sp->stride < 1 ? 1 : sp->stride;
+    if (!(l->main = nn_net_build("block", main, count, l->c, l->h, l->w, 2, n->batch, rng, &e)))
+        return e.code == SP_EXIT_SYSTEM ? -1 : -2;
+    const nn_layer *last = &l->main->layers[l->main->nlayers - 1];
+    l->oc = last->oc, l->oh = last->oh, l->ow = last->ow;
+    if (has_proj && !(l->shortcut = nn_net_build("shortcut", proj, 2, l->c, l->h, l->w, 2, n->batch, rng, &e)))
+        return e.code == SP_EXIT_SYSTEM ? -1 : -2;
+    /* the paths' first layers pass gradients back when the block must */
+    l->main->layers[0].need_dx = l->need_dx;
+    if (l->shortcut)
+        l->shortcut->layers[0].need_dx = l->need_dx;
+    return 0;
+}
+
+/* torchvision's resnets for 224x224 (blocks per stage, bottleneck or not), or
+ * the CIFAR resnet20; the specs into out (room for 64). */
+static int resnet_specs(const char *model, nn_spec *out)
+{
+    static const int depth18[] = {2, 2, 2, 2}, depth34[] = {3, 4, 6, 3};
+    const int *depth;
+    int stages, bottleneck = 0, width = 64, n = 0;
+    if (!strcmp(model, "resnet20")) {
+        out[n++] = (nn_spec){.kind = NN_CONV, .out = 16, .k = 3, .stride = 1, .pad = 1, .nobias = 1};
+        out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
+        for (int st = 0; st < 3; st++)
+            for (int b = 0; b < 3; b++)
+                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = 16 << st, .stride = st > 0 && b == 0 ? 2 : 1};
+    } else {
+        if (!strcmp(model, "resnet18"))
+            depth = depth18;
+        else if (!strcmp(model, "resnet34") || !strcmp(model, "resnet50"))
+            depth = depth34, bottleneck = !strcmp(model, "resnet50");
+        else
+            return 0;
+        stages = 4;
+        out[n++] = (nn_spec){.kind = NN_CONV, .out = 64, .k = 7, .stride = 2, .pad = 3, .nobias = 1};
+        out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
+        out[n++] = (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1};
+        for (int st = 0; st < stages; st++)
+            for (int b = 0; b < depth[st]; b++)
+                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = width << st, .stride = st > 0 && b == 0 ? 2 : 1,
+                                     .bottleneck = bottleneck};
+    }
+    out[n++] = (nn_spec){.kind = NN_GAP};
+    out[n++] = (nn_spec){.kind = NN_DENSE, .out = -1};
+    return n;
+}
+
+/* The layer specs of a model by name into out (room for 64); the count, or
+ * 0 for an unknown name. */
+static int model_specs(const char *model, nn_spec *out)
+{
+#define L(kind_) {.kind = kind_}
+#define DENSE(n) {.kind = NN_DENSE, .out = n} /* n = -1: the class count */
+#define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1, .relu = 1}
+#define POOL2 {.kind = NN_MAXPOOL, .k = 2, .stride = 2}
+    static const nn_spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
+    static const nn_spec cnn[] = {
+        CONV3(32), POOL2, CONV3(64), POOL2, CONV3(128), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
+    };
+#undef L
+#undef DENSE
+#undef CONV3
+#undef POOL2
+    const nn_spec *fixed = !strcmp(model, "mlp") ? mlp : !strcmp(model, "cnn") ? cnn : NULL;
+    int count = fixed == mlp ? (int)(sizeof mlp / sizeof *mlp) : (int)(sizeof cnn / sizeof *cnn);
+    if (!fixed)
+        return resnet_specs(model, out);
+    for (int i = 0; i < count; i++)
+        out[i] = fixed[i];
+    return count;
+}
+
+static int unknown_model(const char *model, sp_err *err)
+{
+    return sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp, cnn, resnet18, resnet34, resnet50 or resnet20)",
+                   model);
+}
+
+nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int batch, nn_rng *rng, sp_err *err)
+{
+    nn_spec specs[64];
+    size_t params, running;
+    if (nn_net_plan(model, c, h, w, classes, &params, &running, err))
+        return NULL;
+    return nn_net_build(model, specs, model_specs(model, specs), c, h, w, classes, batch, rng, err);
+}
+
+/* The shape walk of add_layer and build_block without building: the output
+ * shape into *c, *h, *w, the parameter and running-statistic floats added to
+ * *params and *running. -2 when a layer's input is too small. */
+static int plan_specs(const nn_spec *specs, int count, int classes, int *c, int *h, int *w, size_t *params,
+                      size_t *running)
+{
+    for (int i = 0; i < count; i++) {
+        nn_spec sp = specs[i];
+        if (sp.out < 0)
+            sp.out = classes;
+        switch (sp.kind) {
+        case NN_DENSE: {
+            size_t in = (size_t)*c * (size_t)*h * (size_t)*w;
+            *params += (size_t)sp.out * in + (size_t)sp.out;
+            *c = sp.out, *h = *w = 1;
+            break;
+        }
+        case NN_CONV:
+        case NN_MAXPOOL:
+            if (*h + 2 * sp.pad < sp.k || *w + 2 * sp.pad < sp.k || (sp.kind == NN_MAXPOOL && sp.pad * 2 > sp.k))
+                return -2;
+            *h = (*h + 2 * sp.pad - sp.k) / sp.stride + 1, *w = (*w + 2 * sp.pad - sp.k) / sp.stride + 1;
+            if (sp.kind == NN_CONV) {
+                *params += (size_t)sp.out * (size_t)*c * (size_t)sp.k * (size_t)sp.k + (sp.nobias ? 0 : (size_t)sp.out);
+                *c = sp.out;
+            }
+            break;
+        case NN_FLATTEN: *c = *c * *h * *w, *h = *w = 1; break;
+        case NN_BATCHNORM: *params += 2 * (size_t)*c, *running += 2 * (size_t)*c; break;
+        case NN_GAP: *h = *w = 1; break;
+        case NN_BLOCK: {
+            nn_spec main[6], proj[2];
+            int has_proj, n = block_specs(&sp, *c, main, proj, &has_proj), pc = *c, ph = *h, pw = *w;
+            if (plan_specs(main, n, 2, c, h, w, params, running) ||
+                (has_proj && plan_specs(proj, 2, 2, &pc, &ph, &pw, params, running)))
+                return -2;
+            break;
+        }
+        default: break;
+        }
+        if (*h < 1 || *w < 1)
+            return -2;
+    }
+    return 0;
+}
+
+/* The limits every net is held to (see nn.h), with a message naming what
+ * exceeds them. */
+static int check_limits(const char *model, int c, int h, int w, int classes, int batch, sp_err *err)
+{
+    if (c < 1 || h < 1 || w < 1 || classes < 2 || batch < 1)
+        return sp_fail(err, SP_EXIT_DATA, "model %s: cannot take %dx%dx%d inputs with %d classes", model, h, w, c,
+                       classes);
+    if (h > NN_MAX_SIDE || w > NN_MAX_SIDE || c > NN_MAX_CHANNELS)
+        return sp_fail(err, SP_EXIT_DATA, "model %s: %dx%dx%d inputs exceed the limit of %dx%dx%d", model, h, w, c,
+                       NN_MAX_SIDE, NN_MAX_SIDE, NN_MAX_CHANNELS);
+    if (classes > NN_MAX_CLASSES)
+        return sp_fail(err, SP_EXIT_DATA, "model %s: %d classes exceed the limit of %d", model, classes,
+                       NN_MAX_CLASSES);
+    if (batch > NN_MAX_BATCH)
+        return sp_fail(err, SP_EXIT_DATA, "model %s: a batch of %d exceeds the limit of %d", model, batch,
+                       NN_MAX_BATCH);
+    return 0;
+}
+
+int nn_net_plan(const char *model, int c, int h, int w, int classes, size_t *params, size_t *running, sp_err *err)
+{
+    nn_spec specs[64];
+    int count = model_specs(model, specs);
+    if (!count)
+        return unknown_model(model, err);
+    if (check_limits(model, c, h, w, classes, 1, err))
+        return -1;
+    *params = *running = 0;
+    int oc = c, oh = h, ow = w;
+    if (plan_specs(specs, count, classes, &oc, &oh, &ow, params, running))
+        return sp_fail(err, SP_EXIT_DATA, "model %s: %dx%d inputs are too small for it", model, h, w);
+    if (*params > NN_MAX_PARAMS)
+        return sp_fail(err, SP_EXIT_DATA, "model %s: %zu parameters for %dx%dx%d inputs exceed the limit of %zu",
+                       model, *params, h, w, c, (size_t)NN_MAX_PARAMS);
+    return 0;
+}
+
+nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
+                     nn_rng *rng, sp_err *err)
+{
+    /* the inner nets of blocks have more channels than an input may have */
+    if (check_limits(model, c > NN_MAX_CHANNELS ? 1 : c, h, w, classes, batch, err))
+        return NULL;
+    if (c > 65536) {
+        sp_fail(err, SP_EXIT_DATA, "model %s: cannot take %d channels", model, c);
+        return NULL;
+    }
+    nn_net *n = calloc(1, sizeof *n);
+    if (!n || !(n->layers = calloc((size_t)count, sizeof *n->layers))) {
+        free(n);
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    snprintf(n->model, sizeof n->model, "%s", model);
+    n->c = c, n->h = h, n->w = w, n->classes = classes, n->batch = batch;
+    for (int i = 0; i < count; i++) {
+        nn_spec sp = specs[i];
+        if (sp.out < 0)
+            sp.out = classes;
+        int rc = add_layer(n, &sp, rng, i == count - 1);
+        if (rc) {
+            if (rc == -2)
+                sp_fail(err, SP_EXIT_DATA, "model %s: %dx%d inputs are too small for its layer %d", model, h, w, i + 1);
+            else
+                sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            n->nlayers = i + 1; /* a failed layer may be half built: free it too */
+            nn_net_free(n);
+            return NULL;
+        }
+    }
+    return n;
+}
+
+void nn_net_free(nn_net *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer *l = &n->layers[i];
+        if (l->kind != NN_FLATTEN)
+            free(l->y), free(l->dx);
+        if (l->kind != NN_BLOCK) /* a block's parameters are its paths' */
+            param_free(l->weight), param_free(l->bias);
+        nn_net_free(l->main), nn_net_free(l->shortcut), free(l->g);
+        free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf);
+        free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var), free(l->mean), free(l->istd), free(l->xhat);
+    }
+    free(n->layers);
+    free(n->params);
+    free(n);
+}
+
+size_t nn_net_param_count(const nn_net *n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n->nparams; i++)
+        total += n->params[i]->n;
+    return total;
+}
+
+double nn_net_bytes(const nn_net *n)
+{
+    double floats = 0, B = n->batch;
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        double in = B * (double)nn_layer_in_size(l), out = B * (double)nn_layer_out_size(l);
+        if (l->kind == NN_FLATTEN)
+            continue;
+        floats += in + out; /* dx, y */
+        if (l->kind == NN_CONV) {
+            double per = (double)l->c * l->k * l->k * l->oh * l->ow * l->group * l->threads;
+            floats += 2 * per + (double)l->oc * l->oh * l->ow * l->group * l->threads +
+                      (double)l->threads * ((double)l->weight->n + l->oc);
+        }
+        if (l->kind == NN_MAXPOOL)
+            floats += out; /* int32 indices */
+        if (l->kind == NN_DROPOUT || l->kind == NN_BATCHNORM)
+            floats += in + 4.0 * l->c; /* mask or normalized input; statistics */
+        if (l->kind == NN_BLOCK) /* its paths hold their own parameters */
+            floats += out + nn_net_bytes(l->main) / 4 + (l->shortcut ? nn_net_bytes(l->shortcut) / 4 : 0);
+        else
+            floats += 4.0 * ((l->weight ? (double)l->weight->n : 0) + (l->bias ? (double)l->bias->n : 0));
+    }
+    return floats * 4;
+}
+
+/* ---------------- forward, backward ---------------- */
+
+const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer_forward(&n->layers[i], x, B, train, rng);
+        x = n->layers[i].y;
+    }
+    return x;
+}
+
+void nn_backward(nn_net *n, const float *dlogits, int B)
+{
+    const float *g = dlogits;
+    for (int i = n->nlayers - 1; i >= 0; i--) {
+        nn_layer_backward(&n->layers[i], g, B);
+        g = n->layers[i].dx;
+    }
+}

@@ -1,0 +1,147 @@
+/* Batch normalization per channel: batch statistics in training, running ones in evaluation, an optional fused relu. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "nn/layer_kinds.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+/* ---------------- batch normalization ---------------- */
+/* per channel c over the B*h*w values; train: batch statistics (biased
+ * variance), running ones updated with the unbiased variance, as PyTorch */
+
+/* Sums over a row of n floats in 16 float lanes (a fixed order, so the
+ * compiler can vectorise it and the result does not depend on threads),
+ * finished in double. */
+#define LANES 16
+static double row_sum(const float *restrict a, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += a[i + k];
+    double s = 0;
+    for (; i < n; i++)
+        s += a[i];
+    for (int k = 0; k < LANES; k++)
+        s += acc[k];
+    return s;
+}
+
+static double row_sq_dev(const float *restrict a, float m, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float d = a[i + k] - m;
+            acc[k] += d * d;
+        }
+    double s = 0;
+    for (; i < n; i++)
+        s += (double)(a[i] - m) * (a[i] - m);
+    for (int k = 0; k < LANES; k++)
+        s += acc[k];
+    return s;
+}
+
+/* sum(g') and sum(g' * xh) over a row, g' = g where not masked by a relu's
+ * zero output y (mask_by_y), else g. */
+static void row_grad_sums(const float *restrict g, const float *restrict y, const float *restrict xh, size_t n,
+                          int mask_by_y, double *sg, double *sgx)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float v = g[i + k];
+            float gi = mask_by_y && y[i + k] <= 0 ? 0.0f : v;
+            a[k] += gi;
+            b[k] += gi * xh[i + k];
+        }
+    double s = 0, t = 0;
+    for (; i < n; i++) {
+        float gi = mask_by_y && y[i] <= 0 ? 0.0f : g[i];
+        s += gi, t += (double)gi * xh[i];
+    }
+    for (int k = 0; k < LANES; k++)
+        s += a[k], t += b[k];
+    *sg += s, *sgx += t;
+}
+
+/* Channels go to the threads; each channel's sums run in one order. With
+ * l->relu the output is relu(bn(x)), and backward takes the gradient through
+ * the relu first (where the output is 0, it is 0). */
+void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
+{
+    size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
+    double cnt = (double)B * (double)hw;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int c = 0; c < l->c; c++) {
+        float mean, istd;
+        if (train) {
+            double s = 0, ss = 0;
+            for (int b = 0; b < B; b++)
+                s += row_sum(x + b * in + c * hw, hw);
+            double m = s / cnt;
+            for (int b = 0; b < B; b++)
+                ss += row_sq_dev(x + b * in + c * hw, (float)m, hw);
+            double var = ss / cnt;
+            mean = (float)m;
+            istd = (float)(1.0 / sqrt(var + BN_EPS));
+            l->run_mean[c] = (1 - BN_MOMENTUM) * l->run_mean[c] + BN_MOMENTUM * (float)m;
+            l->run_var[c] = (1 - BN_MOMENTUM) * l->run_var[c] + BN_MOMENTUM * (float)(cnt > 1 ? ss / (cnt - 1) : var);
+        } else {
+            mean = l->run_mean[c];
+            istd = 1.0f / sqrtf(l->run_var[c] + BN_EPS);
+        }
+        l->mean[c] = mean, l->istd[c] = istd;
+        float gamma = l->weight->w[c], beta = l->bias->w[c];
+        for (int b = 0; b < B; b++) {
+            const float *restrict xs = x + b * in + c * hw;
+            float *restrict xh = l->xhat + b * in + c * hw, *restrict y = l->y + b * in + c * hw;
+            for (size_t i = 0; i < hw; i++) {
+                xh[i] = (xs[i] - mean) * istd;
+                float v = gamma * xh[i] + beta;
+                y[i] = l->relu && v < 0 ? 0.0f : v;
+            }
+        }
+    }
+}
+
+void nn_batchnorm_backward(nn_layer *l, const float *dy, int B)
+{
+    size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
+    float cnt = (float)B * (float)hw;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int c = 0; c < l->c; c++) {
+        double dg = 0, db = 0;
+        for (int b = 0; b < B; b++)
+            row_grad_sums(dy + b * in + c * hw, l->y + b * in + c * hw, l->xhat + b * in + c * hw, hw, l->relu, &db,
+                          &dg);
+        l->weight->g[c] = (float)dg;
+        l->bias->g[c] = (float)db;
+        if (!l->need_dx)
+            continue;
+        float k = l->weight->w[c] * l->istd[c], mdb = (float)db / cnt, mdg = (float)dg / cnt;
+        for (int b = 0; b < B; b++) {
+            const float *restrict g = dy + b * in + c * hw, *restrict y = l->y + b * in + c * hw;
+            const float *restrict xh = l->xhat + b * in + c * hw;
+            float *restrict dx = l->dx + b * in + c * hw;
+            if (l->trained) /* the batch statistics depend on x too */
+                for (size_t i = 0; i < hw; i++) {
+                    float v = g[i];
+                    float gi = l->relu && y[i] <= 0 ? 0.0f : v;
+                    dx[i] = k * (gi - mdb - xh[i] * mdg);
+                }
+            else
+                for (size_t i = 0; i < hw; i++) {
+                    float v = g[i];
+                    dx[i] = k * (l->relu && y[i] <= 0 ? 0.0f : v);
+                }
+        }
+    }
+}

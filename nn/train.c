@@ -1,0 +1,307 @@
+/* The training loop (nn/train.h): the recipe and its JSON form, learning-rate schedules, epochs, evaluation, checkpoints. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/sp_xxh.h"
+#include "nn/metrics.h"
+#include "nn/train.h"
+#include "shards/verify.h"
+
+static const char *const schedule_names[] = {"constant", "step", "cosine"};
+static const char *const augment_names[] = {"none", "flip", "crop-flip"};
+
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (!strcmp(names[i], s))
+            return i;
+    return -1;
+}
+
+int nn_schedule_from_name(const char *name) { return name_index(schedule_names, 3, name); }
+int nn_augment_from_name(const char *name) { return name_index(augment_names, 3, name); }
+
+json_t *nn_recipe_json(const nn_recipe *r)
+{
+    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f}", "seed", (json_int_t)r->seed, "batch",
+                     (int)r->batch, "lr", (double)r->lr, "schedule", schedule_names[r->schedule], "warmup",
+                     r->warmup, "step_size", r->step_size, "gamma", (double)r->gamma, "label_smoothing",
+                     (double)r->label_smoothing, "augment", augment_names[r->augment], "crop_scale",
+                     (double)r->crop_scale);
+}
+
+/* j's integer member key, "extra.recipe.KEY" in messages, in lo..hi. */
+static int recipe_int(const json_t *j, const char *key, const char *path, long long lo, long long hi, long long *out,
+                      sp_err *err)
+{
+    char field[64];
+    snprintf(field, sizeof field, "extra.recipe.%s", key);
+    return nn_header_int(path, json_object_get(j, key), field, lo, hi, out, err);
+}
+
+/* j's number member key, finite, between lo and hi with each end open or closed. */
+static int recipe_real(const json_t *j, const char *key, const char *path, double lo, int lo_open, double hi,
+                       int hi_open, float *out, sp_err *err)
+{
+    char field[64];
+    snprintf(field, sizeof field, "extra.recipe.%s", key);
+    return nn_header_real(path, json_object_get(j, key), field, lo, lo_open, hi, hi_open, out, err);
+}
+
+static int recipe_name(const json_t *j, const char *key, const char *path, int (*lookup)(const char *), int *out,
+                       sp_err *err)
+{
+    const char *s = json_string_value(json_object_get(j, key));
+    if ((*out = lookup(s)) < 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.%s: missing or unknown", path, key);
+    return 0;
+}
+
+int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err *err)
+{
+    if (!json_is_object(j))
+        return sp_fail(err, SP_EXIT_DATA, "%s: the checkpoint does not record its training recipe", path);
+    long long seed = 0, batch = 0, warmup = 0, step_size = 0;
+    /* the seed is a uint64 the JSON holds as int64: any bit pattern */
+    if (recipe_int(j, "seed", path, INT64_MIN, INT64_MAX, &seed, err) ||
+        recipe_int(j, "batch", path, 1, NN_MAX_BATCH, &batch, err) ||
+        recipe_real(j, "lr", path, 0, 1, 1e6, 0, &r->lr, err) ||
+        recipe_name(j, "schedule", path, nn_schedule_from_name, &r->schedule, err) ||
+        recipe_int(j, "warmup", path, 0, NN_MAX_EPOCHS, &warmup, err) ||
+        recipe_int(j, "step_size", path, 1, NN_MAX_EPOCHS, &step_size, err) ||
+        recipe_real(j, "gamma", path, 0, 1, 1, 0, &r->gamma, err) ||
+        recipe_real(j, "label_smoothing", path, 0, 0, 1, 1, &r->label_smoothing, err) ||
+        recipe_name(j, "augment", path, nn_augment_from_name, &r->augment, err) ||
+        recipe_real(j, "crop_scale", path, 0, 1, 1, 0, &r->crop_scale, err))
+        return -1;
+    r->seed = (uint64_t)seed, r->batch = (uint32_t)batch, r->warmup = (int)warmup, r->step_size = (int)step_size;
+    return 0;
+}
+
+float nn_learning_rate(const nn_recipe *r, long s, long steps_per_epoch, long total)
+{
+    long warm = (long)r->warmup * steps_per_epoch;
+    if (s < warm)
+        return r->lr * (float)(s + 1) / (float)warm;
+    switch (r->schedule) {
+    case NN_SCHED_STEP: return r->lr * powf(r->gamma, (float)(s / steps_per_epoch / r->step_size));
+    case NN_SCHED_COSINE:
+        return total > warm ? r->lr * 0.5f * (1.0f + cosf(3.14159265358979f * (float)(s - warm) / (float)(total - warm)))
+                            : r->lr;
+    default: return r->lr;
+    }
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The seed of epoch e's record order: the same for a resumed run. */
+static uint64_t epoch_seed(uint64_t seed, int e)
+{
+    uint64_t v[2] = {seed, (uint64_t)e};
+    return sp_xxh3(v, sizeof v);
+}
+
+static int check_labels(const int32_t *labels, int n, int classes, const char *dir, sp_err *err)
+{
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes)
+            return sp_fail(err, SP_EXIT_DATA, "%s: a train record has label %d, outside 0..%d", dir, labels[i],
+                           classes - 1);
+    return 0;
+}
+
+/* Reads the recipe and the earlier epochs' figures of a checkpoint to resume
+ * (into *r and epochs_json), then loads it for batches of the recipe's size. */
+static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_json, nn_net **net, nn_opt *opt,
+                       int *start_epoch, nn_rng *rng, sp_err *err)
+{
+    char *extra = NULL;
+    /* the batch is the checkpoint's: read it from there first */
+    if (nn_checkpoint_load(o->resume, 1, net, opt, start_epoch, rng, &extra, err))
+        return -1;
+    nn_net_free(*net);
+    *net = NULL;
+    json_t *ex = extra ? json_loads(extra, JSON_DECODE_ANY, NULL) : NULL;
+    free(extra);
+    int bad = nn_recipe_from_json(json_object_get(ex, "recipe"), o->resume, r, err);
+    json_t *old = json_object_get(ex, "epochs");
+    if (!bad && json_is_array(old))
+        json_array_extend(epochs_json, old);
+    json_decref(ex);
+    if (bad || nn_checkpoint_load(o->resume, (int)r->batch, net, opt, start_epoch, rng, NULL, err))
+        return -1;
+    if (*start_epoch >= o->epochs)
+        return sp_fail(err, SP_EXIT_USAGE, "%s: already trained %d epochs; ask for more with --epochs", o->resume,
+                       *start_epoch);
+    return 0;
+}
+
+int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
+{
+    result->summary = NULL;
+    if (o->out && nn_checkpoint_check_writable(o->out, err))
+        return -1;
+    if (o->verify && sp_verify_or_fail(o->dir, err))
+        return -1;
+    nn_set_threads(o->threads);
+    nn_data tr = {0}, te = {0};
+    int have_test = 0;
+    nn_net *net = NULL;
+    nn_opt opt;
+    nn_rng rng;
+    float *x = NULL, *dlogits = NULL;
+    int32_t *labels = NULL;
+    json_t *epochs_json = json_array(), *summary = NULL;
+    int start_epoch = 0, rc = -1;
+    nn_recipe r = o->recipe;
+    nn_metrics eval = {0};
+    if (o->resume && resume_from(o, &r, epochs_json, &net, &opt, &start_epoch, &rng, err))
+        goto out;
+    uint32_t batch = r.batch;
+    if (nn_data_open(&tr, o->dir, "train", batch, err))
+        goto out;
+    tr.crop_scale = r.crop_scale;
+    const char *test_split = nn_data_eval_split(o->dir, err);
+    if (err->code)
+        goto out;
+    if (test_split) {
+        if (nn_data_open(&te, o->dir, test_split, batch, err))
+            goto out;
+        have_test = 1;
+    }
+    if (have_test && (te.h != tr.h || te.w != tr.w || te.c != tr.c || te.classes != tr.classes)) {
+        sp_fail(err, SP_EXIT_DATA, "%s: the %s split is %ux%ux%u with %d classes, train %ux%ux%u with %d", o->dir,
+                test_split, te.h, te.w, te.c, te.classes, tr.h, tr.w, tr.c, tr.classes);
+        goto out;
+    }
+    if (tr.classes < 2) {
+        sp_fail(err, SP_EXIT_DATA, "%s: the shards name %d classes; training needs at least 2", o->dir, tr.classes);
+        goto out;
+    }
+    if (net && (net->c != (int)tr.c || net->h != (int)tr.h || net->w != (int)tr.w || net->classes != tr.classes)) {
+        sp_fail(err, SP_EXIT_DATA, "%s: a %s for %dx%dx%d inputs and %d classes; the shards hold %ux%ux%u and %d",
+                o->resume, net->model, net->h, net->w, net->c, net->classes, tr.h, tr.w, tr.c, tr.classes);
+        goto out;
+    }
+    if (!net) {
+        nn_rng_seed(&rng, r.seed);
+        if (!(net = nn_net_create(o->model, (int)tr.c, (int)tr.h, (int)tr.w, tr.classes, (int)batch, &rng, err)))
+            goto out;
+        nn_opt_init(&opt, o->optimizer, r.lr);
+        opt.momentum = o->optimizer == NN_SGD ? o->momentum : 0;
+        opt.weight_decay = o->weight_decay;
+    }
+    size_t in = (size_t)tr.c * tr.h * tr.w;
+    x = malloc((size_t)batch * in * sizeof *x);
+    dlogits = malloc((size_t)batch * (size_t)net->classes * sizeof *dlogits);
+    labels = malloc((size_t)batch * sizeof *labels);
+    if (!x || !dlogits || !labels || !epochs_json) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        goto out;
+    }
+    if (o->on_start) {
+        nn_train_info info = {net->model, nn_net_param_count(net), nn_net_bytes(net), batch, tr.h, tr.w, tr.c,
+                              tr.count, tr.classes, have_test ? test_split : NULL};
+        o->on_start(o->ctx, &info);
+    }
+    double train_seconds = 0, test_acc = -1, test_top5 = -1, train_acc = 0, loss = 0;
+    long steps_per_epoch = (long)((tr.count + batch - 1) / batch), total_steps = steps_per_epoch * o->epochs;
+    int top5 = net->classes > 10;
+    for (int e = start_epoch; e < o->epochs; e++) {
+        double t0 = now();
+        if (nn_data_start(&tr, epoch_seed(r.seed, e), 1, r.augment, err))
+            goto out;
+        long step = (long)e * steps_per_epoch;
+        uint64_t seen = 0, right = 0;
+        double total = 0;
+        int n;
+        while ((n = nn_data_next(&tr, x, labels, err)) > 0) {
+            if (check_labels(labels, n, net->classes, o->dir, err))
+                break;
+            if (o->on_progress)
+                o->on_progress(o->ctx, seen, seen * in * sizeof(float));
+            int correct;
+            const float *logits = nn_forward(net, x, n, 1, &rng);
+            total += (double)nn_softmax_xent_smooth(logits, labels, n, net->classes, r.label_smoothing, dlogits,
+                                                    &correct) *
+                     n;
+            nn_backward(net, dlogits, n);
+            opt.lr = nn_learning_rate(&r, step++, steps_per_epoch, total_steps);
+            nn_opt_step(&opt, net);
+            right += (uint64_t)correct;
+            seen += (uint64_t)n;
+        }
+        if (o->on_progress_done)
+            o->on_progress_done(o->ctx);
+        if (n != 0 || err->code) /* a read error, or a label out of range */
+            goto out;
+        double secs = now() - t0;
+        train_seconds += secs;
+        loss = seen ? total / (double)seen : 0;
+        train_acc = seen ? (double)right / (double)seen : 0;
+        if (have_test) {
+            nn_metrics_free(&eval);
+            if (nn_metrics_init(&eval, net->classes, 0, err) || nn_evaluate(net, &te, o->dir, x, labels, &eval, err))
+                goto out;
+            test_acc = nn_metrics_accuracy(&eval), test_top5 = nn_metrics_top5(&eval);
+        }
+        double ips = (double)seen / secs;
+        if (o->on_epoch) {
+            nn_epoch_report rep = {e + 1, o->epochs, loss, train_acc, (double)opt.lr, secs, ips,
+                                   have_test ? test_split : NULL, test_acc, top5, test_top5};
+            o->on_epoch(o->ctx, &rep);
+        }
+        json_t *ej = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "epoch", e + 1, "loss", loss, "train_accuracy",
+                               train_acc, "seconds", secs, "images_per_second", ips, "lr", (double)opt.lr);
+        if (have_test)
+            json_object_set_new(ej, "test_accuracy", json_real(test_acc));
+        if (have_test && top5)
+            json_object_set_new(ej, "test_top5_accuracy", json_real(test_top5));
+        json_array_append_new(epochs_json, ej);
+        if (o->out) {
+            json_t *ex = json_pack("{s:o, s:O}", "recipe", nn_recipe_json(&r), "epochs", epochs_json);
+            char *exs = json_dumps(ex, JSON_COMPACT);
+            json_decref(ex);
+            int bad = nn_checkpoint_save(o->out, net, &opt, e + 1, &rng, exs, err);
+            free(exs);
+            if (bad)
+                goto out;
+        }
+    }
+    summary = json_pack("{s:s, s:s, s:i, s:i, s:s, s:f, s:I, s:f, s:f, s:f, s:O, s:o}", "shards", o->dir, "model",
+                        net->model, "epochs", o->epochs, "batch", (int)batch, "optimizer",
+                        opt.kind == NN_SGD ? "sgd" : "adam", "lr", (double)r.lr, "seed", (json_int_t)r.seed, "loss",
+                        loss, "train_accuracy", train_acc, "train_seconds", train_seconds, "per_epoch", epochs_json,
+                        "recipe", nn_recipe_json(&r));
+    if (!summary) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        goto out;
+    }
+    json_object_set_new(summary, "test_accuracy", have_test && test_acc >= 0 ? json_real(test_acc) : json_null());
+    if (top5)
+        json_object_set_new(summary, "test_top5_accuracy",
+                            have_test && test_top5 >= 0 ? json_real(test_top5) : json_null());
+    if (have_test)
+        json_object_set_new(summary, "test_split", json_string(test_split));
+    result->summary = summary;
+    summary = NULL;
+    rc = 0;
+out:
+    nn_metrics_free(&eval);
+    json_decref(summary);
+    json_decref(epochs_json);
+    free(x), free(dlogits), free(labels);
+    nn_net_free(net);
+    nn_data_close(&tr);
+    nn_data_close(&te);
+    return rc;
+}

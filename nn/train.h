@@ -1,0 +1,99 @@
+/* The training loop of the reference trainer: recipe, learning-rate schedules, epochs, checkpoints; no process needed. */
+#ifndef SP_NN_TRAIN_H
+#define SP_NN_TRAIN_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "nn/data.h"
+#include "nn/nn.h"
+
+/* Learning-rate schedules over the steps of a run. */
+enum nn_schedule { NN_SCHED_CONSTANT, NN_SCHED_STEP, NN_SCHED_COSINE };
+
+/* What shapes a run besides the weights: kept in the checkpoint, so that a
+ * resumed run goes on exactly as the uninterrupted one would. */
+typedef struct nn_recipe {
+    uint64_t seed;
+    uint32_t batch;          /* 1..NN_MAX_BATCH */
+    float lr;                /* the base learning rate (> 0, finite); the schedule scales it per step */
+    int schedule;            /* enum nn_schedule */
+    int warmup;              /* epochs of linear warm-up, 0..NN_MAX_EPOCHS */
+    int step_size;           /* step schedule: epochs between decays, 1..NN_MAX_EPOCHS */
+    float gamma;             /* step schedule: the decay, (0, 1] */
+    float label_smoothing;   /* [0, 1) */
+    int augment;             /* enum nn_augment */
+    float crop_scale;        /* crop-flip: the smallest crop area, (0, 1] */
+} nn_recipe;
+
+/* Names of schedules and augmentations as the command line and the
+ * checkpoint spell them; the index, or -1 for an unknown name. */
+int nn_schedule_from_name(const char *name);
+int nn_augment_from_name(const char *name);
+/* The recipe as JSON (a new reference). */
+json_t *nn_recipe_json(const nn_recipe *r);
+/* The recipe a checkpoint's header recorded, every field type- and
+ * range-checked as in nn_recipe. -1 with err (SP_EXIT_DATA, naming path and
+ * the field) when one is missing or out of range. */
+int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err *err);
+/* The learning rate of global step s (0-based) of a run of total steps,
+ * steps_per_epoch an epoch: linear warm-up over the first warmup epochs, then
+ * the schedule. */
+float nn_learning_rate(const nn_recipe *r, long s, long steps_per_epoch, long total);
+
+/* What a run is about to do, for the caller to report. */
+typedef struct nn_train_info {
+    const char *model;
+    size_t params;
+    double bytes;            /* nn_net_bytes */
+    uint32_t batch, h, w, c;
+    uint64_t train_records;
+    int classes;
+    const char *test_split;  /* NULL: no evaluation split */
+} nn_train_info;
+
+/* The figures of one finished epoch. */
+typedef struct nn_epoch_report {
+    int epoch, epochs;       /* 1-based epoch of epochs */
+    double loss, train_accuracy, lr, seconds, images_per_second;
+    const char *test_split;  /* NULL: no evaluation */
+    double test_accuracy;
+    int has_top5;            /* more than 10 classes: test_top5 is meaningful */
+    double test_top5;
+} nn_epoch_report;
+
+typedef struct nn_train_options {
+    const char *dir;         /* the shard set */
+    const char *model;       /* nn_net_create's names */
+    const char *out;         /* a checkpoint after every epoch, or NULL */
+    const char *resume;      /* continue from this checkpoint, or NULL */
+    int epochs;              /* train until this epoch, 1..NN_MAX_EPOCHS */
+    int threads;             /* nn_set_threads */
+    int verify;              /* check the shards against their manifest first */
+    int optimizer;           /* NN_SGD or NN_ADAM (new runs) */
+    float momentum, weight_decay; /* new runs */
+    nn_recipe recipe;        /* new runs; a resumed run takes the checkpoint's */
+    /* Callbacks (each may be NULL), all on the calling thread: */
+    void (*on_start)(void *ctx, const nn_train_info *info);
+    void (*on_progress)(void *ctx, uint64_t records, uint64_t bytes); /* within an epoch; end: on_progress_done */
+    void (*on_progress_done)(void *ctx);
+    void (*on_epoch)(void *ctx, const nn_epoch_report *report);
+    void *ctx;
+} nn_train_options;
+
+/* The outcome of a run. summary: a new JSON object (the caller decrefs)
+ * with shards, model, epochs, batch, optimizer, lr, seed, loss,
+ * train_accuracy, train_seconds, per_epoch (every epoch of the run and of
+ * the runs it resumed), recipe, test_accuracy (null without a test split),
+ * test_top5_accuracy (more than 10 classes) and test_split. */
+typedef struct nn_train_result {
+    json_t *summary;
+} nn_train_result;
+
+/* Trains as o says. Before the first step: -o is checked writable
+ * (SP_EXIT_SYSTEM), the shards verified, the splits checked to agree, a
+ * resumed checkpoint checked to fit. Never prints. 0, or -1 with err set
+ * (result->summary NULL). */
+int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err);
+
+#endif
