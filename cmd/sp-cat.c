@@ -1,6 +1,5 @@
 /* sp-cat: print a record stream, a shard or a shard set as JSON lines. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,22 +11,14 @@
 #include "shards/manifest.h"
 #include "shards/shard.h"
 
-static const char usage[] =
-    "Usage: sp-cat [OPTION]... [INPUT]...\n"
+static const char about[] =
     "Print every record of a record stream, an HDF5 shard or a shard directory as\n"
     "one JSON line on stdout: key, split, label (and label2 where there is one),\n"
     "kind, shape and dtype (pixels), size in bytes and checksum (XXH3-64 of the\n"
     "payload, hex). Payloads are not printed. Each INPUT is a record stream file\n"
     "(zstd-compressed or not), a shard file, or a directory with manifest.json;\n"
     "with no INPUT, or when INPUT is -, read a stream from stdin. Streams are\n"
-    "verified as they are read, so a corrupt or cut stream is an error.\n"
-    "\n"
-    "  -m, --meta       print the metadata (one JSON object per input) instead\n"
-    "  -q, --quiet      report nothing but errors\n"
-    "  -h, --help       show this help and exit\n"
-    "  -V, --version    show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input; 2 usage error; 3 system error.\n";
+    "verified as they are read, so a corrupt or cut stream is an error.\n";
 
 static int meta_only;
 
@@ -87,7 +78,7 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 static int cat_stream(char *path, sp_err *err)
 {
     char *one[] = {path};
-    int rc = sp_stage_each(1, one, on_meta, on_record, NULL, NULL, err);
+    int rc = sp_stage_each(1, one, on_meta, on_record, NULL, NULL, NULL, err);
     if (rc == 0 && meta_only && last_meta)
         print_json(json_incref(last_meta));
     return rc;
@@ -170,30 +161,24 @@ static int is_hdf5(const char *path)
 
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    static const struct option opts[] = {
-        {"meta", no_argument, 0, 'm'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
+    const sp_opt table[] = {
+        {"meta", 'm', SP_OPT_FLAG, &meta_only, .help = "print the metadata (one JSON object per input) instead"},
+        {0},
     };
-    int c;
-    while ((c = getopt_long(argc, argv, "mqhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': meta_only = 1; break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
+    const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL, 0};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
     char *dash[] = {"-"};
-    int n = argc - optind;
-    char **inputs = n ? argv + optind : dash;
+    int n = args.n;
+    char **inputs = n ? args.v : dash;
     if (!n)
         n = 1;
     sp_err err = {0};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
+        sp_info("%s", inputs[i]);
         struct stat st;
         if (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode))
             rc = cat_dir(inputs[i], &err);
