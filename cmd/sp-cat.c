@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         {"meta", 'm', SP_OPT_FLAG, &meta_only, .help = "print the metadata (one JSON object per input) instead"},
         {0},
     };
-    const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

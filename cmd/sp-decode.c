@@ -123,7 +123,7 @@ int main(int argc, char **argv)
         {"strict", 0, SP_OPT_FLAG, &dopts.strict, .help = "any reject stops the run with an error"},
         {0},
     };
-    const sp_cli_tool cli = {"sp-decode", "[OPTION]... [STREAM]...", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-decode", "[OPTION]... [STREAM]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

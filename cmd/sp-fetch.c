@@ -172,7 +172,7 @@ int main(int argc, char **argv)
          .help = "trust the CA certificates in FILE for https", .flags = SP_OPT_NO_RECIPE},
         {0},
     };
-    const sp_cli_tool cli = {"sp-fetch", "[OPTION]... NAME|URL|FILE...", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-fetch", "[OPTION]... NAME|URL|FILE...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

@@ -104,7 +104,7 @@ int main(int argc, char **argv)
          .help = "the side of a sample on the sheet, pixels (default 64)"},
         {0},
     };
-    const sp_cli_tool cli = {"sp-inspect", "[OPTION]... DIR", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-inspect", "[OPTION]... DIR", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

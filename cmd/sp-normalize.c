@@ -154,7 +154,7 @@ int main(int argc, char **argv)
                  "float16 (needs --mean and --std, or --preset)"},
         {0},
     };
-    const sp_cli_tool cli = {"sp-normalize", "[OPTION]... [STREAM]...", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-normalize", "[OPTION]... [STREAM]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

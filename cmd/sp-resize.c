@@ -108,7 +108,7 @@ int main(int argc, char **argv)
          .help = "resize on N threads (default 1); records keep their order", .flags = SP_OPT_NO_RECIPE},
         {0},
     };
-    const sp_cli_tool cli = {"sp-resize", "[OPTION]... SIZE|WxH [STREAM]...", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-resize", "[OPTION]... SIZE|WxH [STREAM]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

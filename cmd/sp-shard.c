@@ -102,7 +102,7 @@ int main(int argc, char **argv)
         {0},
     };
     const sp_cli_tool cli = {"sp-shard", "-o DIR [OPTION]... [STREAM]...\n  or:  sp-shard -o DIR --merge DIR...", about,
-                             table, NULL, 0};
+                             table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

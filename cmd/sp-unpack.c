@@ -19,7 +19,7 @@ static const char about[] =
     "members' keys keep the outer names (outer.tar/inner.tar/file).\n"
     "Entries with absolute paths or '..', links and devices are skipped and\n"
     "reported (warnings: the stream is still complete, the status is 1), never\n"
-    "followed. The recipe records each FILE by base name, size and sha256.\n";
+    "followed.\n";
 
 /* The dataset the FILEs' common directory is named after, or NULL. The
  * result points into files. */
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
         {"no-recurse", 0, SP_OPT_FLAG, &no_recurse, .help = "emit nested archives as blobs instead of opening them"},
         {0},
     };
-    const sp_cli_tool cli = {"sp-unpack", "[OPTION]... [FILE]...", about, table, NULL, SP_CLI_INPUT_FILES};
+    const sp_cli_tool cli = {"sp-unpack", "[OPTION]... [FILE]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

@@ -32,7 +32,7 @@ static void on_progress(void *ctx, const sp_verify_stats *st)
 int main(int argc, char **argv)
 {
     const sp_opt table[] = {{0}};
-    const sp_cli_tool cli = {"sp-verify", "[OPTION]... DIR...", about, table, NULL, 0};
+    const sp_cli_tool cli = {"sp-verify", "[OPTION]... DIR...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)

@@ -175,7 +175,8 @@ int sp_cli_stdout_is_safe(void)
 void sp_cli_report_key(void *ctx, const char *key, const char *reason)
 {
     (void)ctx;
-    sp_warn("%s: %s", key, reason);
+    if (sp_verbosity >= 1)
+        sp_msg("%s: %s", key, reason);
 }
 
 /* ---------------- number parsing ---------------- */
@@ -537,12 +538,6 @@ int sp_cli_parse(const sp_cli_tool *t, int argc, char **argv, sp_cli_args *args)
                 return status;
             break;
         }
-    }
-    for (int i = 0; i < n; i++) {
-        if (!(t->flags & SP_CLI_INPUT_FILES) || !strcmp(operands[i], "-"))
-            continue;
-        json_array_append_new(recipe_args, json_string(sp_basename(operands[i])));
-        recipe_input(operands[i]);
     }
     args->n = n;
     args->v = operands;

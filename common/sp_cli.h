@@ -112,19 +112,12 @@ typedef struct sp_opt {
     unsigned flags;    /* SP_OPT_* */
 } sp_opt;
 
-enum {
-    SP_CLI_INPUT_FILES = 1, /* the operands are input files that shape the bytes (archives):
-                               recorded by base name, size and sha256. Otherwise operands are
-                               streams or directories, whose own metadata says where they came from. */
-};
-
 typedef struct sp_cli_tool {
     const char *name;     /* "sp-decode" */
     const char *synopsis; /* "[OPTION]... [STREAM]..." */
     const char *about;    /* the text between the Usage line and the options */
     const sp_opt *opts;   /* the tool's options, ended by {0} */
     const char *notes;    /* text after the options, before "Exit status:" (may be NULL) */
-    unsigned flags;       /* SP_CLI_* */
 } sp_cli_tool;
 
 /* What remains of the command line after the options. */
@@ -148,16 +141,21 @@ int sp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 /* The recipe entry of the command line sp_cli_parse read (owned by sp_cli):
  * {"tool", "version", "args", "inputs"}. args holds the options that shape
  * the bytes as "-x VALUE" or "--name VALUE", never an output path nor an
- * option flagged SP_OPT_NO_RECIPE; input files (SP_OPT_FILE, and operands
- * under SP_CLI_INPUT_FILES) appear by base name in args and as {"name",
- * "size", "sha256"} in inputs. NULL when an input file cannot be read, with
- * the reason in err. */
+ * option flagged SP_OPT_NO_RECIPE; option files (SP_OPT_FILE) appear by base
+ * name in args and as {"name", "size", "sha256"} in inputs. Operands are not
+ * recorded: streams carry their own recipe, and the records of an archive
+ * carry its base name in their keys and their own checksums, so the shards
+ * of one conversion are the same bytes wherever its inputs lie and whatever
+ * order the archive's members come in. NULL when an option file cannot be
+ * read, with the reason in err. */
 const json_t *sp_cli_recipe(sp_err *err);
 
 /* Refuses to write a binary stream to a terminal (like zstd): prints why and
  * returns SP_EXIT_USAGE; 0 when stdout is not a terminal. */
 int sp_cli_stdout_is_safe(void);
-/* Report callback: "prog: KEY: REASON" on stderr as a warning (ctx unused). */
+/* Report callback for a note that is not a warning (a file that is no
+ * dataset file, passed over): "prog: KEY: REASON" on stderr unless -q; the
+ * status stays as it is (ctx unused). */
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
 
 /* ---- for tools that parse with getopt_long themselves (sp-train, sp-eval,
