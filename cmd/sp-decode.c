@@ -163,7 +163,7 @@ int main(int argc, char **argv)
         rc = sp_stage_finish(&out, &err);
     sp_progress_done(&prog);
     status = sp_cli_exit(rc ? &err : NULL);
-    if (t.dec && sp_verbosity >= 1) {
+    if (t.dec && sp_verbosity >= 1 && (rc == 0 || sp_decoder_stats(t.dec)->in > 0)) { /* no summary of nothing */
         const sp_decode_stats *st = sp_decoder_stats(t.dec);
         char by[512] = "";
         size_t len = 0;

@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         return sp_cli_usage_error("give one shard directory");
     const char *dir = args.v[0];
     sp_err err = {0};
-    json_t *s = sp_inspect(dir, &err);
+    json_t *s = sp_cli_input_exists(dir, &err) ? NULL : sp_inspect(dir, &err);
     if (!s)
         return sp_report(&err);
     if (o.as_json) {

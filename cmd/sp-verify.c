@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         sp_err err = {0};
         sp_verify_stats st;
         sp_verify_hooks hooks = {report, on_progress, args.v[i]};
-        int rc = sp_verify_dir(args.v[i], &hooks, &st, &err);
+        int rc = sp_cli_input_exists(args.v[i], &err) ? -1 : sp_verify_dir(args.v[i], &hooks, &st, &err);
         sp_progress_done(&prog);
         if (rc < 0) {
             sp_report(&err); /* fatal for this set: printed even under -q */

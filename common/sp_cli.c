@@ -163,6 +163,16 @@ int sp_cli_common_option(int c, const char *usage)
     }
 }
 
+int sp_cli_input_exists(const char *path, sp_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 0;
+    int e = errno;
+    return sp_fail(err, e == ENOENT || e == EACCES || e == ENOTDIR ? SP_EXIT_DATA : SP_EXIT_SYSTEM, "%s: %s", path,
+                   strerror(e));
+}
+
 int sp_cli_stdout_is_safe(void)
 {
     if (isatty(STDOUT_FILENO)) {

@@ -150,6 +150,10 @@ int sp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * read, with the reason in err. */
 const json_t *sp_cli_recipe(sp_err *err);
 
+/* 0 when path exists; else -1 with err "PATH: why" (SP_EXIT_DATA for a
+ * missing or unreadable path, SP_EXIT_SYSTEM otherwise), so a tool names
+ * a missing operand itself rather than a file inside it. */
+int sp_cli_input_exists(const char *path, sp_err *err);
 /* Refuses to write a binary stream to a terminal (like zstd): prints why and
  * returns SP_EXIT_USAGE; 0 when stdout is not a terminal. */
 int sp_cli_stdout_is_safe(void);

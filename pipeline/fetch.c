@@ -646,6 +646,8 @@ int sp_fetch_plan(const char *arg, const sp_fetch_request *rq, json_t *jobs, jso
         json_array_append_new(jobs, json_pack("{s:{s:s}, s:s}", "file", "name", sp_basename(arg), "local", arg));
         return 0;
     }
+    if (strstr(arg, ".json") && stat(arg, &st) != 0) /* a manifest named by path */
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", arg, strerror(errno));
     json_t *manifest = sp_dataset_manifest(arg, err);
     if (!manifest)
         return -1;
