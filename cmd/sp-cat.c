@@ -4,12 +4,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "common/sp_xxh.h"
 
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
 #include "shards/manifest.h"
-#include "shards/shard.h"
+#include "shards/shard_records.h"
 
 static const char about[] =
     "Print every record of a record stream, an HDF5 shard or a shard directory as\n"
@@ -85,68 +84,38 @@ static int cat_stream(char *path, sp_err *err)
 }
 
 /* ---- shards ---- */
+static int print_shard_record(void *ctx, const sp_record *rec, const uint8_t *pixels, sp_err *err)
+{
+    (void)ctx, (void)pixels, (void)err;
+    print_record(rec);
+    return 0;
+}
+
 static int cat_shard(const char *path, sp_err *err)
 {
     sp_shard *s = sp_shard_open(path, err);
     if (!s)
         return -1;
+    int rc = 0;
     if (meta_only) {
         json_t *m = sp_shard_meta(s);
         print_json(m ? json_incref(m) : json_object());
-        sp_shard_close(s);
-        return 0;
+    } else {
+        rc = sp_shard_each_record(s, print_shard_record, NULL, err);
     }
-    uint32_t h, w, c;
-    int dtype;
-    sp_shard_shape(s, &h, &w, &c, &dtype);
-    size_t item = (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
-    uint64_t n = sp_shard_count(s), batch = (16u << 20) / item + 1;
-    uint8_t *pix = malloc(batch * item);
-    int32_t *lab = malloc(batch * 4), *lab2 = malloc(batch * 4);
-    int rc = pix && lab && lab2 ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    sp_record rec;
-    sp_record_init(&rec, SP_KIND_PIXELS, "x", NULL);
-    rec.split = (uint8_t)sp_shard_split(s);
-    rec.h = h, rec.w = w, rec.c = c, rec.dtype = (uint8_t)dtype;
-    rec.payload_len = item;
-    for (uint64_t first = 0; rc == 0 && first < n; first += batch) {
-        uint64_t k = n - first < batch ? n - first : batch;
-        rc = sp_shard_read(s, first, k, pix, lab, lab2, NULL, err);
-        for (uint64_t i = 0; rc == 0 && i < k; i++) {
-            snprintf(rec.key, sizeof rec.key, "%s", sp_shard_key(s, first + i));
-            rec.label = lab[i];
-            rec.label2 = lab2[i];
-            rec.checksum = sp_xxh3(pix + i * item, item);
-            print_record(&rec);
-        }
-    }
-    free(pix);
-    free(lab);
-    free(lab2);
     sp_shard_close(s);
     return rc;
 }
 
 static int cat_dir(const char *dir, sp_err *err)
 {
+    if (!meta_only)
+        return sp_shardset_each_record(dir, print_shard_record, NULL, err);
     json_t *m = sp_manifest_load(dir, err);
     if (!m)
         return -1;
-    if (meta_only) {
-        print_json(m);
-        return 0;
-    }
-    size_t i;
-    json_t *e;
-    int rc = 0;
-    json_array_foreach(json_object_get(m, "shards"), i, e) {
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
-        if ((rc = cat_shard(path, err)))
-            break;
-    }
-    json_decref(m);
-    return rc;
+    print_json(m);
+    return 0;
 }
 
 static int is_hdf5(const char *path)
