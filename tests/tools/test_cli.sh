@@ -74,7 +74,7 @@ for t in $TOOLS; do
     check $t "-h lists -q, -v, -h, -V" "status 0 $t -h && grep -q '^  -q, --quiet ' out && grep -q '^  -v, --verbose ' out && grep -q '^  -h, --help ' out && grep -q '^  -V, --version ' out"
     check $t "an unknown long option" "status 2 $t --frob && no_out && same_err \"$t: unknown option '--frob'
 Try '$t --help' for more information.\""
-    check $t "an unknown short option" "status 2 $t -Z && no_out && same_err \"$t: unknown option '-Z'
+    check $t "an unknown short option" "status 2 $t -Z X && no_out && same_err \"$t: unknown option '-Z'
 Try '$t --help' for more information.\""
 done
 
