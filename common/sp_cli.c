@@ -378,12 +378,19 @@ static int set_value(const sp_opt *o, const char *arg, char *why, size_t wn)
         char *end;
         errno = 0;
         double v = strtod(arg, &end);
-        int ranged = o->min != 0 || o->max != 0;
-        if (!*arg || *end || errno || !isfinite(v) || (ranged && (v < o->min || v > o->max))) {
-            if (ranged)
-                snprintf(why, wn, "not a number in %s..%s: %s", lo, hi, arg);
-            else
+        int above = (o->flags & SP_OPT_ABOVE_MIN) != 0, ranged = o->min != 0 || o->max != 0 || above;
+        if (!*arg || *end || errno || !isfinite(v) ||
+            (ranged && (v < o->min || v > o->max || (above && v <= o->min)))) {
+            if (!ranged)
                 snprintf(why, wn, "not a number: %s", arg);
+            else if (above && isinf(o->max))
+                snprintf(why, wn, "not a number above %s: %s", lo, arg);
+            else if (above)
+                snprintf(why, wn, "not a number above %s and at most %s: %s", lo, hi, arg);
+            else if (isinf(o->max))
+                snprintf(why, wn, "not a number of at least %s: %s", lo, arg);
+            else
+                snprintf(why, wn, "not a number in %s..%s: %s", lo, hi, arg);
             return -1;
         }
         *(double *)o->dest = v;

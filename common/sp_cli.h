@@ -82,7 +82,8 @@ typedef enum sp_opt_type {
     SP_OPT_INT,    /* int *dest: a decimal integer in [.min, .max] */
     SP_OPT_U64,    /* uint64_t *dest: a decimal integer in [.min, .max] (.max 0: no upper bound) */
     SP_OPT_SIZE,   /* uint64_t *dest: 1000, 64k, 256M, 2G, 1T (powers of 1024), in [.min, .max] (.max 0: none) */
-    SP_OPT_DOUBLE, /* double *dest: a number in [.min, .max] (both 0: any finite number) */
+    SP_OPT_DOUBLE, /* double *dest: a finite number in [.min, .max] (both 0: any; .max INFINITY:
+                      no upper bound; with SP_OPT_ABOVE_MIN, .min itself is excluded) */
     SP_OPT_STRING, /* const char **dest: the argument itself (points into argv) */
     SP_OPT_CHOICE, /* int *dest: the index of the argument in .choices (NULL-terminated) */
     SP_OPT_PART,   /* sp_cli_part *dest: "I/N" with 0 <= I < N <= 100000 */
@@ -93,6 +94,7 @@ typedef enum sp_opt_type {
 enum {
     SP_OPT_NO_RECIPE = 1, /* does not shape the bytes written (paths out, threads, memory): not in the recipe */
     SP_OPT_FILE = 2,      /* the value is an input file: recorded by base name, size and sha256 */
+    SP_OPT_ABOVE_MIN = 4, /* DOUBLE: the value must be above .min (--lr: above 0) */
 };
 
 typedef struct sp_cli_part {

@@ -488,7 +488,13 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
             const char *how = NULL;
             sp_err verr = {0};
             fstat(fd, &st);
-            if (fsync(fd) == 0 && verify_file(o, part, file, &how, NULL, &verr) == 0) {
+            if (fsync(fd) != 0) { /* the bytes may not be on the disk: a system error, not bad data */
+                int e = errno;
+                close(fd);
+                close(lockfd);
+                return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: cannot sync: %s", label, part, strerror(e));
+            }
+            if (verify_file(o, part, file, &how, NULL, &verr) == 0) {
                 int moved = rename(part, path) == 0 && sp_fsync_path(dir, NULL) == 0;
                 int e = errno;
                 close(fd);

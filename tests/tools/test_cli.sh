@@ -86,6 +86,8 @@ Try '$t --help' for more information.\""
 }
 bad_value sp-fetch "sp-fetch: --retries: not an integer in 0..100: x" --retries x mnist
 bad_value sp-fetch "sp-fetch: --md5: not 32 hex digits: xyz" --md5 xyz http://127.0.0.1:9/a
+bad_value sp-fetch "sp-fetch: --retry-delay: not a number in 0..3600: -1" --retry-delay -1 mnist
+bad_value sp-fetch "sp-fetch: --retry-delay: not a number in 0..3600: nan" --retry-delay=nan mnist
 bad_value sp-unpack "sp-unpack: --dataset: needs a value" --dataset
 bad_value sp-decode "sp-decode: --max-pixels: not an integer of at least 1: 0" --max-pixels 0
 bad_value sp-decode "sp-decode: --part: not I/N with 0 <= I < N <= 100000: 3/3" --part 3/3
