@@ -276,9 +276,9 @@ static const sp_opt common_opts[] = {
 };
 
 static const char exit_status_text[] =
-    "Exit status: 0 success; 1 a data problem: bad input, or a warning (a skipped\n"
-    "or rejected record, reported on stderr; the run goes on); 2 usage error;\n"
-    "3 system error (I/O, a full disk, out of memory).\n";
+    "Exit status: 0 success; 1 a data problem: bad input, or a warning (an image\n"
+    "rejected, an archive entry skipped: reported on stderr, the run goes on);\n"
+    "2 usage error; 3 system error (I/O, a full disk, out of memory).\n";
 
 /* "%g" without a trailing exponent for the integers in ranges */
 static void fmt_num(char *buf, size_t n, double v, int size)
@@ -305,7 +305,7 @@ static void print_opt(const sp_opt *o)
     if (o->letter)
         snprintf(letter, sizeof letter, "-%c, ", o->letter);
     int len = snprintf(head, sizeof head, "  %s--%s%s%s", letter, o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-    if (len > 24)
+    if (len > 22) /* at least two spaces before the help text */
         printf("%s\n%24s", head, "");
     else
         printf("%-24s", head);
