@@ -42,7 +42,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
-           shards/shuffle.c shards/inspect.c shards/reader.c
+           shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
 NN_SRC  := nn/rng.c nn/layers.c nn/dense.c nn/conv.c nn/pool.c nn/norm.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/metrics.c nn/train.c
 CLI_SRC := common/sp_cli.c

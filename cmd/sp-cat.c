@@ -1,33 +1,23 @@
 /* sp-cat: print a record stream, a shard or a shard set as JSON lines. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "common/sp_xxh.h"
 
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
 #include "shards/manifest.h"
-#include "shards/shard.h"
+#include "shards/shard_records.h"
 
-static const char usage[] =
-    "Usage: sp-cat [OPTION]... [INPUT]...\n"
+static const char about[] =
     "Print every record of a record stream, an HDF5 shard or a shard directory as\n"
     "one JSON line on stdout: key, split, label (and label2 where there is one),\n"
     "kind, shape and dtype (pixels), size in bytes and checksum (XXH3-64 of the\n"
     "payload, hex). Payloads are not printed. Each INPUT is a record stream file\n"
     "(zstd-compressed or not), a shard file, or a directory with manifest.json;\n"
     "with no INPUT, or when INPUT is -, read a stream from stdin. Streams are\n"
-    "verified as they are read, so a corrupt or cut stream is an error.\n"
-    "\n"
-    "  -m, --meta       print the metadata (one JSON object per input) instead\n"
-    "  -q, --quiet      report nothing but errors\n"
-    "  -h, --help       show this help and exit\n"
-    "  -V, --version    show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input; 2 usage error; 3 system error.\n";
+    "verified as they are read, so a corrupt or cut stream is an error.\n";
 
 static int meta_only;
 
@@ -87,75 +77,45 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 static int cat_stream(char *path, sp_err *err)
 {
     char *one[] = {path};
-    int rc = sp_stage_each(1, one, on_meta, on_record, NULL, NULL, err);
+    int rc = sp_stage_each(1, one, on_meta, on_record, NULL, NULL, NULL, err);
     if (rc == 0 && meta_only && last_meta)
         print_json(json_incref(last_meta));
     return rc;
 }
 
 /* ---- shards ---- */
+static int print_shard_record(void *ctx, const sp_record *rec, const uint8_t *pixels, sp_err *err)
+{
+    (void)ctx, (void)pixels, (void)err;
+    print_record(rec);
+    return 0;
+}
+
 static int cat_shard(const char *path, sp_err *err)
 {
     sp_shard *s = sp_shard_open(path, err);
     if (!s)
         return -1;
+    int rc = 0;
     if (meta_only) {
         json_t *m = sp_shard_meta(s);
         print_json(m ? json_incref(m) : json_object());
-        sp_shard_close(s);
-        return 0;
+    } else {
+        rc = sp_shard_each_record(s, print_shard_record, NULL, err);
     }
-    uint32_t h, w, c;
-    int dtype;
-    sp_shard_shape(s, &h, &w, &c, &dtype);
-    size_t item = (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
-    uint64_t n = sp_shard_count(s), batch = (16u << 20) / item + 1;
-    uint8_t *pix = malloc(batch * item);
-    int32_t *lab = malloc(batch * 4), *lab2 = malloc(batch * 4);
-    int rc = pix && lab && lab2 ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    sp_record rec;
-    sp_record_init(&rec, SP_KIND_PIXELS, "x", NULL);
-    rec.split = (uint8_t)sp_shard_split(s);
-    rec.h = h, rec.w = w, rec.c = c, rec.dtype = (uint8_t)dtype;
-    rec.payload_len = item;
-    for (uint64_t first = 0; rc == 0 && first < n; first += batch) {
-        uint64_t k = n - first < batch ? n - first : batch;
-        rc = sp_shard_read(s, first, k, pix, lab, lab2, NULL, err);
-        for (uint64_t i = 0; rc == 0 && i < k; i++) {
-            snprintf(rec.key, sizeof rec.key, "%s", sp_shard_key(s, first + i));
-            rec.label = lab[i];
-            rec.label2 = lab2[i];
-            rec.checksum = sp_xxh3(pix + i * item, item);
-            print_record(&rec);
-        }
-    }
-    free(pix);
-    free(lab);
-    free(lab2);
     sp_shard_close(s);
     return rc;
 }
 
 static int cat_dir(const char *dir, sp_err *err)
 {
+    if (!meta_only)
+        return sp_shardset_each_record(dir, print_shard_record, NULL, err);
     json_t *m = sp_manifest_load(dir, err);
     if (!m)
         return -1;
-    if (meta_only) {
-        print_json(m);
-        return 0;
-    }
-    size_t i;
-    json_t *e;
-    int rc = 0;
-    json_array_foreach(json_object_get(m, "shards"), i, e) {
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
-        if ((rc = cat_shard(path, err)))
-            break;
-    }
-    json_decref(m);
-    return rc;
+    print_json(m);
+    return 0;
 }
 
 static int is_hdf5(const char *path)
@@ -170,30 +130,24 @@ static int is_hdf5(const char *path)
 
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    static const struct option opts[] = {
-        {"meta", no_argument, 0, 'm'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
+    const sp_opt table[] = {
+        {"meta", 'm', SP_OPT_FLAG, &meta_only, .help = "print the metadata (one JSON object per input) instead"},
+        {0},
     };
-    int c;
-    while ((c = getopt_long(argc, argv, "mqhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': meta_only = 1; break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
+    const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
     char *dash[] = {"-"};
-    int n = argc - optind;
-    char **inputs = n ? argv + optind : dash;
+    int n = args.n;
+    char **inputs = n ? args.v : dash;
     if (!n)
         n = 1;
     sp_err err = {0};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
+        sp_info("%s", inputs[i]);
         struct stat st;
         if (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode))
             rc = cat_dir(inputs[i], &err);

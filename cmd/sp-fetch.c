@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,8 +13,7 @@
 #include "pipeline/fetch.h"
 #include "pipeline/stage.h"
 
-static const char usage[] =
-    "Usage: sp-fetch [OPTION]... NAME|URL|FILE...\n"
+static const char about[] =
     "Get a dataset's source files, verified and cached, and write them to stdout\n"
     "as a record stream of blob records (one per file), for sp-unpack.\n"
     "\n"
@@ -22,34 +21,15 @@ static const char usage[] =
     "or a .json path): its files are downloaded from its mirrors in order and\n"
     "verified against the published md5 (or the sha256 of their content, for a\n"
     "mirror that recompressed them). URL is one file (verified with --md5 or\n"
-    "--sha256 if given); FILE is a local file, passed on as it is.\n"
+    "--sha256 if given, and cut off beyond --max-size); FILE is a local file,\n"
+    "passed on as it is.\n"
     "\n"
     "Downloads go to CACHE/NAME/FILE.part and are renamed into place once\n"
-    "verified; a file in the cache is never requested again. An interrupted\n"
-    "download resumes; a file that fails verification is kept as FILE.bad.\n"
-    "\n"
-    "  -c, --cache DIR          the cache (default: $SP_CACHE, else\n"
-    "                           $XDG_CACHE_HOME/shardpipe or ~/.cache/shardpipe)\n"
-    "  -f, --file NAME          only this file of the dataset (repeatable)\n"
-    "      --from DIR           verify the copies already in DIR instead of\n"
-    "                           downloading, and read them from there (ImageNet)\n"
-    "      --offline            never download: fail if a file is not cached\n"
-    "      --raw                write the bytes of the one selected file, not a stream\n"
-    "      --path               print the verified files' paths, one per line\n"
-    "      --md5 SUM            expected md5 of a URL's file\n"
-    "      --sha256 SUM         expected sha256 of a URL's file\n"
-    "      --retries N          tries per mirror after a transient failure (3)\n"
-    "      --retry-delay SEC    first wait before a retry, doubling each time (1)\n"
-    "      --stall-timeout SEC  cut a transfer that sends nothing for SEC (30)\n"
-    "      --connect-timeout SEC  (30)\n"
-    "      --ca-file FILE       trust the CA certificates in FILE for https\n"
-    "  -q, --quiet              report nothing but errors\n"
-    "  -v, --verbose            report more\n"
-    "  -h, --help               show this help and exit\n"
-    "  -V, --version            show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 a file could not be had or did not verify (the\n"
-    "message names the expected and actual sums); 2 usage error; 3 system error.\n";
+    "verified; a file in the cache is never requested again. A URL's file is\n"
+    "cached by the URL and the sums asked for, so a copy cached without --md5\n"
+    "is never taken for one asked with it. An interrupted download resumes; a\n"
+    "file that fails verification is kept as FILE.bad. A full disk stops the\n"
+    "fetch with status 3.\n";
 
 /* One file to emit: where it is now, and its key. */
 typedef struct item {
@@ -58,7 +38,6 @@ typedef struct item {
 } item;
 
 static sp_progress prog;
-static const char *prog_name;
 
 static void on_note(void *ctx, const char *line)
 {
@@ -71,45 +50,39 @@ static void on_note(void *ctx, const char *line)
 static void on_progress(void *ctx, const char *name, uint64_t have, uint64_t total)
 {
     (void)ctx;
-    if (!prog.enabled)
-        return;
-    double t = sp_now();
-    if (t - prog.last < 0.2)
-        return;
-    prog.last = t;
-    if (name != prog_name) {
-        prog_name = name;
-        prog.start = t;
-    }
-    double el = t - prog.start, rate = el > 0 ? (double)have / el : 0;
-    char eta[32] = "";
-    if (total && rate > 0 && have <= total)
-        snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - have) / rate);
-    fprintf(stderr, "\r%s: %s: %.1f / %.1f MB, %.1f MB/s%s\033[K", sp_progname(), name, (double)have / 1e6,
-            (double)total / 1e6, rate / 1e6, eta);
+    sp_progress_file(&prog, name, have, total);
 }
 
-static int selected(char **only, int nonly, const char *name)
+/* --md5 / --sha256: the sum's syntax, checked before anything is fetched;
+ * stored lowercase into the char[65] at opt->dest. */
+static int set_sum(const sp_opt *opt, const char *arg, char *why, size_t why_len)
 {
-    if (!nonly)
-        return 1;
-    for (int i = 0; i < nonly; i++)
-        if (!strcmp(only[i], name))
-            return 1;
+    size_t n = strcmp(opt->name, "md5") ? 64 : 32;
+    if (!sp_fetch_sum_valid(arg, n)) {
+        snprintf(why, why_len, "not %zu hex digits: %s", n, arg);
+        return -1;
+    }
+    char *out = opt->dest;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)tolower((unsigned char)arg[i]);
     return 0;
 }
 
-static int is_url(const char *s) { return strstr(s, "://") != NULL; }
+/* --file NAME, repeatable: appended to the file_list at opt->dest */
+typedef struct file_list {
+    char *names[64];
+    int n;
+} file_list;
 
-static void default_cache(char *out, size_t n)
+static int add_file(const sp_opt *opt, const char *arg, char *why, size_t why_len)
 {
-    const char *env = getenv("SP_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (env && *env)
-        snprintf(out, n, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(out, n, "%s/shardpipe", xdg);
-    else
-        snprintf(out, n, "%s/.cache/shardpipe", home && *home ? home : ".");
+    file_list *l = opt->dest;
+    if (l->n == 64) {
+        snprintf(why, why_len, "more than 64 given: %s", arg);
+        return -1;
+    }
+    l->names[l->n++] = (char *)arg;
+    return 0;
 }
 
 /* Copies a file into the stream as one blob record. */
@@ -161,134 +134,64 @@ static int write_raw(const item *it, sp_err *err)
     return rc;
 }
 
-/* Adds to jobs what fetching arg means: {"file", "subdir", "mirrors"} for
- * each selected file of a dataset or a URL, {"file", "local"} for a local
- * file. Sets the dataset's name and classes in meta. */
-static int plan(const char *arg, const char *cache, const char *from, const char *md5, const char *sha,
-                char **only, int nonly, int offline, json_t *jobs, json_t *meta, sp_err *err)
-{
-    struct stat st;
-    if (is_url(arg)) {
-        /* one file, cached under urls/ by a hash of the URL */
-        char name[256], subdir[64];
-        const char *slash = strrchr(arg, '/');
-        snprintf(name, sizeof name, "%s", slash && slash[1] ? slash + 1 : "download");
-        name[strcspn(name, "?#")] = 0;
-        unsigned long long h = 1469598103934665603ull; /* FNV-1a */
-        for (const char *p = arg; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        snprintf(subdir, sizeof subdir, "urls/%016llx", h);
-        json_t *f = json_pack("{s:s, s:s}", "name", name, "url", arg);
-        if (md5)
-            json_object_set_new(f, "md5", json_string(md5));
-        if (sha)
-            json_object_set_new(f, "sha256", json_string(sha));
-        json_array_append_new(jobs, json_pack("{s:o, s:s, s:[]}", "file", f, "subdir", subdir, "mirrors"));
-        return 0;
-    }
-    if (!strstr(arg, ".json") && stat(arg, &st) == 0 && S_ISREG(st.st_mode)) {
-        json_array_append_new(jobs, json_pack("{s:{s:s}, s:s}", "file", "name", sp_basename(arg), "local", arg));
-        return 0;
-    }
-    json_t *manifest = sp_dataset_manifest(arg, err);
-    if (!manifest)
-        return -1;
-    const char *subdir = json_string_value(json_object_get(manifest, "name"));
-    json_t *mirrors = json_object_get(manifest, "mirrors");
-    json_object_set(meta, "dataset", json_object_get(manifest, "name"));
-    if (json_object_get(manifest, "classes"))
-        json_object_set(meta, "classes", json_object_get(manifest, "classes"));
-    const char *how_to_get = json_string_value(json_object_get(manifest, "access"));
-    size_t k;
-    json_t *f;
-    int rc = 0;
-    json_array_foreach(json_object_get(manifest, "files"), k, f) {
-        const char *name = json_string_value(json_object_get(f, "name"));
-        if (!selected(only, nonly, name))
-            continue;
-        /* a dataset with nothing to download from: only the cache or --from */
-        char cached[4200];
-        snprintf(cached, sizeof cached, "%s/%s/%s", cache, subdir, name);
-        if (!from && !offline && json_array_size(mirrors) == 0 && how_to_get && access(cached, F_OK)) {
-            rc = sp_fail(err, SP_EXIT_DATA, "%s: %s", arg, how_to_get);
-            break;
-        }
-        json_array_append_new(jobs, json_pack("{s:O, s:s, s:O}", "file", f, "subdir", subdir, "mirrors", mirrors));
-    }
-    json_decref(manifest);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    enum { O_FROM = 256, O_OFFLINE, O_RAW, O_PATH, O_MD5, O_SHA, O_RETRIES, O_DELAY, O_STALL, O_CONNECT, O_CA };
-    static const struct option opts[] = {
-        {"cache", required_argument, 0, 'c'},      {"file", required_argument, 0, 'f'},
-        {"from", required_argument, 0, O_FROM},    {"offline", no_argument, 0, O_OFFLINE},
-        {"raw", no_argument, 0, O_RAW},            {"path", no_argument, 0, O_PATH},
-        {"md5", required_argument, 0, O_MD5},      {"sha256", required_argument, 0, O_SHA},
-        {"retries", required_argument, 0, O_RETRIES}, {"retry-delay", required_argument, 0, O_DELAY},
-        {"stall-timeout", required_argument, 0, O_STALL}, {"connect-timeout", required_argument, 0, O_CONNECT},
-        {"ca-file", required_argument, 0, O_CA},   {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},          {0, 0, 0, 0},
-    };
     sp_fetch_opts fo;
     sp_fetch_opts_default(&fo);
-    char cache[4096];
-    default_cache(cache, sizeof cache);
-    char *only[64];
-    int nonly = 0, raw = 0, paths = 0;
-    const char *from = NULL, *md5 = NULL, *sha = NULL;
-    uint64_t v;
-    char *end;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:f:qvhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': snprintf(cache, sizeof cache, "%s", optarg); break;
-        case 'f':
-            if (nonly == 64)
-                return sp_cli_usage_error("too many --file options");
-            only[nonly++] = optarg;
-            break;
-        case O_FROM: from = optarg; break;
-        case O_OFFLINE: fo.offline = 1; break;
-        case O_RAW: raw = 1; break;
-        case O_PATH: paths = 1; break;
-        case O_MD5: md5 = optarg; break;
-        case O_SHA: sha = optarg; break;
-        case O_RETRIES:
-            if (sp_parse_u64(optarg, &v) || v > 100)
-                return sp_cli_usage_error("--retries: not a number from 0 to 100: %s", optarg);
-            fo.retries = (int)v;
-            break;
-        case O_DELAY:
-            fo.retry_delay = strtod(optarg, &end);
-            if (*end || fo.retry_delay < 0 || fo.retry_delay > 3600)
-                return sp_cli_usage_error("--retry-delay: not a number of seconds: %s", optarg);
-            break;
-        case O_STALL:
-        case O_CONNECT:
-            if (sp_parse_u64(optarg, &v) || v < 1 || v > 86400)
-                return sp_cli_usage_error("--%s: not a number of seconds: %s",
-                                          c == O_STALL ? "stall-timeout" : "connect-timeout", optarg);
-            *(c == O_STALL ? &fo.stall_timeout : &fo.connect_timeout) = (long)v;
-            break;
-        case O_CA: fo.ca_file = optarg; break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
-    if (optind == argc)
+    const char *cache_opt = NULL, *from = NULL;
+    char md5[65] = "", sha[65] = "";
+    file_list only = {0};
+    int raw = 0, paths = 0, retries = fo.retries, stall = (int)fo.stall_timeout, connect = (int)fo.connect_timeout;
+    const sp_opt table[] = {
+        {"cache", 'c', SP_OPT_STRING, &cache_opt, .arg = "DIR",
+         .help = "the cache (default: $SP_CACHE, else\n$XDG_CACHE_HOME/shardpipe or ~/.cache/shardpipe)",
+         .flags = SP_OPT_NO_RECIPE},
+        {"file", 'f', SP_OPT_CALL, &only, .call = add_file, .arg = "NAME",
+         .help = "only this file of the dataset (repeatable)"},
+        {"from", 0, SP_OPT_STRING, &from, .arg = "DIR",
+         .help = "verify the copies already in DIR instead of\ndownloading, and read them from there (ImageNet)",
+         .flags = SP_OPT_NO_RECIPE},
+        {"offline", 0, SP_OPT_FLAG, &fo.offline, .help = "never download: fail if a file is not cached",
+         .flags = SP_OPT_NO_RECIPE},
+        {"raw", 0, SP_OPT_FLAG, &raw, .help = "write the bytes of the one selected file, not a stream"},
+        {"path", 0, SP_OPT_FLAG, &paths, .help = "print the verified files' paths, one per line"},
+        {"md5", 0, SP_OPT_CALL, md5, .call = set_sum, .arg = "SUM", .help = "expected md5 of a URL's file"},
+        {"sha256", 0, SP_OPT_CALL, sha, .call = set_sum, .arg = "SUM", .help = "expected sha256 of a URL's file"},
+        {"max-size", 0, SP_OPT_SIZE, &fo.max_size, .min = 1, .arg = "SIZE",
+         .help = "cut off a URL's file beyond SIZE bytes (default 64G;\na dataset's files: their published size)",
+         .flags = SP_OPT_NO_RECIPE},
+        {"retries", 0, SP_OPT_INT, &retries, .min = 0, .max = 100, .arg = "N",
+         .help = "tries per mirror after a transient failure (3)", .flags = SP_OPT_NO_RECIPE},
+        {"retry-delay", 0, SP_OPT_DOUBLE, &fo.retry_delay, .min = 0, .max = 3600, .arg = "SEC",
+         .help = "first wait before a retry, doubling each time (1)", .flags = SP_OPT_NO_RECIPE},
+        {"stall-timeout", 0, SP_OPT_INT, &stall, .min = 1, .max = 86400, .arg = "SEC",
+         .help = "cut a transfer that sends nothing for SEC (30)", .flags = SP_OPT_NO_RECIPE},
+        {"connect-timeout", 0, SP_OPT_INT, &connect, .min = 1, .max = 86400, .arg = "SEC",
+         .help = "give up connecting to a server after SEC (30)",
+         .flags = SP_OPT_NO_RECIPE},
+        {"ca-file", 0, SP_OPT_STRING, &fo.ca_file, .arg = "FILE",
+         .help = "trust the CA certificates in FILE for https", .flags = SP_OPT_NO_RECIPE},
+        {0},
+    };
+    const sp_cli_tool cli = {"sp-fetch", "[OPTION]... NAME|URL|FILE...", about, table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    if (args.n == 0)
         return sp_cli_usage_error("nothing to fetch: name a dataset, a URL or a file");
     if (raw && paths)
         return sp_cli_usage_error("--raw and --path exclude each other");
-    if (!raw && !paths && sp_cli_stdout_is_safe())
-        return SP_EXIT_USAGE;
+    if (!raw && !paths && (status = sp_cli_stdout_is_safe()))
+        return status;
+    fo.retries = retries;
+    fo.stall_timeout = stall;
+    fo.connect_timeout = connect;
+    char cache[4096];
+    if (cache_opt)
+        snprintf(cache, sizeof cache, "%s", cache_opt);
+    else
+        sp_fetch_default_cache(cache, sizeof cache);
     fo.cache_dir = cache;
     fo.note = on_note;
     fo.progress = on_progress;
@@ -298,8 +201,9 @@ int main(int argc, char **argv)
     json_t *meta = json_object(), *jobs = json_array();
     int rc = sp_fetch_global_init(&err);
     /* first what to fetch (so usage errors come before any download) ... */
-    for (int i = optind; rc == 0 && i < argc; i++)
-        rc = plan(argv[i], cache, from, md5, sha, only, nonly, fo.offline, jobs, meta, &err);
+    sp_fetch_request rq = {cache, from, md5[0] ? md5 : NULL, sha[0] ? sha : NULL, only.names, only.n, fo.offline};
+    for (int i = 0; rc == 0 && i < args.n; i++)
+        rc = sp_fetch_plan(args.v[i], &rq, jobs, meta, &err);
     size_t nitems = json_array_size(jobs);
     if (rc == 0 && nitems == 0)
         rc = sp_fail(&err, SP_EXIT_USAGE, "no file selected (check --file)");
@@ -331,8 +235,9 @@ int main(int argc, char **argv)
             rc = sp_fail(&err, SP_EXIT_SYSTEM, "write failed");
     } else if (rc == 0) {
         sp_stage out;
-        sp_stage_init(&out, "sp-fetch", argc, argv, STDOUT_FILENO);
-        rc = sp_stage_meta(&out, meta, &err);
+        const json_t *step = sp_cli_recipe(&err);
+        sp_stage_init(&out, step, STDOUT_FILENO);
+        rc = step ? sp_stage_meta(&out, meta, &err) : -1;
         for (size_t i = 0; rc == 0 && i < nitems; i++)
             rc = emit(&out, &items[i], &err);
         if (rc == 0)
@@ -342,5 +247,5 @@ int main(int argc, char **argv)
     free(items);
     json_decref(jobs);
     json_decref(meta);
-    return rc ? sp_report(&err) : SP_EXIT_OK;
+    return sp_cli_exit(rc ? &err : NULL);
 }

@@ -1,29 +1,16 @@
 /* sp-inspect: what a shard set holds, and a contact sheet of it. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/sp_cli.h"
 #include "shards/inspect.h"
 
-static const char usage[] =
-    "Usage: sp-inspect [OPTION]... DIR\n"
+static const char about[] =
     "Describe the shard set in DIR on stdout: dataset, classes, the recipe that\n"
     "made it, shuffle and normalization, and per split the records, shards, shape,\n"
     "dtype and size on disk against the uncompressed pixels; then the records of\n"
-    "every class per split, counted from the labels themselves.\n"
-    "\n"
-    "      --json           the same as one JSON object\n"
-    "      --grid FILE.png  also write a contact sheet: a row per class, samples\n"
-    "      --per-class N    samples a class on the sheet (default 8)\n"
-    "      --tile N         the side of a sample on the sheet, pixels (default 64)\n"
-    "  -q, --quiet          report nothing but errors\n"
-    "  -h, --help           show this help and exit\n"
-    "  -V, --version        show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 a missing or malformed manifest or shard; 2 usage\n"
-    "error; 3 system error.\n";
+    "every class per split, counted from the labels themselves.\n";
 
 static void print_recipe(const json_t *recipe)
 {
@@ -98,46 +85,38 @@ static void print_text(const char *dir, const json_t *s)
     }
 }
 
+typedef struct opts {
+    int as_json;
+    const char *grid;
+    int per_class, tile;
+} opts;
+
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    enum { O_JSON = 256, O_GRID, O_PER, O_TILE };
-    static const struct option opts[] = {
-        {"json", no_argument, 0, O_JSON},           {"grid", required_argument, 0, O_GRID},
-        {"per-class", required_argument, 0, O_PER}, {"tile", required_argument, 0, O_TILE},
-        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},           {0, 0, 0, 0},
+    opts o = {.per_class = 8, .tile = 64};
+    const sp_opt table[] = {
+        {"json", 0, SP_OPT_FLAG, &o.as_json, .help = "the same as one JSON object"},
+        {"grid", 0, SP_OPT_STRING, &o.grid, .arg = "FILE.png",
+         .help = "also write a contact sheet: a row per class, samples"},
+        {"per-class", 0, SP_OPT_INT, &o.per_class, .min = 1, .max = 1000, .arg = "N",
+         .help = "samples a class on the sheet (default 8)"},
+        {"tile", 0, SP_OPT_INT, &o.tile, .min = 4, .max = 1024, .arg = "N",
+         .help = "the side of a sample on the sheet, pixels (default 64)"},
+        {0},
     };
-    int as_json = 0, c;
-    const char *grid = NULL;
-    uint64_t per = 8, tile = 64;
-    while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
-        switch (c) {
-        case O_JSON: as_json = 1; break;
-        case O_GRID: grid = optarg; break;
-        case O_PER:
-            if (sp_parse_u64(optarg, &per) || !per || per > 1000)
-                return sp_cli_usage_error("--per-class: 1 to 1000, not %s", optarg);
-            break;
-        case O_TILE:
-            if (sp_parse_u64(optarg, &tile) || tile < 4 || tile > 1024)
-                return sp_cli_usage_error("--tile: 4 to 1024, not %s", optarg);
-            break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
-    if (optind + 1 != argc)
+    const sp_cli_tool cli = {"sp-inspect", "[OPTION]... DIR", about, table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    if (args.n != 1)
         return sp_cli_usage_error("give one shard directory");
-    const char *dir = argv[optind];
+    const char *dir = args.v[0];
     sp_err err = {0};
-    json_t *s = sp_inspect(dir, &err);
+    json_t *s = sp_cli_input_exists(dir, &err) ? NULL : sp_inspect(dir, &err);
     if (!s)
         return sp_report(&err);
-    if (as_json) {
+    if (o.as_json) {
         char *text = json_dumps(s, JSON_INDENT(2) | JSON_SORT_KEYS);
         puts(text ? text : "{}");
         free(text);
@@ -145,8 +124,10 @@ int main(int argc, char **argv)
         print_text(dir, s);
     }
     json_decref(s);
-    if (grid && sp_inspect_grid(dir, grid, (int)per, (int)tile, &err))
+    if (o.grid && sp_inspect_grid(dir, o.grid, o.per_class, o.tile, &err))
         return sp_report(&err);
+    if (o.grid)
+        sp_info("%s: contact sheet of %d a class written", o.grid, o.per_class);
     if (fflush(stdout))
         return sp_report(&(sp_err){SP_EXIT_SYSTEM, "write failed"});
     return SP_EXIT_OK;

@@ -1,6 +1,5 @@
 /* sp-normalize: per-channel statistics of a stream, and (if asked) float tensors. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,8 +8,7 @@
 #include "pipeline/normalize.h"
 #include "pipeline/stage.h"
 
-static const char usage[] =
-    "Usage: sp-normalize [OPTION]... [STREAM]...\n"
+static const char about[] =
     "Compute the exact per-channel mean and standard deviation of the uint8 pixel\n"
     "records of a stream (per split and over all, in x/255 units) and record them\n"
     "in the stream metadata, and so in the shards' attributes and manifest. With\n"
@@ -19,20 +17,7 @@ static const char usage[] =
     "The normalization parameters (mean, std) are recorded for readers to apply\n"
     "on load, (x/255 - mean) / std: those given, else the statistics computed\n"
     "here (of the train split when there is one). With --dtype float32 or float16\n"
-    "the records are converted now, with the parameters given.\n"
-    "\n"
-    "      --mean M1,M2,M3  per-channel mean, in x/255 units\n"
-    "      --std S1,S2,S3   per-channel standard deviation, in x/255 units\n"
-    "      --preset NAME    imagenet: mean 0.485,0.456,0.406, std 0.229,0.224,0.225\n"
-    "      --dtype TYPE     uint8 (default: the pixels stay as they are), float32,\n"
-    "                       float16 (needs --mean and --std, or --preset)\n"
-    "  -q, --quiet          report nothing but errors\n"
-    "  -v, --verbose        print the statistics\n"
-    "  -h, --help           show this help and exit\n"
-    "  -V, --version        show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input (a corrupt or cut stream, records that\n"
-    "are not uint8 pixels, channel counts that differ); 2 usage error; 3 system error.\n";
+    "the records are converted now, with the parameters given.\n";
 
 enum { NSPLITS = SP_SPLIT_VAL + 1 };
 
@@ -123,85 +108,82 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     return sp_writer_record(t->out.w, &out, t->buf.data, bytes, err);
 }
 
-/* "0.5,0.25,0.125" into v; returns the count or -1. */
-static int parse_list(const char *s, double *v)
+/* Per-channel numbers from the command line. */
+typedef struct num_list {
+    double v[SP_NORM_MAX_CHANNELS];
+    int n; /* 0: not given */
+} num_list;
+
+/* "0.5,0.25,0.125" into the num_list at opt->dest; --std values must be positive. */
+static int set_list(const sp_opt *opt, const char *s, char *why, size_t why_len)
 {
+    num_list *l = opt->dest;
     int n = 0;
     char *end;
     for (const char *p = s; *p && n < SP_NORM_MAX_CHANNELS; p = *end ? end + 1 : end) {
-        v[n] = strtod(p, &end);
-        if (end == p || (*end && *end != ','))
-            return -1;
+        l->v[n] = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || (!strcmp(opt->name, "std") && !(l->v[n] > 0)))
+            break;
         n++;
-        if (!*end)
-            return n;
+        if (!*end) {
+            l->n = n;
+            return 0;
+        }
     }
+    snprintf(why, why_len, "not %d or fewer comma-separated numbers%s: %s", SP_NORM_MAX_CHANNELS,
+             strcmp(opt->name, "std") ? "" : " above 0", s);
     return -1;
 }
 
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    enum { O_MEAN = 256, O_STD, O_PRESET, O_DTYPE };
-    static const struct option opts[] = {
-        {"mean", required_argument, 0, O_MEAN},     {"std", required_argument, 0, O_STD},
-        {"preset", required_argument, 0, O_PRESET}, {"dtype", required_argument, 0, O_DTYPE},
-        {"quiet", no_argument, 0, 'q'},             {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+    static const char *const presets[] = {"imagenet", NULL};
+    static const char *const dtypes[] = {"uint8", "float32", "float16", NULL};
+    static const int dtype_of[] = {SP_DTYPE_U8, SP_DTYPE_F32, SP_DTYPE_F16};
+    num_list mean = {0}, std = {0};
+    int preset = -1, dtype = 0;
+    const sp_opt table[] = {
+        {"mean", 0, SP_OPT_CALL, &mean, .call = set_list, .arg = "M1,M2,M3",
+         .help = "per-channel mean, in x/255 units"},
+        {"std", 0, SP_OPT_CALL, &std, .call = set_list, .arg = "S1,S2,S3",
+         .help = "per-channel standard deviation, in x/255 units"},
+        {"preset", 0, SP_OPT_CHOICE, &preset, .choices = presets, .arg = "NAME",
+         .help = "imagenet: mean 0.485,0.456,0.406, std 0.229,0.224,0.225"},
+        {"dtype", 0, SP_OPT_CHOICE, &dtype, .choices = dtypes, .arg = "TYPE",
+         .help = "uint8 (default: the pixels stay as they are), float32,\n"
+                 "float16 (needs --mean and --std, or --preset)"},
+        {0},
     };
+    const sp_cli_tool cli = {"sp-normalize", "[OPTION]... [STREAM]...", about, table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
     tool t = {0};
-    t.dtype = SP_DTYPE_U8;
-    int nmean = 0, nstd = 0, c;
-    while ((c = getopt_long(argc, argv, "qvhV", opts, NULL)) != -1) {
-        switch (c) {
-        case O_MEAN:
-            if ((nmean = parse_list(optarg, t.mean)) < 0)
-                return sp_cli_usage_error("--mean: comma-separated numbers, not %s", optarg);
-            break;
-        case O_STD:
-            if ((nstd = parse_list(optarg, t.std)) < 0)
-                return sp_cli_usage_error("--std: comma-separated numbers, not %s", optarg);
-            for (int k = 0; k < nstd; k++)
-                if (!(t.std[k] > 0))
-                    return sp_cli_usage_error("--std: every value must be positive");
-            break;
-        case O_PRESET:
-            if (strcmp(optarg, "imagenet"))
-                return sp_cli_usage_error("--preset: imagenet is the one preset, not %s", optarg);
-            memcpy(t.mean, sp_imagenet_mean, sizeof sp_imagenet_mean);
-            memcpy(t.std, sp_imagenet_std, sizeof sp_imagenet_std);
-            nmean = nstd = 3;
-            break;
-        case O_DTYPE:
-            if (!strcmp(optarg, "uint8"))
-                t.dtype = SP_DTYPE_U8;
-            else if (!strcmp(optarg, "float32"))
-                t.dtype = SP_DTYPE_F32;
-            else if (!strcmp(optarg, "float16"))
-                t.dtype = SP_DTYPE_F16;
-            else
-                return sp_cli_usage_error("--dtype: uint8, float32 or float16, not %s", optarg);
-            break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
+    t.dtype = dtype_of[dtype];
+    if (preset == 0) {
+        memcpy(mean.v, sp_imagenet_mean, sizeof sp_imagenet_mean);
+        memcpy(std.v, sp_imagenet_std, sizeof sp_imagenet_std);
+        mean.n = std.n = 3;
     }
+    memcpy(t.mean, mean.v, sizeof t.mean);
+    memcpy(t.std, std.v, sizeof t.std);
+    int nmean = mean.n, nstd = std.n;
     if (nmean != nstd)
         return sp_cli_usage_error("--mean and --std must give the same number of channels");
     t.nparams = nmean;
     if (t.dtype != SP_DTYPE_U8 && !t.nparams)
         return sp_cli_usage_error("--dtype %s needs --mean and --std, or --preset", sp_dtype_name(t.dtype));
-    if (sp_cli_stdout_is_safe())
-        return SP_EXIT_USAGE;
-    sp_stage_init(&t.out, "sp-normalize", argc, argv, STDOUT_FILENO);
+    if ((status = sp_cli_stdout_is_safe()))
+        return status;
     sp_err err = {0};
+    const json_t *step = sp_cli_recipe(&err);
+    if (!step)
+        return sp_report(&err);
+    sp_stage_init(&t.out, step, STDOUT_FILENO);
     sp_progress prog;
     sp_progress_init(&prog);
-    int rc = sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &prog, &err);
+    int rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &prog, &err);
     sp_progress_done(&prog);
     if (rc == 0) { /* the statistics, in a metadata frame before the trailer */
         json_t *m = output_meta(&t, 1);
@@ -215,7 +197,7 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         rc = sp_stage_finish(&t.out, &err);
-    int status = rc ? sp_report(&err) : SP_EXIT_OK;
+    status = sp_cli_exit(rc ? &err : NULL);
     sp_stage_free(&t.out);
     json_decref(t.in_meta);
     sp_buf_free(&t.buf);

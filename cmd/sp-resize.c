@@ -1,6 +1,5 @@
 /* sp-resize: pixel records to one size, with PIL's resampling. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,31 +9,19 @@
 #include "pipeline/resize.h"
 #include "pipeline/stage.h"
 
-static const char usage[] =
-    "Usage: sp-resize [OPTION]... SIZE|WxH [STREAM]...\n"
+static const char about[] =
     "Resize the pixel records of a record stream to SIZE x SIZE (or W x H) on\n"
     "stdout. With no STREAM, or when STREAM is -, read stdin.\n"
     "\n"
     "Resampling is PIL's (Image.resize) exactly: separable, antialiased when\n"
     "shrinking (the filter widens with the scale factor). A record already at\n"
-    "the target size passes through untouched. uint8 records of 1 to 4 channels.\n"
-    "\n"
-    "  -m, --mode MODE      crop (default): the shorter side to SIZE, then the\n"
-    "                       centre SIZE x SIZE (torchvision Resize + CenterCrop);\n"
-    "                       squash: exactly W x H, aspect ratio ignored;\n"
-    "                       pad: fit inside W x H, centred, the rest --pad-value\n"
-    "  -f, --filter NAME    bilinear (default), bicubic, lanczos3, area (box)\n"
-    "      --resize-to N    crop mode: the shorter side to N first, then the centre\n"
-    "                       SIZE (the common 'resize 256, crop 224' recipe)\n"
-    "      --pad-value V    pad mode: the value of the padding, 0..255 (0)\n"
-    "  -j, --threads N      resize on N threads (default 1); records keep their order\n"
-    "  -q, --quiet          report nothing but errors\n"
-    "  -v, --verbose        report more\n"
-    "  -h, --help           show this help and exit\n"
-    "  -V, --version        show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input (a corrupt or cut stream, records that\n"
-    "are not uint8 pixels); 2 usage error; 3 system error.\n";
+    "the target size passes through untouched. uint8 records of 1 to 4 channels.\n";
+
+/* --mode, --filter, --resize-to, --pad-value into the sp_resize_opts at opt->dest */
+static int set_resize(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    return sp_resize_opts_set(opt->dest, opt->name, arg, why, why_len);
+}
 
 typedef struct tool {
     sp_stage out;
@@ -101,62 +88,60 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    enum { O_RESIZE_TO = 256, O_PAD };
-    static const struct option opts[] = {
-        {"mode", required_argument, 0, 'm'},   {"filter", required_argument, 0, 'f'},
-        {"resize-to", required_argument, 0, O_RESIZE_TO}, {"pad-value", required_argument, 0, O_PAD},
-        {"threads", required_argument, 0, 'j'},
-        {"quiet", no_argument, 0, 'q'},        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
-    };
     tool t = {0};
     t.o.filter = SP_FILTER_BILINEAR;
+    int threads = 1;
+    const sp_opt table[] = {
+        {"mode", 'm', SP_OPT_CALL, &t.o, .call = set_resize, .arg = "MODE",
+         .help = "crop (default): the shorter side to SIZE, then the\n"
+                 "centre SIZE x SIZE (torchvision Resize + CenterCrop);\n"
+                 "squash: exactly W x H, aspect ratio ignored;\n"
+                 "pad: fit inside W x H, centred, the rest --pad-value"},
+        {"filter", 'f', SP_OPT_CALL, &t.o, .call = set_resize, .arg = "NAME",
+         .help = "bilinear (default), bicubic, lanczos3, area (box)"},
+        {"resize-to", 0, SP_OPT_CALL, &t.o, .call = set_resize, .arg = "N",
+         .help = "crop mode: the shorter side to N first, then the centre\n"
+                 "SIZE (the common 'resize 256, crop 224' recipe)"},
+        {"pad-value", 0, SP_OPT_CALL, &t.o, .call = set_resize, .arg = "V",
+         .help = "pad mode: the value of the padding, 0..255 (0)"},
+        {"threads", 'j', SP_OPT_INT, &threads, .min = 1, .max = 256, .arg = "N",
+         .help = "resize on N threads (default 1); records keep their order", .flags = SP_OPT_NO_RECIPE},
+        {0},
+    };
+    const sp_cli_tool cli = {"sp-resize", "[OPTION]... SIZE|WxH [STREAM]...", about, table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
     char why[256];
-    uint64_t threads = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:f:j:qvhV", opts, NULL)) != -1) {
-        if (c == 'j') {
-            if (sp_parse_u64(optarg, &threads) || threads < 1 || threads > 256)
-                return sp_cli_usage_error("--threads: 1 to 256, not %s", optarg);
-            continue;
-        }
-        const char *name = c == 'm' ? "mode" : c == 'f' ? "filter" : c == O_RESIZE_TO ? "resize-to"
-                                            : c == O_PAD ? "pad-value" : NULL;
-        if (name) {
-            if (sp_resize_opts_set(&t.o, name, optarg, why, sizeof why))
-                return sp_cli_usage_error("%s", why);
-            continue;
-        }
-        int status = sp_cli_common_option(c, usage);
-        if (status >= 0)
-            return status;
-    }
-    if (optind < argc && sp_resize_opts_set(&t.o, "size", argv[optind], why, sizeof why))
+    if (args.n > 0 && sp_resize_opts_set(&t.o, "size", args.v[0], why, sizeof why))
         return sp_cli_usage_error("%s", why);
     if (sp_resize_opts_check(&t.o, why, sizeof why))
         return sp_cli_usage_error("%s", why);
-    optind++;
-    if (sp_cli_stdout_is_safe())
-        return SP_EXIT_USAGE;
-    sp_stage_init(&t.out, "sp-resize", argc, argv, STDOUT_FILENO);
+    if ((status = sp_cli_stdout_is_safe()))
+        return status;
     sp_err err = {0};
+    /* the size operand shapes the bytes: the recipe has it after the options */
+    json_t *step = json_deep_copy(sp_cli_recipe(&err));
+    if (!step || json_array_append_new(json_object_get(step, "args"), json_string(args.v[0])))
+        return json_decref(step), sp_report(&err);
+    sp_stage_init(&t.out, step, STDOUT_FILENO);
     sp_progress prog;
     sp_progress_init(&prog);
     sp_pmap_ops ops = {transform, new_resampler, free_resampler, &t.o};
     t.map = sp_pmap_create((int)threads, 4 * (int)threads, &ops, &err);
-    int rc = t.map ? sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &prog, &err) : -1;
+    int rc = t.map ? sp_stage_each(args.n - 1, args.v + 1, on_meta, on_record, &t, sp_progress_cb, &prog, &err) : -1;
     if (rc == 0)
         rc = sp_pmap_finish(t.map, t.out.w, &err);
     if (rc == 0)
         rc = sp_stage_finish(&t.out, &err);
     sp_progress_done(&prog);
-    int status = rc ? sp_report(&err) : SP_EXIT_OK;
+    status = sp_cli_exit(rc ? &err : NULL);
     if (rc == 0)
         sp_info("%llu records resized, %llu already %dx%d", (unsigned long long)t.resized,
                 (unsigned long long)t.passed, t.o.w, t.o.h);
     sp_pmap_free(t.map);
     sp_stage_free(&t.out);
+    json_decref(step);
     return status;
 }

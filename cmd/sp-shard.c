@@ -1,6 +1,5 @@
 /* sp-shard: pixel records in, HDF5+zstd shards and a manifest out. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -9,8 +8,7 @@
 #include "shards/shard.h"
 #include "shards/shuffle.h"
 
-static const char usage[] =
-    "Usage: sp-shard -o DIR [OPTION]... [STREAM]...\n"
+static const char about[] =
     "Write the pixel records of a record stream to HDF5 shards compressed with\n"
     "zstd (HDF5 filter 32015), one set per split, and DIR/manifest.json listing\n"
     "every shard with its split, record count, size and sha256. With no STREAM,\n"
@@ -30,33 +28,7 @@ static const char usage[] =
     "in DIR/.sp-journal. Rerunning the same command after a crash or a kill\n"
     "compares the records with those shards instead of compressing them again,\n"
     "takes over every shard whose records (keys, labels, pixel checksums) and\n"
-    "options are equal, and ends with the files of an uninterrupted run.\n"
-    "\n"
-    "  -o, --output DIR             the shard directory (created if missing)\n"
-    "  -n, --records-per-shard N    at most N records per shard\n"
-    "  -s, --shard-size SIZE        at most SIZE bytes of pixels per shard, before\n"
-    "                               compression (k, M, G suffixes; default 256M)\n"
-    "  -l, --level N                zstd level, 1 to 19 (default 1)\n"
-    "      --literals raw|huffman   how zstd stores the pixels' literals: raw (the\n"
-    "                               default) reads about twice as fast for 5-7% more\n"
-    "                               bytes; huffman gives the smallest files\n"
-    "      --shuffle SEED           the shuffle's seed (default 0)\n"
-    "      --no-shuffle             keep the train split in input order too\n"
-    "      --memory SIZE            memory for the shuffle before it spills to disk\n"
-    "                               (default 1G)\n"
-    "      --part I/N               keep only part I (0 .. N-1) of N of the records, by a\n"
-    "                               hash of their keys: N runs (machines, cluster jobs)\n"
-    "                               each write a part; shard names carry the part\n"
-    "      --merge DIR...           join the shard sets of the parts in DIRs into the\n"
-    "                               -o directory (linked, or copied) under one manifest\n"
-    "  -q, --quiet                  report nothing but errors\n"
-    "  -v, --verbose                list every shard written\n"
-    "  -h, --help                   show this help and exit\n"
-    "  -V, --version                show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input (a corrupt or cut stream, records that\n"
-    "are not pixels, shapes that differ within a split); 2 usage error; 3 system\n"
-    "error (I/O, HDF5, another sp-shard writing DIR).\n";
+    "options are equal, and ends with the files of an uninterrupted run.\n";
 
 typedef struct tool {
     int part, parts;
@@ -96,79 +68,59 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'},     {"records-per-shard", required_argument, 0, 'n'},
-        {"shard-size", required_argument, 0, 's'}, {"level", required_argument, 0, 'l'},
-        {"quiet", no_argument, 0, 'q'},            {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-        {"shuffle", required_argument, 0, 'S'},    {"no-shuffle", no_argument, 0, 'N'},
-        {"memory", required_argument, 0, 'M'},     {"part", required_argument, 0, 'P'},
-        {"merge", no_argument, 0, 'G'},            {"literals", required_argument, 0, 'L'},
-        {0, 0, 0, 0},
-    };
+    static const char *const literals[] = {"huffman", "raw", NULL};
     const char *dir = NULL;
     uint64_t seed = 0, memory = 1ull << 30;
-    int shuffle = 1, merge = 0;
+    int no_shuffle = 0, merge = 0, level;
     sp_shard_opts so;
     sp_shard_opts_default(&so);
-    uint64_t v;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:n:s:l:qvhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': dir = optarg; break;
-        case 'n':
-            if (sp_parse_u64(optarg, &v) || v == 0)
-                return sp_cli_usage_error("--records-per-shard: not a positive number: %s", optarg);
-            so.max_records = v;
-            break;
-        case 's':
-            if (sp_parse_size(optarg, &v) || v == 0)
-                return sp_cli_usage_error("--shard-size: not a size: %s", optarg);
-            so.max_bytes = v;
-            break;
-        case 'S':
-            if (sp_parse_u64(optarg, &seed))
-                return sp_cli_usage_error("--shuffle: not a number: %s", optarg);
-            shuffle = 1;
-            break;
-        case 'N': shuffle = 0; break;
-        case 'L':
-            if (strcmp(optarg, "raw") && strcmp(optarg, "huffman"))
-                return sp_cli_usage_error("--literals: raw or huffman, not %s", optarg);
-            so.raw_literals = !strcmp(optarg, "raw");
-            break;
-        case 'G': merge = 1; break;
-        case 'P':
-            if (sp_parse_part(optarg, &so.part, &so.parts))
-                return sp_cli_usage_error("--part: I/N with 0 <= I < N, not %s", optarg);
-            break;
-        case 'M':
-            if (sp_parse_size(optarg, &memory) || memory < (1u << 20))
-                return sp_cli_usage_error("--memory: a size of at least 1M, not %s", optarg);
-            break;
-        case 'l':
-            if (sp_parse_u64(optarg, &v) || v < 1 || v > 19)
-                return sp_cli_usage_error("--level: must be 1 to 19: %s", optarg);
-            so.zstd_level = (int)v;
-            break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
+    level = so.zstd_level;
+    sp_cli_part part = {0};
+    const sp_opt table[] = {
+        {"output", 'o', SP_OPT_STRING, &dir, .arg = "DIR", .help = "the shard directory (created if missing)",
+         .flags = SP_OPT_NO_RECIPE},
+        {"records-per-shard", 'n', SP_OPT_U64, &so.max_records, .min = 1, .arg = "N",
+         .help = "at most N records per shard"},
+        {"shard-size", 's', SP_OPT_SIZE, &so.max_bytes, .min = 1, .arg = "SIZE",
+         .help = "at most SIZE bytes of pixels per shard, before\ncompression (k, M, G suffixes; default 256M)"},
+        {"level", 'l', SP_OPT_INT, &level, .min = 1, .max = 19, .arg = "N", .help = "zstd level, 1 to 19 (default 1)"},
+        {"literals", 0, SP_OPT_CHOICE, &so.raw_literals, .choices = literals, .arg = "raw|huffman",
+         .help = "how zstd stores the pixels' literals: raw (the\n"
+                 "default) reads about twice as fast for 5-7% more\n"
+                 "bytes; huffman gives the smallest files"},
+        {"shuffle", 0, SP_OPT_U64, &seed, .arg = "SEED", .help = "the shuffle's seed (default 0)"},
+        {"no-shuffle", 0, SP_OPT_FLAG, &no_shuffle, .help = "keep the train split in input order too"},
+        {"memory", 0, SP_OPT_SIZE, &memory, .min = 1 << 20, .arg = "SIZE", .flags = SP_OPT_NO_RECIPE,
+         .help = "memory for the shuffle before it spills to disk\n(default 1G)"},
+        {"part", 0, SP_OPT_PART, &part, .arg = "I/N",
+         .help = "keep only part I (0 .. N-1) of N of the records, by a\n"
+                 "hash of their keys: N runs (machines, cluster jobs)\n"
+                 "each write a part; shard names carry the part"},
+        {"merge", 0, SP_OPT_FLAG, &merge, .arg = NULL,
+         .help = "join the shard sets of the parts in the DIR operands\n"
+                 "into the -o directory (linked, or copied) under one manifest"},
+        {0},
+    };
+    const sp_cli_tool cli = {"sp-shard", "-o DIR [OPTION]... [STREAM]...\n  or:  sp-shard -o DIR --merge DIR...", about,
+                             table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    so.zstd_level = level;
+    so.part = part.index;
+    so.parts = part.count;
+    int shuffle = !no_shuffle;
     if (!dir)
         return sp_cli_usage_error("no output directory (-o DIR)");
     sp_err err = {0};
     if (merge) {
-        if (optind == argc)
+        if (args.n == 0)
             return sp_cli_usage_error("--merge: name the part directories");
-        if (sp_shardset_merge(dir, argv + optind, argc - optind, &err))
+        if (sp_shardset_merge(dir, args.v, args.n, &err))
             return sp_report(&err);
         if (sp_verbosity >= 1)
-            sp_msg("merged %d shard sets into %s", argc - optind, dir);
+            sp_msg("merged %d shard sets into %s", args.n, dir);
         return SP_EXIT_OK;
     }
     tool t = {.part = so.part, .parts = so.parts};
@@ -178,7 +130,7 @@ int main(int argc, char **argv)
     if (rc == 0 && shuffle && !(t.shuffle = sp_shuffler_create(dir, seed, (size_t)memory, &err)))
         rc = -1;
     if (rc == 0)
-        rc = sp_stage_each(argc - optind, argv + optind, on_meta, on_record, &t, &t.prog, &err);
+        rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &t.prog, &err);
     sp_progress_done(&t.prog);
     if (rc == 0 && t.shuffle) {
         sp_info("shuffling %llu train records (%llu runs on disk)", (unsigned long long)sp_shuffler_count(t.shuffle),
@@ -191,12 +143,13 @@ int main(int argc, char **argv)
                                                        : json_null());
         if (so.parts)
             json_object_set_new(t.meta, "part", json_pack("{s:i, s:i}", "index", so.part, "count", so.parts));
-        if (sp_meta_add_recipe(t.meta, "sp-shard", argc, argv))
-            rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+        const json_t *step = sp_cli_recipe(&err);
+        if (!step || sp_meta_add_recipe(t.meta, step))
+            rc = step ? sp_fail(&err, SP_EXIT_SYSTEM, "out of memory") : -1;
         else
             rc = sp_shardset_commit(t.set, t.meta, &err);
     }
-    int status = rc ? sp_report(&err) : SP_EXIT_OK;
+    status = sp_cli_exit(rc ? &err : NULL);
     if (rc == 0 && sp_verbosity >= 1) {
         const json_t *m = sp_shardset_manifest(t.set);
         const char *name;

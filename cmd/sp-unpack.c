@@ -1,6 +1,5 @@
 /* sp-unpack: archives (or a record stream of them) in, one blob record per file out. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,8 +8,7 @@
 #include "pipeline/datasets.h"
 #include "pipeline/unpack.h"
 
-static const char usage[] =
-    "Usage: sp-unpack [OPTION]... [FILE]...\n"
+static const char about[] =
     "Read archives and write one blob record per regular file to stdout as a\n"
     "shardpipe record stream. With no FILE, or when FILE is -, read stdin.\n"
     "\n"
@@ -20,20 +18,8 @@ static const char usage[] =
     "compressed files are streamed through, never extracted to disk; their\n"
     "members' keys keep the outer names (outer.tar/inner.tar/file).\n"
     "Entries with absolute paths or '..', links and devices are skipped and\n"
-    "reported, never followed.\n"
-    "\n"
-    "  -d, --dataset NAME   set the stream's dataset name (default: the name of the\n"
-    "                       directory holding the FILEs, if a dataset manifest has\n"
-    "                       that name: mnist, fashion-mnist, cifar10, ...)\n"
-    "      --name NAME      key prefix for stdin (default: stdin)\n"
-    "      --no-recurse     emit nested archives as blobs instead of opening them\n"
-    "  -q, --quiet          report nothing but errors\n"
-    "  -v, --verbose        report more\n"
-    "  -h, --help           show this help and exit\n"
-    "  -V, --version        show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input, or entries were skipped (the stream is\n"
-    "still complete); 2 usage error; 3 system error (I/O, memory).\n";
+    "reported (warnings: the stream is still complete, the status is 1), never\n"
+    "followed.\n";
 
 /* The dataset the FILEs' common directory is named after, or NULL. The
  * result points into files. */
@@ -59,40 +45,31 @@ static const char *dataset_from_dirs(int n, char **files)
     return found;
 }
 
-static void on_progress(void *ctx, uint64_t records, uint64_t bytes)
-{
-    sp_progress_update(ctx, records, bytes);
-}
-
 int main(int argc, char **argv)
 {
-    sp_cli_init(argc, argv);
-    static const struct option opts[] = {
-        {"dataset", required_argument, 0, 'd'}, {"name", required_argument, 0, 'n'},
-        {"no-recurse", no_argument, 0, 'R'},    {"quiet", no_argument, 0, 'q'},
-        {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0},
-    };
     const char *dataset = NULL, *stdin_name = "stdin";
+    int no_recurse = 0;
+    const sp_opt table[] = {
+        {"dataset", 'd', SP_OPT_STRING, &dataset, .arg = "NAME",
+         .help = "set the stream's dataset name (default: the name of the\n"
+                 "directory holding the FILEs, if a dataset manifest has\n"
+                 "that name: mnist, fashion-mnist, cifar10, ...)"},
+        {"name", 0, SP_OPT_STRING, &stdin_name, .arg = "NAME", .help = "key prefix for stdin (default: stdin)"},
+        {"no-recurse", 0, SP_OPT_FLAG, &no_recurse, .help = "emit nested archives as blobs instead of opening them"},
+        {0},
+    };
+    const sp_cli_tool cli = {"sp-unpack", "[OPTION]... [FILE]...", about, table, NULL};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    if ((status = sp_cli_stdout_is_safe()))
+        return status;
     sp_unpack_opts uo;
     sp_unpack_opts_default(&uo);
-    int c;
-    while ((c = getopt_long(argc, argv, "d:qvhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': dataset = optarg; break;
-        case 'n': stdin_name = optarg; break;
-        case 'R': uo.recurse = 0; break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
-    if (sp_cli_stdout_is_safe())
-        return SP_EXIT_USAGE;
-    int nfiles = argc - optind;
-    char **files = argv + optind;
+    uo.recurse = !no_recurse;
+    int nfiles = args.n;
+    char **files = args.v;
     if (!dataset)
         dataset = dataset_from_dirs(nfiles, files);
     json_t *overrides = json_object();
@@ -102,12 +79,15 @@ int main(int argc, char **argv)
     sp_progress prog;
     sp_progress_init(&prog);
     uo.report = sp_cli_report_key;
-    uo.progress = on_progress;
+    uo.progress = sp_progress_cb;
     uo.progress_ctx = &prog;
-    sp_stage out;
-    sp_stage_init(&out, "sp-unpack", argc, argv, STDOUT_FILENO);
-    sp_unpack_stats st = {0};
     sp_err err = {0};
+    const json_t *step = sp_cli_recipe(&err);
+    if (!step)
+        return sp_report(&err);
+    sp_stage out;
+    sp_stage_init(&out, step, STDOUT_FILENO);
+    sp_unpack_stats st = {0};
     int rc = 0;
     char *dash[] = {"-"};
     if (nfiles == 0) {
@@ -134,10 +114,7 @@ int main(int argc, char **argv)
         return sp_report(&err);
     sp_info("%llu files, %llu bytes, %llu skipped", (unsigned long long)st.files,
             (unsigned long long)st.bytes, (unsigned long long)st.skipped);
-    if (st.skipped) {
-        if (sp_verbosity >= 1)
-            sp_msg("%llu entries skipped", (unsigned long long)st.skipped);
-        return SP_EXIT_DATA;
-    }
-    return SP_EXIT_OK;
+    if (st.skipped && sp_verbosity >= 1)
+        sp_msg("%llu entries skipped", (unsigned long long)st.skipped);
+    return st.skipped ? SP_EXIT_DATA : sp_cli_exit(NULL);
 }

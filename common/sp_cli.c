@@ -1,16 +1,175 @@
+/* The tools' skeleton: option tables, diagnostics, exit status, progress line, recipe. */
 #define _POSIX_C_SOURCE 200809L
 #include "common/sp_cli.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "common/sp_hash.h"
+
+/* ---------------- diagnostics ---------------- */
+static const char *progname = "shardpipe";
+int sp_verbosity = 1;
+static uint64_t warnings;
+
+void sp_set_progname(const char *argv0) { progname = sp_basename(argv0); }
+const char *sp_progname(void) { return progname; }
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    char line[2048];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(stderr, "%s: %s\n", progname, line);
+}
+
+void sp_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void sp_info(const char *fmt, ...)
+{
+    if (sp_verbosity < 2)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void sp_warn(const char *fmt, ...)
+{
+    warnings++;
+    if (sp_verbosity < 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void sp_warn_count(uint64_t n) { warnings += n; }
+uint64_t sp_warnings(void) { return warnings; }
+
+int sp_report(const sp_err *err)
+{
+    sp_msg("%s", err->msg[0] ? err->msg : "unknown error");
+    return err->code ? err->code : SP_EXIT_SYSTEM;
+}
+
+int sp_cli_exit(const sp_err *err)
+{
+    if (err)
+        return sp_report(err);
+    return warnings ? SP_EXIT_DATA : SP_EXIT_OK;
+}
+
+/* ---------------- progress ---------------- */
+void sp_progress_init(sp_progress *p)
+{
+    p->enabled = sp_verbosity >= 1 && isatty(STDERR_FILENO);
+    p->start = p->last = sp_now();
+    p->name = NULL;
+}
+
+/* Seconds since p started when a line is due (at most five a second), else -1. */
+static double progress_due(sp_progress *p)
+{
+    if (!p->enabled)
+        return -1;
+    double t = sp_now();
+    if (t - p->last < 0.2)
+        return -1;
+    p->last = t;
+    return t - p->start;
+}
+
+void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
+{
+    double el = progress_due(p);
+    if (el < 0)
+        return;
+    fprintf(stderr, "\r%s: %llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname,
+            (unsigned long long)records, (double)bytes / 1e6, el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
+}
+
+void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t total)
+{
+    if (p->enabled && name != p->name) {
+        p->name = name;
+        p->start = sp_now();
+    }
+    double el = progress_due(p);
+    if (el < 0)
+        return;
+    double rate = el > 0 ? (double)have / el : 0;
+    char size[48] = "", eta[32] = "";
+    if (total)
+        snprintf(size, sizeof size, " / %.1f", (double)total / 1e6);
+    if (total && rate > 0 && have <= total)
+        snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - have) / rate);
+    fprintf(stderr, "\r%s: %s: %.1f%s MB, %.1f MB/s, %.0f s%s\033[K", progname, name, (double)have / 1e6, size,
+            rate / 1e6, el, eta);
+}
+
+void sp_progress_done(sp_progress *p)
+{
+    if (p->enabled)
+        fputs("\r\033[K", stderr);
+}
+
+void sp_progress_cb(void *ctx, uint64_t records, uint64_t bytes) { sp_progress_update(ctx, records, bytes); }
+
+/* ---------------- usage errors ---------------- */
+int sp_cli_usage_error(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", progname, line, progname);
+    return SP_EXIT_USAGE;
+}
+
+int sp_cli_version(void)
+{
+    printf("%s (shardpipe) %s\n", progname, SP_VERSION);
+    return SP_EXIT_OK;
+}
+
+static int getopt_argc;
+static char **getopt_argv;
 
 void sp_cli_init(int argc, char **argv)
 {
     sp_set_progname(argc > 0 ? argv[0] : "shardpipe");
+    getopt_argc = argc;
+    getopt_argv = argv;
+    opterr = 0; /* getopt's own messages off: sp_cli_common_option prints the one line */
+}
+
+/* The one line for getopt's '?': the option as given, from optopt and argv. */
+static int getopt_error(void)
+{
+    const char *arg = optind > 0 && optind <= getopt_argc ? getopt_argv[optind - 1] : "";
+    if (optopt == 0) /* an unknown long option */
+        return sp_cli_usage_error("unknown option '%.*s'", (int)strcspn(arg, "="), arg);
+    if (!strncmp(arg, "--", 2)) /* a known long option without its value */
+        return sp_cli_usage_error("%.*s: needs a value", (int)strcspn(arg, "="), arg);
+    if (optind == getopt_argc && arg[0] == '-' && arg[1] == optopt && !arg[2])
+        return sp_cli_usage_error("-%c: unknown, or needs a value", optopt);
+    return sp_cli_usage_error("unknown option '-%c'", optopt);
 }
 
 int sp_cli_common_option(int c, const char *usage)
@@ -20,32 +179,25 @@ int sp_cli_common_option(int c, const char *usage)
     case 'v': sp_verbosity = 2; return -1;
     case 'h': fputs(usage, stdout); return SP_EXIT_OK;
     case 'V': return sp_cli_version();
-    default: return sp_cli_usage_error("unknown option");
+    default: return getopt_error();
     }
 }
 
-int sp_cli_version(void)
+int sp_cli_input_exists(const char *path, sp_err *err)
 {
-    printf("%s (shardpipe) %s\n", sp_progname(), SP_VERSION);
-    return SP_EXIT_OK;
-}
-
-int sp_cli_usage_error(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", sp_progname(), line, sp_progname());
-    return SP_EXIT_USAGE;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 0;
+    int e = errno;
+    return sp_fail(err, e == ENOENT || e == EACCES || e == ENOTDIR ? SP_EXIT_DATA : SP_EXIT_SYSTEM, "%s: %s", path,
+                   strerror(e));
 }
 
 int sp_cli_stdout_is_safe(void)
 {
     if (isatty(STDOUT_FILENO)) {
         sp_msg("refusing to write a binary record stream to a terminal (pipe it to the next stage)");
-        return -1;
+        return SP_EXIT_USAGE;
     }
     return 0;
 }
@@ -57,6 +209,7 @@ void sp_cli_report_key(void *ctx, const char *key, const char *reason)
         sp_msg("%s: %s", key, reason);
 }
 
+/* ---------------- number parsing ---------------- */
 int sp_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !isdigit((unsigned char)*s))
@@ -111,4 +264,335 @@ int sp_parse_part(const char *s, int *i, int *n)
     *i = (int)a;
     *n = (int)b;
     return 0;
+}
+
+/* ---------------- the option parser ---------------- */
+static const sp_opt common_opts[] = {
+    {"quiet", 'q', SP_OPT_FLAG, NULL, .help = "report nothing but errors", .flags = SP_OPT_NO_RECIPE},
+    {"verbose", 'v', SP_OPT_FLAG, NULL, .help = "report more", .flags = SP_OPT_NO_RECIPE},
+    {"help", 'h', SP_OPT_FLAG, NULL, .help = "show this help and exit", .flags = SP_OPT_NO_RECIPE},
+    {"version", 'V', SP_OPT_FLAG, NULL, .help = "show the version and exit", .flags = SP_OPT_NO_RECIPE},
+    {0},
+};
+
+static const char exit_status_text[] =
+    "Exit status: 0 success; 1 a data problem: bad input, or a warning (an image\n"
+    "rejected, an archive entry skipped: reported on stderr, the run goes on);\n"
+    "2 usage error; 3 system error (I/O, a full disk, out of memory).\n";
+
+/* "%g" without a trailing exponent for the integers in ranges */
+static void fmt_num(char *buf, size_t n, double v, int size)
+{
+    if (size && v >= 1024 && fmod(v, 1024) == 0) {
+        const char *units = "KMGT";
+        int u = -1;
+        while (v >= 1024 && fmod(v, 1024) == 0 && u < 3) {
+            v /= 1024;
+            u++;
+        }
+        snprintf(buf, n, "%.0f%c", v, units[u]);
+    } else if (v == floor(v) && fabs(v) < 1e18) {
+        snprintf(buf, n, "%.0f", v);
+    } else {
+        snprintf(buf, n, "%g", v);
+    }
+}
+
+static void print_opt(const sp_opt *o)
+{
+    char head[128];
+    char letter[8] = "    ";
+    if (o->letter)
+        snprintf(letter, sizeof letter, "-%c, ", o->letter);
+    int len = snprintf(head, sizeof head, "  %s--%s%s%s", letter, o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    if (len > 22) /* at least two spaces before the help text */
+        printf("%s\n%24s", head, "");
+    else
+        printf("%-24s", head);
+    for (const char *h = o->help ? o->help : ""; *h; h++) {
+        putchar(*h);
+        if (*h == '\n' && h[1])
+            printf("%24s", "");
+    }
+    putchar('\n');
+}
+
+static void print_help(const sp_cli_tool *t)
+{
+    printf("Usage: %s %s\n%s\n", t->name, t->synopsis, t->about ? t->about : "");
+    for (const sp_opt *o = t->opts; o && o->name; o++)
+        print_opt(o);
+    for (const sp_opt *o = common_opts; o->name; o++)
+        print_opt(o);
+    if (t->notes)
+        printf("\n%s", t->notes);
+    printf("\n%s", exit_status_text);
+}
+
+static void opt_name(char *buf, size_t n, const sp_opt *o, int as_short)
+{
+    if (as_short)
+        snprintf(buf, n, "-%c", o->letter);
+    else
+        snprintf(buf, n, "--%s", o->name);
+}
+
+/* Stores arg into o->dest; 0, or -1 with why ("not ...: ARG"). */
+static int set_value(const sp_opt *o, const char *arg, char *why, size_t wn)
+{
+    char lo[32], hi[32];
+    fmt_num(lo, sizeof lo, o->min, o->type == SP_OPT_SIZE);
+    fmt_num(hi, sizeof hi, o->max, o->type == SP_OPT_SIZE);
+    uint64_t u;
+    switch (o->type) {
+    case SP_OPT_FLAG:
+        *(int *)o->dest = o->max != 0 ? (int)o->max : 1;
+        return 0;
+    case SP_OPT_INT: {
+        int neg = arg[0] == '-';
+        if (sp_parse_u64(arg + neg, &u) || (double)u > 1e15 || (neg ? -(double)u : (double)u) < o->min ||
+            (neg ? -(double)u : (double)u) > o->max) {
+            snprintf(why, wn, "not an integer in %s..%s: %s", lo, hi, arg);
+            return -1;
+        }
+        *(int *)o->dest = neg ? -(int)u : (int)u;
+        return 0;
+    }
+    case SP_OPT_U64:
+    case SP_OPT_SIZE: {
+        int bad = o->type == SP_OPT_U64 ? sp_parse_u64(arg, &u) : sp_parse_size(arg, &u);
+        if (bad || (double)u < o->min || (o->max != 0 && (double)u > o->max)) {
+            const char *what = o->type == SP_OPT_U64 ? "an integer" : "a size (like 64k, 256M, 2G)";
+            if (o->max != 0)
+                snprintf(why, wn, "not %s in %s..%s: %s", what, lo, hi, arg);
+            else if (o->min != 0)
+                snprintf(why, wn, "not %s of at least %s: %s", what, lo, arg);
+            else
+                snprintf(why, wn, "not %s: %s", what, arg);
+            return -1;
+        }
+        *(uint64_t *)o->dest = u;
+        return 0;
+    }
+    case SP_OPT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(arg, &end);
+        int above = (o->flags & SP_OPT_ABOVE_MIN) != 0, ranged = o->min != 0 || o->max != 0 || above;
+        if (!*arg || *end || errno || !isfinite(v) ||
+            (ranged && (v < o->min || v > o->max || (above && v <= o->min)))) {
+            if (!ranged)
+                snprintf(why, wn, "not a number: %s", arg);
+            else if (above && isinf(o->max))
+                snprintf(why, wn, "not a number above %s: %s", lo, arg);
+            else if (above)
+                snprintf(why, wn, "not a number above %s and at most %s: %s", lo, hi, arg);
+            else if (isinf(o->max))
+                snprintf(why, wn, "not a number of at least %s: %s", lo, arg);
+            else
+                snprintf(why, wn, "not a number in %s..%s: %s", lo, hi, arg);
+            return -1;
+        }
+        *(double *)o->dest = v;
+        return 0;
+    }
+    case SP_OPT_STRING:
+        *(const char **)o->dest = arg;
+        return 0;
+    case SP_OPT_CHOICE: {
+        char list[256] = "";
+        size_t len = 0;
+        for (int i = 0; o->choices[i]; i++) {
+            if (!strcmp(arg, o->choices[i])) {
+                *(int *)o->dest = i;
+                return 0;
+            }
+            len += (size_t)snprintf(list + len, len < sizeof list ? sizeof list - len : 0, "%s%s",
+                                    i ? ", " : "", o->choices[i]);
+        }
+        snprintf(why, wn, "not one of %s: %s", list, arg);
+        return -1;
+    }
+    case SP_OPT_PART: {
+        sp_cli_part *p = o->dest;
+        if (sp_parse_part(arg, &p->index, &p->count)) {
+            snprintf(why, wn, "not I/N with 0 <= I < N <= 100000: %s", arg);
+            return -1;
+        }
+        return 0;
+    }
+    case SP_OPT_CALL:
+        why[0] = 0;
+        if (o->call(o, arg, why, wn)) {
+            if (!why[0])
+                snprintf(why, wn, "not a valid value: %s", arg);
+            const char *colon = strstr(why, ": ");
+            if (!strncmp(why, "--", 2) && colon && !memchr(why, ' ', (size_t)(colon - why)))
+                memmove(why, colon + 2, strlen(colon + 2) + 1);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* the recipe of the last parse */
+static json_t *recipe_args, *recipe_inputs;
+static sp_err recipe_err;
+static char **operands;
+
+static void recipe_input(const char *path)
+{
+    char sha[65];
+    uint64_t size = 0;
+    struct stat st;
+    if (recipe_err.code)
+        return;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* a pipe or device: its bytes cannot be hashed ahead of reading */
+        json_array_append_new(recipe_inputs, json_pack("{s:s}", "name", sp_basename(path)));
+        return;
+    }
+    if (sp_hash_file(path, NULL, sha, &size, NULL, NULL, &recipe_err))
+        return;
+    json_array_append_new(recipe_inputs,
+                          json_pack("{s:s, s:I, s:s}", "name", sp_basename(path), "size", (json_int_t)size, "sha256", sha));
+}
+
+static void recipe_note(const sp_opt *o, int as_short, const char *arg)
+{
+    if (o->flags & SP_OPT_NO_RECIPE)
+        return;
+    char name[80];
+    opt_name(name, sizeof name, o, as_short);
+    json_array_append_new(recipe_args, json_string(name));
+    if (arg) {
+        json_array_append_new(recipe_args, json_string(o->flags & SP_OPT_FILE ? sp_basename(arg) : arg));
+        if (o->flags & SP_OPT_FILE)
+            recipe_input(arg);
+    }
+}
+
+static int apply(const sp_cli_tool *t, const sp_opt *o, int as_short, const char *arg)
+{
+    char why[512];
+    if (o >= common_opts && o < common_opts + sizeof common_opts / sizeof common_opts[0]) {
+        switch (o->letter) {
+        case 'q': sp_verbosity = 0; return -1;
+        case 'v': sp_verbosity = 2; return -1;
+        case 'h': print_help(t); return SP_EXIT_OK;
+        default: return sp_cli_version();
+        }
+    }
+    if (set_value(o, arg, why, sizeof why))
+        return sp_cli_usage_error("--%s: %s", o->name, why); /* the long name, however it was given */
+    recipe_note(o, as_short, o->type == SP_OPT_FLAG ? NULL : arg);
+    return -1;
+}
+
+static const sp_opt *find_long(const sp_cli_tool *t, const char *name, size_t n)
+{
+    for (const sp_opt *o = t->opts; o && o->name; o++)
+        if (strlen(o->name) == n && !strncmp(o->name, name, n))
+            return o;
+    for (const sp_opt *o = common_opts; o->name; o++)
+        if (strlen(o->name) == n && !strncmp(o->name, name, n))
+            return o;
+    return NULL;
+}
+
+static const sp_opt *find_short(const sp_cli_tool *t, char c)
+{
+    for (const sp_opt *o = t->opts; o && o->name; o++)
+        if (o->letter == c)
+            return o;
+    for (const sp_opt *o = common_opts; o->name; o++)
+        if (o->letter == c)
+            return o;
+    return NULL;
+}
+
+int sp_cli_parse(const sp_cli_tool *t, int argc, char **argv, sp_cli_args *args)
+{
+    sp_set_progname(t->name);
+    json_decref(recipe_args);
+    json_decref(recipe_inputs);
+    recipe_args = json_array();
+    recipe_inputs = json_array();
+    memset(&recipe_err, 0, sizeof recipe_err);
+    free(operands);
+    operands = calloc((size_t)(argc > 0 ? argc : 1), sizeof *operands);
+    if (!recipe_args || !recipe_inputs || !operands) {
+        sp_msg("out of memory");
+        return SP_EXIT_SYSTEM;
+    }
+    int n = 0, status;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            while (++i < argc)
+                operands[n++] = argv[i];
+            break;
+        }
+        if (a[0] != '-' || a[1] == 0) { /* an operand, "-" included */
+            operands[n++] = a;
+            continue;
+        }
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            const sp_opt *o = find_long(t, a + 2, len);
+            if (!o)
+                return sp_cli_usage_error("unknown option '--%.*s'", (int)len, a + 2);
+            const char *arg = NULL;
+            if (o->type == SP_OPT_FLAG) {
+                if (eq)
+                    return sp_cli_usage_error("--%s: takes no value", o->name);
+            } else if (eq) {
+                arg = eq + 1;
+            } else if (i + 1 < argc) {
+                arg = argv[++i];
+            } else {
+                return sp_cli_usage_error("--%s: needs a value", o->name);
+            }
+            if ((status = apply(t, o, 0, arg)) >= 0)
+                return status;
+            continue;
+        }
+        for (const char *c = a + 1; *c; c++) {
+            const sp_opt *o = find_short(t, *c);
+            if (!o)
+                return sp_cli_usage_error("unknown option '-%c'", *c);
+            if (o->type == SP_OPT_FLAG) {
+                if ((status = apply(t, o, 1, NULL)) >= 0)
+                    return status;
+                continue;
+            }
+            const char *arg = c[1] ? c + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!arg)
+                return sp_cli_usage_error("--%s: needs a value", o->name);
+            if ((status = apply(t, o, 1, arg)) >= 0)
+                return status;
+            break;
+        }
+    }
+    args->n = n;
+    args->v = operands;
+    return -1;
+}
+
+const json_t *sp_cli_recipe(sp_err *err)
+{
+    static json_t *step;
+    if (recipe_err.code) {
+        if (err)
+            *err = recipe_err;
+        return NULL;
+    }
+    json_decref(step);
+    step = json_pack("{s:s, s:s, s:O, s:O}", "tool", progname, "version", SP_VERSION, "args",
+                     recipe_args ? recipe_args : json_array(), "inputs", recipe_inputs ? recipe_inputs : json_array());
+    if (!step)
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    return step;
 }

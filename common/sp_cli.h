@@ -1,30 +1,182 @@
-/* Helpers for the tools' mains (cmd/): never used by library code. */
+/* The tools' skeleton (cmd/ only, never library code): option tables, the
+ * common options, diagnostics, exit status, the progress line and the recipe.
+ *
+ * A tool's main is parse, run, report:
+ *
+ *     typedef struct opts { int threads; const char *out; int strict; } opts;
+ *     opts o = {.threads = 1};
+ *     const sp_opt table[] = {
+ *         {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N",
+ *          .help = "worker threads (default 1)", .flags = SP_OPT_NO_RECIPE},
+ *         {"output", 'o', SP_OPT_STRING, &o.out, .arg = "DIR", .help = "write into DIR",
+ *          .flags = SP_OPT_NO_RECIPE},
+ *         {"strict", 0, SP_OPT_FLAG, &o.strict, .help = "any reject is an error"},
+ *         {0},
+ *     };
+ *     const sp_cli_tool tool = {"sp-x", "[OPTION]... [STREAM]...", "What it does.\n", table};
+ *     sp_cli_args args;
+ *     int status = sp_cli_parse(&tool, argc, argv, &args);
+ *     if (status >= 0)
+ *         return status;        (help, version or a usage error: already printed)
+ *     ... run, counting warnings with sp_warn() ...
+ *     return sp_cli_exit(rc ? &err : NULL);
+ *
+ * The parser adds -q/--quiet, -v/--verbose, -h/--help and -V/--version. A bad
+ * option or value is one line naming it, then the Try line, and status 2:
+ *     sp-x: --threads: not an integer in 1..256: x
+ *     Try 'sp-x --help' for more information.
+ *
+ * Exit status (README.md "Exit status and warnings"): 0 success; 1 a data
+ * problem, a warning included (a skipped or rejected record: the run goes on,
+ * the status is 1); 2 usage; 3 system or I/O. -q silences warnings and
+ * information, never a fatal error.
+ */
 #ifndef SP_CLI_H
 #define SP_CLI_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "common/sp_common.h"
 
-/* Sets the program name for diagnostics. */
-void sp_cli_init(int argc, char **argv);
-/* The options every tool has, for getopt_long's result c: -q, -v, -h
- * (prints usage), -V, and unknown ones. Returns -1 to go on parsing, or the
- * status main should exit with. */
-int sp_cli_common_option(int c, const char *usage);
-/* "sp-unpack (shardpipe) 0.1.0" on stdout; returns SP_EXIT_OK. */
-int sp_cli_version(void);
-/* Prints "try 'prog --help'" for a usage error; returns SP_EXIT_USAGE. */
+/* ---- diagnostics ---- */
+void sp_set_progname(const char *argv0);
+const char *sp_progname(void);
+extern int sp_verbosity; /* 0 = -q, 1 = default, 2 = -v */
+void sp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "prog: ..." always */
+void sp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* only with -v */
+/* A warning: printed unless -q, and the exit status of sp_cli_exit becomes at
+ * least SP_EXIT_DATA. */
+void sp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Counts a warning already reported some other way (or silenced). */
+void sp_warn_count(uint64_t n);
+uint64_t sp_warnings(void);
+/* Prints err (fatal: even under -q) and returns its code (SP_EXIT_SYSTEM when unset). */
+int sp_report(const sp_err *err);
+/* The status a main returns: sp_report(err) when err is not NULL, else
+ * SP_EXIT_DATA if any warning was counted, else SP_EXIT_OK. */
+int sp_cli_exit(const sp_err *err);
+
+/* ---- the progress line ----
+ * On stderr, only when stderr is a terminal and not -q, at most five times a
+ * second: "prog: 1200 records, 3.4 MB, 1.7 MB/s, 2 s" (bytes in units of
+ * 10^6, the rate over the elapsed wall-clock seconds). done() clears it. */
+typedef struct sp_progress {
+    int enabled;
+    double start, last;
+    const char *name; /* the file sp_progress_file last drew */
+} sp_progress;
+void sp_progress_init(sp_progress *p);
+void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
+void sp_progress_done(sp_progress *p);
+/* The same line for one file of known or unknown size (total 0):
+ * "prog: NAME: 3.1 / 26.4 MB, 1.7 MB/s, 2 s, ETA 14 s". The clock restarts
+ * when name changes (compared by pointer). */
+void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t total);
+/* sp_progress_update as a library progress callback (ctx is the sp_progress). */
+void sp_progress_cb(void *ctx, uint64_t records, uint64_t bytes);
+
+/* ---- option tables ---- */
+typedef enum sp_opt_type {
+    SP_OPT_FLAG,   /* int *dest: set to 1 (to .max when .max is not 0) */
+    SP_OPT_INT,    /* int *dest: a decimal integer in [.min, .max] */
+    SP_OPT_U64,    /* uint64_t *dest: a decimal integer in [.min, .max] (.max 0: no upper bound) */
+    SP_OPT_SIZE,   /* uint64_t *dest: 1000, 64k, 256M, 2G, 1T (powers of 1024), in [.min, .max] (.max 0: none) */
+    SP_OPT_DOUBLE, /* double *dest: a finite number in [.min, .max] (both 0: any; .max INFINITY:
+                      no upper bound; with SP_OPT_ABOVE_MIN, .min itself is excluded) */
+    SP_OPT_STRING, /* const char **dest: the argument itself (points into argv) */
+    SP_OPT_CHOICE, /* int *dest: the index of the argument in .choices (NULL-terminated) */
+    SP_OPT_PART,   /* sp_cli_part *dest: "I/N" with 0 <= I < N <= 100000 */
+    SP_OPT_CALL,   /* .call(opt, arg, why, n) stores into opt->dest: 0, or -1 with a reason in why
+                      ("not ...: ARG"; a leading "--name: " is dropped, the parser adds it) */
+} sp_opt_type;
+
+enum {
+    SP_OPT_NO_RECIPE = 1, /* does not shape the bytes written (paths out, threads, memory): not in the recipe */
+    SP_OPT_FILE = 2,      /* the value is an input file: recorded by base name, size and sha256 */
+    SP_OPT_ABOVE_MIN = 4, /* DOUBLE: the value must be above .min (--lr: above 0) */
+};
+
+typedef struct sp_cli_part {
+    int index, count; /* count 0: not given */
+} sp_cli_part;
+
+typedef struct sp_opt {
+    const char *name;  /* long name without "--"; NULL ends the table */
+    char letter;       /* short option letter, or 0 */
+    sp_opt_type type;
+    void *dest;        /* into the tool's own options struct; see sp_opt_type */
+    double min, max;   /* range of INT, U64, SIZE, DOUBLE */
+    const char *const *choices;
+    int (*call)(const struct sp_opt *opt, const char *arg, char *why, size_t why_len);
+    const char *arg;   /* the value's name in --help ("N", "FILE"); NULL for FLAG */
+    const char *help;  /* may hold '\n' for more lines */
+    unsigned flags;    /* SP_OPT_* */
+} sp_opt;
+
+typedef struct sp_cli_tool {
+    const char *name;     /* "sp-decode" */
+    const char *synopsis; /* "[OPTION]... [STREAM]..." */
+    const char *about;    /* the text between the Usage line and the options */
+    const sp_opt *opts;   /* the tool's options, ended by {0} */
+    const char *notes;    /* text after the options, before "Exit status:" (may be NULL) */
+} sp_cli_tool;
+
+/* What remains of the command line after the options. */
+typedef struct sp_cli_args {
+    int n;    /* operands, in order */
+    char **v; /* points into the parser's own storage, valid until exit */
+} sp_cli_args;
+
+/* Parses argv against tool->opts and the common options, in any order;
+ * "--" ends the options. Long options take "--name VALUE" or "--name=VALUE",
+ * short ones "-x VALUE" or "-xVALUE"; flags may be grouped ("-qv"); no
+ * abbreviations. Returns -1 to go on with the operands in *args, or the status
+ * main must return: SP_EXIT_OK after --help or --version (printed on
+ * stdout), SP_EXIT_USAGE after a bad option or value (one line on stderr
+ * naming it, then the Try line). Also records the recipe (sp_cli_recipe). */
+int sp_cli_parse(const sp_cli_tool *tool, int argc, char **argv, sp_cli_args *args);
+/* A usage error found after parsing: "prog: MESSAGE" and the Try line on
+ * stderr; returns SP_EXIT_USAGE. */
 int sp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Refuses to write a binary stream to a terminal (like zstd). 0 if fine. */
+
+/* The recipe entry of the command line sp_cli_parse read (owned by sp_cli):
+ * {"tool", "version", "args", "inputs"}. args holds the options that shape
+ * the bytes as "-x VALUE" or "--name VALUE", never an output path nor an
+ * option flagged SP_OPT_NO_RECIPE; option files (SP_OPT_FILE) appear by base
+ * name in args and as {"name", "size", "sha256"} in inputs. Operands are not
+ * recorded: streams carry their own recipe, and the records of an archive
+ * carry its base name in their keys and their own checksums, so the shards
+ * of one conversion are the same bytes wherever its inputs lie and whatever
+ * order the archive's members come in. NULL when an option file cannot be
+ * read, with the reason in err. */
+const json_t *sp_cli_recipe(sp_err *err);
+
+/* 0 when path exists; else -1 with err "PATH: why" (SP_EXIT_DATA for a
+ * missing or unreadable path, SP_EXIT_SYSTEM otherwise), so a tool names
+ * a missing operand itself rather than a file inside it. */
+int sp_cli_input_exists(const char *path, sp_err *err);
+/* Refuses to write a binary stream to a terminal (like zstd): prints why and
+ * returns SP_EXIT_USAGE; 0 when stdout is not a terminal. */
 int sp_cli_stdout_is_safe(void);
-/* Report callback: "prog: KEY: REASON" on stderr (ctx unused). */
+/* Report callback for a note that is not a warning (a file that is no
+ * dataset file, passed over): "prog: KEY: REASON" on stderr unless -q; the
+ * status stays as it is (ctx unused). */
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
-/* Parses a size like 1000, 64k, 256M, 2G (powers of 1024). 0 or -1. */
-int sp_parse_size(const char *s, uint64_t *out);
-/* Parses "I/N" (0 <= I < N <= 100000) for --part; 0 or -1. */
-int sp_parse_part(const char *s, int *i, int *n);
-/* Parses a non-negative integer; 0 or -1. */
-int sp_parse_u64(const char *s, uint64_t *out);
+
+/* ---- for tools that parse with getopt_long themselves (sp-train, sp-eval,
+ * until they move to sp_cli_parse) ---- */
+/* Sets the program name, keeps argv for messages and turns getopt's own
+ * messages off (opterr = 0). Call before getopt_long. */
+void sp_cli_init(int argc, char **argv);
+/* getopt_long's result c for the common options: -q, -v, -h (prints usage),
+ * -V; anything else ('?') is a usage error printed as one line naming the
+ * option ("unknown option '--frob'", "--batch: needs a value") and the Try
+ * line. Returns -1 to go on parsing, or the status main should return. */
+int sp_cli_common_option(int c, const char *usage);
+int sp_cli_version(void);
+int sp_parse_size(const char *s, uint64_t *out); /* 0 or -1 */
+int sp_parse_part(const char *s, int *i, int *n); /* 0 or -1 */
+int sp_parse_u64(const char *s, uint64_t *out);   /* 0 or -1 */
 
 #endif

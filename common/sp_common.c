@@ -37,74 +37,11 @@ int sp_fail_context(sp_err *err, const char *fmt, ...)
     return -1;
 }
 
-static const char *progname = "shardpipe";
-int sp_verbosity = 1;
-
-void sp_set_progname(const char *argv0) { progname = sp_basename(argv0); }
-const char *sp_progname(void) { return progname; }
-
-static void vmsg(const char *fmt, va_list ap)
-{
-    char line[2048];
-    vsnprintf(line, sizeof line, fmt, ap);
-    fprintf(stderr, "%s: %s\n", progname, line);
-}
-
-void sp_msg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(fmt, ap);
-    va_end(ap);
-}
-
-void sp_info(const char *fmt, ...)
-{
-    if (sp_verbosity < 2)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(fmt, ap);
-    va_end(ap);
-}
-
-int sp_report(const sp_err *err)
-{
-    sp_msg("%s", err->msg[0] ? err->msg : "unknown error");
-    return err->code ? err->code : SP_EXIT_SYSTEM;
-}
-
 double sp_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void sp_progress_init(sp_progress *p)
-{
-    p->enabled = sp_verbosity >= 1 && isatty(STDERR_FILENO);
-    p->start = p->last = sp_now();
-}
-
-void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
-{
-    if (!p->enabled)
-        return;
-    double t = sp_now();
-    if (t - p->last < 0.2)
-        return;
-    p->last = t;
-    double el = t - p->start;
-    fprintf(stderr, "\r%s: %llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname,
-            (unsigned long long)records, (double)bytes / 1e6,
-            el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
-}
-
-void sp_progress_done(sp_progress *p)
-{
-    if (p->enabled)
-        fputs("\r\033[K", stderr);
 }
 
 int sp_buf_reserve(sp_buf *b, size_t cap)

@@ -3,7 +3,8 @@
  * Contracts:
  *  - Library code never prints or exits: it returns an error and fills an
  *    sp_err with a one-line message ("what: why"), which the tool prints.
- *  - Tools print diagnostics as "progname: message" on stderr only.
+ *  - Tools print diagnostics as "progname: message" on stderr only, through
+ *    common/sp_cli.h, which is not part of the library.
  *  - Exit codes are the same for every tool (SP_EXIT_*).
  */
 #ifndef SP_COMMON_H
@@ -36,25 +37,9 @@ int sp_fail(sp_err *err, int code, const char *fmt, ...)
 /* Prefixes the message already in err with "context: ". Returns -1. */
 int sp_fail_context(sp_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- tool-side diagnostics (never called from library code) ---- */
-void sp_set_progname(const char *argv0);
-const char *sp_progname(void);
-extern int sp_verbosity; /* 0 = -q, 1 = default, 2 = -v */
-void sp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "prog: ..." */
-void sp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* only with -v */
-/* Prints err and returns its code (SP_EXIT_SYSTEM when unset). */
-int sp_report(const sp_err *err);
-
-/* A progress line on stderr, drawn only when stderr is a terminal and
- * at most five times a second; sp_progress_done() clears it. */
-typedef struct sp_progress {
-    int enabled;
-    double start, last;
-} sp_progress;
-void sp_progress_init(sp_progress *p);
-void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
-void sp_progress_done(sp_progress *p);
-double sp_now(void); /* monotonic seconds */
+/* Monotonic seconds. (The tools' diagnostics and progress line are in
+ * common/sp_cli.h, outside the library.) */
+double sp_now(void);
 
 /* ---- growable byte buffer; owns its memory ---- */
 typedef struct sp_buf {

@@ -116,22 +116,17 @@ int sp_record_init(sp_record *rec, int kind, const char *key, sp_err *err)
     return 0;
 }
 
-int sp_meta_add_recipe(json_t *meta, const char *tool, int argc, char **argv)
+int sp_meta_add_recipe(json_t *meta, const json_t *step)
 {
+    if (!json_is_object(step))
+        return -1;
     json_t *recipe = json_object_get(meta, "recipe");
     if (!json_is_array(recipe)) {
         recipe = json_array();
         if (!recipe || json_object_set_new(meta, "recipe", recipe))
             return -1;
     }
-    json_t *args = json_array();
-    for (int i = 1; args && i < argc; i++)
-        if (json_array_append_new(args, json_string(argv[i])))
-            return -1;
-    json_t *step = json_pack("{s:s, s:s, s:o}", "tool", tool, "version", SP_VERSION, "args", args);
-    if (!step)
-        return -1;
-    return json_array_append_new(recipe, step) ? -1 : 0;
+    return json_array_append_new(recipe, json_deep_copy(step)) ? -1 : 0;
 }
 
 /* ---------------- reader ---------------- */

@@ -52,9 +52,10 @@ int sp_dtype_size(int dtype);          /* bytes per value, 0 for NONE */
 int sp_record_init(sp_record *rec, int kind, const char *key, sp_err *err);
 int sp_utf8_valid(const char *s, size_t n);
 
-/* Adds {"tool","version","args"} to meta["recipe"], creating the array.
- * args are argv[1..argc-1]. Returns 0 or -1 (out of memory). */
-int sp_meta_add_recipe(json_t *meta, const char *tool, int argc, char **argv);
+/* Appends a copy of step ({"tool","version","args","inputs"}: what shaped
+ * the bytes, never where they were written) to meta["recipe"], creating the
+ * array. Returns 0 or -1 (out of memory, or step not an object). */
+int sp_meta_add_recipe(json_t *meta, const json_t *step);
 
 /* ---------------- reading ---------------- */
 typedef struct sp_reader sp_reader;

@@ -3,6 +3,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 
 #include "common/sp_hash.h"
 #include "common/sp_atomic.h"
+#include "pipeline/datasets.h"
 #include "shards/manifest.h" /* sp_write_json_atomic */
 
 void sp_fetch_opts_default(sp_fetch_opts *o)
@@ -27,6 +29,7 @@ void sp_fetch_opts_default(sp_fetch_opts *o)
     o->retry_delay = 1.0;
     o->stall_timeout = 30;
     o->connect_timeout = 30;
+    o->max_size = SP_FETCH_MAX_SIZE;
 }
 
 int sp_fetch_global_init(sp_err *err)
@@ -173,11 +176,6 @@ static int verify_file(const sp_fetch_opts *o, const char *path, const json_t *f
     return sp_fail(err, SP_EXIT_DATA, "checksum mismatch (%llu bytes): %s", (unsigned long long)size, msg);
 }
 
-int sp_fetch_verify(const char *path, const json_t *file, const char **how, sp_err *err)
-{
-    return verify_file(NULL, path, file, how, NULL, err);
-}
-
 /* ---------------- one transfer ---------------- */
 
 enum {
@@ -185,6 +183,7 @@ enum {
     XFER_RETRY,     /* transient: try the same URL again (resuming) */
     XFER_NEXT,      /* permanent for this URL: next mirror */
     XFER_RANGE_END, /* 416: the .part may already be whole */
+    XFER_FATAL,     /* the cache cannot be written (a full disk): stop */
 };
 
 typedef struct xfer {
@@ -350,7 +349,10 @@ static int transfer(const sp_fetch_opts *o, const char *url, const char *name, i
         if (!x.started && x.offset == 0)
             empty_part(fd); /* an empty body: an empty file */
     } else if (x.over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
-        snprintf(why, why_len, "more than the %llu bytes the manifest allows", (unsigned long long)cap);
+        if (total)
+            snprintf(why, why_len, "more than the %llu bytes the manifest allows", (unsigned long long)cap);
+        else
+            snprintf(why, why_len, "more than the %llu bytes allowed (--max-size)", (unsigned long long)cap);
         empty_part(fd);
         out = XFER_NEXT;
     } else if (x.bad_range) {
@@ -360,7 +362,7 @@ static int transfer(const sp_fetch_opts *o, const char *url, const char *name, i
         out = XFER_RETRY;
     } else if (x.write_error) {
         snprintf(why, why_len, "cannot write the download: %s", strerror(x.write_error));
-        out = XFER_NEXT;
+        out = XFER_FATAL;
     } else if (rc == CURLE_HTTP_RETURNED_ERROR) {
         snprintf(why, why_len, "HTTP %ld", code);
         out = code == 416 ? XFER_RANGE_END : code >= 500 || code == 408 || code == 429 ? XFER_RETRY : XFER_NEXT;
@@ -448,7 +450,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", part, strerror(errno));
     }
     json_int_t size = json_integer_value(json_object_get(file, "size"));
-    uint64_t cap = size > 0 ? (uint64_t)size + (uint64_t)size / 8 + (1u << 20) : 0;
+    uint64_t cap = size > 0 ? (uint64_t)size + (uint64_t)size / 8 + (1u << 20) : o->max_size;
     char failures[900] = "";
     size_t flen = 0;
     for (size_t m = 0; m < nmirrors; m++) {
@@ -477,11 +479,22 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
             if (outcome != XFER_RETRY)
                 break;
         }
+        if (outcome == XFER_FATAL) {
+            close(fd);
+            close(lockfd);
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: %s", label, part, why);
+        }
         if (outcome == XFER_OK) {
             const char *how = NULL;
             sp_err verr = {0};
             fstat(fd, &st);
-            if (fsync(fd) == 0 && verify_file(o, part, file, &how, NULL, &verr) == 0) {
+            if (fsync(fd) != 0) { /* the bytes may not be on the disk: a system error, not bad data */
+                int e = errno;
+                close(fd);
+                close(lockfd);
+                return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: cannot sync: %s", label, part, strerror(e));
+            }
+            if (verify_file(o, part, file, &how, NULL, &verr) == 0) {
                 int moved = rename(part, path) == 0 && sp_fsync_path(dir, NULL) == 0;
                 int e = errno;
                 close(fd);
@@ -568,4 +581,104 @@ int sp_fetch_verify_copy(const sp_fetch_opts *o, const char *subdir, const char 
         sp_write_json_atomic(cdir, strrchr(stamp, '/') + 1, s, NULL);
     json_decref(s);
     return 0;
+}
+
+/* ---------------- what to fetch ---------------- */
+
+void sp_fetch_default_cache(char *out, size_t n)
+{
+    const char *env = getenv("SP_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (env && *env)
+        snprintf(out, n, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(out, n, "%s/shardpipe", xdg);
+    else
+        snprintf(out, n, "%s/.cache/shardpipe", home && *home ? home : ".");
+}
+
+int sp_fetch_sum_valid(const char *s, size_t n)
+{
+    if (!s || strlen(s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+static int selected(char **only, int nonly, const char *name)
+{
+    if (!nonly)
+        return 1;
+    for (int i = 0; i < nonly; i++)
+        if (!strcmp(only[i], name))
+            return 1;
+    return 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+int sp_fetch_plan(const char *arg, const sp_fetch_request *rq, json_t *jobs, json_t *meta, sp_err *err)
+{
+    struct stat st;
+    if (strstr(arg, "://")) {
+        /* one file, cached under urls/ by a hash of the URL and the sums it must have:
+         * a copy fetched without --md5 (or with another) is not looked at */
+        char name[256], subdir[64];
+        const char *slash = strrchr(arg, '/');
+        snprintf(name, sizeof name, "%s", slash && slash[1] ? slash + 1 : "download");
+        name[strcspn(name, "?#")] = 0;
+        uint64_t h = fnv1a(1469598103934665603ull, arg);
+        if (rq->md5)
+            h = fnv1a(fnv1a(h, "\nmd5="), rq->md5);
+        if (rq->sha256)
+            h = fnv1a(fnv1a(h, "\nsha256="), rq->sha256);
+        snprintf(subdir, sizeof subdir, "urls/%016llx", (unsigned long long)h);
+        json_t *f = json_pack("{s:s, s:s}", "name", name, "url", arg);
+        if (rq->md5)
+            json_object_set_new(f, "md5", json_string(rq->md5));
+        if (rq->sha256)
+            json_object_set_new(f, "sha256", json_string(rq->sha256));
+        if (!f || json_array_append_new(jobs, json_pack("{s:o, s:s, s:[]}", "file", f, "subdir", subdir, "mirrors")))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return 0;
+    }
+    if (!strstr(arg, ".json") && stat(arg, &st) == 0 && S_ISREG(st.st_mode)) {
+        json_array_append_new(jobs, json_pack("{s:{s:s}, s:s}", "file", "name", sp_basename(arg), "local", arg));
+        return 0;
+    }
+    if (strstr(arg, ".json") && stat(arg, &st) != 0) /* a manifest named by path */
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", arg, strerror(errno));
+    json_t *manifest = sp_dataset_manifest(arg, err);
+    if (!manifest)
+        return -1;
+    const char *subdir = json_string_value(json_object_get(manifest, "name"));
+    json_t *mirrors = json_object_get(manifest, "mirrors");
+    json_object_set(meta, "dataset", json_object_get(manifest, "name"));
+    if (json_object_get(manifest, "classes"))
+        json_object_set(meta, "classes", json_object_get(manifest, "classes"));
+    const char *how_to_get = json_string_value(json_object_get(manifest, "access"));
+    size_t k;
+    json_t *f;
+    int rc = 0;
+    json_array_foreach(json_object_get(manifest, "files"), k, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        if (!selected(rq->only, rq->nonly, name))
+            continue;
+        /* a dataset with nothing to download from: only the cache or --from */
+        char cached[4200];
+        snprintf(cached, sizeof cached, "%s/%s/%s", rq->cache_dir, subdir, name);
+        if (!rq->from && !rq->offline && json_array_size(mirrors) == 0 && how_to_get && access(cached, F_OK)) {
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: %s", arg, how_to_get);
+            break;
+        }
+        json_array_append_new(jobs, json_pack("{s:O, s:s, s:O}", "file", f, "subdir", subdir, "mirrors", mirrors));
+    }
+    json_decref(manifest);
+    return rc;
 }

@@ -10,7 +10,10 @@
  *  - HTTP errors never reach the file (their bodies are not written).
  *  - Transient failures (cut body, stall, 5xx, refused connection) are
  *    retried with exponential backoff; then the next mirror is tried.
- *  - A download is cut off at the manifest size + 1/8 + 1 MiB.
+ *  - A download is cut off at the manifest size + 1/8 + 1 MiB, or, for a
+ *    file of unknown size (a URL), at max_size bytes.
+ *  - A failed write to the cache (a full disk) ends the fetch at once with
+ *    SP_EXIT_SYSTEM; the .part stays for a later run to resume.
  *  - TLS peers are verified; a redirect from https to anything else is refused.
  *  - A file that fails verification is kept as NAME.bad and the next mirror
  *    is tried; the error names the expected and the actual sums.
@@ -32,6 +35,7 @@ typedef struct sp_fetch_opts {
     long stall_timeout;     /* seconds without a byte before a transfer is cut (default 30) */
     long connect_timeout;   /* seconds (default 30) */
     const char *ca_file;    /* CA bundle for TLS, NULL = the system's */
+    uint64_t max_size;      /* bytes allowed for a file of unknown size (default SP_FETCH_MAX_SIZE) */
     /* progress: bytes so far and expected (0 = unknown) of the file in flight */
     void (*progress)(void *ctx, const char *name, uint64_t have, uint64_t total);
     /* one line for the user: what was fetched from where, retries, mirrors tried */
@@ -39,6 +43,33 @@ typedef struct sp_fetch_opts {
     void *ctx;
 } sp_fetch_opts;
 void sp_fetch_opts_default(sp_fetch_opts *o);
+#define SP_FETCH_MAX_SIZE (64ull << 30)
+
+/* The cache root when none is given: $SP_CACHE, else $XDG_CACHE_HOME/shardpipe,
+ * else $HOME/.cache/shardpipe (./.cache/shardpipe without a HOME). */
+void sp_fetch_default_cache(char *out, size_t n);
+
+/* What the user asked to fetch, for sp_fetch_plan. */
+typedef struct sp_fetch_request {
+    const char *cache_dir;
+    const char *from;        /* --from DIR, or NULL */
+    const char *md5, *sha256; /* expected sums of a URL's file (lowercase hex, syntax checked), or NULL */
+    char **only;             /* --file names (nonly of them); none = every file */
+    int nonly;
+    int offline;
+} sp_fetch_request;
+
+/* 32 (n = 32) or 64 (n = 64) hex digits: 1, else 0. */
+int sp_fetch_sum_valid(const char *s, size_t n);
+
+/* Appends to jobs what fetching arg (a dataset name or manifest path, a URL,
+ * or a local file) means, downloading nothing: {"file", "subdir", "mirrors"}
+ * for each selected file of a dataset, or for a URL (cached under
+ * "urls/HASH", HASH of the URL and of the sums asked for, so a copy cached
+ * under other sums, or none, is never taken for it), {"file", "local"} for a
+ * local file. Sets the dataset's name and classes in meta. -1 with err for an
+ * unknown dataset (SP_EXIT_USAGE) or one that cannot be downloaded. */
+int sp_fetch_plan(const char *arg, const sp_fetch_request *rq, json_t *jobs, json_t *meta, sp_err *err);
 
 /* Once per process, before any fetch. */
 int sp_fetch_global_init(sp_err *err);
@@ -55,9 +86,5 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
 int sp_fetch_verify_copy(const sp_fetch_opts *o, const char *subdir, const char *dir, const json_t *file,
                          char *path, size_t path_len, sp_err *err);
 
-/* Checks the file at path against file's size, md5, sha256 and
- * content_sha256 (any that are given). 0 when it verifies; -1 with err naming
- * the expected and actual sums. how (may be NULL) says what matched. */
-int sp_fetch_verify(const char *path, const json_t *file, const char **how, sp_err *err);
 
 #endif

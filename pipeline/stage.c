@@ -6,11 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-void sp_stage_init(sp_stage *s, const char *tool, int argc, char **argv, int fd)
+void sp_stage_init(sp_stage *s, const json_t *step, int fd)
 {
-    s->tool = tool;
-    s->argc = argc;
-    s->argv = argv;
+    s->step = step;
     s->fd = fd;
     s->w = NULL;
     s->last = NULL;
@@ -19,7 +17,7 @@ void sp_stage_init(sp_stage *s, const char *tool, int argc, char **argv, int fd)
 int sp_stage_meta(sp_stage *s, const json_t *meta, sp_err *err)
 {
     json_t *m = meta ? json_deep_copy(meta) : json_object();
-    if (!m || sp_meta_add_recipe(m, s->tool, s->argc, s->argv)) {
+    if (!m || sp_meta_add_recipe(m, s->step)) {
         json_decref(m);
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     }
@@ -38,8 +36,6 @@ int sp_stage_meta(sp_stage *s, const json_t *meta, sp_err *err)
     s->last = m;
     return rc;
 }
-
-json_t *sp_stage_current(sp_stage *s) { return s->last; }
 
 int sp_stage_finish(sp_stage *s, sp_err *err)
 {
@@ -68,7 +64,7 @@ int sp_open_input(const char *path, sp_err *err)
 }
 
 static int each_stream(const char *path, sp_meta_fn on_meta, sp_record_fn on_record, void *ctx,
-                       sp_progress *progress, uint64_t *records, uint64_t *bytes, sp_err *err)
+                       sp_count_fn progress, void *progress_ctx, uint64_t *records, uint64_t *bytes, sp_err *err)
 {
     int fd = sp_open_input(path, err);
     if (fd < 0)
@@ -100,7 +96,7 @@ static int each_stream(const char *path, sp_meta_fn on_meta, sp_record_fn on_rec
         *records += 1;
         *bytes += rec.payload_len;
         if (progress)
-            sp_progress_update(progress, *records, *bytes);
+            progress(progress_ctx, *records, *bytes);
     }
     sp_reader_free(r);
     if (fd != STDIN_FILENO)
@@ -109,13 +105,13 @@ static int each_stream(const char *path, sp_meta_fn on_meta, sp_record_fn on_rec
 }
 
 int sp_stage_each(int nfiles, char **files, sp_meta_fn on_meta, sp_record_fn on_record, void *ctx,
-                  sp_progress *progress, sp_err *err)
+                  sp_count_fn progress, void *progress_ctx, sp_err *err)
 {
     uint64_t records = 0, bytes = 0;
     if (nfiles == 0)
-        return each_stream("-", on_meta, on_record, ctx, progress, &records, &bytes, err);
+        return each_stream("-", on_meta, on_record, ctx, progress, progress_ctx, &records, &bytes, err);
     for (int i = 0; i < nfiles; i++)
-        if (each_stream(files[i], on_meta, on_record, ctx, progress, &records, &bytes, err))
+        if (each_stream(files[i], on_meta, on_record, ctx, progress, progress_ctx, &records, &bytes, err))
             return -1;
     return 0;
 }

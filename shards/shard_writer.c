@@ -411,7 +411,6 @@ static int resume_shard(sp_shardset *s, open_shard *o)
     }
     forget_pending(s, p);
     if (!ok) {
-        sp_info("%s: not reused (%s)", path, e.msg[0] ? e.msg : "another shape or size");
         drop_old(o);
         unlink(path);
         return 0;

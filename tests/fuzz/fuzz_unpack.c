@@ -15,14 +15,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sp_unpack_opts o;
     sp_unpack_opts_default(&o);
     o.max_buffered = 1 << 20;
-    char *argv[] = {"fuzz"};
+    json_t *step = json_pack("{s:s, s:[]}", "tool", "fuzz", "args");
     sp_stage out;
-    sp_stage_init(&out, "fuzz", 1, argv, null);
+    sp_stage_init(&out, step, null);
     sp_unpack_stats st = {0};
     sp_err err;
     if (sp_unpack_fd(fd, "fuzz", "fuzz", NULL, &out, &o, &st, &err) == 0)
         sp_stage_finish(&out, &err);
     sp_stage_free(&out);
+    json_decref(step);
 out:
     if (fd >= 0)
         close(fd);

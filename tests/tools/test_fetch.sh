@@ -132,6 +132,41 @@ run_case endless endless 1
 expect_err_has "more than the 1386076 bytes the manifest allows"
 [ ! -e C/endless/a.bin ] && [ ! -s C/endless/a.bin.part ] || fail "endless: bytes kept"
 
+# ---- a URL: the sums' syntax, the cache key, the size cap, a full disk ----
+URL="http://127.0.0.1:$P/ok/a.bin"
+md5_a=$want_md5
+requests=$(wc -l < plain.log)
+# --md5 / --sha256 that are not sums: usage errors before any request
+expect_status 2 sp-fetch -c U --path --md5 xyz "$URL"
+expect_err "sp-fetch: --md5: not 32 hex digits: xyz
+Try 'sp-fetch --help' for more information."
+expect_status 2 sp-fetch -c U --path --sha256 "$md5_a" "$URL"
+expect_err "sp-fetch: --sha256: not 64 hex digits: $md5_a
+Try 'sp-fetch --help' for more information."
+[ "$(wc -l < plain.log)" -eq "$requests" ] || fail "a request before the sums were checked"
+# a copy cached without --md5 is not taken for a URL asked with a sum it does not have
+expect_status 0 sp-fetch -c U --path "$URL"
+same_as_source "$(cat out)"
+zeros=00000000000000000000000000000000
+expect_status 1 sp-fetch -c U --path $FAST --md5 $zeros "$URL"
+expect_err_has "checksum mismatch (300000 bytes): expected md5 $zeros, got $md5_a"
+[ ! -s out ] || fail "a path printed for a file that does not verify"
+# ... and one with the right sum (in capitals) is fetched and verified
+expect_status 0 sp-fetch -c U --path $FAST --md5 "$(echo "$md5_a" | tr a-f A-F)" "$URL"
+same_as_source "$(cat out)"
+expect_err_has "verified by md5"
+# a server that never stops, for a file of no known size: cut at --max-size
+expect_status 1 timeout 60 sp-fetch -c U --path $FAST --retries 0 --max-size 1M "http://127.0.0.1:$P/endless/a.bin"
+expect_err_has "more than the 1048576 bytes allowed (--max-size)"
+[ -z "$(find U -name 'a.bin*' -size +1M)" ] || fail "bytes beyond --max-size kept: $(find U)"
+expect_status 2 sp-fetch -c U --max-size 12Q "$URL"
+expect_err "sp-fetch: --max-size: not a size (like 64k, 256M, 2G) of at least 1: 12Q
+Try 'sp-fetch --help' for more information."
+# a full disk (a 64 KiB tmpfs as the cache): status 3, nothing under the final name
+mkdir full
+expect_status 3 unshare -rm sh -c 'mount -t tmpfs -o size=64k none full && exec sp-fetch -c full --path "$1"' sh "$URL"
+expect_err_has "cannot write the download: No space left on device"
+
 # https that redirects to http: refused; TLS verified against --ca-file
 openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 2>/dev/null

@@ -5,10 +5,12 @@
 # from all three validation label forms.
 . "$SP_ROOT/tests/tools/lib.sh"
 $PY "$FIX/make_ilsvrc.py" fx
-decode() { # OUT LABEL-OPTIONS...
+decode() { # OUT LABEL-OPTIONS...: sp-decode's status is 1 exactly when it rejected images
     out=$1; shift
+    st=0
     sp-unpack fx/ILSVRC2012_img_train.tar fx/ILSVRC2012_img_val.tar |
-        sp-decode --classes fx/classes.txt --rejects "$out.rejects" "$@" > "$out.sprs" 2> "$out.err"
+        sp-decode --classes fx/classes.txt --rejects "$out.rejects" "$@" > "$out.sprs" 2> "$out.err" || st=$?
+    [ "$st" -eq "$(if [ -s "$out.rejects" ]; then echo 1; else echo 0; fi)" ] || fail "sp-decode $out: status $st"
 }
 decode csv --labels fx/LOC_val_solution.csv
 $PY "$SP_ROOT/tests/ref/check_images.py" fx csv.sprs csv.rejects > ref.txt || { cat ref.txt; fail "images"; }

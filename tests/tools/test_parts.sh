@@ -35,7 +35,10 @@ expect_status 2 sp-decode --part 1 s.sprs
 # the split can come first, in sp-decode (images of other parts are not decoded):
 # the same part, record for record
 $PY "$FIX/make_ilsvrc.py" il
-sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 16 > il.sprs
+# (status 1: the fixture's corrupt images are rejected)
+sp-unpack il/ILSVRC2012_img_train.tar > il.blobs
+st=0; sp-decode -q --classes il/classes.txt --resize 16 il.blobs > il.sprs || st=$?
+[ "$st" -eq 1 ] || fail "sp-decode with rejects: status $st, expected 1"
 sp-shard -q --part 1/3 -o LATE il.sprs
 sp-unpack il/ILSVRC2012_img_train.tar | sp-decode --classes il/classes.txt --resize 16 --part 1/3 2> early.err |
     sp-shard -q --part 1/3 -o EARLY

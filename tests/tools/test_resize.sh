@@ -121,15 +121,21 @@ with tarfile.open("damaged.tar", "w") as t:
                 info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
 X
 sp-unpack -q damaged.tar > damaged.sprs
-sp-decode -q --unlabeled --rejects full.rej < damaged.sprs > /dev/null
-sp-decode -q --unlabeled --rejects region.rej --resize 224 < damaged.sprs > /dev/null
+for rej in full region; do # status 1: the cut files are rejected
+    st=0
+    if [ $rej = full ]; then opts=""; else opts="--resize 224"; fi
+    sp-decode -q --unlabeled --rejects $rej.rej $opts < damaged.sprs > /dev/null || st=$?
+    [ "$st" -eq 1 ] || fail "sp-decode with rejects: status $st, expected 1"
+done
 [ "$(grep -c -- '-cut' full.rej)" -eq 10 ] || fail "not every cut file rejected: $(cat full.rej)"
 cut -d, -f1-2 full.rej > a && cut -d, -f1-2 region.rej > b
 cmp a b || fail "a region decode rejects other files: $(diff a b)"
 
 # on 3 threads: the same records in the same order
-sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar | sp-decode -q --classes il/classes.txt \
-    --labels il/LOC_val_solution.csv > il.sprs
+# (sp-decode's status 1: the fixture's corrupt images are rejected)
+sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar > il.blobs
+st=0; sp-decode -q --classes il/classes.txt --labels il/LOC_val_solution.csv il.blobs > il.sprs || st=$?
+[ "$st" -eq 1 ] || fail "sp-decode with rejects: status $st, expected 1"
 sp-resize 40 il.sprs | sp-cat > one && sp-resize -j 3 40 il.sprs | sp-cat > three
 cmp one three || fail "-j 3 differs"
 

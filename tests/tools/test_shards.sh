@@ -100,5 +100,5 @@ expect_err "sp-verify: D4: $shard: record 5 ($(cat key5)): pixels do not match t
 sp-verify: D4: FAILED: 1 problems in 2 shards"
 
 expect_status 1 sp-verify NOPE
-expect_err "sp-verify: NOPE/manifest.json: unable to open NOPE/manifest.json: No such file or directory"
+expect_err "sp-verify: NOPE: No such file or directory"
 echo ok
