@@ -6,6 +6,7 @@
 
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
+#include "common/sp_part.h"
 #include "shards/shard.h"
 #include "shards/shuffle.h"
 
@@ -82,7 +83,7 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     tool *t = ctx;
-    if (t->parts && sp_shard_part_of(rec->key, rec->key_len, t->parts) != t->part)
+    if (t->parts && sp_part_of(rec->key, rec->key_len, t->parts) != t->part)
         return 0; /* another part's record: its payload is skipped (and verified) */
     const uint8_t *data;
     if (rec->kind != SP_KIND_PIXELS)
