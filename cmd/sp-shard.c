@@ -95,6 +95,13 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     return sp_shardset_add(t->set, rec, data, err);
 }
 
+/* The writer's notes (sp_shard_opts.on_info): shown with -v. */
+static void print_info(void *ctx, const char *msg)
+{
+    (void)ctx;
+    sp_info("%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     sp_cli_init(argc, argv);
@@ -113,6 +120,7 @@ int main(int argc, char **argv)
     int shuffle = 1, merge = 0;
     sp_shard_opts so;
     sp_shard_opts_default(&so);
+    so.on_info = print_info;
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "o:n:s:l:qvhV", opts, NULL)) != -1) {
