@@ -150,7 +150,7 @@ int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
         if (rc == 0)
             sp_naming_remove_unlisted(out, list);
     }
-    if (rc)
+    if (rc && !(list && sp_naming_in_place(out, list)))
         sp_naming_restore(out);
     json_decref(list);
     free(entries);

@@ -197,3 +197,13 @@ void sp_naming_restore(const char *dir)
     json_decref(none);
     json_decref(m);
 }
+
+int sp_naming_in_place(const char *dir, const json_t *list)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/" SP_MANIFEST_NAME, dir);
+    json_t *m = json_load_file(path, 0, NULL);
+    int same = m && json_equal(json_object_get(m, "shards"), (json_t *)list);
+    json_decref(m);
+    return same;
+}

@@ -258,8 +258,9 @@ static int close_shard(sp_shardset *s, int split, sp_err *err)
         snprintf(sh->tmp, sizeof sh->tmp, "%s", done);
         rc = sp_journal_add(s, sh, err);
     }
-    if (rc) {
+    if (rc) { /* the file, wherever the failure left it, is listed nowhere */
         unlink(sh->tmp);
+        unlink(done);
         free(sh);
         return -1;
     }
@@ -384,8 +385,10 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
                                                   sp_dtype_name(sh->dtype)));
         }
     }
-    if (sp_naming_own(s->dir, list, err))
+    if (sp_naming_own(s->dir, list, err)) {
+        sp_naming_restore(s->dir);
         goto fail;
+    }
     size_t at = 0;
     for (int k = 0; k < 4; k++) {
         for (shard *sh = s->done; sh; sh = sh->next) {
@@ -410,7 +413,8 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
     json_object_set_new(m, "format_version", json_integer(SP_MANIFEST_VERSION));
     sp_shardset_set_list(m, json_incref(list));
     if (sp_fsync_path(s->dir, err) || sp_write_json_atomic(s->dir, SP_MANIFEST_NAME, m, err)) {
-        sp_naming_restore(s->dir);
+        if (!sp_naming_in_place(s->dir, list))
+            sp_naming_restore(s->dir);
         goto fail;
     }
     s->committed = 1;

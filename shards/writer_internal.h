@@ -128,5 +128,10 @@ void sp_naming_remove_unlisted(const char *dir, const json_t *list);
  * .sp-owned names that the manifest now on disk does not list (all of them
  * when there is none), so dir holds its last committed set again. */
 void sp_naming_restore(const char *dir);
+/* 1 when dir's manifest on disk lists exactly list: a manifest write that
+ * failed after its rename (the directory's fsync) left it in place; then
+ * nothing may be removed, as either manifest may be the one a crash keeps,
+ * and .sp-owned stays for the next run to finish the cleanup. */
+int sp_naming_in_place(const char *dir, const json_t *list);
 
 #endif
