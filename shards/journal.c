@@ -153,7 +153,7 @@ int sp_journal_add(sp_shardset *s, const shard *sh, sp_err *err)
     else if (s->journal_fd < 0 && journal_rewrite(s, err))
         bad = 1;
     else if (sp_write_all(s->journal_fd, line.data, line.len) || fsync(s->journal_fd))
-        bad = sp_fail(err, SP_EXIT_SYSTEM, "%s/" JOURNAL_NAME ": %s", s->dir, strerror(errno));
+        bad = sp_fail(err, SP_EXIT_SYSTEM, "writing %s/" JOURNAL_NAME ": %s", s->dir, strerror(errno));
     sp_buf_free(&line);
     if (bad)
         unlink(sh->tmp);

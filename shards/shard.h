@@ -107,9 +107,11 @@ int sp_shard_file_name(const char *name);
  * commit does, only the unlisted shards out's previous manifest or .sp-owned
  * names.
  *
- * SP_WRITER_PAUSE=merge-copied (an environment variable, for crash tests):
- * after the shards are in place and before the manifest is written, the merge
- * creates out/.sp-pause-merge-copied and waits for a signal. */
+ * SP_WRITER_PAUSE=PHASE (an environment variable, for crash tests): at that
+ * phase the writer creates DIR/.sp-pause-PHASE and waits for a signal.
+ * Phases: shard-finished (the first shard is listed in the journal),
+ * commit-renamed (a commit's shards are in place, its manifest not yet),
+ * merge-copied (a merge's shards are in place, its manifest not yet). */
 int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err);
 
 /* ---------------- reading one shard ---------------- */

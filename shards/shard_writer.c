@@ -267,6 +267,7 @@ static int close_shard(sp_shardset *s, int split, sp_err *err)
     *s->done_tail = sh;
     s->done_tail = &sh->next;
     s->written++;
+    sp_shardset_pause(s->dir, "shard-finished");
     return 0;
 }
 
