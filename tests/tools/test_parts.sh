@@ -4,8 +4,9 @@
 . "$SP_ROOT/tests/tools/lib.sh"
 $PY "$FIX/make_cifar.py" cf --per-batch 60
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q > s.sprs
-for i in 0 1 2; do sp-shard -q -n 40 --part $i/3 -o P$i s.sprs & done
-wait
+pids=""
+for i in 0 1 2; do sp-shard -q -n 40 --part $i/3 -o P$i s.sprs & pids="$pids $!"; done
+for p in $pids; do wait "$p" || fail "a part's sp-shard failed"; done
 sp-shard -q -n 40 -o ONE s.sprs
 sp-shard -q --merge -o ALL P0 P1 P2
 sp-verify -q ALL
