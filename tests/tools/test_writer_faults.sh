@@ -181,6 +181,25 @@ fiu_case("sp-shard", SHARD, "enable name=posix/io/rw/pwrite/reduce", None, "shor
 fiu_case("sp-shard --merge", MERGE, "enable name=posix/io/rw/write,failinfo=28", "No space left on device", "ENOSPC on the first write")
 fiu_case("sp-shard --merge", MERGE, "enable name=posix/io/sync/fsync,failinfo=5", "Input/output error", "failed fsync (the first)")
 fiu_case("sp-shard --merge", MERGE, "enable name=posix/io/dir/rename,failinfo=5", "Input/output error", "failed rename (the first)")
+# the issue's run: every read and write fails at random (1 in 20), which
+# crashed sp-shard at exit (status 139) in HDF5's library termination
+random_runs, random_status, random_msgs = 12, set(), set()
+for _ in range(random_runs):
+    d = setup()
+    prev_state = committed(d)
+    rc, err = run(d, ["fiu-run", "-x", "-f", "", "-c", "enable_random name=posix/io/rw/*,probability=0.05"] + SHARD)
+    try:
+        got = check(d, "sp-shard", rc, err, "") if rc != 0 else (0, "")
+        if rc == 0:
+            assert committed(d) == refs["sp-shard"], "a run without error gave another result"
+    except AssertionError as e:
+        raise SystemExit(f"sp-shard, random read/write faults: {e}")
+    random_status.add(got[0])
+    random_msgs.add(re.sub(r"case\d+/", "", got[1].split(": ")[-1]) if got[1] else "(succeeded)")
+    cleanup(d)
+rows.append(("sp-shard", "random read and write failures (errno of libfiu's choice)",
+             "fiu-run `enable_random name=posix/io/rw/*,probability=0.05`", str(random_runs),
+             "/".join(str(x) for x in sorted(random_status)), "errors seen: " + "; ".join(sorted(random_msgs))))
 # every call site in turn
 for call, e in (("pwrite", ENOSPC), ("write", ENOSPC), ("write", EIO), ("fsync", EIO), ("rename", EIO)):
     sweep("sp-shard", SHARD, call, e)
