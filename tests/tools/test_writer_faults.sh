@@ -122,8 +122,18 @@ rows = []
 prev_state = None
 new_in_place = []  # runs whose manifest rename happened before the failure
 
+# libfiu's POSIX preload crashes sanitizer builds (make asan) before main,
+# fault or not: there the fiu-run cases are left out, said so, and the
+# Nth-call sweeps below (the project's own shim) still reach every call site
+FIU_OK = subprocess.run(["fiu-run", "-x", "-f", "", "-c", "enable name=none/at/all", "sp-shard", "--version"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+if not FIU_OK:
+    print("NOTE: fiu-run cannot start these binaries (libfiu's preload under a sanitizer): its cases are left out")
+
 def fiu_case(tool, cmd, spec, want, what, cross=False):
     global prev_state
+    if not FIU_OK:
+        return
     d = setup(cross)
     prev_state = committed(d)
     rc, err = run(d, ["fiu-run", "-x", "-f", "", "-c", spec] + cmd)
@@ -183,7 +193,7 @@ fiu_case("sp-shard --merge", MERGE, "enable name=posix/io/sync/fsync,failinfo=5"
 fiu_case("sp-shard --merge", MERGE, "enable name=posix/io/dir/rename,failinfo=5", "Input/output error", "failed rename (the first)")
 # the issue's run: every read and write fails at random (1 in 20), which
 # crashed sp-shard at exit (status 139) in HDF5's library termination
-random_runs, random_status, random_msgs = 12, set(), set()
+random_runs, random_status, random_msgs = (12 if FIU_OK else 0), set(), set()
 for _ in range(random_runs):
     d = setup()
     prev_state = committed(d)
@@ -197,9 +207,10 @@ for _ in range(random_runs):
     random_status.add(got[0])
     random_msgs.add(re.sub(r"case\d+/", "", got[1].split(": ")[-1]) if got[1] else "(succeeded)")
     cleanup(d)
-rows.append(("sp-shard", "random read and write failures (errno of libfiu's choice)",
-             "fiu-run `enable_random name=posix/io/rw/*,probability=0.05`", str(random_runs),
-             "/".join(str(x) for x in sorted(random_status)), "errors seen: " + "; ".join(sorted(random_msgs))))
+if FIU_OK:
+    rows.append(("sp-shard", "random read and write failures (errno of libfiu's choice)",
+                 "fiu-run `enable_random name=posix/io/rw/*,probability=0.05`", str(random_runs),
+                 "/".join(str(x) for x in sorted(random_status)), "errors seen: " + "; ".join(sorted(random_msgs))))
 # every call site in turn
 for call, e in (("pwrite", ENOSPC), ("write", ENOSPC), ("write", EIO), ("fsync", EIO), ("rename", EIO)):
     sweep("sp-shard", SHARD, call, e)
