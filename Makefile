@@ -36,12 +36,13 @@ CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) $(SIMD_CFLAGS) -I. -Iinclude \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(filter-out -I%,$(BLAS)) -lm -lpthread
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
-LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_hash.c \
+LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash.c \
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
-           shards/h5util.c shards/manifest.c shards/shard_writer.c shards/shard_reader.c shards/verify.c \
+           shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
+           shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
 NN_SRC  := nn/rng.c nn/layers.c nn/dense.c nn/conv.c nn/pool.c nn/norm.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/metrics.c nn/train.c

@@ -5,6 +5,7 @@
 
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
+#include "common/sp_part.h"
 #include "shards/shard.h"
 #include "shards/shuffle.h"
 
@@ -54,7 +55,7 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     tool *t = ctx;
-    if (t->parts && sp_shard_part_of(rec->key, rec->key_len, t->parts) != t->part)
+    if (t->parts && sp_part_of(rec->key, rec->key_len, t->parts) != t->part)
         return 0; /* another part's record: its payload is skipped (and verified) */
     const uint8_t *data;
     if (rec->kind != SP_KIND_PIXELS)
@@ -66,6 +67,13 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     return sp_shardset_add(t->set, rec, data, err);
 }
 
+/* The writer's notes (sp_shard_opts.on_info): shown with -v. */
+static void print_info(void *ctx, const char *msg)
+{
+    (void)ctx;
+    sp_info("%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     static const char *const literals[] = {"huffman", "raw", NULL};
@@ -74,6 +82,7 @@ int main(int argc, char **argv)
     int no_shuffle = 0, merge = 0, level;
     sp_shard_opts so;
     sp_shard_opts_default(&so);
+    so.on_info = print_info;
     level = so.zstd_level;
     sp_cli_part part = {0};
     const sp_opt table[] = {

@@ -8,7 +8,7 @@
 #include "formats/idx.h"
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
-#include "shards/shard.h" /* sp_shard_part_of */
+#include "common/sp_part.h"
 
 /* An IDX file waiting for its partner (images for labels or the reverse). */
 typedef struct idx_pending {
@@ -112,7 +112,7 @@ static json_t *numbered_classes(int n)
 /* 1 if a record with this key goes to another part (--part). */
 static int other_part(sp_decoder *d, const sp_record *rec)
 {
-    if (!d->opts.parts || sp_shard_part_of(rec->key, rec->key_len, d->opts.parts) == d->opts.part)
+    if (!d->opts.parts || sp_part_of(rec->key, rec->key_len, d->opts.parts) == d->opts.part)
         return 0;
     d->stats.other_parts++;
     return 1;

@@ -47,8 +47,13 @@ typedef struct sp_shard_opts {
     int part, parts;      /* this writer is part `part` of `parts` (0 of 0: not a part):
                            * shard names carry it, SPLIT-pIofN-NNNNN-HHHHHHHH.h5,
                            * so the parts' shards can be merged into one directory */
+    /* Notes for the user that are not errors (an interrupted run's shard not reused, and why):
+     * called with one line of text, borrowed for the call; NULL: not reported. The library never
+     * prints; the tool decides where such notes go. */
+    void (*on_info)(void *ctx, const char *msg);
+    void *info_ctx;
 } sp_shard_opts;
-void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 1, raw literals */
+void sp_shard_opts_default(sp_shard_opts *o); /* no record limit, 256 MiB, level 1, raw literals, no on_info */
 
 typedef struct sp_shardset sp_shardset;
 
@@ -72,9 +77,16 @@ sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_e
 int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err);
 /* Finishes every shard, writes their attributes from meta, fsyncs, renames
  * them into place and last writes dir/manifest.json the same way; then
- * removes the files named like shards (SPLIT-NNNNN-HHHHHHHH.h5) that the new
- * manifest does not list (the previous set's, and any a killed commit left),
- * the journal, and the finished shards of an interrupted run not reused. */
+ * removes the shard files the new manifest does not list, but only those this
+ * writer can prove it wrote: listed in the previous manifest or in DIR/.sp-owned
+ * (written, fsynced, before any shard is renamed into place, so a killed
+ * commit's shards are found by the next one). A file merely named like a
+ * shard is never touched. Then the journal and the finished shards of an
+ * interrupted run not reused are removed.
+ *
+ * Errors: every file goes through common/sp_atomic.h; an I/O error names the
+ * file and the OS error (strerror), fills err with SP_EXIT_SYSTEM, removes the
+ * temporary and leaves the last committed set as it was. */
 int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err);
 /* Shards this run compressed and wrote, and shards it took over from an
  * interrupted run (see sp_shardset_create). */
@@ -88,14 +100,18 @@ void sp_shardset_free(sp_shardset *s);
  * or SPLIT-pIofN-NNNNN-HHHHHHHH.h5 for a part. */
 int sp_shard_file_name(const char *name);
 
-/* The part (0 .. parts-1) a record key falls in: XXH3 of the key with a fixed
- * seed, modulo parts. Independent of the shuffle seed and of the input order. */
-int sp_shard_part_of(const char *key, size_t key_len, int parts);
-
 /* Joins the shard sets in dirs (parts written with --part) into out: their
- * shards are linked (or copied) into out and one manifest lists them all,
- * fsynced and renamed into place last. The sets must agree on dataset,
- * classes and shapes, and no shard name may repeat. */
+ * shards are linked (or copied through a temporary) into out and one manifest
+ * lists them all, fsynced and renamed into place last. The sets must agree on
+ * dataset, classes and shapes, and no shard name may repeat. Removes, as
+ * commit does, only the unlisted shards out's previous manifest or .sp-owned
+ * names.
+ *
+ * SP_WRITER_PAUSE=PHASE (an environment variable, for crash tests): at that
+ * phase the writer creates DIR/.sp-pause-PHASE and waits for a signal.
+ * Phases: shard-finished (the first shard is listed in the journal),
+ * commit-renamed (a commit's shards are in place, its manifest not yet),
+ * merge-copied (a merge's shards are in place, its manifest not yet). */
 int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err);
 
 /* ---------------- reading one shard ---------------- */

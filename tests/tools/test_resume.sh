@@ -117,5 +117,18 @@ p = shard("C", *args)
 assert taken_over(p) == done, f"{done} shards finished before the kill, {taken_over(p)} taken over: {p.stderr}"
 same_set("C/OUT", "REF/OUT", "rerun after SIGKILL")
 print(f"SIGKILL after {done} shuffled shards: the rerun took over {done} and equals an uninterrupted run")
+
+# 4. with -v the tool shows why a finished file was not taken over (the
+#    library hands the note to the tool's callback; it never prints)
+shard("D", *opts, stdin=stream[:-1], check=False)
+path = "D/OUT/.sp-done-train-00003.h5"
+data = bytearray(open(path, "rb").read()); data[len(data) // 2] ^= 1; open(path, "wb").write(data)
+p = shard("D", "-v", *opts, "s.sprs")
+notes = [l for l in p.stderr.decode().splitlines() if "not reused" in l]
+assert len(notes) == 1 and notes[0].startswith("sp-shard: OUT/.sp-done-train-00003.h5: not reused ("), p.stderr
+p = shard("E", *opts, stdin=stream[:-1], check=False)
+p = shard("E", *opts, "s.sprs")
+assert b"not reused" not in p.stderr, p.stderr
+print("with -v:", notes[0])
 X
 echo ok

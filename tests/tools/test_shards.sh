@@ -26,12 +26,30 @@ sp-shard -q --shard-size 420 -o OUT s.sprs
 [ "$(ls OUT/*.h5 | wc -l)" -eq 13 ] || fail "size split: $(ls OUT)"
 sp-verify -q OUT
 # rerun with larger shards: the old ones the new manifest does not list are gone,
-# and so is a shard a killed commit left behind; files of other names stay
+# and so are the shards a killed commit renamed into place (paused there by
+# SP_WRITER_PAUSE, then killed); a file the writer did not write stays, even
+# when it is named like a shard
 cp OUT/test-00000-*.h5 OUT/train-00099-0123abcd.h5
 echo keep > OUT/notes.txt
+SP_WRITER_PAUSE=commit-renamed sp-shard -q -n 3 -o OUT s.sprs &
+pid=$!
+i=0
+while [ ! -e OUT/.sp-pause-commit-renamed ]; do
+    i=$((i + 1)); [ $i -lt 600 ] || fail "the commit never reached its pause"; sleep 0.05
+done
+kill -KILL $pid
+set +e; wait $pid; st=$?; set -e
+[ $st -eq 137 ] || fail "the paused commit was not killed (status $st)"
+[ "$(ls OUT/train-*.h5 | wc -l)" -gt 30 ] || fail "the killed commit placed no shards: $(ls OUT)"
+sp-verify -q OUT # the old manifest still holds
+rm OUT/.sp-pause-commit-renamed
 sp-shard -q -o OUT s.sprs
-[ "$(ls OUT/*.h5 | wc -l)" -eq 2 ] || fail "stale shards left: $(ls OUT)"
+ls OUT/*.h5 | sed 's|OUT/||; s/-[0-9a-f]*\.h5$//' > got
+printf 'test-00000\ntrain-00000\ntrain-00099\n' > want
+diff -u want got || fail "stale shards left, or a stranger's file removed"
 [ -f OUT/notes.txt ] || fail "removed a file that is not a shard"
+[ ! -e OUT/.sp-owned ] || fail ".sp-owned left after the commit"
+rm OUT/train-00099-0123abcd.h5
 sp-verify -q OUT
 
 # two writers on one directory: the second refuses
