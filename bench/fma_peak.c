@@ -19,50 +19,34 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* FMAs done (in vector lanes) in about `seconds`; the sum keeps the work live. */
-__attribute__((target("avx512f"))) static double run512(double seconds, float *sink)
-{
-    __m512 acc[CHAINS], m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    long rounds = 0;
-    double end = now() + seconds;
-    while (now() < end) {
-        for (int r = 0; r < 100000; r++)
-#pragma GCC unroll 24
-            for (int i = 0; i < CHAINS; i++)
-                acc[i] = _mm512_fmadd_ps(acc[i], m, a);
-        rounds += 100000;
+/* FMAs done (in vector lanes) in about `seconds`, with vectors of LANES
+ * floats (type VEC, intrinsics SET1, FMADD, STOREU) built for TARGET; the
+ * sum keeps the work live. One body for both widths. */
+#define FMA_KERNEL(NAME, TARGET, VEC, LANES, SET1, FMADD, STOREU)                  \
+    __attribute__((target(TARGET))) static double NAME(double seconds, float *sink) \
+    {                                                                              \
+        VEC acc[CHAINS], m = SET1(0.999999f), a = SET1(1e-7f);                     \
+        for (int i = 0; i < CHAINS; i++)                                           \
+            acc[i] = SET1((float)i);                                               \
+        long rounds = 0;                                                           \
+        double end = now() + seconds;                                              \
+        while (now() < end) {                                                      \
+            for (int r = 0; r < 100000; r++)                                       \
+                _Pragma("GCC unroll 24") for (int i = 0; i < CHAINS; i++)          \
+                    acc[i] = FMADD(acc[i], m, a);                                  \
+            rounds += 100000;                                                      \
+        }                                                                          \
+        float lanes[LANES], s = 0;                                                 \
+        for (int i = 0; i < CHAINS; i++) {                                         \
+            STOREU(lanes, acc[i]);                                                 \
+            s += lanes[0];                                                         \
+        }                                                                          \
+        *sink = s;                                                                 \
+        return (double)rounds * CHAINS * LANES;                                    \
     }
-    float s = 0;
-    for (int i = 0; i < CHAINS; i++)
-        s += _mm512_reduce_add_ps(acc[i]);
-    *sink = s;
-    return (double)rounds * CHAINS * 16;
-}
 
-__attribute__((target("avx2,fma"))) static double run256(double seconds, float *sink)
-{
-    __m256 acc[CHAINS], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++)
-        acc[i] = _mm256_set1_ps((float)i);
-    long rounds = 0;
-    double end = now() + seconds;
-    while (now() < end) {
-        for (int r = 0; r < 100000; r++)
-#pragma GCC unroll 24
-            for (int i = 0; i < CHAINS; i++)
-                acc[i] = _mm256_fmadd_ps(acc[i], m, a);
-        rounds += 100000;
-    }
-    float lanes[8], s = 0;
-    for (int i = 0; i < CHAINS; i++) {
-        _mm256_storeu_ps(lanes, acc[i]);
-        s += lanes[0];
-    }
-    *sink = s;
-    return (double)rounds * CHAINS * 8;
-}
+FMA_KERNEL(run512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
+FMA_KERNEL(run256, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
 
 int main(int argc, char **argv)
 {

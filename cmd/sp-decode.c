@@ -125,10 +125,8 @@ int main(int argc, char **argv)
     };
     const sp_cli_tool cli = {"sp-decode", "[OPTION]... [STREAM]...", about, table, NULL};
     sp_cli_args args;
-    int status = sp_cli_parse(&cli, argc, argv, &args);
+    int status = sp_cli_parse_filter(&cli, argc, argv, &args);
     if (status >= 0)
-        return status;
-    if ((status = sp_cli_stdout_is_safe()))
         return status;
     char why[256];
     if (rz.w) {

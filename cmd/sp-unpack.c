@@ -60,10 +60,8 @@ int main(int argc, char **argv)
     };
     const sp_cli_tool cli = {"sp-unpack", "[OPTION]... [FILE]...", about, table, NULL};
     sp_cli_args args;
-    int status = sp_cli_parse(&cli, argc, argv, &args);
+    int status = sp_cli_parse_filter(&cli, argc, argv, &args);
     if (status >= 0)
-        return status;
-    if ((status = sp_cli_stdout_is_safe()))
         return status;
     sp_unpack_opts uo;
     sp_unpack_opts_default(&uo);

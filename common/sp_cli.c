@@ -210,14 +210,22 @@ void sp_cli_report_key(void *ctx, const char *key, const char *reason)
 }
 
 /* ---------------- number parsing ---------------- */
-int sp_parse_u64(const char *s, uint64_t *out)
+/* The decimal digits at the start of s into *v, *end after them; -1 when s
+ * does not start with a digit or the number overflows. */
+static int parse_leading_u64(const char *s, unsigned long long *v, char **end)
 {
     if (!s || !isdigit((unsigned char)*s))
         return -1;
     errno = 0;
+    *v = strtoull(s, end, 10);
+    return errno ? -1 : 0;
+}
+
+int sp_parse_u64(const char *s, uint64_t *out)
+{
+    unsigned long long v;
     char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
+    if (parse_leading_u64(s, &v, &end) || *end)
         return -1;
     *out = v;
     return 0;
@@ -225,12 +233,9 @@ int sp_parse_u64(const char *s, uint64_t *out)
 
 int sp_parse_size(const char *s, uint64_t *out)
 {
-    if (!s || !isdigit((unsigned char)*s))
-        return -1;
-    errno = 0;
+    unsigned long long v;
     char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
+    if (parse_leading_u64(s, &v, &end))
         return -1;
     int shift = 0;
     switch (*end) {
@@ -579,6 +584,14 @@ int sp_cli_parse(const sp_cli_tool *t, int argc, char **argv, sp_cli_args *args)
     args->n = n;
     args->v = operands;
     return -1;
+}
+
+int sp_cli_parse_filter(const sp_cli_tool *tool, int argc, char **argv, sp_cli_args *args)
+{
+    int status = sp_cli_parse(tool, argc, argv, args);
+    if (status < 0 && sp_cli_stdout_is_safe())
+        return SP_EXIT_USAGE;
+    return status;
 }
 
 const json_t *sp_cli_recipe(sp_err *err)

@@ -136,6 +136,9 @@ typedef struct sp_cli_args {
  * stdout), SP_EXIT_USAGE after a bad option or value (one line on stderr
  * naming it, then the Try line). Also records the recipe (sp_cli_recipe). */
 int sp_cli_parse(const sp_cli_tool *tool, int argc, char **argv, sp_cli_args *args);
+/* sp_cli_parse for a filter that writes a binary record stream on stdout:
+ * also refuses a terminal there (sp_cli_stdout_is_safe: SP_EXIT_USAGE). */
+int sp_cli_parse_filter(const sp_cli_tool *tool, int argc, char **argv, sp_cli_args *args);
 /* A usage error found after parsing: "prog: MESSAGE" and the Try line on
  * stderr; returns SP_EXIT_USAGE. */
 int sp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

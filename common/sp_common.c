@@ -21,6 +21,18 @@ int sp_fail(sp_err *err, int code, const char *fmt, ...)
     return -1;
 }
 
+void sp_notef(void (*cb)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
+{
+    if (!cb)
+        return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    cb(ctx, line);
+}
+
 int sp_fail_context(sp_err *err, const char *fmt, ...)
 {
     if (!err)

@@ -41,6 +41,12 @@ int sp_fail_context(sp_err *err, const char *fmt, ...) __attribute__((format(pri
  * common/sp_cli.h, outside the library.) */
 double sp_now(void);
 
+/* Formats a one-line note and hands it to a tool's callback (library code
+ * never prints; the tool decides where notes go). Does nothing when cb is
+ * NULL. The line is cut at 2047 bytes. */
+void sp_notef(void (*cb)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- growable byte buffer; owns its memory ---- */
 typedef struct sp_buf {
     uint8_t *data;

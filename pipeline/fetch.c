@@ -39,18 +39,7 @@ int sp_fetch_global_init(sp_err *err)
     return 0;
 }
 
-static void note(const sp_fetch_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const sp_fetch_opts *o, const char *fmt, ...)
-{
-    if (!o || !o->note)
-        return;
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->note(o->ctx, line);
-}
+#define note(o, ...) sp_notef((o) ? (o)->note : NULL, (o) ? (o)->ctx : NULL, __VA_ARGS__)
 
 static const char *human_size(uint64_t n, char buf[32])
 {

@@ -27,17 +27,7 @@ void sp_shard_opts_default(sp_shard_opts *o)
 }
 
 /* Hands a note to the tool's on_info, if it gave one. */
-__attribute__((format(printf, 2, 3))) static void note(const sp_shardset *s, const char *fmt, ...)
-{
-    if (!s->opts.on_info)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s->opts.on_info(s->opts.info_ctx, msg);
-}
+#define note(s, ...) sp_notef((s)->opts.on_info, (s)->opts.info_ctx, __VA_ARGS__)
 
 void sp_shardset_pause(const char *dir, const char *phase)
 {
