@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include <archive.h>
@@ -80,21 +81,36 @@ static char *slurp(const char *path, size_t *len, sp_err *err)
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        sp_fail(err, SP_EXIT_DATA, "%s: cannot open", path);
+        sp_fail(err, SP_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     sp_buf b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (sp_buf_append(&b, chunk, n)) {
-            fclose(f);
-            sp_buf_free(&b);
-            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            return NULL;
-        }
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > SP_LABELS_MAX_FILE)
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: over %u MiB, too big for a labels file", path,
+                         (unsigned)(SP_LABELS_MAX_FILE >> 20));
+        else if (sp_buf_append(&b, chunk, n))
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    if (rc == 0 && ferror(f)) /* a directory, an I/O error: not an empty file */
+        rc = sp_fail(err, SP_EXIT_DATA, "%s: read error: %s", path, strerror(errno));
     fclose(f);
-    sp_buf_append(&b, "", 1);
+    const char *nul = rc == 0 && b.len ? memchr(b.data, 0, b.len) : NULL;
+    if (nul) {
+        size_t line = 1;
+        for (const uint8_t *q = b.data; q < (const uint8_t *)nul; q++)
+            line += *q == '\n';
+        rc = sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, line);
+    }
+    if (rc == 0 && sp_buf_append(&b, "", 1))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (rc) {
+        sp_buf_free(&b);
+        return NULL;
+    }
     *len = b.len - 1;
     return (char *)b.data;
 }
