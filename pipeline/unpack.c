@@ -345,10 +345,17 @@ static int unpack_archive(ctx *c, src *s, const char *prefix, int depth, sp_err 
     }
     struct archive_entry *e;
     char key[SP_KEY_MAX + 1];
+    uint64_t headers = 0;
     for (;;) {
         int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
+        if (r == ARCHIVE_EOF) {
+            /* a nested or compressed archive of no members: reported, so data
+             * that only looks like an empty tar (a run of zeros) is not lost unseen */
+            if (headers == 0 && (depth > 0 || archive_filter_count(a) > 1))
+                report(c, prefix, "an archive with no members (or zeros that read as one)");
             break;
+        }
+        headers++;
         if (r < ARCHIVE_WARN) {
             rc = fail_archive(a, s, prefix, err);
             break;
