@@ -98,13 +98,6 @@ static char *slurp(const char *path, size_t *len, sp_err *err)
     if (rc == 0 && ferror(f)) /* a directory, an I/O error: not an empty file */
         rc = sp_fail(err, SP_EXIT_DATA, "%s: read error: %s", path, strerror(errno));
     fclose(f);
-    const char *nul = rc == 0 && b.len ? memchr(b.data, 0, b.len) : NULL;
-    if (nul) {
-        size_t line = 1;
-        for (const uint8_t *q = b.data; q < (const uint8_t *)nul; q++)
-            line += *q == '\n';
-        rc = sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, line);
-    }
     if (rc == 0 && sp_buf_append(&b, "", 1))
         rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     if (rc) {
@@ -117,6 +110,11 @@ static char *slurp(const char *path, size_t *len, sp_err *err)
 
 /* Calls line() for each line (CR/LF stripped, blank lines skipped) with its
  * 1-based number; stops at the first failure. */
+/* Calls line() for each line of the text file path, len bytes read by slurp,
+ * as below; a NUL byte in it is an error naming file and line. */
+static int each_text_line(const char *path, char *text, size_t len,
+                          int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err);
+
 static int each_line(char *text, int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err)
 {
     size_t no = 0;
@@ -134,6 +132,19 @@ static int each_line(char *text, int (*line)(void *ctx, char *s, size_t no, sp_e
             return -1;
     }
     return 0;
+}
+
+static int each_text_line(const char *path, char *text, size_t len,
+                          int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err)
+{
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        size_t no = 1;
+        for (const char *q = text; q < nul; q++)
+            no += *q == '\n';
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, no);
+    }
+    return each_line(text, line, ctx, err);
 }
 
 typedef struct load_ctx {
@@ -181,7 +192,7 @@ int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err)
     l->wnids = json_array();
     l->words = json_array();
     load_ctx c = {l, path ? path : "built-in ImageNet classes", 0};
-    int rc = each_line(text, class_line, &c, err);
+    int rc = each_text_line(src, text, len, class_line, &c, err);
     free(text);
     if (rc)
         return -1;
@@ -301,7 +312,7 @@ int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err)
         long n = sp_mat_struct_pairs(u, len, "synsets", "ILSVRC2012_ID", "WNID", mat_pair, &c, err);
         rc = n < 0 ? sp_fail_context(err, "%s", path) : 0;
     } else {
-        rc = each_line(text, id_line, &c, err);
+        rc = each_text_line(path, text, len, id_line, &c, err);
     }
     free(text);
     return rc;
@@ -376,7 +387,7 @@ int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err)
         c.form = FORM_CSV;
     else if (parse_wnid(first))
         c.form = FORM_WNIDS;
-    int rc = each_line(text, val_line, &c, err);
+    int rc = each_text_line(path, text, len, val_line, &c, err);
     free(text);
     return rc;
 }
