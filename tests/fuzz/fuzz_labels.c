@@ -11,15 +11,18 @@
 #include "fuzz.h"
 #include "pipeline/labels.h"
 
+static char path[64];
+static void remove_file(void) { unlink(path); }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
     if (!path[0]) {
         snprintf(path, sizeof path, "/tmp/sp-fuzz-labels.XXXXXX");
         int fd = mkstemp(path);
         if (fd < 0)
             abort();
         close(fd);
+        atexit(remove_file);
     }
     if (size < 1)
         return 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "common/sp_xxh.h"
@@ -21,12 +22,29 @@
 
 static char dir[64];
 
+/* Removes the directory and what it holds (it holds no subdirectories). */
+static void remove_set(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
 /* Three 2x3x1 uint8 records in two classes, train split; 0 or -1. */
 static int make_set(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sp-fuzz-manifest.XXXXXX");
     if (!mkdtemp(dir))
         return -1;
+    atexit(remove_set);
     sp_err err = {0};
     sp_shard_opts o;
     sp_shard_opts_default(&o);
