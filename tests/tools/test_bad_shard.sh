@@ -97,6 +97,18 @@ for i in range(len(ds)):
 X
 expect_err_has "S/$shard: record $record ("
 
+# a plain h5py reader (through the zstd filter plugin) notices too: the frame's checksum
+$PY - "$shard" <<'X'
+import sys, h5py
+with h5py.File("S/" + sys.argv[1]) as h:
+    try:
+        h["images"][...]
+    except OSError as e:
+        print("h5py refuses the damaged chunk:", str(e).splitlines()[0])
+    else:
+        sys.exit("h5py read the damaged shard without an error")
+X
+
 # the undamaged copy reads in full everywhere
 sp-verify -q GOOD
 sp-cat GOOD > /dev/null
