@@ -210,6 +210,10 @@ static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_e
     for (uint64_t i = 0; i < lb->count; i++)
         if (lb->data[i] > max_label)
             max_label = lb->data[i];
+    int64_t bad = d->numbered ? -1 : sp_idx_first_label_over(lb, d->nclasses);
+    if (bad >= 0) /* the first one out of range, not the largest */
+        return sp_fail(err, SP_EXIT_DATA, "%s: record %lld: label %u out of range: the dataset has %d classes",
+                       lab->key, (long long)bad, lb->data[bad], d->nclasses);
     if (ensure_classes(d, max_label, lab->key, err))
         return -1;
     sp_record rec;
