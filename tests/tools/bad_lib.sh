@@ -2,11 +2,12 @@
 # after lib.sh. Each case can add a row to the bad-input table.
 #   SP_BAD_TABLE  a file to append markdown rows to (unset: no rows)
 
-# row CASE NOTE: one table row for the last expect_status: the case, its exit
-# status, the first line of its stderr, and NOTE ("nothing lost" checks).
+# row CASE NOTE [TEXT]: one table row for the last expect_status: the case,
+# its exit status, the first line of its stderr (the first holding TEXT, when
+# given), and NOTE ("nothing lost" checks).
 row() {
     [ -n "${SP_BAD_TABLE:-}" ] || return 0
-    msg=$(head -n 1 err | sed -e "s#$PWD/##g" -e 's/|/\\|/g')
+    msg=$(grep -m 1 -F -- "${3:-}" err | sed -e "s#$PWD/##g" -e 's/|/\\|/g')
     printf '| %s | %s | `%s` | %s |\n' "$1" "$got" "$msg" "$2" >> "$SP_BAD_TABLE"
 }
 

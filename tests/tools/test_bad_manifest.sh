@@ -94,6 +94,18 @@ expect_status 1 sp-cat P
 expect_err "sp-cat: P/manifest.json: shard entry 0 is malformed"
 row "a shard file named ../S/..." "nothing outside the set is read"
 
+# a shard cut in half, and one overwritten with zeros: refused as the manifest is loaded
+rm -rf K && cp -r S K && head -c 20000 "S/$first" > "K/$first"
+for tool in sp-cat sp-inspect sp-verify; do
+    expect_status 1 $tool K
+done
+expect_err_has "$first"
+row "a shard file cut to 20,000 bytes" "sp-cat, sp-inspect, sp-verify: status 1"
+rm -rf Z && cp -r S Z && head -c "$(wc -c < "S/$first")" /dev/zero > "Z/$first"
+expect_status 1 sp-cat Z
+expect_err_has "Z/$first: cannot open as HDF5"
+row "a shard file overwritten with zeros" ""
+
 # the set itself was never changed by any of this
 sp-verify -q S
 sp-cat S | cmp - all.jsonl

@@ -4,6 +4,7 @@
 # with status 1 and name the shard file and the record.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$SP_ROOT/tests/tools/lib.sh"
+. "$SP_ROOT/tests/tools/bad_lib.sh"
 set -o pipefail
 export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
 cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
@@ -61,18 +62,22 @@ echo "flipped $shard record $record"
 expect_status 1 sp-verify S
 expect_err_has "$shard: record $record ("
 expect_err_has "pixels do not match their checksum"
+row "one flipped byte in a shard's pixels: sp-verify" "the undamaged copy verifies"
 
 expect_status 1 sp-cat S
 expect_err_has "S/$shard: record $record ("
 expect_err_has "pixels do not match their checksum (corrupt shard)"
+row "one flipped byte in a shard's pixels: sp-cat DIR" "was: status 0, the wrong pixels printed"
 expect_status 1 sp-cat "S/$shard"
 expect_err_has "S/$shard: record $record ("
 
 expect_status 1 sp-inspect S
 expect_err_has "S/$shard: record $record: pixels do not match their checksum (corrupt shard)"
+row "one flipped byte in a shard's pixels: sp-inspect" "was: status 0 and a summary"
 
 expect_status 1 ./reader_dump S train index
 expect_err_has "S/$shard: record $record: pixels do not match their checksum (corrupt shard)"
+row "one flipped byte in a shard's pixels: the C reader library (spr_read; the iterator too)" "was: the wrong pixels returned" "reader_dump:"
 for mode in prefetch direct; do
     expect_status 1 ./reader_dump S train iter 16 3 shuffle $mode
     expect_err_has "S/$shard: record $record: pixels do not match their checksum (corrupt shard)"
@@ -82,6 +87,7 @@ done
 expect_status 1 sp-train S --model mlp --epochs 1 -o ckpt
 expect_err_has "$shard: record $record ("
 expect_err_has "pixels do not match their checksum"
+row "one flipped byte in a shard's pixels: sp-train" "refused before the first epoch"
 
 PYTHONPATH="$SP_ROOT/python" expect_status 1 $PY - "$shard" "$record" <<'X'
 import sys, shardpipe
@@ -96,6 +102,7 @@ for i in range(len(ds)):
         sys.exit(f"CorruptShardError: {e}")
 X
 expect_err_has "S/$shard: record $record ("
+row "one flipped byte in a shard's pixels: the Python reader" "was: the wrong pixels returned"
 
 # a plain h5py reader (through the zstd filter plugin) notices too: the frame's checksum
 $PY - "$shard" <<'X'

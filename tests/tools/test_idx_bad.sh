@@ -13,6 +13,7 @@ check() { # KIND expected-stderr-line
     diff -u want got || fail "$1"
     grep -qE "^sp-shard: stdin: (truncated stream|empty input)" err || fail "$1: sp-shard did not refuse the stream"
     [ ! -e OUT/manifest.json ] || fail "$1: committed"
+    row "IDX file: $1" "nothing committed downstream"
 }
 check bad-magic "sp-decode: train-images-idx3-ubyte: not an IDX file (bad magic)"
 check long "sp-decode: train-images-idx3-ubyte: IDX header says 30 items of 20 bytes (616 bytes with header), file has 617 bytes"
