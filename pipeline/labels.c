@@ -332,7 +332,10 @@ static size_t val_number(const char *s)
     const char *v = strstr(s, "_val_");
     if (!v || !isdigit((unsigned char)v[5]))
         return 0;
-    return (size_t)strtoul(v + 5, NULL, 10);
+    size_t n = 0; /* saturates past the limit instead of wrapping */
+    for (const char *d = v + 5; isdigit((unsigned char)*d) && n <= SP_LABELS_MAX_VAL_IMAGE; d++)
+        n = n * 10 + (size_t)(*d - '0');
+    return n;
 }
 
 static int val_line(void *p, char *s, size_t no, sp_err *err)
@@ -366,6 +369,9 @@ static int val_line(void *p, char *s, size_t no, sp_err *err)
                            id);
         w = l->ids[id];
     }
+    if (image > SP_LABELS_MAX_VAL_IMAGE)
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: validation image number over the limit of %u", c->path, no,
+                       (unsigned)SP_LABELS_MAX_VAL_IMAGE);
     if (grow(&l->val, &l->nval, image, err))
         return -1;
     l->val[image] = w;

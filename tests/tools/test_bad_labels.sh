@@ -66,6 +66,12 @@ expect_status 1 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode --classes 
 expect_err_has "sp-decode: missing.txt: cannot open: No such file or directory"
 row "a --labels file that does not exist" ""
 
+# a validation image number past the limit (it used to size the table: 2^64-1 looped forever)
+printf 'ImageId,PredictionString\nILSVRC2012_val_00000001,n01440764 1 2 3 4\nILSVRC2012_val_18446744073709551615,n01440764 1 2 3 4\n' > big.csv
+expect_status 1 timeout 20 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode --classes classes.txt --labels big.csv > /dev/null'
+expect_err_has "sp-decode: big.csv:3: validation image number over the limit of 10000000"
+row "a --labels CSV naming ILSVRC2012_val_18446744073709551615" "was: an endless loop sizing the table (found by fuzz_labels)"
+
 # the good files still label every val image
 sp-unpack ILSVRC2012_img_val.tar | sp-decode --strict --classes classes.txt --labels val.txt | sp-cat > val.jsonl
 [ "$(grep -c '"label":0' val.jsonl)" -eq 1 ] && [ "$(grep -c '"label":1' val.jsonl)" -eq 1 ] || fail "val labels: $(cat val.jsonl)"

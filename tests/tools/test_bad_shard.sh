@@ -105,16 +105,16 @@ expect_err_has "S/$shard: record $record ("
 row "one flipped byte in a shard's pixels: the Python reader" "was: the wrong pixels returned"
 
 # a plain h5py reader (through the zstd filter plugin) notices too: the frame's checksum
-$PY - "$shard" <<'X'
+expect_status 1 $PY - "$shard" <<'X'
 import sys, h5py
 with h5py.File("S/" + sys.argv[1]) as h:
     try:
         h["images"][...]
     except OSError as e:
-        print("h5py refuses the damaged chunk:", str(e).splitlines()[0])
-    else:
-        sys.exit("h5py read the damaged shard without an error")
+        sys.exit(f"h5py: S/{sys.argv[1]}: {str(e).splitlines()[0]}")
 X
+expect_err_has "h5py: S/$shard: Can't read data (filter returned failure during read)"
+row "one flipped byte in a shard's pixels: plain h5py (zstd frame checksum)" "was: the wrong pixels returned"
 
 # the undamaged copy reads in full everywhere
 sp-verify -q GOOD
