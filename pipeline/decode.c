@@ -475,6 +475,10 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         d->stats.out++;
         return 0;
     }
+    sp_cifar_file cf0; /* a CIFAR batch by name: its size is checked before it is read */
+    if (rec->kind == SP_KIND_BLOB && sp_cifar_classify(rec->key, &cf0) == 1 &&
+        sp_cifar_size_ok(&cf0, rec->payload_len, rec->key, err))
+        return -1;
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;

@@ -7,8 +7,8 @@
 #   a PNG and a JPEG claiming 100000x100000 / 65000x65000   100 megapixels
 #   an IDX header claiming 2^32-1 images   its size must match the file's
 #   a 10 GB sparse CIFAR batch given by name   streamed by sp-unpack; refused
-#                                     by sp-decode's 4 GiB payload limit from
-#                                     the record header, before reading it
+#                                     by sp-decode from the record header's size
+#                                     (100,000 records a batch), before reading it
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$SP_ROOT/tests/tools/lib.sh"
 . "$SP_ROOT/tests/tools/bad_lib.sh"
@@ -120,8 +120,13 @@ expect_err_has "sp-decode: train-images-idx3-ubyte: IDX header says 4294967295 i
 row "an IDX header claiming 2^32-1 images of 28x28" "refused from the header before allocation"
 
 expect_status 1 bounded 'sp-unpack cifar-10-batches-bin/data_batch_1.bin | sp-decode > /dev/null'
-expect_err_has "sp-decode: stdin: record 1 (data_batch_1.bin): payload of 10737418240 bytes is over the in-memory limit"
-row "a 10 GB sparse CIFAR batch given by name" "sp-unpack streams it; sp-decode refuses it from the record header"
+expect_err_has "sp-decode: data_batch_1.bin: 10737418240 bytes is over 100000 CIFAR-10 records, the limit of a batch file"
+row "a 10 GB sparse CIFAR batch given by name" "sp-unpack streams it; sp-decode refuses it from the record header, unread"
+truncate -s 0 cifar-10-batches-bin/data_batch_1.bin
+truncate -s 1G cifar-10-batches-bin/data_batch_1.bin
+expect_status 1 bounded 'sp-unpack cifar-10-batches-bin/data_batch_1.bin | sp-decode > /dev/null'
+expect_err_has "sp-decode: data_batch_1.bin: 1073741824 bytes is over 100000 CIFAR-10 records, the limit of a batch file"
+row "a 1 GiB sparse CIFAR batch (under the 4 GiB payload limit)" "refused from its size before it is read, under a 1 GiB memory limit"
 
 took=$(( $(date +%s) - start ))
 [ "$took" -lt 60 ] || fail "the bombs took $took s"
