@@ -28,8 +28,8 @@ typedef struct sp_verify_hooks {
  * -1 when the manifest itself cannot be read (err set). */
 int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats *st, sp_err *err);
 /* The same for a tool about to use the set: 0 when it verifies, else -1 with
- * err naming the first problem (SP_EXIT_DATA) or why the manifest cannot be
- * read. */
+ * err naming the first problem and, when that names no record, the first
+ * problem that does (SP_EXIT_DATA), or why the manifest cannot be read. */
 int sp_verify_or_fail(const char *dir, sp_err *err);
 
 #endif
