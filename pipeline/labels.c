@@ -402,6 +402,8 @@ int sp_labels_has_val(const sp_labels *l) { return l->nval > 0; }
 
 static int class_of(const sp_labels *l, uint32_t w)
 {
+    if (!l->nclasses) /* (bsearch must not be given a NULL table) */
+        return -1;
     wnid_class key = {w, 0};
     const wnid_class *hit = bsearch(&key, l->by_wnid, (size_t)l->nclasses, sizeof key, cmp_wnid);
     return hit ? hit->index : -1;
