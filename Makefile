@@ -51,7 +51,7 @@ TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat s
 UNIT    := test_recstream test_idx test_h5zstd test_resample
 # checks that need fixtures made first: run by a tool test (tests/tools/test_nn.sh)
 UNIT_FIX := nn_reference
-FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat fuzz_checkpoint
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -30,9 +30,20 @@ int sp_cifar_classify(const char *key, sp_cifar_file *f)
     return 0;
 }
 
+int sp_cifar_size_ok(const sp_cifar_file *f, uint64_t len, const char *name, sp_err *err)
+{
+    uint64_t rec = (uint64_t)f->label_bytes + SP_CIFAR_PIXELS;
+    if (len > rec * SP_CIFAR_MAX_RECORDS)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %llu bytes is over %d CIFAR-%d records, the limit of a batch file", name,
+                       (unsigned long long)len, SP_CIFAR_MAX_RECORDS, f->variant);
+    return 0;
+}
+
 long sp_cifar_check(const sp_cifar_file *f, const uint8_t *data, size_t len, const char *name, sp_err *err)
 {
     size_t rec = (size_t)f->label_bytes + SP_CIFAR_PIXELS;
+    if (sp_cifar_size_ok(f, len, name, err))
+        return -1;
     if (len == 0 || len % rec)
         return sp_fail(err, SP_EXIT_DATA, "%s: %zu bytes is not a whole number of %zu-byte CIFAR-%d records", name,
                        len, rec, f->variant);

@@ -16,6 +16,11 @@
 #include "common/sp_common.h"
 
 enum { SP_CIFAR_SIDE = 32, SP_CIFAR_PIXELS = 3 * 32 * 32 };
+/* Records one batch file may hold: the largest real one (CIFAR-100's
+ * train.bin) has 50,000. Checked from the size alone, before the file is
+ * read (sp_cifar_size_ok), so a huge file named like a batch is refused
+ * without being loaded. */
+#define SP_CIFAR_MAX_RECORDS 100000
 
 typedef struct sp_cifar_file {
     int variant;     /* 10 or 100 */
@@ -27,6 +32,9 @@ typedef struct sp_cifar_file {
  * file (returns 2 for CIFAR-10's, 3 for CIFAR-100 fine, 4 for coarse), or
  * nothing (0). */
 int sp_cifar_classify(const char *key, sp_cifar_file *f);
+/* 0 if a batch file of len bytes is within SP_CIFAR_MAX_RECORDS records;
+ * else -1 with err naming the file and the limit. */
+int sp_cifar_size_ok(const sp_cifar_file *f, uint64_t len, const char *name, sp_err *err);
 /* Checks a batch file's size and every label; returns the record count or
  * -1 with err naming the file and the record. */
 long sp_cifar_check(const sp_cifar_file *f, const uint8_t *data, size_t len, const char *name, sp_err *err);

@@ -78,7 +78,11 @@ static size_t zstd_filter(unsigned int flags, size_t cd_nelmts, const unsigned i
     void *out = malloc(cap);
     ZSTD_CCtx *cc = ZSTD_createCCtx();
     size_t n = 0;
+    /* every frame carries the XXH64 of its content, so any zstd reader of the
+     * shards (h5py through this filter, hdf5plugin, zstd itself) notices a
+     * damaged chunk; frames written without one still decode */
     if (!out || !cc || ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1)) ||
         (raw_literals &&
          ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_disable))) ||
         ZSTD_isError(n = ZSTD_compress2(cc, out, cap, *buf, nbytes))) {

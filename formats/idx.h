@@ -27,5 +27,8 @@ int sp_idx_sniff(const uint8_t *buf, size_t len);
  * dimensions, none zero except the count, and a file size that matches the
  * header exactly. name is used in messages. */
 int sp_idx_parse(const uint8_t *buf, size_t len, const char *name, sp_idx *out, sp_err *err);
+/* The index of the first label (a parsed 1-dimensional file's byte) that is
+ * nclasses or more, or -1 when all are below: the record a message names. */
+int64_t sp_idx_first_label_over(const sp_idx *labels, int nclasses);
 
 #endif

@@ -275,7 +275,8 @@ static int decode_png(const uint8_t *data, size_t len, const sp_image_opts *o, s
         png_set_expand_gray_1_2_4_to_8(p);
     if (depth == 16)
         png_set_scale_16(p);
-    if (type & PNG_COLOR_MASK_ALPHA)
+    /* a palette with a tRNS chunk expands to RGBA: its alpha goes as well */
+    if ((type & PNG_COLOR_MASK_ALPHA) || png_get_valid(p, info, PNG_INFO_tRNS))
         png_set_strip_alpha(p);
     if ((type & ~PNG_COLOR_MASK_ALPHA) == PNG_COLOR_TYPE_GRAY)
         png_set_gray_to_rgb(p);

@@ -210,6 +210,10 @@ static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_e
     for (uint64_t i = 0; i < lb->count; i++)
         if (lb->data[i] > max_label)
             max_label = lb->data[i];
+    int64_t bad = d->numbered ? -1 : sp_idx_first_label_over(lb, d->nclasses);
+    if (bad >= 0) /* the first one out of range, not the largest */
+        return sp_fail(err, SP_EXIT_DATA, "%s: record %lld: label %u out of range: the dataset has %d classes",
+                       lab->key, (long long)bad, lb->data[bad], d->nclasses);
     if (ensure_classes(d, max_label, lab->key, err))
         return -1;
     sp_record rec;
@@ -471,6 +475,10 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         d->stats.out++;
         return 0;
     }
+    sp_cifar_file cf0; /* a CIFAR batch by name: its size is checked before it is read */
+    if (rec->kind == SP_KIND_BLOB && sp_cifar_classify(rec->key, &cf0) == 1 &&
+        sp_cifar_size_ok(&cf0, rec->payload_len, rec->key, err))
+        return -1;
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include <archive.h>
@@ -80,27 +81,40 @@ static char *slurp(const char *path, size_t *len, sp_err *err)
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        sp_fail(err, SP_EXIT_DATA, "%s: cannot open", path);
+        sp_fail(err, SP_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     sp_buf b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (sp_buf_append(&b, chunk, n)) {
-            fclose(f);
-            sp_buf_free(&b);
-            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            return NULL;
-        }
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > SP_LABELS_MAX_FILE)
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: over %u MiB, too big for a labels file", path,
+                         (unsigned)(SP_LABELS_MAX_FILE >> 20));
+        else if (sp_buf_append(&b, chunk, n))
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    if (rc == 0 && ferror(f)) /* a directory, an I/O error: not an empty file */
+        rc = sp_fail(err, SP_EXIT_DATA, "%s: read error: %s", path, strerror(errno));
     fclose(f);
-    sp_buf_append(&b, "", 1);
+    if (rc == 0 && sp_buf_append(&b, "", 1))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (rc) {
+        sp_buf_free(&b);
+        return NULL;
+    }
     *len = b.len - 1;
     return (char *)b.data;
 }
 
 /* Calls line() for each line (CR/LF stripped, blank lines skipped) with its
  * 1-based number; stops at the first failure. */
+/* Calls line() for each line of the text file path, len bytes read by slurp,
+ * as below; a NUL byte in it is an error naming file and line. */
+static int each_text_line(const char *path, char *text, size_t len,
+                          int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err);
+
 static int each_line(char *text, int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err)
 {
     size_t no = 0;
@@ -118,6 +132,19 @@ static int each_line(char *text, int (*line)(void *ctx, char *s, size_t no, sp_e
             return -1;
     }
     return 0;
+}
+
+static int each_text_line(const char *path, char *text, size_t len,
+                          int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx, sp_err *err)
+{
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        size_t no = 1;
+        for (const char *q = text; q < nul; q++)
+            no += *q == '\n';
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, no);
+    }
+    return each_line(text, line, ctx, err);
 }
 
 typedef struct load_ctx {
@@ -165,7 +192,7 @@ int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err)
     l->wnids = json_array();
     l->words = json_array();
     load_ctx c = {l, path ? path : "built-in ImageNet classes", 0};
-    int rc = each_line(text, class_line, &c, err);
+    int rc = each_text_line(src, text, len, class_line, &c, err);
     free(text);
     if (rc)
         return -1;
@@ -285,7 +312,7 @@ int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err)
         long n = sp_mat_struct_pairs(u, len, "synsets", "ILSVRC2012_ID", "WNID", mat_pair, &c, err);
         rc = n < 0 ? sp_fail_context(err, "%s", path) : 0;
     } else {
-        rc = each_line(text, id_line, &c, err);
+        rc = each_text_line(path, text, len, id_line, &c, err);
     }
     free(text);
     return rc;
@@ -305,7 +332,10 @@ static size_t val_number(const char *s)
     const char *v = strstr(s, "_val_");
     if (!v || !isdigit((unsigned char)v[5]))
         return 0;
-    return (size_t)strtoul(v + 5, NULL, 10);
+    size_t n = 0; /* saturates past the limit instead of wrapping */
+    for (const char *d = v + 5; isdigit((unsigned char)*d) && n <= SP_LABELS_MAX_VAL_IMAGE; d++)
+        n = n * 10 + (size_t)(*d - '0');
+    return n;
 }
 
 static int val_line(void *p, char *s, size_t no, sp_err *err)
@@ -339,6 +369,9 @@ static int val_line(void *p, char *s, size_t no, sp_err *err)
                            id);
         w = l->ids[id];
     }
+    if (image > SP_LABELS_MAX_VAL_IMAGE)
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: validation image number over the limit of %u", c->path, no,
+                       (unsigned)SP_LABELS_MAX_VAL_IMAGE);
     if (grow(&l->val, &l->nval, image, err))
         return -1;
     l->val[image] = w;
@@ -360,7 +393,7 @@ int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err)
         c.form = FORM_CSV;
     else if (parse_wnid(first))
         c.form = FORM_WNIDS;
-    int rc = each_line(text, val_line, &c, err);
+    int rc = each_text_line(path, text, len, val_line, &c, err);
     free(text);
     return rc;
 }
@@ -369,6 +402,8 @@ int sp_labels_has_val(const sp_labels *l) { return l->nval > 0; }
 
 static int class_of(const sp_labels *l, uint32_t w)
 {
+    if (!l->nclasses) /* (bsearch must not be given a NULL table) */
+        return -1;
     wnid_class key = {w, 0};
     const wnid_class *hit = bsearch(&key, l->by_wnid, (size_t)l->nclasses, sizeof key, cmp_wnid);
     return hit ? hit->index : -1;

@@ -25,6 +25,14 @@
 
 #include "common/sp_common.h"
 
+/* Every file these read is refused, naming file and line, when it holds a
+ * NUL byte, cannot be read to its end (a directory, an I/O error), or is
+ * over SP_LABELS_MAX_FILE bytes. */
+#define SP_LABELS_MAX_FILE (256u << 20)
+/* The highest validation image number a labels file may give a label to
+ * (ILSVRC2012 has 50,000); the table of labels is sized by it. */
+#define SP_LABELS_MAX_VAL_IMAGE 10000000u
+
 typedef struct sp_labels sp_labels;
 
 sp_labels *sp_labels_create(void);

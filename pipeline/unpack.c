@@ -6,11 +6,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_BLOCKSIZE_MAX */
 #include <zstd.h>
 
-#define MAX_DEPTH 8
 #define PEEK 512
 #define CHUNK (256u << 10)
 
@@ -19,6 +19,9 @@ void sp_unpack_opts_default(sp_unpack_opts *o)
     memset(o, 0, sizeof *o);
     o->recurse = 1;
     o->max_buffered = 4ull << 30;
+    o->max_ratio = 100;
+    o->max_ratio_floor = 64ull << 20;
+    o->max_empty = 100000;
 }
 
 /* Where libarchive's bytes come from. */
@@ -34,6 +37,10 @@ typedef struct src {
     uint8_t *buf;
     sp_err *err;            /* set when the failure is ours, not libarchive's */
     int failed;
+    uint64_t served;        /* bytes handed to libarchive: the compressed side */
+    uint64_t produced;      /* bytes of members read out of it */
+    uint64_t empty;         /* empty members seen */
+    int64_t file_size;      /* SRC_FD of a regular file: its size (streamed, not buffered); else -1 */
 } src;
 
 typedef struct ctx {
@@ -44,7 +51,16 @@ typedef struct ctx {
     const char *input; /* input name for messages */
 } ctx;
 
+static la_ssize_t src_read_raw(struct archive *a, void *p, const void **out);
 static la_ssize_t src_read(struct archive *a, void *p, const void **out)
+{
+    la_ssize_t n = src_read_raw(a, p, out);
+    if (n > 0)
+        ((src *)p)->served += (uint64_t)n;
+    return n;
+}
+
+static la_ssize_t src_read_raw(struct archive *a, void *p, const void **out)
 {
     src *s = p;
     if (!s->pre_done) {
@@ -99,6 +115,18 @@ static int is_nested(const uint8_t *p, size_t n)
     if (n >= 4 && !memcmp(p, "PK\x03\x04", 4))                 /* zip */
         return 1;
     return 0;
+}
+
+/* is_nested, or any other archive or compression an input given by name may
+ * be: cpio, lz4, compress (.Z). Anything else is one plain file, even when
+ * libarchive would take it for something (a run of zero bytes reads as an
+ * empty tar, and a file of zeros would vanish without a trace). */
+static int is_archive(const uint8_t *p, size_t n)
+{
+    return is_nested(p, n) || (n >= 6 && (!memcmp(p, "070707", 6) || !memcmp(p, "070701", 6) ||
+                                          !memcmp(p, "070702", 6))) ||
+           (n >= 2 && ((p[0] == 0xc7 && p[1] == 0x71) || (p[0] == 0x71 && p[1] == 0xc7))) ||
+           (n >= 4 && !memcmp(p, "\x04\x22\x4d\x18", 4)) || (n >= 2 && p[0] == 0x1f && p[1] == 0x9d);
 }
 
 /* Key of a compressed single file: its name less the compression suffix. */
@@ -183,6 +211,20 @@ static int fail_archive(struct archive *a, src *s, const char *what, sp_err *err
     return sp_fail(err, SP_EXIT_DATA, "%s: %s", what, archive_error_string(a) ? archive_error_string(a) : "archive error");
 }
 
+/* Counts n more bytes out of archive a; -1 once a compressed source expands
+ * past the limit (a decompression bomb). */
+static int count_out(ctx *c, struct archive *a, src *s, const char *key, size_t n, sp_err *err)
+{
+    s->produced += n;
+    uint64_t r = c->opts->max_ratio;
+    if (r && archive_filter_count(a) > 1 && s->produced > c->opts->max_ratio_floor &&
+        s->produced / r > s->served)
+        return sp_fail(err, SP_EXIT_DATA,
+                       "%s: expands more than %llu to 1 (%llu bytes from %llu compressed): a decompression bomb, refused",
+                       key, (unsigned long long)r, (unsigned long long)s->produced, (unsigned long long)s->served);
+    return 0;
+}
+
 /* Writes the current entry of a as one blob record. peek holds its first
  * bytes, already read. size < 0: unknown, buffered. */
 static int emit_entry(ctx *c, struct archive *a, src *s, const char *key, const uint8_t *peek,
@@ -205,6 +247,8 @@ static int emit_entry(ctx *c, struct archive *a, src *s, const char *key, const 
                 return fail_archive(a, s, key, err);
             if (n == 0)
                 break;
+            if (count_out(c, a, s, key, (size_t)n, err))
+                return -1;
             if (sp_writer_append(c->out->w, buf, (size_t)n, err))
                 return sp_fail_context(err, "%s", c->input);
         }
@@ -218,6 +262,10 @@ static int emit_entry(ctx *c, struct archive *a, src *s, const char *key, const 
             if (n < 0) {
                 sp_buf_free(&all);
                 return fail_archive(a, s, key, err);
+            }
+            if (count_out(c, a, s, key, (size_t)n, err)) {
+                sp_buf_free(&all);
+                return -1;
             }
             if (all.len + (size_t)n > c->opts->max_buffered) {
                 sp_buf_free(&all);
@@ -256,9 +304,9 @@ static int unpack_member(ctx *c, struct archive *a, src *s, struct archive_entry
         got += (size_t)n;
     }
     if (may_recurse && c->opts->recurse && is_nested(peek, got)) {
-        if (depth >= MAX_DEPTH)
-            return sp_fail(err, SP_EXIT_DATA, "%s: archives nested more than %d deep", key, MAX_DEPTH);
-        src child = {.kind = SRC_ENTRY, .outer = a, .pre = peek, .pre_len = got, .err = err};
+        if (depth >= SP_UNPACK_MAX_DEPTH)
+            return sp_fail(err, SP_EXIT_DATA, "%s: archives nested more than %d deep", key, SP_UNPACK_MAX_DEPTH);
+        src child = {.kind = SRC_ENTRY, .outer = a, .pre = peek, .pre_len = got, .err = err, .file_size = -1};
         child.buf = malloc(2 * CHUNK);
         if (!child.buf)
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
@@ -268,6 +316,11 @@ static int unpack_member(ctx *c, struct archive *a, src *s, struct archive_entry
     }
     int64_t size = archive_entry_size_is_set(e) && archive_format(a) != ARCHIVE_FORMAT_RAW
                        ? archive_entry_size(e) : -1;
+    if (archive_format(a) == ARCHIVE_FORMAT_RAW && archive_filter_count(a) == 1 && s->file_size >= 0)
+        size = s->file_size; /* a plain file given by name: its size is known, so it is streamed */
+    if (got == 0 && c->opts->max_empty && ++s->empty > c->opts->max_empty)
+        return sp_fail(err, SP_EXIT_DATA, "%s: more than %llu empty members in one archive, refused", key,
+                       (unsigned long long)c->opts->max_empty);
     return emit_entry(c, a, s, key, peek, got, size, err);
 }
 
@@ -276,11 +329,13 @@ static int unpack_archive(ctx *c, src *s, const char *prefix, int depth, sp_err 
     struct archive *a = archive_read_new();
     if (!a)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
-    archive_read_support_format_zip_streamable(a);
-    archive_read_support_format_cpio(a);
+    if (depth > 0 || s->kind != SRC_FD || is_archive(s->pre, s->pre_len)) {
+        archive_read_support_filter_all(a);
+        archive_read_support_format_tar(a);
+        archive_read_support_format_gnutar(a);
+        archive_read_support_format_zip_streamable(a);
+        archive_read_support_format_cpio(a);
+    }
     archive_read_support_format_raw(a);
     int rc = 0;
     if (archive_read_open(a, s, NULL, src_read, NULL) != ARCHIVE_OK) {
@@ -290,10 +345,17 @@ static int unpack_archive(ctx *c, src *s, const char *prefix, int depth, sp_err 
     }
     struct archive_entry *e;
     char key[SP_KEY_MAX + 1];
+    uint64_t headers = 0;
     for (;;) {
         int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
+        if (r == ARCHIVE_EOF) {
+            /* a nested or compressed archive of no members: reported, so data
+             * that only looks like an empty tar (a run of zeros) is not lost unseen */
+            if (headers == 0 && (depth > 0 || archive_filter_count(a) > 1))
+                report(c, prefix, "an archive with no members (or zeros that read as one)");
             break;
+        }
+        headers++;
         if (r < ARCHIVE_WARN) {
             rc = fail_archive(a, s, prefix, err);
             break;
@@ -358,7 +420,7 @@ static int unpack_records(ctx *c, sp_reader *r, const json_t *overrides, sp_err 
 {
     uint64_t serial = 0;
     sp_record rec;
-    src s = {.kind = SRC_RECORD, .reader = r, .err = err};
+    src s = {.kind = SRC_RECORD, .reader = r, .err = err, .file_size = -1};
     s.buf = malloc(2 * CHUNK);
     if (!s.buf)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
@@ -439,7 +501,10 @@ static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, cons
         c->stats->files++;
         return 0;
     }
-    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err};
+    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err, .file_size = -1};
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == (off_t)pre_len)
+        s.file_size = (int64_t)st.st_size;
     s.buf = malloc(2 * CHUNK);
     if (!s.buf)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");

@@ -11,6 +11,12 @@
  *
  * Entries with absolute paths or "..", links, devices and fifos are skipped
  * and reported through opts->report, never followed or written.
+ *
+ * Limits (each an SP_EXIT_DATA error naming the member and the limit):
+ * archives nested more than SP_UNPACK_MAX_DEPTH deep; a compressed input or
+ * member expanding more than opts->max_ratio to 1; a member of unknown size
+ * over opts->max_buffered; more than opts->max_empty empty members in one
+ * archive.
  */
 #ifndef SP_UNPACK_H
 #define SP_UNPACK_H
@@ -18,9 +24,16 @@
 #include "formats/recstream.h"
 #include "pipeline/stage.h"
 
+#define SP_UNPACK_MAX_DEPTH 8 /* archives inside archives */
+
 typedef struct sp_unpack_opts {
     int recurse;                /* open nested tars/compressed members (default 1) */
-    uint64_t max_buffered;      /* a member of unknown size is buffered up to this */
+    uint64_t max_buffered;      /* a member of unknown size is buffered up to this (default 4 GiB) */
+    uint32_t max_ratio;         /* a compressed archive or file may give at most this many bytes per
+                                 * compressed byte read, once past max_ratio_floor bytes (default 100;
+                                 * 0: no limit): a decompression bomb stops here */
+    uint64_t max_ratio_floor;   /* default 64 MiB */
+    uint64_t max_empty;         /* empty members one archive may hold (default 100,000) */
     void (*report)(void *ctx, const char *key, const char *reason); /* skipped entries */
     void *report_ctx;
     void (*progress)(void *ctx, uint64_t records, uint64_t bytes); /* may be NULL */

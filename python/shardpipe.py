@@ -17,10 +17,14 @@ stored, HWC. ``transform`` (optional) is applied to the image last.
 
 Files are opened lazily in the process that reads them and reopened after a
 fork, so the dataset is safe with DataLoader workers: each worker opens its
-own files. Shards use the HDF5 zstd filter 32015: the reader adds
-``plugin_dir`` (default: $HDF5_PLUGIN_PATH, else where ``make install`` put
-the plugin, else the build/hdf5-plugin directory beside this file's checkout)
-to h5py's plugin search path.
+own files. Every image read is checked against the XXH3-64 the shard stores
+for it in ``/checksums`` (the hash sp-verify checks, of the pixel bytes as
+stored); a mismatch, or a chunk the decompressor cannot read, raises
+``CorruptShardError`` naming the shard file and the record. Shards use the
+HDF5 zstd filter 32015: the reader adds ``plugin_dir`` (default:
+$HDF5_PLUGIN_PATH, else where ``make install`` put the plugin, else the
+build/hdf5-plugin directory beside this file's checkout) to h5py's plugin
+search path.
 """
 import bisect
 import json
@@ -28,9 +32,16 @@ import os
 
 import h5py
 import numpy as np
+import xxhash
 from h5py import h5pl
 
-__all__ = ["ShardDataset", "load_manifest"]
+__all__ = ["ShardDataset", "load_manifest", "CorruptShardError"]
+
+MAX_CLASSES = 1000000  # names in a manifest's class list, as the C reader allows
+
+
+class CorruptShardError(ValueError):
+    """A record whose stored bytes are damaged: the message names shard file and record."""
 
 _plugin_dirs_added = set()
 
@@ -66,6 +77,17 @@ def load_manifest(directory):
         m = json.load(f)
     if m.get("format") != "shardpipe-manifest" or m.get("format_version") != 1:
         raise ValueError(f"{directory}: not a shardpipe manifest (version 1)")
+    for name in ("classes", "classes2"):
+        names = m.get(name, [])
+        if not isinstance(names, list) or len(names) > MAX_CLASSES or not all(isinstance(c, str) for c in names):
+            raise ValueError(f"{directory}: {name} is not a list of at most {MAX_CLASSES} names")
+    files = [s.get("file") for s in m.get("shards", [])]
+    for f in files:
+        if not isinstance(f, str) or not f or "/" in f or f.startswith("."):
+            raise ValueError(f"{directory}: shard entry {f!r} is malformed")
+    if len(set(files)) != len(files):
+        twice = sorted({f for f in files if files.count(f) > 1})
+        raise ValueError(f"{directory}: shard {twice[0]} is listed twice")
     return m
 
 
@@ -129,7 +151,37 @@ class ShardDataset:
         """The record as stored: (image HWC, label, key)."""
         k, row = self.locate(index)
         h = self._file(k)
-        return h["images"][row], int(h["labels"][row]), h["keys"][row].decode()
+        where = f"{os.path.join(self.directory, self.files[k])}: record {row}"
+        key = h["keys"][row].decode()
+        stored = int(h["checksums"][row])
+        try:
+            image = h["images"][row]
+        except OSError as e:  # the filter refused the chunk: its frame checksum, or worse
+            image = self._salvage(h, row, where, key, e)
+        if xxhash.xxh3_64_intdigest(np.ascontiguousarray(image).tobytes()) != stored:
+            raise CorruptShardError(f"{where} ({key}): pixels do not match their checksum (corrupt shard)")
+        return image, int(h["labels"][row]), key
+
+    @staticmethod
+    def _salvage(h, row, where, key, error):
+        """The record's pixels from a chunk the filter refused: decompressed here
+        without the frame's checksum, so the per-record checksum (checked by the
+        caller) tells which records of the chunk are damaged."""
+        import zstandard  # python3-zstandard, needed only here
+        ds = h["images"]
+        chunk_rows = ds.chunks[0] if ds.chunks else 0
+        try:
+            start = row - row % chunk_rows
+            _, raw = ds.id.read_direct_chunk((start,) + (0,) * (ds.ndim - 1))
+            frame = bytearray(raw)
+            if len(frame) > 8 and frame[4] & 0x04:  # drop the content checksum
+                frame[4] &= ~0x04
+                frame = frame[:-4]
+            rb = int(np.prod(ds.shape[1:])) * ds.dtype.itemsize
+            data = zstandard.ZstdDecompressor().decompress(bytes(frame), max_output_size=chunk_rows * rb)
+            return np.frombuffer(data[(row - start) * rb:(row - start + 1) * rb], ds.dtype).reshape(ds.shape[1:])
+        except Exception:
+            raise CorruptShardError(f"{where} ({key}): cannot read: {error} (corrupt shard)") from None
 
     def __getitem__(self, index):
         image, label, _ = self.raw(index)

@@ -45,10 +45,12 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
         sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
         goto fail;
     }
-    pthread_mutex_lock(&h5_lock);
+    pthread_mutex_lock(&h5_lock); /* sp_manifest_load opens every shard to hold it to its entry */
     int init = sp_h5_init(&err);
+    if (!init)
+        m = sp_manifest_load(dir, &err);
     pthread_mutex_unlock(&h5_lock);
-    if (init || !(m = sp_manifest_load(dir, &err)))
+    if (init || !m)
         goto fail;
     size_t i;
     json_t *e;

@@ -117,6 +117,12 @@ int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err);
 /* ---------------- reading one shard ---------------- */
 typedef struct sp_shard sp_shard;
 
+/* Limits on what a shard file may claim before the reader allocates for it:
+ * records in one shard, and bytes of one images chunk read directly (bigger
+ * chunks go through HDF5's own filter pipeline, which bounds them itself). */
+#define SP_SHARD_MAX_RECORDS (1ull << 32)
+#define SP_SHARD_MAX_CHUNK_BYTES ((size_t)1 << 30)
+
 sp_shard *sp_shard_open(const char *path, sp_err *err);
 /* The same without loading the keys (sp_shard_key then returns NULL): for
  * readers that want pixels and labels only. */
@@ -135,7 +141,14 @@ json_t *sp_shard_meta(const sp_shard *s);
 /* An integer attribute; -1 with err set when missing. */
 int sp_shard_attr_int(const sp_shard *s, const char *name, long long *out, sp_err *err);
 /* Reads records [first, first+n): pixels (n*H*W*C values), labels,
- * labels2 and stored checksums; any output may be NULL. */
+ * labels2 and stored checksums; any output may be NULL. When pixels are read
+ * they are checked against the stored XXH3 checksums (unless turned off by
+ * sp_shard_set_verify): a mismatch is -1 with SP_EXIT_DATA and a message
+ * naming the shard file and the record's index (and key, when loaded). Damage
+ * the decompressor notices names the shard and the records of the chunk. */
+/* on = 0: sp_shard_read returns pixels unchecked, for a caller that checks
+ * them itself (sp-verify, which reports every bad record, not the first). */
+void sp_shard_set_verify(sp_shard *s, int on);
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,
                   int32_t *labels2, uint64_t *checksums, sp_err *err);
 

@@ -1,8 +1,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+/* ZSTD_d_forceIgnoreChecksum: an "experimental" parameter, in the shared
+ * library since zstd 1.4.7 */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
+#include "common/sp_xxh.h"
 #include "formats/h5zstd.h"
 #include "shards/shard.h"
 
@@ -12,6 +16,9 @@ struct sp_shard {
     uint64_t n;
     uint32_t h, w, c;
     int dtype, split;
+    int verify;            /* 1: sp_shard_read checks pixels against /checksums (the default) */
+    uint64_t *sums;        /* scratch for those checks when the caller wants no checksums */
+    size_t sums_cap;
     char **keys; /* n pointers into keybuf */
     char *keybuf;
     json_t *meta;
@@ -162,7 +169,8 @@ static void setup_direct(sp_shard *s)
     if (dcpl >= 0 && ft >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, cd) == 4 &&
         cd[0] > 0 && cd[1] == s->h && cd[2] == s->w && cd[3] == s->c && H5Pget_nfilters(dcpl) == 1 &&
         H5Pget_filter2(dcpl, 0, &flags, &ncd, cdv, sizeof name, name, &config) == SP_H5Z_ZSTD &&
-        H5Tequal(ft, sp_h5_pixel_type(s->dtype)) > 0) {
+        H5Tequal(ft, sp_h5_pixel_type(s->dtype)) > 0 &&
+        cd[0] <= (SP_SHARD_MAX_CHUNK_BYTES / ((size_t)s->h * s->w * s->c * H5Tget_size(ft)))) {
         s->direct = 1;
         s->chunk_n = cd[0];
         s->record_bytes = (size_t)s->h * s->w * s->c * H5Tget_size(ft);
@@ -222,7 +230,13 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         sp_fail(err, SP_EXIT_DATA, "%s: images is not an [N,H,W,C] array of uint8/float16/float32", path);
         goto fail;
     }
+    if (d[0] > SP_SHARD_MAX_RECORDS) {
+        sp_fail(err, SP_EXIT_DATA, "%s: images claims %llu records, over the limit of %llu", path,
+                (unsigned long long)d[0], (unsigned long long)SP_SHARD_MAX_RECORDS);
+        goto fail;
+    }
     s->n = d[0], s->h = (uint32_t)d[1], s->w = (uint32_t)d[2], s->c = (uint32_t)d[3];
+    s->verify = 1;
     s->part_chunk = -1;
     setup_direct(s);
     if (unfinished_split >= 0) {
@@ -273,11 +287,13 @@ void sp_shard_close(sp_shard *s)
     json_decref(s->meta);
     free(s->raw);
     free(s->part);
+    free(s->sums);
     ZSTD_freeDCtx(s->dctx);
     free(s);
 }
 
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
+void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
 int sp_shard_split(const sp_shard *s) { return s->split; }
 int sp_shard_has_labels2(const sp_shard *s) { return s->labels2 >= 0; }
 const char *sp_shard_key(const sp_shard *s, uint64_t i) { return s->keys && i < s->n ? s->keys[i] : NULL; }
@@ -300,7 +316,12 @@ static int read_rows(sp_shard *s, hid_t ds, int rank, hid_t t, uint64_t first, u
     herr_t rc = H5Dread(ds, t, ms, fs, H5P_DEFAULT, out);
     H5Sclose(ms);
     H5Sclose(fs);
-    return rc < 0 ? h5fail(err, s->path, name) : 0;
+    if (rc < 0) {
+        char m[256];
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s: %s (corrupt shard)", s->path,
+                       (unsigned long long)first, (unsigned long long)(first + n - 1), name, sp_h5_error(m, sizeof m));
+    }
+    return 0;
 }
 
 /* Chunk c of the images, decompressed into out (chunk_n records). */
@@ -309,28 +330,42 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
     hsize_t off[4] = {c * s->chunk_n, 0, 0, 0}, size = 0;
     size_t want = s->chunk_n * s->record_bytes;
     uint32_t mask = 0;
+    unsigned long long r0 = (unsigned long long)(c * s->chunk_n), r1 = r0 + s->chunk_n - 1;
+    if (r1 >= s->n)
+        r1 = s->n - 1;
     if (H5Dget_chunk_storage_size(s->images, off, &size) < 0 || size == 0)
-        return h5fail(err, s->path, "cannot find an images chunk");
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu missing", s->path, r0, r1,
+                       (unsigned long long)c);
+    if (size > ZSTD_compressBound(want)) /* no zstd frame of `want` bytes is bigger: damage */
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu claims %llu bytes", s->path,
+                       r0, r1, (unsigned long long)c, (unsigned long long)size);
     if (size > s->raw_cap) {
         uint8_t *grown = realloc(s->raw, (size_t)size);
         if (!grown)
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         s->raw = grown, s->raw_cap = (size_t)size;
     }
-    if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
-        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (!s->dctx) {
+        if (!(s->dctx = ZSTD_createDCtx()))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        /* the per-record XXH3 checks below name the damaged record; the frame's
+         * own XXH64 (when the writer stored one) would only name the chunk */
+        ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
+    }
     if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, s->raw) < 0)
-        return h5fail(err, s->path, "cannot read an images chunk");
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu", s->path, r0, r1,
+                       (unsigned long long)c);
     if (mask & 1) { /* the filter was skipped for this chunk: stored as it is */
         if (size != want)
-            return sp_fail(err, SP_EXIT_DATA, "%s: images chunk %llu: %llu bytes, not %zu", s->path,
-                           (unsigned long long)c, (unsigned long long)size, want);
+            return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu: %llu bytes, not %zu",
+                           s->path, r0, r1, (unsigned long long)c, (unsigned long long)size, want);
         memcpy(out, s->raw, want);
         return 0;
     }
     size_t got = ZSTD_decompressDCtx(s->dctx, out, want, s->raw, (size_t)size);
     if (ZSTD_isError(got) || got != want)
-        return sp_fail(err, SP_EXIT_DATA, "%s: images chunk %llu: %s", s->path, (unsigned long long)c,
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu: %s (corrupt shard)", s->path,
+                       r0, r1, (unsigned long long)c,
                        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong decompressed size");
     return 0;
 }
@@ -387,8 +422,27 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
                 labels2[i] = SP_LABEL_NONE;
         }
     }
-    if (checksums &&
-        read_rows(s, s->checksums, 1, H5T_NATIVE_UINT64, first, n, checksums, "cannot read checksums", err))
+    uint64_t *sums = checksums;
+    if (!sums && pixels && s->verify) {
+        if (n > s->sums_cap) {
+            uint64_t *grown = realloc(s->sums, n * sizeof *grown);
+            if (!grown)
+                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            s->sums = grown, s->sums_cap = n;
+        }
+        sums = s->sums;
+    }
+    if (sums && read_rows(s, s->checksums, 1, H5T_NATIVE_UINT64, first, n, sums, "cannot read checksums", err))
         return -1;
+    if (pixels && s->verify) {
+        size_t rb = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);
+        for (uint64_t i = 0; i < n; i++)
+            if (sp_xxh3((const uint8_t *)pixels + i * rb, rb) != sums[i]) {
+                const char *key = sp_shard_key(s, first + i);
+                return sp_fail(err, SP_EXIT_DATA, "%s: record %llu%s%s%s: pixels do not match their checksum (corrupt shard)",
+                               s->path, (unsigned long long)(first + i), key ? " (" : "", key ? key : "",
+                               key ? ")" : "");
+            }
+    }
     return 0;
 }

@@ -12,9 +12,15 @@
  * Contracts:
  *  - pixels are written row-major per record as stored: n x H x W x C values
  *    of spr_dtype (uint8, float16 bits, float32); labels as int32, -1 for none.
- *  - A set is one split of DIR/manifest.json; every shard is checked against
- *    the manifest's record count when opened. Handles are not shared between
- *    threads, except that an iterator's prefetch thread reads on its own.
+ *  - A set is one split of DIR/manifest.json. spr_open checks the manifest
+ *    (at most 1,000,000 class names, no shard listed twice, shapes within
+ *    65536 x 65536 x 16, known dtypes, totals that add up) and holds every
+ *    listed shard to its entry (records, shape, dtype, split, class names).
+ *    Handles are not shared between threads, except that an iterator's
+ *    prefetch thread reads on its own.
+ *  - Integrity: every record read (spr_read, spr_iter_next) is checked against
+ *    the XXH3-64 its shard stores for it; a mismatch fails the call with a
+ *    message naming the shard file and the record's index in it.
  *  - Functions that fail return a negative value (or NULL) and leave a
  *    message in spr_error(set) (spr_open: in the caller's buffer).
  *  - Memory: an iterator holds at most two batches plus one shuffle window

@@ -7,7 +7,7 @@ set -eu
 build=$(cd "$1" && pwd)
 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint"
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint" "$out/manifest" "$out/cifar" "$out/labels"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
@@ -39,3 +39,25 @@ tar -xzf "$tmp/ilsvrc/ILSVRC2012_devkit_t12.tar.gz" -O ILSVRC2012_devkit_t12/dat
 "$build/bin/sp-shard" -q -o "$tmp/shards" < "$out/recstream/pixels.sprs"
 "$build/bin/sp-train" -q "$tmp/shards" -e 1 -b 2 -o "$out/checkpoint/adam.ckpt"
 "$build/bin/sp-train" -q "$tmp/shards" -e 1 -b 2 --optimizer sgd --lr 0.01 -o "$out/checkpoint/sgd.ckpt"
+# the manifest of the fuzz target's own small shard set, and variants of it
+SP_FUZZ_MANIFEST_SEED="$out/manifest/valid.json" "$build/tests/fuzz_manifest" /dev/null > /dev/null
+/usr/bin/python3 - "$out/manifest" <<'X'
+import json, sys
+d = sys.argv[1]
+m = json.load(open(f"{d}/valid.json"))
+m2 = dict(m, classes=[]); json.dump(m2, open(f"{d}/no-classes.json", "w"))
+m3 = dict(m, shards=m["shards"] * 2); json.dump(m3, open(f"{d}/twice.json", "w"))
+m4 = json.loads(json.dumps(m)); m4["shards"][0]["shape"] = [3, 2, 1]; json.dump(m4, open(f"{d}/shape.json", "w"))
+X
+# CIFAR batches: a leading byte picks the variant (0: CIFAR-10, 1: CIFAR-100)
+/usr/bin/python3 - "$out/cifar" <<'X'
+import sys
+d = sys.argv[1]
+px = bytes(i % 251 for i in range(3072))
+open(f"{d}/cifar10.bin", "wb").write(b"\0" + b"".join(bytes([i % 10]) + px for i in range(3)))
+open(f"{d}/cifar100.bin", "wb").write(b"\1" + b"".join(bytes([i % 20, i % 100]) + px for i in range(3)))
+X
+# label files: a leading byte picks the parser (0: classes, 1: val labels, 2: ID table)
+for f in classes.txt; do printf '\000' | cat - "$tmp/ilsvrc/$f" > "$out/labels/$f"; done
+for f in LOC_val_solution.csv val_wnids.txt ground_truth.txt; do printf '\001' | cat - "$tmp/ilsvrc/$f" > "$out/labels/$f"; done
+printf '\002' | cat - "$tmp/ilsvrc/synset_ids.txt" > "$out/labels/synset_ids.txt"

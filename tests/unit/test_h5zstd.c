@@ -1,5 +1,6 @@
 /* The zstd HDF5 filter: chunks written and read back through HDF5, frames
- * without a content size (as streaming writers make them), and corrupt input. */
+ * without a content size (as streaming writers make them), frames with and
+ * without the content checksum, and corrupt input. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,29 @@ int main(void)
     size_t bn = run_filter(H5Z_FLAG_REVERSE, z, zn, &back);
     CHECK(bn == N && !memcmp(back, data, N), "round trip through the filter");
     free(back);
+
+    /* the frame carries zstd's content checksum: a changed byte anywhere in it
+     * is refused (the last 4 bytes are the checksum itself) */
+    CHECK(((const uint8_t *)z)[4] & 0x04, "frame descriptor 0x%02x has no checksum flag", ((const uint8_t *)z)[4]);
+    for (size_t at = 6; at < zn; at += zn / 7) {
+        uint8_t *bad = malloc(zn);
+        memcpy(bad, z, zn);
+        bad[at] ^= 0x10;
+        size_t got = run_filter(H5Z_FLAG_REVERSE, bad, zn, &back);
+        CHECK(got == 0, "a frame changed at byte %zu of %zu decoded (%zu bytes)", at, zn, got);
+        free(back);
+        free(bad);
+    }
+    /* a frame written without a checksum (shards from before it) still decodes */
+    {
+        uint8_t *old = malloc(ZSTD_compressBound(N));
+        size_t on = ZSTD_compress(old, ZSTD_compressBound(N), data, N, 3);
+        CHECK(!ZSTD_isError(on) && !(old[4] & 0x04), "plain frame");
+        bn = run_filter(H5Z_FLAG_REVERSE, old, on, &back);
+        CHECK(bn == N && !memcmp(back, data, N), "frame without a checksum");
+        free(back);
+        free(old);
+    }
 
     /* truncated frame: the filter fails (returns 0), never returns short data */
     CHECK(run_filter(H5Z_FLAG_REVERSE, z, zn / 2, &back) == 0, "truncated frame accepted");
