@@ -1,3 +1,4 @@
+/* Errors (sp_err), notes to a tool's callback, the clock, growable buffers and small I/O helpers. */
 #define _POSIX_C_SOURCE 200809L
 #include "sp_common.h"
 

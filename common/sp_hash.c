@@ -1,3 +1,4 @@
+/* md5 and sha256 of a file in one pass through OpenSSL's libcrypto (see sp_hash.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "common/sp_hash.h"
 

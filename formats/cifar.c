@@ -1,3 +1,4 @@
+/* CIFAR-10/100 binary batches: which file is which, sizes checked, records of label byte(s) and planar pixels to HWC. */
 #include "formats/cifar.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+/* The HDF5 zstd filter (id 32015): compresses and decompresses chunks, frames with a content checksum. */
 #include "formats/h5zstd.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* IDX headers and payloads (the MNIST family): sizes checked against the file before anything is read. */
 #include "formats/idx.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+/* JPEG (libjpeg-turbo) and PNG (libpng) decoding to 8-bit pixels, with a pixel limit checked from the header. */
 #include "formats/image.h"
 
 #include <jerror.h>

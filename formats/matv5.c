@@ -1,3 +1,4 @@
+/* A reader for the part of MATLAB MAT v5 that ImageNet's devkit meta.mat uses (struct arrays of strings and numbers). */
 #include "formats/matv5.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* PIL 9's resampling, bit for bit: coefficients, the horizontal and vertical passes, plain C and SSE4.1/AVX2 levels. */
 #define _DEFAULT_SOURCE /* M_PI */
 #include "formats/resample.h"
 

@@ -1,3 +1,4 @@
+/* Batches for the trainer from one split of a shard set: pixels to normalized float32 (with augmentation), labels to int32. */
 #include "nn/data.h"
 
 #include <jansson.h>

@@ -1,3 +1,4 @@
+/* Dataset manifests by name (compiled in, or a file): loading and checking their structure. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/datasets.h"
 

@@ -1,3 +1,4 @@
+/* The decode stage: blob records in, labelled and split pixel records out (IDX, CIFAR, JPEG, PNG), rejects counted. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/decode.h"
 

@@ -1,3 +1,4 @@
+/* ImageNet labels: class lists, validation labels (CSV, TF text, devkit ground truth) and synset ID tables, with limits. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/labels.h"
 

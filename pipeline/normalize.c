@@ -1,3 +1,4 @@
+/* The normalize stage's arithmetic: per-channel statistics, and uint8 to normalized float32 or float16. */
 #include "pipeline/normalize.h"
 
 #include <math.h>

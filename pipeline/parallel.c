@@ -1,3 +1,4 @@
+/* An ordered parallel map over a stream's records: worker threads, results written back in input order. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/parallel.h"
 

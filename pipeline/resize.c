@@ -1,3 +1,4 @@
+/* The resize stage's geometry and options: the plan (scale, then crop) for each input size, and resizing one image. */
 #include "pipeline/resize.h"
 
 #include <stdio.h>

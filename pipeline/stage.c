@@ -1,3 +1,4 @@
+/* The output side of every stage: the record stream's header with the recipe, records out, counts and progress callbacks. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/stage.h"
 

@@ -1,3 +1,4 @@
+/* The unpack stage: archives (libarchive, nested and compressed) to one blob record per regular file, with bomb limits. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/unpack.h"
 

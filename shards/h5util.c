@@ -1,3 +1,4 @@
+/* HDF5 set-up (error printing off, the zstd filter registered), the error stack as one message, pixel dtypes as HDF5 types. */
 #include <string.h>
 
 #include "formats/h5zstd.h"

@@ -1,3 +1,4 @@
+/* sp-inspect's summaries (counts per split and class, bytes per record) and its contact sheet (PNG). */
 #include "shards/inspect.h"
 
 #include <png.h>

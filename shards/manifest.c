@@ -1,3 +1,4 @@
+/* DIR/manifest.json: loading it with its limits and checks against the shards, and writing it atomically. */
 #define _POSIX_C_SOURCE 200809L
 #include "shards/manifest.h"
 

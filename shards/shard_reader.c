@@ -1,3 +1,4 @@
+/* Reading one HDF5 shard: open with its checks, records by index range, each record's checksum verified. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>

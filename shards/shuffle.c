@@ -1,3 +1,4 @@
+/* sp-shard's global shuffle: records ordered by a hash of (seed, key) in memory, spilling sorted runs to disk. */
 #define _POSIX_C_SOURCE 200809L
 #include "shards/shuffle.h"
 

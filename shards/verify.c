@@ -1,3 +1,4 @@
+/* sp-verify's checks: every shard of a set against the manifest, byte for byte and record for record. */
 #define _POSIX_C_SOURCE 200809L
 #include "shards/verify.h"
 

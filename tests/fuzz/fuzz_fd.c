@@ -1,3 +1,4 @@
+/* Hands a fuzz input to a parser as a file descriptor (a memfd), for the targets that read from fds. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
 #include <unistd.h>

@@ -63,7 +63,7 @@ expect_status 1 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode --classes 
 expect_err_has "sp-decode: labels_dir: read error: Is a directory"
 row '`--classes DIR`' ""
 expect_status 1 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode --classes classes.txt --labels missing.txt > /dev/null'
-expect_err_has "sp-decode: missing.txt: cannot open: No such file or directory"
+expect_err_has "sp-decode: missing.txt: No such file or directory"
 row "a --labels file that does not exist" ""
 
 # a validation image number past the limit (it used to size the table: 2^64-1 looped forever)

@@ -110,10 +110,10 @@ row "tars nested 100 deep" "stopped at depth 9"
 expect_status 1 bounded 'sp-unpack ILSVRC2012_img_train.tar | sp-decode --strict > /dev/null'
 expect_err_has "n01440764_1.png: rejected (too-large): 100000x100000 is 10000.0 megapixels, over the limit of 100.0"
 row "a PNG claiming 100000x100000 (sp-decode --strict)" "refused from the header, no pixel memory allocated"
-expect_status 0 bounded 'sp-unpack ILSVRC2012_img_train.tar | sp-decode > /dev/null'
+expect_status 1 bounded 'sp-unpack ILSVRC2012_img_train.tar | sp-decode > /dev/null'
 expect_err_has "n01440764_2.JPEG: rejected (too-large): 65000x65000 is 4225.0 megapixels, over the limit of 100.0"
 expect_err_has "2 records in, 0 out, 2 rejected (too-large 2)"
-row "a JPEG claiming 65000x65000 (sp-decode, no --strict)" "both rejected and counted: 2 in = 0 out + 2 rejected" "JPEG"
+row "a JPEG claiming 65000x65000 (sp-decode, no --strict)" "both rejected and counted: 2 in = 0 out + 2 rejected; status 1 (warnings)" "JPEG"
 
 expect_status 1 bounded 'sp-unpack train-images-idx3-ubyte | sp-decode > /dev/null'
 expect_err_has "sp-decode: train-images-idx3-ubyte: IDX header says 4294967295 items of 784 bytes (3367254359296 bytes with header), file has 7856 bytes"
