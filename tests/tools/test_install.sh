@@ -95,8 +95,9 @@ X
 flags=$(PKG_CONFIG_PATH="$inst/lib/pkgconfig" pkg-config --define-variable=prefix="$inst" --cflags --libs shardpipe-reader) \
     || fail "pkg-config shardpipe-reader"
 cc -std=c11 -Wall -Werror ${SP_SAN:-} reader.c $flags -o reader || fail "building against the installed library"
-LD_LIBRARY_PATH="$inst/lib" ldd ./reader | grep -qF "libshardpipe-reader.so.0 => $inst/lib/libshardpipe-reader.so.0" \
-    || fail "the program does not load the installed library"
+LD_LIBRARY_PATH="$inst/lib" ldd ./reader > reader.ldd 2>&1 || { cat reader.ldd >&2; fail "ldd ./reader"; }
+grep -qF "libshardpipe-reader.so.0 => $inst/lib/libshardpipe-reader.so.0" reader.ldd \
+    || { cat reader.ldd >&2; fail "the program does not load the installed library"; }
 LD_LIBRARY_PATH="$inst/lib" expect_status 0 ./reader "$work/S"
 read -r count seen label sum < out
 [ "$count" = 10000 ] && [ "$seen" = 10000 ] || fail "the C reader saw $count / $seen test records"
