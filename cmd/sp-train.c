@@ -85,30 +85,44 @@ static int set_float_below_max(const sp_opt *opt, const char *arg, char *why, si
 
 /* ---- reporting: the library's callbacks ---- */
 
+/* The progress line of the epoch in flight: its clock starts at the epoch's
+ * first batch; batches is the number of batches an epoch has. */
+typedef struct progress_state {
+    const char *dir;
+    sp_progress line;
+    int drawing;
+    uint32_t batch;
+    uint64_t batches;
+} progress_state;
+
 static void report_start(void *ctx, const nn_train_info *i)
 {
-    const char *dir = ctx;
-    sp_info("%s: %s, %zu parameters, %.0f MB for batches of %u; train %llu records %ux%ux%u, %d classes%s%s", dir,
-            i->model, i->params, i->bytes / 1e6, i->batch, (unsigned long long)i->train_records, i->h, i->w, i->c,
-            i->classes, i->test_split ? "; evaluating on " : "", i->test_split ? i->test_split : "");
+    progress_state *ps = ctx;
+    ps->batch = i->batch;
+    ps->batches = (i->train_records + i->batch - 1) / i->batch;
+    sp_info("%s: %s, %zu parameters, %.0f MB for batches of %u; train %llu records %ux%ux%u, %d classes%s%s",
+            ps->dir, i->model, i->params, i->bytes / 1e6, i->batch, (unsigned long long)i->train_records, i->h,
+            i->w, i->c, i->classes, i->test_split ? "; evaluating on " : "", i->test_split ? i->test_split : "");
 }
 
-static sp_progress progress;
-static int progress_on;
-
+/* records: those trained on so far this epoch, before the batch about to
+ * run; bytes: their float32 input */
 static void report_progress(void *ctx, uint64_t records, uint64_t bytes)
 {
-    (void)ctx;
-    if (!progress_on)
-        sp_progress_init(&progress), progress_on = 1;
-    sp_progress_update(&progress, records, bytes);
+    progress_state *ps = ctx;
+    if (!ps->drawing)
+        sp_progress_init(&ps->line), ps->drawing = 1;
+    char where[64];
+    snprintf(where, sizeof where, "batch %llu/%llu", (unsigned long long)(records / ps->batch + 1),
+             (unsigned long long)ps->batches);
+    sp_progress_update_at(&ps->line, where, records, bytes);
 }
 
 static void report_progress_done(void *ctx)
 {
-    (void)ctx;
-    if (progress_on)
-        sp_progress_done(&progress), progress_on = 0;
+    progress_state *ps = ctx;
+    if (ps->drawing)
+        sp_progress_done(&ps->line), ps->drawing = 0;
 }
 
 static void report_epoch(void *ctx, const nn_epoch_report *r)
@@ -127,7 +141,8 @@ static void report_epoch(void *ctx, const nn_epoch_report *r)
 
 static int run(options *o, sp_err *err)
 {
-    o->t.on_start = report_start, o->t.ctx = (void *)o->t.dir;
+    progress_state ps = {.dir = o->t.dir};
+    o->t.on_start = report_start, o->t.ctx = &ps;
     o->t.on_progress = report_progress, o->t.on_progress_done = report_progress_done;
     o->t.on_epoch = report_epoch;
     nn_train_result res;

@@ -96,11 +96,17 @@ static double progress_due(sp_progress *p)
 
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
 {
+    sp_progress_update_at(p, NULL, records, bytes);
+}
+
+void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes)
+{
     double el = progress_due(p);
     if (el < 0)
         return;
-    fprintf(stderr, "\r%s: %llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname,
-            (unsigned long long)records, (double)bytes / 1e6, el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
+    fprintf(stderr, "\r%s: %s%s%llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname, where ? where : "",
+            where ? ": " : "", (unsigned long long)records, (double)bytes / 1e6,
+            el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
 }
 
 void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t total)

@@ -68,6 +68,9 @@ typedef struct sp_progress {
 } sp_progress;
 void sp_progress_init(sp_progress *p);
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
+/* The same line with where the run is first: "prog: WHERE: 1200 records, ..."
+ * (sp-train's "batch 12/938"; where NULL: as sp_progress_update). */
+void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes);
 void sp_progress_done(sp_progress *p);
 /* The same line for one file of known or unknown size (total 0):
  * "prog: NAME: 3.1 / 26.4 MB, 1.7 MB/s, 2 s, ETA 14 s". The clock restarts
