@@ -167,16 +167,8 @@ int sp_cli_stdout_is_safe(void);
  * status stays as it is (ctx unused). */
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
 
-/* ---- for tools that parse with getopt_long themselves (sp-train, sp-eval,
- * until they move to sp_cli_parse) ---- */
-/* Sets the program name, keeps argv for messages and turns getopt's own
- * messages off (opterr = 0). Call before getopt_long. */
-void sp_cli_init(int argc, char **argv);
-/* getopt_long's result c for the common options: -q, -v, -h (prints usage),
- * -V; anything else ('?') is a usage error printed as one line naming the
- * option ("unknown option '--frob'", "--batch: needs a value") and the Try
- * line. Returns -1 to go on parsing, or the status main should return. */
-int sp_cli_common_option(int c, const char *usage);
+/* ---- the parser's pieces ---- */
+/* Prints "prog (shardpipe) VERSION" on stdout; returns SP_EXIT_OK. */
 int sp_cli_version(void);
 int sp_parse_size(const char *s, uint64_t *out); /* 0 or -1 */
 int sp_parse_part(const char *s, int *i, int *n); /* 0 or -1 */
