@@ -25,7 +25,7 @@ static const char notes[] =
 /* What the command line sets. */
 typedef struct options {
     const char *dir, *ckpt, *json; /* json: NULL, a file, or "-" for stdout */
-    int split;                     /* index into split_names; -1: test, else val */
+    int split;                     /* index into split_names; -1: test, or val when there is no test split */
     int batch, threads, no_verify;
 } options;
 
