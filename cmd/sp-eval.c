@@ -1,6 +1,5 @@
 /* sp-eval: evaluate a trained checkpoint on a split of a shard set. */
 #define _POSIX_C_SOURCE 200809L
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,28 +12,24 @@
 #include "shards/verify.h"
 
 
-static const char usage[] =
-    "Usage: sp-eval SHARDS --checkpoint CKPT [OPTION]...\n"
+static const char about[] =
     "Evaluate the model in CKPT (written by sp-train) on a split of the shard set\n"
     "SHARDS and print on stdout: accuracy, top-5 accuracy where there are more\n"
     "than 10 classes, per-class precision and recall, and the confusion matrix\n"
-    "(rows: true class, columns: predicted).\n"
-    "\n"
-    "  -c, --checkpoint CKPT   the checkpoint to evaluate\n"
-    "  -s, --split NAME        test (default; val when there is no test split),\n"
-    "                          val or train\n"
-    "      --json FILE         also write the figures as JSON (- for stdout,\n"
-    "                          instead of the text)\n"
-    "  -b, --batch N           records per forward pass (default 256)\n"
-    "  -j, --threads N         threads sharing out each batch (default 1)\n"
-    "      --no-verify         skip checking the shards against their manifest\n"
-    "  -q, --quiet             report nothing but errors on stderr\n"
-    "  -h, --help              show this help and exit\n"
-    "  -V, --version           show the version and exit\n"
-    "\n"
-    "Exit status: 0 success; 1 bad input (shards that do not verify, a corrupt\n"
-    "checkpoint, or one made for other shapes or classes); 2 usage error; 3 system\n"
-    "error.\n";
+    "(rows: true class, columns: predicted).\n";
+
+static const char notes[] =
+    "Shards that do not verify, a corrupt checkpoint, or one made for other shapes\n"
+    "or classes are bad input (status 1).\n";
+
+/* What the command line sets. */
+typedef struct options {
+    const char *dir, *ckpt, *json; /* json: NULL, a file, or "-" for stdout */
+    int split;                     /* index into split_names; -1: test, or val when there is no test split */
+    int batch, threads, no_verify;
+} options;
+
+static const char *const split_names[] = {"test", "val", "train", NULL};
 
 static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const char *ckpt, const char *model)
 {
@@ -80,51 +75,12 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
     }
 }
 
-int main(int argc, char **argv)
+/* Evaluates o->ckpt on the split and prints the figures; 0, or -1 with err. */
+static int run(const options *o, sp_err *err)
 {
-    sp_cli_init(argc, argv);
-    static const struct option lo[] = {
-        {"checkpoint", required_argument, 0, 'c'}, {"split", required_argument, 0, 's'},
-        {"json", required_argument, 0, 'J'},       {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 'j'},    {"no-verify", no_argument, 0, 'N'},
-        {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},          {0, 0, 0, 0},
-    };
-    const char *ckpt = NULL, *split = NULL, *json = NULL;
-    uint64_t batch = 256, threads = 1;
-    int verify = 1, c;
-    while ((c = getopt_long(argc, argv, "c:s:b:j:qhV", lo, NULL)) != -1) {
-        switch (c) {
-        case 'c': ckpt = optarg; break;
-        case 's':
-            if (strcmp(optarg, "test") && strcmp(optarg, "val") && strcmp(optarg, "train"))
-                return sp_cli_usage_error("--split: test, val or train, not %s", optarg);
-            split = optarg;
-            break;
-        case 'J': json = optarg; break;
-        case 'b':
-            if (sp_parse_u64(optarg, &batch) || batch < 1 || batch > 65536)
-                return sp_cli_usage_error("--batch: 1 to 65536, not %s", optarg);
-            break;
-        case 'j':
-            if (sp_parse_u64(optarg, &threads) || threads < 1 || threads > 256)
-                return sp_cli_usage_error("--threads: 1 to 256, not %s", optarg);
-            break;
-        case 'N': verify = 0; break;
-        default: {
-            int status = sp_cli_common_option(c, usage);
-            if (status >= 0)
-                return status;
-        }
-        }
-    }
-    if (optind != argc - 1)
-        return sp_cli_usage_error(optind == argc ? "no shard directory given" : "one shard directory, please");
-    if (!ckpt)
-        return sp_cli_usage_error("no checkpoint (--checkpoint CKPT)");
-    const char *dir = argv[optind];
-    nn_set_threads((int)threads);
-    sp_err err = {0};
+    const char *dir = o->dir, *ckpt = o->ckpt, *split = o->split >= 0 ? split_names[o->split] : NULL;
+    uint32_t batch = (uint32_t)o->batch;
+    nn_set_threads(o->threads);
     nn_net *net = NULL;
     nn_opt opt;
     nn_rng rng;
@@ -134,36 +90,40 @@ int main(int argc, char **argv)
     float *x = NULL;
     int32_t *labels = NULL;
     int rc = -1;
-    if (verify && sp_verify_or_fail(dir, &err))
+    if (sp_cli_input_exists(dir, err))
         goto out;
-    if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, NULL, &err))
+    if (!o->no_verify && sp_verify_or_fail(dir, err))
         goto out;
-    if (!split && !(split = nn_data_eval_split(dir, &err))) {
-        if (!err.code)
-            sp_fail(&err, SP_EXIT_DATA, "%s: neither a test nor a val split (name one with --split)", dir);
+    if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, NULL, err))
+        goto out;
+    if (!split && !(split = nn_data_eval_split(dir, err))) {
+        if (!err->code)
+            sp_fail(err, SP_EXIT_DATA, "%s: neither a test nor a val split (name one with --split)", dir);
         goto out;
     }
-    if (nn_data_open(&d, dir, split, (uint32_t)batch, &err))
+    if (nn_data_open(&d, dir, split, batch, err))
         goto out;
     if (net->c != (int)d.c || net->h != (int)d.h || net->w != (int)d.w || net->classes != d.classes) {
-        sp_fail(&err, SP_EXIT_DATA, "%s: a %s for %dx%dx%d inputs and %d classes; the %s split holds %ux%ux%u and %d",
+        sp_fail(err, SP_EXIT_DATA, "%s: a %s for %dx%dx%d inputs and %d classes; the %s split holds %ux%ux%u and %d",
                 ckpt, net->model, net->h, net->w, net->c, net->classes, split, d.h, d.w, d.c, d.classes);
         goto out;
     }
-    if (nn_metrics_init(&r, net->classes, 1, &err))
+    if (nn_metrics_init(&r, net->classes, 1, err))
         goto out;
     x = malloc((size_t)batch * d.c * d.h * d.w * sizeof *x);
     labels = malloc((size_t)batch * sizeof *labels);
     if (!x || !labels) {
-        sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         goto out;
     }
-    if (nn_evaluate(net, &d, dir, x, labels, &r, &err))
+    if (nn_evaluate(net, &d, dir, x, labels, &r, err))
         goto out;
+    sp_info("%s: %s, epoch %d, on the %s split of %s", ckpt, net->model, epoch, split, dir);
     json_t *j = to_json(&r, &d, split, ckpt, net->model);
+    const char *json = o->json;
     if (json && strcmp(json, "-") && json_dump_file(j, json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
         json_decref(j);
-        sp_fail(&err, SP_EXIT_SYSTEM, "%s: cannot write", json);
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", json);
         goto out;
     }
     if (json && !strcmp(json, "-")) {
@@ -173,11 +133,43 @@ int main(int argc, char **argv)
         print_text(&r, &d, split, net->model, stdout);
     }
     json_decref(j);
-    rc = fflush(stdout) ? sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed") : 0;
+    rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed") : 0;
 out:
     free(x), free(labels);
     nn_metrics_free(&r);
     nn_net_free(net);
     nn_data_close(&d);
-    return rc ? sp_report(&err) : SP_EXIT_OK;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.split = -1, .batch = 256, .threads = 1};
+    const sp_opt table[] = {
+        {"checkpoint", 'c', SP_OPT_STRING, &o.ckpt, .arg = "CKPT",
+         .help = "the checkpoint to evaluate"},
+        {"split", 's', SP_OPT_CHOICE, &o.split, .choices = split_names, .arg = "NAME",
+         .help = "test (default; val when there is no test split),\nval or train"},
+        {"json", 0, SP_OPT_STRING, &o.json, .arg = "FILE", .flags = SP_OPT_NO_RECIPE,
+         .help = "also write the figures as JSON (- for stdout,\ninstead of the text)"},
+        {"batch", 'b', SP_OPT_INT, &o.batch, .min = 1, .max = NN_MAX_BATCH, .arg = "N", .flags = SP_OPT_NO_RECIPE,
+         .help = "records per forward pass (default 256)"},
+        {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,
+         .help = "threads sharing out each batch (default 1)"},
+        {"no-verify", 0, SP_OPT_FLAG, &o.no_verify, .flags = SP_OPT_NO_RECIPE,
+         .help = "skip checking the shards against their manifest"},
+        {0},
+    };
+    const sp_cli_tool cli = {"sp-eval", "SHARDS --checkpoint CKPT [OPTION]...", about, table, notes};
+    sp_cli_args args;
+    int status = sp_cli_parse(&cli, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    if (args.n != 1)
+        return sp_cli_usage_error(args.n == 0 ? "no shard directory given" : "one shard directory, please");
+    if (!o.ckpt)
+        return sp_cli_usage_error("no checkpoint (--checkpoint CKPT)");
+    o.dir = args.v[0];
+    sp_err err = {0};
+    return sp_cli_exit(run(&o, &err) ? &err : NULL);
 }

@@ -4,7 +4,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -96,11 +95,17 @@ static double progress_due(sp_progress *p)
 
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
 {
+    sp_progress_update_at(p, NULL, records, bytes);
+}
+
+void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes)
+{
     double el = progress_due(p);
     if (el < 0)
         return;
-    fprintf(stderr, "\r%s: %llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname,
-            (unsigned long long)records, (double)bytes / 1e6, el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
+    fprintf(stderr, "\r%s: %s%s%llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname, where ? where : "",
+            where ? ": " : "", (unsigned long long)records, (double)bytes / 1e6,
+            el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
 }
 
 void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t total)
@@ -146,41 +151,6 @@ int sp_cli_version(void)
 {
     printf("%s (shardpipe) %s\n", progname, SP_VERSION);
     return SP_EXIT_OK;
-}
-
-static int getopt_argc;
-static char **getopt_argv;
-
-void sp_cli_init(int argc, char **argv)
-{
-    sp_set_progname(argc > 0 ? argv[0] : "shardpipe");
-    getopt_argc = argc;
-    getopt_argv = argv;
-    opterr = 0; /* getopt's own messages off: sp_cli_common_option prints the one line */
-}
-
-/* The one line for getopt's '?': the option as given, from optopt and argv. */
-static int getopt_error(void)
-{
-    const char *arg = optind > 0 && optind <= getopt_argc ? getopt_argv[optind - 1] : "";
-    if (optopt == 0) /* an unknown long option */
-        return sp_cli_usage_error("unknown option '%.*s'", (int)strcspn(arg, "="), arg);
-    if (!strncmp(arg, "--", 2)) /* a known long option without its value */
-        return sp_cli_usage_error("%.*s: needs a value", (int)strcspn(arg, "="), arg);
-    if (optind == getopt_argc && arg[0] == '-' && arg[1] == optopt && !arg[2])
-        return sp_cli_usage_error("-%c: unknown, or needs a value", optopt);
-    return sp_cli_usage_error("unknown option '-%c'", optopt);
-}
-
-int sp_cli_common_option(int c, const char *usage)
-{
-    switch (c) {
-    case 'q': sp_verbosity = 0; return -1;
-    case 'v': sp_verbosity = 2; return -1;
-    case 'h': fputs(usage, stdout); return SP_EXIT_OK;
-    case 'V': return sp_cli_version();
-    default: return getopt_error();
-    }
 }
 
 int sp_cli_input_exists(const char *path, sp_err *err)

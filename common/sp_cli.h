@@ -68,6 +68,9 @@ typedef struct sp_progress {
 } sp_progress;
 void sp_progress_init(sp_progress *p);
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
+/* The same line with where the run is first: "prog: WHERE: 1200 records, ..."
+ * (sp-train's "batch 12/938"; where NULL: as sp_progress_update). */
+void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes);
 void sp_progress_done(sp_progress *p);
 /* The same line for one file of known or unknown size (total 0):
  * "prog: NAME: 3.1 / 26.4 MB, 1.7 MB/s, 2 s, ETA 14 s". The clock restarts
@@ -167,16 +170,8 @@ int sp_cli_stdout_is_safe(void);
  * status stays as it is (ctx unused). */
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
 
-/* ---- for tools that parse with getopt_long themselves (sp-train, sp-eval,
- * until they move to sp_cli_parse) ---- */
-/* Sets the program name, keeps argv for messages and turns getopt's own
- * messages off (opterr = 0). Call before getopt_long. */
-void sp_cli_init(int argc, char **argv);
-/* getopt_long's result c for the common options: -q, -v, -h (prints usage),
- * -V; anything else ('?') is a usage error printed as one line naming the
- * option ("unknown option '--frob'", "--batch: needs a value") and the Try
- * line. Returns -1 to go on parsing, or the status main should return. */
-int sp_cli_common_option(int c, const char *usage);
+/* ---- the parser's pieces ---- */
+/* Prints "prog (shardpipe) VERSION" on stdout; returns SP_EXIT_OK. */
 int sp_cli_version(void);
 int sp_parse_size(const char *s, uint64_t *out); /* 0 or -1 */
 int sp_parse_part(const char *s, int *i, int *n); /* 0 or -1 */

@@ -6,9 +6,8 @@
 . "$SP_ROOT/tests/tools/lib.sh"
 
 # Tools not yet on the common option parser (common/sp_cli.h): their checks
-# run and are reported, but do not fail this test. Empty this list to hold
-# them to the contract.
-CLI_PENDING="sp-train sp-eval"
+# run and are reported, but do not fail this test. Every tool is on it now.
+CLI_PENDING=""
 
 TOOLS="sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval"
 pending_failed=""
@@ -102,11 +101,24 @@ bad_value sp-cat "sp-cat: --meta: takes no value" --meta=1
 bad_value sp-inspect "sp-inspect: --tile: not an integer in 4..1024: 2" --tile 2 SH
 bad_value sp-train "sp-train: --epochs: not an integer in 1..100000: 0" SH --epochs 0
 bad_value sp-eval "sp-eval: --batch: not an integer in 1..65536: 0" SH -c ck.ckpt --batch 0
+bad_value sp-train "sp-train: --lr: not a number above 0 and at most 1000000: 1e-50" SH --lr 1e-50
+bad_value sp-train "sp-train: --momentum: not a number of at least 0 and below 1: 1" SH --momentum=1
+bad_value sp-train "sp-train: --model: not one of mlp, cnn, resnet18, resnet34, resnet50, resnet20: vgg" SH -m vgg
+bad_value sp-train "sp-train: --augment: not one of none, flip, crop-flip: all" SH --augment all
+bad_value sp-eval "sp-eval: --split: not one of test, val, train: dev" SH -c ck.ckpt -s dev
 # usage errors found after parsing name what is missing
 check sp-shard "no -o" "status 2 sp-shard && same_err \"sp-shard: no output directory (-o DIR)
 Try 'sp-shard --help' for more information.\""
 check sp-verify "no DIR" "status 2 sp-verify && same_err \"sp-verify: no shard directory given
 Try 'sp-verify --help' for more information.\""
+for t in sp-train "sp-eval -c ck.ckpt"; do
+    check ${t%% *} "no DIR" "status 2 $t && same_err \"${t%% *}: no shard directory given
+Try '${t%% *} --help' for more information.\""
+    check ${t%% *} "two DIRs" "status 2 $t SH SH && same_err \"${t%% *}: one shard directory, please
+Try '${t%% *} --help' for more information.\""
+done
+check sp-eval "no checkpoint" "status 2 sp-eval SH && same_err \"sp-eval: no checkpoint (--checkpoint CKPT)
+Try 'sp-eval --help' for more information.\""
 check sp-fetch "nothing to fetch" "status 2 sp-fetch && same_err \"sp-fetch: nothing to fetch: name a dataset, a URL or a file
 Try 'sp-fetch --help' for more information.\""
 check sp-fetch "an unknown dataset" "status 2 sp-fetch --path no-such-dataset && same_err \"sp-fetch: no dataset named 'no-such-dataset' (known: cifar10, cifar100, fashion-mnist, imagenet, mnist)\""

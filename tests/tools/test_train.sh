@@ -1,5 +1,6 @@
 # sp-train and sp-eval: the Fashion-MNIST mlp recipe (5 epochs, batch 64,
-# Adam 1e-3) reaches 0.87 test accuracy; a run stopped after epoch 2 and
+# Adam 1e-3) reaches 0.87 test accuracy; the progress line counts batches,
+# records and MB of input; a run stopped after epoch 2 and
 # resumed ends with the weights of an uninterrupted one; two threads give the
 # same weights run after run; normalization comes from the shard attributes;
 # sp-eval agrees with sp-train; bad shards and
@@ -15,6 +16,34 @@ r = json.load(open("run.json"))
 assert len(r["per_epoch"]) == 5 and r["train_seconds"] > 0, r
 print(f"test accuracy {r['test_accuracy']:.4f} after 5 epochs (target 0.87)")
 assert r["test_accuracy"] >= 0.87, r["test_accuracy"]
+X
+
+# the progress line on a terminal (stderr a pty): the batch of the epoch in
+# flight, the records before it and the MB of their float32 input (28x28x1)
+$PY - <<'X'
+import os, pty, re, subprocess
+master, slave = pty.openpty()
+p = subprocess.Popen(["sp-train", "fm", "-e", "1", "-b", "16"], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+out = b""
+while True:
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+assert p.wait() == 0, out
+lines = [l for l in out.decode().split("\r") if l.startswith("sp-train: batch ")]
+assert lines, out
+for l in lines:
+    m = re.fullmatch(r"sp-train: batch (\d+)/3750: (\d+) records, ([\d.]+) MB, [\d.]+ MB/s, \d+ s\x1b\[K", l)
+    assert m, l
+    batch, records = int(m[1]), int(m[2])
+    assert records == (batch - 1) * 16 and f"{records * 784 * 4 / 1e6:.1f}" == m[3], l
+print(f"progress: {len(lines)} lines, the last {lines[-1][:-3]!r}")
 X
 
 # sp-eval on the checkpoint: the accuracy sp-train printed, and the report
@@ -116,5 +145,6 @@ grep -q "epoch" err && fail "trained on shards that do not verify"
 expect_status 2 sp-train fm -e 3 --resume full.ckpt
 expect_err "sp-train: full.ckpt: already trained 3 epochs; ask for more with --epochs"
 expect_status 2 sp-train fm --model resnet9
-expect_err_has "--model: mlp, cnn, resnet18, resnet34, resnet50 or resnet20, not resnet9"
+expect_err "sp-train: --model: not one of mlp, cnn, resnet18, resnet34, resnet50, resnet20: resnet9
+Try 'sp-train --help' for more information."
 echo ok

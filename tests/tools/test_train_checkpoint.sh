@@ -118,14 +118,14 @@ sp-eval -q d --checkpoint good.ckpt > /dev/null
 try="Try 'sp-train --help' for more information."
 for bad in -0.1 0 nan inf -inf 1e-50; do
     expect_status 2 sp-train d -e 1 --lr "$bad"
-    expect_err "sp-train: --lr: a positive number, not $bad
+    expect_err "sp-train: --lr: not a number above 0 and at most 1000000: $bad
 $try"
 done
 expect_status 2 sp-train d -e 1 --momentum nan
-expect_err "sp-train: --momentum: 0 to 1, not nan
+expect_err "sp-train: --momentum: not a number of at least 0 and below 1: nan
 $try"
 expect_status 2 sp-train d -e 1 --weight-decay inf
-expect_err "sp-train: --weight-decay: a number >= 0, not inf
+expect_err "sp-train: --weight-decay: not a number of at least 0 and at most 1000000: inf
 $try"
 
 # -o where nothing can be written: status 3 before any epoch
