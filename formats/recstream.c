@@ -374,10 +374,8 @@ void sp_reader_free(sp_reader *r)
     free(r);
 }
 
-const char *sp_reader_name(const sp_reader *r) { return r->name; }
 json_t *sp_reader_meta(const sp_reader *r) { return r->meta; }
 uint64_t sp_reader_meta_serial(const sp_reader *r) { return r->meta_serial; }
-uint64_t sp_reader_count(const sp_reader *r) { return r->count; }
 
 /* Names the record being read, for messages. */
 static const char *cur_name(sp_reader *r, char *buf, size_t n)
@@ -779,9 +777,6 @@ int sp_writer_finish(sp_writer *w, sp_err *err)
         return -1;
     return wr_flush(w, err);
 }
-
-uint64_t sp_writer_count(const sp_writer *w) { return w->count; }
-uint64_t sp_writer_bytes(const sp_writer *w) { return w->bytes; }
 
 int sp_stream_sniff(const void *buf, size_t n)
 {

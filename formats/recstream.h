@@ -79,12 +79,10 @@ sp_reader *sp_reader_open_prefixed(int fd, const void *pre, size_t pre_len, cons
  * zstd frame whose first decompressed bytes are the magic. */
 int sp_stream_sniff(const void *buf, size_t n);
 void sp_reader_free(sp_reader *r); /* accepts NULL */
-const char *sp_reader_name(const sp_reader *r);
 /* The current stream metadata (the latest metadata frame). Borrowed. */
 json_t *sp_reader_meta(const sp_reader *r);
 /* Increments every time a metadata frame is read (starts at 1). */
 uint64_t sp_reader_meta_serial(const sp_reader *r);
-uint64_t sp_reader_count(const sp_reader *r); /* records returned so far */
 
 /* Advances to the next record, skipping (and verifying) any unread payload of
  * the previous one. Returns 1 with *rec filled, 0 at a verified end of stream
@@ -118,7 +116,5 @@ int sp_writer_append(sp_writer *w, const void *p, size_t n, sp_err *err);
 int sp_writer_end(sp_writer *w, sp_err *err);
 /* Writes the trailer (record count) and flushes. After it, only free. */
 int sp_writer_finish(sp_writer *w, sp_err *err);
-uint64_t sp_writer_count(const sp_writer *w);
-uint64_t sp_writer_bytes(const sp_writer *w); /* payload bytes written */
 
 #endif

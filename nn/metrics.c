@@ -41,7 +41,6 @@ static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b :
 
 double nn_metrics_accuracy(const nn_metrics *m) { return ratio(m->top1, m->n); }
 double nn_metrics_top5(const nn_metrics *m) { return ratio(m->top5, m->n); }
-double nn_metrics_mean_loss(const nn_metrics *m) { return m->n ? m->loss_sum / (double)m->n : 0.0; }
 
 uint64_t nn_metrics_class_records(const nn_metrics *m, int c)
 {

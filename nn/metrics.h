@@ -26,7 +26,6 @@ void nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, i
 
 double nn_metrics_accuracy(const nn_metrics *m);      /* top1 / n, 0 with no records */
 double nn_metrics_top5(const nn_metrics *m);          /* top5 / n */
-double nn_metrics_mean_loss(const nn_metrics *m);     /* loss_sum / n */
 /* Class c's records (true c), precision (right among predicted c) and
  * recall (right among true c); 0 where the count divided by is 0. Needs the
  * confusion matrix. */

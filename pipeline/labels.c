@@ -206,7 +206,6 @@ int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err)
     return 0;
 }
 
-int sp_labels_has_classes(const sp_labels *l) { return l->nclasses > 0; }
 json_t *sp_labels_wnids(const sp_labels *l) { return json_incref(l->wnids); }
 json_t *sp_labels_words(const sp_labels *l) { return json_incref(l->words); }
 
@@ -398,8 +397,6 @@ int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err)
     free(text);
     return rc;
 }
-
-int sp_labels_has_val(const sp_labels *l) { return l->nval > 0; }
 
 static int class_of(const sp_labels *l, uint32_t w)
 {

@@ -41,7 +41,6 @@ void sp_labels_free(sp_labels *l); /* accepts NULL */
 /* Loads the class list from path, or the built-in ImageNet list when path is
  * NULL. Replaces any list loaded before. */
 int sp_labels_load_classes(sp_labels *l, const char *path, sp_err *err);
-int sp_labels_has_classes(const sp_labels *l);
 /* The class list as JSON arrays (new references): WNIDs, and their words. */
 json_t *sp_labels_wnids(const sp_labels *l);
 json_t *sp_labels_words(const sp_labels *l);
@@ -51,7 +50,6 @@ json_t *sp_labels_words(const sp_labels *l);
 int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err);
 /* A validation labels file in any of the three forms. */
 int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err);
-int sp_labels_has_val(const sp_labels *l);
 
 /* The class index for the image with this key: from its validation number
  * when a labels file gave one, else from a WNID in the key. Returns the

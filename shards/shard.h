@@ -134,7 +134,6 @@ void sp_shard_close(sp_shard *s); /* accepts NULL */
 uint64_t sp_shard_count(const sp_shard *s);
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);
 int sp_shard_split(const sp_shard *s);      /* enum sp_split, from the attribute */
-int sp_shard_has_labels2(const sp_shard *s);
 const char *sp_shard_key(const sp_shard *s, uint64_t i);
 /* The "meta" attribute parsed (owned by the shard), or NULL. */
 json_t *sp_shard_meta(const sp_shard *s);

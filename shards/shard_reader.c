@@ -296,7 +296,6 @@ void sp_shard_close(sp_shard *s)
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
 void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
 int sp_shard_split(const sp_shard *s) { return s->split; }
-int sp_shard_has_labels2(const sp_shard *s) { return s->labels2 >= 0; }
 const char *sp_shard_key(const sp_shard *s, uint64_t i) { return s->keys && i < s->n ? s->keys[i] : NULL; }
 json_t *sp_shard_meta(const sp_shard *s) { return s->meta; }
 
