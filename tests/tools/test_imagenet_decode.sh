@@ -51,14 +51,16 @@ expect_stages "0/141 1 1" 'sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q 
 expect_err_has "sp-decode: ILSVRC2012_img_train.tar/n01440764.tar/n01440764_12.JPEG: rejected (truncated): JPEG: Premature end of JPEG file"
 [ ! -e S/manifest.json ] || fail "strict run committed"
 # the built-in class list: 1000 ImageNet classes by WNID
-sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q | sp-cat --meta | $PY -c "
-import json,sys; m=json.load(sys.stdin); print(m['dataset'], len(m['classes']), m['classes'][1], m['class_descriptions'][0])" > got
+# (status 1 from sp-decode: the fixture's corrupt images are rejected)
+expect_stages "0 1 0" 'sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q | sp-cat --meta > meta.json'
+$PY -c "
+import json,sys; m=json.load(open('meta.json')); print(m['dataset'], len(m['classes']), m['classes'][1], m['class_descriptions'][0])" > got
 echo "imagenet 1000 n01443537 tench, Tinca tinca" > want
 diff -u want got
-sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q | sp-cat > builtin.txt
+expect_stages "0 1 0" 'sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q | sp-cat > builtin.txt'
 head -1 builtin.txt | grep -q '"label":0,' || fail "built-in label"
 # --draft: JPEGs at a DCT scale, both sides still at least the size asked
-sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q --classes fx/classes.txt --draft 20 | sp-cat > draft.txt
+expect_stages "0 1 0" 'sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q --classes fx/classes.txt --draft 20 | sp-cat > draft.txt'
 head -1 draft.txt > got
 grep -q '"shape":\[24,32,3\]' got || { cat got; fail "draft 1/2 of 64x48"; }
 echo ok

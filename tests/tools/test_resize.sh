@@ -51,12 +51,13 @@ head -1 gray | grep -q '"shape":\[32,32,1\]' || fail "gray"
 
 # decode and resize in one stage gives the records of the two stages
 $PY "$FIX/make_ilsvrc.py" il
-sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt | sp-resize -f bicubic 40 | sp-cat > two
-sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 40 --resize-filter bicubic | sp-cat > one
+# (status 1 from sp-decode: the fixture's corrupt images are rejected)
+expect_stages "0 1 0 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt | sp-resize -f bicubic 40 | sp-cat > two'
+expect_stages "0 1 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 40 --resize-filter bicubic | sp-cat > one'
 cmp one two || fail "sp-decode --resize differs from sp-resize"
 # ... and at a size where the JPEGs decode at a DCT scale, it is --draft plus sp-resize
-sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --draft 12 | sp-resize 12 | sp-cat > two
-sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 12 | sp-cat > one
+expect_stages "0 1 0 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --draft 12 | sp-resize 12 | sp-cat > two'
+expect_stages "0 1 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 12 | sp-cat > one'
 cmp one two || fail "sp-decode --resize 12 differs from --draft 12 | sp-resize 12"
 
 # decoding only the part of a JPEG the resize reads (libjpeg's partial
@@ -140,9 +141,8 @@ sp-resize 40 il.sprs | sp-cat > one && sp-resize -j 3 40 il.sprs | sp-cat > thre
 cmp one three || fail "-j 3 differs"
 
 # mixed sizes (an ILSVRC-shaped set) to one size, sharded and verified
-sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar |
-    sp-decode -q --classes il/classes.txt --labels il/LOC_val_solution.csv |
-    sp-resize 40 | sp-shard -q -o S
+expect_stages "0 1 0 0" 'sp-unpack il/ILSVRC2012_img_train.tar il/ILSVRC2012_img_val.tar |
+    sp-decode -q --classes il/classes.txt --labels il/LOC_val_solution.csv | sp-resize 40 | sp-shard -q -o S'
 sp-verify S
 expect_stages "0/141 1" 'sp-unpack il/ILSVRC2012_img_val.tar | sp-resize 40'
 expect_err_has "a blob record; sp-resize takes uint8 pixels of 1 to 4 channels (run sp-decode first)"
