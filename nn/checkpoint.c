@@ -111,8 +111,11 @@ int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int e
     }
     sp_buf_free(&b);
     ckpt_pause(path, "ckpt-written");
-    if (sp_atomic_commit(&f, err))
+    if (sp_atomic_commit(&f, err)) {
+        if (!strstr(err->msg, path)) /* the directory's fsync names only the directory */
+            sp_fail_context(err, "%s", path);
         return -1;
+    }
     ckpt_pause(path, "ckpt-committed");
     return 0;
 }
