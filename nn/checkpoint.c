@@ -1,5 +1,6 @@
 /* Checkpoints: the net, its optimizer state, epoch and rng in one file, saved atomically and loaded as untrusted bytes. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -120,8 +121,35 @@ int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int e
     return 0;
 }
 
+/* Removes the temporaries (.NAME.tmp-XXXXXX, sp_atomic_open's names) that a
+ * save of path killed before its rename left next to it. Two runs saving to
+ * one path at once are not supported, so none of them can be another's. */
+static void remove_stale_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096], prefix[1024];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    if (snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix)
+        return;
+    size_t plen = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d)
+        return; /* sp_atomic_open reports an unusable directory */
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen) || strlen(e->d_name) != plen + 6)
+            continue;
+        char stale[8192];
+        snprintf(stale, sizeof stale, "%s%s%s", dir, slash ? "" : "/", e->d_name);
+        unlink(stale);
+    }
+    closedir(d);
+}
+
 int nn_checkpoint_check_writable(const char *path, sp_err *err)
 {
+    remove_stale_temporaries(path);
     sp_atomic_file f;
     if (sp_atomic_open(&f, path, err))
         return -1;
