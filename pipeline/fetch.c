@@ -200,8 +200,30 @@ typedef struct xfer {
     CURL *curl;
     const sp_fetch_opts *o;
     const char *name;
+    const char *dir; /* the cache directory of the .part, for fetch_pause */
     uint64_t total;
 } xfer;
+
+/* Test-only hook for the crash tests (tests/tools/test_fetch_faults.sh): does
+ * nothing unless the environment variable SP_FETCH_PAUSE names this phase.
+ * Then it creates the empty file DIR/.sp-pause-PHASE (DIR: the cache
+ * directory the download goes to) and waits for a signal to end the process.
+ * Phases: fetch-partial (the first bytes of a download are written to the
+ * .part), fetch-verified (the .part is whole, synced and verified, not yet
+ * renamed into place). */
+static void fetch_pause(const char *dir, const char *phase)
+{
+    const char *want = getenv("SP_FETCH_PAUSE");
+    if (!want || strcmp(want, phase))
+        return;
+    char mark[8192];
+    snprintf(mark, sizeof mark, "%s/.sp-pause-%s", dir, phase);
+    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+    for (;;)
+        pause();
+}
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
@@ -260,6 +282,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
         x->write_error = errno;
         return 0;
     }
+    if (x->written == 0)
+        fetch_pause(x->dir, "fetch-partial");
     x->written += len;
     return len;
 }
@@ -295,14 +319,14 @@ static void empty_part(int fd)
 
 /* One request for url into fd (the .part, whose size is its resume point).
  * Returns an XFER_* outcome, with why set for anything but XFER_OK. */
-static int transfer(const sp_fetch_opts *o, const char *url, const char *name, int fd, uint64_t cap,
-                    uint64_t total, char *why, size_t why_len)
+static int transfer(const sp_fetch_opts *o, const char *url, const char *name, const char *dir, int fd,
+                    uint64_t cap, uint64_t total, char *why, size_t why_len)
 {
     struct stat st;
     fstat(fd, &st);
     int is_file = !strncmp(url, "file:", 5);
     xfer x = {.fd = fd, .offset = is_file ? 0 : (uint64_t)st.st_size, .cap = cap, .range_start = -1,
-              .o = o, .name = name, .total = total, .seen_at = sp_now()};
+              .o = o, .name = name, .dir = dir, .total = total, .seen_at = sp_now()};
     CURL *c = curl_easy_init();
     if (!c) {
         snprintf(why, why_len, "cannot start libcurl");
@@ -465,7 +489,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                 note(o, "%s: %s: %s; retrying", label, url, why);
                 sleep_seconds(o->retry_delay * (double)(1 << (attempt - 1)));
             }
-            outcome = transfer(o, url, label, fd, cap, size > 0 ? (uint64_t)size : 0, why, sizeof why);
+            outcome = transfer(o, url, label, dir, fd, cap, size > 0 ? (uint64_t)size : 0, why, sizeof why);
             if (outcome == XFER_RANGE_END) {
                 /* the server has nothing past our .part: it may be whole */
                 if (verify_file(o, part, file, NULL, NULL, NULL) == 0) {
@@ -495,6 +519,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                 return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: cannot sync: %s", label, part, strerror(e));
             }
             if (verify_file(o, part, file, &how, NULL, &verr) == 0) {
+                fetch_pause(dir, "fetch-verified");
                 int moved = rename(part, path) == 0 && sp_fsync_path(dir, NULL) == 0;
                 int e = errno;
                 close(fd);
