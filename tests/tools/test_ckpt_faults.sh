@@ -3,42 +3,18 @@
 # the directory). A run resumes from the checkpoint of epoch 1 and saves epoch
 # 2 over it; each fault -- ENOSPC and EIO on write, a failed fsync, a failed
 # rename, a failed creation of the temporary (fiu-run from Debian's fiu-utils,
-# tests/faults/nth_fault.c for the Nth call of each, and a shim built here for
-# mkstemp), short writes, a real full tmpfs -- must end with status 3 and one
-# message naming the path and the OS error, leave the epoch-1 checkpoint byte
-# for byte (it still loads with sp-eval), no temporary, and a rerun equal to
-# an uninterrupted run (its bytes less the recorded timings). Then SIGKILL at the named phases of a save
-# (SP_CKPT_PAUSE in nn/checkpoint.c), each kill checked to have landed there.
+# tests/faults/nth_fault.c for the Nth call of each, and
+# tests/faults/mkstemp_fault.c for mkstemp), short writes, a real full tmpfs --
+# must end with status 3 and one message naming the path and the OS error,
+# leave the epoch-1 checkpoint byte for byte (it still loads with sp-eval), no
+# temporary, and a rerun equal to an uninterrupted run (its bytes less the
+# recorded timings). Then SIGKILL at the named phases of a save (SP_CKPT_PAUSE
+# in nn/checkpoint.c), each kill checked to have landed there.
 # The rows go to $SP_FAULTS_TABLE (default ckpt_table.md here).
 . "$SP_ROOT/tests/tools/lib.sh"
 command -v fiu-run >/dev/null || { echo "SKIP: fiu-run (Debian fiu-utils) is not installed" >&2; exit 77; }
 cc -shared -fPIC -O1 -o nth_fault.so "$SP_ROOT/tests/faults/nth_fault.c" -ldl
-# mkstemp is beyond libfiu's reach and nth_fault.c's: fail the Nth mkstemp
-# (SP_FAULT_NTH) with SP_FAULT_ERRNO, creating SP_FAULT_MARK when it fires
-cat > mkstemp_fault.c <<'C'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
-#include <unistd.h>
-static long calls;
-int mkstemp(char *tmpl)
-{
-    static int (*real)(char *);
-    if (!real)
-        real = (int (*)(char *))dlsym(RTLD_NEXT, "mkstemp");
-    const char *nth = getenv("SP_FAULT_NTH"), *mark = getenv("SP_FAULT_MARK"), *e = getenv("SP_FAULT_ERRNO");
-    if (nth && ++calls == atol(nth)) {
-        if (mark)
-            close(open(mark, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-        errno = e ? atoi(e) : EIO;
-        return -1;
-    }
-    return real(tmpl);
-}
-C
-cc -shared -fPIC -O1 -o mkstemp_fault.so mkstemp_fault.c -ldl
+cc -shared -fPIC -O1 -o mkstemp_fault.so "$SP_ROOT/tests/faults/mkstemp_fault.c" -ldl
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
 $PY "$FIX/make_idx.py" idx --train 600 --test 200 --size 16 16
 expect_stages "0 0 0" "sp-unpack --dataset mnist idx/* | sp-decode -q | sp-shard -q -n 400 -o S"
