@@ -504,7 +504,10 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                 break;
         }
         if (outcome == XFER_FATAL) {
+            /* a failed write: what the .part holds is not to be trusted or
+             * resumed, and removing it gives back the space of a full disk */
             close(fd);
+            unlink(part);
             close(lockfd);
             return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: %s", label, part, why);
         }
@@ -515,19 +518,27 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
             if (fsync(fd) != 0) { /* the bytes may not be on the disk: a system error, not bad data */
                 int e = errno;
                 close(fd);
+                unlink(part); /* after a failed fsync its bytes on disk are unknown */
                 close(lockfd);
                 return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: cannot sync: %s", label, part, strerror(e));
             }
             if (verify_file(o, part, file, &how, NULL, &verr) == 0) {
                 fetch_pause(dir, "fetch-verified");
-                int moved = rename(part, path) == 0 && sp_fsync_path(dir, NULL) == 0;
+                sp_err derr = {0};
+                int renamed = rename(part, path) == 0;
                 int e = errno;
+                if (!renamed)
+                    unlink(part);
+                int synced = renamed && sp_fsync_path(dir, &derr) == 0;
                 close(fd);
                 /* safe to remove now: whoever takes the lock later finds the file */
-                unlink(lock);
+                if (renamed)
+                    unlink(lock);
                 close(lockfd);
-                if (!moved)
+                if (!renamed)
                     return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot move into the cache: %s", path, strerror(e));
+                if (!synced) /* the file is whole and verified; its name may not survive a crash */
+                    return sp_fail(err, SP_EXIT_SYSTEM, "%s: in the cache, but %s", path, derr.msg);
                 char sz[32];
                 note(o, "%s: %s from %s, verified by %s", label, human_size((uint64_t)st.st_size, sz), url, how);
                 return 0;
