@@ -613,10 +613,17 @@ int sp_fetch_verify_copy(const sp_fetch_opts *o, const char *subdir, const char 
         return sp_fail_context(err, "%s", path);
     note(o, "%s: %s, verified by %s", label, path, how);
     s = json_pack("{s:s, s:I, s:s, s:s}", "path", real, "size", (json_int_t)st.st_size, "mtime", mtime, "md5", md5);
-    if (s && sp_mkdirs(cdir) == 0)
-        sp_write_json_atomic(cdir, strrchr(stamp, '/') + 1, s, NULL);
+    if (!s)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    /* the stamp spares the next run a verification; a cache that cannot take
+     * it is a system error like any other write into the cache */
+    int rc = 0;
+    if (sp_mkdirs(cdir))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", cdir, strerror(errno));
+    else
+        rc = sp_write_json_atomic(cdir, strrchr(stamp, '/') + 1, s, err);
     json_decref(s);
-    return 0;
+    return rc;
 }
 
 /* ---------------- what to fetch ---------------- */
