@@ -431,6 +431,38 @@ static void sleep_seconds(double s)
     nanosleep(&ts, NULL);
 }
 
+/* Opens and takes (flock, waiting) the lock file of a download; returns its
+ * fd, or -1 with errno. A holder removes the lock file when it is done
+ * (drop_lock), so a lock taken on a file no longer at that name is stale:
+ * then it tries again on a fresh one. */
+static int take_lock(const char *lock)
+{
+    for (;;) {
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -1;
+        if (flock(fd, LOCK_EX)) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(lock, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev)
+            return fd;
+        close(fd);
+    }
+}
+
+/* Removes the lock file and releases the lock: a waiter on it tries again
+ * (take_lock), so no empty lock file stays in the cache. */
+static void drop_lock(const char *lock, int fd)
+{
+    unlink(lock);
+    close(fd);
+}
+
 int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirrors, const json_t *file,
                   char *path, size_t path_len, sp_err *err)
 {
@@ -456,21 +488,17 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
     snprintf(bad, sizeof bad, "%s.bad", path);
     snprintf(lock, sizeof lock, "%s.lock", path);
     /* another fetcher of the same file: wait for it, then use its result */
-    int lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX)) {
-        int e = errno;
-        if (lockfd >= 0)
-            close(lockfd);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot lock: %s", lock, strerror(e));
-    }
+    int lockfd = take_lock(lock);
+    if (lockfd < 0)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot lock: %s", lock, strerror(errno));
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        close(lockfd);
+        drop_lock(lock, lockfd);
         note(o, "%s: cached (by another fetcher)", label);
         return 0;
     }
     int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-        close(lockfd);
+        drop_lock(lock, lockfd);
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", part, strerror(errno));
     }
     json_int_t size = json_integer_value(json_object_get(file, "size"));
@@ -508,7 +536,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
              * resumed, and removing it gives back the space of a full disk */
             close(fd);
             unlink(part);
-            close(lockfd);
+            drop_lock(lock, lockfd);
             return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: %s", label, part, why);
         }
         if (outcome == XFER_OK) {
@@ -519,7 +547,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                 int e = errno;
                 close(fd);
                 unlink(part); /* after a failed fsync its bytes on disk are unknown */
-                close(lockfd);
+                drop_lock(lock, lockfd);
                 return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: cannot sync: %s", label, part, strerror(e));
             }
             if (verify_file(o, part, file, &how, NULL, &verr) == 0) {
@@ -531,10 +559,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                     unlink(part);
                 int synced = renamed && sp_fsync_path(dir, &derr) == 0;
                 close(fd);
-                /* safe to remove now: whoever takes the lock later finds the file */
-                if (renamed)
-                    unlink(lock);
-                close(lockfd);
+                drop_lock(lock, lockfd);
                 if (!renamed)
                     return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot move into the cache: %s", path, strerror(e));
                 if (!synced) /* the file is whole and verified; its name may not survive a crash */
@@ -549,7 +574,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
             close(fd);
             fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             if (fd < 0) {
-                close(lockfd);
+                drop_lock(lock, lockfd);
                 return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", part, strerror(errno));
             }
         } else if (outcome == XFER_RETRY) {
@@ -564,7 +589,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
     /* keep a partial download for the next run to resume; drop an empty one */
     if (stat(part, &st) == 0 && st.st_size == 0)
         unlink(part);
-    close(lockfd);
+    drop_lock(lock, lockfd);
     return sp_fail(err, SP_EXIT_DATA, "%s: no verified copy from any mirror: %s", label, failures);
 }
 
