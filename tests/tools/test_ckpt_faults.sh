@@ -206,7 +206,8 @@ kill_at("ckpt-written", True)
 kill_at("ckpt-committed", False)
 
 with open(TABLE, "w") as f:
-    f.write(f"Checkpoint save (`sp-train -o`): {len(rows)} cases, {sum(int(r[3]) for r in rows)} runs, from "
+    f.write(f"Checkpoint save (`sp-train -o`): {len(rows)} cases of injected faults and kills "
+            f"({sum(int(r[3]) for r in rows)} runs) and a real full disk (the last row), from "
             "tests/tools/test_ckpt_faults.sh. After every faulted run the epoch-1 checkpoint was byte for byte "
             f"as before and loaded with sp-eval -- except the {new_in_place} run where the directory's fsync failed "
             "after the rename: there the whole new checkpoint was in place -- no temporary was left, and a "

@@ -229,7 +229,8 @@ kill_at(DS, "fetch-verified", "a.bin")
 kill_at("URL with --md5", "fetch-partial", "a.bin")
 
 with open(TABLE, "w") as f:
-    f.write(f"The sp-fetch cache: {len(rows)} cases, {sum(int(r[3]) for r in rows)} runs, from "
+    f.write(f"The sp-fetch cache: {len(rows)} cases of injected faults and kills "
+            f"({sum(int(r[3]) for r in rows)} runs) and a real full disk (the last row), from "
             "tests/tools/test_fetch_faults.sh. After every faulted run the cache's earlier entries (a dataset "
             "and a URL's file) were byte for byte as before, no .part, .bad, .lock or temporary was left, nothing "
             "but a whole verified file was under a final name, and a rerun without "
