@@ -647,7 +647,7 @@ int sp_fetch_verify_copy(const sp_fetch_opts *o, const char *subdir, const char 
         rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", cdir, strerror(errno));
     else
         rc = sp_write_json_atomic(cdir, strrchr(stamp, '/') + 1, s, err);
-    if (rc && !strstr(err->msg, stamp)) /* the directory's fsync names only the directory */
+    if (rc && err && !strstr(err->msg, stamp)) /* the directory's fsync names only the directory */
         sp_fail_context(err, "%s", stamp);
     json_decref(s);
     return rc;
