@@ -1,5 +1,6 @@
 /* Checkpoints: the net, its optimizer state, epoch and rng in one file, saved atomically and loaded as untrusted bytes. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -48,6 +49,27 @@ static int append_floats(void *ctx, float *p, size_t count)
     return sp_buf_append(ctx, p, count * sizeof(float)); /* little-endian machines only (x86-64, arm64) */
 }
 
+/* Test-only hook for the crash tests (tests/tools/test_ckpt_faults.sh): does
+ * nothing unless the environment variable SP_CKPT_PAUSE names this phase. Then
+ * it creates the empty file .sp-pause-PHASE next to the checkpoint and waits
+ * for a signal to end the process. Phases: ckpt-written (the temporary holds
+ * every byte, nothing synced or renamed: the previous checkpoint is in place)
+ * and ckpt-committed (renamed into place and the directory synced). */
+static void ckpt_pause(const char *path, const char *phase)
+{
+    const char *want = getenv("SP_CKPT_PAUSE");
+    if (!want || strcmp(want, phase))
+        return;
+    const char *slash = strrchr(path, '/');
+    char mark[8192];
+    snprintf(mark, sizeof mark, "%.*s.sp-pause-%s", slash ? (int)(slash - path + 1) : 0, path, phase);
+    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+    for (;;)
+        pause();
+}
+
 int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int epoch, const nn_rng *rng,
                        const char *extra_json, sp_err *err)
 {
@@ -76,13 +98,58 @@ int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int e
         sp_buf_free(&b);
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     }
-    int rc = sp_atomic_write(path, b.data, b.len, err);
+    /* sp_atomic_write's steps, spelled out for the pause points between them */
+    sp_atomic_file f;
+    if (sp_atomic_open(&f, path, err)) {
+        sp_buf_free(&b);
+        return -1;
+    }
+    if (sp_write_all(f.fd, b.data, b.len)) {
+        int e = errno;
+        sp_atomic_abort(&f);
+        sp_buf_free(&b);
+        return sp_fail(err, SP_EXIT_SYSTEM, "writing %s: %s", path, strerror(e));
+    }
     sp_buf_free(&b);
-    return rc;
+    ckpt_pause(path, "ckpt-written");
+    if (sp_atomic_commit(&f, err)) {
+        if (!strstr(err->msg, path)) /* the directory's fsync names only the directory */
+            sp_fail_context(err, "%s", path);
+        return -1;
+    }
+    ckpt_pause(path, "ckpt-committed");
+    return 0;
+}
+
+/* Removes the temporaries (.NAME.tmp-XXXXXX, sp_atomic_open's names) that a
+ * save of path killed before its rename left next to it. Two runs saving to
+ * one path at once are not supported, so none of them can be another's. */
+static void remove_stale_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096], prefix[1024];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    if (snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix)
+        return;
+    size_t plen = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d)
+        return; /* sp_atomic_open reports an unusable directory */
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen) || strlen(e->d_name) != plen + 6)
+            continue;
+        char stale[8192];
+        snprintf(stale, sizeof stale, "%s%s%s", dir, slash ? "" : "/", e->d_name);
+        unlink(stale);
+    }
+    closedir(d);
 }
 
 int nn_checkpoint_check_writable(const char *path, sp_err *err)
 {
+    remove_stale_temporaries(path);
     sp_atomic_file f;
     if (sp_atomic_open(&f, path, err))
         return -1;

@@ -189,8 +189,30 @@ typedef struct xfer {
     CURL *curl;
     const sp_fetch_opts *o;
     const char *name;
+    const char *dir; /* the cache directory of the .part, for fetch_pause */
     uint64_t total;
 } xfer;
+
+/* Test-only hook for the crash tests (tests/tools/test_fetch_faults.sh): does
+ * nothing unless the environment variable SP_FETCH_PAUSE names this phase.
+ * Then it creates the empty file DIR/.sp-pause-PHASE (DIR: the cache
+ * directory the download goes to) and waits for a signal to end the process.
+ * Phases: fetch-partial (the first bytes of a download are written to the
+ * .part), fetch-verified (the .part is whole, synced and verified, not yet
+ * renamed into place). */
+static void fetch_pause(const char *dir, const char *phase)
+{
+    const char *want = getenv("SP_FETCH_PAUSE");
+    if (!want || strcmp(want, phase))
+        return;
+    char mark[8192];
+    snprintf(mark, sizeof mark, "%s/.sp-pause-%s", dir, phase);
+    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+    for (;;)
+        pause();
+}
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
@@ -249,6 +271,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
         x->write_error = errno;
         return 0;
     }
+    if (x->written == 0)
+        fetch_pause(x->dir, "fetch-partial");
     x->written += len;
     return len;
 }
@@ -284,14 +308,14 @@ static void empty_part(int fd)
 
 /* One request for url into fd (the .part, whose size is its resume point).
  * Returns an XFER_* outcome, with why set for anything but XFER_OK. */
-static int transfer(const sp_fetch_opts *o, const char *url, const char *name, int fd, uint64_t cap,
-                    uint64_t total, char *why, size_t why_len)
+static int transfer(const sp_fetch_opts *o, const char *url, const char *name, const char *dir, int fd,
+                    uint64_t cap, uint64_t total, char *why, size_t why_len)
 {
     struct stat st;
     fstat(fd, &st);
     int is_file = !strncmp(url, "file:", 5);
     xfer x = {.fd = fd, .offset = is_file ? 0 : (uint64_t)st.st_size, .cap = cap, .range_start = -1,
-              .o = o, .name = name, .total = total, .seen_at = sp_now()};
+              .o = o, .name = name, .dir = dir, .total = total, .seen_at = sp_now()};
     CURL *c = curl_easy_init();
     if (!c) {
         snprintf(why, why_len, "cannot start libcurl");
@@ -396,6 +420,38 @@ static void sleep_seconds(double s)
     nanosleep(&ts, NULL);
 }
 
+/* Opens and takes (flock, waiting) the lock file of a download; returns its
+ * fd, or -1 with errno. A holder removes the lock file when it is done
+ * (drop_lock), so a lock taken on a file no longer at that name is stale:
+ * then it tries again on a fresh one. */
+static int take_lock(const char *lock)
+{
+    for (;;) {
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -1;
+        if (flock(fd, LOCK_EX)) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(lock, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev)
+            return fd;
+        close(fd);
+    }
+}
+
+/* Removes the lock file and releases the lock: a waiter on it tries again
+ * (take_lock), so no empty lock file stays in the cache. */
+static void drop_lock(const char *lock, int fd)
+{
+    unlink(lock);
+    close(fd);
+}
+
 int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirrors, const json_t *file,
                   char *path, size_t path_len, sp_err *err)
 {
@@ -421,21 +477,17 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
     snprintf(bad, sizeof bad, "%s.bad", path);
     snprintf(lock, sizeof lock, "%s.lock", path);
     /* another fetcher of the same file: wait for it, then use its result */
-    int lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX)) {
-        int e = errno;
-        if (lockfd >= 0)
-            close(lockfd);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot lock: %s", lock, strerror(e));
-    }
+    int lockfd = take_lock(lock);
+    if (lockfd < 0)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot lock: %s", lock, strerror(errno));
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        close(lockfd);
+        drop_lock(lock, lockfd);
         note(o, "%s: cached (by another fetcher)", label);
         return 0;
     }
     int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-        close(lockfd);
+        drop_lock(lock, lockfd);
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", part, strerror(errno));
     }
     json_int_t size = json_integer_value(json_object_get(file, "size"));
@@ -454,7 +506,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                 note(o, "%s: %s: %s; retrying", label, url, why);
                 sleep_seconds(o->retry_delay * (double)(1 << (attempt - 1)));
             }
-            outcome = transfer(o, url, label, fd, cap, size > 0 ? (uint64_t)size : 0, why, sizeof why);
+            outcome = transfer(o, url, label, dir, fd, cap, size > 0 ? (uint64_t)size : 0, why, sizeof why);
             if (outcome == XFER_RANGE_END) {
                 /* the server has nothing past our .part: it may be whole */
                 if (verify_file(o, part, file, NULL, NULL, NULL) == 0) {
@@ -469,8 +521,11 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
                 break;
         }
         if (outcome == XFER_FATAL) {
+            /* a failed write: what the .part holds is not to be trusted or
+             * resumed, and removing it gives back the space of a full disk */
             close(fd);
-            close(lockfd);
+            unlink(part);
+            drop_lock(lock, lockfd);
             return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: %s", label, part, why);
         }
         if (outcome == XFER_OK) {
@@ -480,18 +535,24 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
             if (fsync(fd) != 0) { /* the bytes may not be on the disk: a system error, not bad data */
                 int e = errno;
                 close(fd);
-                close(lockfd);
+                unlink(part); /* after a failed fsync its bytes on disk are unknown */
+                drop_lock(lock, lockfd);
                 return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s: cannot sync: %s", label, part, strerror(e));
             }
             if (verify_file(o, part, file, &how, NULL, &verr) == 0) {
-                int moved = rename(part, path) == 0 && sp_fsync_path(dir, NULL) == 0;
+                fetch_pause(dir, "fetch-verified");
+                sp_err derr = {0};
+                int renamed = rename(part, path) == 0;
                 int e = errno;
+                if (!renamed)
+                    unlink(part);
+                int synced = renamed && sp_fsync_path(dir, &derr) == 0;
                 close(fd);
-                /* safe to remove now: whoever takes the lock later finds the file */
-                unlink(lock);
-                close(lockfd);
-                if (!moved)
+                drop_lock(lock, lockfd);
+                if (!renamed)
                     return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot move into the cache: %s", path, strerror(e));
+                if (!synced) /* the file is whole and verified; its name may not survive a crash */
+                    return sp_fail(err, SP_EXIT_SYSTEM, "%s: in the cache, but %s", path, derr.msg);
                 char sz[32];
                 note(o, "%s: %s from %s, verified by %s", label, human_size((uint64_t)st.st_size, sz), url, how);
                 return 0;
@@ -502,7 +563,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
             close(fd);
             fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             if (fd < 0) {
-                close(lockfd);
+                drop_lock(lock, lockfd);
                 return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", part, strerror(errno));
             }
         } else if (outcome == XFER_RETRY) {
@@ -517,7 +578,7 @@ int sp_fetch_file(const sp_fetch_opts *o, const char *subdir, const json_t *mirr
     /* keep a partial download for the next run to resume; drop an empty one */
     if (stat(part, &st) == 0 && st.st_size == 0)
         unlink(part);
-    close(lockfd);
+    drop_lock(lock, lockfd);
     return sp_fail(err, SP_EXIT_DATA, "%s: no verified copy from any mirror: %s", label, failures);
 }
 
@@ -566,10 +627,19 @@ int sp_fetch_verify_copy(const sp_fetch_opts *o, const char *subdir, const char 
         return sp_fail_context(err, "%s", path);
     note(o, "%s: %s, verified by %s", label, path, how);
     s = json_pack("{s:s, s:I, s:s, s:s}", "path", real, "size", (json_int_t)st.st_size, "mtime", mtime, "md5", md5);
-    if (s && sp_mkdirs(cdir) == 0)
-        sp_write_json_atomic(cdir, strrchr(stamp, '/') + 1, s, NULL);
+    if (!s)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    /* the stamp spares the next run a verification; a cache that cannot take
+     * it is a system error like any other write into the cache */
+    int rc = 0;
+    if (sp_mkdirs(cdir))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", cdir, strerror(errno));
+    else
+        rc = sp_write_json_atomic(cdir, strrchr(stamp, '/') + 1, s, err);
+    if (rc && err && !strstr(err->msg, stamp)) /* the directory's fsync names only the directory */
+        sp_fail_context(err, "%s", stamp);
     json_decref(s);
-    return 0;
+    return rc;
 }
 
 /* ---------------- what to fetch ---------------- */
