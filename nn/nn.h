@@ -229,9 +229,10 @@ void nn_opt_step(nn_opt *o, nn_net *n);
  * or the whole new one. */
 int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int epoch, const nn_rng *rng,
                        const char *extra_json, sp_err *err);
-/* Whether a checkpoint can be saved at path: creates and removes a
- * temporary beside it, so a missing or read-only directory is found before
- * any work. 0, or -1 with err (SP_EXIT_SYSTEM) naming the path. */
+/* Whether a checkpoint can be saved at path: removes the temporaries of
+ * path that a killed save left (.NAME.tmp-XXXXXX), then creates and removes
+ * a new one, so a missing or read-only directory is found before any work.
+ * 0, or -1 with err (SP_EXIT_SYSTEM) naming the path. */
 int nn_checkpoint_check_writable(const char *path, sp_err *err);
 /* Loads path into a new net (*out) and *o, *epoch, *rng; extra_json (may be
  * NULL) gets the caller's header member (malloc'd). The file is untrusted:

@@ -1,3 +1,4 @@
+/* The fetch stage: the plan for a dataset, a URL or a file, the cache with its locks, downloads (libcurl) with resume, and verification. */
 #define _DEFAULT_SOURCE /* realpath, strcasecmp */
 #include "pipeline/fetch.h"
 
