@@ -86,7 +86,9 @@ int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload
  *
  * Errors: every file goes through common/sp_atomic.h; an I/O error names the
  * file and the OS error (strerror), fills err with SP_EXIT_SYSTEM, removes the
- * temporary and leaves the last committed set as it was. */
+ * temporary and leaves the last committed set as it was. A set of no records
+ * (every input rejected upstream) is refused with SP_EXIT_DATA and nothing
+ * changes, except for a part of --part, which may be empty. */
 int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err);
 /* Shards this run compressed and wrote, and shards it took over from an
  * interrupted run (see sp_shardset_create). */

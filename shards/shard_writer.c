@@ -349,6 +349,12 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
     for (int i = 0; i < NSPLITS; i++)
         if (close_shard(s, i, err))
             return -1;
+    uint64_t records = 0;
+    for (const shard *sh = s->done; sh; sh = sh->next)
+        records += sh->n;
+    if (records == 0 && !s->opts.parts)
+        return sp_fail(err, SP_EXIT_DATA, "%s: no records to write: the input held none (every image rejected "
+                                          "upstream?); the directory is left as it was", s->dir);
     json_t *m = json_object(), *list = json_array();
     if (!m || !list) {
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");

@@ -146,6 +146,10 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
     if (sum != total)
         problem(&v, "manifest: shards hold %lld records, total_records says %lld", (long long)sum,
                 (long long)total);
+    /* a set of no records is what a run whose every input was rejected would
+     * leave; sp-shard refuses to commit one, except for a part of --part */
+    if (total == 0 && sum == 0 && !json_object_get(m, "part"))
+        problem(&v, "manifest: the set holds no records");
     const char *name;
     json_t *sj;
     json_object_foreach(json_object_get(m, "splits"), name, sj) {

@@ -9,9 +9,9 @@ build=${SP_BUILD:-build}
 export SP_BIN="$root/$build/bin" SP_ROOT="$root" HDF5_PLUGIN_PATH="$root/$build/hdf5-plugin" PATH="$root/$build/bin:$PATH"
 rows=$(mktemp)
 export SP_BAD_TABLE="$rows"
-for t in test_bad_shard test_bad_manifest test_bad_labels test_idx_bad test_bombs; do
+for t in test_bad_shard test_bad_manifest test_bad_labels test_idx_bad test_bombs test_empty_set; do
     work=$(mktemp -d)
-    (cd "$work" && sh "$root/tests/tools/$t.sh" > "$work.log" 2>&1) || { cat "$work.log"; echo "$t failed" >&2; exit 1; }
+    (cd "$work" && bash "$root/tests/tools/$t.sh" > "$work.log" 2>&1) || { cat "$work.log"; echo "$t failed" >&2; exit 1; }
     rm -rf "$work" "$work.log"
 done
 {
