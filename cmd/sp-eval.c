@@ -161,15 +161,11 @@ int main(int argc, char **argv)
         {0},
     };
     const sp_cli_tool cli = {"sp-eval", "SHARDS --checkpoint CKPT [OPTION]...", about, table, notes};
-    sp_cli_args args;
-    int status = sp_cli_parse(&cli, argc, argv, &args);
+    int status = sp_cli_parse_one(&cli, argc, argv, "shard directory", &o.dir);
     if (status >= 0)
         return status;
-    if (args.n != 1)
-        return sp_cli_usage_error(args.n == 0 ? "no shard directory given" : "one shard directory, please");
     if (!o.ckpt)
         return sp_cli_usage_error("no checkpoint (--checkpoint CKPT)");
-    o.dir = args.v[0];
     sp_err err = {0};
     return sp_cli_exit(run(&o, &err) ? &err : NULL);
 }

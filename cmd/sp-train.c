@@ -226,13 +226,9 @@ int main(int argc, char **argv)
         {0},
     };
     const sp_cli_tool cli = {"sp-train", "SHARDS [OPTION]...", about, table, notes};
-    sp_cli_args args;
-    int status = sp_cli_parse(&cli, argc, argv, &args);
+    int status = sp_cli_parse_one(&cli, argc, argv, "shard directory", &o.t.dir);
     if (status >= 0)
         return status;
-    if (args.n != 1)
-        return sp_cli_usage_error(args.n == 0 ? "no shard directory given" : "one shard directory, please");
-    o.t.dir = args.v[0];
     o.t.model = model_names[o.model];
     o.t.optimizer = optimizer_kinds[o.optimizer];
     o.t.verify = !o.no_verify;

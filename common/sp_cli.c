@@ -21,40 +21,30 @@ static uint64_t warnings;
 void sp_set_progname(const char *argv0) { progname = sp_basename(argv0); }
 const char *sp_progname(void) { return progname; }
 
-static void vmsg(const char *fmt, va_list ap)
+/* "prog: MESSAGE" on stderr when the verbosity is at least min_verbosity. */
+static void vmsg(int min_verbosity, const char *fmt, va_list ap)
 {
+    if (sp_verbosity < min_verbosity)
+        return;
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
     fprintf(stderr, "%s: %s\n", progname, line);
 }
 
-void sp_msg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(fmt, ap);
-    va_end(ap);
-}
+#define SAY(min_verbosity)              \
+    do {                                \
+        va_list ap;                     \
+        va_start(ap, fmt);              \
+        vmsg((min_verbosity), fmt, ap); \
+        va_end(ap);                     \
+    } while (0)
 
-void sp_info(const char *fmt, ...)
-{
-    if (sp_verbosity < 2)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(fmt, ap);
-    va_end(ap);
-}
-
+void sp_msg(const char *fmt, ...) { SAY(0); }
+void sp_info(const char *fmt, ...) { SAY(2); }
 void sp_warn(const char *fmt, ...)
 {
     warnings++;
-    if (sp_verbosity < 1)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(fmt, ap);
-    va_end(ap);
+    SAY(1);
 }
 
 void sp_warn_count(uint64_t n) { warnings += n; }
@@ -553,6 +543,18 @@ int sp_cli_parse(const sp_cli_tool *t, int argc, char **argv, sp_cli_args *args)
     }
     args->n = n;
     args->v = operands;
+    return -1;
+}
+
+int sp_cli_parse_one(const sp_cli_tool *tool, int argc, char **argv, const char *what, const char **operand)
+{
+    sp_cli_args args;
+    int status = sp_cli_parse(tool, argc, argv, &args);
+    if (status >= 0)
+        return status;
+    if (args.n != 1)
+        return args.n == 0 ? sp_cli_usage_error("no %s given", what) : sp_cli_usage_error("one %s, please", what);
+    *operand = args.v[0];
     return -1;
 }
 

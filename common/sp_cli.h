@@ -139,6 +139,10 @@ typedef struct sp_cli_args {
  * stdout), SP_EXIT_USAGE after a bad option or value (one line on stderr
  * naming it, then the Try line). Also records the recipe (sp_cli_recipe). */
 int sp_cli_parse(const sp_cli_tool *tool, int argc, char **argv, sp_cli_args *args);
+/* sp_cli_parse for a tool of exactly one operand (what: "shard directory"):
+ * a usage error "no WHAT given" or "one WHAT, please" otherwise; on -1 the
+ * operand is in *operand. */
+int sp_cli_parse_one(const sp_cli_tool *tool, int argc, char **argv, const char *what, const char **operand);
 /* sp_cli_parse for a filter that writes a binary record stream on stdout:
  * also refuses a terminal there (sp_cli_stdout_is_safe: SP_EXIT_USAGE). */
 int sp_cli_parse_filter(const sp_cli_tool *tool, int argc, char **argv, sp_cli_args *args);

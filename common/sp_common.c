@@ -3,6 +3,7 @@
 #include "sp_common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,26 @@ void sp_notef(void (*cb)(void *ctx, const char *line), void *ctx, const char *fm
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     cb(ctx, line);
+}
+
+void sp_test_pause(const char *env, const char *dir, int file, const char *phase)
+{
+    const char *want = getenv(env);
+    if (!want || strcmp(want, phase))
+        return;
+    int len = (int)strlen(dir);
+    if (file) {
+        const char *slash = strrchr(dir, '/');
+        len = slash ? (int)(slash - dir) : 1;
+        dir = slash ? dir : ".";
+    }
+    char mark[8192];
+    snprintf(mark, sizeof mark, "%.*s/.sp-pause-%s", len, dir, phase);
+    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+    for (;;)
+        pause(); /* until a signal ends the process */
 }
 
 int sp_fail_context(sp_err *err, const char *fmt, ...)

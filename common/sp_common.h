@@ -47,6 +47,14 @@ double sp_now(void);
 void sp_notef(void (*cb)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A test-only hook for the crash tests: when the environment variable env
+ * names phase, creates the empty file DIR/.sp-pause-PHASE (DIR: dir, or the
+ * directory of the file dir names when file is 1) and waits for a signal to
+ * end the process; otherwise does nothing. The tests kill the process there,
+ * knowing which phase the kill hit (SP_WRITER_PAUSE, SP_CKPT_PAUSE,
+ * SP_FETCH_PAUSE; see the tests that set them). */
+void sp_test_pause(const char *env, const char *dir, int file, const char *phase);
+
 /* ---- growable byte buffer; owns its memory ---- */
 typedef struct sp_buf {
     uint8_t *data;

@@ -49,26 +49,11 @@ static int append_floats(void *ctx, float *p, size_t count)
     return sp_buf_append(ctx, p, count * sizeof(float)); /* little-endian machines only (x86-64, arm64) */
 }
 
-/* Test-only hook for the crash tests (tests/tools/test_ckpt_faults.sh): does
- * nothing unless the environment variable SP_CKPT_PAUSE names this phase. Then
- * it creates the empty file .sp-pause-PHASE next to the checkpoint and waits
- * for a signal to end the process. Phases: ckpt-written (the temporary holds
- * every byte, nothing synced or renamed: the previous checkpoint is in place)
- * and ckpt-committed (renamed into place and the directory synced). */
-static void ckpt_pause(const char *path, const char *phase)
-{
-    const char *want = getenv("SP_CKPT_PAUSE");
-    if (!want || strcmp(want, phase))
-        return;
-    const char *slash = strrchr(path, '/');
-    char mark[8192];
-    snprintf(mark, sizeof mark, "%.*s.sp-pause-%s", slash ? (int)(slash - path + 1) : 0, path, phase);
-    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0)
-        close(fd);
-    for (;;)
-        pause();
-}
+/* Crash-test phases (SP_CKPT_PAUSE, tests/tools/test_ckpt_faults.sh; the
+ * mark goes beside the checkpoint): ckpt-written (the temporary holds every
+ * byte, nothing synced or renamed: the previous checkpoint is in place) and
+ * ckpt-committed (renamed into place and the directory synced). */
+#define ckpt_pause(path, phase) sp_test_pause("SP_CKPT_PAUSE", (path), 1, (phase))
 
 int nn_checkpoint_save(const char *path, const nn_net *n, const nn_opt *o, int epoch, const nn_rng *rng,
                        const char *extra_json, sp_err *err)

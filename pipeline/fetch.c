@@ -194,26 +194,11 @@ typedef struct xfer {
     uint64_t total;
 } xfer;
 
-/* Test-only hook for the crash tests (tests/tools/test_fetch_faults.sh): does
- * nothing unless the environment variable SP_FETCH_PAUSE names this phase.
- * Then it creates the empty file DIR/.sp-pause-PHASE (DIR: the cache
- * directory the download goes to) and waits for a signal to end the process.
- * Phases: fetch-partial (the first bytes of a download are written to the
- * .part), fetch-verified (the .part is whole, synced and verified, not yet
- * renamed into place). */
-static void fetch_pause(const char *dir, const char *phase)
-{
-    const char *want = getenv("SP_FETCH_PAUSE");
-    if (!want || strcmp(want, phase))
-        return;
-    char mark[8192];
-    snprintf(mark, sizeof mark, "%s/.sp-pause-%s", dir, phase);
-    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0)
-        close(fd);
-    for (;;)
-        pause();
-}
+/* Crash-test phases (SP_FETCH_PAUSE, tests/tools/test_fetch_faults.sh; the
+ * mark goes into the cache directory of the download): fetch-partial (the
+ * first bytes of a download are written to the .part), fetch-verified (the
+ * .part is whole, synced and verified, not yet renamed into place). */
+#define fetch_pause(dir, phase) sp_test_pause("SP_FETCH_PAUSE", (dir), 0, (phase))
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {

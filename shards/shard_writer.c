@@ -29,19 +29,7 @@ void sp_shard_opts_default(sp_shard_opts *o)
 /* Hands a note to the tool's on_info, if it gave one. */
 #define note(s, ...) sp_notef((s)->opts.on_info, (s)->opts.info_ctx, __VA_ARGS__)
 
-void sp_shardset_pause(const char *dir, const char *phase)
-{
-    const char *want = getenv("SP_WRITER_PAUSE");
-    if (!want || strcmp(want, phase))
-        return;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/.sp-pause-%s", dir, phase);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0)
-        close(fd);
-    for (;;)
-        pause(); /* until a signal ends the process */
-}
+void sp_shardset_pause(const char *dir, const char *phase) { sp_test_pause("SP_WRITER_PAUSE", dir, 0, phase); }
 
 sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_err *err)
 {
