@@ -255,7 +255,8 @@ int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *re
                       void *ctx, sp_err *err)
 {
     if (s->runs == 0) { /* everything fit in memory */
-        qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
+        if (s->n) /* (qsort must not be given a NULL array, even of no entries) */
+            qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
         sp_record rec;
         for (size_t i = 0; i < s->n; i++) {
             const uint8_t *payload;
