@@ -113,3 +113,12 @@ start_fault() {
     FAULT_PORT=$(cat "$name.port")
     touch "$name.log"
 }
+
+# build_reader_dump: builds tests/reader/reader_dump.c here as ./reader_dump,
+# against the built libshardpipe-reader through its pkg-config file (exported
+# PKG_CONFIG_PATH), as a user of the library would.
+build_reader_dump() {
+    export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
+    cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
+        -lxxhash -o reader_dump
+}
