@@ -122,3 +122,21 @@ build_reader_dump() {
     cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
         -lxxhash -o reader_dump
 }
+
+# make_fetch_data SEED: the files the fetch tests serve: data/a.bin (300,000
+# random bytes from SEED) and data/b.txt.gz, and files.json listing each as
+# {"name", "size", "md5"} (a manifest's "files"). data/ must exist.
+make_fetch_data() {
+    $PY - "$1" <<'X'
+import gzip, hashlib, json, random, sys
+r = random.Random(int(sys.argv[1]))
+open("data/a.bin", "wb").write(bytes(r.getrandbits(8) for _ in range(300000)))
+with gzip.GzipFile("data/b.txt.gz", "wb", mtime=0) as g:
+    g.write(b"hello from b\n" * 1000)
+files = []
+for n in ("a.bin", "b.txt.gz"):
+    d = open("data/" + n, "rb").read()
+    files.append({"name": n, "size": len(d), "md5": hashlib.md5(d).hexdigest()})
+json.dump(files, open("files.json", "w"))
+X
+}
