@@ -23,3 +23,21 @@ exec(code)
 json.dump(m, open(path, "w"), indent=2, sort_keys=True)
 X
 }
+
+# make_small_set [SP-DECODE OPTION...]: a small MNIST-like set S of 340 records
+# (300 train, 40 test, 100 to a shard) from gzipped IDX files in idx/, decoded
+# with the options given; S verifies.
+make_small_set() {
+    $PY "$FIX/make_idx.py" idx --train 300 --test 40 --gz
+    sp-unpack idx/*.gz | sp-decode -q "$@" | sp-shard -q -n 100 -o S
+    sp-verify -q S
+}
+
+# refused_by_readers DIR TEXT: sp-verify, sp-cat and sp-inspect each exit 1 on
+# the set DIR with TEXT in their stderr (out and err: sp-inspect's).
+refused_by_readers() {
+    for tool in sp-verify sp-cat sp-inspect; do
+        expect_status 1 $tool "$1"
+        expect_err_has "$2"
+    done
+}

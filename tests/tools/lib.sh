@@ -113,3 +113,53 @@ start_fault() {
     FAULT_PORT=$(cat "$name.port")
     touch "$name.log"
 }
+
+# build_reader_dump: builds tests/reader/reader_dump.c here as ./reader_dump,
+# against the built libshardpipe-reader through its pkg-config file (exported
+# PKG_CONFIG_PATH), as a user of the library would.
+build_reader_dump() {
+    export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
+    cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
+        -lxxhash -o reader_dump
+}
+
+# ---- the fault and crash tests (test_*_faults.sh) ----
+# build_fault_shims: skips the test (status 77) without fiu-run; builds the
+# LD_PRELOAD shims nth_fault.so and mkstemp_fault.so (tests/faults/) here and
+# lets ASan-built tools start under them.
+build_fault_shims() {
+    command -v fiu-run >/dev/null || { echo "SKIP: fiu-run (Debian fiu-utils) is not installed" >&2; exit 77; }
+    cc -shared -fPIC -O1 -o nth_fault.so "$SP_ROOT/tests/faults/nth_fault.c" -ldl
+    cc -shared -fPIC -O1 -o mkstemp_fault.so "$SP_ROOT/tests/faults/mkstemp_fault.c" -ldl
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+}
+
+# mount_tmpfs_or_skip DIR KIB: a real small disk: mounts a tmpfs of KIB KiB
+# on the new directory DIR, unmounted (and any servers stopped) when the test
+# exits; skips the test (status 77) where mounting is not allowed.
+mount_tmpfs_or_skip() {
+    mkdir "$1"
+    if ! mount -t tmpfs -o size="$2"k tmpfs "$1" 2>mount.err; then
+        echo "SKIP: cannot mount a $2 KiB tmpfs here ($(head -1 mount.err))" >&2
+        exit 77
+    fi
+    trap "umount '$1' 2>/dev/null || true; stop_servers" EXIT
+}
+
+# make_fetch_data SEED: the files the fetch tests serve: data/a.bin (300,000
+# random bytes from SEED) and data/b.txt.gz, and files.json listing each as
+# {"name", "size", "md5"} (a manifest's "files"). data/ must exist.
+make_fetch_data() {
+    $PY - "$1" <<'X'
+import gzip, hashlib, json, random, sys
+r = random.Random(int(sys.argv[1]))
+open("data/a.bin", "wb").write(bytes(r.getrandbits(8) for _ in range(300000)))
+with gzip.GzipFile("data/b.txt.gz", "wb", mtime=0) as g:
+    g.write(b"hello from b\n" * 1000)
+files = []
+for n in ("a.bin", "b.txt.gz"):
+    d = open("data/" + n, "rb").read()
+    files.append({"name": n, "size": len(d), "md5": hashlib.md5(d).hexdigest()})
+json.dump(files, open("files.json", "w"))
+X
+}

@@ -5,23 +5,15 @@
 . "$SP_ROOT/tests/tools/lib.sh"
 . "$SP_ROOT/tests/tools/bad_lib.sh"
 set -o pipefail
-export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
-cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
-    -lxxhash -o reader_dump
-$PY "$FIX/make_idx.py" idx --train 300 --test 40 --gz
-sp-unpack idx/*.gz | sp-decode -q --classes <(printf '%s\n' zero one two three four five six seven eight nine) \
-    | sp-shard -q -n 100 -o S
-sp-verify -q S
+build_reader_dump
+make_small_set --classes <(printf '%s\n' zero one two three four five six seven eight nine)
 sp-cat S > all.jsonl
 [ "$(wc -l < all.jsonl)" -eq 340 ] || fail "sp-cat gave $(wc -l < all.jsonl) records"
 first=$($PY -c 'import json; print(json.load(open("S/manifest.json"))["shards"][0]["file"])')
 
 # the class list renamed: the shards carry the old one
 edit_manifest S C1 'm["classes"][3] = "kitten"'
-for tool in sp-verify sp-cat sp-inspect; do
-    expect_status 1 $tool C1
-    expect_err_has "$first: classes differ from the manifest's (10 names in the shard, 10 in the manifest)"
-done
+refused_by_readers C1 "$first: classes differ from the manifest's (10 names in the shard, 10 in the manifest)"
 row "manifest's class names differ from the shards'" "sp-cat, sp-inspect: status 1 too"
 expect_status 1 ./reader_dump C1 train index
 expect_err_has "classes differ from the manifest's"
@@ -45,19 +37,13 @@ expect_err_has "classes is not a list of at most 1000000 names"
 
 # a shard listed twice, with totals made to match: sp-cat printed 4,403 of 3,403 records
 edit_manifest S D 'm["shards"].append(dict(m["shards"][0])); m["total_records"] += m["shards"][0]["records"]; m["splits"]["train"]["records"] += m["shards"][0]["records"]'
-for tool in sp-verify sp-cat sp-inspect; do
-    expect_status 1 $tool D
-    expect_err_has "D/manifest.json: shard $first is listed twice"
-done
+refused_by_readers D "D/manifest.json: shard $first is listed twice"
 [ ! -s out ] || fail "sp-inspect printed a summary of a bad set"
 row "a shard listed twice (totals adjusted)" "sp-cat prints nothing instead of 100 extra records"
 
 # wrong counts, consistent totals: the shard holds 100
 edit_manifest S N 'm["shards"][0]["records"] = 99; m["total_records"] -= 1; m["splits"]["train"]["records"] -= 1'
-for tool in sp-verify sp-cat sp-inspect; do
-    expect_status 1 $tool N
-    expect_err_has "$first: 100 records, manifest says 99"
-done
+refused_by_readers N "$first: 100 records, manifest says 99"
 row "a shard's record count off by one (totals adjusted)" "sp-cat, sp-inspect: status 1 too"
 expect_status 1 ./reader_dump N train index
 expect_err_has "100 records"

@@ -6,12 +6,8 @@
 . "$SP_ROOT/tests/tools/lib.sh"
 . "$SP_ROOT/tests/tools/bad_lib.sh"
 set -o pipefail
-export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
-cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
-    -lxxhash -o reader_dump
-$PY "$FIX/make_idx.py" idx --train 300 --test 40 --gz
-sp-unpack idx/*.gz | sp-decode -q | sp-shard -q -n 100 -o S
-sp-verify -q S
+build_reader_dump
+make_small_set
 cp -r S GOOD
 
 # flip a byte in the second train shard's first images chunk, chosen so the

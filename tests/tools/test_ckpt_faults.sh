@@ -12,10 +12,7 @@
 # in nn/checkpoint.c), each kill checked to have landed there.
 # The rows go to $SP_FAULTS_TABLE (default ckpt_table.md here).
 . "$SP_ROOT/tests/tools/lib.sh"
-command -v fiu-run >/dev/null || { echo "SKIP: fiu-run (Debian fiu-utils) is not installed" >&2; exit 77; }
-cc -shared -fPIC -O1 -o nth_fault.so "$SP_ROOT/tests/faults/nth_fault.c" -ldl
-cc -shared -fPIC -O1 -o mkstemp_fault.so "$SP_ROOT/tests/faults/mkstemp_fault.c" -ldl
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+build_fault_shims
 $PY "$FIX/make_idx.py" idx --train 600 --test 200 --size 16 16
 expect_stages "0 0 0" "sp-unpack --dataset mnist idx/* | sp-decode -q | sp-shard -q -n 400 -o S"
 TRAIN="sp-train -q S --model mlp -b 32 --lr 0.01 --optimizer sgd"
@@ -42,9 +39,10 @@ PYTHONPATH=. $PY -c "import sys, ckpt_state as c; sys.exit(c.state(open('ref.ckp
 cmp -s prev.ckpt ref.ckpt && fail "epoch 2 saved the bytes of epoch 1"
 sp-eval S --checkpoint prev.ckpt > /dev/null
 $PY - "${SP_FAULTS_TABLE:-ckpt_table.md}" "$TRAIN" <<'X'
-import errno, os, re, shutil, signal, subprocess, sys, time
-sys.path.insert(0, os.getcwd())
+import errno, os, re, shutil, subprocess, sys, time
+sys.path[:0] = [os.getcwd(), os.path.join(os.environ["SP_ROOT"], "tests/tools")]
 from ckpt_state import state
+from crashlib import count_runs, fiu_works, kill_at_mark, nth_sweep, run, sweep_row, write_table
 
 TABLE, TRAIN = sys.argv[1], sys.argv[2].split()
 HERE = os.getcwd()
@@ -62,10 +60,6 @@ def setup():
     os.symlink(os.path.join(HERE, "S"), os.path.join(d, "S"))
     shutil.copy("prev.ckpt", os.path.join(d, "OUT", "m.ckpt"))
     return d
-
-def run(d, cmd, env=None):
-    p = subprocess.run(cmd, cwd=d, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return p.returncode, p.stderr.decode(errors="replace")
 
 def loads(d):
     return subprocess.run(["sp-eval", "S", "--checkpoint", "OUT/m.ckpt"], cwd=d,
@@ -110,43 +104,16 @@ def fiu_case(spec, want, what):
     shutil.rmtree(d)
 
 def sweep(shim, call, err_no, what):
-    """Fails call 1, 2, ... of `call` in turn until a run no longer reaches it."""
-    want = None if err_no == 0 else os.strerror(err_no)
-    statuses, messages, n = set(), [], 0
-    while n < 100:
-        n += 1
-        d = setup()
-        mark = os.path.join(d, "fired")
-        rc, err = run(d, CMD, {"LD_PRELOAD": os.path.join(HERE, shim), "SP_FAULT_CALL": call, "SP_FAULT_NTH": str(n),
-                               "SP_FAULT_ERRNO": str(err_no), "SP_FAULT_MARK": mark})
-        if not os.path.exists(mark):
-            assert rc == 0, f"a run without fault failed: {err}"
-            shutil.rmtree(d)
-            n -= 1
-            break
-        try:
-            got = check(d, rc, err, want)
-        except AssertionError as e:
-            raise SystemExit(f"{what}, call {n}: {e}")
-        statuses.add(rc)
-        if tidy(got) not in messages:
-            messages.append(tidy(got))
-        shutil.rmtree(d)
-    assert n > 0, f"sp-train never calls {call}"
-    rows.append(("sp-train -o", what, f"{shim}: call 1..{n} of {call}(), one per run", str(n),
-                 "/".join(map(str, sorted(statuses))), "<br>".join(f"`{m}`" for m in messages)))
+    n, statuses, messages = nth_sweep(HERE, setup, CMD, shim, call, err_no, check, tidy, 100, what)
+    rows.append(sweep_row("sp-train -o", what, shim, call, n, statuses, messages))
 
 t0 = time.time()
-FIU_OK = subprocess.run(["fiu-run", "-x", "-f", "", "-c", "enable name=none/at/all", "sp-train", "--version"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-if FIU_OK:
+if fiu_works("sp-train"):
     fiu_case("enable name=posix/io/rw/write,failinfo=28", "No space left on device", "ENOSPC on write")
     fiu_case("enable name=posix/io/rw/write,failinfo=5", "Input/output error", "EIO on write")
     fiu_case("enable name=posix/io/sync/fsync,failinfo=5", "Input/output error", "failed fsync (the first)")
     fiu_case("enable name=posix/io/dir/rename,failinfo=5", "Input/output error", "failed rename")
     fiu_case("enable name=posix/io/rw/write/reduce", None, "short writes on every write")
-else:
-    print("NOTE: fiu-run cannot start these binaries (libfiu's preload under a sanitizer): its cases are left out")
 sweep("nth_fault.so", "write", errno.ENOSPC, "ENOSPC from write")
 sweep("nth_fault.so", "write", errno.EIO, "EIO from write")
 sweep("nth_fault.so", "write", 0, "short writes (half the bytes)")
@@ -168,17 +135,8 @@ def kill_at(phase, fresh):
         want_before, want_after = None, state(PREV)  # a fresh 1-epoch run saves epoch 1's state
     else:
         cmd, want_before, want_after = CMD, PREV, REF
-    p = subprocess.Popen(cmd, cwd=d, env=dict(os.environ, SP_CKPT_PAUSE=phase))
     mark = os.path.join(out, f".sp-pause-{phase}")
-    for _ in range(1200):
-        if os.path.exists(mark) or p.poll() is not None:
-            break
-        time.sleep(0.05)
-    assert os.path.exists(mark), f"{phase}: the save never reached the phase (status {p.poll()})"
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert p.returncode == -signal.SIGKILL, f"{phase}: not killed by the signal ({p.returncode})"
-    os.unlink(mark)
+    kill_at_mark(cmd, d, {"SP_CKPT_PAUSE": phase}, lambda: [mark] if os.path.exists(mark) else [], phase, "the save")
     names = os.listdir(out)
     temps = [n for n in names if re.fullmatch(r"\.m\.ckpt\.tmp-[A-Za-z0-9]{6}", n)]
     have = open(os.path.join(out, "m.ckpt"), "rb").read() if "m.ckpt" in names else None
@@ -205,29 +163,19 @@ kill_at("ckpt-written", False)
 kill_at("ckpt-written", True)
 kill_at("ckpt-committed", False)
 
-with open(TABLE, "w") as f:
-    f.write(f"Checkpoint save (`sp-train -o`): {len(rows)} cases of injected faults and kills "
-            f"({sum(int(r[3]) for r in rows)} runs) and a real full disk (the last row), from "
+write_table(TABLE, f"Checkpoint save (`sp-train -o`): {len(rows)} cases of injected faults and kills "
+            f"({count_runs(rows)} runs) and a real full disk (the last row), from "
             "tests/tools/test_ckpt_faults.sh. After every faulted run the epoch-1 checkpoint was byte for byte "
             f"as before and loaded with sp-eval -- except the {new_in_place} run where the directory's fsync failed "
             "after the rename: there the whole new checkpoint was in place -- no temporary was left, and a "
             "rerun without faults saved the training state of an uninterrupted run (every byte but the "
-            "epochs' seconds and images per second).\n\n")
-    f.write("| tool | injected | how | runs | status | message |\n|---|---|---|---|---|---|\n")
-    for r in rows:
-        f.write("| " + " | ".join(r) + " |\n")
-print(open(TABLE).read())
-print(f"{sum(int(r[3]) for r in rows)} runs in {time.time() - t0:.0f} s")
+            "epochs' seconds and images per second).", rows)
+print(f"{count_runs(rows)} runs in {time.time() - t0:.0f} s")
 X
 # a real full disk: a tmpfs that holds the epoch-1 checkpoint but not a second
 # copy beside it (the temporary), so the save of epoch 2 meets ENOSPC
-mkdir disk
 size=$(( ($(stat -c %s prev.ckpt) * 3 / 2 + 4095) / 4096 * 4 ))
-if ! mount -t tmpfs -o size=${size}k tmpfs disk 2>mount.err; then
-    echo "SKIP: cannot mount a ${size} KiB tmpfs here ($(head -1 mount.err))" >&2
-    exit 77
-fi
-trap 'umount disk 2>/dev/null || true' EXIT
+mount_tmpfs_or_skip disk "$size"
 cp prev.ckpt disk/m.ckpt
 expect_status 3 $TRAIN -e 2 --resume disk/m.ckpt -o disk/m.ckpt
 expect_err_has "disk/m.ckpt"

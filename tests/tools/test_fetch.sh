@@ -4,19 +4,7 @@
 # the cache.
 . "$SP_ROOT/tests/tools/lib.sh"
 mkdir data m
-$PY - <<'X'
-import gzip, hashlib, json, os, random
-r = random.Random(7)
-a = bytes(r.getrandbits(8) for _ in range(300000))
-open("data/a.bin", "wb").write(a)
-with gzip.GzipFile("data/b.txt.gz", "wb", mtime=0) as g:
-    g.write(b"hello from b\n" * 1000)
-files = []
-for n in ("a.bin", "b.txt.gz"):
-    d = open("data/" + n, "rb").read()
-    files.append({"name": n, "size": len(d), "md5": hashlib.md5(d).hexdigest()})
-json.dump(files, open("files.json", "w"))
-X
+make_fetch_data 7
 # manifest NAME MIRROR...: a dataset of a.bin and b.txt.gz served from the mirrors
 manifest() {
     name=$1; shift

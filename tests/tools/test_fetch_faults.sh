@@ -13,24 +13,10 @@
 # (nginx logs its Range request) and equals a clean run.
 # The rows go to $SP_FAULTS_TABLE (default fetch_table.md here).
 . "$SP_ROOT/tests/tools/lib.sh"
-command -v fiu-run >/dev/null || { echo "SKIP: fiu-run (Debian fiu-utils) is not installed" >&2; exit 77; }
 command -v nginx >/dev/null || { echo "SKIP: nginx is not installed" >&2; exit 77; }
-cc -shared -fPIC -O1 -o nth_fault.so "$SP_ROOT/tests/faults/nth_fault.c" -ldl
-cc -shared -fPIC -O1 -o mkstemp_fault.so "$SP_ROOT/tests/faults/mkstemp_fault.c" -ldl
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+build_fault_shims
 mkdir data m
-$PY - <<'X'
-import gzip, hashlib, json, random
-r = random.Random(11)
-open("data/a.bin", "wb").write(bytes(r.getrandbits(8) for _ in range(300000)))
-with gzip.GzipFile("data/b.txt.gz", "wb", mtime=0) as g:
-    g.write(b"hello from b\n" * 1000)
-files = []
-for n in ("a.bin", "b.txt.gz"):
-    d = open("data/" + n, "rb").read()
-    files.append({"name": n, "size": len(d), "md5": hashlib.md5(d).hexdigest()})
-json.dump(files, open("files.json", "w"))
-X
+make_fetch_data 11
 start_nginx "$PWD/data"
 $PY - "http://127.0.0.1:$NGINX_PORT" <<'X'
 import json, sys
@@ -43,7 +29,9 @@ export SP_MANIFESTS=$PWD/m NGINX_PORT
 sp-fetch -q -c PREV --path old > /dev/null
 sp-fetch -q -c PREV --path --md5 "$(md5sum < data/b.txt.gz | cut -c1-32)" "http://127.0.0.1:$NGINX_PORT/b.txt.gz" > /dev/null
 $PY - "${SP_FAULTS_TABLE:-fetch_table.md}" <<'X'
-import errno, hashlib, os, re, shutil, signal, subprocess, sys, time
+import errno, hashlib, os, re, shutil, sys, time
+sys.path.insert(0, os.path.join(os.environ["SP_ROOT"], "tests/tools"))
+from crashlib import count_runs, fiu_works, kill_at_mark, nth_sweep, run, sweep_row, write_table
 
 TABLE = sys.argv[1]
 HERE = os.getcwd()
@@ -78,10 +66,6 @@ def setup():
     os.mkdir(d)
     shutil.copytree("PREV", os.path.join(d, "C"))
     return d
-
-def run(d, cmd, env=None):
-    p = subprocess.run(cmd, cwd=d, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return p.returncode, p.stderr.decode(errors="replace")
 
 # each command's clean result
 REF = {}
@@ -137,45 +121,19 @@ def fiu_case(what, spec, want, label):
     shutil.rmtree(d)
 
 def sweep(what, shim, call, err_no):
-    """Fails call 1, 2, ... of `call` in turn until a run no longer reaches it."""
-    want = None if err_no == 0 else os.strerror(err_no)
-    statuses, messages, n = set(), [], 0
-    while n < 200:
-        n += 1
-        d = setup()
-        mark = os.path.join(d, "fired")
-        rc, err = run(d, CMDS[what], {"LD_PRELOAD": os.path.join(HERE, shim), "SP_FAULT_CALL": call,
-                                      "SP_FAULT_NTH": str(n), "SP_FAULT_ERRNO": str(err_no), "SP_FAULT_MARK": mark})
-        if not os.path.exists(mark):
-            assert rc == 0, f"{what}: a run without fault failed: {err}"
-            shutil.rmtree(d)
-            n -= 1
-            break
-        try:
-            got = check(d, what, rc, err, want)
-        except AssertionError as e:
-            raise SystemExit(f"{what}, call {n} of {call} failed with errno {err_no}: {e}")
-        statuses.add(rc)
-        if tidy(got) not in messages:
-            messages.append(tidy(got))
-        shutil.rmtree(d)
-    assert n > 0, f"{what}: sp-fetch never calls {call}"
+    n, statuses, messages = nth_sweep(HERE, setup, CMDS[what], shim, call, err_no,
+                                      lambda d, rc, err, want: check(d, what, rc, err, want), tidy, 200, what)
     label = "short writes (half the bytes)" if err_no == 0 else f"{errno.errorcode[err_no]} from {call}"
-    rows.append((f"sp-fetch, {what}", label, f"{shim}: call 1..{n} of {call}(), one per run", str(n),
-                 "/".join(map(str, sorted(statuses))), "<br>".join(f"`{m}`" for m in messages)))
+    rows.append(sweep_row(f"sp-fetch, {what}", label, shim, call, n, statuses, messages))
 
 t0 = time.time()
-FIU_OK = subprocess.run(["fiu-run", "-x", "-f", "", "-c", "enable name=none/at/all", "sp-fetch", "--version"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 DS = "dataset from nginx"
-if FIU_OK:
+if fiu_works("sp-fetch"):
     fiu_case(DS, "enable name=posix/io/rw/write,failinfo=28", "No space left on device", "ENOSPC on write")
     fiu_case(DS, "enable name=posix/io/rw/write,failinfo=5", "Input/output error", "EIO on write")
     fiu_case(DS, "enable name=posix/io/sync/fsync,failinfo=5", "Input/output error", "failed fsync (the first)")
     fiu_case(DS, "enable name=posix/io/dir/rename,failinfo=5", "Input/output error", "failed rename (the first)")
     fiu_case(DS, "enable name=posix/io/rw/write/reduce", None, "short writes on every write")
-else:
-    print("NOTE: fiu-run cannot start these binaries (libfiu's preload under a sanitizer): its cases are left out")
 for what in CMDS:
     for call, e in (("write", errno.ENOSPC), ("write", errno.EIO), ("write", 0), ("fsync", errno.EIO),
                     ("rename", errno.EIO)):
@@ -187,19 +145,10 @@ def kill_at(what, phase, file):
     d = setup()
     cmd = CMDS[what]
     log0 = open("nginx/access.log").read().count("\n")
-    p = subprocess.Popen(cmd, cwd=d, env=dict(os.environ, SP_FETCH_PAUSE=phase), stdout=subprocess.DEVNULL)
-    sub = None
-    for _ in range(1200):
-        marks = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(d, "C")) for f in fs if f == f".sp-pause-{phase}"]
-        if marks or p.poll() is not None:
-            break
-        time.sleep(0.05)
-    assert marks, f"{what}, {phase}: the download never reached the phase (status {p.poll()})"
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert p.returncode == -signal.SIGKILL, f"{what}, {phase}: not killed by the signal ({p.returncode})"
-    os.unlink(marks[0])
-    sub = os.path.dirname(marks[0])
+    mark = kill_at_mark(cmd, d, {"SP_FETCH_PAUSE": phase},
+                        lambda: [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(d, "C"))
+                                 for f in fs if f == f".sp-pause-{phase}"], f"{what}, {phase}", "the download")
+    sub = os.path.dirname(mark)
     part = os.path.join(sub, file + ".part")
     have = os.path.getsize(part) if os.path.exists(part) else -1
     full = len(SOURCE[file])
@@ -228,27 +177,17 @@ kill_at(DS, "fetch-partial", "a.bin")
 kill_at(DS, "fetch-verified", "a.bin")
 kill_at("URL with --md5", "fetch-partial", "a.bin")
 
-with open(TABLE, "w") as f:
-    f.write(f"The sp-fetch cache: {len(rows)} cases of injected faults and kills "
-            f"({sum(int(r[3]) for r in rows)} runs) and a real full disk (the last row), from "
+write_table(TABLE, f"The sp-fetch cache: {len(rows)} cases of injected faults and kills "
+            f"({count_runs(rows)} runs) and a real full disk (the last row), from "
             "tests/tools/test_fetch_faults.sh. After every faulted run the cache's earlier entries (a dataset "
             "and a URL's file) were byte for byte as before, no .part, .bad, .lock or temporary was left, nothing "
             "but a whole verified file was under a final name, and a rerun without "
-            "faults gave a clean run's cache.\n\n")
-    f.write("| tool | injected | how | runs | status | message |\n|---|---|---|---|---|---|\n")
-    for r in rows:
-        f.write("| " + " | ".join(r) + " |\n")
-print(open(TABLE).read())
-print(f"{sum(int(r[3]) for r in rows)} runs in {time.time() - t0:.0f} s")
+            "faults gave a clean run's cache.", rows)
+print(f"{count_runs(rows)} runs in {time.time() - t0:.0f} s")
 X
 # a real full disk: a cache on a 400 KiB tmpfs holds the earlier entries
 # (about 300 kB), not a second 300 kB file
-mkdir disk
-if ! mount -t tmpfs -o size=400k tmpfs disk 2>mount.err; then
-    echo "SKIP: cannot mount a 400 KiB tmpfs here ($(head -1 mount.err))" >&2
-    exit 77
-fi
-trap 'umount disk 2>/dev/null || true; stop_servers' EXIT
+mount_tmpfs_or_skip disk 400
 cp -a PREV disk/C
 (cd PREV && find . -type f | sort | xargs sha256sum) > before.sum
 expect_status 3 sp-fetch -q -c disk/C --path --retries 0 web

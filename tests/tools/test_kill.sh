@@ -16,7 +16,9 @@ for i in 0 1; do sp-shard -q -n 1000 --part $i/2 -o P$i s.sprs; done
 sp-shard -q --merge -o MREF P0 P1
 sp-cat MREF > mref.txt
 $PY - <<'X'
-import os, random, signal, subprocess, time
+import os, random, signal, subprocess, sys, time
+sys.path.insert(0, os.path.join(os.environ["SP_ROOT"], "tests/tools"))
+from crashlib import kill_at_mark
 rng = random.Random(9)
 SHARD = ["sp-shard", "-q", "-n", "1000", "-o", "OUT", "s.sprs"]
 
@@ -77,17 +79,8 @@ def named_kill(i, phase, cmd, rerun, ref, committed_before):
     if committed_before:
         subprocess.run(SHARD, check=True)
         before = open("OUT/manifest.json", "rb").read()
-    p = subprocess.Popen(cmd, env=dict(os.environ, SP_WRITER_PAUSE=phase))
     mark = f"OUT/.sp-pause-{phase}"
-    for _ in range(1200):
-        if os.path.exists(mark) or p.poll() is not None:
-            break
-        time.sleep(0.05)
-    assert os.path.exists(mark), f"{phase}: the writer never reached the phase (status {p.poll()})"
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert p.returncode == -signal.SIGKILL, f"{phase}: not killed by the signal ({p.returncode})"
-    os.unlink(mark)
+    kill_at_mark(cmd, None, {"SP_WRITER_PAUSE": phase}, lambda: [mark] if os.path.exists(mark) else [], phase, "the writer")
     seen = phase_seen("OUT")
     if committed_before:
         assert open("OUT/manifest.json", "rb").read() == before, f"{phase}: the committed manifest changed"

@@ -3,9 +3,7 @@
 # index; an epoch gives every record once, shuffled by the seed, the same
 # with or without the prefetch thread.
 . "$SP_ROOT/tests/tools/lib.sh"
-export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
-cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pkg-config --cflags --libs shardpipe-reader) \
-    -lxxhash -o reader_dump
+build_reader_dump
 $PY "$FIX/make_cifar.py" cf --per-batch 40
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-normalize | sp-shard -q -n 48 -o S
 ./reader_dump S train index > index.txt 2> info.txt

@@ -4,12 +4,7 @@
 # Mounting needs root (CI runs the tests as root): without it the test is an
 # explicit, counted skip (exit 77), never a silent pass.
 . "$SP_ROOT/tests/tools/lib.sh"
-mkdir disk
-if ! mount -t tmpfs -o size=1m tmpfs disk 2>mount.err; then
-    echo "SKIP: cannot mount a 1 MiB tmpfs here ($(head -1 mount.err))"
-    exit 77
-fi
-trap 'umount disk 2>/dev/null || true' EXIT
+mount_tmpfs_or_skip disk 1024
 $PY "$FIX/make_idx.py" small --train 300 --test 100 --size 16 16
 $PY "$FIX/make_idx.py" big --train 6000 --test 1000 --size 28 28
 sp-unpack --dataset mnist small/* | sp-decode -q > small.sprs

@@ -8,15 +8,15 @@
 # without faults must then equal a clean run. The results go into a table
 # (faults_table.md here, or $SP_FAULTS_TABLE).
 . "$SP_ROOT/tests/tools/lib.sh"
-command -v fiu-run >/dev/null || { echo "SKIP: fiu-run (Debian fiu-utils) is not installed"; exit 77; }
-cc -shared -fPIC -O1 -o nth_fault.so "$SP_ROOT/tests/faults/nth_fault.c" -ldl
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+build_fault_shims
 $PY "$FIX/make_idx.py" idx --train 600 --test 200 --size 16 16
 sp-unpack --dataset mnist idx/* | sp-decode -q > s.sprs
 for i in 0 1; do sp-shard -q -n 300 --part $i/2 -o P$i s.sprs; done
 sp-shard -q -n 700 -o PREV s.sprs # the committed set every case starts from
 $PY - "${SP_FAULTS_TABLE:-faults_table.md}" <<'X'
 import errno, hashlib, os, re, shutil, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.join(os.environ["SP_ROOT"], "tests/tools"))
+from crashlib import count_runs, fiu_works, run, write_table
 
 TABLE = sys.argv[1]
 HERE = os.getcwd()
@@ -60,12 +60,6 @@ def committed(d):
     m = open(os.path.join(out, "manifest.json"), "rb").read()
     files = {s["file"]: sha(os.path.join(out, s["file"])) for s in json.loads(m)["shards"]}
     return m, files
-
-def run(d, cmd, env=None):
-    e = dict(os.environ)
-    e.update(env or {})
-    p = subprocess.run(cmd, cwd=d, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return p.returncode, p.stderr.decode(errors="replace")
 
 # clean references, one per tool
 refs = {}
@@ -125,10 +119,7 @@ new_in_place = []  # runs whose manifest rename happened before the failure
 # libfiu's POSIX preload crashes sanitizer builds (make asan) before main,
 # fault or not: there the fiu-run cases are left out, said so, and the
 # Nth-call sweeps below (the project's own shim) still reach every call site
-FIU_OK = subprocess.run(["fiu-run", "-x", "-f", "", "-c", "enable name=none/at/all", "sp-shard", "--version"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-if not FIU_OK:
-    print("NOTE: fiu-run cannot start these binaries (libfiu's preload under a sanitizer): its cases are left out")
+FIU_OK = fiu_works("sp-shard")
 
 def fiu_case(tool, cmd, spec, want, what, cross=False):
     global prev_state
@@ -224,21 +215,16 @@ if CROSS:
     sweep("sp-shard --merge", MERGE, "write", 0, cross=True)
 if SHM:
     shutil.rmtree(SHM)
-runs = sum(int(r[3]) for r in rows)
-with open(TABLE, "w") as f:
-    f.write("<!-- written by tests/tools/test_writer_faults.sh from its own results -->\n")
-    f.write(f"Faults injected into the shard writer: {len(rows)} cases, {runs} runs. In every run the last committed "
+runs = count_runs(rows)
+write_table(TABLE, "<!-- written by tests/tools/test_writer_faults.sh from its own results -->\n"
+            f"Faults injected into the shard writer: {len(rows)} cases, {runs} runs. In every run the last committed "
             "set stayed byte for byte as it was and verified (sp-verify) -- except in the "
             f"{len(new_in_place)} runs where the fsync of the directory after the manifest's rename failed: there "
             "the new set was in place, whole, and every file of the old one kept, as a crash may bring its "
             "manifest back -- no file the manifest does not list "
             "was left under a shard name, no temporary was left (.sp-tmp-\\*, \\*.tmp-XXXXXX, .sp-owned; finished "
             "shards wait in .sp-done-\\* only when the journal lists them), and a rerun without faults gave "
-            "the bytes of a clean run.\n\n")
-    f.write("| tool | injected | how | runs | status | message |\n|---|---|---|---|---|---|\n")
-    for r in rows:
-        f.write("| " + " | ".join(r) + " |\n")
-print(open(TABLE).read())
+            "the bytes of a clean run.", rows)
 print(f"{runs} faulted runs in {time.time() - t0:.0f} s{'' if CROSS else ' (no second file system: copies not tested)'}")
 X
 echo ok
