@@ -86,6 +86,19 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     return sp_pmap_push(t->map, rec, px, t->out.w, err);
 }
 
+/* Takes the SIZE operand (the first; the rest are streams) into o and checks
+ * the options as a whole; then refuses a terminal on stdout. -1 to go on, or
+ * the status main exits with (a usage error already printed). */
+static int take_size(sp_resize_opts *o, sp_cli_args *args)
+{
+    char why[256];
+    if (args->n > 0 && sp_resize_opts_set(o, "size", args->v[0], why, sizeof why))
+        return sp_cli_usage_error("%s", why);
+    if (sp_resize_opts_check(o, why, sizeof why))
+        return sp_cli_usage_error("%s", why);
+    return sp_cli_stdout_is_safe() ? SP_EXIT_USAGE : -1;
+}
+
 int main(int argc, char **argv)
 {
     tool t = {0};
@@ -111,14 +124,7 @@ int main(int argc, char **argv)
     const sp_cli_tool cli = {"sp-resize", "[OPTION]... SIZE|WxH [STREAM]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
-    if (status >= 0)
-        return status;
-    char why[256];
-    if (args.n > 0 && sp_resize_opts_set(&t.o, "size", args.v[0], why, sizeof why))
-        return sp_cli_usage_error("%s", why);
-    if (sp_resize_opts_check(&t.o, why, sizeof why))
-        return sp_cli_usage_error("%s", why);
-    if ((status = sp_cli_stdout_is_safe()))
+    if (status >= 0 || (status = take_size(&t.o, &args)) >= 0)
         return status;
     sp_err err = {0};
     /* the size operand shapes the bytes: the recipe has it after the options */
