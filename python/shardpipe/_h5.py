@@ -1,4 +1,4 @@
-"""Read shardpipe shard sets from Python: numpy and h5py only, nothing to build.
+"""The map-style reader of shard sets through h5py (ShardDataset), the manifest check and the filter plugin search.
 
     import shardpipe
     train = shardpipe.ShardDataset("shards/imagenet", split="train")
@@ -23,8 +23,8 @@ stored); a mismatch, or a chunk the decompressor cannot read, raises
 ``CorruptShardError`` naming the shard file and the record. Shards use the
 HDF5 zstd filter 32015: the reader adds ``plugin_dir`` (default:
 $HDF5_PLUGIN_PATH, else where ``make install`` put the plugin, else the
-build/hdf5-plugin directory beside this file's checkout) to h5py's plugin
-search path.
+build/hdf5-plugin directory of this file's checkout) to h5py's plugin search
+path, and fails at once (FilterMissingError) when the filter cannot be loaded.
 """
 import bisect
 import json
@@ -35,7 +35,9 @@ import numpy as np
 import xxhash
 from h5py import h5pl
 
-__all__ = ["ShardDataset", "load_manifest", "CorruptShardError"]
+__all__ = ["ShardDataset", "load_manifest", "CorruptShardError", "FilterMissingError"]
+
+ZSTD_FILTER = 32015  # the HDF5 filter id of zstd, which every shard's images use
 
 MAX_CLASSES = 1000000  # names in a manifest's class list, as the C reader allows
 
@@ -43,21 +45,28 @@ MAX_CLASSES = 1000000  # names in a manifest's class list, as the C reader allow
 class CorruptShardError(ValueError):
     """A record whose stored bytes are damaged: the message names shard file and record."""
 
+
+class FilterMissingError(RuntimeError):
+    """h5py cannot load the zstd filter the shards need: the message says what to do."""
+
+
 _plugin_dirs_added = set()
 
 
 def _default_plugin_dir():
-    """$HDF5_PLUGIN_PATH; else, installed by `make install` (this file as the
-    package's __init__.py), the plugin directory its _install.py names,
-    relative to the package; else this checkout's build/hdf5-plugin."""
+    """$HDF5_PLUGIN_PATH; else, installed by `make install`, the plugin
+    directory its _install.py names, relative to the package; else this
+    checkout's build/hdf5-plugin (the package is python/shardpipe); else the
+    plugin directory of a `make install` to /usr/local."""
     here = os.path.dirname(os.path.abspath(__file__))
     if os.environ.get("HDF5_PLUGIN_PATH"):
         return os.environ["HDF5_PLUGIN_PATH"]
     try:
         from ._install import PLUGIN_DIR
         return os.path.normpath(os.path.join(here, PLUGIN_DIR))
-    except ImportError:  # the plain module of a checkout
-        return os.path.join(os.path.dirname(here), "build", "hdf5-plugin")
+    except ImportError:  # a checkout, or a pip install
+        checkout = os.path.join(os.path.dirname(os.path.dirname(here)), "build", "hdf5-plugin")
+        return checkout if os.path.isdir(checkout) else "/usr/local/lib/hdf5/plugin"
 
 
 def _add_plugin_dir(plugin_dir):
@@ -69,6 +78,11 @@ def _add_plugin_dir(plugin_dir):
             # (Debian's default plugin directory is one) instead of going on
             h5pl.prepend(d.encode())
             _plugin_dirs_added.add(d)
+    if not h5py.h5z.filter_avail(ZSTD_FILTER):
+        raise FilterMissingError(
+            f"h5py cannot load the HDF5 zstd filter ({ZSTD_FILTER}) the shards need: looked in {plugin_dir!r}; "
+            "build it (make) or install it (make install), or set HDF5_PLUGIN_PATH (or plugin_dir=) to the "
+            "directory holding libshardpipe-h5zstd.so / libh5zstd.so")
 
 
 def load_manifest(directory):
