@@ -109,7 +109,7 @@ PLUGIN_NAME := libshardpipe-h5zstd.so
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan bench fuzz clean install uninstall pkg-config-check
+.PHONY: all deps test check demo asan bench bench-loader fuzz clean install uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -237,6 +237,13 @@ bench:
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak \
 	    $(BUILD)/bench/conv_algos
 	@bench/run.sh $(BUILD)
+
+# Python loaders side by side (bench/bench_loader.py): shardpipe.Loader, the
+# C reader alone, the IterableDataset through DataLoader, a PIL JPEG pipeline, h5py.
+bench-loader:
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/reader_bench
+	/usr/bin/python3 bench/bench_loader.py $(BUILD) $(BENCH_PHOTOS)
 
 # Man pages from each tool's --help and --version; the NAME line is the
 # --help text's first sentence after the usage lines, to its first '.' or ':'.
