@@ -500,3 +500,27 @@ SPR_API void spr_iter_free(spr_iter *it)
     free(it->ready.indices);
     free(it);
 }
+
+SPR_API int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out)
+{
+    if (s->dtype != SPR_UINT8 || s->c > 4) {
+        snprintf(s->error, sizeof s->error, "spr_normalize: the records are not uint8 of at most 4 channels");
+        return -1;
+    }
+    float table[4][256];
+    for (uint32_t c = 0; c < s->c; c++)
+        for (int v = 0; v < 256; v++) {
+            double x = v / 255.0;
+            table[c][v] = (float)((int)c < s->nnorm ? (x - s->mean[c]) / s->std[c] : x);
+        }
+    size_t hw = (size_t)s->h * s->w, nc = s->c;
+    const uint8_t *px = pixels;
+    for (uint64_t r = 0; r < n; r++, px += hw * nc, out += hw * nc)
+        for (size_t c = 0; c < nc; c++) {
+            const float *t = table[c];
+            float *o = out + c * hw;
+            for (size_t i = 0; i < hw; i++)
+                o[i] = t[px[i * nc + c]];
+        }
+    return 0;
+}

@@ -68,6 +68,11 @@ const char *spr_class_name(const spr_set *s, int i); /* NULL when out of range *
  * normalized floats. Returns the channel count, 0 when there are none. */
 int spr_normalization(const spr_set *s, double *mean, double *std, int *applied);
 
+/* n uint8 records as stored (n x H x W x C) into n x C x H x W float32:
+ * (x/255 - mean[c]) / std[c] with spr_normalization's values, x/255 for a
+ * channel it has none for. 0, or -1 (spr_error) when the set is not uint8. */
+int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out);
+
 /* Random access: record index (0 .. count-1, in manifest order) into pixels
  * (spr_record_bytes) and *label. 0 or -1. */
 int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label);

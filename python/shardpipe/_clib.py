@@ -42,6 +42,7 @@ def _declare(l):
         ("spr_class_name", c.c_char_p, [P, c.c_int]),
         ("spr_normalization", c.c_int, [P, c.POINTER(c.c_double), c.POINTER(c.c_double), c.POINTER(c.c_int)]),
         ("spr_read", c.c_int, [P, u64, c.c_void_p, i32p]),
+        ("spr_normalize", c.c_int, [P, c.c_void_p, u64, c.c_void_p]),
         ("spr_iter_new_part", P, [P, u32, u64, c.c_int, u32, u32, u32, u64]),
         ("spr_iter_records", u64, [P]),
         ("spr_iter_next_indexed", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
