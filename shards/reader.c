@@ -210,7 +210,7 @@ static uint64_t splitmix(uint64_t *x)
 
 typedef struct batch {
     uint8_t *pixels;
-    int32_t *labels;
+    int32_t *labels, *labels2;
     uint64_t *indices;
     uint32_t n;
     int status; /* records (> 0), 0 at the end, -1 error */
@@ -232,7 +232,7 @@ struct spr_iter {
     uint64_t seg_pos, records, skip;
     sp_shard *cur;    /* the shard of segs[seg], open while it is read */
     uint8_t *win;     /* window records */
-    int32_t *win_labels;
+    int32_t *win_labels, *win_labels2;
     uint64_t *win_idx;
     uint32_t *perm;
     uint32_t win_n, win_pos;
@@ -264,7 +264,8 @@ static int refill(spr_iter *it, int dry)
             int rc = !it->cur ? -1
                               : sp_shard_read(it->cur, g->start + it->seg_pos, k,
                                               it->win + (size_t)it->win_n * s->record_bytes,
-                                              it->win_labels + it->win_n, NULL, NULL, &it->err);
+                                              it->win_labels + it->win_n, it->win_labels2 + it->win_n, NULL,
+                                              &it->err);
             if (rc == 0 && it->seg_pos + k == g->count) {
                 sp_shard_close(it->cur);
                 it->cur = NULL;
@@ -314,7 +315,7 @@ static int skip_start(spr_iter *it)
 }
 
 /* The next batch into out; returns its size, 0 at the end, -1. */
-static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels, uint64_t *indices)
+static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices)
 {
     size_t rb = it->s->record_bytes;
     uint32_t n = 0;
@@ -330,6 +331,8 @@ static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels, uint64_t *ind
         uint32_t r = it->perm[it->win_pos++];
         memcpy(pixels + (size_t)n * rb, it->win + (size_t)r * rb, rb);
         labels[n] = it->win_labels[r];
+        if (labels2)
+            labels2[n] = it->win_labels2[r];
         if (indices)
             indices[n] = it->win_idx[r];
         n++;
@@ -349,7 +352,7 @@ static void *prefetcher(void *arg)
             break;
         }
         pthread_mutex_unlock(&it->mu);
-        int st = produce(it, it->ready.pixels, it->ready.labels, it->ready.indices);
+        int st = produce(it, it->ready.pixels, it->ready.labels, it->ready.labels2, it->ready.indices);
         pthread_mutex_lock(&it->mu);
         it->ready.status = st;
         it->have_ready = 1;
@@ -399,15 +402,17 @@ SPR_API spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch_size, uint64_t se
     it->segs = malloc(s->nshards * sizeof *it->segs);
     it->win = malloc((size_t)window * s->record_bytes);
     it->win_labels = malloc((size_t)window * sizeof *it->win_labels);
+    it->win_labels2 = malloc((size_t)window * sizeof *it->win_labels2);
     it->win_idx = malloc((size_t)window * sizeof *it->win_idx);
     it->perm = malloc((size_t)window * sizeof *it->perm);
     it->ready.pixels = malloc((size_t)batch_size * s->record_bytes);
     it->ready.labels = malloc((size_t)batch_size * sizeof *it->ready.labels);
+    it->ready.labels2 = malloc((size_t)batch_size * sizeof *it->ready.labels2);
     it->ready.indices = malloc((size_t)batch_size * sizeof *it->ready.indices);
     pthread_mutex_init(&it->mu, NULL);
     pthread_cond_init(&it->cv, NULL);
-    if (!order || !it->segs || !it->win || !it->win_labels || !it->win_idx || !it->perm || !it->ready.pixels ||
-        !it->ready.labels || !it->ready.indices) {
+    if (!order || !it->segs || !it->win || !it->win_labels || !it->win_labels2 || !it->win_idx || !it->perm ||
+        !it->ready.pixels || !it->ready.labels || !it->ready.labels2 || !it->ready.indices) {
         snprintf(s->error, sizeof s->error, "out of memory for a window of %u records", window);
         free(order);
         spr_iter_free(it);
@@ -449,9 +454,15 @@ SPR_API int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t 
 
 SPR_API int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, uint64_t *indices, uint32_t *n)
 {
+    return spr_iter_next_full(it, pixels, labels, NULL, indices, n);
+}
+
+SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
+                               uint32_t *n)
+{
     int st;
     if (!it->started) {
-        st = produce(it, pixels, labels, indices);
+        st = produce(it, pixels, labels, labels2, indices);
     } else {
         pthread_mutex_lock(&it->mu);
         while (!it->have_ready)
@@ -460,6 +471,8 @@ SPR_API int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, u
         if (st > 0) {
             memcpy(pixels, it->ready.pixels, (size_t)st * it->s->record_bytes);
             memcpy(labels, it->ready.labels, (size_t)st * sizeof *labels);
+            if (labels2)
+                memcpy(labels2, it->ready.labels2, (size_t)st * sizeof *labels2);
             if (indices)
                 memcpy(indices, it->ready.indices, (size_t)st * sizeof *indices);
             it->have_ready = 0; /* the thread reads the next one now */
@@ -493,11 +506,13 @@ SPR_API void spr_iter_free(spr_iter *it)
     free(it->segs);
     free(it->win);
     free(it->win_idx);
+    free(it->win_labels2);
     free(it->win_labels);
     free(it->perm);
     free(it->ready.pixels);
     free(it->ready.labels);
     free(it->ready.indices);
+    free(it->ready.labels2);
     free(it);
 }
 

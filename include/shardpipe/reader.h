@@ -25,7 +25,7 @@
  *    message in spr_error(set) (spr_open: in the caller's buffer).
  *  - Memory: an iterator holds at most two batches plus one shuffle window
  *    (window_records, default 16 x batch, at most 32 MiB of records, but never
- *    less than a batch; 12 more bytes a record for labels and indices) and
+ *    less than a batch; 16 more bytes a record for labels and indices) and
  *    one open shard (its HDF5 chunk cache); never the whole set.
  *  - Parts (spr_iter_new_part): an epoch is the shards in the seed's order,
  *    one stream; part p of P takes the contiguous records
@@ -98,6 +98,10 @@ int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n);
 /* The same, plus each record's index in the set (as spr_read takes it) into
  * indices (batch values; NULL: not wanted). */
 int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, uint64_t *indices, uint32_t *n);
+/* The same, plus each record's second label (CIFAR-100's coarse one; -1 for
+ * none) into labels2 (batch values; NULL: not wanted). */
+int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
+                       uint32_t *n);
 void spr_iter_free(spr_iter *it); /* accepts NULL; stops the prefetch thread */
 
 #ifdef __cplusplus

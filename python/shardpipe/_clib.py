@@ -45,7 +45,7 @@ def _declare(l):
         ("spr_normalize", c.c_int, [P, c.c_void_p, u64, c.c_void_p]),
         ("spr_iter_new_part", P, [P, u32, u64, c.c_int, u32, u32, u32, u64]),
         ("spr_iter_records", u64, [P]),
-        ("spr_iter_next_indexed", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
+        ("spr_iter_next_full", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
         ("spr_iter_free", None, [P]),
     ]:
         f = getattr(l, name)
@@ -68,7 +68,7 @@ def lib():
                 continue
             try:
                 loaded = ctypes.CDLL(path)
-                getattr(loaded, "spr_iter_new_part")
+                getattr(loaded, "spr_iter_next_full")
             except (OSError, AttributeError) as e:
                 tried.append(f"{path}: {e}")
                 continue

@@ -108,12 +108,19 @@ def load_manifest(directory):
 class ShardDataset:
     """The records of one split of a shard set, in the order of the shards."""
 
-    def __init__(self, directory, split="train", normalize=True, transform=None, plugin_dir=None):
+    def __init__(self, directory, split="train", normalize=True, transform=None, plugin_dir=None,
+                 max_open_files=8, chunk_cache_bytes=32 << 20):
+        """max_open_files shard files stay open per process (the least recently
+        used is closed beyond that), each with an HDF5 chunk cache of
+        chunk_cache_bytes (h5py's default, 1 MiB, holds no 1 MiB image chunk,
+        so every image would decompress its whole chunk): at most
+        max_open_files x chunk_cache_bytes of decompressed chunks per process."""
         self.directory = directory
         self.split = split
         self.normalize = normalize
         self.transform = transform
         self.plugin_dir = plugin_dir
+        self.max_open_files, self.chunk_cache_bytes = max(1, int(max_open_files)), int(chunk_cache_bytes)
         _add_plugin_dir(plugin_dir)
         m = load_manifest(directory)
         self.manifest = m
@@ -146,10 +153,13 @@ class ShardDataset:
         if self._pid != os.getpid():  # a new process (a DataLoader worker): its own handles
             self._handles = {}
             self._pid = os.getpid()
-        h = self._handles.get(k)
+        h = self._handles.pop(k, None)
         if h is None:
-            h = h5py.File(os.path.join(self.directory, self.files[k]), "r")
-            self._handles[k] = h
+            if len(self._handles) >= self.max_open_files:  # the least recently used goes
+                self._handles.pop(next(iter(self._handles))).close()
+            h = h5py.File(os.path.join(self.directory, self.files[k]), "r", rdcc_nbytes=self.chunk_cache_bytes,
+                          rdcc_nslots=10007)
+        self._handles[k] = h  # dicts keep insertion order: the last used is last
         return h
 
     def locate(self, index):

@@ -83,7 +83,8 @@ class Reader:
         return image, label.value
 
     def iterate(self, batch_size, seed, shuffle, prefetch, part, nparts, skip_records=0, window_records=0):
-        """Batches (images n x H x W x C as stored, labels int32, indices uint64)
+        """Batches (images n x H x W x C as stored, labels int32, labels2 int32
+        (-1 where the set has none), indices uint64)
         of part `part` of `nparts` of the epoch the C reader gives for seed,
         after skip_records; fresh arrays each batch."""
         L = lib()
@@ -96,13 +97,15 @@ class Reader:
             while True:
                 px = np.empty((batch_size,) + self.shape, self.dtype)
                 labels = np.empty(batch_size, np.int32)
+                labels2 = np.empty(batch_size, np.int32)
                 idx = np.empty(batch_size, np.uint64)
-                st = L.spr_iter_next_indexed(it, px.ctypes.data, labels.ctypes.data, idx.ctypes.data, n)
+                st = L.spr_iter_next_full(it, px.ctypes.data, labels.ctypes.data, labels2.ctypes.data,
+                                          idx.ctypes.data, n)
                 if st < 0:
                     raise self.error(f"{self.directory} {self.split}")
                 if st == 0:
                     return
-                yield px[:st], labels[:st], idx[:st]
+                yield px[:st], labels[:st], labels2[:st], idx[:st]
         finally:
             L.spr_iter_free(it)
 
@@ -161,7 +164,9 @@ class Loader:
     images: n x H x W x C as stored (uint8 for most sets), or with
     normalize=True n x C x H x W float32, (x/255 - mean)/std from the shards;
     labels int64. as_torch=True gives torch tensors (torch imported then).
-    return_keys=True adds a third item, the records' keys (a numpy object array).
+    return_label2=True adds the second labels (CIFAR-100's coarse ones, -1
+    where the set has none) after the labels; return_keys=True adds the
+    records' keys (a numpy object array) last.
 
     Order: every epoch (seed, epoch) is one stream, the shards in a seeded
     order; rank r of world_size takes its contiguous share (sizes differ by
@@ -181,7 +186,7 @@ class Loader:
 
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=2,
-                 window_records=0):
+                 window_records=0, return_label2=False):
         if batch_size < 1 or threads not in (1, 2):
             raise ValueError("batch_size >= 1 and threads 1 or 2")
         self.reader = Reader(directory, split)
@@ -189,6 +194,7 @@ class Loader:
         self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
         self.normalize, self.as_torch, self.threads, self.window_records = normalize, as_torch, threads, window_records
         self._keys = self.reader.keys() if return_keys else None
+        self.return_label2 = return_label2
         self._norm = _normalizer(self.reader) if normalize else None
         self.epoch, self._start, self._done = 0, 0, 0
 
@@ -224,10 +230,12 @@ class Loader:
                                       self.rank, self.world_size, start * self.batch_size, self.window_records)
         done = start
         try:
-            for px, labels, idx in batches:
+            for px, labels, labels2, idx in batches:
                 if done == total:
                     break
                 out = (self._norm(px) if self._norm else px, labels.astype(np.int64))
+                if self.return_label2:
+                    out = out + (labels2.astype(np.int64),)
                 if self.as_torch:
                     import torch
                     out = tuple(torch.from_numpy(a) for a in out)
@@ -253,7 +261,7 @@ def load_data(directory):
     for split in ("train", "test" if "test" in splits else "val"):
         r = Reader(directory, split)
         xs, ys = [], []
-        for px, labels, _ in r.iterate(4096, 0, False, True, 0, 1):
+        for px, labels, _, _ in r.iterate(4096, 0, False, True, 0, 1):
             xs.append(px)
             ys.append(labels)
         x, y = np.concatenate(xs), np.concatenate(ys)

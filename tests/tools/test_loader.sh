@@ -10,6 +10,7 @@ cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/reader/reader_dump.c" $(pk
     -lxxhash -o reader_dump
 $PY "$FIX/make_cifar.py" cf --per-batch 41
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-normalize | sp-shard -q -n 48 -o S
+sp-unpack cf/cifar-100-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S100
 sp-cat S > all.jsonl
 [ "$(grep -c '"split": *"train"' all.jsonl)" = 205 ] || fail "the fixture is not 205 train records"
 
@@ -108,7 +109,29 @@ assert np.array_equal(y, yn)
 assert xt.shape == (205, 32, 32, 3) and xs.shape == (41, 32, 32, 3) and yt.dtype == np.uint8
 img, label = r.read(7)
 assert np.array_equal(xt[7], img) and yt[7] == label
-print("normalize and load_data: ok")
+# the map-style ShardDataset, random access with at most 2 files open: the same records
+ds = shardpipe.ShardDataset("S", "train", normalize=False, max_open_files=2)
+for i in np.random.default_rng(0).permutation(205):
+    image, lab = ds[int(i)]
+    assert np.array_equal(image, xt[i]) and lab == yt[i] and len(ds._handles) <= 2
+print("normalize, load_data, ShardDataset with 2 open files: ok")
+# label2: -1 on CIFAR-10 shards; CIFAR-100's coarse labels, as h5py reads them
+(_, _, l2), = [next(iter(shardpipe.Loader("S", batch_size=8, world_size=1, rank=0, return_label2=True)))]
+assert list(l2) == [-1] * 8
+import h5py
+L = shardpipe.Loader("S100", batch_size=7, seed=2, world_size=1, rank=0, return_label2=True, return_keys=True)
+fine, coarse = {}, {}
+for f in sorted(__import__("glob").glob("S100/train-*.h5")):
+    with h5py.File(f, "r") as h:
+        for k, a, b in zip(h["keys"][:], h["labels"][:], h["labels2"][:]):
+            fine[k.decode()], coarse[k.decode()] = int(a), int(b)
+n = 0
+for x, y, y2, keys in L:
+    for a, b, k in zip(y, y2, keys):
+        assert (a, b) == (fine[k], coarse[k]), k
+        n += 1
+assert n == len(fine) and len(set(coarse.values())) > 1
+print(f"label2: {n} CIFAR-100 records, fine and coarse labels as stored")
 X
 
 # ---- a flipped byte: inside a compressed chunk, and a valid frame with one pixel changed ----
