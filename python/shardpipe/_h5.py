@@ -153,14 +153,16 @@ class ShardDataset:
         if self._pid != os.getpid():  # a new process (a DataLoader worker): its own handles
             self._handles = {}
             self._pid = os.getpid()
-        h = self._handles.pop(k, None)
-        if h is None:
+        entry = self._handles.pop(k, None)
+        if entry is None:
             if len(self._handles) >= self.max_open_files:  # the least recently used goes
-                self._handles.pop(next(iter(self._handles))).close()
+                self._handles.pop(next(iter(self._handles)))[0].close()
             h = h5py.File(os.path.join(self.directory, self.files[k]), "r", rdcc_nbytes=self.chunk_cache_bytes,
                           rdcc_nslots=10007)
-        self._handles[k] = h  # dicts keep insertion order: the last used is last
-        return h
+            # the small columns whole, once (a read of one row costs as much as of all)
+            entry = (h, h["images"], h["keys"][:], h["checksums"][:], h["labels"][:])
+        self._handles[k] = entry  # dicts keep insertion order: the last used is last
+        return entry
 
     def locate(self, index):
         """(shard file, row) of a record."""
@@ -174,17 +176,17 @@ class ShardDataset:
     def raw(self, index):
         """The record as stored: (image HWC, label, key)."""
         k, row = self.locate(index)
-        h = self._file(k)
+        h, images, keys, checksums, labels = self._file(k)
         where = f"{os.path.join(self.directory, self.files[k])}: record {row}"
-        key = h["keys"][row].decode()
-        stored = int(h["checksums"][row])
+        key = keys[row].decode()
+        stored = int(checksums[row])
         try:
-            image = h["images"][row]
+            image = images[row]
         except OSError as e:  # the filter refused the chunk: its frame checksum, or worse
             image = self._salvage(h, row, where, key, e)
         if xxhash.xxh3_64_intdigest(np.ascontiguousarray(image).tobytes()) != stored:
             raise CorruptShardError(f"{where} ({key}): pixels do not match their checksum (corrupt shard)")
-        return image, int(h["labels"][row]), key
+        return image, int(labels[row]), key
 
     @staticmethod
     def _salvage(h, row, where, key, error):
