@@ -306,6 +306,7 @@ static int skip_start(spr_iter *it)
             return 0;
         skip -= it->win_n;
     }
+    it->win_n = it->win_pos = 0; /* nothing of the dry windows was read: the next refill reads */
     if (skip) {
         if (refill(it, 0))
             return -1;

@@ -46,6 +46,19 @@ assert r[0, "5"]["0"] != r[0, "5"]["1"], "two epochs in the same order"
 print("2 ranks x 2 workers: 205 keys once per epoch; epochs differ; the seed repeats")
 X
 
+# ---- the C reader: a part after k records is the uninterrupted part from k on, for k
+# around the shuffle window's ends (batch 7: a window of 112 records; skips of whole
+# windows are not read), past the end too ----
+for flags in "shuffle prefetch" "shuffle direct"; do
+    for part in "0 1" "1 2" "2 3"; do
+        ./reader_dump S train iter 7 11 $flags $part 0 > full.txt
+        for k in 1 111 112 113 150 224 225 999; do
+            ./reader_dump S train iter 7 11 $flags $part $k > part.txt
+            tail -n +$((k + 1)) full.txt | cmp -s - part.txt || fail "$flags part $part: resume after $k records differs"
+        done
+    done
+done
+
 # ---- Loader: resume, drop_last, the C reader's records ----
 $PY - <<'X'
 import subprocess
