@@ -109,7 +109,7 @@ PLUGIN_NAME := libshardpipe-h5zstd.so
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan bench fuzz clean install uninstall pkg-config-check
+.PHONY: all deps test check demo asan bench bench-loader fuzz clean install uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -238,6 +238,13 @@ bench:
 	    $(BUILD)/bench/conv_algos
 	@bench/run.sh $(BUILD)
 
+# Python loaders side by side (bench/bench_loader.py): shardpipe.Loader, the
+# C reader alone, the IterableDataset through DataLoader, a PIL JPEG pipeline, h5py.
+bench-loader:
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/reader_bench
+	/usr/bin/python3 bench/bench_loader.py $(BUILD) $(BENCH_PHOTOS)
+
 # Man pages from each tool's --help and --version; the NAME line is the
 # --help text's first sentence after the usage lines, to its first '.' or ':'.
 $(BUILD)/man/%.1: $(BUILD)/bin/%
@@ -251,9 +258,10 @@ $(COMPLETION): scripts/completion.sh $(BINS)
 
 # Installs the tools, their man pages and bash completion, libshardpipe-reader
 # (.so.0 with its header and pkg-config file), the HDF5 filter plugin and the
-# Python package (python/shardpipe.py as package shardpipe, with _install.py
-# naming the plugin directory relative to it, so a staged or moved copy still
-# finds it). Nothing written refers to the build tree.
+# Python package (python/shardpipe/, with _install.py naming the plugin and
+# library directories relative to it, so a staged or moved copy still finds
+# them). Nothing written refers to the build tree.
+PY_PACKAGE := $(wildcard python/shardpipe/*.py)
 install: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(LIBDIR) \
 	    $(DESTDIR)$(INCLUDEDIR)/shardpipe $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(HDF5_PLUGIN_DIR) \
@@ -270,9 +278,10 @@ install: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
 	    "includedir=$(patsubst $(PREFIX)/%,\$${prefix}/%,$(INCLUDEDIR))" "" $(READER_PC_BODY) \
 	    'Libs: -L$${libdir} -lshardpipe-reader' > $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc
 	install -m 755 $(PLUGIN) $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME)
-	install -m 644 python/shardpipe.py $(DESTDIR)$(PYTHONDIR)/shardpipe/__init__.py
-	printf '%s\n' '"""Written by make install: where the HDF5 plugin was installed."""' \
+	install -m 644 $(PY_PACKAGE) $(DESTDIR)$(PYTHONDIR)/shardpipe/
+	printf '%s\n' '"""Written by make install: where the HDF5 plugin and libshardpipe-reader were installed."""' \
 	    "PLUGIN_DIR = \"$$(realpath -m --relative-to=$(PYTHONDIR)/shardpipe $(HDF5_PLUGIN_DIR))\"" \
+	    "LIB_DIR = \"$$(realpath -m --relative-to=$(PYTHONDIR)/shardpipe $(LIBDIR))\"" \
 	    > $(DESTDIR)$(PYTHONDIR)/shardpipe/_install.py
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
 

@@ -210,21 +210,30 @@ static uint64_t splitmix(uint64_t *x)
 
 typedef struct batch {
     uint8_t *pixels;
-    int32_t *labels;
+    int32_t *labels, *labels2;
+    uint64_t *indices;
     uint32_t n;
     int status; /* records (> 0), 0 at the end, -1 error */
 } batch;
+
+/* A run of records of one shard that belongs to this iterator's part. */
+typedef struct segment {
+    size_t shard;
+    uint64_t start, count;
+} segment;
 
 struct spr_iter {
     spr_set *s;
     uint32_t batch_size, window;
     int flags;
     uint64_t rng;
-    size_t *order, next_shard; /* shard order, and where in it */
-    sp_shard *cur;
-    uint64_t cur_pos; /* next record of cur */
+    segment *segs; /* this part's share of the epoch, in stream order */
+    size_t nsegs, seg;
+    uint64_t seg_pos, records, skip;
+    sp_shard *cur;    /* the shard of segs[seg], open while it is read */
     uint8_t *win;     /* window records */
-    int32_t *win_labels;
+    int32_t *win_labels, *win_labels2;
+    uint64_t *win_idx;
     uint32_t *perm;
     uint32_t win_n, win_pos;
     sp_err err;
@@ -236,37 +245,41 @@ struct spr_iter {
     int have_ready, stop, started;
 };
 
-/* Refills the window from the shards in order; 0 (possibly empty) or -1. */
-static int refill(spr_iter *it)
+/* Fills the window with the next records of the part's stream (win_n of
+ * them, 0 at the end) and draws its permutation; dry = 1 only advances
+ * (same records, same random draws) without reading, for a resume. 0 or -1. */
+static int refill(spr_iter *it, int dry)
 {
     spr_set *s = it->s;
     it->win_n = it->win_pos = 0;
-    while (it->win_n < it->window) {
-        if (!it->cur) {
-            if (it->next_shard == s->nshards)
-                break;
-            pthread_mutex_lock(&h5_lock);
-            it->cur = open_shard(s, it->order[it->next_shard++], &it->err);
-            pthread_mutex_unlock(&h5_lock);
-            if (!it->cur)
-                return -1;
-            it->cur_pos = 0;
-        }
-        uint64_t left = sp_shard_count(it->cur) - it->cur_pos, k = it->window - it->win_n;
+    while (it->win_n < it->window && it->seg < it->nsegs) {
+        segment *g = &it->segs[it->seg];
+        uint64_t left = g->count - it->seg_pos, k = it->window - it->win_n;
         if (k > left)
             k = left;
-        pthread_mutex_lock(&h5_lock);
-        int rc = sp_shard_read(it->cur, it->cur_pos, k, it->win + (size_t)it->win_n * s->record_bytes,
-                               it->win_labels + it->win_n, NULL, NULL, &it->err);
-        if (rc == 0 && it->cur_pos + k == sp_shard_count(it->cur)) {
-            sp_shard_close(it->cur);
-            it->cur = NULL;
+        if (!dry) {
+            pthread_mutex_lock(&h5_lock);
+            if (!it->cur)
+                it->cur = open_shard(s, g->shard, &it->err);
+            int rc = !it->cur ? -1
+                              : sp_shard_read(it->cur, g->start + it->seg_pos, k,
+                                              it->win + (size_t)it->win_n * s->record_bytes,
+                                              it->win_labels + it->win_n, it->win_labels2 + it->win_n, NULL,
+                                              &it->err);
+            if (rc == 0 && it->seg_pos + k == g->count) {
+                sp_shard_close(it->cur);
+                it->cur = NULL;
+            }
+            pthread_mutex_unlock(&h5_lock);
+            if (rc)
+                return -1;
+            for (uint64_t j = 0; j < k; j++)
+                it->win_idx[it->win_n + j] = s->shards[g->shard].first + g->start + it->seg_pos + j;
         }
-        pthread_mutex_unlock(&h5_lock);
-        if (rc)
-            return -1;
-        it->cur_pos += k;
+        it->seg_pos += k;
         it->win_n += (uint32_t)k;
+        if (it->seg_pos == g->count)
+            it->seg++, it->seg_pos = 0;
     }
     for (uint32_t i = 0; i < it->win_n; i++)
         it->perm[i] = i;
@@ -280,14 +293,38 @@ static int refill(spr_iter *it)
     return 0;
 }
 
+/* Skips the first it->skip records of the part's epoch: whole windows dry,
+ * then the window the resume starts in, read, from the right place. */
+static int skip_start(spr_iter *it)
+{
+    uint64_t skip = it->skip;
+    it->skip = 0;
+    while (skip >= it->window) {
+        if (refill(it, 1))
+            return -1;
+        if (it->win_n == 0)
+            return 0;
+        skip -= it->win_n;
+    }
+    it->win_n = it->win_pos = 0; /* nothing of the dry windows was read: the next refill reads */
+    if (skip) {
+        if (refill(it, 0))
+            return -1;
+        it->win_pos = (uint32_t)(skip < it->win_n ? skip : it->win_n);
+    }
+    return 0;
+}
+
 /* The next batch into out; returns its size, 0 at the end, -1. */
-static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels)
+static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices)
 {
     size_t rb = it->s->record_bytes;
     uint32_t n = 0;
+    if (it->skip && skip_start(it))
+        return -1;
     while (n < it->batch_size) {
         if (it->win_pos == it->win_n) {
-            if (refill(it))
+            if (refill(it, 0))
                 return -1;
             if (it->win_n == 0)
                 break;
@@ -295,6 +332,10 @@ static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels)
         uint32_t r = it->perm[it->win_pos++];
         memcpy(pixels + (size_t)n * rb, it->win + (size_t)r * rb, rb);
         labels[n] = it->win_labels[r];
+        if (labels2)
+            labels2[n] = it->win_labels2[r];
+        if (indices)
+            indices[n] = it->win_idx[r];
         n++;
     }
     return (int)n;
@@ -312,7 +353,7 @@ static void *prefetcher(void *arg)
             break;
         }
         pthread_mutex_unlock(&it->mu);
-        int st = produce(it, it->ready.pixels, it->ready.labels);
+        int st = produce(it, it->ready.pixels, it->ready.labels, it->ready.labels2, it->ready.indices);
         pthread_mutex_lock(&it->mu);
         it->ready.status = st;
         it->have_ready = 1;
@@ -326,6 +367,16 @@ static void *prefetcher(void *arg)
 
 SPR_API spr_iter *spr_iter_new(spr_set *s, uint32_t batch_size, uint64_t seed, int flags, uint32_t window)
 {
+    return spr_iter_new_part(s, batch_size, seed, flags, window, 0, 1, 0);
+}
+
+SPR_API spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch_size, uint64_t seed, int flags, uint32_t window,
+                                    uint32_t part, uint32_t nparts, uint64_t skip_records)
+{
+    if (nparts == 0 || part >= nparts) {
+        snprintf(s->error, sizeof s->error, "part %u of %u: out of range", part, nparts);
+        return NULL;
+    }
     if (batch_size == 0)
         batch_size = 1;
     if (window == 0) { /* 16 batches, but not over 32 MiB of records: the shards are
@@ -339,44 +390,80 @@ SPR_API spr_iter *spr_iter_new(spr_set *s, uint32_t batch_size, uint64_t seed, i
     if (window < batch_size)
         window = batch_size;
     spr_iter *it = calloc(1, sizeof *it);
-    if (!it)
+    if (!it) {
+        snprintf(s->error, sizeof s->error, "out of memory");
         return NULL;
+    }
     it->s = s;
     it->batch_size = batch_size;
     it->window = window;
     it->flags = flags;
     it->rng = seed;
-    it->order = malloc(s->nshards * sizeof *it->order);
+    size_t *order = malloc(s->nshards * sizeof *order);
+    it->segs = malloc(s->nshards * sizeof *it->segs);
     it->win = malloc((size_t)window * s->record_bytes);
     it->win_labels = malloc((size_t)window * sizeof *it->win_labels);
+    it->win_labels2 = malloc((size_t)window * sizeof *it->win_labels2);
+    it->win_idx = malloc((size_t)window * sizeof *it->win_idx);
     it->perm = malloc((size_t)window * sizeof *it->perm);
     it->ready.pixels = malloc((size_t)batch_size * s->record_bytes);
     it->ready.labels = malloc((size_t)batch_size * sizeof *it->ready.labels);
+    it->ready.labels2 = malloc((size_t)batch_size * sizeof *it->ready.labels2);
+    it->ready.indices = malloc((size_t)batch_size * sizeof *it->ready.indices);
     pthread_mutex_init(&it->mu, NULL);
     pthread_cond_init(&it->cv, NULL);
-    if (!it->order || !it->win || !it->win_labels || !it->perm || !it->ready.pixels || !it->ready.labels) {
+    if (!order || !it->segs || !it->win || !it->win_labels || !it->win_labels2 || !it->win_idx || !it->perm ||
+        !it->ready.pixels || !it->ready.labels || !it->ready.labels2 || !it->ready.indices) {
         snprintf(s->error, sizeof s->error, "out of memory for a window of %u records", window);
+        free(order);
         spr_iter_free(it);
         return NULL;
     }
     for (size_t i = 0; i < s->nshards; i++)
-        it->order[i] = i;
+        order[i] = i;
     if (flags & SPR_SHUFFLE)
         for (size_t i = s->nshards; i > 1; i--) {
-            size_t j = (size_t)(splitmix(&it->rng) % i), t = it->order[i - 1];
-            it->order[i - 1] = it->order[j];
-            it->order[j] = t;
+            size_t j = (size_t)(splitmix(&it->rng) % i), t = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = t;
         }
+    /* The epoch's stream is the shards in that order; part p takes records
+     * [lo, hi) of it, the parts' sizes differing by at most one. */
+    uint64_t per = s->count / nparts, extra = s->count % nparts;
+    uint64_t lo = part * per + (part < extra ? part : extra);
+    uint64_t hi = lo + per + (part < extra ? 1 : 0), at = 0;
+    for (size_t i = 0; i < s->nshards; i++) {
+        uint64_t n = s->shards[order[i]].count, a = lo > at ? lo : at, b = hi < at + n ? hi : at + n;
+        if (a < b)
+            it->segs[it->nsegs++] = (segment){order[i], a - at, b - a};
+        at += n;
+    }
+    free(order);
+    it->records = hi - lo;
+    it->skip = skip_records;
     if ((flags & SPR_PREFETCH) && pthread_create(&it->thread, NULL, prefetcher, it) == 0)
         it->started = 1;
     return it;
 }
 
+SPR_API uint64_t spr_iter_records(const spr_iter *it) { return it->records; }
+
 SPR_API int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n)
+{
+    return spr_iter_next_indexed(it, pixels, labels, NULL, n);
+}
+
+SPR_API int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, uint64_t *indices, uint32_t *n)
+{
+    return spr_iter_next_full(it, pixels, labels, NULL, indices, n);
+}
+
+SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
+                               uint32_t *n)
 {
     int st;
     if (!it->started) {
-        st = produce(it, pixels, labels);
+        st = produce(it, pixels, labels, labels2, indices);
     } else {
         pthread_mutex_lock(&it->mu);
         while (!it->have_ready)
@@ -385,6 +472,10 @@ SPR_API int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t 
         if (st > 0) {
             memcpy(pixels, it->ready.pixels, (size_t)st * it->s->record_bytes);
             memcpy(labels, it->ready.labels, (size_t)st * sizeof *labels);
+            if (labels2)
+                memcpy(labels2, it->ready.labels2, (size_t)st * sizeof *labels2);
+            if (indices)
+                memcpy(indices, it->ready.indices, (size_t)st * sizeof *indices);
             it->have_ready = 0; /* the thread reads the next one now */
             pthread_cond_broadcast(&it->cv);
         }
@@ -413,11 +504,39 @@ SPR_API void spr_iter_free(spr_iter *it)
     pthread_mutex_unlock(&h5_lock);
     pthread_mutex_destroy(&it->mu);
     pthread_cond_destroy(&it->cv);
-    free(it->order);
+    free(it->segs);
     free(it->win);
+    free(it->win_idx);
+    free(it->win_labels2);
     free(it->win_labels);
     free(it->perm);
     free(it->ready.pixels);
     free(it->ready.labels);
+    free(it->ready.indices);
+    free(it->ready.labels2);
     free(it);
+}
+
+SPR_API int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out)
+{
+    if (s->dtype != SPR_UINT8 || s->c > 4) {
+        snprintf(s->error, sizeof s->error, "spr_normalize: the records are not uint8 of at most 4 channels");
+        return -1;
+    }
+    float table[4][256];
+    for (uint32_t c = 0; c < s->c; c++)
+        for (int v = 0; v < 256; v++) {
+            double x = v / 255.0;
+            table[c][v] = (float)((int)c < s->nnorm ? (x - s->mean[c]) / s->std[c] : x);
+        }
+    size_t hw = (size_t)s->h * s->w, nc = s->c;
+    const uint8_t *px = pixels;
+    for (uint64_t r = 0; r < n; r++, px += hw * nc, out += hw * nc)
+        for (size_t c = 0; c < nc; c++) {
+            const float *t = table[c];
+            float *o = out + c * hw;
+            for (size_t i = 0; i < hw; i++)
+                o[i] = t[px[i * nc + c]];
+        }
+    return 0;
 }

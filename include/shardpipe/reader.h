@@ -25,7 +25,14 @@
  *    message in spr_error(set) (spr_open: in the caller's buffer).
  *  - Memory: an iterator holds at most two batches plus one shuffle window
  *    (window_records, default 16 x batch, at most 32 MiB of records, but never
- *    less than a batch); never the whole set.
+ *    less than a batch; 16 more bytes a record for labels and indices) and
+ *    one open shard (its HDF5 chunk cache); never the whole set.
+ *  - Parts (spr_iter_new_part): an epoch is the shards in the seed's order,
+ *    one stream; part p of P takes the contiguous records
+ *    [p*N/P, (p+1)*N/P) of it (sizes differ by at most one), so the parts of
+ *    one seed are disjoint and cover every record once, and a part reads only
+ *    the chunks of its own share (a chunk at each end of it may be shared).
+ *    The shuffle window then permutes within the part.
  */
 #ifndef SHARDPIPE_READER_H
 #define SHARDPIPE_READER_H
@@ -61,6 +68,11 @@ const char *spr_class_name(const spr_set *s, int i); /* NULL when out of range *
  * normalized floats. Returns the channel count, 0 when there are none. */
 int spr_normalization(const spr_set *s, double *mean, double *std, int *applied);
 
+/* n uint8 records as stored (n x H x W x C) into n x C x H x W float32:
+ * (x/255 - mean[c]) / std[c] with spr_normalization's values, x/255 for a
+ * channel it has none for. 0, or -1 (spr_error) when the set is not uint8. */
+int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out);
+
 /* Random access: record index (0 .. count-1, in manifest order) into pixels
  * (spr_record_bytes) and *label. 0 or -1. */
 int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label);
@@ -72,9 +84,24 @@ enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2 };
  * SPR_PREFETCH a thread reads the next batch while the caller uses this one.
  * window_records: 0 = 16 x batch. */
 spr_iter *spr_iter_new(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records);
+/* Part `part` of `nparts` of the epoch spr_iter_new would give for seed (the
+ * same epoch when nparts is 1), starting after its first skip_records records
+ * (a resume: the records come exactly as the uninterrupted part would go on).
+ * NULL with spr_error when part >= nparts or out of memory. */
+spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records,
+                            uint32_t part, uint32_t nparts, uint64_t skip_records);
+/* Records the iterator's part holds in one epoch (skipped ones included). */
+uint64_t spr_iter_records(const spr_iter *it);
 /* Fills up to batch records; returns the number (n, also in *n), 0 at the end
  * of the epoch, -1 on error (spr_error). */
 int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n);
+/* The same, plus each record's index in the set (as spr_read takes it) into
+ * indices (batch values; NULL: not wanted). */
+int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, uint64_t *indices, uint32_t *n);
+/* The same, plus each record's second label (CIFAR-100's coarse one; -1 for
+ * none) into labels2 (batch values; NULL: not wanted). */
+int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
+                       uint32_t *n);
 void spr_iter_free(spr_iter *it); /* accepts NULL; stops the prefetch thread */
 
 #ifdef __cplusplus

@@ -2,7 +2,9 @@
  * prints one line per record, "label xxh3-of-pixels", in index order
  * (spr_read) or in the order of one epoch of the iterator.
  * usage: reader_dump DIR SPLIT index
- *        reader_dump DIR SPLIT iter BATCH SEED shuffle|plain prefetch|direct */
+ *        reader_dump DIR SPLIT iter BATCH SEED shuffle|plain prefetch|direct [PART NPARTS SKIP]
+ * (iter with PART NPARTS SKIP: that part of the epoch, after SKIP records,
+ * each line then ending in the record's index in the set) */
 #include <shardpipe/reader.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +42,27 @@ int main(int argc, char **argv)
     } else {
         uint32_t batch = (uint32_t)atoi(argv[4]);
         int flags = (!strcmp(argv[6], "shuffle") ? SPR_SHUFFLE : 0) | (!strcmp(argv[7], "prefetch") ? SPR_PREFETCH : 0);
-        spr_iter *it = spr_iter_new(s, batch, strtoull(argv[5], NULL, 10), flags, 0);
+        int parted = argc == 11;
+        spr_iter *it = parted ? spr_iter_new_part(s, batch, strtoull(argv[5], NULL, 10), flags, 0,
+                                                  (uint32_t)atoi(argv[8]), (uint32_t)atoi(argv[9]),
+                                                  strtoull(argv[10], NULL, 10))
+                              : spr_iter_new(s, batch, strtoull(argv[5], NULL, 10), flags, 0);
+        if (!it) {
+            fprintf(stderr, "reader_dump: %s\n", spr_error(s));
+            return 1;
+        }
         uint8_t *px = malloc(rb * batch);
         int32_t *labels = malloc(sizeof *labels * batch);
+        uint64_t *indices = malloc(sizeof *indices * batch);
         uint32_t n;
         int st;
-        while ((st = spr_iter_next(it, px, labels, &n)) > 0)
-            for (uint32_t i = 0; i < n; i++)
-                printf("%d %016llx\n", labels[i], (unsigned long long)XXH3_64bits(px + i * rb, rb));
+        while ((st = spr_iter_next_indexed(it, px, labels, indices, &n)) > 0)
+            for (uint32_t i = 0; i < n; i++) {
+                printf("%d %016llx", labels[i], (unsigned long long)XXH3_64bits(px + i * rb, rb));
+                if (parted)
+                    printf(" %llu", (unsigned long long)indices[i]);
+                printf("\n");
+            }
         if (st < 0) {
             fprintf(stderr, "reader_dump: %s\n", spr_error(s));
             return 1;
@@ -55,6 +70,7 @@ int main(int argc, char **argv)
         spr_iter_free(it);
         free(px);
         free(labels);
+        free(indices);
     }
     spr_close(s);
     return 0;

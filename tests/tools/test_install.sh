@@ -4,7 +4,8 @@
 # beside this one, but is off PATH and unnamed). From the installed tree:
 # Fashion-MNIST offline through sp-fetch | sp-unpack | sp-decode | sp-shard,
 # sp-verify, a C program built with pkg-config against
-# libshardpipe-reader, the Python package finding the HDF5 plugin by itself,
+# libshardpipe-reader, the Python package finding the HDF5 plugin and the
+# library by itself (and pip-installed offline from python/),
 # man pages and bash completion; then make uninstall leaves no file behind.
 . "$SP_ROOT/tests/tools/lib.sh"
 [ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
@@ -118,6 +119,32 @@ assert want in plugins, plugins
 print(len(ds), label, int(img.astype("uint64").sum()))
 X
 [ "$(cat out)" = "10000 $label $sum" ] || fail "Python read $(cat out), C read 10000 $label $sum"
+# the Loader loads the installed libshardpipe-reader (by _install.py's LIB_DIR, no LD_LIBRARY_PATH)
+PYTHONPATH="$pydir" expect_status 0 $PY - "$work/S" "$inst/lib" <<'X'
+import os, sys
+import numpy as np
+import shardpipe
+from shardpipe import _clib
+(x, y), (xt, yt) = shardpipe.load_data(sys.argv[1])
+assert os.path.realpath(_clib.library_path) == os.path.realpath(sys.argv[2] + "/libshardpipe-reader.so.0"), _clib.library_path
+assert x.shape == (60000, 28, 28) and xt.shape == (10000, 28, 28) and x.dtype == np.uint8
+print(len(xt), int(yt[0]), int(xt[0].astype("uint64").sum()))
+X
+[ "$(cat out)" = "10000 $label $sum" ] || fail "load_data read $(cat out), C read 10000 $label $sum"
+
+# pip installs the package offline (no build isolation) from a copy of python/
+cp -r "$SP_ROOT/python" pysrc
+$PY -m pip install -q --no-build-isolation --no-deps --no-index --target "$work/piptarget" ./pysrc \
+    > pip.log 2>&1 || { cat pip.log; fail "pip install ./python"; }
+PYTHONPATH="$work/piptarget" SHARDPIPE_READER_LIB="$inst/lib/libshardpipe-reader.so.0" HDF5_PLUGIN_PATH="$inst/lib/hdf5/plugin" \
+    expect_status 0 $PY -c "import sys, shardpipe; assert shardpipe.__file__.startswith('$work/piptarget'); \
+assert 'torch' not in sys.modules; print(len(shardpipe.Loader('$work/S', 'test', batch_size=1000)))"
+[ "$(cat out)" = 10 ] || fail "the pip-installed Loader: $(cat out) batches"
+# a plugin directory without the filter: opening a ShardDataset fails at once, saying what to do
+PYTHONPATH="$pydir" HDF5_PLUGIN_PATH="$work/elsewhere" expect_status 1 $PY -c \
+    "import shardpipe; shardpipe.ShardDataset('$work/S', 'test')"
+grep -q "FilterMissingError: h5py cannot load the HDF5 zstd filter (32015).*HDF5_PLUGIN_PATH" err \
+    || { cat err; fail "no clear message for a missing filter"; }
 
 # man pages and bash completion, for every tool
 for t in sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval; do

@@ -1,4 +1,4 @@
-"""Read shardpipe shard sets from Python: numpy and h5py only, nothing to build.
+"""The map-style reader of shard sets through h5py (ShardDataset), the manifest check and the filter plugin search.
 
     import shardpipe
     train = shardpipe.ShardDataset("shards/imagenet", split="train")
@@ -23,8 +23,8 @@ stored); a mismatch, or a chunk the decompressor cannot read, raises
 ``CorruptShardError`` naming the shard file and the record. Shards use the
 HDF5 zstd filter 32015: the reader adds ``plugin_dir`` (default:
 $HDF5_PLUGIN_PATH, else where ``make install`` put the plugin, else the
-build/hdf5-plugin directory beside this file's checkout) to h5py's plugin
-search path.
+build/hdf5-plugin directory of this file's checkout) to h5py's plugin search
+path, and fails at once (FilterMissingError) when the filter cannot be loaded.
 """
 import bisect
 import json
@@ -35,7 +35,9 @@ import numpy as np
 import xxhash
 from h5py import h5pl
 
-__all__ = ["ShardDataset", "load_manifest", "CorruptShardError"]
+__all__ = ["ShardDataset", "load_manifest", "CorruptShardError", "FilterMissingError"]
+
+ZSTD_FILTER = 32015  # the HDF5 filter id of zstd, which every shard's images use
 
 MAX_CLASSES = 1000000  # names in a manifest's class list, as the C reader allows
 
@@ -43,21 +45,28 @@ MAX_CLASSES = 1000000  # names in a manifest's class list, as the C reader allow
 class CorruptShardError(ValueError):
     """A record whose stored bytes are damaged: the message names shard file and record."""
 
+
+class FilterMissingError(RuntimeError):
+    """h5py cannot load the zstd filter the shards need: the message says what to do."""
+
+
 _plugin_dirs_added = set()
 
 
 def _default_plugin_dir():
-    """$HDF5_PLUGIN_PATH; else, installed by `make install` (this file as the
-    package's __init__.py), the plugin directory its _install.py names,
-    relative to the package; else this checkout's build/hdf5-plugin."""
+    """$HDF5_PLUGIN_PATH; else, installed by `make install`, the plugin
+    directory its _install.py names, relative to the package; else this
+    checkout's build/hdf5-plugin (the package is python/shardpipe); else the
+    plugin directory of a `make install` to /usr/local."""
     here = os.path.dirname(os.path.abspath(__file__))
     if os.environ.get("HDF5_PLUGIN_PATH"):
         return os.environ["HDF5_PLUGIN_PATH"]
     try:
         from ._install import PLUGIN_DIR
         return os.path.normpath(os.path.join(here, PLUGIN_DIR))
-    except ImportError:  # the plain module of a checkout
-        return os.path.join(os.path.dirname(here), "build", "hdf5-plugin")
+    except ImportError:  # a checkout, or a pip install
+        checkout = os.path.join(os.path.dirname(os.path.dirname(here)), "build", "hdf5-plugin")
+        return checkout if os.path.isdir(checkout) else "/usr/local/lib/hdf5/plugin"
 
 
 def _add_plugin_dir(plugin_dir):
@@ -69,6 +78,11 @@ def _add_plugin_dir(plugin_dir):
             # (Debian's default plugin directory is one) instead of going on
             h5pl.prepend(d.encode())
             _plugin_dirs_added.add(d)
+    if not h5py.h5z.filter_avail(ZSTD_FILTER):
+        raise FilterMissingError(
+            f"h5py cannot load the HDF5 zstd filter ({ZSTD_FILTER}) the shards need: looked in {plugin_dir!r}; "
+            "build it (make) or install it (make install), or set HDF5_PLUGIN_PATH (or plugin_dir=) to the "
+            "directory holding libshardpipe-h5zstd.so / libh5zstd.so")
 
 
 def load_manifest(directory):
@@ -94,12 +108,19 @@ def load_manifest(directory):
 class ShardDataset:
     """The records of one split of a shard set, in the order of the shards."""
 
-    def __init__(self, directory, split="train", normalize=True, transform=None, plugin_dir=None):
+    def __init__(self, directory, split="train", normalize=True, transform=None, plugin_dir=None,
+                 max_open_files=8, chunk_cache_bytes=32 << 20):
+        """max_open_files shard files stay open per process (the least recently
+        used is closed beyond that), each with an HDF5 chunk cache of
+        chunk_cache_bytes (h5py's default, 1 MiB, holds no 1 MiB image chunk,
+        so every image would decompress its whole chunk): at most
+        max_open_files x chunk_cache_bytes of decompressed chunks per process."""
         self.directory = directory
         self.split = split
         self.normalize = normalize
         self.transform = transform
         self.plugin_dir = plugin_dir
+        self.max_open_files, self.chunk_cache_bytes = max(1, int(max_open_files)), int(chunk_cache_bytes)
         _add_plugin_dir(plugin_dir)
         m = load_manifest(directory)
         self.manifest = m
@@ -132,11 +153,16 @@ class ShardDataset:
         if self._pid != os.getpid():  # a new process (a DataLoader worker): its own handles
             self._handles = {}
             self._pid = os.getpid()
-        h = self._handles.get(k)
-        if h is None:
-            h = h5py.File(os.path.join(self.directory, self.files[k]), "r")
-            self._handles[k] = h
-        return h
+        entry = self._handles.pop(k, None)
+        if entry is None:
+            if len(self._handles) >= self.max_open_files:  # the least recently used goes
+                self._handles.pop(next(iter(self._handles)))[0].close()
+            h = h5py.File(os.path.join(self.directory, self.files[k]), "r", rdcc_nbytes=self.chunk_cache_bytes,
+                          rdcc_nslots=10007)
+            # the small columns whole, once (a read of one row costs as much as of all)
+            entry = (h, h["images"], h["keys"][:], h["checksums"][:], h["labels"][:])
+        self._handles[k] = entry  # dicts keep insertion order: the last used is last
+        return entry
 
     def locate(self, index):
         """(shard file, row) of a record."""
@@ -150,17 +176,17 @@ class ShardDataset:
     def raw(self, index):
         """The record as stored: (image HWC, label, key)."""
         k, row = self.locate(index)
-        h = self._file(k)
+        h, images, keys, checksums, labels = self._file(k)
         where = f"{os.path.join(self.directory, self.files[k])}: record {row}"
-        key = h["keys"][row].decode()
-        stored = int(h["checksums"][row])
+        key = keys[row].decode()
+        stored = int(checksums[row])
         try:
-            image = h["images"][row]
+            image = images[row]
         except OSError as e:  # the filter refused the chunk: its frame checksum, or worse
             image = self._salvage(h, row, where, key, e)
         if xxhash.xxh3_64_intdigest(np.ascontiguousarray(image).tobytes()) != stored:
             raise CorruptShardError(f"{where} ({key}): pixels do not match their checksum (corrupt shard)")
-        return image, int(h["labels"][row]), key
+        return image, int(labels[row]), key
 
     @staticmethod
     def _salvage(h, row, where, key, error):

@@ -1,0 +1,80 @@
+"""ctypes binding of libshardpipe-reader (include/shardpipe/reader.h): where the library is found, and its calls."""
+import ctypes
+import os
+
+__all__ = ["lib", "library_path", "ReaderError"]
+
+SONAME = "libshardpipe-reader.so.0"
+
+
+class ReaderError(RuntimeError):
+    """libshardpipe-reader cannot be loaded, or a call of it failed (the message is the reader's)."""
+
+
+def _candidates():
+    """$SHARDPIPE_READER_LIB; this checkout's build/lib (the package is
+    python/shardpipe); the directory _install.py (written by make install)
+    names, relative to the package; then the dynamic linker's search."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.environ.get("SHARDPIPE_READER_LIB"):
+        yield os.environ["SHARDPIPE_READER_LIB"]
+    yield os.path.join(os.path.dirname(os.path.dirname(here)), "build", "lib", SONAME)
+    try:
+        from ._install import LIB_DIR
+        yield os.path.normpath(os.path.join(here, LIB_DIR, SONAME))
+    except ImportError:
+        pass
+    yield SONAME
+
+
+def _declare(l):
+    c = ctypes
+    P, u32, u64, i32p = c.c_void_p, c.c_uint32, c.c_uint64, c.POINTER(c.c_int32)
+    for name, res, args in [
+        ("spr_open", P, [c.c_char_p, c.c_char_p, c.c_char_p, c.c_size_t]),
+        ("spr_close", None, [P]),
+        ("spr_error", c.c_char_p, [P]),
+        ("spr_count", u64, [P]),
+        ("spr_shape", None, [P, c.POINTER(u32), c.POINTER(u32), c.POINTER(u32)]),
+        ("spr_dtype", c.c_int, [P]),
+        ("spr_record_bytes", c.c_size_t, [P]),
+        ("spr_num_classes", c.c_int, [P]),
+        ("spr_class_name", c.c_char_p, [P, c.c_int]),
+        ("spr_normalization", c.c_int, [P, c.POINTER(c.c_double), c.POINTER(c.c_double), c.POINTER(c.c_int)]),
+        ("spr_read", c.c_int, [P, u64, c.c_void_p, i32p]),
+        ("spr_normalize", c.c_int, [P, c.c_void_p, u64, c.c_void_p]),
+        ("spr_iter_new_part", P, [P, u32, u64, c.c_int, u32, u32, u32, u64]),
+        ("spr_iter_records", u64, [P]),
+        ("spr_iter_next_full", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
+        ("spr_iter_free", None, [P]),
+    ]:
+        f = getattr(l, name)
+        f.restype, f.argtypes = res, args
+    return l
+
+
+_lib = None
+library_path = None
+
+
+def lib():
+    """The loaded library (once per process); ReaderError naming every place tried when none loads."""
+    global _lib, library_path
+    if _lib is None:
+        tried = []
+        for path in _candidates():
+            if os.sep in path and not os.path.exists(path):
+                tried.append(f"{path}: no such file")
+                continue
+            try:
+                loaded = ctypes.CDLL(path)
+                getattr(loaded, "spr_iter_next_full")
+            except (OSError, AttributeError) as e:
+                tried.append(f"{path}: {e}")
+                continue
+            _lib, library_path = _declare(loaded), path
+            break
+        else:
+            raise ReaderError("cannot load libshardpipe-reader (build it with make, or make install; or set "
+                              "SHARDPIPE_READER_LIB to its path): " + "; ".join(tried))
+    return _lib

@@ -1,0 +1,271 @@
+"""Loader: ready batches of one split filled by libshardpipe-reader's threads, split by rank, resumable; load_data."""
+import ctypes
+import os
+import sys
+
+import numpy as np
+
+from ._clib import ReaderError, lib
+from ._h5 import CorruptShardError
+
+__all__ = ["Loader", "load_data", "default_rank_world", "epoch_seed", "Reader"]
+
+_DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
+SPR_SHUFFLE, SPR_PREFETCH = 1, 2
+
+
+def default_rank_world(rank=None, world_size=None):
+    """(rank, world_size): the arguments when given; else torch.distributed's
+    when torch is imported and a process group is initialised; else RANK and
+    WORLD_SIZE from the environment; else (0, 1). Never imports torch."""
+    if rank is None or world_size is None:
+        r, w = 0, 1
+        torch = sys.modules.get("torch")
+        dist = getattr(torch, "distributed", None) if torch is not None else None
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            r, w = dist.get_rank(), dist.get_world_size()
+        elif "WORLD_SIZE" in os.environ:
+            r, w = int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"])
+        rank = r if rank is None else rank
+        world_size = w if world_size is None else world_size
+    if not (world_size >= 1 and 0 <= rank < world_size):
+        raise ValueError(f"rank {rank} of world_size {world_size}: out of range")
+    return int(rank), int(world_size)
+
+
+def epoch_seed(seed, epoch):
+    """The 64-bit seed the C reader gets for (seed, epoch): every epoch its own order."""
+    return (int(seed) * 0x9E3779B97F4A7C15 + int(epoch) * 0xBF58476D1CE4E5B9 + 1) % (1 << 64)
+
+
+class Reader:
+    """One split opened through libshardpipe-reader (one handle per process:
+    reopened after a fork). shape (H, W, C), dtype, count, classes, and the
+    normalization the shards record (mean, std in x/255 units, or None)."""
+
+    def __init__(self, directory, split="train"):
+        self.directory, self.split = os.fspath(directory), split
+        self._pid, self._set = None, None
+        s = self.handle()
+        L = lib()
+        h, w, c = ctypes.c_uint32(), ctypes.c_uint32(), ctypes.c_uint32()
+        L.spr_shape(s, h, w, c)
+        self.shape = (h.value, w.value, c.value)
+        self.dtype = np.dtype(_DTYPES[L.spr_dtype(s)])
+        self.count = int(L.spr_count(s))
+        self.record_bytes = int(L.spr_record_bytes(s))
+        self.classes = [L.spr_class_name(s, i).decode() for i in range(L.spr_num_classes(s))]
+        mean, std, applied = (ctypes.c_double * 4)(), (ctypes.c_double * 4)(), ctypes.c_int()
+        k = L.spr_normalization(s, mean, std, applied)
+        self.mean = np.array(mean[:k]) if k else None
+        self.std = np.array(std[:k]) if k else None
+        self.applied = bool(applied.value)
+
+    def handle(self):
+        if self._pid != os.getpid():
+            err = ctypes.create_string_buffer(1024)
+            s = lib().spr_open(self.directory.encode(), self.split.encode(), err, len(err))
+            if not s:
+                raise ReaderError(err.value.decode(errors="replace"))
+            self._set, self._pid = s, os.getpid()
+        return self._set
+
+    def error(self, what):
+        msg = lib().spr_error(self._set).decode(errors="replace")
+        return (CorruptShardError if "corrupt" in msg else ReaderError)(f"{what}: {msg}")
+
+    def read(self, index):
+        """Record index (manifest order) as stored: (image HWC, label)."""
+        image = np.empty(self.shape, self.dtype)
+        label = ctypes.c_int32()
+        if lib().spr_read(self.handle(), int(index), image.ctypes.data, ctypes.byref(label)):
+            raise self.error(f"{self.directory} {self.split}")
+        return image, label.value
+
+    def iterate(self, batch_size, seed, shuffle, prefetch, part, nparts, skip_records=0, window_records=0):
+        """Batches (images n x H x W x C as stored, labels int32, labels2 int32
+        (-1 where the set has none), indices uint64)
+        of part `part` of `nparts` of the epoch the C reader gives for seed,
+        after skip_records; fresh arrays each batch."""
+        L = lib()
+        flags = (SPR_SHUFFLE if shuffle else 0) | (SPR_PREFETCH if prefetch else 0)
+        it = L.spr_iter_new_part(self.handle(), batch_size, seed, flags, window_records, part, nparts, skip_records)
+        if not it:
+            raise self.error(f"{self.directory} {self.split}")
+        try:
+            n = ctypes.c_uint32()
+            while True:
+                px = np.empty((batch_size,) + self.shape, self.dtype)
+                labels = np.empty(batch_size, np.int32)
+                labels2 = np.empty(batch_size, np.int32)
+                idx = np.empty(batch_size, np.uint64)
+                st = L.spr_iter_next_full(it, px.ctypes.data, labels.ctypes.data, labels2.ctypes.data,
+                                          idx.ctypes.data, n)
+                if st < 0:
+                    raise self.error(f"{self.directory} {self.split}")
+                if st == 0:
+                    return
+                yield px[:st], labels[:st], labels2[:st], idx[:st]
+        finally:
+            L.spr_iter_free(it)
+
+    def part_records(self, part, nparts):
+        """Records part `part` of `nparts` gets in every epoch."""
+        per, extra = divmod(self.count, nparts)
+        return per + (1 if part < extra else 0)
+
+    def keys(self):
+        """Every record's key, in manifest order (through h5py: read before any iterator starts)."""
+        from ._h5 import ShardDataset
+        import h5py
+        ds = ShardDataset(self.directory, self.split, normalize=False)
+        out = []
+        for f in ds.files:
+            with h5py.File(os.path.join(self.directory, f), "r") as h:
+                out.extend(k.decode() for k in h["keys"][:])
+        return np.array(out, dtype=object)
+
+    def __getstate__(self):  # the C handle does not travel to other processes
+        state = dict(self.__dict__)
+        state["_set"], state["_pid"] = None, None
+        return state
+
+    def __del__(self):
+        if getattr(self, "_set", None) and self._pid == os.getpid() and lib is not None:
+            lib().spr_close(self._set)
+            self._set = None
+
+
+def _normalizer(reader):
+    """A function of a batch (n x H x W x C as stored) to n x C x H x W float32:
+    (x/255 - mean)/std with the shards' mean and std (x/255 without them);
+    floats stored already normalized are only transposed."""
+    if reader.dtype == np.uint8:
+        h, w, c = reader.shape
+
+        def norm(px):  # in C (spr_normalize): one table lookup a value, the GIL released
+            out = np.empty((px.shape[0], c, h, w), np.float32)
+            px = np.ascontiguousarray(px)
+            if lib().spr_normalize(reader.handle(), px.ctypes.data, px.shape[0], out.ctypes.data):
+                raise reader.error("normalize")
+            return out
+        return norm
+    return lambda px: np.ascontiguousarray(px.astype(np.float32).transpose(0, 3, 1, 2))
+
+
+class Loader:
+    """Ready batches (images, labels) of one split, read by libshardpipe-reader.
+
+        loader = shardpipe.Loader("shards/fmnist", batch_size=256, seed=0)
+        for epoch in range(10):
+            loader.set_epoch(epoch)
+            for images, labels in loader: ...
+
+    images: n x H x W x C as stored (uint8 for most sets), or with
+    normalize=True n x C x H x W float32, (x/255 - mean)/std from the shards;
+    labels int64. as_torch=True gives torch tensors (torch imported then).
+    return_label2=True adds the second labels (CIFAR-100's coarse ones, -1
+    where the set has none) after the labels; return_keys=True adds the
+    records' keys (a numpy object array) last.
+
+    Order: every epoch (seed, epoch) is one stream, the shards in a seeded
+    order; rank r of world_size takes its contiguous share (sizes differ by
+    at most one record), so the ranks' shares are disjoint and cover every
+    record once; a shuffle window (window_records, default 16 batches, at most
+    32 MiB) permutes inside the share. drop_last=False: every record once per
+    epoch across ranks, the last batch may be short; drop_last=True: full
+    batches only, the same number on every rank. Memory: the window plus two
+    batches in C, plus the batch being handed out.
+
+    threads: 1 reads in the caller's thread; 2 (default) adds the reader's
+    prefetch thread. After an epoch runs to its end the next __iter__ is the
+    next epoch; set_epoch(e) chooses it. state_dict() after batch k, given to
+    load_state_dict() of a fresh Loader, makes its next __iter__ yield exactly
+    batches k+1... of that epoch.
+    """
+
+    def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
+                 rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=2,
+                 window_records=0, return_label2=False):
+        if batch_size < 1 or threads not in (1, 2):
+            raise ValueError("batch_size >= 1 and threads 1 or 2")
+        self.reader = Reader(directory, split)
+        self.rank, self.world_size = default_rank_world(rank, world_size)
+        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
+        self.normalize, self.as_torch, self.threads, self.window_records = normalize, as_torch, threads, window_records
+        self._keys = self.reader.keys() if return_keys else None
+        self.return_label2 = return_label2
+        self._norm = _normalizer(self.reader) if normalize else None
+        self.epoch, self._start, self._done = 0, 0, 0
+
+    @property
+    def classes(self):
+        return self.reader.classes
+
+    def __len__(self):
+        if self.drop_last:
+            return (self.reader.count // self.world_size) // self.batch_size
+        return -(-self.reader.part_records(self.rank, self.world_size) // self.batch_size)
+
+    def set_epoch(self, epoch):
+        """The epoch the next __iter__ gives (from its first batch)."""
+        self.epoch, self._start = int(epoch), 0
+
+    def state_dict(self):
+        """Where the current epoch stands: the batches handed out so far."""
+        return {"epoch": self.epoch, "batches": self._done, "seed": self.seed, "batch_size": self.batch_size,
+                "rank": self.rank, "world_size": self.world_size, "shuffle": bool(self.shuffle)}
+
+    def load_state_dict(self, state):
+        """The next __iter__ resumes state's epoch after its state["batches"] batches."""
+        for k in ("seed", "batch_size", "rank", "world_size", "shuffle"):
+            if state[k] != getattr(self, k) and not (k == "shuffle" and bool(state[k]) == bool(self.shuffle)):
+                raise ValueError(f"state_dict is of {k}={state[k]}, this Loader has {getattr(self, k)}")
+        self.epoch, self._start = int(state["epoch"]), int(state["batches"])
+
+    def __iter__(self):
+        start, total, epoch = self._start, len(self), self.epoch
+        self._start, self._done = 0, start
+        batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads == 2,
+                                      self.rank, self.world_size, start * self.batch_size, self.window_records)
+        done = start
+        try:
+            for px, labels, labels2, idx in batches:
+                if done == total:
+                    break
+                out = (self._norm(px) if self._norm else px, labels.astype(np.int64))
+                if self.return_label2:
+                    out = out + (labels2.astype(np.int64),)
+                if self.as_torch:
+                    import torch
+                    out = tuple(torch.from_numpy(a) for a in out)
+                if self._keys is not None:
+                    out = out + (self._keys[idx.astype(np.int64)],)
+                done += 1
+                self._done = done
+                yield out
+        finally:
+            batches.close()
+        if done == total and self.epoch == epoch and self._start == 0:
+            self.epoch, self._done = epoch + 1, 0
+
+
+def load_data(directory):
+    """((x_train, y_train), (x_test, y_test)) as Keras' load_data returns them:
+    uint8 images N x H x W (one channel) or N x H x W x C, labels uint8 (int32
+    over 256 classes), in manifest order; the val split where there is no test."""
+    import json
+    with open(os.path.join(directory, "manifest.json")) as f:
+        splits = {s["split"] for s in json.load(f)["shards"]}
+    out = []
+    for split in ("train", "test" if "test" in splits else "val"):
+        r = Reader(directory, split)
+        xs, ys = [], []
+        for px, labels, _, _ in r.iterate(4096, 0, False, True, 0, 1):
+            xs.append(px)
+            ys.append(labels)
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        if x.shape[-1] == 1:
+            x = x[..., 0]
+        out.append((x, y.astype(np.uint8 if len(r.classes) <= 256 else np.int32)))
+    return tuple(out)

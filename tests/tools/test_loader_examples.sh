@@ -1,0 +1,40 @@
+# README's "Training from shards": its code blocks, taken from the README as
+# written, run on Fashion-MNIST shards: PyTorch in one process, torchrun with
+# two ranks, ShardIterableDataset with transforms, and a numpy loop.
+. "$SP_ROOT/tests/tools/lib.sh"
+[ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
+export PYTHONPATH="$SP_ROOT/python"
+mkdir shards
+sp-unpack -q "$FMNIST"/*.gz | sp-decode -q | sp-normalize | sp-shard -q -o shards/fmnist
+$PY - "$SP_ROOT/README.md" <<'X'
+import sys
+text = open(sys.argv[1]).read()
+start = text.index("\n## Training from shards\n")
+section = text[start:text.index("\n## ", start + 1)]
+blocks, cur = [], None
+for line in section.split("\n") + ["end"]:
+    if line.startswith("    ") or (cur is not None and not line.strip()):
+        if cur is None:
+            cur = []
+        cur.append(line[4:])
+    elif cur is not None:
+        blocks.append("\n".join(cur).strip() + "\n")
+        cur = None
+names = ["single.py", "train_ddp.py", "torchrun.sh", "iterable.py", "numpy_loop.py"]
+assert len(blocks) == len(names), f"{len(blocks)} code blocks in the section"
+for name, b in zip(names, blocks):
+    open(name, "w").write(b)
+X
+$PY single.py > single.out
+grep -q "^epoch 1: 235 batches, loss " single.out || { cat single.out; fail "single process"; }
+grep -qx "torchrun --redirects 2 --tee 2 --nproc_per_node=2 train_ddp.py" torchrun.sh || fail "the torchrun line"
+OMP_NUM_THREADS=1 bash torchrun.sh > ddp.out 2> ddp.err || { cat ddp.err; fail "torchrun"; }
+# the two ranks print at once: their lines may run together
+[ "$(grep -oE 'rank [01] of 2: 117 batches, loss [0-9.]+' ddp.out | cut -c1-6 | sort | tr '\n' ' ')" = "rank 0 rank 1 " ] \
+    || { cat ddp.out ddp.err; fail "the two ranks"; }
+$PY iterable.py > iterable.out
+[ "$(cat iterable.out)" = "(256, 784) [0, 1]" ] || { cat iterable.out; fail "the IterableDataset example"; }
+$PY numpy_loop.py > numpy.out
+acc=$(sed -n 's/^test accuracy //p' numpy.out)
+$PY -c "import sys; sys.exit(0 if float('$acc') > 0.75 else 1)" || { cat numpy.out; fail "numpy loop accuracy $acc"; }
+echo ok
