@@ -30,7 +30,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -39,7 +38,7 @@ import numpy as np
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(os.path.dirname(here), "python"))
-from benchlib import make_set  # noqa: E402
+from benchlib import make_photo_archive  # noqa: E402
 import shardpipe  # noqa: E402
 
 BATCH = 256
@@ -140,15 +139,8 @@ def main():
     sets = []
     sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/fm")
     sets.append(("fashion-mnist 28x28x1", f"{tmp}/fm", None))
-    photos = os.path.join(tmp, "photos")
-    os.makedirs(photos)
-    files = make_set(photos, n_photos)
-    with tarfile.open(os.path.join(tmp, "train.tar"), "w") as t:
-        for f in sorted(os.listdir(photos)):
-            t.add(os.path.join(photos, f), arcname=f)
-    with open(os.path.join(tmp, "classes.txt"), "w") as f:
-        f.writelines(f"n{i:08d} class {i}\n" for i in range(10))
-    sh(f"{b}/sp-unpack -q {tmp}/train.tar | {b}/sp-decode -q --classes {tmp}/classes.txt --resize 224 "
+    tar, classes, files = make_photo_archive(tmp, n_photos)
+    sh(f"{b}/sp-unpack -q {tar} | {b}/sp-decode -q --classes {classes} --resize 224 "
        f"| {b}/sp-shard -q -o {tmp}/photos224")
     sets.append((f"photos 224x224x3 ({n_photos})", f"{tmp}/photos224", files))
 

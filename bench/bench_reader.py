@@ -25,11 +25,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import make_set  # noqa: E402
+from benchlib import make_photo_archive  # noqa: E402
 
 TARGET = 1.0  # GB/s of uint8 pixels per core
 LITERALS = ["raw", "huffman"]  # sp-shard --literals
@@ -83,16 +82,8 @@ def main():
     sets = []
     sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q > {tmp}/fm.sprs")
     sets.append(("fashion-mnist 28x28x1", f"{tmp}/fm.sprs"))
-    photos = os.path.join(tmp, "photos")
-    os.makedirs(photos)
-    make_set(photos, n_images)
-    with tarfile.open(os.path.join(tmp, "train.tar"), "w") as t:
-        for f in sorted(os.listdir(photos)):
-            t.add(os.path.join(photos, f), arcname=f)
-    with open(os.path.join(tmp, "classes.txt"), "w") as f:
-        f.writelines(f"n{i:08d} class {i}\n" for i in range(10))
-    sh(f"{b}/sp-unpack -q {tmp}/train.tar | {b}/sp-decode -q --classes {tmp}/classes.txt --resize 224 "
-       f"> {tmp}/in.sprs")
+    tar, classes, _ = make_photo_archive(tmp, n_images)
+    sh(f"{b}/sp-unpack -q {tar} | {b}/sp-decode -q --classes {classes} --resize 224 > {tmp}/in.sprs")
     sets.append(("photos 224x224x3", f"{tmp}/in.sprs"))
 
     print(f"{'benchmark (GB/s of uint8 pixels, one core)':52} {'shardpipe':>9} {'libzstd':>9} {'ratio':>7} "

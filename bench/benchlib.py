@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+import tarfile
 import time
 
 from PIL import Image
@@ -41,3 +42,20 @@ def make_set(out, n):
         img.save(path, "JPEG", quality=rng.randint(90, 96), subsampling=2 if rng.random() < 0.2 else 0)
         files.append(path)
     return files
+
+
+def make_photo_archive(tmp, n):
+    """The photo set of make_set as an ILSVRC-shaped train tar in tmp, with a
+    classes.txt of its 10 WNIDs (n00000000 .. n00000009): for
+    sp-unpack | sp-decode --classes. Returns (tar, classes, jpeg paths)."""
+    photos = os.path.join(tmp, "photos")
+    os.makedirs(photos)
+    files = make_set(photos, n)
+    tar = os.path.join(tmp, "train.tar")
+    with tarfile.open(tar, "w") as t:
+        for f in sorted(os.listdir(photos)):
+            t.add(os.path.join(photos, f), arcname=f)
+    classes = os.path.join(tmp, "classes.txt")
+    with open(classes, "w") as f:
+        f.writelines(f"n{i:08d} class {i}\n" for i in range(10))
+    return tar, classes, files
