@@ -42,6 +42,9 @@ typedef struct src {
     uint64_t produced;      /* bytes of members read out of it */
     uint64_t empty;         /* empty members seen */
     int64_t file_size;      /* SRC_FD of a regular file: its size (streamed, not buffered); else -1 */
+    struct src *parent;     /* SRC_ENTRY: the source of outer, whose expansion the bytes read here count to */
+    struct ctx *c;          /* SRC_ENTRY: for that count */
+    const char *key;        /* SRC_ENTRY: the nested archive's key, for messages */
 } src;
 
 typedef struct ctx {
@@ -53,6 +56,7 @@ typedef struct ctx {
 } ctx;
 
 static la_ssize_t src_read_raw(struct archive *a, void *p, const void **out);
+static int count_out(struct ctx *c, struct archive *a, src *s, const char *key, size_t n, sp_err *err);
 static la_ssize_t src_read(struct archive *a, void *p, const void **out)
 {
     la_ssize_t n = src_read_raw(a, p, out);
@@ -95,6 +99,13 @@ static la_ssize_t src_read_raw(struct archive *a, void *p, const void **out)
         n = archive_read_data(s->outer, s->buf, CHUNK);
         if (n < 0) {
             archive_set_error(a, EIO, "%s", archive_error_string(s->outer));
+            return -1;
+        }
+        /* a nested archive's bytes are the outer one's output: a bomb that
+         * expands into a plain tar inside a compressed one is still counted */
+        if (n > 0 && count_out(s->c, s->outer, s->parent, s->key, (size_t)n, s->err)) {
+            s->failed = 1;
+            archive_set_error(a, EIO, "%s", s->err->msg);
             return -1;
         }
         return n;
@@ -214,7 +225,7 @@ static int fail_archive(struct archive *a, src *s, const char *what, sp_err *err
 
 /* Counts n more bytes out of archive a; -1 once a compressed source expands
  * past the limit (a decompression bomb). */
-static int count_out(ctx *c, struct archive *a, src *s, const char *key, size_t n, sp_err *err)
+static int count_out(struct ctx *c, struct archive *a, src *s, const char *key, size_t n, sp_err *err)
 {
     s->produced += n;
     uint64_t r = c->opts->max_ratio;
@@ -307,7 +318,10 @@ static int unpack_member(ctx *c, struct archive *a, src *s, struct archive_entry
     if (may_recurse && c->opts->recurse && is_nested(peek, got)) {
         if (depth >= SP_UNPACK_MAX_DEPTH)
             return sp_fail(err, SP_EXIT_DATA, "%s: archives nested more than %d deep", key, SP_UNPACK_MAX_DEPTH);
-        src child = {.kind = SRC_ENTRY, .outer = a, .pre = peek, .pre_len = got, .err = err, .file_size = -1};
+        src child = {.kind = SRC_ENTRY, .outer = a, .pre = peek, .pre_len = got, .err = err, .file_size = -1,
+                     .parent = s, .c = c, .key = key};
+        if (count_out(c, a, s, key, got, err)) /* the peeked bytes, served to the child first */
+            return -1;
         child.buf = malloc(2 * CHUNK);
         if (!child.buf)
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");

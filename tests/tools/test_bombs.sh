@@ -95,6 +95,17 @@ expect_err_has "a decompression bomb, refused"
 row "a gzip bomb inside a tar (10 GiB in 10 MB)" "stopped past 64 MiB; no record of it written"
 [ "$(wc -c < gz.sprs)" -lt $((70 << 20)) ] || fail "sp-unpack wrote $(wc -c < gz.sprs) bytes before stopping"
 
+# the bomb one level down: a plain tar of 200 MiB of zeros inside a gzipped
+# tar, so only the outer archive is compressed (its expansion counts the
+# nested tar's bytes too)
+head -c $((200 << 20)) /dev/zero > zeros.bin
+tar cf inner.tar zeros.bin && tar cf - inner.tar | gzip -1 > nestbomb.tar.gz && rm zeros.bin inner.tar
+expect_status 1 bounded 'sp-unpack nestbomb.tar.gz > nest.sprs'
+expect_err_has "nestbomb.tar.gz/inner.tar: expands more than 100 to 1"
+row "a plain tar of 200 MiB of zeros inside a gzipped tar (0.9 MB)" "stopped past 64 MiB: the nested tar's bytes count to the outer archive's expansion" "expands more than"
+[ "$(wc -c < nest.sprs)" -lt $((70 << 20)) ] || fail "sp-unpack wrote $(wc -c < nest.sprs) bytes before stopping"
+rm -f nest.sprs
+
 expect_status 1 bounded 'sp-unpack gzzeros.tar > /dev/null'
 expect_err_has "sp-unpack: gzzeros.tar/zeros.bin.gz: an archive with no members (or zeros that read as one)"
 row "64 MiB of zeros, gzipped, in a tar (reads as an empty tar)" "was: gone without a word; now reported as skipped"

@@ -119,8 +119,14 @@ assert want in plugins, plugins
 print(len(ds), label, int(img.astype("uint64").sum()))
 X
 [ "$(cat out)" = "10000 $label $sum" ] || fail "Python read $(cat out), C read 10000 $label $sum"
-# the Loader loads the installed libshardpipe-reader (by _install.py's LIB_DIR, no LD_LIBRARY_PATH)
-PYTHONPATH="$pydir" expect_status 0 $PY - "$work/S" "$inst/lib" <<'X'
+# the Loader loads the installed libshardpipe-reader (by _install.py's LIB_DIR, no LD_LIBRARY_PATH);
+# a sanitizer build's library needs the sanitizer runtimes loaded into python first
+san_preload=""
+case "${SP_SAN:-}" in *address*)
+    san_preload="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" ;;
+esac
+PYTHONPATH="$pydir" LD_PRELOAD="$san_preload" expect_status 0 $PY - "$work/S" "$inst/lib" <<'X'
 import os, sys
 import numpy as np
 import shardpipe
