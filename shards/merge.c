@@ -57,6 +57,10 @@ static int cmp_shard_entries(const void *a, const void *b)
 
 /* Checks part's shards against those gathered in all (no name twice, one
  * shape per split), places them in out and appends them to all. 0 or -1. */
+/* Whether two manifest members are equal, both absent included
+ * (json_equal(NULL, NULL) is 0). */
+static int same(const json_t *a, const json_t *b) { return (!a && !b) || json_equal((json_t *)a, (json_t *)b); }
+
 static int gather(const char *out, const char *dir, const json_t *part, json_t *all, sp_err *err)
 {
     size_t i;
@@ -73,9 +77,10 @@ static int gather(const char *out, const char *dir, const json_t *part, json_t *
                                dir, file);
             if (!strcmp(json_string_value(json_object_get(prev, "split")),
                         json_string_value(json_object_get(e, "split"))) &&
-                !json_equal(json_object_get(prev, "shape"), json_object_get(e, "shape")))
-                return sp_fail(err, SP_EXIT_DATA, "%s: %s has another shape than the other %s shards", dir, file,
-                               json_string_value(json_object_get(e, "split")));
+                (!same(json_object_get(prev, "shape"), json_object_get(e, "shape")) ||
+                 !same(json_object_get(prev, "dtype"), json_object_get(e, "dtype"))))
+                return sp_fail(err, SP_EXIT_DATA, "%s: %s has another shape or dtype than the other %s shards", dir,
+                               file, json_string_value(json_object_get(e, "split")));
         }
         json_array_append(all, e);
     }
@@ -102,9 +107,11 @@ int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
         if (!m) {
             m = json_deep_copy(part);
         } else {
-            const char *what = !json_equal(json_object_get(m, "dataset"), json_object_get(part, "dataset")) ? "dataset"
-                               : !json_equal(json_object_get(m, "classes"), json_object_get(part, "classes"))
-                                   ? "classes"
+            const char *what = !same(json_object_get(m, "dataset"), json_object_get(part, "dataset")) ? "dataset"
+                               : !same(json_object_get(m, "classes"), json_object_get(part, "classes")) ? "classes"
+                               : !same(json_object_get(m, "classes2"), json_object_get(part, "classes2")) ? "classes2"
+                               : !same(json_object_get(m, "normalize"), json_object_get(part, "normalize"))
+                                   ? "normalization"
                                    : NULL;
             if (what)
                 rc = sp_fail(err, SP_EXIT_DATA, "%s: its %s differ from %s's", dirs[d], what, dirs[0]);

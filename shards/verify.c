@@ -154,9 +154,17 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
     json_t *sj;
     json_object_foreach(json_object_get(m, "splits"), name, sj) {
         json_int_t n = 0;
-        json_array_foreach(json_object_get(m, "shards"), i, e)
-            if (!strcmp(json_string_value(json_object_get(e, "split")), name))
-                n += json_integer_value(json_object_get(e, "records"));
+        json_array_foreach(json_object_get(m, "shards"), i, e) {
+            if (strcmp(json_string_value(json_object_get(e, "split")), name))
+                continue;
+            n += json_integer_value(json_object_get(e, "records"));
+            /* one split, one shape and dtype: what the split says, every shard holds */
+            const json_t *want_shape = json_object_get(sj, "shape"), *want_dtype = json_object_get(sj, "dtype");
+            if ((want_shape && !json_equal((json_t *)want_shape, json_object_get(e, "shape"))) ||
+                (want_dtype && !json_equal((json_t *)want_dtype, json_object_get(e, "dtype"))))
+                problem(&v, "manifest: %s: shape or dtype differs from its split %s's",
+                        json_string_value(json_object_get(e, "file")), name);
+        }
         if (n != json_integer_value(json_object_get(sj, "records")))
             problem(&v, "manifest: split %s lists %lld records, its shards hold %lld", name,
                     (long long)json_integer_value(json_object_get(sj, "records")), (long long)n);

@@ -43,4 +43,27 @@ sp-shard -q --part 1/3 -o LATE il.sprs
 expect_stages "0 1 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode --classes il/classes.txt --resize 16 --part 1/3 2> early.err | sp-shard -q --part 1/3 -o EARLY'
 sp-cat LATE | sort > a && sp-cat EARLY | sort > b && cmp a b || fail "--part in sp-decode keeps other records"
 grep -q "records left to the other parts" early.err || fail "no count of the other parts"
+# parts of a stream with no dataset name (IDX files outside any manifest):
+# both parts lack "dataset", and they still merge
+$PY "$FIX/make_idx.py" idx --train 120 --test 30 --gz
+sp-unpack idx/*.gz | sp-decode -q > idx.sprs
+sp-shard -q -n 50 --part 0/2 -o I0 idx.sprs && sp-shard -q -n 50 --part 1/2 -o I1 idx.sprs
+$PY -c 'import json; assert "dataset" not in json.load(open("I0/manifest.json"))'
+sp-shard -q --merge -o IM I0 I1 || fail "parts with no dataset name do not merge"
+sp-verify -q IM
+# a uint8 part and a float32 part are not one set
+sp-normalize -q --dtype float32 --mean 0.5 --std 0.25 idx.sprs | sp-shard -q -n 50 --part 1/2 -o F1
+expect_status 1 sp-shard --merge -o BAD3 I0 F1
+expect_err_has "F1: its normalization differ from I0's"
+[ ! -e BAD3/manifest.json ] || fail "a refused merge committed"
+# sp-verify holds every shard to its split's shape and dtype
+cp -r IM IMX
+$PY - IMX/manifest.json <<'X'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["splits"]["train"]["dtype"] = "float32"
+json.dump(m, open(sys.argv[1], "w"))
+X
+expect_status 1 sp-verify IMX
+expect_err_has "shape or dtype differs from its split train's"
 echo ok
