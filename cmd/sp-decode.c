@@ -181,8 +181,18 @@ int main(int argc, char **argv)
         if (st->other_parts)
             sp_msg("%llu records left to the other parts", (unsigned long long)st->other_parts);
     }
-    if (t.rejects && fclose(t.rejects) && status == SP_EXIT_OK)
-        status = sp_report(&(sp_err){SP_EXIT_SYSTEM, "cannot write the rejects file"});
+    if (t.rejects) { /* a rejects file that could not be written whole is an I/O error, whatever else happened */
+        int bad = ferror(t.rejects);
+        int e = bad ? EIO : 0;
+        if (fclose(t.rejects) && !bad)
+            bad = 1, e = errno;
+        if (bad) {
+            sp_err werr = {0};
+            sp_fail(&werr, SP_EXIT_SYSTEM, "%s: cannot write the rejects: %s", rejects, strerror(e));
+            sp_report(&werr);
+            status = SP_EXIT_SYSTEM;
+        }
+    }
     sp_decoder_free(t.dec);
     sp_stage_free(&out);
     return status;

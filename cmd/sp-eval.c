@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/sp_cli.h"
+#include "shards/manifest.h"
 #include "nn/data.h"
 #include "nn/metrics.h"
 #include "nn/nn.h"
@@ -121,9 +122,8 @@ static int run(const options *o, sp_err *err)
     sp_info("%s: %s, epoch %d, on the %s split of %s", ckpt, net->model, epoch, split, dir);
     json_t *j = to_json(&r, &d, split, ckpt, net->model);
     const char *json = o->json;
-    if (json && strcmp(json, "-") && json_dump_file(j, json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
+    if (json && strcmp(json, "-") && sp_write_json_file(json, j, err)) {
         json_decref(j);
-        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", json);
         goto out;
     }
     if (json && !strcmp(json, "-")) {

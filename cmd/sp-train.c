@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/sp_cli.h"
+#include "shards/manifest.h"
 #include "nn/data.h"
 #include "nn/nn.h"
 #include "nn/train.h"
@@ -149,8 +150,8 @@ static int run(options *o, sp_err *err)
     if (nn_train(&o->t, &res, err))
         return -1;
     int rc = 0;
-    if (o->json && json_dump_file(res.summary, o->json, JSON_INDENT(2) | JSON_SORT_KEYS))
-        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", o->json);
+    if (o->json && sp_write_json_file(o->json, res.summary, err))
+        rc = -1;
     json_decref(res.summary);
     return rc;
 }

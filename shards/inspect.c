@@ -1,6 +1,11 @@
 /* sp-inspect's summaries (counts per split and class, bytes per record) and its contact sheet (PNG). */
+#define _POSIX_C_SOURCE 200809L
 #include "shards/inspect.h"
 
+#include "common/sp_atomic.h"
+
+#include <errno.h>
+#include <unistd.h>
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,16 +124,26 @@ json_t *sp_inspect(const char *dir, sp_err *err)
     return out;
 }
 
+/* Writes the w x h RGB image as a PNG at path, atomically (sp_atomic): a
+ * failed write leaves no partial file. */
 static int write_png(const char *path, const uint8_t *rgb, int w, int h, sp_err *err)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", path);
+    sp_atomic_file af;
+    if (sp_atomic_open(&af, path, err))
+        return -1;
+    FILE *f = fdopen(af.fd, "wb");
+    if (!f) {
+        int e = errno;
+        sp_atomic_abort(&af);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
+    }
     png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!p || !info || setjmp(png_jmpbuf(p))) {
         png_destroy_write_struct(&p, &info);
         fclose(f);
+        af.fd = -1; /* closed with f */
+        sp_atomic_abort(&af);
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write the PNG", path);
     }
     png_init_io(p, f);
@@ -139,7 +154,23 @@ static int write_png(const char *path, const uint8_t *rgb, int w, int h, sp_err 
         png_write_row(p, rgb + (size_t)y * (size_t)w * 3);
     png_write_end(p, NULL);
     png_destroy_write_struct(&p, &info);
-    return fclose(f) ? sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write", path) : 0;
+    /* flush the stdio buffer into the temporary; the commit fsyncs and closes it */
+    if (fflush(f) || ferror(f)) {
+        int e = errno;
+        fclose(f);
+        af.fd = -1;
+        sp_atomic_abort(&af);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
+    }
+    int fd = dup(af.fd);
+    fclose(f);
+    af.fd = fd;
+    if (fd < 0) {
+        int e = errno;
+        sp_atomic_abort(&af);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
+    }
+    return sp_atomic_commit(&af, err);
 }
 
 int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err)
@@ -172,9 +203,9 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
         uint32_t h, w, c;
         int dtype;
         sp_shard_shape(s, &h, &w, &c, &dtype);
-        if (dtype != SP_DTYPE_U8) {
+        if (dtype != SP_DTYPE_U8 || (c != 1 && c != 3 && c != 4)) {
             sp_shard_close(s);
-            rc = sp_fail(err, SP_EXIT_DATA, "%s: the contact sheet takes uint8 shards",
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: the contact sheet takes uint8 shards of 1, 3 or 4 channels",
                          json_string_value(json_object_get(e, "file")));
             break;
         }

@@ -11,19 +11,24 @@
 #include <string.h>
 #include <unistd.h>
 
+int sp_write_json_file(const char *path, const json_t *j, sp_err *err)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot serialise", path);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps leaves room for its NUL: reuse it for a newline */
+    int rc = sp_atomic_write(path, text, n + 1, err);
+    free(text);
+    return rc;
+}
+
 int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err)
 {
     char dst[4096];
     if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s/%s: path too long", dir, name);
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    if (!s)
-        return sp_fail(err, SP_EXIT_SYSTEM, "cannot serialise %s", name);
-    size_t n = strlen(s);
-    s[n] = '\n'; /* json_dumps leaves room for its NUL: reuse it for a newline */
-    int rc = sp_atomic_write(dst, s, n + 1, err);
-    free(s);
-    return rc;
+    return sp_write_json_file(dst, j, err);
 }
 
 /* 1 if j is an array of at most max strings. */

@@ -22,6 +22,8 @@
 
 /* Writes dir/name atomically (sp_atomic_write), sorted keys, 2-space indent. */
 int sp_write_json_atomic(const char *dir, const char *name, const json_t *j, sp_err *err);
+/* The same for a file at path (sp-train's and sp-eval's --json). */
+int sp_write_json_file(const char *path, const json_t *j, sp_err *err);
 /* Limits a manifest is held to before anything is sized from it. */
 #define SP_MANIFEST_MAX_CLASSES 1000000 /* names in "classes" and in "classes2" */
 #define SP_MANIFEST_MAX_SIDE 65536      /* H and W of a shard's shape */

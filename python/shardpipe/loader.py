@@ -253,7 +253,8 @@ class Loader:
 def load_data(directory):
     """((x_train, y_train), (x_test, y_test)) as Keras' load_data returns them:
     uint8 images N x H x W (one channel) or N x H x W x C, labels uint8 (int32
-    over 256 classes), in manifest order; the val split where there is no test."""
+    over 256 classes, or where a record has no label: -1 stays -1), in
+    manifest order; the val split where there is no test."""
     import json
     with open(os.path.join(directory, "manifest.json")) as f:
         splits = {s["split"] for s in json.load(f)["shards"]}
@@ -267,5 +268,6 @@ def load_data(directory):
         x, y = np.concatenate(xs), np.concatenate(ys)
         if x.shape[-1] == 1:
             x = x[..., 0]
-        out.append((x, y.astype(np.uint8 if len(r.classes) <= 256 else np.int32)))
+        small = len(r.classes) <= 256 and (y.size == 0 or y.min() >= 0)
+        out.append((x, y.astype(np.uint8 if small else np.int32)))
     return tuple(out)

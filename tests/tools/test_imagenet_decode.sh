@@ -63,4 +63,8 @@ head -1 builtin.txt | grep -q '"label":0,' || fail "built-in label"
 expect_stages "0 1 0" 'sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q --classes fx/classes.txt --draft 20 | sp-cat > draft.txt'
 head -1 draft.txt > got
 grep -q '"shape":\[24,32,3\]' got || { cat got; fail "draft 1/2 of 64x48"; }
+# a rejects file that cannot be written is an I/O error (status 3), even in a
+# run whose rejects already make the status 1
+expect_stages "0 3" 'sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode -q --classes fx/classes.txt --rejects /dev/full > /dev/null'
+expect_err_has "sp-decode: /dev/full: cannot write the rejects: No space left on device"
 echo ok
