@@ -143,7 +143,7 @@ cp -r "$SP_ROOT/python" pysrc
 $PY -m pip install -q --no-build-isolation --no-deps --no-index --target "$work/piptarget" ./pysrc \
     > pip.log 2>&1 || { cat pip.log; fail "pip install ./python"; }
 PYTHONPATH="$work/piptarget" SHARDPIPE_READER_LIB="$inst/lib/libshardpipe-reader.so.0" HDF5_PLUGIN_PATH="$inst/lib/hdf5/plugin" \
-    expect_status 0 $PY -c "import sys, shardpipe; assert shardpipe.__file__.startswith('$work/piptarget'); \
+    LD_PRELOAD="$san_preload" expect_status 0 $PY -c "import sys, shardpipe; assert shardpipe.__file__.startswith('$work/piptarget'); \
 assert 'torch' not in sys.modules; print(len(shardpipe.Loader('$work/S', 'test', batch_size=1000)))"
 [ "$(cat out)" = 10 ] || fail "the pip-installed Loader: $(cat out) batches"
 # a plugin directory without the filter: opening a ShardDataset fails at once, saying what to do
