@@ -13,6 +13,10 @@ static int check(json_t *m, const char *where, sp_err *err)
     if (!json_is_object(m) || !json_is_string(json_object_get(m, "name")) || !json_is_array(files) ||
         (json_object_get(m, "mirrors") && !json_is_array(json_object_get(m, "mirrors"))))
         return sp_fail(err, SP_EXIT_DATA, "%s: not a dataset manifest (needs name, files, mirrors)", where);
+    /* the name becomes the cache's subdirectory: a plain name, never a path */
+    const char *dname = json_string_value(json_object_get(m, "name"));
+    if (!*dname || strchr(dname, '/') || dname[0] == '.')
+        return sp_fail(err, SP_EXIT_DATA, "%s: the dataset's name \"%s\" is not a plain name", where, dname);
     size_t i;
     json_t *f;
     json_array_foreach(files, i, f) {

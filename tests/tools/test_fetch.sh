@@ -190,4 +190,9 @@ expect_err "sp-fetch: other/a.bin: 10 bytes, the published file has 300000"
 # ImageNet has no mirror: without --from the error says how to get it
 expect_status 1 sp-fetch -c C imagenet
 expect_err_has "sp-fetch: imagenet: The ILSVRC2012 archives are downloaded by hand"
+# a dataset manifest whose name is a path is refused: the name becomes the cache's subdirectory
+printf '{"name": "../escape", "files": [{"name": "a.bin"}], "mirrors": ["file://%s/data/"]}\n' "$PWD" > escape.json
+expect_status 1 sp-fetch -c C escape.json
+expect_err 'sp-fetch: escape.json: the dataset'"'"'s name "../escape" is not a plain name'
+[ ! -e escape ] || fail "sp-fetch wrote outside its cache"
 echo ok
