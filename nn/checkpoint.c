@@ -290,7 +290,9 @@ int nn_checkpoint_load(const char *path, int batch, nn_net **out, nn_opt *o, int
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return sp_fail(err, SP_EXIT_DATA, "%s: %s", path, strerror(e));
+        /* a checkpoint that is not there is the user's data problem; any
+         * other failure to open or stat it is the system's */
+        return sp_fail(err, e == ENOENT || e == ENOTDIR ? SP_EXIT_DATA : SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
     }
     uint8_t fixed[16];
     uint8_t *d = NULL;

@@ -174,9 +174,13 @@ json_t *sp_manifest_read(const char *dir, sp_err *err)
         return NULL;
     }
     json_error_t je;
+    errno = 0;
     json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!m) {
-        sp_fail(err, SP_EXIT_DATA, "%s: %s", path, je.text);
+        /* a manifest missing or malformed is a data problem; one the system
+         * cannot read (permissions, I/O) is the system's (jansson keeps errno) */
+        int e = errno, system = je.line == -1 && e && e != ENOENT && e != ENOTDIR;
+        sp_fail(err, system ? SP_EXIT_SYSTEM : SP_EXIT_DATA, "%s: %s", path, je.text);
         return NULL;
     }
     const char *fmt = json_string_value(json_object_get(m, "format"));
