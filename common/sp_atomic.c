@@ -38,6 +38,16 @@ int sp_fsync_parent(const char *path, sp_err *err)
     return sp_fsync_path(dir, err);
 }
 
+int sp_atomic_temporary_of(const char *name, char *final, size_t n)
+{
+    size_t len = strlen(name); /* "." NAME ".tmp-" XXXXXX */
+    if (len <= 12 || name[0] != '.' || strncmp(name + len - 11, ".tmp-", 5) || len - 12 >= n)
+        return 0;
+    memcpy(final, name + 1, len - 12);
+    final[len - 12] = 0;
+    return 1;
+}
+
 int sp_atomic_open(sp_atomic_file *f, const char *path, sp_err *err)
 {
     f->fd = -1;

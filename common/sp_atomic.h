@@ -40,6 +40,11 @@ int sp_atomic_write(const char *path, const void *data, size_t len, sp_err *err)
  * onto path, fsync the directory. tmp is removed on failure. 0 or -1. */
 int sp_atomic_rename(const char *tmp, const char *path, sp_err *err);
 
+/* If name (a bare file name) is one of sp_atomic_open's temporaries,
+ * ".NAME.tmp-XXXXXX", copies NAME into final (n bytes) and returns 1; else 0
+ * (also when NAME does not fit). For cleaning up after a killed writer. */
+int sp_atomic_temporary_of(const char *name, char *final, size_t n);
+
 /* fsync of a file or directory by name (EINVAL from a file system that
  * cannot sync directories is not an error). 0 or -1. */
 int sp_fsync_path(const char *path, sp_err *err);

@@ -113,17 +113,14 @@ static void remove_stale_temporaries(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    char dir[4096], prefix[1024];
+    char dir[4096], final[1024];
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
-    if (snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix)
-        return;
-    size_t plen = strlen(prefix);
     DIR *d = opendir(dir);
     if (!d)
         return; /* sp_atomic_open reports an unusable directory */
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, plen) || strlen(e->d_name) != plen + 6)
+        if (!sp_atomic_temporary_of(e->d_name, final, sizeof final) || strcmp(final, base))
             continue;
         char stale[8192];
         snprintf(stale, sizeof stale, "%s%s%s", dir, slash ? "" : "/", e->d_name);

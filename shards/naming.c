@@ -86,14 +86,9 @@ void sp_naming_remove_prefixed(sp_shardset *s, const char *prefix, int keep)
  * writer's own files. */
 static int own_atomic_temporary(const char *name)
 {
-    size_t n = strlen(name);
-    if (n <= 12 || name[0] != '.' || strncmp(name + n - 11, ".tmp-", 5))
-        return 0;
     char inner[512];
-    if (n - 12 >= sizeof inner)
+    if (!sp_atomic_temporary_of(name, inner, sizeof inner))
         return 0;
-    memcpy(inner, name + 1, n - 12);
-    inner[n - 12] = 0;
     return !strcmp(inner, SP_MANIFEST_NAME) || !strcmp(inner, JOURNAL_NAME) || !strcmp(inner, OWNED_NAME) ||
            sp_shard_file_name(inner);
 }
