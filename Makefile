@@ -109,7 +109,7 @@ PLUGIN_NAME := libshardpipe-h5zstd.so
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan bench bench-loader fuzz clean install uninstall pkg-config-check
+.PHONY: all deps test check demo asan bench bench-loader bench-gpu fuzz clean install uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -215,7 +215,7 @@ demo: deps
 
 # The benchmarks' peers and data: bare libjpeg-turbo, real photographs, PIL.
 # libopenblas0-pthread: the system BLAS PyTorch calls (libblas.so.3) at its fastest
-BENCH_PACKAGES := libturbojpeg0-dev mate-backgrounds python3-pil libopenblas0-pthread
+BENCH_PACKAGES := libturbojpeg0-dev mate-backgrounds python3-pil libopenblas0-pthread python3-torchvision
 $(BUILD)/bench/tj_decode: bench/tj_decode.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(shell pkg-config --cflags --libs libturbojpeg) -o $@
@@ -244,6 +244,14 @@ bench-loader:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/reader_bench
 	/usr/bin/python3 bench/bench_loader.py $(BUILD) $(BENCH_PHOTOS)
+
+# A GPU fed by shardpipe.Loader (bench/bench_gpu_feed.py): torchvision's
+# ResNet-50 from 224x224 shards against synthetic batches on the device.
+# Needs a CUDA build of torch and a GPU (Debian's python3-torch is CPU only).
+bench-gpu:
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/bench_gpu_feed.py $(BUILD)
 
 # Man pages from each tool's --help and --version; the NAME line is the
 # --help text's first sentence after the usage lines, to its first '.' or ':'.

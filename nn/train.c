@@ -248,6 +248,11 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         train_seconds += secs;
         loss = seen ? total / (double)seen : 0;
         train_acc = seen ? (double)right / (double)seen : 0;
+        if (!isfinite(loss)) { /* nothing after this point means anything: stop, as Keras' TerminateOnNaN */
+            sp_fail(err, SP_EXIT_DATA, "epoch %d: the loss is not finite: the training diverged (try a lower --lr)",
+                    e + 1);
+            goto out;
+        }
         if (have_test) {
             nn_metrics_free(&eval);
             if (nn_metrics_init(&eval, net->classes, 0, err) || nn_evaluate(net, &te, o->dir, x, labels, &eval, err))

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "shardpipe/reader.h"
 
+#include <hdf5.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,26 @@
 
 #define SPR_API __attribute__((visibility("default")))
 
-/* HDF5 (Debian's serial build) is not thread-safe: every call goes through this. */
+/* HDF5 calls go through h5_enter/h5_leave: a mutex where the HDF5 library
+ * is not built thread-safe, nothing where it is (Debian's is: its own global
+ * lock then serializes the HDF5 calls, while the zstd decompression and the
+ * checksums of sp_shard_read, outside HDF5, run on every filler thread). */
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+static int h5_threadsafe; /* set by the first spr_open, before any iterator thread */
+
+static void h5_enter(void)
+{
+    if (!h5_threadsafe)
+        pthread_mutex_lock(&h5_lock);
+}
+
+static void h5_leave(void)
+{
+    if (!h5_threadsafe)
+        pthread_mutex_unlock(&h5_lock);
+}
+
+#define SPARE_MAX 8
 
 typedef struct spr_shard {
     char path[4096];
@@ -31,6 +50,9 @@ struct spr_set {
     int nnorm, applied;
     sp_shard *open; /* the shard random access last used */
     size_t open_index;
+    pthread_mutex_t spare_mu; /* window buffers kept between iterators */
+    uint8_t *spare[SPARE_MAX];
+    size_t spare_bytes[SPARE_MAX];
     char error[1024];
 };
 
@@ -45,10 +67,15 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
         sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
         goto fail;
     }
+    pthread_mutex_init(&s->spare_mu, NULL);
     pthread_mutex_lock(&h5_lock); /* sp_manifest_load opens every shard to hold it to its entry */
     int init = sp_h5_init(&err);
-    if (!init)
+    if (!init) {
+        hbool_t safe = 0;
+        if (H5is_library_threadsafe(&safe) >= 0 && safe)
+            h5_threadsafe = 1;
         m = sp_manifest_load(dir, &err);
+    }
     pthread_mutex_unlock(&h5_lock);
     if (init || !m)
         goto fail;
@@ -75,7 +102,7 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
     }
     s->classes = json_incref(json_object_get(m, "classes"));
     /* shape, dtype and normalization from the first shard; the others are checked as they open */
-    pthread_mutex_lock(&h5_lock);
+    h5_enter();
     sp_shard *first = sp_shard_open_nokeys(s->shards[0].path, &err);
     if (first) {
         sp_shard_shape(first, &s->h, &s->w, &s->c, &s->dtype);
@@ -91,7 +118,7 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
         }
         sp_shard_close(first);
     }
-    pthread_mutex_unlock(&h5_lock);
+    h5_leave();
     if (!first)
         goto fail;
     s->record_bytes = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);
@@ -109,9 +136,12 @@ SPR_API void spr_close(spr_set *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&h5_lock);
+    h5_enter();
     sp_shard_close(s->open);
-    pthread_mutex_unlock(&h5_lock);
+    h5_leave();
+    for (int i = 0; i < SPARE_MAX; i++)
+        free(s->spare[i]);
+    pthread_mutex_destroy(&s->spare_mu);
     json_decref(s->classes);
     free(s->shards);
     free(s);
@@ -184,7 +214,7 @@ SPR_API int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label)
     }
     size_t i = shard_of(s, index);
     int rc = 0;
-    pthread_mutex_lock(&h5_lock);
+    h5_enter();
     if (!s->open || s->open_index != i) {
         sp_shard_close(s->open);
         s->open = open_shard(s, i, &err);
@@ -192,7 +222,7 @@ SPR_API int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label)
     }
     if (!s->open || sp_shard_read(s->open, index - s->shards[i].first, 1, pixels, label, NULL, NULL, &err))
         rc = -1;
-    pthread_mutex_unlock(&h5_lock);
+    h5_leave();
     if (rc)
         set_error(s, &err);
     return rc;
@@ -208,161 +238,174 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-typedef struct batch {
-    uint8_t *pixels;
-    int32_t *labels, *labels2;
-    uint64_t *indices;
-    uint32_t n;
-    int status; /* records (> 0), 0 at the end, -1 error */
-} batch;
-
 /* A run of records of one shard that belongs to this iterator's part. */
 typedef struct segment {
     size_t shard;
     uint64_t start, count;
+    uint64_t at; /* its first record's position in the part's stream */
 } segment;
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_FAILED };
+
+/* One shuffle window's records, filled by a filler, then handed out by the
+ * caller in the order of perm. */
+typedef struct slot {
+    uint8_t *px; /* window x record_bytes */
+    int32_t *labels, *labels2;
+    uint64_t *idx;
+    uint32_t *perm;
+    uint32_t n;
+    int state; /* SLOT_*; guarded by the iterator's mutex */
+    sp_err err;
+} slot;
+
+/* A thread's (or the caller's) open shard: each filler reads its own. */
+typedef struct filler {
+    struct spr_iter *it;
+    sp_shard *sh;
+    size_t shard;
+} filler;
 
 struct spr_iter {
     spr_set *s;
     uint32_t batch_size, window;
     int flags;
-    uint64_t rng;
+    uint64_t seed;
+    uint32_t part;
     segment *segs; /* this part's share of the epoch, in stream order */
-    size_t nsegs, seg;
-    uint64_t seg_pos, records, skip;
-    sp_shard *cur;    /* the shard of segs[seg], open while it is read */
-    uint8_t *win;     /* window records */
-    int32_t *win_labels, *win_labels2;
-    uint64_t *win_idx;
-    uint32_t *perm;
-    uint32_t win_n, win_pos;
-    sp_err err;
-    /* prefetch */
-    pthread_t thread;
+    size_t nsegs;
+    uint64_t records, nwindows;
+    slot *slots; /* window j is filled into slots[j % nslots] */
+    uint32_t nslots;
+    filler *fillers; /* nthreads of them, or one for the caller */
+    pthread_t *threads;
+    uint32_t nthreads, started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    batch ready;
-    int have_ready, stop, started;
+    uint64_t next_fill; /* the next window a thread takes */
+    uint64_t released;  /* windows before this one are handed out: their slots are free */
+    uint64_t cur;       /* the window the caller hands out from */
+    uint32_t pos, start_pos;
+    int have_cur, stop, failed, error_sticky;
+    sp_err err;
 };
 
-/* Fills the window with the next records of the part's stream (win_n of
- * them, 0 at the end) and draws its permutation; dry = 1 only advances
- * (same records, same random draws) without reading, for a resume. 0 or -1. */
-static int refill(spr_iter *it, int dry)
+/* The permutation of window j of the part: its own seeded stream, so any
+ * thread may draw it and a resume draws it without the windows before. */
+static void draw_perm(const spr_iter *it, uint64_t j, uint32_t *perm, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
+    if (!(it->flags & SPR_SHUFFLE))
+        return;
+    uint64_t x = it->seed ^ (0x5851F42D4C957F2Dull * ((uint64_t)it->part + 1)) ^ (0xD1B54A32D192ED03ull * (j + 1));
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t k = (uint32_t)(splitmix(&x) % i), t = perm[i - 1];
+        perm[i - 1] = perm[k];
+        perm[k] = t;
+    }
+}
+
+/* Reads window j (stream records [j*window, ...)) into sl with f's shard
+ * handles; 0 or -1 with sl->err. Runs without the iterator's mutex: the
+ * slot is the filler's alone while it is SLOT_FILLING. */
+static int fill_window(spr_iter *it, filler *f, slot *sl, uint64_t j)
 {
     spr_set *s = it->s;
-    it->win_n = it->win_pos = 0;
-    while (it->win_n < it->window && it->seg < it->nsegs) {
-        segment *g = &it->segs[it->seg];
-        uint64_t left = g->count - it->seg_pos, k = it->window - it->win_n;
-        if (k > left)
-            k = left;
-        if (!dry) {
-            pthread_mutex_lock(&h5_lock);
-            if (!it->cur)
-                it->cur = open_shard(s, g->shard, &it->err);
-            int rc = !it->cur ? -1
-                              : sp_shard_read(it->cur, g->start + it->seg_pos, k,
-                                              it->win + (size_t)it->win_n * s->record_bytes,
-                                              it->win_labels + it->win_n, it->win_labels2 + it->win_n, NULL,
-                                              &it->err);
-            if (rc == 0 && it->seg_pos + k == g->count) {
-                sp_shard_close(it->cur);
-                it->cur = NULL;
-            }
-            pthread_mutex_unlock(&h5_lock);
-            if (rc)
-                return -1;
-            for (uint64_t j = 0; j < k; j++)
-                it->win_idx[it->win_n + j] = s->shards[g->shard].first + g->start + it->seg_pos + j;
+    size_t rb = s->record_bytes;
+    uint64_t a = j * it->window, b = a + it->window < it->records ? a + it->window : it->records;
+    size_t k = 0;
+    while (k + 1 < it->nsegs && it->segs[k + 1].at <= a)
+        k++;
+    sl->n = 0;
+    for (uint64_t pos = a; pos < b; k++) {
+        const segment *g = &it->segs[k];
+        uint64_t off = pos - g->at, cnt = g->count - off < b - pos ? g->count - off : b - pos;
+        int rc;
+        h5_enter();
+        if (f->sh && f->shard != g->shard) {
+            sp_shard_close(f->sh);
+            f->sh = NULL;
         }
-        it->seg_pos += k;
-        it->win_n += (uint32_t)k;
-        if (it->seg_pos == g->count)
-            it->seg++, it->seg_pos = 0;
+        if (!f->sh && (f->sh = open_shard(s, g->shard, &sl->err)))
+            f->shard = g->shard;
+        h5_leave();
+        h5_enter();
+        rc = !f->sh ? -1
+                    : sp_shard_read(f->sh, g->start + off, cnt, sl->px + (pos - a) * rb, sl->labels + (pos - a),
+                                    sl->labels2 + (pos - a), NULL, &sl->err);
+        h5_leave();
+        if (rc)
+            return -1;
+        for (uint64_t i = 0; i < cnt; i++)
+            sl->idx[pos - a + i] = s->shards[g->shard].first + g->start + off + i;
+        pos += cnt;
     }
-    for (uint32_t i = 0; i < it->win_n; i++)
-        it->perm[i] = i;
-    if (it->flags & SPR_SHUFFLE)
-        for (uint32_t i = it->win_n; i > 1; i--) {
-            uint32_t j = (uint32_t)(splitmix(&it->rng) % i);
-            uint32_t t = it->perm[i - 1];
-            it->perm[i - 1] = it->perm[j];
-            it->perm[j] = t;
-        }
+    sl->n = (uint32_t)(b - a);
+    draw_perm(it, j, sl->perm, sl->n);
     return 0;
 }
 
-/* Skips the first it->skip records of the part's epoch: whole windows dry,
- * then the window the resume starts in, read, from the right place. */
-static int skip_start(spr_iter *it)
+static void *filler_main(void *arg)
 {
-    uint64_t skip = it->skip;
-    it->skip = 0;
-    while (skip >= it->window) {
-        if (refill(it, 1))
-            return -1;
-        if (it->win_n == 0)
-            return 0;
-        skip -= it->win_n;
-    }
-    it->win_n = it->win_pos = 0; /* nothing of the dry windows was read: the next refill reads */
-    if (skip) {
-        if (refill(it, 0))
-            return -1;
-        it->win_pos = (uint32_t)(skip < it->win_n ? skip : it->win_n);
-    }
-    return 0;
-}
-
-/* The next batch into out; returns its size, 0 at the end, -1. */
-static int produce(spr_iter *it, uint8_t *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices)
-{
-    size_t rb = it->s->record_bytes;
-    uint32_t n = 0;
-    if (it->skip && skip_start(it))
-        return -1;
-    while (n < it->batch_size) {
-        if (it->win_pos == it->win_n) {
-            if (refill(it, 0))
-                return -1;
-            if (it->win_n == 0)
-                break;
-        }
-        uint32_t r = it->perm[it->win_pos++];
-        memcpy(pixels + (size_t)n * rb, it->win + (size_t)r * rb, rb);
-        labels[n] = it->win_labels[r];
-        if (labels2)
-            labels2[n] = it->win_labels2[r];
-        if (indices)
-            indices[n] = it->win_idx[r];
-        n++;
-    }
-    return (int)n;
-}
-
-static void *prefetcher(void *arg)
-{
-    spr_iter *it = arg;
+    filler *f = arg;
+    spr_iter *it = f->it;
+    pthread_mutex_lock(&it->mu);
     for (;;) {
-        pthread_mutex_lock(&it->mu);
-        while (it->have_ready && !it->stop)
+        while (!it->stop && !it->failed && it->next_fill < it->nwindows &&
+               it->next_fill >= it->released + it->nslots)
             pthread_cond_wait(&it->cv, &it->mu);
-        if (it->stop) {
-            pthread_mutex_unlock(&it->mu);
+        if (it->stop || it->failed || it->next_fill >= it->nwindows)
             break;
-        }
+        uint64_t j = it->next_fill++;
+        slot *sl = &it->slots[j % it->nslots];
+        sl->state = SLOT_FILLING;
         pthread_mutex_unlock(&it->mu);
-        int st = produce(it, it->ready.pixels, it->ready.labels, it->ready.labels2, it->ready.indices);
+        int rc = fill_window(it, f, sl, j);
         pthread_mutex_lock(&it->mu);
-        it->ready.status = st;
-        it->have_ready = 1;
+        sl->state = rc ? SLOT_FAILED : SLOT_READY;
+        if (rc)
+            it->failed = 1;
         pthread_cond_broadcast(&it->cv);
-        pthread_mutex_unlock(&it->mu);
-        if (st <= 0)
-            break;
     }
+    pthread_mutex_unlock(&it->mu);
     return NULL;
+}
+
+/* Pixel buffers of finished iterators, kept by the set for the next one:
+ * a fresh buffer costs a page fault a page at every epoch. */
+static uint8_t *take_buffer(spr_set *s, size_t bytes)
+{
+    pthread_mutex_lock(&s->spare_mu);
+    for (int i = 0; i < SPARE_MAX; i++)
+        if (s->spare[i] && s->spare_bytes[i] == bytes) {
+            uint8_t *b = s->spare[i];
+            s->spare[i] = NULL;
+            pthread_mutex_unlock(&s->spare_mu);
+            return b;
+        }
+    pthread_mutex_unlock(&s->spare_mu);
+    return malloc(bytes ? bytes : 1);
+}
+
+static void give_buffer(spr_set *s, uint8_t *b, size_t bytes)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&s->spare_mu);
+    int at = -1;
+    for (int i = 0; i < SPARE_MAX && at < 0; i++)
+        if (!s->spare[i])
+            at = i;
+    for (int i = 0; i < SPARE_MAX && at < 0; i++)
+        if (s->spare_bytes[i] != bytes) { /* another iterator's size: the newest wins */
+            free(s->spare[i]);
+            at = i;
+        }
+    if (at >= 0)
+        s->spare[at] = b, s->spare_bytes[at] = bytes, b = NULL;
+    pthread_mutex_unlock(&s->spare_mu);
+    free(b);
 }
 
 SPR_API spr_iter *spr_iter_new(spr_set *s, uint32_t batch_size, uint64_t seed, int flags, uint32_t window)
@@ -373,15 +416,29 @@ SPR_API spr_iter *spr_iter_new(spr_set *s, uint32_t batch_size, uint64_t seed, i
 SPR_API spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch_size, uint64_t seed, int flags, uint32_t window,
                                     uint32_t part, uint32_t nparts, uint64_t skip_records)
 {
-    if (nparts == 0 || part >= nparts) {
-        snprintf(s->error, sizeof s->error, "part %u of %u: out of range", part, nparts);
+    spr_iter_options o = {.batch = batch_size, .seed = seed, .flags = flags, .window_records = window,
+                          .part = part, .nparts = nparts, .skip_records = skip_records,
+                          .threads = (flags & SPR_PREFETCH) ? 1 : 0};
+    return spr_iter_open(s, &o, sizeof o);
+}
+
+SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_size)
+{
+    spr_iter_options o = {0};
+    memcpy(&o, opts, opts_size < sizeof o ? opts_size : sizeof o);
+    if (o.nparts == 0)
+        o.nparts = 1;
+    if (o.part >= o.nparts) {
+        snprintf(s->error, sizeof s->error, "part %u of %u: out of range", o.part, o.nparts);
         return NULL;
     }
-    if (batch_size == 0)
-        batch_size = 1;
+    if (o.threads > SPR_MAX_THREADS) {
+        snprintf(s->error, sizeof s->error, "%u threads: at most %d", o.threads, SPR_MAX_THREADS);
+        return NULL;
+    }
+    uint32_t batch_size = o.batch ? o.batch : 1, window = o.window_records;
     if (window == 0) { /* 16 batches, but not over 32 MiB of records: the shards are
-                        * shuffled when written, and a bigger window costs its page
-                        * faults at every epoch */
+                        * shuffled when written */
         uint64_t cap = (32ull << 20) / (s->record_bytes ? s->record_bytes : 1);
         window = 16 * batch_size;
         if (window > cap)
@@ -397,52 +454,72 @@ SPR_API spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch_size, uint64_t se
     it->s = s;
     it->batch_size = batch_size;
     it->window = window;
-    it->flags = flags;
-    it->rng = seed;
-    size_t *order = malloc(s->nshards * sizeof *order);
-    it->segs = malloc(s->nshards * sizeof *it->segs);
-    it->win = malloc((size_t)window * s->record_bytes);
-    it->win_labels = malloc((size_t)window * sizeof *it->win_labels);
-    it->win_labels2 = malloc((size_t)window * sizeof *it->win_labels2);
-    it->win_idx = malloc((size_t)window * sizeof *it->win_idx);
-    it->perm = malloc((size_t)window * sizeof *it->perm);
-    it->ready.pixels = malloc((size_t)batch_size * s->record_bytes);
-    it->ready.labels = malloc((size_t)batch_size * sizeof *it->ready.labels);
-    it->ready.labels2 = malloc((size_t)batch_size * sizeof *it->ready.labels2);
-    it->ready.indices = malloc((size_t)batch_size * sizeof *it->ready.indices);
+    it->flags = o.flags;
+    it->seed = o.seed;
+    it->part = o.part;
+    it->nthreads = o.threads;
+    it->nslots = o.threads + 1;
     pthread_mutex_init(&it->mu, NULL);
     pthread_cond_init(&it->cv, NULL);
-    if (!order || !it->segs || !it->win || !it->win_labels || !it->win_labels2 || !it->win_idx || !it->perm ||
-        !it->ready.pixels || !it->ready.labels || !it->ready.labels2 || !it->ready.indices) {
-        snprintf(s->error, sizeof s->error, "out of memory for a window of %u records", window);
+    size_t *order = malloc(s->nshards * sizeof *order);
+    it->segs = malloc(s->nshards * sizeof *it->segs);
+    it->slots = calloc(it->nslots, sizeof *it->slots);
+    it->fillers = calloc(o.threads ? o.threads : 1, sizeof *it->fillers);
+    it->threads = calloc(o.threads ? o.threads : 1, sizeof *it->threads);
+    int ok = order && it->segs && it->slots && it->fillers && it->threads;
+    for (uint32_t i = 0; ok && i < it->nslots; i++) {
+        slot *sl = &it->slots[i];
+        sl->px = take_buffer(s, (size_t)window * s->record_bytes);
+        sl->labels = malloc((size_t)window * sizeof *sl->labels);
+        sl->labels2 = malloc((size_t)window * sizeof *sl->labels2);
+        sl->idx = malloc((size_t)window * sizeof *sl->idx);
+        sl->perm = malloc((size_t)window * sizeof *sl->perm);
+        ok = sl->px && sl->labels && sl->labels2 && sl->idx && sl->perm;
+    }
+    if (!ok) {
+        snprintf(s->error, sizeof s->error, "out of memory for %u windows of %u records", it->nslots, window);
         free(order);
         spr_iter_free(it);
         return NULL;
     }
+    uint64_t rng = o.seed;
     for (size_t i = 0; i < s->nshards; i++)
         order[i] = i;
-    if (flags & SPR_SHUFFLE)
+    if (o.flags & SPR_SHUFFLE)
         for (size_t i = s->nshards; i > 1; i--) {
-            size_t j = (size_t)(splitmix(&it->rng) % i), t = order[i - 1];
+            size_t j = (size_t)(splitmix(&rng) % i), t = order[i - 1];
             order[i - 1] = order[j];
             order[j] = t;
         }
     /* The epoch's stream is the shards in that order; part p takes records
      * [lo, hi) of it, the parts' sizes differing by at most one. */
-    uint64_t per = s->count / nparts, extra = s->count % nparts;
-    uint64_t lo = part * per + (part < extra ? part : extra);
-    uint64_t hi = lo + per + (part < extra ? 1 : 0), at = 0;
+    uint64_t per = s->count / o.nparts, extra = s->count % o.nparts;
+    uint64_t lo = o.part * per + (o.part < extra ? o.part : extra);
+    uint64_t hi = lo + per + (o.part < extra ? 1 : 0), at = 0;
     for (size_t i = 0; i < s->nshards; i++) {
         uint64_t n = s->shards[order[i]].count, a = lo > at ? lo : at, b = hi < at + n ? hi : at + n;
         if (a < b)
-            it->segs[it->nsegs++] = (segment){order[i], a - at, b - a};
+            it->segs[it->nsegs++] = (segment){order[i], a - at, b - a, a - lo};
         at += n;
     }
     free(order);
     it->records = hi - lo;
-    it->skip = skip_records;
-    if ((flags & SPR_PREFETCH) && pthread_create(&it->thread, NULL, prefetcher, it) == 0)
-        it->started = 1;
+    it->nwindows = (it->records + window - 1) / window;
+    /* a resume starts inside window skip / window: the windows before it are
+     * never read, their permutations never drawn */
+    uint64_t skip = o.skip_records < it->records ? o.skip_records : it->records;
+    it->cur = it->next_fill = it->released = skip / window;
+    it->start_pos = (uint32_t)(skip % window);
+    for (uint32_t i = 0; i < (o.threads ? o.threads : 1); i++)
+        it->fillers[i].it = it;
+    for (uint32_t i = 0; i < o.threads; i++) {
+        if (pthread_create(&it->threads[i], NULL, filler_main, &it->fillers[i])) {
+            snprintf(s->error, sizeof s->error, "cannot start a reader thread");
+            spr_iter_free(it);
+            return NULL;
+        }
+        it->started++;
+    }
     return it;
 }
 
@@ -458,29 +535,84 @@ SPR_API int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, u
     return spr_iter_next_full(it, pixels, labels, NULL, indices, n);
 }
 
+/* The slot of window it->cur ready to hand out (filled here when there are
+ * no threads); NULL at the end of the part or on error (it->err). */
+static slot *current_window(spr_iter *it)
+{
+    if (it->cur >= it->nwindows)
+        return NULL;
+    slot *sl = &it->slots[it->cur % it->nslots];
+    if (!it->nthreads) {
+        if (fill_window(it, &it->fillers[0], sl, it->cur)) {
+            it->err = sl->err;
+            return NULL;
+        }
+        return sl;
+    }
+    pthread_mutex_lock(&it->mu);
+    while (sl->state != SLOT_READY && sl->state != SLOT_FAILED)
+        pthread_cond_wait(&it->cv, &it->mu);
+    pthread_mutex_unlock(&it->mu);
+    if (sl->state == SLOT_FAILED) {
+        it->err = sl->err;
+        return NULL;
+    }
+    return sl;
+}
+
+/* Window it->cur is handed out: its slot goes back to the threads. */
+static void release_window(spr_iter *it)
+{
+    slot *sl = &it->slots[it->cur % it->nslots];
+    pthread_mutex_lock(&it->mu);
+    sl->state = SLOT_FREE;
+    it->released = ++it->cur;
+    pthread_cond_broadcast(&it->cv);
+    pthread_mutex_unlock(&it->mu);
+}
+
 SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
                                uint32_t *n)
 {
-    int st;
-    if (!it->started) {
-        st = produce(it, pixels, labels, labels2, indices);
-    } else {
-        pthread_mutex_lock(&it->mu);
-        while (!it->have_ready)
-            pthread_cond_wait(&it->cv, &it->mu);
-        st = it->ready.status;
-        if (st > 0) {
-            memcpy(pixels, it->ready.pixels, (size_t)st * it->s->record_bytes);
-            memcpy(labels, it->ready.labels, (size_t)st * sizeof *labels);
-            if (labels2)
-                memcpy(labels2, it->ready.labels2, (size_t)st * sizeof *labels2);
-            if (indices)
-                memcpy(indices, it->ready.indices, (size_t)st * sizeof *indices);
-            it->have_ready = 0; /* the thread reads the next one now */
-            pthread_cond_broadcast(&it->cv);
-        }
-        pthread_mutex_unlock(&it->mu);
+    size_t rb = it->s->record_bytes;
+    uint32_t got = 0;
+    int st = 0;
+    if (it->error_sticky) {
+        st = -1;
+        goto out;
     }
+    while (got < it->batch_size && it->cur < it->nwindows) {
+        slot *sl = NULL;
+        if (it->have_cur)
+            sl = &it->slots[it->cur % it->nslots];
+        if (!it->have_cur || it->pos == sl->n) {
+            if (it->have_cur)
+                release_window(it);
+            if (!(sl = current_window(it))) {
+                if (it->cur < it->nwindows) { /* failed, not ended */
+                    it->error_sticky = 1;
+                    st = -1;
+                    goto out;
+                }
+                break;
+            }
+            it->pos = it->have_cur ? 0 : it->start_pos;
+            it->have_cur = 1;
+            continue;
+        }
+        uint32_t take = sl->n - it->pos < it->batch_size - got ? sl->n - it->pos : it->batch_size - got;
+        for (uint32_t i = 0; i < take; i++, got++) {
+            uint32_t r = sl->perm[it->pos++];
+            memcpy((uint8_t *)pixels + (size_t)got * rb, sl->px + (size_t)r * rb, rb);
+            labels[got] = sl->labels[r];
+            if (labels2)
+                labels2[got] = sl->labels2[r];
+            if (indices)
+                indices[got] = sl->idx[r];
+        }
+    }
+    st = (int)got;
+out:
     if (st < 0)
         set_error(it->s, &it->err);
     if (n)
@@ -492,28 +624,30 @@ SPR_API void spr_iter_free(spr_iter *it)
 {
     if (!it)
         return;
-    if (it->started) {
-        pthread_mutex_lock(&it->mu);
-        it->stop = 1;
-        pthread_cond_broadcast(&it->cv);
-        pthread_mutex_unlock(&it->mu);
-        pthread_join(it->thread, NULL);
-    }
-    pthread_mutex_lock(&h5_lock);
-    sp_shard_close(it->cur);
-    pthread_mutex_unlock(&h5_lock);
+    pthread_mutex_lock(&it->mu);
+    it->stop = 1;
+    pthread_cond_broadcast(&it->cv);
+    pthread_mutex_unlock(&it->mu);
+    for (uint32_t i = 0; i < it->started; i++)
+        pthread_join(it->threads[i], NULL);
+    h5_enter();
+    for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++)
+        sp_shard_close(it->fillers[i].sh);
+    h5_leave();
     pthread_mutex_destroy(&it->mu);
     pthread_cond_destroy(&it->cv);
+    for (uint32_t i = 0; it->slots && i < it->nslots; i++) {
+        slot *sl = &it->slots[i];
+        give_buffer(it->s, sl->px, (size_t)it->window * it->s->record_bytes);
+        free(sl->labels);
+        free(sl->labels2);
+        free(sl->idx);
+        free(sl->perm);
+    }
+    free(it->slots);
+    free(it->fillers);
+    free(it->threads);
     free(it->segs);
-    free(it->win);
-    free(it->win_idx);
-    free(it->win_labels2);
-    free(it->win_labels);
-    free(it->perm);
-    free(it->ready.pixels);
-    free(it->ready.labels);
-    free(it->ready.indices);
-    free(it->ready.labels2);
     free(it);
 }
 

@@ -17,16 +17,22 @@
  *    65536 x 65536 x 16, known dtypes, totals that add up) and holds every
  *    listed shard to its entry (records, shape, dtype, split, class names).
  *    Handles are not shared between threads, except that an iterator's
- *    prefetch thread reads on its own.
+ *    own threads read on their own.
  *  - Integrity: every record read (spr_read, spr_iter_next) is checked against
  *    the XXH3-64 its shard stores for it; a mismatch fails the call with a
  *    message naming the shard file and the record's index in it.
  *  - Functions that fail return a negative value (or NULL) and leave a
  *    message in spr_error(set) (spr_open: in the caller's buffer).
- *  - Memory: an iterator holds at most two batches plus one shuffle window
- *    (window_records, default 16 x batch, at most 32 MiB of records, but never
- *    less than a batch; 16 more bytes a record for labels and indices) and
- *    one open shard (its HDF5 chunk cache); never the whole set.
+ *  - Memory: an iterator holds threads + 1 shuffle windows (window_records,
+ *    default 16 x batch, at most 32 MiB of records, but never less than a
+ *    batch; 20 more bytes a record for labels, indices and the permutation)
+ *    and one open shard per thread (its HDF5 chunk cache and one compressed
+ *    plus one decompressed chunk); never the whole set. The set keeps the
+ *    pixel buffers of a finished iterator for the next one (at most 8).
+ *  - Threads (spr_iter_open's threads): each fills whole windows ahead of
+ *    the caller, in parallel, decompressing its own chunks; the caller copies
+ *    its batches out of the ready windows in order. The batches do not
+ *    depend on the thread count.
  *  - Parts (spr_iter_new_part): an epoch is the shards in the seed's order,
  *    one stream; part p of P takes the contiguous records
  *    [p*N/P, (p+1)*N/P) of it (sizes differ by at most one), so the parts of
@@ -81,7 +87,7 @@ enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2 };
 
 /* One pass (epoch) over the set in batches. With SPR_SHUFFLE the shard order
  * and the records (through a shuffle window) are permuted by seed; with
- * SPR_PREFETCH a thread reads the next batch while the caller uses this one.
+ * SPR_PREFETCH a thread reads the next window while the caller uses this one.
  * window_records: 0 = 16 x batch. */
 spr_iter *spr_iter_new(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records);
 /* Part `part` of `nparts` of the epoch spr_iter_new would give for seed (the
@@ -90,6 +96,24 @@ spr_iter *spr_iter_new(spr_set *s, uint32_t batch, uint64_t seed, int flags, uin
  * NULL with spr_error when part >= nparts or out of memory. */
 spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records,
                             uint32_t part, uint32_t nparts, uint64_t skip_records);
+/* Everything spr_iter_new_part takes, and the thread count: zero-initialise
+ * it, set what you need, and pass sizeof (fields are only ever appended, so
+ * a caller built against an older header keeps working). */
+typedef struct spr_iter_options {
+    uint32_t batch;          /* records a batch (0 counts as 1) */
+    uint64_t seed;           /* the epoch's order */
+    int flags;               /* SPR_SHUFFLE (SPR_PREFETCH is ignored here: see threads) */
+    uint32_t window_records; /* the shuffle window; 0 = the default above */
+    uint32_t part, nparts;   /* part `part` of `nparts` (0 counts as 1) */
+    uint64_t skip_records;   /* a resume: start after this many of the part's records */
+    uint32_t threads;        /* reader threads filling windows ahead of the caller, 0 to SPR_MAX_THREADS;
+                              * 0 = the caller reads each window when it needs it */
+} spr_iter_options;
+#define SPR_MAX_THREADS 64
+/* The iterator opts describes (opts_size = sizeof *opts); NULL with
+ * spr_error when part >= nparts, too many threads, or out of memory.
+ * spr_iter_new_part is this with threads = 1 under SPR_PREFETCH, else 0. */
+spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_size);
 /* Records the iterator's part holds in one epoch (skipped ones included). */
 uint64_t spr_iter_records(const spr_iter *it);
 /* Fills up to batch records; returns the number (n, also in *n), 0 at the end
@@ -102,7 +126,7 @@ int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, uint64_t 
  * none) into labels2 (batch values; NULL: not wanted). */
 int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
                        uint32_t *n);
-void spr_iter_free(spr_iter *it); /* accepts NULL; stops the prefetch thread */
+void spr_iter_free(spr_iter *it); /* accepts NULL; stops and joins the iterator's threads */
 
 #ifdef __cplusplus
 }

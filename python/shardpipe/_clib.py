@@ -2,7 +2,7 @@
 import ctypes
 import os
 
-__all__ = ["lib", "library_path", "ReaderError"]
+__all__ = ["lib", "library_path", "ReaderError", "IterOptions"]
 
 SONAME = "libshardpipe-reader.so.0"
 
@@ -27,6 +27,13 @@ def _candidates():
     yield SONAME
 
 
+class IterOptions(ctypes.Structure):
+    """spr_iter_options (include/shardpipe/reader.h), field for field."""
+    _fields_ = [("batch", ctypes.c_uint32), ("seed", ctypes.c_uint64), ("flags", ctypes.c_int),
+                ("window_records", ctypes.c_uint32), ("part", ctypes.c_uint32), ("nparts", ctypes.c_uint32),
+                ("skip_records", ctypes.c_uint64), ("threads", ctypes.c_uint32)]
+
+
 def _declare(l):
     c = ctypes
     P, u32, u64, i32p = c.c_void_p, c.c_uint32, c.c_uint64, c.POINTER(c.c_int32)
@@ -44,6 +51,7 @@ def _declare(l):
         ("spr_read", c.c_int, [P, u64, c.c_void_p, i32p]),
         ("spr_normalize", c.c_int, [P, c.c_void_p, u64, c.c_void_p]),
         ("spr_iter_new_part", P, [P, u32, u64, c.c_int, u32, u32, u32, u64]),
+        ("spr_iter_open", P, [P, c.POINTER(IterOptions), c.c_size_t]),
         ("spr_iter_records", u64, [P]),
         ("spr_iter_next_full", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
         ("spr_iter_free", None, [P]),
@@ -68,7 +76,7 @@ def lib():
                 continue
             try:
                 loaded = ctypes.CDLL(path)
-                getattr(loaded, "spr_iter_next_full")
+                getattr(loaded, "spr_iter_open")
             except (OSError, AttributeError) as e:
                 tried.append(f"{path}: {e}")
                 continue

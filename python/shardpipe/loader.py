@@ -5,13 +5,13 @@ import sys
 
 import numpy as np
 
-from ._clib import ReaderError, lib
+from ._clib import IterOptions, ReaderError, lib
 from ._h5 import CorruptShardError
 
 __all__ = ["Loader", "load_data", "default_rank_world", "epoch_seed", "Reader"]
 
 _DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
-SPR_SHUFFLE, SPR_PREFETCH = 1, 2
+SPR_SHUFFLE = 1
 
 
 def default_rank_world(rank=None, world_size=None):
@@ -36,6 +36,27 @@ def default_rank_world(rank=None, world_size=None):
 def epoch_seed(seed, epoch):
     """The 64-bit seed the C reader gets for (seed, epoch): every epoch its own order."""
     return (int(seed) * 0x9E3779B97F4A7C15 + int(epoch) * 0xBF58476D1CE4E5B9 + 1) % (1 << 64)
+
+
+class _Buffers:
+    """Output arrays handed out again once nobody holds them: a fresh large
+    array costs a page fault a page (the kernel zeroes it) at every batch.
+    An array is free when only this pool refers to it (CPython's reference
+    count: any view, slice or torch tensor of it still held keeps it out of
+    reuse). Keeps at most `keep` arrays of each shape and dtype."""
+
+    def __init__(self, keep=3):
+        self.keep, self.arrays = keep, {}
+
+    def get(self, shape, dtype):
+        pool = self.arrays.setdefault((shape, np.dtype(dtype)), [])
+        for i in range(len(pool)):
+            if sys.getrefcount(pool[i]) == 2:  # the list's reference and the call's argument
+                return pool[i]
+        a = np.empty(shape, dtype)
+        if len(pool) < self.keep:
+            pool.append(a)
+        return a
 
 
 class Reader:
@@ -82,20 +103,26 @@ class Reader:
             raise self.error(f"{self.directory} {self.split}")
         return image, label.value
 
-    def iterate(self, batch_size, seed, shuffle, prefetch, part, nparts, skip_records=0, window_records=0):
+    def iterate(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0,
+                 buffers=None):
         """Batches (images n x H x W x C as stored, labels int32, labels2 int32
         (-1 where the set has none), indices uint64)
         of part `part` of `nparts` of the epoch the C reader gives for seed,
-        after skip_records; fresh arrays each batch."""
+        after skip_records, read by `threads` reader threads (0: in this
+        thread). The images array comes from `buffers` (a _Buffers: reused once
+        nobody holds it), else fresh; the other three are fresh."""
         L = lib()
-        flags = (SPR_SHUFFLE if shuffle else 0) | (SPR_PREFETCH if prefetch else 0)
-        it = L.spr_iter_new_part(self.handle(), batch_size, seed, flags, window_records, part, nparts, skip_records)
+        o = IterOptions(batch=batch_size, seed=seed, flags=SPR_SHUFFLE if shuffle else 0,
+                        window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
+                        threads=threads)
+        it = L.spr_iter_open(self.handle(), ctypes.byref(o), ctypes.sizeof(o))
         if not it:
             raise self.error(f"{self.directory} {self.split}")
         try:
             n = ctypes.c_uint32()
+            shape = (batch_size,) + self.shape
             while True:
-                px = np.empty((batch_size,) + self.shape, self.dtype)
+                px = buffers.get(shape, self.dtype) if buffers else np.empty(shape, self.dtype)
                 labels = np.empty(batch_size, np.int32)
                 labels2 = np.empty(batch_size, np.int32)
                 idx = np.empty(batch_size, np.uint64)
@@ -136,15 +163,17 @@ class Reader:
             self._set = None
 
 
-def _normalizer(reader):
+def _normalizer(reader, buffers=None):
     """A function of a batch (n x H x W x C as stored) to n x C x H x W float32:
     (x/255 - mean)/std with the shards' mean and std (x/255 without them);
-    floats stored already normalized are only transposed."""
+    floats stored already normalized are only transposed. Its outputs come
+    from buffers (a _Buffers) when given."""
     if reader.dtype == np.uint8:
         h, w, c = reader.shape
 
         def norm(px):  # in C (spr_normalize): one table lookup a value, the GIL released
-            out = np.empty((px.shape[0], c, h, w), np.float32)
+            shape = (px.shape[0], c, h, w)
+            out = buffers.get(shape, np.float32) if buffers else np.empty(shape, np.float32)
             px = np.ascontiguousarray(px)
             if lib().spr_normalize(reader.handle(), px.ctypes.data, px.shape[0], out.ctypes.data):
                 raise reader.error("normalize")
@@ -172,30 +201,37 @@ class Loader:
     order; rank r of world_size takes its contiguous share (sizes differ by
     at most one record), so the ranks' shares are disjoint and cover every
     record once; a shuffle window (window_records, default 16 batches, at most
-    32 MiB) permutes inside the share. drop_last=False: every record once per
-    epoch across ranks, the last batch may be short; drop_last=True: full
-    batches only, the same number on every rank. Memory: the window plus two
-    batches in C, plus the batch being handed out.
+    32 MiB, never under one batch) permutes inside the share. drop_last=False:
+    every record once per epoch across ranks, the last batch may be short;
+    drop_last=True: full batches only, the same number on every rank.
+    Memory: threads + 1 windows in C, plus at most 3 batches kept for reuse
+    here (and those the caller holds).
 
-    threads: 1 reads in the caller's thread; 2 (default) adds the reader's
-    prefetch thread. After an epoch runs to its end the next __iter__ is the
+    threads: the reader's threads, each decompressing whole windows ahead of
+    the caller in parallel (default: the CPUs this process may use, at most
+    4); 0 reads in the caller's thread. The batches are the same for every
+    thread count. Batch arrays are reused once nobody holds them any more
+    (at most 3 of each kind kept). After an epoch runs to its end the next __iter__ is the
     next epoch; set_epoch(e) chooses it. state_dict() after batch k, given to
     load_state_dict() of a fresh Loader, makes its next __iter__ yield exactly
     batches k+1... of that epoch.
     """
 
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
-                 rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=2,
+                 rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
                  window_records=0, return_label2=False):
-        if batch_size < 1 or threads not in (1, 2):
-            raise ValueError("batch_size >= 1 and threads 1 or 2")
+        if threads is None:
+            threads = min(4, len(os.sched_getaffinity(0)))
+        if batch_size < 1 or not 0 <= threads <= 64:
+            raise ValueError("batch_size >= 1 and threads 0..64")
         self.reader = Reader(directory, split)
         self.rank, self.world_size = default_rank_world(rank, world_size)
         self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
         self.normalize, self.as_torch, self.threads, self.window_records = normalize, as_torch, threads, window_records
         self._keys = self.reader.keys() if return_keys else None
         self.return_label2 = return_label2
-        self._norm = _normalizer(self.reader) if normalize else None
+        self._buffers = _Buffers()
+        self._norm = _normalizer(self.reader, self._buffers) if normalize else None
         self.epoch, self._start, self._done = 0, 0, 0
 
     @property
@@ -226,8 +262,9 @@ class Loader:
     def __iter__(self):
         start, total, epoch = self._start, len(self), self.epoch
         self._start, self._done = 0, start
-        batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads == 2,
-                                      self.rank, self.world_size, start * self.batch_size, self.window_records)
+        batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads,
+                                      self.rank, self.world_size, start * self.batch_size, self.window_records,
+                                      self._buffers)
         done = start
         try:
             for px, labels, labels2, idx in batches:
@@ -262,7 +299,7 @@ def load_data(directory):
     for split in ("train", "test" if "test" in splits else "val"):
         r = Reader(directory, split)
         xs, ys = [], []
-        for px, labels, _, _ in r.iterate(4096, 0, False, True, 0, 1):
+        for px, labels, _, _ in r.iterate(4096, 0, False, 1, 0, 1):
             xs.append(px)
             ys.append(labels)
         x, y = np.concatenate(xs), np.concatenate(ys)

@@ -47,7 +47,7 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         if self.pil:
             from PIL import Image
         for px, labels, _, idx in self.reader.iterate(self.chunk_records, epoch_seed(self.seed, self.epoch),
-                                                   self.shuffle, False, self.rank * workers + worker,
+                                                   self.shuffle, 0, self.rank * workers + worker,
                                                    self.world_size * workers, 0, self.window_records):
             images = norm(px) if norm else px
             for i in range(len(labels)):

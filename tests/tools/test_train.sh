@@ -109,16 +109,19 @@ sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o c10
 sp-train -q c10 --model cnn -e 1 -b 16 --lr 0.01 --optimizer sgd -o cnn.ckpt --json cnn.json
 $PY -c "import json, math; r = json.load(open('cnn.json')); assert r['model'] == 'cnn' and math.isfinite(r['loss']), r"
 # the learning rate per step: step decay, and linear warm-up (13 steps an epoch)
-sp-train -q c10 --model cnn -e 3 -b 16 --optimizer sgd --lr 0.1 --schedule step --step-size 1 --gamma 0.5 \
+sp-train -q c10 --model cnn -e 3 -b 16 --optimizer sgd --lr 0.05 --schedule step --step-size 1 --gamma 0.5 \
     --json step.json
-sp-train -q c10 --model cnn -e 3 -b 16 --optimizer sgd --lr 0.1 --warmup 2 --json warm.json
+sp-train -q c10 --model cnn -e 3 -b 16 --optimizer sgd --lr 0.05 --warmup 2 --json warm.json
 $PY - <<'X'
 import json
 lr = lambda f: [e["lr"] for e in json.load(open(f))["per_epoch"]]
-for got, want in ((lr("step.json"), [0.1, 0.05, 0.025]), (lr("warm.json"), [0.1 * 13 / 26, 0.1, 0.1])):
+for got, want in ((lr("step.json"), [0.05, 0.025, 0.0125]), (lr("warm.json"), [0.05 * 13 / 26, 0.05, 0.05])):
     assert all(abs(g - w) < 1e-7 for g, w in zip(got, want)) and len(got) == 3, (got, want)
 print("learning rate at each epoch's last step: step", lr("step.json"), "warm-up", lr("warm.json"))
 X
+# a diverging run stops at the epoch whose loss is not finite, and says so
+expect_status 1 sp-train c10 --model cnn -e 2 -b 16 --optimizer sgd --lr 10
+expect_err "sp-train: epoch 1: the loss is not finite: the training diverged (try a lower --lr)"
 expect_status 1 sp-eval fm --checkpoint cnn.ckpt
 expect_err "sp-eval: cnn.ckpt: a cnn for 32x32x3 inputs and 10 classes; the test split holds 28x28x1 and 10"
 expect_status 1 sp-train fm -e 2 --resume cnn.ckpt
