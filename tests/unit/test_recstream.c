@@ -33,6 +33,7 @@ static unsigned char *make_stream(size_t *len)
     /* a streamed record, payload in pieces */
     sp_record_init(&rec, SP_KIND_ENCODED, "photos/\xc3\xa9t\xc3\xa9.jpg", NULL);
     rec.split = SP_SPLIT_VAL, rec.label = 3;
+    rec.codec = SP_CODEC_JPEG, rec.dtype = SP_DTYPE_U8, rec.h = 480, rec.w = 640, rec.c = 3;
     rec.payload_len = 6;
     CHECK(sp_writer_begin(w, &rec, &err) == 0 && sp_writer_append(w, "abc", 3, &err) == 0 &&
               sp_writer_append(w, "def", 3, &err) == 0 && sp_writer_end(w, &err) == 0,
@@ -99,7 +100,8 @@ static void test_round_trip(const unsigned char *buf, size_t len)
               recs[1].dtype == SP_DTYPE_U8,
           "pixel record fields");
     CHECK(recs[2].kind == SP_KIND_ENCODED && recs[2].split == SP_SPLIT_VAL && recs[2].payload_len == 6 &&
-              !strcmp(recs[2].key, "photos/\xc3\xa9t\xc3\xa9.jpg"),
+              recs[2].codec == SP_CODEC_JPEG && recs[2].dtype == SP_DTYPE_U8 && recs[2].h == 480 &&
+              recs[2].w == 640 && recs[2].c == 3 && recs[0].codec == SP_CODEC_NONE && !strcmp(recs[2].key, "photos/\xc3\xa9t\xc3\xa9.jpg"),
           "encoded record fields");
     CHECK(recs[0].checksum != 0 && recs[0].checksum != recs[1].checksum, "checksums filled");
 }
