@@ -32,9 +32,9 @@ int sp_h5w_create(const sp_shard_opts *opts, open_shard *o, sp_err *err)
     if (o->file < 0)
         return h5fail(err, "cannot create", sh->tmp, o->io_errno);
     if (sh->kind == SP_KIND_ENCODED) {
-        /* one byte array, chunked, not compressed: JPEG bytes do not shrink,
-         * and the reader slices them straight out of the file */
-        hsize_t dim = 0, maxd = H5S_UNLIMITED, chunk = CHUNK_TARGET;
+        /* one byte array, chunked (ENCODED_CHUNK), not compressed: JPEG bytes
+         * do not shrink, and the reader slices them straight out of the file */
+        hsize_t dim = 0, maxd = H5S_UNLIMITED, chunk = ENCODED_CHUNK;
         hid_t space = H5Screate_simple(1, &dim, &maxd);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_obj_track_times(dcpl, 0);
@@ -87,7 +87,7 @@ int sp_h5w_flush_chunk(open_shard *o, sp_err *err)
 
 int sp_h5w_flush_encoded(open_shard *o, int all, sp_err *err)
 {
-    size_t n = all ? o->enc.len : o->enc.len / CHUNK_TARGET * CHUNK_TARGET;
+    size_t n = all ? o->enc.len : o->enc.len / ENCODED_CHUNK * ENCODED_CHUNK;
     if (!n)
         return 0;
     hsize_t at = o->written, size = o->written + n, count = n;

@@ -301,7 +301,7 @@ static int add_encoded(sp_shardset *s, const sp_record *rec, const uint8_t *payl
     if (rec->w > sh->w)
         sh->w = rec->w;
     sh->n++;
-    return o->enc.len >= CHUNK_TARGET ? sp_h5w_flush_encoded(o, 0, err) : 0;
+    return o->enc.len >= CHUNK_TARGET ? sp_h5w_flush_encoded(o, 0, err) : 0; /* in writes of about 1 MiB */
 }
 
 int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err)

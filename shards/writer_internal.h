@@ -12,6 +12,9 @@
 #define OWNED_NAME ".sp-owned" /* the shard names a commit is placing: see sp_shardset_commit */
 #define JOURNAL_VERSION 1
 #define CHUNK_TARGET (1u << 20) /* bytes of pixels per HDF5 chunk */
+/* bytes per chunk of an encoded shard's /encoded: HDF5 stores the last,
+ * partial chunk of an unfiltered dataset whole, so this bounds the waste */
+#define ENCODED_CHUNK (64u << 10)
 #define NSPLITS (SP_SPLIT_VAL + 1)
 
 /* A shard being written (open) or written and waiting for the commit. tmp is
