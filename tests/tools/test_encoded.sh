@@ -106,6 +106,23 @@ expect_err_has "$(basename "$shard"): record 3: encoded bytes do not match their
 expect_status 1 sp-cat enc
 expect_err_has "record 3 ($key): encoded bytes do not match their checksum (corrupt shard)"
 
+# offsets that do not rise (a rewritten /offsets: the file's sha256 changes too) stop the
+# shard at open, named; sp-cat cannot list it
+rm -rf enc2 && sp-shard -q -o enc2 enc.sprs
+shard=$(ls enc2/val-*.h5)
+$PY - "$shard" <<'X'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    off = f["offsets"][()]
+    off[5], off[6] = off[6], off[5]
+    del f["offsets"]
+    f["offsets"] = off
+X
+expect_status 1 sp-verify enc2
+expect_err_has "$shard: record 5: offsets do not rise"
+expect_status 1 sp-cat enc2
+expect_err_has "record 5: offsets do not rise"
+
 # sp-resize: pixels in, JPEG records out, aspect kept; a WxH size is refused for those modes
 expect_status 0 sp-resize --mode longer --jpeg-quality 80 40 px.sprs
 mv out longer.sprs
