@@ -185,9 +185,17 @@ uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n);
  * The bytes read are checked against the stored XXH3 checksums (unless
  * sp_shard_set_verify turned that off): a mismatch is -1 with SP_EXIT_DATA
  * and a message naming the shard file and the record's index (and key, when
- * loaded). Safe to call from one thread per open shard; no decoding here. */
+ * loaded). No decoding here. Like every call here it goes into HDF5, which
+ * Debian builds without thread safety: callers on several threads hold one
+ * lock around it (as shards/reader.c's h5_lock does) and decode outside it. */
 int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *bytes, uint64_t *offsets,
                           uint32_t *shapes, uint8_t *codecs, int32_t *labels, int32_t *labels2, uint64_t *checksums,
                           sp_err *err);
+/* The check sp_shard_read_encoded makes, apart, for a caller that read with
+ * verification off (and checksums out) under its HDF5 lock and hashes
+ * outside it: bytes and checksums of records [first, first+n) as read. No
+ * HDF5 call. 0, or -1 with SP_EXIT_DATA naming the shard, record and key. */
+int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint8_t *bytes,
+                           const uint64_t *checksums, sp_err *err);
 
 #endif

@@ -616,16 +616,26 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     }
     if (sp_shard_read(s, first, n, NULL, labels, labels2, sums, err))
         return -1;
-    if (bytes && s->verify) {
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t a = s->offsets[first + i] - base, b = s->offsets[first + i + 1] - base;
-            if (sp_xxh3(bytes + a, (size_t)(b - a)) != sums[i]) {
-                const char *key = sp_shard_key(s, first + i);
-                return sp_fail(err, SP_EXIT_DATA,
-                               "%s: record %llu%s%s%s: encoded bytes do not match their checksum (corrupt shard)",
-                               s->path, (unsigned long long)(first + i), key ? " (" : "", key ? key : "",
-                               key ? ")" : "");
-            }
+    if (bytes && s->verify)
+        return sp_shard_check_encoded(s, first, n, bytes, sums, err);
+    return 0;
+}
+
+int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint8_t *bytes,
+                           const uint64_t *checksums, sp_err *err)
+{
+    if (s->kind != SP_KIND_ENCODED || first > s->n || n > s->n - first)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu: not an encoded shard's", s->path,
+                       (unsigned long long)first, (unsigned long long)(first + n));
+    uint64_t base = s->offsets[first];
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t a = s->offsets[first + i] - base, b = s->offsets[first + i + 1] - base;
+        if (sp_xxh3(bytes + a, (size_t)(b - a)) != checksums[i]) {
+            const char *key = sp_shard_key(s, first + i);
+            return sp_fail(err, SP_EXIT_DATA,
+                           "%s: record %llu%s%s%s: encoded bytes do not match their checksum (corrupt shard)",
+                           s->path, (unsigned long long)(first + i), key ? " (" : "", key ? key : "",
+                           key ? ")" : "");
         }
     }
     return 0;
