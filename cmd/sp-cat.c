@@ -13,8 +13,8 @@
 static const char about[] =
     "Print every record of a record stream, an HDF5 shard or a shard directory as\n"
     "one JSON line on stdout: key, split, label (and label2 where there is one),\n"
-    "kind, shape and dtype (pixels), size in bytes and checksum (XXH3-64 of the\n"
-    "payload, hex). Payloads are not printed. Each INPUT is a record stream file\n"
+    "kind, shape and dtype (pixels; encoded: the decoded shape, and the codec),\n"
+    "size in bytes and checksum (XXH3-64 of the payload, hex). Payloads are not printed. Each INPUT is a record stream file\n"
     "(zstd-compressed or not), a shard file, or a directory with manifest.json;\n"
     "with no INPUT, or when INPUT is -, read a stream from stdin. Streams are\n"
     "verified as they are read, so a corrupt or cut stream is an error.\n";
@@ -43,10 +43,12 @@ static void print_record(const sp_record *rec)
     if (rec->label2 >= 0)
         json_object_set_new(j, "label2", json_integer(rec->label2));
     json_object_set_new(j, "kind", json_string(sp_kind_name(rec->kind)));
-    if (rec->kind == SP_KIND_PIXELS) {
+    if (rec->kind == SP_KIND_PIXELS || rec->kind == SP_KIND_ENCODED) {
         json_object_set_new(j, "shape", json_pack("[i,i,i]", rec->h, rec->w, rec->c));
         json_object_set_new(j, "dtype", json_string(sp_dtype_name(rec->dtype)));
     }
+    if (rec->kind == SP_KIND_ENCODED)
+        json_object_set_new(j, "codec", json_string(sp_codec_name(rec->codec)));
     json_object_set_new(j, "size", json_integer((json_int_t)rec->payload_len));
     json_object_set_new(j, "checksum", json_string(ck));
     print_json(j);

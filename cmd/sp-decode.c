@@ -28,7 +28,10 @@ static const char about[] =
     "An image that cannot be decoded or labelled is rejected: a warning on stderr\n"
     "and the run goes on (status 1); records in = records out + records rejected.\n"
     "Records that are already pixels pass through; other files are skipped and\n"
-    "reported.\n";
+    "reported.\n"
+    "With --encoded, images come out as encoded records instead: a JPEG as\n"
+    "shipped, or re-encoded (--resize SIZE --resize-mode shorter: the shorter side\n"
+    "to SIZE, aspect kept; longer: the longer side at most SIZE).\n";
 
 /* --resize-mode, --resize-filter, --resize-to, --pad-value into the sp_resize_opts at opt->dest */
 static int set_resize(const sp_opt *opt, const char *arg, char *why, size_t why_len)
@@ -111,10 +114,18 @@ int main(int argc, char **argv)
          .help = "resize images to SIZE (or WxH) as they are decoded, as\n"
                  "sp-resize does, JPEGs at the smallest DCT scale that\n"
                  "keeps both sides at least the target (--draft overrides)"},
-        {"resize-mode", 0, SP_OPT_CALL, &rz, .call = set_resize, .arg = "M", .help = "sp-resize's --mode"},
+        {"resize-mode", 0, SP_OPT_CALL, &rz, .call = set_resize, .arg = "M",
+         .help = "sp-resize's --mode (shorter and longer keep the aspect\nratio: for --encoded)"},
         {"resize-filter", 0, SP_OPT_CALL, &rz, .call = set_resize, .arg = "F", .help = "sp-resize's --filter"},
         {"resize-to", 0, SP_OPT_CALL, &rz, .call = set_resize, .arg = "N", .help = "sp-resize's --resize-to"},
         {"pad-value", 0, SP_OPT_CALL, &rz, .call = set_resize, .arg = "V", .help = "sp-resize's --pad-value"},
+        {"encoded", 'e', SP_OPT_FLAG, &dopts.encoded,
+         .help = "images out as encoded records (JPEG), decoded at load:\n"
+                 "a JPEG that decodes to RGB as shipped, byte for byte,\n"
+                 "after a full decode to check it; CMYK/YCCK JPEGs, PNGs\n"
+                 "and images --resize changes re-encoded (--jpeg-quality)"},
+        {"jpeg-quality", 0, SP_OPT_INT, &dopts.jpeg_quality, .min = 1, .max = 100, .arg = "Q",
+         .help = "--encoded: the quality of re-encoded images (default 90)"},
         {"part", 0, SP_OPT_PART, &part, .arg = "I/N",
          .help = "keep only part I of N of the records (the hash of their\n"
                  "keys sp-shard --part uses); others are not decoded"},
@@ -178,6 +189,9 @@ int main(int argc, char **argv)
         else
             sp_msg("%llu records in, %llu out, %llu skipped", (unsigned long long)st->in,
                    (unsigned long long)st->out, (unsigned long long)st->skipped);
+        if (dopts.encoded)
+            sp_msg("%llu images kept as shipped, %llu re-encoded", (unsigned long long)st->kept,
+                   (unsigned long long)st->reencoded);
         if (st->other_parts)
             sp_msg("%llu records left to the other parts", (unsigned long long)st->other_parts);
     }

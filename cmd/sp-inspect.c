@@ -9,8 +9,10 @@
 static const char about[] =
     "Describe the shard set in DIR on stdout: dataset, classes, the recipe that\n"
     "made it, shuffle and normalization, and per split the records, shards, shape,\n"
-    "dtype and size on disk against the uncompressed pixels; then the records of\n"
-    "every class per split, counted from the labels themselves.\n";
+    "dtype and size on disk against the uncompressed pixels, and per image; then\n"
+    "the records of every class per split, counted from the labels themselves.\n"
+    "Encoded shards (JPEG records, decoded at load) show their largest image's\n"
+    "shape (<=HxWxC) and their decoded pixels' size; --grid decodes them.\n";
 
 static void print_recipe(const json_t *recipe)
 {
@@ -52,22 +54,26 @@ static void print_text(const char *dir, const json_t *s)
         printf("  (%s, %s)\n", json_string_value(json_object_get(norm, "source")),
                json_is_true(json_object_get(norm, "applied")) ? "applied" : "applied on load");
     }
-    printf("\n%-8s %9s %7s %-12s %-8s %10s %10s %6s\n", "split", "records", "shards", "shape", "dtype", "on disk",
-           "pixels", "ratio");
+    printf("\n%-8s %9s %7s %-14s %-8s %10s %10s %6s %9s\n", "split", "records", "shards", "shape", "dtype",
+           "on disk", "pixels", "ratio", "per image");
     const char *name;
     json_t *sj;
     json_object_foreach(splits, name, sj) {
         json_t *shape = json_object_get(sj, "shape");
         char dims[32];
-        snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)json_integer_value(json_array_get(shape, 0)),
+        const char *kind = json_string_value(json_object_get(sj, "kind"));
+        int encoded = kind && !strcmp(kind, "encoded"); /* images of many sizes: the largest, "<=" */
+        snprintf(dims, sizeof dims, "%s%lldx%lldx%lld", encoded ? "<=" : "",
+                 (long long)json_integer_value(json_array_get(shape, 0)),
                  (long long)json_integer_value(json_array_get(shape, 1)),
                  (long long)json_integer_value(json_array_get(shape, 2)));
         double bytes = (double)json_integer_value(json_object_get(sj, "bytes"));
         double px = (double)json_integer_value(json_object_get(sj, "pixel_bytes"));
-        printf("%-8s %9lld %7lld %-12s %-8s %7.1f MB %7.1f MB %6.2f\n", name,
+        printf("%-8s %9lld %7lld %-14s %-8s %7.1f MB %7.1f MB %6.2f %6.1f KB\n", name,
                (long long)json_integer_value(json_object_get(sj, "records")),
                (long long)json_integer_value(json_object_get(sj, "shards")), dims,
-               json_string_value(json_object_get(sj, "dtype")), bytes / 1e6, px / 1e6, px > 0 ? bytes / px : 0.0);
+               encoded ? "jpeg" : json_string_value(json_object_get(sj, "dtype")), bytes / 1e6, px / 1e6,
+               px > 0 ? bytes / px : 0.0, json_number_value(json_object_get(sj, "bytes_per_record")) / 1e3);
     }
     if (!json_array_size(classes))
         return;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common/sp_cli.h"
+#include "formats/jpeg_encode.h"
 #include "pipeline/parallel.h"
 #include "pipeline/resize.h"
 #include "pipeline/stage.h"
@@ -30,33 +31,57 @@ typedef struct tool {
     uint64_t resized, passed;
 } tool;
 
+/* A worker thread's own: its resampler, and the resized pixels it encodes (--jpeg-quality). */
+typedef struct sp_resizer {
+    sp_resampler rs;
+    sp_buf pixels;
+} sp_resizer;
+
 /* Runs on a worker thread: touches only its arguments and o (read-only). */
 static int transform(void *ctx, void *scratch, const sp_record *rec, const uint8_t *in, size_t in_len,
                      sp_record *out_rec, sp_buf *out, sp_err *err)
 {
     const sp_resize_opts *o = ctx;
-    if ((int)rec->w == o->w && (int)rec->h == o->h) /* already at size: untouched */
+    int ow, oh;
+    sp_resize_out_size(o, (int)rec->w, (int)rec->h, &ow, &oh);
+    if (!o->jpeg_quality && (int)rec->w == ow && (int)rec->h == oh) /* already at size: untouched */
         return sp_buf_append(out, in, in_len) ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory") : 0;
-    size_t n = (size_t)o->w * (size_t)o->h * rec->c;
-    if (sp_buf_reserve(out, n) ||
-        sp_resize_pixels(scratch, o, in, (int)rec->w, (int)rec->h, (int)rec->c, out->data))
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", rec->key);
-    out->len = n;
-    out_rec->w = (uint32_t)o->w;
-    out_rec->h = (uint32_t)o->h;
+    size_t n = (size_t)ow * (size_t)oh * rec->c;
+    const uint8_t *px = in;
+    sp_resizer *rz = scratch;
+    if ((int)rec->w != ow || (int)rec->h != oh) {
+        sp_buf *dst = o->jpeg_quality ? &rz->pixels : out;
+        if (sp_buf_reserve(dst, n) || sp_resize_pixels(&rz->rs, o, in, (int)rec->w, (int)rec->h, (int)rec->c, dst->data))
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", rec->key);
+        dst->len = n;
+        px = dst->data;
+    }
+    out_rec->w = (uint32_t)ow;
+    out_rec->h = (uint32_t)oh;
+    if (!o->jpeg_quality)
+        return 0;
+    /* encoded out: the JPEG of the resized pixels */
+    if (sp_jpeg_encode(px, (uint32_t)ow, (uint32_t)oh, o->jpeg_quality, out, err))
+        return -1;
+    out_rec->kind = SP_KIND_ENCODED;
+    out_rec->codec = SP_CODEC_JPEG;
+    out_rec->dtype = SP_DTYPE_U8;
     return 0;
 }
 
 static void *new_resampler(void *ctx)
 {
     (void)ctx;
-    return calloc(1, sizeof(sp_resampler));
+    return calloc(1, sizeof(sp_resizer));
 }
 
-static void free_resampler(void *r)
+static void free_resampler(void *p)
 {
-    if (r)
-        sp_resampler_free(r);
+    sp_resizer *r = p;
+    if (r) {
+        sp_resampler_free(&r->rs);
+        sp_buf_free(&r->pixels);
+    }
     free(r);
 }
 
@@ -76,10 +101,15 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
         return sp_fail(err, SP_EXIT_DATA, "%s: a %s record%s; sp-resize takes uint8 pixels of 1 to 4 channels "
                        "(run sp-decode first)", rec->key, sp_kind_name(rec->kind),
                        rec->kind == SP_KIND_PIXELS ? " of another dtype or more channels" : "");
+    if (t->o.jpeg_quality && rec->c != 3)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %u channels; --jpeg-quality encodes RGB (3 channels)", rec->key,
+                       rec->c);
     const uint8_t *px;
     if (sp_reader_payload(r, rec, &px, err))
         return -1;
-    if ((int)rec->w == t->o.w && (int)rec->h == t->o.h)
+    int ow, oh;
+    sp_resize_out_size(&t->o, (int)rec->w, (int)rec->h, &ow, &oh);
+    if ((int)rec->w == ow && (int)rec->h == oh)
         t->passed++;
     else
         t->resized++;
@@ -109,7 +139,13 @@ int main(int argc, char **argv)
          .help = "crop (default): the shorter side to SIZE, then the\n"
                  "centre SIZE x SIZE (torchvision Resize + CenterCrop);\n"
                  "squash: exactly W x H, aspect ratio ignored;\n"
-                 "pad: fit inside W x H, centred, the rest --pad-value"},
+                 "pad: fit inside W x H, centred, the rest --pad-value;\n"
+                 "shorter: shrink the shorter side to SIZE, aspect kept;\n"
+                 "longer: shrink the longer side to at most SIZE, aspect\n"
+                 "kept (images of many sizes: for --jpeg-quality)"},
+        {"jpeg-quality", 0, SP_OPT_CALL, &t.o, .call = set_resize, .arg = "Q",
+         .help = "encoded records out: each resized image as a JPEG of\n"
+                 "quality Q (1..100; 3-channel records), decoded at load"},
         {"filter", 'f', SP_OPT_CALL, &t.o, .call = set_resize, .arg = "NAME",
          .help = "bilinear (default), bicubic, lanczos3, area (box)"},
         {"resize-to", 0, SP_OPT_CALL, &t.o, .call = set_resize, .arg = "N",
@@ -144,8 +180,8 @@ int main(int argc, char **argv)
     sp_progress_done(&prog);
     status = sp_cli_exit(rc ? &err : NULL);
     if (rc == 0)
-        sp_info("%llu records resized, %llu already %dx%d", (unsigned long long)t.resized,
-                (unsigned long long)t.passed, t.o.w, t.o.h);
+        sp_info("%llu records resized, %llu already at their size%s", (unsigned long long)t.resized,
+                (unsigned long long)t.passed, t.o.jpeg_quality ? " (all encoded as JPEG)" : "");
     sp_pmap_free(t.map);
     sp_stage_free(&t.out);
     json_decref(step);

@@ -58,7 +58,7 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
     if (t->parts && sp_part_of(rec->key, rec->key_len, t->parts) != t->part)
         return 0; /* another part's record: its payload is skipped (and verified) */
     const uint8_t *data;
-    if (rec->kind != SP_KIND_PIXELS)
+    if (rec->kind != SP_KIND_PIXELS && rec->kind != SP_KIND_ENCODED)
         return sp_shardset_add(t->set, rec, NULL, err);
     if (sp_reader_payload(r, rec, &data, err))
         return -1;

@@ -52,6 +52,24 @@ const char *sp_dtype_name(int dtype)
     }
 }
 
+const char *sp_codec_name(int codec)
+{
+    switch (codec) {
+    case SP_CODEC_JPEG: return "jpeg";
+    case SP_CODEC_PNG: return "png";
+    default: return "none";
+    }
+}
+
+int sp_codec_from_name(const char *s)
+{
+    if (s && !strcmp(s, "jpeg"))
+        return SP_CODEC_JPEG;
+    if (s && !strcmp(s, "png"))
+        return SP_CODEC_PNG;
+    return SP_CODEC_NONE;
+}
+
 int sp_dtype_size(int dtype)
 {
     switch (dtype) {
@@ -395,7 +413,21 @@ static int validate_record(sp_reader *r, sp_record *rec, sp_err *err)
         return sp_fail(err, SP_EXIT_DATA, "%s: unknown split %u", where, rec->split);
     if (rec->label < SP_LABEL_NONE || rec->label2 < SP_LABEL_NONE)
         return sp_fail(err, SP_EXIT_DATA, "%s: negative label", where);
-    if (rec->kind == SP_KIND_PIXELS) {
+    if (rec->kind != SP_KIND_ENCODED && rec->codec)
+        return sp_fail(err, SP_EXIT_DATA, "%s: codec %u set on a %s record", where, rec->codec,
+                       sp_kind_name(rec->kind));
+    if (rec->kind == SP_KIND_ENCODED) {
+        if (rec->codec != SP_CODEC_JPEG && rec->codec != SP_CODEC_PNG)
+            return sp_fail(err, SP_EXIT_DATA, "%s: unknown codec %u", where, rec->codec);
+        if (rec->dtype != SP_DTYPE_U8)
+            return sp_fail(err, SP_EXIT_DATA, "%s: encoded record of dtype %u (uint8 only)", where, rec->dtype);
+        if (!rec->h || !rec->w || !rec->c || rec->h > r->lim.max_pixels_side ||
+            rec->w > r->lim.max_pixels_side || rec->c > r->lim.max_channels)
+            return sp_fail(err, SP_EXIT_DATA, "%s: decoded shape %ux%ux%u out of bounds", where, rec->h, rec->w,
+                           rec->c);
+        if (rec->payload_len == 0)
+            return sp_fail(err, SP_EXIT_DATA, "%s: encoded record of no bytes", where);
+    } else if (rec->kind == SP_KIND_PIXELS) {
         int ds = sp_dtype_size(rec->dtype);
         if (!ds)
             return sp_fail(err, SP_EXIT_DATA, "%s: unknown dtype %u", where, rec->dtype);
@@ -496,6 +528,7 @@ static int reader_frame(sp_reader *r, const uint8_t *t, sp_record *rec, sp_err *
     rec->kind = h[0];
     rec->split = h[1];
     rec->dtype = h[2];
+    rec->codec = h[3];
     rec->label = (int32_t)sp_get_u32(h + 4);
     rec->label2 = (int32_t)sp_get_u32(h + 8);
     rec->h = sp_get_u32(h + 12);
@@ -709,10 +742,14 @@ int sp_writer_begin(sp_writer *w, const sp_record *rec, sp_err *err)
             return sp_fail(err, SP_EXIT_SYSTEM, "%s: payload of %llu bytes does not match shape %ux%ux%u",
                            rec->key, (unsigned long long)rec->payload_len, rec->h, rec->w, rec->c);
     }
+    if (rec->kind == SP_KIND_ENCODED && (!rec->h || !rec->w || !rec->c || rec->dtype != SP_DTYPE_U8 ||
+                                         (rec->codec != SP_CODEC_JPEG && rec->codec != SP_CODEC_PNG)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: encoded record without its codec, uint8 dtype and decoded shape",
+                       rec->key);
     h[0] = rec->kind;
     h[1] = rec->split;
     h[2] = rec->dtype;
-    h[3] = 0;
+    h[3] = rec->kind == SP_KIND_ENCODED ? rec->codec : 0;
     sp_put_u32(h + 4, (uint32_t)rec->label);
     sp_put_u32(h + 8, (uint32_t)rec->label2);
     sp_put_u32(h + 12, rec->h);

@@ -24,14 +24,19 @@
 enum sp_kind { SP_KIND_BLOB = 1, SP_KIND_ENCODED = 2, SP_KIND_PIXELS = 3 };
 enum sp_split { SP_SPLIT_NONE = 0, SP_SPLIT_TRAIN = 1, SP_SPLIT_TEST = 2, SP_SPLIT_VAL = 3 };
 enum sp_dtype { SP_DTYPE_NONE = 0, SP_DTYPE_U8 = 1, SP_DTYPE_F16 = 2, SP_DTYPE_F32 = 3 };
+/* The codec of an encoded record's bytes (the values of formats/image.h's SP_IMAGE_*). */
+enum sp_codec { SP_CODEC_NONE = 0, SP_CODEC_JPEG = 1, SP_CODEC_PNG = 2 };
 #define SP_LABEL_NONE (-1)
 
 typedef struct sp_record {
     uint8_t kind;          /* enum sp_kind */
     uint8_t split;         /* enum sp_split */
-    uint8_t dtype;         /* enum sp_dtype; SP_DTYPE_NONE unless kind is PIXELS */
+    uint8_t dtype;         /* enum sp_dtype: PIXELS, the tensor's; ENCODED, SP_DTYPE_U8 (the
+                            * decoded samples); BLOB, SP_DTYPE_NONE */
+    uint8_t codec;         /* enum sp_codec: ENCODED, the bytes' codec; other kinds, NONE */
     int32_t label, label2; /* class indices or SP_LABEL_NONE */
-    uint32_t h, w, c;      /* pixel tensor shape (HxWxC), 0 unless kind is PIXELS */
+    uint32_t h, w, c;      /* PIXELS: the tensor's shape (HxWxC); ENCODED: the shape its
+                            * bytes decode to (C = 3: decoded as RGB); BLOB: 0 */
     uint64_t payload_len;  /* bytes; for PIXELS exactly h*w*c*sizeof(dtype) */
     uint64_t checksum;     /* XXH3-64 of the payload; set by the reader once the
                             * payload has been consumed and verified */
@@ -44,6 +49,8 @@ const char *sp_kind_name(int kind);    /* "blob", "encoded", "pixels" */
 const char *sp_split_name(int split);  /* "train", "test", "val", "none" */
 int sp_split_from_name(const char *s); /* -1 when unknown */
 const char *sp_dtype_name(int dtype);  /* "uint8", "float16", "float32" */
+const char *sp_codec_name(int codec);  /* "jpeg", "png", "none" */
+int sp_codec_from_name(const char *s); /* SP_CODEC_NONE when unknown */
 int sp_dtype_size(int dtype);          /* bytes per value, 0 for NONE */
 
 /* Fills the common fields of a record: kind, key (truncated copies are an
@@ -62,7 +69,7 @@ typedef struct sp_reader sp_reader;
 
 typedef struct sp_reader_limits {
     uint64_t max_payload_in_memory; /* sp_reader_payload() refuses larger payloads */
-    uint32_t max_pixels_side;       /* h, w bound for PIXELS records */
+    uint32_t max_pixels_side;       /* h, w bound for PIXELS and ENCODED records */
     uint32_t max_channels;
 } sp_reader_limits;
 void sp_reader_limits_default(sp_reader_limits *lim); /* 4 GiB, 1<<16, 16 */

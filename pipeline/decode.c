@@ -7,6 +7,7 @@
 
 #include "formats/cifar.h"
 #include "formats/idx.h"
+#include "formats/jpeg_encode.h"
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
 #include "common/sp_part.h"
@@ -36,6 +37,7 @@ struct sp_decoder {
     sp_image img;       /* pixel buffer reused from image to image */
     sp_resampler rs;    /* for opts.resize */
     sp_buf resized;
+    sp_buf encoded;     /* a re-encoded image (opts.encoded) */
 };
 
 void sp_decode_opts_default(sp_decode_opts *o)
@@ -94,6 +96,7 @@ void sp_decoder_free(sp_decoder *d)
     sp_image_free(&d->img);
     sp_resampler_free(&d->rs);
     sp_buf_free(&d->resized);
+    sp_buf_free(&d->encoded);
     free(d);
 }
 
@@ -414,6 +417,46 @@ static int reject(sp_decoder *d, const char *key, int reason, const char *detail
     return 0;
 }
 
+/* The decoded image d->img of in (data) as an encoded record: kept as
+ * shipped or re-encoded (see sp_decode_opts.encoded). rec carries the key,
+ * split and label. */
+static int emit_encoded(sp_decoder *d, sp_record *rec, const sp_record *in, const uint8_t *data, sp_err *err)
+{
+    const sp_resize_opts *rz = d->opts.resize;
+    int ow = (int)d->img.w, oh = (int)d->img.h;
+    if (rz)
+        sp_resize_out_size(rz, ow, oh, &ow, &oh);
+    int full = d->img.w == d->img.src_w && d->img.h == d->img.src_h;
+    rec->kind = SP_KIND_ENCODED;
+    rec->dtype = SP_DTYPE_U8;
+    rec->codec = SP_CODEC_JPEG;
+    rec->c = 3;
+    if (full && ow == (int)d->img.w && oh == (int)d->img.h && sp_jpeg_keepable(data, (size_t)in->payload_len)) {
+        rec->w = d->img.w, rec->h = d->img.h;
+        if (sp_writer_record(d->out->w, rec, data, (size_t)in->payload_len, err))
+            return -1;
+        d->stats.kept++;
+        d->stats.out++;
+        return 0;
+    }
+    const uint8_t *px = d->img.pixels;
+    if (ow != (int)d->img.w || oh != (int)d->img.h) {
+        if (sp_buf_reserve(&d->resized, (size_t)ow * (size_t)oh * 3) ||
+            sp_resize_pixels(&d->rs, rz, d->img.pixels, (int)d->img.w, (int)d->img.h, 3, d->resized.data))
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", in->key);
+        px = d->resized.data;
+    }
+    int q = d->opts.jpeg_quality ? d->opts.jpeg_quality : SP_JPEG_QUALITY_DEFAULT;
+    if (sp_jpeg_encode(px, (uint32_t)ow, (uint32_t)oh, q, &d->encoded, err))
+        return -1;
+    rec->w = (uint32_t)ow, rec->h = (uint32_t)oh;
+    if (sp_writer_record(d->out->w, rec, d->encoded.data, d->encoded.len, err))
+        return -1;
+    d->stats.reencoded++;
+    d->stats.out++;
+    return 0;
+}
+
 static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
 {
     if (other_part(d, in))
@@ -421,7 +464,10 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     if (!d->labels_ready && load_labels(d, err))
         return -1;
     char why[256];
-    int label = sp_labels_lookup(d->labels, in->key, why, sizeof why);
+    /* an encoded record (sp-decode --encoded's output) is labelled already */
+    int label = in->kind == SP_KIND_ENCODED ? in->label : sp_labels_lookup(d->labels, in->key, why, sizeof why);
+    if (in->kind == SP_KIND_ENCODED && label < 0)
+        snprintf(why, sizeof why, "the encoded record has no label");
     if (label < 0 && !d->opts.unlabeled)
         return reject(d, in->key, SP_REJECT_UNLABELED, why, err);
     sp_err derr = {0};
@@ -431,21 +477,28 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     sp_record rec;
     if (sp_record_init(&rec, SP_KIND_PIXELS, in->key, err))
         return -1;
-    rec.split = (uint8_t)image_split(in->key);
+    rec.split = in->kind == SP_KIND_ENCODED ? in->split : (uint8_t)image_split(in->key);
+    rec.label = label;
+    if (in->kind == SP_KIND_ENCODED)
+        rec.label2 = in->label2;
+    if (d->opts.encoded)
+        return emit_encoded(d, &rec, in, data, err);
     rec.dtype = SP_DTYPE_U8;
     rec.h = d->img.h;
     rec.w = d->img.w;
     rec.c = 3;
-    rec.label = label;
     const uint8_t *px = d->img.pixels;
     const sp_resize_opts *rz = d->opts.resize;
-    if (rz && ((int)rec.w != rz->w || (int)rec.h != rz->h)) {
-        size_t n = (size_t)rz->w * (size_t)rz->h * 3;
+    int ow = 0, oh = 0;
+    if (rz)
+        sp_resize_out_size(rz, (int)rec.w, (int)rec.h, &ow, &oh);
+    if (rz && ((int)rec.w != ow || (int)rec.h != oh)) {
+        size_t n = (size_t)ow * (size_t)oh * 3;
         if (sp_buf_reserve(&d->resized, n) ||
             sp_resize_pixels(&d->rs, rz, d->img.pixels, (int)rec.w, (int)rec.h, 3, d->resized.data))
             return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot resize (out of memory)", in->key);
-        rec.w = (uint32_t)rz->w;
-        rec.h = (uint32_t)rz->h;
+        rec.w = (uint32_t)ow;
+        rec.h = (uint32_t)oh;
         px = d->resized.data;
     }
     if (sp_writer_record(d->out->w, &rec, px, (size_t)rec.h * rec.w * 3, err))

@@ -43,6 +43,16 @@ typedef struct sp_decode_opts {
      * JPEGs at the smallest DCT scale that does not go below the target:
      * one stage, no second pass over the full-size pixels. */
     const sp_resize_opts *resize;
+    /* 1: images come out as encoded records (formats/recstream.md), not
+     * pixels. Every image is still decoded in full first, so damage is
+     * rejected as in pixel mode. A JPEG that decodes straight to RGB
+     * (sp_jpeg_keepable) and that the resize (if any) leaves at its size is
+     * kept as shipped, byte for byte; any other image (CMYK or YCCK JPEG,
+     * PNG, or one the resize changes) is re-encoded from its RGB pixels as a
+     * JPEG of jpeg_quality. Records already encoded are decoded and handled
+     * the same way, keeping their label and split. */
+    int encoded;
+    int jpeg_quality; /* 1..100; 0 = SP_JPEG_QUALITY_DEFAULT (90) */
     /* Keep only part `part` of `parts` of the output records (by the hash of
      * their keys that sp-shard --part uses); images of other parts are not
      * even decoded. parts = 0: everything. */
@@ -55,6 +65,7 @@ typedef struct sp_decode_stats {
     uint64_t rejected[SP_REJECT_COUNT]; /* by enum sp_reject */
     uint64_t rejected_total;
     uint64_t other_parts; /* records left to the other parts (--part) */
+    uint64_t kept, reencoded; /* encoded mode: images kept as shipped, and re-encoded */
 } sp_decode_stats;
 
 typedef struct sp_decoder sp_decoder;

@@ -32,9 +32,42 @@ static void scale_to(int w, int h, int W, int H, int cover, int *sw, int *sh)
         *sh = 1;
 }
 
+int sp_resize_keeps_aspect(const sp_resize_opts *o)
+{
+    return o->mode == SP_RESIZE_SHORTER || o->mode == SP_RESIZE_LONGER;
+}
+
+void sp_resize_out_size(const sp_resize_opts *o, int in_w, int in_h, int *out_w, int *out_h)
+{
+    if (!sp_resize_keeps_aspect(o)) {
+        *out_w = o->w, *out_h = o->h;
+        return;
+    }
+    int shorter = o->mode == SP_RESIZE_SHORTER, wide = in_w >= in_h;
+    int s = wide ? in_h : in_w, l = wide ? in_w : in_h; /* the shorter and longer sides */
+    if ((shorter ? s : l) <= o->w) {                    /* within SIZE: kept */
+        *out_w = in_w, *out_h = in_h;
+        return;
+    }
+    int ns, nl;
+    if (shorter)
+        ns = o->w, nl = (int)((long long)o->w * l / s);
+    else
+        nl = o->w, ns = (int)((long long)o->w * s / l);
+    if (ns < 1)
+        ns = 1;
+    *out_w = wide ? nl : ns;
+    *out_h = wide ? ns : nl;
+}
+
 void sp_resize_plan_for(const sp_resize_opts *o, int in_w, int in_h, sp_resize_plan *p)
 {
     memset(p, 0, sizeof *p);
+    if (sp_resize_keeps_aspect(o)) {
+        sp_resize_out_size(o, in_w, in_h, &p->sw, &p->sh);
+        p->ww = p->sw, p->wh = p->sh;
+        return;
+    }
     if (o->mode == SP_RESIZE_SQUASH) {
         p->sw = p->ww = o->w;
         p->sh = p->wh = o->h;
@@ -62,7 +95,9 @@ void sp_resize_plan_for(const sp_resize_opts *o, int in_w, int in_h, sp_resize_p
 
 void sp_resize_source_box(const sp_resize_opts *o, int in_w, int in_h, int box[4])
 {
-    if (in_w == o->w && in_h == o->h) {
+    int ow, oh;
+    sp_resize_out_size(o, in_w, in_h, &ow, &oh);
+    if (in_w == ow && in_h == oh) {
         box[0] = box[1] = 0, box[2] = in_w, box[3] = in_h;
         return;
     }
@@ -76,10 +111,12 @@ int sp_resize_pixels(sp_resampler *r, const sp_resize_opts *o, const uint8_t *in
 {
     sp_resize_plan p;
     sp_resize_plan_for(o, in_w, in_h, &p);
-    size_t row = (size_t)o->w * (size_t)c;
-    int direct = p.dx == 0 && p.dy == 0 && p.ww == o->w && p.wh == o->h;
+    int ow, oh;
+    sp_resize_out_size(o, in_w, in_h, &ow, &oh);
+    size_t row = (size_t)ow * (size_t)c;
+    int direct = p.dx == 0 && p.dy == 0 && p.ww == ow && p.wh == oh;
     if (!direct)
-        memset(out, o->pad_value, row * (size_t)o->h);
+        memset(out, o->pad_value, row * (size_t)oh);
     if (direct)
         return sp_resample(r, in, in_w, in_h, c, p.sw, p.sh, p.x0, p.y0, p.ww, p.wh, o->filter, out);
     /* into a window of the canvas: resample to scratch, then place the rows */
@@ -124,8 +161,12 @@ int sp_resize_opts_set(sp_resize_opts *o, const char *name, const char *value, c
             o->mode = SP_RESIZE_SQUASH;
         else if (!strcmp(value, "pad"))
             o->mode = SP_RESIZE_PAD;
+        else if (!strcmp(value, "shorter"))
+            o->mode = SP_RESIZE_SHORTER;
+        else if (!strcmp(value, "longer"))
+            o->mode = SP_RESIZE_LONGER;
         else
-            return snprintf(why, why_len, "--mode: crop, squash or pad, not %s", value), -1;
+            return snprintf(why, why_len, "--mode: crop, squash, pad, shorter or longer, not %s", value), -1;
     } else if (!strcmp(name, "filter")) {
         if ((o->filter = sp_filter_from_name(value)) < 0)
             return snprintf(why, why_len, "--filter: bilinear, bicubic, lanczos3 or area, not %s", value), -1;
@@ -137,6 +178,10 @@ int sp_resize_opts_set(sp_resize_opts *o, const char *name, const char *value, c
         if (parse_uint(value, 255, &a))
             return snprintf(why, why_len, "--pad-value: 0 to 255, not %s", value), -1;
         o->pad_value = (int)a;
+    } else if (!strcmp(name, "jpeg-quality")) {
+        if (parse_uint(value, 100, &a) || !a)
+            return snprintf(why, why_len, "--jpeg-quality: 1 to 100, not %s", value), -1;
+        o->jpeg_quality = (int)a;
     } else {
         return snprintf(why, why_len, "unknown resize option %s", name), -1;
     }
@@ -149,5 +194,8 @@ int sp_resize_opts_check(const sp_resize_opts *o, char *why, size_t why_len)
         return snprintf(why, why_len, "no size given (SIZE or WxH)"), -1;
     if (o->resize_to && o->mode != SP_RESIZE_CROP)
         return snprintf(why, why_len, "--resize-to goes with --mode crop"), -1;
+    if (sp_resize_keeps_aspect(o) && o->w != o->h)
+        return snprintf(why, why_len, "--mode %s takes one SIZE, not WxH",
+                        o->mode == SP_RESIZE_SHORTER ? "shorter" : "longer"), -1;
     return 0;
 }

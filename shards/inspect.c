@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/image.h"
 #include "formats/resample.h"
 #include "shards/manifest.h"
 #include "shards/shard.h"
@@ -20,6 +21,35 @@ static sp_shard *open_entry(const char *dir, const json_t *entry, sp_err *err)
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(entry, "file")));
     return sp_shard_open_nokeys(path, err);
+}
+
+/* An encoded shard's check_pixels: every record's bytes read, and so checked
+ * against their checksums, in batches of about 16 MiB; *decoded gets the
+ * bytes of their decoded pixels (the sum of H x W x C). */
+static int check_encoded(sp_shard *s, uint64_t *decoded, sp_err *err)
+{
+    uint64_t n = sp_shard_count(s);
+    sp_buf bytes = {0};
+    uint32_t *shapes = NULL;
+    int rc = 0;
+    *decoded = 0;
+    for (uint64_t first = 0; rc == 0 && first < n;) {
+        uint64_t k = 1;
+        while (first + k < n && sp_shard_encoded_size(s, first, k + 1) <= (16u << 20))
+            k++;
+        if (sp_buf_reserve(&bytes, (size_t)sp_shard_encoded_size(s, first, k)) ||
+            !(shapes = realloc(shapes, k * 12))) {
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            break;
+        }
+        rc = sp_shard_read_encoded(s, first, k, bytes.data, NULL, shapes, NULL, NULL, NULL, NULL, err);
+        for (uint64_t i = 0; rc == 0 && i < k; i++)
+            *decoded += (uint64_t)shapes[3 * i] * shapes[3 * i + 1] * shapes[3 * i + 2];
+        first += k;
+    }
+    sp_buf_free(&bytes);
+    free(shapes);
+    return rc;
 }
 
 /* Reads every record's pixels, which sp_shard_read checks against their
@@ -72,9 +102,12 @@ json_t *sp_inspect(const char *dir, sp_err *err)
             json_t *counts = json_array();
             for (int k = 0; k < nclasses; k++)
                 json_array_append_new(counts, json_integer(0));
-            sj = json_pack("{s:I, s:i, s:[i,i,i], s:s, s:I, s:I, s:o, s:I}", "records", (json_int_t)0, "shards", 0,
-                           "shape", h, w, c, "dtype", sp_dtype_name(dtype), "bytes", (json_int_t)0, "pixel_bytes",
-                           (json_int_t)0, "class_counts", counts, "unlabeled", (json_int_t)0);
+            sj = json_pack("{s:I, s:i, s:[i,i,i], s:s, s:I, s:I, s:o, s:I, s:s}", "records", (json_int_t)0, "shards",
+                           0, "shape", h, w, c, "dtype", sp_dtype_name(dtype), "bytes", (json_int_t)0, "pixel_bytes",
+                           (json_int_t)0, "class_counts", counts, "unlabeled", (json_int_t)0, "kind",
+                           sp_kind_name(sp_shard_kind(s)));
+            if (sp_shard_kind(s) == SP_KIND_ENCODED)
+                json_object_set_new(sj, "encoded_bytes", json_integer(0));
             json_object_set_new(splits, split, sj);
         }
         uint64_t n = sp_shard_count(s);
@@ -99,12 +132,25 @@ json_t *sp_inspect(const char *dir, sp_err *err)
         uint32_t h, w, c;
         int dtype;
         sp_shard_shape(s, &h, &w, &c, &dtype);
-        if (check_pixels(s, err)) {
+        uint64_t decoded = 0;
+        int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
+        if (encoded ? check_encoded(s, &decoded, err) : check_pixels(s, err)) {
             sp_shard_close(s);
             rc = -1;
             break;
         }
-        json_int_t px = (json_int_t)((uint64_t)n * h * w * c * (uint64_t)sp_dtype_size(dtype));
+        json_int_t px = encoded ? (json_int_t)decoded
+                                : (json_int_t)((uint64_t)n * h * w * c * (uint64_t)sp_dtype_size(dtype));
+        if (encoded) { /* the split's shape: the largest image of its shards */
+            json_t *shape = json_object_get(sj, "shape");
+            if ((json_int_t)h > json_integer_value(json_array_get(shape, 0)))
+                json_array_set_new(shape, 0, json_integer(h));
+            if ((json_int_t)w > json_integer_value(json_array_get(shape, 1)))
+                json_array_set_new(shape, 1, json_integer(w));
+            json_object_set_new(sj, "encoded_bytes",
+                                json_integer(json_integer_value(json_object_get(sj, "encoded_bytes")) +
+                                             (json_int_t)sp_shard_encoded_size(s, 0, n)));
+        }
 #define ADD(name, v) json_object_set_new(sj, name, json_integer(json_integer_value(json_object_get(sj, name)) + (v)))
         ADD("records", (json_int_t)n);
         ADD("shards", 1);
@@ -119,6 +165,13 @@ json_t *sp_inspect(const char *dir, sp_err *err)
         json_decref(out);
         json_decref(splits);
         return NULL;
+    }
+    const char *name;
+    json_t *sj;
+    json_object_foreach(splits, name, sj) { /* the size per image, on disk */
+        json_int_t n = json_integer_value(json_object_get(sj, "records"));
+        json_object_set_new(sj, "bytes_per_record",
+                            json_real(n ? (double)json_integer_value(json_object_get(sj, "bytes")) / (double)n : 0.0));
     }
     json_object_set_new(out, "splits", splits);
     return out;
@@ -173,6 +226,27 @@ static int write_png(const char *path, const uint8_t *rgb, int w, int h, sp_err 
     return sp_atomic_commit(&af, err);
 }
 
+/* Record r of the encoded shard s, read (checked) into enc and decoded into
+ * img as RGB. 0 or -1; an image that does not decode names the record. */
+static int load_encoded(sp_shard *s, uint64_t r, sp_buf *enc, sp_image *img, sp_err *err)
+{
+    size_t len = (size_t)sp_shard_encoded_size(s, r, 1);
+    uint32_t shape[3];
+    if (sp_buf_reserve(enc, len))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (sp_shard_read_encoded(s, r, 1, enc->data, NULL, shape, NULL, NULL, NULL, NULL, err))
+        return -1;
+    sp_image_opts o;
+    sp_image_opts_default(&o);
+    sp_err derr = {0};
+    if (sp_image_decode(enc->data, len, &o, img, &derr))
+        return sp_fail(err, SP_EXIT_DATA, "record %llu: cannot decode: %s", (unsigned long long)r, derr.msg);
+    if (img->h != shape[0] || img->w != shape[1])
+        return sp_fail(err, SP_EXIT_DATA, "record %llu: decodes to %ux%u, the shard says %ux%u",
+                       (unsigned long long)r, img->h, img->w, shape[0], shape[1]);
+    return 0;
+}
+
 int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err)
 {
     json_t *m = sp_manifest_load(dir, err);
@@ -188,6 +262,8 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
     int *filled = calloc((size_t)nclasses, sizeof *filled);
     uint8_t *pix = NULL, *scaled = malloc((size_t)tile * tile * 4);
     sp_resampler rs = {0};
+    sp_buf enc = {0};
+    sp_image img = {0};
     int rc = sheet && filled && scaled ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     memset(sheet, 32, sheet ? (size_t)W * (size_t)H * 3 : 0); /* dark grey between tiles */
     size_t i;
@@ -203,6 +279,7 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
         uint32_t h, w, c;
         int dtype;
         sp_shard_shape(s, &h, &w, &c, &dtype);
+        int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
         if (dtype != SP_DTYPE_U8 || (c != 1 && c != 3 && c != 4)) {
             sp_shard_close(s);
             rc = sp_fail(err, SP_EXIT_DATA, "%s: the contact sheet takes uint8 shards of 1, 3 or 4 channels",
@@ -210,7 +287,7 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
             break;
         }
         free(pix);
-        pix = malloc((size_t)h * w * c);
+        pix = encoded ? NULL : malloc((size_t)h * w * c);
         uint64_t n = sp_shard_count(s);
         int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
         if (!labels || sp_shard_read(s, 0, n, NULL, labels, NULL, NULL, err)) {
@@ -226,7 +303,14 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
             int32_t label = labels[r];
             if (label < 0 || label >= nclasses || filled[label] >= per_class)
                 continue;
-            if (!pix || sp_shard_read(s, r, 1, pix, NULL, NULL, NULL, err)) {
+            const uint8_t *px = pix;
+            if (encoded) { /* the sample's bytes, decoded as sp-decode decodes them */
+                if (load_encoded(s, r, &enc, &img, err)) {
+                    rc = -1;
+                    break;
+                }
+                px = img.pixels, w = img.w, h = img.h, c = 3;
+            } else if (!pix || sp_shard_read(s, r, 1, pix, NULL, NULL, NULL, err)) {
                 rc = pix ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
                 break;
             }
@@ -237,7 +321,7 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
                 tw = 1;
             if (th < 1)
                 th = 1;
-            if (sp_resample(&rs, pix, (int)w, (int)h, (int)c, tw, th, 0, 0, tw, th, SP_FILTER_BILINEAR, scaled)) {
+            if (sp_resample(&rs, px, (int)w, (int)h, (int)c, tw, th, 0, 0, tw, th, SP_FILTER_BILINEAR, scaled)) {
                 rc = sp_fail(err, SP_EXIT_SYSTEM, "cannot scale a sample");
                 break;
             }
@@ -255,6 +339,8 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
     if (rc == 0)
         rc = write_png(png_path, sheet, W, H, err);
     sp_resampler_free(&rs);
+    sp_buf_free(&enc);
+    sp_image_free(&img);
     free(sheet);
     free(filled);
     free(pix);

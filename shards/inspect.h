@@ -8,14 +8,17 @@
 #include "common/sp_common.h"
 
 /* A summary of dir as JSON (a new reference): dataset, classes, recipe,
- * shuffle, normalize, stats, and per split: records, shards, shape, dtype,
- * bytes on disk, pixel bytes, and the record count of every class (from the
- * labels themselves, not the manifest). NULL with err set. */
+ * shuffle, normalize, stats, and per split: kind, records, shards, shape
+ * (encoded: the largest image's), dtype, bytes on disk, bytes_per_record (on
+ * disk), pixel bytes (encoded: of the decoded images), encoded_bytes
+ * (encoded only: the images' bytes), and the record count of every class
+ * (from the labels themselves, not the manifest). Every record is read and
+ * checked against its checksum. NULL with err set. */
 json_t *sp_inspect(const char *dir, sp_err *err);
 
 /* A PNG contact sheet: one row per class, the first per_class images of that
  * class (train split first, then the others), each scaled to fit tile x tile.
- * uint8 shards only. */
+ * uint8 shards only; encoded shards' samples are decoded (formats/image.h). */
 int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err);
 
 #endif

@@ -81,6 +81,10 @@ static int check_entry(const char *path, size_t i, const json_t *sh, sp_err *err
                        SP_MANIFEST_MAX_SIDE, SP_MANIFEST_MAX_SIDE, SP_MANIFEST_MAX_CHANNELS);
     if (!dtype_from_name(json_string_value(json_object_get(sh, "dtype"))))
         return sp_fail(err, SP_EXIT_DATA, "%s: %s: dtype is not uint8, float16 or float32", path, file);
+    json_t *kind = json_object_get(sh, "kind"); /* absent: pixels */
+    if (kind && (!json_is_string(kind) || (strcmp(json_string_value(kind), "encoded") &&
+                                           strcmp(json_string_value(kind), "pixels"))))
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s: kind is not \"pixels\" or \"encoded\"", path, file);
     return 0;
 }
 
@@ -152,6 +156,10 @@ int sp_manifest_check_shard(const char *name, const json_t *m, const json_t *ent
     if (!dtype || strcmp(dtype, sp_dtype_name(dt)))
         return sp_fail(err, SP_EXIT_DATA, "%s: dtype %s, manifest says %s", name, sp_dtype_name(dt),
                        dtype ? dtype : "nothing");
+    const char *kind = json_string_value(json_object_get(entry, "kind"));
+    if (strcmp(kind ? kind : "pixels", sp_kind_name(sp_shard_kind(s))))
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s records, manifest says %s", name, sp_kind_name(sp_shard_kind(s)),
+                       kind ? kind : "pixels");
     if (!split || strcmp(split, sp_split_name(sp_shard_split(s))))
         return sp_fail(err, SP_EXIT_DATA, "%s: split %s, manifest says %s", name, sp_split_name(sp_shard_split(s)),
                        split ? split : "nothing");

@@ -3,10 +3,14 @@
  *   {"format": "shardpipe-manifest", "format_version": 1,
  *    "dataset": ..., "classes": [...], "classes2": [...], "recipe": [...],
  *    "shards": [{"file", "split", "index", "records", "bytes", "sha256",
- *                "shape": [H, W, C], "dtype"}, ...],   (split order, then index)
+ *                "shape": [H, W, C], "dtype", "kind"}, ...],   (split order, then index)
  *    "splits": {"train": {"records", "shards", "bytes"}, ...},
  *    "total_records": N, "total_bytes": B}
  *
+ * "kind" is "encoded" for a shard of encoded records (shards/shard.h), whose
+ * shape is its largest decoded image's; absent for pixel shards. One set
+ * holds one kind. Each split's entry in "splits" carries its shards' kind and
+ * (encoded) the largest of their shapes.
  * Written with sorted keys and 2-space indent, so equal sets give equal bytes.
  */
 #ifndef SP_MANIFEST_H
@@ -44,7 +48,7 @@ json_t *sp_manifest_read(const char *dir, sp_err *err);
  * the shards by their file names reads what the manifest describes. */
 json_t *sp_manifest_load(const char *dir, sp_err *err);
 /* 0 if the open shard s agrees with its manifest entry (records, shape, dtype,
- * split) and carries the manifest's class lists; else -1 with SP_EXIT_DATA
+ * kind, split) and carries the manifest's class lists; else -1 with SP_EXIT_DATA
  * naming the shard as `name` and what differs. */
 int sp_manifest_check_shard(const char *name, const json_t *m, const json_t *entry, sp_shard *s, sp_err *err);
 

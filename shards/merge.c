@@ -56,7 +56,8 @@ static int cmp_shard_entries(const void *a, const void *b)
 }
 
 /* Checks part's shards against those gathered in all (no name twice, one
- * shape per split), places them in out and appends them to all. 0 or -1. */
+ * kind and dtype per split, and one shape for pixel shards; encoded shards'
+ * shapes are their records' largest, which differ), places them in out and appends them to all. 0 or -1. */
 /* Whether two manifest members are equal, both absent included
  * (json_equal(NULL, NULL) is 0). */
 static int same(const json_t *a, const json_t *b) { return (!a && !b) || json_equal((json_t *)a, (json_t *)b); }
@@ -77,7 +78,8 @@ static int gather(const char *out, const char *dir, const json_t *part, json_t *
                                dir, file);
             if (!strcmp(json_string_value(json_object_get(prev, "split")),
                         json_string_value(json_object_get(e, "split"))) &&
-                (!same(json_object_get(prev, "shape"), json_object_get(e, "shape")) ||
+                ((!json_object_get(e, "kind") && !same(json_object_get(prev, "shape"), json_object_get(e, "shape"))) ||
+                 !same(json_object_get(prev, "kind"), json_object_get(e, "kind")) ||
                  !same(json_object_get(prev, "dtype"), json_object_get(e, "dtype"))))
                 return sp_fail(err, SP_EXIT_DATA, "%s: %s has another shape or dtype than the other %s shards", dir,
                                file, json_string_value(json_object_get(e, "split")));

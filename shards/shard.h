@@ -16,6 +16,19 @@
  *   parameters norm_mean, norm_std (float64 per channel, x/255 units) and
  *   norm_applied (1 when the pixels are already normalized floats).
  * No timestamps are stored, so equal input gives byte-identical files.
+ *
+ * An encoded shard (a set of encoded records: formats/recstream.md; one
+ * shard set holds one kind) has, instead of /images:
+ *   /encoded    [B] uint8: every record's encoded bytes (JPEG, PNG), back to
+ *               back, chunked (1 MiB), not compressed
+ *   /offsets    [N+1] uint64: record i is encoded[offsets[i]:offsets[i+1]];
+ *               offsets[0] = 0, offsets[N] = B, rising (no empty record)
+ *   /shapes     [N, 3] uint32: the H, W, C each record decodes to (C = 3)
+ *   /codecs     [N] uint8: enum sp_codec (1 JPEG, 2 PNG)
+ *   /checksums  [N] uint64: XXH3-64 of each record's encoded bytes, as in the stream
+ * and labels, labels2 and keys as above; the attributes as above plus kind =
+ * "encoded", with shape = [largest H, largest W, C] and dtype "uint8" (of the
+ * decoded pixels). A shard without a kind attribute is a pixel shard.
  */
 #ifndef SP_SHARD_H
 #define SP_SHARD_H
@@ -134,6 +147,10 @@ sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err);
 sp_shard *sp_shard_open_unfinished(const char *path, int split, sp_err *err);
 void sp_shard_close(sp_shard *s); /* accepts NULL */
 uint64_t sp_shard_count(const sp_shard *s);
+/* SP_KIND_PIXELS or SP_KIND_ENCODED. */
+int sp_shard_kind(const sp_shard *s);
+/* Pixels: every record's shape. Encoded: the largest decoded H and W of its
+ * records and their C (the bound a decoder sizes its buffer by), uint8. */
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);
 int sp_shard_split(const sp_shard *s);      /* enum sp_split, from the attribute */
 const char *sp_shard_key(const sp_shard *s, uint64_t i);
@@ -150,7 +167,35 @@ int sp_shard_attr_int(const sp_shard *s, const char *name, long long *out, sp_er
 /* on = 0: sp_shard_read returns pixels unchecked, for a caller that checks
  * them itself (sp-verify, which reports every bad record, not the first). */
 void sp_shard_set_verify(sp_shard *s, int on);
+/* An encoded shard's pixels cannot be read this way (-1 naming
+ * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,
                   int32_t *labels2, uint64_t *checksums, sp_err *err);
+
+/* Encoded shards: the bytes of records [first, first+n), what `bytes` of
+ * sp_shard_read_encoded must hold; 0 for a pixel shard or a range outside
+ * the shard. */
+uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n);
+/* Reads records [first, first+n) of an encoded shard: into bytes
+ * (sp_shard_encoded_size bytes, the records back to back), offsets (n+1
+ * entries: record i is bytes[offsets[i]:offsets[i+1]], offsets[0] = 0),
+ * shapes (n x 3: decoded H, W, C), codecs (n, enum sp_codec), labels,
+ * labels2 and stored checksums; any output may be NULL. Offsets, shapes and
+ * codecs come from memory (loaded and checked at open); bytes are one read.
+ * The bytes read are checked against the stored XXH3 checksums (unless
+ * sp_shard_set_verify turned that off): a mismatch is -1 with SP_EXIT_DATA
+ * and a message naming the shard file and the record's index (and key, when
+ * loaded). No decoding here. Like every call here it goes into HDF5, which
+ * Debian builds without thread safety: callers on several threads hold one
+ * lock around it (as shards/reader.c's h5_lock does) and decode outside it. */
+int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *bytes, uint64_t *offsets,
+                          uint32_t *shapes, uint8_t *codecs, int32_t *labels, int32_t *labels2, uint64_t *checksums,
+                          sp_err *err);
+/* The check sp_shard_read_encoded makes, apart, for a caller that read with
+ * verification off (and checksums out) under its HDF5 lock and hashes
+ * outside it: bytes and checksums of records [first, first+n) as read. No
+ * HDF5 call. 0, or -1 with SP_EXIT_DATA naming the shard, record and key. */
+int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint8_t *bytes,
+                           const uint64_t *checksums, sp_err *err);
 
 #endif

@@ -31,6 +31,21 @@ int sp_h5w_create(const sp_shard_opts *opts, open_shard *o, sp_err *err)
         H5Pclose(fapl);
     if (o->file < 0)
         return h5fail(err, "cannot create", sh->tmp, o->io_errno);
+    if (sh->kind == SP_KIND_ENCODED) {
+        /* one byte array, chunked (ENCODED_CHUNK), not compressed: JPEG bytes
+         * do not shrink, and the reader slices them straight out of the file */
+        hsize_t dim = 0, maxd = H5S_UNLIMITED, chunk = ENCODED_CHUNK;
+        hid_t space = H5Screate_simple(1, &dim, &maxd);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_obj_track_times(dcpl, 0);
+        H5Pset_chunk(dcpl, 1, &chunk);
+        o->images = H5Dcreate2(o->file, "encoded", H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
+        H5Sclose(space);
+        if (o->images < 0 || o->io_errno)
+            return h5fail(err, "cannot create encoded", sh->tmp, o->io_errno);
+        return 0;
+    }
     hsize_t dims[4] = {0, sh->h, sh->w, sh->c};
     hsize_t maxd[4] = {H5S_UNLIMITED, sh->h, sh->w, sh->c};
     hsize_t chunk[4] = {o->chunk_n, sh->h, sh->w, sh->c};
@@ -67,6 +82,67 @@ int sp_h5w_flush_chunk(open_shard *o, sp_err *err)
         return h5fail(err, "cannot write images", o->sh->tmp, o->io_errno);
     o->written += o->in_chunk;
     o->in_chunk = 0;
+    return 0;
+}
+
+int sp_h5w_flush_encoded(open_shard *o, int all, sp_err *err)
+{
+    size_t n = all ? o->enc.len : o->enc.len / ENCODED_CHUNK * ENCODED_CHUNK;
+    if (!n)
+        return 0;
+    hsize_t at = o->written, size = o->written + n, count = n;
+    if (H5Dset_extent(o->images, &size) < 0)
+        return h5fail(err, "cannot extend encoded", o->sh->tmp, o->io_errno);
+    hid_t fspace = H5Dget_space(o->images);
+    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &at, NULL, &count, NULL);
+    hid_t mspace = H5Screate_simple(1, &count, NULL);
+    herr_t rc = H5Dwrite(o->images, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, o->enc.data);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    if (rc < 0 || o->io_errno)
+        return h5fail(err, "cannot write encoded", o->sh->tmp, o->io_errno);
+    o->written += n;
+    memmove(o->enc.data, o->enc.data + n, o->enc.len - n);
+    o->enc.len -= n;
+    return 0;
+}
+
+/* The per-record columns of an encoded shard: offsets [N+1] uint64, shapes
+ * [N, 3] uint32, codecs [N] uint8, zstd-compressed. 0 or -1 (HDF5 failed). */
+static int write_encoded_columns(const sp_shard_opts *opts, open_shard *o)
+{
+    uint64_t n = o->sh->n;
+    unsigned level = (unsigned)opts->zstd_level;
+    struct {
+        const char *name;
+        hid_t type;
+        int rank;
+        hsize_t dims[2];
+        const void *data;
+    } cols[] = {
+        {"offsets", H5T_NATIVE_UINT64, 1, {n + 1, 0}, o->offsets.data},
+        {"shapes", H5T_NATIVE_UINT32, 2, {n, 3}, o->shapes.data},
+        {"codecs", H5T_NATIVE_UINT8, 1, {n, 0}, o->codecs.data},
+    };
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        hsize_t chunk[2] = {cols[i].dims[0] < 65536 ? cols[i].dims[0] : 65536, cols[i].dims[1]};
+        if (!chunk[0])
+            chunk[0] = 1;
+        hid_t space = H5Screate_simple(cols[i].rank, cols[i].dims, NULL);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_obj_track_times(dcpl, 0);
+        H5Pset_chunk(dcpl, cols[i].rank, chunk);
+        H5Pset_filter(dcpl, SP_H5Z_ZSTD, H5Z_FLAG_MANDATORY, 1, &level);
+        hid_t ds = H5Dcreate2(o->file, cols[i].name, cols[i].type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        herr_t rc = ds < 0 ? -1 : n == 0 && i > 0 ? 0 : H5Dwrite(ds, cols[i].type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                                                  cols[i].data);
+        if (ds >= 0)
+            H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(space);
+        if (rc < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -110,7 +186,9 @@ void sp_h5w_discard(open_shard *o)
 int sp_h5w_finish(const sp_shard_opts *opts, open_shard *o, sp_err *err)
 {
     shard *sh = o->sh;
-    int rc = sp_h5w_flush_chunk(o, err);
+    int rc = sh->kind == SP_KIND_ENCODED ? sp_h5w_flush_encoded(o, 1, err) : sp_h5w_flush_chunk(o, err);
+    if (!rc && sh->kind == SP_KIND_ENCODED && write_encoded_columns(opts, o))
+        rc = h5fail(err, "cannot write offsets", sh->tmp, o->io_errno);
     unsigned level = (unsigned)opts->zstd_level;
     if (!rc && (write_column(o->file, "labels", H5T_NATIVE_INT32, sh->n, o->labels.data, 1, level) ||
                 (sh->has_label2 &&
@@ -248,7 +326,8 @@ int sp_h5w_attributes(const shard *sh, const json_t *meta, sp_err *err)
               attr_strings(f, "classes", json_object_get(meta, "classes")) ||
               (sh->has_label2 && attr_strings(f, "classes2", classes2)) ||
               attr_json(f, "recipe", recipe ? recipe : no_recipe) || attr_json(f, "meta", meta) ||
-              attr_norm(f, json_object_get(meta, "normalize"));
+              attr_norm(f, json_object_get(meta, "normalize")) ||
+              (sh->kind == SP_KIND_ENCODED && attr_string(f, "kind", sp_kind_name(sh->kind)));
     json_decref(no_recipe);
     herr_t closed = H5Fclose(f);
     if (bad || closed < 0 || io_errno)

@@ -37,6 +37,15 @@ struct sp_shard {
     uint8_t *part;         /* the last chunk read in part (a read range's ends) */
     int64_t part_chunk;    /* its index, or -1 */
     ZSTD_DCtx *dctx;
+    /* encoded shards (kind SP_KIND_ENCODED): images is the /encoded byte
+     * array; offsets (n+1), shapes (n x 3) and codecs (n) are loaded at open
+     * and checked there (offsets rising from 0 to the array's length, sides
+     * 1..65536, one channel count, codecs known) */
+    int kind;
+    uint64_t enc_len;
+    uint64_t *offsets;
+    uint32_t *shapes;
+    uint8_t *codecs;
 };
 
 static int h5fail(sp_err *err, const char *path, const char *what)
@@ -182,6 +191,98 @@ static void setup_direct(sp_shard *s)
         H5Pclose(dcpl);
 }
 
+/* Reads the 1-D or [n, 3] dataset name of n rows of type t into a new buffer
+ * of bytes bytes at *out. 0 or -1 naming the shard. */
+static int load_column(sp_shard *s, const char *name, hid_t t, hsize_t n, int cols, size_t bytes, void **out,
+                       sp_err *err)
+{
+    hid_t ds = H5Dopen2(s->file, name, H5P_DEFAULT);
+    if (ds < 0)
+        return h5fail(err, s->path, name);
+    hid_t space = H5Dget_space(ds);
+    hsize_t d[2] = {0, 0};
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd == (cols > 1 ? 2 : 1))
+        H5Sget_simple_extent_dims(space, d, NULL);
+    H5Sclose(space);
+    int rc = 0;
+    if (nd != (cols > 1 ? 2 : 1) || d[0] != n || (cols > 1 && d[1] != (hsize_t)cols)) {
+        rc = sp_fail(err, SP_EXIT_DATA, "%s: %s is not %llu%s entries", s->path, name, (unsigned long long)n,
+                     cols > 1 ? " x 3" : "");
+    } else if (!(*out = malloc(bytes ? bytes : 1))) {
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    } else if (n && H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+        rc = h5fail(err, s->path, name);
+    }
+    H5Dclose(ds);
+    return rc;
+}
+
+/* Opens an encoded shard's byte array and loads and checks its offsets,
+ * shapes and codecs (see sp_shard); sets n, the largest h and w, and c. */
+static int open_encoded(sp_shard *s, sp_err *err)
+{
+    s->kind = SP_KIND_ENCODED;
+    s->images = H5Dopen2(s->file, "encoded", H5P_DEFAULT);
+    if (s->images < 0)
+        return h5fail(err, s->path, "no encoded dataset");
+    hid_t space = H5Dget_space(s->images), t = H5Dget_type(s->images);
+    hsize_t len = 0;
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd == 1)
+        H5Sget_simple_extent_dims(space, &len, NULL);
+    int u8 = H5Tequal(t, H5T_NATIVE_UINT8) > 0;
+    H5Sclose(space);
+    H5Tclose(t);
+    if (nd != 1 || !u8)
+        return sp_fail(err, SP_EXIT_DATA, "%s: encoded is not a byte array", s->path);
+    s->enc_len = len;
+    hid_t od = H5Dopen2(s->file, "offsets", H5P_DEFAULT);
+    if (od < 0)
+        return h5fail(err, s->path, "no offsets dataset");
+    space = H5Dget_space(od);
+    hsize_t n1 = 0;
+    if (H5Sget_simple_extent_ndims(space) == 1)
+        H5Sget_simple_extent_dims(space, &n1, NULL);
+    H5Sclose(space);
+    H5Dclose(od);
+    if (n1 < 1 || n1 - 1 > SP_SHARD_MAX_RECORDS)
+        return sp_fail(err, SP_EXIT_DATA, "%s: offsets has %llu entries (records + 1, at most %llu records)", s->path,
+                       (unsigned long long)n1, (unsigned long long)SP_SHARD_MAX_RECORDS);
+    s->n = n1 - 1;
+    if (load_column(s, "offsets", H5T_NATIVE_UINT64, n1, 1, n1 * 8, (void **)&s->offsets, err) ||
+        load_column(s, "shapes", H5T_NATIVE_UINT32, s->n, 3, s->n * 12, (void **)&s->shapes, err) ||
+        load_column(s, "codecs", H5T_NATIVE_UINT8, s->n, 1, s->n, (void **)&s->codecs, err))
+        return -1;
+    if (s->offsets[0] != 0 || s->offsets[s->n] != len)
+        return sp_fail(err, SP_EXIT_DATA, "%s: offsets run from %llu to %llu, encoded holds %llu bytes", s->path,
+                       (unsigned long long)s->offsets[0], (unsigned long long)s->offsets[s->n],
+                       (unsigned long long)len);
+    s->h = s->w = 0;
+    s->c = s->n ? s->shapes[2] : 3;
+    for (uint64_t i = 0; i < s->n; i++) {
+        const uint32_t *hwc = s->shapes + 3 * i;
+        if (s->offsets[i + 1] <= s->offsets[i])
+            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: offsets do not rise (%llu to %llu)", s->path,
+                           (unsigned long long)i, (unsigned long long)s->offsets[i],
+                           (unsigned long long)s->offsets[i + 1]);
+        if (!hwc[0] || !hwc[1] || hwc[0] > 65536 || hwc[1] > 65536 || hwc[2] != s->c || !s->c || s->c > 16)
+            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: decoded shape %ux%ux%u out of bounds", s->path,
+                           (unsigned long long)i, hwc[0], hwc[1], hwc[2]);
+        if (s->codecs[i] != SP_CODEC_JPEG && s->codecs[i] != SP_CODEC_PNG)
+            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: unknown codec %u", s->path, (unsigned long long)i,
+                           s->codecs[i]);
+        if (hwc[0] > s->h)
+            s->h = hwc[0];
+        if (hwc[1] > s->w)
+            s->w = hwc[1];
+    }
+    if (!s->n)
+        s->h = s->w = 1;
+    s->dtype = SP_DTYPE_U8;
+    return 0;
+}
+
 static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp_err *err);
 sp_shard *sp_shard_open(const char *path, sp_err *err) { return shard_open(path, 1, -1, err); }
 sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err) { return shard_open(path, 0, -1, err); }
@@ -213,6 +314,12 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         sp_fail(err, SP_EXIT_DATA, "%s: not a shardpipe shard (format attribute)", path);
         goto fail;
     }
+    if (H5Lexists(s->file, "encoded", H5P_DEFAULT) > 0) {
+        if (open_encoded(s, err))
+            goto fail;
+        goto columns;
+    }
+    s->kind = SP_KIND_PIXELS;
     s->images = H5Dopen2(s->file, "images", H5P_DEFAULT);
     if (s->images < 0) {
         h5fail(err, path, "no images dataset");
@@ -237,9 +344,10 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         goto fail;
     }
     s->n = d[0], s->h = (uint32_t)d[1], s->w = (uint32_t)d[2], s->c = (uint32_t)d[3];
+    setup_direct(s);
+columns:
     s->verify = 1;
     s->part_chunk = -1;
-    setup_direct(s);
     if (unfinished_split >= 0) {
         s->split = unfinished_split;
     } else {
@@ -289,11 +397,22 @@ void sp_shard_close(sp_shard *s)
     free(s->raw);
     free(s->part);
     free(s->sums);
+    free(s->offsets);
+    free(s->shapes);
+    free(s->codecs);
     ZSTD_freeDCtx(s->dctx);
     free(s);
 }
 
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
+int sp_shard_kind(const sp_shard *s) { return s->kind; }
+
+uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n)
+{
+    if (s->kind != SP_KIND_ENCODED || first > s->n || n > s->n - first)
+        return 0;
+    return s->offsets[first + n] - s->offsets[first];
+}
 void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
 int sp_shard_split(const sp_shard *s) { return s->split; }
 const char *sp_shard_key(const sp_shard *s, uint64_t i) { return s->keys && i < s->n ? s->keys[i] : NULL; }
@@ -407,6 +526,9 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
                        (unsigned long long)first, (unsigned long long)(first + n));
     if (n == 0)
         return 0;
+    if (pixels && s->kind == SP_KIND_ENCODED)
+        return sp_fail(err, SP_EXIT_DATA, "%s: an encoded shard: its images are read with sp_shard_read_encoded "
+                       "and decoded", s->path);
     hid_t pt = sp_h5_pixel_type(s->dtype);
     if (pixels && (s->direct ? read_images_direct(s, first, n, pixels, err)
                               : read_rows(s, s->images, 4, pt, first, n, pixels, "cannot read images", err)))
@@ -443,6 +565,78 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
                                s->path, (unsigned long long)(first + i), key ? " (" : "", key ? key : "",
                                key ? ")" : "");
             }
+    }
+    return 0;
+}
+
+int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *bytes, uint64_t *offsets,
+                          uint32_t *shapes, uint8_t *codecs, int32_t *labels, int32_t *labels2, uint64_t *checksums,
+                          sp_err *err)
+{
+    if (s->kind != SP_KIND_ENCODED)
+        return sp_fail(err, SP_EXIT_DATA, "%s: a pixel shard, not an encoded one", s->path);
+    if (first > s->n || n > s->n - first)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu out of range", s->path,
+                       (unsigned long long)first, (unsigned long long)(first + n));
+    uint64_t base = s->offsets[first];
+    for (uint64_t i = 0; offsets && i <= n; i++)
+        offsets[i] = s->offsets[first + i] - base;
+    if (shapes)
+        memcpy(shapes, s->shapes + 3 * first, (size_t)n * 12);
+    if (codecs)
+        memcpy(codecs, s->codecs + first, (size_t)n);
+    if (n == 0)
+        return 0;
+    uint64_t len = s->offsets[first + n] - base;
+    if (bytes) {
+        hsize_t start = base, count = len;
+        hid_t fs = H5Dget_space(s->images);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+        hid_t ms = H5Screate_simple(1, &count, NULL);
+        herr_t rc = H5Dread(s->images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, bytes);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (rc < 0) {
+            char m[256];
+            return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read encoded: %s (corrupt shard)",
+                           s->path, (unsigned long long)first, (unsigned long long)(first + n - 1),
+                           sp_h5_error(m, sizeof m));
+        }
+    }
+    /* labels, labels2 and checksums as sp_shard_read reads them (no pixels) */
+    uint64_t *sums = checksums;
+    if (!sums && bytes && s->verify) {
+        if (n > s->sums_cap) {
+            uint64_t *grown = realloc(s->sums, n * sizeof *grown);
+            if (!grown)
+                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            s->sums = grown, s->sums_cap = n;
+        }
+        sums = s->sums;
+    }
+    if (sp_shard_read(s, first, n, NULL, labels, labels2, sums, err))
+        return -1;
+    if (bytes && s->verify)
+        return sp_shard_check_encoded(s, first, n, bytes, sums, err);
+    return 0;
+}
+
+int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint8_t *bytes,
+                           const uint64_t *checksums, sp_err *err)
+{
+    if (s->kind != SP_KIND_ENCODED || first > s->n || n > s->n - first)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu: not an encoded shard's", s->path,
+                       (unsigned long long)first, (unsigned long long)(first + n));
+    uint64_t base = s->offsets[first];
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t a = s->offsets[first + i] - base, b = s->offsets[first + i + 1] - base;
+        if (sp_xxh3(bytes + a, (size_t)(b - a)) != checksums[i]) {
+            const char *key = sp_shard_key(s, first + i);
+            return sp_fail(err, SP_EXIT_DATA,
+                           "%s: record %llu%s%s%s: encoded bytes do not match their checksum (corrupt shard)",
+                           s->path, (unsigned long long)(first + i), key ? " (" : "", key ? key : "",
+                           key ? ")" : "");
+        }
     }
     return 0;
 }

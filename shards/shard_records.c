@@ -3,12 +3,63 @@
 #include "shards/shard_records.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/sp_xxh.h"
 #include "shards/manifest.h"
 
+/* sp_shard_each_record for an encoded shard: batches of about 16 MiB of bytes. */
+static int each_encoded(sp_shard *s, sp_shard_record_fn fn, void *ctx, sp_err *err)
+{
+    uint64_t n = sp_shard_count(s);
+    sp_buf bytes = {0};
+    uint64_t *off = NULL;
+    uint32_t *shapes = NULL;
+    uint8_t *codecs = NULL;
+    int32_t *lab = NULL, *lab2 = NULL;
+    sp_record rec;
+    sp_record_init(&rec, SP_KIND_ENCODED, "x", NULL);
+    rec.split = (uint8_t)sp_shard_split(s);
+    rec.dtype = SP_DTYPE_U8;
+    int rc = 0;
+    for (uint64_t first = 0; rc == 0 && first < n;) {
+        uint64_t k = 1;
+        while (first + k < n && sp_shard_encoded_size(s, first, k + 1) <= (16u << 20))
+            k++;
+        if (sp_buf_reserve(&bytes, (size_t)sp_shard_encoded_size(s, first, k)) ||
+            !(off = realloc(off, (k + 1) * 8)) || !(shapes = realloc(shapes, k * 12)) ||
+            !(codecs = realloc(codecs, k)) || !(lab = realloc(lab, k * 4)) || !(lab2 = realloc(lab2, k * 4))) {
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            break;
+        }
+        rc = sp_shard_read_encoded(s, first, k, bytes.data, off, shapes, codecs, lab, lab2, NULL, err);
+        for (uint64_t i = 0; rc == 0 && i < k; i++) {
+            const char *key = sp_shard_key(s, first + i);
+            snprintf(rec.key, sizeof rec.key, "%s", key ? key : "");
+            rec.key_len = (uint16_t)strlen(rec.key);
+            rec.label = lab[i];
+            rec.label2 = lab2[i];
+            rec.h = shapes[3 * i], rec.w = shapes[3 * i + 1], rec.c = shapes[3 * i + 2];
+            rec.codec = codecs[i];
+            rec.payload_len = off[i + 1] - off[i];
+            rec.checksum = sp_xxh3(bytes.data + off[i], (size_t)rec.payload_len);
+            rc = fn(ctx, &rec, bytes.data + off[i], err);
+        }
+        first += k;
+    }
+    sp_buf_free(&bytes);
+    free(off);
+    free(shapes);
+    free(codecs);
+    free(lab);
+    free(lab2);
+    return rc;
+}
+
 int sp_shard_each_record(sp_shard *s, sp_shard_record_fn fn, void *ctx, sp_err *err)
 {
+    if (sp_shard_kind(s) == SP_KIND_ENCODED)
+        return each_encoded(s, fn, ctx, err);
     uint32_t h, w, c;
     int dtype;
     sp_shard_shape(s, &h, &w, &c, &dtype);

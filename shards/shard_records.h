@@ -8,6 +8,8 @@
 /* Called once per record: rec holds the key, split, labels, shape, dtype,
  * payload_len (bytes of one record's pixels) and checksum (XXH3-64 of those
  * pixels as read back); pixels points to them, valid during the call only.
+ * For an encoded shard rec is an encoded record (kind, codec, decoded shape)
+ * and pixels points to its encoded bytes (payload_len of them).
  * A non-zero return stops the walk and is returned. */
 typedef int (*sp_shard_record_fn)(void *ctx, const sp_record *rec, const uint8_t *pixels, sp_err *err);
 

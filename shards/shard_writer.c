@@ -103,6 +103,10 @@ static void open_shard_reset(open_shard *o)
     sp_buf_free(&o->labels2);
     sp_buf_free(&o->checksums);
     sp_buf_free(&o->keys);
+    sp_buf_free(&o->enc);
+    sp_buf_free(&o->offsets);
+    sp_buf_free(&o->shapes);
+    sp_buf_free(&o->codecs);
     memset(o, 0, sizeof *o);
     o->file = o->images = H5I_INVALID_HID;
 }
@@ -117,10 +121,20 @@ static int start_shard(sp_shardset *s, const sp_record *rec, sp_err *err)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     sh->split = rec->split;
     sh->index = s->next_index[rec->split]++;
+    sh->kind = rec->kind;
     sh->h = rec->h, sh->w = rec->w, sh->c = rec->c, sh->dtype = rec->dtype;
     snprintf(sh->tmp, sizeof sh->tmp, "%.3000s/" TMP_PREFIX "%s-%05d.h5", s->dir, sp_split_name(sh->split),
              sh->index);
     o->sh = sh;
+    if (sh->kind == SP_KIND_ENCODED) { /* bytes buffered in o->enc; offsets start at 0 */
+        uint64_t zero = 0;
+        if (sp_buf_append(&o->offsets, &zero, 8)) {
+            free(sh);
+            o->sh = NULL;
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        }
+        return resume_shard(s, o) ? 0 : sp_h5w_create(&s->opts, o, err);
+    }
     o->item_bytes = (size_t)rec->payload_len;
     o->chunk_n = CHUNK_TARGET / o->item_bytes;
     if (o->chunk_n < 1)
@@ -148,6 +162,12 @@ static int resume_shard(sp_shardset *s, open_shard *o)
         return 0;
     char path[8192], hex[65];
     sp_journal_done_path(s, sh->split, sh->index, path, sizeof path);
+    if (sh->kind == SP_KIND_ENCODED) { /* encoded shards are written anew, never taken over */
+        note(s, "%s: not reused (an encoded shard is written anew)", path);
+        sp_journal_forget(s, p);
+        unlink(path);
+        return 0;
+    }
     sp_err e = {0};
     uint32_t h, w, c;
     int dtype;
@@ -249,12 +269,63 @@ static int close_shard(sp_shardset *s, int split, sp_err *err)
     return 0;
 }
 
+/* Adds an encoded record to the open shard of its split (see sp_shardset_add). */
+static int add_encoded(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err)
+{
+    int sp = rec->split;
+    open_shard *o = &s->open[sp];
+    if (o->sh) {
+        uint64_t bytes = o->enc_total + rec->payload_len;
+        if ((s->opts.max_records && o->sh->n >= s->opts.max_records) ||
+            (s->opts.max_bytes && bytes > s->opts.max_bytes && o->sh->n > 0))
+            if (close_shard(s, sp, err))
+                return -1;
+    }
+    if (!o->sh && start_shard(s, rec, err))
+        return -1;
+    shard *sh = o->sh;
+    o->enc_total += rec->payload_len;
+    uint32_t shape[3] = {rec->h, rec->w, rec->c};
+    uint8_t codec = rec->codec;
+    int32_t l1 = rec->label, l2 = rec->label2;
+    if (sp_buf_append(&o->enc, payload, (size_t)rec->payload_len) ||
+        sp_buf_append(&o->offsets, &o->enc_total, 8) || sp_buf_append(&o->shapes, shape, sizeof shape) ||
+        sp_buf_append(&o->codecs, &codec, 1) || sp_buf_append(&o->labels, &l1, 4) ||
+        sp_buf_append(&o->labels2, &l2, 4) || sp_buf_append(&o->checksums, &rec->checksum, 8) ||
+        sp_buf_append(&o->keys, rec->key, (size_t)rec->key_len + 1))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (l2 != SP_LABEL_NONE)
+        sh->has_label2 = 1;
+    if (rec->h > sh->h)
+        sh->h = rec->h;
+    if (rec->w > sh->w)
+        sh->w = rec->w;
+    sh->n++;
+    return o->enc.len >= CHUNK_TARGET ? sp_h5w_flush_encoded(o, 0, err) : 0; /* in writes of about 1 MiB */
+}
+
 int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err)
 {
-    if (rec->kind != SP_KIND_PIXELS)
-        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record; sp-shard stores pixel records (run sp-decode first)",
-                       rec->key, sp_kind_name(rec->kind));
+    if (rec->kind != SP_KIND_PIXELS && rec->kind != SP_KIND_ENCODED)
+        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record; sp-shard stores pixel or encoded records (run sp-decode "
+                       "first)", rec->key, sp_kind_name(rec->kind));
+    if (!s->kind)
+        s->kind = rec->kind;
+    if (rec->kind != s->kind)
+        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record among %s records: a shard set holds one kind", rec->key,
+                       sp_kind_name(rec->kind), sp_kind_name(s->kind));
     int sp = rec->split;
+    if (rec->kind == SP_KIND_ENCODED) {
+        if (s->shape[sp][2] == 0) {
+            s->shape[sp][2] = rec->c;
+            s->dtype[sp] = rec->dtype;
+        } else if (s->shape[sp][2] != rec->c || s->dtype[sp] != rec->dtype) {
+            return sp_fail(err, SP_EXIT_DATA, "%s: %u channels %s differ from the %u channels %s of the other %s records",
+                           rec->key, rec->c, sp_dtype_name(rec->dtype), s->shape[sp][2], sp_dtype_name(s->dtype[sp]),
+                           sp_split_name(sp));
+        }
+        return add_encoded(s, rec, payload, err);
+    }
     if (s->shape[sp][0] == 0) {
         s->shape[sp][0] = rec->h, s->shape[sp][1] = rec->w, s->shape[sp][2] = rec->c;
         s->dtype[sp] = rec->dtype;
@@ -316,9 +387,16 @@ void sp_shardset_set_list(json_t *m, json_t *list)
         json_int_t b = json_integer_value(json_object_get(e, "bytes"));
         json_t *sj = json_object_get(splits, split);
         if (!sj) {
-            sj = json_pack("{s:I, s:i, s:I, s:O, s:O}", "records", (json_int_t)0, "shards", 0, "bytes", (json_int_t)0,
-                           "shape", json_object_get(e, "shape"), "dtype", json_object_get(e, "dtype"));
+            sj = json_pack("{s:I, s:i, s:I, s:o, s:O}", "records", (json_int_t)0, "shards", 0, "bytes", (json_int_t)0,
+                           "shape", json_deep_copy(json_object_get(e, "shape")), "dtype", json_object_get(e, "dtype"));
+            if (json_object_get(e, "kind"))
+                json_object_set(sj, "kind", json_object_get(e, "kind"));
             json_object_set_new(splits, split, sj);
+        } else if (json_object_get(e, "kind")) { /* encoded: the split's shape is its shards' largest */
+            json_t *have = json_object_get(sj, "shape"), *more = json_object_get(e, "shape");
+            for (size_t k = 0; k < 2; k++)
+                if (json_integer_value(json_array_get(more, k)) > json_integer_value(json_array_get(have, k)))
+                    json_array_set(have, k, json_array_get(more, k));
         }
         json_object_set_new(sj, "records", json_integer(json_integer_value(json_object_get(sj, "records")) + r));
         json_object_set_new(sj, "shards", json_integer(json_integer_value(json_object_get(sj, "shards")) + 1));
@@ -363,11 +441,13 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
                 goto fail;
             }
             sp_naming_final(&s->opts, sh, hex, name, sizeof name);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I, s:I, s:s, s:o, s:s}", "file", name,
-                                                  "split", sp_split_name(sh->split), "index", sh->index,
-                                                  "records", (json_int_t)sh->n, "bytes", (json_int_t)size,
-                                                  "sha256", hex, "shape", shape_json(sh), "dtype",
-                                                  sp_dtype_name(sh->dtype)));
+            json_t *entry = json_pack("{s:s, s:s, s:i, s:I, s:I, s:s, s:o, s:s}", "file", name, "split",
+                                      sp_split_name(sh->split), "index", sh->index, "records", (json_int_t)sh->n,
+                                      "bytes", (json_int_t)size, "sha256", hex, "shape", shape_json(sh), "dtype",
+                                      sp_dtype_name(sh->dtype));
+            if (entry && sh->kind == SP_KIND_ENCODED) /* absent: pixels, as every set before encoded ones */
+                json_object_set_new(entry, "kind", json_string(sp_kind_name(sh->kind)));
+            json_array_append_new(list, entry);
         }
     }
     if (sp_naming_own(s->dir, list, err)) {

@@ -16,7 +16,7 @@ typedef struct packed {
     int32_t label, label2;
     uint32_t h, w, c;
     uint16_t key_len;
-    uint8_t kind, split, dtype;
+    uint8_t kind, split, dtype, codec;
 } packed;
 
 typedef struct entry {
@@ -139,7 +139,7 @@ static void unpack(const uint8_t *at, sp_record *rec, const uint8_t **payload)
 {
     const packed *p = (const packed *)(const void *)at;
     memset(rec, 0, offsetof(sp_record, key));
-    rec->kind = p->kind, rec->split = p->split, rec->dtype = p->dtype;
+    rec->kind = p->kind, rec->split = p->split, rec->dtype = p->dtype, rec->codec = p->codec;
     rec->label = p->label, rec->label2 = p->label2;
     rec->h = p->h, rec->w = p->w, rec->c = p->c;
     rec->payload_len = p->payload_len;
@@ -198,7 +198,7 @@ int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload
     if (!at)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     packed p = {rec->payload_len, rec->checksum, rec->label, rec->label2, rec->h, rec->w, rec->c, rec->key_len,
-                rec->kind, rec->split, rec->dtype};
+                rec->kind, rec->split, rec->dtype, rec->codec};
     memcpy(at, &p, sizeof p);
     memcpy(at + sizeof p, rec->key, rec->key_len);
     memcpy(at + sizeof p + rec->key_len, payload, (size_t)rec->payload_len);

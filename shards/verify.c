@@ -29,8 +29,77 @@ static void problem(vctx *v, const char *fmt, ...)
         v->hooks->report(v->hooks->ctx, line);
 }
 
+/* Reports a record's labels outside the class lists. */
+static void check_labels(vctx *v, const char *file, const char *name, int32_t lab, int32_t lab2, int nclasses,
+                         int nclasses2)
+{
+    if (lab < -1 || lab >= nclasses)
+        problem(v, "%s: %s: label %d outside the %d classes", file, name, lab, nclasses);
+    if (lab2 < -1 || lab2 >= nclasses2)
+        problem(v, "%s: %s: second label %d outside the %d classes", file, name, lab2, nclasses2);
+}
+
+static void record_name(sp_shard *s, uint64_t idx, char *name, size_t n)
+{
+    const char *key = sp_shard_key(s, idx);
+    if (key)
+        snprintf(name, n, "record %llu (%s)", (unsigned long long)idx, key);
+    else
+        snprintf(name, n, "record %llu", (unsigned long long)idx);
+}
+
+/* An encoded shard's records: each one's bytes against its checksum, and its
+ * labels; read in batches of about 64 MiB of bytes. (The bytes are not
+ * decoded: the checksum says they are the bytes sp-decode checked.) */
+static void verify_encoded(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
+{
+    uint64_t n = sp_shard_count(s);
+    sp_buf bytes = {0};
+    uint64_t *off = NULL, *ck = NULL;
+    int32_t *lab = NULL, *lab2 = NULL;
+    sp_err err = {0};
+    for (uint64_t first = 0; first < n;) {
+        uint64_t k = 1;
+        while (first + k < n && sp_shard_encoded_size(s, first, k + 1) <= (64u << 20))
+            k++;
+        uint64_t len = sp_shard_encoded_size(s, first, k);
+        if (sp_buf_reserve(&bytes, (size_t)len) || !(off = realloc(off, (k + 1) * 8)) || !(ck = realloc(ck, k * 8)) ||
+            !(lab = realloc(lab, k * 4)) || !(lab2 = realloc(lab2, k * 4))) {
+            problem(v, "%s: out of memory", file);
+            break;
+        }
+        if (sp_shard_read_encoded(s, first, k, bytes.data, off, NULL, NULL, lab, lab2, ck, &err)) {
+            problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
+                    (unsigned long long)(first + k - 1), err.msg);
+            break;
+        }
+        for (uint64_t i = 0; i < k; i++) {
+            char name[SP_KEY_MAX + 64];
+            record_name(s, first + i, name, sizeof name);
+            if (sp_xxh3(bytes.data + off[i], (size_t)(off[i + 1] - off[i])) != ck[i])
+                problem(v, "%s: %s: encoded bytes do not match their checksum", file, name);
+            check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
+        }
+        first += k;
+        if (v->hooks->progress) {
+            sp_verify_stats now = *v->st;
+            now.records += first;
+            v->hooks->progress(v->hooks->ctx, &now);
+        }
+    }
+    sp_buf_free(&bytes);
+    free(off);
+    free(ck);
+    free(lab);
+    free(lab2);
+}
+
 static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
 {
+    if (sp_shard_kind(s) == SP_KIND_ENCODED) {
+        verify_encoded(v, s, file, nclasses, nclasses2);
+        return;
+    }
     uint32_t h, w, c;
     int dtype;
     sp_shard_shape(s, &h, &w, &c, &dtype);
@@ -57,18 +126,11 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses,
         }
         for (uint64_t i = 0; i < k; i++) {
             uint64_t idx = first + i;
-            const char *key = sp_shard_key(s, idx);
             char name[SP_KEY_MAX + 64];
-            if (key)
-                snprintf(name, sizeof name, "record %llu (%s)", (unsigned long long)idx, key);
-            else
-                snprintf(name, sizeof name, "record %llu", (unsigned long long)idx);
+            record_name(s, idx, name, sizeof name);
             if (sp_xxh3(pix + i * item, item) != ck[i])
                 problem(v, "%s: %s: pixels do not match their checksum", file, name);
-            if (lab[i] < -1 || lab[i] >= nclasses)
-                problem(v, "%s: %s: label %d outside the %d classes", file, name, lab[i], nclasses);
-            if (lab2[i] < -1 || lab2[i] >= nclasses2)
-                problem(v, "%s: %s: second label %d outside the %d classes", file, name, lab2[i], nclasses2);
+            check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
         }
         if (v->hooks->progress) {
             sp_verify_stats now = *v->st;
@@ -159,9 +221,18 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
                 continue;
             n += json_integer_value(json_object_get(e, "records"));
             /* one split, one shape and dtype: what the split says, every shard holds */
+            /* (encoded shards: one kind, dtype and channel count; their shapes are their largest images') */
             const json_t *want_shape = json_object_get(sj, "shape"), *want_dtype = json_object_get(sj, "dtype");
-            if ((want_shape && !json_equal((json_t *)want_shape, json_object_get(e, "shape"))) ||
-                (want_dtype && !json_equal((json_t *)want_dtype, json_object_get(e, "dtype"))))
+            const char *want_kind = json_string_value(json_object_get(sj, "kind"));
+            const char *kind = json_string_value(json_object_get(e, "kind"));
+            int encoded = kind && !strcmp(kind, "encoded");
+            if ((want_kind || kind) && (!want_kind || !kind || strcmp(want_kind, kind)))
+                problem(&v, "manifest: %s: kind %s, its split %s's is %s", json_string_value(json_object_get(e, "file")),
+                        kind ? kind : "pixels", name, want_kind ? want_kind : "pixels");
+            else if ((want_shape && !encoded && !json_equal((json_t *)want_shape, json_object_get(e, "shape"))) ||
+                     (want_shape && encoded &&
+                      !json_equal(json_array_get(want_shape, 2), json_array_get(json_object_get(e, "shape"), 2))) ||
+                     (want_dtype && !json_equal((json_t *)want_dtype, json_object_get(e, "dtype"))))
                 problem(&v, "manifest: %s: shape or dtype differs from its split %s's",
                         json_string_value(json_object_get(e, "file")), name);
         }

@@ -12,6 +12,9 @@
 #define OWNED_NAME ".sp-owned" /* the shard names a commit is placing: see sp_shardset_commit */
 #define JOURNAL_VERSION 1
 #define CHUNK_TARGET (1u << 20) /* bytes of pixels per HDF5 chunk */
+/* bytes per chunk of an encoded shard's /encoded: HDF5 stores the last,
+ * partial chunk of an unfiltered dataset whole, so this bounds the waste */
+#define ENCODED_CHUNK (64u << 10)
 #define NSPLITS (SP_SPLIT_VAL + 1)
 
 /* A shard being written (open) or written and waiting for the commit. tmp is
@@ -20,7 +23,8 @@
 typedef struct shard {
     int split, index;
     char tmp[4096];
-    uint32_t h, w, c;
+    int kind;        /* SP_KIND_PIXELS or SP_KIND_ENCODED: one kind per set */
+    uint32_t h, w, c; /* pixels: every record's shape; encoded: the largest decoded h and w, and c */
     int dtype;
     uint64_t n;
     int has_label2;
@@ -39,6 +43,11 @@ typedef struct open_shard {
     uint64_t chunk_n, in_chunk, written;
     uint8_t *chunk;
     sp_buf labels, labels2, checksums, keys; /* int32, int32, uint64, NUL-separated */
+    /* encoded shards: the bytes not yet written to /encoded, and per record
+     * its end offset (uint64, the first entry 0), decoded shape (3 x uint32)
+     * and codec (uint8); images is then the /encoded dataset */
+    sp_buf enc, offsets, shapes, codecs;
+    uint64_t enc_total; /* bytes of every record so far, written or not */
     sp_shard *old;
     uint64_t old_n;
     int32_t *old_labels, *old_labels2;
@@ -62,6 +71,7 @@ struct sp_shardset {
     int next_index[NSPLITS];
     uint32_t shape[NSPLITS][3];
     int dtype[NSPLITS];
+    int kind; /* of the set's first record; 0 before it */
     json_t *manifest;
     int committed;
     int journal_fd; /* DIR/.sp-journal, appended as shards finish; -1 for a merge */
@@ -99,6 +109,9 @@ void sp_journal_clear(sp_shardset *s);
 int sp_h5w_create(const sp_shard_opts *opts, open_shard *o, sp_err *err);
 /* Writes the o->in_chunk buffered records as the next rows of images. */
 int sp_h5w_flush_chunk(open_shard *o, sp_err *err);
+/* Encoded shards: appends o->enc's whole chunks (all of it when all) to
+ * /encoded and keeps the rest. 0 or -1. */
+int sp_h5w_flush_encoded(open_shard *o, int all, sp_err *err);
 /* Writes labels, labels2, checksums and keys and closes o's file; every HDF5
  * object is closed on every path. 0 or -1 (the file is then worthless). */
 int sp_h5w_finish(const sp_shard_opts *opts, open_shard *o, sp_err *err);

@@ -3,7 +3,7 @@
 checksums of every frame and the trailer count; raises ValueError otherwise.
 
     meta, records = read_stream(open("s.sprs", "rb").read())
-    records: list of dicts: key, kind, split, dtype, label, label2, shape, payload
+    records: list of dicts: key, kind, split, dtype, codec, label, label2, shape, payload
 """
 import json
 import struct
@@ -44,9 +44,9 @@ def read_stream(data):
                 raise ValueError("trailer")
             return meta, records
         elif ftype == ord("R"):
-            kind, split, dtype, _r, label, label2, h, w, c, key_len = struct.unpack_from("<BBBBiiIIIH", head)
+            kind, split, dtype, codec, label, label2, h, w, c, key_len = struct.unpack_from("<BBBBiiIIIH", head)
             records.append({"key": head[26:26 + key_len].decode(), "kind": KINDS[kind], "split": SPLITS[split],
-                            "dtype": dtype, "label": label, "label2": label2, "shape": (h, w, c),
+                            "dtype": dtype, "codec": codec, "label": label, "label2": label2, "shape": (h, w, c),
                             "payload": payload})
         else:
             raise ValueError("frame type")

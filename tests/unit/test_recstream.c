@@ -33,6 +33,7 @@ static unsigned char *make_stream(size_t *len)
     /* a streamed record, payload in pieces */
     sp_record_init(&rec, SP_KIND_ENCODED, "photos/\xc3\xa9t\xc3\xa9.jpg", NULL);
     rec.split = SP_SPLIT_VAL, rec.label = 3;
+    rec.codec = SP_CODEC_JPEG, rec.dtype = SP_DTYPE_U8, rec.h = 480, rec.w = 640, rec.c = 3;
     rec.payload_len = 6;
     CHECK(sp_writer_begin(w, &rec, &err) == 0 && sp_writer_append(w, "abc", 3, &err) == 0 &&
               sp_writer_append(w, "def", 3, &err) == 0 && sp_writer_end(w, &err) == 0,
@@ -99,9 +100,35 @@ static void test_round_trip(const unsigned char *buf, size_t len)
               recs[1].dtype == SP_DTYPE_U8,
           "pixel record fields");
     CHECK(recs[2].kind == SP_KIND_ENCODED && recs[2].split == SP_SPLIT_VAL && recs[2].payload_len == 6 &&
-              !strcmp(recs[2].key, "photos/\xc3\xa9t\xc3\xa9.jpg"),
+              recs[2].codec == SP_CODEC_JPEG && recs[2].dtype == SP_DTYPE_U8 && recs[2].h == 480 &&
+              recs[2].w == 640 && recs[2].c == 3 && recs[0].codec == SP_CODEC_NONE && !strcmp(recs[2].key, "photos/\xc3\xa9t\xc3\xa9.jpg"),
           "encoded record fields");
     CHECK(recs[0].checksum != 0 && recs[0].checksum != recs[1].checksum, "checksums filled");
+}
+
+/* An encoded record must carry its codec, uint8 dtype and decoded shape; other kinds no codec. */
+static void test_encoded_head(void)
+{
+    FILE *f = tmpfile();
+    sp_err err = {0};
+    json_t *meta = json_object();
+    sp_writer *w = sp_writer_open(fileno(f), meta, &err);
+    sp_record rec;
+    sp_record_init(&rec, SP_KIND_ENCODED, "a.jpg", NULL);
+    rec.dtype = SP_DTYPE_U8, rec.h = 2, rec.w = 2, rec.c = 3;
+    CHECK(sp_writer_record(w, &rec, "\xff\xd8\xff", 3, &err) < 0 && strstr(err.msg, "without its codec"),
+          "encoded record without a codec written: %s", err.msg);
+    rec.codec = 7;
+    CHECK(sp_writer_record(w, &rec, "\xff\xd8\xff", 3, &err) < 0, "encoded record of codec 7 written");
+    rec.codec = SP_CODEC_PNG, rec.h = 0;
+    CHECK(sp_writer_record(w, &rec, "\x89PNG", 4, &err) < 0, "encoded record without a shape written");
+    rec.h = 2;
+    CHECK(sp_writer_record(w, &rec, "\x89PNG", 4, &err) == 0, "%s", err.msg);
+    CHECK(!strcmp(sp_codec_name(SP_CODEC_JPEG), "jpeg") && sp_codec_from_name("png") == SP_CODEC_PNG &&
+              sp_codec_from_name("gif") == SP_CODEC_NONE, "codec names");
+    sp_writer_free(w);
+    json_decref(meta);
+    fclose(f);
 }
 
 static void test_zstd(const unsigned char *buf, size_t len)
@@ -192,6 +219,7 @@ int main(void)
     size_t len;
     unsigned char *buf = make_stream(&len);
     test_round_trip(buf, len);
+    test_encoded_head();
     test_zstd(buf, len);
     test_every_flip(buf, len);
     test_every_cut(buf, len);
