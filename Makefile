@@ -225,6 +225,10 @@ $(BUILD)/bench/reader_bench: bench/reader_bench.c $(READER_SO) $(READER_PC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -L$(BUILD)/lib -lshardpipe-reader -Wl,-rpath,$(abspath $(BUILD)/lib) -o $@
 
+$(BUILD)/bench/view_bench: bench/view_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 $(BUILD)/bench/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
@@ -236,7 +240,7 @@ $(BUILD)/bench/conv_algos: bench/conv_algos.c $(LIB)
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak \
-	    $(BUILD)/bench/conv_algos
+	    $(BUILD)/bench/conv_algos $(BUILD)/bench/view_bench
 	@bench/run.sh $(BUILD)
 
 # Python loaders side by side (bench/bench_loader.py): shardpipe.Loader, the

@@ -114,11 +114,12 @@ static int grow(uint8_t **p, size_t *cap, size_t need, sp_err *err)
     return 0;
 }
 
-/* Resizes the cw x ch crop in s->crop to out (size x size x 3), mirrored when flip. */
-static int resize_crop(sp_view_scratch *s, int cw, int ch, uint32_t size, int flip, uint8_t *out, sp_err *err)
+/* Resizes the cw x ch crop at in (rows stride bytes apart) to out (size x size x 3), mirrored when flip. */
+static int resize_crop(sp_view_scratch *s, const uint8_t *in, size_t stride, int cw, int ch, uint32_t size, int flip,
+                       uint8_t *out, sp_err *err)
 {
     int n = (int)size;
-    if (sp_resample(&s->resampler, s->crop, cw, ch, 3, n, n, 0, 0, n, n, SP_FILTER_BILINEAR, out))
+    if (sp_resample_rows(&s->resampler, in, stride, cw, ch, 3, n, n, 0, 0, n, n, SP_FILTER_BILINEAR, out))
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory resizing a %dx%d crop", cw, ch);
     if (flip) {
         for (int y = 0; y < n; y++) {
@@ -151,13 +152,9 @@ static int train_whole(const uint8_t *bytes, size_t n, uint32_t size, uint64_t s
     if (reason)
         return reject(err, reason);
     sp_view_train_box(s->img.w, s->img.h, seed, epoch, record, box);
-    size_t line = (size_t)box->w * 3;
-    if (grow(&s->crop, &s->cap_crop, line * (size_t)box->h, err))
-        return -1;
-    for (int y = 0; y < box->h; y++)
-        memcpy(s->crop + (size_t)y * line, s->img.pixels + ((size_t)(box->y + y) * s->img.w + (size_t)box->x) * 3,
-               line);
-    return resize_crop(s, box->w, box->h, size, box->flip, out, err);
+    size_t stride = (size_t)s->img.w * 3;
+    const uint8_t *in = s->img.pixels + (size_t)box->y * stride + (size_t)box->x * 3;
+    return resize_crop(s, in, stride, box->w, box->h, size, box->flip, out, err);
 }
 
 /* libjpeg's errors and warnings: a warning is damaged data (stop), but for
@@ -189,11 +186,12 @@ static void view_emit(j_common_ptr c, int level)
 /* Round-half-up of a / d for a >= 0: a source coordinate on the 1/d image. */
 static int scaled(int a, int d) { return (2 * a + d) / (2 * d); }
 
-/* The decode of one JPEG's crop, after its header: sets *whole when the file
- * needs formats/image.c's whole decode (CMYK, YCCK). Pixels into s->crop. */
-static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t seed,
-                      uint64_t epoch, uint64_t record, unsigned flags, sp_view_box *box, int *cw_out, int *ch_out,
-                      int *whole, sp_view_scratch *s, sp_err *err)
+/* The decode of one JPEG's crop, after its header: the crop's cw x ch pixels
+ * at *crop, rows *stride bytes apart (inside s->crop); or *whole set when
+ * the file needs formats/image.c's whole decode (CMYK, YCCK). */
+static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t seed, uint64_t epoch,
+                      uint64_t record, unsigned flags, sp_view_box *box, const uint8_t **crop, size_t *stride_out,
+                      int *cw_out, int *ch_out, int *whole, sp_view_scratch *s, sp_err *err)
 {
     jpeg_read_header(ci, TRUE);
     uint64_t W = ci->image_width, H = ci->image_height;
@@ -231,8 +229,9 @@ static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t
     if (x1 > ow || y1 > oh)
         return sp_fail(err, SP_EXIT_DATA, "corrupt: a %dx%d image decodes to %dx%d", (int)W, (int)H, ow, oh);
     int cw = x1 - x0, ch = y1 - y0;
-    /* the columns and rows decoded: the box and a margin for the upsampling context */
-    int m = SP_IMAGE_REGION_MARGIN;
+    /* the columns and rows decoded: the box, and a margin for the chroma
+     * upsampling's context when the chroma is subsampled */
+    int m = ci->max_h_samp_factor == 1 && ci->max_v_samp_factor == 1 ? 0 : SP_IMAGE_REGION_MARGIN;
     int dx0 = x0 - m < 0 ? 0 : x0 - m, dx1 = x1 + m > ow ? ow : x1 + m;
     int dy0 = y0 - m < 0 ? 0 : y0 - m;
     JDIMENSION xoff = 0, xw = (JDIMENSION)ow;
@@ -240,23 +239,25 @@ static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t
         xoff = (JDIMENSION)dx0, xw = (JDIMENSION)(dx1 - dx0);
         jpeg_crop_scanline(ci, &xoff, &xw); /* widened to whole iMCUs */
     }
-    size_t stride = (size_t)ci->output_width * 3, line = (size_t)cw * 3;
-    enum { BATCH = 16 };
-    if (grow(&s->rows, &s->cap_rows, stride * BATCH, err) || grow(&s->crop, &s->cap_crop, line * (size_t)ch, err))
+    /* the crop's rows decoded in place, rows stride bytes apart; the margin
+     * rows above it, and the last row when checking all, into s->rows */
+    size_t stride = (size_t)ci->output_width * 3;
+    if (grow(&s->rows, &s->cap_rows, stride, err) || grow(&s->crop, &s->cap_crop, stride * (size_t)ch, err))
         return -1;
     if (dy0 > 0)
         jpeg_skip_scanlines(ci, (JDIMENSION)dy0);
-    size_t left = (size_t)(x0 - (int)xoff) * 3;
+    while ((int)ci->output_scanline < y0) {
+        JSAMPROW row[1] = {s->rows};
+        jpeg_read_scanlines(ci, row, 1);
+    }
     while ((int)ci->output_scanline < y1) {
+        enum { BATCH = 16 }; /* several rows a call: fewer calls, the same pixels */
         JSAMPROW rows[BATCH];
         int first = (int)ci->output_scanline, k = y1 - first;
         k = k > BATCH ? BATCH : k;
         for (int i = 0; i < k; i++)
-            rows[i] = s->rows + (size_t)i * stride;
-        int got = (int)jpeg_read_scanlines(ci, rows, (JDIMENSION)k);
-        for (int i = 0; i < got; i++)
-            if (first + i >= y0)
-                memcpy(s->crop + (size_t)(first + i - y0) * line, s->rows + (size_t)i * stride + left, line);
+            rows[i] = s->crop + (size_t)(first - y0 + i) * stride;
+        jpeg_read_scanlines(ci, rows, (JDIMENSION)k);
     }
     if (flags & SP_VIEW_CHECK_ALL) {
         /* the rest entropy-decoded, so damage there is found; a skip to the
@@ -272,15 +273,17 @@ static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t
     } else {
         jpeg_abort_decompress(ci);
     }
+    *crop = s->crop + (size_t)(x0 - (int)xoff) * 3;
+    *stride_out = stride;
     *cw_out = cw, *ch_out = ch;
     return 0;
 }
 
-/* The JPEG part of the train view: the crop into s->crop (cw x ch), or
- * *whole set for a file that needs the whole decode. */
+/* The JPEG part of the train view: train_jpeg's crop, or *whole set for a
+ * file that needs the whole decode; libjpeg's errors and warnings caught. */
 static int train_jpeg_guarded(const uint8_t *bytes, size_t n, uint32_t size, uint64_t seed, uint64_t epoch,
-                              uint64_t record, unsigned flags, sp_view_box *box, int *cw, int *ch, int *whole,
-                              sp_view_scratch *s, sp_err *err)
+                              uint64_t record, unsigned flags, sp_view_box *box, const uint8_t **crop, size_t *stride,
+                              int *cw, int *ch, int *whole, sp_view_scratch *s, sp_err *err)
 {
     struct jpeg_decompress_struct ci;
     view_jerr e;
@@ -295,7 +298,7 @@ static int train_jpeg_guarded(const uint8_t *bytes, size_t n, uint32_t size, uin
     }
     jpeg_create_decompress(&ci);
     jpeg_mem_src(&ci, bytes, (unsigned long)n);
-    int rc = train_jpeg(&ci, size, seed, epoch, record, flags, box, cw, ch, whole, s, err);
+    int rc = train_jpeg(&ci, size, seed, epoch, record, flags, box, crop, stride, cw, ch, whole, s, err);
     jpeg_destroy_decompress(&ci);
     return rc;
 }
@@ -309,12 +312,14 @@ int sp_view_train_ex(const uint8_t *bytes, size_t n, uint32_t size, uint64_t see
         return sp_fail(err, SP_EXIT_SYSTEM, "view size %u is not in 1..%d", size, SP_VIEW_MAX_SIZE);
     if (sp_image_sniff(bytes, n) != SP_IMAGE_JPEG)
         return train_whole(bytes, n, size, seed, epoch, record, out, b, s, err);
+    const uint8_t *crop = NULL;
+    size_t stride = 0;
     int cw = 0, ch = 0, whole = 0;
-    if (train_jpeg_guarded(bytes, n, size, seed, epoch, record, flags, b, &cw, &ch, &whole, s, err))
+    if (train_jpeg_guarded(bytes, n, size, seed, epoch, record, flags, b, &crop, &stride, &cw, &ch, &whole, s, err))
         return -1;
     if (whole)
         return train_whole(bytes, n, size, seed, epoch, record, out, b, s, err);
-    return resize_crop(s, cw, ch, size, b->flip, out, err);
+    return resize_crop(s, crop, stride, cw, ch, size, b->flip, out, err);
 }
 
 int sp_view_train(const uint8_t *bytes, size_t n, uint32_t size, uint64_t seed, uint64_t epoch, uint64_t record,
