@@ -10,6 +10,14 @@
 
 #include "pipeline/resize.h"
 
+/* formats/image.h's options with the scratch's pixel limit. */
+static void image_opts(const sp_view_scratch *s, sp_image_opts *o)
+{
+    sp_image_opts_default(o);
+    if (s->max_pixels)
+        o->max_pixels = s->max_pixels;
+}
+
 void sp_view_scratch_free(sp_view_scratch *s)
 {
     if (!s)
@@ -147,7 +155,7 @@ static int train_whole(const uint8_t *bytes, size_t n, uint32_t size, uint64_t s
                        uint64_t record, uint8_t *out, sp_view_box *box, sp_view_scratch *s, sp_err *err)
 {
     sp_image_opts o;
-    sp_image_opts_default(&o);
+    image_opts(s, &o);
     int reason = sp_image_decode(bytes, n, &o, &s->img, err);
     if (reason)
         return reject(err, reason);
@@ -196,7 +204,7 @@ static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t
     jpeg_read_header(ci, TRUE);
     uint64_t W = ci->image_width, H = ci->image_height;
     sp_image_opts lim;
-    sp_image_opts_default(&lim);
+    image_opts(s, &lim);
     if (W == 0 || H == 0)
         return sp_fail(err, SP_EXIT_DATA, "corrupt: image of %llux%llu pixels", (unsigned long long)W,
                        (unsigned long long)H);
@@ -346,7 +354,7 @@ int sp_view_eval(const uint8_t *bytes, size_t n, uint32_t size, uint8_t *out, sp
     ro.filter = SP_FILTER_BILINEAR;
     ro.resize_to = (int)(size * 8 / 7); /* floor(size / 0.875) */
     sp_image_opts o;
-    sp_image_opts_default(&o);
+    image_opts(s, &o);
     o.region = eval_region;
     o.region_ctx = &ro;
     int reason = sp_image_decode(bytes, n, &o, &s->img, err);

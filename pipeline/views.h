@@ -12,9 +12,9 @@
  * always gives the same view, on any thread and in any order.
  * A JPEG is decoded at the largest libjpeg DCT scale-down (1/2, 1/4, 1/8)
  * that keeps both sides of the crop at least size, and only the crop's rows
- * and columns (and an 8-pixel margin) are decoded (jpeg_crop_scanline,
- * jpeg_skip_scanlines); the box is carried to the scaled image rounded to
- * whole pixels. The crop is resized to size x size with PIL's antialiased
+ * and columns (and, with subsampled chroma, an 8-pixel margin) are
+ * decoded (jpeg_crop_scanline, jpeg_skip_scanlines); the box is carried to
+ * the scaled image rounded to whole pixels. The crop is resized to size x size with PIL's antialiased
  * bilinear filter (formats/resample.h), as torchvision's default on PIL.
  * With no scale-down (SP_VIEW_FULL_SCALE, or a crop under 2 x size) the
  * result equals torchvision's on a PIL image of the same bytes with the same
@@ -48,6 +48,7 @@
 /* Reusable buffers of one thread's views; zero-initialise, then
  * sp_view_scratch_free. Grown as needed, never shared between threads. */
 typedef struct sp_view_scratch {
+    uint64_t max_pixels;   /* the source's width x height limit; 0: formats/image.h's default, 100 million */
     sp_image img;          /* a whole decode (eval, PNG, CMYK) */
     uint8_t *rows;         /* decoded rows of a partial JPEG decode */
     size_t cap_rows;
@@ -75,7 +76,7 @@ enum {
     SP_VIEW_CHECK_ALL = 2,  /* entropy-decode the whole JPEG, so damage anywhere is an error */
 };
 
-/* Limits: size in 1..4096; the source at most 100 megapixels (formats/image.h). */
+/* Limits: size in 1..4096; the source at most scratch->max_pixels. */
 #define SP_VIEW_MAX_SIZE 4096
 
 /* The train view of bytes[0..n) into out (size * size * 3 bytes, HWC).

@@ -248,6 +248,14 @@ static void test_damage(const uint8_t *jpeg, size_t n)
     CHECK(sp_view_train(jpeg, 3, size, 1, 0, 0, out, &s, &err) == -1 && starts(err.msg, "truncated: "), "%s", err.msg);
     memset(&err, 0, sizeof err);
     CHECK(sp_view_train(jpeg, n, 0, 1, 0, 0, out, &s, &err) == -1, "size 0 accepted");
+    /* over the scratch's pixel limit: refused from the header */
+    s.max_pixels = 320 * 240 - 1;
+    memset(&err, 0, sizeof err);
+    CHECK(sp_view_train(jpeg, n, size, 1, 0, 0, out, &s, &err) == -1 && starts(err.msg, "too-large: "), "train: %s",
+          err.msg);
+    memset(&err, 0, sizeof err);
+    CHECK(sp_view_eval(jpeg, n, size, out, &s, &err) == -1 && starts(err.msg, "too-large: "), "eval: %s", err.msg);
+    s.max_pixels = 320 * 240;
     /* the scratch still works after the failures */
     memset(&err, 0, sizeof err);
     CHECK(sp_view_train(jpeg, n, size, 1, 0, 0, out, &s, &err) == 0, "%s", err.msg);
