@@ -45,14 +45,16 @@
 #include "formats/image.h"
 #include "formats/resample.h"
 
-/* Reusable buffers of one thread's views; zero-initialise, then
- * sp_view_scratch_free. Grown as needed, never shared between threads. */
+/* Reusable buffers of one thread's views, and its pixel limit; zero-initialise
+ * (then set max_pixels if wanted), and end with sp_view_scratch_free, which
+ * leaves it zeroed (max_pixels too). Grown as needed, never shared between
+ * threads. */
 typedef struct sp_view_scratch {
     uint64_t max_pixels;   /* the source's width x height limit; 0: formats/image.h's default, 100 million */
     sp_image img;          /* a whole decode (eval, PNG, CMYK) */
-    uint8_t *rows;         /* decoded rows of a partial JPEG decode */
+    uint8_t *rows;         /* one decoded row dropped: the margin above a crop, the last row when checking all */
     size_t cap_rows;
-    uint8_t *crop;         /* the crop box, contiguous HWC */
+    uint8_t *crop;         /* the crop's rows as decoded (as wide as libjpeg's iMCU-aligned span), HWC */
     size_t cap_crop;
     sp_resampler resampler;
 } sp_view_scratch;

@@ -1,6 +1,7 @@
 /* The load-time views (pipeline/views.h) on JPEGs made here with libjpeg: the train view's draws (ranges, the
  * centre-crop fallback, the flip's rate), its reproducibility per (seed, epoch, record) across scratch buffers and
- * threads, the scaled decode against the full-scale one, grayscale, and damaged bytes named by their reason. */
+ * threads, the scaled decode against the full-scale one, grayscale, damaged bytes named by their reason, and
+ * sp_resample_rows (what the train view resizes with) against sp_resample of the part cut out. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,12 +265,47 @@ static void test_damage(const uint8_t *jpeg, size_t n)
     free(bad);
 }
 
+/* sp_resample_rows on a part of an image equals sp_resample on that part cut out, for every filter and level. */
+static void test_resample_rows(void)
+{
+    enum { W = 97, H = 71 };
+    static uint8_t img[H][W][3], part[60 * 50 * 3], a[64 * 64 * 3], b[64 * 64 * 3];
+    uint32_t v = 12345;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int k = 0; k < 3; k++)
+                v = v * 1103515245u + 12345u, img[y][x][k] = (uint8_t)((x * 3 + y * 2 + k * 40) + (v >> 28));
+    const int parts[][4] = {{13, 7, 60, 50}, {0, 0, 37, 21}, {37, 21, 60, 50}, {96 - 59, 70 - 49, 60, 50}};
+    const int outs[][2] = {{24, 24}, {64, 48}, {60, 17}};
+    int top = sp_resample_set_level(2);
+    for (int lv = 0; lv <= top; lv++) {
+        sp_resample_set_level(lv);
+        for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++)
+            for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+                for (int f = 0; f < SP_FILTER_COUNT; f++) {
+                    int x0 = parts[p][0], y0 = parts[p][1], pw = parts[p][2], ph = parts[p][3];
+                    int ow = outs[o][0], oh = outs[o][1];
+                    for (int y = 0; y < ph; y++)
+                        memcpy(part + (size_t)y * pw * 3, img[y0 + y][x0], (size_t)pw * 3);
+                    sp_resampler r1 = {0}, r2 = {0};
+                    int rc1 = sp_resample(&r1, part, pw, ph, 3, ow, oh, 0, 0, ow, oh, f, a);
+                    int rc2 = sp_resample_rows(&r2, img[y0][x0], sizeof img[0], pw, ph, 3, ow, oh, 0, 0, ow, oh, f, b);
+                    CHECK(rc1 == 0 && rc2 == 0 && !memcmp(a, b, (size_t)ow * oh * 3),
+                          "level %d %s: part %zu to %dx%d differs from the part cut out", lv, sp_filter_name(f), p, ow,
+                          oh);
+                    sp_resampler_free(&r1), sp_resampler_free(&r2);
+                }
+    }
+    sp_resample_set_level(top);
+}
+
 int main(void)
 {
     uint8_t *jpeg;
     size_t n;
     make_jpeg(320, 240, 3, &jpeg, &n);
     test_boxes();
+    test_resample_rows();
     test_reproducible(jpeg, n);
     test_scaled(jpeg, n);
     test_gray();
