@@ -9,7 +9,8 @@ against torchvision 0.14 on PIL (Debian python3-torchvision, python3-pil).
          and flips, every box inside the image and in the ranges, and for
          extreme aspect ratios the very centre crop torchvision falls back to.
   pixels the photo set of bench/benchlib.py make_set (real photographs) plus
-         grayscale, CMYK, PNG, tiny and very wide images: the eval view equals
+         grayscale, CMYK, PNG, progressive, 4:2:2 with restart markers, tiny,
+         very wide and large images: the eval view equals
          Resize(256) + CenterCrop(224) on PIL, and the full-scale train view
          equals crop + Resize((224, 224)) + hflip on PIL with the same box and
          flip, 0 difference; the scaled train view's mean difference from it is
@@ -122,11 +123,20 @@ def make_images(work):
         "tiny.jpg": (src.resize((61, 47), Image.LANCZOS), "JPEG", {"quality": 90}),
         "wide.jpg": (src.resize((1000, 150), Image.LANCZOS), "JPEG", {"quality": 90, "subsampling": 2}),
         "big.jpg": (src.resize((1400, 1050), Image.BICUBIC), "JPEG", {"quality": 90, "subsampling": 2}),
+        "progressive.jpg": (src, "JPEG", {"quality": 90, "subsampling": 2, "progressive": True}),
     }
     for name, (img, fmt, kw) in extra.items():
         path = os.path.join(work, name)
         img.save(path, fmt, **kw)
         files.append(path)
+    # restart markers every 2 MCU rows, 4:2:2 (cjpeg, libjpeg-turbo-progs; PIL 9 writes no restarts)
+    src.save(os.path.join(work, "src.ppm"))
+    path = os.path.join(work, "restarts.jpg")
+    with open(path, "wb") as f:
+        subprocess.run(["cjpeg", "-quality", "95", "-sample", "2x1", "-restart", "2",
+                        os.path.join(work, "src.ppm")], check=True, stdout=f)
+    assert open(path, "rb").read().count(b"\xff\xdd") == 1, "cjpeg wrote no restart interval"
+    files.append(path)
     return files
 
 

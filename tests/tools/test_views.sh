@@ -1,8 +1,8 @@
 # The load-time views against torchvision 0.14 on PIL (tests/ref/check_views.py): the train view's crop boxes
-# follow RandomResizedCrop.get_params' distribution and fallback; on real photographs (bench/benchlib.py make_set)
-# and grayscale, CMYK, PNG, tiny and wide images the eval view equals Resize(256) + CenterCrop(224) and the
-# full-scale train view equals crop + resize + flip at the same box, 0 difference; views are reproducible per
-# (seed, epoch, record); damaged bytes are an error naming the reason.
+# follow RandomResizedCrop.get_params' distribution and fallback; on real photographs (bench/benchlib.py
+# make_set) and grayscale, CMYK, PNG, progressive, restart-marker, tiny, wide and large images the eval view
+# equals Resize(256) + CenterCrop(224) and the full-scale train view equals crop + resize + flip at the same box,
+# 0 difference; views are reproducible per (seed, epoch, record); damaged bytes are an error naming the reason.
 . "$SP_ROOT/tests/tools/lib.sh"
 dump="$SP_BIN/../tests/view_dump"
 $PY "$SP_ROOT/tests/ref/check_views.py" "$dump" boxes . > boxes.txt || { cat boxes.txt; fail "boxes"; }
