@@ -40,7 +40,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
-           pipeline/resize.c pipeline/normalize.c pipeline/parallel.c \
+           pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
@@ -48,10 +48,11 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
 NN_SRC  := nn/rng.c nn/layers.c nn/dense.c nn/conv.c nn/pool.c nn/norm.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/metrics.c nn/train.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
-UNIT    := test_recstream test_idx test_h5zstd test_resample
-# checks that need fixtures made first: run by a tool test (tests/tools/test_nn.sh)
-UNIT_FIX := nn_reference
-FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels
+UNIT    := test_recstream test_idx test_h5zstd test_resample test_views
+# programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
+# the views dumped for the torchvision comparison (tests/tools/test_views.sh)
+UNIT_FIX := nn_reference view_dump
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -224,6 +225,10 @@ $(BUILD)/bench/reader_bench: bench/reader_bench.c $(READER_SO) $(READER_PC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -L$(BUILD)/lib -lshardpipe-reader -Wl,-rpath,$(abspath $(BUILD)/lib) -o $@
 
+$(BUILD)/bench/view_bench: bench/view_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 $(BUILD)/bench/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
@@ -235,7 +240,7 @@ $(BUILD)/bench/conv_algos: bench/conv_algos.c $(LIB)
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/tj_decode $(BUILD)/bench/reader_bench $(BUILD)/bench/fma_peak \
-	    $(BUILD)/bench/conv_algos
+	    $(BUILD)/bench/conv_algos $(BUILD)/bench/view_bench
 	@bench/run.sh $(BUILD)
 
 # Python loaders side by side (bench/bench_loader.py): shardpipe.Loader, the

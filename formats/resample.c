@@ -421,8 +421,14 @@ __attribute__((target("avx2"))) static void vertical_avx2(const uint8_t *src, si
 int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, int out_w, int out_h, int x0,
                 int y0, int w, int h, int filter, uint8_t *out)
 {
+    return sp_resample_rows(r, in, (size_t)in_w * (size_t)c, in_w, in_h, c, out_w, out_h, x0, y0, w, h, filter, out);
+}
+
+int sp_resample_rows(sp_resampler *r, const uint8_t *in, size_t in_stride, int in_w, int in_h, int c, int out_w,
+                     int out_h, int x0, int y0, int w, int h, int filter, uint8_t *out)
+{
     if (filter < 0 || filter >= SP_FILTER_COUNT || c < 1 || c > 4 || x0 < 0 || y0 < 0 || w < 1 || h < 1 ||
-        x0 + w > out_w || y0 + h > out_h || in_w < 1 || in_h < 1)
+        x0 + w > out_w || y0 + h > out_h || in_w < 1 || in_h < 1 || in_stride < (size_t)in_w * (size_t)c)
         return -1;
     int key[8] = {in_w, in_h, out_w, out_h, x0, y0, w * 16 + filter, h};
     if (memcmp(key, r->key, sizeof key)) {
@@ -442,7 +448,7 @@ int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, i
     /* the source rows the window's output rows read */
     int ybox_first = r->bounds_y[0], ybox_last = r->bounds_y[2 * (h - 1)] + r->bounds_y[2 * (h - 1) + 1];
     const uint8_t *src = in;
-    size_t stride = (size_t)in_w * (size_t)c;
+    size_t stride = in_stride;
     int yshift = 0;
     if (need_h) {
         int rows = ybox_last - ybox_first;

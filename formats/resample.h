@@ -47,6 +47,11 @@ void sp_resampler_free(sp_resampler *r);
 int sp_resample(sp_resampler *r, const uint8_t *in, int in_w, int in_h, int c, int out_w, int out_h, int x0,
                 int y0, int w, int h, int filter, uint8_t *out);
 
+/* sp_resample on rows in_stride bytes apart (>= in_w * c): a part of a
+ * larger image, resampled as if cut out first. Same bytes as sp_resample. */
+int sp_resample_rows(sp_resampler *r, const uint8_t *in, size_t in_stride, int in_w, int in_h, int c, int out_w,
+                     int out_h, int x0, int y0, int w, int h, int filter, uint8_t *out);
+
 /* The source pixels [box[0], box[2]) x [box[1], box[3]) that sp_resample
  * with these arguments reads: the union of the filter supports of the
  * window's outputs (all of a row or column with no pass in that direction

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes seed inputs for the fuzz targets with the project's own tools and
-# fixture generators: OUTDIR/recstream, OUTDIR/idx, OUTDIR/unpack, OUTDIR/image,
+# fixture generators: OUTDIR/recstream, OUTDIR/idx, OUTDIR/unpack, OUTDIR/image (and views),
 # OUTDIR/mat, OUTDIR/checkpoint.
 # usage: make_seeds.sh BUILD_DIR OUTDIR
 set -eu
@@ -32,6 +32,7 @@ img.save(f"{out}/rgb.png")
 img.convert("P").save(f"{out}/palette.png")
 img.convert("RGBA").save(f"{out}/rgba.png")
 X
+mkdir -p "$out/views" && cp "$out"/image/* "$out/views/"  # the load-time views read the same files
 /usr/bin/python3 "$root/tests/fixtures/make_ilsvrc.py" "$tmp/ilsvrc"
 cp "$tmp/ilsvrc/meta_plain.mat" "$out/mat/"
 tar -xzf "$tmp/ilsvrc/ILSVRC2012_devkit_t12.tar.gz" -O ILSVRC2012_devkit_t12/data/meta.mat > "$out/mat/meta_compressed.mat"
