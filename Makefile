@@ -5,8 +5,9 @@
 BUILD   ?= build
 CC      ?= cc
 PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
-# what libshardpipe-reader links: the reader alone, no fetching or decoding
-READER_PKGS := hdf5 libzstd jansson libxxhash
+# what libshardpipe-reader links: the reader, and the JPEG/PNG decoders of
+# encoded sets' views; no fetching or archives
+READER_PKGS := hdf5 libzstd jansson libxxhash libjpeg libpng
 # OpenBLAS built on OpenMP: the trainer shares batches out over OpenMP threads
 # and calls the gemms inside them, where this variant runs them single-threaded
 # in the same thread pool. (The pthread variant keeps idle workers of its own
@@ -68,14 +69,15 @@ PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 # libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
 # versioned shared library, built from what reading needs and nothing else
 # (linked with --no-undefined: a missing piece fails the link; it needs no
-# libcurl, libarchive, libcrypto, libpng or libjpeg of its own, though ldd
-# lists libcurl and libcrypto under Debian's libhdf5); every symbol but the
+# libcurl, libarchive or libcrypto of its own, though ldd lists libcurl and
+# libcrypto under Debian's libhdf5); every symbol but the
 # spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
 # variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
 # points into the build tree (rpath included); `make install` writes the
 # real one, relative to its prefix, with no rpath.
 READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c \
-              formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c
+              formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c \
+              pipeline/views.c pipeline/resize.c formats/image.c formats/resample.c
 READER_VERSION := 0.1.0
 READER_SONAME  := libshardpipe-reader.so.0
 READER_REAL    := $(BUILD)/lib/libshardpipe-reader.so.$(READER_VERSION)

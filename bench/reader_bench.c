@@ -1,11 +1,12 @@
 /* Reads epochs of a shard split through libshardpipe-reader and prints
  * "RECORDS BYTES SECONDS" (pixel bytes delivered to the caller) of the
  * fastest one.
- * usage: reader_bench DIR SPLIT BATCH shuffle|plain THREADS [EPOCHS]
+ * usage: reader_bench DIR SPLIT BATCH shuffle|plain THREADS [EPOCHS [train|eval SIZE]]
  * THREADS: the reader's threads (spr_iter_options.threads); "direct" is 0
  * and "prefetch" 1. EPOCHS (default 1): epochs in this process, each its
  * own iterator on the one open set, as a training loop runs them (the
- * later ones reuse the window buffers the set keeps). */
+ * later ones reuse the window buffers the set keeps). train|eval SIZE: the
+ * view an encoded set is decoded through (spr_iter_options.view, .size). */
 #define _POSIX_C_SOURCE 200809L
 #include <shardpipe/reader.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 6 && argc != 7)
+    if (argc != 6 && argc != 7 && argc != 9)
         return 2;
     char err[1024];
     spr_set *s = spr_open(argv[1], argv[2], err, sizeof err);
@@ -27,7 +28,11 @@ int main(int argc, char **argv)
     int epochs = argc == 7 ? atoi(argv[6]) : 1;
     spr_iter_options o = {.batch = batch, .seed = 1, .flags = !strcmp(argv[4], "shuffle") ? SPR_SHUFFLE : 0};
     o.threads = !strcmp(argv[5], "direct") ? 0 : !strcmp(argv[5], "prefetch") ? 1 : (uint32_t)atoi(argv[5]);
-    size_t rb = spr_record_bytes(s);
+    if (argc == 9) {
+        o.view = !strcmp(argv[7], "train") ? SPR_VIEW_TRAIN : SPR_VIEW_EVAL;
+        o.size = (uint32_t)atoi(argv[8]);
+    }
+    size_t rb = argc == 9 ? (size_t)o.size * o.size * 3 : spr_record_bytes(s);
     unsigned char *px = malloc(rb * batch);
     int32_t *labels = malloc(sizeof *labels * batch);
     unsigned long long records = 0;

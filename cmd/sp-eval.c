@@ -102,7 +102,7 @@ static int run(const options *o, sp_err *err)
             sp_fail(err, SP_EXIT_DATA, "%s: neither a test nor a val split (name one with --split)", dir);
         goto out;
     }
-    if (nn_data_open(&d, dir, split, batch, err))
+    if (nn_data_open_view(&d, dir, split, batch, (uint32_t)net->h, err)) /* encoded sets: the model's input size */
         goto out;
     if (net->c != (int)d.c || net->h != (int)d.h || net->w != (int)d.w || net->classes != d.classes) {
         sp_fail(err, SP_EXIT_DATA, "%s: a %s for %dx%dx%d inputs and %d classes; the %s split holds %ux%ux%u and %d",

@@ -203,6 +203,12 @@ int main(int argc, char **argv)
                  "the image size, then the flip); evaluation sees the\n"
                  "images as stored (default crop-flip for the resnets,\n"
                  "else none)"},
+        {"view-size", 0, SP_OPT_INT, &o.t.view_size, .min = 1, .max = 4096, .arg = "N",
+         .help = "encoded shards (JPEGs decoded at load): the side of\n"
+                 "the images the model sees; crop-flip is then the\n"
+                 "reader's RandomResizedCrop of the whole source image,\n"
+                 "evaluation its Resize(N/0.875) + CenterCrop(N)\n"
+                 "(default 224)"},
         {"crop-scale", 0, SP_OPT_CALL, &o.t.recipe.crop_scale, .call = set_float, .min = 0, .max = 1,
          .flags = SP_OPT_ABOVE_MIN, .arg = "X",
          .help = "crop-flip: the smallest crop area (default 0.08)"},

@@ -7,7 +7,13 @@
  * epoch reads the shards in an order and through a shuffle window both
  * permuted by its seed, with the reader's prefetch thread preparing the next
  * batch; memory stays at a few batches and one shard's chunk whatever the
- * dataset size. */
+ * dataset size.
+ *
+ * Encoded sets (JPEGs decoded at load) come through the reader's views at
+ * view_size x view_size x 3: a crop-flip training pass is the reader's
+ * train view (torchvision's RandomResizedCrop, scale (0.08, 1), + flip, on
+ * the whole source image), every other pass the eval view (Resize(size /
+ * 0.875) + CenterCrop(size)), a flip pass flipping that. */
 #ifndef SP_NN_DATA_H
 #define SP_NN_DATA_H
 
@@ -38,6 +44,7 @@ typedef struct nn_data {
     float crop_scale;         /* the smallest crop area, as a fraction */
     nn_rng aug_rng;           /* seeded per pass: the same augmentation on a rerun */
     float *scratch;           /* one image (C, H, W) */
+    int encoded;              /* the set holds encoded images: h = w = the view's size, c = 3 */
 } nn_data;
 
 /* The split a model is evaluated on: "test", else "val" (ImageNet has no
@@ -48,6 +55,10 @@ const char *nn_data_eval_split(const char *dir, sp_err *err);
 /* Opens dir's split for batches of at most batch records. 0 or -1 (err set,
  * naming dir and split, e.g. when the split is not there). */
 int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch, sp_err *err);
+/* The same, with the size an encoded set's views give (0: 224); pixel sets
+ * ignore it. */
+int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t batch, uint32_t view_size,
+                      sp_err *err);
 /* Starts a pass: shuffled by seed, or in manifest order; augment (enum
  * nn_augment) draws from a generator seeded by seed as well. Evaluation
  * passes use NN_AUG_NONE: the centre view, which is the stored image. */

@@ -167,14 +167,15 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     if (o->resume && resume_from(o, &r, epochs_json, &net, &opt, &start_epoch, &rng, err))
         goto out;
     uint32_t batch = r.batch;
-    if (nn_data_open(&tr, o->dir, "train", batch, err))
+    uint32_t view_size = net ? (uint32_t)net->h : (uint32_t)o->view_size; /* resumed: the model's own input size */
+    if (nn_data_open_view(&tr, o->dir, "train", batch, view_size, err))
         goto out;
     tr.crop_scale = r.crop_scale;
     const char *test_split = nn_data_eval_split(o->dir, err);
     if (err->code)
         goto out;
     if (test_split) {
-        if (nn_data_open(&te, o->dir, test_split, batch, err))
+        if (nn_data_open_view(&te, o->dir, test_split, batch, view_size, err))
             goto out;
         have_test = 1;
     }

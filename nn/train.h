@@ -72,6 +72,7 @@ typedef struct nn_train_options {
     int verify;              /* check the shards against their manifest first */
     int optimizer;           /* NN_SGD or NN_ADAM (new runs) */
     float momentum, weight_decay; /* new runs */
+    int view_size;           /* encoded sets: the views' side (0: 224; a resumed run: the checkpoint's input) */
     nn_recipe recipe;        /* new runs; a resumed run takes the checkpoint's */
     /* Callbacks (each may be NULL), all on the calling thread: */
     void (*on_start)(void *ctx, const nn_train_info *info);

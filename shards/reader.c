@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/recstream.h"
+#include "pipeline/views.h"
 #include "shards/manifest.h"
 #include "shards/shard.h"
 
@@ -44,7 +46,8 @@ struct spr_set {
     uint64_t count;
     uint32_t h, w, c;
     int dtype;
-    size_t record_bytes;
+    int kind;            /* SPR_PIXELS, or SPR_ENCODED: h, w the largest image of the first shard */
+    size_t record_bytes; /* pixel sets: a stored record; encoded sets: 0 (an iterator's view decides) */
     json_t *classes;
     double mean[4], std[4];
     int nnorm, applied;
@@ -106,6 +109,7 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
     sp_shard *first = sp_shard_open_nokeys(s->shards[0].path, &err);
     if (first) {
         sp_shard_shape(first, &s->h, &s->w, &s->c, &s->dtype);
+        s->kind = sp_shard_kind(first) == SP_KIND_ENCODED ? SPR_ENCODED : SPR_PIXELS;
         json_t *norm = json_object_get(sp_shard_meta(first), "normalize");
         json_t *mean = json_object_get(norm, "mean"), *std = json_object_get(norm, "std");
         if (json_array_size(mean) && json_array_size(mean) == json_array_size(std) && json_array_size(mean) <= 4) {
@@ -121,7 +125,8 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
     h5_leave();
     if (!first)
         goto fail;
-    s->record_bytes = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);
+    if (s->kind == SPR_PIXELS)
+        s->record_bytes = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);
     json_decref(m);
     return s;
 fail:
@@ -151,6 +156,7 @@ SPR_API const char *spr_error(const spr_set *s) { return s->error; }
 SPR_API uint64_t spr_count(const spr_set *s) { return s->count; }
 SPR_API int spr_dtype(const spr_set *s) { return s->dtype; }
 SPR_API size_t spr_record_bytes(const spr_set *s) { return s->record_bytes; }
+SPR_API int spr_kind(const spr_set *s) { return s->kind; }
 SPR_API int spr_num_classes(const spr_set *s) { return (int)json_array_size(s->classes); }
 
 SPR_API void spr_shape(const spr_set *s, uint32_t *h, uint32_t *w, uint32_t *c)
@@ -181,6 +187,15 @@ static sp_shard *open_shard(spr_set *s, size_t i, sp_err *err)
     uint32_t h, w, c;
     int dtype;
     sp_shard_shape(sh, &h, &w, &c, &dtype);
+    int kind = sp_shard_kind(sh) == SP_KIND_ENCODED ? SPR_ENCODED : SPR_PIXELS;
+    if (kind != s->kind) {
+        sp_fail(err, SP_EXIT_DATA, "%s: %s records, the first shard of the set holds %s ones", s->shards[i].path,
+                kind == SPR_ENCODED ? "encoded" : "pixel", s->kind == SPR_ENCODED ? "encoded" : "pixel");
+        sp_shard_close(sh);
+        return NULL;
+    }
+    if (kind == SPR_ENCODED) /* each encoded shard's shape is its own largest image's */
+        h = s->h, w = s->w;
     if (sp_shard_count(sh) != s->shards[i].count || h != s->h || w != s->w || c != s->c || dtype != s->dtype) {
         sp_fail(err, SP_EXIT_DATA, "%s: %llu records of %ux%ux%u, the manifest and the first shard say %llu of %ux%ux%u",
                 s->shards[i].path, (unsigned long long)sp_shard_count(sh), h, w, c,
@@ -210,6 +225,12 @@ SPR_API int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label)
     if (index >= s->count) {
         snprintf(s->error, sizeof s->error, "record %llu out of range (%llu records)", (unsigned long long)index,
                  (unsigned long long)s->count);
+        return -1;
+    }
+    if (s->kind == SPR_ENCODED) {
+        snprintf(s->error, sizeof s->error,
+                 "record %llu: the set holds encoded images: read them through an iterator with a view "
+                 "(spr_iter_options.view)", (unsigned long long)index);
         return -1;
     }
     size_t i = shard_of(s, index);
@@ -250,7 +271,7 @@ enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_FAILED };
 /* One shuffle window's records, filled by a filler, then handed out by the
  * caller in the order of perm. */
 typedef struct slot {
-    uint8_t *px; /* window x record_bytes */
+    uint8_t *px; /* window x the iterator's record bytes */
     int32_t *labels, *labels2;
     uint64_t *idx;
     uint32_t *perm;
@@ -259,15 +280,23 @@ typedef struct slot {
     sp_err err;
 } slot;
 
-/* A thread's (or the caller's) open shard: each filler reads its own. */
+/* A thread's (or the caller's) open shard, and for encoded sets its read
+ * buffers and decoder scratch: each filler has its own. */
 typedef struct filler {
     struct spr_iter *it;
     sp_shard *sh;
     size_t shard;
+    uint8_t *bytes; /* encoded records as read */
+    size_t bytes_cap;
+    uint64_t *offsets, *sums; /* window + 1 and window entries */
+    sp_view_scratch scratch;
 } filler;
 
 struct spr_iter {
     spr_set *s;
+    size_t rb; /* bytes of a record as handed out: the stored record, or the view's size x size x 3 */
+    int view;  /* SPR_VIEW_* */
+    uint32_t size;
     uint32_t batch_size, window;
     int flags;
     uint64_t seed;
@@ -309,10 +338,47 @@ static void draw_perm(const spr_iter *it, uint64_t j, uint32_t *perm, uint32_t n
 /* Reads window j (stream records [j*window, ...)) into sl with f's shard
  * handles; 0 or -1 with sl->err. Runs without the iterator's mutex: the
  * slot is the filler's alone while it is SLOT_FILLING. */
+/* Records [first, first + n) of f's open encoded shard, decoded through
+ * the iterator's view into out (n x it->rb), labels into the slot's arrays
+ * at `at`. The bytes are read (and their checksums) under the HDF5 lock,
+ * checked and decoded outside it. 0 or -1 with err naming the shard and
+ * record. */
+static int decode_records(spr_iter *it, filler *f, uint64_t first, uint64_t n, slot *sl, uint64_t at, sp_err *err)
+{
+    const char *path = it->s->shards[f->shard].path;
+    uint64_t need = sp_shard_encoded_size(f->sh, first, n);
+    if (need > f->bytes_cap) {
+        uint8_t *grown = realloc(f->bytes, (size_t)need);
+        if (!grown)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory for %llu bytes of encoded images",
+                           (unsigned long long)need);
+        f->bytes = grown, f->bytes_cap = (size_t)need;
+    }
+    h5_enter();
+    sp_shard_set_verify(f->sh, 0); /* checked below, outside the lock */
+    int rc = sp_shard_read_encoded(f->sh, first, n, f->bytes, f->offsets, NULL, NULL, sl->labels + at,
+                                   sl->labels2 + at, f->sums, err);
+    h5_leave();
+    if (rc || sp_shard_check_encoded(f->sh, first, n, f->bytes, f->sums, err))
+        return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *b = f->bytes + f->offsets[i];
+        size_t len = (size_t)(f->offsets[i + 1] - f->offsets[i]);
+        uint8_t *out = sl->px + (at + i) * it->rb;
+        uint64_t record = it->s->shards[f->shard].first + first + i; /* its index in the set */
+        sp_err e = {0};
+        int bad = it->view == SPR_VIEW_TRAIN ? sp_view_train(b, len, it->size, it->seed, 0, record, out, &f->scratch, &e)
+                                             : sp_view_eval(b, len, it->size, out, &f->scratch, &e);
+        if (bad)
+            return sp_fail(err, e.code, "%s: record %llu: %s", path, (unsigned long long)(first + i), e.msg);
+    }
+    return 0;
+}
+
 static int fill_window(spr_iter *it, filler *f, slot *sl, uint64_t j)
 {
     spr_set *s = it->s;
-    size_t rb = s->record_bytes;
+    size_t rb = it->rb;
     uint64_t a = j * it->window, b = a + it->window < it->records ? a + it->window : it->records;
     size_t k = 0;
     while (k + 1 < it->nsegs && it->segs[k + 1].at <= a)
@@ -330,11 +396,16 @@ static int fill_window(spr_iter *it, filler *f, slot *sl, uint64_t j)
         if (!f->sh && (f->sh = open_shard(s, g->shard, &sl->err)))
             f->shard = g->shard;
         h5_leave();
-        h5_enter();
-        rc = !f->sh ? -1
-                    : sp_shard_read(f->sh, g->start + off, cnt, sl->px + (pos - a) * rb, sl->labels + (pos - a),
-                                    sl->labels2 + (pos - a), NULL, &sl->err);
-        h5_leave();
+        if (!f->sh)
+            return -1;
+        if (s->kind == SPR_ENCODED) {
+            rc = decode_records(it, f, g->start + off, cnt, sl, pos - a, &sl->err);
+        } else {
+            h5_enter();
+            rc = sp_shard_read(f->sh, g->start + off, cnt, sl->px + (pos - a) * rb, sl->labels + (pos - a),
+                               sl->labels2 + (pos - a), NULL, &sl->err);
+            h5_leave();
+        }
         if (rc)
             return -1;
         for (uint64_t i = 0; i < cnt; i++)
@@ -436,10 +507,26 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
         snprintf(s->error, sizeof s->error, "%u threads: at most %d", o.threads, SPR_MAX_THREADS);
         return NULL;
     }
+    size_t rb = s->record_bytes;
+    if (s->kind == SPR_ENCODED) {
+        if (o.view != SPR_VIEW_TRAIN && o.view != SPR_VIEW_EVAL) {
+            snprintf(s->error, sizeof s->error,
+                     "the set holds encoded images: choose a view (SPR_VIEW_TRAIN or SPR_VIEW_EVAL) and a size");
+            return NULL;
+        }
+        if (o.size < 1 || o.size > SP_VIEW_MAX_SIZE) {
+            snprintf(s->error, sizeof s->error, "view size %u: not in 1..%d", o.size, SP_VIEW_MAX_SIZE);
+            return NULL;
+        }
+        rb = (size_t)o.size * o.size * 3;
+    } else if (o.view != SPR_VIEW_STORED) {
+        snprintf(s->error, sizeof s->error, "the set holds pixels as stored: views are for encoded sets");
+        return NULL;
+    }
     uint32_t batch_size = o.batch ? o.batch : 1, window = o.window_records;
     if (window == 0) { /* 16 batches, but not over 32 MiB of records: the shards are
                         * shuffled when written */
-        uint64_t cap = (32ull << 20) / (s->record_bytes ? s->record_bytes : 1);
+        uint64_t cap = (32ull << 20) / rb;
         window = 16 * batch_size;
         if (window > cap)
             window = (uint32_t)cap;
@@ -452,6 +539,9 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
         return NULL;
     }
     it->s = s;
+    it->rb = rb;
+    it->view = o.view;
+    it->size = o.size;
     it->batch_size = batch_size;
     it->window = window;
     it->flags = o.flags;
@@ -469,7 +559,7 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     int ok = order && it->segs && it->slots && it->fillers && it->threads;
     for (uint32_t i = 0; ok && i < it->nslots; i++) {
         slot *sl = &it->slots[i];
-        sl->px = take_buffer(s, (size_t)window * s->record_bytes);
+        sl->px = take_buffer(s, (size_t)window * rb);
         sl->labels = malloc((size_t)window * sizeof *sl->labels);
         sl->labels2 = malloc((size_t)window * sizeof *sl->labels2);
         sl->idx = malloc((size_t)window * sizeof *sl->idx);
@@ -510,8 +600,20 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     uint64_t skip = o.skip_records < it->records ? o.skip_records : it->records;
     it->cur = it->next_fill = it->released = skip / window;
     it->start_pos = (uint32_t)(skip % window);
-    for (uint32_t i = 0; i < (o.threads ? o.threads : 1); i++)
-        it->fillers[i].it = it;
+    for (uint32_t i = 0; ok && i < (o.threads ? o.threads : 1); i++) {
+        filler *f = &it->fillers[i];
+        f->it = it;
+        if (s->kind == SPR_ENCODED) {
+            f->offsets = malloc(((size_t)window + 1) * sizeof *f->offsets);
+            f->sums = malloc((size_t)window * sizeof *f->sums);
+            ok = f->offsets && f->sums;
+        }
+    }
+    if (!ok) {
+        snprintf(s->error, sizeof s->error, "out of memory for %u records' offsets", window);
+        spr_iter_free(it);
+        return NULL;
+    }
     for (uint32_t i = 0; i < o.threads; i++) {
         if (pthread_create(&it->threads[i], NULL, filler_main, &it->fillers[i])) {
             snprintf(s->error, sizeof s->error, "cannot start a reader thread");
@@ -571,10 +673,12 @@ static void release_window(spr_iter *it)
     pthread_mutex_unlock(&it->mu);
 }
 
+SPR_API size_t spr_iter_record_bytes(const spr_iter *it) { return it->rb; }
+
 SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
                                uint32_t *n)
 {
-    size_t rb = it->s->record_bytes;
+    size_t rb = it->rb;
     uint32_t got = 0;
     int st = 0;
     if (it->error_sticky) {
@@ -634,11 +738,18 @@ SPR_API void spr_iter_free(spr_iter *it)
     for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++)
         sp_shard_close(it->fillers[i].sh);
     h5_leave();
+    for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++) {
+        filler *f = &it->fillers[i];
+        free(f->bytes);
+        free(f->offsets);
+        free(f->sums);
+        sp_view_scratch_free(&f->scratch);
+    }
     pthread_mutex_destroy(&it->mu);
     pthread_cond_destroy(&it->cv);
     for (uint32_t i = 0; it->slots && i < it->nslots; i++) {
         slot *sl = &it->slots[i];
-        give_buffer(it->s, sl->px, (size_t)it->window * it->s->record_bytes);
+        give_buffer(it->s, sl->px, (size_t)it->window * it->rb);
         free(sl->labels);
         free(sl->labels2);
         free(sl->idx);
@@ -653,6 +764,11 @@ SPR_API void spr_iter_free(spr_iter *it)
 
 SPR_API int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out)
 {
+    return spr_normalize_hw(s, pixels, n, s->h, s->w, out);
+}
+
+SPR_API int spr_normalize_hw(spr_set *s, const void *pixels, uint64_t n, uint32_t h, uint32_t w, float *out)
+{
     if (s->dtype != SPR_UINT8 || s->c > 4) {
         snprintf(s->error, sizeof s->error, "spr_normalize: the records are not uint8 of at most 4 channels");
         return -1;
@@ -663,7 +779,7 @@ SPR_API int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out
             double x = v / 255.0;
             table[c][v] = (float)((int)c < s->nnorm ? (x - s->mean[c]) / s->std[c] : x);
         }
-    size_t hw = (size_t)s->h * s->w, nc = s->c;
+    size_t hw = (size_t)h * w, nc = s->c;
     const uint8_t *px = pixels;
     for (uint64_t r = 0; r < n; r++, px += hw * nc, out += hw * nc)
         for (size_t c = 0; c < nc; c++) {

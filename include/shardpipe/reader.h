@@ -78,12 +78,30 @@ int spr_normalization(const spr_set *s, double *mean, double *std, int *applied)
  * (x/255 - mean[c]) / std[c] with spr_normalization's values, x/255 for a
  * channel it has none for. 0, or -1 (spr_error) when the set is not uint8. */
 int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out);
+/* The same for records of h x w (a view's size x size) and the set's C. */
+int spr_normalize_hw(spr_set *s, const void *pixels, uint64_t n, uint32_t h, uint32_t w, float *out);
 
 /* Random access: record index (0 .. count-1, in manifest order) into pixels
  * (spr_record_bytes) and *label. 0 or -1. */
 int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label);
 
 enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2 };
+
+/* What a set's records hold (spr_kind): pixels as stored, or encoded images
+ * (JPEG/PNG bytes as shipped or re-encoded: sp-decode --encoded), which an
+ * iterator decodes through a view. spr_shape of an encoded set gives the
+ * first shard's largest image, spr_record_bytes 0, and spr_read refuses. */
+enum { SPR_PIXELS = 0, SPR_ENCODED = 1 };
+int spr_kind(const spr_set *s);
+/* Views of encoded images, decoded on the iterator's threads into size x
+ * size x 3 uint8 (pipeline/views.h of the source tree tells the details):
+ *  SPR_VIEW_TRAIN: torchvision's RandomResizedCrop(size, scale (0.08, 1),
+ *    ratio (3/4, 4/3)) + horizontal flip, drawn from (seed, record index):
+ *    the same epoch seed gives the same crops, on any thread count;
+ *  SPR_VIEW_EVAL: Resize(size / 0.875) + CenterCrop(size), equal to
+ *    torchvision's on PIL, antialiased.
+ * SPR_VIEW_STORED (0) is the only view of a pixel set. */
+enum { SPR_VIEW_STORED = 0, SPR_VIEW_TRAIN = 1, SPR_VIEW_EVAL = 2 };
 
 /* One pass (epoch) over the set in batches. With SPR_SHUFFLE the shard order
  * and the records (through a shuffle window) are permuted by seed; with
@@ -108,12 +126,17 @@ typedef struct spr_iter_options {
     uint64_t skip_records;   /* a resume: start after this many of the part's records */
     uint32_t threads;        /* reader threads filling windows ahead of the caller, 0 to SPR_MAX_THREADS;
                               * 0 = the caller reads each window when it needs it */
+    int view;                /* SPR_VIEW_*: encoded sets need TRAIN or EVAL */
+    uint32_t size;           /* the view's side, 1..4096 (encoded sets) */
 } spr_iter_options;
 #define SPR_MAX_THREADS 64
 /* The iterator opts describes (opts_size = sizeof *opts); NULL with
  * spr_error when part >= nparts, too many threads, or out of memory.
  * spr_iter_new_part is this with threads = 1 under SPR_PREFETCH, else 0. */
 spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_size);
+/* Bytes of one record as the iterator hands it out: spr_record_bytes, or
+ * size x size x 3 for a view. */
+size_t spr_iter_record_bytes(const spr_iter *it);
 /* Records the iterator's part holds in one epoch (skipped ones included). */
 uint64_t spr_iter_records(const spr_iter *it);
 /* Fills up to batch records; returns the number (n, also in *n), 0 at the end

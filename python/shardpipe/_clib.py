@@ -31,7 +31,8 @@ class IterOptions(ctypes.Structure):
     """spr_iter_options (include/shardpipe/reader.h), field for field."""
     _fields_ = [("batch", ctypes.c_uint32), ("seed", ctypes.c_uint64), ("flags", ctypes.c_int),
                 ("window_records", ctypes.c_uint32), ("part", ctypes.c_uint32), ("nparts", ctypes.c_uint32),
-                ("skip_records", ctypes.c_uint64), ("threads", ctypes.c_uint32)]
+                ("skip_records", ctypes.c_uint64), ("threads", ctypes.c_uint32), ("view", ctypes.c_int),
+                ("size", ctypes.c_uint32)]
 
 
 def _declare(l):
@@ -50,6 +51,8 @@ def _declare(l):
         ("spr_normalization", c.c_int, [P, c.POINTER(c.c_double), c.POINTER(c.c_double), c.POINTER(c.c_int)]),
         ("spr_read", c.c_int, [P, u64, c.c_void_p, i32p]),
         ("spr_normalize", c.c_int, [P, c.c_void_p, u64, c.c_void_p]),
+        ("spr_normalize_hw", c.c_int, [P, c.c_void_p, u64, u32, u32, c.c_void_p]),
+        ("spr_kind", c.c_int, [P]),
         ("spr_iter_new_part", P, [P, u32, u64, c.c_int, u32, u32, u32, u64]),
         ("spr_iter_open", P, [P, c.POINTER(IterOptions), c.c_size_t]),
         ("spr_iter_records", u64, [P]),
@@ -76,7 +79,7 @@ def lib():
                 continue
             try:
                 loaded = ctypes.CDLL(path)
-                getattr(loaded, "spr_iter_open")
+                getattr(loaded, "spr_normalize_hw")
             except (OSError, AttributeError) as e:
                 tried.append(f"{path}: {e}")
                 continue

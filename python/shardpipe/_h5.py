@@ -134,6 +134,10 @@ class ShardDataset:
         self._handles = {}
         # normalization parameters from the first shard (all shards of a set share them)
         with h5py.File(os.path.join(directory, self.files[0]), "r") as h:
+            if "encoded" in h:
+                raise ValueError(f"{directory}: the shards hold encoded images (JPEG bytes), which ShardDataset "
+                                 "does not decode: use shardpipe.Loader or ShardIterableDataset (view='train' "
+                                 "or 'eval')")
             self.shape = tuple(int(v) for v in h.attrs["shape"])
             self.dtype = h["images"].dtype
             self.mean = np.asarray(h.attrs["norm_mean"], np.float64) if "norm_mean" in h.attrs else None

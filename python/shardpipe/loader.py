@@ -12,6 +12,8 @@ __all__ = ["Loader", "load_data", "default_rank_world", "epoch_seed", "Reader"]
 
 _DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
 SPR_SHUFFLE = 1
+SPR_ENCODED = 1
+VIEWS = {"train": 1, "eval": 2}
 
 
 def default_rank_world(rank=None, world_size=None):
@@ -74,6 +76,7 @@ class Reader:
         self.shape = (h.value, w.value, c.value)
         self.dtype = np.dtype(_DTYPES[L.spr_dtype(s)])
         self.count = int(L.spr_count(s))
+        self.encoded = L.spr_kind(s) == SPR_ENCODED
         self.record_bytes = int(L.spr_record_bytes(s))
         self.classes = [L.spr_class_name(s, i).decode() for i in range(L.spr_num_classes(s))]
         mean, std, applied = (ctypes.c_double * 4)(), (ctypes.c_double * 4)(), ctypes.c_int()
@@ -104,23 +107,25 @@ class Reader:
         return image, label.value
 
     def iterate(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0,
-                 buffers=None):
+                 buffers=None, view=None, size=0):
         """Batches (images n x H x W x C as stored, labels int32, labels2 int32
         (-1 where the set has none), indices uint64)
         of part `part` of `nparts` of the epoch the C reader gives for seed,
         after skip_records, read by `threads` reader threads (0: in this
         thread). The images array comes from `buffers` (a _Buffers: reused once
-        nobody holds it), else fresh; the other three are fresh."""
+        nobody holds it), else fresh; the other three are fresh. An encoded
+        set's images are decoded through view ("train" or "eval") at size x
+        size x 3."""
         L = lib()
         o = IterOptions(batch=batch_size, seed=seed, flags=SPR_SHUFFLE if shuffle else 0,
                         window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
-                        threads=threads)
+                        threads=threads, view=VIEWS[view] if self.encoded else 0, size=size)
         it = L.spr_iter_open(self.handle(), ctypes.byref(o), ctypes.sizeof(o))
         if not it:
             raise self.error(f"{self.directory} {self.split}")
         try:
             n = ctypes.c_uint32()
-            shape = (batch_size,) + self.shape
+            shape = (batch_size,) + (self.view_shape(size) if self.encoded else self.shape)
             while True:
                 px = buffers.get(shape, self.dtype) if buffers else np.empty(shape, self.dtype)
                 labels = np.empty(batch_size, np.int32)
@@ -136,6 +141,10 @@ class Reader:
         finally:
             L.spr_iter_free(it)
 
+    def view_shape(self, size):
+        """An encoded set's images as a view gives them."""
+        return (size, size, 3)
+
     def part_records(self, part, nparts):
         """Records part `part` of `nparts` gets in every epoch."""
         per, extra = divmod(self.count, nparts)
@@ -143,11 +152,12 @@ class Reader:
 
     def keys(self):
         """Every record's key, in manifest order (through h5py: read before any iterator starts)."""
-        from ._h5 import ShardDataset
+        from ._h5 import _add_plugin_dir, load_manifest
         import h5py
-        ds = ShardDataset(self.directory, self.split, normalize=False)
+        _add_plugin_dir(None)
+        files = [s["file"] for s in load_manifest(self.directory)["shards"] if s["split"] == self.split]
         out = []
-        for f in ds.files:
+        for f in files:
             with h5py.File(os.path.join(self.directory, f), "r") as h:
                 out.extend(k.decode() for k in h["keys"][:])
         return np.array(out, dtype=object)
@@ -169,13 +179,12 @@ def _normalizer(reader, buffers=None):
     floats stored already normalized are only transposed. Its outputs come
     from buffers (a _Buffers) when given."""
     if reader.dtype == np.uint8:
-        h, w, c = reader.shape
-
-        def norm(px):  # in C (spr_normalize): one table lookup a value, the GIL released
-            shape = (px.shape[0], c, h, w)
+        def norm(px):  # in C (spr_normalize_hw): one table lookup a value, the GIL released
+            n, h, w, c = px.shape
+            shape = (n, c, h, w)
             out = buffers.get(shape, np.float32) if buffers else np.empty(shape, np.float32)
             px = np.ascontiguousarray(px)
-            if lib().spr_normalize(reader.handle(), px.ctypes.data, px.shape[0], out.ctypes.data):
+            if lib().spr_normalize_hw(reader.handle(), px.ctypes.data, n, h, w, out.ctypes.data):
                 raise reader.error("normalize")
             return out
         return norm
@@ -207,6 +216,14 @@ class Loader:
     Memory: threads + 1 windows in C, plus at most 3 batches kept for reuse
     here (and those the caller holds).
 
+    Encoded sets (sp-decode --encoded: JPEGs as shipped or re-encoded) are
+    decoded on the reader's threads through a view, size x size x 3 uint8:
+    view="train" (the default for the train split) is torchvision's
+    RandomResizedCrop(size) + horizontal flip, drawn from (seed, epoch,
+    record): the same epoch gives the same crops; view="eval" (the default
+    for other splits) is Resize(size / 0.875) + CenterCrop(size). Pixel
+    sets ignore view and size.
+
     threads: the reader's threads, each decompressing whole windows ahead of
     the caller in parallel (default: the CPUs this process may use, at most
     4); 0 reads in the caller's thread. The batches are the same for every
@@ -219,12 +236,17 @@ class Loader:
 
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
-                 window_records=0, return_label2=False):
+                 window_records=0, return_label2=False, view=None, size=224):
         if threads is None:
             threads = min(4, len(os.sched_getaffinity(0)))
         if batch_size < 1 or not 0 <= threads <= 64:
             raise ValueError("batch_size >= 1 and threads 0..64")
         self.reader = Reader(directory, split)
+        if view is None:
+            view = "train" if split == "train" else "eval"
+        if view not in VIEWS or not 1 <= size <= 4096:
+            raise ValueError(f"view 'train' or 'eval' and size 1..4096, not {view!r} and {size}")
+        self.view, self.size = view, int(size)
         self.rank, self.world_size = default_rank_world(rank, world_size)
         self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
         self.normalize, self.as_torch, self.threads, self.window_records = normalize, as_torch, threads, window_records
@@ -264,7 +286,7 @@ class Loader:
         self._start, self._done = 0, start
         batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads,
                                       self.rank, self.world_size, start * self.batch_size, self.window_records,
-                                      self._buffers)
+                                      self._buffers, self.view, self.size)
         done = start
         try:
             for px, labels, labels2, idx in batches:
