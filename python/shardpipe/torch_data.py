@@ -19,13 +19,18 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
     pil=True), or CHW float32 normalized with normalize=True; then transform.
     label: an int, then target_transform. set_epoch(e) in the main process
     chooses the next epoch's order (workers get a copy of the dataset at
-    each DataLoader iteration)."""
+    each DataLoader iteration). Encoded sets come decoded through view
+    ("train": RandomResizedCrop(size) + flip; "eval": Resize(size / 0.875) +
+    CenterCrop(size); by default "train" for the train split, else "eval"),
+    as shardpipe.Loader's."""
 
     def __init__(self, directory, split="train", shuffle=True, seed=0, rank=None, world_size=None,
                  transform=None, target_transform=None, normalize=False, pil=False, return_keys=False,
-                 chunk_records=64, window_records=0):
+                 chunk_records=64, window_records=0, view=None, size=224):
         super().__init__()
         self.reader = Reader(directory, split)
+        self.view = view if view is not None else "train" if split == "train" else "eval"
+        self.size = int(size)
         self.rank, self.world_size = default_rank_world(rank, world_size)
         self.shuffle, self.seed, self.epoch = shuffle, int(seed), 0
         self.transform, self.target_transform = transform, target_transform
@@ -48,7 +53,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
             from PIL import Image
         for px, labels, _, idx in self.reader.iterate(self.chunk_records, epoch_seed(self.seed, self.epoch),
                                                    self.shuffle, 0, self.rank * workers + worker,
-                                                   self.world_size * workers, 0, self.window_records):
+                                                   self.world_size * workers, 0, self.window_records,
+                                                   view=self.view, size=self.size):
             images = norm(px) if norm else px
             for i in range(len(labels)):
                 image, label = images[i], int(labels[i])

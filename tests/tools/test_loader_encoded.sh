@@ -55,6 +55,19 @@ for k in (1, 4):
     R.load_state_dict(L.state_dict())
     assert same([(x.copy(), y.copy()) for x, y in R], a[k:]), f"resume after batch {k} differs"
 print("train view: equal on 0, 1 and 3 threads; a seed repeats; epochs differ; resume after 1 and 4 exact")
+
+# ShardIterableDataset through a DataLoader: every record once, through the view; ShardDataset refuses
+import torch
+ds = shardpipe.ShardIterableDataset("enc", size=48, return_keys=True)
+dl = torch.utils.data.DataLoader(ds, batch_size=5, num_workers=2)
+keys = [k for x, y, ks in dl for k in ks]
+assert len(keys) == len(set(keys)) == 40 and x.shape[1:] == (48, 48, 3), (len(keys), x.shape)
+try:
+    shardpipe.ShardDataset("enc")
+    raise SystemExit("ShardDataset read an encoded set")
+except ValueError as e:
+    assert "encoded images" in str(e), e
+print("ShardIterableDataset: 40 keys once through 2 workers; ShardDataset refuses encoded shards")
 X
 
 # a flipped byte inside an encoded image: named by shard and record
