@@ -60,8 +60,9 @@ print("train view: equal on 0, 1 and 3 threads; a seed repeats; epochs differ; r
 import torch
 ds = shardpipe.ShardIterableDataset("enc", size=48, return_keys=True)
 dl = torch.utils.data.DataLoader(ds, batch_size=5, num_workers=2)
-keys = [k for x, y, ks in dl for k in ks]
-assert len(keys) == len(set(keys)) == 40 and x.shape[1:] == (48, 48, 3), (len(keys), x.shape)
+batches = list(dl)
+keys = [k for _, _, ks in batches for k in ks]
+assert len(keys) == len(set(keys)) == 40 and all(b[0].shape[1:] == (48, 48, 3) for b in batches), len(keys)
 try:
     shardpipe.ShardDataset("enc")
     raise SystemExit("ShardDataset read an encoded set")
