@@ -45,9 +45,6 @@ rm PB/1
 # 3. the same command again, killed (every process of its session: parallel
 # gives each part a process group of its own) once the rerun part 1 (the only
 # one) finished its first shard, as a machine that goes down
-SP_WRITER_PAUSE=shard-finished setsid "${RUN[@]}" -w PB -o B -- "${CONVERT[@]}" > killed.out 2>&1 &
-run=$!
-[ "$(ps -o sid= -p "$run" | tr -d ' ')" = "$run" ] || fail "the run is not a session of its own"
 kill_session() { # SIGKILL to each process of the run's session, by PID, until none is left
     local i=0
     while pids=$(ps -o pid= -s "$run") && [ -n "$pids" ]; do
@@ -56,12 +53,21 @@ kill_session() { # SIGKILL to each process of the run's session, by PID, until n
         sleep 0.1
     done
 }
+SP_WRITER_PAUSE=shard-finished setsid "${RUN[@]}" -w PB -o B -- "${CONVERT[@]}" > killed.out 2>&1 &
+run=$!
+trap 'kill -KILL "$run" 2> /dev/null; kill_session 2> /dev/null' EXIT # (its paused part would wait for ever)
+i=0 # (until setsid has made it a session leader: ps shows the shell's session before)
+until [ "$(ps -o sid= -p "$run" | tr -d ' ')" = "$run" ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "the run is not a session of its own"
+    sleep 0.05
+done
 i=0
 until [ -e PB/1/.sp-pause-shard-finished ]; do
     i=$((i + 1)); [ $i -lt 600 ] || { kill_session; fail "the rerun of part 1 did not finish a shard in 60 s"; }
     sleep 0.1
 done
 kill_session
+trap - EXIT
 st=0; wait "$run" || st=$?
 [ "$st" = 137 ] || fail "the killed run ended with status $st"
 [ ! -e PB/1/manifest.json ] && ls PB/1/.sp-done-train-* > /dev/null || fail "the killed part left: $(ls -A PB/1)"
