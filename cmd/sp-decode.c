@@ -28,7 +28,14 @@ static const char about[] =
     "An image that cannot be decoded or labelled is rejected: a warning on stderr\n"
     "and the run goes on (status 1); records in = records out + records rejected.\n"
     "Records that are already pixels pass through; other files are skipped and\n"
-    "reported.\n";
+    "reported (and logged in --rejects).\n"
+    "With --labels-from dirs, images are labelled by their class directory, as\n"
+    "torchvision's ImageFolder does (train/cat/1.jpg, cat/kitten/2.jpg: class cat);\n"
+    "the classes are those of --classes (plain names), else the class directories\n"
+    "sp-unpack found in the tree (sorted, empty ones included), else the classes in\n"
+    "the order they are first seen. A top-level train/, val/ or test/ directory\n"
+    "names the split; --val-fraction sends a stable share of the rest to val.\n"
+    "A run that reads records but writes none is an error unless --allow-empty.\n";
 
 /* --resize-mode, --resize-filter, --resize-to, --pad-value into the sp_resize_opts at opt->dest */
 static int set_resize(const sp_opt *opt, const char *arg, char *why, size_t why_len)
@@ -63,6 +70,22 @@ static void on_reject(void *ctx, const char *key, int reason, const char *detail
     }
 }
 
+/* A record passed over (not an image nor a dataset file): a note on stderr,
+ * and a line in --rejects, so the log names every input that gave no record. */
+static void on_skip(void *ctx, const char *key, const char *reason)
+{
+    tool *t = ctx;
+    sp_cli_report_key(NULL, key, reason);
+    if (t->rejects) {
+        json_t *j = json_pack("{s:s, s:s, s:s}", "key", key, "reason", "skipped", "detail", reason);
+        char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (line)
+            fprintf(t->rejects, "%s\n", line);
+        free(line);
+        json_decref(j);
+    }
+}
+
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 {
     return sp_decoder_input_meta(((tool *)ctx)->dec, meta, err);
@@ -78,12 +101,14 @@ int main(int argc, char **argv)
     tool t = {0};
     sp_decode_opts dopts;
     sp_decode_opts_default(&dopts);
-    dopts.report = sp_cli_report_key;
+    dopts.report = on_skip;
     dopts.reject = on_reject;
     dopts.report_ctx = &t;
     const char *rejects = NULL;
     sp_resize_opts rz = {.filter = SP_FILTER_BILINEAR}, draft = {0};
     sp_cli_part part = {0};
+    static const char *const label_sources[] = {"wnid", "dirs", NULL};
+    int labels_from = 0, allow_empty = 0;
     uint64_t max_pixels = dopts.image.max_pixels;
     const sp_opt table[] = {
         {"dataset", 'd', SP_OPT_STRING, &dopts.dataset, .arg = "NAME",
@@ -92,7 +117,17 @@ int main(int argc, char **argv)
         {"classes", 0, SP_OPT_STRING, &dopts.classes, .arg = "FILE", .flags = SP_OPT_FILE,
          .help = "synset list, one 'nXXXXXXXX words' a line; class index =\n"
                  "line number (default: the built-in ILSVRC2012 list of\n"
-                 "1000 classes sorted by WNID)"},
+                 "1000 classes sorted by WNID); with --labels-from dirs,\n"
+                 "plain class names, one a line"},
+        {"labels-from", 0, SP_OPT_CHOICE, &labels_from, .choices = label_sources, .arg = "wnid|dirs",
+         .help = "where image labels come from: wnid (default), or dirs:\n"
+                 "the class directory of an image folder (train/cat/1.jpg),\n"
+                 "classes sorted as torchvision's ImageFolder sorts them"},
+        {"val-fraction", 0, SP_OPT_DOUBLE, &dopts.val_fraction, .min = 0, .max = 1, .arg = "F",
+         .help = "send this fraction of the images outside val/ and test/ to\n"
+                 "the val split, chosen by a hash of the key (stable)"},
+        {"allow-empty", 0, SP_OPT_FLAG, &allow_empty, .flags = SP_OPT_NO_RECIPE,
+         .help = "let a run that reads records but writes none succeed\n(default: an error)"},
         {"labels", 0, SP_OPT_STRING, &dopts.labels, .arg = "FILE", .flags = SP_OPT_FILE,
          .help = "validation labels: LOC_val_solution.csv, one WNID a\n"
                  "line in image order, or the devkit's\n"
@@ -137,6 +172,9 @@ int main(int argc, char **argv)
     dopts.image.min_w = (uint32_t)draft.w;
     dopts.image.min_h = (uint32_t)draft.h;
     dopts.image.max_pixels = max_pixels;
+    dopts.labels_from_dirs = labels_from == 1;
+    if (dopts.val_fraction >= 1)
+        return sp_cli_usage_error("--val-fraction: not a fraction below 1: %g", dopts.val_fraction);
     dopts.part = part.index;
     dopts.parts = part.count;
     sp_err err = {0};
@@ -157,6 +195,10 @@ int main(int argc, char **argv)
         rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &prog, &err);
     if (rc == 0)
         rc = sp_decoder_finish(t.dec, &err);
+    if (rc == 0 && !allow_empty && sp_decoder_stats(t.dec)->in > 0 && sp_decoder_stats(t.dec)->out == 0 &&
+        sp_decoder_stats(t.dec)->other_parts == 0)
+        rc = sp_fail(&err, SP_EXIT_DATA, "no records out of %llu in: every one rejected or skipped (--allow-empty "
+                     "lets an empty stream through)", (unsigned long long)sp_decoder_stats(t.dec)->in);
     if (rc == 0)
         rc = sp_stage_finish(&out, &err);
     sp_progress_done(&prog);

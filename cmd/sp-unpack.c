@@ -19,7 +19,16 @@ static const char about[] =
     "members' keys keep the outer names (outer.tar/inner.tar/file).\n"
     "Entries with absolute paths or '..', links and devices are skipped and\n"
     "reported (warnings: the stream is still complete, the status is 1), never\n"
-    "followed.\n";
+    "followed.\n"
+    "\n"
+    "A directory FILE is walked (a folder of images, as torchvision's ImageFolder\n"
+    "reads: train/cat/001.jpg): at each level its files, then its subdirectories,\n"
+    "each in byte order of their names; keys are the paths under it. Symbolic\n"
+    "links are skipped and reported unless --follow. A plain file named by a\n"
+    "relative path keeps that path as its key (train/cat/001.jpg); archives and\n"
+    "files named by an absolute path are keyed by their base names.\n"
+    "Inputs that hold entries but give no file at all are an error (no trailer\n"
+    "is written) unless --allow-empty.\n";
 
 /* The dataset the FILEs' common directory is named after, or NULL. The
  * result points into files. */
@@ -48,7 +57,7 @@ static const char *dataset_from_dirs(int n, char **files)
 int main(int argc, char **argv)
 {
     const char *dataset = NULL, *stdin_name = "stdin";
-    int no_recurse = 0;
+    int no_recurse = 0, follow = 0, allow_empty = 0;
     const sp_opt table[] = {
         {"dataset", 'd', SP_OPT_STRING, &dataset, .arg = "NAME",
          .help = "set the stream's dataset name (default: the name of the\n"
@@ -56,6 +65,9 @@ int main(int argc, char **argv)
                  "that name: mnist, fashion-mnist, cifar10, ...)"},
         {"name", 0, SP_OPT_STRING, &stdin_name, .arg = "NAME", .help = "key prefix for stdin (default: stdin)"},
         {"no-recurse", 0, SP_OPT_FLAG, &no_recurse, .help = "emit nested archives as blobs instead of opening them"},
+        {"follow", 0, SP_OPT_FLAG, &follow, .help = "follow symbolic links in a directory FILE (default:\nskip and report them)"},
+        {"allow-empty", 0, SP_OPT_FLAG, &allow_empty, .flags = SP_OPT_NO_RECIPE,
+         .help = "let inputs that hold entries but give no file through\n(default: an error)"},
         {0},
     };
     const sp_cli_tool cli = {"sp-unpack", "[OPTION]... [FILE]...", about, table, NULL};
@@ -66,6 +78,7 @@ int main(int argc, char **argv)
     sp_unpack_opts uo;
     sp_unpack_opts_default(&uo);
     uo.recurse = !no_recurse;
+    uo.follow = follow;
     int nfiles = args.n;
     char **files = args.v;
     if (!dataset)
@@ -92,17 +105,11 @@ int main(int argc, char **argv)
         nfiles = 1;
         files = dash;
     }
-    for (int i = 0; i < nfiles && rc == 0; i++) {
-        int fd = sp_open_input(files[i], &err);
-        if (fd < 0) {
-            rc = -1;
-            break;
-        }
-        const char *base = strcmp(files[i], "-") ? sp_basename(files[i]) : stdin_name;
-        rc = sp_unpack_fd(fd, files[i], base, dataset ? overrides : NULL, &out, &uo, &st, &err);
-        if (fd != STDIN_FILENO)
-            close(fd);
-    }
+    for (int i = 0; i < nfiles && rc == 0; i++)
+        rc = sp_unpack_path(files[i], stdin_name, dataset ? overrides : NULL, &out, &uo, &st, &err);
+    if (rc == 0 && st.files == 0 && st.skipped && !allow_empty)
+        rc = sp_fail(&err, SP_EXIT_DATA, "no files out of %llu entries: every one was skipped (--allow-empty lets an "
+                     "empty stream through)", (unsigned long long)st.skipped);
     if (rc == 0)
         rc = sp_stage_finish(&out, &err);
     sp_progress_done(&prog);
