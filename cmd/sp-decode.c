@@ -91,6 +91,19 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
     return sp_decoder_input_meta(((tool *)ctx)->dec, meta, err);
 }
 
+/* The progress line counts images (records out), not the files read. */
+typedef struct decode_progress {
+    sp_progress line;
+    const sp_decoder *dec;
+} decode_progress;
+
+static void on_progress(void *ctx, uint64_t records, uint64_t bytes)
+{
+    decode_progress *p = ctx;
+    (void)records;
+    sp_progress_update(&p->line, sp_decoder_stats(p->dec)->out, bytes);
+}
+
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     return sp_decoder_record(((tool *)ctx)->dec, r, rec, err);
@@ -188,11 +201,12 @@ int main(int argc, char **argv)
     sp_stage out;
     sp_stage_init(&out, step, STDOUT_FILENO);
     t.dec = sp_decoder_create(&dopts, &out, &err);
-    sp_progress prog;
-    sp_progress_init(&prog);
+    decode_progress prog = {.dec = t.dec};
+    sp_progress_init(&prog.line);
+    prog.line.unit = "images";
     int rc = t.dec ? 0 : -1;
     if (rc == 0)
-        rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &prog, &err);
+        rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, on_progress, &prog, &err);
     if (rc == 0)
         rc = sp_decoder_finish(t.dec, &err);
     if (rc == 0 && !allow_empty && sp_decoder_stats(t.dec)->in > 0 && sp_decoder_stats(t.dec)->out == 0 &&
@@ -201,7 +215,10 @@ int main(int argc, char **argv)
                      "lets an empty stream through)", (unsigned long long)sp_decoder_stats(t.dec)->in);
     if (rc == 0)
         rc = sp_stage_finish(&out, &err);
-    sp_progress_done(&prog);
+    if (rc == 0)
+        sp_progress_finish(&prog.line);
+    else
+        sp_progress_done(&prog.line);
     status = sp_cli_exit(rc ? &err : NULL);
     if (t.dec && sp_verbosity >= 1 && (rc == 0 || sp_decoder_stats(t.dec)->in > 0)) { /* no summary of nothing */
         const sp_decode_stats *st = sp_decoder_stats(t.dec);

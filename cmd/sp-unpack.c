@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/sp_cli.h"
@@ -54,6 +55,36 @@ static const char *dataset_from_dirs(int n, char **files)
     return found;
 }
 
+/* The progress line: files and bytes out, and how much of the input is read. */
+typedef struct progress_ctx {
+    sp_progress line;
+    const sp_unpack_stats *st;
+    uint64_t total; /* the named inputs' bytes; 0: unknown (stdin a pipe) */
+} progress_ctx;
+
+static void on_progress(void *ctx, uint64_t files, uint64_t bytes)
+{
+    progress_ctx *p = ctx;
+    sp_progress_input(&p->line, p->st->in_bytes, p->total);
+    sp_progress_update(&p->line, files, bytes);
+}
+
+/* The bytes the inputs hold, when every one has a size (0 otherwise). */
+static uint64_t input_bytes(int n, char **files, int follow)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!strcmp(files[i], "-") ? fstat(STDIN_FILENO, &st) : stat(files[i], &st))
+            return 0;
+        if (S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+        else if (!S_ISDIR(st.st_mode) || sp_unpack_tree_bytes(files[i], follow, &total, NULL))
+            return 0;
+    }
+    return total;
+}
+
 int main(int argc, char **argv)
 {
     const char *dataset = NULL, *stdin_name = "stdin";
@@ -87,10 +118,12 @@ int main(int argc, char **argv)
     if (dataset)
         json_object_set_new(overrides, "dataset", json_string(dataset));
 
-    sp_progress prog;
-    sp_progress_init(&prog);
+    sp_unpack_stats st = {0};
+    progress_ctx prog = {.st = &st};
+    sp_progress_init(&prog.line);
+    prog.line.unit = "files";
     uo.report = sp_cli_report_key;
-    uo.progress = sp_progress_cb;
+    uo.progress = on_progress;
     uo.progress_ctx = &prog;
     sp_err err = {0};
     const json_t *step = sp_cli_recipe(&err);
@@ -98,13 +131,14 @@ int main(int argc, char **argv)
         return sp_report(&err);
     sp_stage out;
     sp_stage_init(&out, step, STDOUT_FILENO);
-    sp_unpack_stats st = {0};
     int rc = 0;
     char *dash[] = {"-"};
     if (nfiles == 0) {
         nfiles = 1;
         files = dash;
     }
+    if (prog.line.mode)
+        prog.total = input_bytes(nfiles, files, follow);
     for (int i = 0; i < nfiles && rc == 0; i++)
         rc = sp_unpack_path(files[i], stdin_name, dataset ? overrides : NULL, &out, &uo, &st, &err);
     if (rc == 0 && st.files == 0 && st.skipped && !allow_empty)
@@ -112,7 +146,10 @@ int main(int argc, char **argv)
                      "empty stream through)", (unsigned long long)st.skipped);
     if (rc == 0)
         rc = sp_stage_finish(&out, &err);
-    sp_progress_done(&prog);
+    if (rc == 0)
+        sp_progress_finish(&prog.line);
+    else
+        sp_progress_done(&prog.line);
     sp_stage_free(&out);
     json_decref(overrides);
     if (rc)

@@ -64,23 +64,65 @@ int sp_cli_exit(const sp_err *err)
 }
 
 /* ---------------- progress ---------------- */
-void sp_progress_init(sp_progress *p)
+double sp_progress_interval = 30;
+static int noperands; /* operands sp_cli_parse found */
+static char **operands;
+/* 1 when this tool reads a pipe: no named input (or "-") and stdin a FIFO
+ * or socket. Such a stage is not the first of a pipeline. */
+static int reads_pipe(void)
 {
-    p->enabled = sp_verbosity >= 1 && isatty(STDERR_FILENO);
-    p->start = p->last = sp_now();
-    p->name = NULL;
+    int named = 0;
+    for (int i = 0; i < noperands; i++) {
+        if (!strcmp(operands[i], "-"))
+            named = -1;
+        else if (named == 0)
+            named = 1;
+    }
+    if (named == 1)
+        return 0;
+    struct stat st;
+    return fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
-/* Seconds since p started when a line is due (at most five a second), else -1. */
+void sp_progress_init(sp_progress *p)
+{
+    memset(p, 0, sizeof *p);
+    if (sp_verbosity >= 1 && isatty(STDERR_FILENO))
+        p->mode = reads_pipe() ? 0 : 1;
+    else if (sp_verbosity >= 1 && sp_progress_interval > 0)
+        p->mode = 2;
+    p->start = p->last = sp_now();
+    p->unit = "records";
+}
+
+/* Seconds since p started when a line is due (at most five a second on the
+ * terminal, one every interval in plain lines), else -1. */
 static double progress_due(sp_progress *p)
 {
-    if (!p->enabled)
+    if (!p->mode)
         return -1;
     double t = sp_now();
-    if (t - p->last < 0.2)
+    if (t - p->last < (p->mode == 1 ? 0.2 : sp_progress_interval))
         return -1;
     p->last = t;
     return t - p->start;
+}
+
+/* Prints the line of p's last counts, el seconds in. */
+static void progress_draw(sp_progress *p, double el, int final)
+{
+    double mb = (double)p->bytes / 1e6;
+    char pct[64] = "";
+    if (p->total) {
+        double f = final ? 1.0 : (double)(p->consumed < p->total ? p->consumed : p->total) / (double)p->total;
+        int n = snprintf(pct, sizeof pct, ", %.0f%%", floor(f * 100));
+        if (!final && f > 0 && el > 0)
+            snprintf(pct + n, sizeof pct - (size_t)n, ", ETA %.0f s", el * (1 - f) / f);
+    }
+    fprintf(stderr, "%s%s: %s%s%llu %s, %.1f MB, %.1f MB/s, %.0f s%s%s", p->mode == 1 ? "\r" : "", progname,
+            p->where, p->where[0] ? ": " : "", (unsigned long long)p->records, p->unit, mb, el > 0 ? mb / el : 0.0,
+            el, pct, p->mode == 1 ? (final ? "\033[K\n" : "\033[K") : "\n");
+    p->drawn++;
 }
 
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
@@ -90,17 +132,23 @@ void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
 
 void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes)
 {
+    p->records = records;
+    p->bytes = bytes;
+    snprintf(p->where, sizeof p->where, "%s", where ? where : "");
     double el = progress_due(p);
-    if (el < 0)
-        return;
-    fprintf(stderr, "\r%s: %s%s%llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname, where ? where : "",
-            where ? ": " : "", (unsigned long long)records, (double)bytes / 1e6,
-            el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
+    if (el >= 0)
+        progress_draw(p, el, 0);
+}
+
+void sp_progress_input(sp_progress *p, uint64_t consumed, uint64_t total)
+{
+    p->consumed = consumed;
+    p->total = total;
 }
 
 void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t total)
 {
-    if (p->enabled && name != p->name) {
+    if (p->mode && name != p->name) {
         p->name = name;
         p->start = sp_now();
     }
@@ -113,14 +161,22 @@ void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t 
         snprintf(size, sizeof size, " / %.1f", (double)total / 1e6);
     if (total && rate > 0 && have <= total)
         snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - have) / rate);
-    fprintf(stderr, "\r%s: %s: %.1f%s MB, %.1f MB/s, %.0f s%s\033[K", progname, name, (double)have / 1e6, size,
-            rate / 1e6, el, eta);
+    fprintf(stderr, "%s%s: %s: %.1f%s MB, %.1f MB/s, %.0f s%s%s", p->mode == 1 ? "\r" : "", progname, name,
+            (double)have / 1e6, size, rate / 1e6, el, eta, p->mode == 1 ? "\033[K" : "\n");
+    p->drawn++;
 }
 
 void sp_progress_done(sp_progress *p)
 {
-    if (p->enabled)
+    if (p->mode == 1 && p->drawn)
         fputs("\r\033[K", stderr);
+}
+
+void sp_progress_finish(sp_progress *p)
+{
+    if (!p->mode || !p->drawn || p->name) /* (a file's line: sp-fetch says its own end) */
+        return sp_progress_done(p);
+    progress_draw(p, sp_now() - p->start, 1);
 }
 
 void sp_progress_cb(void *ctx, uint64_t records, uint64_t bytes) { sp_progress_update(ctx, records, bytes); }
@@ -235,6 +291,9 @@ int sp_parse_part(const char *s, int *i, int *n)
 static const sp_opt common_opts[] = {
     {"quiet", 'q', SP_OPT_FLAG, NULL, .help = "report nothing but errors", .flags = SP_OPT_NO_RECIPE},
     {"verbose", 'v', SP_OPT_FLAG, NULL, .help = "report more", .flags = SP_OPT_NO_RECIPE},
+    {"progress-interval", 0, SP_OPT_DOUBLE, &sp_progress_interval, .min = 0, .max = INFINITY, .arg = "S",
+     .help = "when stderr is not a terminal, a progress line every S\nseconds (default 30; 0: none)",
+     .flags = SP_OPT_NO_RECIPE},
     {"help", 'h', SP_OPT_FLAG, NULL, .help = "show this help and exit", .flags = SP_OPT_NO_RECIPE},
     {"version", 'V', SP_OPT_FLAG, NULL, .help = "show the version and exit", .flags = SP_OPT_NO_RECIPE},
     {0},
@@ -404,7 +463,6 @@ static int set_value(const sp_opt *o, const char *arg, char *why, size_t wn)
 /* the recipe of the last parse */
 static json_t *recipe_args, *recipe_inputs;
 static sp_err recipe_err;
-static char **operands;
 
 static void recipe_input(const char *path)
 {
@@ -441,7 +499,7 @@ static void recipe_note(const sp_opt *o, int as_short, const char *arg)
 static int apply(const sp_cli_tool *t, const sp_opt *o, int as_short, const char *arg)
 {
     char why[512];
-    if (o >= common_opts && o < common_opts + sizeof common_opts / sizeof common_opts[0]) {
+    if (o >= common_opts && o < common_opts + sizeof common_opts / sizeof common_opts[0] && o->letter) {
         switch (o->letter) {
         case 'q': sp_verbosity = 0; return -1;
         case 'v': sp_verbosity = 2; return -1;
@@ -543,6 +601,7 @@ int sp_cli_parse(const sp_cli_tool *t, int argc, char **argv, sp_cli_args *args)
     }
     args->n = n;
     args->v = operands;
+    noperands = n;
     return -1;
 }
 

@@ -461,23 +461,48 @@ static int split_dir(const char *s, size_t n)
     return SP_SPLIT_NONE;
 }
 
+/* 1 when the n bytes at s name an archive (its members' keys go on below it). */
+static int archive_part(const char *s, size_t n)
+{
+    static const char *const sfx[] = {".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip", ".cpio"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        size_t k = strlen(sfx[i]);
+        if (n > k && !memcmp(s + n - k, sfx[i], k))
+            return 1;
+    }
+    return 0;
+}
+
 int sp_labels_folder_of(const char *key, char *cls, size_t n, int *split, char *why, size_t why_len)
 {
-    /* the directory parts: every part but the last */
-    const char *part = key, *cls_start = NULL;
-    size_t cls_len = 0;
+    /* the directory parts (every part but the last): the first split
+     * directory names the split and the part after it the class; without
+     * one, the first part that is not an archive's name is the class */
+    const char *cls_start = NULL, *first = NULL;
+    size_t cls_len = 0, first_len = 0;
+    int after_split = 0;
     *split = SP_SPLIT_NONE;
-    for (const char *slash; (slash = strchr(part, '/')) != NULL; part = slash + 1) {
+    for (const char *part = key, *slash; (slash = strchr(part, '/')) != NULL; part = slash + 1) {
         size_t k = (size_t)(slash - part);
-        int sp = *split == SP_SPLIT_NONE && !cls_start ? split_dir(part, k) : SP_SPLIT_NONE;
-        if (sp != SP_SPLIT_NONE) {
-            *split = sp;
+        if (!k)
             continue;
-        }
-        if (!cls_start && k) {
+        if (after_split) {
             cls_start = part;
             cls_len = k;
+            break;
         }
+        int sp = *split == SP_SPLIT_NONE ? split_dir(part, k) : SP_SPLIT_NONE;
+        if (sp != SP_SPLIT_NONE) {
+            *split = sp;
+            after_split = 1;
+        } else if (!first && !archive_part(part, k)) {
+            first = part;
+            first_len = k;
+        }
+    }
+    if (*split == SP_SPLIT_NONE) {
+        cls_start = first;
+        cls_len = first_len;
     }
     if (!cls_start) {
         snprintf(why, why_len, "no class directory in the key (CLASS/FILE or train/CLASS/FILE)");

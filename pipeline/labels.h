@@ -61,8 +61,9 @@ int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_
  * The layout torchvision's ImageFolder reads: train/cat/001.jpg. The class
  * of a key is the directory right below its split directory (the first
  * directory part that is exactly "train", "val" or "test"), or, when it has
- * none, its first directory part; files in that directory's subdirectories
- * belong to it too (train/cat/kitten/002.jpg is a cat), as with ImageFolder.
+ * none, its first directory part that is not an archive's name (pets.tar/,
+ * pets.zip/); files in that directory's subdirectories belong to it too
+ * (train/cat/kitten/002.jpg is a cat), as with ImageFolder.
  * Class names are plain names; a list of them replaces the WNID list above. */
 
 /* The split directory and class of key: writes the class name into cls (n

@@ -46,6 +46,7 @@ typedef struct src {
     int64_t file_size;      /* SRC_FD of a regular file: its size (streamed, not buffered); else -1 */
     struct src *parent;     /* SRC_ENTRY: the source of outer, whose expansion the bytes read here count to */
     struct ctx *c;          /* SRC_ENTRY: for that count */
+    sp_unpack_stats *stats; /* SRC_FD: in_bytes counts what is read */
     const char *key;        /* SRC_ENTRY: the nested archive's key, for messages */
 } src;
 
@@ -63,8 +64,12 @@ static int count_out(struct ctx *c, struct archive *a, src *s, const char *key, 
 static la_ssize_t src_read(struct archive *a, void *p, const void **out)
 {
     la_ssize_t n = src_read_raw(a, p, out);
-    if (n > 0)
-        ((src *)p)->served += (uint64_t)n;
+    src *s = p;
+    if (n > 0) {
+        s->served += (uint64_t)n;
+        if (s->kind == SRC_FD)
+            s->stats->in_bytes += (uint64_t)n;
+    }
     return n;
 }
 
@@ -531,7 +536,8 @@ static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, cons
     }
     if (c->plain_key && !is_archive(pre, pre_len))
         base = c->plain_key;
-    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err, .file_size = -1};
+    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err, .file_size = -1,
+             .stats = c->stats};
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == (off_t)pre_len)
         s.file_size = (int64_t)st.st_size;
@@ -758,6 +764,29 @@ static int add_subdirs(const char *path, int follow, json_t *names, sp_err *err)
 static int cmp_json_strings(const void *a, const void *b)
 {
     return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+int sp_unpack_tree_bytes(const char *dir, int follow, uint64_t *bytes, sp_err *err)
+{
+    dir_list l;
+    if (list_dir(dir, &l, err))
+        return -1;
+    size_t dlen = strlen(dir);
+    char *child = malloc(dlen + 2 + NAME_MAX + 1);
+    int rc = child ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        snprintf(child, dlen + 2 + NAME_MAX + 1, "%s/%s", dir, l.names[i]);
+        struct stat st;
+        if ((follow ? stat(child, &st) : lstat(child, &st)) != 0)
+            continue;
+        if (S_ISREG(st.st_mode))
+            *bytes += (uint64_t)st.st_size;
+        else if (S_ISDIR(st.st_mode))
+            rc = sp_unpack_tree_bytes(child, follow, bytes, err);
+    }
+    free(child);
+    dir_list_free(&l);
+    return rc;
 }
 
 json_t *sp_unpack_folder_classes(const char *dir, int follow, sp_err *err)

@@ -47,6 +47,7 @@ typedef struct sp_unpack_stats {
     uint64_t files;   /* blob records written */
     uint64_t skipped; /* entries reported and not written */
     uint64_t bytes;   /* payload bytes written */
+    uint64_t in_bytes; /* bytes read from named files and stdin (not from streams): the input consumed */
 } sp_unpack_stats;
 
 /* Unpacks one input: fd is read to its end (not closed), name is its path
@@ -78,6 +79,9 @@ int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overr
  * by an absolute path, and every archive, is keyed by its base name. */
 int sp_unpack_path(const char *path, const char *stdin_name, const json_t *overrides, sp_stage *out,
                    const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err);
+/* The bytes of the regular files under dir (links followed with follow),
+ * for a progress line's percent: a walk as sp_unpack_path's, stat only. */
+int sp_unpack_tree_bytes(const char *dir, int follow, uint64_t *bytes, sp_err *err);
 /* The "folder_classes" list of the directory dir (new reference), or NULL
  * with err set. */
 json_t *sp_unpack_folder_classes(const char *dir, int follow, sp_err *err);
