@@ -1,6 +1,8 @@
 /* The tools' skeleton: option tables, diagnostics, exit status, progress line, recipe. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "common/sp_cli.h"
+
+#include <sched.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/sp_atomic.h"
 #include "common/sp_hash.h"
 
 /* ---------------- diagnostics ---------------- */
@@ -639,4 +642,167 @@ const json_t *sp_cli_recipe(sp_err *err)
     if (!step)
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     return step;
+}
+
+/* ---------------- defaults and output ---------------- */
+/* The positive integer in 1..max that s spells, or 0. */
+static int env_count(const char *s, int max)
+{
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return *end || errno || v < 1 ? 0 : v > max ? max : (int)v;
+}
+
+int sp_cli_default_threads(const char **source)
+{
+    int cpus = 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        cpus = CPU_COUNT(&set);
+    if (cpus > 256)
+        cpus = 256;
+    int omp = env_count(getenv("OMP_NUM_THREADS"), 256), slurm = env_count(getenv("SLURM_CPUS_PER_TASK"), 256);
+    const char *src = "sched_getaffinity";
+    int n = cpus;
+    if (omp) {
+        n = omp;
+        src = "OMP_NUM_THREADS";
+    } else if (slurm) {
+        n = slurm < cpus ? slurm : cpus;
+        src = "SLURM_CPUS_PER_TASK";
+    }
+    if (source)
+        *source = src;
+    return n;
+}
+
+const char *sp_format_real(char *buf, size_t n, double v)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, n, "null");
+        return buf;
+    }
+    float f = (float)v;
+    int as_float = isfinite(f) && (double)f == v;
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, v);
+        if (as_float ? strtof(buf, NULL) == f : strtod(buf, NULL) == v)
+            break;
+    }
+    /* a JSON reader takes "1e-05"; a whole number keeps a ".0" so it stays a real */
+    if (!strpbrk(buf, ".eEn") && strlen(buf) + 3 <= n)
+        strcat(buf, ".0");
+    return buf;
+}
+
+static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int json_text_add(sp_buf *b, const json_t *j, int indent, int depth)
+{
+    char num[64];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(j), i = 0;
+        const char **keys = malloc((n ? n : 1) * sizeof *keys);
+        if (!keys)
+            return -1;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+            keys[i++] = k;
+        if (indent && n)
+            qsort(keys, n, sizeof *keys, cmp_keys);
+        int rc = sp_buf_append(b, "{", 1);
+        for (i = 0; rc == 0 && i < n; i++) {
+            if (i)
+                rc |= sp_buf_append(b, ",", 1);
+            if (indent) {
+                rc |= sp_buf_append(b, "\n", 1);
+                for (int d = 0; d < (depth + 1) * indent; d++)
+                    rc |= sp_buf_append(b, " ", 1);
+            }
+            json_t *key = json_string(keys[i]);
+            char *ks = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+            rc |= ks ? sp_buf_append(b, ks, strlen(ks)) : -1;
+            free(ks);
+            json_decref(key);
+            rc |= sp_buf_append(b, indent ? ": " : ":", indent ? 2 : 1);
+            rc |= rc ? -1 : json_text_add(b, json_object_get(j, keys[i]), indent, depth + 1);
+        }
+        if (rc == 0 && indent && n) {
+            rc |= sp_buf_append(b, "\n", 1);
+            for (int d = 0; d < depth * indent; d++)
+                rc |= sp_buf_append(b, " ", 1);
+        }
+        free(keys);
+        return rc ? -1 : sp_buf_append(b, "}", 1);
+    }
+    case JSON_ARRAY: {
+        int rc = sp_buf_append(b, "[", 1);
+        size_t i;
+        json_t *v;
+        /* arrays of numbers stay on one line (a confusion matrix's rows) */
+        int flat = 1;
+        json_array_foreach((json_t *)j, i, v)
+            flat &= json_is_number(v);
+        json_array_foreach((json_t *)j, i, v) {
+            if (rc)
+                break;
+            if (i)
+                rc |= sp_buf_append(b, indent && flat ? ", " : ",", indent && flat ? 2 : 1);
+            if (indent && !flat) {
+                rc |= sp_buf_append(b, "\n", 1);
+                for (int d = 0; d < (depth + 1) * indent; d++)
+                    rc |= sp_buf_append(b, " ", 1);
+            }
+            rc |= rc ? -1 : json_text_add(b, v, indent, depth + 1);
+        }
+        if (rc == 0 && indent && !flat && json_array_size(j)) {
+            rc |= sp_buf_append(b, "\n", 1);
+            for (int d = 0; d < depth * indent; d++)
+                rc |= sp_buf_append(b, " ", 1);
+        }
+        return rc ? -1 : sp_buf_append(b, "]", 1);
+    }
+    case JSON_REAL:
+        sp_format_real(num, sizeof num, json_real_value(j));
+        return sp_buf_append(b, num, strlen(num));
+    default: {
+        char *t = json_dumps(j, JSON_ENCODE_ANY);
+        int rc = t ? sp_buf_append(b, t, strlen(t)) : -1;
+        free(t);
+        return rc;
+    }
+    }
+}
+
+char *sp_json_text(const json_t *j, int indent)
+{
+    sp_buf b = {0};
+    if (json_text_add(&b, j, indent, 0) || sp_buf_append(&b, "", 1)) {
+        sp_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+int sp_write_json_text(const char *path, const json_t *j, sp_err *err)
+{
+    char *text = sp_json_text(j, 2);
+    if (!text)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: out of memory", path);
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (!line) {
+        free(text);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: out of memory", path);
+    }
+    line[n] = '\n';
+    int rc = sp_atomic_write(path, line, n + 1, err);
+    free(line);
+    return rc;
 }

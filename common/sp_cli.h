@@ -199,6 +199,28 @@ int sp_cli_stdout_is_safe(void);
  * status stays as it is (ctx unused). */
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
 
+/* ---- defaults and output for people and scripts ---- */
+/* The threads a tool uses when --threads is not given: OMP_NUM_THREADS when
+ * set to a number in 1..256, else SLURM_CPUS_PER_TASK when set (at most the
+ * CPUs sched_getaffinity allows), else the CPUs sched_getaffinity allows
+ * this process (1 if it fails); at most 256. *source names where the number
+ * came from ("sched_getaffinity", "OMP_NUM_THREADS", ...). */
+int sp_cli_default_threads(const char **source);
+/* v as the shortest decimal that reads back as the same number: a value
+ * that is exactly a float32 (a float32 learning rate) as the shortest that
+ * reads back as that float32 ("0.001", not "0.0010000000474974513"), every
+ * other as the shortest that reads back as the double; "null" when not
+ * finite (JSON has no inf or nan). Returns buf. */
+const char *sp_format_real(char *buf, size_t n, double v);
+/* j as JSON text with every real printed by sp_format_real: on one line
+ * (indent 0, members in their order: a JSONL line) or indented with keys
+ * sorted (indent > 0: a file for people). A new string to free, or NULL
+ * when out of memory. */
+char *sp_json_text(const json_t *j, int indent);
+/* Writes sp_json_text(j, 2) and a newline to path atomically (sp_atomic);
+ * -1 with err naming path and the reason. */
+int sp_write_json_text(const char *path, const json_t *j, sp_err *err);
+
 /* ---- the parser's pieces ---- */
 /* Prints "prog (shardpipe) VERSION" on stdout; returns SP_EXIT_OK. */
 int sp_cli_version(void);

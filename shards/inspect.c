@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "shards/inspect.h"
 
-#include "common/sp_atomic.h"
+#include "common/sp_draw.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -124,55 +124,6 @@ json_t *sp_inspect(const char *dir, sp_err *err)
     return out;
 }
 
-/* Writes the w x h RGB image as a PNG at path, atomically (sp_atomic): a
- * failed write leaves no partial file. */
-static int write_png(const char *path, const uint8_t *rgb, int w, int h, sp_err *err)
-{
-    sp_atomic_file af;
-    if (sp_atomic_open(&af, path, err))
-        return -1;
-    FILE *f = fdopen(af.fd, "wb");
-    if (!f) {
-        int e = errno;
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
-    }
-    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = p ? png_create_info_struct(p) : NULL;
-    if (!p || !info || setjmp(png_jmpbuf(p))) {
-        png_destroy_write_struct(&p, &info);
-        fclose(f);
-        af.fd = -1; /* closed with f */
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write the PNG", path);
-    }
-    png_init_io(p, f);
-    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(p, info);
-    for (int y = 0; y < h; y++)
-        png_write_row(p, rgb + (size_t)y * (size_t)w * 3);
-    png_write_end(p, NULL);
-    png_destroy_write_struct(&p, &info);
-    /* flush the stdio buffer into the temporary; the commit fsyncs and closes it */
-    if (fflush(f) || ferror(f)) {
-        int e = errno;
-        fclose(f);
-        af.fd = -1;
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
-    }
-    int fd = dup(af.fd);
-    fclose(f);
-    af.fd = fd;
-    if (fd < 0) {
-        int e = errno;
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
-    }
-    return sp_atomic_commit(&af, err);
-}
-
 int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err)
 {
     json_t *m = sp_manifest_load(dir, err);
@@ -253,7 +204,7 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
         sp_shard_close(s);
     }
     if (rc == 0)
-        rc = write_png(png_path, sheet, W, H, err);
+        rc = sp_write_png_rgb(png_path, sheet, W, H, err);
     sp_resampler_free(&rs);
     free(sheet);
     free(filled);
