@@ -202,8 +202,17 @@ int main(int argc, char **argv)
     int rc = sp_fetch_global_init(&err);
     /* first what to fetch (so usage errors come before any download) ... */
     sp_fetch_request rq = {cache, from, md5[0] ? md5 : NULL, sha[0] ? sha : NULL, only.names, only.n, fo.offline};
-    for (int i = 0; rc == 0 && i < args.n; i++)
-        rc = sp_fetch_plan(args.v[i], &rq, jobs, meta, &err);
+    for (int i = 0; rc == 0 && i < args.n; i++) {
+        /* a path (it has a '/', and is no URL) that is not there: say so, not "no dataset named" */
+        const char *a = args.v[i];
+        if (strchr(a, '/') && !strstr(a, "://") && sp_cli_input_exists(a, &err)) {
+            size_t n = strlen(err.msg);
+            snprintf(err.msg + n, sizeof err.msg - n, " (a path, not a dataset name)");
+            rc = -1;
+        }
+        else
+            rc = sp_fetch_plan(a, &rq, jobs, meta, &err);
+    }
     size_t nitems = json_array_size(jobs);
     if (rc == 0 && nitems == 0)
         rc = sp_fail(&err, SP_EXIT_USAGE, "no file selected (check --file)");

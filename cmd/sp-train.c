@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sp_atomic.h"
 #include "common/sp_cli.h"
 #include "common/sp_draw.h"
 #include "shards/manifest.h"
@@ -291,6 +292,14 @@ static int run(options *o, sp_err *err)
     o->t.on_epoch = report_epoch;
     if (!ps.history)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    /* a picture that cannot be written fails now, not after the training */
+    sp_atomic_file probe;
+    if (o->curves && sp_atomic_open(&probe, o->curves, err)) {
+        json_decref(ps.history);
+        return -1;
+    }
+    if (o->curves)
+        sp_atomic_abort(&probe);
     /* appended to, so that a resumed run's lines follow the first run's */
     if (o->metrics && !(ps.metrics = fopen(o->metrics, "a"))) {
         json_decref(ps.history);

@@ -158,7 +158,7 @@ void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t 
     double el = progress_due(p);
     if (el < 0)
         return;
-    double rate = el > 0 ? (double)have / el : 0;
+    double rate = el >= 0.1 ? (double)have / el : 0; /* no rate from a first instant */
     char size[48] = "", eta[32] = "";
     if (total)
         snprintf(size, sizeof size, " / %.1f", (double)total / 1e6);

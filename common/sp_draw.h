@@ -41,4 +41,9 @@ int sp_canvas_write_png(const sp_canvas *c, const char *path, sp_err *err);
 /* The same for any w x h RGB buffer. */
 int sp_write_png_rgb(const char *path, const uint8_t *rgb, int w, int h, sp_err *err);
 
+/* Writes h x w x c uint8 pixels (c: 1 grey, 2 grey and alpha, 3 RGB, 4 RGBA)
+ * as a PNG to the open fd (not closed: stdout); -1 with err (what names the
+ * output in the message). */
+int sp_write_png_fd(int fd, const char *what, const uint8_t *px, int w, int h, int c, sp_err *err);
+
 #endif
