@@ -209,7 +209,8 @@ fuzz:
 	    build/fuzz/tests/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$t build/fuzz/seeds/$${t#fuzz_} \
 	    || exit 1; done
 
-demo: deps
+demo:
+	@scripts/install-deps.sh --demo
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(BUILD)
 

@@ -33,8 +33,9 @@ static const char about[] =
     "torchvision's ImageFolder does (train/cat/1.jpg, cat/kitten/2.jpg: class cat);\n"
     "the classes are those of --classes (plain names), else the class directories\n"
     "sp-unpack found in the tree (sorted, empty ones included), else the classes in\n"
-    "the order they are first seen. A top-level train/, val/ or test/ directory\n"
-    "names the split; --val-fraction sends a stable share of the rest to val.\n"
+    "the order they are first seen. A train/, val/ or test/ directory (the first\n"
+    "in the key) names the split; --val-fraction sends a stable share of the rest\n"
+    "to val.\n"
     "A run that reads records but writes none is an error unless --allow-empty.\n";
 
 /* --resize-mode, --resize-filter, --resize-to, --pad-value into the sp_resize_opts at opt->dest */
