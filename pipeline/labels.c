@@ -165,7 +165,9 @@ static int class_line(void *p, char *s, size_t no, sp_err *err)
     load_ctx *c = p;
     uint32_t w = parse_wnid(s);
     if (!w || (s[9] && s[9] != ' ' && s[9] != '\t'))
-        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not a synset line (nXXXXXXXX words): %.60s", c->path, no, s);
+        return sp_fail(err, SP_EXIT_DATA,
+                       "%s:%zu: not a synset line (nXXXXXXXX words): %.60s (plain class names: --labels-from dirs)",
+                       c->path, no, s);
     sp_labels *l = c->l;
     if ((size_t)l->nclasses == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 1024;
@@ -438,7 +440,7 @@ int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_
         }
         if (!w) {
             snprintf(why, why_len, image ? "no labels file for validation images (--labels)"
-                                         : "no WNID in the key to label it by");
+                                         : "no WNID in the key to label it by (class directories: --labels-from dirs)");
             return -1;
         }
     }

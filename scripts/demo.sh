@@ -34,7 +34,7 @@ print(f"time      {end - start:.2f} s for the whole pipeline")
 for sh in m["shards"]:
     print(f"shard     {out}/{sh['file']}")
 print(f"read it   HDF5_PLUGIN_PATH={os.path.dirname(os.path.dirname(out))}/hdf5-plugin "
-      f"python3 -c \"import h5py; f = h5py.File('{out}/{m['shards'][0]['file']}'); print(f['images'].shape)\"")
+      f"/usr/bin/python3 -c \"import h5py; f = h5py.File('{out}/{m['shards'][0]['file']}'); print(f['images'].shape)\"")
 PY
 rm -f "$build/demo/metrics.jsonl" # --metrics appends
 echo "== $bin/sp-train $out --model mlp --epochs 5 -o $build/demo/mlp.ckpt --metrics $build/demo/metrics.jsonl --curves $build/demo/curves.png"

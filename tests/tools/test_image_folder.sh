@@ -78,6 +78,12 @@ printf 'cat\ndog\n' > two.txt
 expect_stages "0 1" 'sp-unpack --follow tree | sp-decode --labels-from dirs --classes two.txt > /dev/null'
 expect_err_has "sp-decode: train/fox/fox00.jpg: rejected (unlabeled): class directory fox is not in the class list"
 
+# without --labels-from dirs: the messages point to it
+expect_stages "0 1" 'sp-unpack --follow tree | sp-decode --strict > /dev/null'
+expect_err_has "rejected (unlabeled): no WNID in the key to label it by (class directories: --labels-from dirs)"
+expect_stages "0 1" 'sp-unpack --follow tree | sp-decode --classes classes.txt > /dev/null'
+expect_err_has "sp-decode: classes.txt:1: not a synset line (nXXXXXXXX words): fox (plain class names: --labels-from dirs)"
+
 # files named one by one keep their directories, and so their classes
 (cd tree && sp-unpack train/dog/*.jpg train/cat/*.png | sp-decode -q --labels-from dirs) > named1.sprs
 sp-cat named1.sprs > named1.jsonl; head -1 named1.jsonl | grep -q '"key":"train/dog/dog00.jpg","split":"train","label":0,' || fail "a named file lost its path"
