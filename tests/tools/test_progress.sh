@@ -16,7 +16,9 @@ with tarfile.open("big.tar", "w") as t:   # 1000 PNGs of noise, 50 MB: over a se
 X
 
 # ---- on a terminal ----
-script -qec 'sp-unpack big.tar | sp-decode --labels-from dirs | sp-shard -o T; echo "status ${PIPESTATUS[*]}"' /dev/null > tty.raw
+# (sp-shard starts a second late, so the pipe holds the first stage back past
+# its first redraw however fast the machine)
+SHELL=/bin/bash script -qec 'sp-unpack big.tar | sp-decode --labels-from dirs | { sleep 1; sp-shard -o T; }; echo "status ${PIPESTATUS[*]}"' /dev/null > tty.raw
 tr '\r' '\n' < tty.raw | sed 's/\x1b\[K//g' > tty.txt
 grep -qx 'status 0 0 0' tty.txt || { cat tty.txt >&2; fail "the pipeline failed"; }
 grep -E '^sp-unpack: [0-9]+ files, [0-9.]+ MB, [0-9.]+ MB/s, [0-9]+ s, [0-9]+%' tty.txt > lines || { cat tty.txt >&2; fail "no progress line from the first stage"; }
