@@ -221,6 +221,6 @@ int main(int argc, char **argv)
     if (rc == 0 && image_index >= 0 && !image_done)
         rc = sp_fail(&err, SP_EXIT_DATA, "no record %lld: the input holds %lld", image_index, seen);
     if (fflush(stdout) && rc == 0)
-        rc = sp_fail(&err, SP_EXIT_SYSTEM, "write failed");
+        rc = sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
     return rc ? sp_report(&err) : SP_EXIT_OK;
 }

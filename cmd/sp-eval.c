@@ -1,5 +1,6 @@
 /* sp-eval: evaluate a trained checkpoint on a split of a shard set. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,7 +208,7 @@ static int run(const options *o, sp_err *err)
         print_text(&r, &d, split, net->model, stdout);
     }
     json_decref(j);
-    rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed") : 0;
+    rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno)) : 0;
 out:
     free(x), free(labels);
     nn_metrics_free(&r);

@@ -205,11 +205,8 @@ int main(int argc, char **argv)
     for (int i = 0; rc == 0 && i < args.n; i++) {
         /* a path (it has a '/', and is no URL) that is not there: say so, not "no dataset named" */
         const char *a = args.v[i];
-        if (strchr(a, '/') && !strstr(a, "://") && sp_cli_input_exists(a, &err)) {
-            size_t n = strlen(err.msg);
-            snprintf(err.msg + n, sizeof err.msg - n, " (a path, not a dataset name)");
+        if (strchr(a, '/') && !strstr(a, "://") && sp_cli_input_exists(a, &err))
             rc = -1;
-        }
         else
             rc = sp_fetch_plan(a, &rq, jobs, meta, &err);
     }
@@ -241,7 +238,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nitems; i++)
             printf("%s\n", items[i].path);
         if (fflush(stdout))
-            rc = sp_fail(&err, SP_EXIT_SYSTEM, "write failed");
+            rc = sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
     } else if (rc == 0) {
         sp_stage out;
         const json_t *step = sp_cli_recipe(&err);

@@ -1,5 +1,6 @@
 /* sp-inspect: what a shard set holds, and a contact sheet of it. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,7 +146,9 @@ int main(int argc, char **argv)
         sp_msg("%s: the contact sheet shows %d of the %d classes present (--max-classes)", o.grid, rows, present);
     if (o.grid)
         sp_info("%s: contact sheet of %d a class written", o.grid, o.per_class);
-    if (fflush(stdout))
-        return sp_report(&(sp_err){SP_EXIT_SYSTEM, "write failed"});
+    if (fflush(stdout)) {
+        sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
+        return sp_report(&err);
+    }
     return SP_EXIT_OK;
 }

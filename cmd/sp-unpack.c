@@ -25,9 +25,11 @@ static const char about[] =
     "A directory FILE is walked (a folder of images, as torchvision's ImageFolder\n"
     "reads: train/cat/001.jpg): at each level its files, then its subdirectories,\n"
     "each in byte order of their names; keys are the paths under it. Symbolic\n"
-    "links are skipped and reported unless --follow. A plain file named by a\n"
-    "relative path keeps that path as its key (train/cat/001.jpg); archives and\n"
-    "files named by an absolute path are keyed by their base names.\n"
+    "links are skipped and reported unless --follow. A FILE is keyed by its base\n"
+    "name (an archive's members by its base name and their paths in it), so the\n"
+    "same files give the same keys wherever they lie; with --keep-paths a plain\n"
+    "file named by a relative path keeps that path (sp-unpack --keep-paths\n"
+    "train/*/*.jpg: train/cat/001.jpg, for sp-decode --labels-from dirs).\n"
     "Inputs that hold entries but give no file at all are an error (no trailer\n"
     "is written) unless --allow-empty.\n";
 
@@ -88,7 +90,7 @@ static uint64_t input_bytes(int n, char **files, int follow)
 int main(int argc, char **argv)
 {
     const char *dataset = NULL, *stdin_name = "stdin";
-    int no_recurse = 0, follow = 0, allow_empty = 0;
+    int no_recurse = 0, follow = 0, allow_empty = 0, keep_paths = 0;
     const sp_opt table[] = {
         {"dataset", 'd', SP_OPT_STRING, &dataset, .arg = "NAME",
          .help = "set the stream's dataset name (default: the name of the\n"
@@ -97,6 +99,9 @@ int main(int argc, char **argv)
         {"name", 0, SP_OPT_STRING, &stdin_name, .arg = "NAME", .help = "key prefix for stdin (default: stdin)"},
         {"no-recurse", 0, SP_OPT_FLAG, &no_recurse, .help = "emit nested archives as blobs instead of opening them"},
         {"follow", 0, SP_OPT_FLAG, &follow, .help = "follow symbolic links in a directory FILE (default:\nskip and report them)"},
+        {"keep-paths", 0, SP_OPT_FLAG, &keep_paths,
+         .help = "key a plain FILE named by a relative path by that path\n"
+                 "(train/cat/001.jpg) instead of its base name"},
         {"allow-empty", 0, SP_OPT_FLAG, &allow_empty, .flags = SP_OPT_NO_RECIPE,
          .help = "let inputs that hold entries but give no file through\n(default: an error)"},
         {0},
@@ -110,6 +115,7 @@ int main(int argc, char **argv)
     sp_unpack_opts_default(&uo);
     uo.recurse = !no_recurse;
     uo.follow = follow;
+    uo.keep_paths = keep_paths;
     int nfiles = args.n;
     char **files = args.v;
     if (!dataset)

@@ -868,11 +868,12 @@ int sp_unpack_path(const char *path, const char *stdin_name, const json_t *overr
     if (fd < 0)
         return -1;
     char key[SP_KEY_MAX + 1];
-    if (path_key(key, sizeof key, path)) {
+    if (opts->keep_paths && path_key(key, sizeof key, path)) {
         close(fd);
         return sp_fail(err, SP_EXIT_DATA, "%s: path too long for a key", path);
     }
-    int rc = unpack_fd_keyed(fd, path, sp_basename(path), key, overrides, out, opts, stats, err);
+    int rc = unpack_fd_keyed(fd, path, sp_basename(path), opts->keep_paths ? key : NULL, overrides, out, opts, stats,
+                             err);
     close(fd);
     return rc;
 }

@@ -30,6 +30,8 @@
 typedef struct sp_unpack_opts {
     int recurse;                /* open nested tars/compressed members (default 1) */
     int follow;                 /* a directory walk follows symbolic links (default 0: skipped, reported) */
+    int keep_paths;             /* a plain file named by a relative path is keyed by that path (default 0:
+                                 * by its base name, so keys do not depend on where the inputs lie) */
     uint64_t max_buffered;      /* a member of unknown size is buffered up to this (default 4 GiB) */
     uint32_t max_ratio;         /* a compressed archive or file may give at most this many bytes per
                                  * compressed byte read, once past max_ratio_floor bytes (default 100;
@@ -74,9 +76,11 @@ int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overr
  * directory itself when it has none of these: the classes of torchvision's
  * ImageFolder on the same tree (empty class directories included).
  *
- * A plain file (not an archive, not a stream) named by a relative path
- * without ".." keeps that path as its key ("train/cat/001.jpg"); one named
- * by an absolute path, and every archive, is keyed by its base name. */
+ * A file named by path is keyed by its base name (an archive's members by
+ * the archive's base name and their paths in it), so the same files give
+ * the same keys wherever they lie; with opts->keep_paths, a plain file (not
+ * an archive, not a stream) named by a relative path without ".." keeps that
+ * path as its key ("train/cat/001.jpg", for --labels-from dirs). */
 int sp_unpack_path(const char *path, const char *stdin_name, const json_t *overrides, sp_stage *out,
                    const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err);
 /* The bytes of the regular files under dir (links followed with follow),

@@ -131,12 +131,12 @@ expect_err_has "sp-decode: train-images-idx3-ubyte: IDX header says 4294967295 i
 row "an IDX header claiming 2^32-1 images of 28x28" "refused from the header before allocation"
 
 expect_status 1 bounded 'sp-unpack cifar-10-batches-bin/data_batch_1.bin | sp-decode > /dev/null'
-expect_err_has "sp-decode: cifar-10-batches-bin/data_batch_1.bin: 10737418240 bytes is over 100000 CIFAR-10 records, the limit of a batch file"
+expect_err_has "sp-decode: data_batch_1.bin: 10737418240 bytes is over 100000 CIFAR-10 records, the limit of a batch file"
 row "a 10 GB sparse CIFAR batch given by name" "sp-unpack streams it; sp-decode refuses it from the record header, unread"
 truncate -s 0 cifar-10-batches-bin/data_batch_1.bin
 truncate -s 1G cifar-10-batches-bin/data_batch_1.bin
 expect_status 1 bounded 'sp-unpack cifar-10-batches-bin/data_batch_1.bin | sp-decode > /dev/null'
-expect_err_has "sp-decode: cifar-10-batches-bin/data_batch_1.bin: 1073741824 bytes is over 100000 CIFAR-10 records, the limit of a batch file"
+expect_err_has "sp-decode: data_batch_1.bin: 1073741824 bytes is over 100000 CIFAR-10 records, the limit of a batch file"
 row "a 1 GiB sparse CIFAR batch (under the 4 GiB payload limit)" "refused from its size before it is read, under a 1 GiB memory limit"
 
 took=$(( $(date +%s) - start ))

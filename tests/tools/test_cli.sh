@@ -171,7 +171,7 @@ check sp-shard "-v lists every shard" "status 0 sp-shard -v -o SH3 px.sprs && gr
 # ---- warnings keep going and make the status 1; -q hides them, not the status ----
 mkdir junk && cp idx/* junk/ && printf 'not an image' > junk/junk.bin
 sp-unpack --dataset mnist junk/* > j.sprs
-check sp-decode "skipped non-dataset file: a note, status 0" "status 0 sp-decode j.sprs && grep -q '^sp-decode: junk/junk.bin: not a recognised dataset file or image\$' err"
+check sp-decode "skipped non-dataset file: a note, status 0" "status 0 sp-decode j.sprs && grep -q '^sp-decode: junk.bin: not a recognised dataset file or image\$' err"
 $PY - <<'X'
 import io, struct, tarfile, zlib
 def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))

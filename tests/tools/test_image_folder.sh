@@ -84,8 +84,11 @@ expect_err_has "rejected (unlabeled): no WNID in the key to label it by (class d
 expect_stages "0 1" 'sp-unpack --follow tree | sp-decode --classes classes.txt > /dev/null'
 expect_err_has "sp-decode: classes.txt:1: not a synset line (nXXXXXXXX words): fox (plain class names: --labels-from dirs)"
 
-# files named one by one keep their directories, and so their classes
-(cd tree && sp-unpack train/dog/*.jpg train/cat/*.png | sp-decode -q --labels-from dirs) > named1.sprs
+# files named one by one keep their directories with --keep-paths, and so their classes
+(cd tree && sp-unpack train/dog/dog00.jpg) > base.sprs
+sp-cat base.sprs > base.jsonl
+grep -q '"key":"dog00.jpg",' base.jsonl || fail "without --keep-paths a named file is keyed by its base name"
+(cd tree && sp-unpack --keep-paths train/dog/*.jpg train/cat/*.png | sp-decode -q --labels-from dirs) > named1.sprs
 sp-cat named1.sprs > named1.jsonl; head -1 named1.jsonl | grep -q '"key":"train/dog/dog00.jpg","split":"train","label":0,' || fail "a named file lost its path"
 [ "$(sp-cat -m named1.sprs | $PY -c 'import json,sys; print(json.load(sys.stdin)["classes"])')" = "['dog', 'cat']" ] ||
     fail "classes of named files, in the order first seen"
@@ -103,7 +106,7 @@ mkdir rev
 mkdir rev/train/emu
 sp-unpack rev | sp-decode -q --labels-from dirs --val-fraction 0.1 > v3.sprs
 val_keys v3.sprs > val3
-(cd tree && sp-unpack $(find train val -name '*.jpg' -o -name '*.png' | grep -v alias | sort -r) |
+(cd tree && sp-unpack --keep-paths $(find train val -name '*.jpg' -o -name '*.png' | grep -v alias | sort -r) |
     sp-decode -q --labels-from dirs --val-fraction 0.1) > v4.sprs
 val_keys v4.sprs > val4
 grep -v alias val1 > val1n || true

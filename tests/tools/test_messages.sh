@@ -8,7 +8,7 @@ expect_err "sp-verify: empty: not a shard directory (no manifest.json in it)"
 expect_status 1 sp-verify file
 expect_err "sp-verify: file: not a shard directory (a file: give the directory sp-shard -o wrote)"
 expect_status 1 sp-fetch --path /nonexistent/x.tar.gz
-expect_err "sp-fetch: /nonexistent/x.tar.gz: No such file or directory (a path, not a dataset name)"
+expect_err "sp-fetch: /nonexistent/x.tar.gz: No such file or directory"
 expect_status 2 sp-fetch --path no-such-dataset
 expect_err_has "sp-fetch: no dataset named 'no-such-dataset' (known: "
 sp-unpack $FMNIST/t10k*.gz | sp-decode -q | sp-shard -q -o F
