@@ -33,8 +33,8 @@ static const char about[] =
     "Inputs that hold entries but give no file at all are an error (no trailer\n"
     "is written) unless --allow-empty.\n";
 
-/* The dataset the FILEs' common directory is named after, or NULL. The
- * result points into files. */
+/* The dataset the FILEs' common directory (or a directory FILE itself) is
+ * named after, or NULL. The result is a static buffer. */
 static const char *dataset_from_dirs(int n, char **files)
 {
     static char found_buf[256];
@@ -42,7 +42,11 @@ static const char *dataset_from_dirs(int n, char **files)
     for (int i = 0; i < n; i++) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", files[i]);
-        char *slash = strrchr(dir, '/');
+        struct stat st;
+        size_t len = strlen(dir);
+        while (len > 1 && dir[len - 1] == '/') /* a directory FILE names itself */
+            dir[--len] = 0;
+        char *slash = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? dir + len : strrchr(dir, '/');
         if (!slash)
             return NULL;
         while (slash > dir && slash[-1] == '/')

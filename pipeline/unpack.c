@@ -858,7 +858,10 @@ int sp_unpack_path(const char *path, const char *stdin_name, const json_t *overr
             json_decref(classes);
             return classes ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory") : -1;
         }
-        json_object_set_new(m, "folder_classes", classes);
+        if (json_array_size(classes)) /* (a folder of files alone says nothing of classes) */
+            json_object_set_new(m, "folder_classes", classes);
+        else
+            json_decref(classes);
         int rc = sp_stage_meta(out, m, err);
         json_decref(m);
         walk_dir top = {st.st_dev, st.st_ino, NULL};

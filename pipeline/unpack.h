@@ -74,7 +74,8 @@ int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overr
  * gets "folder_classes": the sorted names of the subdirectories of its
  * top-level train/, val/ and test/ directories (their union), or of the
  * directory itself when it has none of these: the classes of torchvision's
- * ImageFolder on the same tree (empty class directories included).
+ * ImageFolder on the same tree (empty class directories included); not set
+ * when there are none.
  *
  * A file named by path is keyed by its base name (an archive's members by
  * the archive's base name and their paths in it), so the same files give

@@ -125,4 +125,10 @@ rm junk/a/readme.txt && ln -s /etc/passwd junk/a/link
 expect_status 1 sp-unpack -q junk
 expect_err "sp-unpack: no files out of 1 entries: every one was skipped (--allow-empty lets an empty stream through)"
 expect_status 1 sp-unpack -q --allow-empty junk
+# a directory of dataset files: the same shards as the files named one by one
+# (its name gives the dataset, as the files' directory does)
+mkdir fashion-mnist && cp "$FMNIST"/t10k-*.gz fashion-mnist/
+sp-unpack fashion-mnist | sp-decode -q | sp-shard -q -o D1
+sp-unpack fashion-mnist/*.gz | sp-decode -q | sp-shard -q -o D2
+cmp D1/manifest.json D2/manifest.json || fail "a directory and its files named one by one differ"
 echo ok
