@@ -37,7 +37,7 @@ CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) $(SIMD_CFLAGS) -I. -Iinclude \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(filter-out -I%,$(BLAS)) -lm -lpthread
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
-LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash.c \
+LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash.c common/sp_draw.c \
            formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
@@ -212,7 +212,8 @@ fuzz:
 	    build/fuzz/tests/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$t build/fuzz/seeds/$${t#fuzz_} \
 	    || exit 1; done
 
-demo: deps
+demo:
+	@scripts/install-deps.sh --demo
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh $(BUILD)
 

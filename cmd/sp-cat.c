@@ -1,11 +1,13 @@
 /* sp-cat: print a record stream, a shard or a shard set as JSON lines. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/sp_cli.h"
+#include "common/sp_draw.h"
 #include "pipeline/stage.h"
 #include "shards/manifest.h"
 #include "shards/shard_records.h"
@@ -17,9 +19,39 @@ static const char about[] =
     "size in bytes and checksum (XXH3-64 of the payload, hex). Payloads are not printed. Each INPUT is a record stream file\n"
     "(zstd-compressed or not), a shard file, or a directory with manifest.json;\n"
     "with no INPUT, or when INPUT is -, read a stream from stdin. Streams are\n"
-    "verified as they are read, so a corrupt or cut stream is an error.\n";
+    "verified as they are read, so a corrupt or cut stream is an error.\n"
+    "With --image N, write record N (0 is the first, counted over the inputs in\n"
+    "order) as an image on stdout instead: PNG, or with --format pnm a PGM or PPM\n"
+    "for netpbm (sp-cat --image 3 S > x.png). uint8 pixel records only.\n";
 
 static int meta_only;
+/* --image N: the record to write as an image (-1: none), the records seen so
+ * far, and whether it was written */
+static long long image_index = -1;
+static long long seen;
+static int image_format, image_done; /* image_format: index into image_formats */
+static const char *const image_formats[] = {"png", "pnm", NULL};
+
+/* Writes rec's pixels as the image --image asked for. */
+static int write_image(const sp_record *rec, const uint8_t *px, sp_err *err)
+{
+    image_done = 1;
+    if (rec->kind != SP_KIND_PIXELS)
+        return sp_fail(err, SP_EXIT_DATA, "%s: record %lld is a %s record, not pixels (sp-decode it first)", rec->key,
+                       image_index, sp_kind_name(rec->kind));
+    if (rec->dtype != SP_DTYPE_U8 || rec->c < 1 || rec->c > 4 || (image_format == 1 && rec->c != 1 && rec->c != 3))
+        return sp_fail(err, SP_EXIT_DATA, "%s: %ux%ux%u %s pixels: --image writes uint8 pixels of %s", rec->key,
+                       rec->h, rec->w, rec->c, sp_dtype_name(rec->dtype),
+                       image_format == 1 ? "1 or 3 channels as PNM" : "1 to 4 channels");
+    if (image_format == 0)
+        return sp_write_png_fd(STDOUT_FILENO, "stdout", px, (int)rec->w, (int)rec->h, (int)rec->c, err);
+    char head[64];
+    int n = snprintf(head, sizeof head, "P%c\n%u %u\n255\n", rec->c == 1 ? '5' : '6', rec->w, rec->h);
+    if (sp_write_all(STDOUT_FILENO, head, (size_t)n) ||
+        sp_write_all(STDOUT_FILENO, px, (size_t)rec->h * rec->w * rec->c))
+        return sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
+    return 0;
+}
 
 static void print_json(json_t *j)
 {
@@ -69,9 +101,13 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     (void)ctx;
+    if (image_index >= 0 && seen++ == image_index) {
+        const uint8_t *data;
+        return sp_reader_payload(r, rec, &data, err) || write_image(rec, data, err) ? -1 : 0;
+    }
     if (sp_reader_drain(r, rec, err))
         return -1;
-    if (!meta_only)
+    if (!meta_only && image_index < 0)
         print_record(rec);
     return 0;
 }
@@ -88,7 +124,9 @@ static int cat_stream(char *path, sp_err *err)
 /* ---- shards ---- */
 static int print_shard_record(void *ctx, const sp_record *rec, const uint8_t *pixels, sp_err *err)
 {
-    (void)ctx, (void)pixels, (void)err;
+    (void)ctx;
+    if (image_index >= 0)
+        return seen++ == image_index ? write_image(rec, pixels, err) ? -1 : 1 : 0;
     print_record(rec);
     return 0;
 }
@@ -104,6 +142,7 @@ static int cat_shard(const char *path, sp_err *err)
         print_json(m ? json_incref(m) : json_object());
     } else {
         rc = sp_shard_each_record(s, print_shard_record, NULL, err);
+        rc = rc > 0 ? 0 : rc; /* 1: the --image record written */
     }
     sp_shard_close(s);
     return rc;
@@ -111,8 +150,10 @@ static int cat_shard(const char *path, sp_err *err)
 
 static int cat_dir(const char *dir, sp_err *err)
 {
-    if (!meta_only)
-        return sp_shardset_each_record(dir, print_shard_record, NULL, err);
+    if (!meta_only) {
+        int rc = sp_shardset_each_record(dir, print_shard_record, NULL, err);
+        return rc > 0 ? 0 : rc; /* 1: the --image record written */
+    }
     json_t *m = sp_manifest_load(dir, err);
     if (!m)
         return -1;
@@ -130,16 +171,36 @@ static int is_hdf5(const char *path)
     return yes;
 }
 
+/* --image N: a record number, 0 or more */
+static int set_index(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    uint64_t v;
+    if (sp_parse_u64(arg, &v) || v > (uint64_t)1 << 62) {
+        snprintf(why, why_len, "not a record number (0 or more): %s", arg);
+        return -1;
+    }
+    *(long long *)opt->dest = (long long)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const sp_opt table[] = {
         {"meta", 'm', SP_OPT_FLAG, &meta_only, .help = "print the metadata (one JSON object per input) instead"},
+        {"image", 0, SP_OPT_CALL, &image_index, .call = set_index, .arg = "N",
+         .help = "write record N (from 0) as an image on stdout instead"},
+        {"format", 0, SP_OPT_CHOICE, &image_format, .choices = image_formats, .arg = "png|pnm",
+         .help = "--image's format: png (default) or pnm (PGM, PPM)"},
         {0},
     };
     const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
     sp_cli_args args;
     int status = sp_cli_parse(&cli, argc, argv, &args);
     if (status >= 0)
+        return status;
+    if (image_index >= 0 && meta_only)
+        return sp_cli_usage_error("--image and --meta exclude each other");
+    if (image_index >= 0 && (status = sp_cli_stdout_is_safe()))
         return status;
     char *dash[] = {"-"};
     int n = args.n;
@@ -148,7 +209,7 @@ int main(int argc, char **argv)
         n = 1;
     sp_err err = {0};
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i < n && rc == 0 && !image_done; i++) {
         sp_info("%s", inputs[i]);
         struct stat st;
         if (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode))
@@ -159,7 +220,9 @@ int main(int argc, char **argv)
             rc = cat_stream(inputs[i], &err);
     }
     json_decref(last_meta);
+    if (rc == 0 && image_index >= 0 && !image_done)
+        rc = sp_fail(&err, SP_EXIT_DATA, "no record %lld: the input holds %lld", image_index, seen);
     if (fflush(stdout) && rc == 0)
-        rc = sp_fail(&err, SP_EXIT_SYSTEM, "write failed");
+        rc = sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
     return rc ? sp_report(&err) : SP_EXIT_OK;
 }

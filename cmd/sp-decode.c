@@ -28,10 +28,18 @@ static const char about[] =
     "An image that cannot be decoded or labelled is rejected: a warning on stderr\n"
     "and the run goes on (status 1); records in = records out + records rejected.\n"
     "Records that are already pixels pass through; other files are skipped and\n"
-    "reported.\n"
+    "reported (and logged in --rejects).\n"
+    "With --labels-from dirs, images are labelled by their class directory, as\n"
+    "torchvision's ImageFolder does (train/cat/1.jpg, cat/kitten/2.jpg: class cat);\n"
+    "the classes are those of --classes (plain names), else the class directories\n"
+    "sp-unpack found in the tree (sorted, empty ones included), else the classes in\n"
+    "the order they are first seen. A train/, val/ or test/ directory (the first\n"
+    "in the key) names the split; --val-fraction sends a stable share of the rest\n"
+    "to val.\n"
     "With --encoded, images come out as encoded records instead: a JPEG as\n"
     "shipped, or re-encoded (--resize SIZE --resize-mode shorter: the shorter side\n"
-    "to SIZE, aspect kept; longer: the longer side at most SIZE).\n";
+    "to SIZE, aspect kept; longer: the longer side at most SIZE).\n"
+    "A run that reads records but writes none is an error unless --allow-empty.\n";
 
 /* --resize-mode, --resize-filter, --resize-to, --pad-value into the sp_resize_opts at opt->dest */
 static int set_resize(const sp_opt *opt, const char *arg, char *why, size_t why_len)
@@ -66,9 +74,38 @@ static void on_reject(void *ctx, const char *key, int reason, const char *detail
     }
 }
 
+/* A record passed over (not an image nor a dataset file): a note on stderr,
+ * and a line in --rejects, so the log names every input that gave no record. */
+static void on_skip(void *ctx, const char *key, const char *reason)
+{
+    tool *t = ctx;
+    sp_cli_report_key(NULL, key, reason);
+    if (t->rejects) {
+        json_t *j = json_pack("{s:s, s:s, s:s}", "key", key, "reason", "skipped", "detail", reason);
+        char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (line)
+            fprintf(t->rejects, "%s\n", line);
+        free(line);
+        json_decref(j);
+    }
+}
+
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 {
     return sp_decoder_input_meta(((tool *)ctx)->dec, meta, err);
+}
+
+/* The progress line counts images (records out), not the files read. */
+typedef struct decode_progress {
+    sp_progress line;
+    const sp_decoder *dec;
+} decode_progress;
+
+static void on_progress(void *ctx, uint64_t records, uint64_t bytes)
+{
+    decode_progress *p = ctx;
+    (void)records;
+    sp_progress_update(&p->line, sp_decoder_stats(p->dec)->out, bytes);
 }
 
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
@@ -81,12 +118,14 @@ int main(int argc, char **argv)
     tool t = {0};
     sp_decode_opts dopts;
     sp_decode_opts_default(&dopts);
-    dopts.report = sp_cli_report_key;
+    dopts.report = on_skip;
     dopts.reject = on_reject;
     dopts.report_ctx = &t;
     const char *rejects = NULL;
     sp_resize_opts rz = {.filter = SP_FILTER_BILINEAR}, draft = {0};
     sp_cli_part part = {0};
+    static const char *const label_sources[] = {"wnid", "dirs", NULL};
+    int labels_from = 0, allow_empty = 0;
     uint64_t max_pixels = dopts.image.max_pixels;
     const sp_opt table[] = {
         {"dataset", 'd', SP_OPT_STRING, &dopts.dataset, .arg = "NAME",
@@ -95,7 +134,17 @@ int main(int argc, char **argv)
         {"classes", 0, SP_OPT_STRING, &dopts.classes, .arg = "FILE", .flags = SP_OPT_FILE,
          .help = "synset list, one 'nXXXXXXXX words' a line; class index =\n"
                  "line number (default: the built-in ILSVRC2012 list of\n"
-                 "1000 classes sorted by WNID)"},
+                 "1000 classes sorted by WNID); with --labels-from dirs,\n"
+                 "plain class names, one a line"},
+        {"labels-from", 0, SP_OPT_CHOICE, &labels_from, .choices = label_sources, .arg = "wnid|dirs",
+         .help = "where image labels come from: wnid (default), or dirs:\n"
+                 "the class directory of an image folder (train/cat/1.jpg),\n"
+                 "classes sorted as torchvision's ImageFolder sorts them"},
+        {"val-fraction", 0, SP_OPT_DOUBLE, &dopts.val_fraction, .min = 0, .max = 1, .arg = "F",
+         .help = "send this fraction of the images outside val/ and test/ to\n"
+                 "the val split, chosen by a hash of the key (stable)"},
+        {"allow-empty", 0, SP_OPT_FLAG, &allow_empty, .flags = SP_OPT_NO_RECIPE,
+         .help = "let a run that reads records but writes none succeed\n(default: an error)"},
         {"labels", 0, SP_OPT_STRING, &dopts.labels, .arg = "FILE", .flags = SP_OPT_FILE,
          .help = "validation labels: LOC_val_solution.csv, one WNID a\n"
                  "line in image order, or the devkit's\n"
@@ -148,6 +197,9 @@ int main(int argc, char **argv)
     dopts.image.min_w = (uint32_t)draft.w;
     dopts.image.min_h = (uint32_t)draft.h;
     dopts.image.max_pixels = max_pixels;
+    dopts.labels_from_dirs = labels_from == 1;
+    if (dopts.val_fraction >= 1)
+        return sp_cli_usage_error("--val-fraction: not a fraction below 1: %g", dopts.val_fraction);
     dopts.part = part.index;
     dopts.parts = part.count;
     sp_err err = {0};
@@ -161,16 +213,24 @@ int main(int argc, char **argv)
     sp_stage out;
     sp_stage_init(&out, step, STDOUT_FILENO);
     t.dec = sp_decoder_create(&dopts, &out, &err);
-    sp_progress prog;
-    sp_progress_init(&prog);
+    decode_progress prog = {.dec = t.dec};
+    sp_progress_init(&prog.line);
+    prog.line.unit = "images";
     int rc = t.dec ? 0 : -1;
     if (rc == 0)
-        rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &prog, &err);
+        rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, on_progress, &prog, &err);
     if (rc == 0)
         rc = sp_decoder_finish(t.dec, &err);
+    if (rc == 0 && !allow_empty && sp_decoder_stats(t.dec)->in > 0 && sp_decoder_stats(t.dec)->out == 0 &&
+        sp_decoder_stats(t.dec)->other_parts == 0)
+        rc = sp_fail(&err, SP_EXIT_DATA, "no records out of %llu in: every one rejected or skipped (--allow-empty "
+                     "lets an empty stream through)", (unsigned long long)sp_decoder_stats(t.dec)->in);
     if (rc == 0)
         rc = sp_stage_finish(&out, &err);
-    sp_progress_done(&prog);
+    if (rc == 0)
+        sp_progress_finish(&prog.line);
+    else
+        sp_progress_done(&prog.line);
     status = sp_cli_exit(rc ? &err : NULL);
     if (t.dec && sp_verbosity >= 1 && (rc == 0 || sp_decoder_stats(t.dec)->in > 0)) { /* no summary of nothing */
         const sp_decode_stats *st = sp_decoder_stats(t.dec);

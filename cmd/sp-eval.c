@@ -1,11 +1,13 @@
 /* sp-eval: evaluate a trained checkpoint on a split of a shard set. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/sp_cli.h"
+#include "common/sp_draw.h"
 #include "shards/manifest.h"
 #include "nn/data.h"
 #include "nn/metrics.h"
@@ -26,6 +28,7 @@ static const char notes[] =
 /* What the command line sets. */
 typedef struct options {
     const char *dir, *ckpt, *json; /* json: NULL, a file, or "-" for stdout */
+    const char *heatmap;           /* --heatmap FILE.png, or NULL */
     int split;                     /* index into split_names; -1: test, or val when there is no test split */
     int batch, threads, no_verify;
 } options;
@@ -69,11 +72,75 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
                 nn_metrics_recall(m, c));
     }
     fprintf(f, "\nconfusion (rows: true class, columns: predicted)\n");
+    /* every column as wide as the widest count or class number in the matrix */
+    uint64_t most = (uint64_t)(k - 1);
+    for (size_t i = 0; i < (size_t)k * (size_t)k; i++)
+        most = m->confusion[i] > most ? m->confusion[i] : most;
+    int wd = snprintf(NULL, 0, "%llu", (unsigned long long)most);
+    fprintf(f, "%5s  %-16s", "", "");
+    for (int j = 0; j < k; j++)
+        fprintf(f, " %*d", wd, j);
+    fputc('\n', f);
     for (int c = 0; c < k; c++) {
+        const char *name = spr_class_name(d->set, c);
+        fprintf(f, "%5d  %-16.16s", c, name ? name : "");
         for (int j = 0; j < k; j++)
-            fprintf(f, "%s%llu", j ? " " : "", (unsigned long long)m->confusion[(size_t)c * k + j]);
+            fprintf(f, " %*llu", wd, (unsigned long long)m->confusion[(size_t)c * k + j]);
         fputc('\n', f);
     }
+}
+
+/* The confusion matrix as a PNG heat map: a cell per (true, predicted)
+ * pair, coloured by the share of the true class's records it holds (the
+ * row normalised: the diagonal is each class's recall), its count written
+ * in it when it fits; rows labelled "N name", columns N. */
+static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const char *title, sp_err *err)
+{
+    int k = m->classes, S = k <= 40 ? 2 : 1;
+    int cell = k <= 12 ? 56 : k <= 40 ? 28 : k <= 200 ? 12 : 4;
+    int name_w = 0;
+    char label[96];
+    for (int c = 0; c < k && cell >= 12; c++) {
+        const char *name = spr_class_name(d->set, c);
+        snprintf(label, sizeof label, "%d %.20s", c, name ? name : "");
+        int w = sp_text_width(label, S);
+        name_w = w > name_w ? w : name_w;
+    }
+    int L = name_w + 16, T = 3 * sp_text_height(2) + (cell >= 12 ? sp_text_height(S) + 8 : 0) + 8;
+    int W = L + k * cell + 16, H = T + k * cell + 16;
+    if (W < 360)
+        W = 360;
+    sp_canvas cv;
+    if (sp_canvas_init(&cv, W, H, 0xffffff, err))
+        return -1;
+    sp_draw_text(&cv, 8, 6, title, 2, 0x000000);
+    sp_draw_text(&cv, 8, 6 + sp_text_height(2), "rows: true class, columns: predicted", 2, 0x000000);
+    for (int c = 0; c < k; c++) {
+        uint64_t row = nn_metrics_class_records(m, c);
+        for (int j = 0; j < k; j++) {
+            uint64_t v = m->confusion[(size_t)c * k + j];
+            double share = row ? (double)v / (double)row : 0;
+            uint32_t rgb = sp_color_ramp(share);
+            int x = L + j * cell, y = T + c * cell;
+            sp_draw_rect(&cv, x, y, cell - (cell > 4), cell - (cell > 4), rgb);
+            snprintf(label, sizeof label, "%llu", (unsigned long long)v);
+            int tw = sp_text_width(label, S);
+            if (cell >= 12 && tw <= cell - 4)
+                sp_draw_text(&cv, x + (cell - tw) / 2, y + (cell - sp_text_height(S)) / 2 + S, label, S,
+                             share > 0.6 ? 0x000000 : 0xffffff);
+        }
+        if (cell >= 12) {
+            const char *name = spr_class_name(d->set, c);
+            snprintf(label, sizeof label, "%d %.20s", c, name ? name : "");
+            sp_draw_text(&cv, 8, T + c * cell + (cell - sp_text_height(S)) / 2 + S, label, S, 0x000000);
+            snprintf(label, sizeof label, "%d", c);
+            sp_draw_text(&cv, L + c * cell + (cell - sp_text_width(label, S)) / 2, T - sp_text_height(S) - 4, label,
+                         S, 0x000000);
+        }
+    }
+    int rc = sp_canvas_write_png(&cv, path, err);
+    sp_canvas_free(&cv);
+    return rc;
 }
 
 /* Evaluates o->ckpt on the split and prints the figures; 0, or -1 with err. */
@@ -122,18 +189,26 @@ static int run(const options *o, sp_err *err)
     sp_info("%s: %s, epoch %d, on the %s split of %s", ckpt, net->model, epoch, split, dir);
     json_t *j = to_json(&r, &d, split, ckpt, net->model);
     const char *json = o->json;
-    if (json && strcmp(json, "-") && sp_write_json_file(json, j, err)) {
+    if (json && strcmp(json, "-") && sp_write_json_text(json, j, err)) {
+        json_decref(j);
+        goto out;
+    }
+    char title[160];
+    snprintf(title, sizeof title, "%.60s on %s: accuracy %.4f", net->model, split, nn_metrics_accuracy(&r));
+    if (o->heatmap && draw_heatmap(o->heatmap, &r, &d, title, err)) {
         json_decref(j);
         goto out;
     }
     if (json && !strcmp(json, "-")) {
-        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fputc('\n', stdout);
+        char *text = sp_json_text(j, 2);
+        if (text)
+            puts(text);
+        free(text);
     } else {
         print_text(&r, &d, split, net->model, stdout);
     }
     json_decref(j);
-    rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed") : 0;
+    rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno)) : 0;
 out:
     free(x), free(labels);
     nn_metrics_free(&r);
@@ -152,6 +227,8 @@ int main(int argc, char **argv)
          .help = "test (default; val when there is no test split),\nval or train"},
         {"json", 0, SP_OPT_STRING, &o.json, .arg = "FILE", .flags = SP_OPT_NO_RECIPE,
          .help = "also write the figures as JSON (- for stdout,\ninstead of the text)"},
+        {"heatmap", 0, SP_OPT_STRING, &o.heatmap, .arg = "FILE.png", .flags = SP_OPT_NO_RECIPE,
+         .help = "also draw the confusion matrix as a PNG heat map (each\nrow coloured by its share of the true class)"},
         {"batch", 'b', SP_OPT_INT, &o.batch, .min = 1, .max = NN_MAX_BATCH, .arg = "N", .flags = SP_OPT_NO_RECIPE,
          .help = "records per forward pass (default 256)"},
         {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,

@@ -202,8 +202,14 @@ int main(int argc, char **argv)
     int rc = sp_fetch_global_init(&err);
     /* first what to fetch (so usage errors come before any download) ... */
     sp_fetch_request rq = {cache, from, md5[0] ? md5 : NULL, sha[0] ? sha : NULL, only.names, only.n, fo.offline};
-    for (int i = 0; rc == 0 && i < args.n; i++)
-        rc = sp_fetch_plan(args.v[i], &rq, jobs, meta, &err);
+    for (int i = 0; rc == 0 && i < args.n; i++) {
+        /* a path (it has a '/', and is no URL) that is not there: say so, not "no dataset named" */
+        const char *a = args.v[i];
+        if (strchr(a, '/') && !strstr(a, "://") && sp_cli_input_exists(a, &err))
+            rc = -1;
+        else
+            rc = sp_fetch_plan(a, &rq, jobs, meta, &err);
+    }
     size_t nitems = json_array_size(jobs);
     if (rc == 0 && nitems == 0)
         rc = sp_fail(&err, SP_EXIT_USAGE, "no file selected (check --file)");
@@ -232,7 +238,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nitems; i++)
             printf("%s\n", items[i].path);
         if (fflush(stdout))
-            rc = sp_fail(&err, SP_EXIT_SYSTEM, "write failed");
+            rc = sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
     } else if (rc == 0) {
         sp_stage out;
         const json_t *step = sp_cli_recipe(&err);

@@ -1,5 +1,6 @@
 /* sp-inspect: what a shard set holds, and a contact sheet of it. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ static void print_numbers(const char *label, const json_t *arr)
         printf("%s%.4f", i ? "," : " ", json_number_value(v));
 }
 
-static void print_text(const char *dir, const json_t *s)
+static void print_text(const char *dir, const json_t *s, int all_classes)
 {
     json_t *classes = json_object_get(s, "classes"), *splits = json_object_get(s, "splits");
     printf("%-12s%s\n", "shards", dir);
@@ -81,29 +82,43 @@ static void print_text(const char *dir, const json_t *s)
     json_object_foreach(splits, name, sj)
         printf(" %9s", name);
     printf("\n");
-    size_t i;
+    size_t i, empty = 0;
     json_t *cls;
     json_array_foreach(classes, i, cls) {
+        long long total = 0;
+        json_object_foreach(splits, name, sj)
+            total += (long long)json_integer_value(json_array_get(json_object_get(sj, "class_counts"), i));
+        if (!total && !all_classes) { /* only the classes the set holds */
+            empty++;
+            continue;
+        }
         printf("%-24.24s", json_string_value(cls));
         json_object_foreach(splits, name, sj)
             printf(" %9lld", (long long)json_integer_value(json_array_get(json_object_get(sj, "class_counts"), i)));
         printf("\n");
     }
+    if (empty)
+        printf("(%zu of the %zu classes have no records here; --all-classes lists them)\n", empty,
+               json_array_size(classes));
 }
 
 typedef struct opts {
-    int as_json;
+    int as_json, all_classes;
     const char *grid;
-    int per_class, tile;
+    int per_class, tile, max_classes;
 } opts;
 
 int main(int argc, char **argv)
 {
-    opts o = {.per_class = 8, .tile = 64};
+    opts o = {.per_class = 8, .tile = 64, .max_classes = 100};
     const sp_opt table[] = {
         {"json", 0, SP_OPT_FLAG, &o.as_json, .help = "the same as one JSON object"},
+        {"all-classes", 0, SP_OPT_FLAG, &o.all_classes,
+         .help = "list every class of the class list, those without\nrecords too (default: the classes present)"},
         {"grid", 0, SP_OPT_STRING, &o.grid, .arg = "FILE.png",
-         .help = "also write a contact sheet: a row per class, samples"},
+         .help = "also write a contact sheet: a row per class present,\nlabelled with its number and name, then samples"},
+        {"max-classes", 0, SP_OPT_INT, &o.max_classes, .min = 1, .max = 1000, .arg = "N",
+         .help = "rows of the contact sheet: the first N classes present\n(default 100)"},
         {"per-class", 0, SP_OPT_INT, &o.per_class, .min = 1, .max = 1000, .arg = "N",
          .help = "samples a class on the sheet (default 8)"},
         {"tile", 0, SP_OPT_INT, &o.tile, .min = 4, .max = 1024, .arg = "N",
@@ -127,14 +142,19 @@ int main(int argc, char **argv)
         puts(text ? text : "{}");
         free(text);
     } else {
-        print_text(dir, s);
+        print_text(dir, s, o.all_classes);
     }
     json_decref(s);
-    if (o.grid && sp_inspect_grid(dir, o.grid, o.per_class, o.tile, &err))
+    int rows = 0, present = 0;
+    if (o.grid && sp_inspect_grid(dir, o.grid, o.per_class, o.tile, o.max_classes, &rows, &present, &err))
         return sp_report(&err);
+    if (o.grid && rows < present)
+        sp_msg("%s: the contact sheet shows %d of the %d classes present (--max-classes)", o.grid, rows, present);
     if (o.grid)
         sp_info("%s: contact sheet of %d a class written", o.grid, o.per_class);
-    if (fflush(stdout))
-        return sp_report(&(sp_err){SP_EXIT_SYSTEM, "write failed"});
+    if (fflush(stdout)) {
+        sp_fail(&err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno));
+        return sp_report(&err);
+    }
     return SP_EXIT_OK;
 }

@@ -1,12 +1,15 @@
 /* sp-train: train a model of the reference trainer on a shard set. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sp_atomic.h"
 #include "common/sp_cli.h"
+#include "common/sp_draw.h"
 #include "shards/manifest.h"
 #include "nn/data.h"
 #include "nn/nn.h"
@@ -23,8 +26,13 @@ static const char about[] =
 static const char notes[] =
     "Every epoch prints its loss, train and test accuracy (and top-5 with more than\n"
     "10 classes), learning rate and images per second on stderr; within an epoch a\n"
-    "progress line (on a terminal) counts the records and the MB of float32 input\n"
-    "trained on. Before any training step the shards are verified (sp-verify's\n"
+    "progress line names the batch in flight of the epoch's, the ETA of the epoch\n"
+    "and the mean loss so far, then the records and the MB of float32 input trained\n"
+    "on (redrawn on a terminal; a plain line every --progress-interval seconds\n"
+    "otherwise). --metrics appends the epoch's figures to a JSON Lines file as each\n"
+    "epoch ends (flushed: a running job can be followed), --curves draws them.\n"
+    "--threads defaults to the CPUs the process may use (sched_getaffinity), or\n"
+    "OMP_NUM_THREADS, or SLURM_CPUS_PER_TASK, when set; -v says which. Before any training step the shards are verified (sp-verify's\n"
     "checks), the splits must agree in shape and classes, and a resumed checkpoint\n"
     "must fit the shards: shards that do not verify, shapes that differ, or a\n"
     "corrupt or unfitting checkpoint are bad input (status 1).\n";
@@ -34,6 +42,8 @@ static const char notes[] =
 typedef struct options {
     nn_train_options t;
     const char *json;  /* --json FILE, or NULL */
+    const char *metrics, *curves; /* --metrics FILE.jsonl, --curves FILE.png, or NULL */
+    const char *threads_from;     /* where the thread count came from */
     int model;         /* index into model_names */
     int optimizer;     /* index into optimizer_kinds */
     int augment;       /* enum nn_augment; -1: the model's default */
@@ -94,16 +104,28 @@ typedef struct progress_state {
     int drawing;
     uint32_t batch;
     uint64_t batches;
+    double loss;            /* the epoch's running loss, once a batch is done */
+    int threads;
+    const char *threads_from;
+    /* --metrics and --curves */
+    FILE *metrics;
+    const char *metrics_path, *curves_path;
+    int metrics_errno;      /* the first failed write's errno, reported at the end */
+    sp_err curves_err;      /* the first failed picture, reported at the end */
+    json_t *history;        /* the epochs of this run, as --metrics writes them */
+    char title[160];        /* the curves': "DIR: MODEL" */
 } progress_state;
 
 static void report_start(void *ctx, const nn_train_info *i)
 {
     progress_state *ps = ctx;
+    snprintf(ps->title, sizeof ps->title, "%.100s: %s", ps->dir, i->model);
     ps->batch = i->batch;
     ps->batches = (i->train_records + i->batch - 1) / i->batch;
     sp_info("%s: %s, %zu parameters, %.0f MB for batches of %u; train %llu records %ux%ux%u, %d classes%s%s",
             ps->dir, i->model, i->params, i->bytes / 1e6, i->batch, (unsigned long long)i->train_records, i->h,
             i->w, i->c, i->classes, i->test_split ? "; evaluating on " : "", i->test_split ? i->test_split : "");
+    sp_info("%d thread%s (%s)", ps->threads, ps->threads == 1 ? "" : "s", ps->threads_from);
 }
 
 /* records: those trained on so far this epoch, before the batch about to
@@ -112,11 +134,100 @@ static void report_progress(void *ctx, uint64_t records, uint64_t bytes)
 {
     progress_state *ps = ctx;
     if (!ps->drawing)
-        sp_progress_init(&ps->line), ps->drawing = 1;
-    char where[64];
-    snprintf(where, sizeof where, "batch %llu/%llu", (unsigned long long)(records / ps->batch + 1),
-             (unsigned long long)ps->batches);
+        sp_progress_init(&ps->line), ps->drawing = 1, ps->loss = NAN;
+    char where[96];
+    uint64_t i = records / ps->batch + 1;
+    int n = snprintf(where, sizeof where, "batch %llu/%llu", (unsigned long long)i, (unsigned long long)ps->batches);
+    double el = sp_now() - ps->line.start;
+    if (i > 1 && el > 0) /* the batches done so far, at their pace */
+        n += snprintf(where + n, sizeof where - (size_t)n, ", ETA %.0f s",
+                      el / (double)(i - 1) * (double)(ps->batches - (i - 1)));
+    if (!isnan(ps->loss))
+        snprintf(where + n, sizeof where - (size_t)n, ", loss %.4f", ps->loss);
     sp_progress_update_at(&ps->line, where, records, bytes);
+}
+
+static void report_running_loss(void *ctx, double loss) { ((progress_state *)ctx)->loss = loss; }
+
+/* The training curves of the epochs in history (objects with epoch, loss,
+ * train_accuracy and maybe test_accuracy) as a PNG: the loss on the left
+ * axis, the accuracies on the right one, from 0 to 1. */
+static int draw_curves(const char *path, const json_t *history, const char *title, sp_err *err)
+{
+    enum { W = 800, H = 480, L = 70, R = 70, T = 56, B = 56, S = 2 };
+    size_t n = json_array_size(history);
+    double max_loss = 0;
+    int last_epoch = 1, has_test = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(history, i);
+        double l = json_number_value(json_object_get(e, "loss"));
+        max_loss = l > max_loss ? l : max_loss;
+        last_epoch = (int)json_integer_value(json_object_get(e, "epoch"));
+        has_test |= json_is_number(json_object_get(e, "test_accuracy"));
+    }
+    /* the loss axis: 0 to a round number above the largest loss */
+    double step = 1e-3;
+    while (max_loss / step > 5)
+        step *= max_loss / step > 25 ? 10 : max_loss / step > 10 ? 5 : 2;
+    double top = ceil(max_loss / step) * step;
+    if (top <= 0)
+        top = 1;
+    sp_canvas c;
+    if (sp_canvas_init(&c, W, H, 0xffffff, err))
+        return -1;
+    int pw = W - L - R, ph = H - T - B, first_epoch = n ? (int)json_integer_value(json_object_get(json_array_get(history, 0), "epoch")) : 1;
+    int span = last_epoch > first_epoch ? last_epoch - first_epoch : 1;
+    char label[64];
+    /* grid and axes: accuracy ticks every 0.2 on the right, loss ticks on the left */
+    for (int k = 0; k <= 5; k++) {
+        int y = T + ph - ph * k / 5;
+        sp_draw_rect(&c, L, y, pw, 1, 0xe0e0e0);
+        snprintf(label, sizeof label, "%.1f", k / 5.0);
+        sp_draw_text(&c, L + pw + 6, y - 7, label, S, 0x1f77b4);
+        snprintf(label, sizeof label, "%.3g", top * k / 5);
+        sp_draw_text(&c, L - 6 - sp_text_width(label, S), y - 7, label, S, 0xd62728);
+    }
+    int every = span > 10 ? (span + 9) / 10 : 1;
+    for (int e = first_epoch; e <= last_epoch; e += every) {
+        int x = L + (int)((long)pw * (e - first_epoch) / span);
+        sp_draw_rect(&c, x, T + ph, 1, 6, 0x000000);
+        snprintf(label, sizeof label, "%d", e);
+        sp_draw_text(&c, x - sp_text_width(label, S) / 2, T + ph + 10, label, S, 0x000000);
+    }
+    sp_draw_rect(&c, L, T, 1, ph + 1, 0x000000);
+    sp_draw_rect(&c, L + pw, T, 1, ph + 1, 0x000000);
+    sp_draw_rect(&c, L, T + ph, pw + 1, 1, 0x000000);
+    sp_draw_text(&c, L + pw / 2 - sp_text_width("epoch", S) / 2, H - 22, "epoch", S, 0x000000);
+    sp_draw_text(&c, 4, H - 22, "loss", S, 0xd62728);
+    sp_draw_text(&c, W - 4 - sp_text_width("accuracy", S), H - 22, "accuracy", S, 0x1f77b4);
+    sp_draw_text(&c, L, 8, title, S, 0x000000);
+    /* the curves, a dot on each epoch */
+    static const char *const keys[] = {"loss", "train_accuracy", "test_accuracy"};
+    static const uint32_t colors[] = {0xd62728, 0x1f77b4, 0x2ca02c};
+    static const char *const names[] = {"loss", "train accuracy", "test accuracy"};
+    int lx = L;
+    for (int k = 0; k < 3; k++) {
+        if (k == 2 && !has_test)
+            continue;
+        int px = -1, py = -1;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(history, i), *v = json_object_get(e, keys[k]);
+            if (!json_is_number(v))
+                continue;
+            double f = json_number_value(v) / (k == 0 ? top : 1.0);
+            int x = L + (int)((long)pw * ((int)json_integer_value(json_object_get(e, "epoch")) - first_epoch) / span);
+            int y = T + ph - (int)lround(f * ph);
+            if (px >= 0)
+                sp_draw_line(&c, px, py, x, y, 3, colors[k]);
+            sp_draw_rect(&c, x - 3, y - 3, 7, 7, colors[k]);
+            px = x, py = y;
+        }
+        sp_draw_rect(&c, lx, 32, 14, 14, colors[k]);
+        lx += 20 + sp_draw_text(&c, lx + 20, 32, names[k], S, 0x000000) + 24;
+    }
+    int rc = sp_canvas_write_png(&c, path, err);
+    sp_canvas_free(&c);
+    return rc;
 }
 
 static void report_progress_done(void *ctx)
@@ -126,9 +237,40 @@ static void report_progress_done(void *ctx)
         sp_progress_done(&ps->line), ps->drawing = 0;
 }
 
+/* One epoch's figures as --metrics writes them (a new object). */
+static json_t *epoch_json(const nn_epoch_report *r)
+{
+    json_t *j = json_pack("{s:i, s:i, s:f, s:f}", "epoch", r->epoch, "epochs", r->epochs, "loss", r->loss,
+                          "train_accuracy", r->train_accuracy);
+    if (r->test_split) {
+        json_object_set_new(j, "test_split", json_string(r->test_split));
+        json_object_set_new(j, "test_accuracy", json_real(r->test_accuracy));
+        if (r->has_top5)
+            json_object_set_new(j, "test_top5_accuracy", json_real(r->test_top5));
+    }
+    json_object_set_new(j, "lr", json_real((double)(float)r->lr));
+    json_object_set_new(j, "seconds", json_real(r->seconds));
+    json_object_set_new(j, "images_per_second", json_real(r->images_per_second));
+    return j;
+}
+
 static void report_epoch(void *ctx, const nn_epoch_report *r)
 {
-    (void)ctx;
+    progress_state *ps = ctx;
+    if (ps->metrics || ps->curves_path) {
+        json_t *j = epoch_json(r);
+        char *line = j ? sp_json_text(j, 0) : NULL;
+        if (ps->metrics && !ps->metrics_errno &&
+            (!line || fprintf(ps->metrics, "%s\n", line) < 0 || fflush(ps->metrics)))
+            ps->metrics_errno = line ? errno ? errno : EIO : ENOMEM;
+        free(line);
+        if (j && ps->curves_path) {
+            json_array_append(ps->history, j);
+            if (!ps->curves_err.code)
+                draw_curves(ps->curves_path, ps->history, ps->title, &ps->curves_err);
+        }
+        json_decref(j);
+    }
     if (sp_verbosity < 1)
         return;
     char t[96] = "";
@@ -142,23 +284,48 @@ static void report_epoch(void *ctx, const nn_epoch_report *r)
 
 static int run(options *o, sp_err *err)
 {
-    progress_state ps = {.dir = o->t.dir};
+    progress_state ps = {.dir = o->t.dir, .threads = o->t.threads, .threads_from = o->threads_from,
+                         .metrics_path = o->metrics, .curves_path = o->curves, .history = json_array()};
     o->t.on_start = report_start, o->t.ctx = &ps;
     o->t.on_progress = report_progress, o->t.on_progress_done = report_progress_done;
+    o->t.on_running_loss = report_running_loss;
     o->t.on_epoch = report_epoch;
-    nn_train_result res;
-    if (nn_train(&o->t, &res, err))
+    if (!ps.history)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    /* a picture that cannot be written fails now, not after the training */
+    sp_atomic_file probe;
+    if (o->curves && sp_atomic_open(&probe, o->curves, err)) {
+        json_decref(ps.history);
         return -1;
-    int rc = 0;
-    if (o->json && sp_write_json_file(o->json, res.summary, err))
+    }
+    if (o->curves)
+        sp_atomic_abort(&probe);
+    /* appended to, so that a resumed run's lines follow the first run's */
+    if (o->metrics && !(ps.metrics = fopen(o->metrics, "a"))) {
+        json_decref(ps.history);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot open: %s", o->metrics, strerror(errno));
+    }
+    nn_train_result res = {0};
+    int rc = nn_train(&o->t, &res, err);
+    if (ps.metrics && fclose(ps.metrics) && !ps.metrics_errno)
+        ps.metrics_errno = errno;
+    if (rc == 0 && ps.metrics_errno)
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write: %s", o->metrics, strerror(ps.metrics_errno));
+    if (rc == 0 && ps.curves_err.code)
+        *err = ps.curves_err, rc = -1;
+    /* the curves of every epoch, those of the runs it resumed included */
+    if (rc == 0 && o->curves && draw_curves(o->curves, json_object_get(res.summary, "per_epoch"), ps.title, err))
+        rc = -1;
+    if (rc == 0 && o->json && sp_write_json_text(o->json, res.summary, err))
         rc = -1;
     json_decref(res.summary);
+    json_decref(ps.history);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.t = {.epochs = 5, .threads = 1, .momentum = 0.9f,
+    options o = {.t = {.epochs = 5, .threads = 0, .momentum = 0.9f,
                        .recipe = {.lr = 1e-3f, .step_size = 30, .gamma = 0.1f, .crop_scale = 0.08f}},
                  .augment = -1, .batch = 64};
     const sp_opt table[] = {
@@ -224,10 +391,18 @@ int main(int argc, char **argv)
                  "augmentation come from it; the run ends, epoch for\n"
                  "epoch, where an uninterrupted one would"},
         {"json", 0, SP_OPT_STRING, &o.json, .arg = "FILE", .flags = SP_OPT_NO_RECIPE,
-         .help = "write a summary: per-epoch figures, test_accuracy,\n"
-                 "train_seconds"},
+         .help = "write a summary at the end: per-epoch figures,\n"
+                 "test_accuracy, train_seconds"},
+        {"metrics", 0, SP_OPT_STRING, &o.metrics, .arg = "FILE", .flags = SP_OPT_NO_RECIPE,
+         .help = "append one JSON line per epoch as it ends (epoch, loss,\n"
+                 "train and test accuracy, lr, seconds, images/s), flushed"},
+        {"curves", 0, SP_OPT_STRING, &o.curves, .arg = "FILE.png", .flags = SP_OPT_NO_RECIPE,
+         .help = "draw the loss and the train and test accuracy per\n"
+                 "epoch as a PNG, redrawn after every epoch"},
         {"threads", 'j', SP_OPT_INT, &o.t.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,
-         .help = "threads sharing out each batch (default 1)"},
+         .help = "threads sharing out each batch (default: the CPUs the\n"
+                 "process may use, or OMP_NUM_THREADS or\n"
+                 "SLURM_CPUS_PER_TASK when set)"},
         {"no-verify", 0, SP_OPT_FLAG, &o.no_verify, .flags = SP_OPT_NO_RECIPE,
          .help = "skip checking the shards against their manifest first"},
         {0},
@@ -236,6 +411,9 @@ int main(int argc, char **argv)
     int status = sp_cli_parse_one(&cli, argc, argv, "shard directory", &o.t.dir);
     if (status >= 0)
         return status;
+    o.threads_from = "--threads";
+    if (!o.t.threads)
+        o.t.threads = sp_cli_default_threads(&o.threads_from);
     o.t.model = model_names[o.model];
     o.t.optimizer = optimizer_kinds[o.optimizer];
     o.t.verify = !o.no_verify;

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/sp_cli.h"
@@ -19,10 +20,21 @@ static const char about[] =
     "members' keys keep the outer names (outer.tar/inner.tar/file).\n"
     "Entries with absolute paths or '..', links and devices are skipped and\n"
     "reported (warnings: the stream is still complete, the status is 1), never\n"
-    "followed.\n";
+    "followed.\n"
+    "\n"
+    "A directory FILE is walked (a folder of images, as torchvision's ImageFolder\n"
+    "reads: train/cat/001.jpg): at each level its files, then its subdirectories,\n"
+    "each in byte order of their names; keys are the paths under it. Symbolic\n"
+    "links are skipped and reported unless --follow. A FILE is keyed by its base\n"
+    "name (an archive's members by its base name and their paths in it), so the\n"
+    "same files give the same keys wherever they lie; with --keep-paths a plain\n"
+    "file named by a relative path keeps that path (sp-unpack --keep-paths\n"
+    "train/*/*.jpg: train/cat/001.jpg, for sp-decode --labels-from dirs).\n"
+    "Inputs that hold entries but give no file at all are an error (no trailer\n"
+    "is written) unless --allow-empty.\n";
 
-/* The dataset the FILEs' common directory is named after, or NULL. The
- * result points into files. */
+/* The dataset the FILEs' common directory (or a directory FILE itself) is
+ * named after, or NULL. The result is a static buffer. */
 static const char *dataset_from_dirs(int n, char **files)
 {
     static char found_buf[256];
@@ -30,7 +42,11 @@ static const char *dataset_from_dirs(int n, char **files)
     for (int i = 0; i < n; i++) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", files[i]);
-        char *slash = strrchr(dir, '/');
+        struct stat st;
+        size_t len = strlen(dir);
+        while (len > 1 && dir[len - 1] == '/') /* a directory FILE names itself */
+            dir[--len] = 0;
+        char *slash = stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? dir + len : strrchr(dir, '/');
         if (!slash)
             return NULL;
         while (slash > dir && slash[-1] == '/')
@@ -45,10 +61,40 @@ static const char *dataset_from_dirs(int n, char **files)
     return found;
 }
 
+/* The progress line: files and bytes out, and how much of the input is read. */
+typedef struct progress_ctx {
+    sp_progress line;
+    const sp_unpack_stats *st;
+    uint64_t total; /* the named inputs' bytes; 0: unknown (stdin a pipe) */
+} progress_ctx;
+
+static void on_progress(void *ctx, uint64_t files, uint64_t bytes)
+{
+    progress_ctx *p = ctx;
+    sp_progress_input(&p->line, p->st->in_bytes, p->total);
+    sp_progress_update(&p->line, files, bytes);
+}
+
+/* The bytes the inputs hold, when every one has a size (0 otherwise). */
+static uint64_t input_bytes(int n, char **files, int follow)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!strcmp(files[i], "-") ? fstat(STDIN_FILENO, &st) : stat(files[i], &st))
+            return 0;
+        if (S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+        else if (!S_ISDIR(st.st_mode) || sp_unpack_tree_bytes(files[i], follow, &total, NULL))
+            return 0;
+    }
+    return total;
+}
+
 int main(int argc, char **argv)
 {
     const char *dataset = NULL, *stdin_name = "stdin";
-    int no_recurse = 0;
+    int no_recurse = 0, follow = 0, allow_empty = 0, keep_paths = 0;
     const sp_opt table[] = {
         {"dataset", 'd', SP_OPT_STRING, &dataset, .arg = "NAME",
          .help = "set the stream's dataset name (default: the name of the\n"
@@ -56,6 +102,12 @@ int main(int argc, char **argv)
                  "that name: mnist, fashion-mnist, cifar10, ...)"},
         {"name", 0, SP_OPT_STRING, &stdin_name, .arg = "NAME", .help = "key prefix for stdin (default: stdin)"},
         {"no-recurse", 0, SP_OPT_FLAG, &no_recurse, .help = "emit nested archives as blobs instead of opening them"},
+        {"follow", 0, SP_OPT_FLAG, &follow, .help = "follow symbolic links in a directory FILE (default:\nskip and report them)"},
+        {"keep-paths", 0, SP_OPT_FLAG, &keep_paths,
+         .help = "key a plain FILE named by a relative path by that path\n"
+                 "(train/cat/001.jpg) instead of its base name"},
+        {"allow-empty", 0, SP_OPT_FLAG, &allow_empty, .flags = SP_OPT_NO_RECIPE,
+         .help = "let inputs that hold entries but give no file through\n(default: an error)"},
         {0},
     };
     const sp_cli_tool cli = {"sp-unpack", "[OPTION]... [FILE]...", about, table, NULL};
@@ -66,6 +118,8 @@ int main(int argc, char **argv)
     sp_unpack_opts uo;
     sp_unpack_opts_default(&uo);
     uo.recurse = !no_recurse;
+    uo.follow = follow;
+    uo.keep_paths = keep_paths;
     int nfiles = args.n;
     char **files = args.v;
     if (!dataset)
@@ -74,10 +128,12 @@ int main(int argc, char **argv)
     if (dataset)
         json_object_set_new(overrides, "dataset", json_string(dataset));
 
-    sp_progress prog;
-    sp_progress_init(&prog);
+    sp_unpack_stats st = {0};
+    progress_ctx prog = {.st = &st};
+    sp_progress_init(&prog.line);
+    prog.line.unit = "files";
     uo.report = sp_cli_report_key;
-    uo.progress = sp_progress_cb;
+    uo.progress = on_progress;
     uo.progress_ctx = &prog;
     sp_err err = {0};
     const json_t *step = sp_cli_recipe(&err);
@@ -85,27 +141,25 @@ int main(int argc, char **argv)
         return sp_report(&err);
     sp_stage out;
     sp_stage_init(&out, step, STDOUT_FILENO);
-    sp_unpack_stats st = {0};
     int rc = 0;
     char *dash[] = {"-"};
     if (nfiles == 0) {
         nfiles = 1;
         files = dash;
     }
-    for (int i = 0; i < nfiles && rc == 0; i++) {
-        int fd = sp_open_input(files[i], &err);
-        if (fd < 0) {
-            rc = -1;
-            break;
-        }
-        const char *base = strcmp(files[i], "-") ? sp_basename(files[i]) : stdin_name;
-        rc = sp_unpack_fd(fd, files[i], base, dataset ? overrides : NULL, &out, &uo, &st, &err);
-        if (fd != STDIN_FILENO)
-            close(fd);
-    }
+    if (prog.line.mode)
+        prog.total = input_bytes(nfiles, files, follow);
+    for (int i = 0; i < nfiles && rc == 0; i++)
+        rc = sp_unpack_path(files[i], stdin_name, dataset ? overrides : NULL, &out, &uo, &st, &err);
+    if (rc == 0 && st.files == 0 && st.skipped && !allow_empty)
+        rc = sp_fail(&err, SP_EXIT_DATA, "no files out of %llu entries: every one was skipped (--allow-empty lets an "
+                     "empty stream through)", (unsigned long long)st.skipped);
     if (rc == 0)
         rc = sp_stage_finish(&out, &err);
-    sp_progress_done(&prog);
+    if (rc == 0)
+        sp_progress_finish(&prog.line);
+    else
+        sp_progress_done(&prog.line);
     sp_stage_free(&out);
     json_decref(overrides);
     if (rc)

@@ -1,6 +1,9 @@
 /* sp-verify: reread a shard set and check it against its manifest. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
+#include <sys/stat.h>
+
 #include "common/sp_cli.h"
 #include "shards/shard.h"
 #include "shards/verify.h"
@@ -29,6 +32,22 @@ static void on_progress(void *ctx, const sp_verify_stats *st)
     sp_progress_update(&prog, st->records, st->bytes);
 }
 
+/* -1 with err "DIR: not a shard directory (...)" when dir is no directory or
+ * has no manifest.json at all, so the message names the operand once. */
+static int not_a_set(const char *dir, sp_err *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return sp_fail(err, SP_EXIT_DATA, "%s: not a shard directory (a file: give the directory sp-shard -o wrote)",
+                       dir);
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/manifest.json", dir) >= (int)sizeof path)
+        return sp_fail(err, SP_EXIT_DATA, "%s: path too long", dir);
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return sp_fail(err, SP_EXIT_DATA, "%s: not a shard directory (no manifest.json in it)", dir);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const sp_opt table[] = {{0}};
@@ -45,7 +64,8 @@ int main(int argc, char **argv)
         sp_err err = {0};
         sp_verify_stats st;
         sp_verify_hooks hooks = {report, on_progress, args.v[i]};
-        int rc = sp_cli_input_exists(args.v[i], &err) ? -1 : sp_verify_dir(args.v[i], &hooks, &st, &err);
+        int rc = sp_cli_input_exists(args.v[i], &err) || not_a_set(args.v[i], &err) ? -1
+                                                                                   : sp_verify_dir(args.v[i], &hooks, &st, &err);
         sp_progress_done(&prog);
         if (rc < 0) {
             sp_report(&err); /* fatal for this set: printed even under -q */

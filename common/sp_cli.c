@@ -1,6 +1,8 @@
 /* The tools' skeleton: option tables, diagnostics, exit status, progress line, recipe. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "common/sp_cli.h"
+
+#include <sched.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/sp_atomic.h"
 #include "common/sp_hash.h"
 
 /* ---------------- diagnostics ---------------- */
@@ -64,23 +67,65 @@ int sp_cli_exit(const sp_err *err)
 }
 
 /* ---------------- progress ---------------- */
-void sp_progress_init(sp_progress *p)
+double sp_progress_interval = 30;
+static int noperands; /* operands sp_cli_parse found */
+static char **operands;
+/* 1 when this tool reads a pipe: no named input (or "-") and stdin a FIFO
+ * or socket. Such a stage is not the first of a pipeline. */
+static int reads_pipe(void)
 {
-    p->enabled = sp_verbosity >= 1 && isatty(STDERR_FILENO);
-    p->start = p->last = sp_now();
-    p->name = NULL;
+    int named = 0;
+    for (int i = 0; i < noperands; i++) {
+        if (!strcmp(operands[i], "-"))
+            named = -1;
+        else if (named == 0)
+            named = 1;
+    }
+    if (named == 1)
+        return 0;
+    struct stat st;
+    return fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
-/* Seconds since p started when a line is due (at most five a second), else -1. */
+void sp_progress_init(sp_progress *p)
+{
+    memset(p, 0, sizeof *p);
+    if (sp_verbosity >= 1 && isatty(STDERR_FILENO))
+        p->mode = reads_pipe() ? 0 : 1;
+    else if (sp_verbosity >= 1 && sp_progress_interval > 0)
+        p->mode = 2;
+    p->start = p->last = sp_now();
+    p->unit = "records";
+}
+
+/* Seconds since p started when a line is due (at most five a second on the
+ * terminal, one every interval in plain lines), else -1. */
 static double progress_due(sp_progress *p)
 {
-    if (!p->enabled)
+    if (!p->mode)
         return -1;
     double t = sp_now();
-    if (t - p->last < 0.2)
+    if (t - p->last < (p->mode == 1 ? 0.2 : sp_progress_interval))
         return -1;
     p->last = t;
     return t - p->start;
+}
+
+/* Prints the line of p's last counts, el seconds in. */
+static void progress_draw(sp_progress *p, double el, int final)
+{
+    double mb = (double)p->bytes / 1e6;
+    char pct[64] = "";
+    if (p->total) {
+        double f = final ? 1.0 : (double)(p->consumed < p->total ? p->consumed : p->total) / (double)p->total;
+        int n = snprintf(pct, sizeof pct, ", %.0f%%", floor(f * 100));
+        if (!final && f > 0 && el > 0)
+            snprintf(pct + n, sizeof pct - (size_t)n, ", ETA %.0f s", el * (1 - f) / f);
+    }
+    fprintf(stderr, "%s%s: %s%s%llu %s, %.1f MB, %.1f MB/s, %.0f s%s%s", p->mode == 1 ? "\r" : "", progname,
+            p->where, p->where[0] ? ": " : "", (unsigned long long)p->records, p->unit, mb, el > 0 ? mb / el : 0.0,
+            el, pct, p->mode == 1 ? (final ? "\033[K\n" : "\033[K") : "\n");
+    p->drawn++;
 }
 
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
@@ -90,37 +135,51 @@ void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes)
 
 void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes)
 {
+    p->records = records;
+    p->bytes = bytes;
+    snprintf(p->where, sizeof p->where, "%s", where ? where : "");
     double el = progress_due(p);
-    if (el < 0)
-        return;
-    fprintf(stderr, "\r%s: %s%s%llu records, %.1f MB, %.1f MB/s, %.0f s\033[K", progname, where ? where : "",
-            where ? ": " : "", (unsigned long long)records, (double)bytes / 1e6,
-            el > 0 ? (double)bytes / 1e6 / el : 0.0, el);
+    if (el >= 0)
+        progress_draw(p, el, 0);
+}
+
+void sp_progress_input(sp_progress *p, uint64_t consumed, uint64_t total)
+{
+    p->consumed = consumed;
+    p->total = total;
 }
 
 void sp_progress_file(sp_progress *p, const char *name, uint64_t have, uint64_t total)
 {
-    if (p->enabled && name != p->name) {
+    if (p->mode && name != p->name) {
         p->name = name;
         p->start = sp_now();
     }
     double el = progress_due(p);
     if (el < 0)
         return;
-    double rate = el > 0 ? (double)have / el : 0;
+    double rate = el >= 0.1 ? (double)have / el : 0; /* no rate from a first instant */
     char size[48] = "", eta[32] = "";
     if (total)
         snprintf(size, sizeof size, " / %.1f", (double)total / 1e6);
     if (total && rate > 0 && have <= total)
         snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - have) / rate);
-    fprintf(stderr, "\r%s: %s: %.1f%s MB, %.1f MB/s, %.0f s%s\033[K", progname, name, (double)have / 1e6, size,
-            rate / 1e6, el, eta);
+    fprintf(stderr, "%s%s: %s: %.1f%s MB, %.1f MB/s, %.0f s%s%s", p->mode == 1 ? "\r" : "", progname, name,
+            (double)have / 1e6, size, rate / 1e6, el, eta, p->mode == 1 ? "\033[K" : "\n");
+    p->drawn++;
 }
 
 void sp_progress_done(sp_progress *p)
 {
-    if (p->enabled)
+    if (p->mode == 1 && p->drawn)
         fputs("\r\033[K", stderr);
+}
+
+void sp_progress_finish(sp_progress *p)
+{
+    if (!p->mode || !p->drawn || p->name) /* (a file's line: sp-fetch says its own end) */
+        return sp_progress_done(p);
+    progress_draw(p, sp_now() - p->start, 1);
 }
 
 void sp_progress_cb(void *ctx, uint64_t records, uint64_t bytes) { sp_progress_update(ctx, records, bytes); }
@@ -235,6 +294,9 @@ int sp_parse_part(const char *s, int *i, int *n)
 static const sp_opt common_opts[] = {
     {"quiet", 'q', SP_OPT_FLAG, NULL, .help = "report nothing but errors", .flags = SP_OPT_NO_RECIPE},
     {"verbose", 'v', SP_OPT_FLAG, NULL, .help = "report more", .flags = SP_OPT_NO_RECIPE},
+    {"progress-interval", 0, SP_OPT_DOUBLE, &sp_progress_interval, .min = 0, .max = INFINITY, .arg = "S",
+     .help = "when stderr is not a terminal, a progress line every S\nseconds (default 30; 0: none)",
+     .flags = SP_OPT_NO_RECIPE},
     {"help", 'h', SP_OPT_FLAG, NULL, .help = "show this help and exit", .flags = SP_OPT_NO_RECIPE},
     {"version", 'V', SP_OPT_FLAG, NULL, .help = "show the version and exit", .flags = SP_OPT_NO_RECIPE},
     {0},
@@ -404,7 +466,6 @@ static int set_value(const sp_opt *o, const char *arg, char *why, size_t wn)
 /* the recipe of the last parse */
 static json_t *recipe_args, *recipe_inputs;
 static sp_err recipe_err;
-static char **operands;
 
 static void recipe_input(const char *path)
 {
@@ -441,7 +502,7 @@ static void recipe_note(const sp_opt *o, int as_short, const char *arg)
 static int apply(const sp_cli_tool *t, const sp_opt *o, int as_short, const char *arg)
 {
     char why[512];
-    if (o >= common_opts && o < common_opts + sizeof common_opts / sizeof common_opts[0]) {
+    if (o >= common_opts && o < common_opts + sizeof common_opts / sizeof common_opts[0] && o->letter) {
         switch (o->letter) {
         case 'q': sp_verbosity = 0; return -1;
         case 'v': sp_verbosity = 2; return -1;
@@ -543,6 +604,7 @@ int sp_cli_parse(const sp_cli_tool *t, int argc, char **argv, sp_cli_args *args)
     }
     args->n = n;
     args->v = operands;
+    noperands = n;
     return -1;
 }
 
@@ -580,4 +642,167 @@ const json_t *sp_cli_recipe(sp_err *err)
     if (!step)
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     return step;
+}
+
+/* ---------------- defaults and output ---------------- */
+/* The positive integer in 1..max that s spells, or 0. */
+static int env_count(const char *s, int max)
+{
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return *end || errno || v < 1 ? 0 : v > max ? max : (int)v;
+}
+
+int sp_cli_default_threads(const char **source)
+{
+    int cpus = 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        cpus = CPU_COUNT(&set);
+    if (cpus > 256)
+        cpus = 256;
+    int omp = env_count(getenv("OMP_NUM_THREADS"), 256), slurm = env_count(getenv("SLURM_CPUS_PER_TASK"), 256);
+    const char *src = "sched_getaffinity";
+    int n = cpus;
+    if (omp) {
+        n = omp;
+        src = "OMP_NUM_THREADS";
+    } else if (slurm) {
+        n = slurm < cpus ? slurm : cpus;
+        src = "SLURM_CPUS_PER_TASK";
+    }
+    if (source)
+        *source = src;
+    return n;
+}
+
+const char *sp_format_real(char *buf, size_t n, double v)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, n, "null");
+        return buf;
+    }
+    float f = (float)v;
+    int as_float = isfinite(f) && (double)f == v;
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, v);
+        if (as_float ? strtof(buf, NULL) == f : strtod(buf, NULL) == v)
+            break;
+    }
+    /* a JSON reader takes "1e-05"; a whole number keeps a ".0" so it stays a real */
+    if (!strpbrk(buf, ".eEn") && strlen(buf) + 3 <= n)
+        strcat(buf, ".0");
+    return buf;
+}
+
+static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int json_text_add(sp_buf *b, const json_t *j, int indent, int depth)
+{
+    char num[64];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(j), i = 0;
+        const char **keys = malloc((n ? n : 1) * sizeof *keys);
+        if (!keys)
+            return -1;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+            keys[i++] = k;
+        if (indent && n)
+            qsort(keys, n, sizeof *keys, cmp_keys);
+        int rc = sp_buf_append(b, "{", 1);
+        for (i = 0; rc == 0 && i < n; i++) {
+            if (i)
+                rc |= sp_buf_append(b, ",", 1);
+            if (indent) {
+                rc |= sp_buf_append(b, "\n", 1);
+                for (int d = 0; d < (depth + 1) * indent; d++)
+                    rc |= sp_buf_append(b, " ", 1);
+            }
+            json_t *key = json_string(keys[i]);
+            char *ks = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+            rc |= ks ? sp_buf_append(b, ks, strlen(ks)) : -1;
+            free(ks);
+            json_decref(key);
+            rc |= sp_buf_append(b, indent ? ": " : ":", indent ? 2 : 1);
+            rc |= rc ? -1 : json_text_add(b, json_object_get(j, keys[i]), indent, depth + 1);
+        }
+        if (rc == 0 && indent && n) {
+            rc |= sp_buf_append(b, "\n", 1);
+            for (int d = 0; d < depth * indent; d++)
+                rc |= sp_buf_append(b, " ", 1);
+        }
+        free(keys);
+        return rc ? -1 : sp_buf_append(b, "}", 1);
+    }
+    case JSON_ARRAY: {
+        int rc = sp_buf_append(b, "[", 1);
+        size_t i;
+        json_t *v;
+        /* arrays of numbers stay on one line (a confusion matrix's rows) */
+        int flat = 1;
+        json_array_foreach((json_t *)j, i, v)
+            flat &= json_is_number(v);
+        json_array_foreach((json_t *)j, i, v) {
+            if (rc)
+                break;
+            if (i)
+                rc |= sp_buf_append(b, indent && flat ? ", " : ",", indent && flat ? 2 : 1);
+            if (indent && !flat) {
+                rc |= sp_buf_append(b, "\n", 1);
+                for (int d = 0; d < (depth + 1) * indent; d++)
+                    rc |= sp_buf_append(b, " ", 1);
+            }
+            rc |= rc ? -1 : json_text_add(b, v, indent, depth + 1);
+        }
+        if (rc == 0 && indent && !flat && json_array_size(j)) {
+            rc |= sp_buf_append(b, "\n", 1);
+            for (int d = 0; d < depth * indent; d++)
+                rc |= sp_buf_append(b, " ", 1);
+        }
+        return rc ? -1 : sp_buf_append(b, "]", 1);
+    }
+    case JSON_REAL:
+        sp_format_real(num, sizeof num, json_real_value(j));
+        return sp_buf_append(b, num, strlen(num));
+    default: {
+        char *t = json_dumps(j, JSON_ENCODE_ANY);
+        int rc = t ? sp_buf_append(b, t, strlen(t)) : -1;
+        free(t);
+        return rc;
+    }
+    }
+}
+
+char *sp_json_text(const json_t *j, int indent)
+{
+    sp_buf b = {0};
+    if (json_text_add(&b, j, indent, 0) || sp_buf_append(&b, "", 1)) {
+        sp_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+int sp_write_json_text(const char *path, const json_t *j, sp_err *err)
+{
+    char *text = sp_json_text(j, 2);
+    if (!text)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: out of memory", path);
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (!line) {
+        free(text);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: out of memory", path);
+    }
+    line[n] = '\n';
+    int rc = sp_atomic_write(path, line, n + 1, err);
+    free(line);
+    return rc;
 }

@@ -57,21 +57,46 @@ int sp_report(const sp_err *err);
  * SP_EXIT_DATA if any warning was counted, else SP_EXIT_OK. */
 int sp_cli_exit(const sp_err *err);
 
-/* ---- the progress line ----
- * On stderr, only when stderr is a terminal and not -q, at most five times a
- * second: "prog: 1200 records, 3.4 MB, 1.7 MB/s, 2 s" (bytes in units of
- * 10^6, the rate over the elapsed wall-clock seconds). done() clears it. */
+/* ---- progress ----
+ * Two forms, chosen by sp_progress_init:
+ *  - stderr a terminal (and not -q): one line redrawn in place at most five
+ *    times a second, "prog: 1200 records, 3.4 MB, 1.7 MB/s, 2 s", with
+ *    ", 45%, ETA 14 s" when the input's size is known (sp_progress_input).
+ *    In a pipeline only the first stage draws it: a tool whose input is a
+ *    pipe (stdin a FIFO or socket, no named input) stays quiet on the
+ *    terminal, so the one line there is the stage that knows the input size.
+ *  - stderr not a terminal (a Slurm log, a file): every stage writes the same
+ *    text as a plain line every --progress-interval seconds (default 30; 0:
+ *    never), and, once it wrote one, a last line when it finishes.
+ * Bytes are in units of 10^6, rates over the elapsed wall-clock seconds. */
 typedef struct sp_progress {
-    int enabled;
+    int mode;          /* 0 off, 1 the terminal line, 2 plain lines */
     double start, last;
-    const char *name; /* the file sp_progress_file last drew */
+    const char *name;  /* the file sp_progress_file last drew */
+    const char *unit;  /* what records are called: "records" unless set */
+    int drawn;         /* lines drawn so far */
+    uint64_t records, bytes;     /* the last update's counts */
+    uint64_t consumed, total;    /* input bytes read, of total (0: unknown) */
+    char where[96];              /* the last update's where ("" for none) */
 } sp_progress;
+/* The progress interval of --progress-interval, in seconds (0: no plain lines). */
+extern double sp_progress_interval;
 void sp_progress_init(sp_progress *p);
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
 /* The same line with where the run is first: "prog: WHERE: 1200 records, ..."
- * (sp-train's "batch 12/938"; where NULL: as sp_progress_update). */
+ * (sp-train's "batch 12/938, ETA 40 s, loss 0.52"; where NULL: as
+ * sp_progress_update). */
 void sp_progress_update_at(sp_progress *p, const char *where, uint64_t records, uint64_t bytes);
+/* How much of the input is read: consumed of total bytes (total 0: unknown),
+ * for the percent and ETA of the next update. */
+void sp_progress_input(sp_progress *p, uint64_t consumed, uint64_t total);
+/* Clears the terminal line (before a message, or at the end of a failed run). */
 void sp_progress_done(sp_progress *p);
+/* The end of a run: the terminal line drawn a last time with the final counts
+ * (100% when the size was known) and left on the screen, or the last plain
+ * line; nothing when no line was drawn before (a run under a fifth of a
+ * second, or shorter than the interval). */
+void sp_progress_finish(sp_progress *p);
 /* The same line for one file of known or unknown size (total 0):
  * "prog: NAME: 3.1 / 26.4 MB, 1.7 MB/s, 2 s, ETA 14 s". The clock restarts
  * when name changes (compared by pointer). */
@@ -173,6 +198,28 @@ int sp_cli_stdout_is_safe(void);
  * dataset file, passed over): "prog: KEY: REASON" on stderr unless -q; the
  * status stays as it is (ctx unused). */
 void sp_cli_report_key(void *ctx, const char *key, const char *reason);
+
+/* ---- defaults and output for people and scripts ---- */
+/* The threads a tool uses when --threads is not given: OMP_NUM_THREADS when
+ * set to a number in 1..256, else SLURM_CPUS_PER_TASK when set (at most the
+ * CPUs sched_getaffinity allows), else the CPUs sched_getaffinity allows
+ * this process (1 if it fails); at most 256. *source names where the number
+ * came from ("sched_getaffinity", "OMP_NUM_THREADS", ...). */
+int sp_cli_default_threads(const char **source);
+/* v as the shortest decimal that reads back as the same number: a value
+ * that is exactly a float32 (a float32 learning rate) as the shortest that
+ * reads back as that float32 ("0.001", not "0.0010000000474974513"), every
+ * other as the shortest that reads back as the double; "null" when not
+ * finite (JSON has no inf or nan). Returns buf. */
+const char *sp_format_real(char *buf, size_t n, double v);
+/* j as JSON text with every real printed by sp_format_real: on one line
+ * (indent 0, members in their order: a JSONL line) or indented with keys
+ * sorted (indent > 0: a file for people). A new string to free, or NULL
+ * when out of memory. */
+char *sp_json_text(const json_t *j, int indent);
+/* Writes sp_json_text(j, 2) and a newline to path atomically (sp_atomic);
+ * -1 with err naming path and the reason. */
+int sp_write_json_text(const char *path, const json_t *j, sp_err *err);
 
 /* ---- the parser's pieces ---- */
 /* Prints "prog (shardpipe) VERSION" on stdout; returns SP_EXIT_OK. */

@@ -228,6 +228,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         while ((n = nn_data_next(&tr, x, labels, err)) > 0) {
             if (check_labels(labels, n, net->classes, o->dir, err))
                 break;
+            if (o->on_running_loss && seen)
+                o->on_running_loss(o->ctx, total / (double)seen);
             if (o->on_progress)
                 o->on_progress(o->ctx, seen, seen * in * sizeof(float));
             int correct;

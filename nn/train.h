@@ -77,6 +77,8 @@ typedef struct nn_train_options {
     /* Callbacks (each may be NULL), all on the calling thread: */
     void (*on_start)(void *ctx, const nn_train_info *info);
     void (*on_progress)(void *ctx, uint64_t records, uint64_t bytes); /* within an epoch; end: on_progress_done */
+    void (*on_running_loss)(void *ctx, double loss); /* before each on_progress after the epoch's first batch:
+                                                      * the mean loss of its records so far */
     void (*on_progress_done)(void *ctx);
     void (*on_epoch)(void *ctx, const nn_epoch_report *report);
     void *ctx;

@@ -11,6 +11,7 @@
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
 #include "common/sp_part.h"
+#include "common/sp_xxh.h"
 
 /* An IDX file waiting for its partner (images for labels or the reverse). */
 typedef struct idx_pending {
@@ -375,6 +376,16 @@ static int load_labels(sp_decoder *d, sp_err *err)
     d->labels = sp_labels_create();
     if (!d->labels)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (d->opts.labels_from_dirs) {
+        const json_t *found = json_object_get(d->meta, "folder_classes");
+        if (d->opts.classes ? sp_labels_load_names(d->labels, d->opts.classes, err)
+                            : sp_labels_set_names(d->labels, json_is_array(found) ? found : NULL, err))
+            return -1;
+        learn(d, "classes", sp_labels_names(d->labels));
+        d->nclasses = (int)json_array_size(json_object_get(d->meta, "classes"));
+        d->numbered = 0;
+        return sp_stage_meta(d->out, d->meta, err);
+    }
     if (sp_labels_load_classes(d->labels, d->opts.classes, err) ||
         (d->opts.synset_ids && sp_labels_load_ids(d->labels, d->opts.synset_ids, err)) ||
         (d->opts.labels && sp_labels_load_val(d->labels, d->opts.labels, err)))
@@ -457,6 +468,29 @@ static int emit_encoded(sp_decoder *d, sp_record *rec, const sp_record *in, cons
     return 0;
 }
 
+/* The label and split of an image in a folder tree (--labels-from dirs):
+ * a class not in a given list is no label; without a list of any kind,
+ * classes are added as they are first seen and announced. */
+static int folder_label(sp_decoder *d, const char *key, int *split, char *why, size_t why_len, sp_err *err)
+{
+    char cls[1024];
+    if (sp_labels_folder_of(key, cls, sizeof cls, split, why, why_len))
+        return -1;
+    int grow = !d->opts.classes && !json_is_array(json_object_get(d->meta, "folder_classes")), added;
+    int label = sp_labels_name_index(d->labels, cls, grow, &added, err);
+    if (label == -2)
+        return -2;
+    if (added) {
+        learn(d, "classes", sp_labels_names(d->labels));
+        d->nclasses = label + 1;
+        if (sp_stage_meta(d->out, d->meta, err))
+            return -2;
+    }
+    if (label < 0)
+        snprintf(why, why_len, "class directory %.200s is not in the class list", cls);
+    return label;
+}
+
 static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
 {
     if (other_part(d, in))
@@ -464,10 +498,22 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     if (!d->labels_ready && load_labels(d, err))
         return -1;
     char why[256];
-    /* an encoded record (sp-decode --encoded's output) is labelled already */
-    int label = in->kind == SP_KIND_ENCODED ? in->label : sp_labels_lookup(d->labels, in->key, why, sizeof why);
-    if (in->kind == SP_KIND_ENCODED && label < 0)
-        snprintf(why, sizeof why, "the encoded record has no label");
+    int split = in->kind == SP_KIND_ENCODED ? in->split : image_split(in->key);
+    int label;
+    if (in->kind == SP_KIND_ENCODED) { /* an encoded record (sp-decode --encoded's output) is labelled already */
+        label = in->label;
+        if (label < 0)
+            snprintf(why, sizeof why, "the encoded record has no label");
+    } else {
+        label = d->opts.labels_from_dirs ? folder_label(d, in->key, &split, why, sizeof why, err)
+                                         : sp_labels_lookup(d->labels, in->key, why, sizeof why);
+        if (label == -2)
+            return -1;
+        if (d->opts.val_fraction > 0 && (split == SP_SPLIT_NONE || split == SP_SPLIT_TRAIN))
+            /* the top 53 bits of a seeded hash as a fraction in [0, 1) */
+            split = (double)(sp_xxh3_seeded(in->key, in->key_len, 0x76616c2d66726163ull) >> 11) * 0x1p-53 <
+                            d->opts.val_fraction ? SP_SPLIT_VAL : SP_SPLIT_TRAIN;
+    }
     if (label < 0 && !d->opts.unlabeled)
         return reject(d, in->key, SP_REJECT_UNLABELED, why, err);
     sp_err derr = {0};
@@ -477,7 +523,7 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     sp_record rec;
     if (sp_record_init(&rec, SP_KIND_PIXELS, in->key, err))
         return -1;
-    rec.split = in->kind == SP_KIND_ENCODED ? in->split : (uint8_t)image_split(in->key);
+    rec.split = (uint8_t)split;
     rec.label = label;
     if (in->kind == SP_KIND_ENCODED)
         rec.label2 = in->label2;

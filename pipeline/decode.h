@@ -37,6 +37,11 @@ typedef struct sp_decode_opts {
     const char *labels;     /* validation labels file, or NULL */
     const char *synset_ids; /* ILSVRC2012_ID -> WNID table, or NULL */
     int unlabeled;          /* keep images without a label (label -1) */
+    int labels_from_dirs;   /* image folders: label and split by directory (pipeline/labels.h), classes
+                             * from `classes` as plain names, else the stream's "folder_classes", else
+                             * named in the order they are first seen */
+    double val_fraction;    /* 0, or this fraction of the images not in val/ or test/ go to val, chosen
+                             * by a hash of the key (stable across runs and input orders); the rest train */
     int strict;             /* a reject stops the stage with an error */
     sp_image_opts image;
     /* When set, images are resized as they are decoded (sp-resize's options),

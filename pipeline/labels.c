@@ -28,6 +28,10 @@ struct sp_labels {
     size_t nids;
     uint32_t *val;    /* validation image number -> wnid digits, 1-based */
     size_t nval;
+    /* image folders: plain class names */
+    json_t *names;        /* the names in class order */
+    int *by_name;         /* class indices sorted by name, for bsearch */
+    size_t nnames, cap_names;
 };
 
 sp_labels *sp_labels_create(void) { return calloc(1, sizeof(sp_labels)); }
@@ -41,6 +45,8 @@ void sp_labels_free(sp_labels *l)
     json_decref(l->words);
     free(l->ids);
     free(l->val);
+    json_decref(l->names);
+    free(l->by_name);
     free(l);
 }
 
@@ -159,7 +165,9 @@ static int class_line(void *p, char *s, size_t no, sp_err *err)
     load_ctx *c = p;
     uint32_t w = parse_wnid(s);
     if (!w || (s[9] && s[9] != ' ' && s[9] != '\t'))
-        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not a synset line (nXXXXXXXX words): %.60s", c->path, no, s);
+        return sp_fail(err, SP_EXIT_DATA,
+                       "%s:%zu: not a synset line (nXXXXXXXX words): %.60s (plain class names: --labels-from dirs)",
+                       c->path, no, s);
     sp_labels *l = c->l;
     if ((size_t)l->nclasses == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 1024;
@@ -432,7 +440,7 @@ int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_
         }
         if (!w) {
             snprintf(why, why_len, image ? "no labels file for validation images (--labels)"
-                                         : "no WNID in the key to label it by");
+                                         : "no WNID in the key to label it by (class directories: --labels-from dirs)");
             return -1;
         }
     }
@@ -440,4 +448,179 @@ int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_
     if (idx < 0)
         snprintf(why, why_len, "n%08u is not in the class list", w - 1);
     return idx;
+}
+
+/* ---------------- image folders ---------------- */
+
+static int split_dir(const char *s, size_t n)
+{
+    if (n == 5 && !memcmp(s, "train", 5))
+        return SP_SPLIT_TRAIN;
+    if (n == 3 && !memcmp(s, "val", 3))
+        return SP_SPLIT_VAL;
+    if (n == 4 && !memcmp(s, "test", 4))
+        return SP_SPLIT_TEST;
+    return SP_SPLIT_NONE;
+}
+
+/* 1 when the n bytes at s name an archive (its members' keys go on below it). */
+static int archive_part(const char *s, size_t n)
+{
+    static const char *const sfx[] = {".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip", ".cpio"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        size_t k = strlen(sfx[i]);
+        if (n > k && !memcmp(s + n - k, sfx[i], k))
+            return 1;
+    }
+    return 0;
+}
+
+int sp_labels_folder_of(const char *key, char *cls, size_t n, int *split, char *why, size_t why_len)
+{
+    /* the directory parts (every part but the last): the first split
+     * directory names the split and the part after it the class; without
+     * one, the first part that is not an archive's name is the class */
+    const char *cls_start = NULL, *first = NULL;
+    size_t cls_len = 0, first_len = 0;
+    int after_split = 0;
+    *split = SP_SPLIT_NONE;
+    for (const char *part = key, *slash; (slash = strchr(part, '/')) != NULL; part = slash + 1) {
+        size_t k = (size_t)(slash - part);
+        if (!k)
+            continue;
+        if (after_split) {
+            cls_start = part;
+            cls_len = k;
+            break;
+        }
+        int sp = *split == SP_SPLIT_NONE ? split_dir(part, k) : SP_SPLIT_NONE;
+        if (sp != SP_SPLIT_NONE) {
+            *split = sp;
+            after_split = 1;
+        } else if (!first && !archive_part(part, k)) {
+            first = part;
+            first_len = k;
+        }
+    }
+    if (*split == SP_SPLIT_NONE) {
+        cls_start = first;
+        cls_len = first_len;
+    }
+    if (!cls_start) {
+        snprintf(why, why_len, "no class directory in the key (CLASS/FILE or train/CLASS/FILE)");
+        return -1;
+    }
+    if (cls_len >= n) {
+        snprintf(why, why_len, "class directory name over %zu bytes", n - 1);
+        return -1;
+    }
+    memcpy(cls, cls_start, cls_len);
+    cls[cls_len] = 0;
+    return 0;
+}
+
+static void names_reset(sp_labels *l)
+{
+    json_decref(l->names);
+    l->names = json_array();
+    l->nnames = 0;
+}
+
+/* Appends a name (not yet in the list) and keeps by_name sorted. */
+static int names_add(sp_labels *l, const char *name, sp_err *err)
+{
+    if (l->nnames == l->cap_names) {
+        size_t cap = l->cap_names ? 2 * l->cap_names : 64;
+        int *p = realloc(l->by_name, cap * sizeof *p);
+        if (!p)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        l->by_name = p;
+        l->cap_names = cap;
+    }
+    if (!l->names || json_array_append_new(l->names, json_string(name)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    /* insertion into the sorted indices */
+    size_t i = l->nnames;
+    while (i > 0 && strcmp(json_string_value(json_array_get(l->names, (size_t)l->by_name[i - 1])), name) > 0) {
+        l->by_name[i] = l->by_name[i - 1];
+        i--;
+    }
+    l->by_name[i] = (int)l->nnames;
+    l->nnames++;
+    return 0;
+}
+
+static int name_find(const sp_labels *l, const char *name)
+{
+    size_t lo = 0, hi = l->nnames;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(json_string_value(json_array_get(l->names, (size_t)l->by_name[mid])), name);
+        if (c == 0)
+            return l->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+typedef struct names_ctx {
+    sp_labels *l;
+    const char *path;
+} names_ctx;
+
+static int name_line(void *p, char *s, size_t no, sp_err *err)
+{
+    names_ctx *c = p;
+    if (!sp_utf8_valid(s, strlen(s)) || strchr(s, '/'))
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: not a class name (UTF-8, no '/'): %.60s", c->path, no, s);
+    if (name_find(c->l, s) >= 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s:%zu: class %s is listed twice", c->path, no, s);
+    return names_add(c->l, s, err);
+}
+
+int sp_labels_load_names(sp_labels *l, const char *path, sp_err *err)
+{
+    size_t len;
+    char *text = slurp(path, &len, err);
+    if (!text)
+        return -1;
+    names_reset(l);
+    names_ctx c = {l, path};
+    int rc = each_text_line(path, text, len, name_line, &c, err);
+    free(text);
+    if (rc == 0 && l->nnames == 0)
+        rc = sp_fail(err, SP_EXIT_DATA, "%s: no classes", path);
+    return rc;
+}
+
+int sp_labels_set_names(sp_labels *l, const json_t *names, sp_err *err)
+{
+    names_reset(l);
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *s = json_string_value(json_array_get(names, i));
+        if (!s || name_find(l, s) >= 0)
+            return sp_fail(err, SP_EXIT_DATA, "folder_classes: entry %zu is not a class name, or listed twice", i);
+        if (names_add(l, s, err))
+            return -1;
+    }
+    return 0;
+}
+
+json_t *sp_labels_names(const sp_labels *l) { return l->names ? json_incref(l->names) : json_array(); }
+
+int sp_labels_name_index(sp_labels *l, const char *name, int grow, int *added, sp_err *err)
+{
+    *added = 0;
+    int i = name_find(l, name);
+    if (i >= 0 || !grow)
+        return i;
+    if (!l->names)
+        names_reset(l);
+    if (names_add(l, name, err))
+        return -2;
+    *added = 1;
+    return (int)l->nnames - 1;
 }

@@ -57,4 +57,29 @@ int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err);
  * label for that validation image). */
 int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_len);
 
+/* ---- image folders: classes named by directories ----
+ * The layout torchvision's ImageFolder reads: train/cat/001.jpg. The class
+ * of a key is the directory right below its split directory (the first
+ * directory part that is exactly "train", "val" or "test"), or, when it has
+ * none, its first directory part that is not an archive's name (pets.tar/,
+ * pets.zip/); files in that directory's subdirectories belong to it too
+ * (train/cat/kitten/002.jpg is a cat), as with ImageFolder.
+ * Class names are plain names; a list of them replaces the WNID list above. */
+
+/* The split directory and class of key: writes the class name into cls (n
+ * bytes) and the split (enum sp_split, SP_SPLIT_NONE without a split
+ * directory) into *split. Returns 0, or -1 with why set when the key has no
+ * directory to name a class (a file at the top, or right in train/). */
+int sp_labels_folder_of(const char *key, char *cls, size_t n, int *split, char *why, size_t why_len);
+/* Loads plain class names, one a line (blank lines skipped, no name twice);
+ * class index = order. Replaces any list loaded before. */
+int sp_labels_load_names(sp_labels *l, const char *path, sp_err *err);
+/* The same from a JSON array of strings (the stream's "folder_classes"). */
+int sp_labels_set_names(sp_labels *l, const json_t *names, sp_err *err);
+/* The class names as a JSON array (new reference). */
+json_t *sp_labels_names(const sp_labels *l);
+/* The index of class name; when it is not in the list: -1, or with grow it
+ * is appended (*added set to 1). -2 with err set when out of memory. */
+int sp_labels_name_index(sp_labels *l, const char *name, int grow, int *added, sp_err *err);
+
 #endif

@@ -4,7 +4,9 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +46,7 @@ typedef struct src {
     int64_t file_size;      /* SRC_FD of a regular file: its size (streamed, not buffered); else -1 */
     struct src *parent;     /* SRC_ENTRY: the source of outer, whose expansion the bytes read here count to */
     struct ctx *c;          /* SRC_ENTRY: for that count */
+    sp_unpack_stats *stats; /* SRC_FD: in_bytes counts what is read */
     const char *key;        /* SRC_ENTRY: the nested archive's key, for messages */
 } src;
 
@@ -53,6 +56,7 @@ typedef struct ctx {
     sp_unpack_stats *stats;
     sp_record tmpl; /* split and labels given to every member */
     const char *input; /* input name for messages */
+    const char *plain_key; /* the key of a plain (not archive) input at depth 0, or NULL: its base */
 } ctx;
 
 static la_ssize_t src_read_raw(struct archive *a, void *p, const void **out);
@@ -60,8 +64,12 @@ static int count_out(struct ctx *c, struct archive *a, src *s, const char *key, 
 static la_ssize_t src_read(struct archive *a, void *p, const void **out)
 {
     la_ssize_t n = src_read_raw(a, p, out);
-    if (n > 0)
-        ((src *)p)->served += (uint64_t)n;
+    src *s = p;
+    if (n > 0) {
+        s->served += (uint64_t)n;
+        if (s->kind == SRC_FD)
+            s->stats->in_bytes += (uint64_t)n;
+    }
     return n;
 }
 
@@ -469,10 +477,13 @@ static int unpack_records(ctx *c, sp_reader *r, const json_t *overrides, sp_err 
 static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, const char *name,
                         const char *base, const json_t *overrides, sp_err *err);
 
-int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overrides, sp_stage *out,
-                 const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err)
+/* sp_unpack_fd; plain_key (may be NULL) keys the input when it is a plain
+ * file rather than an archive or a stream. */
+static int unpack_fd_keyed(int fd, const char *name, const char *base, const char *plain_key,
+                           const json_t *overrides, sp_stage *out, const sp_unpack_opts *opts,
+                           sp_unpack_stats *stats, sp_err *err)
 {
-    ctx c = {.out = out, .opts = opts, .stats = stats, .input = name};
+    ctx c = {.out = out, .opts = opts, .stats = stats, .input = name, .plain_key = plain_key};
     sp_record_init(&c.tmpl, SP_KIND_BLOB, "x", NULL);
     /* enough to sniff a record stream: the magic, or for zstd data its first
      * block, which must be decompressed to see the magic inside */
@@ -494,6 +505,12 @@ int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overr
     return rc;
 }
 
+int sp_unpack_fd(int fd, const char *name, const char *base, const json_t *overrides, sp_stage *out,
+                 const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err)
+{
+    return unpack_fd_keyed(fd, name, base, NULL, overrides, out, opts, stats, err);
+}
+
 /* Unpacks fd, whose first pre_len bytes were already read into pre. */
 static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, const char *name,
                         const char *base, const json_t *overrides, sp_err *err)
@@ -511,12 +528,16 @@ static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, cons
         return -1;
     if (pre_len == 0) { /* an empty file is one empty blob */
         sp_record rec;
-        if (sp_record_init(&rec, SP_KIND_BLOB, base, err) || sp_writer_record(out->w, &rec, "", 0, err))
+        const char *key = c->plain_key ? c->plain_key : base;
+        if (sp_record_init(&rec, SP_KIND_BLOB, key, err) || sp_writer_record(out->w, &rec, "", 0, err))
             return -1;
         c->stats->files++;
         return 0;
     }
-    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err, .file_size = -1};
+    if (c->plain_key && !is_archive(pre, pre_len))
+        base = c->plain_key;
+    src s = {.kind = SRC_FD, .fd = fd, .pre = pre, .pre_len = pre_len, .err = err, .file_size = -1,
+             .stats = c->stats};
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == (off_t)pre_len)
         s.file_size = (int64_t)st.st_size;
@@ -525,5 +546,337 @@ static int unpack_input(ctx *c, int fd, const uint8_t *pre, size_t pre_len, cons
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     int rc = unpack_archive(c, &s, base, 0, err);
     free(s.buf);
+    return rc;
+}
+
+/* ---------------- named paths: files and directory trees ---------------- */
+
+/* The key a plain file named by path keeps: path itself when it is relative
+ * and has no ".." part ("./" and repeated slashes dropped), else its base
+ * name. Returns -1 when it does not fit in n. */
+static int path_key(char *key, size_t n, const char *path)
+{
+    int relative = path[0] != '/';
+    for (const char *s = path; relative && *s;) {
+        const char *e = strchr(s, '/');
+        size_t k = e ? (size_t)(e - s) : strlen(s);
+        if (k == 2 && s[0] == '.' && s[1] == '.')
+            relative = 0;
+        s = e ? e + 1 : s + k;
+    }
+    if (!relative)
+        return snprintf(key, n, "%s", sp_basename(path)) < (int)n ? 0 : -1;
+    if (join_key(key, n, "", path))
+        return -1;
+    memmove(key, key + 1, strlen(key)); /* join_key's leading '/' */
+    return 0;
+}
+
+/* One directory's entries, sorted by name (byte order). */
+typedef struct dir_list {
+    char **names;
+    size_t n;
+} dir_list;
+
+static void dir_list_free(dir_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    l->names = NULL;
+    l->n = 0;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int list_dir(const char *path, dir_list *l, sp_err *err)
+{
+    memset(l, 0, sizeof *l);
+    DIR *d = opendir(path);
+    if (!d)
+        return sp_fail(err, errno == ENOENT || errno == EACCES ? SP_EXIT_DATA : SP_EXIT_SYSTEM, "%s: %s", path,
+                       strerror(errno));
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    for (errno = 0; rc == 0 && (e = readdir(d)) != NULL; errno = 0) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (l->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(l->names, cap * sizeof *nn);
+            if (!nn) {
+                rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+                break;
+            }
+            l->names = nn;
+        }
+        if (!(l->names[l->n] = strdup(e->d_name)))
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        else
+            l->n++;
+    }
+    if (rc == 0 && errno)
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot list: %s", path, strerror(errno));
+    closedir(d);
+    if (rc) {
+        dir_list_free(l);
+        return -1;
+    }
+    if (l->n)
+        qsort(l->names, l->n, sizeof *l->names, cmp_names);
+    return 0;
+}
+
+/* The directories on the way down from the top, to refuse a loop of
+ * followed links. */
+typedef struct walk_dir {
+    dev_t dev;
+    ino_t ino;
+    const struct walk_dir *up;
+} walk_dir;
+
+static int walk(ctx *c, const char *path, const char *key, const walk_dir *up, int depth, sp_err *err);
+
+/* Stats path/name for the walk: the entry itself, or with follow what a link
+ * points at. Returns 0, or 1 when the entry was reported and is passed over. */
+static int walk_stat(ctx *c, const char *path, const char *key, struct stat *st, sp_err *err)
+{
+    if (lstat(path, st))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    if (S_ISLNK(st->st_mode)) {
+        if (!c->opts->follow) {
+            report(c, key, "symbolic link, not followed (--follow follows links)");
+            return 1;
+        }
+        if (stat(path, st)) {
+            report(c, key, errno == ENOENT ? "symbolic link to nothing" : strerror(errno));
+            return 1;
+        }
+    }
+    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode)) {
+        report(c, key, S_ISFIFO(st->st_mode) ? "fifo" : S_ISSOCK(st->st_mode) ? "socket" : "device file");
+        return 1;
+    }
+    return 0;
+}
+
+static int walk_file(ctx *c, const char *path, const char *key, sp_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sp_fail(err, errno == EACCES ? SP_EXIT_DATA : SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    int rc = unpack_fd_keyed(fd, path, key, key, NULL, c->out, c->opts, c->stats, err);
+    close(fd);
+    return rc;
+}
+
+/* Walks the directory at path, whose members' keys start with key ("" at
+ * the top): its files first, then its subdirectories, each in byte order of
+ * their names. */
+static int walk(ctx *c, const char *path, const char *key, const walk_dir *up, int depth, sp_err *err)
+{
+    dir_list l;
+    if (list_dir(path, &l, err))
+        return -1;
+    int rc = 0;
+    size_t plen = strlen(path), klen = strlen(key);
+    char *child = malloc(plen + 2 + NAME_MAX + 1), *ckey = malloc(SP_KEY_MAX + 1);
+    unsigned char *is_dir = calloc(l.n ? l.n : 1, 1);
+    struct stat *sts = calloc(l.n ? l.n : 1, sizeof *sts);
+    if (!child || !ckey || !is_dir || !sts)
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    /* pass 1: the files; pass 2: the subdirectories */
+    for (int pass = 1; rc == 0 && pass <= 2; pass++)
+        for (size_t i = 0; rc == 0 && i < l.n; i++) {
+            snprintf(child, plen + 2 + NAME_MAX + 1, "%s%s%s", path,
+                     plen && path[plen - 1] == '/' ? "" : "/", l.names[i]);
+            if (klen + 1 + strlen(l.names[i]) > SP_KEY_MAX) {
+                if (pass == 1)
+                    report(c, path, "path too long for a key");
+                continue;
+            }
+            snprintf(ckey, SP_KEY_MAX + 1, "%s%s%s", key, klen ? "/" : "", l.names[i]);
+            if (pass == 1) {
+                int r = walk_stat(c, child, ckey, &sts[i], err);
+                if (r < 0)
+                    rc = -1;
+                else if (r == 0 && S_ISDIR(sts[i].st_mode))
+                    is_dir[i] = 1;
+                else if (r == 0)
+                    rc = walk_file(c, child, ckey, err);
+                continue;
+            }
+            if (!is_dir[i])
+                continue;
+            const walk_dir *w;
+            for (w = up; w && !(w->dev == sts[i].st_dev && w->ino == sts[i].st_ino); w = w->up)
+                ;
+            if (w) {
+                report(c, ckey, "a link back to a directory above it, not followed again");
+                continue;
+            }
+            if (depth >= SP_UNPACK_MAX_DIR_DEPTH)
+                rc = sp_fail(err, SP_EXIT_DATA, "%s: directories nested more than %d deep", child,
+                             SP_UNPACK_MAX_DIR_DEPTH);
+            else {
+                walk_dir here = {sts[i].st_dev, sts[i].st_ino, up};
+                rc = walk(c, child, ckey, &here, depth + 1, err);
+            }
+        }
+    free(child);
+    free(ckey);
+    free(is_dir);
+    free(sts);
+    dir_list_free(&l);
+    return rc;
+}
+
+static int is_split_dir(const char *name)
+{
+    return !strcmp(name, "train") || !strcmp(name, "val") || !strcmp(name, "test");
+}
+
+/* Appends the names of the subdirectories of path (links to directories too
+ * with follow) to names. */
+static int add_subdirs(const char *path, int follow, json_t *names, sp_err *err)
+{
+    dir_list l;
+    if (list_dir(path, &l, err))
+        return -1;
+    size_t plen = strlen(path);
+    char *child = malloc(plen + 2 + NAME_MAX + 1);
+    if (!child) {
+        dir_list_free(&l);
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        snprintf(child, plen + 2 + NAME_MAX + 1, "%s/%s", path, l.names[i]);
+        struct stat st;
+        if ((follow ? stat(child, &st) : lstat(child, &st)) == 0 && S_ISDIR(st.st_mode))
+            json_array_append_new(names, json_string(l.names[i]));
+    }
+    free(child);
+    dir_list_free(&l);
+    return 0;
+}
+
+static int cmp_json_strings(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+int sp_unpack_tree_bytes(const char *dir, int follow, uint64_t *bytes, sp_err *err)
+{
+    dir_list l;
+    if (list_dir(dir, &l, err))
+        return -1;
+    size_t dlen = strlen(dir);
+    char *child = malloc(dlen + 2 + NAME_MAX + 1);
+    int rc = child ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        snprintf(child, dlen + 2 + NAME_MAX + 1, "%s/%s", dir, l.names[i]);
+        struct stat st;
+        if ((follow ? stat(child, &st) : lstat(child, &st)) != 0)
+            continue;
+        if (S_ISREG(st.st_mode))
+            *bytes += (uint64_t)st.st_size;
+        else if (S_ISDIR(st.st_mode))
+            rc = sp_unpack_tree_bytes(child, follow, bytes, err);
+    }
+    free(child);
+    dir_list_free(&l);
+    return rc;
+}
+
+json_t *sp_unpack_folder_classes(const char *dir, int follow, sp_err *err)
+{
+    dir_list top;
+    if (list_dir(dir, &top, err))
+        return NULL;
+    json_t *names = json_array();
+    int rc = names ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    int splits = 0;
+    size_t dlen = strlen(dir);
+    char *child = malloc(dlen + 2 + NAME_MAX + 1);
+    if (!child)
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < top.n; i++) {
+        snprintf(child, dlen + 2 + NAME_MAX + 1, "%s/%s", dir, top.names[i]);
+        struct stat st;
+        if (is_split_dir(top.names[i]) && (follow ? stat(child, &st) : lstat(child, &st)) == 0 &&
+            S_ISDIR(st.st_mode)) {
+            splits++;
+            rc = add_subdirs(child, follow, names, err);
+        }
+    }
+    if (rc == 0 && splits == 0)
+        rc = add_subdirs(dir, follow, names, err);
+    free(child);
+    dir_list_free(&top);
+    if (rc) {
+        json_decref(names);
+        return NULL;
+    }
+    /* sorted, each name once: the union over the split directories */
+    size_t n = json_array_size(names);
+    json_t **v = malloc((n ? n : 1) * sizeof *v);
+    json_t *out = json_array();
+    if (!v || !out) {
+        free(v);
+        json_decref(names);
+        json_decref(out);
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(names, i);
+    if (n)
+        qsort(v, n, sizeof *v, cmp_json_strings);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(json_string_value(v[i]), json_string_value(v[i - 1])))
+            json_array_append(out, v[i]);
+    free(v);
+    json_decref(names);
+    return out;
+}
+
+int sp_unpack_path(const char *path, const char *stdin_name, const json_t *overrides, sp_stage *out,
+                   const sp_unpack_opts *opts, sp_unpack_stats *stats, sp_err *err)
+{
+    ctx c = {.out = out, .opts = opts, .stats = stats, .input = path};
+    if (!strcmp(path, "-"))
+        return sp_unpack_fd(STDIN_FILENO, path, stdin_name, overrides, out, opts, stats, err);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* a tree: the stream says which class directories it has, then the
+         * files follow, keyed by their paths under it */
+        json_t *m = overrides ? json_deep_copy(overrides) : json_object();
+        json_t *classes = sp_unpack_folder_classes(path, opts->follow, err);
+        if (!m || !classes) {
+            json_decref(m);
+            json_decref(classes);
+            return classes ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory") : -1;
+        }
+        if (json_array_size(classes)) /* (a folder of files alone says nothing of classes) */
+            json_object_set_new(m, "folder_classes", classes);
+        else
+            json_decref(classes);
+        int rc = sp_stage_meta(out, m, err);
+        json_decref(m);
+        walk_dir top = {st.st_dev, st.st_ino, NULL};
+        return rc ? -1 : walk(&c, path, "", &top, 0, err);
+    }
+    int fd = sp_open_input(path, err);
+    if (fd < 0)
+        return -1;
+    char key[SP_KEY_MAX + 1];
+    if (opts->keep_paths && path_key(key, sizeof key, path)) {
+        close(fd);
+        return sp_fail(err, SP_EXIT_DATA, "%s: path too long for a key", path);
+    }
+    int rc = unpack_fd_keyed(fd, path, sp_basename(path), opts->keep_paths ? key : NULL, overrides, out, opts, stats,
+                             err);
+    close(fd);
     return rc;
 }

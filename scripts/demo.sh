@@ -2,7 +2,8 @@
 # make demo: fetches Fashion-MNIST (offline: the manifest's first mirror is
 # Debian's dataset-fashion-mnist package), converts it to verified HDF5+zstd
 # shards in BUILD/demo/fashion-mnist, prints a summary, then trains the mlp
-# on them for 5 epochs (a few seconds) and evaluates it.
+# on them for 5 epochs (a few seconds) and evaluates it; the training curves
+# and the confusion heat map land in BUILD/demo/curves.png and heatmap.png.
 set -eu
 build=${1:-build}
 bin="$build/bin"
@@ -33,9 +34,14 @@ print(f"time      {end - start:.2f} s for the whole pipeline")
 for sh in m["shards"]:
     print(f"shard     {out}/{sh['file']}")
 print(f"read it   HDF5_PLUGIN_PATH={os.path.dirname(os.path.dirname(out))}/hdf5-plugin "
-      f"python3 -c \"import h5py; f = h5py.File('{out}/{m['shards'][0]['file']}'); print(f['images'].shape)\"")
+      f"/usr/bin/python3 -c \"import h5py; f = h5py.File('{out}/{m['shards'][0]['file']}'); print(f['images'].shape)\"")
 PY
-echo "== $bin/sp-train $out --model mlp --epochs 5 -o $build/demo/mlp.ckpt"
-"$bin/sp-train" "$out" --model mlp --epochs 5 -o "$build/demo/mlp.ckpt"
-echo "== $bin/sp-eval $out --checkpoint $build/demo/mlp.ckpt (first lines)"
-"$bin/sp-eval" "$out" --checkpoint "$build/demo/mlp.ckpt" | head -4
+rm -f "$build/demo/metrics.jsonl" # --metrics appends
+echo "== $bin/sp-train $out --model mlp --epochs 5 -o $build/demo/mlp.ckpt --metrics $build/demo/metrics.jsonl --curves $build/demo/curves.png"
+"$bin/sp-train" "$out" --model mlp --epochs 5 -o "$build/demo/mlp.ckpt" --metrics "$build/demo/metrics.jsonl" \
+    --curves "$build/demo/curves.png"
+echo "== $bin/sp-eval $out --checkpoint $build/demo/mlp.ckpt --heatmap $build/demo/heatmap.png (first lines and the matrix)"
+"$bin/sp-eval" "$out" --checkpoint "$build/demo/mlp.ckpt" --heatmap "$build/demo/heatmap.png" > "$build/demo/eval.txt"
+head -4 "$build/demo/eval.txt"
+sed -n '/^confusion/,$p' "$build/demo/eval.txt"
+echo "== pictures: $build/demo/curves.png (loss, train and test accuracy per epoch), $build/demo/heatmap.png (confusion)"

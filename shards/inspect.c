@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "shards/inspect.h"
 
-#include "common/sp_atomic.h"
+#include "common/sp_draw.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -177,53 +177,28 @@ json_t *sp_inspect(const char *dir, sp_err *err)
     return out;
 }
 
-/* Writes the w x h RGB image as a PNG at path, atomically (sp_atomic): a
- * failed write leaves no partial file. */
-static int write_png(const char *path, const uint8_t *rgb, int w, int h, sp_err *err)
+/* Which classes have records: present[k] set for each label k seen. */
+static int classes_present(const char *dir, const json_t *m, int nclasses, unsigned char *present, sp_err *err)
 {
-    sp_atomic_file af;
-    if (sp_atomic_open(&af, path, err))
-        return -1;
-    FILE *f = fdopen(af.fd, "wb");
-    if (!f) {
-        int e = errno;
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        sp_shard *s = open_entry(dir, e, err);
+        if (!s)
+            return -1;
+        uint64_t n = sp_shard_count(s);
+        int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
+        int rc = !labels ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory")
+                         : sp_shard_read(s, 0, n, NULL, labels, NULL, NULL, err);
+        for (uint64_t r = 0; rc == 0 && r < n; r++)
+            if (labels[r] >= 0 && labels[r] < nclasses)
+                present[labels[r]] = 1;
+        free(labels);
+        sp_shard_close(s);
+        if (rc)
+            return -1;
     }
-    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = p ? png_create_info_struct(p) : NULL;
-    if (!p || !info || setjmp(png_jmpbuf(p))) {
-        png_destroy_write_struct(&p, &info);
-        fclose(f);
-        af.fd = -1; /* closed with f */
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write the PNG", path);
-    }
-    png_init_io(p, f);
-    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(p, info);
-    for (int y = 0; y < h; y++)
-        png_write_row(p, rgb + (size_t)y * (size_t)w * 3);
-    png_write_end(p, NULL);
-    png_destroy_write_struct(&p, &info);
-    /* flush the stdio buffer into the temporary; the commit fsyncs and closes it */
-    if (fflush(f) || ferror(f)) {
-        int e = errno;
-        fclose(f);
-        af.fd = -1;
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
-    }
-    int fd = dup(af.fd);
-    fclose(f);
-    af.fd = fd;
-    if (fd < 0) {
-        int e = errno;
-        sp_atomic_abort(&af);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(e));
-    }
-    return sp_atomic_commit(&af, err);
+    return 0;
 }
 
 /* Record r of the encoded shard s, read (checked) into enc and decoded into
@@ -247,25 +222,61 @@ static int load_encoded(sp_shard *s, uint64_t r, sp_buf *enc, sp_image *img, sp_
     return 0;
 }
 
-int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err)
+int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, int max_classes, int *rows_out,
+                    int *present_out, sp_err *err)
 {
     json_t *m = sp_manifest_load(dir, err);
     if (!m)
         return -1;
-    int nclasses = (int)json_array_size(json_object_get(m, "classes"));
+    json_t *names = json_object_get(m, "classes");
+    int nclasses = (int)json_array_size(names);
     if (nclasses <= 0) {
         json_decref(m);
         return sp_fail(err, SP_EXIT_DATA, "%s: no class list to arrange the sheet by", dir);
     }
-    int W = per_class * (tile + 2), H = nclasses * (tile + 2);
-    uint8_t *sheet = calloc((size_t)W * (size_t)H, 3);
+    unsigned char *present = calloc((size_t)nclasses, 1);
+    int *row_of = malloc((size_t)nclasses * sizeof *row_of);
+    if (!present || !row_of || classes_present(dir, m, nclasses, present, err)) {
+        free(present);
+        free(row_of);
+        json_decref(m);
+        return present && row_of ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    /* the rows: the classes present, in class order, up to max_classes */
+    int rows = 0, npresent = 0;
+    for (int k = 0; k < nclasses; k++) {
+        npresent += present[k];
+        row_of[k] = present[k] && rows < max_classes ? rows++ : -1;
+    }
+    if (rows_out)
+        *rows_out = rows;
+    if (present_out)
+        *present_out = npresent;
+    /* the labels' column: "N name", white on the dark background */
+    int S = tile >= 48 ? 2 : 1, label_w = 0;
+    char label[64];
+    for (int k = 0; k < nclasses; k++) {
+        if (row_of[k] < 0)
+            continue;
+        snprintf(label, sizeof label, "%d %.24s", k, json_string_value(json_array_get(names, (size_t)k)));
+        int w = sp_text_width(label, S);
+        label_w = w > label_w ? w : label_w;
+    }
+    label_w += 12;
+    sp_canvas sheet = {0};
+    int W = label_w + per_class * (tile + 2), H = (rows ? rows : 1) * (tile + 2);
     int *filled = calloc((size_t)nclasses, sizeof *filled);
     uint8_t *pix = NULL, *scaled = malloc((size_t)tile * tile * 4);
     sp_resampler rs = {0};
     sp_buf enc = {0};
     sp_image img = {0};
-    int rc = sheet && filled && scaled ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    memset(sheet, 32, sheet ? (size_t)W * (size_t)H * 3 : 0); /* dark grey between tiles */
+    int rc = filled && scaled ? sp_canvas_init(&sheet, W, H, 0x202020, err) : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (int k = 0; rc == 0 && k < nclasses; k++) {
+        if (row_of[k] < 0)
+            continue;
+        snprintf(label, sizeof label, "%d %.24s", k, json_string_value(json_array_get(names, (size_t)k)));
+        sp_draw_text(&sheet, 6, row_of[k] * (tile + 2) + 1 + (tile - sp_text_height(S)) / 2 + S, label, S, 0xf0f0f0);
+    }
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(m, "shards"), i, e) {
@@ -298,10 +309,10 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
         }
         int missing = 0;
         for (int k = 0; k < nclasses; k++)
-            missing += filled[k] < per_class;
+            missing += row_of[k] >= 0 && filled[k] < per_class;
         for (uint64_t r = 0; rc == 0 && missing && r < n; r++) {
-            int32_t label = labels[r];
-            if (label < 0 || label >= nclasses || filled[label] >= per_class)
+            int32_t label_k = labels[r];
+            if (label_k < 0 || label_k >= nclasses || row_of[label_k] < 0 || filled[label_k] >= per_class)
                 continue;
             const uint8_t *px = pix;
             if (encoded) { /* the sample's bytes, decoded as sp-decode decodes them */
@@ -325,24 +336,27 @@ int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int ti
                 rc = sp_fail(err, SP_EXIT_SYSTEM, "cannot scale a sample");
                 break;
             }
-            int x0 = filled[label] * (tile + 2) + 1 + (tile - tw) / 2, y0 = label * (tile + 2) + 1 + (tile - th) / 2;
+            int x0 = label_w + filled[label_k] * (tile + 2) + 1 + (tile - tw) / 2,
+                y0 = row_of[label_k] * (tile + 2) + 1 + (tile - th) / 2;
             for (int y = 0; y < th; y++)
                 for (int x = 0; x < tw; x++)
                     for (int k = 0; k < 3; k++)
-                        sheet[((size_t)(y0 + y) * (size_t)W + (size_t)(x0 + x)) * 3 + (size_t)k] =
+                        sheet.pixels[((size_t)(y0 + y) * (size_t)W + (size_t)(x0 + x)) * 3 + (size_t)k] =
                             scaled[((size_t)y * (size_t)tw + (size_t)x) * c + (c == 1 ? 0 : (size_t)k)];
-            missing -= ++filled[label] == per_class;
+            missing -= ++filled[label_k] == per_class;
         }
         free(labels);
         sp_shard_close(s);
     }
     if (rc == 0)
-        rc = write_png(png_path, sheet, W, H, err);
+        rc = sp_canvas_write_png(&sheet, png_path, err);
     sp_resampler_free(&rs);
     sp_buf_free(&enc);
     sp_image_free(&img);
-    free(sheet);
+    sp_canvas_free(&sheet);
     free(filled);
+    free(present);
+    free(row_of);
     free(pix);
     free(scaled);
     json_decref(m);

@@ -16,9 +16,13 @@
  * checked against its checksum. NULL with err set. */
 json_t *sp_inspect(const char *dir, sp_err *err);
 
-/* A PNG contact sheet: one row per class, the first per_class images of that
- * class (train split first, then the others), each scaled to fit tile x tile.
- * uint8 shards only; encoded shards' samples are decoded (formats/image.h). */
-int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, sp_err *err);
+/* A PNG contact sheet: one row per class that has records (in class order,
+ * at most max_classes rows), labelled "N name" on its left, then the first
+ * per_class images of that class (train split first, then the others), each
+ * scaled to fit tile x tile. uint8 shards only; encoded shards' samples
+ * are decoded (formats/image.h). *rows gets the rows drawn,
+ * *present the classes that have records (either may be NULL). */
+int sp_inspect_grid(const char *dir, const char *png_path, int per_class, int tile, int max_classes, int *rows,
+                    int *present, sp_err *err);
 
 #endif

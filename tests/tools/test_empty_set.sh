@@ -6,7 +6,7 @@
 . "$SP_ROOT/tests/tools/bad_lib.sh"
 $PY "$FIX/make_ilsvrc.py" il
 # the val images have no labels file: every one is rejected as unlabeled
-expect_stages "0 1 1" 'sp-unpack il/ILSVRC2012_img_val.tar | sp-decode -q --classes il/classes.txt | sp-shard -q -o S'
+expect_stages "0 1 1" 'sp-unpack il/ILSVRC2012_img_val.tar | sp-decode -q --allow-empty --classes il/classes.txt | sp-shard -q -o S'
 expect_err_has "sp-shard: S: no records to write: the input held none (every image rejected upstream?); the directory is left as it was"
 [ ! -e S/manifest.json ] || fail "an empty set was committed"
 [ -z "$(ls S)" ] || fail "files left in S: $(ls S)"
@@ -15,7 +15,7 @@ got=1 row "every image rejected: sp-decode, then sp-shard into a new directory" 
 expect_stages "0 0/1 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 16 | sp-shard -q -o T'
 sp-verify -q T
 (cd T && sha256sum manifest.json *.h5) > before
-expect_stages "0 1 1" 'sp-unpack il/ILSVRC2012_img_val.tar | sp-decode -q --classes il/classes.txt --resize 16 | sp-shard -q -o T'
+expect_stages "0 1 1" 'sp-unpack il/ILSVRC2012_img_val.tar | sp-decode -q --allow-empty --classes il/classes.txt --resize 16 | sp-shard -q -o T'
 (cd T && sha256sum manifest.json *.h5) > after
 cmp before after || fail "the earlier set changed"
 got=1 row "every image rejected: sp-shard over an earlier set" "the earlier set byte for byte as it was" "no records to write"

@@ -39,7 +39,7 @@ assert p.wait() == 0, out
 lines = [l for l in out.decode().split("\r") if l.startswith("sp-train: batch ")]
 assert lines, out
 for l in lines:
-    m = re.fullmatch(r"sp-train: batch (\d+)/3750: (\d+) records, ([\d.]+) MB, [\d.]+ MB/s, \d+ s\x1b\[K", l)
+    m = re.fullmatch(r"sp-train: batch (\d+)/3750(?:, ETA \d+ s)?(?:, loss \d+\.\d{4})?: (\d+) records, ([\d.]+) MB, [\d.]+ MB/s, \d+ s\x1b\[K", l)
     assert m, l
     batch, records = int(m[1]), int(m[2])
     assert records == (batch - 1) * 16 and f"{records * 784 * 4 / 1e6:.1f}" == m[3], l
