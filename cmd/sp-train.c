@@ -40,7 +40,7 @@ typedef struct options {
     int batch, no_verify;
 } options;
 
-static const char *const model_names[] = {"mlp", "cnn", "resnet18", "resnet34", "resnet50", "resnet20", NULL};
+static const char *const model_names[] = {"mlp", "cnn", "cnn-same", "resnet18", "resnet34", "resnet50", "resnet20", NULL};
 static const char *const optimizer_names[] = {"adam", "sgd", NULL};
 static const int optimizer_kinds[] = {NN_ADAM, NN_SGD};
 /* in the order of enum nn_schedule and enum nn_augment (nn_schedule_from_name, nn_augment_from_name) */
@@ -163,9 +163,10 @@ int main(int argc, char **argv)
                  .augment = -1, .batch = 64};
     const sp_opt table[] = {
         {"model", 'm', SP_OPT_CHOICE, &o.model, .choices = model_names, .arg = "NAME",
-         .help = "mlp (flatten, dense 128, relu, dense N), cnn\n"
-                 "(3 x [conv3x3 32/64/128, relu, maxpool 2], dense 128,\n"
-                 "relu, dense N), resnet18, resnet34, resnet50 (for\n"
+         .help = "mlp (flatten, dense 128, relu, dense N), cnn (the\n"
+                 "seed's Keras net: 3 x [conv3x3 32/64/128 unpadded,\n"
+                 "relu, maxpool 2], dense 128, relu, dense N), cnn-same\n"
+                 "(the same padded), resnet18, resnet34, resnet50 (for\n"
                  "224x224, as torchvision's) or resnet20 (for 32x32)\n"
                  "(default mlp)"},
         {"epochs", 'e', SP_OPT_INT, &o.t.epochs, .min = 1, .max = NN_MAX_EPOCHS, .arg = "N",
@@ -234,7 +235,8 @@ int main(int argc, char **argv)
     o.t.optimizer = optimizer_kinds[o.optimizer];
     o.t.verify = !o.no_verify;
     o.t.recipe.batch = (uint32_t)o.batch;
-    o.t.recipe.augment = o.augment >= 0 ? o.augment : o.model >= 2 ? NN_AUG_CROP_FLIP : NN_AUG_NONE;
+    int small_model = !strcmp(o.t.model, "mlp") || !strncmp(o.t.model, "cnn", 3); /* no augmentation by default */
+    o.t.recipe.augment = o.augment >= 0 ? o.augment : small_model ? NN_AUG_NONE : NN_AUG_CROP_FLIP;
     sp_err err = {0};
     if (sp_cli_input_exists(o.t.dir, &err) || run(&o, &err))
         return sp_cli_exit(&err);

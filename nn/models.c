@@ -261,17 +261,28 @@ static int model_specs(const char *model, nn_spec *out)
 {
 #define L(kind_) {.kind = kind_}
 #define DENSE(n) {.kind = NN_DENSE, .out = n} /* n = -1: the class count */
-#define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1, .relu = 1}
+#define CONV3(n, p) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = p, .relu = 1}
 #define POOL2 {.kind = NN_MAXPOOL, .k = 2, .stride = 2}
     static const nn_spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
+    /* the seed's Keras CIFAR net: Conv2D(3x3) is padding "valid", so 32 ->
+     * 30 -> 15 -> 13 -> 6 -> 4 -> 2 and 128 x 2 x 2 = 512 into Dense(128) */
     static const nn_spec cnn[] = {
-        CONV3(32), POOL2, CONV3(64), POOL2, CONV3(128), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
+        CONV3(32, 0), POOL2, CONV3(64, 0), POOL2, CONV3(128, 0), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU),
+        DENSE(-1),
+    };
+    /* the same with "same" padding: 32 -> 16 -> 8 -> 4, 2048 into Dense(128) */
+    static const nn_spec cnn_same[] = {
+        CONV3(32, 1), POOL2, CONV3(64, 1), POOL2, CONV3(128, 1), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU),
+        DENSE(-1),
     };
 #undef L
 #undef DENSE
 #undef CONV3
 #undef POOL2
-    const nn_spec *fixed = !strcmp(model, "mlp") ? mlp : !strcmp(model, "cnn") ? cnn : NULL;
+    const nn_spec *fixed = !strcmp(model, "mlp")        ? mlp
+                           : !strcmp(model, "cnn")      ? cnn
+                           : !strcmp(model, "cnn-same") ? cnn_same
+                                                        : NULL;
     int count = fixed == mlp ? (int)(sizeof mlp / sizeof *mlp) : (int)(sizeof cnn / sizeof *cnn);
     if (!fixed)
         return resnet_specs(model, out);
@@ -282,7 +293,7 @@ static int model_specs(const char *model, nn_spec *out)
 
 static int unknown_model(const char *model, sp_err *err)
 {
-    return sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp, cnn, resnet18, resnet34, resnet50 or resnet20)",
+    return sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp, cnn, cnn-same, resnet18, resnet34, resnet50 or resnet20)",
                    model);
 }
 

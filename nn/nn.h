@@ -178,9 +178,11 @@ typedef struct nn_spec {
 nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
                      nn_rng *rng, sp_err *err);
 /* The models by name: "mlp" (flatten, dense 128, relu, dense classes);
- * "cnn" (conv3x3 32, relu, maxpool 2, conv3x3 64, relu, maxpool 2, conv3x3
- * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1; each
- * conv's relu fused into it); "resnet18", "resnet34" (basic blocks) and
+ * "cnn", the seed's Keras CIFAR net (conv3x3 32, relu, maxpool 2, conv3x3
+ * 64, relu, maxpool 2, conv3x3 128, relu, maxpool 2, dense 128, relu, dense
+ * classes; padding 0, "valid": 32x32 becomes 2x2, 512 into the dense 128;
+ * each conv's relu fused into it); "cnn-same", the same with padding 1
+ * (32x32 becomes 4x4, 2048 into the dense 128); "resnet18", "resnet34" (basic blocks) and
  * "resnet50" (bottleneck blocks) as torchvision builds them for 224x224
  * (conv7x7/2, maxpool3x3/2, four stages, global average pool, dense);
  * "resnet20", the CIFAR one (conv3x3 16, three stages of three basic blocks

@@ -3,9 +3,10 @@
  * usage: nn_reference FIXTURES   (written by tests/fixtures/make_nn_fixtures.py)
  *
  * Every layer's output, input gradient and parameter gradients must be within
- * LAYER_ATOL + LAYER_RTOL * |reference| of PyTorch's; the mlp's and cnn's loss
- * and every weight after two optimizer steps within MODEL_ATOL + MODEL_RTOL *
- * |reference|. The finite-difference checks compare each layer's backward with
+ * LAYER_ATOL + LAYER_RTOL * |reference| of PyTorch's; the mlp's, the cnn's
+ * (the seed's Keras CIFAR net, padding 0, under SGD and under Adam 1e-3) and
+ * cnn-same's logits, loss, every gradient and every weight after each of two
+ * optimizer steps within MODEL_ATOL + MODEL_RTOL * |reference|. The finite-difference checks compare each layer's backward with
  * central differences of sum(y * r): relative (root-mean-square) error
  * under FD_TOL. */
 #include <math.h>
@@ -206,36 +207,45 @@ static int load_params(const char *prefix, nn_net *n)
     return 0;
 }
 
-/* The model from PyTorch's initial weights, two optimizer steps on one batch. */
-static void model_case(const char *model, int c, int h, int w, nn_opt *opt, nn_rng *rng)
+/* The model from PyTorch's initial weights (fixtures prefix.*), two
+ * optimizer steps on one batch: each step's logits, loss, every gradient,
+ * and every weight after the step. */
+static void model_case(const char *prefix, const char *model, int c, int h, int w, nn_opt *opt, nn_rng *rng)
 {
-    const fix *x = get(strcmp(model, "mlp") ? "cnn.x" : "mlp.x");
+    char name[64];
+    snprintf(name, sizeof name, "%s.x", prefix);
+    const fix *x = get(name);
     int B = x->dims[0];
     sp_err err = {0};
     nn_net *n = nn_net_create(model, c, h, w, 10, B, rng, &err);
     CHECK(n != NULL, "%s", err.msg);
     if (!n)
         return;
-    char name[64];
-    if (load_params(model, n)) {
+    if (load_params(prefix, n)) {
         nn_net_free(n);
         return;
     }
     int32_t labels[64];
     float dlogits[640];
     for (int i = 0; i < B; i++)
-        labels[i] = (int32_t)getf(model, "labels")[i];
+        labels[i] = (int32_t)getf(prefix, "labels")[i];
     for (int s = 0; s < 2; s++) {
         poison_grads(n);
         const float *logits = nn_forward(n, x->data, B, 1, rng);
+        snprintf(name, sizeof name, "step%d.logits", s);
+        compare(prefix, name, logits, MODEL_ATOL, MODEL_RTOL);
         float loss = nn_softmax_xent(logits, labels, B, 10, dlogits, NULL);
         nn_backward(n, dlogits, B);
+        for (int i = 0; i < n->nparams; i++) {
+            snprintf(name, sizeof name, "step%d.g%d", s, i);
+            compare(prefix, name, n->params[i]->g, MODEL_ATOL, MODEL_RTOL);
+        }
         nn_opt_step(opt, n);
         snprintf(name, sizeof name, "loss%d", s);
-        compare(model, name, &loss, MODEL_ATOL, MODEL_RTOL);
+        compare(prefix, name, &loss, MODEL_ATOL, MODEL_RTOL);
         for (int i = 0; i < n->nparams; i++) {
             snprintf(name, sizeof name, "step%d.p%d", s, i);
-            compare(model, name, n->params[i]->w, MODEL_ATOL, MODEL_RTOL);
+            compare(prefix, name, n->params[i]->w, MODEL_ATOL, MODEL_RTOL);
         }
     }
     nn_net_free(n);
@@ -490,10 +500,15 @@ int main(int argc, char **argv)
     xent_case();
     nn_opt adam, sgd;
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
-    model_case("mlp", 1, 28, 28, &adam, &rng);
+    model_case("mlp", "mlp", 1, 28, 28, &adam, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
-    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    model_case("cnn", "cnn", 3, 32, 32, &sgd, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
+    model_case("cnn-same", "cnn-same", 3, 32, 32, &sgd, &rng);
+    nn_opt_init(&adam, NN_ADAM, 1e-3f);
+    model_case("cnn_adam", "cnn", 3, 32, 32, &adam, &rng);
     layer_case("maxpool3p1", (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
     residual_cases();
     /* the same with the batch shared out over two threads */
@@ -502,10 +517,10 @@ int main(int argc, char **argv)
     layer_case("conv_s2p1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
     layer_case("bn_train", (nn_spec){.kind = NN_BATCHNORM}, 1, &rng);
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
-    model_case("mlp", 1, 28, 28, &adam, &rng);
+    model_case("mlp", "mlp", 1, 28, 28, &adam, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
-    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    model_case("cnn", "cnn", 3, 32, 32, &sgd, &rng);
     residual_cases();
     /* and with every convolution run per sample (the other algorithm) */
     printf("  convolutions per sample, 2 threads:\n");
@@ -515,7 +530,7 @@ int main(int argc, char **argv)
     layer_case("conv_k1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .stride = 1, .pad = 0}, 1, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
-    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    model_case("cnn", "cnn", 3, 32, 32, &sgd, &rng);
     residual_cases();
     nn_set_conv_algo(NN_CONV_BY_SHAPE);
     nn_set_threads(1);
