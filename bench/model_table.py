@@ -115,7 +115,7 @@ def main():
         for _ in range(RUNS):
             r = sh(f"/usr/bin/time -f 'maxrss %M' {b}/sp-train {shards[side]} --model {m} --batch 32 --epochs 1 "
                    f"--steps-per-epoch {steps} --eval-steps 1 --threads 2 --optimizer sgd --lr 0.01 --augment none "
-                   f"--no-verify --json {tmp}/run.json", env=env)
+                   f"--no-verify -v --json {tmp}/run.json", env=env)
             ips = json.load(open(f"{tmp}/run.json"))["per_epoch"][0]["images_per_second"]
             best = max(best, ips)
             net_mb = float(re.search(r"([\d.]+) MB for batches of 32", r.stderr)[1])

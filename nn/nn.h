@@ -11,7 +11,8 @@
  * accumulated across calls). Matrix work goes through cblas_sgemm.
  *
  * Files: rng.c (random numbers), layers.c (threads, relu, dropout, blocks,
- * the dispatch by kind), dense.c, conv.c, pool.c (max and global average),
+ * concatenated branches, the dispatch by kind), dense.c, conv.c, pool.c (max,
+ * average and global average),
  * norm.c (batchnorm) (each kind's forward next to its backward, declared in
  * layer_kinds.h), loss.c (cross-entropy, top-k), models.c (building nets, the
  * models by name, forward and backward through a net), optim.c (SGD, Adam),
