@@ -232,8 +232,8 @@ int main(int argc, char **argv)
          .help = "on the training images: none, flip (horizontal, half\n"
                  "of them) or crop-flip (a random-resized crop back to\n"
                  "the image size, then the flip); evaluation sees the\n"
-                 "images as stored (default crop-flip for the resnets,\n"
-                 "else none)"},
+                 "images as stored (default none for mlp and the cnns,\n"
+                 "else crop-flip)"},
         {"crop-scale", 0, SP_OPT_CALL, &o.t.recipe.crop_scale, .call = set_float, .min = 0, .max = 1,
          .flags = SP_OPT_ABOVE_MIN, .arg = "X",
          .help = "crop-flip: the smallest crop area (default 0.08)"},
