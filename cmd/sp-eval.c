@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sp_atomic.h"
 #include "common/sp_cli.h"
 #include "common/sp_draw.h"
 #include "shards/manifest.h"
@@ -18,17 +19,22 @@
 static const char about[] =
     "Evaluate the model in CKPT (written by sp-train) on a split of the shard set\n"
     "SHARDS and print on stdout: accuracy, top-5 accuracy where there are more\n"
-    "than 10 classes, per-class precision and recall, and the confusion matrix\n"
-    "(rows: true class, columns: predicted).\n";
+    "than 5 classes, per-class precision, recall and F1, their macro and weighted\n"
+    "averages, and the confusion matrix (rows: true class, columns: predicted).\n";
 
 static const char notes[] =
-    "Shards that do not verify, a corrupt checkpoint, or one made for other shapes\n"
-    "or classes are bad input (status 1).\n";
+    "A class's prediction is the first of its record's highest logits; a record\n"
+    "counts for top-5 when fewer than 5 other classes score at least its label's\n"
+    "logit (ties count against). Averages are scikit-learn's: macro over the\n"
+    "classes alike, weighted by each class's records; a class never predicted has\n"
+    "precision 0. Shards that do not verify, a corrupt checkpoint, or one made for\n"
+    "other shapes or classes are bad input (status 1).\n";
 
 /* What the command line sets. */
 typedef struct options {
     const char *dir, *ckpt, *json; /* json: NULL, a file, or "-" for stdout */
     const char *heatmap;           /* --heatmap FILE.png, or NULL */
+    const char *logits;            /* NULL, or a file for every record's logits */
     int split;                     /* index into split_names; -1: test, or val when there is no test split */
     int batch, threads, no_verify;
 } options;
@@ -44,16 +50,23 @@ static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const
         for (int j = 0; j < k; j++)
             json_array_append_new(row, json_integer((json_int_t)m->confusion[(size_t)c * k + j]));
         const char *name = spr_class_name(d->set, c);
-        json_array_append_new(per, json_pack("{s:i, s:s, s:I, s:f, s:f}", "class", c, "name", name ? name : "",
+        json_array_append_new(per, json_pack("{s:i, s:s, s:I, s:f, s:f, s:f}", "class", c, "name", name ? name : "",
                                              "records", (json_int_t)nn_metrics_class_records(m, c), "precision",
-                                             nn_metrics_precision(m, c), "recall", nn_metrics_recall(m, c)));
+                                             nn_metrics_precision(m, c), "recall", nn_metrics_recall(m, c), "f1",
+                                             nn_metrics_f1(m, c)));
         json_array_append_new(conf, row);
     }
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:f, s:o, s:o}", "checkpoint", ckpt, "model", model, "split", split,
                           "records", (json_int_t)m->n, "accuracy", nn_metrics_accuracy(m), "per_class", per,
                           "confusion", conf);
-    if (k > 10)
+    if (k > 5)
         json_object_set_new(j, "top5_accuracy", json_real(nn_metrics_top5(m)));
+    nn_metrics_avg macro, weighted;
+    nn_metrics_averages(m, &macro, &weighted);
+    json_object_set_new(j, "macro_avg", json_pack("{s:f, s:f, s:f}", "precision", macro.precision, "recall",
+                                                  macro.recall, "f1", macro.f1));
+    json_object_set_new(j, "weighted_avg", json_pack("{s:f, s:f, s:f}", "precision", weighted.precision, "recall",
+                                                     weighted.recall, "f1", weighted.f1));
     return j;
 }
 
@@ -62,15 +75,21 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
     int k = m->classes;
     fprintf(f, "model %s on %s: %llu records\naccuracy %.4f\n", model, split, (unsigned long long)m->n,
             nn_metrics_accuracy(m));
-    if (k > 10)
+    if (k > 5)
         fprintf(f, "top-5 accuracy %.4f\n", nn_metrics_top5(m));
-    fprintf(f, "\n%5s  %-24s %8s %9s %7s\n", "class", "name", "records", "precision", "recall");
+    fprintf(f, "\n%5s  %-24s %8s %9s %7s %7s\n", "class", "name", "records", "precision", "recall", "f1");
     for (int c = 0; c < k; c++) {
         const char *name = spr_class_name(d->set, c);
-        fprintf(f, "%5d  %-24.24s %8llu %9.4f %7.4f\n", c, name ? name : "",
+        fprintf(f, "%5d  %-24.24s %8llu %9.4f %7.4f %7.4f\n", c, name ? name : "",
                 (unsigned long long)nn_metrics_class_records(m, c), nn_metrics_precision(m, c),
-                nn_metrics_recall(m, c));
+                nn_metrics_recall(m, c), nn_metrics_f1(m, c));
     }
+    nn_metrics_avg macro, weighted;
+    nn_metrics_averages(m, &macro, &weighted);
+    fprintf(f, "%5s  %-24s %8llu %9.4f %7.4f %7.4f\n", "", "macro avg", (unsigned long long)m->n, macro.precision,
+            macro.recall, macro.f1);
+    fprintf(f, "%5s  %-24s %8llu %9.4f %7.4f %7.4f\n", "", "weighted avg", (unsigned long long)m->n,
+            weighted.precision, weighted.recall, weighted.f1);
     fprintf(f, "\nconfusion (rows: true class, columns: predicted)\n");
     /* every column as wide as the widest count or class number in the matrix */
     uint64_t most = (uint64_t)(k - 1);
@@ -143,6 +162,24 @@ static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const
     return rc;
 }
 
+/* --logits: each batch's logits appended to the file as little-endian
+ * float32, (records, classes) in the split's manifest order. */
+typedef struct logits_file {
+    sp_atomic_file file; /* written under a temporary name, renamed into place once complete */
+    const char *path;
+    int classes;
+} logits_file;
+
+static int write_logits(void *ctx, const float *logits, const int32_t *labels, int B, sp_err *err)
+{
+    logits_file *lf = ctx;
+    (void)labels;
+    size_t n = (size_t)B * (size_t)lf->classes;
+    if (sp_write_all(lf->file.fd, logits, n * sizeof(float)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", lf->path, strerror(errno));
+    return 0;
+}
+
 /* Evaluates o->ckpt on the split and prints the figures; 0, or -1 with err. */
 static int run(const options *o, sp_err *err)
 {
@@ -158,6 +195,7 @@ static int run(const options *o, sp_err *err)
     float *x = NULL;
     int32_t *labels = NULL;
     int rc = -1;
+    logits_file lf = {.file = {.fd = -1}};
     if (sp_cli_input_exists(dir, err))
         goto out;
     if (!o->no_verify && sp_verify_or_fail(dir, err))
@@ -184,7 +222,11 @@ static int run(const options *o, sp_err *err)
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         goto out;
     }
-    if (nn_evaluate(net, &d, dir, x, labels, &r, err))
+    if (o->logits && sp_atomic_open(&lf.file, o->logits, err))
+        goto out;
+    lf.path = o->logits, lf.classes = net->classes;
+    if (nn_evaluate_each(net, &d, dir, x, labels, &r, 0, o->logits ? write_logits : NULL, &lf, err) ||
+        (o->logits && sp_atomic_commit(&lf.file, err)))
         goto out;
     sp_info("%s: %s, epoch %d, on the %s split of %s", ckpt, net->model, epoch, split, dir);
     json_t *j = to_json(&r, &d, split, ckpt, net->model);
@@ -210,6 +252,7 @@ static int run(const options *o, sp_err *err)
     json_decref(j);
     rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno)) : 0;
 out:
+    sp_atomic_abort(&lf.file); /* a temporary left by a failed pass */
     free(x), free(labels);
     nn_metrics_free(&r);
     nn_net_free(net);
@@ -229,6 +272,10 @@ int main(int argc, char **argv)
          .help = "also write the figures as JSON (- for stdout,\ninstead of the text)"},
         {"heatmap", 0, SP_OPT_STRING, &o.heatmap, .arg = "FILE.png", .flags = SP_OPT_NO_RECIPE,
          .help = "also draw the confusion matrix as a PNG heat map (each\nrow coloured by its share of the true class)"},
+        {"logits", 0, SP_OPT_STRING, &o.logits, .arg = "FILE", .flags = SP_OPT_NO_RECIPE,
+         .help = "also write every record's logits: float32\n"
+                 "(records, classes), little-endian, in the split's\n"
+                 "manifest order"},
         {"batch", 'b', SP_OPT_INT, &o.batch, .min = 1, .max = NN_MAX_BATCH, .arg = "N", .flags = SP_OPT_NO_RECIPE,
          .help = "records per forward pass (default 256)"},
         {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,

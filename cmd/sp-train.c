@@ -48,10 +48,17 @@ typedef struct options {
     int optimizer;     /* index into optimizer_kinds */
     int augment;       /* enum nn_augment; -1: the model's default */
     int batch, no_verify;
+    int freeze;        /* index into freeze_names */
+    int steps_per_epoch, eval_steps; /* 0: whole passes */
 } options;
 
-static const char *const model_names[] = {"mlp", "cnn", "resnet18", "resnet34", "resnet50", "resnet20", NULL};
+static const char *const model_names[] = {"mlp",          "cnn",          "cnn-same",       "resnet18",
+                                           "resnet34",     "resnet50",     "resnet20",       "inception_v3",
+                                           "vgg11",        "vgg11_bn",     "vgg16",          "vgg16_bn",
+                                           "vgg11-cifar",  "vgg11_bn-cifar", "vgg16-cifar",  "vgg16_bn-cifar",
+                                           NULL};
 static const char *const optimizer_names[] = {"adam", "sgd", NULL};
+static const char *const freeze_names[] = {"none", "base", NULL};
 static const int optimizer_kinds[] = {NN_ADAM, NN_SGD};
 /* in the order of enum nn_schedule and enum nn_augment (nn_schedule_from_name, nn_augment_from_name) */
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
@@ -330,11 +337,35 @@ int main(int argc, char **argv)
                  .augment = -1, .batch = 64};
     const sp_opt table[] = {
         {"model", 'm', SP_OPT_CHOICE, &o.model, .choices = model_names, .arg = "NAME",
-         .help = "mlp (flatten, dense 128, relu, dense N), cnn\n"
-                 "(3 x [conv3x3 32/64/128, relu, maxpool 2], dense 128,\n"
-                 "relu, dense N), resnet18, resnet34, resnet50 (for\n"
-                 "224x224, as torchvision's) or resnet20 (for 32x32)\n"
-                 "(default mlp)"},
+         .help = "mlp (flatten, dense 128, relu, dense N), cnn (the\n"
+                 "seed's Keras net: 3 x [conv3x3 32/64/128 unpadded,\n"
+                 "relu, maxpool 2], dense 128, relu, dense N), cnn-same\n"
+                 "(the same padded), resnet18, resnet34, resnet50 (for\n"
+                 "224x224, as torchvision's), resnet20 (for 32x32),\n"
+                 "inception_v3 (torchvision's without the auxiliary\n"
+                 "classifier; 299x299, or any size from 75x75), vgg11,\n"
+                 "vgg16, vgg11_bn, vgg16_bn (torchvision's, for\n"
+                 "224x224) and their -cifar variants (for 32x32: dense\n"
+                 "512, 512, N) (default mlp)"},
+        {"head", 0, SP_OPT_INT, &o.t.head, .min = 1, .max = NN_MAX_CLASSES, .arg = "N",
+         .help = "replace the model's classifier by the seed's head:\n"
+                 "global average pool, dense N, relu, dense classes"},
+        {"init", 0, SP_OPT_STRING, &o.t.init, .arg = "CKPT",
+         .help = "start from the weights in CKPT (scripts/torch2ckpt.py\n"
+                 "converts a torchvision state_dict): the base always,\n"
+                 "the classifier when model, head and classes match\n"
+                 "(else it is initialised anew)"},
+        {"freeze", 0, SP_OPT_CHOICE, &o.freeze, .choices = freeze_names, .arg = "WHAT",
+         .help = "none, or base: train only the classifier; the base\n"
+                 "runs as in evaluation and its weights and batchnorm\n"
+                 "statistics stay bit for bit (default none)"},
+        {"steps-per-epoch", 0, SP_OPT_INT, &o.steps_per_epoch, .min = 1, .max = 1000000000, .arg = "N",
+         .help = "an epoch is N batches, the passes over the train\n"
+                 "split following one another (Keras' steps_per_epoch)\n"
+                 "(default: one pass)"},
+        {"eval-steps", 0, SP_OPT_INT, &o.eval_steps, .min = 1, .max = 1000000000, .arg = "N",
+         .help = "evaluate after each epoch on the first N batches of\n"
+                 "the test split (default: all of it)"},
         {"epochs", 'e', SP_OPT_INT, &o.t.epochs, .min = 1, .max = NN_MAX_EPOCHS, .arg = "N",
          .help = "train until epoch N (default 5)"},
         {"batch", 'b', SP_OPT_INT, &o.batch, .min = 1, .max = NN_MAX_BATCH, .arg = "N",
@@ -368,8 +399,8 @@ int main(int argc, char **argv)
          .help = "on the training images: none, flip (horizontal, half\n"
                  "of them) or crop-flip (a random-resized crop back to\n"
                  "the image size, then the flip); evaluation sees the\n"
-                 "images as stored (default crop-flip for the resnets,\n"
-                 "else none)"},
+                 "images as stored (default none for mlp and the cnns,\n"
+                 "else crop-flip)"},
         {"view-size", 0, SP_OPT_INT, &o.t.view_size, .min = 1, .max = 4096, .arg = "N",
          .help = "encoded shards (JPEGs decoded at load): the side of\n"
                  "the images the model sees; crop-flip is then the\n"
@@ -418,7 +449,10 @@ int main(int argc, char **argv)
     o.t.optimizer = optimizer_kinds[o.optimizer];
     o.t.verify = !o.no_verify;
     o.t.recipe.batch = (uint32_t)o.batch;
-    o.t.recipe.augment = o.augment >= 0 ? o.augment : o.model >= 2 ? NN_AUG_CROP_FLIP : NN_AUG_NONE;
+    o.t.recipe.freeze = o.freeze;
+    o.t.recipe.steps_per_epoch = o.steps_per_epoch, o.t.recipe.eval_steps = o.eval_steps;
+    int small_model = !strcmp(o.t.model, "mlp") || !strncmp(o.t.model, "cnn", 3); /* no augmentation by default */
+    o.t.recipe.augment = o.augment >= 0 ? o.augment : small_model ? NN_AUG_NONE : NN_AUG_CROP_FLIP;
     sp_err err = {0};
     if (sp_cli_input_exists(o.t.dir, &err) || run(&o, &err))
         return sp_cli_exit(&err);

@@ -30,6 +30,9 @@ static int each_running_stat(const nn_net *n, int (*fn)(void *ctx, float *p, siz
         if (l->kind == NN_BLOCK &&
             (each_running_stat(l->main, fn, ctx) || (l->shortcut && each_running_stat(l->shortcut, fn, ctx))))
             return -1;
+        for (int p = 0; l->kind == NN_CONCAT && p < l->npaths; p++)
+            if (each_running_stat(l->paths[p], fn, ctx))
+                return -1;
     }
     return 0;
 }
@@ -383,5 +386,107 @@ out:
     json_decref(h);
     free(d);
     close(fd);
+    return rc;
+}
+
+/* ---------------- initialising a net from another's weights ---------------- */
+
+/* A batchnorm layer's running statistics: mean and variance, c values each. */
+typedef struct running_pair {
+    float *mean, *var;
+    int c;
+} running_pair;
+
+/* The batchnorm layers among the first layers of n (all of a block's paths),
+ * in file order, into list (room for cap); the count, or -1 when there are
+ * more than cap. */
+static int running_pairs(const nn_net *n, int layers, running_pair *list, int cap)
+{
+    int count = 0;
+    for (int i = 0; i < layers && i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        if (l->kind == NN_BATCHNORM) {
+            if (count == cap)
+                return -1;
+            list[count++] = (running_pair){l->run_mean, l->run_var, l->c};
+        }
+        int npaths = l->kind == NN_BLOCK ? 2 : l->kind == NN_CONCAT ? l->npaths : 0;
+        for (int s = 0; s < npaths; s++) {
+            const nn_net *path = l->kind == NN_CONCAT ? l->paths[s] : s ? l->shortcut : l->main;
+            int got = path ? running_pairs(path, path->nlayers, list + count, cap - count) : 0;
+            if (got < 0)
+                return -1;
+            count += got;
+        }
+    }
+    return count;
+}
+
+/* The length of model's name before any "+head". */
+static size_t base_name_len(const char *model)
+{
+    const char *plus = strstr(model, "+head");
+    return plus ? (size_t)(plus - model) : strlen(model);
+}
+
+int nn_net_init_from(nn_net *n, const char *path, int *whole, sp_err *err)
+{
+    nn_net *src = NULL;
+    nn_opt opt;
+    int epoch, rc = -1;
+    nn_rng rng;
+    enum { MAX_PAIRS = 4096 };
+    running_pair *mine = NULL, *theirs = NULL;
+    *whole = 0;
+    if (nn_checkpoint_load(path, 1, &src, &opt, &epoch, &rng, NULL, err))
+        return -1;
+    size_t len = base_name_len(n->model);
+    if (base_name_len(src->model) != len || strncmp(src->model, n->model, len)) {
+        sp_fail(err, SP_EXIT_DATA, "%s: a %s, not a %.*s", path, src->model, (int)len, n->model);
+        goto out;
+    }
+    if (src->c != n->c) {
+        sp_fail(err, SP_EXIT_DATA, "%s: a %s for %d input channels; the shards have %d", path, src->model, src->c,
+                n->c);
+        goto out;
+    }
+    if (src->base_params != n->base_params || src->base_layers != n->base_layers) { /* one name, one base */
+        sp_fail(err, SP_EXIT_DATA, "%s: its %s base does not match model %s's", path, src->model, n->model);
+        goto out;
+    }
+    int same = !strcmp(src->model, n->model) && src->classes == n->classes && src->nparams == n->nparams;
+    for (int i = 0; same && i < n->nparams; i++)
+        same = src->params[i]->n == n->params[i]->n;
+    int count = same ? n->nparams : n->base_params, layers = same ? n->nlayers : n->base_layers;
+    for (int i = 0; i < count; i++) {
+        if (src->params[i]->n != n->params[i]->n) {
+            sp_fail(err, SP_EXIT_DATA, "%s: parameter tensor %d holds %zu values, model %s's %zu", path, i,
+                    src->params[i]->n, n->model, n->params[i]->n);
+            goto out;
+        }
+        memcpy(n->params[i]->w, src->params[i]->w, n->params[i]->n * sizeof(float));
+    }
+    mine = malloc(MAX_PAIRS * sizeof *mine), theirs = malloc(MAX_PAIRS * sizeof *theirs);
+    if (!mine || !theirs) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        goto out;
+    }
+    int a = running_pairs(n, layers, mine, MAX_PAIRS), b = running_pairs(src, layers, theirs, MAX_PAIRS);
+    for (int i = 0; a == b && i < a; i++)
+        if (mine[i].c != theirs[i].c)
+            a = -1;
+    if (a < 0 || a != b) {
+        sp_fail(err, SP_EXIT_DATA, "%s: its batchnorm layers do not match model %s's", path, n->model);
+        goto out;
+    }
+    for (int i = 0; i < a; i++) {
+        memcpy(mine[i].mean, theirs[i].mean, (size_t)mine[i].c * sizeof(float));
+        memcpy(mine[i].var, theirs[i].var, (size_t)mine[i].c * sizeof(float));
+    }
+    *whole = same;
+    rc = 0;
+out:
+    free(mine), free(theirs);
+    nn_net_free(src);
     return rc;
 }

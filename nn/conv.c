@@ -15,8 +15,9 @@ int nn_conv_per_sample(int oh, int ow)
 }
 
 /* ---------------- convolution ---------------- */
-/* x (B, c, h, w), W (oc, c, k, k), y (B, oc, oh, ow). Samples go through in
- * groups of l->group: im2col unrolls a group into col (c*k*k, g*oh*ow),
+/* x (B, c, h, w), W (oc, c, k, kw), y (B, oc, oh, ow): a k x kw window
+ * (height x width), padded by pad rows and padw columns. Samples go through
+ * in groups of l->group: im2col unrolls a group into col (c*k*kw, g*oh*ow),
  * sample j's columns at j*oh*ow, so one gemm covers the group:
  * ybuf (oc, g*oh*ow) = W col, then ybuf is laid out per sample with the bias. */
 
@@ -24,7 +25,7 @@ int nn_conv_per_sample(int oh, int ow)
  * [0, w): [*lo, *hi). */
 static void valid_span(const nn_layer *l, int kj, int *lo, int *hi)
 {
-    int s = l->stride, first = l->pad - kj, last = l->w - 1 + l->pad - kj;
+    int s = l->stride, first = l->padw - kj, last = l->w - 1 + l->padw - kj;
     *lo = first <= 0 ? 0 : (first + s - 1) / s;
     *hi = last < 0 ? 0 : last / s + 1;
     if (*lo > l->ow)
@@ -37,14 +38,14 @@ static void valid_span(const nn_layer *l, int kj, int *lo, int *hi)
 
 static void im2col(const nn_layer *l, const float *x, int g, float *col)
 {
-    int k = l->k, s = l->stride, p = l->pad, ohw = l->oh * l->ow;
+    int k = l->k, kw = l->kw, s = l->stride, p = l->pad, pw = l->padw, ohw = l->oh * l->ow;
     size_t in = nn_layer_in_size(l), ld = (size_t)g * ohw, hw = (size_t)l->h * l->w;
     for (int c = 0; c < l->c; c++)
         for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
+            for (int kj = 0; kj < kw; kj++) {
                 int lo, hi;
                 valid_span(l, kj, &lo, &hi);
-                float *row = col + ((size_t)(c * k + ki) * k + kj) * ld;
+                float *row = col + ((size_t)(c * k + ki) * kw + kj) * ld;
                 for (int j = 0; j < g; j++) {
                     const float *plane = x + j * in + c * hw;
                     for (int oy = 0; oy < l->oh; oy++) {
@@ -54,7 +55,7 @@ static void im2col(const nn_layer *l, const float *x, int g, float *col)
                             memset(d, 0, (size_t)l->ow * sizeof(float));
                             continue;
                         }
-                        const float *src = plane + (size_t)iy * l->w - p + kj;
+                        const float *src = plane + (size_t)iy * l->w - pw + kj;
                         for (int ox = 0; ox < lo; ox++)
                             d[ox] = 0;
                         if (s == 1)
@@ -73,15 +74,15 @@ static void im2col(const nn_layer *l, const float *x, int g, float *col)
  * (zeroed here). */
 static void col2im(const nn_layer *l, const float *col, int g, float *dx)
 {
-    int k = l->k, s = l->stride, p = l->pad, ohw = l->oh * l->ow;
+    int k = l->k, kw = l->kw, s = l->stride, p = l->pad, pw = l->padw, ohw = l->oh * l->ow;
     size_t in = nn_layer_in_size(l), ld = (size_t)g * ohw, hw = (size_t)l->h * l->w;
     memset(dx, 0, (size_t)g * in * sizeof(float));
     for (int c = 0; c < l->c; c++)
         for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
+            for (int kj = 0; kj < kw; kj++) {
                 int lo, hi;
                 valid_span(l, kj, &lo, &hi);
-                const float *row = col + ((size_t)(c * k + ki) * k + kj) * ld;
+                const float *row = col + ((size_t)(c * k + ki) * kw + kj) * ld;
                 for (int j = 0; j < g; j++) {
                     float *plane = dx + j * in + c * hw;
                     for (int oy = 0; oy < l->oh; oy++) {
@@ -89,7 +90,7 @@ static void col2im(const nn_layer *l, const float *col, int g, float *dx)
                         if (iy < 0 || iy >= l->h)
                             continue;
                         const float *src = row + (size_t)j * ohw + (size_t)oy * l->ow;
-                        float *d = plane + (size_t)iy * l->w - p + kj;
+                        float *d = plane + (size_t)iy * l->w - pw + kj;
                         if (s == 1)
                             for (int ox = lo; ox < hi; ox++)
                                 d[ox] += src[ox];
@@ -110,12 +111,15 @@ static int conv_slot(const nn_layer *l, int ngroups, int gi)
 }
 
 /* A 1x1 stride-1 unpadded conv's im2col is its input. */
-static int conv_is_pointwise(const nn_layer *l) { return l->k == 1 && l->stride == 1 && l->pad == 0; }
+static int conv_is_pointwise(const nn_layer *l)
+{
+    return l->k == 1 && l->kw == 1 && l->stride == 1 && l->pad == 0 && l->padw == 0;
+}
 
 /* NN_CONV_PER_SAMPLE: y_b (oc, ohw) = W (oc, ckk) col_b (ckk, ohw) + b, in place. */
 static void conv_forward_per_sample(nn_layer *l, const float *x, int B)
 {
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
+    int ckk = l->c * l->k * l->kw, ohw = l->oh * l->ow;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), colsz = (size_t)ckk * ohw;
 #pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int b = 0; b < B; b++) {
@@ -169,7 +173,7 @@ static void grad_shares_sum(nn_layer *l)
 
 static void conv_backward_per_sample(nn_layer *l, const float *dy, int B)
 {
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow;
+    int ckk = l->c * l->k * l->kw, ohw = l->oh * l->ow;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l), colsz = (size_t)ckk * ohw;
     grad_shares_clear(l);
 #pragma omp parallel for schedule(static) num_threads(l->threads)
@@ -214,7 +218,7 @@ void nn_conv_forward(nn_layer *l, const float *x, int B)
         conv_forward_per_sample(l, x, B);
         return;
     }
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group;
+    int ckk = l->c * l->k * l->kw, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
     size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;
 #pragma omp parallel for schedule(static) num_threads(l->threads)
@@ -246,7 +250,7 @@ void nn_conv_backward(nn_layer *l, const float *dy, int B)
         conv_backward_per_sample(l, dy, B);
         return;
     }
-    int ckk = l->c * l->k * l->k, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group, T = l->threads;
+    int ckk = l->c * l->k * l->kw, ohw = l->oh * l->ow, ngroups = (B + l->group - 1) / l->group, T = l->threads;
     size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
     size_t colsz = (size_t)ckk * ohw * l->group, ysz = (size_t)l->oc * ohw * l->group;
     grad_shares_clear(l);

@@ -15,6 +15,8 @@ void nn_conv_forward(nn_layer *l, const float *x, int B);       /* conv.c */
 void nn_conv_backward(nn_layer *l, const float *dy, int B);
 void nn_maxpool_forward(nn_layer *l, const float *x, int B);    /* pool.c */
 void nn_maxpool_backward(nn_layer *l, const float *dy, int B);
+void nn_avgpool_forward(nn_layer *l, const float *x, int B);
+void nn_avgpool_backward(nn_layer *l, const float *dy, int B);
 void nn_gap_forward(nn_layer *l, const float *x, int B);
 void nn_gap_backward(nn_layer *l, const float *dy, int B);
 void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train); /* norm.c */

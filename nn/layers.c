@@ -1,4 +1,4 @@
-/* The layers: threads, relu, dropout, residual blocks, and the dispatch to each kind's forward and backward (layer_kinds.h). */
+/* The layers: threads, relu, dropout, residual blocks, branch concatenation, and the dispatch to each kind's forward and backward (layer_kinds.h). */
 #include <omp.h>
 #include <string.h>
 
@@ -121,6 +121,50 @@ static void block_backward(nn_layer *l, const float *dy, int B)
         dx[i] = dm[i] + ds[i];
 }
 
+/* ---------------- concatenated branches ---------------- */
+/* y (B, sum of the paths' channels, oh, ow): sample b's channels path by
+ * path. Backward gathers each path's share of dy into l->g, sends it down
+ * that path, and sums the paths' input gradients. */
+
+static void concat_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
+{
+    size_t out = nn_layer_out_size(l), off = 0;
+    for (int p = 0; p < l->npaths; p++) {
+        nn_net *path = l->paths[p];
+        const float *yp = nn_forward(path, x, B, train, rng);
+        size_t po = nn_layer_out_size(&path->layers[path->nlayers - 1]);
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+        for (int b = 0; b < B; b++)
+            memcpy(l->y + b * out + off, yp + b * po, po * sizeof(float));
+        off += po;
+    }
+}
+
+static void concat_backward(nn_layer *l, const float *dy, int B)
+{
+    size_t out = nn_layer_out_size(l), in = nn_layer_in_size(l), off = 0;
+    for (int p = 0; p < l->npaths; p++) {
+        nn_net *path = l->paths[p];
+        size_t po = nn_layer_out_size(&path->layers[path->nlayers - 1]);
+        float *gp = l->g + (size_t)B * off;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+        for (int b = 0; b < B; b++)
+            memcpy(gp + b * po, dy + b * out + off, po * sizeof(float));
+        nn_backward(path, gp, B);
+        off += po;
+    }
+    if (!l->need_dx)
+        return;
+    size_t m = (size_t)B * in;
+    float *restrict dx = l->dx;
+    for (int p = 0; p < l->npaths; p++) { /* in path order: the same sums whatever the threads */
+        const float *restrict dp = l->paths[p]->layers[0].dx;
+#pragma omp parallel for simd schedule(static) num_threads(l->threads)
+        for (size_t i = 0; i < m; i++)
+            dx[i] = p ? dx[i] + dp[i] : dp[i];
+    }
+}
+
 /* ---------------- dispatch ---------------- */
 
 void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
@@ -137,6 +181,8 @@ void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng
     case NN_BATCHNORM: nn_batchnorm_forward(l, x, B, train); break;
     case NN_GAP: nn_gap_forward(l, x, B); break;
     case NN_BLOCK: block_forward(l, x, B, train, rng); break;
+    case NN_AVGPOOL: nn_avgpool_forward(l, x, B); break;
+    case NN_CONCAT: concat_forward(l, x, B, train, rng); break;
     }
 }
 
@@ -152,5 +198,7 @@ void nn_layer_backward(nn_layer *l, const float *dy, int B)
     case NN_BATCHNORM: nn_batchnorm_backward(l, dy, B); break;
     case NN_GAP: nn_gap_backward(l, dy, B); break;
     case NN_BLOCK: block_backward(l, dy, B); break;
+    case NN_AVGPOOL: nn_avgpool_backward(l, dy, B); break;
+    case NN_CONCAT: concat_backward(l, dy, B); break;
     }
 }

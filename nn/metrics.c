@@ -63,17 +63,50 @@ double nn_metrics_recall(const nn_metrics *m, int c)
     return ratio(m->confusion[(size_t)c * m->classes + c], nn_metrics_class_records(m, c));
 }
 
+double nn_metrics_f1(const nn_metrics *m, int c)
+{
+    double p = nn_metrics_precision(m, c), r = nn_metrics_recall(m, c);
+    return p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+}
+
+void nn_metrics_averages(const nn_metrics *m, nn_metrics_avg *macro, nn_metrics_avg *weighted)
+{
+    memset(macro, 0, sizeof *macro), memset(weighted, 0, sizeof *weighted);
+    uint64_t total = 0;
+    for (int c = 0; c < m->classes; c++) {
+        double p = nn_metrics_precision(m, c), r = nn_metrics_recall(m, c), f = nn_metrics_f1(m, c);
+        double n = (double)nn_metrics_class_records(m, c);
+        macro->precision += p, macro->recall += r, macro->f1 += f;
+        weighted->precision += n * p, weighted->recall += n * r, weighted->f1 += n * f;
+        total += nn_metrics_class_records(m, c);
+    }
+    macro->precision /= m->classes, macro->recall /= m->classes, macro->f1 /= m->classes;
+    if (total)
+        weighted->precision /= (double)total, weighted->recall /= (double)total, weighted->f1 /= (double)total;
+}
+
 int nn_evaluate(nn_net *net, nn_data *d, const char *dir, float *x, int32_t *labels, nn_metrics *m, sp_err *err)
+{
+    return nn_evaluate_each(net, d, dir, x, labels, m, 0, NULL, NULL, err);
+}
+
+int nn_evaluate_each(nn_net *net, nn_data *d, const char *dir, float *x, int32_t *labels, nn_metrics *m,
+                     long max_batches,
+                     int (*each)(void *ctx, const float *logits, const int32_t *labels, int B, sp_err *err),
+                     void *ctx, sp_err *err)
 {
     if (nn_data_start(d, 0, 0, NN_AUG_NONE, err))
         return -1;
-    int n;
-    while ((n = nn_data_next(d, x, labels, err)) > 0) {
+    int n = 0;
+    for (long k = 0; (max_batches <= 0 || k < max_batches) && (n = nn_data_next(d, x, labels, err)) > 0; k++) {
         for (int i = 0; i < n; i++)
             if (labels[i] < 0 || labels[i] >= m->classes)
                 return sp_fail(err, SP_EXIT_DATA, "%s: %s: a record has label %d, outside 0..%d", dir, d->split,
                                labels[i], m->classes - 1);
-        nn_metrics_add(m, nn_forward(net, x, n, 0, NULL), labels, n);
+        const float *logits = nn_forward(net, x, n, 0, NULL);
+        nn_metrics_add(m, logits, labels, n);
+        if (each && each(ctx, logits, labels, n, err))
+            return -1;
     }
     return n < 0 ? -1 : 0;
 }

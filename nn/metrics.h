@@ -32,6 +32,16 @@ double nn_metrics_top5(const nn_metrics *m);          /* top5 / n */
 uint64_t nn_metrics_class_records(const nn_metrics *m, int c);
 double nn_metrics_precision(const nn_metrics *m, int c);
 double nn_metrics_recall(const nn_metrics *m, int c);
+/* Class c's F1: 2 P R / (P + R), 0 where P + R is 0. */
+double nn_metrics_f1(const nn_metrics *m, int c);
+/* Averages over the classes of precision, recall and F1: macro (each class
+ * alike) and weighted (each by its records; 0 with no records), as
+ * scikit-learn's classification_report computes them (a class never
+ * predicted has precision 0). Needs the confusion matrix. */
+typedef struct nn_metrics_avg {
+    double precision, recall, f1;
+} nn_metrics_avg;
+void nn_metrics_averages(const nn_metrics *m, nn_metrics_avg *macro, nn_metrics_avg *weighted);
 
 /* One pass of net over d in manifest order on the stored images (no
  * augmentation), tallied into m (initialised for net->classes). x and
@@ -39,5 +49,12 @@ double nn_metrics_recall(const nn_metrics *m, int c);
  * label outside 0..classes-1 fails with SP_EXIT_DATA naming dir and the
  * split. 0 or -1 with err set. */
 int nn_evaluate(nn_net *net, nn_data *d, const char *dir, float *x, int32_t *labels, nn_metrics *m, sp_err *err);
+/* The same over the first max_batches batches (0: all), handing each
+ * batch's logits (B, classes) and labels to each (when not NULL) after
+ * tallying them; each returns 0, or -1 with err set, which stops the pass. */
+int nn_evaluate_each(nn_net *net, nn_data *d, const char *dir, float *x, int32_t *labels, nn_metrics *m,
+                     long max_batches,
+                     int (*each)(void *ctx, const float *logits, const int32_t *labels, int B, sp_err *err),
+                     void *ctx, sp_err *err);
 
 #endif

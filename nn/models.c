@@ -49,6 +49,18 @@ static int add_param(nn_net *n, nn_param *p)
 }
 
 static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng);
+static int build_concat(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng);
+
+/* The parameter tensors a layer holds, its paths' included. */
+static int layer_nparams(const nn_layer *l)
+{
+    int count = (l->weight != NULL) + (l->bias != NULL);
+    if (l->kind == NN_BLOCK)
+        count = l->main->nparams + (l->shortcut ? l->shortcut->nparams : 0);
+    for (int p = 0; l->kind == NN_CONCAT && p < l->npaths; p++)
+        count += l->paths[p]->nparams;
+    return count;
+}
 
 /* Whether a layer of n so far learns: only then must the layers after it
  * pass gradients back (the mlp's first dense, after a flatten, computes no
@@ -56,7 +68,7 @@ static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng);
 static int learns_before(const nn_net *n)
 {
     for (int i = 0; i < n->nlayers; i++)
-        if (n->layers[i].weight || n->layers[i].kind == NN_BLOCK)
+        if (layer_nparams(&n->layers[i]))
             return 1;
     return 0;
 }
@@ -88,14 +100,15 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         break;
     case NN_CONV:
         l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out, l->relu = sp->relu;
+        l->kw = sp->kw ? sp->kw : sp->k, l->padw = sp->kw ? sp->padw : sp->pad;
+        if (l->h + 2 * l->pad < l->k || l->w + 2 * l->padw < l->kw)
+            return -2;
         l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1;
-        l->ow = (l->w + 2 * l->pad - l->k) / l->stride + 1;
-        fan_in = (size_t)l->c * l->k * l->k;
+        l->ow = (l->w + 2 * l->padw - l->kw) / l->stride + 1;
+        fan_in = (size_t)l->c * l->k * l->kw;
         l->weight = param_new((size_t)l->oc * fan_in, 1);
         if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, 0)))
             return -1;
-        if (l->h + 2 * l->pad < l->k || l->w + 2 * l->pad < l->k)
-            return -2;
         /* as many samples per gemm as keep the unrolled input near
          * CONV_GROUP_FLOATS, and at least one group per thread */
         size_t per = fan_in * l->oh * l->ow, slots = (size_t)l->threads;
@@ -113,6 +126,7 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
             return -1;
         break;
     case NN_MAXPOOL:
+    case NN_AVGPOOL:
         l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad;
         if (l->h + 2 * l->pad < l->k || l->w + 2 * l->pad < l->k || l->pad * 2 > l->k)
             return -2;
@@ -122,6 +136,7 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     case NN_DROPOUT: l->rate = sp->rate; break;
     case NN_BATCHNORM:
         l->relu = sp->relu;
+        l->eps = sp->eps > 0 ? sp->eps : 1e-5f;
         l->weight = param_new((size_t)l->c, 0);
         l->bias = param_new((size_t)l->c, 0);
         l->run_mean = calloc((size_t)l->c, sizeof(float));
@@ -134,8 +149,9 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
             l->weight->w[c] = 1, l->run_var[c] = 1;
         break;
     case NN_GAP: l->oh = l->ow = 1; break;
-    case NN_BLOCK: {
-        int rc = build_block(n, l, sp, rng);
+    case NN_BLOCK:
+    case NN_CONCAT: {
+        int rc = sp->kind == NN_BLOCK ? build_block(n, l, sp, rng) : build_concat(n, l, sp, rng);
         if (rc)
             return rc;
         break;
@@ -156,7 +172,7 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     if ((sp->kind == NN_MAXPOOL && !(l->arg = malloc(out * sizeof(int32_t)))) ||
         (sp->kind == NN_DROPOUT && !(l->mask = malloc(in * sizeof(float)))) ||
         (sp->kind == NN_BATCHNORM && !(l->xhat = malloc(in * sizeof(float)))) ||
-        (sp->kind == NN_BLOCK && !(l->g = malloc(out * sizeof(float)))))
+        ((sp->kind == NN_BLOCK || sp->kind == NN_CONCAT) && !(l->g = malloc(out * sizeof(float)))))
         return -1;
     if ((l->weight && add_param(n, l->weight)) || (l->bias && add_param(n, l->bias)))
         return -1;
@@ -166,6 +182,10 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
             if (add_param(n, path->params[i]))
                 return -1;
     }
+    for (int p = 0; sp->kind == NN_CONCAT && p < l->npaths; p++)
+        for (int i = 0; i < l->paths[p]->nparams; i++)
+            if (add_param(n, l->paths[p]->params[i]))
+                return -1;
     if (fan_in) { /* He-uniform before a relu, Glorot-uniform for the output layer */
         double bound = last ? sqrt(6.0 / (double)(fan_in + (size_t)l->oc)) : sqrt(6.0 / (double)fan_in);
         for (size_t i = 0; i < l->weight->n; i++)
@@ -221,6 +241,116 @@ static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
     return 0;
 }
 
+/* torchvision's Inception v3 blocks as concatenated paths: sp->mixed says
+ * which (see nn_spec), sp->out its width. Each path's specs into paths[p]
+ * (room for 12), their counts into len; returns the number of paths, 0 for
+ * an unknown block. Every conv is torchvision's BasicConv2d: no bias,
+ * batchnorm with eps 0.001, relu. */
+static int mixed_paths(const nn_spec *sp, nn_spec paths[4][12], int len[4])
+{
+#define BC(o, kh, kw_, ph, pw_, s_)                                                                                \
+    (nn_spec){.kind = NN_CONV, .out = o, .k = kh, .kw = kw_, .pad = ph, .padw = pw_, .stride = s_, .nobias = 1},    \
+        (nn_spec){.kind = NN_BATCHNORM, .relu = 1, .eps = 1e-3f}
+#define C1(o) BC(o, 1, 1, 0, 0, 1)
+#define AVG3 (nn_spec){.kind = NN_AVGPOOL, .k = 3, .stride = 1, .pad = 1}
+#define MAX3S2 (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2}
+#define PATH(p, ...)                                                                                               \
+    do {                                                                                                           \
+        nn_spec specs_[] = {__VA_ARGS__};                                                                          \
+        len[p] = (int)(sizeof specs_ / sizeof *specs_);                                                            \
+        memcpy(paths[p], specs_, sizeof specs_);                                                                   \
+    } while (0)
+    int o = sp->out;
+    switch (sp->mixed) {
+    case 'A':
+        PATH(0, C1(64));
+        PATH(1, C1(48), BC(64, 5, 5, 2, 2, 1));
+        PATH(2, C1(64), BC(96, 3, 3, 1, 1, 1), BC(96, 3, 3, 1, 1, 1));
+        PATH(3, AVG3, C1(o));
+        return 4;
+    case 'B':
+        PATH(0, BC(384, 3, 3, 0, 0, 2));
+        PATH(1, C1(64), BC(96, 3, 3, 1, 1, 1), BC(96, 3, 3, 0, 0, 2));
+        PATH(2, MAX3S2);
+        return 3;
+    case 'C':
+        PATH(0, C1(192));
+        PATH(1, C1(o), BC(o, 1, 7, 0, 3, 1), BC(192, 7, 1, 3, 0, 1));
+        PATH(2, C1(o), BC(o, 7, 1, 3, 0, 1), BC(o, 1, 7, 0, 3, 1), BC(o, 7, 1, 3, 0, 1), BC(192, 1, 7, 0, 3, 1));
+        PATH(3, AVG3, C1(192));
+        return 4;
+    case 'D':
+        PATH(0, C1(192), BC(320, 3, 3, 0, 0, 2));
+        PATH(1, C1(192), BC(192, 1, 7, 0, 3, 1), BC(192, 7, 1, 3, 0, 1), BC(192, 3, 3, 0, 0, 2));
+        PATH(2, MAX3S2);
+        return 3;
+    case 'E':
+        PATH(0, C1(320));
+        PATH(1, C1(384), (nn_spec){.kind = NN_CONCAT, .mixed = 'e', .out = 384});
+        PATH(2, C1(448), BC(384, 3, 3, 1, 1, 1), (nn_spec){.kind = NN_CONCAT, .mixed = 'e', .out = 384});
+        PATH(3, AVG3, C1(192));
+        return 4;
+    case 'e':
+        PATH(0, BC(o, 1, 3, 0, 1, 1));
+        PATH(1, BC(o, 3, 1, 1, 0, 1));
+        return 2;
+    default: return 0;
+    }
+#undef PATH
+}
+
+/* torchvision's inception_v3 without the auxiliary classifier (299x299, and
+ * any input from 75x75, 224 included): the specs into out (room for 64). */
+static int inception_specs(nn_spec *out)
+{
+    const nn_spec stem[] = {BC(32, 3, 3, 0, 0, 2), BC(32, 3, 3, 0, 0, 1), BC(64, 3, 3, 1, 1, 1), MAX3S2,
+                            C1(80),                BC(192, 3, 3, 0, 0, 1), MAX3S2};
+#undef BC
+#undef C1
+#undef AVG3
+#undef MAX3S2
+    static const struct {
+        char mixed;
+        int out;
+    } blocks[] = {{'A', 32}, {'A', 64}, {'A', 64}, {'B', 0}, {'C', 128}, {'C', 160},
+                  {'C', 160}, {'C', 192}, {'D', 0}, {'E', 0}, {'E', 0}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof stem / sizeof *stem; i++)
+        out[n++] = stem[i];
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
+        out[n++] = (nn_spec){.kind = NN_CONCAT, .mixed = blocks[i].mixed, .out = blocks[i].out};
+    out[n++] = (nn_spec){.kind = NN_GAP};
+    out[n++] = (nn_spec){.kind = NN_DROPOUT, .rate = 0.5f};
+    out[n++] = (nn_spec){.kind = NN_DENSE, .out = -1};
+    return n;
+}
+
+/* A concat's paths as networks of their own on its input shape; l's output
+ * shape from them (-2 when their heights or widths differ). */
+static int build_concat(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
+{
+    nn_spec paths[4][12];
+    int len[4], count = mixed_paths(sp, paths, len);
+    sp_err e = {0};
+    if (!count)
+        return -2;
+    if (!(l->paths = calloc((size_t)count, sizeof *l->paths)))
+        return -1;
+    l->oc = 0;
+    for (int p = 0; p < count; p++) {
+        if (!(l->paths[p] = nn_net_build("path", paths[p], len[p], l->c, l->h, l->w, 2, n->batch, rng, &e)))
+            return e.code == SP_EXIT_SYSTEM ? -1 : -2;
+        l->npaths = p + 1;
+        if (l->need_dx) /* a path may start with a pool: every layer before a conv must pass gradients */
+            nn_net_need_dx(l->paths[p]);
+        const nn_layer *last = &l->paths[p]->layers[l->paths[p]->nlayers - 1];
+        if (p && (last->oh != l->oh || last->ow != l->ow))
+            return -2;
+        l->oh = last->oh, l->ow = last->ow, l->oc += last->oc;
+    }
+    return 0;
+}
+
 /* torchvision's resnets for 224x224 (blocks per stage, bottleneck or not), or
  * the CIFAR resnet20; the specs into out (room for 64). */
 static int resnet_specs(const char *model, nn_spec *out)
@@ -255,24 +385,87 @@ static int resnet_specs(const char *model, nn_spec *out)
     return n;
 }
 
-/* The layer specs of a model by name into out (room for 64); the count, or
- * 0 for an unknown name. */
-static int model_specs(const char *model, nn_spec *out)
+/* torchvision's vgg11 and vgg16 ("vgg11", "vgg16"; "_bn": each conv
+ * followed by batchnorm, the conv keeping its bias, as torchvision's), for
+ * 224x224: 3x3 convs with padding 1 and relu, maxpool 2 after each stage,
+ * then the features flattened (7x7x512 at 224, where torchvision's adaptive
+ * 7x7 average pool is the identity), dense 4096, relu, dropout 0.5, dense
+ * 4096, relu, dropout 0.5, dense classes. "-cifar": the same features for
+ * 32x32 (1x1x512 out) and the small classifier: dense 512, relu, dropout 0.5,
+ * dense 512, relu, dropout 0.5, dense classes. The specs into out (room for
+ * 64); the count, or 0 for another name. */
+static int vgg_specs(const char *model, nn_spec *out)
+{
+    static const int cfg11[] = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
+    static const int cfg16[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
+    char name[32];
+    snprintf(name, sizeof name, "%s", model);
+    char *dash = strchr(name, '-');
+    int cifar = dash && !strcmp(dash, "-cifar");
+    if (dash && !cifar)
+        return 0;
+    if (dash)
+        *dash = 0;
+    int bn = strlen(name) == 8 && !strcmp(name + 5, "_bn");
+    if (bn)
+        name[5] = 0;
+    const int *cfg = !strcmp(name, "vgg11") ? cfg11 : !strcmp(name, "vgg16") ? cfg16 : NULL;
+    int len = cfg == cfg11 ? (int)(sizeof cfg11 / sizeof *cfg11) : (int)(sizeof cfg16 / sizeof *cfg16), n = 0;
+    if (!cfg)
+        return 0;
+    for (int i = 0; i < len; i++) {
+        if (!cfg[i]) {
+            out[n++] = (nn_spec){.kind = NN_MAXPOOL, .k = 2, .stride = 2};
+            continue;
+        }
+        out[n++] = (nn_spec){.kind = NN_CONV, .out = cfg[i], .k = 3, .stride = 1, .pad = 1, .relu = !bn};
+        if (bn)
+            out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
+    }
+    int width = cifar ? 512 : 4096;
+    out[n++] = (nn_spec){.kind = NN_FLATTEN};
+    for (int i = 0; i < 2; i++) {
+        out[n++] = (nn_spec){.kind = NN_DENSE, .out = width};
+        out[n++] = (nn_spec){.kind = NN_RELU};
+        out[n++] = (nn_spec){.kind = NN_DROPOUT, .rate = 0.5f};
+    }
+    out[n++] = (nn_spec){.kind = NN_DENSE, .out = -1};
+    return n;
+}
+
+/* The layer specs of a model by name, without a head, into out (room for
+ * 64); the count, or 0 for an unknown name. */
+static int named_specs(const char *model, nn_spec *out)
 {
 #define L(kind_) {.kind = kind_}
 #define DENSE(n) {.kind = NN_DENSE, .out = n} /* n = -1: the class count */
-#define CONV3(n) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = 1, .relu = 1}
+#define CONV3(n, p) {.kind = NN_CONV, .out = n, .k = 3, .stride = 1, .pad = p, .relu = 1}
 #define POOL2 {.kind = NN_MAXPOOL, .k = 2, .stride = 2}
     static const nn_spec mlp[] = {L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1)};
+    /* the seed's Keras CIFAR net: Conv2D(3x3) is padding "valid", so 32 ->
+     * 30 -> 15 -> 13 -> 6 -> 4 -> 2 and 128 x 2 x 2 = 512 into Dense(128) */
     static const nn_spec cnn[] = {
-        CONV3(32), POOL2, CONV3(64), POOL2, CONV3(128), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU), DENSE(-1),
+        CONV3(32, 0), POOL2, CONV3(64, 0), POOL2, CONV3(128, 0), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU),
+        DENSE(-1),
+    };
+    /* the same with "same" padding: 32 -> 16 -> 8 -> 4, 2048 into Dense(128) */
+    static const nn_spec cnn_same[] = {
+        CONV3(32, 1), POOL2, CONV3(64, 1), POOL2, CONV3(128, 1), POOL2, L(NN_FLATTEN), DENSE(128), L(NN_RELU),
+        DENSE(-1),
     };
 #undef L
 #undef DENSE
 #undef CONV3
 #undef POOL2
-    const nn_spec *fixed = !strcmp(model, "mlp") ? mlp : !strcmp(model, "cnn") ? cnn : NULL;
+    const nn_spec *fixed = !strcmp(model, "mlp")        ? mlp
+                           : !strcmp(model, "cnn")      ? cnn
+                           : !strcmp(model, "cnn-same") ? cnn_same
+                                                        : NULL;
     int count = fixed == mlp ? (int)(sizeof mlp / sizeof *mlp) : (int)(sizeof cnn / sizeof *cnn);
+    if (!fixed && !strncmp(model, "vgg", 3))
+        return vgg_specs(model, out);
+    if (!fixed && !strcmp(model, "inception_v3"))
+        return inception_specs(out);
     if (!fixed)
         return resnet_specs(model, out);
     for (int i = 0; i < count; i++)
@@ -280,9 +473,65 @@ static int model_specs(const char *model, nn_spec *out)
     return count;
 }
 
+/* The layers of a named model before its classifier: its base. */
+static int base_count(const char *model, const nn_spec *specs, int count)
+{
+    if (!strcmp(model, "mlp"))
+        return 0;
+    int i = 0;
+    while (i < count && specs[i].kind != NN_FLATTEN && specs[i].kind != NN_GAP && specs[i].kind != NN_DENSE)
+        i++;
+    return i;
+}
+
+#define HEAD_SUFFIX "+head"
+
+/* The specs of model (a named model, or one with "+headN") into out (room
+ * for 64), its base's layer count into *base; 0 for an unknown name or a
+ * bad head. */
+static int model_specs(const char *model, nn_spec *out, int *base)
+{
+    char name[32];
+    const char *plus = strstr(model, HEAD_SUFFIX);
+    long head = 0;
+    if (plus) {
+        const char *digits = plus + strlen(HEAD_SUFFIX);
+        char *end;
+        if ((size_t)(plus - model) >= sizeof name || !*digits || strspn(digits, "0123456789") != strlen(digits) ||
+            strlen(digits) > 6 || (head = strtol(digits, &end, 10)) < 1 || head > NN_MAX_CLASSES)
+            return 0;
+        snprintf(name, sizeof name, "%.*s", (int)(plus - model), model);
+    } else {
+        snprintf(name, sizeof name, "%s", model);
+    }
+    int count = named_specs(name, out);
+    if (!count)
+        return 0;
+    *base = base_count(name, out, count);
+    if (!head)
+        return count;
+    /* the seed's head: global average pool, Dense(head, relu), Dense(classes) */
+    count = *base;
+    out[count++] = (nn_spec){.kind = NN_GAP};
+    out[count++] = (nn_spec){.kind = NN_DENSE, .out = (int)head};
+    out[count++] = (nn_spec){.kind = NN_RELU};
+    out[count++] = (nn_spec){.kind = NN_DENSE, .out = -1};
+    return count;
+}
+
+int nn_model_with_head(char *out, size_t n, const char *model, int head, sp_err *err)
+{
+    int len = head ? snprintf(out, n, "%s" HEAD_SUFFIX "%d", model, head) : snprintf(out, n, "%s", model);
+    if (len < 0 || (size_t)len >= n || (size_t)len >= sizeof ((nn_net *)0)->model)
+        return sp_fail(err, SP_EXIT_USAGE, "model name %s with head %d is too long", model, head);
+    return 0;
+}
+
 static int unknown_model(const char *model, sp_err *err)
 {
-    return sp_fail(err, SP_EXIT_USAGE, "unknown model %s (mlp, cnn, resnet18, resnet34, resnet50 or resnet20)",
+    return sp_fail(err, SP_EXIT_USAGE,
+                   "unknown model %s (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, inception_v3, "
+                   "vgg11, vgg16, vgg11_bn, vgg16_bn, the vggs with -cifar; any with +headN)",
                    model);
 }
 
@@ -290,9 +539,27 @@ nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int b
 {
     nn_spec specs[64];
     size_t params, running;
+    int base = 0;
     if (nn_net_plan(model, c, h, w, classes, &params, &running, err))
         return NULL;
-    return nn_net_build(model, specs, model_specs(model, specs), c, h, w, classes, batch, rng, err);
+    nn_net *n = nn_net_build(model, specs, model_specs(model, specs, &base), c, h, w, classes, batch, rng, err);
+    if (n) {
+        n->base_layers = base;
+        for (int i = 0; i < base; i++)
+            n->base_params += layer_nparams(&n->layers[i]);
+    }
+    return n;
+}
+
+int nn_net_freeze_base(nn_net *n, sp_err *err)
+{
+    if (n->base_layers < 1)
+        return sp_fail(err, SP_EXIT_USAGE, "model %s has no base to freeze", n->model);
+    n->frozen = n->base_layers;
+    for (int i = 0; i < n->base_params; i++)
+        n->params[i]->frozen = 1;
+    n->layers[n->frozen].need_dx = 0; /* nothing before it wants a gradient */
+    return 0;
 }
 
 /* The shape walk of add_layer and build_block without building: the output
@@ -314,17 +581,34 @@ static int plan_specs(const nn_spec *specs, int count, int classes, int *c, int 
         }
         case NN_CONV:
         case NN_MAXPOOL:
-            if (*h + 2 * sp.pad < sp.k || *w + 2 * sp.pad < sp.k || (sp.kind == NN_MAXPOOL && sp.pad * 2 > sp.k))
+        case NN_AVGPOOL: {
+            int kw = sp.kind == NN_CONV && sp.kw ? sp.kw : sp.k, pw = sp.kind == NN_CONV && sp.kw ? sp.padw : sp.pad;
+            if (*h + 2 * sp.pad < sp.k || *w + 2 * pw < kw || (sp.kind != NN_CONV && sp.pad * 2 > sp.k))
                 return -2;
-            *h = (*h + 2 * sp.pad - sp.k) / sp.stride + 1, *w = (*w + 2 * sp.pad - sp.k) / sp.stride + 1;
+            *h = (*h + 2 * sp.pad - sp.k) / sp.stride + 1, *w = (*w + 2 * pw - kw) / sp.stride + 1;
             if (sp.kind == NN_CONV) {
-                *params += (size_t)sp.out * (size_t)*c * (size_t)sp.k * (size_t)sp.k + (sp.nobias ? 0 : (size_t)sp.out);
+                *params += (size_t)sp.out * (size_t)*c * (size_t)sp.k * (size_t)kw + (sp.nobias ? 0 : (size_t)sp.out);
                 *c = sp.out;
             }
             break;
+        }
         case NN_FLATTEN: *c = *c * *h * *w, *h = *w = 1; break;
         case NN_BATCHNORM: *params += 2 * (size_t)*c, *running += 2 * (size_t)*c; break;
         case NN_GAP: *h = *w = 1; break;
+        case NN_CONCAT: {
+            nn_spec paths[4][12];
+            int len[4], np = mixed_paths(&sp, paths, len), oc = 0, oh = 0, ow = 0;
+            if (!np)
+                return -2;
+            for (int p = 0; p < np; p++) {
+                int pc = *c, ph = *h, pw = *w;
+                if (plan_specs(paths[p], len[p], 2, &pc, &ph, &pw, params, running) || (p && (ph != oh || pw != ow)))
+                    return -2;
+                oc += pc, oh = ph, ow = pw;
+            }
+            *c = oc, *h = oh, *w = ow;
+            break;
+        }
         case NN_BLOCK: {
             nn_spec main[6], proj[2];
             int has_proj, n = block_specs(&sp, *c, main, proj, &has_proj), pc = *c, ph = *h, pw = *w;
@@ -363,7 +647,8 @@ static int check_limits(const char *model, int c, int h, int w, int classes, int
 int nn_net_plan(const char *model, int c, int h, int w, int classes, size_t *params, size_t *running, sp_err *err)
 {
     nn_spec specs[64];
-    int count = model_specs(model, specs);
+    int base;
+    int count = model_specs(model, specs, &base);
     if (!count)
         return unknown_model(model, err);
     if (check_limits(model, c, h, w, classes, 1, err))
@@ -414,6 +699,20 @@ nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, 
     return n;
 }
 
+void nn_net_need_dx(nn_net *n)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer *l = &n->layers[i];
+        l->need_dx = 1;
+        if (l->main)
+            nn_net_need_dx(l->main);
+        if (l->shortcut)
+            nn_net_need_dx(l->shortcut);
+        for (int p = 0; p < l->npaths; p++)
+            nn_net_need_dx(l->paths[p]);
+    }
+}
+
 void nn_net_free(nn_net *n)
 {
     if (!n)
@@ -425,6 +724,9 @@ void nn_net_free(nn_net *n)
         if (l->kind != NN_BLOCK) /* a block's parameters are its paths' */
             param_free(l->weight), param_free(l->bias);
         nn_net_free(l->main), nn_net_free(l->shortcut), free(l->g);
+        for (int p = 0; p < l->npaths; p++)
+            nn_net_free(l->paths[p]);
+        free(l->paths);
         free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf);
         free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var), free(l->mean), free(l->istd), free(l->xhat);
     }
@@ -451,7 +753,7 @@ double nn_net_bytes(const nn_net *n)
             continue;
         floats += in + out; /* dx, y */
         if (l->kind == NN_CONV) {
-            double per = (double)l->c * l->k * l->k * l->oh * l->ow * l->group * l->threads;
+            double per = (double)l->c * l->k * l->kw * l->oh * l->ow * l->group * l->threads;
             floats += 2 * per + (double)l->oc * l->oh * l->ow * l->group * l->threads +
                       (double)l->threads * ((double)l->weight->n + l->oc);
         }
@@ -461,6 +763,9 @@ double nn_net_bytes(const nn_net *n)
             floats += in + 4.0 * l->c; /* mask or normalized input; statistics */
         if (l->kind == NN_BLOCK) /* its paths hold their own parameters */
             floats += out + nn_net_bytes(l->main) / 4 + (l->shortcut ? nn_net_bytes(l->shortcut) / 4 : 0);
+        else if (l->kind == NN_CONCAT)
+            for (int p = 0; p < l->npaths; p++)
+                floats += (p ? 0 : out) + nn_net_bytes(l->paths[p]) / 4;
         else
             floats += 4.0 * ((l->weight ? (double)l->weight->n : 0) + (l->bias ? (double)l->bias->n : 0));
     }
@@ -472,7 +777,7 @@ double nn_net_bytes(const nn_net *n)
 const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng)
 {
     for (int i = 0; i < n->nlayers; i++) {
-        nn_layer_forward(&n->layers[i], x, B, train, rng);
+        nn_layer_forward(&n->layers[i], x, B, i < n->frozen ? 0 : train, rng);
         x = n->layers[i].y;
     }
     return x;
@@ -481,7 +786,7 @@ const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng
 void nn_backward(nn_net *n, const float *dlogits, int B)
 {
     const float *g = dlogits;
-    for (int i = n->nlayers - 1; i >= 0; i--) {
+    for (int i = n->nlayers - 1; i >= n->frozen; i--) {
         nn_layer_backward(&n->layers[i], g, B);
         g = n->layers[i].dx;
     }

@@ -11,7 +11,8 @@
  * accumulated across calls). Matrix work goes through cblas_sgemm.
  *
  * Files: rng.c (random numbers), layers.c (threads, relu, dropout, blocks,
- * the dispatch by kind), dense.c, conv.c, pool.c (max and global average),
+ * concatenated branches, the dispatch by kind), dense.c, conv.c, pool.c (max,
+ * average and global average),
  * norm.c (batchnorm) (each kind's forward next to its backward, declared in
  * layer_kinds.h), loss.c (cross-entropy, top-k), models.c (building nets, the
  * models by name, forward and backward through a net), optim.c (SGD, Adam),
@@ -44,6 +45,7 @@ typedef struct nn_param {
     float *w, *g, *m, *v; /* values, gradients, first and second moments (or momentum in m) */
     size_t n;
     int decay;            /* weight decay applies (weights; not biases or batchnorm) */
+    int frozen;           /* part of a frozen base (nn_net_freeze_base): the optimizer leaves it as it is */
 } nn_param;
 
 /* ---------------- layers ---------------- */
@@ -59,19 +61,29 @@ enum nn_kind {
     NN_GAP,        /* global average pool: (B, C, H, W) -> (B, C) */
     NN_BLOCK,      /* a residual block: y = relu(main(x) + shortcut(x)), the shortcut the
                     * identity or a strided 1x1 conv and batchnorm (see nn_spec) */
+    NN_AVGPOOL,    /* k x k window, stride, pad; the padding counts as zeros (PyTorch's
+                    * count_include_pad): every output is its window's sum / (k * k) */
+    NN_CONCAT,     /* branches: each path a net on the same input, their outputs (of one
+                    * height and width) concatenated along the channels in path order, as
+                    * torch.cat(..., 1); Inception v3's mixed blocks (see nn_spec) */
 };
 
 typedef struct nn_layer {
     int kind;
     int c, h, w;        /* input shape per sample */
     int oc, oh, ow;     /* output shape per sample */
-    int k, stride, pad; /* conv, maxpool */
+    int k, stride, pad; /* conv, maxpool, avgpool: the window's height (its width too but for a conv), padding rows */
+    int kw, padw;       /* conv: the window's width and padding columns (k and pad but for 1x7, 7x1 and the like) */
     float rate;         /* dropout */
     int relu;           /* conv, batchnorm: y = relu(layer(x)) */
     nn_param *weight, *bias; /* dense, conv (weight, bias; no bias for a conv built without);
                               * batchnorm (gamma, beta) */
     struct nn_net *main, *shortcut; /* block: its two paths (shortcut NULL: the identity) */
-    float *g;           /* block: dL/d(main + shortcut), (B x out) */
+    struct nn_net **paths; /* concat: its npaths paths, owned */
+    int npaths;
+    float *g;           /* block: dL/d(main + shortcut), (B x out); concat: dy split per path,
+                         * path p's (B x its out) at B times the outputs of the paths before it */
+    float eps;          /* batchnorm: added to the variance (1e-5; Inception v3's 1e-3) */
     float *run_mean, *run_var; /* batchnorm, c each: saved in checkpoints */
     const float *x;     /* the input of the last forward (borrowed) */
     float *y, *dx;      /* output (B x out) and input gradient (B x in), owned */
@@ -158,6 +170,12 @@ typedef struct nn_net {
     int batch;            /* the largest batch the buffers hold */
     nn_param **params;
     int nparams;
+    /* The base of a named model: its first base_layers layers, holding its
+     * first base_params parameters; the layers after them are its
+     * classifier (the head), which --head replaces and --init may
+     * initialise anew (0, 0 for nets built from specs). */
+    int base_layers, base_params;
+    int frozen;           /* leading layers frozen (nn_net_freeze_base), 0 for none */
 } nn_net;
 
 /* A layer of a network to build: kind, and for dense and conv the outputs
@@ -165,12 +183,17 @@ typedef struct nn_net {
  * padding, for dropout the rate. */
 typedef struct nn_spec {
     int kind, out, k, stride, pad;
+    int kw, padw;   /* conv: a k x kw window padded by pad rows and padw columns; kw 0: square (k, pad) */
     float rate;
     int relu;       /* conv, batchnorm: a relu fused after it */
     int nobias;     /* conv: no bias (a batchnorm follows) */
     int bottleneck; /* block: 1x1 (out), 3x3 (out, stride), 1x1 (4 out), each with batchnorm;
                      * else basic: 3x3 (out, stride), 3x3 (out). The shortcut is a 1x1 conv
                      * with stride and batchnorm when the shape changes, as torchvision's */
+    float eps;      /* batchnorm: 0 for 1e-5 */
+    int mixed;      /* concat: which of torchvision's Inception v3 blocks, 'A' (out: the pool
+                     * branch's filters), 'B', 'C' (out: the 7x7 branches' width), 'D', 'E',
+                     * or 'e' (E's split of a branch into 1x3 and 3x1 convs of out filters) */
 } nn_spec;
 
 /* A network of the given layers after an input of (c, h, w), named model;
@@ -178,9 +201,11 @@ typedef struct nn_spec {
 nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
                      nn_rng *rng, sp_err *err);
 /* The models by name: "mlp" (flatten, dense 128, relu, dense classes);
- * "cnn" (conv3x3 32, relu, maxpool 2, conv3x3 64, relu, maxpool 2, conv3x3
- * 128, relu, maxpool 2, dense 128, relu, dense classes; padding 1; each
- * conv's relu fused into it); "resnet18", "resnet34" (basic blocks) and
+ * "cnn", the seed's Keras CIFAR net (conv3x3 32, relu, maxpool 2, conv3x3
+ * 64, relu, maxpool 2, conv3x3 128, relu, maxpool 2, dense 128, relu, dense
+ * classes; padding 0, "valid": 32x32 becomes 2x2, 512 into the dense 128;
+ * each conv's relu fused into it); "cnn-same", the same with padding 1
+ * (32x32 becomes 4x4, 2048 into the dense 128); "resnet18", "resnet34" (basic blocks) and
  * "resnet50" (bottleneck blocks) as torchvision builds them for 224x224
  * (conv7x7/2, maxpool3x3/2, four stages, global average pool, dense);
  * "resnet20", the CIFAR one (conv3x3 16, three stages of three basic blocks
@@ -190,17 +215,45 @@ nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, 
  * zero, from rng. NULL with err set for an unknown name or a shape the
  * model cannot take. */
 nn_net *nn_net_create(const char *model, int c, int h, int w, int classes, int batch, nn_rng *rng, sp_err *err);
+/* Any model name may end in "+headN" (N in 1..NN_MAX_CLASSES): the model's
+ * base, then the seed's head in place of its classifier: global average
+ * pool, dense N, relu, dense classes. nn_model_with_head writes that name
+ * for model and head (0: model itself) into out (size n): 0, or -1 with err
+ * (SP_EXIT_USAGE) when it does not fit. */
+int nn_model_with_head(char *out, size_t n, const char *model, int head, sp_err *err);
+/* Freezes the base of a named model (its first base_layers layers): they
+ * then run as in evaluation (batchnorm on its running statistics, which stay
+ * as they are; no dropout), nn_backward stops at the first layer after them
+ * (their gradients are left as they were) and nn_opt_step skips their
+ * parameters, so they stay bit for bit as they are. -1 with err
+ * (SP_EXIT_USAGE) for a net without a base. */
+int nn_net_freeze_base(nn_net *n, sp_err *err);
+/* Initialises n from the checkpoint at path (sp-train --init; a converted
+ * torchvision state_dict, or any checkpoint): its model's base (the name
+ * before any "+head") must be n's and its input channels n's. The base's
+ * weights and batchnorm running statistics are copied; the head's too when
+ * the models are the same, head included, with the same class count and
+ * every parameter of the same size (*whole = 1), else the head keeps n's
+ * fresh initialisation (*whole = 0). Optimizer state is not copied. 0, or
+ * -1 with err (SP_EXIT_DATA naming path for a file that does not fit). */
+int nn_net_init_from(nn_net *n, const char *path, int *whole, sp_err *err);
 /* What nn_net_create would build, without allocating anything: *params
  * learnable values and *running batchnorm running-statistic values. 0, or -1
  * with err set for an unknown name, a shape beyond the limits above or too
  * small for the model, or more than NN_MAX_PARAMS parameters. */
 int nn_net_plan(const char *model, int c, int h, int w, int classes, size_t *params, size_t *running, sp_err *err);
 void nn_net_free(nn_net *n); /* accepts NULL */
+/* Makes every layer of n (its blocks' and concats' paths included) compute
+ * its input gradient: for a net whose input gradient is wanted (a path of a
+ * block or concat that passes gradients back, or a net under test). */
+void nn_net_need_dx(nn_net *n);
 size_t nn_net_param_count(const nn_net *n);
-/* The logits (B, classes), owned by the net. */
+/* The logits (B, classes), owned by the net. A frozen base runs as in
+ * evaluation whatever train says. */
 const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng);
 /* Sets the gradient of every parameter from dlogits (B, classes): the
- * gradients of this batch alone, whatever they held before. */
+ * gradients of this batch alone, whatever they held before (a frozen base's
+ * parameters excepted: their gradients are left alone). */
 void nn_backward(nn_net *n, const float *dlogits, int B);
 /* The bytes the net holds for its batch: activations and their gradients,
  * per-layer scratch, and parameters with gradients and optimizer state. */

@@ -5,7 +5,6 @@
 
 #include "nn/layer_kinds.h"
 
-#define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 
 /* ---------------- batch normalization ---------------- */
@@ -91,12 +90,12 @@ void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
                 ss += row_sq_dev(x + b * in + c * hw, (float)m, hw);
             double var = ss / cnt;
             mean = (float)m;
-            istd = (float)(1.0 / sqrt(var + BN_EPS));
+            istd = (float)(1.0 / sqrt(var + l->eps));
             l->run_mean[c] = (1 - BN_MOMENTUM) * l->run_mean[c] + BN_MOMENTUM * (float)m;
             l->run_var[c] = (1 - BN_MOMENTUM) * l->run_var[c] + BN_MOMENTUM * (float)(cnt > 1 ? ss / (cnt - 1) : var);
         } else {
             mean = l->run_mean[c];
-            istd = 1.0f / sqrtf(l->run_var[c] + BN_EPS);
+            istd = 1.0f / sqrtf(l->run_var[c] + l->eps);
         }
         l->mean[c] = mean, l->istd[c] = istd;
         float gamma = l->weight->w[c], beta = l->bias->w[c];

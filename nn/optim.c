@@ -74,6 +74,8 @@ void nn_opt_step(nn_opt *o, nn_net *n)
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = 0; i < n->nparams; i++) {
             nn_param *p = n->params[i];
+            if (p->frozen)
+                continue;
             size_t lo, hi;
             param_slice(p, t, nt, &lo, &hi);
             if (hi <= lo)

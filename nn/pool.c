@@ -1,4 +1,4 @@
-/* Pooling: max pooling (2x2 stride 2 and general windows with padding) and global average pooling. */
+/* Pooling: max pooling (2x2 stride 2 and general windows with padding), average pooling with padding, and global average pooling. */
 #include <float.h>
 #include <omp.h>
 #include <string.h>
@@ -97,6 +97,64 @@ void nn_maxpool_backward(nn_layer *l, const float *dy, int B)
     for (int b = 0; b < B; b++)
         for (size_t o = 0; o < out; o++)
             l->dx[b * in + (size_t)l->arg[b * out + o]] += dy[b * out + o];
+}
+
+/* ---------------- average pooling ---------------- */
+/* x (B, c, h, w) -> y (B, c, oh, ow): each window's in-bounds values summed
+ * and divided by k * k (padding counted as zeros, as PyTorch's default). */
+
+void nn_avgpool_forward(nn_layer *l, const float *x, int B)
+{
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
+    float scale = 1.0f / (float)(l->k * l->k);
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < l->c; c++) {
+            const float *plane = x + b * in + (size_t)c * l->h * l->w;
+            float *y = l->y + b * out + (size_t)c * l->oh * l->ow;
+            for (int oy = 0; oy < l->oh; oy++)
+                for (int ox = 0; ox < l->ow; ox++) {
+                    float sum = 0;
+                    for (int i = 0; i < l->k; i++) {
+                        int iy = oy * l->stride - l->pad + i;
+                        if (iy < 0 || iy >= l->h)
+                            continue;
+                        for (int j = 0; j < l->k; j++) {
+                            int ix = ox * l->stride - l->pad + j;
+                            if (ix >= 0 && ix < l->w)
+                                sum += plane[iy * l->w + ix];
+                        }
+                    }
+                    y[oy * l->ow + ox] = sum * scale;
+                }
+        }
+}
+
+void nn_avgpool_backward(nn_layer *l, const float *dy, int B)
+{
+    size_t in = nn_layer_in_size(l), out = nn_layer_out_size(l);
+    float scale = 1.0f / (float)(l->k * l->k);
+    memset(l->dx, 0, (size_t)B * in * sizeof(float));
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < l->c; c++) {
+            float *plane = l->dx + b * in + (size_t)c * l->h * l->w;
+            const float *g = dy + b * out + (size_t)c * l->oh * l->ow;
+            for (int oy = 0; oy < l->oh; oy++)
+                for (int ox = 0; ox < l->ow; ox++) {
+                    float v = g[oy * l->ow + ox] * scale;
+                    for (int i = 0; i < l->k; i++) {
+                        int iy = oy * l->stride - l->pad + i;
+                        if (iy < 0 || iy >= l->h)
+                            continue;
+                        for (int j = 0; j < l->k; j++) {
+                            int ix = ox * l->stride - l->pad + j;
+                            if (ix >= 0 && ix < l->w)
+                                plane[iy * l->w + ix] += v;
+                        }
+                    }
+                }
+        }
 }
 
 /* ---------------- global average pooling ---------------- */

@@ -27,11 +27,12 @@ int nn_augment_from_name(const char *name) { return name_index(augment_names, 3,
 
 json_t *nn_recipe_json(const nn_recipe *r)
 {
-    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f}", "seed", (json_int_t)r->seed, "batch",
-                     (int)r->batch, "lr", (double)r->lr, "schedule", schedule_names[r->schedule], "warmup",
+    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I}", "seed", (json_int_t)r->seed,
+                     "batch", (int)r->batch, "lr", (double)r->lr, "schedule", schedule_names[r->schedule], "warmup",
                      r->warmup, "step_size", r->step_size, "gamma", (double)r->gamma, "label_smoothing",
                      (double)r->label_smoothing, "augment", augment_names[r->augment], "crop_scale",
-                     (double)r->crop_scale);
+                     (double)r->crop_scale, "freeze", r->freeze, "steps_per_epoch", (json_int_t)r->steps_per_epoch,
+                     "eval_steps", (json_int_t)r->eval_steps);
 }
 
 /* j's integer member key, "extra.recipe.KEY" in messages, in lo..hi. */
@@ -79,6 +80,16 @@ int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err 
         recipe_real(j, "crop_scale", path, 0, 1, 1, 0, &r->crop_scale, err))
         return -1;
     r->seed = (uint64_t)seed, r->batch = (uint32_t)batch, r->warmup = (int)warmup, r->step_size = (int)step_size;
+    const json_t *freeze = json_object_get(j, "freeze"); /* absent before --freeze existed */
+    if (freeze && !json_is_boolean(freeze))
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.freeze: not true or false", path);
+    r->freeze = json_is_true(freeze);
+    long long steps = 0, eval_steps = 0; /* absent before the options existed: 0, whole passes */
+    if ((json_object_get(j, "steps_per_epoch") &&
+         recipe_int(j, "steps_per_epoch", path, 0, NN_MAX_STEPS, &steps, err)) ||
+        (json_object_get(j, "eval_steps") && recipe_int(j, "eval_steps", path, 0, NN_MAX_STEPS, &eval_steps, err)))
+        return -1;
+    r->steps_per_epoch = (long)steps, r->eval_steps = (long)eval_steps;
     return 0;
 }
 
@@ -108,6 +119,37 @@ static uint64_t epoch_seed(uint64_t seed, int e)
 {
     uint64_t v[2] = {seed, (uint64_t)e};
     return sp_xxh3(v, sizeof v);
+}
+
+/* The training stream: passes over the train split one after another, pass
+ * p shuffled (and augmented) by epoch_seed(seed, p), per_pass batches each
+ * (the last one short). Epoch e trains on the stream's batches [e*N,
+ * (e+1)*N), N the recipe's steps_per_epoch, or per_pass when that is 0 (pass
+ * e whole): a resumed run reads on from the same batch. */
+typedef struct train_stream {
+    long pass; /* the pass being read, -1 before the first */
+    long pos;  /* batches of it read */
+} train_stream;
+
+/* Makes the next nn_data_next read the stream's batch global: starts its
+ * pass when another one is being read, and reads past (and drops) the
+ * batches before it, so that the order and augmentation are exactly those
+ * of an uninterrupted run. 0, or -1 with err. */
+static int stream_seek(nn_data *tr, train_stream *s, const nn_recipe *r, long global, long per_pass, float *x,
+                       int32_t *labels, sp_err *err)
+{
+    long pass = global / per_pass, off = global % per_pass;
+    if (s->pass != pass || s->pos > off) {
+        if (nn_data_start(tr, epoch_seed(r->seed, (int)pass), 1, r->augment, err))
+            return -1;
+        s->pass = pass, s->pos = 0;
+    }
+    for (; s->pos < off; s->pos++) {
+        int n = nn_data_next(tr, x, labels, err);
+        if (n <= 0)
+            return n < 0 ? -1 : sp_fail(err, SP_EXIT_DATA, "the train split ended before its count of records");
+    }
+    return 0;
 }
 
 static int check_labels(const int32_t *labels, int n, int classes, const char *dir, sp_err *err)
@@ -164,7 +206,9 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     int start_epoch = 0, rc = -1;
     nn_recipe r = o->recipe;
     nn_metrics eval = {0};
-    if (o->resume && resume_from(o, &r, epochs_json, &net, &opt, &start_epoch, &rng, err))
+    int init_whole = 0;
+    if (o->resume && (resume_from(o, &r, epochs_json, &net, &opt, &start_epoch, &rng, err) ||
+                      (r.freeze && nn_net_freeze_base(net, err))))
         goto out;
     uint32_t batch = r.batch;
     uint32_t view_size = net ? (uint32_t)net->h : (uint32_t)o->view_size; /* resumed: the model's own input size */
@@ -194,8 +238,12 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         goto out;
     }
     if (!net) {
+        char model[32];
         nn_rng_seed(&rng, r.seed);
-        if (!(net = nn_net_create(o->model, (int)tr.c, (int)tr.h, (int)tr.w, tr.classes, (int)batch, &rng, err)))
+        if (nn_model_with_head(model, sizeof model, o->model, o->head, err) ||
+            !(net = nn_net_create(model, (int)tr.c, (int)tr.h, (int)tr.w, tr.classes, (int)batch, &rng, err)) ||
+            (o->init && nn_net_init_from(net, o->init, &init_whole, err)) ||
+            (r.freeze && nn_net_freeze_base(net, err)))
             goto out;
         nn_opt_init(&opt, o->optimizer, r.lr);
         opt.momentum = o->optimizer == NN_SGD ? o->momentum : 0;
@@ -215,17 +263,21 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         o->on_start(o->ctx, &info);
     }
     double train_seconds = 0, test_acc = -1, test_top5 = -1, train_acc = 0, loss = 0;
-    long steps_per_epoch = (long)((tr.count + batch - 1) / batch), total_steps = steps_per_epoch * o->epochs;
+    long per_pass = (long)((tr.count + batch - 1) / batch);
+    long steps_per_epoch = r.steps_per_epoch ? r.steps_per_epoch : per_pass, total_steps = steps_per_epoch * o->epochs;
     int top5 = net->classes > 10;
+    train_stream stream = {-1, 0};
     for (int e = start_epoch; e < o->epochs; e++) {
         double t0 = now();
-        if (nn_data_start(&tr, epoch_seed(r.seed, e), 1, r.augment, err))
-            goto out;
         long step = (long)e * steps_per_epoch;
         uint64_t seen = 0, right = 0;
         double total = 0;
-        int n;
-        while ((n = nn_data_next(&tr, x, labels, err)) > 0) {
+        int n = 0;
+        for (long k = 0; k < steps_per_epoch; k++) {
+            if (stream_seek(&tr, &stream, &r, step, per_pass, x, labels, err) ||
+                (n = nn_data_next(&tr, x, labels, err)) <= 0)
+                break;
+            stream.pos++;
             if (check_labels(labels, n, net->classes, o->dir, err))
                 break;
             if (o->on_running_loss && seen)
@@ -245,8 +297,11 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         }
         if (o->on_progress_done)
             o->on_progress_done(o->ctx);
-        if (n != 0 || err->code) /* a read error, or a label out of range */
+        if (n <= 0 || err->code) { /* a read error, or a label out of range */
+            if (!err->code)
+                sp_fail(err, SP_EXIT_DATA, "%s: the train split ended before its count of records", o->dir);
             goto out;
+        }
         double secs = now() - t0;
         train_seconds += secs;
         loss = seen ? total / (double)seen : 0;
@@ -258,7 +313,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         }
         if (have_test) {
             nn_metrics_free(&eval);
-            if (nn_metrics_init(&eval, net->classes, 0, err) || nn_evaluate(net, &te, o->dir, x, labels, &eval, err))
+            if (nn_metrics_init(&eval, net->classes, 0, err) ||
+                nn_evaluate_each(net, &te, o->dir, x, labels, &eval, r.eval_steps, NULL, NULL, err))
                 goto out;
             test_acc = nn_metrics_accuracy(&eval), test_top5 = nn_metrics_top5(&eval);
         }
@@ -300,6 +356,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                             have_test && test_top5 >= 0 ? json_real(test_top5) : json_null());
     if (have_test)
         json_object_set_new(summary, "test_split", json_string(test_split));
+    if (o->init && !o->resume) /* whether the head came from the file too, or was initialised anew */
+        json_object_set_new(summary, "init", json_pack("{s:s, s:b}", "checkpoint", o->init, "head_copied", init_whole));
     result->summary = summary;
     summary = NULL;
     rc = 0;

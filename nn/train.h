@@ -24,7 +24,12 @@ typedef struct nn_recipe {
     float label_smoothing;   /* [0, 1) */
     int augment;             /* enum nn_augment */
     float crop_scale;        /* crop-flip: the smallest crop area, (0, 1] */
+    int freeze;              /* 1: the model's base is frozen (nn_net_freeze_base); absent in older checkpoints: 0 */
+    long steps_per_epoch;    /* 0: an epoch is a pass over the train split; else N batches of the stream of
+                              * passes (Keras' steps_per_epoch), 1..NN_MAX_STEPS */
+    long eval_steps;         /* 0: evaluate on the whole split; else on its first N batches (validation_steps) */
 } nn_recipe;
+#define NN_MAX_STEPS 1000000000L
 
 /* Names of schedules and augmentations as the command line and the
  * checkpoint spell them; the index, or -1 for an unknown name. */
@@ -64,7 +69,9 @@ typedef struct nn_epoch_report {
 
 typedef struct nn_train_options {
     const char *dir;         /* the shard set */
-    const char *model;       /* nn_net_create's names */
+    const char *model;       /* nn_net_create's names, without a head (new runs) */
+    int head;                /* new runs: 0, or the width of the seed's head in place of the classifier ("+headN") */
+    const char *init;        /* new runs: the checkpoint to take the weights from (nn_net_init_from), or NULL */
     const char *out;         /* a checkpoint after every epoch, or NULL */
     const char *resume;      /* continue from this checkpoint, or NULL */
     int epochs;              /* train until this epoch, 1..NN_MAX_EPOCHS */

@@ -1,11 +1,14 @@
 /* The nn library against PyTorch, and against finite differences.
  *
  * usage: nn_reference FIXTURES   (written by tests/fixtures/make_nn_fixtures.py)
+ *        nn_reference --net MODEL train|eval FIXTURES   (tests/fixtures/torchvision_fixtures.py)
+ *        nn_reference --plan MODEL SIZE CLASSES   (prints the parameters of a net for SIZExSIZE RGB)
  *
  * Every layer's output, input gradient and parameter gradients must be within
- * LAYER_ATOL + LAYER_RTOL * |reference| of PyTorch's; the mlp's and cnn's loss
- * and every weight after two optimizer steps within MODEL_ATOL + MODEL_RTOL *
- * |reference|. The finite-difference checks compare each layer's backward with
+ * LAYER_ATOL + LAYER_RTOL * |reference| of PyTorch's; the mlp's, the cnn's
+ * (the seed's Keras CIFAR net, padding 0, under SGD and under Adam 1e-3) and
+ * cnn-same's logits, loss, every gradient and every weight after each of two
+ * optimizer steps within MODEL_ATOL + MODEL_RTOL * |reference|. The finite-difference checks compare each layer's backward with
  * central differences of sum(y * r): relative (root-mean-square) error
  * under FD_TOL. */
 #include <math.h>
@@ -206,36 +209,45 @@ static int load_params(const char *prefix, nn_net *n)
     return 0;
 }
 
-/* The model from PyTorch's initial weights, two optimizer steps on one batch. */
-static void model_case(const char *model, int c, int h, int w, nn_opt *opt, nn_rng *rng)
+/* The model from PyTorch's initial weights (fixtures prefix.*), two
+ * optimizer steps on one batch: each step's logits, loss, every gradient,
+ * and every weight after the step. */
+static void model_case(const char *prefix, const char *model, int c, int h, int w, nn_opt *opt, nn_rng *rng)
 {
-    const fix *x = get(strcmp(model, "mlp") ? "cnn.x" : "mlp.x");
+    char name[64];
+    snprintf(name, sizeof name, "%s.x", prefix);
+    const fix *x = get(name);
     int B = x->dims[0];
     sp_err err = {0};
     nn_net *n = nn_net_create(model, c, h, w, 10, B, rng, &err);
     CHECK(n != NULL, "%s", err.msg);
     if (!n)
         return;
-    char name[64];
-    if (load_params(model, n)) {
+    if (load_params(prefix, n)) {
         nn_net_free(n);
         return;
     }
     int32_t labels[64];
     float dlogits[640];
     for (int i = 0; i < B; i++)
-        labels[i] = (int32_t)getf(model, "labels")[i];
+        labels[i] = (int32_t)getf(prefix, "labels")[i];
     for (int s = 0; s < 2; s++) {
         poison_grads(n);
         const float *logits = nn_forward(n, x->data, B, 1, rng);
+        snprintf(name, sizeof name, "step%d.logits", s);
+        compare(prefix, name, logits, MODEL_ATOL, MODEL_RTOL);
         float loss = nn_softmax_xent(logits, labels, B, 10, dlogits, NULL);
         nn_backward(n, dlogits, B);
+        for (int i = 0; i < n->nparams; i++) {
+            snprintf(name, sizeof name, "step%d.g%d", s, i);
+            compare(prefix, name, n->params[i]->g, MODEL_ATOL, MODEL_RTOL);
+        }
         nn_opt_step(opt, n);
         snprintf(name, sizeof name, "loss%d", s);
-        compare(model, name, &loss, MODEL_ATOL, MODEL_RTOL);
+        compare(prefix, name, &loss, MODEL_ATOL, MODEL_RTOL);
         for (int i = 0; i < n->nparams; i++) {
             snprintf(name, sizeof name, "step%d.p%d", s, i);
-            compare(model, name, n->params[i]->w, MODEL_ATOL, MODEL_RTOL);
+            compare(prefix, name, n->params[i]->w, MODEL_ATOL, MODEL_RTOL);
         }
     }
     nn_net_free(n);
@@ -253,6 +265,8 @@ static void running_stats(const nn_net *n, const char *prefix, int *j, double *w
             if (l->shortcut)
                 running_stats(l->shortcut, prefix, j, worst);
         }
+        for (int p = 0; p < l->npaths; p++)
+            running_stats(l->paths[p], prefix, j, worst);
         if (l->kind != NN_BATCHNORM)
             continue;
         snprintf(name, sizeof name, "%s.r%d", prefix, (*j)++);
@@ -265,7 +279,7 @@ static void running_stats(const nn_net *n, const char *prefix, int *j, double *w
 /* A block or a whole network in training mode against net_case's fixtures:
  * the output, the loss (for a network), the input and parameter gradients,
  * and the batchnorm running statistics. */
-static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, double rtol)
+static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, double rtol, int grad_by_scale)
 {
     char name[96];
     if (load_params(prefix, n))
@@ -280,6 +294,8 @@ static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, 
         if (first->shortcut)
             first->shortcut->layers[0].need_dx = 1;
     }
+    if (first->kind == NN_CONCAT) /* a lone concat: every layer of its paths passes gradients back */
+        nn_net_need_dx(n);
     nn_rng rng;
     nn_rng_seed(&rng, 1);
     const float *y = nn_forward(n, getf(prefix, "x"), n->batch, 1, &rng);
@@ -302,9 +318,12 @@ static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, 
         snprintf(name, sizeof name, "%s.g%d", prefix, i);
         const fix *g = get(name);
         size_t bad = 0, at = 0;
+        double scale = 0; /* grad_by_scale: rtol of the tensor's largest |value| */
+        for (size_t j = 0; grad_by_scale && j < g->n; j++)
+            scale = fmax(scale, fabs(g->data[j]));
         for (size_t j = 0; j < g->n; j++) {
             double d = fabs((double)n->params[i]->g[j] - g->data[j]);
-            if (!(d <= atol + rtol * fabs(g->data[j])) && bad++ == 0)
+            if (!(d <= atol + rtol * (grad_by_scale ? scale : fabs(g->data[j]))) && bad++ == 0)
                 at = j;
             worst = d > worst ? d : worst;
         }
@@ -341,18 +360,41 @@ static void residual_cases(void)
                                  x->dims[0], &rng, &err);
         CHECK(n != NULL, "%s: %s", blocks[i].prefix, err.msg);
         if (n)
-            net_case(blocks[i].prefix, n, 0, LAYER_ATOL, LAYER_RTOL);
+            net_case(blocks[i].prefix, n, 0, LAYER_ATOL, LAYER_RTOL, 0);
+        nn_net_free(n);
+    }
+    struct {
+        const char *prefix;
+        nn_spec spec;
+    } mixed[] = {
+        {"mixed_a", {.kind = NN_CONCAT, .mixed = 'A', .out = 8}}, {"mixed_b", {.kind = NN_CONCAT, .mixed = 'B'}},
+        {"mixed_c", {.kind = NN_CONCAT, .mixed = 'C', .out = 8}}, {"mixed_d", {.kind = NN_CONCAT, .mixed = 'D'}},
+        {"mixed_e", {.kind = NN_CONCAT, .mixed = 'E'}}, {"mixed_e2", {.kind = NN_CONCAT, .mixed = 'E'}},
+    };
+    /* torchvision's Inception blocks: ten to fourteen layers deep, where a few
+     * of a gradient tensor's smallest values (batchnorm over few values per
+     * channel) are off by more than MODEL_RTOL of themselves: their
+     * gradients are held to MODEL_RTOL of the tensor's largest |value| */
+    for (size_t i = 0; i < sizeof mixed / sizeof *mixed; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.x", mixed[i].prefix);
+        const fix *x = get(name);
+        nn_net *n = nn_net_build(mixed[i].prefix, &mixed[i].spec, 1, x->dims[1], x->dims[2], x->dims[3], 2,
+                                 x->dims[0], &rng, &err);
+        CHECK(n != NULL, "%s: %s", mixed[i].prefix, err.msg);
+        if (n)
+            net_case(mixed[i].prefix, n, 0, MODEL_ATOL, MODEL_RTOL, 1);
         nn_net_free(n);
     }
     static const struct {
         const char *model;
         int size;
-    } models[] = {{"resnet18", 64}, {"resnet20", 32}};
+    } models[] = {{"resnet20", 32}}; /* resnet18, 34, 50: against torchvision's own (--net) */
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
         nn_net *n = nn_net_create(models[i].model, 3, models[i].size, models[i].size, 10, 2, &rng, &err);
         CHECK(n != NULL, "%s: %s", models[i].model, err.msg);
         if (n)
-            net_case(models[i].model, n, 1, MODEL_ATOL, MODEL_RTOL);
+            net_case(models[i].model, n, 1, MODEL_ATOL, MODEL_RTOL, 0);
         nn_net_free(n);
     }
 }
@@ -470,10 +512,195 @@ static void dropout_case(void)
     printf("  dropout 0.25: %d of 20000 zeroed, the rest scaled by 1/0.75\n", zeros);
 }
 
+/* Sets every dropout rate of n (its paths' included) to 0: the fixtures'
+ * dropout is off too, the two generators being different. */
+static void dropout_off(nn_net *n)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer *l = &n->layers[i];
+        if (l->kind == NN_DROPOUT)
+            l->rate = 0;
+        for (int p = 0; p < l->npaths; p++)
+            dropout_off(l->paths[p]);
+    }
+}
+
+/* got (n values) against the float64 reference prefix.what, as relative
+ * L2 errors (|got - ref| / |ref|). A deep net's float32 gradients stray
+ * from float64 by up to a few percent in some tensors, PyTorch's as well as
+ * ours (batchnorm over few values per channel and relu masks that flip on
+ * rounding amplify it), unevenly from tensor to tensor; a wrong op is off by
+ * about the gradient itself (relative error near 1). So each tensor is held
+ * within TV_TENSOR of float64 (or TV_FACTOR times PyTorch's error on it,
+ * where that is more), and the whole (every tensor of a kind
+ * together: the sums below) within TV_FACTOR times PyTorch's own float32
+ * error (the fixture's prefix.e.what, the L2 norm of its difference), or
+ * TV_FLOOR. Returns our relative error; adds the squares to *d2, *r2, *t2
+ * (ours, the reference's, PyTorch's) when not NULL. */
+#define TV_TENSOR 0.05
+#define TV_FACTOR 4.0
+#define TV_FLOOR 1e-4
+static double tv_compare(const char *prefix, const char *what, const float *got, size_t n, int quiet, double *sums)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    const fix *want = get(name);
+    snprintf(name, sizeof name, "%s.e.%s", prefix, what);
+    double torch_err = get(name)->data[0], d2 = 0, r2 = 0;
+    CHECK(want->n == n, "%s.%s: %zu values, ours %zu", prefix, what, want->n, n);
+    for (size_t i = 0; i < n && i < want->n; i++) {
+        double d = (double)got[i] - want->data[i];
+        d2 += d * d, r2 += (double)want->data[i] * want->data[i];
+    }
+    double norm = sqrt(r2), ours = norm > 0 ? sqrt(d2) / norm : sqrt(d2);
+    double theirs = norm > 0 ? torch_err / norm : torch_err;
+    if (sums) { /* a kind's tensors together: the check is the caller's */
+        sums[0] += d2, sums[1] += r2, sums[2] += torch_err * torch_err;
+        CHECK(ours <= TV_TENSOR || ours <= TV_FACTOR * theirs,
+              "%s.%s: relative L2 error from float64 %.3g (PyTorch float32's %.3g)", prefix, what, ours, theirs);
+        return ours;
+    }
+    CHECK(ours <= TV_FACTOR * theirs || ours <= TV_FLOOR,
+          "%s.%s: relative L2 error from float64 %.3g, PyTorch float32's %.3g", prefix, what, ours, theirs);
+    if (!quiet)
+        printf("  %-24s %9zu values, relative L2 error from float64 %.3g (PyTorch float32 %.3g)\n", what, n, ours,
+               theirs);
+    return ours;
+}
+
+/* The whole of a kind (sums from tv_compare) within TV_FACTOR of PyTorch's. */
+static void tv_total(const char *prefix, const char *kind, int count, const double *sums, double worst)
+{
+    if (count == 0) /* a vgg without batchnorm: no running statistics */
+        return;
+    double ours = sqrt(sums[0] / sums[1]), theirs = sqrt(sums[2] / sums[1]);
+    CHECK(ours <= TV_FACTOR * theirs || ours <= TV_FLOOR,
+          "%s: %s together: relative L2 error from float64 %.3g, PyTorch float32's %.3g", prefix, kind, ours, theirs);
+    printf("  %-24s %9d tensors, relative L2 error from float64 %.3g (PyTorch float32 %.3g), at worst %.3g in one\n",
+           kind, count, ours, theirs, worst);
+}
+
+/* The running statistics of n in layer order (blocks' and concats' paths
+ * included) against prefix.r{j}. */
+static void tv_running(const nn_net *n, const char *prefix, int *j, double *worst, double *sums)
+{
+    char what[32];
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        if (l->main)
+            tv_running(l->main, prefix, j, worst, sums);
+        if (l->shortcut)
+            tv_running(l->shortcut, prefix, j, worst, sums);
+        for (int p = 0; p < l->npaths; p++)
+            tv_running(l->paths[p], prefix, j, worst, sums);
+        if (l->kind != NN_BATCHNORM)
+            continue;
+        float *both = malloc(2 * (size_t)l->c * sizeof *both);
+        memcpy(both, l->run_mean, (size_t)l->c * sizeof *both);
+        memcpy(both + l->c, l->run_var, (size_t)l->c * sizeof *both);
+        snprintf(what, sizeof what, "r%d", (*j)++);
+        *worst = fmax(*worst, tv_compare(prefix, what, both, 2 * (size_t)l->c, 1, sums));
+        free(both);
+    }
+}
+
+/* One of torchvision's models (tests/fixtures/torchvision_fixtures.py)
+ * against nn_net_create's model of that name, its weights PyTorch's: the
+ * logits, loss, input gradient, every parameter gradient and every
+ * batchnorm running statistic of a training-mode step, each within
+ * tv_compare's tolerance of the float64 reference. */
+/* Evaluation mode: the running statistics of n (in layer order through the
+ * paths) set from prefix.r{j}, which the step left as they were. */
+static void tv_set_running(nn_net *n, const char *prefix, int *j)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer *l = &n->layers[i];
+        if (l->main)
+            tv_set_running(l->main, prefix, j);
+        if (l->shortcut)
+            tv_set_running(l->shortcut, prefix, j);
+        for (int p = 0; p < l->npaths; p++)
+            tv_set_running(l->paths[p], prefix, j);
+        if (l->kind != NN_BATCHNORM)
+            continue;
+        char name[96];
+        snprintf(name, sizeof name, "%s.r%d", prefix, (*j)++);
+        const float *r = get(name)->data;
+        memcpy(l->run_mean, r, (size_t)l->c * sizeof(float));
+        memcpy(l->run_var, r + l->c, (size_t)l->c * sizeof(float));
+    }
+}
+
+static int torchvision_case(const char *model, int train, const char *path)
+{
+    if (load(path))
+        return 2;
+    char name[96];
+    snprintf(name, sizeof name, "%s.x", model);
+    const fix *x = get(name);
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    sp_err err = {0};
+    nn_set_threads(2);
+    int B = x->dims[0];
+    nn_net *n = nn_net_create(model, x->dims[1], x->dims[2], x->dims[3], 10, B, &rng, &err);
+    CHECK(n != NULL, "%s: %s", model, err.msg);
+    if (!n || load_params(model, n))
+        return CHECK_DONE("nn_reference");
+    snprintf(name, sizeof name, "%s.p%d", model, n->nparams);
+    for (int i = 0; i < nfixes; i++)
+        CHECK(strcmp(fixes[i].name, name), "%s: PyTorch has more parameters than our %d", model, n->nparams);
+    dropout_off(n);
+    n->layers[0].need_dx = 1;
+    int j = 0;
+    if (!train)
+        tv_set_running(n, model, &j);
+    printf("  %s against torchvision's in %s mode, %dx%dx%dx%d, %zu parameters:\n", model,
+           train ? "training" : "evaluation", B, x->dims[1], x->dims[2], x->dims[3], nn_net_param_count(n));
+    const float *y = nn_forward(n, x->data, B, train, &rng);
+    tv_compare(model, "y", y, (size_t)B * 10, 0, NULL);
+    int32_t labels[64];
+    float dl[64 * 10];
+    for (int i = 0; i < B && i < 64; i++)
+        labels[i] = (int32_t)getf(model, "labels")[i];
+    float loss = nn_softmax_xent(y, labels, B, 10, dl, NULL);
+    tv_compare(model, "loss", &loss, 1, 0, NULL);
+    poison_grads(n);
+    nn_backward(n, dl, B);
+    tv_compare(model, "dx", n->layers[0].dx, (size_t)B * nn_layer_in_size(&n->layers[0]), 0, NULL);
+    double worst = 0, sums[3] = {0};
+    for (int i = 0; i < n->nparams; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "g%d", i);
+        worst = fmax(worst, tv_compare(model, what, n->params[i]->g, n->params[i]->n, 1, sums));
+    }
+    tv_total(model, "parameter gradients", n->nparams, sums, worst);
+    if (train) { /* evaluation leaves them as they were */
+        double rs[3] = {0};
+        j = 0, worst = 0;
+        tv_running(n, model, &j, &worst, rs);
+        tv_total(model, "running statistics", j, rs, worst);
+    }
+    nn_net_free(n);
+    return CHECK_DONE("nn_reference");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--plan")) { /* MODEL SIZE CLASSES: the parameters of a 3-channel net */
+        size_t params, running;
+        sp_err err = {0};
+        if (nn_net_plan(argv[2], 3, atoi(argv[3]), atoi(argv[3]), atoi(argv[4]), &params, &running, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        printf("%zu\n", params);
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "--net") && (!strcmp(argv[3], "train") || !strcmp(argv[3], "eval")))
+        return torchvision_case(argv[2], !strcmp(argv[3], "train"), argv[4]);
     if (argc != 2 || load(argv[1])) {
-        fprintf(stderr, "usage: nn_reference FIXTURES\n");
+        fprintf(stderr, "usage: nn_reference FIXTURES\n       nn_reference --net MODEL train|eval FIXTURES\n");
         return 2;
     }
     nn_rng rng;
@@ -490,11 +717,20 @@ int main(int argc, char **argv)
     xent_case();
     nn_opt adam, sgd;
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
-    model_case("mlp", 1, 28, 28, &adam, &rng);
+    model_case("mlp", "mlp", 1, 28, 28, &adam, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
-    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    model_case("cnn", "cnn", 3, 32, 32, &sgd, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
+    model_case("cnn-same", "cnn-same", 3, 32, 32, &sgd, &rng);
+    nn_opt_init(&adam, NN_ADAM, 1e-3f);
+    model_case("cnn_adam", "cnn", 3, 32, 32, &adam, &rng);
     layer_case("maxpool3p1", (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
+    layer_case("conv_1x7", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .kw = 7, .stride = 1, .padw = 3}, 1, &rng);
+    layer_case("conv_7x1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 7, .kw = 1, .stride = 1, .pad = 3}, 1, &rng);
+    layer_case("conv_3x1s2", (nn_spec){.kind = NN_CONV, .out = 4, .k = 3, .kw = 1, .stride = 2, .pad = 1}, 1, &rng);
+    layer_case("avgpool3", (nn_spec){.kind = NN_AVGPOOL, .k = 3, .stride = 1, .pad = 1}, 1, &rng);
     residual_cases();
     /* the same with the batch shared out over two threads */
     printf("  with 2 threads:\n");
@@ -502,10 +738,10 @@ int main(int argc, char **argv)
     layer_case("conv_s2p1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
     layer_case("bn_train", (nn_spec){.kind = NN_BATCHNORM}, 1, &rng);
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
-    model_case("mlp", 1, 28, 28, &adam, &rng);
+    model_case("mlp", "mlp", 1, 28, 28, &adam, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
-    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    model_case("cnn", "cnn", 3, 32, 32, &sgd, &rng);
     residual_cases();
     /* and with every convolution run per sample (the other algorithm) */
     printf("  convolutions per sample, 2 threads:\n");
@@ -515,7 +751,7 @@ int main(int argc, char **argv)
     layer_case("conv_k1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .stride = 1, .pad = 0}, 1, &rng);
     nn_opt_init(&sgd, NN_SGD, 0.05f);
     sgd.momentum = 0.9f, sgd.weight_decay = 5e-4f;
-    model_case("cnn", 3, 32, 32, &sgd, &rng);
+    model_case("cnn", "cnn", 3, 32, 32, &sgd, &rng);
     residual_cases();
     nn_set_conv_algo(NN_CONV_BY_SHAPE);
     nn_set_threads(1);

@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""The README's model table: for each model of sp-train, its input size,
+parameters, forward FLOPs per image, and measured training images/s and
+memory at batch 32.
+
+  parameters: nn/'s count for the classes given (1000 for the ImageNet
+      models, as torchvision states them; 10 for the CIFAR ones)
+  FLOPs: 2 x the multiply-adds of the convolutions and dense layers of one
+      forward pass of one image, counted on the same net in PyTorch
+      (torchvision's, or tests/fixtures/torch_models.py's) with hooks
+  images/s: sp-train --batch 32 --threads 2 on synthetic shards of that size
+      (tests/fixtures: CIFAR-10-shaped, or ILSVRC-shaped resized), an epoch of
+      --steps-per-epoch STEPS training steps (forward, backward, SGD step;
+      reading the shards included), the fastest of RUNS epochs
+  memory: the net's buffers for batch 32 as sp-train reports them
+      (activations, gradients, scratch, parameters with their gradients and
+      optimizer state), and the process's peak resident size (GNU time)
+
+usage: model_table.py BUILD_DIR [MODEL...]
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import torch
+import torch.nn as nn
+import torchvision
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+from torch_models import cnn, resnet  # noqa: E402
+
+# model: (input side, classes for the parameter count, training steps an epoch)
+MODELS = {
+    "mlp": (28, 10, 50), "cnn": (32, 10, 50), "cnn-same": (32, 10, 50), "resnet20": (32, 10, 10),
+    "vgg11-cifar": (32, 10, 4), "vgg16-cifar": (32, 10, 4), "vgg16_bn-cifar": (32, 10, 4),
+    "resnet18": (224, 1000, 2), "resnet34": (224, 1000, 2), "resnet50": (224, 1000, 2),
+    "inception_v3": (299, 1000, 2), "vgg11": (224, 1000, 1), "vgg16": (224, 1000, 1),
+}
+RUNS = 2
+
+
+def torch_model(name, classes):
+    if name == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, classes)), 1
+    if name in ("cnn", "cnn-same"):
+        return cnn(classes, padding=int(name == "cnn-same")), 3
+    if name == "resnet20":
+        return resnet("resnet20", classes), 3
+    base = name.split("-")[0]
+    if base == "inception_v3":
+        return torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False,
+                                               num_classes=classes), 3
+    m = getattr(torchvision.models, base)(weights=None, num_classes=classes)
+    if name.endswith("-cifar"):
+        m.avgpool = nn.Identity()
+        m.classifier = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Dropout(), nn.Linear(512, 512), nn.ReLU(),
+                                     nn.Dropout(), nn.Linear(512, classes))
+    return m, 3
+
+
+def flops(name, side, classes):
+    m, c = torch_model(name, classes)
+    macs = [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, nn.Conv2d):
+            macs[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, nn.Linear):
+            macs[0] += mod.in_features * mod.out_features * (out.numel() // mod.out_features)
+
+    for mod in m.modules():
+        mod.register_forward_hook(hook)
+    m.eval()
+    with torch.no_grad():
+        m(torch.zeros(1, c, side, side))
+    return 2 * macs[0]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **kw)
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    models = sys.argv[2:] or list(MODELS)
+    b, tmp = build + "/bin", tempfile.mkdtemp(prefix="sp-model-table-")
+    env = dict(os.environ, HDF5_PLUGIN_PATH=build + "/hdf5-plugin")
+    shards = {}
+    for side in sorted({MODELS[m][0] for m in models}):
+        if side == 28:
+            sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/s28")
+        elif side == 32:
+            sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf --per-batch 400")
+            sh(f"{b}/sp-unpack -q {tmp}/cf/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/s32")
+        else:
+            if not os.path.exists(f"{tmp}/in10"):
+                sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_imagenet10.py {tmp}/in10 --train 8 --val 4")
+            sh(f"{b}/sp-unpack -q {tmp}/in10/ILSVRC2012_img_train.tar {tmp}/in10/ILSVRC2012_img_val.tar | "
+               f"{b}/sp-decode -q --classes {tmp}/in10/classes.txt --labels {tmp}/in10/LOC_val_solution.csv | "
+               f"{b}/sp-resize {side} | {b}/sp-shard -q -o {tmp}/s{side}")
+        shards[side] = f"{tmp}/s{side}"
+    print(f"| model | input | parameters | GFLOPs/image (forward) | images/s (train, batch 32, 2 threads) | "
+          f"memory: net buffers / peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
+    for m in models:
+        side, classes, steps = MODELS[m]
+        params = sh(f"{build}/tests/nn_reference --plan {m} {side} {classes}").stdout.strip() \
+            if m != "mlp" else str(784 * 128 + 128 + 128 * classes + classes)
+        best, net_mb, rss = 0.0, 0.0, 0.0
+        for _ in range(RUNS):
+            r = sh(f"/usr/bin/time -f 'maxrss %M' {b}/sp-train {shards[side]} --model {m} --batch 32 --epochs 1 "
+                   f"--steps-per-epoch {steps} --eval-steps 1 --threads 2 --optimizer sgd --lr 0.01 --augment none "
+                   f"--no-verify -v --json {tmp}/run.json", env=env)
+            ips = json.load(open(f"{tmp}/run.json"))["per_epoch"][0]["images_per_second"]
+            best = max(best, ips)
+            net_mb = float(re.search(r"([\d.]+) MB for batches of 32", r.stderr)[1])
+            rss = max(rss, int(re.search(r"maxrss (\d+)", r.stderr)[1]) / 1024)
+        print(f"| {m} | {side}x{side}{'x1' if side == 28 else 'x3'} | {int(params):,} | "
+              f"{flops(m, side, classes) / 1e9:.3g} | {best:.1f} | {net_mb:.0f} / {rss:.0f} |", flush=True)
+    sh(f"rm -rf {tmp}")
+
+
+if __name__ == "__main__":
+    main()
