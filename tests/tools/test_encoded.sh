@@ -65,10 +65,13 @@ expect_status 0 sp-inspect enc
 grep -q "^train .* <=64x88x3 *jpeg .* KB$" out || { cat out; fail "sp-inspect's text"; }
 expect_status 0 sp-inspect --grid sheet.png --per-class 3 --tile 32 enc
 $PY -c "
+import json
 from PIL import Image; import numpy as np
 a = np.asarray(Image.open('sheet.png'))
-assert a.shape == (4 * 34, 3 * 34, 3), a.shape
-assert (a[1:33, 1:33] != 32).any(), 'no decoded sample on the sheet'
+classes = json.load(open('enc/manifest.json'))['classes']
+label_w = 6 * max(len(f'{k} {n[:24]}') for k, n in enumerate(classes)) + 12  # the labels' column (1x font)
+assert a.shape == (4 * 34, label_w + 3 * 34, 3), a.shape
+assert (a[1:33, label_w + 1:label_w + 33] != 32).any(), 'no decoded sample on the sheet'
 "
 # pixel shards still verify and inspect as before, with their kind
 sp-unpack fx/ILSVRC2012_img_train.tar | sp-decode --classes fx/classes.txt -q --resize 32 > px32.sprs || true
