@@ -9,6 +9,7 @@
 #include "common/sp_cli.h"
 #include "shards/manifest.h"
 #include "nn/data.h"
+#include "nn/dist.h"
 #include "nn/nn.h"
 #include "nn/train.h"
 
@@ -37,7 +38,7 @@ typedef struct options {
     int model;         /* index into model_names */
     int optimizer;     /* index into optimizer_kinds */
     int augment;       /* enum nn_augment; -1: the model's default */
-    int batch, no_verify;
+    int batch, no_verify, sync_bn;
 } options;
 
 static const char *const model_names[] = {"mlp", "cnn", "resnet18", "resnet34", "resnet50", "resnet20", NULL};
@@ -228,6 +229,9 @@ int main(int argc, char **argv)
                  "train_seconds"},
         {"threads", 'j', SP_OPT_INT, &o.t.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,
          .help = "threads sharing out each batch (default 1)"},
+        {"sync-bn", 0, SP_OPT_FLAG, &o.sync_bn, .flags = SP_OPT_NO_RECIPE,
+         .help = "under MPI (mpirun/srun with several ranks): batchnorm\n"
+                 "statistics over the global batch, not each rank's part"},
         {"no-verify", 0, SP_OPT_FLAG, &o.no_verify, .flags = SP_OPT_NO_RECIPE,
          .help = "skip checking the shards against their manifest first"},
         {0},
@@ -242,7 +246,15 @@ int main(int argc, char **argv)
     o.t.recipe.batch = (uint32_t)o.batch;
     o.t.recipe.augment = o.augment >= 0 ? o.augment : o.model >= 2 ? NN_AUG_CROP_FLIP : NN_AUG_NONE;
     sp_err err = {0};
+    /* Under mpirun/srun with several ranks: rank 0 alone prints, writes -o and
+     * --json; every rank prints its own fatal error. */
+    if (nn_dist_init(&err))
+        return sp_cli_exit(&err);
+    nn_dist_set_sync_bn(o.sync_bn);
+    if (nn_dist_rank() != 0)
+        sp_verbosity = 0, o.t.out = NULL, o.json = NULL;
     if (sp_cli_input_exists(o.t.dir, &err) || run(&o, &err))
         return sp_cli_exit(&err);
+    nn_dist_finalize();
     return sp_cli_exit(NULL);
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/sp_xxh.h"
+#include "nn/dist.h"
 #include "nn/metrics.h"
 #include "nn/train.h"
 #include "shards/verify.h"
@@ -148,7 +149,8 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
 int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
 {
     result->summary = NULL;
-    if (o->out && nn_checkpoint_check_writable(o->out, err))
+    int rank = nn_dist_rank(), ranks = nn_dist_size(); /* data parallel over MPI ranks: nn/dist.h */
+    if (o->out && rank == 0 && nn_checkpoint_check_writable(o->out, err))
         return -1;
     if (o->verify && sp_verify_or_fail(o->dir, err))
         return -1;
@@ -201,6 +203,11 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         opt.momentum = o->optimizer == NN_SGD ? o->momentum : 0;
         opt.weight_decay = o->weight_decay;
     }
+    if (ranks > 1 && (batch < (uint32_t)ranks || (tr.count % batch && tr.count % batch < (uint64_t)ranks))) {
+        sp_fail(err, SP_EXIT_USAGE, "%d ranks need at least one record each of every batch: batch %u over %llu records",
+                ranks, batch, (unsigned long long)tr.count);
+        goto out;
+    }
     size_t in = (size_t)tr.c * tr.h * tr.w;
     x = malloc((size_t)batch * in * sizeof *x);
     dlogits = malloc((size_t)batch * (size_t)net->classes * sizeof *dlogits);
@@ -222,29 +229,39 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         if (nn_data_start(&tr, epoch_seed(r.seed, e), 1, r.augment, err))
             goto out;
         long step = (long)e * steps_per_epoch;
-        uint64_t seen = 0, right = 0;
+        uint64_t seen = 0, right = 0, done = 0; /* seen: this rank's records; done: the global batches' */
         double total = 0;
         int n;
         while ((n = nn_data_next(&tr, x, labels, err)) > 0) {
             if (check_labels(labels, n, net->classes, o->dir, err))
                 break;
             if (o->on_progress)
-                o->on_progress(o->ctx, seen, seen * in * sizeof(float));
-            int correct;
-            const float *logits = nn_forward(net, x, n, 1, &rng);
-            total += (double)nn_softmax_xent_smooth(logits, labels, n, net->classes, r.label_smoothing, dlogits,
+                o->on_progress(o->ctx, done, done * in * sizeof(float));
+            /* each rank trains on its share [lo, hi) of the global batch: its
+             * gradients, scaled by 1/n, are summed over the ranks */
+            int correct, lo = (int)((long)n * rank / ranks), m = (int)((long)n * (rank + 1) / ranks) - lo;
+            const float *logits = nn_forward(net, x + (size_t)lo * in, m, 1, &rng);
+            total += (double)nn_softmax_xent_smooth(logits, labels + lo, m, net->classes, r.label_smoothing, dlogits,
                                                     &correct) *
-                     n;
-            nn_backward(net, dlogits, n);
+                     m;
+            for (size_t i = 0; m < n && i < (size_t)m * (size_t)net->classes; i++)
+                dlogits[i] *= (float)m / (float)n; /* the rank's mean to its share of the global mean */
+            nn_backward(net, dlogits, m);
+            if (nn_dist_sum_gradients(net, err))
+                goto out;
             opt.lr = nn_learning_rate(&r, step++, steps_per_epoch, total_steps);
             nn_opt_step(&opt, net);
             right += (uint64_t)correct;
-            seen += (uint64_t)n;
+            seen += (uint64_t)m;
+            done += (uint64_t)n;
         }
         if (o->on_progress_done)
             o->on_progress_done(o->ctx);
         if (n != 0 || err->code) /* a read error, or a label out of range */
             goto out;
+        double figures[3] = {total, (double)right, (double)seen}; /* the epoch's, over every rank */
+        nn_dist_sum_doubles(figures, 3);
+        total = figures[0], right = (uint64_t)figures[1], seen = (uint64_t)figures[2];
         double secs = now() - t0;
         train_seconds += secs;
         loss = seen ? total / (double)seen : 0;
@@ -254,7 +271,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                     e + 1);
             goto out;
         }
-        if (have_test) {
+        if (have_test && rank == 0) { /* rank 0 alone evaluates and reports */
             nn_metrics_free(&eval);
             if (nn_metrics_init(&eval, net->classes, 0, err) || nn_evaluate(net, &te, o->dir, x, labels, &eval, err))
                 goto out;
@@ -273,7 +290,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         if (have_test && top5)
             json_object_set_new(ej, "test_top5_accuracy", json_real(test_top5));
         json_array_append_new(epochs_json, ej);
-        if (o->out) {
+        if (o->out && rank == 0) {
             json_t *ex = json_pack("{s:o, s:O}", "recipe", nn_recipe_json(&r), "epochs", epochs_json);
             char *exs = json_dumps(ex, JSON_COMPACT);
             json_decref(ex);
@@ -298,6 +315,10 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                             have_test && test_top5 >= 0 ? json_real(test_top5) : json_null());
     if (have_test)
         json_object_set_new(summary, "test_split", json_string(test_split));
+    if (ranks > 1) {
+        json_object_set_new(summary, "ranks", json_integer(ranks));
+        json_object_set_new(summary, "allreduce_seconds", json_real(nn_dist_reduce_seconds()));
+    }
     result->summary = summary;
     summary = NULL;
     rc = 0;

@@ -11,6 +11,7 @@ libarchive-dev libhdf5-dev hdf5-tools libzstd-dev zstd libjansson-dev
 libxxhash-dev libssl-dev libcurl4-openssl-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libopenblas-openmp-dev
 python3 python3-h5py python3-numpy python3-xxhash python3-pil python3-png python3-torch python3-torchvision python3-pip python3-setuptools nginx-light openssl man-db
 dataset-fashion-mnist mate-backgrounds python3-zstandard libjpeg-turbo-progs fiu-utils util-linux
+openmpi-bin
 $*"
 
 missing=""
