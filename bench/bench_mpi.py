@@ -83,10 +83,8 @@ def main():
             base = best[model, CONFIGS[0][0]][0]
             for name, ranks, _, _ in CONFIGS:
                 secs, red = best[model, name]
-                share = f"{100 * red / secs:.0f}%" if ranks > 1 else "-"
-                print(f"| {model} | {name} | {secs:.3f} | {secs / base:.2f}x | "
-                      f"{red:.3f} | {share} |" if ranks > 1 else
-                      f"| {model} | {name} | {secs:.3f} | 1.00x | - | - |")
+                red_s, share = (f"{red:.3f}", f"{100 * red / secs:.0f}%") if ranks > 1 else ("-", "-")
+                print(f"| {model} | {name} | {secs:.3f} | {secs / base:.2f}x | {red_s} | {share} |")
     finally:
         shutil.rmtree(tmp)
 
