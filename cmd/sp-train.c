@@ -28,7 +28,10 @@ static const char notes[] =
     "trained on. Before any training step the shards are verified (sp-verify's\n"
     "checks), the splits must agree in shape and classes, and a resumed checkpoint\n"
     "must fit the shards: shards that do not verify, shapes that differ, or a\n"
-    "corrupt or unfitting checkpoint are bad input (status 1).\n";
+    "corrupt or unfitting checkpoint are bad input (status 1).\n"
+    "Started by mpirun or srun with several ranks, the ranks train one model on\n"
+    "shares of each global batch (--batch) and sum their gradients (Open MPI,\n"
+    "loaded at run time); rank 0 alone prints and writes -o and --json.\n";
 
 /* What the command line sets: the library's options, plus the values the
  * table parses into their own types before they become nn_train_options'. */

@@ -15,7 +15,9 @@
  * run time (dlopen) and MPI_Init'ed: the binary has no link-time dependency on
  * MPI, and a machine without it builds and runs everything else.
  * 0, or -1 with err (SP_EXIT_SYSTEM) when the launcher says several ranks but
- * libmpi cannot be loaded. Call once, before any other nn_dist_ function. */
+ * libmpi cannot be loaded. Call once, before any other nn_dist_ function.
+ * An error inside MPI itself (a rank lost, a broken link) is MPI's to
+ * handle: under its default MPI_ERRORS_ARE_FATAL the launcher ends the job. */
 int nn_dist_init(sp_err *err);
 /* MPI_Finalize when nn_dist_init started MPI; call on success only (after a
  * failure a rank exits without it, and the launcher stops the others). */
