@@ -12,6 +12,7 @@
 #include "common/sp_draw.h"
 #include "shards/manifest.h"
 #include "nn/data.h"
+#include "nn/dist.h"
 #include "nn/nn.h"
 #include "nn/train.h"
 
@@ -35,7 +36,10 @@ static const char notes[] =
     "OMP_NUM_THREADS, or SLURM_CPUS_PER_TASK, when set; -v says which. Before any training step the shards are verified (sp-verify's\n"
     "checks), the splits must agree in shape and classes, and a resumed checkpoint\n"
     "must fit the shards: shards that do not verify, shapes that differ, or a\n"
-    "corrupt or unfitting checkpoint are bad input (status 1).\n";
+    "corrupt or unfitting checkpoint are bad input (status 1).\n"
+    "Started by mpirun or srun with several ranks, the ranks train one model on\n"
+    "shares of each global batch (--batch) and sum their gradients (Open MPI,\n"
+    "loaded at run time); rank 0 alone prints and writes -o and --json.\n";
 
 /* What the command line sets: the library's options, plus the values the
  * table parses into their own types before they become nn_train_options'. */
@@ -47,7 +51,7 @@ typedef struct options {
     int model;         /* index into model_names */
     int optimizer;     /* index into optimizer_kinds */
     int augment;       /* enum nn_augment; -1: the model's default */
-    int batch, no_verify;
+    int batch, no_verify, sync_bn;
     int freeze;        /* index into freeze_names */
     int steps_per_epoch, eval_steps; /* 0: whole passes */
 } options;
@@ -434,6 +438,9 @@ int main(int argc, char **argv)
          .help = "threads sharing out each batch (default: the CPUs the\n"
                  "process may use, or OMP_NUM_THREADS or\n"
                  "SLURM_CPUS_PER_TASK when set)"},
+        {"sync-bn", 0, SP_OPT_FLAG, &o.sync_bn, .flags = SP_OPT_NO_RECIPE,
+         .help = "under MPI (mpirun/srun with several ranks): batchnorm\n"
+                 "statistics over the global batch, not each rank's part"},
         {"no-verify", 0, SP_OPT_FLAG, &o.no_verify, .flags = SP_OPT_NO_RECIPE,
          .help = "skip checking the shards against their manifest first"},
         {0},
@@ -454,7 +461,15 @@ int main(int argc, char **argv)
     int small_model = !strcmp(o.t.model, "mlp") || !strncmp(o.t.model, "cnn", 3); /* no augmentation by default */
     o.t.recipe.augment = o.augment >= 0 ? o.augment : small_model ? NN_AUG_NONE : NN_AUG_CROP_FLIP;
     sp_err err = {0};
+    /* Under mpirun/srun with several ranks: rank 0 alone prints, writes -o and
+     * --json; every rank prints its own fatal error. */
+    if (nn_dist_init(&err))
+        return sp_cli_exit(&err);
+    nn_dist_set_sync_bn(o.sync_bn);
+    if (nn_dist_rank() != 0)
+        sp_verbosity = 0, o.t.out = NULL, o.json = NULL;
     if (sp_cli_input_exists(o.t.dir, &err) || run(&o, &err))
         return sp_cli_exit(&err);
+    nn_dist_finalize();
     return sp_cli_exit(NULL);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn/dist.h"
 #include "shards/manifest.h"
 
 const char *nn_data_eval_split(const char *dir, sp_err *err)
@@ -77,7 +78,7 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
     /* The reader's prefetch thread only where the trainer leaves a core free:
      * on a busy core it takes turns with a compute thread, and the mlp's
      * epoch on 2 threads and 2 cores took 0.37 s with it, 0.29 s without. */
-    int spare = nn_get_threads() < sysconf(_SC_NPROCESSORS_ONLN);
+    int spare = nn_get_threads() * nn_dist_local_size() < sysconf(_SC_NPROCESSORS_ONLN); /* every rank's threads */
     spr_iter_options o = {.batch = d->batch, .seed = seed, .flags = shuffle ? SPR_SHUFFLE : 0, .threads = spare ? 1 : 0};
     if (d->encoded) { /* the reader crops and flips; a flip pass flips the eval view here */
         o.view = augment == NN_AUG_CROP_FLIP ? SPR_VIEW_TRAIN : SPR_VIEW_EVAL;

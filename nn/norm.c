@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "nn/dist.h"
 #include "nn/layer_kinds.h"
 
 #define BN_MOMENTUM 0.1f
@@ -76,6 +77,10 @@ static void row_grad_sums(const float *restrict g, const float *restrict y, cons
  * the relu first (where the output is 0, it is 0). */
 void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
 {
+    if (train && nn_dist_sync_bn()) { /* --sync-bn over MPI ranks: syncbn.c */
+        nn_batchnorm_forward_sync(l, x, B);
+        return;
+    }
     size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
     double cnt = (double)B * (double)hw;
 #pragma omp parallel for schedule(static) num_threads(l->threads)
@@ -113,6 +118,10 @@ void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
 
 void nn_batchnorm_backward(nn_layer *l, const float *dy, int B)
 {
+    if (l->trained && nn_dist_sync_bn()) {
+        nn_batchnorm_backward_sync(l, dy, B);
+        return;
+    }
     size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
     float cnt = (float)B * (float)hw;
 #pragma omp parallel for schedule(static) num_threads(l->threads)

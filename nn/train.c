@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/sp_xxh.h"
+#include "nn/dist.h"
 #include "nn/metrics.h"
 #include "nn/train.h"
 #include "shards/verify.h"
@@ -190,7 +191,8 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
 int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
 {
     result->summary = NULL;
-    if (o->out && nn_checkpoint_check_writable(o->out, err))
+    int rank = nn_dist_rank(), ranks = nn_dist_size(); /* data parallel over MPI ranks: nn/dist.h */
+    if (o->out && rank == 0 && nn_checkpoint_check_writable(o->out, err))
         return -1;
     if (o->verify && sp_verify_or_fail(o->dir, err))
         return -1;
@@ -249,6 +251,11 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         opt.momentum = o->optimizer == NN_SGD ? o->momentum : 0;
         opt.weight_decay = o->weight_decay;
     }
+    if (ranks > 1 && (batch < (uint32_t)ranks || (tr.count % batch && tr.count % batch < (uint64_t)ranks))) {
+        sp_fail(err, SP_EXIT_USAGE, "%d ranks need at least one record each of every batch: batch %u over %llu records",
+                ranks, batch, (unsigned long long)tr.count);
+        goto out;
+    }
     size_t in = (size_t)tr.c * tr.h * tr.w;
     x = malloc((size_t)batch * in * sizeof *x);
     dlogits = malloc((size_t)batch * (size_t)net->classes * sizeof *dlogits);
@@ -270,7 +277,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     for (int e = start_epoch; e < o->epochs; e++) {
         double t0 = now();
         long step = (long)e * steps_per_epoch;
-        uint64_t seen = 0, right = 0;
+        uint64_t seen = 0, right = 0, done = 0; /* seen: this rank's records; done: the global batches' */
         double total = 0;
         int n = 0;
         for (long k = 0; k < steps_per_epoch; k++) {
@@ -283,17 +290,24 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
             if (o->on_running_loss && seen)
                 o->on_running_loss(o->ctx, total / (double)seen);
             if (o->on_progress)
-                o->on_progress(o->ctx, seen, seen * in * sizeof(float));
-            int correct;
-            const float *logits = nn_forward(net, x, n, 1, &rng);
-            total += (double)nn_softmax_xent_smooth(logits, labels, n, net->classes, r.label_smoothing, dlogits,
+                o->on_progress(o->ctx, done, done * in * sizeof(float));
+            /* each rank trains on its share [lo, hi) of the global batch: its
+             * gradients, scaled by 1/n, are summed over the ranks */
+            int correct, lo = (int)((long)n * rank / ranks), m = (int)((long)n * (rank + 1) / ranks) - lo;
+            const float *logits = nn_forward(net, x + (size_t)lo * in, m, 1, &rng);
+            total += (double)nn_softmax_xent_smooth(logits, labels + lo, m, net->classes, r.label_smoothing, dlogits,
                                                     &correct) *
-                     n;
-            nn_backward(net, dlogits, n);
+                     m;
+            for (size_t i = 0; m < n && i < (size_t)m * (size_t)net->classes; i++)
+                dlogits[i] *= (float)m / (float)n; /* the rank's mean to its share of the global mean */
+            nn_backward(net, dlogits, m);
+            if (nn_dist_sum_gradients(net, err))
+                goto out;
             opt.lr = nn_learning_rate(&r, step++, steps_per_epoch, total_steps);
             nn_opt_step(&opt, net);
             right += (uint64_t)correct;
-            seen += (uint64_t)n;
+            seen += (uint64_t)m;
+            done += (uint64_t)n;
         }
         if (o->on_progress_done)
             o->on_progress_done(o->ctx);
@@ -302,6 +316,9 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 sp_fail(err, SP_EXIT_DATA, "%s: the train split ended before its count of records", o->dir);
             goto out;
         }
+        double figures[3] = {total, (double)right, (double)seen}; /* the epoch's, over every rank */
+        nn_dist_sum_doubles(figures, 3);
+        total = figures[0], right = (uint64_t)figures[1], seen = (uint64_t)figures[2];
         double secs = now() - t0;
         train_seconds += secs;
         loss = seen ? total / (double)seen : 0;
@@ -311,7 +328,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                     e + 1);
             goto out;
         }
-        if (have_test) {
+        if (have_test && rank == 0) { /* rank 0 alone evaluates and reports */
             nn_metrics_free(&eval);
             if (nn_metrics_init(&eval, net->classes, 0, err) ||
                 nn_evaluate_each(net, &te, o->dir, x, labels, &eval, r.eval_steps, NULL, NULL, err))
@@ -331,7 +348,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         if (have_test && top5)
             json_object_set_new(ej, "test_top5_accuracy", json_real(test_top5));
         json_array_append_new(epochs_json, ej);
-        if (o->out) {
+        if (o->out && rank == 0) {
             json_t *ex = json_pack("{s:o, s:O}", "recipe", nn_recipe_json(&r), "epochs", epochs_json);
             char *exs = json_dumps(ex, JSON_COMPACT);
             json_decref(ex);
@@ -358,6 +375,10 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         json_object_set_new(summary, "test_split", json_string(test_split));
     if (o->init && !o->resume) /* whether the head came from the file too, or was initialised anew */
         json_object_set_new(summary, "init", json_pack("{s:s, s:b}", "checkpoint", o->init, "head_copied", init_whole));
+    if (ranks > 1) {
+        json_object_set_new(summary, "ranks", json_integer(ranks));
+        json_object_set_new(summary, "allreduce_seconds", json_real(nn_dist_reduce_seconds()));
+    }
     result->summary = summary;
     summary = NULL;
     rc = 0;

@@ -1,0 +1,56 @@
+/* Data-parallel training over MPI ranks: rank and size, gradient sums, synchronized batchnorm; one rank without MPI. */
+#ifndef SP_NN_DIST_H
+#define SP_NN_DIST_H
+
+#include <stddef.h>
+
+#include "common/sp_common.h"
+#include "nn/nn.h"
+
+/* The process's place among the ranks of one training run. A process is
+ * rank 0 of 1, and nothing of MPI is loaded, unless the environment says an
+ * MPI launcher started it with more than one rank: OMPI_COMM_WORLD_SIZE
+ * (Open MPI's mpirun), PMI_SIZE (Slurm's srun with PMI-2) or PMIX_RANK with
+ * SLURM_NTASKS (srun --mpi=pmix). Then Open MPI's libmpi.so.40 is opened at
+ * run time (dlopen) and MPI_Init'ed: the binary has no link-time dependency on
+ * MPI, and a machine without it builds and runs everything else.
+ * 0, or -1 with err (SP_EXIT_SYSTEM) when the launcher says several ranks but
+ * libmpi cannot be loaded. Call once, before any other nn_dist_ function.
+ * An error inside MPI itself (a rank lost, a broken link) is MPI's to
+ * handle: under its default MPI_ERRORS_ARE_FATAL the launcher ends the job. */
+int nn_dist_init(sp_err *err);
+/* MPI_Finalize when nn_dist_init started MPI; call on success only (after a
+ * failure a rank exits without it, and the launcher stops the others). */
+void nn_dist_finalize(void);
+
+int nn_dist_rank(void);       /* 0..size-1; 0 without MPI */
+int nn_dist_size(void);       /* ranks in the run; 1 without MPI */
+int nn_dist_local_size(void); /* ranks on this node (OMPI_COMM_WORLD_LOCAL_SIZE, SLURM_NTASKS_PER_NODE), >= 1 */
+
+/* Sums v[0..n) over the ranks in place (MPI_Allreduce, MPI_SUM); every rank
+ * gets the same values. Nothing to do with one rank. The seconds spent in
+ * these sums add up in nn_dist_reduce_seconds. */
+void nn_dist_sum_doubles(double *v, size_t n);
+/* Every parameter's gradient of net summed over the ranks, packed into
+ * buckets of at most NN_DIST_BUCKET floats, one MPI_Allreduce a bucket.
+ * -1 with err (SP_EXIT_SYSTEM) when the bucket cannot be allocated. */
+#define NN_DIST_BUCKET (1u << 20)
+int nn_dist_sum_gradients(const nn_net *net, sp_err *err);
+double nn_dist_reduce_seconds(void);
+
+/* Synchronized batchnorm (--sync-bn): with on, a training-mode batchnorm
+ * takes its mean and variance over the global batch (every rank's records)
+ * instead of the rank's own, and its backward the global sums; its parameter
+ * gradients stay the rank's own, summed with the others by
+ * nn_dist_sum_gradients. With one rank the same sums in the same order as
+ * norm.c: the same values to the bit. */
+void nn_dist_set_sync_bn(int on);
+int nn_dist_sync_bn(void);
+
+/* Synchronized batchnorm's forward (training mode) and backward (syncbn.c),
+ * for norm.c to call when nn_dist_sync_bn(); the same contract as
+ * nn_batchnorm_forward and nn_batchnorm_backward (nn/layer_kinds.h). */
+void nn_batchnorm_forward_sync(nn_layer *l, const float *x, int B);
+void nn_batchnorm_backward_sync(nn_layer *l, const float *dy, int B);
+
+#endif
