@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         spr_iter *it = spr_iter_open(s, &o, sizeof o);
         if (!it) {
             fprintf(stderr, "reader_bench: %s\n", spr_error(s));
-            return 1;
+            goto fail;
         }
         uint32_t n;
         int st;
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         spr_iter_free(it);
         if (st < 0) {
             fprintf(stderr, "reader_bench: %s\n", spr_error(s));
-            return 1;
+            goto fail;
         }
         clock_gettime(CLOCK_MONOTONIC, &b);
         double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
@@ -69,4 +69,9 @@ int main(int argc, char **argv)
     free(px);
     free(labels);
     return 0;
+fail:
+    spr_close(s);
+    free(px);
+    free(labels);
+    return 1;
 }

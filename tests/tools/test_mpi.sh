@@ -43,8 +43,10 @@ print(f"{sys.argv[1]} against {sys.argv[2]}: {len(a)} floats, max |difference| {
 assert (d >= tol) if over else (d <= tol), d
 X
 
-# mlp: 2 epochs of 8 steps at global batch 64, SGD with momentum
-set -- --model mlp --epochs 2 --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 3 -q
+# mlp: 2 epochs of 8 steps at global batch 64, SGD with momentum; one thread
+# a rank unless told (the default, every CPU the process may use, would
+# change the sums' order with the machine: see the README)
+set -- --model mlp --epochs 2 --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 3 -q --threads 1
 sp-train m "$@" -o one.ckpt --json one.json
 mpi 2 sp-train m "$@" -o two.ckpt --json two.json
 $PY cmp.py one.ckpt two.ckpt 1e-6
@@ -66,7 +68,8 @@ mpi 1 sp-train m "$@" -o np1.ckpt
 $PY cmp.py one.ckpt np1.ckpt 0
 
 # resnet20: 2 steps at global batch 32 (16 + 16, then 14 + 14)
-set -- --model resnet20 --epochs 1 --batch 32 --optimizer sgd --lr 0.01 --momentum 0.9 --seed 4 --augment none -q
+set -- --model resnet20 --epochs 1 --batch 32 --optimizer sgd --lr 0.01 --momentum 0.9 --seed 4 --augment none -q \
+    --threads 1
 sp-train c "$@" -o r1.ckpt
 sp-train c "$@" --sync-bn -o r1-sync.ckpt                # one rank: --sync-bn's sums are norm.c's
 $PY cmp.py r1.ckpt r1-sync.ckpt 0
