@@ -1,7 +1,8 @@
 /* libshardpipe-reader: read shardpipe shard sets from C.
  *
  *   spr_set *set = spr_open("shards/cifar10", "train", err, sizeof err);
- *   spr_iter *it = spr_iter_new(set, 128, epoch_seed, SPR_SHUFFLE | SPR_PREFETCH);
+ *   spr_iter_options o = {.batch = 128, .seed = epoch_seed, .flags = SPR_SHUFFLE, .threads = 2};
+ *   spr_iter *it = spr_iter_open(set, &o, sizeof o);
  *   uint32_t n;
  *   while (spr_iter_next(it, pixels, labels, &n) > 0) train(pixels, labels, n);
  *   spr_iter_free(it);
