@@ -117,6 +117,9 @@ class Reader:
         set's images are decoded through view ("train" or "eval") at size x
         size x 3."""
         L = lib()
+        if self.encoded and view not in VIEWS:
+            raise ValueError(f"{self.directory}: the shards hold encoded images: read them through a view "
+                             "('train' or 'eval') and a size")
         o = IterOptions(batch=batch_size, seed=seed, flags=SPR_SHUFFLE if shuffle else 0,
                         window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
                         threads=threads, view=VIEWS[view] if self.encoded else 0, size=size)
@@ -320,6 +323,9 @@ def load_data(directory):
     out = []
     for split in ("train", "test" if "test" in splits else "val"):
         r = Reader(directory, split)
+        if r.encoded:
+            raise ValueError(f"{directory}: the shards hold encoded images (JPEG bytes), which load_data does "
+                             "not decode: use shardpipe.Loader(view=..., size=...)")
         xs, ys = [], []
         for px, labels, _, _ in r.iterate(4096, 0, False, 1, 0, 1):
             xs.append(px)

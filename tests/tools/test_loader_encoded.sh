@@ -68,7 +68,12 @@ try:
     raise SystemExit("ShardDataset read an encoded set")
 except ValueError as e:
     assert "encoded images" in str(e), e
-print("ShardIterableDataset: 40 keys once through 2 workers; ShardDataset refuses encoded shards")
+try:
+    shardpipe.load_data("enc")
+    raise SystemExit("load_data read an encoded set")
+except ValueError as e:
+    assert "encoded images" in str(e), e
+print("ShardIterableDataset: 40 keys once through 2 workers; ShardDataset and load_data refuse encoded shards")
 X
 
 # a flipped byte inside an encoded image: named by shard and record
