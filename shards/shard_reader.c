@@ -518,6 +518,20 @@ static int read_images_direct(sp_shard *s, uint64_t first, uint64_t n, uint8_t *
     return 0;
 }
 
+/* The shard's scratch for n stored checksums, grown as needed; NULL with err when out of memory. */
+static uint64_t *sums_scratch(sp_shard *s, uint64_t n, sp_err *err)
+{
+    if (n > s->sums_cap) {
+        uint64_t *grown = realloc(s->sums, n * sizeof *grown);
+        if (!grown) {
+            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            return NULL;
+        }
+        s->sums = grown, s->sums_cap = n;
+    }
+    return s->sums;
+}
+
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels, int32_t *labels2,
                   uint64_t *checksums, sp_err *err)
 {
@@ -545,15 +559,8 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
         }
     }
     uint64_t *sums = checksums;
-    if (!sums && pixels && s->verify) {
-        if (n > s->sums_cap) {
-            uint64_t *grown = realloc(s->sums, n * sizeof *grown);
-            if (!grown)
-                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            s->sums = grown, s->sums_cap = n;
-        }
-        sums = s->sums;
-    }
+    if (!sums && pixels && s->verify && !(sums = sums_scratch(s, n, err)))
+        return -1;
     if (sums && read_rows(s, s->checksums, 1, H5T_NATIVE_UINT64, first, n, sums, "cannot read checksums", err))
         return -1;
     if (pixels && s->verify) {
@@ -605,15 +612,8 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     }
     /* labels, labels2 and checksums as sp_shard_read reads them (no pixels) */
     uint64_t *sums = checksums;
-    if (!sums && bytes && s->verify) {
-        if (n > s->sums_cap) {
-            uint64_t *grown = realloc(s->sums, n * sizeof *grown);
-            if (!grown)
-                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            s->sums = grown, s->sums_cap = n;
-        }
-        sums = s->sums;
-    }
+    if (!sums && bytes && s->verify && !(sums = sums_scratch(s, n, err)))
+        return -1;
     if (sp_shard_read(s, first, n, NULL, labels, labels2, sums, err))
         return -1;
     if (bytes && s->verify)
