@@ -34,7 +34,7 @@ SIMD    ?= $(if $(filter x86_64-%,$(MACHINE)),x86,none)
 SIMD_CFLAGS := $(if $(filter none,$(SIMD)),-DSP_NO_X86_SIMD)
 CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN) $(SIMD_CFLAGS) -I. -Iinclude \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(filter -I%,$(BLAS))
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(filter-out -I%,$(BLAS)) -lm -lpthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl $(filter-out -I%,$(BLAS)) -lm -lpthread
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash.c common/sp_draw.c \
@@ -46,7 +46,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
-NN_SRC  := nn/rng.c nn/layers.c nn/dense.c nn/conv.c nn/pool.c nn/norm.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
+NN_SRC  := nn/rng.c nn/layers.c nn/dense.c nn/conv.c nn/onednn.c nn/pool.c nn/norm.c nn/norm_blocked.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd test_resample test_views
@@ -121,6 +121,7 @@ all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 pkg-config-check:
 	@pkg-config --print-errors --exists $(PKGS)
 	@PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config --print-errors --exists openblas
+	@test -f /usr/include/oneapi/dnnl/dnnl.h || { echo "oneDNN's headers are missing: install libdnnl-dev (scripts/install-deps.sh --build)" >&2; exit 1; }
 
 $(BUILD)/obj/%.o: %.c | pkg-config-check
 	@mkdir -p $(dir $@)
@@ -234,7 +235,7 @@ $(BUILD)/bench/view_bench: bench/view_bench.c $(LIB)
 
 $(BUILD)/bench/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@
+	$(CC) $(CFLAGS) $< -pthread -o $@
 
 $(BUILD)/bench/conv_algos: bench/conv_algos.c $(LIB)
 	@mkdir -p $(dir $@)

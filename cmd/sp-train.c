@@ -137,6 +137,10 @@ static void report_start(void *ctx, const nn_train_info *i)
             ps->dir, i->model, i->params, i->bytes / 1e6, i->batch, (unsigned long long)i->train_records, i->h,
             i->w, i->c, i->classes, i->test_split ? "; evaluating on " : "", i->test_split ? i->test_split : "");
     sp_info("%d thread%s (%s)", ps->threads, ps->threads == 1 ? "" : "s", ps->threads_from);
+    if (i->layout_block)
+        sp_info("layout: channels in blocks of %d, convolutions and pooling on oneDNN", i->layout_block);
+    else
+        sp_info("layout: NCHW, products on OpenBLAS");
 }
 
 /* records: those trained on so far this epoch, before the batch about to

@@ -9,6 +9,8 @@ static int conv_algo = NN_CONV_BY_SHAPE;
 
 void nn_set_conv_algo(int algo) { conv_algo = algo; }
 
+int nn_conv_blocked(void) { return conv_algo == NN_CONV_BY_SHAPE; }
+
 int nn_conv_per_sample(int oh, int ow)
 {
     return conv_algo == NN_CONV_PER_SAMPLE || (conv_algo == NN_CONV_BY_SHAPE && oh * ow >= NN_CONV_PER_SAMPLE_PIXELS);

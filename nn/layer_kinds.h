@@ -21,6 +21,10 @@ void nn_gap_forward(nn_layer *l, const float *x, int B);
 void nn_gap_backward(nn_layer *l, const float *dy, int B);
 void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train); /* norm.c */
 void nn_batchnorm_backward(nn_layer *l, const float *dy, int B);
+void nn_batchnorm_forward_blocked(nn_layer *l, const float *x, int B, int train); /* norm_blocked.c */
+void nn_batchnorm_backward_blocked(nn_layer *l, const float *dy, int B);
+void nn_flatten_forward(nn_layer *l, const float *x, int B);    /* layers.c */
+void nn_flatten_backward(nn_layer *l, const float *dy, int B);
 
 /* [*lo, *hi): part t of T of [0, n), in order (layers.c). */
 void nn_share(int n, int t, int T, int *lo, int *hi);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn/layer_kinds.h"
+#include "nn/onednn.h"
 
 /* clang reports an `omp simd` loop it leaves scalar (as it does under the
  * sanitizers of `make fuzz`) as a warning; the loops are elementwise, so the
@@ -86,6 +87,49 @@ static void dropout_backward(nn_layer *l, const float *restrict dy, int B)
         dx[i] = dy[i] * mask[i];
 }
 
+/* ---------------- flatten ---------------- */
+/* (B, c, h, w) -> (B, c*h*w) in NCHW order, as PyTorch's flatten: the same
+ * memory for an NCHW net (or a 1x1 input); from a blocked net (l->cb,
+ * nn/onednn.h) a copy into NCHW order, the dense layers' weights being
+ * PyTorch's. */
+
+static int flatten_copies(const nn_layer *l) { return l->cb && l->h * l->w > 1; }
+
+/* Copies B samples between the blocked layout (blk) and NCHW (nchw), one
+ * way or the other (to_nchw). */
+static void flatten_copy(const nn_layer *l, float *blk, float *nchw, int to_nchw, int B)
+{
+    size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
+    int cb = l->cb;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < l->c; ch++)
+            for (size_t i = 0; i < hw; i++) {
+                float *p = blk + (size_t)b * in + (size_t)(ch / cb) * hw * cb + i * cb + ch % cb;
+                float *q = nchw + (size_t)b * in + (size_t)ch * hw + i;
+                if (to_nchw)
+                    *q = *p;
+                else
+                    *p = *q;
+            }
+}
+
+void nn_flatten_forward(nn_layer *l, const float *x, int B)
+{
+    if (flatten_copies(l))
+        flatten_copy(l, (float *)x, l->y, 1, B);
+    else
+        l->y = (float *)x; /* the same memory, read as (B, c*h*w) */
+}
+
+void nn_flatten_backward(nn_layer *l, const float *dy, int B)
+{
+    if (flatten_copies(l))
+        flatten_copy(l, l->dx, (float *)dy, 0, B);
+    else
+        l->dx = (float *)dy;
+}
+
 /* ---------------- residual blocks ---------------- */
 /* y = relu(main(x) + shortcut(x)); backward sends g = dy through the relu
  * down both paths and adds their input gradients. */
@@ -105,20 +149,32 @@ static void block_forward(nn_layer *l, const float *x, int B, int train, nn_rng 
 
 static void block_backward(nn_layer *l, const float *dy, int B)
 {
-    float *g = l->g;
+    /* g_in_dy: a block of a blocked whole net takes its dy, the next
+     * layer's input gradient in the net's shared buffers that nothing reads
+     * after this, for g (models.c) */
+    float *g = l->g_in_dy ? (float *)dy : l->g;
     nn_relu_gradient(l->y, dy, g, (size_t)B * nn_layer_out_size(l), l->threads);
-    nn_backward(l->main, g, B);
+    /* the shortcut first, its input gradient (g itself for the identity)
+     * copied into dx; then the main path's added on: dx = ds + dm, the same
+     * sum as dm + ds. Neither path's buffers are needed once its gradient
+     * is in dx, so in a blocked net both paths share theirs (models.c). */
+    float *restrict dx = l->dx;
+    size_t m = (size_t)B * nn_layer_in_size(l); /* the input's size: more than the output's when strided */
     if (l->shortcut)
         nn_backward(l->shortcut, g, B);
+    if (l->need_dx) {
+        const float *restrict ds = l->shortcut ? l->shortcut->layers[0].dx : g;
+#pragma omp parallel for simd schedule(static) num_threads(l->threads)
+        for (size_t i = 0; i < m; i++)
+            dx[i] = ds[i];
+    }
+    nn_backward(l->main, g, B);
     if (!l->need_dx)
         return;
     const float *restrict dm = l->main->layers[0].dx;
-    const float *restrict ds = l->shortcut ? l->shortcut->layers[0].dx : g; /* the identity passes g on */
-    float *restrict dx = l->dx;
-    size_t m = (size_t)B * nn_layer_in_size(l); /* the input's size: more than the output's when strided */
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
     for (size_t i = 0; i < m; i++)
-        dx[i] = dm[i] + ds[i];
+        dx[i] += dm[i];
 }
 
 /* ---------------- concatenated branches ---------------- */
@@ -142,7 +198,7 @@ static void concat_forward(nn_layer *l, const float *x, int B, int train, nn_rng
 
 static void concat_backward(nn_layer *l, const float *dy, int B)
 {
-    size_t out = nn_layer_out_size(l), in = nn_layer_in_size(l), off = 0;
+    size_t out = nn_layer_out_size(l), m = (size_t)B * nn_layer_in_size(l), off = 0;
     for (int p = 0; p < l->npaths; p++) {
         nn_net *path = l->paths[p];
         size_t po = nn_layer_out_size(&path->layers[path->nlayers - 1]);
@@ -152,13 +208,12 @@ static void concat_backward(nn_layer *l, const float *dy, int B)
             memcpy(gp + b * po, dy + b * out + off, po * sizeof(float));
         nn_backward(path, gp, B);
         off += po;
-    }
-    if (!l->need_dx)
-        return;
-    size_t m = (size_t)B * in;
-    float *restrict dx = l->dx;
-    for (int p = 0; p < l->npaths; p++) { /* in path order: the same sums whatever the threads */
-        const float *restrict dp = l->paths[p]->layers[0].dx;
+        if (!l->need_dx)
+            continue;
+        /* summed path by path as each finishes (the paths of a blocked net
+         * share their gradient buffers): the same sums whatever the threads */
+        const float *restrict dp = path->layers[0].dx;
+        float *restrict dx = l->dx;
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
         for (size_t i = 0; i < m; i++)
             dx[i] = p ? dx[i] + dp[i] : dp[i];
@@ -173,15 +228,15 @@ void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng
     l->trained = train;
     switch (l->kind) {
     case NN_DENSE: nn_dense_forward(l, x, B); break;
-    case NN_CONV: nn_conv_forward(l, x, B); break;
-    case NN_MAXPOOL: nn_maxpool_forward(l, x, B); break;
+    case NN_CONV: l->dn ? nn_onednn_conv_forward(l, x, B) : nn_conv_forward(l, x, B); break;
+    case NN_MAXPOOL: l->dn ? nn_onednn_pool_forward(l, x, B) : nn_maxpool_forward(l, x, B); break;
     case NN_RELU: relu_forward(l, x, B); break;
-    case NN_FLATTEN: l->y = (float *)x; break; /* the same memory, read as (B, c*h*w) */
+    case NN_FLATTEN: nn_flatten_forward(l, x, B); break;
     case NN_DROPOUT: dropout_forward(l, x, B, train, rng); break;
     case NN_BATCHNORM: nn_batchnorm_forward(l, x, B, train); break;
     case NN_GAP: nn_gap_forward(l, x, B); break;
     case NN_BLOCK: block_forward(l, x, B, train, rng); break;
-    case NN_AVGPOOL: nn_avgpool_forward(l, x, B); break;
+    case NN_AVGPOOL: l->dn ? nn_onednn_pool_forward(l, x, B) : nn_avgpool_forward(l, x, B); break;
     case NN_CONCAT: concat_forward(l, x, B, train, rng); break;
     }
 }
@@ -190,15 +245,15 @@ void nn_layer_backward(nn_layer *l, const float *dy, int B)
 {
     switch (l->kind) {
     case NN_DENSE: nn_dense_backward(l, dy, B); break;
-    case NN_CONV: nn_conv_backward(l, dy, B); break;
-    case NN_MAXPOOL: nn_maxpool_backward(l, dy, B); break;
+    case NN_CONV: l->dn ? nn_onednn_conv_backward(l, dy, B) : nn_conv_backward(l, dy, B); break;
+    case NN_MAXPOOL: l->dn ? nn_onednn_pool_backward(l, dy, B) : nn_maxpool_backward(l, dy, B); break;
     case NN_RELU: relu_backward(l, dy, B); break;
-    case NN_FLATTEN: l->dx = (float *)dy; break;
+    case NN_FLATTEN: nn_flatten_backward(l, dy, B); break;
     case NN_DROPOUT: dropout_backward(l, dy, B); break;
     case NN_BATCHNORM: nn_batchnorm_backward(l, dy, B); break;
     case NN_GAP: nn_gap_backward(l, dy, B); break;
     case NN_BLOCK: block_backward(l, dy, B); break;
-    case NN_AVGPOOL: nn_avgpool_backward(l, dy, B); break;
+    case NN_AVGPOOL: l->dn ? nn_onednn_pool_backward(l, dy, B) : nn_avgpool_backward(l, dy, B); break;
     case NN_CONCAT: concat_backward(l, dy, B); break;
     }
 }

@@ -1,11 +1,14 @@
 /* Networks: building them from layer specs, the models by name, forward and backward through the layers. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nn/nn.h"
+#include "nn/onednn.h"
 
 /* ---------------- building ---------------- */
 
@@ -13,6 +16,26 @@
  * while the gemm packs it (the fastest of 256 KiB to 32 MiB on the cnn; the
  * figures are in the README's nn/ section). */
 #define CONV_GROUP_FLOATS ((size_t)128 << 10)
+
+/* An activation-sized buffer (free() releases it). From 2 MiB on it is
+ * aligned to 2 MiB and asked to be backed by huge pages where the kernel
+ * gives them on request (transparent_hugepage "madvise", Debian's default):
+ * the first touch of resnet50's 3.5 GB of activations cost 45% of its first
+ * step in 4 KiB page faults. */
+static void *activation_alloc(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge)
+        return malloc(bytes ? bytes : 1);
+    void *p;
+    bytes = (bytes + huge - 1) / huge * huge;
+    if (posix_memalign(&p, huge, bytes))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without it, 4 KiB pages */
+#endif
+    return p;
+}
 
 static nn_param *param_new(size_t n, int decay)
 {
@@ -117,9 +140,9 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->group = per >= CONV_GROUP_FLOATS || l->per_sample ? 1 : (int)(CONV_GROUP_FLOATS / per);
         if (l->group > share)
             l->group = share;
-        l->col = malloc(slots * per * l->group * sizeof(float));
-        l->dcol = malloc(slots * per * l->group * sizeof(float));
-        l->ybuf = malloc(slots * l->oc * l->oh * l->ow * l->group * sizeof(float));
+        l->col = activation_alloc(slots * per * l->group * sizeof(float));
+        l->dcol = activation_alloc(slots * per * l->group * sizeof(float));
+        l->ybuf = activation_alloc(slots * l->oc * l->oh * l->ow * l->group * sizeof(float));
         l->dwbuf = malloc(slots * l->oc * fan_in * sizeof(float));
         l->dbbuf = malloc(slots * l->oc * sizeof(float));
         if (!l->col || !l->dcol || !l->ybuf || !l->dwbuf || !l->dbbuf)
@@ -164,15 +187,15 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     n->nlayers++;
     size_t in = (size_t)n->batch * nn_layer_in_size(l), out = (size_t)n->batch * nn_layer_out_size(l);
     if (sp->kind != NN_FLATTEN) {
-        l->y = malloc(out * sizeof(float));
-        l->dx = malloc(in * sizeof(float));
+        l->y = activation_alloc(out * sizeof(float));
+        l->dx = activation_alloc(in * sizeof(float));
         if (!l->y || !l->dx)
             return -1;
     }
     if ((sp->kind == NN_MAXPOOL && !(l->arg = malloc(out * sizeof(int32_t)))) ||
-        (sp->kind == NN_DROPOUT && !(l->mask = malloc(in * sizeof(float)))) ||
-        (sp->kind == NN_BATCHNORM && !(l->xhat = malloc(in * sizeof(float)))) ||
-        ((sp->kind == NN_BLOCK || sp->kind == NN_CONCAT) && !(l->g = malloc(out * sizeof(float)))))
+        (sp->kind == NN_DROPOUT && !(l->mask = activation_alloc(in * sizeof(float)))) ||
+        (sp->kind == NN_BATCHNORM && !(l->xhat = activation_alloc(in * sizeof(float)))) ||
+        ((sp->kind == NN_BLOCK || sp->kind == NN_CONCAT) && !(l->g = activation_alloc(out * sizeof(float)))))
         return -1;
     if ((l->weight && add_param(n, l->weight)) || (l->bias && add_param(n, l->bias)))
         return -1;
@@ -663,8 +686,209 @@ int nn_net_plan(const char *model, int c, int h, int w, int classes, size_t *par
     return 0;
 }
 
+/* ---------------- layout ---------------- */
+/* A net runs in the blocked layout (nn/onednn.h: oneDNN's convolutions and
+ * pooling, norm_blocked.c's batchnorm) when oneDNN has a block for this CPU,
+ * the convolution algorithm is left to the shape (nn_set_conv_algo), and
+ * every tensor between its first layer and its flatten or global pooling
+ * has a multiple of the block as channels: then no tensor is padded and
+ * each has its NCHW size. The first layer must be a convolution (it reads
+ * the NCHW input); from the flatten or the global pooling on, the net is
+ * (B, n) as in NCHW. Else the whole net stays in NCHW on conv.c's gemms. */
+
+/* Whether n fits (top: a whole net; else a path of a block or concat,
+ * spatial throughout). */
+static int layout_fits(const nn_net *n, int cb, int top)
+{
+    int spatial = 1;
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        int first = top && i == 0;
+        if (!spatial) {
+            if (l->kind != NN_DENSE && l->kind != NN_RELU && l->kind != NN_DROPOUT && l->kind != NN_FLATTEN)
+                return 0;
+            continue;
+        }
+        if ((first && l->kind != NN_CONV) || (!first && l->c % cb))
+            return 0;
+        switch (l->kind) {
+        case NN_CONV:
+            if (l->oc % cb)
+                return 0;
+            break;
+        case NN_DENSE: /* straight after a spatial layer it would read the blocked layout as NCHW */
+            return 0;
+        case NN_FLATTEN:
+        case NN_GAP: spatial = 0; break;
+        case NN_BLOCK:
+            if (!layout_fits(l->main, cb, 0) || (l->shortcut && !layout_fits(l->shortcut, cb, 0)))
+                return 0;
+            break;
+        case NN_CONCAT:
+            for (int p = 0; p < l->npaths; p++)
+                if (!layout_fits(l->paths[p], cb, 0))
+                    return 0;
+            break;
+        }
+    }
+    return top ? !spatial : 1;
+}
+
+/* The input gradients of a blocked net share buffers: a layer's dx is
+ * read only by the backward of the layer before it, so the layers of one net
+ * take turns at two (pair[i % 2]); the paths of blocks and concats, run one
+ * after another, each done with its buffers once its gradient is added into
+ * the block's or concat's dx (layers.c), share the pair of their depth,
+ * and the blocks and concats of one depth one buffer for their g. A slot
+ * is depth * 4 + role * 2 + k. */
+enum { ROLE_NET, ROLE_G, POOL_DEPTHS = NN_GRAD_SLOTS / 4 };
+
+typedef struct grad_pool {
+    size_t need[NN_GRAD_SLOTS]; /* floats per slot */
+    float **buf;                /* NULL while measuring; then the net's slots */
+} grad_pool;
+
+/* Takes slot for *p (its old buffer freed), or while measuring, notes that
+ * it needs floats; -1 past the depths a pool has. */
+static int pool_take(grad_pool *gp, int depth, int role, int k, size_t floats, float **p)
+{
+    if (depth >= POOL_DEPTHS)
+        return -1;
+    int slot = depth * 4 + role * 2 + k;
+    if (!gp->buf) {
+        if (floats > gp->need[slot])
+            gp->need[slot] = floats;
+        return 0;
+    }
+    free(*p);
+    *p = gp->buf[slot];
+    return 0;
+}
+
+/* Moves a net that fits into the blocked layout: each spatial layer gets
+ * cb, convs and pools their oneDNN state (conv.c's scratch goes), batchnorm
+ * its sums (and no normalized copy of its input), a flatten its copy. Run
+ * twice: first measuring the gradient pool (gp->buf NULL), then moving the
+ * layers and pointing their gradients into it. 0, or -1 when oneDNN
+ * refuses a layer or memory runs out. */
+static int layout_convert(nn_net *n, int cb, int top, int depth, int role, grad_pool *gp)
+{
+    for (int i = 0; i < n->nlayers; i++) {
+        nn_layer *l = &n->layers[i];
+        size_t in = (size_t)n->batch * nn_layer_in_size(l), out = (size_t)n->batch * nn_layer_out_size(l);
+        if (l->kind == NN_FLATTEN && l->h * l->w == 1)
+            return 0; /* it stays the same memory, and the rest of the net is (B, n) */
+        if (pool_take(gp, depth, role, i % 2, in, &l->dx))
+            return -1;
+        if (l->kind == NN_BLOCK && top) {
+            /* its dy is the next layer's gradient in this net's pair (or a
+             * dense layer's own, after a 1x1 flatten), read by nothing after
+             * it (the net ends in (B, n), so never the caller's): g in place */
+            if (gp->buf)
+                free(l->g), l->g = NULL, l->g_in_dy = 1;
+        } else if ((l->kind == NN_BLOCK || l->kind == NN_CONCAT) && pool_take(gp, depth, ROLE_G, 0, out, &l->g)) {
+            return -1;
+        }
+        switch (l->kind) {
+        case NN_BLOCK:
+            if (gp->buf) { /* the sum in place of the main path's last output, when its backward does not read it */
+                nn_layer *last = &l->main->layers[l->main->nlayers - 1];
+                if ((last->kind == NN_BATCHNORM || last->kind == NN_CONV) && !last->relu) {
+                    free(l->y);
+                    l->y = last->y, l->y_shared = 1;
+                }
+            }
+            if (layout_convert(l->main, cb, 0, depth + 1, ROLE_NET, gp) ||
+                (l->shortcut && layout_convert(l->shortcut, cb, 0, depth + 1, ROLE_NET, gp)))
+                return -1;
+            break;
+        case NN_CONCAT:
+            for (int p = 0; p < l->npaths; p++)
+                if (layout_convert(l->paths[p], cb, 0, depth + 1, ROLE_NET, gp))
+                    return -1;
+            break;
+        }
+        if (!gp->buf) {
+            if (l->kind == NN_FLATTEN || l->kind == NN_GAP)
+                return 0;
+            continue;
+        }
+        l->cb = cb;
+        l->plain_in = top && i == 0;
+        l->pooled = 1;
+        switch (l->kind) {
+        case NN_CONV:
+            free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf);
+            l->col = l->dcol = l->ybuf = l->dwbuf = NULL, l->dbbuf = NULL;
+            /* fall through */
+        case NN_MAXPOOL:
+        case NN_AVGPOOL:
+            free(l->arg), l->arg = NULL;
+            if (nn_onednn_prepare(l, n->batch))
+                return -1;
+            break;
+        case NN_BATCHNORM:
+            free(l->xhat), l->xhat = NULL;
+            if (!(l->bnsum = malloc((2 * (size_t)n->batch * l->c + 2 * (size_t)l->c + 1) * sizeof(double))))
+                return -1;
+            break;
+        case NN_FLATTEN:
+            return (l->y = activation_alloc(in * sizeof(float))) ? 0 : -1; /* its NCHW copy; the rest of the net is (B, n) */
+        case NN_GAP: return 0;
+        }
+    }
+    return 0;
+}
+
+/* Both passes of layout_convert on a whole net; the pool becomes n's. */
+static int layout_move(nn_net *n, int cb)
+{
+    grad_pool gp = {0};
+    if (layout_convert(n, cb, 1, 0, ROLE_NET, &gp))
+        return -1;
+    if (!(n->grad_pool = calloc(NN_GRAD_SLOTS, sizeof *n->grad_pool)))
+        return -1;
+    for (int s = 0; s < NN_GRAD_SLOTS; s++) {
+        if (gp.need[s] && !(n->grad_pool[s] = activation_alloc(gp.need[s] * sizeof(float))))
+            return -1;
+        n->grad_pool_floats[s] = gp.need[s];
+    }
+    gp.buf = n->grad_pool;
+    return layout_convert(n, cb, 1, 0, ROLE_NET, &gp);
+}
+
+int nn_layout_block(void) { return nn_conv_blocked() ? nn_onednn_block() : 0; }
+
+int nn_net_layout_block(const nn_net *n) { return n->nlayers ? n->layers[0].cb : 0; }
+
+static int build_depth;  /* nn_net_build's nesting: 0 for a whole net */
+static int build_plain;  /* a whole net is being built again in NCHW after oneDNN refused it */
+
+static nn_net *net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes,
+                         int batch, nn_rng *rng, sp_err *err);
+
 nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes, int batch,
                      nn_rng *rng, sp_err *err)
+{
+    if (build_depth)
+        return net_build(model, specs, count, c, h, w, classes, batch, rng, err);
+    nn_rng start = *rng;
+    build_depth++;
+    nn_net *n = net_build(model, specs, count, c, h, w, classes, batch, rng, err);
+    build_depth--;
+    int cb = build_plain ? 0 : nn_layout_block();
+    if (!n || !cb || !layout_fits(n, cb, 1) || layout_move(n, cb) == 0)
+        return n;
+    nn_net_free(n); /* oneDNN refused a layer: the same net in NCHW, from the same random numbers */
+    *rng = start;
+    build_plain = 1;
+    n = nn_net_build(model, specs, count, c, h, w, classes, batch, rng, err);
+    build_plain = 0;
+    return n;
+}
+
+static nn_net *net_build(const char *model, const nn_spec *specs, int count, int c, int h, int w, int classes,
+                         int batch, nn_rng *rng, sp_err *err)
 {
     /* the inner nets of blocks have more channels than an input may have */
     if (check_limits(model, c > NN_MAX_CHANNELS ? 1 : c, h, w, classes, batch, err))
@@ -719,17 +943,25 @@ void nn_net_free(nn_net *n)
         return;
     for (int i = 0; i < n->nlayers; i++) {
         nn_layer *l = &n->layers[i];
-        if (l->kind != NN_FLATTEN)
-            free(l->y), free(l->dx);
+        if ((l->kind != NN_FLATTEN || (l->cb && l->h * l->w > 1)) && !l->y_shared) /* a flatten's own copy in a blocked net */
+            free(l->y);
+        if (l->kind != NN_FLATTEN && !l->pooled) /* else the top net's grad_pool holds it */
+            free(l->dx);
+        nn_onednn_free(l), free(l->bnsum);
         if (l->kind != NN_BLOCK) /* a block's parameters are its paths' */
             param_free(l->weight), param_free(l->bias);
-        nn_net_free(l->main), nn_net_free(l->shortcut), free(l->g);
+        nn_net_free(l->main), nn_net_free(l->shortcut);
+        if (!l->pooled)
+            free(l->g);
         for (int p = 0; p < l->npaths; p++)
             nn_net_free(l->paths[p]);
         free(l->paths);
         free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf);
         free(l->arg), free(l->mask), free(l->run_mean), free(l->run_var), free(l->mean), free(l->istd), free(l->xhat);
     }
+    for (int s = 0; n->grad_pool && s < NN_GRAD_SLOTS; s++)
+        free(n->grad_pool[s]);
+    free(n->grad_pool);
     free(n->layers);
     free(n->params);
     free(n);
@@ -743,33 +975,66 @@ size_t nn_net_param_count(const nn_net *n)
     return total;
 }
 
-double nn_net_bytes(const nn_net *n)
+/* The largest output of a conv with a fused relu in a blocked net, in
+ * floats: onednn.c's one buffer for the gradient through it. */
+static double relu_scratch_floats(const nn_net *n)
+{
+    double most = 0;
+    for (int i = 0; i < n->nlayers; i++) {
+        const nn_layer *l = &n->layers[i];
+        double v = l->kind == NN_CONV && l->dn && l->relu ? (double)n->batch * (double)nn_layer_out_size(l) : 0;
+        if (l->main)
+            v = fmax(v, relu_scratch_floats(l->main));
+        if (l->shortcut)
+            v = fmax(v, relu_scratch_floats(l->shortcut));
+        for (int p = 0; p < l->npaths; p++)
+            v = fmax(v, relu_scratch_floats(l->paths[p]));
+        most = fmax(most, v);
+    }
+    return most;
+}
+
+static double net_floats(const nn_net *n)
 {
     double floats = 0, B = n->batch;
     for (int i = 0; i < n->nlayers; i++) {
         const nn_layer *l = &n->layers[i];
         double in = B * (double)nn_layer_in_size(l), out = B * (double)nn_layer_out_size(l);
-        if (l->kind == NN_FLATTEN)
+        if (l->kind == NN_FLATTEN) { /* the same memory, or its NCHW copy in a blocked net */
+            floats += l->cb && l->h * l->w > 1 ? in : 0;
             continue;
-        floats += in + out; /* dx, y */
-        if (l->kind == NN_CONV) {
+        }
+        floats += (l->y_shared ? 0 : out) + (l->pooled ? 0 : in); /* y, dx */
+        floats += (double)nn_onednn_bytes(l) / 4;
+        if (l->kind == NN_CONV && !l->dn) { /* im2col scratch, per-thread gradient shares */
             double per = (double)l->c * l->k * l->kw * l->oh * l->ow * l->group * l->threads;
             floats += 2 * per + (double)l->oc * l->oh * l->ow * l->group * l->threads +
                       (double)l->threads * ((double)l->weight->n + l->oc);
         }
-        if (l->kind == NN_MAXPOOL)
+        if (l->kind == NN_MAXPOOL && !l->dn)
             floats += out; /* int32 indices */
-        if (l->kind == NN_DROPOUT || l->kind == NN_BATCHNORM)
-            floats += in + 4.0 * l->c; /* mask or normalized input; statistics */
-        if (l->kind == NN_BLOCK) /* its paths hold their own parameters */
-            floats += out + nn_net_bytes(l->main) / 4 + (l->shortcut ? nn_net_bytes(l->shortcut) / 4 : 0);
+        if (l->kind == NN_DROPOUT)
+            floats += in; /* mask */
+        if (l->kind == NN_BATCHNORM) /* normalized input (NCHW) or per-sample sums (blocked, doubles); statistics */
+            floats += (l->xhat ? in : 0) + (l->bnsum ? 2.0 * (2.0 * B * l->c + 2.0 * l->c + 1) : 0) + 4.0 * l->c;
+        if (l->kind == NN_BLOCK || l->kind == NN_CONCAT) /* g; the paths hold their own parameters */
+            floats += l->pooled ? 0 : out;
+        if (l->kind == NN_BLOCK)
+            floats += net_floats(l->main) + (l->shortcut ? net_floats(l->shortcut) : 0);
         else if (l->kind == NN_CONCAT)
             for (int p = 0; p < l->npaths; p++)
-                floats += (p ? 0 : out) + nn_net_bytes(l->paths[p]) / 4;
+                floats += net_floats(l->paths[p]);
         else
             floats += 4.0 * ((l->weight ? (double)l->weight->n : 0) + (l->bias ? (double)l->bias->n : 0));
     }
-    return floats * 4;
+    for (int s = 0; n->grad_pool && s < NN_GRAD_SLOTS; s++)
+        floats += (double)n->grad_pool_floats[s];
+    return floats;
+}
+
+double nn_net_bytes(const nn_net *n)
+{
+    return 4 * (net_floats(n) + relu_scratch_floats(n));
 }
 
 /* ---------------- forward, backward ---------------- */

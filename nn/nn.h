@@ -97,7 +97,18 @@ typedef struct nn_layer {
     float *dwbuf, *dbbuf; /* each thread's share of dW and db, summed in thread order: deterministic */
     int32_t *arg;       /* maxpool: the input index of each output's maximum */
     float *mask;        /* dropout: the scale of each element (0 or 1/(1-rate)) */
-    float *mean, *istd, *xhat; /* batchnorm: batch mean, 1/sqrt(var+eps), normalized input */
+    float *mean, *istd, *xhat; /* batchnorm: batch mean, 1/sqrt(var+eps), normalized input (NCHW only) */
+    double *bnsum;      /* batchnorm of a blocked net: per-sample partial sums and their totals */
+    int cb;             /* the channel block of the blocked layout its tensors are in (nn/onednn.h),
+                         * 0: NCHW */
+    int plain_in;       /* blocked net: this layer (its first) reads its input in NCHW */
+    struct nn_onednn *dn; /* conv, maxpool, avgpool of a blocked net: oneDNN's state, owned */
+    int pooled;         /* blocked net: dx (and g) point into the top net's grad_pool, not owned */
+    int g_in_dy;        /* block of a blocked whole net (not of a path): g is made in place of its
+                         * dy, a buffer nothing reads after its backward; no g of its own */
+    int y_shared;       /* block of a blocked net: y is its main path's last output, the sum made
+                         * in place (that layer, a conv or batchnorm without relu, does not read
+                         * its output in backward), not owned */
     int need_dx;        /* 0 for the first layer: nothing wants dL/dinput */
     int trained;        /* the last forward was in training mode */
 } nn_layer;
@@ -127,6 +138,16 @@ int nn_get_threads(void);
 enum { NN_CONV_BY_SHAPE, NN_CONV_GROUPED, NN_CONV_PER_SAMPLE };
 #define NN_CONV_PER_SAMPLE_PIXELS 256
 void nn_set_conv_algo(int algo);
+/* Whether nets built now may run in the blocked layout on oneDNN (nn/onednn.h;
+ * models.c says which do): by shape, yes; a forced algorithm keeps every net
+ * in NCHW. */
+int nn_conv_blocked(void);
+/* The channel block of the blocked layout nets built now take where they
+ * fit (nn/onednn.h), 0 when none will: no oneDNN kernels for this CPU, the
+ * environment variable SP_NN_NO_ONEDNN set, or a forced algorithm. */
+int nn_layout_block(void);
+/* The channel block of the layout n runs in, 0 for NCHW. */
+int nn_net_layout_block(const struct nn_net *n);
 /* Whether a conv with an oh x ow output runs per sample, as things are set. */
 int nn_conv_per_sample(int oh, int ow);
 
@@ -176,6 +197,10 @@ typedef struct nn_net {
      * initialise anew (0, 0 for nets built from specs). */
     int base_layers, base_params;
     int frozen;           /* leading layers frozen (nn_net_freeze_base), 0 for none */
+#define NN_GRAD_SLOTS 32
+    float **grad_pool;    /* a blocked whole net: the input-gradient buffers its layers share
+                           * (NN_GRAD_SLOTS, models.c), owned; NULL otherwise */
+    size_t grad_pool_floats[NN_GRAD_SLOTS];
 } nn_net;
 
 /* A layer of a network to build: kind, and for dense and conv the outputs
@@ -256,7 +281,9 @@ const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng
  * parameters excepted: their gradients are left alone). */
 void nn_backward(nn_net *n, const float *dlogits, int B);
 /* The bytes the net holds for its batch: activations and their gradients,
- * per-layer scratch, and parameters with gradients and optimizer state. */
+ * per-layer scratch (for a blocked net, oneDNN's workspaces and the buffer
+ * the gradient through a fused relu takes; not oneDNN's own scratchpads),
+ * and parameters with gradients and optimizer state. */
 double nn_net_bytes(const nn_net *n);
 
 /* ---------------- optimizers ---------------- */

@@ -18,6 +18,10 @@
  * the relu first (where the output is 0, it is 0). */
 void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
 {
+    if (l->cb) { /* the blocked layout: norm_blocked.c */
+        nn_batchnorm_forward_blocked(l, x, B, train);
+        return;
+    }
     if (train && nn_dist_sync_bn()) { /* --sync-bn over MPI ranks: syncbn.c */
         nn_batchnorm_forward_sync(l, x, B);
         return;
@@ -59,6 +63,10 @@ void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
 
 void nn_batchnorm_backward(nn_layer *l, const float *dy, int B)
 {
+    if (l->cb) {
+        nn_batchnorm_backward_blocked(l, dy, B);
+        return;
+    }
     if (l->trained && nn_dist_sync_bn()) {
         nn_batchnorm_backward_sync(l, dy, B);
         return;

@@ -159,8 +159,48 @@ void nn_avgpool_backward(nn_layer *l, const float *dy, int B)
 
 /* ---------------- global average pooling ---------------- */
 
+/* In the blocked layout (l->cb, nn/onednn.h) channel j*cb+k of sample b is
+ * lane k of the hw pixels of block j. */
+static void gap_forward_blocked(nn_layer *l, const float *x, int B)
+{
+    size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
+    int cb = l->cb, nb = l->c / cb;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int t = 0; t < B * nb; t++) {
+        int b = t / nb, j = t % nb;
+        const float *restrict p = x + (size_t)b * in + (size_t)j * hw * cb;
+        float s[16] = {0};
+        for (size_t i = 0; i < hw; i++)
+            for (int k = 0; k < cb; k++)
+                s[k] += p[i * cb + k];
+        for (int k = 0; k < cb; k++)
+            l->y[(size_t)b * l->c + j * cb + k] = s[k] / (float)hw;
+    }
+}
+
+static void gap_backward_blocked(nn_layer *l, const float *dy, int B)
+{
+    size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
+    int cb = l->cb, nb = l->c / cb;
+#pragma omp parallel for schedule(static) num_threads(l->threads)
+    for (int t = 0; t < B * nb; t++) {
+        int b = t / nb, j = t % nb;
+        float *restrict p = l->dx + (size_t)b * in + (size_t)j * hw * cb;
+        float g[16];
+        for (int k = 0; k < cb; k++)
+            g[k] = dy[(size_t)b * l->c + j * cb + k] / (float)hw;
+        for (size_t i = 0; i < hw; i++)
+            for (int k = 0; k < cb; k++)
+                p[i * cb + k] = g[k];
+    }
+}
+
 void nn_gap_forward(nn_layer *l, const float *x, int B)
 {
+    if (l->cb) {
+        gap_forward_blocked(l, x, B);
+        return;
+    }
     size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < l->c; c++) {
@@ -173,6 +213,10 @@ void nn_gap_forward(nn_layer *l, const float *x, int B)
 
 void nn_gap_backward(nn_layer *l, const float *dy, int B)
 {
+    if (l->cb) {
+        gap_backward_blocked(l, dy, B);
+        return;
+    }
     size_t hw = (size_t)l->h * l->w, in = nn_layer_in_size(l);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < l->c; c++) {

@@ -266,7 +266,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     }
     if (o->on_start) {
         nn_train_info info = {net->model, nn_net_param_count(net), nn_net_bytes(net), batch, tr.h, tr.w, tr.c,
-                              tr.count, tr.classes, have_test ? test_split : NULL};
+                              tr.count, tr.classes, have_test ? test_split : NULL, nn_net_layout_block(net)};
         o->on_start(o->ctx, &info);
     }
     double train_seconds = 0, test_acc = -1, test_top5 = -1, train_acc = 0, loss = 0;

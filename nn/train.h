@@ -55,6 +55,7 @@ typedef struct nn_train_info {
     uint64_t train_records;
     int classes;
     const char *test_split;  /* NULL: no evaluation split */
+    int layout_block;        /* nn_net_layout_block: the blocked layout's channels a block, 0 for NCHW */
 } nn_train_info;
 
 /* The figures of one finished epoch. */

@@ -10,7 +10,8 @@ set -eu
 
 BUILD_PACKAGES="gcc libc6-dev make pkg-config help2man
 libarchive-dev libhdf5-dev libzstd-dev libjansson-dev
-libxxhash-dev libssl-dev libcurl4-openssl-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libopenblas-openmp-dev"
+libxxhash-dev libssl-dev libcurl4-openssl-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libopenblas-openmp-dev
+libdnnl-dev"
 # make demo: the dataset, and /usr/bin/python3 for its summary
 DEMO_PACKAGES="dataset-fashion-mnist python3"
 # make test: the reference implementations, servers and tools the tests check against

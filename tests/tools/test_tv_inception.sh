@@ -3,13 +3,14 @@
 # training-mode step's logits, loss, input gradient, every parameter
 # gradient and every batchnorm running statistic, held to the float64
 # reference as PyTorch's own float32 is (tests/unit/nn_reference.c,
-# torchvision_case); the parameter count for 299x299 and 1000 classes equal
+# torchvision_case), on both of nn/'s paths (lib.sh's tv_case); the
+# parameter count for 299x299 and 1000 classes equal
 # to torchvision's without AuxLogits; and 224x224 input (as Keras allows)
 # planned without complaint.
 . "$SP_ROOT/tests/tools/lib.sh"
 ref="$SP_BIN/../tests/nn_reference"
 $PY "$FIX/torchvision_fixtures.py" inception_v3 139 2 train inc.fix
-"$ref" --net inception_v3 train inc.fix
+tv_case inception_v3 inc.fix
 ours=$("$ref" --plan inception_v3 299 1000)
 theirs=$($PY -c "
 import torchvision

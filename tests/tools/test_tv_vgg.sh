@@ -4,13 +4,14 @@
 # training-mode step's logits, loss, input gradient, every parameter
 # gradient and every batchnorm running statistic, held to the float64
 # reference as PyTorch's own float32 is (tests/unit/nn_reference.c,
-# torchvision_case); and the 224x224 models' parameter counts for 1000
+# torchvision_case), on both of nn/'s paths (lib.sh's tv_case); and the
+# 224x224 models' parameter counts for 1000
 # classes equal to torchvision's (their classifier is torchvision's).
 . "$SP_ROOT/tests/tools/lib.sh"
 ref="$SP_BIN/../tests/nn_reference"
 for m in vgg16-cifar vgg16_bn-cifar vgg11_bn-cifar; do
     $PY "$FIX/torchvision_fixtures.py" $m 32 4 train $m.fix
-    "$ref" --net $m train $m.fix
+    tv_case $m $m.fix
     rm $m.fix
 done
 for m in vgg11 vgg11_bn vgg16 vgg16_bn; do

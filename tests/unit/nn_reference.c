@@ -657,6 +657,10 @@ static int torchvision_case(const char *model, int train, const char *path)
         tv_set_running(n, model, &j);
     printf("  %s against torchvision's in %s mode, %dx%dx%dx%d, %zu parameters:\n", model,
            train ? "training" : "evaluation", B, x->dims[1], x->dims[2], x->dims[3], nn_net_param_count(n));
+    if (nn_net_layout_block(n)) /* for the tests to check which path ran */
+        printf("  layout: blocked, %d channels a block (oneDNN)\n", nn_net_layout_block(n));
+    else
+        printf("  layout: NCHW\n");
     const float *y = nn_forward(n, x->data, B, train, &rng);
     tv_compare(model, "y", y, (size_t)B * 10, 0, NULL);
     int32_t labels[64];
@@ -695,6 +699,10 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("%zu\n", params);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--layout-block")) { /* what nets that fit get here: 0 for NCHW */
+        printf("%d\n", nn_layout_block());
         return 0;
     }
     if (argc == 5 && !strcmp(argv[1], "--net") && (!strcmp(argv[3], "train") || !strcmp(argv[3], "eval")))

@@ -1,0 +1,36 @@
+/* Convolutions and pooling on oneDNN in a channel-blocked layout; internal to nn/.
+ *
+ * The blocked layout (oneDNN's aBcd16b, aBcd8b): a sample's channels in
+ * blocks of CB = nn_onednn_block(); block j holds channels j*CB..j*CB+CB-1
+ * as (h, w, CB), the channel fastest. Element (b, c, y, x) of a (B, C, H, W)
+ * tensor lies at b*C*H*W + (c/CB)*H*W*CB + (y*W + x)*CB + c%CB. Nets run in
+ * it only when every inner channel count is a multiple of CB (no padding,
+ * so a tensor has the size it has in NCHW), see nn_net_plan_layout in
+ * models.c; a layer of such a net has l->cb = CB, else 0 (NCHW). */
+#ifndef SP_NN_ONEDNN_H
+#define SP_NN_ONEDNN_H
+
+#include <stddef.h>
+
+#include "nn/nn.h"
+
+/* The channel block oneDNN's fastest kernels on this CPU take: 16 with
+ * AVX-512, 8 with AVX2; 0 below that (nets then stay in NCHW). */
+int nn_onednn_block(void);
+
+/* Prepares l (a conv, maxpool or avgpool of a blocked net, l->cb set) for
+ * batches of B: its primitives and its weight and workspace buffers. 0, or
+ * -1 when oneDNN refuses (the net then stays in NCHW) or memory runs out.
+ * The primitives are made again for another B (the last, smaller batch of
+ * an epoch) through oneDNN's primitive cache; a failure then is fatal:
+ * the message goes to stderr and the process exits with SP_EXIT_SYSTEM. */
+int nn_onednn_prepare(nn_layer *l, int B);
+void nn_onednn_conv_forward(nn_layer *l, const float *x, int B);
+void nn_onednn_conv_backward(nn_layer *l, const float *dy, int B);
+void nn_onednn_pool_forward(nn_layer *l, const float *x, int B);
+void nn_onednn_pool_backward(nn_layer *l, const float *dy, int B);
+/* The bytes l's oneDNN state holds (weights in oneDNN's format, workspace). */
+size_t nn_onednn_bytes(const nn_layer *l);
+void nn_onednn_free(nn_layer *l); /* accepts a layer without oneDNN state */
+
+#endif
