@@ -125,7 +125,8 @@ def main():
             if m != "mlp" else str(784 * 128 + 128 + 128 * classes + classes)
         best, net_mb, rss = 0.0, 0.0, 0.0
         for _ in range(RUNS):
-            r = sh(f"/usr/bin/time -f 'maxrss %M' {b}/sp-train {shards[side]} --model {m} --batch 32 --epochs 2 "
+            model = m.replace("+head", " --head ")  # sp-train's spelling of a model with the seed's head
+            r = sh(f"/usr/bin/time -f 'maxrss %M' {b}/sp-train {shards[side]} --model {model} --batch 32 --epochs 2 "
                    f"--steps-per-epoch {steps} --eval-steps 1 --threads 2 --optimizer sgd --lr 0.01 --augment none "
                    f"--no-verify -v --json {tmp}/run.json", env=env)
             ips = json.load(open(f"{tmp}/run.json"))["per_epoch"][1]["images_per_second"]

@@ -5,8 +5,8 @@
  * as (h, w, CB), the channel fastest. Element (b, c, y, x) of a (B, C, H, W)
  * tensor lies at b*C*H*W + (c/CB)*H*W*CB + (y*W + x)*CB + c%CB. Nets run in
  * it only when every inner channel count is a multiple of CB (no padding,
- * so a tensor has the size it has in NCHW), see nn_net_plan_layout in
- * models.c; a layer of such a net has l->cb = CB, else 0 (NCHW). */
+ * so a tensor has the size it has in NCHW), see layout_fits in models.c; a
+ * layer of such a net has l->cb = CB, else 0 (NCHW). */
 #ifndef SP_NN_ONEDNN_H
 #define SP_NN_ONEDNN_H
 
@@ -29,7 +29,9 @@ void nn_onednn_conv_forward(nn_layer *l, const float *x, int B);
 void nn_onednn_conv_backward(nn_layer *l, const float *dy, int B);
 void nn_onednn_pool_forward(nn_layer *l, const float *x, int B);
 void nn_onednn_pool_backward(nn_layer *l, const float *dy, int B);
-/* The bytes l's oneDNN state holds (weights in oneDNN's format, workspace). */
+/* The bytes l's own oneDNN state holds (max pooling's workspace); the
+ * weights in oneDNN's layout and the gradient through a fused relu live in
+ * buffers all layers share (onednn.c). */
 size_t nn_onednn_bytes(const nn_layer *l);
 void nn_onednn_free(nn_layer *l); /* accepts a layer without oneDNN state */
 
