@@ -29,7 +29,6 @@ void nn_flatten_backward(nn_layer *l, const float *dy, int B);
 /* [*lo, *hi): part t of T of [0, n), in order (layers.c). */
 void nn_share(int n, int t, int T, int *lo, int *hi);
 /* out = dy where v > 0, else 0, for n values over threads (layers.c). */
-void nn_relu_gradient(const float *restrict v, const float *restrict dy, float *restrict out, size_t n,
-                      int threads);
+void nn_relu_gradient(const float *v, const float *dy, float *out, size_t n, int threads);
 
 #endif

@@ -51,9 +51,9 @@ static void relu_forward(nn_layer *l, const float *restrict x, int B)
 }
 
 /* out = dy where v > 0, else 0: the gradient through a relu whose input (or
- * output) is v; n values over threads. */
-void nn_relu_gradient(const float *restrict v, const float *restrict dy, float *restrict out, size_t n,
-                          int threads)
+ * output) is v; n values over threads. out may be dy itself (elementwise;
+ * `omp simd` vectorises it without restrict). */
+void nn_relu_gradient(const float *v, const float *dy, float *out, size_t n, int threads)
 {
 #pragma omp parallel for simd schedule(static) num_threads(threads)
     for (size_t i = 0; i < n; i++) {
@@ -136,9 +136,10 @@ void nn_flatten_backward(nn_layer *l, const float *dy, int B)
 
 static void block_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
 {
-    const float *restrict a = nn_forward(l->main, x, B, train, rng);
-    const float *restrict sc = l->shortcut ? nn_forward(l->shortcut, x, B, train, rng) : x;
-    float *restrict y = l->y;
+    /* y may be a itself (y_shared): elementwise, no restrict */
+    const float *a = nn_forward(l->main, x, B, train, rng);
+    const float *sc = l->shortcut ? nn_forward(l->shortcut, x, B, train, rng) : x;
+    float *y = l->y;
     size_t n = (size_t)B * nn_layer_out_size(l);
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
     for (size_t i = 0; i < n; i++) {

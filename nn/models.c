@@ -780,6 +780,9 @@ static int layout_convert(nn_net *n, int cb, int top, int depth, int role, grad_
             return 0; /* it stays the same memory, and the rest of the net is (B, n) */
         if (pool_take(gp, depth, role, i % 2, in, &l->dx))
             return -1;
+        if (gp->buf) /* from here its dx (and g) are the pool's: nn_net_free must not free them, even if
+                      * a later layer fails and the net is freed half moved */
+            l->pooled = 1;
         if (l->kind == NN_BLOCK && top) {
             /* its dy is the next layer's gradient in this net's pair (or a
              * dense layer's own, after a 1x1 flatten), read by nothing after
@@ -815,7 +818,6 @@ static int layout_convert(nn_net *n, int cb, int top, int depth, int role, grad_
         }
         l->cb = cb;
         l->plain_in = top && i == 0;
-        l->pooled = 1;
         switch (l->kind) {
         case NN_CONV:
             free(l->col), free(l->dcol), free(l->ybuf), free(l->dwbuf), free(l->dbbuf);

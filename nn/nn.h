@@ -282,7 +282,9 @@ const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng
 void nn_backward(nn_net *n, const float *dlogits, int B);
 /* The bytes the net holds for its batch: activations and their gradients,
  * per-layer scratch (for a blocked net, oneDNN's workspaces and the buffer
- * the gradient through a fused relu takes; not oneDNN's own scratchpads),
+ * the gradient through a fused relu takes; not the one buffer of weights in
+ * oneDNN's layout, at most the largest conv's weights, nor oneDNN's own
+ * scratchpads),
  * and parameters with gradients and optimizer state. */
 double nn_net_bytes(const nn_net *n);
 

@@ -109,15 +109,17 @@ static const dnnl_memory_desc_t *arg_md(const op *o, int arg)
 static void run(const op *o, int n, const int *args, void *const *ptrs)
 {
     dnnl_exec_arg_t a[6];
-    dnnl_memory_t m[6];
+    dnnl_memory_t m[6] = {0};
     int ok = 1;
     for (int i = 0; i < n; i++) {
-        ok &= dnnl_memory_create(&m[i], arg_md(o, args[i]), engine, ptrs[i]) == dnnl_success;
+        if (dnnl_memory_create(&m[i], arg_md(o, args[i]), engine, ptrs[i]) != dnnl_success)
+            m[i] = NULL, ok = 0;
         a[i].arg = args[i], a[i].memory = m[i];
     }
     ok = ok && dnnl_primitive_execute(o->p, stream, n, a) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
     for (int i = 0; i < n; i++)
-        dnnl_memory_destroy(m[i]);
+        if (m[i])
+            dnnl_memory_destroy(m[i]);
     if (!ok) {
         fprintf(stderr, "nn: a oneDNN primitive failed to run\n");
         exit(SP_EXIT_SYSTEM);

@@ -6,7 +6,6 @@
 #include "nn/layer_kinds.h"
 #include "nn/row_sums.h"
 
-#define BN_EPS 1e-5f     /* norm.c's */
 #define BN_MOMENTUM 0.1f
 
 /* Channels are summed and reduced CHUNK at a time through one static
@@ -56,7 +55,7 @@ void nn_batchnorm_forward_sync(nn_layer *l, const float *x, int B)
         for (int j = 0; j < k; j++) {
             int c = c0 + j;
             double var = sums[j] / cnt;
-            float mean = l->mean[c], istd = (float)(1.0 / sqrt(var + BN_EPS));
+            float mean = l->mean[c], istd = (float)(1.0 / sqrt(var + l->eps));
             l->istd[c] = istd;
             l->run_mean[c] = (1 - BN_MOMENTUM) * l->run_mean[c] + BN_MOMENTUM * mean;
             l->run_var[c] =
