@@ -110,6 +110,17 @@ void sp_buf_free(sp_buf *b)
     b->len = b->cap = 0;
 }
 
+int sp_grow(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    void *q = realloc(*p, need);
+    if (!q)
+        return -1;
+    *p = q, *cap = need;
+    return 0;
+}
+
 int sp_write_all(int fd, const void *p, size_t n)
 {
     const uint8_t *c = p;

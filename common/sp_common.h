@@ -63,6 +63,10 @@ typedef struct sp_buf {
 int sp_buf_reserve(sp_buf *b, size_t cap);       /* 0 or -1 (ENOMEM) */
 int sp_buf_append(sp_buf *b, const void *p, size_t n);
 void sp_buf_free(sp_buf *b);
+/* A scratch buffer *p of *cap bytes made to hold at least need: realloc'd to
+ * exactly need when smaller, kept (never shrunk) otherwise. 0, or -1 when out
+ * of memory (*p and *cap as they were). */
+int sp_grow(void **p, size_t *cap, size_t need);
 
 /* ---- small I/O helpers ---- */
 /* write(2) all n bytes, retrying on EINTR/partial writes. 0 or -1 (errno). */

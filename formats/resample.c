@@ -2,6 +2,8 @@
 #define _DEFAULT_SOURCE /* M_PI */
 #include "formats/resample.h"
 
+#include "common/sp_common.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,18 +84,6 @@ void sp_resampler_free(sp_resampler *r)
     memset(r, 0, sizeof *r);
 }
 
-static int grow(void **p, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    void *q = realloc(*p, need);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = need;
-    return 0;
-}
-
 /* The source span [*lo, *hi) that output positions [first, first+n) of an
  * in_size -> out_size resampling read: from the first one's xmin to the last
  * one's xmax as coeffs bounds them (both grow with the position). */
@@ -126,8 +116,8 @@ static int coeffs(int in_size, int out_size, int first, int n, int filter, int *
     double support = filters[filter].support * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     double *pre = malloc((size_t)ksize * sizeof *pre);
-    if (!pre || grow((void **)bounds, cap_b, (size_t)n * 2 * sizeof **bounds) ||
-        grow((void **)kk, cap_k, (size_t)n * (size_t)ksize * sizeof **kk)) {
+    if (!pre || sp_grow((void **)bounds, cap_b, (size_t)n * 2 * sizeof **bounds) ||
+        sp_grow((void **)kk, cap_k, (size_t)n * (size_t)ksize * sizeof **kk)) {
         free(pre);
         return -1;
     }
@@ -236,8 +226,8 @@ static int split_coeffs(sp_resampler *r, int in_w, int w)
 {
     int pairs = (r->ksize_x + 1) / 2;
     size_t plane = (size_t)pairs * (size_t)w * 8;
-    if (grow((void **)&r->k16_x, &r->cap_k16, 2 * plane * sizeof *r->k16_x) ||
-        grow((void **)&r->plan_x, &r->cap_plan, (size_t)w * 2 * sizeof *r->plan_x))
+    if (sp_grow((void **)&r->k16_x, &r->cap_k16, 2 * plane * sizeof *r->k16_x) ||
+        sp_grow((void **)&r->plan_x, &r->cap_plan, (size_t)w * 2 * sizeof *r->plan_x))
         return -1;
     for (int j = 0; j < pairs; j++)
         for (int i = 0; i < w; i++) {
@@ -455,7 +445,7 @@ int sp_resample_rows(sp_resampler *r, const uint8_t *in, size_t in_stride, int i
         if (!need_v) /* only the window's own rows */
             ybox_first = y0, rows = h;
         size_t row = (size_t)w * (size_t)c;
-        if (grow((void **)&r->tmp, &r->cap_tmp, row * (size_t)rows))
+        if (sp_grow((void **)&r->tmp, &r->cap_tmp, row * (size_t)rows))
             return -1;
         int y = 0;
 #if SP_RESAMPLE_X86
@@ -475,7 +465,7 @@ int sp_resample_rows(sp_resampler *r, const uint8_t *in, size_t in_stride, int i
         src = in + (size_t)x0 * (size_t)c; /* no horizontal pass: the window's columns */
     }
     size_t out_row = (size_t)w * (size_t)c;
-    if (need_v && grow((void **)&r->acc, &r->cap_acc, out_row * sizeof *r->acc))
+    if (need_v && sp_grow((void **)&r->acc, &r->cap_acc, out_row * sizeof *r->acc))
         return -1;
     for (int yy = 0; yy < h; yy++) {
         if (need_v) {

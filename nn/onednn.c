@@ -147,18 +147,6 @@ static void state_clear(struct nn_onednn *d)
     d->B = 0;
 }
 
-/* A buffer of at least bytes, kept across calls (grown, never shrunk). */
-static int grow(void **buf, size_t *have, size_t bytes)
-{
-    if (bytes <= *have)
-        return 0;
-    void *p = realloc(*buf, bytes);
-    if (!p)
-        return -1;
-    *buf = p, *have = bytes;
-    return 0;
-}
-
 static int conv_prepare(nn_layer *l, struct nn_onednn *d, int B)
 {
     dnnl_memory_desc_t src, wei, wei_user, bias, dst, any_wei;
@@ -202,7 +190,7 @@ static int conv_prepare(nn_layer *l, struct nn_onednn *d, int B)
     if (dnnl_memory_desc_get_size(arg_md(&d->bwd_w, DNNL_ARG_DIFF_WEIGHTS)) > wb)
         wb = dnnl_memory_desc_get_size(arg_md(&d->bwd_w, DNNL_ARG_DIFF_WEIGHTS));
     d->w_bytes = wb;
-    if (grow((void **)&w_scratch, &w_scratch_have, wb))
+    if (sp_grow((void **)&w_scratch, &w_scratch_have, wb))
         goto out;
     rc = 0;
 out:
@@ -228,7 +216,8 @@ static int pool_prepare(nn_layer *l, struct nn_onednn *d, int B)
     if (dnnl_pooling_backward_desc_init(&pdsc, alg, &src, &dst, strides, kernel, pad, pad) != dnnl_success ||
         op_make(&d->bwd_data, &pdsc, NULL, d->fwd.pd))
         return -1;
-    if (l->kind == NN_MAXPOOL && grow(&d->ws, &d->ws_bytes, dnnl_memory_desc_get_size(arg_md(&d->fwd, DNNL_ARG_WORKSPACE))))
+    if (l->kind == NN_MAXPOOL &&
+        sp_grow(&d->ws, &d->ws_bytes, dnnl_memory_desc_get_size(arg_md(&d->fwd, DNNL_ARG_WORKSPACE))))
         return -1;
     return 0;
 }
@@ -288,7 +277,7 @@ void nn_onednn_conv_backward(nn_layer *l, const float *dy, int B)
     struct nn_onednn *d = state_for(l, B);
     size_t n = (size_t)B * nn_layer_out_size(l);
     if (l->relu) {
-        if (grow((void **)&masked_buf, &masked_have, n * sizeof(float))) {
+        if (sp_grow((void **)&masked_buf, &masked_have, n * sizeof(float))) {
             fprintf(stderr, "nn: out of memory\n");
             exit(SP_EXIT_SYSTEM);
         }

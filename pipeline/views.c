@@ -113,13 +113,10 @@ void sp_view_train_box(uint32_t src_w, uint32_t src_h, uint64_t seed, uint64_t e
 
 static int grow(uint8_t **p, size_t *cap, size_t need, sp_err *err)
 {
-    if (need <= *cap)
-        return 0;
-    uint8_t *q = realloc(*p, need);
-    if (!q)
-        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory for %zu bytes of view scratch", need);
-    *p = q, *cap = need;
-    return 0;
+    void *q = *p;
+    int rc = sp_grow(&q, cap, need);
+    *p = q;
+    return rc ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory for %zu bytes of view scratch", need) : 0;
 }
 
 /* Resizes the cw x ch crop at in (rows stride bytes apart) to out (size x size x 3), mirrored when flip. */
