@@ -21,6 +21,15 @@ void nn_gap_forward(nn_layer *l, const float *x, int B);
 void nn_gap_backward(nn_layer *l, const float *dy, int B);
 void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train); /* norm.c */
 void nn_batchnorm_backward(nn_layer *l, const float *dy, int B);
+/* Channel c's statistics from its batch, the mean and ss, the sum of squared
+ * deviations from it over cnt values: sets l->mean[c] and l->istd[c]
+ * (1/sqrt(biased variance + eps)) and moves the running mean and the
+ * running (unbiased) variance by the momentum, as PyTorch (norm.c). Every
+ * form of batch norm (norm.c, syncbn.c, norm_blocked.c) takes it, so their
+ * statistics are made alike to the bit. */
+void nn_batchnorm_batch_stats(nn_layer *l, int c, float mean, double ss, double cnt);
+/* The same from the running statistics, for evaluation. */
+void nn_batchnorm_running_stats(nn_layer *l, int c);
 void nn_batchnorm_forward_blocked(nn_layer *l, const float *x, int B, int train); /* norm_blocked.c */
 void nn_batchnorm_backward_blocked(nn_layer *l, const float *dy, int B);
 void nn_flatten_forward(nn_layer *l, const float *x, int B);    /* layers.c */

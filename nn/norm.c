@@ -13,6 +13,21 @@
 /* per channel c over the B*h*w values; train: batch statistics (biased
  * variance), running ones updated with the unbiased variance, as PyTorch */
 
+void nn_batchnorm_batch_stats(nn_layer *l, int c, float mean, double ss, double cnt)
+{
+    double var = ss / cnt;
+    l->mean[c] = mean;
+    l->istd[c] = (float)(1.0 / sqrt(var + l->eps));
+    l->run_mean[c] = (1 - BN_MOMENTUM) * l->run_mean[c] + BN_MOMENTUM * mean;
+    l->run_var[c] = (1 - BN_MOMENTUM) * l->run_var[c] + BN_MOMENTUM * (float)(cnt > 1 ? ss / (cnt - 1) : var);
+}
+
+void nn_batchnorm_running_stats(nn_layer *l, int c)
+{
+    l->mean[c] = l->run_mean[c];
+    l->istd[c] = 1.0f / sqrtf(l->run_var[c] + l->eps);
+}
+
 /* Channels go to the threads; each channel's sums run in one order. With
  * l->relu the output is relu(bn(x)), and backward takes the gradient through
  * the relu first (where the output is 0, it is 0). */
@@ -30,24 +45,18 @@ void nn_batchnorm_forward(nn_layer *l, const float *x, int B, int train)
     double cnt = (double)B * (double)hw;
 #pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int c = 0; c < l->c; c++) {
-        float mean, istd;
         if (train) {
             double s = 0, ss = 0;
             for (int b = 0; b < B; b++)
                 s += row_sum(x + b * in + c * hw, hw);
-            double m = s / cnt;
+            float m = (float)(s / cnt);
             for (int b = 0; b < B; b++)
-                ss += row_sq_dev(x + b * in + c * hw, (float)m, hw);
-            double var = ss / cnt;
-            mean = (float)m;
-            istd = (float)(1.0 / sqrt(var + l->eps));
-            l->run_mean[c] = (1 - BN_MOMENTUM) * l->run_mean[c] + BN_MOMENTUM * (float)m;
-            l->run_var[c] = (1 - BN_MOMENTUM) * l->run_var[c] + BN_MOMENTUM * (float)(cnt > 1 ? ss / (cnt - 1) : var);
+                ss += row_sq_dev(x + b * in + c * hw, m, hw);
+            nn_batchnorm_batch_stats(l, c, m, ss, cnt);
         } else {
-            mean = l->run_mean[c];
-            istd = 1.0f / sqrtf(l->run_var[c] + l->eps);
+            nn_batchnorm_running_stats(l, c);
         }
-        l->mean[c] = mean, l->istd[c] = istd;
+        float mean = l->mean[c], istd = l->istd[c];
         float gamma = l->weight->w[c], beta = l->bias->w[c];
         for (int b = 0; b < B; b++) {
             const float *restrict xs = x + b * in + c * hw;

@@ -1,5 +1,4 @@
 /* Batch normalization in the channel-blocked layout (nn/onednn.h): the channels of a block are the vector lanes. */
-#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +6,6 @@
 #include "nn/dist.h"
 #include "nn/layer_kinds.h"
 
-#define BN_MOMENTUM 0.1f /* norm.c's */
 #define CHUNK 64         /* pixels summed in float before the sum goes into a double */
 
 /* The same contract as norm.c's: per channel over (B, h, w), batch
@@ -118,33 +116,30 @@ void nn_batchnorm_forward_blocked(nn_layer *l, const float *x, int B, int train)
         sums_total(l, 1, B, tot);
         if (sync)
             nn_dist_sum_doubles(tot, c);
-        for (size_t ch = 0; ch < c; ch++) {
-            double var = tot[ch] / cnt;
-            l->istd[ch] = (float)(1.0 / sqrt(var + l->eps));
-            l->run_mean[ch] = (1 - BN_MOMENTUM) * l->run_mean[ch] + BN_MOMENTUM * l->mean[ch];
-            l->run_var[ch] =
-                (1 - BN_MOMENTUM) * l->run_var[ch] + BN_MOMENTUM * (float)(cnt > 1 ? tot[ch] / (cnt - 1) : var);
-        }
+        for (size_t ch = 0; ch < c; ch++)
+            nn_batchnorm_batch_stats(l, (int)ch, l->mean[ch], tot[ch], cnt);
     } else {
         for (size_t ch = 0; ch < c; ch++)
-            l->mean[ch] = l->run_mean[ch], l->istd[ch] = 1.0f / sqrtf(l->run_var[ch] + l->eps);
+            nn_batchnorm_running_stats(l, (int)ch);
     }
-    const float *gamma = l->weight->w, *beta = l->bias->w;
+    int relu = l->relu;
 #pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int t = 0; t < B * nb; t++) {
         int b = t / nb, j = t % nb;
         size_t off = (size_t)b * in + (size_t)j * hw * cb;
         const float *restrict xs = x + off;
         float *restrict y = l->y + off;
-        float sc[16], sh[16];
+        float sc[16], sh[16], ga[16], be[16]; /* the block's per-channel constants, out of the pixel loop */
         for (int k = 0; k < cb; k++) { /* y = gamma * (x - mean) * istd + beta */
             sc[k] = l->istd[j * cb + k];
             sh[k] = l->mean[j * cb + k];
+            ga[k] = l->weight->w[j * cb + k];
+            be[k] = l->bias->w[j * cb + k];
         }
         for (size_t i = 0; i < hw; i++)
             for (int k = 0; k < cb; k++) {
-                float v = gamma[j * cb + k] * ((xs[i * cb + k] - sh[k]) * sc[k]) + beta[j * cb + k];
-                y[i * cb + k] = l->relu && v < 0 ? 0.0f : v;
+                float v = ga[k] * ((xs[i * cb + k] - sh[k]) * sc[k]) + be[k];
+                y[i * cb + k] = relu && v < 0 ? 0.0f : v;
             }
     }
 }
@@ -165,7 +160,7 @@ void nn_batchnorm_backward_blocked(nn_layer *l, const float *dy, int B)
         return;
     float cnt = (float)tot[2 * c];
     const float *gamma = l->weight->w;
-    int trained = l->trained;
+    int trained = l->trained, relu = l->relu;
 #pragma omp parallel for schedule(static) num_threads(l->threads)
     for (int t = 0; t < B * nb; t++) {
         int b = t / nb, j = t % nb;
@@ -183,7 +178,7 @@ void nn_batchnorm_backward_blocked(nn_layer *l, const float *dy, int B)
         for (size_t i = 0; i < hw; i++)
             for (int k = 0; k < cb; k++) {
                 float v = g[i * cb + k];
-                float gi = l->relu && y[i * cb + k] <= 0 ? 0.0f : v;
+                float gi = relu && y[i * cb + k] <= 0 ? 0.0f : v;
                 float xh = (xs[i * cb + k] - mean[k]) * istd[k];
                 dx[i * cb + k] = kk[k] * (gi - mdb[k] - xh * mdg[k]);
             }

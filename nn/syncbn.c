@@ -1,12 +1,10 @@
 /* Synchronized batchnorm (--sync-bn): training-mode statistics and backward sums over every rank's part of the batch. */
-#include <math.h>
 #include <omp.h>
 
 #include "nn/dist.h"
 #include "nn/layer_kinds.h"
 #include "nn/row_sums.h"
 
-#define BN_MOMENTUM 0.1f
 
 /* Channels are summed and reduced CHUNK at a time through one static
  * buffer: no allocation on the step's path, and at most two reductions per
@@ -54,12 +52,8 @@ void nn_batchnorm_forward_sync(nn_layer *l, const float *x, int B)
 #pragma omp parallel for schedule(static) num_threads(l->threads)
         for (int j = 0; j < k; j++) {
             int c = c0 + j;
-            double var = sums[j] / cnt;
-            float mean = l->mean[c], istd = (float)(1.0 / sqrt(var + l->eps));
-            l->istd[c] = istd;
-            l->run_mean[c] = (1 - BN_MOMENTUM) * l->run_mean[c] + BN_MOMENTUM * mean;
-            l->run_var[c] =
-                (1 - BN_MOMENTUM) * l->run_var[c] + BN_MOMENTUM * (float)(cnt > 1 ? sums[j] / (cnt - 1) : var);
+            nn_batchnorm_batch_stats(l, c, l->mean[c], sums[j], cnt);
+            float mean = l->mean[c], istd = l->istd[c];
             float gamma = l->weight->w[c], beta = l->bias->w[c];
             for (int b = 0; b < B; b++) {
                 const float *xs = x + (size_t)b * in + (size_t)c * hw;
