@@ -4,12 +4,13 @@
 #include <string.h>
 
 #include "nn/layer_kinds.h"
+#include "nn/onednn.h"
 
 static int conv_algo = NN_CONV_BY_SHAPE;
 
 void nn_set_conv_algo(int algo) { conv_algo = algo; }
 
-int nn_conv_blocked(void) { return conv_algo == NN_CONV_BY_SHAPE; }
+int nn_layout_block(void) { return conv_algo == NN_CONV_BY_SHAPE ? nn_onednn_block() : 0; }
 
 int nn_conv_per_sample(int oh, int ow)
 {

@@ -859,8 +859,6 @@ static int layout_move(nn_net *n, int cb)
     return layout_convert(n, cb, 1, 0, ROLE_NET, &gp);
 }
 
-int nn_layout_block(void) { return nn_conv_blocked() ? nn_onednn_block() : 0; }
-
 int nn_net_layout_block(const nn_net *n) { return n->nlayers ? n->layers[0].cb : 0; }
 
 static int build_depth;  /* nn_net_build's nesting: 0 for a whole net */

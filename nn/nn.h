@@ -138,13 +138,10 @@ int nn_get_threads(void);
 enum { NN_CONV_BY_SHAPE, NN_CONV_GROUPED, NN_CONV_PER_SAMPLE };
 #define NN_CONV_PER_SAMPLE_PIXELS 256
 void nn_set_conv_algo(int algo);
-/* Whether nets built now may run in the blocked layout on oneDNN (nn/onednn.h;
- * models.c says which do): by shape, yes; a forced algorithm keeps every net
- * in NCHW. */
-int nn_conv_blocked(void);
 /* The channel block of the blocked layout nets built now take where they
- * fit (nn/onednn.h), 0 when none will: no oneDNN kernels for this CPU, the
- * environment variable SP_NN_NO_ONEDNN set, or a forced algorithm. */
+ * fit (nn/onednn.h; models.c says which do), 0 when none will: no oneDNN
+ * kernels for this CPU, the environment variable SP_NN_NO_ONEDNN set, or a
+ * forced algorithm (nn_set_conv_algo keeps every net in NCHW). */
 int nn_layout_block(void);
 /* The channel block of the layout n runs in, 0 for NCHW. */
 int nn_net_layout_block(const struct nn_net *n);

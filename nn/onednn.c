@@ -24,7 +24,7 @@ struct nn_onednn {
     int B;
     op fwd, bwd_data, bwd_w, w_fwd, w_bwd, dw_out;
     void *ws;
-    size_t ws_bytes, w_bytes; /* w_bytes: the most any layout of its weights takes */
+    size_t ws_bytes;
 };
 
 /* The weights (or their gradient) in oneDNN's layout, for the moment a
@@ -189,7 +189,6 @@ static int conv_prepare(nn_layer *l, struct nn_onednn *d, int B)
         wb = dnnl_memory_desc_get_size(arg_md(&d->bwd_data, DNNL_ARG_WEIGHTS));
     if (dnnl_memory_desc_get_size(arg_md(&d->bwd_w, DNNL_ARG_DIFF_WEIGHTS)) > wb)
         wb = dnnl_memory_desc_get_size(arg_md(&d->bwd_w, DNNL_ARG_DIFF_WEIGHTS));
-    d->w_bytes = wb;
     if (sp_grow((void **)&w_scratch, &w_scratch_have, wb))
         goto out;
     rc = 0;
