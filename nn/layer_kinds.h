@@ -1,5 +1,9 @@
 /* The layer kinds' forward and backward passes, each kind in its own file, for the dispatch in layers.c; internal to nn/.
  *
+ * The calls go one way: layers.c calls these files, and they call nothing
+ * of layers.c (the shape helpers are inline, nn_share here and the layer
+ * sizes in nn.h; tests/tools/test_nn_calls.sh holds them to it).
+ *
  * Shapes in the comments of those files are per batch; B is the batch size.
  * Each forward reads x (B x in) and writes l->y (B x out); each backward
  * reads dy (B x out), writes l->dx (B x in) when l->need_dx and sets the
@@ -32,12 +36,18 @@ void nn_batchnorm_batch_stats(nn_layer *l, int c, float mean, double ss, double 
 void nn_batchnorm_running_stats(nn_layer *l, int c);
 void nn_batchnorm_forward_blocked(nn_layer *l, const float *x, int B, int train); /* norm_blocked.c */
 void nn_batchnorm_backward_blocked(nn_layer *l, const float *dy, int B);
-void nn_flatten_forward(nn_layer *l, const float *x, int B);    /* layers.c */
-void nn_flatten_backward(nn_layer *l, const float *dy, int B);
-
-/* [*lo, *hi): part t of T of [0, n), in order (layers.c). */
-void nn_share(int n, int t, int T, int *lo, int *hi);
-/* out = dy where v > 0, else 0, for n values over threads (layers.c). */
+void nn_relu_forward(nn_layer *l, const float *x, int B);       /* relu.c */
+void nn_relu_backward(nn_layer *l, const float *dy, int B);
+/* out = dy where v > 0, else 0: the gradient through a relu whose input (or
+ * output) is v, for n values over threads. out may be dy itself
+ * (elementwise; `omp simd` vectorises it without restrict). */
 void nn_relu_gradient(const float *v, const float *dy, float *out, size_t n, int threads);
+
+/* [*lo, *hi): part t of T of [0, n), in order. */
+static inline void nn_share(int n, int t, int T, int *lo, int *hi)
+{
+    *lo = (int)((long)n * t / T);
+    *hi = (int)((long)n * (t + 1) / T);
+}
 
 #endif

@@ -1,4 +1,4 @@
-/* The layers: threads, relu, dropout, residual blocks, branch concatenation, and the dispatch to each kind's forward and backward (layer_kinds.h). */
+/* The layers: threads, dropout, flatten, residual blocks, branch concatenation, and the dispatch to each kind's forward and backward (layer_kinds.h). */
 #include <omp.h>
 #include <string.h>
 
@@ -26,46 +26,7 @@ void nn_set_threads(int n)
 
 int nn_get_threads(void) { return nn_threads; }
 
-/* [*lo, *hi): part t of T of [0, n), in order. */
-void nn_share(int n, int t, int T, int *lo, int *hi)
-{
-    *lo = (int)((long)n * t / T);
-    *hi = (int)((long)n * (t + 1) / T);
-}
-
-/* ---------------- shapes ---------------- */
-
-size_t nn_layer_in_size(const nn_layer *l) { return (size_t)l->c * l->h * l->w; }
-size_t nn_layer_out_size(const nn_layer *l) { return (size_t)l->oc * l->oh * l->ow; }
-
-/* ---------------- relu, dropout ---------------- */
-
-/* (local restrict pointers: through l's fields the loops would not vectorise) */
-static void relu_forward(nn_layer *l, const float *restrict x, int B)
-{
-    size_t n = (size_t)B * nn_layer_in_size(l);
-    float *restrict y = l->y;
-#pragma omp parallel for simd schedule(static) num_threads(l->threads)
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0 ? x[i] : 0;
-}
-
-/* out = dy where v > 0, else 0: the gradient through a relu whose input (or
- * output) is v; n values over threads. out may be dy itself (elementwise;
- * `omp simd` vectorises it without restrict). */
-void nn_relu_gradient(const float *v, const float *dy, float *out, size_t n, int threads)
-{
-#pragma omp parallel for simd schedule(static) num_threads(threads)
-    for (size_t i = 0; i < n; i++) {
-        float g = dy[i]; /* loaded either way, so the select vectorises */
-        out[i] = v[i] > 0 ? g : 0.0f;
-    }
-}
-
-static void relu_backward(nn_layer *l, const float *dy, int B)
-{
-    nn_relu_gradient(l->x, dy, l->dx, (size_t)B * nn_layer_in_size(l), l->threads);
-}
+/* ---------------- dropout ---------------- */
 
 static void dropout_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
 {
@@ -114,7 +75,7 @@ static void flatten_copy(const nn_layer *l, float *blk, float *nchw, int to_nchw
             }
 }
 
-void nn_flatten_forward(nn_layer *l, const float *x, int B)
+static void flatten_forward(nn_layer *l, const float *x, int B)
 {
     if (flatten_copies(l))
         flatten_copy(l, (float *)x, l->y, 1, B);
@@ -122,7 +83,7 @@ void nn_flatten_forward(nn_layer *l, const float *x, int B)
         l->y = (float *)x; /* the same memory, read as (B, c*h*w) */
 }
 
-void nn_flatten_backward(nn_layer *l, const float *dy, int B)
+static void flatten_backward(nn_layer *l, const float *dy, int B)
 {
     if (flatten_copies(l))
         flatten_copy(l, l->dx, (float *)dy, 0, B);
@@ -231,8 +192,8 @@ void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng
     case NN_DENSE: nn_dense_forward(l, x, B); break;
     case NN_CONV: l->dn ? nn_onednn_conv_forward(l, x, B) : nn_conv_forward(l, x, B); break;
     case NN_MAXPOOL: l->dn ? nn_onednn_pool_forward(l, x, B) : nn_maxpool_forward(l, x, B); break;
-    case NN_RELU: relu_forward(l, x, B); break;
-    case NN_FLATTEN: nn_flatten_forward(l, x, B); break;
+    case NN_RELU: nn_relu_forward(l, x, B); break;
+    case NN_FLATTEN: flatten_forward(l, x, B); break;
     case NN_DROPOUT: dropout_forward(l, x, B, train, rng); break;
     case NN_BATCHNORM: nn_batchnorm_forward(l, x, B, train); break;
     case NN_GAP: nn_gap_forward(l, x, B); break;
@@ -248,8 +209,8 @@ void nn_layer_backward(nn_layer *l, const float *dy, int B)
     case NN_DENSE: nn_dense_backward(l, dy, B); break;
     case NN_CONV: l->dn ? nn_onednn_conv_backward(l, dy, B) : nn_conv_backward(l, dy, B); break;
     case NN_MAXPOOL: l->dn ? nn_onednn_pool_backward(l, dy, B) : nn_maxpool_backward(l, dy, B); break;
-    case NN_RELU: relu_backward(l, dy, B); break;
-    case NN_FLATTEN: nn_flatten_backward(l, dy, B); break;
+    case NN_RELU: nn_relu_backward(l, dy, B); break;
+    case NN_FLATTEN: flatten_backward(l, dy, B); break;
     case NN_DROPOUT: dropout_backward(l, dy, B); break;
     case NN_BATCHNORM: nn_batchnorm_backward(l, dy, B); break;
     case NN_GAP: nn_gap_backward(l, dy, B); break;

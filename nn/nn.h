@@ -10,9 +10,9 @@
  * dL/dx and sets dL/dparams (the gradients of that batch alone, nothing
  * accumulated across calls). Matrix work goes through cblas_sgemm.
  *
- * Files: rng.c (random numbers), layers.c (threads, relu, dropout, blocks,
- * concatenated branches, the dispatch by kind), dense.c, conv.c, pool.c (max,
- * average and global average),
+ * Files: rng.c (random numbers), layers.c (threads, dropout, flatten, blocks,
+ * concatenated branches, the dispatch by kind), relu.c (relu and the gradient
+ * through one), dense.c, conv.c, pool.c (max, average and global average),
  * norm.c (batchnorm) (each kind's forward next to its backward, declared in
  * layer_kinds.h), loss.c (cross-entropy, top-k), models.c (building nets, the
  * models by name, forward and backward through a net), optim.c (SGD, Adam),
@@ -148,8 +148,8 @@ int nn_net_layout_block(const struct nn_net *n);
 /* Whether a conv with an oh x ow output runs per sample, as things are set. */
 int nn_conv_per_sample(int oh, int ow);
 
-size_t nn_layer_in_size(const nn_layer *l);  /* c*h*w */
-size_t nn_layer_out_size(const nn_layer *l); /* oc*oh*ow */
+static inline size_t nn_layer_in_size(const nn_layer *l) { return (size_t)l->c * l->h * l->w; }     /* c*h*w */
+static inline size_t nn_layer_out_size(const nn_layer *l) { return (size_t)l->oc * l->oh * l->ow; } /* oc*oh*ow */
 /* y = layer(x) for a batch of B (x is B x in). train: dropout active and
  * batchnorm on batch statistics (updating the running ones). */
 void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng);
