@@ -41,8 +41,10 @@ static double time_conv(int algo, int threads, const nn_spec *spec, int B, int c
     double best = 1e9;
     for (int r = 0; r < 5; r++) {
         double t = now();
-        nn_forward(n, x, B, 1, &rng);
-        nn_backward(n, dy, B);
+        if (!nn_forward(n, x, B, 1, &rng, &err) || nn_backward(n, dy, B, &err)) {
+            fprintf(stderr, "conv_algos: %s\n", err.msg);
+            exit(1);
+        }
         t = now() - t;
         best = t < best ? t : best;
     }

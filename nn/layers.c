@@ -95,11 +95,12 @@ static void flatten_backward(nn_layer *l, const float *dy, int B)
 /* y = relu(main(x) + shortcut(x)); backward sends g = dy through the relu
  * down both paths and adds their input gradients. */
 
-static void block_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
+static int block_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng, sp_err *err)
 {
     /* y may be a itself (y_shared): elementwise, no restrict */
-    const float *a = nn_forward(l->main, x, B, train, rng);
-    const float *sc = l->shortcut ? nn_forward(l->shortcut, x, B, train, rng) : x;
+    const float *a = nn_forward(l->main, x, B, train, rng, err), *sc;
+    if (!a || !(sc = l->shortcut ? nn_forward(l->shortcut, x, B, train, rng, err) : x))
+        return -1;
     float *y = l->y;
     size_t n = (size_t)B * nn_layer_out_size(l);
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
@@ -107,9 +108,10 @@ static void block_forward(nn_layer *l, const float *x, int B, int train, nn_rng 
         float v = a[i] + sc[i];
         y[i] = v > 0 ? v : 0.0f;
     }
+    return 0;
 }
 
-static void block_backward(nn_layer *l, const float *dy, int B)
+static int block_backward(nn_layer *l, const float *dy, int B, sp_err *err)
 {
     /* g_in_dy: a block of a blocked whole net takes its dy, the next
      * layer's input gradient in the net's shared buffers that nothing reads
@@ -122,21 +124,23 @@ static void block_backward(nn_layer *l, const float *dy, int B)
      * is in dx, so in a blocked net both paths share theirs (models.c). */
     float *restrict dx = l->dx;
     size_t m = (size_t)B * nn_layer_in_size(l); /* the input's size: more than the output's when strided */
-    if (l->shortcut)
-        nn_backward(l->shortcut, g, B);
+    if (l->shortcut && nn_backward(l->shortcut, g, B, err))
+        return -1;
     if (l->need_dx) {
         const float *restrict ds = l->shortcut ? l->shortcut->layers[0].dx : g;
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
         for (size_t i = 0; i < m; i++)
             dx[i] = ds[i];
     }
-    nn_backward(l->main, g, B);
+    if (nn_backward(l->main, g, B, err))
+        return -1;
     if (!l->need_dx)
-        return;
+        return 0;
     const float *restrict dm = l->main->layers[0].dx;
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
     for (size_t i = 0; i < m; i++)
         dx[i] += dm[i];
+    return 0;
 }
 
 /* ---------------- concatenated branches ---------------- */
@@ -144,21 +148,24 @@ static void block_backward(nn_layer *l, const float *dy, int B)
  * path. Backward gathers each path's share of dy into l->g, sends it down
  * that path, and sums the paths' input gradients. */
 
-static void concat_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
+static int concat_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng, sp_err *err)
 {
     size_t out = nn_layer_out_size(l), off = 0;
     for (int p = 0; p < l->npaths; p++) {
         nn_net *path = l->paths[p];
-        const float *yp = nn_forward(path, x, B, train, rng);
+        const float *yp = nn_forward(path, x, B, train, rng, err);
+        if (!yp)
+            return -1;
         size_t po = nn_layer_out_size(&path->layers[path->nlayers - 1]);
 #pragma omp parallel for schedule(static) num_threads(l->threads)
         for (int b = 0; b < B; b++)
             memcpy(l->y + b * out + off, yp + b * po, po * sizeof(float));
         off += po;
     }
+    return 0;
 }
 
-static void concat_backward(nn_layer *l, const float *dy, int B)
+static int concat_backward(nn_layer *l, const float *dy, int B, sp_err *err)
 {
     size_t out = nn_layer_out_size(l), m = (size_t)B * nn_layer_in_size(l), off = 0;
     for (int p = 0; p < l->npaths; p++) {
@@ -168,7 +175,8 @@ static void concat_backward(nn_layer *l, const float *dy, int B)
 #pragma omp parallel for schedule(static) num_threads(l->threads)
         for (int b = 0; b < B; b++)
             memcpy(gp + b * po, dy + b * out + off, po * sizeof(float));
-        nn_backward(path, gp, B);
+        if (nn_backward(path, gp, B, err))
+            return -1;
         off += po;
         if (!l->need_dx)
             continue;
@@ -180,42 +188,71 @@ static void concat_backward(nn_layer *l, const float *dy, int B)
         for (size_t i = 0; i < m; i++)
             dx[i] = p ? dx[i] + dp[i] : dp[i];
     }
+    return 0;
 }
 
 /* ---------------- dispatch ---------------- */
+/* Only oneDNN's passes and the nets inside blocks and concatenations can
+ * fail; every other kind's pass is void. */
 
-void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng)
+int nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng, sp_err *err)
 {
     l->x = x;
     l->trained = train;
     switch (l->kind) {
     case NN_DENSE: nn_dense_forward(l, x, B); break;
-    case NN_CONV: l->dn ? nn_onednn_conv_forward(l, x, B) : nn_conv_forward(l, x, B); break;
-    case NN_MAXPOOL: l->dn ? nn_onednn_pool_forward(l, x, B) : nn_maxpool_forward(l, x, B); break;
+    case NN_CONV:
+        if (l->dn)
+            return nn_onednn_conv_forward(l, x, B, err);
+        nn_conv_forward(l, x, B);
+        break;
+    case NN_MAXPOOL:
+        if (l->dn)
+            return nn_onednn_pool_forward(l, x, B, err);
+        nn_maxpool_forward(l, x, B);
+        break;
     case NN_RELU: nn_relu_forward(l, x, B); break;
     case NN_FLATTEN: flatten_forward(l, x, B); break;
     case NN_DROPOUT: dropout_forward(l, x, B, train, rng); break;
     case NN_BATCHNORM: nn_batchnorm_forward(l, x, B, train); break;
     case NN_GAP: nn_gap_forward(l, x, B); break;
-    case NN_BLOCK: block_forward(l, x, B, train, rng); break;
-    case NN_AVGPOOL: l->dn ? nn_onednn_pool_forward(l, x, B) : nn_avgpool_forward(l, x, B); break;
-    case NN_CONCAT: concat_forward(l, x, B, train, rng); break;
+    case NN_BLOCK: return block_forward(l, x, B, train, rng, err);
+    case NN_AVGPOOL:
+        if (l->dn)
+            return nn_onednn_pool_forward(l, x, B, err);
+        nn_avgpool_forward(l, x, B);
+        break;
+    case NN_CONCAT: return concat_forward(l, x, B, train, rng, err);
     }
+    return 0;
 }
 
-void nn_layer_backward(nn_layer *l, const float *dy, int B)
+int nn_layer_backward(nn_layer *l, const float *dy, int B, sp_err *err)
 {
     switch (l->kind) {
     case NN_DENSE: nn_dense_backward(l, dy, B); break;
-    case NN_CONV: l->dn ? nn_onednn_conv_backward(l, dy, B) : nn_conv_backward(l, dy, B); break;
-    case NN_MAXPOOL: l->dn ? nn_onednn_pool_backward(l, dy, B) : nn_maxpool_backward(l, dy, B); break;
+    case NN_CONV:
+        if (l->dn)
+            return nn_onednn_conv_backward(l, dy, B, err);
+        nn_conv_backward(l, dy, B);
+        break;
+    case NN_MAXPOOL:
+        if (l->dn)
+            return nn_onednn_pool_backward(l, dy, B, err);
+        nn_maxpool_backward(l, dy, B);
+        break;
     case NN_RELU: nn_relu_backward(l, dy, B); break;
     case NN_FLATTEN: flatten_backward(l, dy, B); break;
     case NN_DROPOUT: dropout_backward(l, dy, B); break;
     case NN_BATCHNORM: nn_batchnorm_backward(l, dy, B); break;
     case NN_GAP: nn_gap_backward(l, dy, B); break;
-    case NN_BLOCK: block_backward(l, dy, B); break;
-    case NN_AVGPOOL: l->dn ? nn_onednn_pool_backward(l, dy, B) : nn_avgpool_backward(l, dy, B); break;
-    case NN_CONCAT: concat_backward(l, dy, B); break;
+    case NN_BLOCK: return block_backward(l, dy, B, err);
+    case NN_AVGPOOL:
+        if (l->dn)
+            return nn_onednn_pool_backward(l, dy, B, err);
+        nn_avgpool_backward(l, dy, B);
+        break;
+    case NN_CONCAT: return concat_backward(l, dy, B, err);
     }
+    return 0;
 }

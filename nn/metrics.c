@@ -103,7 +103,9 @@ int nn_evaluate_each(nn_net *net, nn_data *d, const char *dir, float *x, int32_t
             if (labels[i] < 0 || labels[i] >= m->classes)
                 return sp_fail(err, SP_EXIT_DATA, "%s: %s: a record has label %d, outside 0..%d", dir, d->split,
                                labels[i], m->classes - 1);
-        const float *logits = nn_forward(net, x, n, 0, NULL);
+        const float *logits = nn_forward(net, x, n, 0, NULL, err);
+        if (!logits)
+            return sp_fail_context(err, "%s: evaluating %s", dir, d->split);
         nn_metrics_add(m, logits, labels, n);
         if (each && each(ctx, logits, labels, n, err))
             return -1;

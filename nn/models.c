@@ -1039,20 +1039,23 @@ double nn_net_bytes(const nn_net *n)
 
 /* ---------------- forward, backward ---------------- */
 
-const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng)
+const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng, sp_err *err)
 {
     for (int i = 0; i < n->nlayers; i++) {
-        nn_layer_forward(&n->layers[i], x, B, i < n->frozen ? 0 : train, rng);
+        if (nn_layer_forward(&n->layers[i], x, B, i < n->frozen ? 0 : train, rng, err))
+            return NULL;
         x = n->layers[i].y;
     }
     return x;
 }
 
-void nn_backward(nn_net *n, const float *dlogits, int B)
+int nn_backward(nn_net *n, const float *dlogits, int B, sp_err *err)
 {
     const float *g = dlogits;
     for (int i = n->nlayers - 1; i >= n->frozen; i--) {
-        nn_layer_backward(&n->layers[i], g, B);
+        if (nn_layer_backward(&n->layers[i], g, B, err))
+            return -1;
         g = n->layers[i].dx;
     }
+    return 0;
 }

@@ -151,10 +151,15 @@ int nn_conv_per_sample(int oh, int ow);
 static inline size_t nn_layer_in_size(const nn_layer *l) { return (size_t)l->c * l->h * l->w; }     /* c*h*w */
 static inline size_t nn_layer_out_size(const nn_layer *l) { return (size_t)l->oc * l->oh * l->ow; } /* oc*oh*ow */
 /* y = layer(x) for a batch of B (x is B x in). train: dropout active and
- * batchnorm on batch statistics (updating the running ones). */
-void nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng);
-/* From dy (B x out): l->dx (B x in) and the parameter gradients (set, not added). */
-void nn_layer_backward(nn_layer *l, const float *dy, int B);
+ * batchnorm on batch statistics (updating the running ones). 0, or -1 with
+ * err (SP_EXIT_SYSTEM) when a layer on oneDNN fails (nn/onednn.h: its
+ * primitives for this B cannot be made, one fails to run, out of memory);
+ * the outputs are then undefined. */
+int nn_layer_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng, sp_err *err);
+/* From dy (B x out): l->dx (B x in) and the parameter gradients (set, not
+ * added). 0, or -1 with err as nn_layer_forward; the gradients are then
+ * undefined. */
+int nn_layer_backward(nn_layer *l, const float *dy, int B, sp_err *err);
 
 /* Softmax cross-entropy, mean over the batch. logits (B, n); labels in 0..n-1.
  * Writes dlogits (B, n) when not NULL; returns the loss; *correct (may be
@@ -271,12 +276,16 @@ void nn_net_free(nn_net *n); /* accepts NULL */
 void nn_net_need_dx(nn_net *n);
 size_t nn_net_param_count(const nn_net *n);
 /* The logits (B, classes), owned by the net. A frozen base runs as in
- * evaluation whatever train says. */
-const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng);
+ * evaluation whatever train says. NULL with err (SP_EXIT_SYSTEM, naming the
+ * layer, its shape and the batch) when a layer fails (nn_layer_forward);
+ * the net's outputs are then undefined, the net still safe to run again or
+ * free. */
+const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng, sp_err *err);
 /* Sets the gradient of every parameter from dlogits (B, classes): the
  * gradients of this batch alone, whatever they held before (a frozen base's
- * parameters excepted: their gradients are left alone). */
-void nn_backward(nn_net *n, const float *dlogits, int B);
+ * parameters excepted: their gradients are left alone). 0, or -1 with err
+ * as nn_forward; the gradients are then undefined. */
+int nn_backward(nn_net *n, const float *dlogits, int B, sp_err *err);
 /* The bytes the net holds for its batch: activations and their gradients,
  * per-layer scratch (for a blocked net, oneDNN's workspaces and the buffer
  * the gradient through a fused relu takes; not the one buffer of weights in

@@ -1,6 +1,7 @@
 /* Convolutions and pooling on oneDNN (the library PyTorch's CPU convolutions run on) in a channel-blocked layout. */
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,49 @@ static size_t w_scratch_have;
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
+
+/* Test hook (tests/tools/test_nn_faults.sh): the environment variable
+ * SP_NN_FAULT names one failure to force where it would happen, as oneDNN or
+ * the allocator would give it: "forward" or "backward" (every primitive of
+ * that pass fails to run, with dnnl_runtime_error), "batch" (a layer's
+ * primitives for another batch size cannot be made), "oom" (the buffer of
+ * the gradient through a fused relu cannot grow). Read once; unset, it
+ * costs a test of one pointer. */
+static int fault(const char *what)
+{
+    static const char *want;
+    static int read;
+    if (!read)
+        want = getenv("SP_NN_FAULT"), read = 1;
+    return want && !strcmp(want, what);
+}
+
+/* Fails with SP_EXIT_SYSTEM: "a convolution 16x32x32 -> 32x16x16 on a
+ * batch of B: " and the reason. */
+static int layer_fail(const nn_layer *l, int B, sp_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int layer_fail(const nn_layer *l, int B, sp_err *err, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    const char *kind = l->kind == NN_CONV ? "a convolution" : l->kind == NN_MAXPOOL ? "a max pooling" : "an average pooling";
+    return sp_fail(err, SP_EXIT_SYSTEM, "%s %dx%dx%d -> %dx%dx%d on a batch of %d: %s", kind, l->c, l->h, l->w, l->oc,
+                   l->oh, l->ow, B, why);
+}
+
+static const char *status_name(dnnl_status_t st)
+{
+    switch (st) {
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "unimplemented";
+    case dnnl_runtime_error: return "runtime error";
+    default: return "error";
+    }
+}
 
 static int ready(void)
 {
@@ -105,30 +149,35 @@ static const dnnl_memory_desc_t *arg_md(const op *o, int arg)
     return dnnl_primitive_desc_query_md(o->pd, dnnl_query_exec_arg_md, arg);
 }
 
-/* Runs o on the buffers ptrs[i] for arguments args[i], each in the layout o wants for it. */
-static void run(const op *o, int n, const int *args, void *const *ptrs)
+/* Runs o, a primitive of l's pass ("forward" or "backward") for its current
+ * batch, on the buffers ptrs[i] for arguments args[i], each in the layout o
+ * wants for it. 0, or -1 with err naming l, the pass and oneDNN's status. */
+static int run(const op *o, int n, const int *args, void *const *ptrs, const nn_layer *l, const char *pass,
+               sp_err *err)
 {
     dnnl_exec_arg_t a[6];
     dnnl_memory_t m[6] = {0};
-    int ok = 1;
-    for (int i = 0; i < n; i++) {
-        if (dnnl_memory_create(&m[i], arg_md(o, args[i]), engine, ptrs[i]) != dnnl_success)
-            m[i] = NULL, ok = 0;
+    dnnl_status_t st = dnnl_success;
+    for (int i = 0; i < n && st == dnnl_success; i++) {
+        if ((st = dnnl_memory_create(&m[i], arg_md(o, args[i]), engine, ptrs[i])) != dnnl_success)
+            m[i] = NULL;
         a[i].arg = args[i], a[i].memory = m[i];
     }
-    ok = ok && dnnl_primitive_execute(o->p, stream, n, a) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
+    if (st == dnnl_success)
+        st = fault(pass) ? dnnl_runtime_error : dnnl_primitive_execute(o->p, stream, n, a);
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(stream);
     for (int i = 0; i < n; i++)
         if (m[i])
             dnnl_memory_destroy(m[i]);
-    if (!ok) {
-        fprintf(stderr, "nn: a oneDNN primitive failed to run\n");
-        exit(SP_EXIT_SYSTEM);
-    }
+    if (st != dnnl_success)
+        return layer_fail(l, l->dn->B, err, "oneDNN failed to run its %s pass (%s)", pass, status_name(st));
+    return 0;
 }
 
-static void reorder_run(const op *o, const void *from, void *to)
+static int reorder_run(const op *o, const void *from, void *to, const nn_layer *l, const char *pass, sp_err *err)
 {
-    run(o, 2, (const int[]){DNNL_ARG_FROM, DNNL_ARG_TO}, (void *const[]){(void *)from, to});
+    return run(o, 2, (const int[]){DNNL_ARG_FROM, DNNL_ARG_TO}, (void *const[]){(void *)from, to}, l, pass, err);
 }
 
 static void md4(dnnl_memory_desc_t *md, int a, int b, int c, int d, dnnl_format_tag_t tag)
@@ -241,29 +290,32 @@ int nn_onednn_prepare(nn_layer *l, int B)
     return 0;
 }
 
-/* For a batch of another size than the last (the epoch's last batch). */
-static struct nn_onednn *state_for(nn_layer *l, int B)
+/* For a batch of another size than the last (the epoch's last batch): NULL
+ * with err when oneDNN cannot make the layer's primitives for it. */
+static struct nn_onednn *state_for(nn_layer *l, int B, sp_err *err)
 {
-    if (l->dn->B != B && nn_onednn_prepare(l, B)) {
-        fprintf(stderr, "nn: oneDNN cannot run a layer (%dx%dx%d to %dx%dx%d) on a batch of %d\n", l->c, l->h, l->w,
-                l->oc, l->oh, l->ow, B);
-        exit(SP_EXIT_SYSTEM);
+    if (l->dn->B != B && (fault("batch") || nn_onednn_prepare(l, B))) {
+        layer_fail(l, B, err, "oneDNN cannot make its primitives for this batch size");
+        return NULL;
     }
     omp_set_num_threads(l->threads);
     return l->dn;
 }
 
-void nn_onednn_conv_forward(nn_layer *l, const float *x, int B)
+int nn_onednn_conv_forward(nn_layer *l, const float *x, int B, sp_err *err)
 {
-    struct nn_onednn *d = state_for(l, B);
+    struct nn_onednn *d = state_for(l, B, err);
+    if (!d)
+        return -1;
     float *w = l->weight->w;
     if (d->w_fwd.p) {
-        reorder_run(&d->w_fwd, w, w_scratch);
+        if (reorder_run(&d->w_fwd, w, w_scratch, l, "forward", err))
+            return -1;
         w = w_scratch;
     }
     float *bias = l->bias ? l->bias->w : NULL;
-    run(&d->fwd, bias ? 4 : 3, (const int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS},
-        (void *const[]){(void *)x, l->y, w, bias});
+    return run(&d->fwd, bias ? 4 : 3, (const int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS},
+               (void *const[]){(void *)x, l->y, w, bias}, l, "forward", err);
 }
 
 /* The gradient through a fused relu needs a buffer of the layer's output
@@ -271,47 +323,54 @@ void nn_onednn_conv_forward(nn_layer *l, const float *x, int B)
 static float *masked_buf;
 static size_t masked_have;
 
-void nn_onednn_conv_backward(nn_layer *l, const float *dy, int B)
+int nn_onednn_conv_backward(nn_layer *l, const float *dy, int B, sp_err *err)
 {
-    struct nn_onednn *d = state_for(l, B);
+    struct nn_onednn *d = state_for(l, B, err);
+    if (!d)
+        return -1;
     size_t n = (size_t)B * nn_layer_out_size(l);
     if (l->relu) {
-        if (sp_grow((void **)&masked_buf, &masked_have, n * sizeof(float))) {
-            fprintf(stderr, "nn: out of memory\n");
-            exit(SP_EXIT_SYSTEM);
-        }
+        if (fault("oom") || sp_grow((void **)&masked_buf, &masked_have, n * sizeof(float)))
+            return layer_fail(l, B, err, "out of memory for the gradient through its relu (%zu bytes)",
+                              n * sizeof(float));
         nn_relu_gradient(l->y, dy, masked_buf, n, l->threads);
         dy = masked_buf;
     }
     float *dw = d->dw_out.p ? w_scratch : l->weight->g, *db = l->bias ? l->bias->g : NULL;
-    run(&d->bwd_w, db ? 4 : 3, (const int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
-        (void *const[]){(void *)l->x, (void *)dy, dw, db});
-    if (d->dw_out.p)
-        reorder_run(&d->dw_out, w_scratch, l->weight->g);
+    if (run(&d->bwd_w, db ? 4 : 3,
+            (const int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
+            (void *const[]){(void *)l->x, (void *)dy, dw, db}, l, "backward", err) ||
+        (d->dw_out.p && reorder_run(&d->dw_out, w_scratch, l->weight->g, l, "backward", err)))
+        return -1;
     if (!l->need_dx)
-        return;
+        return 0;
     float *w = l->weight->w;
     if (d->w_bwd.p) {
-        reorder_run(&d->w_bwd, w, w_scratch);
+        if (reorder_run(&d->w_bwd, w, w_scratch, l, "backward", err))
+            return -1;
         w = w_scratch;
     }
-    run(&d->bwd_data, 3, (const int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-        (void *const[]){(void *)dy, w, l->dx});
+    return run(&d->bwd_data, 3, (const int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+               (void *const[]){(void *)dy, w, l->dx}, l, "backward", err);
 }
 
-void nn_onednn_pool_forward(nn_layer *l, const float *x, int B)
+int nn_onednn_pool_forward(nn_layer *l, const float *x, int B, sp_err *err)
 {
-    struct nn_onednn *d = state_for(l, B);
-    run(&d->fwd, l->kind == NN_MAXPOOL ? 3 : 2, (const int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
-        (void *const[]){(void *)x, l->y, d->ws});
+    struct nn_onednn *d = state_for(l, B, err);
+    if (!d)
+        return -1;
+    return run(&d->fwd, l->kind == NN_MAXPOOL ? 3 : 2, (const int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
+               (void *const[]){(void *)x, l->y, d->ws}, l, "forward", err);
 }
 
-void nn_onednn_pool_backward(nn_layer *l, const float *dy, int B)
+int nn_onednn_pool_backward(nn_layer *l, const float *dy, int B, sp_err *err)
 {
-    struct nn_onednn *d = state_for(l, B);
-    run(&d->bwd_data, l->kind == NN_MAXPOOL ? 3 : 2,
-        (const int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE},
-        (void *const[]){(void *)dy, l->dx, d->ws});
+    struct nn_onednn *d = state_for(l, B, err);
+    if (!d)
+        return -1;
+    return run(&d->bwd_data, l->kind == NN_MAXPOOL ? 3 : 2,
+               (const int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE},
+               (void *const[]){(void *)dy, l->dx, d->ws}, l, "backward", err);
 }
 
 size_t nn_onednn_bytes(const nn_layer *l)

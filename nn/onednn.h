@@ -21,14 +21,18 @@ int nn_onednn_block(void);
 /* Prepares l (a conv, maxpool or avgpool of a blocked net, l->cb set) for
  * batches of B: its primitives and its weight and workspace buffers. 0, or
  * -1 when oneDNN refuses (the net then stays in NCHW) or memory runs out.
- * The primitives are made again for another B (the last, smaller batch of
- * an epoch) through oneDNN's primitive cache; a failure then is fatal:
- * the message goes to stderr and the process exits with SP_EXIT_SYSTEM. */
+ * The passes below make the primitives again for another B (the last,
+ * smaller batch of an epoch) through oneDNN's primitive cache. Each pass
+ * returns 0, or -1 with err (SP_EXIT_SYSTEM) naming the layer, its shape,
+ * the batch and the reason: the primitives for another B cannot be made, a
+ * primitive fails to run, or the buffer of the gradient through a fused
+ * relu cannot grow. After a failure the layer's outputs and gradients are
+ * undefined, its state still safe to free. */
 int nn_onednn_prepare(nn_layer *l, int B);
-void nn_onednn_conv_forward(nn_layer *l, const float *x, int B);
-void nn_onednn_conv_backward(nn_layer *l, const float *dy, int B);
-void nn_onednn_pool_forward(nn_layer *l, const float *x, int B);
-void nn_onednn_pool_backward(nn_layer *l, const float *dy, int B);
+int nn_onednn_conv_forward(nn_layer *l, const float *x, int B, sp_err *err);
+int nn_onednn_conv_backward(nn_layer *l, const float *dy, int B, sp_err *err);
+int nn_onednn_pool_forward(nn_layer *l, const float *x, int B, sp_err *err);
+int nn_onednn_pool_backward(nn_layer *l, const float *dy, int B, sp_err *err);
 /* The bytes l's own oneDNN state holds (max pooling's workspace); the
  * weights in oneDNN's layout and the gradient through a fused relu live in
  * buffers all layers share (onednn.c). */

@@ -294,13 +294,20 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
             /* each rank trains on its share [lo, hi) of the global batch: its
              * gradients, scaled by 1/n, are summed over the ranks */
             int correct, lo = (int)((long)n * rank / ranks), m = (int)((long)n * (rank + 1) / ranks) - lo;
-            const float *logits = nn_forward(net, x + (size_t)lo * in, m, 1, &rng);
+            const float *logits = nn_forward(net, x + (size_t)lo * in, m, 1, &rng, err);
+            if (!logits) {
+                sp_fail_context(err, "epoch %d, step %ld", e + 1, k + 1);
+                goto out;
+            }
             total += (double)nn_softmax_xent_smooth(logits, labels + lo, m, net->classes, r.label_smoothing, dlogits,
                                                     &correct) *
                      m;
             for (size_t i = 0; m < n && i < (size_t)m * (size_t)net->classes; i++)
                 dlogits[i] *= (float)m / (float)n; /* the rank's mean to its share of the global mean */
-            nn_backward(net, dlogits, m);
+            if (nn_backward(net, dlogits, m, err)) {
+                sp_fail_context(err, "epoch %d, step %ld", e + 1, k + 1);
+                goto out;
+            }
             if (nn_dist_sum_gradients(net, err))
                 goto out;
             opt.lr = nn_learning_rate(&r, step++, steps_per_epoch, total_steps);

@@ -78,6 +78,27 @@ static const fix *get(const char *name)
     exit(2);
 }
 
+/* nn_forward and nn_backward, ending the test on a failure. */
+static const float *fwd(nn_net *n, const float *x, int B, int train, nn_rng *rng)
+{
+    sp_err err = {0};
+    const float *y = nn_forward(n, x, B, train, rng, &err);
+    if (!y) {
+        fprintf(stderr, "nn_forward: %s\n", err.msg);
+        exit(1);
+    }
+    return y;
+}
+
+static void bwd(nn_net *n, const float *dy, int B)
+{
+    sp_err err = {0};
+    if (nn_backward(n, dy, B, &err)) {
+        fprintf(stderr, "nn_backward: %s\n", err.msg);
+        exit(1);
+    }
+}
+
 /* Fills every gradient with NaN: nn_backward must set each one, and a
  * gradient it left alone fails its comparison. */
 static void poison_grads(nn_net *n)
@@ -139,10 +160,10 @@ static void layer_case(const char *prefix, nn_spec spec, int train, nn_rng *rng)
         memcpy(l->weight->w, getf(prefix, "weight"), l->weight->n * sizeof(float));
         memcpy(l->bias->w, getf(prefix, "bias"), l->bias->n * sizeof(float));
     }
-    const float *y = nn_forward(n, getf(prefix, "x"), n->batch, train, rng);
+    const float *y = fwd(n, getf(prefix, "x"), n->batch, train, rng);
     compare(prefix, "y", y, LAYER_ATOL, LAYER_RTOL);
     poison_grads(n);
-    nn_backward(n, getf(prefix, "dy"), n->batch);
+    bwd(n, getf(prefix, "dy"), n->batch);
     compare(prefix, "dx", l->dx, LAYER_ATOL, LAYER_RTOL);
     if (l->weight) {
         compare(prefix, "dweight", l->weight->g, LAYER_ATOL, LAYER_RTOL);
@@ -162,10 +183,10 @@ static void batchnorm_cases(nn_rng *rng)
     memcpy(l->bias->w, getf("bn_train", "bias"), (size_t)l->c * sizeof(float));
     for (int mode = 1; mode >= 0; mode--) { /* training, then evaluation on the updated running statistics */
         const char *prefix = mode ? "bn_train" : "bn_eval";
-        const float *y = nn_forward(n, getf(prefix, "x"), n->batch, mode, rng);
+        const float *y = fwd(n, getf(prefix, "x"), n->batch, mode, rng);
         compare(prefix, "y", y, LAYER_ATOL, LAYER_RTOL);
         poison_grads(n);
-        nn_backward(n, getf(prefix, "dy"), n->batch);
+        bwd(n, getf(prefix, "dy"), n->batch);
         compare(prefix, "dx", l->dx, LAYER_ATOL, LAYER_RTOL);
         compare(prefix, "dweight", l->weight->g, LAYER_ATOL, LAYER_RTOL);
         compare(prefix, "dbias", l->bias->g, LAYER_ATOL, LAYER_RTOL);
@@ -233,11 +254,11 @@ static void model_case(const char *prefix, const char *model, int c, int h, int 
         labels[i] = (int32_t)getf(prefix, "labels")[i];
     for (int s = 0; s < 2; s++) {
         poison_grads(n);
-        const float *logits = nn_forward(n, x->data, B, 1, rng);
+        const float *logits = fwd(n, x->data, B, 1, rng);
         snprintf(name, sizeof name, "step%d.logits", s);
         compare(prefix, name, logits, MODEL_ATOL, MODEL_RTOL);
         float loss = nn_softmax_xent(logits, labels, B, 10, dlogits, NULL);
-        nn_backward(n, dlogits, B);
+        bwd(n, dlogits, B);
         for (int i = 0; i < n->nparams; i++) {
             snprintf(name, sizeof name, "step%d.g%d", s, i);
             compare(prefix, name, n->params[i]->g, MODEL_ATOL, MODEL_RTOL);
@@ -298,7 +319,7 @@ static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, 
         nn_net_need_dx(n);
     nn_rng rng;
     nn_rng_seed(&rng, 1);
-    const float *y = nn_forward(n, getf(prefix, "x"), n->batch, 1, &rng);
+    const float *y = fwd(n, getf(prefix, "x"), n->batch, 1, &rng);
     compare(prefix, "y", y, atol, rtol);
     poison_grads(n);
     if (with_loss) {
@@ -308,9 +329,9 @@ static void net_case(const char *prefix, nn_net *n, int with_loss, double atol, 
             labels[i] = (int32_t)getf(prefix, "labels")[i];
         float loss = nn_softmax_xent(y, labels, n->batch, n->classes, dl, NULL);
         compare(prefix, "loss", &loss, atol, rtol);
-        nn_backward(n, dl, n->batch);
+        bwd(n, dl, n->batch);
     } else {
-        nn_backward(n, getf(prefix, "dy"), n->batch);
+        bwd(n, getf(prefix, "dy"), n->batch);
     }
     compare(prefix, "dx", n->layers[0].dx, atol, rtol);
     double worst = 0;
@@ -406,7 +427,7 @@ static double objective(nn_net *n, const float *x, const float *r, int train, ui
 {
     nn_rng rng;
     nn_rng_seed(&rng, seed);
-    const float *y = nn_forward(n, x, n->batch, train, &rng);
+    const float *y = fwd(n, x, n->batch, train, &rng);
     double s = 0;
     size_t m = (size_t)n->batch * nn_layer_out_size(&n->layers[0]);
     for (size_t i = 0; i < m; i++)
@@ -461,7 +482,7 @@ static void fd_case(const char *what, nn_spec spec, int B, int c, int h, int w, 
             l->bias->w[i] = 0.1f * nn_rng_normal(&rng);
     objective(n, x, r, train, 3);
     poison_grads(n);
-    nn_backward(n, r, B);
+    bwd(n, r, B);
     float *dx = malloc(in * sizeof *dx);
     memcpy(dx, l->dx, in * sizeof *dx);
     double ex = fd_error(n, x, r, x, dx, in, train, step);
@@ -494,12 +515,12 @@ static void dropout_case(void)
     float *x = malloc(20000 * sizeof *x);
     for (int i = 0; i < 20000; i++)
         x[i] = 1.0f + (float)(i % 7);
-    const float *y = nn_forward(n, x, 2, 0, &rng);
+    const float *y = fwd(n, x, 2, 0, &rng);
     int same = 1;
     for (int i = 0; i < 20000; i++)
         same &= y[i] == x[i];
     CHECK(same, "dropout in evaluation mode changed its input");
-    y = nn_forward(n, x, 2, 1, &rng);
+    y = fwd(n, x, 2, 1, &rng);
     int zeros = 0, scaled = 1;
     for (int i = 0; i < 20000; i++) {
         zeros += y[i] == 0;
@@ -661,7 +682,7 @@ static int torchvision_case(const char *model, int train, const char *path)
         printf("  layout: blocked, %d channels a block (oneDNN)\n", nn_net_layout_block(n));
     else
         printf("  layout: NCHW\n");
-    const float *y = nn_forward(n, x->data, B, train, &rng);
+    const float *y = fwd(n, x->data, B, train, &rng);
     tv_compare(model, "y", y, (size_t)B * 10, 0, NULL);
     int32_t labels[64];
     float dl[64 * 10];
@@ -670,7 +691,7 @@ static int torchvision_case(const char *model, int train, const char *path)
     float loss = nn_softmax_xent(y, labels, B, 10, dl, NULL);
     tv_compare(model, "loss", &loss, 1, 0, NULL);
     poison_grads(n);
-    nn_backward(n, dl, B);
+    bwd(n, dl, B);
     tv_compare(model, "dx", n->layers[0].dx, (size_t)B * nn_layer_in_size(&n->layers[0]), 0, NULL);
     double worst = 0, sums[3] = {0};
     for (int i = 0; i < n->nparams; i++) {
