@@ -33,9 +33,10 @@ static const char about[] =
     "torchvision's ImageFolder does (train/cat/1.jpg, cat/kitten/2.jpg: class cat);\n"
     "the classes are those of --classes (plain names), else the class directories\n"
     "sp-unpack found in the tree (sorted, empty ones included), else the classes in\n"
-    "the order they are first seen. A train/, val/ or test/ directory (the first\n"
-    "in the key) names the split; --val-fraction sends a stable share of the rest\n"
-    "to val.\n"
+    "the order they are first seen (then sp-shard sorts them). A train/, val/ or\n"
+    "test/ directory (the first in the key) names the split; records whose keys\n"
+    "name none are train (--split names another); --val-fraction sends a stable\n"
+    "share of the train records to val.\n"
     "With --encoded, images come out as encoded records instead: a JPEG as\n"
     "shipped, or re-encoded (--resize SIZE --resize-mode shorter: the shorter side\n"
     "to SIZE, aspect kept; longer: the longer side at most SIZE).\n"
@@ -125,7 +126,9 @@ int main(int argc, char **argv)
     sp_resize_opts rz = {.filter = SP_FILTER_BILINEAR}, draft = {0};
     sp_cli_part part = {0};
     static const char *const label_sources[] = {"wnid", "dirs", NULL};
-    int labels_from = 0, allow_empty = 0;
+    static const char *const split_names[] = {"train", "val", "test", NULL};
+    static const int split_values[] = {SP_SPLIT_TRAIN, SP_SPLIT_VAL, SP_SPLIT_TEST};
+    int labels_from = 0, allow_empty = 0, split = 0;
     uint64_t max_pixels = dopts.image.max_pixels;
     const sp_opt table[] = {
         {"dataset", 'd', SP_OPT_STRING, &dopts.dataset, .arg = "NAME",
@@ -140,6 +143,9 @@ int main(int argc, char **argv)
          .help = "where image labels come from: wnid (default), or dirs:\n"
                  "the class directory of an image folder (train/cat/1.jpg),\n"
                  "classes sorted as torchvision's ImageFolder sorts them"},
+        {"split", 0, SP_OPT_CHOICE, &split, .choices = split_names, .arg = "train|val|test",
+         .help = "the split of the records whose keys name none (no\n"
+                 "train/, val/ or test/ directory): train by default"},
         {"val-fraction", 0, SP_OPT_DOUBLE, &dopts.val_fraction, .min = 0, .max = 1, .arg = "F",
          .help = "send this fraction of the images outside val/ and test/ to\n"
                  "the val split, chosen by a hash of the key (stable)"},
@@ -198,6 +204,7 @@ int main(int argc, char **argv)
     dopts.image.min_h = (uint32_t)draft.h;
     dopts.image.max_pixels = max_pixels;
     dopts.labels_from_dirs = labels_from == 1;
+    dopts.default_split = split_values[split];
     if (dopts.val_fraction >= 1)
         return sp_cli_usage_error("--val-fraction: not a fraction below 1: %g", dopts.val_fraction);
     dopts.part = part.index;

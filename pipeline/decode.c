@@ -44,6 +44,7 @@ struct sp_decoder {
 void sp_decode_opts_default(sp_decode_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->default_split = SP_SPLIT_TRAIN;
     sp_image_opts_default(&o->image);
 }
 
@@ -224,7 +225,8 @@ static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_e
     sp_record rec;
     if (sp_record_init(&rec, SP_KIND_PIXELS, img->key, err))
         return -1;
-    rec.split = (uint8_t)split_from_name(img->key);
+    int split = split_from_name(img->key);
+    rec.split = (uint8_t)(split == SP_SPLIT_NONE ? d->opts.default_split : split);
     rec.dtype = SP_DTYPE_U8;
     rec.h = im->dims[1];
     rec.w = im->dims[2];
@@ -482,6 +484,8 @@ static int folder_label(sp_decoder *d, const char *key, int *split, char *why, s
         return -2;
     if (added) {
         learn(d, "classes", sp_labels_names(d->labels));
+        /* in the order first seen, which depends on the input's order: sp-shard sorts them at its commit */
+        learn(d, "class_order", json_string("seen"));
         d->nclasses = label + 1;
         if (sp_stage_meta(d->out, d->meta, err))
             return -2;
@@ -509,7 +513,9 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
                                          : sp_labels_lookup(d->labels, in->key, why, sizeof why);
         if (label == -2)
             return -1;
-        if (d->opts.val_fraction > 0 && (split == SP_SPLIT_NONE || split == SP_SPLIT_TRAIN))
+        if (split == SP_SPLIT_NONE)
+            split = d->opts.default_split;
+        if (d->opts.val_fraction > 0 && split == SP_SPLIT_TRAIN)
             /* the top 53 bits of a seeded hash as a fraction in [0, 1) */
             split = (double)(sp_xxh3_seeded(in->key, in->key_len, 0x76616c2d66726163ull) >> 11) * 0x1p-53 <
                             d->opts.val_fraction ? SP_SPLIT_VAL : SP_SPLIT_TRAIN;

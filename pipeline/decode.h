@@ -5,11 +5,12 @@
  *    paired with the labels file (uint8, N) of the same name with "images"
  *    and "labels" (and idx3/idx1) swapped; each image becomes one pixel record
  *    keyed "<images key>#<index>". Split from the name: "t10k" or "test" ->
- *    test, else "train" -> train.
+ *    test, "train" -> train, else opts.default_split.
  *  - CIFAR-10/100 binary batches (formats/cifar.h), by name, size-checked.
  *  - Images: JPEG and PNG by content (formats/image.h), to HxWx3 uint8.
  *    Split from the first key component (the outer archive or directory):
- *    "train" -> train, "val" -> val, "test" -> test. Labels by WNID
+ *    "train" -> train, "val" -> val, "test" -> test, else
+ *    opts.default_split. Labels by WNID
  *    (pipeline/labels.h). An image that cannot be decoded, or has no label
  *    (without --unlabeled), is rejected: counted by reason and reported,
  *    never written; records in = records out + rejected.
@@ -37,6 +38,10 @@ typedef struct sp_decode_opts {
     const char *labels;     /* validation labels file, or NULL */
     const char *synset_ids; /* ILSVRC2012_ID -> WNID table, or NULL */
     int unlabeled;          /* keep images without a label (label -1) */
+    int default_split;      /* enum sp_split of the records whose keys name no split (images outside
+                             * train/, val/ and test/, IDX files named neither train nor test);
+                             * sp_decode_opts_default sets SP_SPLIT_TRAIN. Never SP_SPLIT_NONE: the
+                             * readers take train, val and test only */
     int labels_from_dirs;   /* image folders: label and split by directory (pipeline/labels.h), classes
                              * from `classes` as plain names, else the stream's "folder_classes", else
                              * named in the order they are first seen */

@@ -86,7 +86,8 @@ typedef struct sp_shardset sp_shardset;
  * whose sha256 differs from the journal's is written anew. */
 sp_shardset *sp_shardset_create(const char *dir, const sp_shard_opts *opts, sp_err *err);
 /* Adds one pixel record (payload = its pixels). Records of a split must all
- * have the same shape and dtype. */
+ * have the same shape and dtype. A record whose split is not train, val or
+ * test (SP_SPLIT_NONE) is refused with SP_EXIT_DATA: no reader opens one. */
 int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err);
 /* Finishes every shard, writes their attributes from meta, fsyncs, renames
  * them into place and last writes dir/manifest.json the same way; then

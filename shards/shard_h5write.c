@@ -299,7 +299,24 @@ static int attr_norm(hid_t f, const json_t *norm)
            attr_ints(f, "norm_applied", H5T_NATIVE_INT32, &applied, 0);
 }
 
-int sp_h5w_attributes(const shard *sh, const json_t *meta, sp_err *err)
+/* Rewrites f's /labels (n of them) as map[label]; -1 stays -1. 0 or -1. */
+static int relabel(hid_t f, uint64_t n, const int32_t *map, int nmap)
+{
+    int32_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    hid_t ds = v ? H5Dopen2(f, "labels", H5P_DEFAULT) : H5I_INVALID_HID;
+    int rc = ds < 0 || H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ? -1 : 0;
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+        if (v[i] >= 0)
+            v[i] = v[i] < nmap ? map[v[i]] : -1;
+    if (rc == 0 && H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
+        rc = -1;
+    if (ds >= 0)
+        H5Dclose(ds);
+    free(v);
+    return rc;
+}
+
+int sp_h5w_attributes(const shard *sh, const json_t *meta, const int32_t *map, int nmap, sp_err *err)
 {
     int io_errno = 0;
     hid_t fapl = sp_h5file_fapl(&io_errno);
@@ -308,6 +325,10 @@ int sp_h5w_attributes(const shard *sh, const json_t *meta, sp_err *err)
         H5Pclose(fapl);
     if (f < 0)
         return h5fail(err, "cannot reopen", sh->tmp, io_errno);
+    if (map && relabel(f, sh->n, map, nmap)) {
+        H5Fclose(f);
+        return h5fail(err, "cannot rewrite labels", sh->tmp, io_errno);
+    }
     const char *dataset = json_string_value(json_object_get(meta, "dataset"));
     int32_t version = SP_SHARD_FORMAT_VERSION, index = sh->index;
     uint64_t count = sh->n;

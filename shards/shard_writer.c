@@ -309,6 +309,11 @@ int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload
     if (rec->kind != SP_KIND_PIXELS && rec->kind != SP_KIND_ENCODED)
         return sp_fail(err, SP_EXIT_DATA, "%s: a %s record; sp-shard stores pixel or encoded records (run sp-decode "
                        "first)", rec->key, sp_kind_name(rec->kind));
+    if (rec->split != SP_SPLIT_TRAIN && rec->split != SP_SPLIT_VAL && rec->split != SP_SPLIT_TEST)
+        /* the readers (manifest.c) take these three only: a set of any other would open nowhere */
+        return sp_fail(err, SP_EXIT_DATA, "%s: a record of split \"%s\"; a shard set holds train, val and test "
+                       "records only (sp-decode --split names the split of records without one)", rec->key,
+                       sp_split_name(rec->split));
     if (!s->kind)
         s->kind = rec->kind;
     if (rec->kind != s->kind)
@@ -410,7 +415,8 @@ void sp_shardset_set_list(json_t *m, json_t *list)
     json_object_set_new(m, "total_bytes", json_integer(bytes));
 }
 
-int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
+/* sp_shardset_commit, with the classes in their final order: map as sp_h5w_attributes takes it. */
+static int commit(sp_shardset *s, const json_t *meta, const int32_t *map, int nmap, sp_err *err)
 {
     for (int i = 0; i < NSPLITS; i++)
         if (close_shard(s, i, err))
@@ -436,7 +442,7 @@ int sp_shardset_commit(sp_shardset *s, const json_t *meta, sp_err *err)
                 continue;
             char hex[65], name[256];
             uint64_t size;
-            if (sp_h5w_attributes(sh, meta, err) || sp_hash_file(sh->tmp, NULL, hex, &size, NULL, NULL, err)) {
+            if (sp_h5w_attributes(sh, meta, map, nmap, err) || sp_hash_file(sh->tmp, NULL, hex, &size, NULL, NULL, err)) {
                 unlink(sh->tmp); /* its attributes half written: no longer the journal's shard */
                 goto fail;
             }
@@ -495,6 +501,72 @@ fail:
     json_decref(m);
     json_decref(list);
     return -1;
+}
+
+typedef struct named_index {
+    const char *name;
+    int32_t index;
+} named_index;
+
+static int cmp_named(const void *a, const void *b)
+{
+    return strcmp(((const named_index *)a)->name, ((const named_index *)b)->name);
+}
+
+/* Classes a stage named in the order it first saw them (meta "class_order":
+ * "seen", sp-decode --labels-from dirs without a class list): a copy of meta
+ * with them sorted by their UTF-8 bytes (Python's sort of str, as
+ * torchvision's ImageFolder sorts its classes) and no class_order, and in
+ * *map (malloc'd, *nmap entries) each old label's new one. Otherwise a new
+ * reference to meta and *map NULL. NULL when out of memory. */
+static json_t *sorted_classes(const json_t *meta, int32_t **map, int *nmap)
+{
+    *map = NULL;
+    *nmap = 0;
+    const json_t *names = json_object_get(meta, "classes");
+    const char *order = json_string_value(json_object_get(meta, "class_order"));
+    if (!order || strcmp(order, "seen") || !json_is_array(names))
+        return json_incref((json_t *)meta);
+    size_t n = json_array_size(names);
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_array_get(names, i)))
+            return json_incref((json_t *)meta);
+    json_t *m = json_copy((json_t *)meta), *sorted = json_array();
+    named_index *by_name = malloc((n ? n : 1) * sizeof *by_name);
+    *map = malloc((n ? n : 1) * sizeof **map);
+    if (!m || !sorted || !by_name || !*map) {
+        json_decref(m);
+        json_decref(sorted);
+        free(by_name);
+        free(*map);
+        *map = NULL;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        by_name[i] = (named_index){json_string_value(json_array_get(names, i)), (int32_t)i};
+    qsort(by_name, n, sizeof *by_name, cmp_named);
+    for (size_t k = 0; k < n; k++) {
+        (*map)[by_name[k].index] = (int32_t)k;
+        json_array_append(sorted, json_array_get(names, (size_t)by_name[k].index));
+    }
+    free(by_name);
+    json_object_set_new(m, "classes", sorted);
+    json_object_del(m, "class_order");
+    *nmap = (int)n;
+    return m;
+}
+
+int sp_shardset_commit(sp_shardset *s, const json_t *meta_in, sp_err *err)
+{
+    int32_t *map;
+    int nmap;
+    json_t *meta = sorted_classes(meta_in, &map, &nmap);
+    if (!meta)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    int rc = commit(s, meta, map, nmap, err);
+    json_decref(meta);
+    free(map);
+    return rc;
 }
 
 const json_t *sp_shardset_manifest(const sp_shardset *s) { return s->manifest; }

@@ -117,8 +117,10 @@ int sp_h5w_flush_encoded(open_shard *o, int all, sp_err *err);
 int sp_h5w_finish(const sp_shard_opts *opts, open_shard *o, sp_err *err);
 /* Closes o's file and objects after an error (nothing is reported). */
 void sp_h5w_discard(open_shard *o);
-/* Writes the root attributes of a finished shard from meta and closes it. */
-int sp_h5w_attributes(const shard *sh, const json_t *meta, sp_err *err);
+/* Writes the root attributes of a finished shard from meta and closes it;
+ * with map (nmap entries, else NULL) first rewrites its /labels, label l as
+ * map[l] (a label past nmap as -1, -1 kept). */
+int sp_h5w_attributes(const shard *sh, const json_t *meta, const int32_t *map, int nmap, sp_err *err);
 
 /* ---- naming.c ---- */
 /* The committed name of a finished shard whose sha256 is hex. */
