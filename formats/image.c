@@ -18,7 +18,7 @@ const char *sp_reject_name(int reason)
 void sp_image_opts_default(sp_image_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_pixels = 100000000ull;
+    o->max_pixels = SP_IMAGE_MAX_PIXELS;
 }
 
 void sp_image_free(sp_image *img)

@@ -36,8 +36,13 @@ enum sp_reject {
 };
 const char *sp_reject_name(int reason); /* "truncated", "corrupt", "too-large", ... */
 
+/* The default limit of a source image's width x height, and the one a reader
+ * applies to a set that records none (sp-decode --max-pixels above it is
+ * recorded in the stream's metadata as "max_pixels"). */
+#define SP_IMAGE_MAX_PIXELS 100000000ull
+
 typedef struct sp_image_opts {
-    uint64_t max_pixels; /* width * height limit (default 100 million) */
+    uint64_t max_pixels; /* width * height limit (default SP_IMAGE_MAX_PIXELS) */
     /* JPEG only: decode at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
      * both sides at least min_w x min_h, like PIL's draft(); 0 = full size */
     uint32_t min_w, min_h;

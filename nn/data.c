@@ -83,6 +83,8 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
     if (d->encoded) { /* the reader crops and flips; a flip pass flips the eval view here */
         o.view = augment == NN_AUG_CROP_FLIP ? SPR_VIEW_TRAIN : SPR_VIEW_EVAL;
         o.size = d->h;
+        /* --crop-scale: the view's RandomResizedCrop, as the pixel path's crop */
+        o.scale_min = d->crop_scale, o.scale_max = 1.0, o.ratio_min = 3.0 / 4.0, o.ratio_max = 4.0 / 3.0;
         if (augment == NN_AUG_CROP_FLIP)
             d->augment = NN_AUG_NONE;
     }

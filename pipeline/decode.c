@@ -150,6 +150,10 @@ int sp_decoder_input_meta(sp_decoder *d, const json_t *meta, sp_err *err)
         json_decref(manifest);
     }
     json_object_update(m, d->own);
+    /* encoded images are decoded again at load: a limit above the readers'
+     * default travels with the set, so they decode what was kept */
+    if (d->opts.encoded && d->opts.image.max_pixels > SP_IMAGE_MAX_PIXELS)
+        json_object_set_new(m, "max_pixels", json_integer((json_int_t)d->opts.image.max_pixels));
     if (json_object_get(d->own, "classes")) {
         d->nclasses = (int)json_array_size(json_object_get(d->own, "classes"));
         d->numbered = 0;

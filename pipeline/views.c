@@ -71,10 +71,13 @@ static int rng_below(view_rng *r, int n)
 /* Python's int(round(x)) for x >= 0: half to even (rint in the default rounding mode). */
 static int round_half_even(double x) { return (int)nearbyint(x); }
 
+sp_view_range sp_view_range_default(void) { return (sp_view_range){0.08, 1.0, 3.0 / 4.0, 4.0 / 3.0}; }
+
 void sp_view_train_box(uint32_t src_w, uint32_t src_h, uint64_t seed, uint64_t epoch, uint64_t record,
-                       sp_view_box *box)
+                       const sp_view_range *range, sp_view_box *box)
 {
-    const double scale_lo = 0.08, scale_hi = 1.0, ratio_lo = 3.0 / 4.0, ratio_hi = 4.0 / 3.0;
+    sp_view_range g = range && range->scale_max > 0 ? *range : sp_view_range_default();
+    const double scale_lo = g.scale_min, scale_hi = g.scale_max, ratio_lo = g.ratio_min, ratio_hi = g.ratio_max;
     const double log_lo = log(ratio_lo), log_hi = log(ratio_hi);
     int width = (int)src_w, height = (int)src_h;
     double area = (double)width * (double)height;
@@ -156,7 +159,7 @@ static int train_whole(const uint8_t *bytes, size_t n, uint32_t size, uint64_t s
     int reason = sp_image_decode(bytes, n, &o, &s->img, err);
     if (reason)
         return reject(err, reason);
-    sp_view_train_box(s->img.w, s->img.h, seed, epoch, record, box);
+    sp_view_train_box(s->img.w, s->img.h, seed, epoch, record, &s->range, box);
     size_t stride = (size_t)s->img.w * 3;
     const uint8_t *in = s->img.pixels + (size_t)box->y * stride + (size_t)box->x * 3;
     return resize_crop(s, in, stride, box->w, box->h, size, box->flip, out, err);
@@ -213,7 +216,7 @@ static int train_jpeg(struct jpeg_decompress_struct *ci, uint32_t size, uint64_t
         *whole = 1;
         return 0;
     }
-    sp_view_train_box((uint32_t)W, (uint32_t)H, seed, epoch, record, box);
+    sp_view_train_box((uint32_t)W, (uint32_t)H, seed, epoch, record, &s->range, box);
     int d = 1;
     if (!(flags & SP_VIEW_FULL_SCALE))
         for (int k = 8; k >= 2; k /= 2)

@@ -49,8 +49,18 @@
  * (then set max_pixels if wanted), and end with sp_view_scratch_free, which
  * leaves it zeroed (max_pixels too). Grown as needed, never shared between
  * threads. */
+/* RandomResizedCrop's ranges: the crop's share of the source's area in
+ * [scale_min, scale_max], its aspect ratio (w/h) in [ratio_min, ratio_max];
+ * all 0 stands for sp_view_range_default(), torchvision's (0.08, 1) and
+ * (3/4, 4/3). The caller checks 0 < min <= max (scale_max <= 1). */
+typedef struct sp_view_range {
+    double scale_min, scale_max, ratio_min, ratio_max;
+} sp_view_range;
+sp_view_range sp_view_range_default(void);
+
 typedef struct sp_view_scratch {
     uint64_t max_pixels;   /* the source's width x height limit; 0: formats/image.h's default, 100 million */
+    sp_view_range range;   /* the train view's crop ranges (all 0: the defaults) */
     sp_image img;          /* a whole decode (eval, PNG, CMYK) */
     uint8_t *rows;         /* one decoded row dropped: the margin above a crop, the last row when checking all */
     size_t cap_rows;
@@ -69,9 +79,10 @@ typedef struct sp_view_box {
     int fallback;
 } sp_view_box;
 
-/* The train view's draws for an src_w x src_h image (both > 0). */
+/* The train view's draws for an src_w x src_h image (both > 0), within
+ * range (NULL, or all 0: the defaults). */
 void sp_view_train_box(uint32_t src_w, uint32_t src_h, uint64_t seed, uint64_t epoch, uint64_t record,
-                       sp_view_box *box);
+                       const sp_view_range *range, sp_view_box *box);
 
 enum {
     SP_VIEW_FULL_SCALE = 1, /* no DCT scale-down: torchvision's pixels exactly */

@@ -4,8 +4,10 @@
 
 #include <hdf5.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats/recstream.h"
 #include "pipeline/views.h"
@@ -21,8 +23,47 @@
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
 static int h5_threadsafe; /* set by the first spr_open, before any iterator thread */
 
+/* The fork gate: every HDF5 call of the library's threads is counted in
+ * (h5_enter) and out (h5_leave); pthread_atfork's prepare handler closes the
+ * gate and waits until no thread is inside HDF5, so a child never inherits
+ * HDF5's global lock (or h5_lock) held by a thread it does not have. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static unsigned gate_inside;
+static int gate_forking;
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static void gate_prepare(void)
+{
+    pthread_mutex_lock(&gate_mu); /* held across fork() */
+    gate_forking = 1;
+    while (gate_inside)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+}
+
+static void gate_parent(void)
+{
+    gate_forking = 0;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_child(void)
+{ /* one thread, the forking one, nobody inside HDF5 */
+    pthread_mutex_init(&gate_mu, NULL);
+    pthread_cond_init(&gate_cv, NULL);
+    gate_forking = 0, gate_inside = 0;
+}
+
+static void gate_install(void) { pthread_atfork(gate_prepare, gate_parent, gate_child); }
+
 static void h5_enter(void)
 {
+    pthread_mutex_lock(&gate_mu);
+    while (gate_forking)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    gate_inside++;
+    pthread_mutex_unlock(&gate_mu);
     if (!h5_threadsafe)
         pthread_mutex_lock(&h5_lock);
 }
@@ -31,12 +72,16 @@ static void h5_leave(void)
 {
     if (!h5_threadsafe)
         pthread_mutex_unlock(&h5_lock);
+    pthread_mutex_lock(&gate_mu);
+    if (--gate_inside == 0 && gate_forking)
+        pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
 }
 
 #define SPARE_MAX 8
 
 typedef struct spr_shard {
-    char path[4096];
+    char *path; /* DIR/FILE (owned) */
     uint64_t count, first;
 } spr_shard;
 
@@ -53,13 +98,45 @@ struct spr_set {
     int nnorm, applied;
     sp_shard *open; /* the shard random access last used */
     size_t open_index;
-    pthread_mutex_t spare_mu; /* window buffers kept between iterators */
+    uint64_t max_pixels; /* the largest source image a view decodes, as the set records it (0: none recorded) */
+    pthread_mutex_t spare_mu; /* window buffers kept between iterators, and refs */
     uint8_t *spare[SPARE_MAX];
     size_t spare_bytes[SPARE_MAX];
+    int refs;     /* the caller's (until spr_close) and one an iterator */
+    int errcode;  /* SPR_ERR_* of error */
     char error[1024];
 };
 
-static void set_error(spr_set *s, const sp_err *err) { snprintf(s->error, sizeof s->error, "%s", err->msg); }
+/* err's message as the set's error; data_code is what SP_EXIT_DATA means
+ * where it happened (SPR_ERR_DATA, or SPR_ERR_CORRUPT while reading records). */
+static void set_error(spr_set *s, const sp_err *err, int data_code)
+{
+    snprintf(s->error, sizeof s->error, "%s", err->msg);
+    s->errcode = err->code == SP_EXIT_DATA ? data_code : err->code == SP_EXIT_USAGE ? SPR_ERR_USAGE : SPR_ERR_SYSTEM;
+}
+
+/* A usage error (an argument out of range) on s; returns -1. */
+__attribute__((format(printf, 2, 3))) static int usage_error(spr_set *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof s->error, fmt, ap);
+    va_end(ap);
+    s->errcode = SPR_ERR_USAGE;
+    return -1;
+}
+
+static void set_free(spr_set *s);
+
+/* Drops one reference; the last frees the set. */
+static void set_unref(spr_set *s)
+{
+    pthread_mutex_lock(&s->spare_mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->spare_mu);
+    if (!left)
+        set_free(s);
+}
 
 SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size_t err_len)
 {
@@ -71,6 +148,8 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
         goto fail;
     }
     pthread_mutex_init(&s->spare_mu, NULL);
+    s->refs = 1;
+    pthread_once(&gate_once, gate_install);
     pthread_mutex_lock(&h5_lock); /* sp_manifest_load opens every shard to hold it to its entry */
     int init = sp_h5_init(&err);
     if (!init) {
@@ -94,7 +173,13 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
         }
         s->shards = n;
         spr_shard *sh = &s->shards[s->nshards++];
-        snprintf(sh->path, sizeof sh->path, "%.2000s/%.2000s", dir, json_string_value(json_object_get(e, "file")));
+        const char *file = json_string_value(json_object_get(e, "file"));
+        size_t len = strlen(dir) + strlen(file) + 2;
+        if (!(sh->path = malloc(len))) {
+            sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+            goto fail;
+        }
+        snprintf(sh->path, len, "%s/%s", dir, file);
         sh->count = (uint64_t)json_integer_value(json_object_get(e, "records"));
         sh->first = s->count;
         s->count += sh->count;
@@ -120,6 +205,9 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
             }
             s->applied = json_is_true(json_object_get(norm, "applied"));
         }
+        json_t *limit = json_object_get(sp_shard_meta(first), "max_pixels");
+        if (json_is_integer(limit) && json_integer_value(limit) > 0)
+            s->max_pixels = (uint64_t)json_integer_value(limit);
         sp_shard_close(first);
     }
     h5_leave();
@@ -139,8 +227,12 @@ fail:
 
 SPR_API void spr_close(spr_set *s)
 {
-    if (!s)
-        return;
+    if (s)
+        set_unref(s);
+}
+
+static void set_free(spr_set *s)
+{
     h5_enter();
     sp_shard_close(s->open);
     h5_leave();
@@ -148,11 +240,14 @@ SPR_API void spr_close(spr_set *s)
         free(s->spare[i]);
     pthread_mutex_destroy(&s->spare_mu);
     json_decref(s->classes);
+    for (size_t i = 0; i < s->nshards; i++)
+        free(s->shards[i].path);
     free(s->shards);
     free(s);
 }
 
 SPR_API const char *spr_error(const spr_set *s) { return s->error; }
+SPR_API int spr_errcode(const spr_set *s) { return s->errcode; }
 SPR_API uint64_t spr_count(const spr_set *s) { return s->count; }
 SPR_API int spr_dtype(const spr_set *s) { return s->dtype; }
 SPR_API size_t spr_record_bytes(const spr_set *s) { return s->record_bytes; }
@@ -222,17 +317,16 @@ static size_t shard_of(const spr_set *s, uint64_t index)
 SPR_API int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label)
 {
     sp_err err = {0};
-    if (index >= s->count) {
-        snprintf(s->error, sizeof s->error, "record %llu out of range (%llu records)", (unsigned long long)index,
-                 (unsigned long long)s->count);
-        return -1;
-    }
-    if (s->kind == SPR_ENCODED) {
-        snprintf(s->error, sizeof s->error,
-                 "record %llu: the set holds encoded images: read them through an iterator with a view "
-                 "(spr_iter_options.view)", (unsigned long long)index);
-        return -1;
-    }
+    if (index >= s->count)
+        return usage_error(s, "record %llu out of range (%llu records)", (unsigned long long)index,
+                           (unsigned long long)s->count);
+    if (s->kind == SPR_ENCODED)
+        return usage_error(s,
+                           "record %llu: the set holds encoded images: read them through an iterator with a view "
+                           "(spr_iter_options.view)", (unsigned long long)index);
+    if (!pixels)
+        return usage_error(s, "spr_read: pixels is NULL");
+    int32_t unwanted;
     size_t i = shard_of(s, index);
     int rc = 0;
     h5_enter();
@@ -241,11 +335,12 @@ SPR_API int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label)
         s->open = open_shard(s, i, &err);
         s->open_index = i;
     }
-    if (!s->open || sp_shard_read(s->open, index - s->shards[i].first, 1, pixels, label, NULL, NULL, &err))
+    if (!s->open || sp_shard_read(s->open, index - s->shards[i].first, 1, pixels, label ? label : &unwanted, NULL,
+                                  NULL, &err))
         rc = -1;
     h5_leave();
     if (rc)
-        set_error(s, &err);
+        set_error(s, &err, SPR_ERR_CORRUPT);
     return rc;
 }
 
@@ -316,6 +411,9 @@ struct spr_iter {
     uint64_t cur;       /* the window the caller hands out from */
     uint32_t pos, start_pos;
     int have_cur, stop, failed, error_sticky;
+    pid_t pid; /* the process that made it: its threads exist only there */
+    sp_view_range range; /* the train view's crop ranges */
+    uint64_t max_pixels;
     sp_err err;
 };
 
@@ -479,6 +577,8 @@ static void give_buffer(spr_set *s, uint8_t *b, size_t bytes)
     free(b);
 }
 
+static void iter_release(spr_iter *it);
+
 SPR_API spr_iter *spr_iter_new(spr_set *s, uint32_t batch_size, uint64_t seed, int flags, uint32_t window)
 {
     return spr_iter_new_part(s, batch_size, seed, flags, window, 0, 1, 0);
@@ -493,52 +593,94 @@ SPR_API spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch_size, uint64_t se
     return spr_iter_open(s, &o, sizeof o);
 }
 
+/* The train view's ranges from o (all 0: torchvision's); -1 on s when out of range. */
+static int crop_range(spr_set *s, const spr_iter_options *o, sp_view_range *r)
+{
+    *r = sp_view_range_default();
+    if (!o->scale_min && !o->scale_max && !o->ratio_min && !o->ratio_max)
+        return 0;
+    if (!(o->scale_min > 0 && o->scale_min <= o->scale_max && o->scale_max <= 1))
+        return usage_error(s, "crop scale (%g, %g): needs 0 < min <= max <= 1", o->scale_min, o->scale_max);
+    if (!(o->ratio_min > 0 && o->ratio_min <= o->ratio_max && o->ratio_max < 1e6))
+        return usage_error(s, "crop ratio (%g, %g): needs 0 < min <= max", o->ratio_min, o->ratio_max);
+    *r = (sp_view_range){o->scale_min, o->scale_max, o->ratio_min, o->ratio_max};
+    return 0;
+}
+
 SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_size)
 {
     spr_iter_options o = {0};
-    memcpy(&o, opts, opts_size < sizeof o ? opts_size : sizeof o);
+    if (!opts || opts_size > sizeof o) {
+        usage_error(s, "spr_iter_open: %s", opts ? "options larger than this library's (a newer header)" : "no options");
+        return NULL;
+    }
+    memcpy(&o, opts, opts_size);
     if (o.nparts == 0)
         o.nparts = 1;
     if (o.part >= o.nparts) {
-        snprintf(s->error, sizeof s->error, "part %u of %u: out of range", o.part, o.nparts);
+        usage_error(s, "part %u of %u: out of range", o.part, o.nparts);
         return NULL;
     }
     if (o.threads > SPR_MAX_THREADS) {
-        snprintf(s->error, sizeof s->error, "%u threads: at most %d", o.threads, SPR_MAX_THREADS);
+        usage_error(s, "%u threads: at most %d", o.threads, SPR_MAX_THREADS);
         return NULL;
     }
+    if (o.batch < 1 || o.batch > SPR_MAX_BATCH) {
+        usage_error(s, "batch of %u records: not in 1..%u", o.batch, SPR_MAX_BATCH);
+        return NULL;
+    }
+    sp_view_range range;
+    if (crop_range(s, &o, &range))
+        return NULL;
     size_t rb = s->record_bytes;
+    uint64_t max_pixels = o.max_pixels;
     if (s->kind == SPR_ENCODED) {
         if (o.view != SPR_VIEW_TRAIN && o.view != SPR_VIEW_EVAL) {
-            snprintf(s->error, sizeof s->error,
-                     "the set holds encoded images: choose a view (SPR_VIEW_TRAIN or SPR_VIEW_EVAL) and a size");
+            usage_error(s, "the set holds encoded images: choose a view (SPR_VIEW_TRAIN or SPR_VIEW_EVAL) and a size");
             return NULL;
         }
         if (o.size < 1 || o.size > SP_VIEW_MAX_SIZE) {
-            snprintf(s->error, sizeof s->error, "view size %u: not in 1..%d", o.size, SP_VIEW_MAX_SIZE);
+            usage_error(s, "view size %u: not in 1..%d", o.size, SP_VIEW_MAX_SIZE);
             return NULL;
         }
+        if (max_pixels && s->max_pixels > max_pixels) {
+            usage_error(s,
+                        "the set keeps images of up to %llu pixels (sp-decode --max-pixels), over this reader's "
+                        "limit of %llu: raise the limit (max_pixels) to read it",
+                        (unsigned long long)s->max_pixels, (unsigned long long)max_pixels);
+            return NULL;
+        }
+        if (!max_pixels)
+            max_pixels = s->max_pixels;
         rb = (size_t)o.size * o.size * 3;
     } else if (o.view != SPR_VIEW_STORED) {
-        snprintf(s->error, sizeof s->error, "the set holds pixels as stored: views are for encoded sets");
+        usage_error(s, "the set holds pixels as stored: views are for encoded sets");
         return NULL;
     }
-    uint32_t batch_size = o.batch ? o.batch : 1, window = o.window_records;
+    uint32_t batch_size = o.batch, window = o.window_records;
     if (window == 0) { /* 16 batches, but not over 32 MiB of records: the shards are
                         * shuffled when written */
-        uint64_t cap = (32ull << 20) / rb;
-        window = 16 * batch_size;
-        if (window > cap)
-            window = (uint32_t)cap;
+        uint64_t cap = (32ull << 20) / rb, want = 16ull * batch_size;
+        window = (uint32_t)(want < cap ? want : cap);
     }
     if (window < batch_size)
         window = batch_size;
-    spr_iter *it = calloc(1, sizeof *it);
-    if (!it) {
-        snprintf(s->error, sizeof s->error, "out of memory");
+    if ((uint64_t)window > SIZE_MAX / 2 / (rb > 8 ? rb : 8)) {
+        usage_error(s, "a window of %u records of %zu bytes: too large", window, rb);
         return NULL;
     }
+    spr_iter *it = calloc(1, sizeof *it);
+    if (!it) {
+        snprintf(s->error, sizeof s->error, "out of memory"), s->errcode = SPR_ERR_SYSTEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&s->spare_mu);
+    s->refs++; /* dropped by spr_iter_free */
+    pthread_mutex_unlock(&s->spare_mu);
     it->s = s;
+    it->pid = getpid();
+    it->range = range;
+    it->max_pixels = max_pixels;
     it->rb = rb;
     it->view = o.view;
     it->size = o.size;
@@ -568,6 +710,7 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     }
     if (!ok) {
         snprintf(s->error, sizeof s->error, "out of memory for %u windows of %u records", it->nslots, window);
+        s->errcode = SPR_ERR_SYSTEM;
         free(order);
         spr_iter_free(it);
         return NULL;
@@ -603,6 +746,8 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     for (uint32_t i = 0; ok && i < (o.threads ? o.threads : 1); i++) {
         filler *f = &it->fillers[i];
         f->it = it;
+        f->scratch.max_pixels = max_pixels;
+        f->scratch.range = it->range;
         if (s->kind == SPR_ENCODED) {
             f->offsets = malloc(((size_t)window + 1) * sizeof *f->offsets);
             f->sums = malloc((size_t)window * sizeof *f->sums);
@@ -611,12 +756,14 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     }
     if (!ok) {
         snprintf(s->error, sizeof s->error, "out of memory for %u records' offsets", window);
+        s->errcode = SPR_ERR_SYSTEM;
         spr_iter_free(it);
         return NULL;
     }
     for (uint32_t i = 0; i < o.threads; i++) {
         if (pthread_create(&it->threads[i], NULL, filler_main, &it->fillers[i])) {
             snprintf(s->error, sizeof s->error, "cannot start a reader thread");
+            s->errcode = SPR_ERR_SYSTEM;
             spr_iter_free(it);
             return NULL;
         }
@@ -681,6 +828,17 @@ SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int3
     size_t rb = it->rb;
     uint32_t got = 0;
     int st = 0;
+    if (it->pid != getpid()) {
+        if (n)
+            *n = 0;
+        return usage_error(it->s, "this iterator was opened in process %ld, before a fork(): its reader threads are "
+                           "not in this one; open a new iterator here", (long)it->pid);
+    }
+    if (!pixels) {
+        if (n)
+            *n = 0;
+        return usage_error(it->s, "spr_iter_next: pixels is NULL");
+    }
     if (it->error_sticky) {
         st = -1;
         goto out;
@@ -708,7 +866,8 @@ SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int3
         for (uint32_t i = 0; i < take; i++, got++) {
             uint32_t r = sl->perm[it->pos++];
             memcpy((uint8_t *)pixels + (size_t)got * rb, sl->px + (size_t)r * rb, rb);
-            labels[got] = sl->labels[r];
+            if (labels)
+                labels[got] = sl->labels[r];
             if (labels2)
                 labels2[got] = sl->labels2[r];
             if (indices)
@@ -718,7 +877,7 @@ SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int3
     st = (int)got;
 out:
     if (st < 0)
-        set_error(it->s, &it->err);
+        set_error(it->s, &it->err, SPR_ERR_CORRUPT);
     if (n)
         *n = st > 0 ? (uint32_t)st : 0;
     return st;
@@ -728,6 +887,12 @@ SPR_API void spr_iter_free(spr_iter *it)
 {
     if (!it)
         return;
+    if (it->pid != getpid()) {
+        /* a forked child's copy: the threads, and whatever lock they held at
+         * the fork, are the parent's; the memory is this process's own */
+        iter_release(it);
+        return;
+    }
     pthread_mutex_lock(&it->mu);
     it->stop = 1;
     pthread_cond_broadcast(&it->cv);
@@ -738,6 +903,15 @@ SPR_API void spr_iter_free(spr_iter *it)
     for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++)
         sp_shard_close(it->fillers[i].sh);
     h5_leave();
+    pthread_mutex_destroy(&it->mu);
+    pthread_cond_destroy(&it->cv);
+    iter_release(it);
+}
+
+/* Frees it's memory and drops its reference to the set (its threads are
+ * joined, or not this process's). */
+static void iter_release(spr_iter *it)
+{
     for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++) {
         filler *f = &it->fillers[i];
         free(f->bytes);
@@ -745,8 +919,6 @@ SPR_API void spr_iter_free(spr_iter *it)
         free(f->sums);
         sp_view_scratch_free(&f->scratch);
     }
-    pthread_mutex_destroy(&it->mu);
-    pthread_cond_destroy(&it->cv);
     for (uint32_t i = 0; it->slots && i < it->nslots; i++) {
         slot *sl = &it->slots[i];
         give_buffer(it->s, sl->px, (size_t)it->window * it->rb);
@@ -759,7 +931,9 @@ SPR_API void spr_iter_free(spr_iter *it)
     free(it->fillers);
     free(it->threads);
     free(it->segs);
+    spr_set *s = it->s;
     free(it);
+    set_unref(s);
 }
 
 SPR_API int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out)
@@ -769,17 +943,16 @@ SPR_API int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out
 
 SPR_API int spr_normalize_hw(spr_set *s, const void *pixels, uint64_t n, uint32_t h, uint32_t w, float *out)
 {
-    if (s->dtype != SPR_UINT8 || s->c > 4) {
-        snprintf(s->error, sizeof s->error, "spr_normalize: the records are not uint8 of at most 4 channels");
-        return -1;
-    }
+    uint32_t nc = s->kind == SPR_ENCODED ? 3 : s->c; /* a view's RGB, whatever the shards' shape says */
+    if (s->dtype != SPR_UINT8 || nc > 4)
+        return usage_error(s, "spr_normalize: the records are not uint8 of at most 4 channels");
     float table[4][256];
-    for (uint32_t c = 0; c < s->c; c++)
+    for (uint32_t c = 0; c < nc; c++)
         for (int v = 0; v < 256; v++) {
             double x = v / 255.0;
             table[c][v] = (float)((int)c < s->nnorm ? (x - s->mean[c]) / s->std[c] : x);
         }
-    size_t hw = (size_t)h * w, nc = s->c;
+    size_t hw = (size_t)h * w;
     const uint8_t *px = pixels;
     for (uint64_t r = 0; r < n; r++, px += hw * nc, out += hw * nc)
         for (size_t c = 0; c < nc; c++) {

@@ -23,7 +23,18 @@
  *    the XXH3-64 its shard stores for it; a mismatch fails the call with a
  *    message naming the shard file and the record's index in it.
  *  - Functions that fail return a negative value (or NULL) and leave a
- *    message in spr_error(set) (spr_open: in the caller's buffer).
+ *    message in spr_error(set) (spr_open: in the caller's buffer) and its
+ *    kind in spr_errcode(set) (SPR_ERR_*).
+ *  - Lifetime: spr_close may come before spr_iter_free of the set's
+ *    iterators (a garbage collector frees in any order): the set stays
+ *    alive until its last iterator is freed, and the call that drops the
+ *    last reference frees it. No other call may follow spr_close on the set.
+ *  - fork(): the library holds its reader threads out of HDF5 while a
+ *    process forks (pthread_atfork), so the child may open sets of its own.
+ *    Iterators and their threads do not cross a fork: in the child,
+ *    spr_iter_next* on the parent's iterator fails (SPR_ERR_USAGE) and
+ *    spr_iter_free releases its memory without touching the parent's
+ *    threads.
  *  - Memory: an iterator holds threads + 1 shuffle windows (window_records,
  *    default 16 x batch, at most 32 MiB of records, but never less than a
  *    batch; 20 more bytes a record for labels, indices and the permutation)
@@ -61,8 +72,18 @@ typedef struct spr_iter spr_iter;
 /* Opens split ("train", "test", "val") of the shard set in dir. NULL on
  * failure, with the reason in err. */
 spr_set *spr_open(const char *dir, const char *split, char *err, size_t err_len);
-void spr_close(spr_set *s); /* accepts NULL */
+void spr_close(spr_set *s); /* accepts NULL; see Lifetime above */
 const char *spr_error(const spr_set *s);
+/* What the last failure on s was: */
+enum {
+    SPR_ERR_NONE = 0,
+    SPR_ERR_DATA = 1,    /* the set does not fit its manifest, or lacks the split */
+    SPR_ERR_USAGE = 2,   /* an argument out of range, or a call the set cannot serve */
+    SPR_ERR_SYSTEM = 3,  /* I/O error, out of memory, a thread that could not start */
+    SPR_ERR_CORRUPT = 4, /* a record that fails its checksum or cannot be decoded, a shard that is not what
+                          * its manifest entry says: the shards are damaged */
+};
+int spr_errcode(const spr_set *s);
 
 uint64_t spr_count(const spr_set *s);
 void spr_shape(const spr_set *s, uint32_t *h, uint32_t *w, uint32_t *c);
@@ -79,11 +100,13 @@ int spr_normalization(const spr_set *s, double *mean, double *std, int *applied)
  * (x/255 - mean[c]) / std[c] with spr_normalization's values, x/255 for a
  * channel it has none for. 0, or -1 (spr_error) when the set is not uint8. */
 int spr_normalize(spr_set *s, const void *pixels, uint64_t n, float *out);
-/* The same for records of h x w (a view's size x size) and the set's C. */
+/* The same for records of h x w as an iterator hands them out: a pixel
+ * set's C channels, or an encoded set's view's 3 (whatever the shards'
+ * shape says). */
 int spr_normalize_hw(spr_set *s, const void *pixels, uint64_t n, uint32_t h, uint32_t w, float *out);
 
 /* Random access: record index (0 .. count-1, in manifest order) into pixels
- * (spr_record_bytes) and *label. 0 or -1. */
+ * (spr_record_bytes) and *label (NULL: not wanted). 0 or -1. */
 int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label);
 
 enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2 };
@@ -119,7 +142,7 @@ spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch, uint64_t seed, int flags
  * it, set what you need, and pass sizeof (fields are only ever appended, so
  * a caller built against an older header keeps working). */
 typedef struct spr_iter_options {
-    uint32_t batch;          /* records a batch (0 counts as 1) */
+    uint32_t batch;          /* records a batch, 1..SPR_MAX_BATCH */
     uint64_t seed;           /* the epoch's order */
     int flags;               /* SPR_SHUFFLE (SPR_PREFETCH is ignored here: see threads) */
     uint32_t window_records; /* the shuffle window; 0 = the default above */
@@ -129,10 +152,23 @@ typedef struct spr_iter_options {
                               * 0 = the caller reads each window when it needs it */
     int view;                /* SPR_VIEW_*: encoded sets need TRAIN or EVAL */
     uint32_t size;           /* the view's side, 1..4096 (encoded sets) */
+    /* SPR_VIEW_TRAIN's RandomResizedCrop ranges: the crop's share of the
+     * image's area in [scale_min, scale_max] within (0, 1], and its aspect
+     * ratio (w/h) in [ratio_min, ratio_max] > 0; all four 0: torchvision's
+     * (0.08, 1) and (3/4, 4/3). */
+    double scale_min, scale_max, ratio_min, ratio_max;
+    /* The largest source image (width x height) a view decodes; 0: the set's
+     * own limit (its manifest's max_pixels, as sp-decode --max-pixels wrote
+     * it), else 100 million. A set whose recorded limit is above this one
+     * is refused here, before any record is read. */
+    uint64_t max_pixels;
 } spr_iter_options;
 #define SPR_MAX_THREADS 64
-/* The iterator opts describes (opts_size = sizeof *opts); NULL with
- * spr_error when part >= nparts, too many threads, or out of memory.
+#define SPR_MAX_BATCH (1u << 24)
+/* The iterator opts describes (opts_size = sizeof *opts, at most that of
+ * this header's struct); NULL with spr_error when a field is out of range
+ * (a batch of 0, part >= nparts, too many threads, a window whose buffers
+ * would pass SIZE_MAX), or out of memory.
  * spr_iter_new_part is this with threads = 1 under SPR_PREFETCH, else 0. */
 spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_size);
 /* Bytes of one record as the iterator hands it out: spr_record_bytes, or
@@ -140,8 +176,9 @@ spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_si
 size_t spr_iter_record_bytes(const spr_iter *it);
 /* Records the iterator's part holds in one epoch (skipped ones included). */
 uint64_t spr_iter_records(const spr_iter *it);
-/* Fills up to batch records; returns the number (n, also in *n), 0 at the end
- * of the epoch, -1 on error (spr_error). */
+/* Fills up to batch records into pixels (batch x spr_iter_record_bytes) and
+ * labels (batch values; NULL: not wanted); returns the number (n, also in *n
+ * when n is not NULL), 0 at the end of the epoch, -1 on error (spr_error). */
 int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n);
 /* The same, plus each record's index in the set (as spr_read takes it) into
  * indices (batch values; NULL: not wanted). */

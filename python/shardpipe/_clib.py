@@ -2,7 +2,7 @@
 import ctypes
 import os
 
-__all__ = ["lib", "library_path", "ReaderError", "IterOptions"]
+__all__ = ["lib", "library_path", "ReaderError", "IterOptions", "SPR_ERR_CORRUPT"]
 
 SONAME = "libshardpipe-reader.so.0"
 
@@ -32,7 +32,12 @@ class IterOptions(ctypes.Structure):
     _fields_ = [("batch", ctypes.c_uint32), ("seed", ctypes.c_uint64), ("flags", ctypes.c_int),
                 ("window_records", ctypes.c_uint32), ("part", ctypes.c_uint32), ("nparts", ctypes.c_uint32),
                 ("skip_records", ctypes.c_uint64), ("threads", ctypes.c_uint32), ("view", ctypes.c_int),
-                ("size", ctypes.c_uint32)]
+                ("size", ctypes.c_uint32), ("scale_min", ctypes.c_double), ("scale_max", ctypes.c_double),
+                ("ratio_min", ctypes.c_double), ("ratio_max", ctypes.c_double), ("max_pixels", ctypes.c_uint64)]
+
+
+# spr_errcode's values (include/shardpipe/reader.h)
+SPR_ERR_DATA, SPR_ERR_USAGE, SPR_ERR_SYSTEM, SPR_ERR_CORRUPT = 1, 2, 3, 4
 
 
 def _declare(l):
@@ -42,6 +47,7 @@ def _declare(l):
         ("spr_open", P, [c.c_char_p, c.c_char_p, c.c_char_p, c.c_size_t]),
         ("spr_close", None, [P]),
         ("spr_error", c.c_char_p, [P]),
+        ("spr_errcode", c.c_int, [P]),
         ("spr_count", u64, [P]),
         ("spr_shape", None, [P, c.POINTER(u32), c.POINTER(u32), c.POINTER(u32)]),
         ("spr_dtype", c.c_int, [P]),
@@ -79,7 +85,7 @@ def lib():
                 continue
             try:
                 loaded = ctypes.CDLL(path)
-                getattr(loaded, "spr_normalize_hw")
+                getattr(loaded, "spr_errcode")  # the newest call this binding uses
             except (OSError, AttributeError) as e:
                 tried.append(f"{path}: {e}")
                 continue

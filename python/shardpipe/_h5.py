@@ -105,6 +105,37 @@ def load_manifest(directory):
     return m
 
 
+def _attr_str(h, name):
+    v = h.attrs.get(name)
+    return v.decode() if isinstance(v, bytes) else None if v is None else str(v)
+
+
+def _check_entry(directory, entry, split, manifest):
+    """Holds a shard file to its manifest entry, as the C reader does
+    (shards/manifest.c): its own record count, split, shape, dtype and class
+    names must be the manifest's. ValueError naming the file otherwise."""
+    name = os.path.join(directory, entry["file"])
+    records = entry.get("records")
+    if not isinstance(records, int) or isinstance(records, bool) or records < 0:
+        raise ValueError(f"{name}: the manifest's record count {records!r} is not a count")
+    with h5py.File(name, "r") as h:
+        count = int(h["images"].shape[0]) if "images" in h else None
+        if count != records or int(h.attrs.get("record_count", -1)) != records:
+            raise ValueError(f"{name}: {count} records, manifest says {records}")
+        if _attr_str(h, "split") != split:
+            raise ValueError(f"{name}: split {_attr_str(h, 'split')}, manifest says {split}")
+        shape = [int(v) for v in h.attrs.get("shape", [])]
+        if shape != list(entry.get("shape", [])):
+            raise ValueError(f"{name}: shape {shape} differs from the manifest's {entry.get('shape')}")
+        if _attr_str(h, "dtype") != entry.get("dtype"):
+            raise ValueError(f"{name}: dtype {_attr_str(h, 'dtype')}, manifest says {entry.get('dtype')}")
+        for k in ("classes", "classes2"):
+            got = [c.decode() if isinstance(c, bytes) else str(c) for c in h.attrs.get(k, [])]
+            if got != list(manifest.get(k, [])):
+                raise ValueError(f"{name}: {k} differ from the manifest's ({len(got)} names in the shard, "
+                                 f"{len(manifest.get(k, []))} in the manifest)")
+
+
 class ShardDataset:
     """The records of one split of a shard set, in the order of the shards."""
 
@@ -125,11 +156,12 @@ class ShardDataset:
         m = load_manifest(directory)
         self.manifest = m
         self.classes = list(m.get("classes", []))
-        self.files = [s["file"] for s in m["shards"] if s["split"] == split]
+        entries = [s for s in m["shards"] if s.get("split") == split]
+        self.files = [s["file"] for s in entries]
         if not self.files:
             raise ValueError(f"{directory}: no shards of split {split!r}")
-        counts = [s["records"] for s in m["shards"] if s["split"] == split]
-        self._ends = list(np.cumsum(counts))
+        counts = [e["records"] for e in entries]
+        self._ends = list(np.cumsum(counts, dtype=np.int64)) if counts else [0]
         self._pid = None
         self._handles = {}
         # normalization parameters from the first shard (all shards of a set share them)
@@ -143,6 +175,8 @@ class ShardDataset:
             self.mean = np.asarray(h.attrs["norm_mean"], np.float64) if "norm_mean" in h.attrs else None
             self.std = np.asarray(h.attrs["norm_std"], np.float64) if "norm_std" in h.attrs else None
             self.applied = bool(h.attrs["norm_applied"]) if "norm_applied" in h.attrs else False
+        for e in entries:
+            _check_entry(directory, e, split, m)
         if self.dtype == np.uint8 and self.mean is not None:
             # (x/255 - mean)/std as one table per channel: exact, and as fast as indexing
             x = np.arange(256, dtype=np.float64)[:, None] / 255.0

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from ._clib import IterOptions, ReaderError, lib
+from ._clib import SPR_ERR_CORRUPT, IterOptions, ReaderError, lib
 from ._h5 import CorruptShardError
 
 __all__ = ["Loader", "load_data", "default_rank_world", "epoch_seed", "Reader"]
@@ -14,6 +14,33 @@ _DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
 SPR_SHUFFLE = 1
 SPR_ENCODED = 1
 VIEWS = {"train": 1, "eval": 2}
+
+
+MAX_BATCH = 1 << 24  # SPR_MAX_BATCH
+MAX_WORLD = 1 << 31
+
+
+def check_int(name, value, lo, hi):
+    """value as an int in lo..hi; ValueError (TypeError for a non-integer,
+    a bool or a float included) naming the argument otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name}={value}: not in {lo}..{hi}")
+    return int(value)
+
+
+def check_range(name, value, lo, hi):
+    """A (min, max) pair of numbers with lo < min <= max <= hi, or None."""
+    if value is None:
+        return None
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair of numbers (min, max), not {value!r}") from None
+    if not (lo < a <= b <= hi):
+        raise ValueError(f"{name}={value!r}: needs {lo} < min <= max <= {hi}")
+    return a, b
 
 
 def default_rank_world(rank=None, world_size=None):
@@ -30,9 +57,11 @@ def default_rank_world(rank=None, world_size=None):
             r, w = int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"])
         rank = r if rank is None else rank
         world_size = w if world_size is None else world_size
-    if not (world_size >= 1 and 0 <= rank < world_size):
+    world_size = check_int("world_size", world_size, 1, MAX_WORLD)
+    rank = check_int("rank", rank, 0, MAX_WORLD)
+    if rank >= world_size:
         raise ValueError(f"rank {rank} of world_size {world_size}: out of range")
-    return int(rank), int(world_size)
+    return rank, world_size
 
 
 def epoch_seed(seed, epoch):
@@ -95,8 +124,12 @@ class Reader:
         return self._set
 
     def error(self, what):
-        msg = lib().spr_error(self._set).decode(errors="replace")
-        return (CorruptShardError if "corrupt" in msg else ReaderError)(f"{what}: {msg}")
+        """The reader's last failure as an exception: CorruptShardError when
+        the shards are damaged (by the reader's error code, not its words),
+        ValueError for an argument it refused, else ReaderError."""
+        L = lib()
+        msg, code = L.spr_error(self._set).decode(errors="replace"), L.spr_errcode(self._set)
+        return (CorruptShardError if code == SPR_ERR_CORRUPT else ReaderError)(f"{what}: {msg}")
 
     def read(self, index):
         """Record index (manifest order) as stored: (image HWC, label)."""
@@ -107,7 +140,7 @@ class Reader:
         return image, label.value
 
     def iterate(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0,
-                 buffers=None, view=None, size=0):
+                 buffers=None, view=None, size=0, scale=None, ratio=None, max_pixels=0):
         """Batches (images n x H x W x C as stored, labels int32, labels2 int32
         (-1 where the set has none), indices uint64)
         of part `part` of `nparts` of the epoch the C reader gives for seed,
@@ -115,14 +148,28 @@ class Reader:
         thread). The images array comes from `buffers` (a _Buffers: reused once
         nobody holds it), else fresh; the other three are fresh. An encoded
         set's images are decoded through view ("train" or "eval") at size x
-        size x 3."""
+        size x 3; scale and ratio ((min, max) pairs, None: torchvision's) are
+        the train view's RandomResizedCrop ranges, max_pixels the largest
+        source image it decodes (0: the set's own limit)."""
         L = lib()
+        batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
+        nparts = check_int("nparts", nparts, 1, (1 << 32) - 1)
+        part = check_int("part", part, 0, nparts - 1)
+        threads = check_int("threads", threads, 0, 64)
+        window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
+        skip_records = check_int("skip_records", skip_records, 0, (1 << 64) - 1)
+        max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
+        scale = check_range("scale", scale, 0, 1)
+        ratio = check_range("ratio", ratio, 0, 1e6)
         if self.encoded and view not in VIEWS:
             raise ValueError(f"{self.directory}: the shards hold encoded images: read them through a view "
                              "('train' or 'eval') and a size")
         o = IterOptions(batch=batch_size, seed=seed, flags=SPR_SHUFFLE if shuffle else 0,
                         window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
-                        threads=threads, view=VIEWS[view] if self.encoded else 0, size=size)
+                        threads=threads, view=VIEWS[view] if self.encoded else 0, size=size,
+                        max_pixels=max_pixels)
+        if scale or ratio:
+            (o.scale_min, o.scale_max), (o.ratio_min, o.ratio_max) = scale or (0.08, 1.0), ratio or (3 / 4, 4 / 3)
         it = L.spr_iter_open(self.handle(), ctypes.byref(o), ctypes.sizeof(o))
         if not it:
             raise self.error(f"{self.directory} {self.split}")
@@ -237,27 +284,52 @@ class Loader:
     batches k+1... of that epoch.
     """
 
+    STATE_VERSION = 2
+    # what the order of an epoch depends on: a state_dict of other values is refused
+    ORDER_KEYS = ("seed", "batch_size", "rank", "world_size", "shuffle", "window_records", "drop_last")
+
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
-                 window_records=0, return_label2=False, view=None, size=224):
+                 window_records=0, return_label2=False, view=None, size=224, scale=None, ratio=None,
+                 max_pixels=0):
         if threads is None:
             threads = min(4, len(os.sched_getaffinity(0)))
-        if batch_size < 1 or not 0 <= threads <= 64:
-            raise ValueError("batch_size >= 1 and threads 0..64")
-        self.reader = Reader(directory, split)
+        self.batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
+        self.threads = check_int("threads", threads, 0, 64)
+        self.window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
+        self.seed = check_int("seed", seed, 0, (1 << 64) - 1)
+        self.size = check_int("size", size, 1, 4096)
+        self.max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
+        self.scale, self.ratio = check_range("scale", scale, 0, 1), check_range("ratio", ratio, 0, 1e6)
         if view is None:
             view = "train" if split == "train" else "eval"
-        if view not in VIEWS or not 1 <= size <= 4096:
-            raise ValueError(f"view 'train' or 'eval' and size 1..4096, not {view!r} and {size}")
-        self.view, self.size = view, int(size)
+        if view not in VIEWS:
+            raise ValueError(f"view 'train' or 'eval', not {view!r}")
         self.rank, self.world_size = default_rank_world(rank, world_size)
-        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
-        self.normalize, self.as_torch, self.threads, self.window_records = normalize, as_torch, threads, window_records
+        self.reader = Reader(directory, split)
+        self.view = view
+        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.normalize, self.as_torch = normalize, as_torch
         self._keys = self.reader.keys() if return_keys else None
         self.return_label2 = return_label2
+        self._per_process()
+        # epoch: the one the next __iter__ gives, from batch _start; _cur: (epoch, batches
+        # handed out) of the iteration under way or broken off, None once an epoch ends
+        self.epoch, self._start, self._cur = 0, 0, None
+
+    def _per_process(self):
+        """The batch pool and the normalizer: this process's own, never pickled."""
         self._buffers = _Buffers()
-        self._norm = _normalizer(self.reader, self._buffers) if normalize else None
-        self.epoch, self._start, self._done = 0, 0, 0
+        self._norm = _normalizer(self.reader, self._buffers) if self.normalize else None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_buffers"], state["_norm"] = None, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._per_process()
 
     @property
     def classes(self):
@@ -269,27 +341,56 @@ class Loader:
         return -(-self.reader.part_records(self.rank, self.world_size) // self.batch_size)
 
     def set_epoch(self, epoch):
-        """The epoch the next __iter__ gives (from its first batch)."""
-        self.epoch, self._start = int(epoch), 0
+        """The epoch the next __iter__ gives. From its first batch, except
+        when it is the epoch a load_state_dict() resumes: then from the
+        resume point (so a loop that calls set_epoch(e) before each epoch
+        resumes where the state left off)."""
+        epoch = check_int("epoch", epoch, 0, (1 << 63) - 1)
+        if epoch != self.epoch:
+            self.epoch, self._start = epoch, 0
 
     def state_dict(self):
-        """Where the current epoch stands: the batches handed out so far."""
-        return {"epoch": self.epoch, "batches": self._done, "seed": self.seed, "batch_size": self.batch_size,
-                "rank": self.rank, "world_size": self.world_size, "shuffle": bool(self.shuffle)}
+        """Where the epoch stands: the epoch of the iteration under way (or
+        broken off) and the batches it has handed out; after an epoch ran to
+        its end, the next epoch and 0; before any iteration, what set_epoch
+        or load_state_dict chose. Also every parameter the order depends on."""
+        epoch, batches = self._cur if self._cur is not None else (self.epoch, self._start)
+        state = {"version": self.STATE_VERSION, "epoch": epoch, "batches": batches}
+        state.update({k: getattr(self, k) for k in self.ORDER_KEYS})
+        return state
 
     def load_state_dict(self, state):
-        """The next __iter__ resumes state's epoch after its state["batches"] batches."""
-        for k in ("seed", "batch_size", "rank", "world_size", "shuffle"):
-            if state[k] != getattr(self, k) and not (k == "shuffle" and bool(state[k]) == bool(self.shuffle)):
-                raise ValueError(f"state_dict is of {k}={state[k]}, this Loader has {getattr(self, k)}")
-        self.epoch, self._start = int(state["epoch"]), int(state["batches"])
+        """The next __iter__ resumes state's epoch after its state["batches"]
+        batches. ValueError (TypeError for a wrong type) when the state is
+        not one this Loader can resume: another order (seed, batch_size,
+        rank, world_size, shuffle, window_records, drop_last), a field out of
+        range, or batches beyond the epoch's."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state_dict must be a dict, not {type(state).__name__}")
+        version = state.get("version", 1)
+        if version not in (1, self.STATE_VERSION):
+            raise ValueError(f"state_dict version {version!r}: this Loader reads 1 and {self.STATE_VERSION}")
+        for k in ("epoch", "batches") + self.ORDER_KEYS:
+            if k not in state and not (version == 1 and k in ("window_records", "drop_last")):
+                raise ValueError(f"state_dict lacks {k!r}")
+        epoch = check_int("state_dict['epoch']", state["epoch"], 0, (1 << 63) - 1)
+        batches = check_int("state_dict['batches']", state["batches"], 0, len(self))
+        for k in self.ORDER_KEYS:
+            # a version-1 state predates window_records and drop_last: it had the defaults
+            got = state.get(k, {"window_records": 0, "drop_last": False}.get(k))
+            mine = getattr(self, k)
+            same = bool(got) == mine if isinstance(mine, bool) else (
+                not isinstance(got, bool) and isinstance(got, (int, np.integer)) and got == mine)
+            if not same:
+                raise ValueError(f"state_dict is of {k}={got!r}, this Loader has {mine!r}")
+        self.epoch, self._start = epoch, batches
 
     def __iter__(self):
         start, total, epoch = self._start, len(self), self.epoch
-        self._start, self._done = 0, start
+        self._start, self._cur = 0, (epoch, start)
         batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads,
                                       self.rank, self.world_size, start * self.batch_size, self.window_records,
-                                      self._buffers, self.view, self.size)
+                                      self._buffers, self.view, self.size, self.scale, self.ratio, self.max_pixels)
         done = start
         try:
             for px, labels, labels2, idx in batches:
@@ -304,12 +405,14 @@ class Loader:
                 if self._keys is not None:
                     out = out + (self._keys[idx.astype(np.int64)],)
                 done += 1
-                self._done = done
+                self._cur = (epoch, done)
                 yield out
         finally:
             batches.close()
-        if done == total and self.epoch == epoch and self._start == 0:
-            self.epoch, self._done = epoch + 1, 0
+        if done == total and self._cur == (epoch, done):
+            self._cur = None
+            if self.epoch == epoch and self._start == 0:
+                self.epoch = epoch + 1
 
 
 def load_data(directory):

@@ -1,8 +1,11 @@
 """ShardIterableDataset: torch's IterableDataset over the C reader, split by rank and DataLoader worker (imports torch)."""
+import multiprocessing
+import multiprocessing.context
+
 import numpy as np
 import torch
 
-from .loader import Reader, _normalizer, default_rank_world, epoch_seed
+from .loader import MAX_BATCH, VIEWS, Reader, _normalizer, check_int, check_range, default_rank_world, epoch_seed
 
 __all__ = ["ShardIterableDataset"]
 
@@ -18,28 +21,52 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
     window of window_records). image: HWC as stored (numpy; a PIL image with
     pil=True), or CHW float32 normalized with normalize=True; then transform.
     label: an int, then target_transform. set_epoch(e) in the main process
-    chooses the next epoch's order (workers get a copy of the dataset at
-    each DataLoader iteration). Encoded sets come decoded through view
+    chooses the next epoch's order, in the workers too: the epoch is a
+    value shared with the worker processes the dataset goes to, so
+    persistent_workers=True sees each new epoch. Encoded sets come decoded through view
     ("train": RandomResizedCrop(size) + flip; "eval": Resize(size / 0.875) +
     CenterCrop(size); by default "train" for the train split, else "eval"),
-    as shardpipe.Loader's."""
+    as shardpipe.Loader's (scale, ratio and max_pixels as there)."""
 
     def __init__(self, directory, split="train", shuffle=True, seed=0, rank=None, world_size=None,
                  transform=None, target_transform=None, normalize=False, pil=False, return_keys=False,
-                 chunk_records=64, window_records=0, view=None, size=224):
+                 chunk_records=64, window_records=0, view=None, size=224, scale=None, ratio=None, max_pixels=0):
         super().__init__()
-        self.reader = Reader(directory, split)
+        self.chunk_records = check_int("chunk_records", chunk_records, 1, MAX_BATCH)
+        self.window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
+        self.seed = check_int("seed", seed, 0, (1 << 64) - 1)
+        self.size = check_int("size", size, 1, 4096)
+        self.max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
+        self.scale, self.ratio = check_range("scale", scale, 0, 1), check_range("ratio", ratio, 0, 1e6)
         self.view = view if view is not None else "train" if split == "train" else "eval"
-        self.size = int(size)
+        if self.view not in VIEWS:
+            raise ValueError(f"view 'train' or 'eval', not {self.view!r}")
         self.rank, self.world_size = default_rank_world(rank, world_size)
-        self.shuffle, self.seed, self.epoch = shuffle, int(seed), 0
+        self.reader = Reader(directory, split)
+        self.shuffle = shuffle
+        self._epoch = multiprocessing.RawValue("q", 0)
         self.transform, self.target_transform = transform, target_transform
         self.normalize, self.pil = normalize, pil
-        self.chunk_records, self.window_records = int(chunk_records), window_records
         self._keys = self.reader.keys() if return_keys else None
 
+    @property
+    def epoch(self):
+        return self._epoch.value if not isinstance(self._epoch, int) else self._epoch
+
     def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+        epoch = check_int("epoch", epoch, 0, (1 << 63) - 1)
+        if isinstance(self._epoch, int):
+            self._epoch = epoch
+        else:
+            self._epoch.value = epoch
+
+    def __getstate__(self):
+        """The shared epoch goes to the worker processes a DataLoader starts
+        (they see every later set_epoch); any other pickle takes its value."""
+        state = dict(self.__dict__)
+        if multiprocessing.context.get_spawning_popen() is None and not isinstance(self._epoch, int):
+            state["_epoch"] = self._epoch.value
+        return state
 
     def __len__(self):
         """This rank's records in an epoch (all its workers together)."""
@@ -54,7 +81,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         for px, labels, _, idx in self.reader.iterate(self.chunk_records, epoch_seed(self.seed, self.epoch),
                                                    self.shuffle, 0, self.rank * workers + worker,
                                                    self.world_size * workers, 0, self.window_records,
-                                                   view=self.view, size=self.size):
+                                                   view=self.view, size=self.size, scale=self.scale,
+                                                   ratio=self.ratio, max_pixels=self.max_pixels):
             images = norm(px) if norm else px
             for i in range(len(labels)):
                 image, label = images[i], int(labels[i])

@@ -20,7 +20,7 @@ for line in section.split("\n") + ["end"]:
     elif cur is not None:
         blocks.append("\n".join(cur).strip() + "\n")
         cur = None
-names = ["single.py", "train_ddp.py", "torchrun.sh", "iterable.py", "numpy_loop.py"]
+names = ["single.py", "train_ddp.py", "torchrun.sh", "iterable.py", "numpy_loop.py", "resume.py"]
 assert len(blocks) == len(names), f"{len(blocks)} code blocks in the section"
 for name, b in zip(names, blocks):
     open(name, "w").write(b)
@@ -37,4 +37,14 @@ $PY iterable.py > iterable.out
 $PY numpy_loop.py > numpy.out
 acc=$(sed -n 's/^test accuracy //p' numpy.out)
 $PY -c "import sys; sys.exit(0 if float('$acc') > 0.75 else 1)" || { cat numpy.out; fail "numpy loop accuracy $acc"; }
+# the resume example: stopped after 250 batches (epoch 1, batch 15), run again, against
+# one uninterrupted run in another directory
+mkdir whole
+ln -s ../shards whole/shards
+(cd whole && $PY ../resume.py) || fail "resume.py, uninterrupted"
+$PY resume.py 250 || fail "resume.py, stopped"
+[ "$(wc -l < seen.txt)" -eq 250 ] || fail "resume.py stopped after $(wc -l < seen.txt) batches, not 250"
+$PY resume.py || fail "resume.py, resumed"
+[ "$(wc -l < whole/seen.txt)" -eq $((3 * 235)) ] || fail "the uninterrupted run saw $(wc -l < whole/seen.txt) batches"
+cmp seen.txt whole/seen.txt || fail "the resumed run's batches differ from the uninterrupted run's"
 echo ok

@@ -52,7 +52,7 @@ static void test_boxes(void)
         const int N = 20000;
         for (int r = 0; r < N; r++) {
             sp_view_box b;
-            sp_view_train_box((uint32_t)W, (uint32_t)H, 7, 3, (uint64_t)r, &b);
+            sp_view_train_box((uint32_t)W, (uint32_t)H, 7, 3, (uint64_t)r, NULL, &b);
             flips += b.flip, fallbacks += b.fallback;
             if (b.x < 0 || b.y < 0 || b.w < 1 || b.h < 1 || b.x + b.w > W || b.y + b.h > H)
                 bad++;
@@ -71,10 +71,10 @@ static void test_boxes(void)
     /* extreme aspect ratios: no attempt fits, the centre crop with the ratio clamped */
     for (int r = 0; r < 200; r++) {
         sp_view_box b;
-        sp_view_train_box(2000, 100, 1, 0, (uint64_t)r, &b);
+        sp_view_train_box(2000, 100, 1, 0, (uint64_t)r, NULL, &b);
         CHECK(b.fallback && b.w == 133 && b.h == 100 && b.x == 933 && b.y == 0, "wide: %d,%d %dx%d fallback %d", b.x,
               b.y, b.w, b.h, b.fallback);
-        sp_view_train_box(100, 2000, 1, 0, (uint64_t)r, &b);
+        sp_view_train_box(100, 2000, 1, 0, (uint64_t)r, NULL, &b);
         CHECK(b.fallback && b.w == 100 && b.h == 133 && b.x == 0 && b.y == 933, "tall: %d,%d %dx%d fallback %d", b.x,
               b.y, b.w, b.h, b.fallback);
     }
@@ -82,10 +82,10 @@ static void test_boxes(void)
     sp_view_box a, b, c, d;
     int same_seed = 0, same_epoch = 0, same_record = 0;
     for (int r = 0; r < 100; r++) {
-        sp_view_train_box(500, 375, 1, 0, (uint64_t)r, &a);
-        sp_view_train_box(500, 375, 2, 0, (uint64_t)r, &b);
-        sp_view_train_box(500, 375, 1, 1, (uint64_t)r, &c);
-        sp_view_train_box(500, 375, 1, 0, (uint64_t)r + 1000, &d);
+        sp_view_train_box(500, 375, 1, 0, (uint64_t)r, NULL, &a);
+        sp_view_train_box(500, 375, 2, 0, (uint64_t)r, NULL, &b);
+        sp_view_train_box(500, 375, 1, 1, (uint64_t)r, NULL, &c);
+        sp_view_train_box(500, 375, 1, 0, (uint64_t)r + 1000, NULL, &d);
         same_seed += !memcmp(&a, &b, sizeof a), same_epoch += !memcmp(&a, &c, sizeof a);
         same_record += !memcmp(&a, &d, sizeof a);
     }

@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         long n = strtol(argv[6], NULL, 10);
         for (long r = 0; r < n; r++) {
             sp_view_box b;
-            sp_view_train_box(w, h, seed, epoch, (uint64_t)r, &b);
+            sp_view_train_box(w, h, seed, epoch, (uint64_t)r, NULL, &b);
             printf("%ld %d %d %d %d %d %d\n", r, b.x, b.y, b.w, b.h, b.flip, b.fallback);
         }
         return 0;
