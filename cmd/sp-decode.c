@@ -250,11 +250,11 @@ int main(int argc, char **argv)
         if (len && len < sizeof by - 1)
             strcat(by, ")");
         if (st->rejected_total)
-            sp_msg("%llu records in, %llu out, %llu rejected%s, %llu skipped", (unsigned long long)st->in,
-                   (unsigned long long)st->out, (unsigned long long)st->rejected_total, by,
+            sp_msg("%llu record%s in, %llu out, %llu rejected%s, %llu skipped", (unsigned long long)st->in,
+                   st->in == 1 ? "" : "s", (unsigned long long)st->out, (unsigned long long)st->rejected_total, by,
                    (unsigned long long)st->skipped);
         else
-            sp_msg("%llu records in, %llu out, %llu skipped", (unsigned long long)st->in,
+            sp_msg("%llu record%s in, %llu out, %llu skipped", (unsigned long long)st->in, st->in == 1 ? "" : "s",
                    (unsigned long long)st->out, (unsigned long long)st->skipped);
         if (dopts.encoded)
             sp_msg("%llu images kept as shipped, %llu re-encoded", (unsigned long long)st->kept,

@@ -37,11 +37,18 @@ typedef struct tool {
     sp_shuffler *shuffle; /* the train split's records, or NULL */
     json_t *meta;         /* the input's latest metadata (owned) */
     sp_progress prog;
+    uint64_t drained, drain_total, drained_bytes; /* the shuffle's second phase */
 } tool;
 
+/* The shuffle's second phase: its records, in their new order, into the shards. */
 static int to_set(void *ctx, const sp_record *rec, const uint8_t *payload, sp_err *err)
 {
-    return sp_shardset_add(((tool *)ctx)->set, rec, payload, err);
+    tool *t = ctx;
+    t->drained++;
+    t->drained_bytes += rec->payload_len;
+    sp_progress_input(&t->prog, t->drained, t->drain_total);
+    sp_progress_update_at(&t->prog, "shuffle", t->drained, t->drained_bytes);
+    return sp_shardset_add(t->set, rec, payload, err);
 }
 
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
@@ -144,7 +151,14 @@ int main(int argc, char **argv)
     if (rc == 0 && t.shuffle) {
         sp_info("shuffling %llu train records (%llu runs on disk)", (unsigned long long)sp_shuffler_count(t.shuffle),
                 (unsigned long long)sp_shuffler_runs(t.shuffle));
+        /* compressing the shuffled records is most of a large run: it has its own progress */
+        sp_progress_init_phase(&t.prog);
+        t.drain_total = sp_shuffler_count(t.shuffle);
         rc = sp_shuffler_drain(t.shuffle, to_set, &t, &err);
+        if (rc == 0)
+            sp_progress_finish(&t.prog);
+        else
+            sp_progress_done(&t.prog);
     }
     if (rc == 0) {
         json_object_set_new(t.meta, "shuffle", shuffle ? json_pack("{s:I, s:[s]}", "seed", (json_int_t)seed, "splits",
@@ -177,9 +191,10 @@ int main(int argc, char **argv)
         if (reused)
             snprintf(resumed, sizeof resumed, "; %llu shard%s taken over from an interrupted run",
                      (unsigned long long)reused, reused == 1 ? "" : "s");
-        sp_msg("%lld records in %zu shards (%s), %.1f MB, in %s%s",
-               (long long)json_integer_value(json_object_get(m, "total_records")),
-               json_array_size(json_object_get(m, "shards")), parts,
+        size_t nshards = json_array_size(json_object_get(m, "shards"));
+        sp_msg("%lld records in %zu shard%s (%s), %.1f MB, in %s%s",
+               (long long)json_integer_value(json_object_get(m, "total_records")), nshards, nshards == 1 ? "" : "s",
+               parts,
                (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, dir, resumed);
         if (sp_verbosity >= 2) {
             size_t i;

@@ -76,11 +76,12 @@ int main(int argc, char **argv)
         if (rc > 0) {
             status = SP_EXIT_DATA;
             if (sp_verbosity >= 1)
-                sp_msg("%s: FAILED: %llu problems in %llu shards", args.v[i], (unsigned long long)st.problems,
-                       (unsigned long long)st.shards);
+                sp_msg("%s: FAILED: %llu problem%s in %llu shard%s", args.v[i], (unsigned long long)st.problems,
+                       st.problems == 1 ? "" : "s", (unsigned long long)st.shards, st.shards == 1 ? "" : "s");
         } else if (sp_verbosity >= 1) {
-            sp_msg("%s: OK: %llu records in %llu shards, %.1f MB", args.v[i], (unsigned long long)st.records,
-                   (unsigned long long)st.shards, (double)st.bytes / 1e6);
+            sp_msg("%s: OK: %llu record%s in %llu shard%s, %.1f MB", args.v[i], (unsigned long long)st.records,
+                   st.records == 1 ? "" : "s", (unsigned long long)st.shards, st.shards == 1 ? "" : "s",
+                   (double)st.bytes / 1e6);
         }
     }
     return status;

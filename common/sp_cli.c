@@ -98,6 +98,13 @@ void sp_progress_init(sp_progress *p)
     p->unit = "records";
 }
 
+void sp_progress_init_phase(sp_progress *p)
+{
+    sp_progress_init(p);
+    if (!p->mode && sp_verbosity >= 1 && isatty(STDERR_FILENO))
+        p->mode = 1;
+}
+
 /* Seconds since p started when a line is due (at most five a second on the
  * terminal, one every interval in plain lines), else -1. */
 static double progress_due(sp_progress *p)

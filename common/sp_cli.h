@@ -82,6 +82,10 @@ typedef struct sp_progress {
 /* The progress interval of --progress-interval, in seconds (0: no plain lines). */
 extern double sp_progress_interval;
 void sp_progress_init(sp_progress *p);
+/* The same for a phase that runs after the input has ended (sp-shard's
+ * shuffle): the stages before it are done, so it draws the terminal line
+ * even when its input was a pipe. */
+void sp_progress_init_phase(sp_progress *p);
 void sp_progress_update(sp_progress *p, uint64_t records, uint64_t bytes);
 /* The same line with where the run is first: "prog: WHERE: 1200 records, ..."
  * (sp-train's "batch 12/938, ETA 40 s, loss 0.52"; where NULL: as

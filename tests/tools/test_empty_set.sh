@@ -29,7 +29,7 @@ json.dump(m, open(sys.argv[2], "w"))
 X
 expect_status 1 sp-verify E
 expect_err "sp-verify: E: manifest: the set holds no records
-sp-verify: E: FAILED: 1 problems in 0 shards"
+sp-verify: E: FAILED: 1 problem in 0 shards"
 row "sp-verify of a manifest of no records" "was: OK: 0 records in 0 shards, status 0"
 # an empty part is allowed: a small set split into many parts
 expect_stages "0 0/1 0" 'sp-unpack il/ILSVRC2012_img_train.tar | sp-decode -q --classes il/classes.txt --resize 16 | sp-shard -q --part 0/100000 -o P'

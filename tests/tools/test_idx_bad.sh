@@ -37,7 +37,7 @@ rm -rf one && $PY "$FIX/make_idx.py" one --train 3 --test 2 --size 2 2
 expect_stages "0/141 1" "sp-unpack one/train-labels-idx1-ubyte | sp-decode"
 cat > want <<'X'
 sp-decode: train-labels-idx1-ubyte: IDX labels file has no matching images file in the input
-sp-decode: 1 records in, 0 out, 0 skipped
+sp-decode: 1 record in, 0 out, 0 skipped
 X
 diff -u want err
 

@@ -115,7 +115,7 @@ json.dump(m, open("D4/manifest.json", "w"))
 X
 expect_status 1 sp-verify D4
 expect_err "sp-verify: D4: $shard: record 5 ($(cat key5)): pixels do not match their checksum
-sp-verify: D4: FAILED: 1 problems in 2 shards"
+sp-verify: D4: FAILED: 1 problem in 2 shards"
 
 expect_status 1 sp-verify NOPE
 expect_err "sp-verify: NOPE: No such file or directory"
