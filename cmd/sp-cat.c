@@ -22,9 +22,18 @@ static const char about[] =
     "verified as they are read, so a corrupt or cut stream is an error.\n"
     "With --image N, write record N (0 is the first, counted over the inputs in\n"
     "order) as an image on stdout instead: PNG, or with --format pnm a PGM or PPM\n"
-    "for netpbm (sp-cat --image 3 S > x.png). uint8 pixel records only.\n";
+    "for netpbm (sp-cat --image 3 S > x.png). uint8 pixel records only.\n"
+    "With --stream, write the records (payloads included) as one record stream\n"
+    "on stdout instead, for the other stages: a shard set goes back into a\n"
+    "pipeline to be re-sharded, re-sized or re-split (sp-cat --stream S |\n"
+    "sp-resize 32 | sp-shard -o S32). The stream's metadata is each shard's\n"
+    "(dataset, classes, recipe so far) with sp-cat's recipe entry; its records\n"
+    "carry their keys, splits, labels and checksums as stored.\n";
 
 static int meta_only;
+/* --stream: the output stream (its writer opens at the first metadata) */
+static int stream_out;
+static sp_stage out;
 /* --image N: the record to write as an image (-1: none), the records seen so
  * far, and whether it was written */
 static long long image_index = -1;
@@ -92,7 +101,8 @@ static json_t *last_meta;
 static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 {
     (void)ctx;
-    (void)err;
+    if (stream_out)
+        return sp_stage_meta(&out, meta, err);
     json_decref(last_meta);
     last_meta = json_deep_copy(meta);
     return 0;
@@ -101,6 +111,11 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     (void)ctx;
+    if (stream_out) {
+        const uint8_t *data;
+        return sp_reader_payload(r, rec, &data, err) ||
+               sp_writer_record(out.w, rec, data, (size_t)rec->payload_len, err) ? -1 : 0;
+    }
     if (image_index >= 0 && seen++ == image_index) {
         const uint8_t *data;
         return sp_reader_payload(r, rec, &data, err) || write_image(rec, data, err) ? -1 : 0;
@@ -125,6 +140,10 @@ static int cat_stream(char *path, sp_err *err)
 static int print_shard_record(void *ctx, const sp_record *rec, const uint8_t *pixels, sp_err *err)
 {
     (void)ctx;
+    if (stream_out) {
+        sp_record copy = *rec;
+        return sp_writer_record(out.w, &copy, pixels, (size_t)rec->payload_len, err);
+    }
     if (image_index >= 0)
         return seen++ == image_index ? write_image(rec, pixels, err) ? -1 : 1 : 0;
     print_record(rec);
@@ -137,7 +156,9 @@ static int cat_shard(const char *path, sp_err *err)
     if (!s)
         return -1;
     int rc = 0;
-    if (meta_only) {
+    if (stream_out && sp_stage_meta(&out, sp_shard_meta(s), err))
+        rc = -1;
+    else if (meta_only) {
         json_t *m = sp_shard_meta(s);
         print_json(m ? json_incref(m) : json_object());
     } else {
@@ -148,8 +169,38 @@ static int cat_shard(const char *path, sp_err *err)
     return rc;
 }
 
+/* The metadata of the first shard of the set in dir (the stream's a shard
+ * keeps; the same in every shard of a set) as the stream's. */
+static int stream_set_meta(const char *dir, sp_err *err)
+{
+    json_t *m = sp_manifest_load(dir, err);
+    if (!m)
+        return -1;
+    json_t *first = json_array_get(json_object_get(m, "shards"), 0);
+    int rc;
+    if (!first) {
+        rc = sp_stage_meta(&out, m, err); /* an empty set: the manifest says what it holds */
+    } else {
+        const char *file = json_string_value(json_object_get(first, "file"));
+        size_t len = strlen(dir) + strlen(file) + 2;
+        char *path = malloc(len);
+        sp_shard *s = NULL;
+        if (path)
+            snprintf(path, len, "%s/%s", dir, file);
+        rc = !path ? sp_fail(err, SP_EXIT_SYSTEM, "out of memory")
+             : !(s = sp_shard_open_nokeys(path, err)) ? -1
+                                                      : sp_stage_meta(&out, sp_shard_meta(s), err);
+        sp_shard_close(s);
+        free(path);
+    }
+    json_decref(m);
+    return rc;
+}
+
 static int cat_dir(const char *dir, sp_err *err)
 {
+    if (stream_out && stream_set_meta(dir, err))
+        return -1;
     if (!meta_only) {
         int rc = sp_shardset_each_record(dir, print_shard_record, NULL, err);
         return rc > 0 ? 0 : rc; /* 1: the --image record written */
@@ -191,6 +242,8 @@ int main(int argc, char **argv)
          .help = "write record N (from 0) as an image on stdout instead"},
         {"format", 0, SP_OPT_CHOICE, &image_format, .choices = image_formats, .arg = "png|pnm",
          .help = "--image's format: png (default) or pnm (PGM, PPM)"},
+        {"stream", 's', SP_OPT_FLAG, &stream_out,
+         .help = "write the records as a record stream on stdout\n(for sp-resize, sp-shard, ...) instead"},
         {0},
     };
     const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
@@ -200,14 +253,20 @@ int main(int argc, char **argv)
         return status;
     if (image_index >= 0 && meta_only)
         return sp_cli_usage_error("--image and --meta exclude each other");
-    if (image_index >= 0 && (status = sp_cli_stdout_is_safe()))
+    if (stream_out && (meta_only || image_index >= 0))
+        return sp_cli_usage_error("--stream excludes --meta and --image");
+    if ((image_index >= 0 || stream_out) && (status = sp_cli_stdout_is_safe()))
         return status;
+    sp_err err = {0};
+    const json_t *step = stream_out ? sp_cli_recipe(&err) : NULL;
+    if (stream_out && !step)
+        return sp_report(&err);
+    sp_stage_init(&out, step, STDOUT_FILENO);
     char *dash[] = {"-"};
     int n = args.n;
     char **inputs = n ? args.v : dash;
     if (!n)
         n = 1;
-    sp_err err = {0};
     int rc = 0;
     for (int i = 0; i < n && rc == 0 && !image_done; i++) {
         sp_info("%s", inputs[i]);
@@ -220,6 +279,11 @@ int main(int argc, char **argv)
             rc = cat_stream(inputs[i], &err);
     }
     json_decref(last_meta);
+    if (rc == 0 && stream_out && !out.w) /* no input had metadata: an empty stream still has its frame */
+        rc = sp_stage_meta(&out, NULL, &err);
+    if (rc == 0 && stream_out)
+        rc = sp_stage_finish(&out, &err);
+    sp_stage_free(&out);
     if (rc == 0 && image_index >= 0 && !image_done)
         rc = sp_fail(&err, SP_EXIT_DATA, "no record %lld: the input holds %lld", image_index, seen);
     if (fflush(stdout) && rc == 0)
