@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common/sp_cli.h"
+#include "formats/image.h"
 #include "pipeline/normalize.h"
 #include "pipeline/stage.h"
 
@@ -17,7 +18,13 @@ static const char about[] =
     "The normalization parameters (mean, std) are recorded for readers to apply\n"
     "on load, (x/255 - mean) / std: those given, else the statistics computed\n"
     "here (of the train split when there is one). With --dtype float32 or float16\n"
-    "the records are converted now, with the parameters given.\n";
+    "the records are converted now, with the parameters given.\n"
+    "\n"
+    "Encoded records (sp-decode --encoded) pass through as they are: the\n"
+    "parameters are recorded for the readers to apply to each view at load (the\n"
+    "Loader's and sp-train's normalization). Their statistics are of the whole\n"
+    "images as stored, RGB, each decoded here (--preset or --mean/--std skip the\n"
+    "decoding: nothing is computed then); --dtype needs pixel records.\n";
 
 enum { NSPLITS = SP_SPLIT_VAL + 1 };
 
@@ -29,6 +36,9 @@ typedef struct tool {
     int dtype;
     sp_channel_stats all, split[NSPLITS];
     sp_buf buf;
+    sp_image img; /* an encoded record, decoded for its statistics */
+    sp_image_opts img_opts;
+    uint64_t encoded; /* encoded records passed through */
 } tool;
 
 /* The metadata to announce: the input's plus "normalize" (and "stats" at the end). */
@@ -76,12 +86,40 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
     return rc;
 }
 
+/* An encoded record: passed through; decoded for the statistics unless the
+ * parameters were given. */
+static int on_encoded(tool *t, sp_reader *r, sp_record *rec, sp_err *err)
+{
+    if (t->dtype != SP_DTYPE_U8)
+        return sp_fail(err, SP_EXIT_DATA, "%s: an encoded record: --dtype %s converts pixel records (encoded "
+                       "images are normalized at load, with the parameters recorded here)", rec->key,
+                       sp_dtype_name(t->dtype));
+    if (t->nparams && t->nparams != 3)
+        return sp_fail(err, SP_EXIT_DATA, "%s: an encoded record (RGB at load), but --mean/--std give %d channels",
+                       rec->key, t->nparams);
+    const uint8_t *data;
+    if (sp_reader_payload(r, rec, &data, err))
+        return -1;
+    if (!t->nparams) {
+        sp_err e = {0};
+        if (sp_image_decode(data, (size_t)rec->payload_len, &t->img_opts, &t->img, &e))
+            return sp_fail(err, SP_EXIT_DATA, "%s: %s", rec->key, e.msg);
+        size_t n = (size_t)t->img.w * t->img.h;
+        sp_stats_add(&t->all, t->img.pixels, n, 3);
+        sp_stats_add(&t->split[rec->split], t->img.pixels, n, 3);
+    }
+    t->encoded++;
+    return sp_writer_record(t->out.w, rec, data, (size_t)rec->payload_len, err);
+}
+
 static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     tool *t = ctx;
+    if (rec->kind == SP_KIND_ENCODED && (!t->all.channels || t->all.channels == 3))
+        return on_encoded(t, r, rec, err);
     if (rec->kind != SP_KIND_PIXELS || rec->dtype != SP_DTYPE_U8 || rec->c > SP_NORM_MAX_CHANNELS)
-        return sp_fail(err, SP_EXIT_DATA, "%s: sp-normalize takes uint8 pixel records of 1 to %d channels",
-                       rec->key, SP_NORM_MAX_CHANNELS);
+        return sp_fail(err, SP_EXIT_DATA, "%s: sp-normalize takes uint8 pixel records of 1 to %d channels, or "
+                       "encoded ones", rec->key, SP_NORM_MAX_CHANNELS);
     if (t->all.channels && t->all.channels != (int)rec->c)
         return sp_fail(err, SP_EXIT_DATA, "%s: %u channels, the records before had %d", rec->key, rec->c,
                        t->all.channels);
@@ -161,6 +199,7 @@ int main(int argc, char **argv)
         return status;
     tool t = {0};
     t.dtype = dtype_of[dtype];
+    sp_image_opts_default(&t.img_opts);
     if (preset == 0) {
         memcpy(mean.v, sp_imagenet_mean, sizeof sp_imagenet_mean);
         memcpy(std.v, sp_imagenet_std, sizeof sp_imagenet_std);
@@ -185,6 +224,9 @@ int main(int argc, char **argv)
     sp_progress_init(&prog);
     int rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &prog, &err);
     sp_progress_done(&prog);
+    if (rc == 0 && t.encoded && t.nparams)
+        sp_info("%llu encoded records: the parameters given recorded, no statistics computed",
+                (unsigned long long)t.encoded);
     if (rc == 0) { /* the statistics, in a metadata frame before the trailer */
         json_t *m = output_meta(&t, 1);
         rc = sp_stage_meta(&t.out, m, &err);
@@ -201,5 +243,6 @@ int main(int argc, char **argv)
     sp_stage_free(&t.out);
     json_decref(t.in_meta);
     sp_buf_free(&t.buf);
+    sp_image_free(&t.img);
     return status;
 }

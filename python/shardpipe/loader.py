@@ -223,11 +223,28 @@ class Reader:
             self._set = None
 
 
-def _normalizer(reader, buffers=None):
+def _normalizer(reader, buffers=None, mean=None, std=None):
     """A function of a batch (n x H x W x C as stored) to n x C x H x W float32:
-    (x/255 - mean)/std with the shards' mean and std (x/255 without them);
-    floats stored already normalized are only transposed. Its outputs come
-    from buffers (a _Buffers) when given."""
+    (x/255 - mean)/std with mean and std when given (per channel, x/255
+    units), else the shards' (x/255 without them); floats stored already
+    normalized are only transposed. Its outputs come from buffers (a
+    _Buffers) when given."""
+    if mean is not None:
+        if reader.dtype != np.uint8:
+            raise ValueError(f"{reader.directory}: mean= and std= normalize uint8 pixels; the shards hold "
+                             f"{reader.dtype}")
+        x = np.arange(256, dtype=np.float64)[:, None] / 255.0
+        table = ((x - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)).astype(np.float32)  # 256 x C
+
+        def norm_given(px):
+            n, h, w, c = px.shape
+            if c != table.shape[1]:
+                raise ValueError(f"mean= and std= give {table.shape[1]} channels, the images have {c}")
+            out = buffers.get((n, c, h, w), np.float32) if buffers else np.empty((n, c, h, w), np.float32)
+            for k in range(c):
+                np.take(table[:, k], px[..., k], out=out[:, k])
+            return out
+        return norm_given
     if reader.dtype == np.uint8:
         def norm(px):  # in C (spr_normalize_hw): one table lookup a value, the GIL released
             n, h, w, c = px.shape
@@ -250,7 +267,10 @@ class Loader:
             for images, labels in loader: ...
 
     images: n x H x W x C as stored (uint8 for most sets), or with
-    normalize=True n x C x H x W float32, (x/255 - mean)/std from the shards;
+    normalize=True n x C x H x W float32, (x/255 - mean)/std from the shards
+    (sp-normalize's, recorded for pixel and encoded sets alike), or from
+    mean= and std= when given (per channel, x/255 units; they imply
+    normalize=True);
     labels int64. as_torch=True gives torch tensors (torch imported then).
     return_label2=True adds the second labels (CIFAR-100's coarse ones, -1
     where the set has none) after the labels; return_keys=True adds the
@@ -291,7 +311,7 @@ class Loader:
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
                  window_records=0, return_label2=False, view=None, size=224, scale=None, ratio=None,
-                 max_pixels=0):
+                 max_pixels=0, mean=None, std=None):
         if threads is None:
             threads = min(4, len(os.sched_getaffinity(0)))
         self.batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
@@ -309,6 +329,15 @@ class Loader:
         self.reader = Reader(directory, split)
         self.view = view
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        if (mean is None) != (std is None):
+            raise ValueError("mean= and std= go together")
+        if mean is not None:
+            mean, std = [float(v) for v in mean], [float(v) for v in std]
+            channels = 3 if self.reader.encoded else self.reader.shape[2]
+            if len(mean) != channels or len(std) != channels or not all(v > 0 for v in std):
+                raise ValueError(f"mean= and std= need {channels} values each (std above 0): {mean}, {std}")
+            normalize = True
+        self.mean, self.std = mean, std
         self.normalize, self.as_torch = normalize, as_torch
         self._keys = self.reader.keys() if return_keys else None
         self.return_label2 = return_label2
@@ -320,7 +349,7 @@ class Loader:
     def _per_process(self):
         """The batch pool and the normalizer: this process's own, never pickled."""
         self._buffers = _Buffers()
-        self._norm = _normalizer(self.reader, self._buffers) if self.normalize else None
+        self._norm = _normalizer(self.reader, self._buffers, self.mean, self.std) if self.normalize else None
 
     def __getstate__(self):
         state = dict(self.__dict__)
