@@ -263,10 +263,11 @@ bench-gpu:
 	/usr/bin/python3 bench/bench_gpu_feed.py $(BUILD)
 
 # Man pages from each tool's --help and --version; the NAME line is the
-# --help text's first sentence after the usage lines, to its first '.' or ':'.
+# --help text's first sentence after the usage lines, to its first '.' or ':'
+# that ends a word (one followed by a space or the end: "manifest.json" stays whole).
 $(BUILD)/man/%.1: $(BUILD)/bin/%
 	@mkdir -p $(dir $@)
-	help2man -N -n "$$($< --help | sed -n '2,$$p' | sed '/^ *or: /d' | tr '\n' ' ' | sed 's/[.:].*//; s/ *$$//')" -o $@.tmp $< && mv $@.tmp $@
+	help2man -N -n "$$($< --help | sed -n '2,$$p' | sed '/^ *or: /d' | tr '\n' ' ' | sed 's/[.:]\( \|$$\).*//; s/ *$$//')" -o $@.tmp $< && mv $@.tmp $@
 
 # bash completion for every tool, from their --help (scripts/completion.sh)
 $(COMPLETION): scripts/completion.sh $(BINS)

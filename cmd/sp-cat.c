@@ -46,8 +46,8 @@ static int write_image(const sp_record *rec, const uint8_t *px, sp_err *err)
 {
     image_done = 1;
     if (rec->kind != SP_KIND_PIXELS)
-        return sp_fail(err, SP_EXIT_DATA, "%s: record %lld is a %s record, not pixels (sp-decode it first)", rec->key,
-                       image_index, sp_kind_name(rec->kind));
+        return sp_fail(err, SP_EXIT_DATA, "%s: record %lld is %s, not pixels (sp-decode it first)", rec->key,
+                       image_index, sp_kind_record(rec->kind));
     if (rec->dtype != SP_DTYPE_U8 || rec->c < 1 || rec->c > 4 || (image_format == 1 && rec->c != 1 && rec->c != 3))
         return sp_fail(err, SP_EXIT_DATA, "%s: %ux%ux%u %s pixels: --image writes uint8 pixels of %s", rec->key,
                        rec->h, rec->w, rec->c, sp_dtype_name(rec->dtype),

@@ -98,8 +98,8 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
 {
     tool *t = ctx;
     if (rec->kind != SP_KIND_PIXELS || rec->dtype != SP_DTYPE_U8 || rec->c > 4)
-        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record%s; sp-resize takes uint8 pixels of 1 to 4 channels "
-                       "(run sp-decode first)", rec->key, sp_kind_name(rec->kind),
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s%s; sp-resize takes uint8 pixels of 1 to 4 channels "
+                       "(run sp-decode first)", rec->key, sp_kind_record(rec->kind),
                        rec->kind == SP_KIND_PIXELS ? " of another dtype or more channels" : "");
     if (t->o.jpeg_quality && rec->c != 3)
         return sp_fail(err, SP_EXIT_DATA, "%s: %u channels; --jpeg-quality encodes RGB (3 channels)", rec->key,

@@ -167,7 +167,8 @@ static void report_running_loss(void *ctx, double loss) { ((progress_state *)ctx
 /* The training curves of the epochs in history (objects with epoch, loss,
  * train_accuracy and maybe test_accuracy) as a PNG: the loss on the left
  * axis, the accuracies on the right one, from 0 to 1. */
-static int draw_curves(const char *path, const json_t *history, const char *title, sp_err *err)
+/* split: the evaluated split's name, where history's entries do not say it. */
+static int draw_curves(const char *path, const json_t *history, const char *title, const char *split, sp_err *err)
 {
     enum { W = 800, H = 480, L = 70, R = 70, T = 56, B = 56, S = 2 };
     size_t n = json_array_size(history);
@@ -219,7 +220,12 @@ static int draw_curves(const char *path, const json_t *history, const char *titl
     /* the curves, a dot on each epoch */
     static const char *const keys[] = {"loss", "train_accuracy", "test_accuracy"};
     static const uint32_t colors[] = {0xd62728, 0x1f77b4, 0x2ca02c};
-    static const char *const names[] = {"loss", "train accuracy", "test accuracy"};
+    for (size_t i = 0; i < n; i++) /* the legend names the split the run evaluated (test, or val) */
+        if (json_string_value(json_object_get(json_array_get(history, i), "test_split")))
+            split = json_string_value(json_object_get(json_array_get(history, i), "test_split"));
+    char eval_name[64];
+    snprintf(eval_name, sizeof eval_name, "%s accuracy", split ? split : "test");
+    const char *const names[] = {"loss", "train accuracy", eval_name};
     int lx = L;
     for (int k = 0; k < 3; k++) {
         if (k == 2 && !has_test)
@@ -282,7 +288,7 @@ static void report_epoch(void *ctx, const nn_epoch_report *r)
         if (j && ps->curves_path) {
             json_array_append(ps->history, j);
             if (!ps->curves_err.code)
-                draw_curves(ps->curves_path, ps->history, ps->title, &ps->curves_err);
+                draw_curves(ps->curves_path, ps->history, ps->title, NULL, &ps->curves_err);
         }
         json_decref(j);
     }
@@ -329,7 +335,8 @@ static int run(options *o, sp_err *err)
     if (rc == 0 && ps.curves_err.code)
         *err = ps.curves_err, rc = -1;
     /* the curves of every epoch, those of the runs it resumed included */
-    if (rc == 0 && o->curves && draw_curves(o->curves, json_object_get(res.summary, "per_epoch"), ps.title, err))
+    if (rc == 0 && o->curves && draw_curves(o->curves, json_object_get(res.summary, "per_epoch"), ps.title,
+                                         json_string_value(json_object_get(res.summary, "test_split")), err))
         rc = -1;
     if (rc == 0 && o->json && sp_write_json_text(o->json, res.summary, err))
         rc = -1;

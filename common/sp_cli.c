@@ -351,8 +351,32 @@ static void print_opt(const sp_opt *o)
     putchar('\n');
 }
 
+/* The values of the options that take one of a list, for the bash completion
+ * (scripts/completion.sh): a line "--NAME VALUE..." each, and "-L VALUE..."
+ * for its letter. */
+static void print_choices(const sp_cli_tool *t)
+{
+    for (const sp_opt *o = t->opts; o && o->name; o++) {
+        if (o->type != SP_OPT_CHOICE || !o->choices)
+            continue;
+        for (int form = 0; form < (o->letter ? 2 : 1); form++) {
+            if (form)
+                printf("-%c", o->letter);
+            else
+                printf("--%s", o->name);
+            for (const char *const *c = o->choices; *c; c++)
+                printf(" %s", *c);
+            putchar('\n');
+        }
+    }
+}
+
 static void print_help(const sp_cli_tool *t)
 {
+    if (getenv("SP_HELP_CHOICES")) { /* set by scripts/completion.sh only */
+        print_choices(t);
+        return;
+    }
     printf("Usage: %s %s\n%s\n", t->name, t->synopsis, t->about ? t->about : "");
     for (const sp_opt *o = t->opts; o && o->name; o++)
         print_opt(o);

@@ -17,6 +17,16 @@
 enum { FRAME_META = 'M', FRAME_RECORD = 'R', FRAME_END = 'E' };
 
 /* ---------------- names ---------------- */
+const char *sp_kind_record(int kind)
+{
+    switch (kind) {
+    case SP_KIND_BLOB: return "a blob record";
+    case SP_KIND_ENCODED: return "an encoded record";
+    case SP_KIND_PIXELS: return "a pixel record";
+    default: return "a record of an unknown kind";
+    }
+}
+
 const char *sp_kind_name(int kind)
 {
     switch (kind) {

@@ -46,6 +46,7 @@ typedef struct sp_record {
 
 /* Names used in JSON, manifests and shard attributes. */
 const char *sp_kind_name(int kind);    /* "blob", "encoded", "pixels" */
+const char *sp_kind_record(int kind);  /* "a blob record", "an encoded record", "a pixel record" */
 const char *sp_split_name(int split);  /* "train", "test", "val", "none" */
 int sp_split_from_name(const char *s); /* -1 when unknown */
 const char *sp_dtype_name(int dtype);  /* "uint8", "float16", "float32" */

@@ -24,20 +24,29 @@ for bin in "$@"; do
     [ -n "$opts" ] || { echo "completion.sh: $name --help lists no option" >&2; exit 1; }
     var=$(printf '%s' "$name" | tr -c 'A-Za-z0-9\n' '_')
     printf "_shardpipe_opts_%s='%s'\n" "$var" "$opts"
+    # the values of options that take one of a list (SP_HELP_CHOICES: "--NAME VALUE..." lines)
+    SP_HELP_CHOICES=1 "$bin" --help | while read -r opt values; do
+        ovar=$(printf '%s' "$opt" | tr -c 'A-Za-z0-9\n' '_')
+        printf "_shardpipe_vals_%s_%s='%s'\n" "$var" "$ovar" "$values"
+    done
     names="$names $name"
 done
 printf "_shardpipe_words_sp_fetch='%s'\n" "$datasets"
 cat <<'X'
 
-# A word starting with '-': the tool's options; any other word of sp-fetch:
-# the dataset names that match; else no match here, and bash completes a
-# file name (complete -o default).
+# A word after an option that takes one of a list (--model, --split, ...):
+# its values; a word starting with '-': the tool's options; any other word of
+# sp-fetch: the dataset names that match; else no match here, and bash
+# completes a file name (complete -o default).
 _shardpipe() {
-    local cur=${COMP_WORDS[COMP_CWORD]} tool=${1##*/} opts words
+    local cur=${COMP_WORDS[COMP_CWORD]} prev= tool=${1##*/} opts words vals
+    [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD-1]}
     tool=${tool//[^A-Za-z0-9]/_}
-    opts=_shardpipe_opts_$tool words=_shardpipe_words_$tool
+    opts=_shardpipe_opts_$tool words=_shardpipe_words_$tool vals=_shardpipe_vals_${tool}_${prev//[^A-Za-z0-9]/_}
     COMPREPLY=()
-    if [[ $cur == -* ]]; then
+    if [[ $prev == -* && -n ${!vals-} ]]; then
+        COMPREPLY=($(compgen -W "${!vals}" -- "$cur"))
+    elif [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "${!opts-}" -- "$cur"))
     elif [[ -n ${!words-} ]]; then
         COMPREPLY=($(compgen -W "${!words}" -- "$cur"))

@@ -307,8 +307,8 @@ static int add_encoded(sp_shardset *s, const sp_record *rec, const uint8_t *payl
 int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload, sp_err *err)
 {
     if (rec->kind != SP_KIND_PIXELS && rec->kind != SP_KIND_ENCODED)
-        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record; sp-shard stores pixel or encoded records (run sp-decode "
-                       "first)", rec->key, sp_kind_name(rec->kind));
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s; sp-shard stores pixel or encoded records (run sp-decode "
+                       "first)", rec->key, sp_kind_record(rec->kind));
     if (rec->split != SP_SPLIT_TRAIN && rec->split != SP_SPLIT_VAL && rec->split != SP_SPLIT_TEST)
         /* the readers (manifest.c) take these three only: a set of any other would open nowhere */
         return sp_fail(err, SP_EXIT_DATA, "%s: a record of split \"%s\"; a shard set holds train, val and test "
@@ -317,8 +317,8 @@ int sp_shardset_add(sp_shardset *s, const sp_record *rec, const uint8_t *payload
     if (!s->kind)
         s->kind = rec->kind;
     if (rec->kind != s->kind)
-        return sp_fail(err, SP_EXIT_DATA, "%s: a %s record among %s records: a shard set holds one kind", rec->key,
-                       sp_kind_name(rec->kind), sp_kind_name(s->kind));
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s among %s records: a shard set holds one kind", rec->key,
+                       sp_kind_record(rec->kind), sp_kind_name(s->kind));
     int sp = rec->split;
     if (rec->kind == SP_KIND_ENCODED) {
         if (s->shape[sp][2] == 0) {

@@ -83,7 +83,7 @@ $PY -c "import json; s = json.load(open('out')); assert s['splits']['train']['ki
 # one set holds one kind: pixels after encoded records (or the other way) are refused
 sp-cat --meta px32.sprs > /dev/null
 expect_status 1 sp-shard -o mixed enc.sprs px32.sprs
-expect_err_has "a pixels record among encoded records: a shard set holds one kind"
+expect_err_has "a pixel record among encoded records: a shard set holds one kind"
 [ ! -e mixed/manifest.json ] || fail "a mixed set was committed"
 
 # damage: a byte of one record's JPEG flipped on disk is named by sp-verify and sp-cat
