@@ -42,7 +42,8 @@ static void print_text(const char *dir, const json_t *s, int all_classes)
     json_t *classes = json_object_get(s, "classes"), *splits = json_object_get(s, "splits");
     printf("%-12s%s\n", "shards", dir);
     const char *ds = json_string_value(json_object_get(s, "dataset"));
-    printf("%-12s%s (%zu classes)\n", "dataset", ds ? ds : "-", json_array_size(classes));
+    size_t nclasses = json_array_size(classes);
+    printf("%-12s%s (%zu class%s)\n", "dataset", ds && *ds ? ds : "-", nclasses, nclasses == 1 ? "" : "es");
     print_recipe(json_object_get(s, "recipe"));
     json_t *sh = json_object_get(s, "shuffle");
     if (json_is_object(sh))

@@ -1,5 +1,5 @@
 /* sp-unpack: archives (or a record stream of them) in, one blob record per file out. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,6 +59,23 @@ static const char *dataset_from_dirs(int n, char **files)
         found = found_buf;
     }
     return found;
+}
+
+/* The base name of path when it is a directory (trailing slashes dropped),
+ * into out; 0 when it is not one, or has no name ("/", "."). */
+static int folder_name(const char *path, char *out, size_t n)
+{
+    struct stat st;
+    if (stat(path, &st) || !S_ISDIR(st.st_mode))
+        return 0;
+    char real[4096];
+    if (!realpath(path, real)) /* "." and "dir/.." name the folder they are */
+        return 0;
+    const char *base = sp_basename(real);
+    if (!*base || !strcmp(base, "/"))
+        return 0;
+    snprintf(out, n, "%s", base);
+    return 1;
 }
 
 /* The progress line: files and bytes out, and how much of the input is read. */
@@ -124,6 +141,9 @@ int main(int argc, char **argv)
     char **files = args.v;
     if (!dataset)
         dataset = dataset_from_dirs(nfiles, files);
+    char folder[256];
+    if (!dataset && nfiles == 1 && folder_name(files[0], folder, sizeof folder))
+        dataset = folder; /* a folder of the user's own: the set is named after it */
     json_t *overrides = json_object();
     if (dataset)
         json_object_set_new(overrides, "dataset", json_string(dataset));
