@@ -112,7 +112,9 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
 /* The confusion matrix as a PNG heat map: a cell per (true, predicted)
  * pair, coloured by the share of the true class's records it holds (the
  * row normalised: the diagonal is each class's recall), its count written
- * in it when it fits; rows labelled "N name", columns N. */
+ * in it when it fits; rows labelled "N name", columns N; a colour bar on
+ * the right gives the scale (0 to 1 of the row). The picture is wide
+ * enough for its title whatever the class count. */
 static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const char *title, sp_err *err)
 {
     int k = m->classes, S = k <= 40 ? 2 : 1;
@@ -126,14 +128,23 @@ static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const
         name_w = w > name_w ? w : name_w;
     }
     int L = name_w + 16, T = 3 * sp_text_height(2) + (cell >= 12 ? sp_text_height(S) + 8 : 0) + 8;
-    int W = L + k * cell + 16, H = T + k * cell + 16;
-    if (W < 360)
-        W = 360;
+    /* the colour bar: a ramp from 1 (top) to 0 beside the matrix, at least 100 pixels tall */
+    int bar_h = k * cell > 100 ? k * cell : 100, bar_x = L + k * cell + 24, bar_w = 16;
+    const char *sub = "rows: true class, columns: predicted";
+    int W = bar_x + bar_w + 8 + sp_text_width("share of the row", 1) + 8, H = T + bar_h + 16;
+    int title_w = 16 + (sp_text_width(title, 2) > sp_text_width(sub, 2) ? sp_text_width(title, 2) : sp_text_width(sub, 2));
+    if (W < title_w)
+        W = title_w;
     sp_canvas cv;
     if (sp_canvas_init(&cv, W, H, 0xffffff, err))
         return -1;
     sp_draw_text(&cv, 8, 6, title, 2, 0x000000);
-    sp_draw_text(&cv, 8, 6 + sp_text_height(2), "rows: true class, columns: predicted", 2, 0x000000);
+    sp_draw_text(&cv, 8, 6 + sp_text_height(2), sub, 2, 0x000000);
+    for (int y = 0; y < bar_h; y++)
+        sp_draw_rect(&cv, bar_x, T + y, bar_w, 1, sp_color_ramp(1.0 - (double)y / (bar_h - 1)));
+    sp_draw_text(&cv, bar_x + bar_w + 6, T, "1", 1, 0x000000);
+    sp_draw_text(&cv, bar_x + bar_w + 6, T + bar_h - sp_text_height(1), "0", 1, 0x000000);
+    sp_draw_text(&cv, bar_x + bar_w + 6, T + bar_h / 2 - sp_text_height(1) / 2, "share of the row", 1, 0x000000);
     for (int c = 0; c < k; c++) {
         uint64_t row = nn_metrics_class_records(m, c);
         for (int j = 0; j < k; j++) {

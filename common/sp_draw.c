@@ -176,17 +176,36 @@ void sp_draw_line(sp_canvas *c, int x0, int y0, int x1, int y1, int width, uint3
     }
 }
 
+/* The letters that reach below the baseline (row 6): 9 rows, their bowls
+ * and stems on the x-height of the others, their tails in rows 7 and 8, so
+ * that p, g and q read as themselves next to P, 9 and a. */
+static const struct {
+    char ch;
+    uint8_t rows[9];
+} descenders[] = {
+    {'g', {0x00, 0x00, 0x0f, 0x11, 0x11, 0x11, 0x0f, 0x01, 0x0e}},
+    {'j', {0x02, 0x00, 0x06, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0c}},
+    {'p', {0x00, 0x00, 0x1e, 0x11, 0x11, 0x11, 0x1e, 0x10, 0x10}},
+    {'q', {0x00, 0x00, 0x0f, 0x11, 0x11, 0x11, 0x0f, 0x01, 0x01}},
+    {'y', {0x00, 0x00, 0x11, 0x11, 0x11, 0x11, 0x0f, 0x01, 0x0e}},
+};
+
 int sp_text_width(const char *s, int scale) { return (int)strlen(s) * 6 * scale; }
-int sp_text_height(int scale) { return 8 * scale; }
+int sp_text_height(int scale) { return 10 * scale; }
 
 int sp_draw_text(sp_canvas *c, int x, int y, const char *s, int scale, uint32_t rgb)
 {
     int x0 = x;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++, x += 6 * scale) {
         int g = *p >= 0x20 && *p <= 0x7e ? *p - 0x20 : '?' - 0x20;
-        for (int row = 0; row < 7; row++)
+        const uint8_t *rows = font5x7[g];
+        int nrows = 7;
+        for (size_t d = 0; d < sizeof descenders / sizeof descenders[0]; d++)
+            if (descenders[d].ch == *p)
+                rows = descenders[d].rows, nrows = 9;
+        for (int row = 0; row < nrows; row++)
             for (int col = 0; col < 5; col++)
-                if (font5x7[g][row] & (0x10 >> col))
+                if (rows[row] & (0x10 >> col))
                     sp_draw_rect(c, x + col * scale, y + row * scale, scale, scale, rgb);
     }
     return x - x0;

@@ -24,8 +24,9 @@ void sp_canvas_free(sp_canvas *c); /* accepts a zeroed canvas */
 void sp_draw_rect(sp_canvas *c, int x, int y, int w, int h, uint32_t rgb);
 /* A line from (x0, y0) to (x1, y1), width pixels wide (1 or more). */
 void sp_draw_line(sp_canvas *c, int x0, int y0, int x1, int y1, int width, uint32_t rgb);
-/* Text in the built-in 5x7 font, each font pixel scale x scale, top left at
- * (x, y); a character cell is 6 x 8 font pixels. Bytes outside printable
+/* Text in the built-in 5x7 font (g, j, p, q, y reach two rows below the
+ * baseline), each font pixel scale x scale, top left at (x, y); a character
+ * cell is 6 x 10 font pixels. Bytes outside printable
  * ASCII (UTF-8 included) draw as '?'. Returns the width drawn, in pixels. */
 int sp_draw_text(sp_canvas *c, int x, int y, const char *s, int scale, uint32_t rgb);
 /* The width sp_draw_text would draw, and the height of one line. */

@@ -82,9 +82,19 @@ assert len(widths) == 1, f"rows of different lengths: {rows}"
 ends = [[i for i, ch in enumerate(r) if ch != " " and (i + 1 == len(r) or r[i + 1] == " ")] for r in rows]
 assert all(e[-3:] == ends[0][-3:] for e in ends), f"columns not aligned: {rows}"
 assert rows[1].split()[:2] == ["0", "blue"] and rows[0].split() == ["0", "1", "2"], rows
-im = Image.open("heat.png")
+im = Image.open("heat.png").convert("RGB")
 assert im.size[0] >= 3 * 56 and im.size[1] >= 3 * 56, im.size
 print("heat map", im.size)
+# the title is not cut: no dark pixel in the last 4 columns of the title rows
+w, h = im.size
+assert all(sum(im.getpixel((x, y))) > 600 for x in range(w - 4, w) for y in range(0, 40)), "the title runs off"
+# a colour bar: a column whose top is the ramp's 1 (yellow) and bottom its 0 (dark purple)
+ramp_top, ramp_bottom = (253, 231, 37), (68, 1, 84)
+near = lambda p, q: all(abs(a - b) <= 2 for a, b in zip(p, q))
+bars = [x for x in range(w) if any(near(im.getpixel((x, y)), ramp_top) for y in range(h))
+        and any(near(im.getpixel((x, y)), ramp_bottom) for y in range(h))
+        and sum(1 for y in range(h) if near(im.getpixel((x, y)), ramp_top)) <= 3]
+assert bars and min(bars) > 3 * 56, f"no colour bar beside the matrix: {bars[:5]}"
 X
 expect_status 3 sp-eval S -c m.ckpt --heatmap /nonexistent/h.png
 expect_err_has "/nonexistent/h.png"
