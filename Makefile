@@ -112,7 +112,7 @@ PLUGIN_NAME := libshardpipe-h5zstd.so
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan bench bench-loader bench-gpu fuzz clean install uninstall pkg-config-check
+.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-gpu fuzz clean install uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -199,6 +199,15 @@ test: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+
+# libshardpipe-reader alone under ThreadSanitizer (build/tsan/lib), driven by
+# test_reader_hostile's program (its threads, a set closed under them,
+# fork() while they read); the tools that make its fixture are the plain build's.
+tsan-reader: all
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" WERROR=-Werror \
+	    build/tsan/lib/libshardpipe-reader.so build/tsan/lib/pkgconfig/shardpipe-reader-uninstalled.pc
+	SP_BUILD=$(BUILD) SP_SAN="-fsanitize=thread" SP_READER_BUILD=$(abspath build/tsan) SP_TESTS=test_reader_hostile \
+	    TSAN_OPTIONS="halt_on_error=1 die_after_fork=0 $(TSAN_OPTIONS)" tests/run.sh
 
 # Coverage-guided fuzzing with clang's libFuzzer, FUZZ_SECONDS per target,
 # starting from the seeds the replay test writes (tests/fuzz/make_seeds.sh).

@@ -59,7 +59,7 @@ static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:f, s:o, s:o}", "checkpoint", ckpt, "model", model, "split", split,
                           "records", (json_int_t)m->n, "accuracy", nn_metrics_accuracy(m), "per_class", per,
                           "confusion", conf);
-    if (k > 5)
+    if (k >= NN_TOP5_MIN_CLASSES)
         json_object_set_new(j, "top5_accuracy", json_real(nn_metrics_top5(m)));
     nn_metrics_avg macro, weighted;
     nn_metrics_averages(m, &macro, &weighted);
@@ -75,7 +75,7 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
     int k = m->classes;
     fprintf(f, "model %s on %s: %llu records\naccuracy %.4f\n", model, split, (unsigned long long)m->n,
             nn_metrics_accuracy(m));
-    if (k > 5)
+    if (k >= NN_TOP5_MIN_CLASSES)
         fprintf(f, "top-5 accuracy %.4f\n", nn_metrics_top5(m));
     fprintf(f, "\n%5s  %-24s %8s %9s %7s %7s\n", "class", "name", "records", "precision", "recall", "f1");
     for (int c = 0; c < k; c++) {

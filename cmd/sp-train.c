@@ -26,7 +26,7 @@ static const char about[] =
 
 static const char notes[] =
     "Every epoch prints its loss, train and test accuracy (and top-5 with more than\n"
-    "10 classes), learning rate and images per second on stderr; within an epoch a\n"
+    "5 classes), learning rate and images per second on stderr; within an epoch a\n"
     "progress line names the batch in flight of the epoch's, the ETA of the epoch\n"
     "and the mean loss so far, then the records and the MB of float32 input trained\n"
     "on (redrawn on a terminal; a plain line every --progress-interval seconds\n"

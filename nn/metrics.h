@@ -26,6 +26,9 @@ void nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, i
 
 double nn_metrics_accuracy(const nn_metrics *m);      /* top1 / n, 0 with no records */
 double nn_metrics_top5(const nn_metrics *m);          /* top5 / n */
+/* Top-5 accuracy is reported (sp-train, sp-eval) for more than 5 classes: at
+ * 5 or fewer every record is in its top 5. */
+#define NN_TOP5_MIN_CLASSES 6
 /* Class c's records (true c), precision (right among predicted c) and
  * recall (right among true c); 0 where the count divided by is 0. Needs the
  * confusion matrix. */

@@ -272,7 +272,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     double train_seconds = 0, test_acc = -1, test_top5 = -1, train_acc = 0, loss = 0;
     long per_pass = (long)((tr.count + batch - 1) / batch);
     long steps_per_epoch = r.steps_per_epoch ? r.steps_per_epoch : per_pass, total_steps = steps_per_epoch * o->epochs;
-    int top5 = net->classes > 10;
+    int top5 = net->classes >= NN_TOP5_MIN_CLASSES;
     train_stream stream = {-1, 0};
     for (int e = start_epoch; e < o->epochs; e++) {
         double t0 = now();

@@ -140,6 +140,11 @@ static void set_unref(spr_set *s)
 
 SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size_t err_len)
 {
+    return spr_open_ex(dir, split, errbuf, err_len, NULL);
+}
+
+SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, size_t err_len, int *code)
+{
     sp_err err = {0};
     spr_set *s = calloc(1, sizeof *s);
     json_t *m = NULL;
@@ -216,10 +221,14 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
     if (s->kind == SPR_PIXELS)
         s->record_bytes = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);
     json_decref(m);
+    if (code)
+        *code = SPR_ERR_NONE;
     return s;
 fail:
     if (errbuf && err_len)
         snprintf(errbuf, err_len, "%s", err.msg);
+    if (code)
+        *code = err.code == SP_EXIT_DATA ? SPR_ERR_DATA : SPR_ERR_SYSTEM;
     json_decref(m);
     spr_close(s);
     return NULL;
@@ -773,6 +782,8 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
 }
 
 SPR_API uint64_t spr_iter_records(const spr_iter *it) { return it->records; }
+SPR_API const char *spr_iter_error(const spr_iter *it) { return it->s->error; }
+SPR_API int spr_iter_errcode(const spr_iter *it) { return it->s->errcode; }
 
 SPR_API int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n)
 {

@@ -84,6 +84,9 @@ enum {
                           * its manifest entry says: the shards are damaged */
 };
 int spr_errcode(const spr_set *s);
+/* spr_open, with the kind of a failure (SPR_ERR_*) in *code when code is
+ * not NULL (SPR_ERR_NONE on success). */
+spr_set *spr_open_ex(const char *dir, const char *split, char *err, size_t err_len, int *code);
 
 uint64_t spr_count(const spr_set *s);
 void spr_shape(const spr_set *s, uint32_t *h, uint32_t *w, uint32_t *c);
@@ -187,6 +190,10 @@ int spr_iter_next_indexed(spr_iter *it, void *pixels, int32_t *labels, uint64_t 
  * none) into labels2 (batch values; NULL: not wanted). */
 int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
                        uint32_t *n);
+/* The message and kind of the iterator's last failure: its set's (valid
+ * after spr_close too, as long as the iterator lives). */
+const char *spr_iter_error(const spr_iter *it);
+int spr_iter_errcode(const spr_iter *it);
 void spr_iter_free(spr_iter *it); /* accepts NULL; stops and joins the iterator's threads */
 
 #ifdef __cplusplus

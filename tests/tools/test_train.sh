@@ -16,7 +16,10 @@ r = json.load(open("run.json"))
 assert len(r["per_epoch"]) == 5 and r["train_seconds"] > 0, r
 print(f"test accuracy {r['test_accuracy']:.4f} after 5 epochs (target 0.87)")
 assert r["test_accuracy"] >= 0.87, r["test_accuracy"]
+# 10 classes: top-5 every epoch, as sp-eval reports it for more than 5 classes
+assert all(e["test_accuracy"] <= e["test_top5_accuracy"] <= 1 for e in r["per_epoch"]), r["per_epoch"]
 X
+[ "$(grep -c '^sp-train: epoch [1-5]/5: .*(top-5 0\.[0-9]*)' log)" -eq 5 ] || fail "no top-5 on the epoch lines"
 
 # the progress line on a terminal (stderr a pty): the batch of the epoch in
 # flight, the records before it and the MB of their float32 input (28x28x1)
