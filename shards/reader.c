@@ -674,8 +674,9 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     }
     if (window < batch_size)
         window = batch_size;
-    if ((uint64_t)window > SIZE_MAX / 2 / (rb > 8 ? rb : 8)) {
-        usage_error(s, "a window of %u records of %zu bytes: too large", window, rb);
+    if ((uint64_t)window * (rb > 8 ? rb : 8) > SPR_MAX_WINDOW_BYTES) {
+        usage_error(s, "a window of %u records of %zu bytes: over %llu MiB (a batch, or window_records, too large)",
+                    window, rb, (unsigned long long)(SPR_MAX_WINDOW_BYTES >> 20));
         return NULL;
     }
     spr_iter *it = calloc(1, sizeof *it);

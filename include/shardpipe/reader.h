@@ -168,6 +168,9 @@ typedef struct spr_iter_options {
 } spr_iter_options;
 #define SPR_MAX_THREADS 64
 #define SPR_MAX_BATCH (1u << 24)
+/* A shuffle window's pixels (window_records, or a batch, times a record's
+ * bytes) at most: the iterator keeps threads + 1 of them. */
+#define SPR_MAX_WINDOW_BYTES (1ull << 30)
 /* The iterator opts describes (opts_size = sizeof *opts, at most that of
  * this header's struct); NULL with spr_error when a field is out of range
  * (a batch of 0, part >= nparts, too many threads, a window whose buffers

@@ -13,12 +13,13 @@ linker; $SHARDPIPE_READER_LIB overrides); ShardDataset uses h5py and the zstd
 filter plugin. Importing the package needs neither torch nor the library;
 ShardIterableDataset imports torch when first named.
 """
-from ._clib import ReaderError
+from ._clib import ReaderArgumentError, ReaderError
 from ._h5 import CorruptShardError, FilterMissingError, ShardDataset, load_manifest
 from .loader import Loader, Reader, default_rank_world, load_data
 
 __all__ = ["Loader", "Reader", "load_data", "ShardDataset", "ShardIterableDataset", "load_manifest",
-           "CorruptShardError", "FilterMissingError", "ReaderError", "default_rank_world"]
+           "CorruptShardError", "FilterMissingError", "ReaderError", "ReaderArgumentError",
+           "default_rank_world"]
 __version__ = "0.1.0"
 
 

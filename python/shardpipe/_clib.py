@@ -2,13 +2,19 @@
 import ctypes
 import os
 
-__all__ = ["lib", "library_path", "ReaderError", "IterOptions", "SPR_ERR_CORRUPT"]
+__all__ = ["lib", "library_path", "ReaderError", "ReaderArgumentError", "IterOptions", "SPR_ERR_CORRUPT",
+           "SPR_ERR_USAGE"]
 
 SONAME = "libshardpipe-reader.so.0"
 
 
 class ReaderError(RuntimeError):
     """libshardpipe-reader cannot be loaded, or a call of it failed (the message is the reader's)."""
+
+
+class ReaderArgumentError(ReaderError, ValueError):
+    """The reader refused an argument (a size out of its range, a view the set cannot give, an
+    iterator used after a fork): a ValueError too."""
 
 
 def _candidates():

@@ -177,6 +177,9 @@ class ShardDataset:
             self.applied = bool(h.attrs["norm_applied"]) if "norm_applied" in h.attrs else False
         for e in entries:
             _check_entry(directory, e, split, m)
+        want = m.get("splits", {}).get(split, {}).get("records")
+        if want != sum(counts):
+            raise ValueError(f"{directory}: split {split} lists {want} records, its shards hold {sum(counts)}")
         if self.dtype == np.uint8 and self.mean is not None:
             # (x/255 - mean)/std as one table per channel: exact, and as fast as indexing
             x = np.arange(256, dtype=np.float64)[:, None] / 255.0

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from ._clib import SPR_ERR_CORRUPT, IterOptions, ReaderError, lib
+from ._clib import SPR_ERR_CORRUPT, SPR_ERR_USAGE, IterOptions, ReaderArgumentError, ReaderError, lib
 from ._h5 import CorruptShardError
 
 __all__ = ["Loader", "load_data", "default_rank_world", "epoch_seed", "Reader"]
@@ -28,6 +28,13 @@ def check_int(name, value, lo, hi):
     if not lo <= int(value) <= hi:
         raise ValueError(f"{name}={value}: not in {lo}..{hi}")
     return int(value)
+
+
+def check_flag(name, value):
+    """value as a bool: a bool (numpy's too) or the integers 0 and 1; TypeError otherwise."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, not {type(value).__name__} {value!r}")
 
 
 def check_range(name, value, lo, hi):
@@ -129,7 +136,9 @@ class Reader:
         ValueError for an argument it refused, else ReaderError."""
         L = lib()
         msg, code = L.spr_error(self._set).decode(errors="replace"), L.spr_errcode(self._set)
-        return (CorruptShardError if code == SPR_ERR_CORRUPT else ReaderError)(f"{what}: {msg}")
+        kind = CorruptShardError if code == SPR_ERR_CORRUPT else ReaderArgumentError if code == SPR_ERR_USAGE \
+            else ReaderError
+        return kind(f"{what}: {msg}")
 
     def read(self, index):
         """Record index (manifest order) as stored: (image HWC, label)."""
@@ -306,7 +315,9 @@ class Loader:
 
     STATE_VERSION = 2
     # what the order of an epoch depends on: a state_dict of other values is refused
-    ORDER_KEYS = ("seed", "batch_size", "rank", "world_size", "shuffle", "window_records", "drop_last")
+    ORDER_KEYS = ("seed", "batch_size", "rank", "world_size", "shuffle", "window_records", "drop_last", "records")
+    # what a version-1 state (before window_records, drop_last and records were kept) had
+    LEGACY = {"window_records": 0, "drop_last": False}
 
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
@@ -328,7 +339,7 @@ class Loader:
         self.rank, self.world_size = default_rank_world(rank, world_size)
         self.reader = Reader(directory, split)
         self.view = view
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.shuffle, self.drop_last = check_flag("shuffle", shuffle), check_flag("drop_last", drop_last)
         if (mean is None) != (std is None):
             raise ValueError("mean= and std= go together")
         if mean is not None:
@@ -363,6 +374,11 @@ class Loader:
     @property
     def classes(self):
         return self.reader.classes
+
+    @property
+    def records(self):
+        """The records of the split: part of the state, so a state of another set is refused."""
+        return self.reader.count
 
     def __len__(self):
         if self.drop_last:
@@ -400,15 +416,16 @@ class Loader:
         if version not in (1, self.STATE_VERSION):
             raise ValueError(f"state_dict version {version!r}: this Loader reads 1 and {self.STATE_VERSION}")
         for k in ("epoch", "batches") + self.ORDER_KEYS:
-            if k not in state and not (version == 1 and k in ("window_records", "drop_last")):
+            if k not in state and not (version == 1 and k in tuple(self.LEGACY) + ("records",)):
                 raise ValueError(f"state_dict lacks {k!r}")
         epoch = check_int("state_dict['epoch']", state["epoch"], 0, (1 << 63) - 1)
         batches = check_int("state_dict['batches']", state["batches"], 0, len(self))
         for k in self.ORDER_KEYS:
-            # a version-1 state predates window_records and drop_last: it had the defaults
-            got = state.get(k, {"window_records": 0, "drop_last": False}.get(k))
+            if k not in state and k not in self.LEGACY:
+                continue  # a version-1 state says nothing of the set's size
+            got = state.get(k, self.LEGACY.get(k))
             mine = getattr(self, k)
-            same = bool(got) == mine if isinstance(mine, bool) else (
+            same = (isinstance(got, (bool, np.bool_)) and bool(got) == mine) if isinstance(mine, bool) else (
                 not isinstance(got, bool) and isinstance(got, (int, np.integer)) and got == mine)
             if not same:
                 raise ValueError(f"state_dict is of {k}={got!r}, this Loader has {mine!r}")

@@ -1,0 +1,154 @@
+# The Python package under hostile use: sizes and arguments checked at the
+# API (ValueError/TypeError naming the argument, before C sees them); every
+# state_dict field checked and window_records part of it; set_epoch after
+# load_state_dict keeps the resume point (the README's resume loop, run as
+# written, is tests/tools/test_loader_examples.sh's); set_epoch mid-iteration
+# leaves state_dict on the running epoch; ShardDataset holds every shard to
+# its manifest entry; ShardIterableDataset's epoch reaches persistent workers;
+# a pickled Loader leaves its batch pool behind; the seeded API fuzzer for
+# SP_FUZZ_SECONDS (default 3).
+. "$SP_ROOT/tests/tools/lib.sh"
+[ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
+export PYTHONPATH="$SP_ROOT/python"
+$PY "$FIX/make_cifar.py" cf --per-batch 41
+sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-normalize | sp-shard -q -n 48 -o S
+
+# ---- arguments and state_dicts ----
+$PY - <<'X'
+import pickle
+import torch
+import shardpipe
+from shardpipe.torch_data import ShardIterableDataset
+
+def refused(f, name, kind=(ValueError, TypeError)):
+    try:
+        f()
+    except kind as e:
+        assert name in str(e), f"{name!r} not in {e}"
+        return
+    raise AssertionError(f"{name}: accepted")
+
+refused(lambda: ShardIterableDataset("S", chunk_records=0), "chunk_records")
+refused(lambda: next(shardpipe.Reader("S").iterate(0, 0, True, 0, 0, 1)), "batch_size")
+refused(lambda: shardpipe.Loader("S", window_records=-1), "window_records")
+refused(lambda: shardpipe.Loader("S", rank=0, world_size=2**32 + 2), "world_size")
+refused(lambda: shardpipe.Loader("S", rank=0.5, world_size=2), "rank")
+refused(lambda: shardpipe.Loader("S", batch_size=2**31), "batch_size")
+refused(lambda: shardpipe.Loader("S", shuffle="no"), "shuffle")
+print("arguments: refused, naming the argument")
+
+def loader(**kw):
+    return shardpipe.Loader("S", batch_size=16, seed=4, rank=0, world_size=1, threads=1, **kw)
+
+L = loader(window_records=32)
+it = iter(L)
+next(it); next(it)
+state = L.state_dict()
+assert state["batches"] == 2 and state["window_records"] == 32
+refused(lambda: loader(window_records=64).load_state_dict(state), "window_records")
+for bad in (-1, 10**6, 2**56, 2**64, len(L) + 1, 1.0, True, "2"):
+    refused(lambda: loader(window_records=32).load_state_dict(dict(state, batches=bad)), "batches")
+for k, bad in (("epoch", -1), ("epoch", 2**63), ("epoch", 0.5), ("version", 3), ("seed", -4), ("shuffle", 1),
+               ("records", 204), ("world_size", 2**32 + 1)):
+    refused(lambda: loader(window_records=32).load_state_dict(dict(state, **{k: bad})), k)
+refused(lambda: loader(window_records=32).load_state_dict({k: v for k, v in state.items() if k != "epoch"}),
+        "epoch")
+# a state of before window_records, drop_last and records were kept (version 1) still loads
+old = {k: state[k] for k in ("epoch", "batches", "seed", "batch_size", "rank", "world_size", "shuffle")}
+L1 = loader()
+L1.load_state_dict(old)
+assert L1.state_dict()["batches"] == 2
+refused(lambda: loader(window_records=32).load_state_dict([1, 2]), "dict")
+# the end of an epoch resumed: nothing left of it, then the next epoch
+L2 = loader(window_records=32)
+L2.load_state_dict(dict(state, batches=len(L2)))
+assert list(L2) == [] and L2.epoch == 1 and len(list(L2)) == len(L2)
+print("state_dict: window_records kept, tampered fields refused")
+
+# set_epoch mid-iteration: state_dict stays on the running epoch
+L = loader()
+it = iter(L)
+next(it); next(it); next(it)
+L.set_epoch(7)
+assert (L.state_dict()["epoch"], L.state_dict()["batches"]) == (0, 3), L.state_dict()
+rest = list(it)
+assert (L.state_dict()["epoch"], L.state_dict()["batches"]) == (7, 0), L.state_dict()
+# set_epoch of the state's own epoch keeps the resume point; another starts afresh
+full = [y.tolist() for _, y in loader()]
+L = loader()
+L.load_state_dict(dict(state, window_records=0))
+L.set_epoch(0)
+assert [y.tolist() for _, y in L] == full[2:]
+L = loader()
+L.load_state_dict(dict(state, window_records=0))
+L.set_epoch(1)
+L.set_epoch(0)
+assert len(list(L)) == len(full)
+print("set_epoch: the running epoch reported; the state's own epoch keeps the position")
+
+# pickling leaves the batch pool behind
+L = shardpipe.Loader("S", batch_size=200, normalize=True, rank=0, world_size=1)
+batches = list(L)
+n = len(pickle.dumps(L))
+assert n < 16384, f"a pickled Loader is {n} bytes"
+L3 = pickle.loads(pickle.dumps(L))
+assert L3.state_dict() == L.state_dict() and len(list(L3)) == len(L)
+print(f"pickled Loader: {n} bytes")
+
+# persistent workers see set_epoch
+ds = ShardIterableDataset("S", seed=2, world_size=1, rank=0, return_keys=True)
+def epochs(persistent):
+    dl = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, persistent_workers=persistent,
+                                     collate_fn=lambda b: [r[2] for r in b])
+    out = []
+    for e in (0, 1, 2):
+        ds.set_epoch(e)
+        out.append([k for b in dl for k in b])
+    return out
+p, f = epochs(True), epochs(False)
+assert p == f and p[0] != p[1] != p[2], "persistent workers: the epochs' orders"
+assert len(pickle.loads(pickle.dumps(ds)).reader.shape) == 3
+print("persistent_workers: every epoch its own order, as without")
+X
+
+# ---- ShardDataset: a manifest that disagrees with its shards ----
+for what in short negative split total; do
+    rm -rf B && cp -r S B
+    $PY - "$what" <<'X'
+import json, sys
+m = json.load(open("B/manifest.json"))
+e = [s for s in m["shards"] if s["split"] == "train"][1]
+if sys.argv[1] == "short":
+    e["records"] -= 1
+    m["splits"]["train"]["records"] -= 1
+elif sys.argv[1] == "negative":
+    e["records"] = -5
+elif sys.argv[1] == "split":
+    e["split"] = "test"
+    m["splits"]["train"]["records"] -= e["records"]
+    m["splits"]["test"]["records"] += e["records"]
+else:
+    m["splits"]["train"]["records"] += 1
+json.dump(m, open("B/manifest.json", "w"))
+X
+    $PY - "$what" <<'X'
+import sys
+import shardpipe
+for split in ("train", "test"):
+    try:
+        shardpipe.ShardDataset("B", split)
+    except ValueError as e:
+        print(sys.argv[1], e)
+        break
+else:
+    raise AssertionError(f"{sys.argv[1]}: ShardDataset read the manifest")
+X
+done > bad.out
+grep -q "^short B/train-00001-.*: 48 records, manifest says 47$" bad.out || { cat bad.out; fail "short"; }
+grep -q "^negative B/train-00001-.*: the manifest's record count -5 is not a count$" bad.out || { cat bad.out; fail "negative"; }
+grep -q "^split B/train-00001-.*: split train, manifest says test$" bad.out || { cat bad.out; fail "split"; }
+grep -q "^total B: split train lists 206 records, its shards hold 205$" bad.out || { cat bad.out; fail "total"; }
+
+# ---- the seeded fuzzer of the Python API ----
+$PY "$SP_ROOT/tests/fuzz/fuzz_python_api.py" S "${SP_FUZZ_SECONDS:-3}" "${SP_FUZZ_SEED:-1}"
+echo ok
