@@ -1,9 +1,11 @@
 """ctypes binding of libshardpipe-reader (include/shardpipe/reader.h): where the library is found, and its calls."""
 import ctypes
+import functools
 import os
+import subprocess
 
 __all__ = ["lib", "library_path", "ReaderError", "ReaderArgumentError", "IterOptions", "SPR_ERR_CORRUPT",
-           "SPR_ERR_USAGE"]
+           "SPR_ERR_USAGE", "pkg_config_libdir"]
 
 SONAME = "libshardpipe-reader.so.0"
 
@@ -17,10 +19,24 @@ class ReaderArgumentError(ReaderError, ValueError):
     iterator used after a fork): a ValueError too."""
 
 
+@functools.lru_cache(maxsize=None)
+def pkg_config_libdir():
+    """The libdir of the shardpipe-reader.pc pkg-config finds (its prefix taken
+    from where the .pc lies: --define-prefix), or None: how a package installed
+    by pip, which has no _install.py, finds a `make install`."""
+    try:
+        r = subprocess.run(["pkg-config", "--define-prefix", "--variable=libdir", "shardpipe-reader"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
 def _candidates():
     """$SHARDPIPE_READER_LIB; this checkout's build/lib (the package is
     python/shardpipe); the directory _install.py (written by make install)
-    names, relative to the package; then the dynamic linker's search."""
+    names, relative to the package; the libdir of pkg-config's
+    shardpipe-reader; then the dynamic linker's search."""
     here = os.path.dirname(os.path.abspath(__file__))
     if os.environ.get("SHARDPIPE_READER_LIB"):
         yield os.environ["SHARDPIPE_READER_LIB"]
@@ -30,6 +46,8 @@ def _candidates():
         yield os.path.normpath(os.path.join(here, LIB_DIR, SONAME))
     except ImportError:
         pass
+    if pkg_config_libdir():
+        yield os.path.join(pkg_config_libdir(), SONAME)
     yield SONAME
 
 

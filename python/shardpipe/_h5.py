@@ -35,6 +35,8 @@ import numpy as np
 import xxhash
 from h5py import h5pl
 
+from ._clib import pkg_config_libdir
+
 __all__ = ["ShardDataset", "load_manifest", "CorruptShardError", "FilterMissingError"]
 
 ZSTD_FILTER = 32015  # the HDF5 filter id of zstd, which every shard's images use
@@ -66,7 +68,11 @@ def _default_plugin_dir():
         return os.path.normpath(os.path.join(here, PLUGIN_DIR))
     except ImportError:  # a checkout, or a pip install
         checkout = os.path.join(os.path.dirname(os.path.dirname(here)), "build", "hdf5-plugin")
-        return checkout if os.path.isdir(checkout) else "/usr/local/lib/hdf5/plugin"
+        if os.path.isdir(checkout):
+            return checkout
+        libdir = pkg_config_libdir()
+        installed = os.path.join(libdir, "hdf5", "plugin") if libdir else None
+        return installed if installed and os.path.isdir(installed) else "/usr/local/lib/hdf5/plugin"
 
 
 def _add_plugin_dir(plugin_dir):

@@ -147,6 +147,26 @@ PYTHONPATH="$work/piptarget" SHARDPIPE_READER_LIB="$inst/lib/libshardpipe-reader
     LD_PRELOAD="$san_preload" expect_status 0 $PY -c "import sys, shardpipe; assert shardpipe.__file__.startswith('$work/piptarget'); \
 assert 'torch' not in sys.modules; print(len(shardpipe.Loader('$work/S', 'test', batch_size=1000)))"
 [ "$(cat out)" = 10 ] || fail "the pip-installed Loader: $(cat out) batches"
+# the README's venv route (Debian 12's system pip refuses, PEP 668), offline: the package finds the
+# library and the plugin through pkg-config (PKG_CONFIG_PATH only because this install is staged
+# under DESTDIR; /usr/local's .pc is on pkg-config's own path); ShardDataset in a fresh process,
+# before any Loader has loaded the library
+$PY -m venv --system-site-packages "$work/venv" || fail "python3 -m venv"
+cp -r "$SP_ROOT/python" "$work/pyvenv"
+"$work/venv/bin/pip" install -q --no-build-isolation --no-index --no-deps "$work/pyvenv" > venvpip.log 2>&1 || { cat venvpip.log; fail "venv pip install"; }
+for step in dataset loader; do
+    expect_status 0 env -u SHARDPIPE_READER_LIB -u HDF5_PLUGIN_PATH -u PYTHONPATH \
+        PKG_CONFIG_PATH="$inst/lib/pkgconfig" LD_PRELOAD="$san_preload" "$work/venv/bin/python" -c "import os, sys, shardpipe
+assert shardpipe.__file__.startswith('$work/venv/'), shardpipe.__file__
+if sys.argv[1:] == ['dataset']:
+    print(len(shardpipe.ShardDataset('$work/S', 'test')))
+else:
+    from shardpipe import _clib
+    print(len(shardpipe.Loader('$work/S', 'test', batch_size=1000)), _clib.library_path)" $step
+    echo "$step: $(cat out)" >> venv.out
+done
+grep -qx "dataset: 10000" venv.out && grep -qx "loader: 10 $inst/lib/libshardpipe-reader.so.0" venv.out \
+    || { cat venv.out err; fail "the venv route"; }
 # a plugin directory without the filter: opening a ShardDataset fails at once, saying what to do
 PYTHONPATH="$pydir" HDF5_PLUGIN_PATH="$work/elsewhere" expect_status 1 $PY -c \
     "import shardpipe; shardpipe.ShardDataset('$work/S', 'test')"
