@@ -1,5 +1,5 @@
 # The Debian packages (debian/): dpkg-buildpackage -b in a copy of the
-# checkout, lintian at error level, apt-get install of the five .debs, then
+# checkout, lintian (no error, no warning), apt-get install of the five .debs, then
 # with the installed files alone: Fashion-MNIST through sp-unpack | sp-decode
 # | sp-shard, sp-verify, a C program built with pkg-config against
 # libshardpipe-reader, /usr/bin/python3's shardpipe (a Loader epoch), h5py
@@ -35,7 +35,7 @@ for p in $PKGS; do
     d=$(ls ./${p}_*.deb 2>/dev/null) || fail "no $p .deb built"
     debs="$debs $d"
 done
-lintian --fail-on error --tag-display-limit 0 ./*.changes > lintian.log 2>&1 || { cat lintian.log; fail "lintian: errors"; }
+lintian --fail-on error,warning --tag-display-limit 0 ./*.changes > lintian.log 2>&1 || { cat lintian.log; fail "lintian: errors or warnings"; }
 # none of the files the packages hold may be there already (dpkg would take them over and purge them)
 for d in $debs; do dpkg-deb --fsys-tarfile "$d" | tar -t; done | sed 's|^\./|/|; s|/$||' | grep -v '^/\?$' \
     | sort -u > paths
