@@ -108,11 +108,17 @@ HDF5_LIBDIR := $(patsubst -L%,%,$(firstword $(shell pkg-config --libs-only-L hdf
 HDF5_PLUGIN_DIR ?= $(if $(and $(filter /usr,$(PREFIX)),$(HDF5_LIBDIR)),$(HDF5_LIBDIR)/plugins,$(LIBDIR)/hdf5/plugin)
 # installed under a name of its own, beside any other package's libh5zstd.so
 PLUGIN_NAME := libshardpipe-h5zstd.so
+# the files the README names from the checkout: the ImageNet class list
+# (imagenet/classes.txt), scripts/torch2ckpt.py and scripts/slurm/
+DATADIR    ?= $(PREFIX)/share/shardpipe
+SLURM_SCRIPTS := $(sort $(wildcard scripts/slurm/*))
+INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)/shardpipe $(PKGCONFIGDIR) \
+               $(HDF5_PLUGIN_DIR) $(PYTHONDIR)/shardpipe $(DATADIR)/imagenet $(DATADIR)/slurm
 
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-gpu fuzz clean install uninstall pkg-config-check
+.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-gpu fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -289,10 +295,16 @@ $(COMPLETION): scripts/completion.sh $(BINS)
 # library directories relative to it, so a staged or moved copy still finds
 # them). Nothing written refers to the build tree.
 PY_PACKAGE := $(wildcard python/shardpipe/*.py)
-install: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(LIBDIR) \
-	    $(DESTDIR)$(INCLUDEDIR)/shardpipe $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(HDF5_PLUGIN_DIR) \
-	    $(DESTDIR)$(PYTHONDIR)/shardpipe
+# what install copies, built alone (debian/rules builds this, not the tests)
+install-files: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
+install: install-files
+	@# the directories install makes (each missing one, parents included),
+	@# added to $(DATADIR)/installed-dirs for uninstall to remove when empty
+	made=$$(for d in $(INSTALL_DIRS:%=$(DESTDIR)%); do \
+	    while [ ! -d "$$d" ]; do echo "$$d"; d=$$(dirname "$$d"); done; done); \
+	install -d $(INSTALL_DIRS:%=$(DESTDIR)%) && \
+	{ cat $(DESTDIR)$(DATADIR)/installed-dirs 2>/dev/null; printf '%s\n' $$made; } | sort -u | grep . \
+	    > $(DESTDIR)$(DATADIR)/installed-dirs.tmp; mv $(DESTDIR)$(DATADIR)/installed-dirs.tmp $(DESTDIR)$(DATADIR)/installed-dirs
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(MANS) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(COMPLETION) $(DESTDIR)$(COMPLETIONDIR)/shardpipe
@@ -310,17 +322,24 @@ install: $(BINS) $(MANS) $(COMPLETION) $(READER_SO) $(PLUGIN)
 	    "PLUGIN_DIR = \"$$(realpath -m --relative-to=$(PYTHONDIR)/shardpipe $(HDF5_PLUGIN_DIR))\"" \
 	    "LIB_DIR = \"$$(realpath -m --relative-to=$(PYTHONDIR)/shardpipe $(LIBDIR))\"" \
 	    > $(DESTDIR)$(PYTHONDIR)/shardpipe/_install.py
+	install -m 644 manifests/imagenet/classes.txt $(DESTDIR)$(DATADIR)/imagenet/
+	install -m 755 scripts/torch2ckpt.py $(DESTDIR)$(DATADIR)/
+	install -m 755 $(SLURM_SCRIPTS) $(DESTDIR)$(DATADIR)/slurm/
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
 
-# Removes exactly what install wrote (and the Python package's bytecode).
+# Removes exactly what install wrote (and the Python package's bytecode), then
+# the directories install made, deepest first, those left empty.
 uninstall:
 	rm -f $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(TOOLS:%=$(DESTDIR)$(MANDIR)/man1/%.1) \
 	    $(DESTDIR)$(COMPLETIONDIR)/shardpipe $(TOOLS:%=$(DESTDIR)$(COMPLETIONDIR)/%) \
 	    $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so.$(READER_VERSION) $(DESTDIR)$(LIBDIR)/$(READER_SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libshardpipe-reader.so $(DESTDIR)$(INCLUDEDIR)/shardpipe/reader.h \
-	    $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME)
+	    $(DESTDIR)$(PKGCONFIGDIR)/shardpipe-reader.pc $(DESTDIR)$(HDF5_PLUGIN_DIR)/$(PLUGIN_NAME) \
+	    $(DESTDIR)$(DATADIR)/imagenet/classes.txt $(DESTDIR)$(DATADIR)/torch2ckpt.py \
+	    $(SLURM_SCRIPTS:scripts/slurm/%=$(DESTDIR)$(DATADIR)/slurm/%)
 	rm -rf $(DESTDIR)$(PYTHONDIR)/shardpipe
-	rmdir $(DESTDIR)$(INCLUDEDIR)/shardpipe 2>/dev/null || true
+	made=$$(cat $(DESTDIR)$(DATADIR)/installed-dirs 2>/dev/null); rm -f $(DESTDIR)$(DATADIR)/installed-dirs; \
+	for d in $$(printf '%s\n' $$made | sort -r); do rmdir "$$d" 2>/dev/null || true; done
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig || true; fi
 
 clean:

@@ -23,6 +23,8 @@ usage() { echo "$me: $*" >&2; echo "usage: convert-parallel.sh -n N -w PARTS -o 
 count="" parts_dir="" out="" jobs=() verify=()
 while [ $# -gt 0 ]; do
     case "$1" in
+        # the comment at the top, less its #SBATCH lines
+        -h | --help) sed -n '2,/^[^#]/{/^#SBATCH/d;/^[^#]/d;s/^# \{0,1\}//;s/^#$//;p}' "$0"; exit 0 ;;
         -n) [ $# -ge 2 ] || usage "-n needs a count"; count=$2; shift 2 ;;
         -w) [ $# -ge 2 ] || usage "-w needs a directory"; parts_dir=$2; shift 2 ;;
         -o) [ $# -ge 2 ] || usage "-o needs a directory"; out=$2; shift 2 ;;

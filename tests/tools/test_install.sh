@@ -6,7 +6,9 @@
 # sp-verify, a C program built with pkg-config against
 # libshardpipe-reader, the Python package finding the HDF5 plugin and the
 # library by itself (and pip-installed offline from python/),
-# man pages and bash completion; then make uninstall leaves no file behind.
+# man pages and bash completion, the ImageNet class list, torch2ckpt.py and
+# the Slurm scripts (with --help); then make uninstall leaves no file behind
+# and no directory it made.
 . "$SP_ROOT/tests/tools/lib.sh"
 [ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
 build=$(dirname "$SP_BIN")
@@ -63,40 +65,9 @@ for s in fetch unpack decode shard; do
 done
 expect_status 0 sp-verify "$work/S"
 
-cat > reader.c <<'X'
-/* One pass over the test split in index order: the count, then record 0's
- * label and the sum of its pixel bytes; an epoch through the iterator must
- * deliver the same count. */
-#include <shardpipe/reader.h>
-#include <stdio.h>
-#include <stdlib.h>
-int main(int argc, char **argv)
-{
-    char err[512];
-    spr_set *s = argc == 2 ? spr_open(argv[1], "test", err, sizeof err) : NULL;
-    if (!s) { fprintf(stderr, "reader: %s\n", argc == 2 ? err : "usage"); return 1; }
-    size_t rb = spr_record_bytes(s);
-    unsigned char *px = malloc(rb * 64);
-    int32_t labels[64], label;
-    if (!px || spr_read(s, 0, px, &label)) { fprintf(stderr, "reader: %s\n", spr_error(s)); return 1; }
-    unsigned long sum = 0;
-    for (size_t i = 0; i < rb; i++) sum += px[i];
-    spr_iter *it = spr_iter_new(s, 64, 0, SPR_PREFETCH, 0);
-    uint32_t n;
-    unsigned long long seen = 0;
-    int st;
-    while (it && (st = spr_iter_next(it, px, labels, &n)) > 0) seen += n;
-    if (!it || st < 0) { fprintf(stderr, "reader: %s\n", spr_error(s)); return 1; }
-    printf("%llu %llu %d %lu\n", (unsigned long long)spr_count(s), seen, label, sum);
-    spr_iter_free(it);
-    spr_close(s);
-    free(px);
-    return 0;
-}
-X
 flags=$(PKG_CONFIG_PATH="$inst/lib/pkgconfig" pkg-config --define-variable=prefix="$inst" --cflags --libs shardpipe-reader) \
     || fail "pkg-config shardpipe-reader"
-cc -std=c11 -Wall -Werror ${SP_SAN:-} reader.c $flags -o reader || fail "building against the installed library"
+cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/tests/tools/reader_count.c" $flags -o reader || fail "building against the installed library"
 LD_LIBRARY_PATH="$inst/lib" ldd ./reader > reader.ldd 2>&1 || { cat reader.ldd >&2; fail "ldd ./reader"; }
 grep -qF "libshardpipe-reader.so.0 => $inst/lib/libshardpipe-reader.so.0" reader.ldd \
     || { cat reader.ldd >&2; fail "the program does not load the installed library"; }
@@ -186,10 +157,36 @@ bash -c '. "$1"
     _ "$inst/share/bash-completion/completions/sp-shard" > completed || fail "completion script"
 printf '%s\n' --no-shuffle fashion-mnist | diff -u - completed || fail "completion"
 
-# ---- uninstall leaves no file behind ----
+# what the README names under share/shardpipe: the ImageNet class list (the
+# same as the tools' embedded one), torch2ckpt.py, the Slurm scripts with --help
+share=$inst/share/shardpipe
+cmp "$share/imagenet/classes.txt" "$SP_ROOT/manifests/imagenet/classes.txt" || fail "classes.txt"
+[ "$(wc -l < "$share/imagenet/classes.txt")" = 1000 ] || fail "classes.txt has not 1000 classes"
+[ -x "$share/torch2ckpt.py" ] || fail "torch2ckpt.py is not installed executable"
+for s in convert-array.sbatch convert-parallel.sh merge.sbatch submit.sh; do
+    [ -x "$share/slurm/$s" ] || fail "$s is not installed executable"
+    expect_status 0 "$share/slurm/$s" --help
+    grep -q "^usage: .*$s" out || { cat out; fail "$s --help shows no usage"; }
+    ! grep -q '^#' out || fail "$s --help shows comment marks"
+    [ ! -s err ] || fail "$s --help wrote to stderr"
+done
+
+# ---- uninstall leaves no file and no directory it made behind ----
 cd "$work"
 make -C "$SP_ROOT" --no-print-directory PREFIX=$prefix DESTDIR="$dest" uninstall > uninstall.log 2>&1 \
     || { cat uninstall.log; fail "make uninstall failed"; }
-left=$(find "$dest" ! -type d)
-[ -z "$left" ] || fail "left behind: $left"
+[ ! -e "$dest" ] || fail "left behind: $(find "$dest")"
+# a directory that was there before stays, and so does a file of someone else's in one it made;
+# installing twice, the second finds every directory there and must not forget the first's
+mkdir -p "$dest$prefix/bin"
+for i in 2 3; do
+    make -C "$SP_ROOT" --no-print-directory BUILD="$build" SAN="${SP_SAN:-}" PREFIX=$prefix DESTDIR="$dest" install \
+        > install$i.log 2>&1 || { tail -30 install$i.log; fail "make install (again) failed"; }
+done
+touch "$dest$prefix/share/man/man1/other.1"
+make -C "$SP_ROOT" --no-print-directory PREFIX=$prefix DESTDIR="$dest" uninstall > uninstall2.log 2>&1 \
+    || { cat uninstall2.log; fail "make uninstall (again) failed"; }
+(cd "$dest" && find . | sort) > left
+printf '%s\n' . ./usr ./usr/local ./usr/local/bin ./usr/local/share ./usr/local/share/man \
+    ./usr/local/share/man/man1 ./usr/local/share/man/man1/other.1 | diff -u - left || fail "uninstall left or took these"
 echo ok
