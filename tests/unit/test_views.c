@@ -68,6 +68,31 @@ static void test_boxes(void)
         if (W >= 64)
             CHECK(fallbacks < N / 50, "%dx%d: %d fallbacks in %d draws", W, H, fallbacks, N);
     }
+    /* other ranges (sp-train --crop-scale, the Loader's scale= and ratio=): the drawn
+     * crops keep within them, and a narrow scale range gives other crops than the default */
+    {
+        const sp_view_range narrow = {0.9, 1.0, 0.9, 1.1};
+        int bad = 0, differ = 0, n = 0;
+        for (int r = 0; r < 5000; r++) {
+            sp_view_box b, d;
+            sp_view_train_box(500, 500, 7, 3, (uint64_t)r, &narrow, &b);
+            sp_view_train_box(500, 500, 7, 3, (uint64_t)r, NULL, &d);
+            differ += memcmp(&b, &d, sizeof b) != 0;
+            if (b.fallback)
+                continue;
+            n++;
+            double lo_w = b.w - 0.5, hi_w = b.w + 0.5, lo_h = b.h - 0.5, hi_h = b.h + 0.5, area = 500.0 * 500;
+            if (hi_w * hi_h < 0.9 * area || lo_w * lo_h > area || hi_w / lo_h < 0.9 || lo_w / hi_h > 1.1)
+                bad++;
+        }
+        CHECK(bad == 0 && n > 100, "scale (0.9, 1), ratio (0.9, 1.1): %d of %d crops outside", bad, n);
+        CHECK(differ > 4900, "scale (0.9, 1): %d of 5000 crops differ from the default's", differ);
+        const sp_view_range zero = {0, 0, 0, 0};
+        sp_view_box b, d;
+        sp_view_train_box(500, 375, 1, 0, 9, &zero, &b);
+        sp_view_train_box(500, 375, 1, 0, 9, NULL, &d);
+        CHECK(!memcmp(&b, &d, sizeof b), "an all-zero range is not the default");
+    }
     /* extreme aspect ratios: no attempt fits, the centre crop with the ratio clamped */
     for (int r = 0; r < 200; r++) {
         sp_view_box b;
