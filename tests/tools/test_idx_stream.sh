@@ -1,7 +1,8 @@
 # sp-decode streams IDX files: its peak memory does not grow with the images
 # file's size, whether the labels come before the images (the images are read
 # as they are written) or after them (the images wait in a spill file in
-# $TMPDIR), and both orders give the same records.
+# $TMPDIR), and both orders give the same records. sp-unpack puts labels
+# files first.
 . "$SP_ROOT/tests/tools/lib.sh"
 [ -x /usr/bin/time ] || { echo "skip: /usr/bin/time (Debian package time) is not installed" >&2; exit 77; }
 
@@ -15,6 +16,13 @@ done
 [ "$(wc -l < records.images)" = 307 ] || fail "small pair: $(wc -l < records.images) records, not 307"
 cmp records.images records.labels || fail "labels first and images first give different records"
 echo "IDX pair, labels before or after images: the same 307 records"
+
+# sp-unpack sends labels FILEs first (here given after their images): nothing
+# is spilled (a spill into a TMPDIR that does not exist would fail)
+sp-unpack --dataset mnist small/* | TMPDIR=$PWD/none sp-decode -q | sp-cat > records.glob \
+    || fail "sp-unpack DIR/*: the images were spilled"
+cmp <(sort records.images) <(sort records.glob) || fail "sp-unpack DIR/*: other records"
+echo "sp-unpack DIR/*: labels first, no spill"
 
 # a 200 MB images file (256000 28x28 images): sp-decode's peak RSS stays under
 # 100 MB (holding the file, as a whole-file decode does, takes 200 MB or more)
