@@ -27,8 +27,10 @@ static const char notes[] =
     "counts for top-5 when fewer than 5 other classes score at least its label's\n"
     "logit (ties count against). Averages are scikit-learn's: macro over the\n"
     "classes alike, weighted by each class's records; a class never predicted has\n"
-    "precision 0. Shards that do not verify, a corrupt checkpoint, or one made for\n"
-    "other shapes or classes are bad input (status 1).\n";
+    "precision 0. Each shard is checked as it is first opened and each record as\n"
+    "it is read (--verify full: sp-verify's checks of the whole set first). Shards\n"
+    "that fail a check, a corrupt checkpoint, or one made for other shapes or\n"
+    "classes are bad input (status 1).\n";
 
 /* What the command line sets. */
 typedef struct options {
@@ -36,10 +38,11 @@ typedef struct options {
     const char *heatmap;           /* --heatmap FILE.png, or NULL */
     const char *logits;            /* NULL, or a file for every record's logits */
     int split;                     /* index into split_names; -1: test, or val when there is no test split */
-    int batch, threads, no_verify;
+    int batch, threads, no_verify, verify;
 } options;
 
 static const char *const split_names[] = {"test", "val", "train", NULL};
+static const char *const verify_modes[] = {"open", "full", NULL};
 
 static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const char *ckpt, const char *model)
 {
@@ -209,7 +212,7 @@ static int run(const options *o, sp_err *err)
     logits_file lf = {.file = {.fd = -1}};
     if (sp_cli_input_exists(dir, err))
         goto out;
-    if (!o->no_verify && sp_verify_or_fail(dir, err))
+    if (o->verify == 1 && !o->no_verify && sp_verify_or_fail(dir, err)) /* 1: full */
         goto out;
     if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, NULL, err))
         goto out;
@@ -291,8 +294,13 @@ int main(int argc, char **argv)
          .help = "records per forward pass (default 256)"},
         {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,
          .help = "threads sharing out each batch (default 1)"},
+        {"verify", 0, SP_OPT_CHOICE, &o.verify, .choices = verify_modes, .arg = "open|full",
+         .flags = SP_OPT_NO_RECIPE,
+         .help = "open (default): check each shard as it is first opened\n"
+                 "and each record as it is read; full: sp-verify's checks\n"
+                 "of the whole set (every byte's sha256) first"},
         {"no-verify", 0, SP_OPT_FLAG, &o.no_verify, .flags = SP_OPT_NO_RECIPE,
-         .help = "skip checking the shards against their manifest"},
+         .help = "--verify open (the default; kept for old scripts)"},
         {0},
     };
     const sp_cli_tool cli = {"sp-eval", "SHARDS --checkpoint CKPT [OPTION]...", about, table, notes};

@@ -18,6 +18,8 @@ static const char about[] =
     "stream whose blob records it unpacks in turn. Members that are tars or\n"
     "compressed files are streamed through, never extracted to disk; their\n"
     "members' keys keep the outer names (outer.tar/inner.tar/file).\n"
+    "IDX labels FILEs (..-labels-idx1-ubyte[.gz]) go out before the other FILEs,\n"
+    "so that sp-decode streams each images file without holding it.\n"
     "Entries with absolute paths or '..', links and devices are skipped and\n"
     "reported (warnings: the stream is still complete, the status is 1), never\n"
     "followed.\n"
@@ -108,6 +110,22 @@ static uint64_t input_bytes(int n, char **files, int follow)
     return total;
 }
 
+/* Moves IDX labels files (..-labels-idx1-ubyte, compressed or not) before the
+ * other FILEs, each group in its given order, so that sp-decode meets a pair's
+ * labels first and streams its images without spilling them. */
+static void labels_first(int n, char **files)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *base = strrchr(files[i], '/');
+        if (!strstr(base ? base + 1 : files[i], "labels-idx1-ubyte"))
+            continue;
+        char *f = files[i];
+        memmove(files + k + 1, files + k, (size_t)(i - k) * sizeof *files);
+        files[k++] = f;
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *dataset = NULL, *stdin_name = "stdin";
@@ -167,6 +185,7 @@ int main(int argc, char **argv)
         nfiles = 1;
         files = dash;
     }
+    labels_first(nfiles, files);
     if (prog.line.mode)
         prog.total = input_bytes(nfiles, files, follow);
     for (int i = 0; i < nfiles && rc == 0; i++)

@@ -27,6 +27,13 @@ int sp_idx_sniff(const uint8_t *buf, size_t len);
  * dimensions, none zero except the count, and a file size that matches the
  * header exactly. name is used in messages. */
 int sp_idx_parse(const uint8_t *buf, size_t len, const char *name, sp_idx *out, sp_err *err);
+/* The same checks from the header alone, for a file read as a stream: buf
+ * holds the file's first have bytes (at least the header when the file is an
+ * IDX file), len is the whole file's size. out->data is NULL. */
+int sp_idx_parse_header(const uint8_t *buf, size_t have, uint64_t len, const char *name, sp_idx *out,
+                        sp_err *err);
+/* Bytes of a parsed file's header: 4 + 4 * ndim. */
+static inline size_t sp_idx_header_bytes(const sp_idx *idx) { return 4u + 4u * idx->ndim; }
 /* The index of the first label (a parsed 1-dimensional file's byte) that is
  * nclasses or more, or -1 when all are below: the record a message names. */
 int64_t sp_idx_first_label_over(const sp_idx *labels, int nclasses);

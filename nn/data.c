@@ -12,7 +12,7 @@
 
 const char *nn_data_eval_split(const char *dir, sp_err *err)
 {
-    json_t *m = sp_manifest_load(dir, err);
+    json_t *m = sp_manifest_load_lazy(dir, err); /* the shards are checked as they open */
     if (!m)
         return NULL;
     json_t *splits = json_object_get(m, "splits");

@@ -2,8 +2,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/decode.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats/cifar.h"
 #include "formats/idx.h"
@@ -13,15 +16,30 @@
 #include "common/sp_part.h"
 #include "common/sp_xxh.h"
 
-/* An IDX file waiting for its partner (images for labels or the reverse). */
+/* An IDX file waiting for its partner (images for labels or the reverse).
+ * Labels are held in memory (one byte a record); images are held in memory
+ * only when they came as a whole payload (an IDX file by content, not by
+ * name), otherwise they are spilled to an unlinked temporary file, so that
+ * memory does not grow with the images file's size. */
 typedef struct idx_pending {
     char key[SP_KEY_MAX + 1];
     char pair[SP_KEY_MAX + 1]; /* the name both partners share */
     int is_labels;
-    sp_buf data; /* the whole file */
-    sp_idx idx;  /* points into data */
+    sp_buf data;  /* the whole file, when held in memory */
+    FILE *spill;  /* the images after the header, when spilled (owned) */
+    sp_idx idx;   /* data points into data, or NULL when spilled */
     struct idx_pending *next;
 } idx_pending;
+
+/* Where an images file's items come from: memory, the stream (read as it
+ * comes) or a spill file. */
+typedef struct idx_src {
+    const uint8_t *mem;
+    sp_reader *r;
+    FILE *f;
+} idx_src;
+
+#define IDX_CHUNK (1u << 20) /* bytes of items read from a stream or spill at a time */
 
 struct sp_decoder {
     sp_decode_opts opts;
@@ -39,6 +57,7 @@ struct sp_decoder {
     sp_resampler rs;    /* for opts.resize */
     sp_buf resized;
     sp_buf encoded;     /* a re-encoded image (opts.encoded) */
+    sp_buf chunk;       /* IDX items read from a stream or a spill file */
 };
 
 void sp_decode_opts_default(sp_decode_opts *o)
@@ -79,6 +98,10 @@ sp_decoder *sp_decoder_create(const sp_decode_opts *opts, sp_stage *out, sp_err 
 
 static void pending_free(idx_pending *p)
 {
+    if (!p)
+        return;
+    if (p->spill)
+        fclose(p->spill);
     sp_buf_free(&p->data);
     free(p);
 }
@@ -99,6 +122,7 @@ void sp_decoder_free(sp_decoder *d)
     sp_resampler_free(&d->rs);
     sp_buf_free(&d->resized);
     sp_buf_free(&d->encoded);
+    sp_buf_free(&d->chunk);
     free(d);
 }
 
@@ -210,7 +234,43 @@ static void pair_name(const char *key, char *out, size_t n)
     }
 }
 
-static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_err *err)
+/* Reads the next n bytes of items from src: a pointer to them, valid until
+ * the next call, or NULL with err set. */
+static const uint8_t *idx_src_take(sp_decoder *d, idx_src *src, const char *key, size_t n, sp_err *err)
+{
+    if (src->mem) {
+        const uint8_t *p = src->mem;
+        src->mem += n;
+        return p;
+    }
+    if (sp_buf_reserve(&d->chunk, n)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
+    }
+    if (src->f) {
+        if (fread(d->chunk.data, 1, n, src->f) != n) {
+            sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot read back the spilled images: %s", key,
+                    ferror(src->f) ? strerror(errno) : "file cut short");
+            return NULL;
+        }
+        return d->chunk.data;
+    }
+    for (size_t got = 0; got < n;) {
+        ssize_t k = sp_reader_read(src->r, d->chunk.data + got, n - got, err);
+        if (k < 0)
+            return NULL;
+        if (k == 0) {
+            sp_fail(err, SP_EXIT_DATA, "%s: IDX payload ends before its items", key);
+            return NULL;
+        }
+        got += (size_t)k;
+    }
+    return d->chunk.data;
+}
+
+/* Writes the pair's records, images read from src as they are written.
+ * img->idx is the images file's parsed header. */
+static int emit_idx_pair(sp_decoder *d, const idx_pending *img, idx_src *src, idx_pending *lab, sp_err *err)
 {
     const sp_idx *im = &img->idx, *lb = &lab->idx;
     if (im->count != lb->count)
@@ -235,19 +295,66 @@ static int emit_idx_pair(sp_decoder *d, idx_pending *img, idx_pending *lab, sp_e
     rec.h = im->dims[1];
     rec.w = im->dims[2];
     rec.c = im->ndim == 4 ? im->dims[3] : 1;
-    for (uint64_t i = 0; i < im->count; i++) {
-        int n = snprintf(rec.key, sizeof rec.key, "%s#%llu", img->key, (unsigned long long)i);
-        if (n < 0 || n > SP_KEY_MAX)
-            return sp_fail(err, SP_EXIT_DATA, "%s: key too long", img->key);
-        rec.key_len = (uint16_t)n;
-        rec.label = lb->data[i];
-        if (other_part(d, &rec))
-            continue;
-        if (sp_writer_record(d->out->w, &rec, im->data + i * im->item_bytes, (size_t)im->item_bytes, err))
+    size_t item = (size_t)im->item_bytes;
+    uint64_t per = item < IDX_CHUNK ? IDX_CHUNK / item : 1; /* items a chunk */
+    for (uint64_t i = 0; i < im->count; i += per) {
+        uint64_t k = im->count - i < per ? im->count - i : per;
+        const uint8_t *items = idx_src_take(d, src, img->key, (size_t)k * item, err);
+        if (!items)
             return -1;
-        d->stats.out++;
+        for (uint64_t j = 0; j < k; j++) {
+            int n = snprintf(rec.key, sizeof rec.key, "%s#%llu", img->key, (unsigned long long)(i + j));
+            if (n < 0 || n > SP_KEY_MAX)
+                return sp_fail(err, SP_EXIT_DATA, "%s: key too long", img->key);
+            rec.key_len = (uint16_t)n;
+            rec.label = lb->data[i + j];
+            if (other_part(d, &rec))
+                continue;
+            if (sp_writer_record(d->out->w, &rec, items + j * item, item, err))
+                return -1;
+            d->stats.out++;
+        }
     }
     return 0;
+}
+
+/* Copies the rest of the current payload (an images file's items) to an
+ * unlinked temporary file in $TMPDIR (default /tmp), rewound for reading. */
+static FILE *idx_spill(sp_reader *r, const char *key, sp_err *err)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4200];
+    snprintf(path, sizeof path, "%.4000s/.sp-decode-idx-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w+b") : NULL;
+    if (!f) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill the images before their labels: %s: %s", key, path,
+                strerror(errno));
+        if (fd >= 0) {
+            unlink(path);
+            close(fd);
+        }
+        return NULL;
+    }
+    unlink(path);
+    uint8_t buf[1u << 16];
+    ssize_t k;
+    while ((k = sp_reader_read(r, buf, sizeof buf, err)) > 0)
+        if (fwrite(buf, 1, (size_t)k, f) != (size_t)k) {
+            sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill the images before their labels: %s", key,
+                    strerror(errno));
+            k = -1;
+            break;
+        }
+    if (k == 0 && (fflush(f) || fseeko(f, 0, SEEK_SET))) {
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill the images before their labels: %s", key, strerror(errno));
+        k = -1;
+    }
+    if (k < 0) {
+        fclose(f);
+        return NULL;
+    }
+    return f;
 }
 
 /* 1 if the base name has the IDX naming convention "-idxN-ubyte". */
@@ -257,21 +364,15 @@ static int idx_name(const char *key)
     return s && s[4] >= '1' && s[4] <= '9' && !strncmp(s + 5, "-ubyte", 6);
 }
 
-static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
+/* Pairs p (an IDX file whose header is parsed) with a pending partner, or
+ * keeps it pending. Images not in memory (p->idx.data NULL) are read from r as
+ * they are written when their labels came first, or spilled to wait. Takes
+ * p. */
+static int idx_pair(sp_decoder *d, sp_reader *r, idx_pending *p, sp_err *err)
 {
-    idx_pending *p = calloc(1, sizeof *p);
-    if (!p || sp_buf_append(&p->data, data, (size_t)rec->payload_len)) {
-        free(p);
-        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    }
-    memcpy(p->key, rec->key, (size_t)rec->key_len + 1);
-    if (sp_idx_parse(p->data.data, p->data.len, p->key, &p->idx, err)) {
-        pending_free(p);
-        return -1;
-    }
     if (p->idx.ndim == 2 || (p->idx.ndim == 4 && p->idx.dims[3] > 4)) {
         int rc = sp_fail(err, SP_EXIT_DATA, "%s: IDX array of shape %d dimensions is neither images "
-                         "(N x H x W [x C<=4]) nor labels (N)", rec->key, p->idx.ndim);
+                         "(N x H x W [x C<=4]) nor labels (N)", p->key, p->idx.ndim);
         pending_free(p);
         return rc;
     }
@@ -289,14 +390,81 @@ static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, 
             return rc;
         }
         *pp = q->next;
-        int rc = p->is_labels ? emit_idx_pair(d, q, p, err) : emit_idx_pair(d, p, q, err);
+        idx_pending *img = p->is_labels ? q : p, *lab = p->is_labels ? p : q;
+        idx_src src = {.mem = img->idx.data, .r = r, .f = img->spill};
+        int rc = emit_idx_pair(d, img, &src, lab, err);
         pending_free(q);
         pending_free(p);
         return rc;
     }
+    if (!p->is_labels && !p->idx.data && !(p->spill = idx_spill(r, p->key, err))) {
+        pending_free(p);
+        return -1;
+    }
     p->next = d->pending;
     d->pending = p;
     return 0;
+}
+
+/* An IDX file held whole in memory (data, the record's payload). */
+static int decode_idx(sp_decoder *d, sp_reader *r, const sp_record *rec, const uint8_t *data, sp_err *err)
+{
+    idx_pending *p = calloc(1, sizeof *p);
+    if (!p || sp_buf_append(&p->data, data, (size_t)rec->payload_len)) {
+        free(p);
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    memcpy(p->key, rec->key, (size_t)rec->key_len + 1);
+    if (sp_idx_parse(p->data.data, p->data.len, p->key, &p->idx, err)) {
+        pending_free(p);
+        return -1;
+    }
+    return idx_pair(d, r, p, err);
+}
+
+/* An IDX file by name, read as a stream: its header first, then labels into
+ * memory, images record by record (or into a spill file until their labels
+ * come), so memory stays bounded whatever the images file's size. */
+static int decode_idx_stream(sp_decoder *d, sp_reader *r, const sp_record *rec, sp_err *err)
+{
+    idx_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    memcpy(p->key, rec->key, (size_t)rec->key_len + 1);
+    uint8_t head[4 + 4 * SP_IDX_MAX_DIMS];
+    size_t have = 0, want = 4;
+    while (have < want && have < rec->payload_len) {
+        ssize_t k = sp_reader_read(r, head + have, want - have, err);
+        if (k <= 0) {
+            pending_free(p);
+            return k < 0 ? -1 : sp_fail(err, SP_EXIT_DATA, "%s: IDX header cut short", rec->key);
+        }
+        have += (size_t)k;
+        if (have == 4 && head[3] >= 1 && head[3] <= SP_IDX_MAX_DIMS)
+            want = 4u + 4u * head[3];
+    }
+    if (sp_idx_parse_header(head, have, rec->payload_len, p->key, &p->idx, err)) {
+        pending_free(p);
+        return -1;
+    }
+    if (p->idx.ndim == 1) { /* labels: count bytes, kept */
+        if (sp_buf_reserve(&p->data, (size_t)p->idx.count + 1)) {
+            pending_free(p);
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        }
+        idx_src src = {.r = r};
+        const uint8_t *lab = idx_src_take(d, &src, p->key, (size_t)p->idx.count, err);
+        if (!lab) {
+            pending_free(p);
+            return -1;
+        }
+        memcpy(p->data.data, lab, (size_t)p->idx.count);
+        p->data.len = (size_t)p->idx.count;
+        p->idx.data = p->data.data;
+    }
+    if (idx_pair(d, r, p, err))
+        return -1;
+    return sp_reader_drain(r, NULL, err); /* the payload's checksum */
 }
 
 /* Names the dataset when the stream did not: files this decoder recognises
@@ -585,6 +753,8 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         d->stats.out++;
         return 0;
     }
+    if (rec->kind == SP_KIND_BLOB && idx_name(rec->key))
+        return decode_idx_stream(d, r, rec, err);
     sp_cifar_file cf0; /* a CIFAR batch by name: its size is checked before it is read */
     if (rec->kind == SP_KIND_BLOB && sp_cifar_classify(rec->key, &cf0) == 1 &&
         sp_cifar_size_ok(&cf0, rec->payload_len, rec->key, err))
@@ -592,10 +762,10 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;
-    /* IDX by content; a file named like one (..-idx3-ubyte) that is not is an
-     * error, reported by the parser, rather than a silent skip */
-    if (rec->kind == SP_KIND_BLOB && (sp_idx_sniff(data, (size_t)rec->payload_len) || idx_name(rec->key)))
-        return decode_idx(d, rec, data, err);
+    /* IDX by content (by name: read as a stream above, where a file named like
+     * one (..-idx3-ubyte) that is not is an error rather than a silent skip) */
+    if (rec->kind == SP_KIND_BLOB && sp_idx_sniff(data, (size_t)rec->payload_len))
+        return decode_idx(d, r, rec, data, err);
     sp_cifar_file cf;
     int cifar = rec->kind == SP_KIND_BLOB ? sp_cifar_classify(rec->key, &cf) : 0;
     if (cifar == 1)

@@ -225,7 +225,7 @@ fail:
     return NULL;
 }
 
-json_t *sp_manifest_load(const char *dir, sp_err *err)
+json_t *sp_manifest_load_lazy(const char *dir, sp_err *err)
 {
     json_t *m = sp_manifest_read(dir, err);
     if (!m)
@@ -236,6 +236,14 @@ json_t *sp_manifest_load(const char *dir, sp_err *err)
         json_decref(m);
         return NULL;
     }
+    return m;
+}
+
+json_t *sp_manifest_load(const char *dir, sp_err *err)
+{
+    json_t *m = sp_manifest_load_lazy(dir, err);
+    if (!m)
+        return NULL;
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(m, "shards"), i, e) {

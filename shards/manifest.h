@@ -47,6 +47,10 @@ json_t *sp_manifest_read(const char *dir, sp_err *err);
  * to its entry by sp_manifest_check_shard, so a caller that goes on to read
  * the shards by their file names reads what the manifest describes. */
 json_t *sp_manifest_load(const char *dir, sp_err *err);
+/* sp_manifest_load without opening a shard (its cost does not grow with the
+ * number of shards beyond reading the manifest): for a caller that holds each
+ * shard to its entry with sp_manifest_check_shard when it first opens it. */
+json_t *sp_manifest_load_lazy(const char *dir, sp_err *err);
 /* 0 if the open shard s agrees with its manifest entry (records, shape, dtype,
  * kind, split) and carries the manifest's class lists; else -1 with SP_EXIT_DATA
  * naming the shard as `name` and what differs. */

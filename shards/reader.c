@@ -83,6 +83,7 @@ static void h5_leave(void)
 typedef struct spr_shard {
     char *path; /* DIR/FILE (owned) */
     uint64_t count, first;
+    const json_t *entry; /* its manifest entry, borrowed from the set's manifest */
 } spr_shard;
 
 struct spr_set {
@@ -94,6 +95,7 @@ struct spr_set {
     int kind;            /* SPR_PIXELS, or SPR_ENCODED: h, w the largest image of the first shard */
     size_t record_bytes; /* pixel sets: a stored record; encoded sets: 0 (an iterator's view decides) */
     json_t *classes;
+    json_t *manifest; /* owned: the shards' entries, each checked as its shard first opens */
     double mean[4], std[4];
     int nnorm, applied;
     sp_shard *open; /* the shard random access last used */
@@ -155,13 +157,14 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
     pthread_mutex_init(&s->spare_mu, NULL);
     s->refs = 1;
     pthread_once(&gate_once, gate_install);
-    pthread_mutex_lock(&h5_lock); /* sp_manifest_load opens every shard to hold it to its entry */
+    pthread_mutex_lock(&h5_lock);
     int init = sp_h5_init(&err);
     if (!init) {
         hbool_t safe = 0;
         if (H5is_library_threadsafe(&safe) >= 0 && safe)
             h5_threadsafe = 1;
-        m = sp_manifest_load(dir, &err);
+        /* no shard opened here: each is held to its entry as it first opens */
+        m = sp_manifest_load_lazy(dir, &err);
     }
     pthread_mutex_unlock(&h5_lock);
     if (init || !m)
@@ -186,6 +189,7 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
         }
         snprintf(sh->path, len, "%s/%s", dir, file);
         sh->count = (uint64_t)json_integer_value(json_object_get(e, "records"));
+        sh->entry = e;
         sh->first = s->count;
         s->count += sh->count;
     }
@@ -197,6 +201,10 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
     /* shape, dtype and normalization from the first shard; the others are checked as they open */
     h5_enter();
     sp_shard *first = sp_shard_open_nokeys(s->shards[0].path, &err);
+    if (first && sp_manifest_check_shard(s->shards[0].path, m, s->shards[0].entry, first, &err)) {
+        sp_shard_close(first);
+        first = NULL;
+    }
     if (first) {
         sp_shard_shape(first, &s->h, &s->w, &s->c, &s->dtype);
         s->kind = sp_shard_kind(first) == SP_KIND_ENCODED ? SPR_ENCODED : SPR_PIXELS;
@@ -220,7 +228,7 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
         goto fail;
     if (s->kind == SPR_PIXELS)
         s->record_bytes = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);
-    json_decref(m);
+    s->manifest = m;
     if (code)
         *code = SPR_ERR_NONE;
     return s;
@@ -251,6 +259,7 @@ static void set_free(spr_set *s)
     json_decref(s->classes);
     for (size_t i = 0; i < s->nshards; i++)
         free(s->shards[i].path);
+    json_decref(s->manifest);
     free(s->shards);
     free(s);
 }
@@ -288,6 +297,10 @@ static sp_shard *open_shard(spr_set *s, size_t i, sp_err *err)
     sp_shard *sh = sp_shard_open_nokeys(s->shards[i].path, err);
     if (!sh)
         return NULL;
+    if (sp_manifest_check_shard(s->shards[i].path, s->manifest, s->shards[i].entry, sh, err)) {
+        sp_shard_close(sh);
+        return NULL;
+    }
     uint32_t h, w, c;
     int dtype;
     sp_shard_shape(sh, &h, &w, &c, &dtype);

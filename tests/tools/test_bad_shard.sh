@@ -80,11 +80,17 @@ for mode in prefetch direct; do
     expect_err_has "S/$shard: record $record: pixels do not match their checksum (corrupt shard)"
 done
 
-# sp-train verifies the set before it trains (and its reader checks each batch)
+# sp-train's reader checks each record it reads; --verify full checks the
+# whole set (sp-verify's checks) before it trains
 expect_status 1 sp-train S --model mlp --epochs 1 -o ckpt
+expect_err_has "S/$shard: record $record: pixels do not match their checksum (corrupt shard)"
+[ ! -e ckpt ] || fail "sp-train wrote a checkpoint from a corrupt shard"
+row "one flipped byte in a shard's pixels: sp-train" "stopped at the record, nothing written" "pixels do not match"
+expect_status 1 sp-train S --model mlp --epochs 1 -o ckpt --verify full
 expect_err_has "sp-train: S: the shards do not verify: $shard: sha256 "
 expect_err_has "; $shard: record $record: pixels do not match their checksum (run sp-verify S)"
-row "one flipped byte in a shard's pixels: sp-train" "refused before the first epoch"
+grep -q "epoch" err && fail "sp-train --verify full trained on shards that do not verify"
+row "one flipped byte in a shard's pixels: sp-train --verify full" "refused before the first epoch"
 
 PYTHONPATH="$SP_ROOT/python" expect_status 1 $PY - "$shard" "$record" <<'X'
 import sys, shardpipe

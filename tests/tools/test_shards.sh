@@ -71,7 +71,7 @@ expect_err_has "shape 8x8x1 uint8 differs from the 6x7x1 uint8 of the other trai
 [ ! -e MIX/manifest.json ] || fail "committed mixed shapes"
 # blobs are not pixels
 expect_status 1 sh -c 'sp-unpack idx/* | sp-shard -o BLOB'
-expect_err "sp-shard: t10k-images-idx3-ubyte: a blob record; sp-shard stores pixel or encoded records (run sp-decode first)"
+expect_err "sp-shard: t10k-labels-idx1-ubyte: a blob record; sp-shard stores pixel or encoded records (run sp-decode first)"
 
 # --- sp-verify names each kind of damage ---
 cp -r OUT D1

@@ -167,11 +167,11 @@ expect_err "sp-eval: trainonly: neither a test nor a val split (name one with --
 expect_status 1 sp-eval fm --checkpoint run.json
 expect_err "sp-eval: run.json: not a shardpipe checkpoint (bad magic)"
 
-# shards that do not verify: refused before the first epoch
+# shards that do not verify, with --verify full: refused before the first epoch
 cp -r fm bad
 f=$(ls bad/test-*.h5)
 $PY -c "import sys; p = sys.argv[1]; d = bytearray(open(p,'rb').read()); d[len(d)//2] ^= 0x40; open(p,'wb').write(d)" "$f"
-expect_status 1 sp-train bad -e 1
+expect_status 1 sp-train bad -e 1 --verify full
 expect_err_has "sp-train: bad: the shards do not verify: $(basename "$f"): sha256"
 grep -q "epoch" err && fail "trained on shards that do not verify"
 expect_status 2 sp-train fm -e 3 --resume full.ckpt

@@ -1,0 +1,40 @@
+# sp-decode streams IDX files: its peak memory does not grow with the images
+# file's size, whether the labels come before the images (the images are read
+# as they are written) or after them (the images wait in a spill file in
+# $TMPDIR), and both orders give the same records. sp-unpack puts labels
+# files first.
+. "$SP_ROOT/tests/tools/lib.sh"
+[ -x /usr/bin/time ] || { echo "skip: /usr/bin/time (Debian package time) is not installed" >&2; exit 77; }
+
+# a small pair in both orders: the same records
+$PY "$FIX/make_idx.py" small --train 300 --test 7 --size 5 4
+for order in "images labels" "labels images"; do
+    set -- $order
+    sp-unpack --dataset mnist small/train-$1-* small/train-$2-* small/t10k-$1-* small/t10k-$2-* \
+        | sp-decode -q | sp-cat > "records.$1"
+done
+[ "$(wc -l < records.images)" = 307 ] || fail "small pair: $(wc -l < records.images) records, not 307"
+cmp records.images records.labels || fail "labels first and images first give different records"
+echo "IDX pair, labels before or after images: the same 307 records"
+
+# sp-unpack sends labels FILEs first (here given after their images): nothing
+# is spilled (a spill into a TMPDIR that does not exist would fail)
+sp-unpack --dataset mnist small/* | TMPDIR=$PWD/none sp-decode -q | sp-cat > records.glob \
+    || fail "sp-unpack DIR/*: the images were spilled"
+cmp <(sort records.images) <(sort records.glob) || fail "sp-unpack DIR/*: other records"
+echo "sp-unpack DIR/*: labels first, no spill"
+
+# a 200 MB images file (256000 28x28 images): sp-decode's peak RSS stays under
+# 100 MB (holding the file, as a whole-file decode does, takes 200 MB or more)
+$PY "$FIX/make_idx.py" big --train 256000 --test 1
+mkdir -p tmp
+for order in "images labels" "labels images"; do
+    set -- $order
+    sp-unpack --dataset mnist big/train-$1-* big/train-$2-* big/t10k-$1-* big/t10k-$2-* \
+        | TMPDIR=$PWD/tmp /usr/bin/time -f %M -o rss sp-decode -q > /dev/null \
+        || fail "$1 first: sp-decode failed"
+    kb=$(tail -1 rss)
+    [ "$kb" -lt 102400 ] || fail "$1 first: sp-decode's peak RSS is $kb kB for a 200 MB IDX file"
+    [ -z "$(ls -A tmp)" ] || fail "$1 first: a spill file is left in TMPDIR"
+    echo "200 MB IDX, $1 first: sp-decode peak RSS: $((kb / 1024)) MB"
+done
