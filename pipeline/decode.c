@@ -104,17 +104,6 @@ void sp_decoder_free(sp_decoder *d)
 
 const sp_decode_stats *sp_decoder_stats(const sp_decoder *d) { return &d->stats; }
 
-static json_t *numbered_classes(int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < n; i++) {
-        char s[16];
-        snprintf(s, sizeof s, "%d", i);
-        json_array_append_new(a, json_string(s));
-    }
-    return a;
-}
-
 /* 1 if a record with this key goes to another part (--part). */
 static int other_part(sp_decoder *d, const sp_record *rec)
 {
@@ -176,7 +165,7 @@ static int ensure_classes(sp_decoder *d, int max_label, const char *key, sp_err 
         return sp_fail(err, SP_EXIT_DATA, "%s: label %d out of range: the dataset has %d classes", key,
                        max_label, d->nclasses);
     d->nclasses = max_label + 1 < 10 ? 10 : max_label + 1;
-    json_object_set_new(d->meta, "classes", numbered_classes(d->nclasses));
+    json_object_set_new(d->meta, "classes", sp_numbered_classes(d->nclasses));
     return sp_stage_meta(d->out, d->meta, err);
 }
 
