@@ -548,11 +548,12 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     return 0;
 }
 
-/* 1 if the name ends like an image file's. */
+/* 1 if the name ends like an image file's: JPEG, PNG, or a format rejected as unsupported. */
 static int image_name(const char *key)
 {
     const char *dot = strrchr(sp_basename(key), '.');
-    static const char *const ext[] = {".jpeg", ".jpg", ".png", ".JPEG", ".JPG", ".PNG"};
+    static const char *const ext[] = {".jpeg", ".jpg", ".png", ".JPEG", ".JPG", ".PNG", ".bmp", ".BMP", ".tif",
+                                      ".tiff", ".TIF", ".TIFF", ".webp", ".WEBP", ".gif", ".GIF"};
     for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
         if (!strcmp(dot, ext[i]))
             return 1;
@@ -589,7 +590,8 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         return class_names(d, rec, cifar, data, err);
     /* images by content; a file named like one that is not is rejected */
     if ((rec->kind == SP_KIND_BLOB || rec->kind == SP_KIND_ENCODED) &&
-        (sp_image_sniff(data, (size_t)rec->payload_len) || image_name(rec->key)))
+        (sp_image_sniff(data, (size_t)rec->payload_len) || image_name(rec->key) ||
+         sp_image_other_format(data, (size_t)rec->payload_len)))
         return decode_image(d, rec, data, err);
     d->stats.skipped++;
     if (d->opts.report)
