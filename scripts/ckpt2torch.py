@@ -62,7 +62,7 @@ def torch_model(name, shape, classes):
     if name == "mlp":
         return mlp(shape[0] * shape[1] * shape[2], classes)
     if name in ("cnn", "cnn-same"):
-        return cnn(classes, padding=1 if name == "cnn-same" else 0)
+        return cnn(classes, padding=1 if name == "cnn-same" else 0, hw=(shape[1], shape[2]))
     if name == "resnet20":
         return resnet(name, classes)
     fail(f"model {name}: no PyTorch model of it here (torchvision's resnets, vggs and inception_v3; "
