@@ -441,6 +441,12 @@ static int emit_encoded(sp_decoder *d, sp_record *rec, const sp_record *in, cons
         d->stats.out++;
         return 0;
     }
+    if ((uint32_t)ow > SP_JPEG_MAX_SIDE || (uint32_t)oh > SP_JPEG_MAX_SIDE) { /* this image only: the run goes on */
+        char why[160];
+        snprintf(why, sizeof why, "%dx%d: a side over JPEG's %u pixels, so it cannot be re-encoded (--encoded)", ow,
+                 oh, SP_JPEG_MAX_SIDE);
+        return reject(d, in->key, SP_REJECT_TOO_LARGE, why, err);
+    }
     const uint8_t *px = d->img.pixels;
     if (ow != (int)d->img.w || oh != (int)d->img.h) {
         if (sp_buf_reserve(&d->resized, (size_t)ow * (size_t)oh * 3) ||

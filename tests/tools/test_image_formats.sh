@@ -30,4 +30,14 @@ expect_err_has "sp-decode: 10 records in, 2 out, 6 rejected (not-an-image 1, uns
 rm tree/cat/x.* tree/dog/bmp-named.png.bmp tree/dog/empty.jpg
 expect_stages "0 0" 'sp-unpack tree | sp-decode --labels-from dirs > /dev/null'
 expect_err_has "sp-decode: 4 records in, 2 out, 2 skipped"
+
+# --encoded: a valid PNG too wide for a JPEG is rejected by its key (status 1), the rest goes on
+mkdir -p wide/a
+$PY -c "
+from PIL import Image
+Image.new('RGB', (100000, 1), (1, 2, 3)).save('wide/a/long.png')
+Image.new('RGB', (5, 4), (1, 2, 3)).save('wide/a/small.png')"
+expect_stages "0 1 0" 'sp-unpack wide | sp-decode --encoded --labels-from dirs | sp-shard -o W'
+expect_err_has "sp-decode: a/long.png: rejected (too-large): 100000x1: a side over JPEG's 65500 pixels, so it cannot be re-encoded (--encoded)"
+sp-verify -q W
 echo ok
