@@ -426,8 +426,8 @@ static int emit_encoded(sp_decoder *d, sp_record *rec, const sp_record *in, cons
 {
     const sp_resize_opts *rz = d->opts.resize;
     int ow = (int)d->img.w, oh = (int)d->img.h;
-    if (rz)
-        sp_resize_out_size(rz, ow, oh, &ow, &oh);
+    if (rz) /* from the size in the file: a DCT-scaled decode rounds its sides */
+        sp_resize_out_size(rz, (int)d->img.src_w, (int)d->img.src_h, &ow, &oh);
     int full = d->img.w == d->img.src_w && d->img.h == d->img.src_h;
     rec->kind = SP_KIND_ENCODED;
     rec->dtype = SP_DTYPE_U8;
@@ -537,8 +537,8 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     const uint8_t *px = d->img.pixels;
     const sp_resize_opts *rz = d->opts.resize;
     int ow = 0, oh = 0;
-    if (rz)
-        sp_resize_out_size(rz, (int)rec.w, (int)rec.h, &ow, &oh);
+    if (rz) /* from the size in the file: a DCT-scaled decode rounds its sides */
+        sp_resize_out_size(rz, (int)d->img.src_w, (int)d->img.src_h, &ow, &oh);
     if (rz && ((int)rec.w != ow || (int)rec.h != oh)) {
         size_t n = (size_t)ow * (size_t)oh * 3;
         if (sp_buf_reserve(&d->resized, n) ||
