@@ -25,6 +25,8 @@ static const char about[] =
     "(ILSVRC2012_img_train.tar -> train, ..._val.tar -> val). Labels are class\n"
     "indices by WNID: from the key (n01440764_10026.JPEG, n01440764.tar/...) for\n"
     "training images, from --labels for validation images.\n"
+    "BMP, TIFF, WebP and GIF images are rejected as unsupported (convert them to\n"
+    "PNG first).\n"
     "An image that cannot be decoded or labelled is rejected: a warning on stderr\n"
     "and the run goes on (status 1); records in = records out + records rejected.\n"
     "Records that are already pixels pass through; other files are skipped and\n"

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +11,12 @@
 #include "common/sp_cli.h"
 #include "common/sp_draw.h"
 #include "shards/manifest.h"
+#include "nn/class_names.h"
+#include "pipeline/datasets.h"
 #include "nn/data.h"
 #include "nn/metrics.h"
 #include "nn/nn.h"
+#include "shards/shard.h"
 #include "shards/verify.h"
 
 
@@ -20,7 +24,9 @@ static const char about[] =
     "Evaluate the model in CKPT (written by sp-train) on a split of the shard set\n"
     "SHARDS and print on stdout: accuracy, top-5 accuracy where there are more\n"
     "than 5 classes, per-class precision, recall and F1, their macro and weighted\n"
-    "averages, and the confusion matrix (rows: true class, columns: predicted).\n";
+    "averages, and the confusion matrix (rows: true class, columns: predicted).\n"
+    "With --predict, also write each record's most likely classes, by name,\n"
+    "labelled or not: a new image set converted with sp-decode --unlabeled.\n";
 
 static const char notes[] =
     "A class's prediction is the first of its record's highest logits; a record\n"
@@ -30,13 +36,25 @@ static const char notes[] =
     "precision 0. Each shard is checked as it is first opened and each record as\n"
     "it is read (--verify full: sp-verify's checks of the whole set first). Shards\n"
     "that fail a check, a corrupt checkpoint, or one made for other shapes or\n"
-    "classes are bad input (status 1).\n";
+    "classes are bad input (status 1): a checkpoint names its classes, and they\n"
+    "must be the set's, in the same order (one from before the names were kept is\n"
+    "held to the class count only).\n"
+    "--predict writes a JSON line per record in the split's manifest order:\n"
+    "  {\"key\": ..., \"label\": CLASS or null, \"top\": [[CLASS, P], ...]}\n"
+    "the --top classes by their softmax probability P, highest first (ties: the\n"
+    "lower class first), named as the checkpoint names them (else as the set\n"
+    "does, else by number). Records without a label are predicted, not scored;\n"
+    "the figures cover the labelled ones (none: no figures). Without --split it\n"
+    "takes test, else val, else train. With --predict -, stdout holds the\n"
+    "predictions only (the figures go to --json FILE if asked).\n";
 
 /* What the command line sets. */
 typedef struct options {
     const char *dir, *ckpt, *json; /* json: NULL, a file, or "-" for stdout */
     const char *heatmap;           /* --heatmap FILE.png, or NULL */
     const char *logits;            /* NULL, or a file for every record's logits */
+    const char *predict;           /* NULL, a file for every record's top classes, or "-" for stdout */
+    int top;                       /* --predict: classes a line (0: 5, or the class count when fewer) */
     int split;                     /* index into split_names; -1: test, or val when there is no test split */
     int batch, threads, no_verify, verify;
 } options;
@@ -194,6 +212,135 @@ static int write_logits(void *ctx, const float *logits, const int32_t *labels, i
     return 0;
 }
 
+/* --predict: each batch's records as JSON lines, keyed from the split's
+ * shards (opened one by one in manifest order, as the reader reads them). */
+typedef struct predictor {
+    int to_stdout;            /* 1: stdout, else f */
+    sp_atomic_file f;         /* a file: written under a temporary name, renamed once complete */
+    const char *path;
+    json_t *manifest, *names; /* names: the class names lines use (borrowed) */
+    const char *dir, *split;
+    size_t next_entry;        /* the manifest's next shard entry to look at */
+    sp_shard *shard;          /* the open shard, and its next record */
+    uint64_t at;
+    int classes, top;
+    double *p;                /* classes probabilities */
+    int *order;               /* classes indices */
+} predictor;
+
+/* The key of the next record of the split, or NULL with err. */
+static const char *next_key(predictor *pr, sp_err *err)
+{
+    while (!pr->shard || pr->at >= sp_shard_count(pr->shard)) {
+        sp_shard_close(pr->shard);
+        pr->shard = NULL;
+        json_t *shards = json_object_get(pr->manifest, "shards"), *e = NULL;
+        while (pr->next_entry < json_array_size(shards)) {
+            e = json_array_get(shards, pr->next_entry++);
+            if (!strcmp(json_string_value(json_object_get(e, "split")), pr->split))
+                break;
+            e = NULL;
+        }
+        if (!e) {
+            sp_fail(err, SP_EXIT_DATA, "%s: the %s split has more records than its shards' keys", pr->dir, pr->split);
+            return NULL;
+        }
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", pr->dir, json_string_value(json_object_get(e, "file")));
+        if (!(pr->shard = sp_shard_open(path, err)))
+            return NULL;
+        pr->at = 0;
+    }
+    return sp_shard_key(pr->shard, pr->at++);
+}
+
+static const double *pred_sort_p;
+static int by_probability(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    double x = pred_sort_p[i], y = pred_sort_p[j];
+    return x > y ? -1 : x < y ? 1 : (i > j) - (i < j);
+}
+
+static int write_predictions(predictor *pr, const float *logits, const int32_t *labels, int B, sp_err *err)
+{
+    int k = pr->classes;
+    for (int b = 0; b < B; b++) {
+        const char *key = next_key(pr, err);
+        if (!key)
+            return -1;
+        const float *z = logits + (size_t)b * k;
+        double mx = z[0], sum = 0;
+        for (int i = 1; i < k; i++)
+            mx = z[i] > mx ? z[i] : mx;
+        for (int i = 0; i < k; i++) {
+            pr->p[i] = exp((double)z[i] - mx);
+            sum += pr->p[i];
+            pr->order[i] = i;
+        }
+        for (int i = 0; i < k; i++)
+            pr->p[i] /= sum;
+        pred_sort_p = pr->p; /* one thread writes the predictions */
+        qsort(pr->order, (size_t)k, sizeof *pr->order, by_probability);
+        json_t *top = json_array();
+        for (int i = 0; i < pr->top; i++)
+            json_array_append_new(top, json_pack("[O, f]", json_array_get(pr->names, (size_t)pr->order[i]),
+                                                 pr->p[pr->order[i]]));
+        json_t *label = labels[b] >= 0 && labels[b] < k ? json_incref(json_array_get(pr->names, (size_t)labels[b]))
+                                                        : json_null();
+        json_t *line = json_pack("{s:s, s:o, s:o}", "key", key, "label", label, "top", top);
+        char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7)) : NULL;
+        json_decref(line);
+        if (!text)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        int bad = pr->to_stdout ? fprintf(stdout, "%s\n", text) < 0
+                                : sp_write_all(pr->f.fd, text, strlen(text)) || sp_write_all(pr->f.fd, "\n", 1);
+        free(text);
+        if (bad)
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write: %s", pr->path, strerror(errno));
+    }
+    return 0;
+}
+
+/* The names prediction lines give the classes: the checkpoint's, else the
+ * set's when it has as many, else "0".."k-1". A new reference. */
+static json_t *prediction_names(json_t *ckpt_names, const nn_data *d, int k)
+{
+    if (ckpt_names)
+        return json_incref(ckpt_names);
+    return d->classes == k ? nn_data_class_names(d) : sp_numbered_classes(k);
+}
+
+/* The pass of --predict: every record predicted; those with a label scored
+ * in r, when the set's classes fit the checkpoint (fits); a labelled record
+ * of a set that does not fit is the error why_not. */
+typedef struct predict_pass {
+    predictor *pr;
+    logits_file *lf; /* or NULL */
+    nn_metrics *r;
+    int fits;
+    const sp_err *why_not;
+} predict_pass;
+
+static int predict_batch(predict_pass *pp, const float *logits, const int32_t *labels, int B, sp_err *err)
+{
+    int k = pp->r->classes;
+    for (int b = 0; b < B; b++) {
+        if (labels[b] < 0)
+            continue;
+        if (!pp->fits) {
+            *err = *pp->why_not;
+            return -1;
+        }
+        if (labels[b] >= k)
+            return sp_fail(err, SP_EXIT_DATA, "%s: %s: a record has label %d, outside 0..%d", pp->pr->dir,
+                           pp->pr->split, labels[b], k - 1);
+        nn_metrics_add(pp->r, logits + (size_t)b * k, labels + b, 1);
+    }
+    return write_predictions(pp->pr, logits, labels, B, err) ||
+           (pp->lf && write_logits(pp->lf, logits, labels, B, err));
+}
+
 /* Evaluates o->ckpt on the split and prints the figures; 0, or -1 with err. */
 static int run(const options *o, sp_err *err)
 {
@@ -210,23 +357,42 @@ static int run(const options *o, sp_err *err)
     int32_t *labels = NULL;
     int rc = -1;
     logits_file lf = {.file = {.fd = -1}};
+    predictor pr = {.f = {.fd = -1}, .dir = dir};
+    json_t *ckpt_names = NULL;
+    char *extra = NULL;
+    sp_err misfit = {0};
+    int fits = 1;
     if (sp_cli_input_exists(dir, err))
         goto out;
     if (o->verify == 1 && !o->no_verify && sp_verify_or_fail(dir, err)) /* 1: full */
         goto out;
-    if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, NULL, err))
+    if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, &extra, err))
         goto out;
+    ckpt_names = nn_extra_class_names(extra);
     if (!split && !(split = nn_data_eval_split(dir, err))) {
-        if (!err->code)
-            sp_fail(err, SP_EXIT_DATA, "%s: neither a test nor a val split (name one with --split)", dir);
-        goto out;
+        if (!err->code && o->predict) /* a set of new images: all of it train */
+            split = "train";
+        else {
+            if (!err->code)
+                sp_fail(err, SP_EXIT_DATA, "%s: neither a test nor a val split (name one with --split)", dir);
+            goto out;
+        }
     }
     if (nn_data_open_view(&d, dir, split, batch, (uint32_t)net->h, err)) /* encoded sets: the model's input size */
         goto out;
-    if (net->c != (int)d.c || net->h != (int)d.h || net->w != (int)d.w || net->classes != d.classes) {
+    if (net->c != (int)d.c || net->h != (int)d.h || net->w != (int)d.w ||
+        (net->classes != d.classes && !o->predict)) {
         sp_fail(err, SP_EXIT_DATA, "%s: a %s for %dx%dx%d inputs and %d classes; the %s split holds %ux%ux%u and %d",
                 ckpt, net->model, net->h, net->w, net->c, net->classes, split, d.h, d.w, d.c, d.classes);
         goto out;
+    }
+    if (net->classes != d.classes) /* --predict: only a labelled record needs the set's classes */
+        fits = !sp_fail(&misfit, SP_EXIT_DATA, "%s: a model of %d classes; %s names %d", ckpt, net->classes, dir,
+                        d.classes);
+    else if (nn_class_names_check(ckpt_names, &d, ckpt, dir, o->predict ? &misfit : err)) {
+        if (!o->predict)
+            goto out;
+        fits = 0;
     }
     if (nn_metrics_init(&r, net->classes, 1, err))
         goto out;
@@ -239,8 +405,43 @@ static int run(const options *o, sp_err *err)
     if (o->logits && sp_atomic_open(&lf.file, o->logits, err))
         goto out;
     lf.path = o->logits, lf.classes = net->classes;
-    if (nn_evaluate_each(net, &d, dir, x, labels, &r, 0, o->logits ? write_logits : NULL, &lf, err) ||
-        (o->logits && sp_atomic_commit(&lf.file, err)))
+    if (o->predict) {
+        pr.path = strcmp(o->predict, "-") ? o->predict : "stdout";
+        pr.split = split, pr.classes = net->classes;
+        pr.top = o->top && o->top < net->classes ? o->top : net->classes < 5 ? net->classes : 5;
+        pr.names = prediction_names(ckpt_names, &d, net->classes);
+        pr.p = malloc((size_t)net->classes * sizeof *pr.p);
+        pr.order = malloc((size_t)net->classes * sizeof *pr.order);
+        if (!pr.names || !pr.p || !pr.order) {
+            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            goto out;
+        }
+        if (!(pr.manifest = sp_manifest_read(dir, err)))
+            goto out;
+        pr.to_stdout = !strcmp(o->predict, "-");
+        if (!pr.to_stdout && sp_atomic_open(&pr.f, o->predict, err))
+            goto out;
+        predict_pass pp = {&pr, o->logits ? &lf : NULL, &r, fits, &misfit};
+        int n = 0;
+        if (nn_data_start(&d, 0, 0, NN_AUG_NONE, err))
+            goto out;
+        while ((n = nn_data_next(&d, x, labels, err)) > 0) {
+            const float *logits = nn_forward(net, x, n, 0, NULL, err);
+            if (!logits || predict_batch(&pp, logits, labels, n, err))
+                goto out;
+        }
+        if (n < 0 || (o->logits && sp_atomic_commit(&lf.file, err)))
+            goto out;
+        if (!pr.to_stdout && sp_atomic_commit(&pr.f, err))
+            goto out;
+        sp_info("%s: %s, epoch %d, predicted the %llu records of the %s split of %s (%llu labelled)", ckpt, net->model,
+                epoch, (unsigned long long)d.count, split, dir, (unsigned long long)r.n);
+        if (r.n == 0 || (!strcmp(o->predict, "-") && !o->json && !o->heatmap)) {
+            rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno)) : 0;
+            goto out;
+        }
+    } else if (nn_evaluate_each(net, &d, dir, x, labels, &r, 0, o->logits ? write_logits : NULL, &lf, err) ||
+               (o->logits && sp_atomic_commit(&lf.file, err)))
         goto out;
     sp_info("%s: %s, epoch %d, on the %s split of %s", ckpt, net->model, epoch, split, dir);
     json_t *j = to_json(&r, &d, split, ckpt, net->model);
@@ -260,13 +461,20 @@ static int run(const options *o, sp_err *err)
         if (text)
             puts(text);
         free(text);
-    } else {
+    } else if (!o->predict || strcmp(o->predict, "-")) {
         print_text(&r, &d, split, net->model, stdout);
     }
     json_decref(j);
     rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno)) : 0;
 out:
     sp_atomic_abort(&lf.file); /* a temporary left by a failed pass */
+    sp_atomic_abort(&pr.f);
+    sp_shard_close(pr.shard);
+    json_decref(pr.manifest);
+    json_decref(pr.names);
+    free(pr.p), free(pr.order);
+    json_decref(ckpt_names);
+    free(extra);
     free(x), free(labels);
     nn_metrics_free(&r);
     nn_net_free(net);
@@ -290,6 +498,12 @@ int main(int argc, char **argv)
          .help = "also write every record's logits: float32\n"
                  "(records, classes), little-endian, in the split's\n"
                  "manifest order"},
+        {"predict", 0, SP_OPT_STRING, &o.predict, .arg = "FILE.jsonl", .flags = SP_OPT_NO_RECIPE,
+         .help = "also write each record's top classes with their\n"
+                 "probabilities as a JSON line (- for stdout, instead\n"
+                 "of the figures); unlabelled records too"},
+        {"top", 0, SP_OPT_INT, &o.top, .min = 1, .max = 1000000, .arg = "K",
+         .help = "--predict: classes a line (default 5, or the class\ncount when fewer)"},
         {"batch", 'b', SP_OPT_INT, &o.batch, .min = 1, .max = NN_MAX_BATCH, .arg = "N", .flags = SP_OPT_NO_RECIPE,
          .help = "records per forward pass (default 256)"},
         {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,

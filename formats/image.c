@@ -11,7 +11,7 @@
 const char *sp_reject_name(int reason)
 {
     static const char *const names[SP_REJECT_COUNT] = {"none", "truncated", "corrupt", "too-large", "not-an-image",
-                                                      "unlabeled"};
+                                                      "unlabeled", "unsupported"};
     return reason >= 0 && reason < SP_REJECT_COUNT ? names[reason] : "unknown";
 }
 
@@ -34,6 +34,19 @@ int sp_image_sniff(const uint8_t *p, size_t n)
     if (n >= 8 && !memcmp(p, "\x89PNG\r\n\x1a\n", 8))
         return SP_IMAGE_PNG;
     return SP_IMAGE_NONE;
+}
+
+const char *sp_image_other_format(const uint8_t *p, size_t n)
+{
+    if (n >= 14 && p[0] == 'B' && p[1] == 'M')
+        return "BMP";
+    if (n >= 8 && (!memcmp(p, "II*\0", 4) || !memcmp(p, "MM\0*", 4)))
+        return "TIFF";
+    if (n >= 12 && !memcmp(p, "RIFF", 4) && !memcmp(p + 8, "WEBP", 4))
+        return "WebP";
+    if (n >= 6 && (!memcmp(p, "GIF87a", 6) || !memcmp(p, "GIF89a", 6)))
+        return "GIF";
+    return NULL;
 }
 
 static int reserve(sp_image *img, uint32_t w, uint32_t h, sp_err *err)
@@ -311,6 +324,11 @@ int sp_image_decode(const uint8_t *data, size_t len, const sp_image_opts *o, sp_
     case SP_IMAGE_JPEG: return decode_jpeg(data, len, o, img, err);
     case SP_IMAGE_PNG: return decode_png(data, len, o, img, err);
     default:
+        if (sp_image_other_format(data, len)) {
+            sp_fail(err, SP_EXIT_DATA, "a %s image: only JPEG and PNG are read (convert it to PNG first)",
+                    sp_image_other_format(data, len));
+            return SP_REJECT_UNSUPPORTED;
+        }
         sp_fail(err, SP_EXIT_DATA, "not a JPEG or PNG image");
         return SP_REJECT_NOT_IMAGE;
     }

@@ -32,6 +32,7 @@ enum sp_reject {
     SP_REJECT_TOO_LARGE,   /* width x height over the limit */
     SP_REJECT_NOT_IMAGE,   /* not a JPEG or PNG by content */
     SP_REJECT_UNLABELED,   /* (used by sp-decode) no label for the image */
+    SP_REJECT_UNSUPPORTED, /* an image of a format not read here: BMP, TIFF, WebP, GIF */
     SP_REJECT_COUNT
 };
 const char *sp_reject_name(int reason); /* "truncated", "corrupt", "too-large", ... */
@@ -71,6 +72,11 @@ void sp_image_free(sp_image *img);
 
 /* SP_IMAGE_JPEG, SP_IMAGE_PNG or SP_IMAGE_NONE from the first bytes. */
 int sp_image_sniff(const uint8_t *p, size_t n);
+/* The name of an image format torchvision's ImageFolder loads (through PIL)
+ * that is not read here, from the first bytes: "BMP", "TIFF", "WebP", "GIF";
+ * else NULL. sp_image_decode rejects such an image as
+ * SP_REJECT_UNSUPPORTED, naming its format. */
+const char *sp_image_other_format(const uint8_t *p, size_t n);
 /* Decodes data into img. Returns 0, or an enum sp_reject with err saying
  * what the decoder found. */
 int sp_image_decode(const uint8_t *data, size_t len, const sp_image_opts *o, sp_image *img, sp_err *err);

@@ -17,6 +17,7 @@
  * 1..100: 4:2:0 chroma subsampling, optimized Huffman tables, the slow accurate integer DCT.
  * out is emptied and receives the file's bytes (the caller owns out). Same pixels and quality,
  * same bytes. */
+#define SP_JPEG_MAX_SIDE 65500u /* libjpeg's JPEG_MAX_DIMENSION: no side of an encoded JPEG is longer */
 int sp_jpeg_encode(const uint8_t *rgb, uint32_t w, uint32_t h, int quality, sp_buf *out, sp_err *err);
 
 /* 1 if data is a JPEG whose components libjpeg-turbo decodes directly to RGB, the same pixels as

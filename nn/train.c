@@ -10,6 +10,7 @@
 #include "nn/dist.h"
 #include "nn/metrics.h"
 #include "nn/train.h"
+#include "nn/class_names.h"
 #include "shards/verify.h"
 
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
@@ -164,8 +165,8 @@ static int check_labels(const int32_t *labels, int n, int classes, const char *d
 
 /* Reads the recipe and the earlier epochs' figures of a checkpoint to resume
  * (into *r and epochs_json), then loads it for batches of the recipe's size. */
-static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_json, nn_net **net, nn_opt *opt,
-                       int *start_epoch, nn_rng *rng, sp_err *err)
+static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_json, json_t **class_names,
+                       nn_net **net, nn_opt *opt, int *start_epoch, nn_rng *rng, sp_err *err)
 {
     char *extra = NULL;
     /* the batch is the checkpoint's: read it from there first */
@@ -174,6 +175,7 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
     nn_net_free(*net);
     *net = NULL;
     json_t *ex = extra ? json_loads(extra, JSON_DECODE_ANY, NULL) : NULL;
+    *class_names = nn_extra_class_names(extra);
     free(extra);
     int bad = nn_recipe_from_json(json_object_get(ex, "recipe"), o->resume, r, err);
     json_t *old = json_object_get(ex, "epochs");
@@ -186,6 +188,25 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
         return sp_fail(err, SP_EXIT_USAGE, "%s: already trained %d epochs; ask for more with --epochs", o->resume,
                        *start_epoch);
     return 0;
+}
+
+/* --init kept the classifier of the checkpoint at path: its classes (when it
+ * names them) must be the set's, in the same order. */
+static int init_names_check(const char *path, const nn_data *tr, const char *dir, sp_err *err)
+{
+    nn_net *src = NULL;
+    nn_opt opt;
+    nn_rng rng;
+    int epoch;
+    char *extra = NULL;
+    if (nn_checkpoint_load(path, 1, &src, &opt, &epoch, &rng, &extra, err))
+        return -1;
+    nn_net_free(src);
+    json_t *names = nn_extra_class_names(extra);
+    free(extra);
+    int rc = nn_class_names_check(names, tr, path, dir, err);
+    json_decref(names);
+    return rc;
 }
 
 int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
@@ -209,7 +230,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     nn_recipe r = o->recipe;
     nn_metrics eval = {0};
     int init_whole = 0;
-    if (o->resume && (resume_from(o, &r, epochs_json, &net, &opt, &start_epoch, &rng, err) ||
+    json_t *ckpt_names = NULL; /* the resumed checkpoint's class names, or NULL */
+    if (o->resume && (resume_from(o, &r, epochs_json, &ckpt_names, &net, &opt, &start_epoch, &rng, err) ||
                       (r.freeze && nn_net_freeze_base(net, err))))
         goto out;
     uint32_t batch = r.batch;
@@ -239,12 +261,15 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 o->resume, net->model, net->h, net->w, net->c, net->classes, tr.h, tr.w, tr.c, tr.classes);
         goto out;
     }
+    if (net && nn_class_names_check(ckpt_names, &tr, o->resume, o->dir, err))
+        goto out;
     if (!net) {
         char model[32];
         nn_rng_seed(&rng, r.seed);
         if (nn_model_with_head(model, sizeof model, o->model, o->head, err) ||
             !(net = nn_net_create(model, (int)tr.c, (int)tr.h, (int)tr.w, tr.classes, (int)batch, &rng, err)) ||
             (o->init && nn_net_init_from(net, o->init, &init_whole, err)) ||
+            (init_whole && init_names_check(o->init, &tr, o->dir, err)) ||
             (r.freeze && nn_net_freeze_base(net, err)))
             goto out;
         nn_opt_init(&opt, o->optimizer, r.lr);
@@ -356,7 +381,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
             json_object_set_new(ej, "test_top5_accuracy", json_real(test_top5));
         json_array_append_new(epochs_json, ej);
         if (o->out && rank == 0) {
-            json_t *ex = json_pack("{s:o, s:O}", "recipe", nn_recipe_json(&r), "epochs", epochs_json);
+            json_t *ex = json_pack("{s:o, s:O, s:o*}", "recipe", nn_recipe_json(&r), "epochs", epochs_json,
+                                   "class_names", nn_data_class_names(&tr));
             char *exs = json_dumps(ex, JSON_COMPACT);
             json_decref(ex);
             int bad = nn_checkpoint_save(o->out, net, &opt, e + 1, &rng, exs, err);
@@ -391,6 +417,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     rc = 0;
 out:
     nn_metrics_free(&eval);
+    json_decref(ckpt_names);
     json_decref(summary);
     json_decref(epochs_json);
     free(x), free(dlogits), free(labels);

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/datasets.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,4 +98,18 @@ int sp_dataset_known(const char *name)
     json_t *m = sp_dataset_manifest(name, NULL);
     json_decref(m);
     return m != NULL;
+}
+
+json_t *sp_numbered_classes(int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        char s[16];
+        snprintf(s, sizeof s, "%d", i);
+        if (json_array_append_new(a, json_string(s))) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
 }

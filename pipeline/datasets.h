@@ -15,5 +15,8 @@
 json_t *sp_dataset_manifest(const char *name, sp_err *err);
 /* 1 if a manifest of that name exists. */
 int sp_dataset_known(const char *name);
+/* Class names "0".."n-1" for classes nothing names, as a JSON array (a new
+ * reference; NULL when out of memory). */
+json_t *sp_numbered_classes(int n);
 
 #endif

@@ -128,17 +128,6 @@ void sp_decoder_free(sp_decoder *d)
 
 const sp_decode_stats *sp_decoder_stats(const sp_decoder *d) { return &d->stats; }
 
-static json_t *numbered_classes(int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < n; i++) {
-        char s[16];
-        snprintf(s, sizeof s, "%d", i);
-        json_array_append_new(a, json_string(s));
-    }
-    return a;
-}
-
 /* 1 if a record with this key goes to another part (--part). */
 static int other_part(sp_decoder *d, const sp_record *rec)
 {
@@ -204,7 +193,7 @@ static int ensure_classes(sp_decoder *d, int max_label, const char *key, sp_err 
         return sp_fail(err, SP_EXIT_DATA, "%s: label %d out of range: the dataset has %d classes", key,
                        max_label, d->nclasses);
     d->nclasses = max_label + 1 < 10 ? 10 : max_label + 1;
-    json_object_set_new(d->meta, "classes", numbered_classes(d->nclasses));
+    json_object_set_new(d->meta, "classes", sp_numbered_classes(d->nclasses));
     return sp_stage_meta(d->out, d->meta, err);
 }
 
@@ -609,8 +598,8 @@ static int emit_encoded(sp_decoder *d, sp_record *rec, const sp_record *in, cons
 {
     const sp_resize_opts *rz = d->opts.resize;
     int ow = (int)d->img.w, oh = (int)d->img.h;
-    if (rz)
-        sp_resize_out_size(rz, ow, oh, &ow, &oh);
+    if (rz) /* from the size in the file: a DCT-scaled decode rounds its sides */
+        sp_resize_out_size(rz, (int)d->img.src_w, (int)d->img.src_h, &ow, &oh);
     int full = d->img.w == d->img.src_w && d->img.h == d->img.src_h;
     rec->kind = SP_KIND_ENCODED;
     rec->dtype = SP_DTYPE_U8;
@@ -623,6 +612,12 @@ static int emit_encoded(sp_decoder *d, sp_record *rec, const sp_record *in, cons
         d->stats.kept++;
         d->stats.out++;
         return 0;
+    }
+    if ((uint32_t)ow > SP_JPEG_MAX_SIDE || (uint32_t)oh > SP_JPEG_MAX_SIDE) { /* this image only: the run goes on */
+        char why[160];
+        snprintf(why, sizeof why, "%dx%d: a side over JPEG's %u pixels, so it cannot be re-encoded (--encoded)", ow,
+                 oh, SP_JPEG_MAX_SIDE);
+        return reject(d, in->key, SP_REJECT_TOO_LARGE, why, err);
     }
     const uint8_t *px = d->img.pixels;
     if (ow != (int)d->img.w || oh != (int)d->img.h) {
@@ -714,8 +709,8 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     const uint8_t *px = d->img.pixels;
     const sp_resize_opts *rz = d->opts.resize;
     int ow = 0, oh = 0;
-    if (rz)
-        sp_resize_out_size(rz, (int)rec.w, (int)rec.h, &ow, &oh);
+    if (rz) /* from the size in the file: a DCT-scaled decode rounds its sides */
+        sp_resize_out_size(rz, (int)d->img.src_w, (int)d->img.src_h, &ow, &oh);
     if (rz && ((int)rec.w != ow || (int)rec.h != oh)) {
         size_t n = (size_t)ow * (size_t)oh * 3;
         if (sp_buf_reserve(&d->resized, n) ||
@@ -731,11 +726,12 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
     return 0;
 }
 
-/* 1 if the name ends like an image file's. */
+/* 1 if the name ends like an image file's: JPEG, PNG, or a format rejected as unsupported. */
 static int image_name(const char *key)
 {
     const char *dot = strrchr(sp_basename(key), '.');
-    static const char *const ext[] = {".jpeg", ".jpg", ".png", ".JPEG", ".JPG", ".PNG"};
+    static const char *const ext[] = {".jpeg", ".jpg", ".png", ".JPEG", ".JPG", ".PNG", ".bmp", ".BMP", ".tif",
+                                      ".tiff", ".TIF", ".TIFF", ".webp", ".WEBP", ".gif", ".GIF"};
     for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
         if (!strcmp(dot, ext[i]))
             return 1;
@@ -774,7 +770,8 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         return class_names(d, rec, cifar, data, err);
     /* images by content; a file named like one that is not is rejected */
     if ((rec->kind == SP_KIND_BLOB || rec->kind == SP_KIND_ENCODED) &&
-        (sp_image_sniff(data, (size_t)rec->payload_len) || image_name(rec->key)))
+        (sp_image_sniff(data, (size_t)rec->payload_len) || image_name(rec->key) ||
+         sp_image_other_format(data, (size_t)rec->payload_len)))
         return decode_image(d, rec, data, err);
     d->stats.skipped++;
     if (d->opts.report)

@@ -7,7 +7,9 @@
  *    keyed "<images key>#<index>". Split from the name: "t10k" or "test" ->
  *    test, "train" -> train, else opts.default_split.
  *  - CIFAR-10/100 binary batches (formats/cifar.h), by name, size-checked.
- *  - Images: JPEG and PNG by content (formats/image.h), to HxWx3 uint8.
+ *  - Images: JPEG and PNG by content (formats/image.h), to HxWx3 uint8;
+ *    BMP, TIFF, WebP and GIF (by content or name) are rejected as
+ *    unsupported, naming the format.
  *    Split from the first key component (the outer archive or directory):
  *    "train" -> train, "val" -> val, "test" -> test, else
  *    opts.default_split. Labels by WNID

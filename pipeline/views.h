@@ -94,7 +94,7 @@ enum {
 
 /* The train view of bytes[0..n) into out (size * size * 3 bytes, HWC).
  * Returns 0, or -1 with err saying why: a message that starts with the
- * reason ("truncated: ", "corrupt: ", "too-large: ", "not-an-image: ") and
+ * reason ("truncated: ", "corrupt: ", "too-large: ", "not-an-image: ", "unsupported: ") and
  * code SP_EXIT_DATA, or SP_EXIT_SYSTEM when out of memory. out is then
  * unspecified. box, when not NULL, receives the draws (in source pixels).
  * flags: SP_VIEW_* or 0. */

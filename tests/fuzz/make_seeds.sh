@@ -31,6 +31,9 @@ img.convert("L").save(f"{out}/gray.jpg")
 img.save(f"{out}/rgb.png")
 img.convert("P").save(f"{out}/palette.png")
 img.convert("RGBA").save(f"{out}/rgba.png")
+# formats rejected as unsupported by their first bytes (formats/image.c)
+for fmt, ext in (("BMP", "bmp"), ("TIFF", "tif"), ("WEBP", "webp"), ("GIF", "gif")):
+    img.save(f"{out}/other.{ext}", fmt)
 X
 mkdir -p "$out/views" && cp "$out"/image/* "$out/views/"  # the load-time views read the same files
 /usr/bin/python3 "$root/tests/fixtures/make_ilsvrc.py" "$tmp/ilsvrc"
