@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "formats/cifar.h"
+#include "formats/cifar_py.h"
 #include "formats/idx.h"
 #include "formats/jpeg_encode.h"
 #include "pipeline/datasets.h"
@@ -303,16 +304,19 @@ static int name_dataset(sp_decoder *d, const char *name, sp_err *err)
     return sp_stage_meta(d->out, d->meta, err);
 }
 
-static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file *f, const uint8_t *data,
-                        sp_err *err)
+/* Record i of a CIFAR source: 32x32x3 HWC pixels into out, its labels. */
+typedef void (*cifar_rec_fn)(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2);
+
+/* The n records of a CIFAR batch file (in) as pixel records "KEY#i". */
+static int emit_cifar(sp_decoder *d, const sp_record *in, int variant, int split, long n, cifar_rec_fn fn,
+                      const void *src, sp_err *err)
 {
-    long n = sp_cifar_check(f, data, (size_t)in->payload_len, in->key, err);
-    if (n < 0 || name_dataset(d, f->variant == 10 ? "cifar10" : "cifar100", err))
+    if (name_dataset(d, variant == 10 ? "cifar10" : "cifar100", err))
         return -1;
     sp_record rec;
     if (sp_record_init(&rec, SP_KIND_PIXELS, in->key, err))
         return -1;
-    rec.split = (uint8_t)f->split;
+    rec.split = (uint8_t)split;
     rec.dtype = SP_DTYPE_U8;
     rec.h = rec.w = SP_CIFAR_SIDE;
     rec.c = 3;
@@ -324,12 +328,65 @@ static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file 
         rec.key_len = (uint16_t)k;
         if (other_part(d, &rec))
             continue;
-        sp_cifar_record(f, data, i, px, &rec.label, &rec.label2);
+        fn(src, i, px, &rec.label, &rec.label2);
         if (sp_writer_record(d->out->w, &rec, px, sizeof px, err))
             return -1;
         d->stats.out++;
     }
     return 0;
+}
+
+typedef struct cifar_bin {
+    const sp_cifar_file *f;
+    const uint8_t *data;
+} cifar_bin;
+
+static void cifar_bin_record(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2)
+{
+    const cifar_bin *b = src;
+    sp_cifar_record(b->f, b->data, i, out, label, label2);
+}
+
+static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file *f, const uint8_t *data,
+                        sp_err *err)
+{
+    long n = sp_cifar_check(f, data, (size_t)in->payload_len, in->key, err);
+    cifar_bin b = {f, data};
+    return n < 0 ? -1 : emit_cifar(d, in, f->variant, f->split, n, cifar_bin_record, &b, err);
+}
+
+static void cifar_py_record(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2)
+{
+    sp_cifar_py_record(src, i, out, label, label2);
+}
+
+/* A CIFAR python version batch (a pickle; see formats/cifar_py.h). */
+static int decode_cifar_py(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
+{
+    sp_cifar_py b;
+    if (sp_cifar_py_open(&b, data, (size_t)in->payload_len, in->key, err))
+        return -1;
+    int rc = emit_cifar(d, in, b.variant, b.split, b.n, cifar_py_record, &b, err);
+    sp_cifar_py_close(&b);
+    return rc;
+}
+
+static int cifar_names(sp_decoder *d, int which, json_t *names, sp_err *err);
+
+/* A CIFAR python version meta file: the class names. */
+static int cifar_py_meta(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
+{
+    json_t *classes, *classes2;
+    int variant;
+    if (sp_cifar_py_names(data, (size_t)in->payload_len, in->key, &classes, &classes2, &variant, err))
+        return -1;
+    if (variant == 10)
+        return cifar_names(d, 2, classes, err);
+    if (cifar_names(d, 4, classes2, err)) {
+        json_decref(classes);
+        return -1;
+    }
+    return cifar_names(d, 3, classes, err);
 }
 
 /* A class names file, one name a line (blank lines ignored): classes, or
@@ -361,6 +418,14 @@ static int class_names(sp_decoder *d, const sp_record *in, int which, const uint
         return sp_fail(err, SP_EXIT_DATA, "%s: %d class names, CIFAR-%s has %d", in->key, got,
                        which == 2 ? "10" : "100", want);
     }
+    return cifar_names(d, which, names, err);
+}
+
+/* Takes names (a reference, checked to have the count which needs: 2
+ * CIFAR-10's, 3 CIFAR-100's fine, 4 its coarse) as the classes or classes2. */
+static int cifar_names(sp_decoder *d, int which, json_t *names, sp_err *err)
+{
+    int want = which == 2 ? 10 : which == 3 ? 100 : 20;
     learn(d, which == 4 ? "classes2" : "classes", names);
     if (which != 4) {
         d->nclasses = want;
@@ -579,9 +644,14 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
     if (rec->kind == SP_KIND_BLOB && sp_cifar_classify(rec->key, &cf0) == 1 &&
         sp_cifar_size_ok(&cf0, rec->payload_len, rec->key, err))
         return -1;
+    int cifar_py = rec->kind == SP_KIND_BLOB ? sp_cifar_py_classify(rec->key) : 0;
+    if (cifar_py == SP_CIFAR_PY_BATCH && sp_cifar_py_size_ok(rec->payload_len, rec->key, err))
+        return -1;
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;
+    if (cifar_py) /* CIFAR's python version: by name, its content checked by the reader */
+        return cifar_py == SP_CIFAR_PY_BATCH ? decode_cifar_py(d, rec, data, err) : cifar_py_meta(d, rec, data, err);
     /* IDX by content; a file named like one (..-idx3-ubyte) that is not is an
      * error, reported by the parser, rather than a silent skip */
     if (rec->kind == SP_KIND_BLOB && (sp_idx_sniff(data, (size_t)rec->payload_len) || idx_name(rec->key)))
