@@ -236,7 +236,7 @@ static int put(sp_pickle *p, uint64_t i)
     sp_pk *v = top(p);
     if (!v)
         return -1;
-    if (i >= p->lim.max_objects)
+    if (i >= p->lim.max_objects || i > p->len) /* a writer numbers its values, at most one per byte */
         return bad(p, "memo index %llu over the limit", (unsigned long long)i);
     size_t have = p->capmemo / sizeof *p->memo;
     if (i >= have) {

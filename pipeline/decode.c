@@ -8,6 +8,7 @@
 #include "formats/cifar.h"
 #include "formats/cifar_py.h"
 #include "formats/idx.h"
+#include "formats/npy.h"
 #include "formats/jpeg_encode.h"
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
@@ -252,6 +253,8 @@ static int idx_name(const char *key)
     return s && s[4] >= '1' && s[4] <= '9' && !strncmp(s + 5, "-ubyte", 6);
 }
 
+static int pair_or_wait(sp_decoder *d, idx_pending *p, sp_err *err);
+
 static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
 {
     idx_pending *p = calloc(1, sizeof *p);
@@ -272,6 +275,13 @@ static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, 
     }
     p->is_labels = p->idx.ndim == 1;
     pair_name(p->key, p->pair, sizeof p->pair);
+    return pair_or_wait(d, p, err);
+}
+
+/* Emits p with its partner (the same pair name, the other kind) when that
+ * waits already, else keeps p waiting. Takes p. */
+static int pair_or_wait(sp_decoder *d, idx_pending *p, sp_err *err)
+{
     idx_pending **pp = &d->pending;
     for (; *pp; pp = &(*pp)->next) {
         idx_pending *q = *pp;
@@ -292,6 +302,33 @@ static int decode_idx(sp_decoder *d, const sp_record *rec, const uint8_t *data, 
     p->next = d->pending;
     d->pending = p;
     return 0;
+}
+
+/* A .npy file (a member of Keras' mnist.npz and the like): x_NAME.npy, the
+ * images, pairs with y_NAME.npy, the labels, as IDX files do. */
+static int decode_npy(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
+{
+    idx_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    memcpy(p->key, rec->key, (size_t)rec->key_len + 1);
+    if (sp_npy_as_idx(data, (size_t)rec->payload_len, p->key, &p->data, &p->idx, err)) {
+        pending_free(p);
+        return -1;
+    }
+    p->is_labels = p->idx.ndim == 1;
+    snprintf(p->pair, sizeof p->pair, "%s", p->key);
+    char *base = (char *)sp_basename(p->pair);
+    if ((base[0] == 'x' || base[0] == 'y') && base[1] == '_')
+        memmove(base, base + 2, strlen(base + 2) + 1);
+    return pair_or_wait(d, p, err);
+}
+
+/* 1 if the base name ends in ".npy". */
+static int npy_name(const char *key)
+{
+    const char *dot = strrchr(sp_basename(key), '.');
+    return dot && !strcmp(dot, ".npy");
 }
 
 /* Names the dataset when the stream did not: files this decoder recognises
@@ -656,6 +693,8 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
      * error, reported by the parser, rather than a silent skip */
     if (rec->kind == SP_KIND_BLOB && (sp_idx_sniff(data, (size_t)rec->payload_len) || idx_name(rec->key)))
         return decode_idx(d, rec, data, err);
+    if (rec->kind == SP_KIND_BLOB && (sp_npy_sniff(data, (size_t)rec->payload_len) || npy_name(rec->key)))
+        return decode_npy(d, rec, data, err);
     sp_cifar_file cf;
     int cifar = rec->kind == SP_KIND_BLOB ? sp_cifar_classify(rec->key, &cf) : 0;
     if (cifar == 1)

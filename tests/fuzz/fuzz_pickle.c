@@ -1,8 +1,9 @@
-/* The pickle reader, and CIFAR's python version read through it: the first
- * byte picks a batch (0) or a meta file (1), the rest is the pickle. Whatever
- * is accepted must convert in full. */
+/* The pickle reader, CIFAR's python version read through it, and .npy
+ * files: the first byte picks a CIFAR batch (0), a meta file (1) or a .npy
+ * file (2), the rest is the file. Whatever is accepted must convert in full. */
 #include "formats/cifar.h"
 #include "formats/cifar_py.h"
+#include "formats/npy.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -10,7 +11,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     sp_err err = {0};
-    if (data[0] & 1) {
+    if (data[0] % 3 == 2) {
+        sp_buf out = {0};
+        sp_idx idx;
+        volatile unsigned sum = 0;
+        if (!sp_npy_as_idx(data + 1, size - 1, "fuzz.npy", &out, &idx, &err) && idx.count)
+            sum += idx.data[idx.count * idx.item_bytes - 1];
+        (void)sum;
+        sp_buf_free(&out);
+        return 0;
+    }
+    if (data[0] % 3 == 1) {
         json_t *a, *b;
         int variant;
         if (!sp_cifar_py_names(data + 1, size - 1, "fuzz", &a, &b, &variant, &err)) {

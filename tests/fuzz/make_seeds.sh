@@ -71,3 +71,16 @@ for w in cpickle2 pickle0 pickle2 pickle3 pickle4; do
     tar -xzf "$tmp/$w/cifar-100-python.tar.gz" -O cifar-100-python/meta | { printf '\001'; cat; } > "$out/pickle/meta100-$w"
 done
 tar -xzf "$tmp/cpickle2/cifar-10-python.tar.gz" -O cifar-10-batches-py/batches.meta | { printf '\001'; cat; } > "$out/pickle/meta10"
+# .npy files: a leading byte 2, images and labels of several dtypes
+/usr/bin/python3 - "$out/pickle" <<'X'
+import io, sys
+import numpy as np
+d = sys.argv[1]
+for name, a in [("x", np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)),
+                ("xc", np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)),
+                ("y8", np.array([1, 2], np.uint8)), ("y64", np.array([3, 4], np.int64)),
+                ("ybig", np.array([[5], [6]], ">i4"))]:
+    b = io.BytesIO()
+    np.save(b, a)
+    open(f"{d}/npy-{name}", "wb").write(b"\2" + b.getvalue())
+X
