@@ -6,7 +6,7 @@
 #include "formats/cifar.h"
 #include "formats/recstream.h"
 
-int sp_cifar_py_classify(const char *key)
+int sp_cifar_py_classify(const char *key, const uint8_t *data, size_t len)
 {
     const char *base = sp_basename(key);
     if (!strncmp(base, "data_batch_", 11) && base[11] >= '1' && base[11] <= '5' && !base[12])
@@ -15,9 +15,12 @@ int sp_cifar_py_classify(const char *key)
         return SP_CIFAR_PY_BATCH;
     if (!strcmp(base, "batches.meta"))
         return SP_CIFAR_PY_META;
-    if (strstr(key, "cifar-100") && (!strcmp(base, "train") || !strcmp(base, "test")))
+    /* CIFAR-100's names are common words: under a cifar-100 folder, or a
+     * pickle by content (the folder given to sp-unpack itself) */
+    int c100 = strstr(key, "cifar-100") || (data && sp_pickle_sniff(data, len));
+    if (c100 && (!strcmp(base, "train") || !strcmp(base, "test")))
         return SP_CIFAR_PY_BATCH;
-    if (strstr(key, "cifar-100") && !strcmp(base, "meta"))
+    if (c100 && !strcmp(base, "meta"))
         return SP_CIFAR_PY_META;
     return 0;
 }

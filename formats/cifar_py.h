@@ -30,8 +30,10 @@ typedef struct sp_cifar_py {
     const sp_pk *labels2;  /* CIFAR-100's coarse, or NULL */
 } sp_cifar_py;
 
-/* What a member name says: SP_CIFAR_PY_BATCH, SP_CIFAR_PY_META or 0. */
-int sp_cifar_py_classify(const char *key);
+/* What a member is: SP_CIFAR_PY_BATCH, SP_CIFAR_PY_META or 0. By name
+ * (CIFAR-100's train, test and meta under a cifar-100 folder), or with data
+ * (may be NULL: the name alone) CIFAR-100's names when data is a pickle. */
+int sp_cifar_py_classify(const char *key, const uint8_t *data, size_t len);
 /* 0 if a batch file of len bytes may hold at most SP_CIFAR_MAX_RECORDS
  * records; else -1 with err naming the file and the limit. Checked before
  * the file is read. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "formats/cifar.h"
 #include "formats/cifar_py.h"
 #include "formats/idx.h"
@@ -41,7 +43,15 @@ struct sp_decoder {
     sp_resampler rs;    /* for opts.resize */
     sp_buf resized;
     sp_buf encoded;     /* a re-encoded image (opts.encoded) */
+    struct seen_file *seen; /* the dataset files decoded so far (copy_of) */
+    size_t nseen, capseen;  /* capseen in bytes */
 };
+
+/* A dataset file decoded: its sha256 and key. */
+typedef struct seen_file {
+    unsigned char sha[32];
+    char key[SP_KEY_MAX + 1];
+} seen_file;
 
 void sp_decode_opts_default(sp_decode_opts *o)
 {
@@ -100,6 +110,7 @@ void sp_decoder_free(sp_decoder *d)
     sp_resampler_free(&d->rs);
     sp_buf_free(&d->resized);
     sp_buf_free(&d->encoded);
+    free(d->seen);
     free(d);
 }
 
@@ -666,6 +677,63 @@ static int image_name(const char *key)
     return 0;
 }
 
+/* The key of an earlier dataset file with the same bytes as this one, or
+ * NULL (this one is remembered): torchvision's and Keras' download folders
+ * keep the archive beside what they extracted from it (MNIST/raw holds
+ * train-images-idx3-ubyte and its .gz; data/ holds cifar-10-python.tar.gz and
+ * cifar-10-batches-py/), and each file is read once. -1 in *fail when out of
+ * memory. */
+static const char *copy_of(sp_decoder *d, const sp_record *rec, const uint8_t *data, int *fail)
+{
+    unsigned char sha[32];
+    unsigned int n = 0;
+    *fail = 0;
+    if (!EVP_Digest(data, (size_t)rec->payload_len, sha, &n, EVP_sha256(), NULL) || n != sizeof sha)
+        return *fail = -1, NULL;
+    for (size_t i = 0; i < d->nseen; i++)
+        if (!memcmp(d->seen[i].sha, sha, sizeof sha))
+            return d->seen[i].key;
+    if (d->nseen == d->capseen / sizeof *d->seen &&
+        sp_grow((void **)&d->seen, &d->capseen, (d->nseen ? 2 * d->nseen : 16) * sizeof *d->seen))
+        return *fail = -1, NULL;
+    seen_file *f = &d->seen[d->nseen++];
+    memcpy(f->sha, sha, sizeof sha);
+    memcpy(f->key, rec->key, (size_t)rec->key_len + 1);
+    return NULL;
+}
+
+/* 1 if rec (its bytes read) is a dataset file a reader below takes: IDX,
+ * .npy, CIFAR binary or python version. */
+static int dataset_file(const sp_record *rec, const uint8_t *data)
+{
+    sp_cifar_file cf;
+    size_t n = (size_t)rec->payload_len;
+    return rec->kind == SP_KIND_BLOB &&
+           (sp_idx_sniff(data, n) || idx_name(rec->key) || sp_npy_sniff(data, n) || npy_name(rec->key) ||
+            sp_cifar_classify(rec->key, &cf) || sp_cifar_py_classify(rec->key, data, n));
+}
+
+/* Skips a dataset file that repeats an earlier one, reported: 1 skipped,
+ * 0 not a copy, -1 on error. */
+static int skip_copy(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
+{
+    int fail;
+    if (!dataset_file(rec, data))
+        return 0;
+    const char *first = copy_of(d, rec, data, &fail);
+    if (fail)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot hash the file (out of memory)", rec->key);
+    if (!first)
+        return 0;
+    d->stats.skipped++;
+    if (d->opts.report) {
+        char why[SP_KEY_MAX + 64];
+        snprintf(why, sizeof why, "the same bytes as %s, read once", first);
+        d->opts.report(d->opts.report_ctx, rec->key, why);
+    }
+    return 1;
+}
+
 int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
 {
     d->stats.in++;
@@ -681,12 +749,16 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
     if (rec->kind == SP_KIND_BLOB && sp_cifar_classify(rec->key, &cf0) == 1 &&
         sp_cifar_size_ok(&cf0, rec->payload_len, rec->key, err))
         return -1;
-    int cifar_py = rec->kind == SP_KIND_BLOB ? sp_cifar_py_classify(rec->key) : 0;
-    if (cifar_py == SP_CIFAR_PY_BATCH && sp_cifar_py_size_ok(rec->payload_len, rec->key, err))
+    if (rec->kind == SP_KIND_BLOB && sp_cifar_py_classify(rec->key, NULL, 0) == SP_CIFAR_PY_BATCH &&
+        sp_cifar_py_size_ok(rec->payload_len, rec->key, err))
         return -1;
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;
+    int copy = skip_copy(d, rec, data, err);
+    if (copy)
+        return copy < 0 ? -1 : 0;
+    int cifar_py = rec->kind == SP_KIND_BLOB ? sp_cifar_py_classify(rec->key, data, (size_t)rec->payload_len) : 0;
     if (cifar_py) /* CIFAR's python version: by name, its content checked by the reader */
         return cifar_py == SP_CIFAR_PY_BATCH ? decode_cifar_py(d, rec, data, err) : cifar_py_meta(d, rec, data, err);
     /* IDX by content; a file named like one (..-idx3-ubyte) that is not is an
