@@ -38,7 +38,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl $(filter-out -I
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash.c common/sp_draw.c \
-           formats/recstream.c formats/idx.c formats/cifar.c formats/pickle.c formats/cifar_py.c formats/npy.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
+           formats/recstream.c formats/idx.c formats/cifar.c formats/pickle.c formats/cifar_py.c formats/cifar_mat.c formats/npy.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c \

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "formats/cifar.h"
+#include "formats/cifar_mat.h"
 #include "formats/cifar_py.h"
 #include "formats/idx.h"
 #include "formats/npy.h"
@@ -352,6 +353,8 @@ static int name_dataset(sp_decoder *d, const char *name, sp_err *err)
     return sp_stage_meta(d->out, d->meta, err);
 }
 
+static int cifar_names(sp_decoder *d, int which, json_t *names, sp_err *err);
+
 /* Record i of a CIFAR source: 32x32x3 HWC pixels into out, its labels. */
 typedef void (*cifar_rec_fn)(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2);
 
@@ -408,6 +411,28 @@ static void cifar_py_record(const void *src, long i, uint8_t *out, int32_t *labe
     sp_cifar_py_record(src, i, out, label, label2);
 }
 
+static void cifar_mat_record(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2)
+{
+    sp_cifar_mat_record(src, i, out, label, label2);
+}
+
+/* A CIFAR-10 MATLAB version file (see formats/cifar_mat.h): a batch or the
+ * class names. */
+static int decode_cifar_mat(sp_decoder *d, const sp_record *in, int kind, const uint8_t *data, sp_err *err)
+{
+    if (kind == SP_CIFAR_MAT_META) {
+        json_t *classes;
+        return sp_cifar_mat_names(data, (size_t)in->payload_len, in->key, &classes, err) ? -1
+                                                                                         : cifar_names(d, 2, classes, err);
+    }
+    sp_cifar_mat b;
+    if (sp_cifar_mat_open(&b, data, (size_t)in->payload_len, in->key, err))
+        return -1;
+    int rc = emit_cifar(d, in, 10, b.split, b.n, cifar_mat_record, &b, err);
+    sp_cifar_mat_close(&b);
+    return rc;
+}
+
 /* A CIFAR python version batch (a pickle; see formats/cifar_py.h). */
 static int decode_cifar_py(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
 {
@@ -418,8 +443,6 @@ static int decode_cifar_py(sp_decoder *d, const sp_record *in, const uint8_t *da
     sp_cifar_py_close(&b);
     return rc;
 }
-
-static int cifar_names(sp_decoder *d, int which, json_t *names, sp_err *err);
 
 /* A CIFAR python version meta file: the class names. */
 static int cifar_py_meta(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
@@ -710,7 +733,8 @@ static int dataset_file(const sp_record *rec, const uint8_t *data)
     size_t n = (size_t)rec->payload_len;
     return rec->kind == SP_KIND_BLOB &&
            (sp_idx_sniff(data, n) || idx_name(rec->key) || sp_npy_sniff(data, n) || npy_name(rec->key) ||
-            sp_cifar_classify(rec->key, &cf) || sp_cifar_py_classify(rec->key, data, n));
+            sp_cifar_classify(rec->key, &cf) || sp_cifar_py_classify(rec->key, data, n) ||
+            sp_cifar_mat_classify(rec->key));
 }
 
 /* Skips a dataset file that repeats an earlier one, reported: 1 skipped,
@@ -759,6 +783,9 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
     if (copy)
         return copy < 0 ? -1 : 0;
     int cifar_py = rec->kind == SP_KIND_BLOB ? sp_cifar_py_classify(rec->key, data, (size_t)rec->payload_len) : 0;
+    int cifar_mat = rec->kind == SP_KIND_BLOB ? sp_cifar_mat_classify(rec->key) : 0;
+    if (cifar_mat)
+        return decode_cifar_mat(d, rec, cifar_mat, data, err);
     if (cifar_py) /* CIFAR's python version: by name, its content checked by the reader */
         return cifar_py == SP_CIFAR_PY_BATCH ? decode_cifar_py(d, rec, data, err) : cifar_py_meta(d, rec, data, err);
     /* IDX by content; a file named like one (..-idx3-ubyte) that is not is an

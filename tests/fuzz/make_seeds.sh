@@ -84,3 +84,9 @@ for name, a in [("x", np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)),
     np.save(b, a)
     open(f"{d}/npy-{name}", "wb").write(b"\2" + b.getvalue())
 X
+# CIFAR-10's MATLAB version, for the MAT v5 reader
+/usr/bin/python3 "$root/tests/fixtures/make_cifar_mat.py" "$tmp/cifar" "$tmp/mat" --compress
+/usr/bin/python3 "$root/tests/fixtures/make_cifar_mat.py" "$tmp/cifar" "$tmp/matplain"
+tar -xzf "$tmp/mat/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/test_batch.mat > "$out/mat/cifar_test_batch.mat"
+tar -xzf "$tmp/matplain/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/test_batch.mat > "$out/mat/cifar_plain.mat"
+tar -xzf "$tmp/matplain/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/batches.meta.mat > "$out/mat/cifar_meta.mat"
