@@ -38,7 +38,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl $(filter-out -I
 LDFLAGS := $(SAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash.c common/sp_draw.c \
-           formats/recstream.c formats/idx.c formats/cifar.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
+           formats/recstream.c formats/idx.c formats/cifar.c formats/pickle.c formats/cifar_py.c formats/cifar_mat.c formats/npy.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c \
@@ -53,7 +53,7 @@ UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_sha
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
 # the views dumped for the torchvision comparison (tests/tools/test_views.sh)
 UNIT_FIX := nn_reference view_dump
-FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

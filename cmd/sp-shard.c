@@ -160,6 +160,9 @@ int main(int argc, char **argv)
         else
             sp_progress_done(&t.prog);
     }
+    if (rc == 0 && t.meta && !json_string_value(json_object_get(t.meta, "dataset")) &&
+        json_string_value(json_object_get(t.meta, "folder"))) /* no stage named it: the folder sp-unpack read */
+        json_object_set(t.meta, "dataset", json_object_get(t.meta, "folder"));
     if (rc == 0) {
         json_object_set_new(t.meta, "shuffle", shuffle ? json_pack("{s:I, s:[s]}", "seed", (json_int_t)seed, "splits",
                                                                    "train")

@@ -159,12 +159,15 @@ int main(int argc, char **argv)
     char **files = args.v;
     if (!dataset)
         dataset = dataset_from_dirs(nfiles, files);
+    /* one folder: its name, for sp-shard to name a set no later stage recognised
+     * (a folder of the user's own); a stage that knows the dataset names it */
     char folder[256];
-    if (!dataset && nfiles == 1 && folder_name(files[0], folder, sizeof folder))
-        dataset = folder; /* a folder of the user's own: the set is named after it */
+    int named_folder = !dataset && nfiles == 1 && folder_name(files[0], folder, sizeof folder);
     json_t *overrides = json_object();
     if (dataset)
         json_object_set_new(overrides, "dataset", json_string(dataset));
+    if (named_folder)
+        json_object_set_new(overrides, "folder", json_string(folder));
 
     sp_unpack_stats st = {0};
     progress_ctx prog = {.st = &st};
@@ -189,7 +192,7 @@ int main(int argc, char **argv)
     if (prog.line.mode)
         prog.total = input_bytes(nfiles, files, follow);
     for (int i = 0; i < nfiles && rc == 0; i++)
-        rc = sp_unpack_path(files[i], stdin_name, dataset ? overrides : NULL, &out, &uo, &st, &err);
+        rc = sp_unpack_path(files[i], stdin_name, json_object_size(overrides) ? overrides : NULL, &out, &uo, &st, &err);
     if (rc == 0 && st.files == 0 && st.skipped && !allow_empty)
         rc = sp_fail(&err, SP_EXIT_DATA, "no files out of %llu entries: every one was skipped (--allow-empty lets an "
                      "empty stream through)", (unsigned long long)st.skipped);

@@ -73,7 +73,11 @@ void sp_cifar_record(const sp_cifar_file *f, const uint8_t *data, long i, uint8_
         *label = r[0];
         *label2 = -1;
     }
-    const uint8_t *planes = r + f->label_bytes;
+    sp_cifar_planar_to_hwc(r + f->label_bytes, out);
+}
+
+void sp_cifar_planar_to_hwc(const uint8_t *planes, uint8_t *out)
+{
     for (int p = 0; p < 1024; p++) {
         out[3 * p] = planes[p];
         out[3 * p + 1] = planes[1024 + p];

@@ -42,5 +42,7 @@ long sp_cifar_check(const sp_cifar_file *f, const uint8_t *data, size_t len, con
  * *label (fine for CIFAR-100) and *label2 (coarse, or -1). */
 void sp_cifar_record(const sp_cifar_file *f, const uint8_t *data, long i, uint8_t *out, int32_t *label,
                      int32_t *label2);
+/* 3072 bytes of planar 32x32 R, G, B planes as HWC into out (3072 bytes). */
+void sp_cifar_planar_to_hwc(const uint8_t *planes, uint8_t *out);
 
 #endif

@@ -9,7 +9,7 @@ enum {
     miINT8 = 1, miUINT8 = 2, miINT16 = 3, miUINT16 = 4, miINT32 = 5, miUINT32 = 6, miSINGLE = 7,
     miDOUBLE = 9, miINT64 = 12, miUINT64 = 13, miMATRIX = 14, miCOMPRESSED = 15, miUTF8 = 16, miUTF16 = 17,
 };
-enum { mxSTRUCT = 2, mxCHAR = 4 };
+enum { mxCELL = 1, mxSTRUCT = 2, mxCHAR = 4, mxUINT8 = 9 };
 
 /* One data element: its type and bytes, and where the next one starts. */
 typedef struct elem {
@@ -90,6 +90,8 @@ static size_t type_size(uint32_t t)
 typedef struct matrix {
     int cls;
     size_t count;
+    uint32_t dims[2]; /* the first two dimensions (rows, columns) */
+    int ndims;
     char name[64];
     elem first;      /* the element after the name */
     size_t first_at; /* its offset within the matrix */
@@ -103,8 +105,16 @@ static int parse_matrix(const elem *m, matrix *x)
         return -1;
     x->cls = flags.data[0];
     x->count = 1;
-    for (size_t i = 0; i + 4 <= dims.len; i += 4)
-        x->count *= sp_get_u32(dims.data + i);
+    x->ndims = 0;
+    for (size_t i = 0; i + 4 <= dims.len; i += 4) {
+        uint32_t v = sp_get_u32(dims.data + i);
+        if (v && x->count > SIZE_MAX / v)
+            return -1;
+        x->count *= v;
+        if (x->ndims < 2)
+            x->dims[x->ndims] = v;
+        x->ndims++;
+    }
     size_t n = name.len < sizeof x->name - 1 ? name.len : sizeof x->name - 1;
     memcpy(x->name, name.data, n);
     x->name[n] = 0;
@@ -199,10 +209,11 @@ int sp_mat_sniff(const uint8_t *data, size_t len)
     return len >= 128 && !memcmp(data, "MATLAB 5.0 MAT-file", 19) && data[126] == 'I' && data[127] == 'M';
 }
 
-long sp_mat_struct_pairs(const uint8_t *data, size_t len, const char *var, const char *num_field,
-                         const char *str_field, int (*fn)(void *ctx, double num, const char *str), void *ctx,
-                         sp_err *err)
+/* Finds the variable var: *m is its miMATRIX, inside *inflated (to free)
+ * when it was compressed. 0, or -1 with err set. */
+static int find_var(const uint8_t *data, size_t len, const char *var, elem *out, uint8_t **inflated_out, sp_err *err)
 {
+    *inflated_out = NULL;
     if (!sp_mat_sniff(data, len))
         return sp_fail(err, SP_EXIT_DATA, "not a little-endian MAT-file version 5");
     for (size_t off = 128; off < len;) {
@@ -247,14 +258,75 @@ long sp_mat_struct_pairs(const uint8_t *data, size_t len, const char *var, const
                 return sp_fail(err, SP_EXIT_DATA, "MAT file: bad compressed variable");
             }
         }
-        long rc = 0;
         matrix x;
         if (m.type == miMATRIX && parse_matrix(&m, &x) == 0 && !strcmp(x.name, var)) {
-            rc = walk_struct(&m, num_field, str_field, fn, ctx, err);
-            free(inflated);
-            return rc;
+            *out = m;
+            *inflated_out = inflated;
+            return 0;
         }
         free(inflated);
     }
     return sp_fail(err, SP_EXIT_DATA, "MAT file: no variable named %s", var);
+}
+
+long sp_mat_struct_pairs(const uint8_t *data, size_t len, const char *var, const char *num_field,
+                         const char *str_field, int (*fn)(void *ctx, double num, const char *str), void *ctx,
+                         sp_err *err)
+{
+    elem m;
+    uint8_t *inflated;
+    if (find_var(data, len, var, &m, &inflated, err))
+        return -1;
+    long rc = walk_struct(&m, num_field, str_field, fn, ctx, err);
+    free(inflated);
+    return rc;
+}
+
+int sp_mat_u8_matrix(const uint8_t *data, size_t len, const char *var, sp_buf *out, uint32_t *rows,
+                     uint32_t *cols, sp_err *err)
+{
+    elem m;
+    uint8_t *inflated;
+    matrix x;
+    if (find_var(data, len, var, &m, &inflated, err))
+        return -1;
+    int rc = 0;
+    if (parse_matrix(&m, &x) || x.cls != mxUINT8 || x.ndims != 2 || x.first.type != miUINT8 ||
+        x.first.len != x.count)
+        rc = sp_fail(err, SP_EXIT_DATA, "MAT file: %s is not a two-dimensional uint8 matrix", var);
+    else if ((out->len = 0, sp_buf_append(out, x.first.data, x.first.len)))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    else
+        *rows = x.dims[0], *cols = x.dims[1];
+    free(inflated);
+    return rc;
+}
+
+long sp_mat_cell_strings(const uint8_t *data, size_t len, const char *var,
+                         int (*fn)(void *ctx, const char *str), void *ctx, sp_err *err)
+{
+    elem m;
+    uint8_t *inflated;
+    matrix x;
+    if (find_var(data, len, var, &m, &inflated, err))
+        return -1;
+    long calls = 0;
+    if (parse_matrix(&m, &x) || x.cls != mxCELL) {
+        calls = sp_fail(err, SP_EXIT_DATA, "MAT file: %s is not a cell array", var);
+    } else {
+        size_t off = x.first_at;
+        for (size_t i = 0; i < x.count && calls >= 0; i++) {
+            elem fe;
+            char str[256];
+            if (read_elem(m.data, m.len, off, &fe) || fe.type != miMATRIX ||
+                field_string(&fe, str, sizeof str))
+                calls = sp_fail(err, SP_EXIT_DATA, "MAT file: %s{%zu} is not an ASCII string", var, i + 1);
+            else if (fn(ctx, str))
+                calls = -1;
+            else
+                calls++, off = fe.next;
+        }
+    }
+    free(inflated);
+    return calls;
 }

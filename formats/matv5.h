@@ -1,7 +1,8 @@
 /* Just enough of MATLAB's MAT-file version 5 to read ImageNet's devkit
  * (ILSVRC2012_devkit_t12/data/meta.mat): the struct array "synsets", whose
  * fields ILSVRC2012_ID (a number) and WNID (a string) give the ID table of
- * the devkit's validation ground truth.
+ * the devkit's validation ground truth; and CIFAR-10's MATLAB version:
+ * uint8 matrices and a cell array of strings.
  *
  * Handles little-endian files, compressed (miCOMPRESSED, zlib) and plain
  * variables, numeric data stored in any MAT numeric type, and char data as
@@ -25,5 +26,14 @@ int sp_mat_sniff(const uint8_t *data, size_t len);
 long sp_mat_struct_pairs(const uint8_t *data, size_t len, const char *var, const char *num_field,
                          const char *str_field, int (*fn)(void *ctx, double num, const char *str), void *ctx,
                          sp_err *err);
+
+/* The variable var, a two-dimensional uint8 matrix, copied into out
+ * (column-major: element (r, c) at c * rows + r); 0, or -1 with err set. */
+int sp_mat_u8_matrix(const uint8_t *data, size_t len, const char *var, sp_buf *out, uint32_t *rows,
+                     uint32_t *cols, sp_err *err);
+/* For each element of the cell array var, a string (ASCII, at most 255
+ * bytes), calls fn. Returns the number of calls, or -1 with err set. */
+long sp_mat_cell_strings(const uint8_t *data, size_t len, const char *var,
+                         int (*fn)(void *ctx, const char *str), void *ctx, sp_err *err);
 
 #endif

@@ -8,8 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "formats/cifar.h"
+#include "formats/cifar_mat.h"
+#include "formats/cifar_py.h"
 #include "formats/idx.h"
+#include "formats/npy.h"
 #include "formats/jpeg_encode.h"
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
@@ -58,7 +63,27 @@ struct sp_decoder {
     sp_buf resized;
     sp_buf encoded;     /* a re-encoded image (opts.encoded) */
     sp_buf chunk;       /* IDX items read from a stream or a spill file */
+    struct seen_file *seen; /* the dataset files decoded so far (copy_of) */
+    struct streamed_idx *streamed; /* the IDX files read as streams, by pair, kind and checksum */
+    size_t nstreamed, capstreamed;  /* capstreamed in bytes */
+    size_t nseen, capseen;  /* capseen in bytes */
 };
+
+/* A dataset file decoded: its sha256 and key. */
+/* An IDX file read as a stream (never whole in memory, so not hashed by
+ * copy_of): its pair name, kind and the XXH3-64 of its bytes, for a second
+ * file of the same pair and kind (torchvision keeps MNIST's .gz beside what
+ * it extracted) to be skipped as a copy, or refused. */
+typedef struct streamed_idx {
+    char pair[SP_KEY_MAX + 1], key[SP_KEY_MAX + 1];
+    int is_labels;
+    uint64_t sum;
+} streamed_idx;
+
+typedef struct seen_file {
+    unsigned char sha[32];
+    char key[SP_KEY_MAX + 1];
+} seen_file;
 
 void sp_decode_opts_default(sp_decode_opts *o)
 {
@@ -123,6 +148,8 @@ void sp_decoder_free(sp_decoder *d)
     sp_buf_free(&d->resized);
     sp_buf_free(&d->encoded);
     sp_buf_free(&d->chunk);
+    free(d->seen);
+    free(d->streamed);
     free(d);
 }
 
@@ -353,6 +380,13 @@ static int idx_name(const char *key)
     return s && s[4] >= '1' && s[4] <= '9' && !strncmp(s + 5, "-ubyte", 6);
 }
 
+/* 1 if an IDX file's name says it holds labels (..-idx1-ubyte). */
+static int idx_labels_name(const char *key)
+{
+    const char *s = strstr(sp_basename(key), "-idx");
+    return s && s[4] == '1';
+}
+
 /* Pairs p (an IDX file whose header is parsed) with a pending partner, or
  * keeps it pending. Images not in memory (p->idx.data NULL) are read from r as
  * they are written when their labels came first, or spilled to wait. Takes
@@ -366,7 +400,8 @@ static int idx_pair(sp_decoder *d, sp_reader *r, idx_pending *p, sp_err *err)
         return rc;
     }
     p->is_labels = p->idx.ndim == 1;
-    pair_name(p->key, p->pair, sizeof p->pair);
+    if (!p->pair[0]) /* an IDX file; a .npy one comes with its pair name */
+        pair_name(p->key, p->pair, sizeof p->pair);
     idx_pending **pp = &d->pending;
     for (; *pp; pp = &(*pp)->next) {
         idx_pending *q = *pp;
@@ -453,7 +488,74 @@ static int decode_idx_stream(sp_decoder *d, sp_reader *r, const sp_record *rec, 
     }
     if (idx_pair(d, r, p, err))
         return -1;
-    return sp_reader_drain(r, NULL, err); /* the payload's checksum */
+    sp_record done = *rec; /* the payload's checksum, kept to tell a copy of this file */
+    if (sp_reader_drain(r, &done, err))
+        return -1;
+    if (d->nstreamed == d->capstreamed / sizeof *d->streamed &&
+        sp_grow((void **)&d->streamed, &d->capstreamed, (d->nstreamed ? 2 * d->nstreamed : 8) * sizeof *d->streamed))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    streamed_idx *e = &d->streamed[d->nstreamed++];
+    pair_name(done.key, e->pair, sizeof e->pair);
+    snprintf(e->key, sizeof e->key, "%s", done.key);
+    e->is_labels = idx_labels_name(done.key);
+    e->sum = done.checksum;
+    return 0;
+}
+
+/* An IDX file by name whose pair and kind one read as a stream already had:
+ * its bytes read whole and compared; the same (XXH3-64): skipped and
+ * reported, 1; other bytes: an error naming both, -1; 0 when there is no
+ * such earlier file. */
+static int skip_streamed_copy(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
+{
+    char pair[SP_KEY_MAX + 1];
+    pair_name(rec->key, pair, sizeof pair);
+    int labels = idx_labels_name(rec->key);
+    for (size_t i = 0; i < d->nstreamed; i++) {
+        const streamed_idx *e = &d->streamed[i];
+        if (e->is_labels != labels || strcmp(e->pair, pair))
+            continue;
+        const uint8_t *data;
+        if (sp_reader_payload(r, rec, &data, err))
+            return -1;
+        if (rec->checksum != e->sum)
+            return sp_fail(err, SP_EXIT_DATA, "%s and %s are both IDX %s files of one pair, with other bytes",
+                           e->key, rec->key, labels ? "labels" : "images");
+        d->stats.skipped++;
+        if (d->opts.report) {
+            char why[SP_KEY_MAX + 64];
+            snprintf(why, sizeof why, "the same bytes as %s, read once", e->key);
+            d->opts.report(d->opts.report_ctx, rec->key, why);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* A .npy file (a member of Keras' mnist.npz and the like): x_NAME.npy, the
+ * images, pairs with y_NAME.npy, the labels, as IDX files do. */
+static int decode_npy(sp_decoder *d, sp_reader *r, const sp_record *rec, const uint8_t *data, sp_err *err)
+{
+    idx_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    memcpy(p->key, rec->key, (size_t)rec->key_len + 1);
+    if (sp_npy_as_idx(data, (size_t)rec->payload_len, p->key, &p->data, &p->idx, err)) {
+        pending_free(p);
+        return -1;
+    }
+    snprintf(p->pair, sizeof p->pair, "%s", p->key);
+    char *base = (char *)sp_basename(p->pair);
+    if ((base[0] == 'x' || base[0] == 'y') && base[1] == '_')
+        memmove(base, base + 2, strlen(base + 2) + 1);
+    return idx_pair(d, r, p, err);
+}
+
+/* 1 if the base name ends in ".npy". */
+static int npy_name(const char *key)
+{
+    const char *dot = strrchr(sp_basename(key), '.');
+    return dot && !strcmp(dot, ".npy");
 }
 
 /* Names the dataset when the stream did not: files this decoder recognises
@@ -466,16 +568,21 @@ static int name_dataset(sp_decoder *d, const char *name, sp_err *err)
     return sp_stage_meta(d->out, d->meta, err);
 }
 
-static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file *f, const uint8_t *data,
-                        sp_err *err)
+static int cifar_names(sp_decoder *d, int which, json_t *names, sp_err *err);
+
+/* Record i of a CIFAR source: 32x32x3 HWC pixels into out, its labels. */
+typedef void (*cifar_rec_fn)(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2);
+
+/* The n records of a CIFAR batch file (in) as pixel records "KEY#i". */
+static int emit_cifar(sp_decoder *d, const sp_record *in, int variant, int split, long n, cifar_rec_fn fn,
+                      const void *src, sp_err *err)
 {
-    long n = sp_cifar_check(f, data, (size_t)in->payload_len, in->key, err);
-    if (n < 0 || name_dataset(d, f->variant == 10 ? "cifar10" : "cifar100", err))
+    if (name_dataset(d, variant == 10 ? "cifar10" : "cifar100", err))
         return -1;
     sp_record rec;
     if (sp_record_init(&rec, SP_KIND_PIXELS, in->key, err))
         return -1;
-    rec.split = (uint8_t)f->split;
+    rec.split = (uint8_t)split;
     rec.dtype = SP_DTYPE_U8;
     rec.h = rec.w = SP_CIFAR_SIDE;
     rec.c = 3;
@@ -487,12 +594,85 @@ static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file 
         rec.key_len = (uint16_t)k;
         if (other_part(d, &rec))
             continue;
-        sp_cifar_record(f, data, i, px, &rec.label, &rec.label2);
+        fn(src, i, px, &rec.label, &rec.label2);
         if (sp_writer_record(d->out->w, &rec, px, sizeof px, err))
             return -1;
         d->stats.out++;
     }
     return 0;
+}
+
+typedef struct cifar_bin {
+    const sp_cifar_file *f;
+    const uint8_t *data;
+} cifar_bin;
+
+static void cifar_bin_record(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2)
+{
+    const cifar_bin *b = src;
+    sp_cifar_record(b->f, b->data, i, out, label, label2);
+}
+
+static int decode_cifar(sp_decoder *d, const sp_record *in, const sp_cifar_file *f, const uint8_t *data,
+                        sp_err *err)
+{
+    long n = sp_cifar_check(f, data, (size_t)in->payload_len, in->key, err);
+    cifar_bin b = {f, data};
+    return n < 0 ? -1 : emit_cifar(d, in, f->variant, f->split, n, cifar_bin_record, &b, err);
+}
+
+static void cifar_py_record(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2)
+{
+    sp_cifar_py_record(src, i, out, label, label2);
+}
+
+static void cifar_mat_record(const void *src, long i, uint8_t *out, int32_t *label, int32_t *label2)
+{
+    sp_cifar_mat_record(src, i, out, label, label2);
+}
+
+/* A CIFAR-10 MATLAB version file (see formats/cifar_mat.h): a batch or the
+ * class names. */
+static int decode_cifar_mat(sp_decoder *d, const sp_record *in, int kind, const uint8_t *data, sp_err *err)
+{
+    if (kind == SP_CIFAR_MAT_META) {
+        json_t *classes;
+        return sp_cifar_mat_names(data, (size_t)in->payload_len, in->key, &classes, err) ? -1
+                                                                                         : cifar_names(d, 2, classes, err);
+    }
+    sp_cifar_mat b;
+    if (sp_cifar_mat_open(&b, data, (size_t)in->payload_len, in->key, err))
+        return -1;
+    int rc = emit_cifar(d, in, 10, b.split, b.n, cifar_mat_record, &b, err);
+    sp_cifar_mat_close(&b);
+    return rc;
+}
+
+/* A CIFAR python version batch (a pickle; see formats/cifar_py.h). */
+static int decode_cifar_py(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
+{
+    sp_cifar_py b;
+    if (sp_cifar_py_open(&b, data, (size_t)in->payload_len, in->key, err))
+        return -1;
+    int rc = emit_cifar(d, in, b.variant, b.split, b.n, cifar_py_record, &b, err);
+    sp_cifar_py_close(&b);
+    return rc;
+}
+
+/* A CIFAR python version meta file: the class names. */
+static int cifar_py_meta(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
+{
+    json_t *classes, *classes2;
+    int variant;
+    if (sp_cifar_py_names(data, (size_t)in->payload_len, in->key, &classes, &classes2, &variant, err))
+        return -1;
+    if (variant == 10)
+        return cifar_names(d, 2, classes, err);
+    if (cifar_names(d, 4, classes2, err)) {
+        json_decref(classes);
+        return -1;
+    }
+    return cifar_names(d, 3, classes, err);
 }
 
 /* A class names file, one name a line (blank lines ignored): classes, or
@@ -524,6 +704,14 @@ static int class_names(sp_decoder *d, const sp_record *in, int which, const uint
         return sp_fail(err, SP_EXIT_DATA, "%s: %d class names, CIFAR-%s has %d", in->key, got,
                        which == 2 ? "10" : "100", want);
     }
+    return cifar_names(d, which, names, err);
+}
+
+/* Takes names (a reference, checked to have the count which needs: 2
+ * CIFAR-10's, 3 CIFAR-100's fine, 4 its coarse) as the classes or classes2. */
+static int cifar_names(sp_decoder *d, int which, json_t *names, sp_err *err)
+{
+    int want = which == 2 ? 10 : which == 3 ? 100 : 20;
     learn(d, which == 4 ? "classes2" : "classes", names);
     if (which != 4) {
         d->nclasses = want;
@@ -738,6 +926,64 @@ static int image_name(const char *key)
     return 0;
 }
 
+/* The key of an earlier dataset file with the same bytes as this one, or
+ * NULL (this one is remembered): torchvision's and Keras' download folders
+ * keep the archive beside what they extracted from it (MNIST/raw holds
+ * train-images-idx3-ubyte and its .gz; data/ holds cifar-10-python.tar.gz and
+ * cifar-10-batches-py/), and each file is read once. -1 in *fail when out of
+ * memory. */
+static const char *copy_of(sp_decoder *d, const sp_record *rec, const uint8_t *data, int *fail)
+{
+    unsigned char sha[32];
+    unsigned int n = 0;
+    *fail = 0;
+    if (!EVP_Digest(data, (size_t)rec->payload_len, sha, &n, EVP_sha256(), NULL) || n != sizeof sha)
+        return *fail = -1, NULL;
+    for (size_t i = 0; i < d->nseen; i++)
+        if (!memcmp(d->seen[i].sha, sha, sizeof sha))
+            return d->seen[i].key;
+    if (d->nseen == d->capseen / sizeof *d->seen &&
+        sp_grow((void **)&d->seen, &d->capseen, (d->nseen ? 2 * d->nseen : 16) * sizeof *d->seen))
+        return *fail = -1, NULL;
+    seen_file *f = &d->seen[d->nseen++];
+    memcpy(f->sha, sha, sizeof sha);
+    memcpy(f->key, rec->key, (size_t)rec->key_len + 1);
+    return NULL;
+}
+
+/* 1 if rec (its bytes read) is a dataset file a reader below takes: IDX,
+ * .npy, CIFAR binary or python version. */
+static int dataset_file(const sp_record *rec, const uint8_t *data)
+{
+    sp_cifar_file cf;
+    size_t n = (size_t)rec->payload_len;
+    return rec->kind == SP_KIND_BLOB &&
+           (sp_idx_sniff(data, n) || idx_name(rec->key) || sp_npy_sniff(data, n) || npy_name(rec->key) ||
+            sp_cifar_classify(rec->key, &cf) || sp_cifar_py_classify(rec->key, data, n) ||
+            sp_cifar_mat_classify(rec->key));
+}
+
+/* Skips a dataset file that repeats an earlier one, reported: 1 skipped,
+ * 0 not a copy, -1 on error. */
+static int skip_copy(sp_decoder *d, const sp_record *rec, const uint8_t *data, sp_err *err)
+{
+    int fail;
+    if (!dataset_file(rec, data))
+        return 0;
+    const char *first = copy_of(d, rec, data, &fail);
+    if (fail)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot hash the file (out of memory)", rec->key);
+    if (!first)
+        return 0;
+    d->stats.skipped++;
+    if (d->opts.report) {
+        char why[SP_KEY_MAX + 64];
+        snprintf(why, sizeof why, "the same bytes as %s, read once", first);
+        d->opts.report(d->opts.report_ctx, rec->key, why);
+    }
+    return 1;
+}
+
 int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
 {
     d->stats.in++;
@@ -749,19 +995,35 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         d->stats.out++;
         return 0;
     }
-    if (rec->kind == SP_KIND_BLOB && idx_name(rec->key))
-        return decode_idx_stream(d, r, rec, err);
+    if (rec->kind == SP_KIND_BLOB && idx_name(rec->key)) {
+        int copy = skip_streamed_copy(d, r, rec, err);
+        return copy ? (copy < 0 ? -1 : 0) : decode_idx_stream(d, r, rec, err);
+    }
     sp_cifar_file cf0; /* a CIFAR batch by name: its size is checked before it is read */
     if (rec->kind == SP_KIND_BLOB && sp_cifar_classify(rec->key, &cf0) == 1 &&
         sp_cifar_size_ok(&cf0, rec->payload_len, rec->key, err))
         return -1;
+    if (rec->kind == SP_KIND_BLOB && sp_cifar_py_classify(rec->key, NULL, 0) == SP_CIFAR_PY_BATCH &&
+        sp_cifar_py_size_ok(rec->payload_len, rec->key, err))
+        return -1;
     const uint8_t *data;
     if (sp_reader_payload(r, rec, &data, err))
         return -1;
+    int copy = skip_copy(d, rec, data, err);
+    if (copy)
+        return copy < 0 ? -1 : 0;
+    int cifar_py = rec->kind == SP_KIND_BLOB ? sp_cifar_py_classify(rec->key, data, (size_t)rec->payload_len) : 0;
+    int cifar_mat = rec->kind == SP_KIND_BLOB ? sp_cifar_mat_classify(rec->key) : 0;
+    if (cifar_mat)
+        return decode_cifar_mat(d, rec, cifar_mat, data, err);
+    if (cifar_py) /* CIFAR's python version: by name, its content checked by the reader */
+        return cifar_py == SP_CIFAR_PY_BATCH ? decode_cifar_py(d, rec, data, err) : cifar_py_meta(d, rec, data, err);
     /* IDX by content (by name: read as a stream above, where a file named like
      * one (..-idx3-ubyte) that is not is an error rather than a silent skip) */
     if (rec->kind == SP_KIND_BLOB && sp_idx_sniff(data, (size_t)rec->payload_len))
         return decode_idx(d, r, rec, data, err);
+    if (rec->kind == SP_KIND_BLOB && (sp_npy_sniff(data, (size_t)rec->payload_len) || npy_name(rec->key)))
+        return decode_npy(d, r, rec, data, err);
     sp_cifar_file cf;
     int cifar = rec->kind == SP_KIND_BLOB ? sp_cifar_classify(rec->key, &cf) : 0;
     if (cifar == 1)

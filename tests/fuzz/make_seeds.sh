@@ -1,13 +1,13 @@
 #!/bin/sh
 # Writes seed inputs for the fuzz targets with the project's own tools and
 # fixture generators: OUTDIR/recstream, OUTDIR/idx, OUTDIR/unpack, OUTDIR/image (and views),
-# OUTDIR/mat, OUTDIR/checkpoint.
+# OUTDIR/mat, OUTDIR/checkpoint, OUTDIR/pickle.
 # usage: make_seeds.sh BUILD_DIR OUTDIR
 set -eu
 build=$(cd "$1" && pwd)
 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint" "$out/manifest" "$out/cifar" "$out/labels"
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint" "$out/manifest" "$out/cifar" "$out/labels" "$out/pickle"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
@@ -65,3 +65,31 @@ X
 for f in classes.txt; do printf '\000' | cat - "$tmp/ilsvrc/$f" > "$out/labels/$f"; done
 for f in LOC_val_solution.csv val_wnids.txt ground_truth.txt; do printf '\001' | cat - "$tmp/ilsvrc/$f" > "$out/labels/$f"; done
 printf '\002' | cat - "$tmp/ilsvrc/synset_ids.txt" > "$out/labels/synset_ids.txt"
+# CIFAR python version pickles: a leading byte picks a batch (0) or a meta file (1)
+/usr/bin/python3 "$root/tests/fixtures/make_cifar.py" "$tmp/cifar" --per-batch 2
+for w in cpickle2 pickle0 pickle2 pickle3 pickle4; do
+    /usr/bin/python3 "$root/tests/fixtures/make_cifar_py.py" "$tmp/cifar" "$tmp/$w" --writer $w
+    tar -xzf "$tmp/$w/cifar-10-python.tar.gz" -O cifar-10-batches-py/test_batch | { printf '\000'; cat; } > "$out/pickle/c10-$w"
+    tar -xzf "$tmp/$w/cifar-100-python.tar.gz" -O cifar-100-python/test | { printf '\000'; cat; } > "$out/pickle/c100-$w"
+    tar -xzf "$tmp/$w/cifar-100-python.tar.gz" -O cifar-100-python/meta | { printf '\001'; cat; } > "$out/pickle/meta100-$w"
+done
+tar -xzf "$tmp/cpickle2/cifar-10-python.tar.gz" -O cifar-10-batches-py/batches.meta | { printf '\001'; cat; } > "$out/pickle/meta10"
+# .npy files: a leading byte 2, images and labels of several dtypes
+/usr/bin/python3 - "$out/pickle" <<'X'
+import io, sys
+import numpy as np
+d = sys.argv[1]
+for name, a in [("x", np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)),
+                ("xc", np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)),
+                ("y8", np.array([1, 2], np.uint8)), ("y64", np.array([3, 4], np.int64)),
+                ("ybig", np.array([[5], [6]], ">i4"))]:
+    b = io.BytesIO()
+    np.save(b, a)
+    open(f"{d}/npy-{name}", "wb").write(b"\2" + b.getvalue())
+X
+# CIFAR-10's MATLAB version, for the MAT v5 reader
+/usr/bin/python3 "$root/tests/fixtures/make_cifar_mat.py" "$tmp/cifar" "$tmp/mat" --compress
+/usr/bin/python3 "$root/tests/fixtures/make_cifar_mat.py" "$tmp/cifar" "$tmp/matplain"
+tar -xzf "$tmp/mat/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/test_batch.mat > "$out/mat/cifar_test_batch.mat"
+tar -xzf "$tmp/matplain/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/test_batch.mat > "$out/mat/cifar_plain.mat"
+tar -xzf "$tmp/matplain/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/batches.meta.mat > "$out/mat/cifar_meta.mat"
