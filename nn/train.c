@@ -1,6 +1,7 @@
 /* The training loop (nn/train.h): the recipe and its JSON form, learning-rate schedules, epochs, evaluation, checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "nn/dist.h"
 #include "nn/metrics.h"
 #include "nn/train.h"
+#include "shards/manifest.h"
 #include "shards/verify.h"
 
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
@@ -153,6 +155,73 @@ static int stream_seek(nn_data *tr, train_stream *s, const nn_recipe *r, long gl
     return 0;
 }
 
+/* Appends field name to f (*n of them so far): shown is the value as fmt
+ * formats it, the digest that of shown and of extra (the bytes behind a
+ * value shown short: the weights, the manifest). */
+static void __attribute__((format(printf, 5, 6)))
+agree_field(nn_dist_field *f, int *n, const char *name, uint64_t extra, const char *fmt, ...)
+{
+    nn_dist_field *d = &f[(*n)++];
+    memset(d, 0, sizeof *d);
+    d->name = name;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->shown, sizeof d->shown, fmt, ap);
+    va_end(ap);
+    uint64_t v[2] = {sp_xxh3(d->shown, strlen(d->shown)), extra};
+    d->digest = sp_xxh3(v, sizeof v);
+}
+
+/* Every rank checks that it trains what rank 0 trains: the same shard set,
+ * model, recipe, optimizer, position and weights (nn_dist_agree). Ranks that
+ * differed would wait for each other forever, overrun each other's sums, or
+ * train apart silently. 0, or -1 with err on every rank. */
+static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_net *net, const nn_opt *opt,
+                       const nn_data *tr, int start_epoch, const nn_rng *rng, sp_err *err)
+{
+    json_t *m = sp_manifest_load(o->dir, err);
+    char *ms = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(m);
+    if (!ms)
+        return err->code ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    uint64_t set = sp_xxh3(ms, strlen(ms)), weights = 0;
+    free(ms);
+    for (int i = 0; i < net->nparams; i++) {
+        const nn_param *p = net->params[i];
+        uint64_t v[4] = {weights, sp_xxh3(p->w, p->n * sizeof *p->w), sp_xxh3(p->m, p->n * sizeof *p->m),
+                         sp_xxh3(p->v, p->n * sizeof *p->v)};
+        weights = sp_xxh3(v, sizeof v);
+    }
+    nn_dist_field f[32];
+    int n = 0;
+    agree_field(f, &n, "the shard set", set, "manifest %016llx", (unsigned long long)set);
+    agree_field(f, &n, "the train records", 0, "%llu", (unsigned long long)tr->count);
+    agree_field(f, &n, "--model", 0, "%s", net->model);
+    agree_field(f, &n, "the input", 0, "%dx%dx%d, %d classes", net->c, net->h, net->w, net->classes);
+    agree_field(f, &n, "--batch", 0, "%u", r->batch);
+    agree_field(f, &n, "--epochs", 0, "%d", o->epochs);
+    agree_field(f, &n, "the epoch resumed from", 0, "%d", start_epoch);
+    agree_field(f, &n, "the optimizer step", 0, "%lld", (long long)opt->step);
+    agree_field(f, &n, "--steps-per-epoch", 0, "%ld", r->steps_per_epoch);
+    agree_field(f, &n, "--seed", 0, "%llu", (unsigned long long)r->seed);
+    agree_field(f, &n, "--optimizer", 0, "%s", opt->kind == NN_SGD ? "sgd" : "adam");
+    agree_field(f, &n, "--lr", 0, "%.9g", (double)r->lr);
+    agree_field(f, &n, "--momentum", 0, "%.9g", (double)opt->momentum);
+    agree_field(f, &n, "--weight-decay", 0, "%.9g", (double)opt->weight_decay);
+    agree_field(f, &n, "--schedule", 0, "%s, warm-up %d, step size %d, gamma %.9g", schedule_names[r->schedule],
+                r->warmup, r->step_size, (double)r->gamma);
+    agree_field(f, &n, "--label-smoothing", 0, "%.9g", (double)r->label_smoothing);
+    agree_field(f, &n, "--augment", 0, "%s", augment_names[r->augment]);
+    agree_field(f, &n, "--crop-scale", 0, "%.9g", (double)r->crop_scale);
+    agree_field(f, &n, "--freeze", 0, "%s", r->freeze ? "base" : "none");
+    agree_field(f, &n, "--sync-bn", 0, "%s", nn_dist_sync_bn() ? "on" : "off");
+    agree_field(f, &n, "the layout", 0, "channel blocks of %d", nn_net_layout_block(net));
+    agree_field(f, &n, "the weights", weights, "digest %016llx", (unsigned long long)weights);
+    uint64_t rs = sp_xxh3(rng->s, sizeof rng->s);
+    agree_field(f, &n, "the random state", rs, "digest %016llx", (unsigned long long)rs);
+    return nn_dist_agree(f, n, err);
+}
+
 static int check_labels(const int32_t *labels, int n, int classes, const char *dir, sp_err *err)
 {
     for (int i = 0; i < n; i++)
@@ -256,6 +325,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 ranks, batch, (unsigned long long)tr.count);
         goto out;
     }
+    if (ranks > 1 && ranks_agree(o, &r, net, &opt, &tr, start_epoch, &rng, err))
+        goto out;
     size_t in = (size_t)tr.c * tr.h * tr.w;
     x = malloc((size_t)batch * in * sizeof *x);
     dlogits = malloc((size_t)batch * (size_t)net->classes * sizeof *dlogits);
