@@ -364,6 +364,11 @@ static int run(const options *o, sp_err *err)
     int fits = 1;
     if (sp_cli_input_exists(dir, err))
         goto out;
+    /* outputs that cannot be written fail now, not after the evaluation */
+    if ((o->json && strcmp(o->json, "-") && sp_atomic_check(o->json, err)) ||
+        (o->logits && sp_atomic_check(o->logits, err)) || (o->heatmap && sp_atomic_check(o->heatmap, err)) ||
+        (o->predict && strcmp(o->predict, "-") && sp_atomic_check(o->predict, err)))
+        goto out;
     if (o->verify == 1 && !o->no_verify && sp_verify_or_fail(dir, err)) /* 1: full */
         goto out;
     if (nn_checkpoint_load(ckpt, (int)batch, &net, &opt, &epoch, &rng, &extra, err))

@@ -308,6 +308,46 @@ static void report_epoch(void *ctx, const nn_epoch_report *r)
            r->loss, r->train_accuracy, t, r->lr, r->images_per_second, r->seconds);
 }
 
+static void report_note(void *ctx, const char *note)
+{
+    (void)ctx;
+    sp_msg("%s", note);
+}
+
+/* Which of sp-train's options the command line gave (enum nn_given), read
+ * from the options sp_cli_parse recorded; --sync-bn, not recorded, from its
+ * flag. */
+static unsigned given_options(const options *o)
+{
+    static const struct {
+        const char *name;
+        char letter;
+        unsigned bit;
+    } map[] = {
+        {"model", 'm', NN_GIVEN_MODEL},         {"head", 0, NN_GIVEN_HEAD},
+        {"init", 0, NN_GIVEN_INIT},             {"batch", 'b', NN_GIVEN_BATCH},
+        {"optimizer", 0, NN_GIVEN_OPTIMIZER},   {"momentum", 0, NN_GIVEN_MOMENTUM},
+        {"weight-decay", 0, NN_GIVEN_WEIGHT_DECAY}, {"seed", 0, NN_GIVEN_SEED},
+        {"augment", 0, NN_GIVEN_AUGMENT},       {"crop-scale", 0, NN_GIVEN_CROP_SCALE},
+        {"label-smoothing", 0, NN_GIVEN_SMOOTHING}, {"freeze", 0, NN_GIVEN_FREEZE},
+        {"steps-per-epoch", 0, NN_GIVEN_STEPS}, {"view-size", 0, NN_GIVEN_VIEW_SIZE},
+        {"lr", 0, NN_GIVEN_LR},                 {"schedule", 0, NN_GIVEN_SCHEDULE},
+        {"warmup", 0, NN_GIVEN_WARMUP},         {"step-size", 0, NN_GIVEN_STEP_SIZE},
+        {"gamma", 0, NN_GIVEN_GAMMA},           {"eval-steps", 0, NN_GIVEN_EVAL_STEPS},
+    };
+    sp_err err = {0};
+    const json_t *args = json_object_get(sp_cli_recipe(&err), "args");
+    unsigned given = o->sync_bn ? NN_GIVEN_SYNC_BN : 0;
+    for (size_t i = 0; i < json_array_size(args); i++) {
+        const char *a = json_string_value(json_array_get(args, i));
+        for (size_t k = 0; a && k < sizeof map / sizeof *map; k++)
+            if ((a[0] == '-' && a[1] == '-' && !strcmp(a + 2, map[k].name)) ||
+                (map[k].letter && a[0] == '-' && a[1] == map[k].letter && !a[2]))
+                given |= map[k].bit;
+    }
+    return given;
+}
+
 static int run(options *o, sp_err *err)
 {
     progress_state ps = {.dir = o->t.dir, .threads = o->t.threads, .threads_from = o->threads_from,
@@ -316,16 +356,14 @@ static int run(options *o, sp_err *err)
     o->t.on_progress = report_progress, o->t.on_progress_done = report_progress_done;
     o->t.on_running_loss = report_running_loss;
     o->t.on_epoch = report_epoch;
+    o->t.on_note = report_note;
     if (!ps.history)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    /* a picture that cannot be written fails now, not after the training */
-    sp_atomic_file probe;
-    if (o->curves && sp_atomic_open(&probe, o->curves, err)) {
+    /* a picture or summary that cannot be written fails now, not after the training */
+    if ((o->curves && sp_atomic_check(o->curves, err)) || (o->json && sp_atomic_check(o->json, err))) {
         json_decref(ps.history);
         return -1;
     }
-    if (o->curves)
-        sp_atomic_abort(&probe);
     /* appended to, so that a resumed run's lines follow the first run's */
     if (o->metrics && !(ps.metrics = fopen(o->metrics, "a"))) {
         json_decref(ps.history);
@@ -438,9 +476,11 @@ int main(int argc, char **argv)
                  "atomically): model, weights, optimizer state, epoch"},
         {"resume", 0, SP_OPT_STRING, &o.t.resume, .arg = "CKPT",
          .help = "continue from a checkpoint: model, optimizer and its\n"
-                 "state, seed, batch, schedule, smoothing and\n"
-                 "augmentation come from it; the run ends, epoch for\n"
-                 "epoch, where an uninterrupted one would"},
+                 "state, seed, batch, schedule, smoothing, augmentation\n"
+                 "and --sync-bn come from it (given otherwise: a usage\n"
+                 "error, but --lr and the schedule's options change from\n"
+                 "here on); the run ends, epoch for epoch, where an\n"
+                 "uninterrupted one would"},
         {"json", 0, SP_OPT_STRING, &o.json, .arg = "FILE", .flags = SP_OPT_NO_RECIPE,
          .help = "write a summary at the end: per-epoch figures,\n"
                  "test_accuracy, train_seconds"},
@@ -479,6 +519,8 @@ int main(int argc, char **argv)
     o.t.recipe.batch = (uint32_t)o.batch;
     o.t.recipe.freeze = o.freeze;
     o.t.recipe.steps_per_epoch = o.steps_per_epoch, o.t.recipe.eval_steps = o.eval_steps;
+    o.t.recipe.sync_bn = o.sync_bn;
+    o.t.given = given_options(&o);
     int small_model = !strcmp(o.t.model, "mlp") || !strncmp(o.t.model, "cnn", 3); /* no augmentation by default */
     o.t.recipe.augment = o.augment >= 0 ? o.augment : small_model ? NN_AUG_NONE : NN_AUG_CROP_FLIP;
     sp_err err = {0};
@@ -486,7 +528,6 @@ int main(int argc, char **argv)
      * --json; every rank prints its own fatal error. */
     if (nn_dist_init(&err))
         return sp_cli_exit(&err);
-    nn_dist_set_sync_bn(o.sync_bn);
     if (nn_dist_rank() != 0)
         sp_verbosity = 0, o.t.out = NULL, o.json = NULL;
     if (sp_cli_input_exists(o.t.dir, &err) || run(&o, &err))

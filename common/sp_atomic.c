@@ -107,6 +107,15 @@ int sp_atomic_commit(sp_atomic_file *f, sp_err *err)
     return sp_fsync_parent(f->path, err);
 }
 
+int sp_atomic_check(const char *path, sp_err *err)
+{
+    sp_atomic_file f;
+    if (sp_atomic_open(&f, path, err))
+        return -1;
+    sp_atomic_abort(&f);
+    return 0;
+}
+
 int sp_atomic_write(const char *path, const void *data, size_t len, sp_err *err)
 {
     sp_atomic_file f;

@@ -33,6 +33,11 @@ int sp_atomic_commit(sp_atomic_file *f, sp_err *err);
  * whose fd is -1. Keeps errno. */
 void sp_atomic_abort(sp_atomic_file *f);
 
+/* Whether path can be written as sp_atomic_open writes it: a temporary made
+ * beside it and removed again, nothing else touched. For a tool's outputs,
+ * checked before the work that fills them. 0, or -1 with err set. */
+int sp_atomic_check(const char *path, sp_err *err);
+
 /* The whole file at once: data[0..len) becomes path. 0 or -1. */
 int sp_atomic_write(const char *path, const void *data, size_t len, sp_err *err);
 

@@ -135,11 +135,7 @@ static void remove_stale_temporaries(const char *path)
 int nn_checkpoint_check_writable(const char *path, sp_err *err)
 {
     remove_stale_temporaries(path);
-    sp_atomic_file f;
-    if (sp_atomic_open(&f, path, err))
-        return -1;
-    sp_atomic_abort(&f);
-    return 0;
+    return sp_atomic_check(path, err);
 }
 
 /* ---------------- loading: every field checked before it sizes anything ---------------- */

@@ -161,5 +161,79 @@ int nn_dist_sum_gradients(const nn_net *net, sp_err *err)
 
 double nn_dist_reduce_seconds(void) { return mpi.reduce_seconds; }
 
+enum { SHOWN_WORDS = sizeof(((nn_dist_field *)0)->shown) / 4 };
+
+/* s (SHOWN_WORDS * 4 bytes) as 32-bit words in doubles, which a sum of one
+ * rank's words and the others' zeros carries exactly */
+static void shown_to_doubles(const char *s, double *v)
+{
+    for (int i = 0; i < SHOWN_WORDS; i++) {
+        uint32_t w;
+        memcpy(&w, s + 4 * i, 4);
+        v[i] = (double)w;
+    }
+}
+
+static void shown_from_doubles(const double *v, char *s)
+{
+    for (int i = 0; i < SHOWN_WORDS; i++) {
+        uint32_t w = (uint32_t)v[i];
+        memcpy(s + 4 * i, &w, 4);
+    }
+    s[4 * SHOWN_WORDS - 1] = 0;
+}
+
+int nn_dist_agree(const nn_dist_field *f, int n, sp_err *err)
+{
+    if (mpi.size == 1 || n <= 0)
+        return 0;
+    size_t len = 2 * (size_t)n;
+    if (len < (size_t)mpi.size)
+        len = (size_t)mpi.size;
+    if (len < 2 * SHOWN_WORDS)
+        len = 2 * SHOWN_WORDS;
+    double *v = calloc(len, sizeof *v);
+    unsigned char *mine = calloc((size_t)n, 1);
+    if (!v || !mine) { /* the others wait in the sum: the launcher ends them when this rank exits */
+        free(v), free(mine);
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    /* rank 0's digests as two 32-bit halves each: a broadcast through the sum */
+    for (int i = 0; mpi.rank == 0 && i < n; i++)
+        v[2 * i] = (double)(uint32_t)(f[i].digest >> 32), v[2 * i + 1] = (double)(uint32_t)f[i].digest;
+    nn_dist_sum_doubles(v, 2 * (size_t)n);
+    for (int i = 0; i < n; i++) /* then, field by field, how many ranks differ from it */
+        mine[i] = ((uint64_t)v[2 * i] << 32 | (uint64_t)v[2 * i + 1]) != f[i].digest;
+    for (int i = 0; i < n; i++)
+        v[i] = mine[i];
+    nn_dist_sum_doubles(v, (size_t)n);
+    int first = 0;
+    while (first < n && v[first] == 0)
+        first++;
+    int rc = 0;
+    if (first < n) { /* the lowest rank that differs there, then its value and rank 0's */
+        memset(v, 0, len * sizeof *v);
+        v[mpi.rank] = mine[first];
+        nn_dist_sum_doubles(v, (size_t)mpi.size);
+        int other = 1;
+        while (other < mpi.size - 1 && v[other] == 0)
+            other++;
+        memset(v, 0, len * sizeof *v);
+        if (mpi.rank == 0)
+            shown_to_doubles(f[first].shown, v);
+        if (mpi.rank == other)
+            shown_to_doubles(f[first].shown, v + SHOWN_WORDS);
+        nn_dist_sum_doubles(v, 2 * SHOWN_WORDS);
+        char at0[sizeof f->shown], at_other[sizeof f->shown];
+        shown_from_doubles(v, at0), shown_from_doubles(v + SHOWN_WORDS, at_other);
+        rc = sp_fail(err, SP_EXIT_USAGE,
+                     "the ranks disagree on %s: %s on rank 0, %s on rank %d (every rank must be started with the "
+                     "same options, shard set and checkpoint)",
+                     f[first].name, at0, at_other, other);
+    }
+    free(v), free(mine);
+    return rc;
+}
+
 void nn_dist_set_sync_bn(int on) { mpi.sync_bn = on; }
 int nn_dist_sync_bn(void) { return mpi.sync_bn; }

@@ -3,6 +3,7 @@
 #define SP_NN_DIST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/sp_common.h"
 #include "nn/nn.h"
@@ -37,6 +38,21 @@ void nn_dist_sum_doubles(double *v, size_t n);
 #define NN_DIST_BUCKET (1u << 20)
 int nn_dist_sum_gradients(const nn_net *net, sp_err *err);
 double nn_dist_reduce_seconds(void);
+
+/* One thing every rank of a run must hold the same (an option, the shard
+ * set, the checkpoint's position, the weights): its name in messages
+ * ("--batch"), a digest of its value and the value as shown ("64"). */
+typedef struct nn_dist_field {
+    const char *name;
+    uint64_t digest;
+    char shown[48];
+} nn_dist_field;
+/* Compares every rank's f[0..n) with rank 0's (four small MPI_Allreduces;
+ * every rank must pass the same n, and nothing to do with one rank). 0 when
+ * all agree; else -1 on every rank with err (SP_EXIT_USAGE) naming the first
+ * field that differs, rank 0's value and the lowest differing rank's. Ranks
+ * that disagreed would hang in, or overrun, each other's allreduces. */
+int nn_dist_agree(const nn_dist_field *f, int n, sp_err *err);
 
 /* Synchronized batchnorm (--sync-bn): with on, a training-mode batchnorm
  * takes its mean and variance over the global batch (every rank's records)

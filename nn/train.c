@@ -1,6 +1,7 @@
 /* The training loop (nn/train.h): the recipe and its JSON form, learning-rate schedules, epochs, evaluation, checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "nn/metrics.h"
 #include "nn/train.h"
 #include "nn/class_names.h"
+#include "shards/manifest.h"
 #include "shards/verify.h"
 
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
@@ -29,12 +31,12 @@ int nn_augment_from_name(const char *name) { return name_index(augment_names, 3,
 
 json_t *nn_recipe_json(const nn_recipe *r)
 {
-    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I}", "seed", (json_int_t)r->seed,
+    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I, s:b}", "seed", (json_int_t)r->seed,
                      "batch", (int)r->batch, "lr", (double)r->lr, "schedule", schedule_names[r->schedule], "warmup",
                      r->warmup, "step_size", r->step_size, "gamma", (double)r->gamma, "label_smoothing",
                      (double)r->label_smoothing, "augment", augment_names[r->augment], "crop_scale",
                      (double)r->crop_scale, "freeze", r->freeze, "steps_per_epoch", (json_int_t)r->steps_per_epoch,
-                     "eval_steps", (json_int_t)r->eval_steps);
+                     "eval_steps", (json_int_t)r->eval_steps, "sync_bn", r->sync_bn);
 }
 
 /* j's integer member key, "extra.recipe.KEY" in messages, in lo..hi. */
@@ -86,6 +88,10 @@ int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err 
     if (freeze && !json_is_boolean(freeze))
         return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.freeze: not true or false", path);
     r->freeze = json_is_true(freeze);
+    const json_t *sync_bn = json_object_get(j, "sync_bn"); /* absent before it was recorded */
+    if (sync_bn && !json_is_boolean(sync_bn))
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.sync_bn: not true or false", path);
+    r->sync_bn = json_is_true(sync_bn);
     long long steps = 0, eval_steps = 0; /* absent before the options existed: 0, whole passes */
     if ((json_object_get(j, "steps_per_epoch") &&
          recipe_int(j, "steps_per_epoch", path, 0, NN_MAX_STEPS, &steps, err)) ||
@@ -154,12 +160,170 @@ static int stream_seek(nn_data *tr, train_stream *s, const nn_recipe *r, long gl
     return 0;
 }
 
+/* Appends field name to f (*n of them so far): shown is the value as fmt
+ * formats it, the digest that of shown and of extra (the bytes behind a
+ * value shown short: the weights, the manifest). */
+static void __attribute__((format(printf, 5, 6)))
+agree_field(nn_dist_field *f, int *n, const char *name, uint64_t extra, const char *fmt, ...)
+{
+    nn_dist_field *d = &f[(*n)++];
+    memset(d, 0, sizeof *d);
+    d->name = name;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->shown, sizeof d->shown, fmt, ap);
+    va_end(ap);
+    uint64_t v[2] = {sp_xxh3(d->shown, strlen(d->shown)), extra};
+    d->digest = sp_xxh3(v, sizeof v);
+}
+
+/* Every rank checks that it trains what rank 0 trains: the same shard set,
+ * model, recipe, optimizer, position and weights (nn_dist_agree). Ranks that
+ * differed would wait for each other forever, overrun each other's sums, or
+ * train apart silently. 0, or -1 with err on every rank. */
+static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_net *net, const nn_opt *opt,
+                       const nn_data *tr, int start_epoch, const nn_rng *rng, sp_err *err)
+{
+    json_t *m = sp_manifest_load(o->dir, err);
+    char *ms = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(m);
+    if (!ms)
+        return err->code ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    uint64_t set = sp_xxh3(ms, strlen(ms)), weights = 0;
+    free(ms);
+    for (int i = 0; i < net->nparams; i++) {
+        const nn_param *p = net->params[i];
+        uint64_t v[4] = {weights, sp_xxh3(p->w, p->n * sizeof *p->w), sp_xxh3(p->m, p->n * sizeof *p->m),
+                         sp_xxh3(p->v, p->n * sizeof *p->v)};
+        weights = sp_xxh3(v, sizeof v);
+    }
+    nn_dist_field f[32];
+    int n = 0;
+    agree_field(f, &n, "the shard set", set, "manifest %016llx", (unsigned long long)set);
+    agree_field(f, &n, "the train records", 0, "%llu", (unsigned long long)tr->count);
+    agree_field(f, &n, "--model", 0, "%s", net->model);
+    agree_field(f, &n, "the input", 0, "%dx%dx%d, %d classes", net->c, net->h, net->w, net->classes);
+    agree_field(f, &n, "--batch", 0, "%u", r->batch);
+    agree_field(f, &n, "--epochs", 0, "%d", o->epochs);
+    agree_field(f, &n, "the epoch resumed from", 0, "%d", start_epoch);
+    agree_field(f, &n, "the optimizer step", 0, "%lld", (long long)opt->step);
+    agree_field(f, &n, "--steps-per-epoch", 0, "%ld", r->steps_per_epoch);
+    agree_field(f, &n, "--seed", 0, "%llu", (unsigned long long)r->seed);
+    agree_field(f, &n, "--optimizer", 0, "%s", opt->kind == NN_SGD ? "sgd" : "adam");
+    agree_field(f, &n, "--lr", 0, "%.9g", (double)r->lr);
+    agree_field(f, &n, "--momentum", 0, "%.9g", (double)opt->momentum);
+    agree_field(f, &n, "--weight-decay", 0, "%.9g", (double)opt->weight_decay);
+    agree_field(f, &n, "--schedule", 0, "%s, warm-up %d, step size %d, gamma %.9g", schedule_names[r->schedule],
+                r->warmup, r->step_size, (double)r->gamma);
+    agree_field(f, &n, "--label-smoothing", 0, "%.9g", (double)r->label_smoothing);
+    agree_field(f, &n, "--augment", 0, "%s", augment_names[r->augment]);
+    agree_field(f, &n, "--crop-scale", 0, "%.9g", (double)r->crop_scale);
+    agree_field(f, &n, "--freeze", 0, "%s", r->freeze ? "base" : "none");
+    agree_field(f, &n, "--sync-bn", 0, "%s", nn_dist_sync_bn() ? "on" : "off");
+    agree_field(f, &n, "the layout", 0, "channel blocks of %d", nn_net_layout_block(net));
+    agree_field(f, &n, "the weights", weights, "digest %016llx", (unsigned long long)weights);
+    uint64_t rs = sp_xxh3(rng->s, sizeof rng->s);
+    agree_field(f, &n, "the random state", rs, "digest %016llx", (unsigned long long)rs);
+    return nn_dist_agree(f, n, err);
+}
+
 static int check_labels(const int32_t *labels, int n, int classes, const char *dir, sp_err *err)
 {
     for (int i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= classes)
             return sp_fail(err, SP_EXIT_DATA, "%s: a train record has label %d, outside 0..%d", dir, labels[i],
                            classes - 1);
+    return 0;
+}
+
+/* A resumed run's option name given as mine where the checkpoint says
+ * theirs: 0 when not given or the same, else the usage error. */
+static int refuse(const nn_train_options *o, unsigned bit, const char *name, const char *mine, const char *theirs,
+                  sp_err *err)
+{
+    if (!(o->given & bit) || !strcmp(mine, theirs))
+        return 0;
+    return sp_fail(err, SP_EXIT_USAGE, "%s %s: the checkpoint %s was trained with %s %s, which a resumed run keeps "
+                   "(leave %s out)", name, mine, o->resume, name, theirs, name);
+}
+
+/* The same for an option that may change: reports the change (on_note). */
+static void change(const nn_train_options *o, unsigned bit, const char *name, const char *mine, const char *theirs,
+                   int from_epoch)
+{
+    if (!(o->given & bit) || !strcmp(mine, theirs) || !o->on_note)
+        return;
+    char note[256];
+    snprintf(note, sizeof note, "%s %s from epoch %d on, in place of the checkpoint's %s", name, mine, from_epoch + 1,
+             theirs);
+    o->on_note(o->ctx, note);
+}
+
+#define SHOW(buf, fmt, ...) (snprintf(buf, sizeof buf, fmt, __VA_ARGS__), buf)
+
+/* f in buf as the shortest decimal that reads back as the same float32 */
+static const char *show_float(char *buf, size_t n, float f)
+{
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, n, "%.*g", digits, (double)f);
+        if ((float)strtod(buf, NULL) == f)
+            return buf;
+    }
+    snprintf(buf, n, "%.9g", (double)f);
+    return buf;
+}
+#define SHOWF(buf, f) show_float(buf, sizeof buf, f)
+
+/* The command line's options against the resumed checkpoint's (nn_given):
+ * refuses those that cannot change, takes into *r the ones that may. */
+static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net *net, const nn_opt *opt, int epoch,
+                          sp_err *err)
+{
+    const nn_recipe *c = &o->recipe;
+    char a[64], b[64], model[32];
+    if (o->given & NN_GIVEN_INIT)
+        return sp_fail(err, SP_EXIT_USAGE, "--init: not with --resume (the weights come from the checkpoint %s)",
+                       o->resume);
+    if ((o->given & (NN_GIVEN_MODEL | NN_GIVEN_HEAD)) && nn_model_with_head(model, sizeof model, o->model, o->head, err))
+        return -1;
+    if (refuse(o, NN_GIVEN_MODEL | NN_GIVEN_HEAD, "--model", model, net->model, err) ||
+        refuse(o, NN_GIVEN_BATCH, "--batch", SHOW(a, "%u", c->batch), SHOW(b, "%u", r->batch), err) ||
+        refuse(o, NN_GIVEN_OPTIMIZER, "--optimizer", o->optimizer == NN_SGD ? "sgd" : "adam",
+               opt->kind == NN_SGD ? "sgd" : "adam", err) ||
+        refuse(o, NN_GIVEN_MOMENTUM, "--momentum", SHOWF(a, o->momentum),
+               SHOWF(b, opt->momentum), err) ||
+        refuse(o, NN_GIVEN_WEIGHT_DECAY, "--weight-decay", SHOWF(a, o->weight_decay),
+               SHOWF(b, opt->weight_decay), err) ||
+        refuse(o, NN_GIVEN_SEED, "--seed", SHOW(a, "%llu", (unsigned long long)c->seed),
+               SHOW(b, "%llu", (unsigned long long)r->seed), err) ||
+        refuse(o, NN_GIVEN_AUGMENT, "--augment", augment_names[c->augment], augment_names[r->augment], err) ||
+        refuse(o, NN_GIVEN_CROP_SCALE, "--crop-scale", SHOWF(a, c->crop_scale),
+               SHOWF(b, r->crop_scale), err) ||
+        refuse(o, NN_GIVEN_SMOOTHING, "--label-smoothing", SHOWF(a, c->label_smoothing),
+               SHOWF(b, r->label_smoothing), err) ||
+        refuse(o, NN_GIVEN_FREEZE, "--freeze", c->freeze ? "base" : "none", r->freeze ? "base" : "none", err) ||
+        refuse(o, NN_GIVEN_STEPS, "--steps-per-epoch", SHOW(a, "%ld", c->steps_per_epoch),
+               SHOW(b, "%ld", r->steps_per_epoch), err) ||
+        refuse(o, NN_GIVEN_SYNC_BN, "--sync-bn", c->sync_bn ? "on" : "off", r->sync_bn ? "on" : "off", err))
+        return -1;
+    change(o, NN_GIVEN_LR, "--lr", SHOWF(a, c->lr), SHOWF(b, r->lr), epoch);
+    change(o, NN_GIVEN_SCHEDULE, "--schedule", schedule_names[c->schedule], schedule_names[r->schedule], epoch);
+    change(o, NN_GIVEN_WARMUP, "--warmup", SHOW(a, "%d", c->warmup), SHOW(b, "%d", r->warmup), epoch);
+    change(o, NN_GIVEN_STEP_SIZE, "--step-size", SHOW(a, "%d", c->step_size), SHOW(b, "%d", r->step_size), epoch);
+    change(o, NN_GIVEN_GAMMA, "--gamma", SHOWF(a, c->gamma), SHOWF(b, r->gamma), epoch);
+    change(o, NN_GIVEN_EVAL_STEPS, "--eval-steps", SHOW(a, "%ld", c->eval_steps), SHOW(b, "%ld", r->eval_steps), epoch);
+    if (o->given & NN_GIVEN_LR)
+        r->lr = c->lr;
+    if (o->given & NN_GIVEN_SCHEDULE)
+        r->schedule = c->schedule;
+    if (o->given & NN_GIVEN_WARMUP)
+        r->warmup = c->warmup;
+    if (o->given & NN_GIVEN_STEP_SIZE)
+        r->step_size = c->step_size;
+    if (o->given & NN_GIVEN_GAMMA)
+        r->gamma = c->gamma;
+    if (o->given & NN_GIVEN_EVAL_STEPS)
+        r->eval_steps = c->eval_steps;
     return 0;
 }
 
@@ -183,6 +347,8 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
         json_array_extend(epochs_json, old);
     json_decref(ex);
     if (bad || nn_checkpoint_load(o->resume, (int)r->batch, net, opt, start_epoch, rng, NULL, err))
+        return -1;
+    if (resume_options(o, r, *net, opt, *start_epoch, err))
         return -1;
     if (*start_epoch >= o->epochs)
         return sp_fail(err, SP_EXIT_USAGE, "%s: already trained %d epochs; ask for more with --epochs", o->resume,
@@ -234,11 +400,27 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     if (o->resume && (resume_from(o, &r, epochs_json, &ckpt_names, &net, &opt, &start_epoch, &rng, err) ||
                       (r.freeze && nn_net_freeze_base(net, err))))
         goto out;
+    if ((o->given & NN_GIVEN_CROP_SCALE) && r.augment != NN_AUG_CROP_FLIP) {
+        sp_fail(err, SP_EXIT_USAGE, "--crop-scale: only with --augment crop-flip (this run's augment is %s)",
+                augment_names[r.augment]);
+        goto out;
+    }
+    nn_dist_set_sync_bn(r.sync_bn);
     uint32_t batch = r.batch;
     uint32_t view_size = net ? (uint32_t)net->h : (uint32_t)o->view_size; /* resumed: the model's own input size */
     if (nn_data_open_view(&tr, o->dir, "train", batch, view_size, err))
         goto out;
     tr.crop_scale = r.crop_scale;
+    if ((o->given & NN_GIVEN_VIEW_SIZE) && !tr.encoded) {
+        sp_fail(err, SP_EXIT_USAGE, "--view-size: %s holds pixels, not encoded images: the model sees them as stored",
+                o->dir);
+        goto out;
+    }
+    if ((o->given & NN_GIVEN_VIEW_SIZE) && net && o->view_size != net->h) {
+        sp_fail(err, SP_EXIT_USAGE, "--view-size %d: the checkpoint %s was trained with --view-size %d, which a "
+                "resumed run keeps (leave --view-size out)", o->view_size, o->resume, net->h);
+        goto out;
+    }
     const char *test_split = nn_data_eval_split(o->dir, err);
     if (err->code)
         goto out;
@@ -281,6 +463,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 ranks, batch, (unsigned long long)tr.count);
         goto out;
     }
+    if (ranks > 1 && ranks_agree(o, &r, net, &opt, &tr, start_epoch, &rng, err))
+        goto out;
     size_t in = (size_t)tr.c * tr.h * tr.w;
     x = malloc((size_t)batch * in * sizeof *x);
     dlogits = malloc((size_t)batch * (size_t)net->classes * sizeof *dlogits);

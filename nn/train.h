@@ -28,6 +28,7 @@ typedef struct nn_recipe {
     long steps_per_epoch;    /* 0: an epoch is a pass over the train split; else N batches of the stream of
                               * passes (Keras' steps_per_epoch), 1..NN_MAX_STEPS */
     long eval_steps;         /* 0: evaluate on the whole split; else on its first N batches (validation_steps) */
+    int sync_bn;             /* 1: batchnorm statistics over the global batch (nn_dist_set_sync_bn); absent: 0 */
 } nn_recipe;
 #define NN_MAX_STEPS 1000000000L
 
@@ -68,6 +69,25 @@ typedef struct nn_epoch_report {
     double test_top5;
 } nn_epoch_report;
 
+/* The options a command line gave (nn_train_options.given). A resumed run
+ * refuses (SP_EXIT_USAGE, naming the option and both values) a given value
+ * that differs from the checkpoint's for those that shape what is trained:
+ * model and head, --init, batch, optimizer, momentum, weight decay, seed,
+ * augment, crop scale, smoothing, freeze, steps per epoch, view size,
+ * sync-bn; it takes the new value, from its first step on, for the rate and
+ * its schedule (lr, schedule, warmup, step size, gamma) and eval steps, and
+ * says so through on_note. In every run, a given view size on a pixel set
+ * and a given crop scale without crop-flip are usage errors. */
+enum nn_given {
+    NN_GIVEN_MODEL = 1u << 0, NN_GIVEN_HEAD = 1u << 1, NN_GIVEN_INIT = 1u << 2, NN_GIVEN_BATCH = 1u << 3,
+    NN_GIVEN_OPTIMIZER = 1u << 4, NN_GIVEN_MOMENTUM = 1u << 5, NN_GIVEN_WEIGHT_DECAY = 1u << 6,
+    NN_GIVEN_SEED = 1u << 7, NN_GIVEN_AUGMENT = 1u << 8, NN_GIVEN_CROP_SCALE = 1u << 9,
+    NN_GIVEN_SMOOTHING = 1u << 10, NN_GIVEN_FREEZE = 1u << 11, NN_GIVEN_STEPS = 1u << 12,
+    NN_GIVEN_VIEW_SIZE = 1u << 13, NN_GIVEN_SYNC_BN = 1u << 14, NN_GIVEN_LR = 1u << 15,
+    NN_GIVEN_SCHEDULE = 1u << 16, NN_GIVEN_WARMUP = 1u << 17, NN_GIVEN_STEP_SIZE = 1u << 18,
+    NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20,
+};
+
 typedef struct nn_train_options {
     const char *dir;         /* the shard set */
     const char *model;       /* nn_net_create's names, without a head (new runs) */
@@ -81,8 +101,10 @@ typedef struct nn_train_options {
     int optimizer;           /* NN_SGD or NN_ADAM (new runs) */
     float momentum, weight_decay; /* new runs */
     int view_size;           /* encoded sets: the views' side (0: 224; a resumed run: the checkpoint's input) */
-    nn_recipe recipe;        /* new runs; a resumed run takes the checkpoint's */
+    nn_recipe recipe;        /* new runs; a resumed run takes the checkpoint's (but see given) */
+    unsigned given;          /* enum nn_given: the options the command line set */
     /* Callbacks (each may be NULL), all on the calling thread: */
+    void (*on_note)(void *ctx, const char *note); /* a resumed run's option that changes from the checkpoint's */
     void (*on_start)(void *ctx, const nn_train_info *info);
     void (*on_progress)(void *ctx, uint64_t records, uint64_t bytes); /* within an epoch; end: on_progress_done */
     void (*on_running_loss)(void *ctx, double loss); /* before each on_progress after the epoch's first batch:

@@ -91,6 +91,34 @@ mpi 2 sp-train c "$@" --epochs 1 -o rpart.ckpt
 mpi 2 sp-train c --epochs 2 --resume rpart.ckpt --sync-bn -o rpart.ckpt -q
 $PY cmp.py rfull.ckpt rpart.ckpt 0
 
+# ranks started with other options, shard sets or checkpoints (an MPMD line:
+# one rank each): every rank stops before training, status 2, naming the first
+# difference with rank 0's value and the other's (they hung, overran the
+# allreduce's buffer, or trained apart). timeout: a hang fails the test.
+$PY "$FIX/make_idx.py" idx2 --train 256 --test 64 --size 16 16 > /dev/null
+sp-unpack --dataset mnist idx2/* | sp-decode -q | sp-shard -q -o m2
+set -- --model mlp --batch 64 --optimizer sgd --lr 0.05 --seed 7 -q --threads 1
+sp-train m "$@" --epochs 1 -o e1.ckpt
+sp-train m --epochs 2 --resume e1.ckpt -o e2.ckpt -q --threads 1
+disagree() { # WHAT ARGS0 -- ARGS1: rank 0 runs sp-train ARGS0, rank 1 sp-train ARGS1
+    what=$1; shift
+    a=(); while [ "$1" != -- ]; do a+=("$1"); shift; done; shift
+    expect_status 2 timeout -k 5 120 bash -c 'ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" mpirun --oversubscribe \
+        --bind-to none --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "$@"' \
+        mpi -np 1 sp-train "${a[@]}" : -np 1 sp-train "$@"
+    expect_err_has "sp-train: the ranks disagree on $what"
+    expect_err_has "(every rank must be started with the same options, shard set and checkpoint)"
+    [ "$(grep -c 'the ranks disagree' err)" -eq 2 ] || { cat err >&2; fail "$what: not reported by both ranks"; }
+}
+disagree "--epochs: 2 on rank 0, 3 on rank 1" m "$@" --epochs 2 -- m "$@" --epochs 3
+disagree "--batch: 64 on rank 0, 32 on rank 1" m "$@" --epochs 1 -- m "$@" --epochs 1 --batch 32
+disagree "--model: mlp on rank 0, cnn-same on rank 1" m "$@" --epochs 1 -- m "$@" --epochs 1 --model cnn-same
+disagree "--seed: 7 on rank 0, 8 on rank 1" m "$@" --epochs 1 -- m "$@" --epochs 1 --seed 8
+disagree "the shard set: manifest " m "$@" --epochs 1 -- m2 "$@" --epochs 1
+disagree "the epoch resumed from: 1 on rank 0, 2 on rank 1" m --resume e1.ckpt --epochs 3 -q --threads 1 -- \
+    m --resume e2.ckpt --epochs 3 -q --threads 1
+disagree "--sync-bn: off on rank 0, on on rank 1" m "$@" --epochs 1 -- m "$@" --epochs 1 --sync-bn
+
 # a global batch that would leave a rank no record: a usage error (2), from every rank
 expect_status 2 mpi 3 sp-train m --model mlp --epochs 1 --batch 2 -q
 expect_err_has "sp-train: 3 ranks need at least one record each of every batch: batch 2 over 512 records"

@@ -2,7 +2,8 @@
 # CPUs the process may use (taskset), OMP_NUM_THREADS, SLURM_CPUS_PER_TASK,
 # shown by -v; --metrics one flushed JSON line per epoch with floats as meant
 # (lr 0.001); --json likewise; --curves a PNG; the progress line's batch i/N,
-# ETA and running loss; sp-eval's aligned confusion matrix and --heatmap PNG.
+# ETA and running loss; sp-eval's aligned confusion matrix and --heatmap PNG;
+# outputs that cannot be written fail before the work.
 . "$SP_ROOT/tests/tools/lib.sh"
 command -v taskset > /dev/null || fail "taskset (util-linux) is not installed"
 $PY - <<'X'
@@ -99,4 +100,16 @@ X
 expect_status 3 sp-eval S -c m.ckpt --heatmap /nonexistent/h.png
 expect_err_has "/nonexistent/h.png"
 expect_err_has "No such file or directory"
+
+# every output that cannot be written fails before the work that fills it:
+# with a checkpoint that is not there, the output is named (status 3), not
+# the checkpoint (which the training or evaluation would read first)
+for out in --json --logits --heatmap; do
+    expect_status 3 sp-eval S -c missing.ckpt $out /nonexistent/x.out
+    expect_err_has "/nonexistent/x.out"
+done
+for out in --json --curves --metrics -o; do
+    expect_status 3 sp-train S -e 2 --resume missing.ckpt $out /nonexistent/x.out
+    expect_err_has "/nonexistent/x.out"
+done
 echo ok
