@@ -63,6 +63,11 @@ int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t b
  * nn_augment) draws from a generator seeded by seed as well. Evaluation
  * passes use NN_AUG_NONE: the centre view, which is the stored image. */
 int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *err);
+/* The same pass, from its record skip on: the reader skips the windows before
+ * it unread and the pixel augmentation's draws for the skipped records are
+ * replayed without their pixels, so the batches that follow are exactly those
+ * of a pass read from its start (a resume costs no decoding of what it skips). */
+int nn_data_start_at(nn_data *d, uint64_t seed, int shuffle, int augment, uint64_t skip, sp_err *err);
 /* The next batch into x (B, C, H, W) and labels (B); returns B, 0 at the
  * end of the pass, -1 on a read error (err set). */
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err);

@@ -139,23 +139,18 @@ typedef struct train_stream {
     long pos;  /* batches of it read */
 } train_stream;
 
-/* Makes the next nn_data_next read the stream's batch global: starts its
- * pass when another one is being read, and reads past (and drops) the
- * batches before it, so that the order and augmentation are exactly those
- * of an uninterrupted run. 0, or -1 with err. */
-static int stream_seek(nn_data *tr, train_stream *s, const nn_recipe *r, long global, long per_pass, float *x,
-                       int32_t *labels, sp_err *err)
+/* Makes the next nn_data_next read the stream's batch global: when another
+ * pass, or another place of this one, is being read, starts the pass at that
+ * batch (nn_data_start_at: the batches before it are skipped unread, in
+ * constant time but for their augmentation draws), so that the order and
+ * augmentation are exactly those of an uninterrupted run. 0, or -1 with err. */
+static int stream_seek(nn_data *tr, train_stream *s, const nn_recipe *r, long global, long per_pass, sp_err *err)
 {
     long pass = global / per_pass, off = global % per_pass;
-    if (s->pass != pass || s->pos > off) {
-        if (nn_data_start(tr, epoch_seed(r->seed, (int)pass), 1, r->augment, err))
+    if (s->pass != pass || s->pos != off) {
+        if (nn_data_start_at(tr, epoch_seed(r->seed, (int)pass), 1, r->augment, (uint64_t)off * tr->batch, err))
             return -1;
-        s->pass = pass, s->pos = 0;
-    }
-    for (; s->pos < off; s->pos++) {
-        int n = nn_data_next(tr, x, labels, err);
-        if (n <= 0)
-            return n < 0 ? -1 : sp_fail(err, SP_EXIT_DATA, "the train split ended before its count of records");
+        s->pass = pass, s->pos = off;
     }
     return 0;
 }
@@ -490,7 +485,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         double total = 0;
         int n = 0;
         for (long k = 0; k < steps_per_epoch; k++) {
-            if (stream_seek(&tr, &stream, &r, step, per_pass, x, labels, err) ||
+            if (stream_seek(&tr, &stream, &r, step, per_pass, err) ||
                 (n = nn_data_next(&tr, x, labels, err)) <= 0)
                 break;
             stream.pos++;
