@@ -19,7 +19,7 @@ head -c 300 rgba.png > cut.png
 mkdir -p views
 expect_status 1 "$dump" eval 224 views cut.jpg not.jpg sof12.jpg cut.png "$f"
 expect_err_has "view_dump: cut.jpg: truncated: JPEG: Premature end of JPEG file"
-expect_err_has "view_dump: not.jpg: not-an-image: not a JPEG or PNG image"
+expect_err_has "view_dump: not.jpg: unsupported: a GIF image: only JPEG and PNG are read (convert it to PNG first)"
 expect_err_has "view_dump: sof12.jpg: corrupt: JPEG: Unsupported JPEG data precision 12"
 expect_err_has "view_dump: cut.png: truncated: PNG: "
 [ "$(grep -c . err)" -eq 4 ] || { cat err; fail "eval: $(grep -c . err) errors for 4 damaged files"; }

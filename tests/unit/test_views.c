@@ -263,9 +263,13 @@ static void test_damage(const uint8_t *jpeg, size_t n)
           err.msg);
     memset(&err, 0, sizeof err);
     CHECK(sp_view_eval(bad, n, size, out, &s, &err) == -1 && starts(err.msg, "corrupt: JPEG: "), "eval: %s", err.msg);
-    /* not an image, and nothing */
+    /* an image of a format not read (GIF), not an image, and nothing */
     memset(&err, 0, sizeof err);
     CHECK(sp_view_train((const uint8_t *)"GIF89a....", 10, size, 1, 0, 0, out, &s, &err) == -1 &&
+              starts(err.msg, "unsupported: "),
+          "%s", err.msg);
+    memset(&err, 0, sizeof err);
+    CHECK(sp_view_train((const uint8_t *)"hello, world", 12, size, 1, 0, 0, out, &s, &err) == -1 &&
               starts(err.msg, "not-an-image: "),
           "%s", err.msg);
     memset(&err, 0, sizeof err);
