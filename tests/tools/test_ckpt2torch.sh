@@ -3,7 +3,7 @@
 # sp-eval's logits within 1e-4 (float32 sums in another order), batchnorm's
 # running statistics included (resnet20).
 . "$SP_ROOT/tests/tools/lib.sh"
-$PY -c "import torch, torchvision" 2>/dev/null || { echo "python3-torch and python3-torchvision are not installed" >&2; exit 77; }
+$PY -c "import torch, torchvision" 2>/dev/null || fail "python3-torch and python3-torchvision are not installed"
 $PY - <<'X'
 import os
 import numpy as np

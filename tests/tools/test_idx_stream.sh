@@ -4,7 +4,7 @@
 # $TMPDIR), and both orders give the same records. sp-unpack puts labels
 # files first.
 . "$SP_ROOT/tests/tools/lib.sh"
-[ -x /usr/bin/time ] || { echo "skip: /usr/bin/time (Debian package time) is not installed" >&2; exit 77; }
+[ -x /usr/bin/time ] || fail "/usr/bin/time (Debian package time) is not installed"
 
 # a small pair in both orders: the same records
 $PY "$FIX/make_idx.py" small --train 300 --test 7 --size 5 4

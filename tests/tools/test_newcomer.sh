@@ -4,7 +4,7 @@
 # predict on a folder of unlabelled images by class name; (6) export to
 # PyTorch and check that PyTorch's prediction equals ours.
 . "$SP_ROOT/tests/tools/lib.sh"
-$PY -c "import torch, torchvision" 2>/dev/null || { echo "python3-torch and python3-torchvision are not installed" >&2; exit 77; }
+$PY -c "import torch, torchvision" 2>/dev/null || fail "python3-torch and python3-torchvision are not installed"
 # (1)
 $PY - <<'X'
 import os

@@ -2,7 +2,7 @@
 # size in the file (not the DCT-scaled decode's), as torchvision's Resize(N)
 # computes it, on odd sizes, in pixel and encoded mode.
 . "$SP_ROOT/tests/tools/lib.sh"
-$PY -c "import torchvision" 2>/dev/null || { echo "python3-torchvision is not installed" >&2; exit 77; }
+$PY -c "import torchvision" 2>/dev/null || fail "python3-torchvision is not installed"
 $PY - <<'X'
 import os
 from PIL import Image
