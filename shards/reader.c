@@ -57,13 +57,27 @@ static void gate_child(void)
 
 static void gate_install(void) { pthread_atfork(gate_prepare, gate_parent, gate_child); }
 
-static void h5_enter(void)
+/* Through the gate (waits while a fork is under way), and back out. */
+static void gate_in(void)
 {
     pthread_mutex_lock(&gate_mu);
     while (gate_forking)
         pthread_cond_wait(&gate_cv, &gate_mu);
     gate_inside++;
     pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_out(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    if (--gate_inside == 0 && gate_forking)
+        pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void h5_enter(void)
+{
+    gate_in();
     if (!h5_threadsafe)
         pthread_mutex_lock(&h5_lock);
 }
@@ -72,10 +86,7 @@ static void h5_leave(void)
 {
     if (!h5_threadsafe)
         pthread_mutex_unlock(&h5_lock);
-    pthread_mutex_lock(&gate_mu);
-    if (--gate_inside == 0 && gate_forking)
-        pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
+    gate_out();
 }
 
 #define SPARE_MAX 8
@@ -157,6 +168,7 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
     pthread_mutex_init(&s->spare_mu, NULL);
     s->refs = 1;
     pthread_once(&gate_once, gate_install);
+    gate_in(); /* h5_lock whatever the HDF5 build: h5_threadsafe is not known yet */
     pthread_mutex_lock(&h5_lock);
     int init = sp_h5_init(&err);
     if (!init) {
@@ -167,6 +179,7 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
         m = sp_manifest_load_lazy(dir, &err);
     }
     pthread_mutex_unlock(&h5_lock);
+    gate_out();
     if (init || !m)
         goto fail;
     size_t i;
