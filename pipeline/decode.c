@@ -502,6 +502,18 @@ static int decode_idx_stream(sp_decoder *d, sp_reader *r, const sp_record *rec, 
     return 0;
 }
 
+/* key, a copy of the dataset file first, counted as skipped and reported; 1. */
+static int skipped_copy(sp_decoder *d, const char *key, const char *first)
+{
+    d->stats.skipped++;
+    if (d->opts.report) {
+        char why[SP_KEY_MAX + 64];
+        snprintf(why, sizeof why, "the same bytes as %s, read once", first);
+        d->opts.report(d->opts.report_ctx, key, why);
+    }
+    return 1;
+}
+
 /* An IDX file by name whose pair and kind one read as a stream already had:
  * its bytes read whole and compared; the same (XXH3-64): skipped and
  * reported, 1; other bytes: an error naming both, -1; 0 when there is no
@@ -521,13 +533,7 @@ static int skip_streamed_copy(sp_decoder *d, sp_reader *r, sp_record *rec, sp_er
         if (rec->checksum != e->sum)
             return sp_fail(err, SP_EXIT_DATA, "%s and %s are both IDX %s files of one pair, with other bytes",
                            e->key, rec->key, labels ? "labels" : "images");
-        d->stats.skipped++;
-        if (d->opts.report) {
-            char why[SP_KEY_MAX + 64];
-            snprintf(why, sizeof why, "the same bytes as %s, read once", e->key);
-            d->opts.report(d->opts.report_ctx, rec->key, why);
-        }
-        return 1;
+        return skipped_copy(d, rec->key, e->key);
     }
     return 0;
 }
@@ -975,13 +981,7 @@ static int skip_copy(sp_decoder *d, const sp_record *rec, const uint8_t *data, s
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot hash the file (out of memory)", rec->key);
     if (!first)
         return 0;
-    d->stats.skipped++;
-    if (d->opts.report) {
-        char why[SP_KEY_MAX + 64];
-        snprintf(why, sizeof why, "the same bytes as %s, read once", first);
-        d->opts.report(d->opts.report_ctx, rec->key, why);
-    }
-    return 1;
+    return skipped_copy(d, rec->key, first);
 }
 
 int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
