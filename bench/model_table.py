@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The README's model table: for each model of sp-train, its input size,
+"""docs/training.md's model table: for each model of sp-train, its input size,
 parameters, forward FLOPs per image, and measured training images/s and
 memory at batch 32.
 

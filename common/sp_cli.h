@@ -26,7 +26,7 @@
  *     sp-x: --threads: not an integer in 1..256: x
  *     Try 'sp-x --help' for more information.
  *
- * Exit status (README.md "Exit status and warnings"): 0 success; 1 a data
+ * Exit status (docs/tools.md, "Exit status and warnings"): 0 success; 1 a data
  * problem, a warning included (a skipped or rejected record: the run goes on,
  * the status is 1); 2 usage; 3 system or I/O. -q silences warnings and
  * information, never a fatal error.

@@ -17,7 +17,7 @@
 
 #define SP_VERSION "0.1.0"
 
-/* Exit codes shared by every tool; documented in README.md and --help. */
+/* Exit codes shared by every tool; documented in docs/tools.md and --help. */
 enum {
     SP_EXIT_OK = 0,      /* success */
     SP_EXIT_DATA = 1,    /* bad input data, failed verification, rejects under --strict */

@@ -12,7 +12,7 @@
  * narrow layers, the batch's rows (y, dx): no two write the same value, and
  * each value's sum runs in one order. A share of the units reads the whole
  * batch but only its rows of W, which OpenBLAS packs once per call: faster
- * than halving the batch for the mlp (the README's nn/ section). */
+ * than halving the batch for the mlp (docs/nn.md). */
 void nn_dense_forward(nn_layer *l, const float *x, int B)
 {
     int in = (int)nn_layer_in_size(l), out = l->oc, T = l->threads;

@@ -14,7 +14,7 @@
 
 /* A conv's unrolled input per gemm: 512 KiB, so it stays in the L2 cache
  * while the gemm packs it (the fastest of 256 KiB to 32 MiB on the cnn; the
- * figures are in the README's nn/ section). */
+ * figures are in docs/nn.md). */
 #define CONV_GROUP_FLOATS ((size_t)128 << 10)
 
 /* An activation-sized buffer (free() releases it). From 2 MiB on it is

@@ -130,8 +130,8 @@ int nn_get_threads(void);
  *     that sample's im2col (large images: no copies of the output).
  * By shape (NN_CONV_BY_SHAPE, the default): per sample when the output has
  * at least NN_CONV_PER_SAMPLE_PIXELS pixels, where bench/conv_algos.c found
- * per sample faster or level on the models' shapes (the figures are in the
- * README's nn/ section); a fixed rule, not a timing at run time, so runs stay
+ * per sample faster or level on the models' shapes (the figures are in
+ * docs/nn.md); a fixed rule, not a timing at run time, so runs stay
  * reproducible.
  * Forcing one is for tests and that benchmark; both give the same results
  * within float rounding. Call before building nets. */

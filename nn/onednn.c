@@ -104,7 +104,7 @@ int nn_onednn_block(void)
                 : (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? 16
                 : (isa & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2               ? 8
                                                                                : 0;
-        if (getenv("SP_NN_NO_ONEDNN")) /* documented in the README: every net in NCHW on our own kernels */
+        if (getenv("SP_NN_NO_ONEDNN")) /* documented in docs/nn.md: every net in NCHW on our own kernels */
             block = 0;
     }
     return block;

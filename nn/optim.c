@@ -66,7 +66,7 @@ void nn_opt_step(nn_opt *o, nn_net *n)
      * applied to the step size and to sqrt(v). torch divides sqrt(v) by
      * sqrt(bc2); multiplying by its inverse rounds the denominator at most
      * one unit apart and saves one of the two divisions that bound the
-     * update's speed (measured in the README's nn/ section) */
+     * update's speed (measured in docs/nn.md) */
     float bc1 = 1.0f - powf(o->beta1, (float)o->step), bc2 = 1.0f - powf(o->beta2, (float)o->step);
     float step_size = o->lr / bc1, inv_bc2_sqrt = (float)(1.0 / sqrt((double)bc2));
 #pragma omp parallel num_threads(nn_get_threads()) if (params_shared(n))

@@ -23,7 +23,7 @@ void sp_shard_opts_default(sp_shard_opts *o)
     o->max_records = 0;
     o->max_bytes = 256ull << 20;
     o->zstd_level = 1; /* as small as 3 on IDX data, 5% bigger on photos, much faster */
-    o->raw_literals = 1; /* 5-7% bigger, decompresses 1.8-2.9x as fast (README, sp-shard) */
+    o->raw_literals = 1; /* a few % bigger, decompresses about 2x as fast (docs/tools.md, sp-shard) */
 }
 
 /* Hands a note to the tool's on_info, if it gave one. */

@@ -1,15 +1,16 @@
-# README.md's "Layout" section against the tree: one line for each folder and
+# docs/layout.md's list against the tree: one line for each folder and
 # each file git tracks, and no line for anything that is not there. A folder
 # line is a path ending in '/'; the lines under it indented by two more spaces
 # name its files; root files come first.
 . "$SP_ROOT/tests/tools/lib.sh"
 git -C "$SP_ROOT" rev-parse --git-dir > /dev/null 2>&1 || { echo "SKIP: not a git checkout: no list of tracked files" >&2; exit 77; }
 git -C "$SP_ROOT" ls-files | sort > tracked
-$PY - "$SP_ROOT/README.md" > listed <<'X'
+$PY - "$SP_ROOT/docs/layout.md" > listed <<'X'
 import sys
-text = open(sys.argv[1]).read()
-start = text.index("\n## Layout\n")
-end = text.index("\n## ", start + 1)
+text = "\n" + open(sys.argv[1]).read()
+start = text.index("\n# Layout\n")
+end = text.find("\n## ", start + 1)
+end = len(text) if end < 0 else end
 folder, seen = "", []
 for line in text[start:end].splitlines():
     if not line.startswith("    ") or not line.strip():
@@ -34,6 +35,6 @@ X
 { sed -n 's|/[^/]*$|/|p' tracked; cat tracked; } | sort -u > want
 grep -v '/$' listed | sort > files_listed
 sort -u listed > listed_u
-[ "$(wc -l < listed)" -eq "$(wc -l < listed_u)" ] || fail "README's Layout names a path twice: $(sort listed | uniq -d | tr '\n' ' ')"
-diff -u want listed_u > layout.diff || { cat layout.diff >&2; fail "README's Layout does not match the tree (- missing from it, + not in the tree)"; }
+[ "$(wc -l < listed)" -eq "$(wc -l < listed_u)" ] || fail "docs/layout.md names a path twice: $(sort listed | uniq -d | tr '\n' ' ')"
+diff -u want listed_u > layout.diff || { cat layout.diff >&2; fail "docs/layout.md does not match the tree (- missing from it, + not in the tree)"; }
 echo ok

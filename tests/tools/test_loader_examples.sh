@@ -1,4 +1,4 @@
-# README's "Training from shards": its code blocks, taken from the README as
+# docs/loading.md's "Training from shards": its code blocks, taken from the doc as
 # written, run on Fashion-MNIST shards: PyTorch in one process, torchrun with
 # two ranks, ShardIterableDataset with transforms, and a numpy loop.
 . "$SP_ROOT/tests/tools/lib.sh"
@@ -6,11 +6,12 @@
 export PYTHONPATH="$SP_ROOT/python"
 mkdir shards
 sp-unpack -q "$FMNIST"/*.gz | sp-decode -q | sp-normalize | sp-shard -q -o shards/fmnist
-$PY - "$SP_ROOT/README.md" <<'X'
+$PY - "$SP_ROOT/docs/loading.md" <<'X'
 import sys
 text = open(sys.argv[1]).read()
 start = text.index("\n## Training from shards\n")
-section = text[start:text.index("\n## ", start + 1)]
+end = text.find("\n## ", start + 1)
+section = text[start:end if end >= 0 else len(text)]
 blocks, cur = [], None
 for line in section.split("\n") + ["end"]:
     if line.startswith("    ") or (cur is not None and not line.strip()):
