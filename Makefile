@@ -41,7 +41,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            formats/recstream.c formats/idx.c formats/cifar.c formats/pickle.c formats/cifar_py.c formats/cifar_mat.c formats/npy.c formats/image.c formats/jpeg_encode.c formats/matv5.c formats/resample.c \
            formats/h5zstd.c \
            pipeline/stage.c pipeline/datasets.c pipeline/unpack.c pipeline/decode.c pipeline/fetch.c pipeline/labels.c \
-           pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c \
+           pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c pipeline/wds.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
