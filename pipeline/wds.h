@@ -14,7 +14,11 @@
 #ifndef SP_WDS_H
 #define SP_WDS_H
 
+#include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "formats/recstream.h"
 
 /* The parts of a stream key from sp-unpack ("shards-000.tar/dir/a.b.jpg"):
  * the archive it came from (everything up to its innermost archive part,
@@ -43,5 +47,35 @@ int sp_wds_key_unescape(const char *key, size_t n, char *out, size_t cap);
  * optional blanks and one newline around it. Returns it, or -1 with why set
  * (why_len bytes). */
 int sp_wds_parse_cls(const char *s, size_t n, char *why, size_t why_len);
+
+/* ---- writing WebDataset tars (sp-cat --tar, --tar-shards) ----
+ * One group of members per record, in the order given, named by its escaped
+ * key E: E.jpg (an encoded JPEG record's bytes as stored), E.png (an encoded
+ * PNG's bytes, or a PNG of uint8 pixels of 1 to 4 channels), E.cls (the
+ * label, decimal, no newline; none when the record has no label) and E.json
+ * ({"key", "label", "class", ["label2", "class2",] "split", "checksum": the
+ * record's XXH3-64 as 16 hex digits}). Members are ustar (pax headers only for
+ * paths over ustar's limits), mode 0644, owner 0, mtime 0: the same records
+ * give the same bytes. */
+typedef struct sp_wds_writer sp_wds_writer;
+
+/* fd >= 0: one tar written to fd (not closed; what names it in messages).
+ * fd < 0: tars at pattern, a file name with one %d (flags 0 and a width
+ * allowed: "out-%05d.tar"), numbered from 0; a new one is begun before a
+ * record would take the current one past max_bytes (one record larger than
+ * that has a tar of its own). Each tar is written under a temporary name and
+ * renamed when complete. NULL with err set on a bad pattern. */
+sp_wds_writer *sp_wds_writer_open(int fd, const char *what, const char *pattern, uint64_t max_bytes, sp_err *err);
+/* Writes one record: rec and its payload (rec->payload_len bytes). classes
+ * (the set's class names, may be NULL) name the labels in the json. Blob and
+ * float records are an error naming the key. */
+int sp_wds_writer_record(sp_wds_writer *w, const sp_record *rec, const uint8_t *payload, const json_t *classes,
+                         const json_t *classes2, sp_err *err);
+/* Ends the last tar (renamed into place). The number of tars written in *ntars. */
+int sp_wds_writer_finish(sp_wds_writer *w, int *ntars, sp_err *err);
+/* Accepts NULL; a tar not finished is removed. */
+void sp_wds_writer_free(sp_wds_writer *w);
+/* 0 if pattern is a valid --tar-shards pattern, else -1 with why set. */
+int sp_wds_pattern_check(const char *pattern, char *why, size_t why_len);
 
 #endif
