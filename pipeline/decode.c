@@ -86,8 +86,8 @@ typedef struct wds_group {
     char exts[120];          /* the members' extensions, for messages (cut short when long) */
     char image_ext[16];      /* "" until an image member comes */
     sp_buf image;            /* its bytes */
-    int has_label;
-    sp_buf label;            /* the .cls or .json member's bytes */
+    int has_cls, has_json;
+    sp_buf cls, json;        /* the .cls and .json members' bytes */
     int reason;              /* enum sp_reject of the first problem found, 0 none */
     char problem[300];
 } wds_group;
@@ -175,7 +175,8 @@ void sp_decoder_free(sp_decoder *d)
     free(d->streamed);
     if (d->wds) {
         sp_buf_free(&d->wds->image);
-        sp_buf_free(&d->wds->label);
+        sp_buf_free(&d->wds->cls);
+        sp_buf_free(&d->wds->json);
         free(d->wds);
     }
     free(d->wds_done);
@@ -1093,12 +1094,12 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
     const char *name = NULL;
     json_t *j = NULL;
     if (!field) {
-        label = sp_wds_parse_cls((const char *)g->label.data, g->label.len, why, why_len);
+        label = sp_wds_parse_cls((const char *)g->cls.data, g->cls.len, why, why_len);
         if (label < 0)
             return -1;
     } else {
         json_error_t jerr;
-        j = json_loadb((const char *)g->label.data, g->label.len, JSON_REJECT_DUPLICATES, &jerr);
+        j = json_loadb((const char *)g->json.data, g->json.len, JSON_REJECT_DUPLICATES, &jerr);
         json_t *v = json_object_get(j, field);
         if (!j || !json_is_object(j)) {
             snprintf(why, why_len, "the .json member is not a JSON object%s%.120s", j ? "" : ": ", j ? "" : jerr.text);
@@ -1153,6 +1154,17 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
     return label;
 }
 
+/* The split the group's .json names ("split": "train", "val" or "test", as
+ * sp-cat --tar writes it), or SP_SPLIT_NONE. */
+static int wds_json_split(const wds_group *g)
+{
+    json_t *j = json_loadb((const char *)g->json.data, g->json.len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "split"));
+    int split = name ? sp_split_from_name(name) : -1;
+    json_decref(j);
+    return split > SP_SPLIT_NONE ? split : SP_SPLIT_NONE;
+}
+
 /* Ends the open group: one record out, or one reject naming key and tar. */
 static int wds_flush(sp_decoder *d, sp_err *err)
 {
@@ -1190,14 +1202,16 @@ static int wds_flush(sp_decoder *d, sp_err *err)
         return -1;
     char lwhy[300] = "";
     int label = -1;
-    if (!g->has_label)
+    if (!(field ? g->has_json : g->has_cls))
         snprintf(lwhy, sizeof lwhy, field ? "no .json member (--wds-label json:%s)" : "no .cls member%s",
                  field ? field : "");
     else if ((label = wds_label(d, g, lwhy, sizeof lwhy, err)) == -2)
         return -1;
     if (label < 0)
         snprintf(why, sizeof why, "%s: %s", where, lwhy);
-    int split = image_split(g->id);
+    int split = g->has_json ? wds_json_split(g) : SP_SPLIT_NONE;
+    if (split == SP_SPLIT_NONE)
+        split = image_split(g->id);
     split = val_share(d, in.key, in.key_len, split == SP_SPLIT_NONE ? d->opts.default_split : split);
     if (label < 0 && !d->opts.unlabeled)
         return reject(d, g->id, SP_REJECT_UNLABELED, why, err);
@@ -1244,9 +1258,9 @@ static int wds_member(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         g->members = 0;
         g->image_ext[0] = 0;
         g->exts[0] = 0;
-        g->has_label = 0;
+        g->has_cls = g->has_json = 0;
         g->reason = 0;
-        g->image.len = g->label.len = 0;
+        g->image.len = g->cls.len = g->json.len = 0;
         if (!nm.key_len)
             wds_problem(g, SP_REJECT_NOT_IMAGE, "a member with an empty key: %.200s", sp_basename(rec->key));
     }
@@ -1254,20 +1268,19 @@ static int wds_member(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
     size_t el = strlen(g->exts);
     if (el + 4 < sizeof g->exts)
         snprintf(g->exts + el, sizeof g->exts - el, "%s.%s", el ? ", " : "", nm.ext);
-    const char *field = d->opts.wds_label && !strncmp(d->opts.wds_label, "json:", 5) ? d->opts.wds_label + 5 : NULL;
     static const char *const images[] = {"jpg", "jpeg", "png", NULL}, *const ppm[] = {"ppm", "pgm", "pnm", NULL};
     static const char *const cls[] = {"cls", NULL}, *const jsn[] = {"json", NULL};
-    int is_image = ext_is(nm.ext, images), is_label = ext_is(nm.ext, field ? jsn : cls);
+    int is_image = ext_is(nm.ext, images), is_cls = ext_is(nm.ext, cls), is_json = ext_is(nm.ext, jsn);
     if (ext_is(nm.ext, ppm)) {
         wds_problem(g, SP_REJECT_UNSUPPORTED, "its image is a .%s: netpbm images are not read here (convert to PNG)",
                     nm.ext);
-    } else if ((is_image && g->image_ext[0]) || (is_label && g->has_label)) {
+    } else if ((is_image && g->image_ext[0]) || (is_cls && g->has_cls) || (is_json && g->has_json)) {
         char what[80];
-        snprintf(what, sizeof what, "two %s members (.%.16s and .%.16s)", is_image ? "image" : "label",
-                 is_image ? g->image_ext : field ? "json" : "cls", nm.ext);
+        snprintf(what, sizeof what, "two %s members (.%.16s and .%.16s)", is_image ? "image" : is_cls ? "cls" : "json",
+                 is_image ? g->image_ext : is_cls ? "cls" : "json", nm.ext);
         wds_problem(g, SP_REJECT_CORRUPT, "%s", what);
-    } else if (is_image || is_label) {
-        uint64_t max = is_image ? UINT64_MAX : field ? SP_WDS_MAX_JSON : SP_WDS_MAX_CLS;
+    } else if (is_image || is_cls || is_json) {
+        uint64_t max = is_image ? UINT64_MAX : is_json ? SP_WDS_MAX_JSON : SP_WDS_MAX_CLS;
         if (rec->payload_len > max) {
             char what[120];
             snprintf(what, sizeof what, "its .%.16s member has %llu bytes (at most %llu)", nm.ext,
@@ -1278,12 +1291,12 @@ static int wds_member(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
         const uint8_t *data;
         if (sp_reader_payload(r, rec, &data, err))
             return -1;
-        if (sp_buf_append(is_image ? &g->image : &g->label, data, (size_t)rec->payload_len))
+        if (sp_buf_append(is_image ? &g->image : is_cls ? &g->cls : &g->json, data, (size_t)rec->payload_len))
             return sp_fail(err, SP_EXIT_SYSTEM, "%s: out of memory", rec->key);
         if (is_image)
             snprintf(g->image_ext, sizeof g->image_ext, "%s", nm.ext);
         else
-            g->has_label = 1;
+            *(is_cls ? &g->has_cls : &g->has_json) = 1;
         return 0;
     }
     return sp_reader_drain(r, rec, err);

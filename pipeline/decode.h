@@ -54,7 +54,9 @@ typedef struct sp_decode_opts {
      * tar members, grouped by key; each key's members must be adjacent. A
      * group gives one record: its image (jpg, jpeg or png; ppm is rejected as
      * unsupported) labelled by wds_label; the record's key is the WebDataset
-     * key with sp-cat --tar's %XX escapes undone. Classes: `classes` (plain
+     * key with sp-cat --tar's %XX escapes undone; its split the .json's
+     * "split" (train, val or test), else the tar's name, else default_split.
+     * Classes: `classes` (plain
      * names) when given, else "0".."n-1" for integer labels, else the class
      * names of the json field in the order first seen. A group with no image,
      * no label, or a label that cannot be read is rejected (one reject, the
