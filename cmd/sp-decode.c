@@ -146,8 +146,8 @@ int main(int argc, char **argv)
         {"classes", 0, SP_OPT_STRING, &dopts.classes, .arg = "FILE", .flags = SP_OPT_FILE,
          .help = "synset list, one 'nXXXXXXXX words' a line; class index =\n"
                  "line number (default: the built-in ILSVRC2012 list of\n"
-                 "1000 classes sorted by WNID); with --labels-from dirs,\n"
-                 "plain class names, one a line"},
+                 "1000 classes sorted by WNID); with --labels-from dirs\n"
+                 "or wds, plain class names, one a line"},
         {"labels-from", 0, SP_OPT_CHOICE, &labels_from, .choices = label_sources, .arg = "wnid|dirs|wds",
          .help = "where image labels come from: wnid (default), or dirs:\n"
                  "the class directory of an image folder (train/cat/1.jpg),\n"
