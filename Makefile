@@ -53,7 +53,7 @@ UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_sha
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
 # the views dumped for the torchvision comparison (tests/tools/test_views.sh)
 UNIT_FIX := nn_reference view_dump
-FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle
+FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle fuzz_wds
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
