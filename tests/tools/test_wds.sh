@@ -53,6 +53,14 @@ assert not bad, ("records differ", bad[:3], [(w.get(k), f[k]) for k in bad[:3]])
 print("600 WebDataset records equal ImageFolder's: labels, splits, shapes, pixel checksums")
 X
 
+# a pixel stream out as PNGs and back: the same pixels, labels and keys
+sp-cat --tar wds.sprs > px.tar
+tar -tf px.tar > px-names.txt
+grep -qx 'n00000007_17.png' px-names.txt || fail "no n00000007_17.png in the tar of pixels"
+[ "$(grep -c '\.png$' px-names.txt)" = 600 ] || fail "a pixel stream gave $(grep -c '\.png$' px-names.txt) PNGs, not 600"
+sp-unpack px.tar | sp-decode -q --labels-from wds --classes classes.txt | sp-cat > px.jsonl
+[ "$(sort px.jsonl)" = "$(sort wds.jsonl)" ] || fail "pixels out as PNG and back differ"
+
 # 2. an encoded set out as a WebDataset tar and back: the same set
 sp-unpack tree | sp-decode -q --labels-from dirs --encoded --val-fraction 0.2 | sp-shard -q -o set1
 sp-cat set1 > /dev/null
