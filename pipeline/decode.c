@@ -1092,7 +1092,7 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
     const char *field = d->opts.wds_label && !strncmp(d->opts.wds_label, "json:", 5) ? d->opts.wds_label + 5 : NULL;
     int label;
     const char *name = NULL;
-    json_t *j = NULL;
+    json_t *j = NULL, *v = NULL; /* the .json member, and its field */
     if (!field) {
         label = sp_wds_parse_cls((const char *)g->cls.data, g->cls.len, why, why_len);
         if (label < 0)
@@ -1100,7 +1100,7 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
     } else {
         json_error_t jerr;
         j = json_loadb((const char *)g->json.data, g->json.len, JSON_REJECT_DUPLICATES, &jerr);
-        json_t *v = json_object_get(j, field);
+        v = json_object_get(j, field);
         if (!j || !json_is_object(j)) {
             snprintf(why, why_len, "the .json member is not a JSON object%s%.120s", j ? "" : ": ", j ? "" : jerr.text);
             json_decref(j);
@@ -1108,12 +1108,13 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
         }
         if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 0x7fffffff) {
             label = (int)json_integer_value(v);
-        } else if (json_is_string(v) && json_string_length(v) > 0 && !strchr(json_string_value(v), '/')) {
+        } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) <= SP_WDS_MAX_NAME &&
+                   !strchr(json_string_value(v), '/')) {
             name = json_string_value(v);
             label = -1;
         } else {
-            snprintf(why, why_len, "the .json member's \"%.60s\" is %s, not a class index (0 or more) or class name",
-                     field, v ? "another value" : "missing");
+            snprintf(why, why_len, "the .json member's \"%.60s\" is %s, not a class index (0 or more) or class name "
+                     "(1 to %u bytes, no '/')", field, v ? "another value" : "missing", SP_WDS_MAX_NAME);
             json_decref(j);
             return -1;
         }
@@ -1121,15 +1122,28 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
     if (name) {
         /* a class name: in --classes, or added as first seen when the classes are not numbered */
         int grow = !d->opts.classes && (d->numbered ? d->nclasses == 0 : !!json_object_get(d->own, "class_order")),
-            added;
-        label = grow || d->opts.classes ? sp_labels_name_index(d->labels, name, grow, &added, err) : -1;
+            added = 0;
+        if (grow && d->nclasses >= (int)SP_WDS_MAX_CLASSES) {
+            snprintf(why, why_len, "class %.100s would be class %u: over the limit (give --classes)", name,
+                     SP_WDS_MAX_CLASSES);
+            json_decref(j);
+            return -1;
+        }
+        if (grow || d->opts.classes) {
+            label = sp_labels_name_index(d->labels, name, grow, &added, err);
+        } else { /* the set's own classes (a known dataset's, or numbered ones): by name */
+            const json_t *names = json_object_get(d->meta, "classes");
+            label = -1;
+            for (size_t i = 0; label < 0 && i < json_array_size(names); i++)
+                if (json_equal(json_array_get(names, i), v))
+                    label = (int)i;
+        }
         if (label == -2) {
             json_decref(j);
             return -2;
         }
         if (label < 0)
-            snprintf(why, why_len, "class %.100s is not in the class list%s", name,
-                     d->opts.classes ? "" : " (the classes are numbered: integer labels came first)");
+            snprintf(why, why_len, "class %.100s is not in the class list", name);
         if (label >= 0 && added) {
             learn(d, "classes", sp_labels_names(d->labels));
             learn(d, "class_order", json_string("seen")); /* sp-shard sorts them at its commit */
@@ -1144,8 +1158,14 @@ static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_
         return label;
     }
     json_decref(j);
-    if (d->numbered && !json_object_get(d->own, "class_order"))
+    if (d->numbered && !json_object_get(d->own, "class_order")) {
+        if ((unsigned)label >= SP_WDS_MAX_CLASSES) {
+            snprintf(why, why_len, "label %d: over the limit of %u numbered classes (give --classes)", label,
+                     SP_WDS_MAX_CLASSES);
+            return -1;
+        }
         return ensure_classes(d, label, g->id, err) ? -2 : label;
+    }
     if (label >= d->nclasses) {
         snprintf(why, why_len, "label %d out of range: %d classes%s", label, d->nclasses,
                  d->opts.classes ? "" : " (named by the json field: class names came first)");

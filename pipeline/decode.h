@@ -31,6 +31,8 @@
 
 #define SP_WDS_MAX_CLS 64u          /* bytes of a .cls member */
 #define SP_WDS_MAX_JSON (1u << 20)  /* bytes of a .json member */
+#define SP_WDS_MAX_NAME 1024u      /* bytes of a class name in a .json member */
+#define SP_WDS_MAX_CLASSES 1000000u /* classes numbered or named as seen (--classes: any) */
 
 typedef struct sp_decode_opts {
     const char *dataset; /* overrides the stream's dataset name; NULL keeps it */
