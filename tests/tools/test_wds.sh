@@ -53,6 +53,16 @@ assert not bad, ("records differ", bad[:3], [(w.get(k), f[k]) for k in bad[:3]])
 print("600 WebDataset records equal ImageFolder's: labels, splits, shapes, pixel checksums")
 X
 
+# --resize as the image is decoded: the same as the folder path's
+sp-unpack shards-000.tar | sp-decode -q --labels-from wds --classes classes.txt --resize 32 | sp-cat > w32.jsonl
+sp-unpack tree | sp-decode -q --labels-from dirs --resize 32 | sp-cat > f32.jsonl
+$PY - <<'X'
+import json, os
+w = {r["key"]: (r["label"], r["shape"], r["checksum"]) for r in map(json.loads, open("w32.jsonl"))}
+f = {os.path.basename(r["key"])[:-4]: (r["label"], r["shape"], r["checksum"]) for r in map(json.loads, open("f32.jsonl"))}
+assert len(w) == 300 and all(w[k] == f[k] and w[k][1] == [32, 32, 3] for k in w), "--resize 32 differs"
+X
+
 # a pixel stream out as PNGs and back: the same pixels, labels and keys
 sp-cat --tar wds.sprs > px.tar
 tar -tf px.tar > px-names.txt
@@ -101,6 +111,16 @@ grep '\.json$' val-names.txt > val.txt
 [ "$(wc -l < val.txt)" = "$(grep -c '"split":"val"' a.jsonl)" ] || fail "--split val"
 expect_status 2 sp-cat --tar-shards out.tar set1
 expect_err_has "--tar-shards: not a file name with one %d"
+
+# a key of 300 bytes with dots, UTF-8 and a '#' (a pax header in the tar) out and back
+long="$(printf 'dir.with.dots%040d/' 1 2 3 4 5)café #1"
+mkdir -p "lk/$long" && cp tree/train/c0/n00000000_0.jpg "lk/$long/x.jpg"
+sp-unpack lk | sp-decode -q --labels-from dirs --encoded > lk.sprs
+sp-cat --tar lk.sprs > lk.tar
+$PY -c "import tarfile; n = tarfile.open('lk.tar').getnames(); assert len(n) == 3 and len(n[0]) > 300, n"
+printf 'dir.with.dots%040d\n' 1 > lk-classes.txt
+sp-unpack lk.tar | sp-decode -q --labels-from wds --encoded --classes lk-classes.txt | sp-cat > lk2.jsonl
+[ "$(sp-cat lk.sprs)" = "$(cat lk2.jsonl)" ] || fail "a long key out and back: $(cat lk2.jsonl)"
 
 # 3. hostile groups: one reject each, naming key and tar; the rest go through
 $PY - <<'X'
