@@ -16,6 +16,8 @@
  *    (pipeline/labels.h). An image that cannot be decoded, or has no label
  *    (without --unlabeled), is rejected: counted by reason and reported,
  *    never written; records in = records out + rejected.
+ *  - WebDataset tars (opts.labels_from_wds): members grouped by key, one
+ *    record a key (see labels_from_wds below; docs/webdataset.md).
  * Pixel records pass through untouched. Other blobs are skipped and reported.
  * Errors in a dataset file (bad header, size, mismatched counts, label out of
  * range) are fatal: the stage fails and writes no trailer.
