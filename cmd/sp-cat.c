@@ -9,6 +9,7 @@
 #include "common/sp_cli.h"
 #include "common/sp_draw.h"
 #include "pipeline/stage.h"
+#include "pipeline/wds.h"
 #include "shards/manifest.h"
 #include "shards/shard_records.h"
 
@@ -28,7 +29,15 @@ static const char about[] =
     "pipeline to be re-sharded, re-sized or re-split (sp-cat --stream S |\n"
     "sp-resize 32 | sp-shard -o S32). The stream's metadata is each shard's\n"
     "(dataset, classes, recipe so far) with sp-cat's recipe entry; its records\n"
-    "carry their keys, splits, labels and checksums as stored.\n";
+    "carry their keys, splits, labels and checksums as stored.\n"
+    "With --tar, write the records as a WebDataset tar on stdout instead (with\n"
+    "--tar-shards PATTERN, as tars of at most --tar-size bytes each, named\n"
+    "PATTERN with its %d numbered from 0): for each record KEY.jpg (an encoded\n"
+    "JPEG as stored) or KEY.png (the pixels, or an encoded PNG), KEY.cls (the\n"
+    "label) and KEY.json (key, label, class name, split, checksum). KEY is the\n"
+    "record's key with every byte but [A-Za-z0-9_-] and inner '/' written %XX\n"
+    "(so no dots: sp-decode --labels-from wds undoes it). --split keeps only the\n"
+    "records of the splits named.\n";
 
 static int meta_only;
 /* --stream: the output stream (its writer opens at the first metadata) */
@@ -40,6 +49,51 @@ static long long image_index = -1;
 static long long seen;
 static int image_format, image_done; /* image_format: index into image_formats */
 static const char *const image_formats[] = {"png", "pnm", NULL};
+/* --tar, --tar-shards: the WebDataset writer, the classes of the input being
+ * read (borrowed from its metadata), --split's splits (a bit per enum sp_split;
+ * 0: all) */
+static sp_wds_writer *tar_out;
+static json_t *tar_classes, *tar_classes2;
+static unsigned split_mask;
+
+/* One record into the tar, unless --split leaves it out. */
+static int tar_record(const sp_record *rec, const uint8_t *payload, sp_err *err)
+{
+    if (split_mask && !(split_mask & (1u << rec->split)))
+        return 0;
+    return sp_wds_writer_record(tar_out, rec, payload, tar_classes, tar_classes2, err);
+}
+
+/* Takes the class names of meta for the records that follow. */
+static void tar_meta(const json_t *meta)
+{
+    json_decref(tar_classes);
+    json_decref(tar_classes2);
+    tar_classes = json_incref(json_object_get(meta, "classes"));
+    tar_classes2 = json_incref(json_object_get(meta, "classes2"));
+}
+
+/* --split train,val: the splits as bits */
+static int set_splits(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    unsigned mask = 0;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", arg);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int sp = sp_split_from_name(t);
+        if (sp <= SP_SPLIT_NONE || strlen(arg) >= sizeof buf) {
+            snprintf(why, why_len, "not a list of splits (train, val, test): %s", arg);
+            return -1;
+        }
+        mask |= 1u << sp;
+    }
+    if (!mask) {
+        snprintf(why, why_len, "not a list of splits (train, val, test): %s", arg);
+        return -1;
+    }
+    *(unsigned *)opt->dest = mask;
+    return 0;
+}
 
 /* Writes rec's pixels as the image --image asked for. */
 static int write_image(const sp_record *rec, const uint8_t *px, sp_err *err)
@@ -103,6 +157,8 @@ static int on_meta(void *ctx, const json_t *meta, sp_err *err)
     (void)ctx;
     if (stream_out)
         return sp_stage_meta(&out, meta, err);
+    if (tar_out)
+        tar_meta(meta);
     json_decref(last_meta);
     last_meta = json_deep_copy(meta);
     return 0;
@@ -115,6 +171,10 @@ static int on_record(void *ctx, sp_reader *r, sp_record *rec, sp_err *err)
         const uint8_t *data;
         return sp_reader_payload(r, rec, &data, err) ||
                sp_writer_record(out.w, rec, data, (size_t)rec->payload_len, err) ? -1 : 0;
+    }
+    if (tar_out) {
+        const uint8_t *data;
+        return sp_reader_payload(r, rec, &data, err) || tar_record(rec, data, err) ? -1 : 0;
     }
     if (image_index >= 0 && seen++ == image_index) {
         const uint8_t *data;
@@ -144,6 +204,8 @@ static int print_shard_record(void *ctx, const sp_record *rec, const uint8_t *pi
         sp_record copy = *rec;
         return sp_writer_record(out.w, &copy, pixels, (size_t)rec->payload_len, err);
     }
+    if (tar_out)
+        return tar_record(rec, pixels, err);
     if (image_index >= 0)
         return seen++ == image_index ? write_image(rec, pixels, err) ? -1 : 1 : 0;
     print_record(rec);
@@ -156,6 +218,8 @@ static int cat_shard(const char *path, sp_err *err)
     if (!s)
         return -1;
     int rc = 0;
+    if (tar_out)
+        tar_meta(sp_shard_meta(s));
     if (stream_out && sp_stage_meta(&out, sp_shard_meta(s), err))
         rc = -1;
     else if (meta_only) {
@@ -201,6 +265,13 @@ static int cat_dir(const char *dir, sp_err *err)
 {
     if (stream_out && stream_set_meta(dir, err))
         return -1;
+    if (tar_out) {
+        json_t *m = sp_manifest_load(dir, err);
+        if (!m)
+            return -1;
+        tar_meta(m);
+        json_decref(m);
+    }
     if (!meta_only) {
         int rc = sp_shardset_each_record(dir, print_shard_record, NULL, err);
         return rc > 0 ? 0 : rc; /* 1: the --image record written */
@@ -236,6 +307,9 @@ static int set_index(const sp_opt *opt, const char *arg, char *why, size_t why_l
 
 int main(int argc, char **argv)
 {
+    int tar_flag = 0;
+    const char *tar_pattern = NULL;
+    uint64_t tar_size = (uint64_t)1 << 30;
     const sp_opt table[] = {
         {"meta", 'm', SP_OPT_FLAG, &meta_only, .help = "print the metadata (one JSON object per input) instead"},
         {"image", 0, SP_OPT_CALL, &image_index, .call = set_index, .arg = "N",
@@ -244,6 +318,17 @@ int main(int argc, char **argv)
          .help = "--image's format: png (default) or pnm (PGM, PPM)"},
         {"stream", 's', SP_OPT_FLAG, &stream_out,
          .help = "write the records as a record stream on stdout\n(for sp-resize, sp-shard, ...) instead"},
+        {"tar", 0, SP_OPT_FLAG, &tar_flag,
+         .help = "write the records as a WebDataset tar on stdout instead\n"
+                 "(KEY.jpg or KEY.png, KEY.cls, KEY.json)"},
+        {"tar-shards", 0, SP_OPT_STRING, &tar_pattern, .arg = "PATTERN",
+         .help = "write WebDataset tars named PATTERN (one %d, numbered\n"
+                 "from 0: out-%05d.tar) instead, --tar-size each"},
+        {"tar-size", 0, SP_OPT_SIZE, &tar_size, .min = 4096, .arg = "SIZE",
+         .help = "--tar-shards: bytes a tar may hold (default 1G); a\n"
+                 "larger record has a tar of its own"},
+        {"split", 0, SP_OPT_CALL, &split_mask, .call = set_splits, .arg = "S[,S]",
+         .help = "--tar, --tar-shards: only the records of these splits\n(train, val, test)"},
         {0},
     };
     const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
@@ -255,9 +340,22 @@ int main(int argc, char **argv)
         return sp_cli_usage_error("--image and --meta exclude each other");
     if (stream_out && (meta_only || image_index >= 0))
         return sp_cli_usage_error("--stream excludes --meta and --image");
-    if ((image_index >= 0 || stream_out) && (status = sp_cli_stdout_is_safe()))
+    int tar_any = tar_flag || tar_pattern;
+    if (tar_flag && tar_pattern)
+        return sp_cli_usage_error("--tar and --tar-shards exclude each other");
+    if (tar_any && (meta_only || image_index >= 0 || stream_out))
+        return sp_cli_usage_error("--tar and --tar-shards exclude --meta, --image and --stream");
+    if (!tar_any && (split_mask || tar_size != (uint64_t)1 << 30))
+        return sp_cli_usage_error("--split and --tar-size go with --tar or --tar-shards");
+    char why[300];
+    if (tar_pattern && sp_wds_pattern_check(tar_pattern, why, sizeof why))
+        return sp_cli_usage_error("--tar-shards: %s", why);
+    if ((image_index >= 0 || stream_out || tar_flag) && (status = sp_cli_stdout_is_safe()))
         return status;
     sp_err err = {0};
+    if (tar_any && !(tar_out = sp_wds_writer_open(tar_flag ? STDOUT_FILENO : -1, "stdout", tar_pattern, tar_size,
+                                                  &err)))
+        return sp_report(&err);
     const json_t *step = stream_out ? sp_cli_recipe(&err) : NULL;
     if (stream_out && !step)
         return sp_report(&err);
@@ -279,6 +377,12 @@ int main(int argc, char **argv)
             rc = cat_stream(inputs[i], &err);
     }
     json_decref(last_meta);
+    int ntars = 0;
+    if (rc == 0 && tar_out && (rc = sp_wds_writer_finish(tar_out, &ntars, &err)) == 0 && tar_pattern)
+        sp_info("%d tar%s written", ntars, ntars == 1 ? "" : "s");
+    sp_wds_writer_free(tar_out);
+    json_decref(tar_classes);
+    json_decref(tar_classes2);
     if (rc == 0 && stream_out && !out.w) /* no input had metadata: an empty stream still has its frame */
         rc = sp_stage_meta(&out, NULL, &err);
     if (rc == 0 && stream_out)

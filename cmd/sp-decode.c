@@ -39,6 +39,13 @@ static const char about[] =
     "test/ directory (the first in the key) names the split; records whose keys\n"
     "name none are train (--split names another); --val-fraction sends a stable\n"
     "share of the train records to val.\n"
+    "With --labels-from wds, the input is WebDataset tars (sp-unpack shards-*.tar):\n"
+    "members are grouped by key (dir/a.jpg, dir/a.cls: key dir/a), each key's\n"
+    "members adjacent in the tar; a key's image (jpg, jpeg or png) labelled by its\n"
+    ".cls member (--wds-label json:FIELD: a field of its .json) gives one record\n"
+    "keyed by the key; a key with no image or no label is rejected. Classes come\n"
+    "from --classes (plain names), else are numbered (or, for class names in\n"
+    "the json, named as first seen).\n"
     "With --encoded, images come out as encoded records instead: a JPEG as\n"
     "shipped, or re-encoded (--resize SIZE --resize-mode shorter: the shorter side\n"
     "to SIZE, aspect kept; longer: the longer side at most SIZE).\n"
@@ -127,7 +134,7 @@ int main(int argc, char **argv)
     const char *rejects = NULL;
     sp_resize_opts rz = {.filter = SP_FILTER_BILINEAR}, draft = {0};
     sp_cli_part part = {0};
-    static const char *const label_sources[] = {"wnid", "dirs", NULL};
+    static const char *const label_sources[] = {"wnid", "dirs", "wds", NULL};
     static const char *const split_names[] = {"train", "val", "test", NULL};
     static const int split_values[] = {SP_SPLIT_TRAIN, SP_SPLIT_VAL, SP_SPLIT_TEST};
     int labels_from = 0, allow_empty = 0, split = 0;
@@ -139,12 +146,17 @@ int main(int argc, char **argv)
         {"classes", 0, SP_OPT_STRING, &dopts.classes, .arg = "FILE", .flags = SP_OPT_FILE,
          .help = "synset list, one 'nXXXXXXXX words' a line; class index =\n"
                  "line number (default: the built-in ILSVRC2012 list of\n"
-                 "1000 classes sorted by WNID); with --labels-from dirs,\n"
-                 "plain class names, one a line"},
-        {"labels-from", 0, SP_OPT_CHOICE, &labels_from, .choices = label_sources, .arg = "wnid|dirs",
+                 "1000 classes sorted by WNID); with --labels-from dirs\n"
+                 "or wds, plain class names, one a line"},
+        {"labels-from", 0, SP_OPT_CHOICE, &labels_from, .choices = label_sources, .arg = "wnid|dirs|wds",
          .help = "where image labels come from: wnid (default), or dirs:\n"
                  "the class directory of an image folder (train/cat/1.jpg),\n"
-                 "classes sorted as torchvision's ImageFolder sorts them"},
+                 "classes sorted as torchvision's ImageFolder sorts them;\n"
+                 "or wds: WebDataset tars, members grouped by key"},
+        {"wds-label", 0, SP_OPT_STRING, &dopts.wds_label, .arg = "cls|json:FIELD",
+         .help = "--labels-from wds: the label is the key's .cls member\n"
+                 "(default), or FIELD of its .json member (an index or a\n"
+                 "class name)"},
         {"split", 0, SP_OPT_CHOICE, &split, .choices = split_names, .arg = "train|val|test",
          .help = "the split of the records whose keys name none (no\n"
                  "train/, val/ or test/ directory): train by default"},
@@ -206,6 +218,11 @@ int main(int argc, char **argv)
     dopts.image.min_h = (uint32_t)draft.h;
     dopts.image.max_pixels = max_pixels;
     dopts.labels_from_dirs = labels_from == 1;
+    dopts.labels_from_wds = labels_from == 2;
+    if (dopts.wds_label && !dopts.labels_from_wds)
+        return sp_cli_usage_error("--wds-label needs --labels-from wds");
+    if (dopts.wds_label && strcmp(dopts.wds_label, "cls") && (strncmp(dopts.wds_label, "json:", 5) || !dopts.wds_label[5]))
+        return sp_cli_usage_error("--wds-label: not cls or json:FIELD: %s", dopts.wds_label);
     dopts.default_split = split_values[split];
     if (dopts.val_fraction >= 1)
         return sp_cli_usage_error("--val-fraction: not a fraction below 1: %g", dopts.val_fraction);
@@ -258,6 +275,8 @@ int main(int argc, char **argv)
         else
             sp_msg("%llu record%s in, %llu out, %llu skipped", (unsigned long long)st->in, st->in == 1 ? "" : "s",
                    (unsigned long long)st->out, (unsigned long long)st->skipped);
+        if (st->grouped)
+            sp_msg("%llu WebDataset members joined to their key's record", (unsigned long long)st->grouped);
         if (dopts.encoded)
             sp_msg("%llu images kept as shipped, %llu re-encoded", (unsigned long long)st->kept,
                    (unsigned long long)st->reencoded);

@@ -283,44 +283,58 @@ int sp_write_png_rgb(const char *path, const uint8_t *rgb, int w, int h, sp_err 
     return sp_atomic_commit(&af, err);
 }
 
-/* libpng's output to an fd: the bytes written, or the first error's errno */
+/* libpng's output to an fd, or to a buffer when buf is set: the bytes
+ * written, or the first error's errno */
 typedef struct fd_sink {
     int fd;
     int errnum;
+    sp_buf *buf;
 } fd_sink;
 
 static void sink_write(png_structp p, png_bytep data, size_t n)
 {
     fd_sink *s = png_get_io_ptr(p);
-    if (!s->errnum && sp_write_all(s->fd, data, n))
-        s->errnum = errno ? errno : EIO;
+    if (!s->errnum && (s->buf ? sp_buf_append(s->buf, data, n) : sp_write_all(s->fd, data, n)))
+        s->errnum = s->buf ? ENOMEM : errno ? errno : EIO;
 }
 
 static void sink_flush(png_structp p) { (void)p; }
 
-int sp_write_png_fd(int fd, const char *what, const uint8_t *px, int w, int h, int c, sp_err *err)
+static int write_png(fd_sink *sink, const char *what, const uint8_t *px, int w, int h, int c, sp_err *err)
 {
     static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                 PNG_COLOR_TYPE_RGB_ALPHA};
     if (c < 1 || c > 4 || w < 1 || h < 1)
         return sp_fail(err, SP_EXIT_DATA, "%s: a PNG of %dx%dx%d cannot be written", what, h, w, c);
-    fd_sink sink = {fd, 0};
     png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!p || !info || setjmp(png_jmpbuf(p))) {
         png_destroy_write_struct(&p, &info);
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write the PNG", what);
     }
-    png_set_write_fn(p, &sink, sink_write, sink_flush);
+    png_set_write_fn(p, sink, sink_write, sink_flush);
     png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, 8, types[c], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(p, info);
-    for (int y = 0; y < h && !sink.errnum; y++)
+    for (int y = 0; y < h && !sink->errnum; y++)
         png_write_row(p, px + (size_t)y * (size_t)w * (size_t)c);
-    if (!sink.errnum)
+    if (!sink->errnum)
         png_write_end(p, NULL);
     png_destroy_write_struct(&p, &info);
-    if (sink.errnum)
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: write failed: %s", what, strerror(sink.errnum));
+    if (sink->errnum)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: write failed: %s", what, strerror(sink->errnum));
     return 0;
+}
+
+int sp_write_png_fd(int fd, const char *what, const uint8_t *px, int w, int h, int c, sp_err *err)
+{
+    fd_sink sink = {fd, 0, NULL};
+    return write_png(&sink, what, px, w, h, c, err);
+}
+
+int sp_png_encode(const char *what, const uint8_t *px, int w, int h, int c, sp_buf *out, sp_err *err)
+{
+    out->len = 0;
+    fd_sink sink = {-1, 0, out};
+    return write_png(&sink, what, px, w, h, c, err);
 }

@@ -46,5 +46,7 @@ int sp_write_png_rgb(const char *path, const uint8_t *rgb, int w, int h, sp_err 
  * as a PNG to the open fd (not closed: stdout); -1 with err (what names the
  * output in the message). */
 int sp_write_png_fd(int fd, const char *what, const uint8_t *px, int w, int h, int c, sp_err *err);
+/* The same into out (its bytes replaced; the caller frees it). */
+int sp_png_encode(const char *what, const uint8_t *px, int w, int h, int c, sp_buf *out, sp_err *err);
 
 #endif

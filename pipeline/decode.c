@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -18,6 +19,7 @@
 #include "formats/jpeg_encode.h"
 #include "pipeline/datasets.h"
 #include "pipeline/labels.h"
+#include "pipeline/wds.h"
 #include "common/sp_part.h"
 #include "common/sp_xxh.h"
 
@@ -67,7 +69,28 @@ struct sp_decoder {
     struct streamed_idx *streamed; /* the IDX files read as streams, by pair, kind and checksum */
     size_t nstreamed, capstreamed;  /* capstreamed in bytes */
     size_t nseen, capseen;  /* capseen in bytes */
+    struct wds_group *wds;  /* --labels-from wds: the key being read (owned) */
+    uint64_t *wds_done;     /* hashes of the keys read before it, open addressing (0: empty) */
+    size_t wds_ndone, wds_capdone; /* wds_capdone: slots, a power of two */
 };
+
+/* --labels-from wds: the members of one key read so far. id is the stream
+ * key up to the end of the WebDataset key ("shards-000.tar/dir/a"): it names
+ * the tar and the key. */
+typedef struct wds_group {
+    int open;
+    char id[SP_KEY_MAX + 1];
+    size_t tar_len;          /* id's first tar_len bytes name the tar (0: none) */
+    const char *wkey;        /* the WebDataset key, in id */
+    uint64_t members;
+    char exts[120];          /* the members' extensions, for messages (cut short when long) */
+    char image_ext[16];      /* "" until an image member comes */
+    sp_buf image;            /* its bytes */
+    int has_cls, has_json;
+    sp_buf cls, json;        /* the .cls and .json members' bytes */
+    int reason;              /* enum sp_reject of the first problem found, 0 none */
+    char problem[300];
+} wds_group;
 
 /* A dataset file decoded: its sha256 and key. */
 /* An IDX file read as a stream (never whole in memory, so not hashed by
@@ -150,6 +173,13 @@ void sp_decoder_free(sp_decoder *d)
     sp_buf_free(&d->chunk);
     free(d->seen);
     free(d->streamed);
+    if (d->wds) {
+        sp_buf_free(&d->wds->image);
+        sp_buf_free(&d->wds->cls);
+        sp_buf_free(&d->wds->json);
+        free(d->wds);
+    }
+    free(d->wds_done);
     free(d);
 }
 
@@ -733,6 +763,16 @@ static int load_labels(sp_decoder *d, sp_err *err)
     d->labels = sp_labels_create();
     if (!d->labels)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (d->opts.labels_from_wds) { /* plain names from --classes; else numbered, or names as seen */
+        if (!d->opts.classes)
+            return 0;
+        if (sp_labels_load_names(d->labels, d->opts.classes, err))
+            return -1;
+        learn(d, "classes", sp_labels_names(d->labels));
+        d->nclasses = (int)json_array_size(json_object_get(d->meta, "classes"));
+        d->numbered = 0;
+        return sp_stage_meta(d->out, d->meta, err);
+    }
     if (d->opts.labels_from_dirs) {
         const json_t *found = json_object_get(d->meta, "folder_classes");
         if (d->opts.classes ? sp_labels_load_names(d->labels, d->opts.classes, err)
@@ -856,6 +896,21 @@ static int folder_label(sp_decoder *d, const char *key, int *split, char *why, s
     return label;
 }
 
+static int decode_labelled(sp_decoder *d, const sp_record *in, const uint8_t *data, int split, int label,
+                           const char *why, sp_err *err);
+
+/* split, or val for --val-fraction's share of the train records (by a hash
+ * of the key: stable across runs and input orders). */
+static int val_share(const sp_decoder *d, const char *key, size_t len, int split)
+{
+    if (d->opts.val_fraction > 0 && split == SP_SPLIT_TRAIN)
+        /* the top 53 bits of a seeded hash as a fraction in [0, 1) */
+        return (double)(sp_xxh3_seeded(key, len, 0x76616c2d66726163ull) >> 11) * 0x1p-53 < d->opts.val_fraction
+                   ? SP_SPLIT_VAL
+                   : SP_SPLIT_TRAIN;
+    return split;
+}
+
 static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data, sp_err *err)
 {
     if (other_part(d, in))
@@ -876,11 +931,17 @@ static int decode_image(sp_decoder *d, const sp_record *in, const uint8_t *data,
             return -1;
         if (split == SP_SPLIT_NONE)
             split = d->opts.default_split;
-        if (d->opts.val_fraction > 0 && split == SP_SPLIT_TRAIN)
-            /* the top 53 bits of a seeded hash as a fraction in [0, 1) */
-            split = (double)(sp_xxh3_seeded(in->key, in->key_len, 0x76616c2d66726163ull) >> 11) * 0x1p-53 <
-                            d->opts.val_fraction ? SP_SPLIT_VAL : SP_SPLIT_TRAIN;
+        split = val_share(d, in->key, in->key_len, split);
     }
+    return decode_labelled(d, in, data, split, label, why, err);
+}
+
+/* The image data (in->payload_len bytes) of record in, its split and label
+ * found (label -1: none, why says why), decoded and written as a pixel or
+ * encoded record keyed in->key, or rejected. */
+static int decode_labelled(sp_decoder *d, const sp_record *in, const uint8_t *data, int split, int label,
+                           const char *why, sp_err *err)
+{
     if (label < 0 && !d->opts.unlabeled)
         return reject(d, in->key, SP_REJECT_UNLABELED, why, err);
     sp_err derr = {0};
@@ -984,9 +1045,290 @@ static int skip_copy(sp_decoder *d, const sp_record *rec, const uint8_t *data, s
     return skipped_copy(d, rec->key, first);
 }
 
+/* ---------------- WebDataset tars (--labels-from wds) ---------------- */
+
+/* 1 if the key id was read before (its hash is in the set); else adds it. -1 when out of memory. */
+static int wds_seen(sp_decoder *d, const char *id, size_t n)
+{
+    uint64_t h = sp_xxh3_seeded(id, n, 0x7764732d6b657973ull) | 1; /* never 0, the empty slot */
+    if (2 * (d->wds_ndone + 1) > d->wds_capdone) { /* at most half full */
+        size_t cap = d->wds_capdone ? 2 * d->wds_capdone : 1024;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return -1;
+        for (size_t i = 0; i < d->wds_capdone; i++)
+            if (d->wds_done[i]) {
+                size_t j = (size_t)(d->wds_done[i] >> 1) & (cap - 1);
+                while (t[j])
+                    j = (j + 1) & (cap - 1);
+                t[j] = d->wds_done[i];
+            }
+        free(d->wds_done);
+        d->wds_done = t;
+        d->wds_capdone = cap;
+    }
+    size_t j = (size_t)(h >> 1) & (d->wds_capdone - 1);
+    for (; d->wds_done[j]; j = (j + 1) & (d->wds_capdone - 1))
+        if (d->wds_done[j] == h)
+            return 1;
+    d->wds_done[j] = h;
+    d->wds_ndone++;
+    return 0;
+}
+
+/* The first problem of the group g, kept: it is rejected for it when it ends. */
+static void wds_problem(wds_group *g, int reason, const char *fmt, const char *arg)
+{
+    if (g->reason)
+        return;
+    g->reason = reason;
+    snprintf(g->problem, sizeof g->problem, fmt, arg);
+}
+
+/* The class index of the group's label member, or -1 with why set; -2 with
+ * err set on a failure of the run. */
+static int wds_label(sp_decoder *d, wds_group *g, char *why, size_t why_len, sp_err *err)
+{
+    const char *field = d->opts.wds_label && !strncmp(d->opts.wds_label, "json:", 5) ? d->opts.wds_label + 5 : NULL;
+    int label;
+    const char *name = NULL;
+    json_t *j = NULL, *v = NULL; /* the .json member, and its field */
+    if (!field) {
+        label = sp_wds_parse_cls((const char *)g->cls.data, g->cls.len, why, why_len);
+        if (label < 0)
+            return -1;
+    } else {
+        json_error_t jerr;
+        j = json_loadb((const char *)g->json.data, g->json.len, JSON_REJECT_DUPLICATES, &jerr);
+        v = json_object_get(j, field);
+        if (!j || !json_is_object(j)) {
+            snprintf(why, why_len, "the .json member is not a JSON object%s%.120s", j ? "" : ": ", j ? "" : jerr.text);
+            json_decref(j);
+            return -1;
+        }
+        if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 0x7fffffff) {
+            label = (int)json_integer_value(v);
+        } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) <= SP_WDS_MAX_NAME &&
+                   !strchr(json_string_value(v), '/')) {
+            name = json_string_value(v);
+            label = -1;
+        } else {
+            snprintf(why, why_len, "the .json member's \"%.60s\" is %s, not a class index (0 or more) or class name "
+                     "(1 to %u bytes, no '/')", field, v ? "another value" : "missing", SP_WDS_MAX_NAME);
+            json_decref(j);
+            return -1;
+        }
+    }
+    if (name) {
+        /* a class name: in --classes, or added as first seen when the classes are not numbered */
+        int grow = !d->opts.classes && (d->numbered ? d->nclasses == 0 : !!json_object_get(d->own, "class_order")),
+            added = 0;
+        if (grow && d->nclasses >= (int)SP_WDS_MAX_CLASSES) {
+            snprintf(why, why_len, "class %.100s would be class %u: over the limit (give --classes)", name,
+                     SP_WDS_MAX_CLASSES);
+            json_decref(j);
+            return -1;
+        }
+        if (grow || d->opts.classes) {
+            label = sp_labels_name_index(d->labels, name, grow, &added, err);
+        } else { /* the set's own classes (a known dataset's, or numbered ones): by name */
+            const json_t *names = json_object_get(d->meta, "classes");
+            label = -1;
+            for (size_t i = 0; label < 0 && i < json_array_size(names); i++)
+                if (json_equal(json_array_get(names, i), v))
+                    label = (int)i;
+        }
+        if (label == -2) {
+            json_decref(j);
+            return -2;
+        }
+        if (label < 0)
+            snprintf(why, why_len, "class %.100s is not in the class list", name);
+        if (label >= 0 && added) {
+            learn(d, "classes", sp_labels_names(d->labels));
+            learn(d, "class_order", json_string("seen")); /* sp-shard sorts them at its commit */
+            d->nclasses = label + 1;
+            d->numbered = 0;
+            if (sp_stage_meta(d->out, d->meta, err)) {
+                json_decref(j);
+                return -2;
+            }
+        }
+        json_decref(j);
+        return label;
+    }
+    json_decref(j);
+    if (d->numbered && !json_object_get(d->own, "class_order")) {
+        if ((unsigned)label >= SP_WDS_MAX_CLASSES) {
+            snprintf(why, why_len, "label %d: over the limit of %u numbered classes (give --classes)", label,
+                     SP_WDS_MAX_CLASSES);
+            return -1;
+        }
+        return ensure_classes(d, label, g->id, err) ? -2 : label;
+    }
+    if (label >= d->nclasses) {
+        snprintf(why, why_len, "label %d out of range: %d classes%s", label, d->nclasses,
+                 d->opts.classes ? "" : " (named by the json field: class names came first)");
+        return -1;
+    }
+    return label;
+}
+
+/* The split the group's .json names ("split": "train", "val" or "test", as
+ * sp-cat --tar writes it), or SP_SPLIT_NONE. */
+static int wds_json_split(const wds_group *g)
+{
+    json_t *j = json_loadb((const char *)g->json.data, g->json.len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "split"));
+    int split = name ? sp_split_from_name(name) : -1;
+    json_decref(j);
+    return split > SP_SPLIT_NONE ? split : SP_SPLIT_NONE;
+}
+
+/* Ends the open group: one record out, or one reject naming key and tar. */
+static int wds_flush(sp_decoder *d, sp_err *err)
+{
+    wds_group *g = d->wds;
+    if (!g || !g->open)
+        return 0;
+    g->open = 0;
+    d->stats.grouped += g->members - 1;
+    char where[600];
+    snprintf(where, sizeof where, "WebDataset key %.250s of %.*s", g->wkey,
+             g->tar_len ? (int)(g->tar_len > 250 ? 250 : g->tar_len) : 9, g->tar_len ? g->id : "the input");
+    char why[1000];
+    if (g->reason) {
+        snprintf(why, sizeof why, "%s: %s", where, g->problem);
+        return reject(d, g->id, g->reason, why, err);
+    }
+    const char *field = d->opts.wds_label && !strncmp(d->opts.wds_label, "json:", 5) ? d->opts.wds_label + 5 : NULL;
+    if (!g->image_ext[0]) {
+        snprintf(why, sizeof why, "%s: no image (.jpg, .jpeg, .png) among its %llu member%s (%s)", where,
+                 (unsigned long long)g->members, g->members == 1 ? "" : "s", g->exts);
+        return reject(d, g->id, SP_REJECT_NOT_IMAGE, why, err);
+    }
+    sp_record in;
+    char key[SP_KEY_MAX + 1];
+    if (sp_wds_key_unescape(g->wkey, strlen(g->wkey), key, sizeof key) < 0 || !key[0] ||
+        sp_record_init(&in, SP_KIND_BLOB, key, NULL)) {
+        snprintf(why, sizeof why, "%s: the key (its %%XX escapes undone) is not a record key (UTF-8, 1 to %d bytes)",
+                 where, SP_KEY_MAX);
+        return reject(d, g->id, SP_REJECT_CORRUPT, why, err);
+    }
+    in.payload_len = g->image.len;
+    if (other_part(d, &in))
+        return 0;
+    if (!d->labels_ready && load_labels(d, err))
+        return -1;
+    char lwhy[300] = "";
+    int label = -1;
+    if (!(field ? g->has_json : g->has_cls))
+        snprintf(lwhy, sizeof lwhy, field ? "no .json member (--wds-label json:%s)" : "no .cls member%s",
+                 field ? field : "");
+    else if ((label = wds_label(d, g, lwhy, sizeof lwhy, err)) == -2)
+        return -1;
+    if (label < 0)
+        snprintf(why, sizeof why, "%s: %s", where, lwhy);
+    int split = g->has_json ? wds_json_split(g) : SP_SPLIT_NONE;
+    if (split == SP_SPLIT_NONE)
+        split = image_split(g->id);
+    split = val_share(d, in.key, in.key_len, split == SP_SPLIT_NONE ? d->opts.default_split : split);
+    if (label < 0 && !d->opts.unlabeled)
+        return reject(d, g->id, SP_REJECT_UNLABELED, why, err);
+    return decode_labelled(d, &in, g->image.data, split, label, why, err);
+}
+
+/* 1 if the extension (the whole of it, any case) is one of names. */
+static int ext_is(const char *ext, const char *const *names)
+{
+    for (; *names; names++)
+        if (!strcasecmp(ext, *names))
+            return 1;
+    return 0;
+}
+
+/* One blob record of a WebDataset tar: joined to its key's group (the group
+ * before it ended when the key changes). Holds the image and label bytes of
+ * one group; other members are read and dropped. */
+static int wds_member(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
+{
+    if (!d->wds && !(d->wds = calloc(1, sizeof *d->wds)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    wds_group *g = d->wds;
+    sp_wds_name nm;
+    sp_wds_name_of(rec->key, &nm);
+    size_t idlen = (size_t)(nm.key + nm.key_len - rec->key);
+    if (!g->open || strlen(g->id) != idlen || memcmp(g->id, rec->key, idlen)) {
+        if (wds_flush(d, err))
+            return -1;
+        int seen = nm.key_len ? wds_seen(d, rec->key, idlen) : 0;
+        if (seen < 0)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        if (seen)
+            return sp_fail(err, SP_EXIT_DATA,
+                           "%s: WebDataset key %.*s of %.*s comes again after other keys: a key's members must be "
+                           "adjacent in the tar (tar them sorted by name)",
+                           rec->key, (int)nm.key_len, nm.key, nm.tar_len ? (int)nm.tar_len : 9,
+                           nm.tar_len ? nm.tar : "the input");
+        memcpy(g->id, rec->key, idlen);
+        g->id[idlen] = 0;
+        g->tar_len = nm.tar_len;
+        g->wkey = g->id + (nm.key - rec->key);
+        g->open = 1;
+        g->members = 0;
+        g->image_ext[0] = 0;
+        g->exts[0] = 0;
+        g->has_cls = g->has_json = 0;
+        g->reason = 0;
+        g->image.len = g->cls.len = g->json.len = 0;
+        if (!nm.key_len)
+            wds_problem(g, SP_REJECT_NOT_IMAGE, "a member with an empty key: %.200s", sp_basename(rec->key));
+    }
+    g->members++;
+    size_t el = strlen(g->exts);
+    if (el + 4 < sizeof g->exts)
+        snprintf(g->exts + el, sizeof g->exts - el, "%s.%s", el ? ", " : "", nm.ext);
+    static const char *const images[] = {"jpg", "jpeg", "png", NULL}, *const ppm[] = {"ppm", "pgm", "pnm", NULL};
+    static const char *const cls[] = {"cls", NULL}, *const jsn[] = {"json", NULL};
+    int is_image = ext_is(nm.ext, images), is_cls = ext_is(nm.ext, cls), is_json = ext_is(nm.ext, jsn);
+    if (ext_is(nm.ext, ppm)) {
+        wds_problem(g, SP_REJECT_UNSUPPORTED, "its image is a .%s: netpbm images are not read here (convert to PNG)",
+                    nm.ext);
+    } else if ((is_image && g->image_ext[0]) || (is_cls && g->has_cls) || (is_json && g->has_json)) {
+        char what[80];
+        snprintf(what, sizeof what, "two %s members (.%.16s and .%.16s)", is_image ? "image" : is_cls ? "cls" : "json",
+                 is_image ? g->image_ext : is_cls ? "cls" : "json", nm.ext);
+        wds_problem(g, SP_REJECT_CORRUPT, "%s", what);
+    } else if (is_image || is_cls || is_json) {
+        uint64_t max = is_image ? UINT64_MAX : is_json ? SP_WDS_MAX_JSON : SP_WDS_MAX_CLS;
+        if (rec->payload_len > max) {
+            char what[120];
+            snprintf(what, sizeof what, "its .%.16s member has %llu bytes (at most %llu)", nm.ext,
+                     (unsigned long long)rec->payload_len, (unsigned long long)max);
+            wds_problem(g, SP_REJECT_TOO_LARGE, "%s", what);
+            return sp_reader_drain(r, rec, err);
+        }
+        const uint8_t *data;
+        if (sp_reader_payload(r, rec, &data, err))
+            return -1;
+        if (sp_buf_append(is_image ? &g->image : is_cls ? &g->cls : &g->json, data, (size_t)rec->payload_len))
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: out of memory", rec->key);
+        if (is_image)
+            snprintf(g->image_ext, sizeof g->image_ext, "%s", nm.ext);
+        else
+            *(is_cls ? &g->has_cls : &g->has_json) = 1;
+        return 0;
+    }
+    return sp_reader_drain(r, rec, err);
+}
+
 int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
 {
     d->stats.in++;
+    if (d->opts.labels_from_wds && rec->kind == SP_KIND_BLOB)
+        return wds_member(d, r, rec, err);
+    if (wds_flush(d, err))
+        return -1;
     if (rec->kind == SP_KIND_PIXELS) {
         const uint8_t *data;
         if (sp_reader_payload(r, rec, &data, err) ||
@@ -1043,6 +1385,8 @@ int sp_decoder_record(sp_decoder *d, sp_reader *r, sp_record *rec, sp_err *err)
 
 int sp_decoder_finish(sp_decoder *d, sp_err *err)
 {
+    if (wds_flush(d, err))
+        return -1;
     if (d->pending)
         return sp_fail(err, SP_EXIT_DATA, "%s: IDX %s file has no matching %s file in the input",
                        d->pending->key, d->pending->is_labels ? "labels" : "images",

@@ -16,6 +16,8 @@
  *    (pipeline/labels.h). An image that cannot be decoded, or has no label
  *    (without --unlabeled), is rejected: counted by reason and reported,
  *    never written; records in = records out + rejected.
+ *  - WebDataset tars (opts.labels_from_wds): members grouped by key, one
+ *    record a key (see labels_from_wds below; docs/webdataset.md).
  * Pixel records pass through untouched. Other blobs are skipped and reported.
  * Errors in a dataset file (bad header, size, mismatched counts, label out of
  * range) are fatal: the stage fails and writes no trailer.
@@ -28,6 +30,11 @@
 
 #include "formats/image.h"
 #include "pipeline/resize.h"
+
+#define SP_WDS_MAX_CLS 64u          /* bytes of a .cls member */
+#define SP_WDS_MAX_JSON (1u << 20)  /* bytes of a .json member */
+#define SP_WDS_MAX_NAME 1024u      /* bytes of a class name in a .json member */
+#define SP_WDS_MAX_CLASSES 1000000u /* classes numbered or named as seen (--classes: any) */
 
 typedef struct sp_decode_opts {
     const char *dataset; /* overrides the stream's dataset name; NULL keeps it */
@@ -47,6 +54,22 @@ typedef struct sp_decode_opts {
     int labels_from_dirs;   /* image folders: label and split by directory (pipeline/labels.h), classes
                              * from `classes` as plain names, else the stream's "folder_classes", else
                              * named in the order they are first seen */
+    /* WebDataset tars (pipeline/wds.h, docs/webdataset.md): blob records are
+     * tar members, grouped by key; each key's members must be adjacent. A
+     * group gives one record: its image (jpg, jpeg or png; ppm is rejected as
+     * unsupported) labelled by wds_label; the record's key is the WebDataset
+     * key with sp-cat --tar's %XX escapes undone; its split the .json's
+     * "split" (train, val or test), else the tar's name, else default_split.
+     * Classes: `classes` (plain
+     * names) when given, else "0".."n-1" for integer labels, else the class
+     * names of the json field in the order first seen. A group with no image,
+     * no label, or a label that cannot be read is rejected (one reject, the
+     * key and tar named); a key met again after other keys is an error. Memory:
+     * one group at a time (its image, a .cls of at most SP_WDS_MAX_CLS bytes
+     * or a .json of at most SP_WDS_MAX_JSON), and 8 bytes a key seen. */
+    int labels_from_wds;
+    const char *wds_label;  /* NULL or "cls": the .cls member; "json:FIELD": that field of the .json
+                             * member, a class index or a class name */
     double val_fraction;    /* 0, or this fraction of the images not in val/ or test/ go to val, chosen
                              * by a hash of the key (stable across runs and input orders); the rest train */
     int strict;             /* a reject stops the stage with an error */
@@ -77,6 +100,7 @@ typedef struct sp_decode_stats {
     uint64_t rejected[SP_REJECT_COUNT]; /* by enum sp_reject */
     uint64_t rejected_total;
     uint64_t other_parts; /* records left to the other parts (--part) */
+    uint64_t grouped; /* --labels-from wds: members joined to their key's record or reject */
     uint64_t kept, reencoded; /* encoded mode: images kept as shipped, and re-encoded */
 } sp_decode_stats;
 

@@ -463,8 +463,7 @@ static int split_dir(const char *s, size_t n)
     return SP_SPLIT_NONE;
 }
 
-/* 1 when the n bytes at s name an archive (its members' keys go on below it). */
-static int archive_part(const char *s, size_t n)
+int sp_labels_archive_name(const char *s, size_t n)
 {
     static const char *const sfx[] = {".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".zip", ".cpio"};
     for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
@@ -497,7 +496,7 @@ int sp_labels_folder_of(const char *key, char *cls, size_t n, int *split, char *
         if (sp != SP_SPLIT_NONE) {
             *split = sp;
             after_split = 1;
-        } else if (!first && !archive_part(part, k)) {
+        } else if (!first && !sp_labels_archive_name(part, k)) {
             first = part;
             first_len = k;
         }

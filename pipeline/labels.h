@@ -71,6 +71,9 @@ int sp_labels_lookup(const sp_labels *l, const char *key, char *why, size_t why_
  * directory) into *split. Returns 0, or -1 with why set when the key has no
  * directory to name a class (a file at the top, or right in train/). */
 int sp_labels_folder_of(const char *key, char *cls, size_t n, int *split, char *why, size_t why_len);
+/* 1 when the n bytes at s name an archive (".tar", ".tar.gz", ".zip", ...):
+ * sp-unpack keys its members' records below that name. */
+int sp_labels_archive_name(const char *s, size_t n);
 /* Loads plain class names, one a line (blank lines skipped, no name twice);
  * class index = order. Replaces any list loaded before. */
 int sp_labels_load_names(sp_labels *l, const char *path, sp_err *err);

@@ -7,7 +7,7 @@ set -eu
 build=$(cd "$1" && pwd)
 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint" "$out/manifest" "$out/cifar" "$out/labels" "$out/pickle"
+mkdir -p "$out/recstream" "$out/idx" "$out/unpack" "$out/image" "$out/mat" "$out/checkpoint" "$out/manifest" "$out/cifar" "$out/labels" "$out/pickle" "$out/wds"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 "$root/tests/fixtures/make_idx.py" "$tmp/idx" --train 4 --test 2 --size 3 4
@@ -93,3 +93,17 @@ X
 tar -xzf "$tmp/mat/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/test_batch.mat > "$out/mat/cifar_test_batch.mat"
 tar -xzf "$tmp/matplain/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/test_batch.mat > "$out/mat/cifar_plain.mat"
 tar -xzf "$tmp/matplain/cifar-10-matlab.tar.gz" -O cifar-10-batches-mat/batches.meta.mat > "$out/mat/cifar_meta.mat"
+# WebDataset members for fuzz_wds: a leading byte of options (1: json:label, 2: --encoded),
+# then members as (name length, name, payload length LE16, payload)
+/usr/bin/python3 - "$out/image/baseline.jpg" "$out/wds" <<'X'
+import struct, sys
+jpg = open(sys.argv[1], "rb").read()
+def seed(name, opts, members):
+    body = b"".join(bytes([len(n)]) + n + struct.pack("<H", len(p)) + p for n, p in members)
+    open(f"{sys.argv[2]}/{name}", "wb").write(bytes([opts]) + body)
+seed("cls", 0, [(b"a.jpg", jpg), (b"a.cls", b"3\n"), (b"a.txt", b"x"), (b"d/b.jpg", jpg), (b"d/b.cls", b"1")])
+seed("json", 3, [(b"k%2Ey.jpg", jpg), (b"k%2Ey.json", b'{"label": "cat", "split": "val"}'), (b"n.jpg", jpg),
+                 (b"n.json", b'{"label": 2}')])
+seed("bad", 0, [(b"a.cls", b"1"), (b"b.jpg", jpg), (b"c.ppm", b"P6 1 1 255 abc"), (b"c.cls", b"99999999999"),
+                (b".jpg", jpg), (b"b.cls", b"0")])
+X

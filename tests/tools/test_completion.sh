@@ -11,7 +11,7 @@ complete_at() { # TOOL WORD...: the completions of the last word
 [ "$(complete_at sp-train S --model resnet2)" = "resnet20" ] || fail "--model: $(complete_at sp-train S --model resnet2)"
 [ "$(complete_at sp-train S -m vgg16_)" = "vgg16_bn vgg16_bn-cifar" ] || fail "-m: $(complete_at sp-train S -m vgg16_)"
 [ "$(complete_at sp-train S --optimizer '')" = "adam sgd" ] || fail "--optimizer: $(complete_at sp-train S --optimizer '')"
-[ "$(complete_at sp-decode --labels-from '')" = "wnid dirs" ] || fail "--labels-from: $(complete_at sp-decode --labels-from '')"
+[ "$(complete_at sp-decode --labels-from '')" = "wnid dirs wds" ] || fail "--labels-from: $(complete_at sp-decode --labels-from '')"
 [ "$(complete_at sp-decode --split v)" = "val" ] || fail "--split: $(complete_at sp-decode --split v)"
 [ "$(complete_at sp-eval C S -s te)" = "test" ] || fail "sp-eval -s: $(complete_at sp-eval C S -s te)"
 [ "$(complete_at sp-shard --no-sh)" = "--no-shuffle" ] || fail "options: $(complete_at sp-shard --no-sh)"
