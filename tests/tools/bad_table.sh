@@ -1,5 +1,5 @@
 #!/bin/sh
-# Rebuilds tests/tools/bad_input_table.md (the README's reliability table)
+# Rebuilds tests/tools/bad_input_table.md (docs/reliability.md's table)
 # from real runs of the bad-input tests: each case's exit status and the first
 # line of its stderr as the run gave them.  usage: tests/tools/bad_table.sh
 set -eu

@@ -1,4 +1,4 @@
-# The command-line contract of every tool (README.md, "Common options" and
+# The command-line contract of every tool (docs/tools.md, "Common options" and
 # "Exit status and warnings"): -h, -V, -q, -v, a bad option or value (one
 # line naming it, the Try line, status 2), a missing input file (status 1),
 # a fatal error that -q does not hide, and refusal to write a binary stream

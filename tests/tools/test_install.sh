@@ -118,7 +118,7 @@ PYTHONPATH="$work/piptarget" SHARDPIPE_READER_LIB="$inst/lib/libshardpipe-reader
     LD_PRELOAD="$san_preload" expect_status 0 $PY -c "import sys, shardpipe; assert shardpipe.__file__.startswith('$work/piptarget'); \
 assert 'torch' not in sys.modules; print(len(shardpipe.Loader('$work/S', 'test', batch_size=1000)))"
 [ "$(cat out)" = 10 ] || fail "the pip-installed Loader: $(cat out) batches"
-# the README's venv route (Debian 12's system pip refuses, PEP 668), offline: the package finds the
+# docs/loading.md's venv route (Debian 12's system pip refuses, PEP 668), offline: the package finds the
 # library and the plugin through pkg-config (PKG_CONFIG_PATH only because this install is staged
 # under DESTDIR; /usr/local's .pc is on pkg-config's own path); ShardDataset in a fresh process,
 # before any Loader has loaded the library
@@ -157,7 +157,7 @@ bash -c '. "$1"
     _ "$inst/share/bash-completion/completions/sp-shard" > completed || fail "completion script"
 printf '%s\n' --no-shuffle fashion-mnist | diff -u - completed || fail "completion"
 
-# what the README names under share/shardpipe: the ImageNet class list (the
+# what docs/install.md names under share/shardpipe: the ImageNet class list (the
 # same as the tools' embedded one), torch2ckpt.py, the Slurm scripts with --help
 share=$inst/share/shardpipe
 cmp "$share/imagenet/classes.txt" "$SP_ROOT/manifests/imagenet/classes.txt" || fail "classes.txt"

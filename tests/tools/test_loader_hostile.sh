@@ -1,7 +1,7 @@
 # The Python package under hostile use: sizes and arguments checked at the
 # API (ValueError/TypeError naming the argument, before C sees them); every
 # state_dict field checked and window_records part of it; set_epoch after
-# load_state_dict keeps the resume point (the README's resume loop, run as
+# load_state_dict keeps the resume point (docs/loading.md's resume loop, run as
 # written, is tests/tools/test_loader_examples.sh's); set_epoch mid-iteration
 # leaves state_dict on the running epoch; ShardDataset holds every shard to
 # its manifest entry; ShardIterableDataset's epoch reaches persistent workers;

@@ -1,6 +1,6 @@
 # sp-train under Open MPI, 2 ranks on loopback: the mlp and resnet20 (with
 # --sync-bn) train the model that one process trains at the same global batch,
-# within the README's tolerance (the order of float32 sums differs, see
+# within docs/training.md's tolerance (the order of float32 sums differs, see
 # "Training on several processes or nodes (MPI)"); per-rank batchnorm, as DDP's
 # default, does not; -np 1 is today's run to the bit; a run resumed under MPI
 # ends with the uninterrupted run's bytes; a batch that leaves a rank nothing
@@ -45,7 +45,7 @@ X
 
 # mlp: 2 epochs of 8 steps at global batch 64, SGD with momentum; one thread
 # a rank unless told (the default, every CPU the process may use, would
-# change the sums' order with the machine: see the README)
+# change the sums' order with the machine: see docs/training.md)
 set -- --model mlp --epochs 2 --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 3 -q --threads 1
 sp-train m "$@" -o one.ckpt --json one.json
 mpi 2 sp-train m "$@" -o two.ckpt --json two.json
