@@ -124,11 +124,12 @@ build_reader_dump() {
 }
 
 # ---- the fault and crash tests (test_*_faults.sh) ----
-# build_fault_shims: skips the test (status 77) without fiu-run; builds the
-# LD_PRELOAD shims nth_fault.so and mkstemp_fault.so (tests/faults/) here and
-# lets ASan-built tools start under them.
+# build_fault_shims: fails the test without fiu-run (the install script
+# installs fiu-utils); builds the LD_PRELOAD shims nth_fault.so and
+# mkstemp_fault.so (tests/faults/) here and lets ASan-built tools start
+# under them.
 build_fault_shims() {
-    command -v fiu-run >/dev/null || { echo "SKIP: fiu-run (Debian fiu-utils) is not installed" >&2; exit 77; }
+    command -v fiu-run >/dev/null || fail "fiu-run is missing: scripts/install-deps.sh installs fiu-utils"
     cc -shared -fPIC -O1 -o nth_fault.so "$SP_ROOT/tests/faults/nth_fault.c" -ldl
     cc -shared -fPIC -O1 -o mkstemp_fault.so "$SP_ROOT/tests/faults/mkstemp_fault.c" -ldl
     export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"

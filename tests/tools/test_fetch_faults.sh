@@ -13,7 +13,7 @@
 # (nginx logs its Range request) and equals a clean run.
 # The rows go to $SP_FAULTS_TABLE (default fetch_table.md here).
 . "$SP_ROOT/tests/tools/lib.sh"
-command -v nginx >/dev/null || { echo "SKIP: nginx is not installed" >&2; exit 77; }
+command -v nginx >/dev/null || fail "nginx is missing: scripts/install-deps.sh installs nginx-light"
 build_fault_shims
 mkdir data m
 make_fetch_data 11
