@@ -33,12 +33,16 @@ static const char notes[] =
     "counts for top-5 when fewer than 5 other classes score at least its label's\n"
     "logit (ties count against). Averages are scikit-learn's: macro over the\n"
     "classes alike, weighted by each class's records; a class never predicted has\n"
-    "precision 0. Each shard is checked as it is first opened and each record as\n"
-    "it is read (--verify full: sp-verify's checks of the whole set first). Shards\n"
-    "that fail a check, a corrupt checkpoint, or one made for other shapes or\n"
-    "classes are bad input (status 1): a checkpoint names its classes, and they\n"
-    "must be the set's, in the same order (one from before the names were kept is\n"
-    "held to the class count only).\n"
+    "precision 0. The per-class figures, the matrix and the averages cover the\n"
+    "classes present in the labels or the predictions, as scikit-learn's labels =\n"
+    "unique(y_true | y_pred) (an evaluation on a subset of 1000 classes shows its\n"
+    "own); --all-classes covers every class of the model. Each shard is checked\n"
+    "as it is first opened and each record as it is read (--verify full:\n"
+    "sp-verify's checks of the whole set first). Shards that fail a check, a\n"
+    "corrupt checkpoint, or one made for other shapes or classes are bad input\n"
+    "(status 1): a checkpoint names its classes, and they must be the set's, in\n"
+    "the same order (one from before the names were kept is held to the class\n"
+    "count only).\n"
     "--predict writes a JSON line per record in the split's manifest order:\n"
     "  {\"key\": ..., \"label\": CLASS or null, \"top\": [[CLASS, P], ...]}\n"
     "the --top classes by their softmax probability P, highest first (ties: the\n"
@@ -57,19 +61,56 @@ typedef struct options {
     int top;                       /* --predict: classes a line (0: 5, or the class count when fewer) */
     int split;                     /* index into split_names; -1: test, or val when there is no test split */
     int batch, threads, no_verify, verify;
+    int all_classes;               /* --all-classes: every class of the model, not only those present */
 } options;
 
 static const char *const split_names[] = {"test", "val", "train", NULL};
 static const char *const verify_modes[] = {"open", "full", NULL};
 
-static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const char *ckpt, const char *model)
+/* The classes a report shows and averages over: those present in the
+ * labels or the predictions (nn_metrics_present, scikit-learn's default), or
+ * all of the model's with --all-classes. */
+typedef struct class_view {
+    int all;   /* --all-classes */
+    int n;     /* classes shown */
+    int *c;    /* n class numbers, ascending (owned) */
+    int total; /* the model's classes */
+} class_view;
+
+static int class_view_init(class_view *v, const nn_metrics *m, int all, sp_err *err)
+{
+    v->all = all, v->n = 0, v->total = m->classes;
+    if (!(v->c = malloc((size_t)m->classes * sizeof *v->c)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (int c = 0; c < m->classes; c++)
+        if (all || nn_metrics_present(m, c))
+            v->c[v->n++] = c;
+    return 0;
+}
+
+/* What the macro average is over, in words: "the 3 classes present in the
+ * labels or the predictions (of 1000)", or "all 1000 classes". */
+static const char *averaged_over(const class_view *v, char *buf, size_t n)
+{
+    if (v->all)
+        snprintf(buf, n, "all %d classes (--all-classes)", v->total);
+    else
+        snprintf(buf, n, "the %d class%s present in the labels or the predictions (of %d; --all-classes: all)",
+                 v->n, v->n == 1 ? "" : "es", v->total);
+    return buf;
+}
+
+static json_t *to_json(const nn_metrics *m, const class_view *v, nn_data *d, const char *split, const char *ckpt,
+                       const char *model)
 {
     int k = m->classes;
-    json_t *per = json_array(), *conf = json_array();
-    for (int c = 0; c < k; c++) {
+    json_t *per = json_array(), *conf = json_array(), *shown = json_array();
+    for (int i = 0; i < v->n; i++) {
+        int c = v->c[i];
         json_t *row = json_array();
-        for (int j = 0; j < k; j++)
-            json_array_append_new(row, json_integer((json_int_t)m->confusion[(size_t)c * k + j]));
+        for (int j = 0; j < v->n; j++)
+            json_array_append_new(row, json_integer((json_int_t)m->confusion[(size_t)c * k + v->c[j]]));
+        json_array_append_new(shown, json_integer(c));
         const char *name = spr_class_name(d->set, c);
         json_array_append_new(per, json_pack("{s:i, s:s, s:I, s:f, s:f, s:f}", "class", c, "name", name ? name : "",
                                              "records", (json_int_t)nn_metrics_class_records(m, c), "precision",
@@ -77,21 +118,24 @@ static json_t *to_json(const nn_metrics *m, nn_data *d, const char *split, const
                                              nn_metrics_f1(m, c)));
         json_array_append_new(conf, row);
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:f, s:o, s:o}", "checkpoint", ckpt, "model", model, "split", split,
-                          "records", (json_int_t)m->n, "accuracy", nn_metrics_accuracy(m), "per_class", per,
-                          "confusion", conf);
+    char over[160];
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:f, s:o, s:o, s:o, s:i, s:s}", "checkpoint", ckpt, "model", model,
+                          "split", split, "records", (json_int_t)m->n, "accuracy", nn_metrics_accuracy(m), "per_class",
+                          per, "confusion", conf, "confusion_classes", shown, "model_classes", k, "averaged_over",
+                          averaged_over(v, over, sizeof over));
     if (k >= NN_TOP5_MIN_CLASSES)
         json_object_set_new(j, "top5_accuracy", json_real(nn_metrics_top5(m)));
     nn_metrics_avg macro, weighted;
-    nn_metrics_averages(m, &macro, &weighted);
-    json_object_set_new(j, "macro_avg", json_pack("{s:f, s:f, s:f}", "precision", macro.precision, "recall",
-                                                  macro.recall, "f1", macro.f1));
+    int n = nn_metrics_averages(m, v->all, &macro, &weighted);
+    json_object_set_new(j, "macro_avg", json_pack("{s:f, s:f, s:f, s:i}", "precision", macro.precision, "recall",
+                                                  macro.recall, "f1", macro.f1, "classes", n));
     json_object_set_new(j, "weighted_avg", json_pack("{s:f, s:f, s:f}", "precision", weighted.precision, "recall",
                                                      weighted.recall, "f1", weighted.f1));
     return j;
 }
 
-static void print_text(const nn_metrics *m, nn_data *d, const char *split, const char *model, FILE *f)
+static void print_text(const nn_metrics *m, const class_view *v, nn_data *d, const char *split, const char *model,
+                       FILE *f)
 {
     int k = m->classes;
     fprintf(f, "model %s on %s: %llu records\naccuracy %.4f\n", model, split, (unsigned long long)m->n,
@@ -99,33 +143,39 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
     if (k >= NN_TOP5_MIN_CLASSES)
         fprintf(f, "top-5 accuracy %.4f\n", nn_metrics_top5(m));
     fprintf(f, "\n%5s  %-24s %8s %9s %7s %7s\n", "class", "name", "records", "precision", "recall", "f1");
-    for (int c = 0; c < k; c++) {
+    for (int i = 0; i < v->n; i++) {
+        int c = v->c[i];
         const char *name = spr_class_name(d->set, c);
         fprintf(f, "%5d  %-24.24s %8llu %9.4f %7.4f %7.4f\n", c, name ? name : "",
                 (unsigned long long)nn_metrics_class_records(m, c), nn_metrics_precision(m, c),
                 nn_metrics_recall(m, c), nn_metrics_f1(m, c));
     }
     nn_metrics_avg macro, weighted;
-    nn_metrics_averages(m, &macro, &weighted);
+    nn_metrics_averages(m, v->all, &macro, &weighted);
     fprintf(f, "%5s  %-24s %8llu %9.4f %7.4f %7.4f\n", "", "macro avg", (unsigned long long)m->n, macro.precision,
             macro.recall, macro.f1);
     fprintf(f, "%5s  %-24s %8llu %9.4f %7.4f %7.4f\n", "", "weighted avg", (unsigned long long)m->n,
             weighted.precision, weighted.recall, weighted.f1);
+    char over[160];
+    fprintf(f, "(shown and averaged: %s)\n", averaged_over(v, over, sizeof over));
     fprintf(f, "\nconfusion (rows: true class, columns: predicted)\n");
     /* every column as wide as the widest count or class number in the matrix */
-    uint64_t most = (uint64_t)(k - 1);
-    for (size_t i = 0; i < (size_t)k * (size_t)k; i++)
-        most = m->confusion[i] > most ? m->confusion[i] : most;
+    uint64_t most = v->n ? (uint64_t)v->c[v->n - 1] : 0;
+    for (int i = 0; i < v->n; i++)
+        for (int j = 0; j < v->n; j++)
+            most = m->confusion[(size_t)v->c[i] * k + v->c[j]] > most ? m->confusion[(size_t)v->c[i] * k + v->c[j]]
+                                                                       : most;
     int wd = snprintf(NULL, 0, "%llu", (unsigned long long)most);
     fprintf(f, "%5s  %-16s", "", "");
-    for (int j = 0; j < k; j++)
-        fprintf(f, " %*d", wd, j);
+    for (int j = 0; j < v->n; j++)
+        fprintf(f, " %*d", wd, v->c[j]);
     fputc('\n', f);
-    for (int c = 0; c < k; c++) {
+    for (int i = 0; i < v->n; i++) {
+        int c = v->c[i];
         const char *name = spr_class_name(d->set, c);
         fprintf(f, "%5d  %-16.16s", c, name ? name : "");
-        for (int j = 0; j < k; j++)
-            fprintf(f, " %*llu", wd, (unsigned long long)m->confusion[(size_t)c * k + j]);
+        for (int j = 0; j < v->n; j++)
+            fprintf(f, " %*llu", wd, (unsigned long long)m->confusion[(size_t)c * k + v->c[j]]);
         fputc('\n', f);
     }
 }
@@ -136,15 +186,16 @@ static void print_text(const nn_metrics *m, nn_data *d, const char *split, const
  * in it when it fits; rows labelled "N name", columns N; a colour bar on
  * the right gives the scale (0 to 1 of the row). The picture is wide
  * enough for its title whatever the class count. */
-static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const char *title, sp_err *err)
+static int draw_heatmap(const char *path, const nn_metrics *m, const class_view *v, nn_data *d, const char *title,
+                        sp_err *err)
 {
-    int k = m->classes, S = k <= 40 ? 2 : 1;
+    int k = v->n, S = k <= 40 ? 2 : 1;
     int cell = k <= 12 ? 56 : k <= 40 ? 28 : k <= 200 ? 12 : 4;
     int name_w = 0;
     char label[96];
-    for (int c = 0; c < k && cell >= 12; c++) {
-        const char *name = spr_class_name(d->set, c);
-        snprintf(label, sizeof label, "%d %.20s", c, name ? name : "");
+    for (int i = 0; i < k && cell >= 12; i++) {
+        const char *name = spr_class_name(d->set, v->c[i]);
+        snprintf(label, sizeof label, "%d %.20s", v->c[i], name ? name : "");
         int w = sp_text_width(label, S);
         name_w = w > name_w ? w : name_w;
     }
@@ -166,15 +217,16 @@ static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const
     sp_draw_text(&cv, bar_x + bar_w + 6, T, "1", 1, 0x000000);
     sp_draw_text(&cv, bar_x + bar_w + 6, T + bar_h - sp_text_height(1), "0", 1, 0x000000);
     sp_draw_text(&cv, bar_x + bar_w + 6, T + bar_h / 2 - sp_text_height(1) / 2, "share of the row", 1, 0x000000);
-    for (int c = 0; c < k; c++) {
+    for (int i = 0; i < k; i++) {
+        int c = v->c[i];
         uint64_t row = nn_metrics_class_records(m, c);
         for (int j = 0; j < k; j++) {
-            uint64_t v = m->confusion[(size_t)c * k + j];
-            double share = row ? (double)v / (double)row : 0;
+            uint64_t count = m->confusion[(size_t)c * m->classes + v->c[j]];
+            double share = row ? (double)count / (double)row : 0;
             uint32_t rgb = sp_color_ramp(share);
-            int x = L + j * cell, y = T + c * cell;
+            int x = L + j * cell, y = T + i * cell;
             sp_draw_rect(&cv, x, y, cell - (cell > 4), cell - (cell > 4), rgb);
-            snprintf(label, sizeof label, "%llu", (unsigned long long)v);
+            snprintf(label, sizeof label, "%llu", (unsigned long long)count);
             int tw = sp_text_width(label, S);
             if (cell >= 12 && tw <= cell - 4)
                 sp_draw_text(&cv, x + (cell - tw) / 2, y + (cell - sp_text_height(S)) / 2 + S, label, S,
@@ -183,9 +235,9 @@ static int draw_heatmap(const char *path, const nn_metrics *m, nn_data *d, const
         if (cell >= 12) {
             const char *name = spr_class_name(d->set, c);
             snprintf(label, sizeof label, "%d %.20s", c, name ? name : "");
-            sp_draw_text(&cv, 8, T + c * cell + (cell - sp_text_height(S)) / 2 + S, label, S, 0x000000);
+            sp_draw_text(&cv, 8, T + i * cell + (cell - sp_text_height(S)) / 2 + S, label, S, 0x000000);
             snprintf(label, sizeof label, "%d", c);
-            sp_draw_text(&cv, L + c * cell + (cell - sp_text_width(label, S)) / 2, T - sp_text_height(S) - 4, label,
+            sp_draw_text(&cv, L + i * cell + (cell - sp_text_width(label, S)) / 2, T - sp_text_height(S) - 4, label,
                          S, 0x000000);
         }
     }
@@ -361,6 +413,7 @@ static int run(const options *o, sp_err *err)
     json_t *ckpt_names = NULL;
     char *extra = NULL;
     sp_err misfit = {0};
+    class_view view = {0};
     int fits = 1;
     if (sp_cli_input_exists(dir, err))
         goto out;
@@ -449,7 +502,9 @@ static int run(const options *o, sp_err *err)
                (o->logits && sp_atomic_commit(&lf.file, err)))
         goto out;
     sp_info("%s: %s, epoch %d, on the %s split of %s", ckpt, net->model, epoch, split, dir);
-    json_t *j = to_json(&r, &d, split, ckpt, net->model);
+    if (class_view_init(&view, &r, o->all_classes, err))
+        goto out;
+    json_t *j = to_json(&r, &view, &d, split, ckpt, net->model);
     const char *json = o->json;
     if (json && strcmp(json, "-") && sp_write_json_text(json, j, err)) {
         json_decref(j);
@@ -457,7 +512,7 @@ static int run(const options *o, sp_err *err)
     }
     char title[160];
     snprintf(title, sizeof title, "%.60s on %s: accuracy %.4f", net->model, split, nn_metrics_accuracy(&r));
-    if (o->heatmap && draw_heatmap(o->heatmap, &r, &d, title, err)) {
+    if (o->heatmap && draw_heatmap(o->heatmap, &r, &view, &d, title, err)) {
         json_decref(j);
         goto out;
     }
@@ -467,7 +522,7 @@ static int run(const options *o, sp_err *err)
             puts(text);
         free(text);
     } else if (!o->predict || strcmp(o->predict, "-")) {
-        print_text(&r, &d, split, net->model, stdout);
+        print_text(&r, &view, &d, split, net->model, stdout);
     }
     json_decref(j);
     rc = fflush(stdout) ? sp_fail(err, SP_EXIT_SYSTEM, "stdout: write failed: %s", strerror(errno)) : 0;
@@ -480,6 +535,7 @@ out:
     free(pr.p), free(pr.order);
     json_decref(ckpt_names);
     free(extra);
+    free(view.c);
     free(x), free(labels);
     nn_metrics_free(&r);
     nn_net_free(net);
@@ -509,6 +565,9 @@ int main(int argc, char **argv)
                  "of the figures); unlabelled records too"},
         {"top", 0, SP_OPT_INT, &o.top, .min = 1, .max = 1000000, .arg = "K",
          .help = "--predict: classes a line (default 5, or the class\ncount when fewer)"},
+        {"all-classes", 0, SP_OPT_FLAG, &o.all_classes, .flags = SP_OPT_NO_RECIPE,
+         .help = "show and average over every class of the model, not\n"
+                 "only those in the labels or the predictions"},
         {"batch", 'b', SP_OPT_INT, &o.batch, .min = 1, .max = NN_MAX_BATCH, .arg = "N", .flags = SP_OPT_NO_RECIPE,
          .help = "records per forward pass (default 256)"},
         {"threads", 'j', SP_OPT_INT, &o.threads, .min = 1, .max = 256, .arg = "N", .flags = SP_OPT_NO_RECIPE,

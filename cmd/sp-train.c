@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,12 @@ static const char notes[] =
     "are bad input (status 1).\n"
     "Started by mpirun or srun with several ranks, the ranks train one model on\n"
     "shares of each global batch (--batch) and sum their gradients (Open MPI,\n"
-    "loaded at run time); rank 0 alone prints and writes -o and --json.\n";
+    "loaded at run time); rank 0 alone prints and writes -o and --json.\n"
+    "On SIGTERM (Slurm's pre-emption or time limit, scancel) the step in progress\n"
+    "ends, -o is written with the position inside the epoch, a line says where\n"
+    "the run stopped and how to resume it, and the status is 143; a run resumed\n"
+    "from that checkpoint ends with the uninterrupted run's weights and figures\n"
+    "bit for bit. Under MPI the ranks stop at the same step.\n";
 
 /* What the command line sets: the library's options, plus the values the
  * table parses into their own types before they become nn_train_options'. */
@@ -58,7 +64,30 @@ typedef struct options {
     int batch, no_verify, verify, sync_bn;
     int freeze;        /* index into freeze_names */
     int steps_per_epoch, eval_steps; /* 0: whole passes */
+    int checkpoint_every;            /* 0: at epoch ends only */
 } options;
+
+/* Set by SIGTERM; nn_train reads it after each step. */
+static volatile sig_atomic_t terminated;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    terminated = 1;
+}
+
+/* SIGTERM sets `terminated` (system calls in progress restart). */
+static int watch_sigterm(sp_err *err)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL))
+        return sp_fail(err, SP_EXIT_SYSTEM, "cannot catch SIGTERM: %s", strerror(errno));
+    return 0;
+}
 
 static const char *const model_names[] = {"mlp",          "cnn",          "cnn-same",       "resnet18",
                                            "resnet34",     "resnet50",     "resnet20",       "inception_v3",
@@ -348,6 +377,7 @@ static unsigned given_options(const options *o)
     return given;
 }
 
+/* 0, 1 when SIGTERM stopped the run (its line printed), or -1 with err. */
 static int run(options *o, sp_err *err)
 {
     progress_state ps = {.dir = o->t.dir, .threads = o->t.threads, .threads_from = o->threads_from,
@@ -371,6 +401,16 @@ static int run(options *o, sp_err *err)
     }
     nn_train_result res = {0};
     int rc = nn_train(&o->t, &res, err);
+    if (rc == 0 && res.stopped && nn_dist_rank() == 0) {
+        char where[128];
+        snprintf(where, sizeof where, "stopped by SIGTERM after step %ld of %ld of epoch %d/%d", res.stop_step,
+                 res.epoch_steps, res.stop_epoch, o->t.epochs);
+        if (res.saved)
+            sp_msg("%s; %s holds that point: go on with sp-train %s --resume %s -o %s --epochs %d", where, o->t.out,
+                   o->t.dir, o->t.out, o->t.out, o->t.epochs);
+        else
+            sp_msg("%s; nothing saved (no -o): keep the position with -o CKPT next time", where);
+    }
     if (ps.metrics && fclose(ps.metrics) && !ps.metrics_errno)
         ps.metrics_errno = errno;
     if (rc == 0 && ps.metrics_errno)
@@ -378,14 +418,14 @@ static int run(options *o, sp_err *err)
     if (rc == 0 && ps.curves_err.code)
         *err = ps.curves_err, rc = -1;
     /* the curves of every epoch, those of the runs it resumed included */
-    if (rc == 0 && o->curves && draw_curves(o->curves, json_object_get(res.summary, "per_epoch"), ps.title,
+    if (rc == 0 && o->curves && res.summary && draw_curves(o->curves, json_object_get(res.summary, "per_epoch"), ps.title,
                                          json_string_value(json_object_get(res.summary, "test_split")), err))
         rc = -1;
-    if (rc == 0 && o->json && sp_write_json_text(o->json, res.summary, err))
+    if (rc == 0 && o->json && res.summary && sp_write_json_text(o->json, res.summary, err))
         rc = -1;
     json_decref(res.summary);
     json_decref(ps.history);
-    return rc;
+    return rc == 0 && res.stopped ? 1 : rc;
 }
 
 int main(int argc, char **argv)
@@ -474,6 +514,11 @@ int main(int argc, char **argv)
         {"out", 'o', SP_OPT_STRING, &o.t.out, .arg = "CKPT", .flags = SP_OPT_NO_RECIPE,
          .help = "write a checkpoint after every epoch (replaced\n"
                  "atomically): model, weights, optimizer state, epoch"},
+        {"checkpoint-every", 0, SP_OPT_INT, &o.checkpoint_every, .min = 1, .max = 1000000000, .arg = "N",
+         .flags = SP_OPT_NO_RECIPE,
+         .help = "also write -o after every N-th step of the run (counted\n"
+                 "from its first step), with the position inside the\n"
+                 "epoch; --resume goes on from there"},
         {"resume", 0, SP_OPT_STRING, &o.t.resume, .arg = "CKPT",
          .help = "continue from a checkpoint: model, optimizer and its\n"
                  "state, seed, batch, schedule, smoothing, augmentation\n"
@@ -524,14 +569,23 @@ int main(int argc, char **argv)
     int small_model = !strcmp(o.t.model, "mlp") || !strncmp(o.t.model, "cnn", 3); /* no augmentation by default */
     o.t.recipe.augment = o.augment >= 0 ? o.augment : small_model ? NN_AUG_NONE : NN_AUG_CROP_FLIP;
     sp_err err = {0};
+    o.t.checkpoint_every = o.checkpoint_every;
+    if (o.checkpoint_every && !o.t.out) {
+        sp_fail(&err, SP_EXIT_USAGE, "--checkpoint-every: needs -o CKPT to write to");
+        return sp_cli_exit(&err);
+    }
+    o.t.stop = &terminated;
+    if (watch_sigterm(&err))
+        return sp_cli_exit(&err);
     /* Under mpirun/srun with several ranks: rank 0 alone prints, writes -o and
      * --json; every rank prints its own fatal error. */
     if (nn_dist_init(&err))
         return sp_cli_exit(&err);
     if (nn_dist_rank() != 0)
         sp_verbosity = 0, o.t.out = NULL, o.json = NULL;
-    if (sp_cli_input_exists(o.t.dir, &err) || run(&o, &err))
+    int rc = sp_cli_input_exists(o.t.dir, &err) ? -1 : run(&o, &err);
+    if (rc < 0)
         return sp_cli_exit(&err);
     nn_dist_finalize();
-    return sp_cli_exit(NULL);
+    return rc ? 128 + SIGTERM : sp_cli_exit(NULL);
 }

@@ -50,12 +50,23 @@ uint64_t nn_metrics_class_records(const nn_metrics *m, int c)
     return actual;
 }
 
-double nn_metrics_precision(const nn_metrics *m, int c)
+/* the records predicted c */
+static uint64_t class_predicted(const nn_metrics *m, int c)
 {
     uint64_t predicted = 0;
     for (int j = 0; j < m->classes; j++)
         predicted += m->confusion[(size_t)j * m->classes + c];
-    return ratio(m->confusion[(size_t)c * m->classes + c], predicted);
+    return predicted;
+}
+
+int nn_metrics_present(const nn_metrics *m, int c)
+{
+    return nn_metrics_class_records(m, c) > 0 || class_predicted(m, c) > 0;
+}
+
+double nn_metrics_precision(const nn_metrics *m, int c)
+{
+    return ratio(m->confusion[(size_t)c * m->classes + c], class_predicted(m, c));
 }
 
 double nn_metrics_recall(const nn_metrics *m, int c)
@@ -69,20 +80,26 @@ double nn_metrics_f1(const nn_metrics *m, int c)
     return p + r > 0 ? 2 * p * r / (p + r) : 0.0;
 }
 
-void nn_metrics_averages(const nn_metrics *m, nn_metrics_avg *macro, nn_metrics_avg *weighted)
+int nn_metrics_averages(const nn_metrics *m, int all_classes, nn_metrics_avg *macro, nn_metrics_avg *weighted)
 {
     memset(macro, 0, sizeof *macro), memset(weighted, 0, sizeof *weighted);
     uint64_t total = 0;
+    int over = 0;
     for (int c = 0; c < m->classes; c++) {
+        if (!all_classes && !nn_metrics_present(m, c))
+            continue; /* nothing to average: 0 in every figure, and weight 0 */
         double p = nn_metrics_precision(m, c), r = nn_metrics_recall(m, c), f = nn_metrics_f1(m, c);
         double n = (double)nn_metrics_class_records(m, c);
         macro->precision += p, macro->recall += r, macro->f1 += f;
         weighted->precision += n * p, weighted->recall += n * r, weighted->f1 += n * f;
         total += nn_metrics_class_records(m, c);
+        over++;
     }
-    macro->precision /= m->classes, macro->recall /= m->classes, macro->f1 /= m->classes;
+    if (over)
+        macro->precision /= over, macro->recall /= over, macro->f1 /= over;
     if (total)
         weighted->precision /= (double)total, weighted->recall /= (double)total, weighted->f1 /= (double)total;
+    return over;
 }
 
 int nn_evaluate(nn_net *net, nn_data *d, const char *dir, float *x, int32_t *labels, nn_metrics *m, sp_err *err)

@@ -37,14 +37,20 @@ double nn_metrics_precision(const nn_metrics *m, int c);
 double nn_metrics_recall(const nn_metrics *m, int c);
 /* Class c's F1: 2 P R / (P + R), 0 where P + R is 0. */
 double nn_metrics_f1(const nn_metrics *m, int c);
-/* Averages over the classes of precision, recall and F1: macro (each class
- * alike) and weighted (each by its records; 0 with no records), as
+/* Whether class c is a label of some record or the prediction of one: the
+ * classes scikit-learn reports and averages over by default (labels =
+ * unique(y_true) | unique(y_pred)). Needs the confusion matrix. */
+int nn_metrics_present(const nn_metrics *m, int c);
+/* Averages of precision, recall and F1 over the classes present
+ * (nn_metrics_present), or over all of them with all_classes: macro (each
+ * class alike) and weighted (each by its records; 0 with no records), as
  * scikit-learn's classification_report computes them (a class never
- * predicted has precision 0). Needs the confusion matrix. */
+ * predicted has precision 0). Returns the number of classes averaged over
+ * (0: every figure 0). Needs the confusion matrix. */
 typedef struct nn_metrics_avg {
     double precision, recall, f1;
 } nn_metrics_avg;
-void nn_metrics_averages(const nn_metrics *m, nn_metrics_avg *macro, nn_metrics_avg *weighted);
+int nn_metrics_averages(const nn_metrics *m, int all_classes, nn_metrics_avg *macro, nn_metrics_avg *weighted);
 
 /* One pass of net over d in manifest order on the stored images (no
  * augmentation), tallied into m (initialised for net->classes). x and

@@ -177,7 +177,7 @@ agree_field(nn_dist_field *f, int *n, const char *name, uint64_t extra, const ch
  * differed would wait for each other forever, overrun each other's sums, or
  * train apart silently. 0, or -1 with err on every rank. */
 static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_net *net, const nn_opt *opt,
-                       const nn_data *tr, int start_epoch, const nn_rng *rng, sp_err *err)
+                       const nn_data *tr, int start_epoch, long start_step, const nn_rng *rng, sp_err *err)
 {
     json_t *m = sp_manifest_load(o->dir, err);
     char *ms = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -201,6 +201,9 @@ static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_n
     agree_field(f, &n, "--batch", 0, "%u", r->batch);
     agree_field(f, &n, "--epochs", 0, "%d", o->epochs);
     agree_field(f, &n, "the epoch resumed from", 0, "%d", start_epoch);
+    agree_field(f, &n, "the step of the epoch resumed from", 0, "%ld", start_step);
+    agree_field(f, &n, "--checkpoint-every", 0, "%ld", o->checkpoint_every);
+    agree_field(f, &n, "the stop signal", 0, "%s", o->stop ? "watched" : "not watched");
     agree_field(f, &n, "the optimizer step", 0, "%lld", (long long)opt->step);
     agree_field(f, &n, "--steps-per-epoch", 0, "%ld", r->steps_per_epoch);
     agree_field(f, &n, "--seed", 0, "%llu", (unsigned long long)r->seed);
@@ -322,10 +325,70 @@ static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net 
     return 0;
 }
 
+/* Where a mid-epoch checkpoint stopped (nn_train.h: extra.position), and
+ * this rank's running figures of that epoch. */
+typedef struct epoch_position {
+    long step;               /* steps of the epoch done; 0: none (an epoch-end checkpoint) */
+    double seconds;          /* the epoch's training time so far */
+    uint64_t records;        /* the global batches' records so far */
+    double total;            /* this rank's sum of loss x records */
+    uint64_t right, seen;    /* this rank's correct and trained records */
+} epoch_position;
+
+/* extra.position's array key (one number a rank): with as many entries as
+ * ranks, this rank's; else all of them summed on rank 0 (0 on the others). */
+static int position_figure(const json_t *pos, const char *key, const char *path, int rank, int ranks, double *out,
+                           sp_err *err)
+{
+    const json_t *a = json_object_get(pos, key);
+    size_t n = json_array_size(a);
+    if (!json_is_array(a) || n < 1 || n > 65536)
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.position.%s: missing or not an array of 1 to "
+                       "65536 numbers", path, key);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(a, i);
+        double d = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(d) || d < 0)
+            return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.position.%s[%zu]: not a finite number of at "
+                           "least 0", path, key, i);
+        sum += d;
+    }
+    *out = n == (size_t)ranks ? json_number_value(json_array_get(a, (size_t)rank)) : rank == 0 ? sum : 0;
+    return 0;
+}
+
+/* A mid-epoch checkpoint's position (extra.position), checked against the
+ * epoch's steps; no position: p->step 0. 0, or -1 with err (SP_EXIT_DATA). */
+static int position_from_json(const json_t *pos, const char *path, long epoch_steps, epoch_position *p, sp_err *err)
+{
+    memset(p, 0, sizeof *p);
+    if (!pos)
+        return 0;
+    long long step = 0, records = 0;
+    float seconds = 0;
+    double right = 0, seen = 0;
+    int rank = nn_dist_rank(), ranks = nn_dist_size();
+    if (nn_header_int(path, json_object_get(pos, "epoch_step"), "extra.position.epoch_step", 1, epoch_steps, &step,
+                      err) ||
+        nn_header_int(path, json_object_get(pos, "records"), "extra.position.records", 0, INT64_MAX, &records, err) ||
+        nn_header_real(path, json_object_get(pos, "seconds"), "extra.position.seconds", 0, 0, 1e12, 0, &seconds,
+                       err) ||
+        position_figure(pos, "loss_sum", path, rank, ranks, &p->total, err) ||
+        position_figure(pos, "right", path, rank, ranks, &right, err) ||
+        position_figure(pos, "seen", path, rank, ranks, &seen, err))
+        return -1;
+    p->step = (long)step, p->records = (uint64_t)records, p->seconds = seconds;
+    p->right = (uint64_t)right, p->seen = (uint64_t)seen;
+    return 0;
+}
+
 /* Reads the recipe and the earlier epochs' figures of a checkpoint to resume
- * (into *r and epochs_json), then loads it for batches of the recipe's size. */
+ * (into *r and epochs_json) and a mid-epoch checkpoint's position (a new
+ * reference in *position, else NULL), then loads it for batches of the
+ * recipe's size. */
 static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_json, json_t **class_names,
-                       nn_net **net, nn_opt *opt, int *start_epoch, nn_rng *rng, sp_err *err)
+                       json_t **position, nn_net **net, nn_opt *opt, int *start_epoch, nn_rng *rng, sp_err *err)
 {
     char *extra = NULL;
     /* the batch is the checkpoint's: read it from there first */
@@ -340,6 +403,7 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
     json_t *old = json_object_get(ex, "epochs");
     if (!bad && json_is_array(old))
         json_array_extend(epochs_json, old);
+    *position = json_incref(json_object_get(ex, "position")); /* a mid-epoch checkpoint's: nn_train checks it */
     json_decref(ex);
     if (bad || nn_checkpoint_load(o->resume, (int)r->batch, net, opt, start_epoch, rng, NULL, err))
         return -1;
@@ -370,9 +434,78 @@ static int init_names_check(const char *path, const nn_data *tr, const char *dir
     return rc;
 }
 
+/* Writes the checkpoint at path: the weights, optimizer and random state
+ * after epoch epochs, extra's recipe, the epochs' figures, the class names
+ * and (a mid-epoch checkpoint) position, which the call takes. */
+static int save_checkpoint(const char *path, const nn_net *net, const nn_opt *opt, int epoch, const nn_rng *rng,
+                           const nn_recipe *r, json_t *epochs_json, const nn_data *tr, json_t *position, sp_err *err)
+{
+    json_t *ex = json_pack("{s:o, s:O, s:o*}", "recipe", nn_recipe_json(r), "epochs", epochs_json, "class_names",
+                           nn_data_class_names(tr));
+    if (ex && position)
+        json_object_set(ex, "position", position);
+    json_decref(position);
+    char *exs = ex ? json_dumps(ex, JSON_COMPACT) : NULL;
+    json_decref(ex);
+    if (!exs)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    int rc = nn_checkpoint_save(path, net, opt, epoch, rng, exs, err);
+    free(exs);
+    return rc;
+}
+
+/* Every rank's loss sum, correct and trained records of p, one array each
+ * (a new object), gathered from every rank: collective, every rank calls it
+ * at the same step. Adding the others' zeros keeps each value exact. */
+static json_t *position_json(const epoch_position *p)
+{
+    int rank = nn_dist_rank(), ranks = nn_dist_size();
+    double *v = calloc((size_t)ranks * 3, sizeof *v);
+    if (!v)
+        return NULL;
+    v[rank * 3] = p->total, v[rank * 3 + 1] = (double)p->right, v[rank * 3 + 2] = (double)p->seen;
+    nn_dist_sum_doubles(v, (size_t)ranks * 3);
+    json_t *j = json_pack("{s:I, s:f, s:I, s:[], s:[], s:[]}", "epoch_step", (json_int_t)p->step, "seconds", p->seconds,
+                          "records", (json_int_t)p->records, "loss_sum", "right", "seen");
+    for (int i = 0; j && i < ranks; i++) {
+        json_array_append_new(json_object_get(j, "loss_sum"), json_real(v[i * 3]));
+        json_array_append_new(json_object_get(j, "right"), json_integer((json_int_t)v[i * 3 + 1]));
+        json_array_append_new(json_object_get(j, "seen"), json_integer((json_int_t)v[i * 3 + 2]));
+    }
+    free(v);
+    return j;
+}
+
+/* A mid-epoch checkpoint after p->step steps of epoch e + 1 (0-based e): every
+ * rank gathers the figures, rank 0 writes o->out when given. */
+static int save_position(const nn_train_options *o, const nn_net *net, const nn_opt *opt, int e, const nn_rng *rng,
+                         const nn_recipe *r, json_t *epochs_json, const nn_data *tr, const epoch_position *p,
+                         sp_err *err)
+{
+    json_t *pos = position_json(p);
+    if (!pos)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (!o->out || nn_dist_rank() != 0) {
+        json_decref(pos);
+        return 0;
+    }
+    return save_checkpoint(o->out, net, opt, e, rng, r, epochs_json, tr, pos, err);
+}
+
+/* Whether the run stops after this step: the flag on any rank (one sum over
+ * the ranks, so that all of them stop at the same step). */
+static int stop_agreed(const volatile sig_atomic_t *stop)
+{
+    if (!stop)
+        return 0;
+    double v = *stop ? 1 : 0;
+    nn_dist_sum_doubles(&v, 1);
+    return v > 0;
+}
+
 int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
 {
-    result->summary = NULL;
+    memset(result, 0, sizeof *result);
     int rank = nn_dist_rank(), ranks = nn_dist_size(); /* data parallel over MPI ranks: nn/dist.h */
     if (o->out && rank == 0 && nn_checkpoint_check_writable(o->out, err))
         return -1;
@@ -392,7 +525,9 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     nn_metrics eval = {0};
     int init_whole = 0;
     json_t *ckpt_names = NULL; /* the resumed checkpoint's class names, or NULL */
-    if (o->resume && (resume_from(o, &r, epochs_json, &ckpt_names, &net, &opt, &start_epoch, &rng, err) ||
+    json_t *ckpt_position = NULL; /* a resumed mid-epoch checkpoint's position, or NULL */
+    if (o->resume &&
+        (resume_from(o, &r, epochs_json, &ckpt_names, &ckpt_position, &net, &opt, &start_epoch, &rng, err) ||
                       (r.freeze && nn_net_freeze_base(net, err))))
         goto out;
     if ((o->given & NN_GIVEN_CROP_SCALE) && r.augment != NN_AUG_CROP_FLIP) {
@@ -458,7 +593,12 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 ranks, batch, (unsigned long long)tr.count);
         goto out;
     }
-    if (ranks > 1 && ranks_agree(o, &r, net, &opt, &tr, start_epoch, &rng, err))
+    long per_pass = (long)((tr.count + batch - 1) / batch);
+    long steps_per_epoch = r.steps_per_epoch ? r.steps_per_epoch : per_pass, total_steps = steps_per_epoch * o->epochs;
+    epoch_position at; /* where a mid-epoch checkpoint stopped inside epoch start_epoch + 1 */
+    if (position_from_json(ckpt_position, o->resume, steps_per_epoch, &at, err))
+        goto out;
+    if (ranks > 1 && ranks_agree(o, &r, net, &opt, &tr, start_epoch, at.step, &rng, err))
         goto out;
     size_t in = (size_t)tr.c * tr.h * tr.w;
     x = malloc((size_t)batch * in * sizeof *x);
@@ -474,17 +614,20 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         o->on_start(o->ctx, &info);
     }
     double train_seconds = 0, test_acc = -1, test_top5 = -1, train_acc = 0, loss = 0;
-    long per_pass = (long)((tr.count + batch - 1) / batch);
-    long steps_per_epoch = r.steps_per_epoch ? r.steps_per_epoch : per_pass, total_steps = steps_per_epoch * o->epochs;
     int top5 = net->classes >= NN_TOP5_MIN_CLASSES;
     train_stream stream = {-1, 0};
     for (int e = start_epoch; e < o->epochs; e++) {
         double t0 = now();
-        long step = (long)e * steps_per_epoch;
-        uint64_t seen = 0, right = 0, done = 0; /* seen: this rank's records; done: the global batches' */
-        double total = 0;
-        int n = 0;
-        for (long k = 0; k < steps_per_epoch; k++) {
+        /* a resumed mid-epoch checkpoint's first epoch goes on from its position */
+        epoch_position from = {0};
+        if (e == start_epoch)
+            from = at;
+        long step = (long)e * steps_per_epoch + from.step;
+        uint64_t seen = from.seen, right = from.right, done = from.records; /* seen: this rank's records; done: the
+                                                                            * global batches' */
+        double total = from.total;
+        int n = 1, stopping = 0;
+        for (long k = from.step; k < steps_per_epoch; k++) {
             if (stream_seek(&tr, &stream, &r, step, per_pass, err) ||
                 (n = nn_data_next(&tr, x, labels, err)) <= 0)
                 break;
@@ -519,10 +662,23 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
             right += (uint64_t)correct;
             seen += (uint64_t)m;
             done += (uint64_t)n;
+            stopping = stop_agreed(o->stop);
+            int every = o->checkpoint_every > 0 && step % o->checkpoint_every == 0 && k + 1 < steps_per_epoch;
+            if (stopping || every) { /* the same step on every rank: the gather is collective */
+                epoch_position pos = {k + 1, from.seconds + now() - t0, done, total, right, seen};
+                if (save_position(o, net, &opt, e, &rng, &r, epochs_json, &tr, &pos, err))
+                    goto out;
+            }
+            if (stopping) {
+                result->stopped = 1, result->stop_epoch = e + 1, result->stop_step = k + 1;
+                result->epoch_steps = steps_per_epoch, result->saved = o->out != NULL;
+                rc = 0;
+                goto out;
+            }
         }
         if (o->on_progress_done)
             o->on_progress_done(o->ctx);
-        if (n <= 0 || err->code) { /* a read error, or a label out of range */
+        if (n <= 0 || err->code) { /* a read error, or a label out of range (n: 1 when no step ran) */
             if (!err->code)
                 sp_fail(err, SP_EXIT_DATA, "%s: the train split ended before its count of records", o->dir);
             goto out;
@@ -530,7 +686,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         double figures[3] = {total, (double)right, (double)seen}; /* the epoch's, over every rank */
         nn_dist_sum_doubles(figures, 3);
         total = figures[0], right = (uint64_t)figures[1], seen = (uint64_t)figures[2];
-        double secs = now() - t0;
+        double secs = from.seconds + now() - t0;
         train_seconds += secs;
         loss = seen ? total / (double)seen : 0;
         train_acc = seen ? (double)right / (double)seen : 0;
@@ -559,16 +715,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         if (have_test && top5)
             json_object_set_new(ej, "test_top5_accuracy", json_real(test_top5));
         json_array_append_new(epochs_json, ej);
-        if (o->out && rank == 0) {
-            json_t *ex = json_pack("{s:o, s:O, s:o*}", "recipe", nn_recipe_json(&r), "epochs", epochs_json,
-                                   "class_names", nn_data_class_names(&tr));
-            char *exs = json_dumps(ex, JSON_COMPACT);
-            json_decref(ex);
-            int bad = nn_checkpoint_save(o->out, net, &opt, e + 1, &rng, exs, err);
-            free(exs);
-            if (bad)
-                goto out;
-        }
+        if (o->out && rank == 0 && save_checkpoint(o->out, net, &opt, e + 1, &rng, &r, epochs_json, &tr, NULL, err))
+            goto out;
     }
     summary = json_pack("{s:s, s:s, s:i, s:i, s:s, s:f, s:I, s:f, s:f, s:f, s:O, s:o}", "shards", o->dir, "model",
                         net->model, "epochs", o->epochs, "batch", (int)batch, "optimizer",
@@ -597,6 +745,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
 out:
     nn_metrics_free(&eval);
     json_decref(ckpt_names);
+    json_decref(ckpt_position);
     json_decref(summary);
     json_decref(epochs_json);
     free(x), free(dlogits), free(labels);

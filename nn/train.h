@@ -3,6 +3,7 @@
 #define SP_NN_TRAIN_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "nn/data.h"
@@ -103,6 +104,13 @@ typedef struct nn_train_options {
     int view_size;           /* encoded sets: the views' side (0: 224; a resumed run: the checkpoint's input) */
     nn_recipe recipe;        /* new runs; a resumed run takes the checkpoint's (but see given) */
     unsigned given;          /* enum nn_given: the options the command line set */
+    long checkpoint_every;   /* > 0: also write -o after every N-th step of the run (counted from its very first
+                              * step, so the same steps whether resumed or not), inside an epoch with its
+                              * position; 0: at epoch ends only */
+    const volatile sig_atomic_t *stop; /* NULL, or a flag a signal handler sets: once it is non-zero (on any rank,
+                                        * the ranks agreeing after each step on the first step that saw it), the
+                                        * step in progress ends, -o is written with its position and nn_train
+                                        * returns 0 with result->stopped set */
     /* Callbacks (each may be NULL), all on the calling thread: */
     void (*on_note)(void *ctx, const char *note); /* a resumed run's option that changes from the checkpoint's */
     void (*on_start)(void *ctx, const nn_train_info *info);
@@ -120,8 +128,22 @@ typedef struct nn_train_options {
  * the runs it resumed), recipe, test_accuracy (null without a test split),
  * test_top5_accuracy (more than 10 classes) and test_split. */
 typedef struct nn_train_result {
-    json_t *summary;
+    json_t *summary;         /* NULL when stopped */
+    int stopped;             /* 1: o->stop ended the run early (summary NULL) */
+    int stop_epoch;          /* stopped: the 1-based epoch in progress */
+    long stop_step, epoch_steps; /* stopped: the steps of that epoch done, of epoch_steps */
+    int saved;               /* stopped: 1 when o->out holds the position (rank 0 with -o) */
 } nn_train_result;
+
+/* A mid-epoch checkpoint (o->stop, o->checkpoint_every) is the epoch-end one
+ * with the epoch before it as its epoch and extra.position: epoch_step (the
+ * steps of the next epoch done, 1..its steps), seconds, records (the global
+ * batches' records) and the running figures of each rank (loss_sum, right,
+ * seen: arrays of one entry a rank). A run resumed from it goes on from the
+ * next step and ends with the uninterrupted run's weights, optimizer state
+ * and per-epoch figures (but seconds) bit for bit; on another number of ranks
+ * the epoch's loss may differ in its last bits (the ranks' sums are added in
+ * another order). */
 
 /* Trains as o says. Before the first step: -o is checked writable
  * (SP_EXIT_SYSTEM), the shards verified, the splits checked to agree, a

@@ -20,7 +20,7 @@ TEST_PACKAGES="hdf5-tools zstd python3 python3-h5py python3-numpy python3-xxhash
 python3-torchvision python3-pip python3-setuptools nginx-light openssl man-db
 dataset-fashion-mnist mate-backgrounds python3-zstandard libjpeg-turbo-progs fiu-utils util-linux bsdutils
 slurmctld slurmd slurm-client munge parallel openmpi-bin
-debhelper dh-python dpkg-dev fakeroot lintian build-essential time"
+debhelper dh-python dpkg-dev fakeroot lintian build-essential time python3-sklearn"
 
 set_for=$TEST_PACKAGES
 case "${1:-}" in

@@ -5,7 +5,8 @@
 # classes 90..99 a bias of -50 (never predicted: precision 0).
 # Its logits (--logits) equal a numpy forward pass of the checkpoint's
 # weights; from them numpy's per-class precision, recall and F1, macro and
-# weighted averages (scikit-learn's conventions), accuracy (argmax: the first
+# weighted averages (scikit-learn's conventions: over the classes in the
+# labels or the predictions), accuracy (argmax: the first
 # of equal maxima) and top-5 (ties counted against) equal sp-eval's JSON.
 . "$SP_ROOT/tests/tools/lib.sh"
 $PY "$FIX/make_cifar.py" cf --per-batch 300
@@ -70,12 +71,17 @@ higher = (z >= z[np.arange(len(z)), y][:, None]).sum(1) - 1  # others at least t
 top5 = float((higher < 5).mean())
 assert e["records"] == len(z) and e["accuracy"] == float((pred == y).mean()), (e["accuracy"], (pred == y).mean())
 assert abs(e["top5_accuracy"] - top5) < 1e-12, (e["top5_accuracy"], top5)
-assert np.array_equal(np.array(e["confusion"]), conf)
-for c, row in enumerate(e["per_class"]):
+# the classes shown and averaged: those in the labels or the predictions
+present = np.flatnonzero((support > 0) | (predicted > 0))
+assert e["confusion_classes"] == present.tolist(), e["confusion_classes"]
+assert np.array_equal(np.array(e["confusion"]), conf[np.ix_(present, present)])
+assert [row["class"] for row in e["per_class"]] == present.tolist()
+for row in e["per_class"]:
+    c = row["class"]
     assert row["records"] == support[c]
     for key, v in (("precision", prec[c]), ("recall", rec[c]), ("f1", f1[c])):
         assert abs(row[key] - v) < 1e-12, (c, key, row[key], v)
-macro = dict(precision=prec.mean(), recall=rec.mean(), f1=f1.mean())
+macro = dict(precision=prec[present].mean(), recall=rec[present].mean(), f1=f1[present].mean())
 weighted = dict(precision=(prec * support).sum() / support.sum(), recall=(rec * support).sum() / support.sum(),
                 f1=(f1 * support).sum() / support.sum())
 for key in ("precision", "recall", "f1"):

@@ -163,7 +163,7 @@ share=$inst/share/shardpipe
 cmp "$share/imagenet/classes.txt" "$SP_ROOT/manifests/imagenet/classes.txt" || fail "classes.txt"
 [ "$(wc -l < "$share/imagenet/classes.txt")" = 1000 ] || fail "classes.txt has not 1000 classes"
 [ -x "$share/torch2ckpt.py" ] || fail "torch2ckpt.py is not installed executable"
-for s in convert-array.sbatch convert-parallel.sh merge.sbatch submit.sh; do
+for s in convert-array.sbatch convert-parallel.sh merge.sbatch submit.sh train.sbatch; do
     [ -x "$share/slurm/$s" ] || fail "$s is not installed executable"
     expect_status 0 "$share/slurm/$s" --help
     grep -q "^usage: .*$s" out || { cat out; fail "$s --help shows no usage"; }

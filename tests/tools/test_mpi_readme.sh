@@ -1,5 +1,6 @@
 # docs/training.md's MPI resume example, run as written (its lines read from
-# docs/training.md, in a directory where shards/cifar10 is a small CIFAR-10 set):
+# docs/training.md, with HOME a directory where shards/cifar10 is a small
+# CIFAR-10 set, which the example names ~/shards/cifar10):
 # resnet20 with --sync-bn for 5 epochs, then resumed to 20 without
 # repeating --sync-bn, ends with the weights, optimizer state and batchnorm
 # statistics of an uninterrupted 20-epoch run, bit for bit (the checkpoint
@@ -14,11 +15,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rs
     OMPI_MCA_rmaps_base_oversubscribe=1 ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
 
 $PY "$FIX/make_cifar.py" cf --per-batch 12 > /dev/null   # 60 train records: one step an epoch at batch 128
+export HOME=$PWD
 mkdir shards
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o shards/cifar10
 
 # the example: the cifar10 lines of docs/training.md's MPI section, train then resume
-grep -E '^    mpirun -np 2 .*sp-train shards/cifar10 ' "$SP_ROOT/docs/training.md" | sed 's/^    //' > example.sh
+grep -E '^    mpirun -np 2 .*sp-train ~/shards/cifar10 ' "$SP_ROOT/docs/training.md" | sed 's/^    //' > example.sh
 [ "$(wc -l < example.sh)" -eq 2 ] && grep -q -- '--resume r20.ckpt' example.sh ||
     { cat example.sh >&2; fail "docs/training.md: the MPI example's two cifar10 lines (train, resume) not found"; }
 first=$(head -1 example.sh)
