@@ -5,9 +5,9 @@
 BUILD   ?= build
 CC      ?= cc
 PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
-# what libshardpipe-reader links: the reader, and the JPEG/PNG decoders of
-# encoded sets' views; no fetching or archives
-READER_PKGS := hdf5 libzstd jansson libxxhash libjpeg libpng
+# what libshardpipe-reader links: the reader, the JPEG/PNG decoders of
+# encoded sets' views, and the downloads of sets at a URL; no archives
+READER_PKGS := hdf5 libzstd jansson libxxhash libjpeg libpng libcurl libcrypto
 # OpenBLAS built on OpenMP: the trainer shares batches out over OpenMP threads
 # and calls the gemms inside them, where this variant runs them single-threaded
 # in the same thread pool. (The pthread variant keeps idle workers of its own
@@ -44,7 +44,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
-           shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
+           shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c shards/remote.c shards/cache.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
 NN_SRC  := nn/rng.c nn/layers.c nn/relu.c nn/dense.c nn/conv.c nn/onednn.c nn/pool.c nn/norm.c nn/norm_blocked.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/class_names.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
 CLI_SRC := common/sp_cli.c
@@ -68,14 +68,14 @@ PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
 # libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
 # versioned shared library, built from what reading needs and nothing else
-# (linked with --no-undefined: a missing piece fails the link; it needs no
-# libcurl, libarchive or libcrypto of its own, though ldd lists libcurl and
-# libcrypto under Debian's libhdf5); every symbol but the
+# (linked with --no-undefined: a missing piece fails the link; libcurl and
+# libcrypto fetch and hash the shards of a set at a URL, shards/remote.c; no
+# libarchive); every symbol but the
 # spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
 # variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
 # points into the build tree (rpath included); `make install` writes the
 # real one, relative to its prefix, with no rpath.
-READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c \
+READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c shards/remote.c shards/cache.c \
               formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c \
               pipeline/views.c pipeline/resize.c formats/image.c formats/resample.c
 READER_VERSION := 0.1.0

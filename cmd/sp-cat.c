@@ -10,6 +10,7 @@
 #include "common/sp_draw.h"
 #include "pipeline/stage.h"
 #include "shards/manifest.h"
+#include "shards/remote.h"
 #include "shards/shard_records.h"
 
 static const char about[] =
@@ -244,6 +245,7 @@ int main(int argc, char **argv)
          .help = "--image's format: png (default) or pnm (PGM, PPM)"},
         {"stream", 's', SP_OPT_FLAG, &stream_out,
          .help = "write the records as a record stream on stdout\n(for sp-resize, sp-shard, ...) instead"},
+        SP_CLI_CACHE_OPTS,
         {0},
     };
     const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
@@ -271,7 +273,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n && rc == 0 && !image_done; i++) {
         sp_info("%s", inputs[i]);
         struct stat st;
-        if (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode))
+        if (sp_remote_is_url(inputs[i]) || (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)))
             rc = cat_dir(inputs[i], &err);
         else if (strcmp(inputs[i], "-") && is_hdf5(inputs[i]))
             rc = cat_shard(inputs[i], &err);

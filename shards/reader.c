@@ -12,6 +12,7 @@
 #include "formats/recstream.h"
 #include "pipeline/views.h"
 #include "shards/manifest.h"
+#include "shards/remote.h"
 #include "shards/shard.h"
 
 #define SPR_API __attribute__((visibility("default")))
@@ -156,6 +157,21 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
     return spr_open_ex(dir, split, errbuf, err_len, NULL);
 }
 
+SPR_API spr_set *spr_open_cached(const char *dir, const char *split, const char *cache, uint64_t cache_limit,
+                                 char *errbuf, size_t err_len, int *code)
+{
+    sp_err err = {0};
+    char local[4400];
+    if (sp_remote_is_url(dir) && sp_remote_manifest_with(dir, cache, cache_limit, local, sizeof local, &err)) {
+        if (errbuf && err_len)
+            snprintf(errbuf, err_len, "%s", err.msg);
+        if (code)
+            *code = err.code == SP_EXIT_USAGE ? SPR_ERR_USAGE : err.code == SP_EXIT_DATA ? SPR_ERR_DATA : SPR_ERR_SYSTEM;
+        return NULL;
+    }
+    return spr_open_ex(dir, split, errbuf, err_len, code);
+}
+
 SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, size_t err_len, int *code)
 {
     sp_err err = {0};
@@ -249,7 +265,7 @@ fail:
     if (errbuf && err_len)
         snprintf(errbuf, err_len, "%s", err.msg);
     if (code)
-        *code = err.code == SP_EXIT_DATA ? SPR_ERR_DATA : SPR_ERR_SYSTEM;
+        *code = err.code == SP_EXIT_DATA ? SPR_ERR_DATA : err.code == SP_EXIT_USAGE ? SPR_ERR_USAGE : SPR_ERR_SYSTEM;
     json_decref(m);
     spr_close(s);
     return NULL;

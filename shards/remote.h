@@ -1,0 +1,54 @@
+/* Shard sets at a URL: http://, https:// and file:// wherever a shard
+ * directory is taken. The set's manifest is fetched first (once per process
+ * and URL) into the cache (shards/cache.h); a path URL/FILE naming one of its
+ * shards is then downloaded whole into the cache, hashed while it streams in
+ * and held to the manifest's sha256 and bytes before anything opens it.
+ *
+ * Where the cache is and how large it may grow: sp_remote_configure, else
+ * $SHARDPIPE_CACHE and $SHARDPIPE_CACHE_LIMIT (see sp_cache_root). TLS: the
+ * CA bundle in $SHARDPIPE_CA_FILE, else $CURL_CA_BUNDLE, else $SSL_CERT_FILE,
+ * else libcurl's own.
+ */
+#ifndef SP_REMOTE_H
+#define SP_REMOTE_H
+
+#include <stdint.h>
+
+#include "common/sp_common.h"
+
+/* 1 when loc is a URL this module reads (http://, https://, file://). */
+int sp_remote_is_url(const char *loc);
+
+/* The cache and its limit for the sets opened after this call (NULL / 0:
+ * the environment's, as above); for the tools' --cache and --cache-limit. */
+void sp_remote_configure(const char *cache_dir, uint64_t limit);
+
+/* The local copy of URL/manifest.json into local (n bytes), fetched on the
+ * first call for url in this process (also registering the set, so that its
+ * shards' URLs open through sp_remote_shard), the same copy afterwards.
+ * A manifest whose largest shard exceeds the cache limit is refused here.
+ * 0, or -1 with err naming the URL. */
+int sp_remote_manifest(const char *url, char *local, size_t n, sp_err *err);
+/* The same with this set's own cache and limit (NULL / 0: the defaults),
+ * fetching the manifest again when the set was registered before. */
+int sp_remote_manifest_with(const char *url, const char *cache_dir, uint64_t limit, char *local, size_t n,
+                            sp_err *err);
+
+/* For path URL/FILE of a registered set: FILE in the cache, verified, at
+ * local (n bytes), and pinned (*pin: release with sp_remote_unpin once the
+ * file is closed). Returns 1; 0 when path is not a registered set's shard
+ * (local and *pin untouched, *pin -1); -1 on failure (err names the URL). */
+int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *err);
+void sp_remote_unpin(int pin); /* accepts -1 */
+
+/* Tells the set at url the order in which its shards will be used: files[i]
+ * (manifest file names), count of them, for use i = 0, 1, ...; use `pos` of
+ * it is the next. Eviction then takes the shard whose next use lies furthest
+ * ahead; background threads (prefetch of them, 0 for none) download the
+ * next shards in this order within the cache limit. The set copies what it
+ * keeps. 0 or -1 (err). */
+int sp_remote_plan(const char *url, const char *const *files, size_t count, uint32_t prefetch, sp_err *err);
+/* The next use of the plan of url is `pos` (the caller has reached it). */
+void sp_remote_advance(const char *url, size_t pos);
+
+#endif
