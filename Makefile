@@ -51,8 +51,9 @@ CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
-# the views dumped for the torchvision comparison (tests/tools/test_views.sh)
-UNIT_FIX := nn_reference view_dump
+# the views dumped for the torchvision comparison (tests/tools/test_views.sh), the
+# cache's egress over epochs (tests/tools/test_cache_eviction.sh, bench/bench_egress.py)
+UNIT_FIX := nn_reference view_dump cache_egress
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
@@ -118,7 +119,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-gpu fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-egress bench-gpu fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -272,6 +273,12 @@ bench-loader:
 # A GPU fed by shardpipe.Loader (bench/bench_gpu_feed.py): torchvision's
 # ResNet-50 from 224x224 shards against synthetic batches on the device.
 # Needs a CUDA build of torch and a GPU (Debian's python3-torch is CPU only).
+# the cache of sets at a URL: bytes downloaded over 3 epochs at a 25% limit,
+# the reader's eviction against LRU, and the simulator's 10/25/50% (not in make test)
+bench-egress:
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/bench_egress.py $(BUILD)
+
 bench-gpu:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all

@@ -139,17 +139,45 @@ typedef struct entry {
     struct timespec mtime;
 } entry;
 
-/* Furthest next use first; among equal ones (not known: UINT64_MAX), oldest first. */
+/* -1 when x was used before y, 1 after, 0 at once. */
+static int older(const entry *x, const entry *y)
+{
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return 0;
+}
+
+/* Belady: furthest next use first; among equal ones (none known:
+ * UINT64_MAX), the most recently used first. */
 static int by_eviction(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
     if (x->next != y->next)
         return x->next > y->next ? -1 : 1;
-    if (x->mtime.tv_sec != y->mtime.tv_sec)
-        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
-    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
-        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
-    return strcmp(x->sha, y->sha);
+    int o = older(x, y);
+    return o ? -o : strcmp(x->sha, y->sha);
+}
+
+/* The comparison's policy: least recently used first. */
+static int by_lru(const void *a, const void *b)
+{
+    const entry *x = a, *y = b;
+    int o = older(x, y);
+    return o ? o : strcmp(x->sha, y->sha);
+}
+
+static int lru_policy(void)
+{
+    const char *p = getenv("SHARDPIPE_CACHE_EVICTION");
+    return p && !strcmp(p, "lru");
+}
+
+int sp_cache_has(const char *root, const char *sha)
+{
+    char path[4200];
+    return !object_path(path, sizeof path, root, sha, "") && access(path, F_OK) == 0;
 }
 
 /* Every file under root/objects that takes room (shards and parts): their
@@ -225,6 +253,12 @@ static char *fmt_size(char *buf, size_t n, uint64_t b)
 int sp_cache_reserve(const char *root, uint64_t limit, const char *sha, uint64_t bytes, const char *name,
                      sp_cache_next_use next, void *ctx, int *fd, sp_err *err)
 {
+    return sp_cache_reserve_ahead(root, limit, sha, bytes, name, next, ctx, 0, fd, err);
+}
+
+int sp_cache_reserve_ahead(const char *root, uint64_t limit, const char *sha, uint64_t bytes, const char *name,
+                           sp_cache_next_use next, void *ctx, uint64_t use, int *fd, sp_err *err)
+{
     char a[64], b[64], lockp[4200], part[4200];
     *fd = -1;
     if (limit && bytes > limit)
@@ -246,10 +280,12 @@ int sp_cache_reserve(const char *root, uint64_t limit, const char *sha, uint64_t
             return -1;
         }
         if (used + bytes > limit) {
+            int lru = lru_policy();
             for (size_t i = 0; i < nv; i++)
-                v[i].next = next ? next(ctx, v[i].sha) : UINT64_MAX;
-            qsort(v, nv, sizeof *v, by_eviction);
-            for (size_t i = 0; i < nv && used + bytes > limit; i++)
+                v[i].next = next && !lru ? next(ctx, v[i].sha) : UINT64_MAX;
+            qsort(v, nv, sizeof *v, lru ? by_lru : by_eviction);
+            /* a prefetch (use > 0) takes no room from a shard needed sooner */
+            for (size_t i = 0; i < nv && used + bytes > limit && (!use || v[i].next > use); i++)
                 if (evict(root, &v[i]))
                     used -= v[i].bytes;
         }

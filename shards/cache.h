@@ -15,8 +15,14 @@
  * reader trusts (the next download of that shard starts it over).
  * Eviction: when a shard does not fit under the limit, unpinned shards go,
  * the one whose next use lies furthest ahead first (Belady), as the caller's
- * next-use function tells; shards it does not know go before any it does,
- * oldest first.
+ * next-use function tells (the reader's plan: the rest of this epoch's
+ * order). Shards with no next use it knows of go before any it knows, the
+ * most recently used first: each shard is used once an epoch, so the one
+ * just used is the one needed again last (in expectation, the next epoch's
+ * order being a fresh permutation), and the shards kept across an epoch's
+ * end are hits in the next. SHARDPIPE_CACHE_EVICTION=lru (for comparisons,
+ * bench/cache_egress.c) evicts the least recently used instead, ignoring
+ * next uses.
  */
 #ifndef SP_CACHE_H
 #define SP_CACHE_H
@@ -60,6 +66,13 @@ int sp_cache_pin(const char *root, const char *sha, char *path, size_t n, int *p
  * other shard is pinned, or the disk is full (SP_EXIT_SYSTEM naming name). */
 int sp_cache_reserve(const char *root, uint64_t limit, const char *sha, uint64_t bytes, const char *name,
                      sp_cache_next_use next, void *ctx, int *fd, sp_err *err);
+/* The same for a prefetch of a shard needed `use` uses ahead: it evicts only
+ * shards needed later than that (or not at all), and fails (SP_EXIT_SYSTEM,
+ * "no room") rather than take the room of one needed sooner. */
+int sp_cache_reserve_ahead(const char *root, uint64_t limit, const char *sha, uint64_t bytes, const char *name,
+                           sp_cache_next_use next, void *ctx, uint64_t use, int *fd, sp_err *err);
+/* 1 when the shard of sha is in place (a prefetch need not fetch it). */
+int sp_cache_has(const char *root, const char *sha);
 /* The .part of sha, verified, becomes the shard; *pin turns shared. 0 or -1. */
 int sp_cache_commit(const char *root, const char *sha, int pin, sp_err *err);
 /* Removes the .part of sha and releases pin. */

@@ -788,6 +788,13 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
         at += n;
     }
     free(order);
+    /* a set at a URL: the cache learns this part's order of shards */
+    const char **plan = malloc((it->nsegs ? it->nsegs : 1) * sizeof *plan);
+    for (size_t i = 0; plan && i < it->nsegs; i++)
+        plan[i] = s->shards[it->segs[i].shard].path;
+    if (plan)
+        sp_remote_plan(plan, it->nsegs, &(sp_err){0}); /* without one, eviction goes by recency alone */
+    free(plan);
     it->records = hi - lo;
     it->nwindows = (it->records + window - 1) / window;
     /* a resume starts inside window skip / window: the windows before it are

@@ -25,7 +25,11 @@ typedef struct rset {
     json_t *files;     /* file name -> [sha256, bytes] */
     char manifest[4400];
     char **plan;       /* the shards' sha256 in order of use (sp_remote_plan) */
+    char **plan_url;   /* and their URLs */
     size_t nplan, pos;
+    uint64_t plan_gen;  /* bumped at each plan and each move of pos */
+    int prefetching;    /* its prefetch thread runs (in this process) */
+    pthread_cond_t wake;
     struct rset *next;
 } rset;
 
@@ -38,6 +42,21 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_ok;
 
 static void curl_init(void) { curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
+
+/* fork(): the registry's lock is not held across it, and the child has no
+ * prefetch threads (a plan of its own starts them again). */
+static void fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
+static void fork_child(void)
+{
+    for (rset *r = sets; r; r = r->next) {
+        r->prefetching = 0;
+        pthread_cond_init(&r->wake, NULL);
+    }
+    pthread_mutex_unlock(&reg_mu);
+}
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void fork_install(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
 
 int sp_remote_is_url(const char *loc)
 {
@@ -252,14 +271,6 @@ static rset *find_locked(const char *url, size_t len)
     return NULL;
 }
 
-static void free_plan(rset *r)
-{
-    for (size_t i = 0; i < r->nplan; i++)
-        free(r->plan[i]);
-    free(r->plan);
-    r->plan = NULL;
-    r->nplan = r->pos = 0;
-}
 
 /* The shards of manifest text m: file -> [sha256, bytes]; NULL with err. */
 static json_t *shard_table(const char *name, const sp_buf *m, uint64_t limit, sp_err *err)
@@ -305,6 +316,7 @@ static int register_set(const char *url, const char *cache_dir, uint64_t limit, 
     size_t len = strlen(url);
     while (len > 0 && url[len - 1] == '/')
         len--;
+    pthread_once(&fork_once, fork_install);
     pthread_mutex_lock(&reg_mu);
     rset *r = find_locked(url, len);
     if (r && !refetch) {
@@ -363,6 +375,7 @@ static int register_set(const char *url, const char *cache_dir, uint64_t limit, 
             json_decref(table);
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         }
+        pthread_cond_init(&r->wake, NULL);
         r->next = sets;
         sets = r;
     }
@@ -407,13 +420,16 @@ static uint64_t plan_next_use(void *ctx, const char *sha)
 
 void sp_remote_unpin(int pin) { sp_cache_unpin(pin); }
 
-/* Downloads the shard of r (sha, bytes) at url into the cache; pin holds its
- * exclusive lock and turns shared on success. 0 or -1 (err). */
-static int download(rset *r, const char *url, const char *name, const char *sha, uint64_t bytes, int pin,
-                    sp_err *err)
+static void moved_to(rset *r, const char *sha);
+
+/* Downloads the shard of r (sha, bytes) at url into the cache, for a use
+ * `use` ahead (0: now; see sp_cache_reserve_ahead); pin holds its exclusive
+ * lock and turns shared on success, and is released on failure. 0 or -1. */
+static int download(rset *r, const char *url, const char *name, const char *sha, uint64_t bytes, uint64_t use,
+                    int pin, sp_err *err)
 {
     int fd;
-    if (sp_cache_reserve(r->root, r->limit, sha, bytes, name, plan_next_use, r, &fd, err)) {
+    if (sp_cache_reserve_ahead(r->root, r->limit, sha, bytes, name, plan_next_use, r, use, &fd, err)) {
         sp_cache_unpin(pin);
         return -1;
     }
@@ -475,57 +491,119 @@ int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *e
         return 0;
     if (!e)
         return sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", name);
+    moved_to(r, sha);
     int in = sp_cache_pin(root, sha, local, n, pin, err);
     if (in < 0)
         return -1;
-    if (!in && download(r, path, name, sha, bytes, *pin, err)) {
+    if (!in && download(r, path, name, sha, bytes, 0, *pin, err)) {
         *pin = -1;
         return -1;
     }
     return 1;
 }
 
-int sp_remote_plan(const char *url, const char *const *files, size_t count, uint32_t prefetch, sp_err *err)
+static void free_plan(rset *r)
 {
-    (void)prefetch;
-    size_t len = strlen(url);
-    while (len > 0 && url[len - 1] == '/')
-        len--;
-    char **plan = calloc(count ? count : 1, sizeof *plan);
-    if (!plan)
-        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (size_t i = 0; i < r->nplan; i++) {
+        free(r->plan[i]);
+        free(r->plan_url[i]);
+    }
+    free(r->plan);
+    free(r->plan_url);
+    r->plan = r->plan_url = NULL;
+    r->nplan = r->pos = 0;
+}
+
+/* The prefetch thread of r: the next shards of its plan into the cache. */
+static void *prefetch_main(void *arg)
+{
+    rset *r = arg;
+    const char *env = getenv("SHARDPIPE_PREFETCH");
+    size_t depth = env && *env ? (size_t)strtoul(env, NULL, 10) : 2;
     pthread_mutex_lock(&reg_mu);
-    rset *r = find_locked(url, len);
-    int rc = 0;
-    for (size_t i = 0; r && i < count && !rc; i++) {
-        json_t *e = json_object_get(r->files, files[i]);
-        if (!e || !(plan[i] = strdup(json_string_value(json_array_get(e, 0)))))
-            rc = sp_fail(err, e ? SP_EXIT_SYSTEM : SP_EXIT_DATA, "%s: %s", e ? "out of memory" : files[i],
-                         e ? "" : "not in the set's manifest");
+    for (;;) {
+        uint64_t gen = r->plan_gen;
+        for (size_t k = 1; k <= depth && gen == r->plan_gen; k++) {
+            if (r->pos + k >= r->nplan)
+                break;
+            char sha[65], url[4400], name[4400], local[4400];
+            snprintf(sha, sizeof sha, "%s", r->plan[r->pos + k]);
+            snprintf(url, sizeof url, "%s", r->plan_url[r->pos + k]);
+            json_t *e = json_object_get(r->files, strrchr(url, '/') + 1);
+            uint64_t bytes = (uint64_t)json_integer_value(json_array_get(e, 1));
+            pthread_mutex_unlock(&reg_mu);
+            if (!sp_cache_has(r->root, sha)) {
+                sp_err err = {0};
+                int pin, in = sp_cache_pin(r->root, sha, local, sizeof local, &pin, &err);
+                /* a failure here is left to the reader's own open, which reports it */
+                if (in != 0 || !download(r, url, shown(url, name, sizeof name), sha, bytes, k, pin, &err))
+                    sp_cache_unpin(pin); /* download releases it itself on failure */
+            }
+            pthread_mutex_lock(&reg_mu);
+        }
+        while (gen == r->plan_gen)
+            pthread_cond_wait(&r->wake, &reg_mu);
+    }
+    return NULL;
+}
+
+/* Moves r's plan to the use of sha at or after its position (reg_mu not held). */
+static void moved_to(rset *r, const char *sha)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = r->pos; i < r->nplan; i++)
+        if (!strcmp(r->plan[i], sha)) {
+            r->pos = i;
+            r->plan_gen++;
+            pthread_cond_signal(&r->wake);
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
+{
+    if (!n || !sp_remote_is_url(paths[0]))
+        return 0;
+    const char *slash = strrchr(paths[0], '/');
+    size_t len = (size_t)(slash - paths[0]);
+    while (len > 0 && paths[0][len - 1] == '/')
+        len--;
+    char **plan = calloc(n, sizeof *plan), **urls = calloc(n, sizeof *urls);
+    int rc = plan && urls ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    pthread_mutex_lock(&reg_mu);
+    rset *r = find_locked(paths[0], len);
+    for (size_t i = 0; r && !rc && i < n; i++) {
+        json_t *e = json_object_get(r->files, strrchr(paths[i], '/') + 1);
+        if (!e)
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", paths[i]);
+        else if (!(plan[i] = strdup(json_string_value(json_array_get(e, 0)))) || !(urls[i] = strdup(paths[i])))
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     }
     if (r && !rc) {
         free_plan(r);
         r->plan = plan;
-        r->nplan = count;
-        plan = NULL;
+        r->plan_url = urls;
+        r->nplan = n;
+        plan = urls = NULL;
+        r->plan_gen++;
+        const char *env = getenv("SHARDPIPE_PREFETCH");
+        if (!r->prefetching && !(env && !strcmp(env, "0"))) {
+            pthread_t t;
+            pthread_attr_t at;
+            pthread_attr_init(&at);
+            pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+            r->prefetching = pthread_create(&t, &at, prefetch_main, r) == 0;
+            pthread_attr_destroy(&at);
+        }
+        pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&reg_mu);
-    if (plan) {
-        for (size_t i = 0; i < count; i++)
-            free(plan[i]);
-        free(plan);
-    }
+    for (size_t i = 0; plan && i < n; i++)
+        free(plan[i]);
+    for (size_t i = 0; urls && i < n; i++)
+        free(urls[i]);
+    free(plan);
+    free(urls);
     return rc;
-}
-
-void sp_remote_advance(const char *url, size_t pos)
-{
-    size_t len = strlen(url);
-    while (len > 0 && url[len - 1] == '/')
-        len--;
-    pthread_mutex_lock(&reg_mu);
-    rset *r = find_locked(url, len);
-    if (r && pos <= r->nplan)
-        r->pos = pos;
-    pthread_mutex_unlock(&reg_mu);
 }

@@ -41,14 +41,14 @@ int sp_remote_manifest_with(const char *url, const char *cache_dir, uint64_t lim
 int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *err);
 void sp_remote_unpin(int pin); /* accepts -1 */
 
-/* Tells the set at url the order in which its shards will be used: files[i]
- * (manifest file names), count of them, for use i = 0, 1, ...; use `pos` of
- * it is the next. Eviction then takes the shard whose next use lies furthest
- * ahead; background threads (prefetch of them, 0 for none) download the
- * next shards in this order within the cache limit. The set copies what it
- * keeps. 0 or -1 (err). */
-int sp_remote_plan(const char *url, const char *const *files, size_t count, uint32_t prefetch, sp_err *err);
-/* The next use of the plan of url is `pos` (the caller has reached it). */
-void sp_remote_advance(const char *url, size_t pos);
+/* The order in which this process will open a set's shards: paths[i]
+ * (URL/FILE, as sp_remote_shard takes them; all of one registered set) for
+ * use i = 0, 1, ... (the rest of an epoch, as the reader's iterator plans
+ * it). Opening a shard through sp_remote_shard then moves the plan's position
+ * to that use. Eviction takes the shard whose next use lies furthest ahead;
+ * a background thread downloads the next $SHARDPIPE_PREFETCH shards (default
+ * 2, 0: none) of the plan while they fit without evicting a shard needed
+ * sooner. Paths of no registered set: nothing happens. 0 or -1 (err). */
+int sp_remote_plan(const char *const *paths, size_t n, sp_err *err);
 
 #endif
