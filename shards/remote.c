@@ -100,7 +100,29 @@ typedef struct xfer {
     uint64_t got, cap;    /* bytes kept so far, and at most */
     EVP_MD_CTX *md;       /* the hash of bytes [0, got) */
     int restarted, over, io;
+    long stall;           /* seconds without a byte that end an attempt */
+    curl_off_t seen;      /* bytes received by this attempt at... */
+    double seen_at;       /* ...this time (sp_now) */
+    int stalled;
 } xfer;
+
+/* Ends an attempt that has received no byte for x->stall seconds. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)ultotal, (void)ulnow;
+    xfer *x = ctx;
+    double now = sp_now();
+    if (dlnow != x->seen || x->seen_at == 0) {
+        x->seen = dlnow;
+        x->seen_at = now;
+        return 0;
+    }
+    if (now - x->seen_at >= (double)x->stall) {
+        x->stalled = 1;
+        return 1;
+    }
+    return 0;
+}
 
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
 {
@@ -176,9 +198,9 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
     x->c = c;
     char ebuf[CURL_ERROR_SIZE], why[512] = "";
     const char *ca = env_or("SHARDPIPE_CA_FILE", "CURL_CA_BUNDLE", "SSL_CERT_FILE");
-    long low_time = env_seconds("SHARDPIPE_STALL_SECONDS", 30);
-    int rc = -1, code_kind = SP_EXIT_SYSTEM;
-    for (int attempt = 0; attempt < TRIES; attempt++) {
+    long low_time = env_seconds("SHARDPIPE_STALL_SECONDS", 30); /* a stalled attempt ends */
+    int rc = -1, code_kind = SP_EXIT_SYSTEM, attempt;
+    for (attempt = 0; attempt < TRIES; attempt++) {
         if (attempt) {
             struct timespec ts = {0, 100000000L << (attempt - 1)}; /* 0.1, 0.2, 0.4, 0.8 s */
             while (ts.tv_nsec >= 1000000000L)
@@ -196,8 +218,10 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled body: fewer than 1 byte/s ... */
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, low_time); /* ... for this long */
+        x->stall = low_time, x->seen = 0, x->seen_at = 0, x->stalled = 0;
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         if (ca)
             curl_easy_setopt(c, CURLOPT_CAINFO, ca);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -243,7 +267,10 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
                 x->got = 0;
             continue; /* 5xx, 408, 429 */
         }
-        snprintf(why, sizeof why, "%s", ebuf[0] ? ebuf : curl_easy_strerror(res));
+        if (x->stalled)
+            snprintf(why, sizeof why, "no byte for %ld s", low_time);
+        else
+            snprintf(why, sizeof why, "%s", ebuf[0] ? ebuf : curl_easy_strerror(res));
         if (res == CURLE_SSL_CACERT || res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_UNSUPPORTED_PROTOCOL ||
             res == CURLE_URL_MALFORMAT || res == CURLE_FILE_COULDNT_READ_FILE || res == CURLE_REMOTE_FILE_NOT_FOUND) {
             if (res == CURLE_FILE_COULDNT_READ_FILE || res == CURLE_REMOTE_FILE_NOT_FOUND)
@@ -251,9 +278,9 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
             break;
         }
         /* reset, timeout, a short body: again, from what is kept */
-        if (attempt == TRIES - 1)
-            snprintf(why + strlen(why), sizeof why - strlen(why), " (after %d attempts)", TRIES);
     }
+    if (attempt == TRIES) /* every attempt failed on something that may pass */
+        snprintf(why + strlen(why), sizeof why - strlen(why), " (after %d attempts)", TRIES);
     curl_easy_cleanup(c);
     x->c = NULL;
     if (rc)
