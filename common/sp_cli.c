@@ -215,6 +215,14 @@ int sp_cli_set_cache(const sp_opt *opt, const char *arg, char *why, size_t why_l
 {
     static const char *dir;
     static uint64_t limit;
+    if (!strcmp(opt->name, "s3-endpoint")) {
+        if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8)) {
+            snprintf(why, why_len, "not an http:// or https:// URL: %s", arg);
+            return -1;
+        }
+        sp_remote_configure_s3(arg);
+        return 0;
+    }
     if (!strcmp(opt->name, "cache")) {
         dir = arg;
     } else {

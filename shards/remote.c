@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -60,7 +61,111 @@ static void fork_install(void) { pthread_atfork(fork_prepare, fork_parent, fork_
 
 int sp_remote_is_url(const char *loc)
 {
-    return loc && (!strncmp(loc, "http://", 7) || !strncmp(loc, "https://", 8) || !strncmp(loc, "file://", 7));
+    return loc && (!strncmp(loc, "http://", 7) || !strncmp(loc, "https://", 8) || !strncmp(loc, "file://", 7) ||
+                   !strncmp(loc, "s3://", 5));
+}
+
+static char *s3_endpoint; /* sp_remote_configure_s3's, or NULL */
+
+void sp_remote_configure_s3(const char *endpoint)
+{
+    pthread_mutex_lock(&reg_mu);
+    free(s3_endpoint);
+    s3_endpoint = endpoint ? strdup(endpoint) : NULL;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* ---- S3: where an s3:// URL is, and who asks ---- */
+
+typedef struct s3_req {
+    char url[4400];                  /* the http(s) URL of the object (path style) */
+    char region[64];
+    char userpwd[512];               /* KEY:SECRET, empty for an anonymous request */
+    char token[2048];                /* x-amz-security-token's value, or empty */
+} s3_req;
+
+/* The value of key in section [profile] of an INI file; 0 if found. */
+static int ini_value(const char *path, const char *profile, const char *key, char *out, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[4096], section[256] = "";
+    int found = -1;
+    while (found && fgets(line, sizeof line, f)) {
+        char *p = line + strspn(line, " \t");
+        p[strcspn(p, "\r\n")] = 0;
+        if (*p == '[') {
+            snprintf(section, sizeof section, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
+            continue;
+        }
+        char *eq = strchr(p, '=');
+        if (!eq || strcmp(section, profile))
+            continue;
+        size_t kl = (size_t)(eq - p);
+        while (kl && (p[kl - 1] == ' ' || p[kl - 1] == '\t'))
+            kl--;
+        if (kl != strlen(key) || strncmp(p, key, kl))
+            continue;
+        char *v = eq + 1 + strspn(eq + 1, " \t");
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            v[--vl] = 0;
+        snprintf(out, n, "%s", v);
+        found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The request for s3://BUCKET/KEY: the endpoint (sp_remote_configure_s3,
+ * else $AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com), the region
+ * ($AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1), the credentials
+ * ($AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY with $AWS_SESSION_TOKEN,
+ * else profile $AWS_PROFILE (default "default") of
+ * $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, else none: anonymous). */
+static void s3_request(const char *s3url, s3_req *q)
+{
+    const char *region = getenv("AWS_REGION");
+    if (!region || !*region)
+        region = getenv("AWS_DEFAULT_REGION");
+    snprintf(q->region, sizeof q->region, "%s", region && *region ? region : "us-east-1");
+    char ep[1024];
+    pthread_mutex_lock(&reg_mu);
+    const char *env = getenv("AWS_ENDPOINT_URL");
+    if (s3_endpoint)
+        snprintf(ep, sizeof ep, "%s", s3_endpoint);
+    else if (env && *env)
+        snprintf(ep, sizeof ep, "%s", env);
+    else
+        snprintf(ep, sizeof ep, "https://s3.%s.amazonaws.com", q->region);
+    pthread_mutex_unlock(&reg_mu);
+    size_t el = strlen(ep);
+    while (el && ep[el - 1] == '/')
+        ep[--el] = 0;
+    snprintf(q->url, sizeof q->url, "%s/%s", ep, s3url + 5);
+    q->userpwd[0] = q->token[0] = 0;
+    const char *id = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *token = getenv("AWS_SESSION_TOKEN");
+    if (id && *id && secret && *secret) {
+        snprintf(q->userpwd, sizeof q->userpwd, "%s:%s", id, secret);
+        if (token && *token)
+            snprintf(q->token, sizeof q->token, "%s", token);
+        return;
+    }
+    char path[4096], pid[256] = "", psecret[256] = "";
+    const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
+    const char *profile = getenv("AWS_PROFILE");
+    if (file && *file)
+        snprintf(path, sizeof path, "%s", file);
+    else
+        snprintf(path, sizeof path, "%s/.aws/credentials", home ? home : "");
+    profile = profile && *profile ? profile : "default";
+    if (!ini_value(path, profile, "aws_access_key_id", pid, sizeof pid) &&
+        !ini_value(path, profile, "aws_secret_access_key", psecret, sizeof psecret)) {
+        snprintf(q->userpwd, sizeof q->userpwd, "%s:%s", pid, psecret);
+        ini_value(path, profile, "aws_session_token", q->token, sizeof q->token);
+    }
 }
 
 void sp_remote_configure(const char *cache_dir, uint64_t limit)
@@ -195,6 +300,15 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
     CURL *c = curl_easy_init();
     if (!c)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot start a transfer", name);
+    s3_req *q = NULL; /* an s3:// URL's request, signed (SigV4) when there are credentials */
+    if (!strncmp(url, "s3://", 5)) {
+        if (!(q = calloc(1, sizeof *q))) {
+            curl_easy_cleanup(c);
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        }
+        s3_request(url, q);
+        url = q->url;
+    }
     x->c = c;
     char ebuf[CURL_ERROR_SIZE], why[512] = "";
     const char *ca = env_or("SHARDPIPE_CA_FILE", "CURL_CA_BUNDLE", "SSL_CERT_FILE");
@@ -211,7 +325,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "shardpipe/" SP_VERSION);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, q ? "http,https" : "http,https,file");
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
         curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, strncmp(url, "https:", 6) ? "http,https" : "https");
@@ -224,6 +338,23 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         if (ca)
             curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+        struct curl_slist *hdr = NULL;
+        if (q) {
+            /* radosgw (and S3) want the payload's hash named: none here (a GET) */
+            hdr = curl_slist_append(hdr, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+            if (q->userpwd[0]) {
+                char sig[128];
+                snprintf(sig, sizeof sig, "aws:amz:%s:s3", q->region);
+                curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sig);
+                curl_easy_setopt(c, CURLOPT_USERPWD, q->userpwd);
+                if (q->token[0]) {
+                    char t[2100];
+                    snprintf(t, sizeof t, "x-amz-security-token: %s", q->token);
+                    hdr = curl_slist_append(hdr, t);
+                }
+            }
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        }
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
         char range[32];
@@ -234,6 +365,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
         x->restarted = 0;
         ebuf[0] = 0;
         CURLcode res = curl_easy_perform(c);
+        curl_slist_free_all(hdr);
         long code = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         if (x->over) {
@@ -282,6 +414,10 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
     if (attempt == TRIES) /* every attempt failed on something that may pass */
         snprintf(why + strlen(why), sizeof why - strlen(why), " (after %d attempts)", TRIES);
     curl_easy_cleanup(c);
+    if (q) { /* the secret leaves no copy behind */
+        OPENSSL_cleanse(q, sizeof *q);
+        free(q);
+    }
     x->c = NULL;
     if (rc)
         sp_fail(err, code_kind, "%s: %s", name, why);
@@ -504,25 +640,27 @@ int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *e
         len--;
     rset *r = slash ? find_locked(path, len) : NULL;
     json_t *e = r ? json_object_get(r->files, slash + 1) : NULL;
-    char sha[65], root[4096];
+    char sha[65], root[4096], full[4400];
     uint64_t bytes = 0;
+    if (r) /* the set's URL, one '/', the file: DIR/ + FILE asks for no "//" */
+        snprintf(full, sizeof full, "%s/%s", r->url, slash + 1);
     if (e) {
         snprintf(sha, sizeof sha, "%s", json_string_value(json_array_get(e, 0)));
         bytes = (uint64_t)json_integer_value(json_array_get(e, 1));
         snprintf(root, sizeof root, "%s", r->root);
     }
     pthread_mutex_unlock(&reg_mu);
-    char name[4200];
-    shown(path, name, sizeof name);
     if (!r)
         return 0;
+    char name[4400];
+    shown(full, name, sizeof name);
     if (!e)
         return sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", name);
     moved_to(r, sha);
     int in = sp_cache_pin(root, sha, local, n, pin, err);
     if (in < 0)
         return -1;
-    if (!in && download(r, path, name, sha, bytes, 0, *pin, err)) {
+    if (!in && download(r, full, name, sha, bytes, 0, *pin, err)) {
         *pin = -1;
         return -1;
     }
@@ -604,8 +742,11 @@ int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
         json_t *e = json_object_get(r->files, strrchr(paths[i], '/') + 1);
         if (!e)
             rc = sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", paths[i]);
-        else if (!(plan[i] = strdup(json_string_value(json_array_get(e, 0)))) || !(urls[i] = strdup(paths[i])))
+        else if (!(plan[i] = strdup(json_string_value(json_array_get(e, 0)))) ||
+                 !(urls[i] = malloc(strlen(r->url) + strlen(paths[i]) + 2)))
             rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        else
+            sprintf(urls[i], "%s/%s", r->url, strrchr(paths[i], '/') + 1);
     }
     if (r && !rc) {
         free_plan(r);

@@ -16,8 +16,17 @@
 
 #include "common/sp_common.h"
 
-/* 1 when loc is a URL this module reads (http://, https://, file://). */
+/* 1 when loc is a URL this module reads (http://, https://, file://, s3://). */
 int sp_remote_is_url(const char *loc);
+
+/* s3://BUCKET/PREFIX/ is read from ENDPOINT/BUCKET/PREFIX/ (path style): the
+ * endpoint given here (NULL: $AWS_ENDPOINT_URL, else AWS's for $AWS_REGION),
+ * signed with SigV4 (libcurl's CURLOPT_AWS_SIGV4, region $AWS_REGION, else
+ * us-east-1) with $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY and
+ * $AWS_SESSION_TOKEN, else the profile $AWS_PROFILE of ~/.aws/credentials
+ * ($AWS_SHARED_CREDENTIALS_FILE), else anonymous. Credentials go into the
+ * request only: never into a message, the cache or a file. */
+void sp_remote_configure_s3(const char *endpoint);
 
 /* The cache and its limit for the sets opened after this call (NULL / 0:
  * the environment's, as above); for the tools' --cache and --cache-limit. */

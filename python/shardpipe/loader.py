@@ -32,7 +32,7 @@ def check_int(name, value, lo, hi):
 
 def is_url(directory):
     """Whether directory names a shard set at a URL (the C reader fetches it)."""
-    return str(directory).startswith(("http://", "https://", "file://"))
+    return str(directory).startswith(("http://", "https://", "file://", "s3://"))
 
 
 def cache_size(value):

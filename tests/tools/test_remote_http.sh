@@ -23,28 +23,8 @@ HTTP=http://127.0.0.1:$P/S HTTPS=https://127.0.0.1:$T/S/
 export SHARDPIPE_CA_FILE=$PWD/ca.pem SHARDPIPE_CACHE=$PWD/cache
 
 # ---- the Loader: the same batches as the local set ----
-cat > same.py <<'X'
-import sys
-import numpy as np
-import shardpipe
-local, url, cache = sys.argv[1:4]
-for threads in (0, 2):
-    a = shardpipe.Loader(local, batch_size=16, seed=7, threads=threads)
-    b = shardpipe.Loader(url, batch_size=16, seed=7, threads=threads, cache=cache, cache_limit="2M")
-    for epoch in (0, 1):
-        a.set_epoch(epoch)
-        b.set_epoch(epoch)
-        x, y = list(a), list(b)
-        assert len(x) == len(y) == 13, (len(x), len(y))
-        for p, q in zip(x, y):
-            assert np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]), (threads, epoch)
-t = shardpipe.load_data(url, cache=cache)
-l = shardpipe.load_data(local)
-assert all(np.array_equal(p, q) for p, q in zip(t[0] + t[1], l[0] + l[1]))
-print("same")
-X
-[ "$($PY same.py www/S "$HTTP" c1)" = same ] || fail "Loader over http differs from the local set"
-[ "$($PY same.py www/S "$HTTPS" c2)" = same ] || fail "Loader over https differs from the local set"
+[ "$($PY "$SP_ROOT/tests/tools/remote_same.py" www/S "$HTTP" c1)" = same ] || fail "Loader over http differs from the local set"
+[ "$($PY "$SP_ROOT/tests/tools/remote_same.py" www/S "$HTTPS" c2)" = same ] || fail "Loader over https differs from the local set"
 
 # ---- sp-train, sp-cat, sp-verify, sp-inspect over the URL ----
 sp-train -q www/S --model mlp -e 2 -b 16 -o local.ckpt
