@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,6 +41,10 @@ static char *default_cache;
 static uint64_t default_limit;
 static int defaults_set;
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+/* Set at exit: prefetches end (see stop_prefetch). */
+static volatile sig_atomic_t stopping;
+static int prefetch_active; /* prefetch downloads under way (reg_mu) */
+static pthread_cond_t prefetch_done = PTHREAD_COND_INITIALIZER;
 static int curl_ok;
 
 static void curl_init(void) { curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
@@ -50,6 +55,7 @@ static void fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
 static void fork_child(void)
 {
+    prefetch_active = 0; /* the parent's prefetches are not in this process */
     for (rset *r = sets; r; r = r->next) {
         r->prefetching = 0;
         pthread_cond_init(&r->wake, NULL);
@@ -209,13 +215,18 @@ typedef struct xfer {
     curl_off_t seen;      /* bytes received by this attempt at... */
     double seen_at;       /* ...this time (sp_now) */
     int stalled;
+    int prefetch;         /* a prefetch's transfer: ends at exit */
 } xfer;
 
-/* Ends an attempt that has received no byte for x->stall seconds. */
+
+/* Ends an attempt that has received no byte for x->stall seconds, and a
+ * prefetch when the process exits. */
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     (void)dltotal, (void)ultotal, (void)ulnow;
     xfer *x = ctx;
+    if (stopping && x->prefetch)
+        return 1;
     double now = sp_now();
     if (dlnow != x->seen || x->seen_at == 0) {
         x->seen = dlnow;
@@ -315,6 +326,10 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
     long low_time = env_seconds("SHARDPIPE_STALL_SECONDS", 30); /* a stalled attempt ends */
     int rc = -1, code_kind = SP_EXIT_SYSTEM, attempt;
     for (attempt = 0; attempt < TRIES; attempt++) {
+        if (x->prefetch && stopping) {
+            snprintf(why, sizeof why, "the process exits");
+            break;
+        }
         if (attempt) {
             struct timespec ts = {0, 100000000L << (attempt - 1)}; /* 0.1, 0.2, 0.4, 0.8 s */
             while (ts.tv_nsec >= 1000000000L)
@@ -596,7 +611,7 @@ static int download(rset *r, const char *url, const char *name, const char *sha,
         sp_cache_unpin(pin);
         return -1;
     }
-    xfer x = {.fd = fd, .cap = bytes, .md = EVP_MD_CTX_new()};
+    xfer x = {.fd = fd, .cap = bytes, .md = EVP_MD_CTX_new(), .prefetch = use > 0};
     int rc = x.md && EVP_DigestInit_ex(x.md, EVP_sha256(), NULL) ? 0
                                                                   : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     if (!rc)
@@ -696,6 +711,9 @@ static void *prefetch_main(void *arg)
             snprintf(url, sizeof url, "%s", r->plan_url[r->pos + k]);
             json_t *e = json_object_get(r->files, strrchr(url, '/') + 1);
             uint64_t bytes = (uint64_t)json_integer_value(json_array_get(e, 1));
+            if (stopping)
+                break;
+            prefetch_active++;
             pthread_mutex_unlock(&reg_mu);
             if (!sp_cache_has(r->root, sha)) {
                 sp_err err = {0};
@@ -705,11 +723,25 @@ static void *prefetch_main(void *arg)
                     sp_cache_unpin(pin); /* download releases it itself on failure */
             }
             pthread_mutex_lock(&reg_mu);
+            prefetch_active--;
+            pthread_cond_broadcast(&prefetch_done);
         }
-        while (gen == r->plan_gen)
+        while (gen == r->plan_gen || stopping)
             pthread_cond_wait(&r->wake, &reg_mu);
     }
     return NULL;
+}
+
+/* At exit, before libcurl's and OpenSSL's own exit handlers (registered
+ * before this one): the prefetch threads start nothing more, and the
+ * downloads under way end (their .part files are removed) before exit goes on. */
+static void stop_prefetch(void)
+{
+    pthread_mutex_lock(&reg_mu);
+    stopping = 1;
+    while (prefetch_active)
+        pthread_cond_wait(&prefetch_done, &reg_mu);
+    pthread_mutex_unlock(&reg_mu);
 }
 
 /* Moves r's plan to the use of sha at or after its position (reg_mu not held). */
@@ -761,6 +793,9 @@ int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
             pthread_attr_t at;
             pthread_attr_init(&at);
             pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+            static int at_exit;
+            if (!at_exit)
+                at_exit = atexit(stop_prefetch) == 0;
             r->prefetching = pthread_create(&t, &at, prefetch_main, r) == 0;
             pthread_attr_destroy(&at);
         }
