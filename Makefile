@@ -119,7 +119,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-egress bench-gpu fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -278,6 +278,11 @@ bench-loader:
 bench-egress:
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 bench/bench_egress.py $(BUILD)
+
+# a remote set read at a fixed rate from a server throttled to 1.2x it: the consumer's waits (not in make test)
+bench-stall:
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/bench_stall.py $(BUILD)
 
 bench-gpu:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
