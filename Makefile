@@ -5,9 +5,9 @@
 BUILD   ?= build
 CC      ?= cc
 PKGS    := hdf5 libarchive libzstd jansson libxxhash libcrypto libcurl libpng libjpeg zlib
-# what libshardpipe-reader links: the reader, and the JPEG/PNG decoders of
-# encoded sets' views; no fetching or archives
-READER_PKGS := hdf5 libzstd jansson libxxhash libjpeg libpng
+# what libshardpipe-reader links: the reader, the JPEG/PNG decoders of
+# encoded sets' views, and the downloads of sets at a URL; no archives
+READER_PKGS := hdf5 libzstd jansson libxxhash libjpeg libpng libcurl libcrypto
 # OpenBLAS built on OpenMP: the trainer shares batches out over OpenMP threads
 # and calls the gemms inside them, where this variant runs them single-threaded
 # in the same thread pool. (The pthread variant keeps idle workers of its own
@@ -44,15 +44,16 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c pipeline/wds.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
-           shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c
+           shards/shuffle.c shards/inspect.c shards/reader.c shards/shard_records.c shards/remote.c shards/cache.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
 NN_SRC  := nn/rng.c nn/layers.c nn/relu.c nn/dense.c nn/conv.c nn/onednn.c nn/pool.c nn/norm.c nn/norm_blocked.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/class_names.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw test_wds
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
-# the views dumped for the torchvision comparison (tests/tools/test_views.sh)
-UNIT_FIX := nn_reference view_dump
+# the views dumped for the torchvision comparison (tests/tools/test_views.sh), the
+# cache's egress over epochs (tests/tools/test_cache_eviction.sh, bench/bench_egress.py)
+UNIT_FIX := nn_reference view_dump cache_egress
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle fuzz_wds
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
@@ -68,14 +69,14 @@ PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 
 # libshardpipe-reader: the C reader library (include/shardpipe/reader.h) as a
 # versioned shared library, built from what reading needs and nothing else
-# (linked with --no-undefined: a missing piece fails the link; it needs no
-# libcurl, libarchive or libcrypto of its own, though ldd lists libcurl and
-# libcrypto under Debian's libhdf5); every symbol but the
+# (linked with --no-undefined: a missing piece fails the link; libcurl and
+# libcrypto fetch and hash the shards of a set at a URL, shards/remote.c; no
+# libarchive); every symbol but the
 # spr_ API stays hidden. The build tree's pkg-config file is the -uninstalled
 # variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
 # points into the build tree (rpath included); `make install` writes the
 # real one, relative to its prefix, with no rpath.
-READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c \
+READER_SRC := shards/reader.c shards/shard_reader.c shards/h5util.c shards/manifest.c shards/remote.c shards/cache.c \
               formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c \
               pipeline/views.c pipeline/resize.c formats/image.c formats/resample.c
 READER_VERSION := 0.1.0
@@ -118,7 +119,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-gpu fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -272,6 +273,17 @@ bench-loader:
 # A GPU fed by shardpipe.Loader (bench/bench_gpu_feed.py): torchvision's
 # ResNet-50 from 224x224 shards against synthetic batches on the device.
 # Needs a CUDA build of torch and a GPU (Debian's python3-torch is CPU only).
+# the cache of sets at a URL: bytes downloaded over 3 epochs at a 25% limit,
+# the reader's eviction against LRU, and the simulator's 10/25/50% (not in make test)
+bench-egress:
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/bench_egress.py $(BUILD)
+
+# a remote set read at a fixed rate from a server throttled to 1.2x it: the consumer's waits (not in make test)
+bench-stall:
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/bench_stall.py $(BUILD)
+
 bench-gpu:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all

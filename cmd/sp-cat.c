@@ -11,6 +11,7 @@
 #include "pipeline/stage.h"
 #include "pipeline/wds.h"
 #include "shards/manifest.h"
+#include "shards/remote.h"
 #include "shards/shard_records.h"
 
 static const char about[] =
@@ -329,6 +330,7 @@ int main(int argc, char **argv)
                  "larger record has a tar of its own"},
         {"split", 0, SP_OPT_CALL, &split_mask, .call = set_splits, .arg = "S[,S]",
          .help = "--tar, --tar-shards: only the records of these splits\n(train, val, test)"},
+        SP_CLI_CACHE_OPTS,
         {0},
     };
     const sp_cli_tool cli = {"sp-cat", "[OPTION]... [INPUT]...", about, table, NULL};
@@ -369,7 +371,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n && rc == 0 && !image_done; i++) {
         sp_info("%s", inputs[i]);
         struct stat st;
-        if (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode))
+        if (sp_remote_is_url(inputs[i]) || (strcmp(inputs[i], "-") && stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)))
             rc = cat_dir(inputs[i], &err);
         else if (strcmp(inputs[i], "-") && is_hdf5(inputs[i]))
             rc = cat_shard(inputs[i], &err);

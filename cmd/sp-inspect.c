@@ -124,6 +124,7 @@ int main(int argc, char **argv)
          .help = "samples a class on the sheet (default 8)"},
         {"tile", 0, SP_OPT_INT, &o.tile, .min = 4, .max = 1024, .arg = "N",
          .help = "the side of a sample on the sheet, pixels (default 64)"},
+        SP_CLI_CACHE_OPTS,
         {0},
     };
     const sp_cli_tool cli = {"sp-inspect", "[OPTION]... DIR", about, table, NULL};

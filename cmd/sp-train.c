@@ -549,6 +549,7 @@ int main(int argc, char **argv)
                  "of the whole set (every byte's sha256) first"},
         {"no-verify", 0, SP_OPT_FLAG, &o.no_verify, .flags = SP_OPT_NO_RECIPE,
          .help = "--verify open (the default; kept for old scripts)"},
+        SP_CLI_CACHE_OPTS,
         {0},
     };
     const sp_cli_tool cli = {"sp-train", "SHARDS [OPTION]...", about, table, notes};

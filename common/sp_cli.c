@@ -15,6 +15,8 @@
 
 #include "common/sp_atomic.h"
 #include "common/sp_hash.h"
+#include "shards/cache.h"
+#include "shards/remote.h"
 
 /* ---------------- diagnostics ---------------- */
 static const char *progname = "shardpipe";
@@ -209,9 +211,36 @@ int sp_cli_version(void)
     return SP_EXIT_OK;
 }
 
+int sp_cli_set_cache(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    static const char *dir;
+    static uint64_t limit;
+    if (!strcmp(opt->name, "s3-endpoint")) {
+        if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8)) {
+            snprintf(why, why_len, "not an http:// or https:// URL: %s", arg);
+            return -1;
+        }
+        sp_remote_configure_s3(arg);
+        return 0;
+    }
+    if (!strcmp(opt->name, "cache")) {
+        dir = arg;
+    } else {
+        sp_err err = {0};
+        if (sp_cache_parse_size("--cache-limit", arg, &limit, &err) || !limit) {
+            snprintf(why, why_len, "not a size above 0 (1000, 64k, 256M, 2G): %s", arg);
+            return -1;
+        }
+    }
+    sp_remote_configure(dir, limit);
+    return 0;
+}
+
 int sp_cli_input_exists(const char *path, sp_err *err)
 {
     struct stat st;
+    if (sp_remote_is_url(path)) /* reached when its manifest is fetched */
+        return 0;
     if (stat(path, &st) == 0)
         return 0;
     int e = errno;

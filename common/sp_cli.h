@@ -191,6 +191,21 @@ int sp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * read, with the reason in err. */
 const json_t *sp_cli_recipe(sp_err *err);
 
+/* --cache DIR, --cache-limit SIZE and --s3-endpoint URL of the tools that
+ * read shard sets, which may lie at a URL (shards/remote.h): put
+ * SP_CLI_CACHE_OPTS in the tool's option table; each value given goes to
+ * sp_remote_configure (sp_remote_configure_s3). */
+int sp_cli_set_cache(const sp_opt *opt, const char *arg, char *why, size_t why_len);
+#define SP_CLI_CACHE_OPTS                                                                                      \
+    {"cache", 0, SP_OPT_CALL, NULL, .call = sp_cli_set_cache, .arg = "DIR", .flags = SP_OPT_NO_RECIPE,         \
+     .help = "a set at a URL (http://, https://, file://, s3://): the\n"                                             \
+             "cache of its shards (default $SHARDPIPE_CACHE, else\n"                                          \
+             "$XDG_CACHE_HOME/shardpipe, else ~/.cache/shardpipe)"},                                          \
+    {"cache-limit", 0, SP_OPT_CALL, NULL, .call = sp_cli_set_cache, .arg = "SIZE", .flags = SP_OPT_NO_RECIPE, \
+     .help = "the most bytes the cache holds (default\n$SHARDPIPE_CACHE_LIMIT, else no limit)"},              \
+    {"s3-endpoint", 0, SP_OPT_CALL, NULL, .call = sp_cli_set_cache, .arg = "URL", .flags = SP_OPT_NO_RECIPE,   \
+     .help = "a set at s3://BUCKET/PREFIX: the S3 server (default\n$AWS_ENDPOINT_URL, else AWS's for $AWS_REGION)"}
+
 /* 0 when path exists; else -1 with err "PATH: why" (SP_EXIT_DATA for a
  * missing or unreadable path, SP_EXIT_SYSTEM otherwise), so a tool names
  * a missing operand itself rather than a file inside it. */

@@ -32,9 +32,11 @@ int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t b
     memset(d, 0, sizeof *d);
     char msg[512];
     snprintf(d->split, sizeof d->split, "%s", split);
-    d->set = spr_open(dir, split, msg, sizeof msg);
-    if (!d->set)
-        return sp_fail(err, SP_EXIT_DATA, "%s", msg);
+    int code = 0;
+    d->set = spr_open_ex(dir, split, msg, sizeof msg, &code);
+    if (!d->set) /* a set at a URL fails with SYSTEM (the network) or USAGE (--cache-limit) too */
+        return sp_fail(err, code == SPR_ERR_SYSTEM ? SP_EXIT_SYSTEM : code == SPR_ERR_USAGE ? SP_EXIT_USAGE : SP_EXIT_DATA,
+                       "%s", msg);
     spr_shape(d->set, &d->h, &d->w, &d->c);
     d->encoded = spr_kind(d->set) == SPR_ENCODED;
     if (d->encoded)

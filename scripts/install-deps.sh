@@ -15,12 +15,14 @@ libdnnl-dev"
 # make demo: the dataset, and /usr/bin/python3 for its summary
 DEMO_PACKAGES="dataset-fashion-mnist python3"
 # make test: the reference implementations, servers and tools the tests check against;
-# the Debian packaging tools (tests/tools/test_deb.sh builds the .debs)
+# the Debian packaging tools (tests/tools/test_deb.sh builds the .debs); Ceph's radosgw, the S3
+# server of tests/servers/s3_server.sh
 TEST_PACKAGES="hdf5-tools zstd python3 python3-h5py python3-numpy python3-xxhash python3-pil python3-png python3-torch
 python3-torchvision python3-pip python3-setuptools nginx-light openssl man-db
 dataset-fashion-mnist mate-backgrounds python3-zstandard libjpeg-turbo-progs fiu-utils util-linux bsdutils
 slurmctld slurmd slurm-client munge parallel openmpi-bin
-debhelper dh-python dpkg-dev fakeroot lintian build-essential time python3-sklearn"
+debhelper dh-python dpkg-dev fakeroot lintian build-essential time python3-sklearn
+ceph-mon ceph-osd radosgw curl"
 
 set_for=$TEST_PACKAGES
 case "${1:-}" in

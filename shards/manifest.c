@@ -3,6 +3,7 @@
 #include "shards/manifest.h"
 
 #include "common/sp_atomic.h"
+#include "shards/remote.h"
 #include "shards/shard.h"
 
 #include <errno.h>
@@ -181,9 +182,13 @@ json_t *sp_manifest_read(const char *dir, sp_err *err)
         sp_fail(err, SP_EXIT_SYSTEM, "%s: path too long", dir);
         return NULL;
     }
+    /* a URL's manifest is read from its local copy; messages name the URL */
+    char local[4300];
+    if (sp_remote_is_url(dir) && sp_remote_manifest(dir, local, sizeof local, err))
+        return NULL;
     json_error_t je;
     errno = 0;
-    json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *m = json_load_file(sp_remote_is_url(dir) ? local : path, JSON_REJECT_DUPLICATES, &je);
     if (!m) {
         /* a manifest missing or malformed is a data problem; one the system
          * cannot read (permissions, I/O) is the system's (jansson keeps errno) */

@@ -12,6 +12,7 @@
 #include "formats/recstream.h"
 #include "pipeline/views.h"
 #include "shards/manifest.h"
+#include "shards/remote.h"
 #include "shards/shard.h"
 
 #define SPR_API __attribute__((visibility("default")))
@@ -156,6 +157,21 @@ SPR_API spr_set *spr_open(const char *dir, const char *split, char *errbuf, size
     return spr_open_ex(dir, split, errbuf, err_len, NULL);
 }
 
+SPR_API spr_set *spr_open_cached(const char *dir, const char *split, const char *cache, uint64_t cache_limit,
+                                 char *errbuf, size_t err_len, int *code)
+{
+    sp_err err = {0};
+    char local[4400];
+    if (sp_remote_is_url(dir) && sp_remote_manifest_with(dir, cache, cache_limit, local, sizeof local, &err)) {
+        if (errbuf && err_len)
+            snprintf(errbuf, err_len, "%s", err.msg);
+        if (code)
+            *code = err.code == SP_EXIT_USAGE ? SPR_ERR_USAGE : err.code == SP_EXIT_DATA ? SPR_ERR_DATA : SPR_ERR_SYSTEM;
+        return NULL;
+    }
+    return spr_open_ex(dir, split, errbuf, err_len, code);
+}
+
 SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, size_t err_len, int *code)
 {
     sp_err err = {0};
@@ -249,7 +265,7 @@ fail:
     if (errbuf && err_len)
         snprintf(errbuf, err_len, "%s", err.msg);
     if (code)
-        *code = err.code == SP_EXIT_DATA ? SPR_ERR_DATA : SPR_ERR_SYSTEM;
+        *code = err.code == SP_EXIT_DATA ? SPR_ERR_DATA : err.code == SP_EXIT_USAGE ? SPR_ERR_USAGE : SPR_ERR_SYSTEM;
     json_decref(m);
     spr_close(s);
     return NULL;
@@ -772,6 +788,13 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
         at += n;
     }
     free(order);
+    /* a set at a URL: the cache learns this part's order of shards */
+    const char **plan = malloc((it->nsegs ? it->nsegs : 1) * sizeof *plan);
+    for (size_t i = 0; plan && i < it->nsegs; i++)
+        plan[i] = s->shards[it->segs[i].shard].path;
+    if (plan)
+        sp_remote_plan(plan, it->nsegs, &(sp_err){0}); /* without one, eviction goes by recency alone */
+    free(plan);
     it->records = hi - lo;
     it->nwindows = (it->records + window - 1) / window;
     /* a resume starts inside window skip / window: the windows before it are

@@ -9,11 +9,13 @@
 
 #include "common/sp_xxh.h"
 #include "formats/h5zstd.h"
+#include "shards/remote.h"
 #include "shards/shard.h"
 
 struct sp_shard {
     char path[4096];
     hid_t file, images, labels, labels2, checksums;
+    int pin; /* a remote shard's cache lock, held while open (shards/remote.h); -1 for a local one */
     uint64_t n;
     uint32_t h, w, c;
     int dtype, split;
@@ -302,7 +304,14 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
     }
     snprintf(s->path, sizeof s->path, "%s", path);
     s->images = s->labels = s->labels2 = s->checksums = H5I_INVALID_HID;
-    s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    s->file = H5I_INVALID_HID;
+    s->pin = -1;
+    /* a shard of a set at a URL opens from the cache, verified, once there */
+    char local[4300];
+    int remote = sp_remote_shard(path, local, sizeof local, &s->pin, err);
+    if (remote < 0)
+        goto fail;
+    s->file = H5Fopen(remote ? local : path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (s->file < 0) {
         h5fail(err, path, "cannot open as HDF5");
         goto fail;
@@ -391,6 +400,7 @@ void sp_shard_close(sp_shard *s)
             H5Dclose(ds[i]);
     if (s->file >= 0)
         H5Fclose(s->file);
+    sp_remote_unpin(s->pin);
     free(s->keys);
     free(s->keybuf);
     json_decref(s->meta);

@@ -88,6 +88,19 @@ int spr_errcode(const spr_set *s);
  * not NULL (SPR_ERR_NONE on success). */
 spr_set *spr_open_ex(const char *dir, const char *split, char *err, size_t err_len, int *code);
 
+/* spr_open_ex for a set that may lie at a URL (http://, https://, file://;
+ * dir itself may also be a URL in spr_open): its manifest is fetched
+ * first, each shard is downloaded whole into the cache directory `cache`
+ * (NULL: $SHARDPIPE_CACHE, else $XDG_CACHE_HOME/shardpipe, else
+ * ~/.cache/shardpipe), checked against the manifest's sha256 as it streams
+ * in, before it is opened; the cache holds at most cache_limit bytes (0:
+ * $SHARDPIPE_CACHE_LIMIT, else no limit), evicting the shards whose next use
+ * lies furthest ahead. Processes on one node share a cache, each shard
+ * downloaded once. A cache_limit below the largest shard fails here
+ * (SPR_ERR_USAGE). For a local dir the same as spr_open_ex. */
+spr_set *spr_open_cached(const char *dir, const char *split, const char *cache, uint64_t cache_limit, char *err,
+                         size_t err_len, int *code);
+
 uint64_t spr_count(const spr_set *s);
 void spr_shape(const spr_set *s, uint32_t *h, uint32_t *w, uint32_t *c);
 int spr_dtype(const spr_set *s);

@@ -69,6 +69,8 @@ def _declare(l):
     P, u32, u64, i32p = c.c_void_p, c.c_uint32, c.c_uint64, c.POINTER(c.c_int32)
     for name, res, args in [
         ("spr_open", P, [c.c_char_p, c.c_char_p, c.c_char_p, c.c_size_t]),
+        ("spr_open_cached", P, [c.c_char_p, c.c_char_p, c.c_char_p, u64, c.c_char_p, c.c_size_t,
+                                c.POINTER(c.c_int)]),
         ("spr_close", None, [P]),
         ("spr_error", c.c_char_p, [P]),
         ("spr_errcode", c.c_int, [P]),

@@ -30,6 +30,27 @@ def check_int(name, value, lo, hi):
     return int(value)
 
 
+def is_url(directory):
+    """Whether directory names a shard set at a URL (the C reader fetches it)."""
+    return str(directory).startswith(("http://", "https://", "file://", "s3://"))
+
+
+def cache_size(value):
+    """cache_limit= as bytes: None or 0 (the environment's, else none), an int,
+    or a string as --cache-limit takes it ("512M", "2G"; powers of 1024)."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        units = {"k": 10, "m": 20, "g": 30, "t": 40}
+        v = value.strip()
+        shift = units.get(v[-1:].lower(), 0)
+        digits = v[:-1] if shift else v
+        if not digits.isdigit():
+            raise ValueError(f"cache_limit={value!r}: not a size (1000, 64k, 256M, 2G)")
+        value = int(digits) << shift
+    return check_int("cache_limit", value, 0, (1 << 64) - 1)
+
+
 def check_flag(name, value):
     """value as a bool: a bool (numpy's too) or the integers 0 and 1; TypeError otherwise."""
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
@@ -102,8 +123,10 @@ class Reader:
     reopened after a fork). shape (H, W, C), dtype, count, classes, and the
     normalization the shards record (mean, std in x/255 units, or None)."""
 
-    def __init__(self, directory, split="train"):
+    def __init__(self, directory, split="train", cache=None, cache_limit=None):
         self.directory, self.split = os.fspath(directory), split
+        self.cache = os.fspath(cache) if cache is not None else None
+        self.cache_limit = cache_size(cache_limit)
         self._pid, self._set = None, None
         s = self.handle()
         L = lib()
@@ -124,7 +147,9 @@ class Reader:
     def handle(self):
         if self._pid != os.getpid():
             err = ctypes.create_string_buffer(1024)
-            s = lib().spr_open(self.directory.encode(), self.split.encode(), err, len(err))
+            cache = self.cache.encode() if self.cache is not None else None
+            s = lib().spr_open_cached(self.directory.encode(), self.split.encode(), cache, self.cache_limit, err,
+                                      len(err), None)
             if not s:
                 raise ReaderError(err.value.decode(errors="replace"))
             self._set, self._pid = s, os.getpid()
@@ -211,6 +236,9 @@ class Reader:
 
     def keys(self):
         """Every record's key, in manifest order (through h5py: read before any iterator starts)."""
+        if is_url(self.directory):
+            raise ValueError(f"{self.directory}: the records' keys are read from a local set only (sp-cat URL "
+                             "lists them)")
         from ._h5 import _add_plugin_dir, load_manifest
         import h5py
         _add_plugin_dir(None)
@@ -311,6 +339,13 @@ class Loader:
     next epoch; set_epoch(e) chooses it. state_dict() after batch k, given to
     load_state_dict() of a fresh Loader, makes its next __iter__ yield exactly
     batches k+1... of that epoch.
+
+    directory may be a URL (http://, https://, file://): the shards are
+    downloaded whole into cache (a directory; default $SHARDPIPE_CACHE, else
+    $XDG_CACHE_HOME/shardpipe, else ~/.cache/shardpipe), each checked against
+    the manifest's sha256 before it is read, the cache held under cache_limit
+    bytes (an int or "512M"; default $SHARDPIPE_CACHE_LIMIT, else no limit).
+    See docs/remote-sets.md.
     """
 
     STATE_VERSION = 2
@@ -322,7 +357,7 @@ class Loader:
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
                  window_records=0, return_label2=False, view=None, size=224, scale=None, ratio=None,
-                 max_pixels=0, mean=None, std=None):
+                 max_pixels=0, mean=None, std=None, cache=None, cache_limit=None):
         if threads is None:
             threads = min(4, len(os.sched_getaffinity(0)))
         self.batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
@@ -337,7 +372,7 @@ class Loader:
         if view not in VIEWS:
             raise ValueError(f"view 'train' or 'eval', not {view!r}")
         self.rank, self.world_size = default_rank_world(rank, world_size)
-        self.reader = Reader(directory, split)
+        self.reader = Reader(directory, split, cache, cache_limit)
         self.view = view
         self.shuffle, self.drop_last = check_flag("shuffle", shuffle), check_flag("drop_last", drop_last)
         if (mean is None) != (std is None):
@@ -461,17 +496,26 @@ class Loader:
                 self.epoch = epoch + 1
 
 
-def load_data(directory):
+def load_data(directory, cache=None, cache_limit=None):
     """((x_train, y_train), (x_test, y_test)) as Keras' load_data returns them:
     uint8 images N x H x W (one channel) or N x H x W x C, labels uint8 (int32
     over 256 classes, or where a record has no label: -1 stays -1), in
     manifest order; the val split where there is no test."""
     import json
-    with open(os.path.join(directory, "manifest.json")) as f:
-        splits = {s["split"] for s in json.load(f)["shards"]}
+    if is_url(directory):  # the reader fetches the manifest: ask it for the test split
+        try:
+            Reader(directory, "test", cache, cache_limit)
+            splits = {"test"}
+        except ReaderError as e:
+            if "no shards of split" not in str(e):
+                raise
+            splits = set()
+    else:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            splits = {s["split"] for s in json.load(f)["shards"]}
     out = []
     for split in ("train", "test" if "test" in splits else "val"):
-        r = Reader(directory, split)
+        r = Reader(directory, split, cache, cache_limit)
         if r.encoded:
             raise ValueError(f"{directory}: the shards hold encoded images (JPEG bytes), which load_data does "
                              "not decode: use shardpipe.Loader(view=..., size=...)")

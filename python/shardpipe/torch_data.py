@@ -30,7 +30,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
 
     def __init__(self, directory, split="train", shuffle=True, seed=0, rank=None, world_size=None,
                  transform=None, target_transform=None, normalize=False, pil=False, return_keys=False,
-                 chunk_records=64, window_records=0, view=None, size=224, scale=None, ratio=None, max_pixels=0):
+                 chunk_records=64, window_records=0, view=None, size=224, scale=None, ratio=None, max_pixels=0,
+                 cache=None, cache_limit=None):
         super().__init__()
         self.chunk_records = check_int("chunk_records", chunk_records, 1, MAX_BATCH)
         self.window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
@@ -42,7 +43,7 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         if self.view not in VIEWS:
             raise ValueError(f"view 'train' or 'eval', not {self.view!r}")
         self.rank, self.world_size = default_rank_world(rank, world_size)
-        self.reader = Reader(directory, split)
+        self.reader = Reader(directory, split, cache, cache_limit)
         self.shuffle = shuffle
         self._epoch = multiprocessing.RawValue("q", 0)
         self.transform, self.target_transform = transform, target_transform

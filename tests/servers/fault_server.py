@@ -15,6 +15,11 @@ GET /MODE/FILE serves DIR/FILE as MODE says:
   notfound    404 with an HTML error page as body
   error       500 with an HTML error page as body
   endless     200 with no length, bytes until the client leaves
+  forbidden   403 with an HTML error page as body
+  busy        503 to the first request for each file, then as ok
+  short       200 with a Content-Length of half the file, and that half
+A FILE named manifest.json is served as ok whatever the mode (the modes
+act on the shards of a set served under /MODE/SET/).
 Every request is logged to LOG as "GET /MODE/FILE range=RANGE".
 The chosen port is written to PORT_FILE once the server listens.
 
@@ -38,6 +43,7 @@ def main():
     ap.add_argument("--plain-port", type=int, default=0)
     a = ap.parse_args()
     lock = threading.Lock()
+    busy_seen = set()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -70,6 +76,13 @@ def main():
             if not os.path.isfile(path):
                 return self.page(404)
             data = open(path, "rb").read()
+            if name.endswith("manifest.json"):
+                mode = "ok"
+            if mode == "busy":
+                with lock:
+                    first = path not in busy_seen
+                    busy_seen.add(path)
+                mode = "busy-first" if first else "ok"
             start = None
             if rng and rng.startswith("bytes=") and rng.endswith("-"):
                 start = int(rng[6:-1])
@@ -112,6 +125,13 @@ def main():
                 self.wfile.write(bytes(b ^ 0x5A for b in data))
             elif mode == "notfound":
                 self.page(404)
+            elif mode == "forbidden":
+                self.page(403)
+            elif mode == "busy-first":
+                self.page(503)
+            elif mode == "short":
+                self.send_body_headers(200, len(data) // 2)
+                self.wfile.write(data[: len(data) // 2])
             elif mode == "error":
                 self.page(500)
             elif mode == "endless":

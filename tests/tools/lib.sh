@@ -71,11 +71,18 @@ stop_servers() {
     return 0
 }
 
-# start_nginx ROOT: serves ROOT at http://127.0.0.1:$NGINX_PORT/, logging each
-# request as "GET /path HTTP/1.1 STATUS range=RANGE" to nginx/access.log.
+# start_nginx ROOT [CERT KEY]: serves ROOT at http://127.0.0.1:$NGINX_PORT/
+# (and, given a certificate and its key, at https://127.0.0.1:$NGINX_TLS_PORT/),
+# logging each request as "GET /path HTTP/1.1 STATUS range=RANGE" to
+# nginx/access.log.
 start_nginx() {
     mkdir -p nginx/body
     NGINX_PORT=$(free_port)
+    tls=""
+    if [ $# -ge 3 ]; then
+        NGINX_TLS_PORT=$(free_port)
+        tls="server { listen 127.0.0.1:$NGINX_TLS_PORT ssl; ssl_certificate $2; ssl_certificate_key $3; root $1; }"
+    fi
     user=""
     [ "$(id -u)" = 0 ] && user="user root;"
     cat > nginx/nginx.conf <<X
@@ -90,11 +97,13 @@ http {
     access_log $PWD/nginx/access.log t;
     client_body_temp_path $PWD/nginx/body;
     server { listen 127.0.0.1:$NGINX_PORT; root $1; }
+    $tls
 }
 X
     nginx -e "$PWD/nginx/error.log" -c "$PWD/nginx/nginx.conf" || fail "nginx did not start"
     trap stop_servers EXIT
     wait_port "$NGINX_PORT"
+    [ -z "$tls" ] || wait_port "$NGINX_TLS_PORT"
 }
 
 # start_fault NAME DIR [--tls CERT KEY] [--plain-port N]: the fault server
