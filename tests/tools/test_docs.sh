@@ -89,7 +89,7 @@ for doc in docs:
         elif anchor and (not dest.endswith(".md") or anchor not in anchors(dest)):
             problems.append(f"{doc}: link to a missing heading: {target}")
     for code in code_parts(text):
-        for m in re.finditer(r"(?<![\w-])make((?: +(?:-\S+|[A-Z_]+=\S*))*) +([a-z][\w.-]*)", code):
+        for m in re.finditer(r"(?:^|[;&|(]|\bsudo|\$)[ \t]*make((?: +(?:-\S+|[A-Z_]+=\S*))*) +([a-z][\w.-]*)", code, re.M):
             checked["make targets"] += 1
             if m.group(2) not in targets:
                 problems.append(f"{doc}: `make {m.group(2)}`: no such target in the Makefile")
