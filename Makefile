@@ -49,7 +49,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
 NN_SRC  := nn/rng.c nn/layers.c nn/relu.c nn/dense.c nn/conv.c nn/onednn.c nn/pool.c nn/norm.c nn/norm_blocked.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/class_names.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
-UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw
+UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw test_order
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
 # the views dumped for the torchvision comparison (tests/tools/test_views.sh)
 UNIT_FIX := nn_reference view_dump
