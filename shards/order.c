@@ -11,6 +11,12 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* Records partition q of p holds in a stream of n. */
+static uint64_t partition_records(uint64_t n, uint32_t p, uint32_t q)
+{
+    return n / p + (q < n % p ? 1 : 0);
+}
+
 uint32_t sp_order_default_partitions(uint64_t global_batch)
 {
     for (uint32_t p = SP_ORDER_MAX_DEFAULT_PARTITIONS; p > 1; p--)
@@ -81,7 +87,7 @@ int sp_order_plan(sp_order *o, const uint64_t *counts, size_t nshards, uint64_t 
     uint64_t per = n / p, extra = n % p;
     for (uint32_t l = 0; l < o->lanes; l++) {
         uint32_t q = rank * o->lanes + l;
-        uint64_t lo = q * per + (q < extra ? q : extra), hi = lo + per + (q < extra ? 1 : 0), at = 0;
+        uint64_t lo = q * per + (q < extra ? q : extra), hi = lo + partition_records(n, p, q), at = 0;
         sp_order_lane *ln = &o->lane[l];
         ln->partition = q, ln->records = hi - lo, ln->seg0 = o->nsegs;
         for (size_t i = 0; i < nshards; i++) {
@@ -131,4 +137,26 @@ void sp_order_locate(const sp_order *o, uint64_t skip, uint64_t *step, uint32_t 
         }
         skip -= k;
     }
+}
+
+uint64_t sp_order_ranks_step(uint64_t n, uint32_t p, uint32_t b, uint32_t world, uint32_t r0, uint32_t r1,
+                             uint64_t step)
+{
+    uint64_t sum = 0, a = step * b;
+    for (uint32_t q = r0 * (p / world); q < r1 * (p / world); q++) {
+        uint64_t k = partition_records(n, p, q);
+        sum += a >= k ? 0 : k - a < b ? k - a : b;
+    }
+    return sum;
+}
+
+uint64_t sp_order_ranks_consumed(uint64_t n, uint32_t p, uint32_t b, uint32_t world, uint32_t r0, uint32_t r1,
+                                 uint64_t steps)
+{
+    uint64_t sum = 0, a = steps * b;
+    for (uint32_t q = r0 * (p / world); q < r1 * (p / world); q++) {
+        uint64_t k = partition_records(n, p, q);
+        sum += a < k ? a : k;
+    }
+    return sum;
 }

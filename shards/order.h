@@ -73,4 +73,12 @@ void sp_order_locate(const sp_order *o, uint64_t skip, uint64_t *step, uint32_t 
  * resume draws it without the windows before. */
 void sp_order_perm(uint64_t seed, int shuffle, uint32_t q, uint64_t j, uint32_t *perm, uint32_t n);
 
+/* Without a plan, from the set's record count n alone: the records ranks
+ * [r0, r1) of `world` get at global step `step`, and in global steps
+ * [0, steps), with p partitions of b records a step (p % world == 0). */
+uint64_t sp_order_ranks_step(uint64_t n, uint32_t p, uint32_t b, uint32_t world, uint32_t r0, uint32_t r1,
+                             uint64_t step);
+uint64_t sp_order_ranks_consumed(uint64_t n, uint32_t p, uint32_t b, uint32_t world, uint32_t r0, uint32_t r1,
+                                 uint64_t steps);
+
 #endif
