@@ -45,6 +45,12 @@ typedef struct nn_data {
     nn_rng aug_rng;           /* seeded per pass: the same augmentation on a rerun */
     float *scratch;           /* one image (C, H, W) */
     int encoded;              /* the set holds encoded images: h = w = the view's size, c = 3 */
+    /* data parallel (nn_data_set_rank): rank part of nparts, each reading its
+     * partitions of the canonical order (docs/elastic-order.md); batch is the
+     * rank's share of a global batch of nparts x batch */
+    uint32_t part, nparts, partitions, per_step;
+    uint64_t step;       /* the global step the next nn_data_next reads */
+    uint64_t bytes_read; /* image bytes the finished passes' iterators read */
 } nn_data;
 
 /* The split a model is evaluated on: "test", else "val" (ImageNet has no
@@ -68,6 +74,21 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
  * replayed without their pixels, so the batches that follow are exactly those
  * of a pass read from its start (a resume costs no decoding of what it skips). */
 int nn_data_start_at(nn_data *d, uint64_t seed, int shuffle, int augment, uint64_t skip, sp_err *err);
+/* Makes d rank part of nparts (after nn_data_open with the rank's share of
+ * the global batch): its passes read only its partitions of each global
+ * batch. 0, or -1 with err (SP_EXIT_USAGE) when nparts does not divide the
+ * global batch's partitions, or a rank would get no record of a step. */
+int nn_data_set_rank(nn_data *d, uint32_t part, uint32_t nparts, sp_err *err);
+/* A pass from global step `steps` on: the rank's records of the steps
+ * before are skipped unread, and the pixel augmentation's draws of every
+ * rank's records before are replayed (each rank draws for the whole global
+ * batch, in order, and keeps its own share's), so the batches are those of
+ * one process reading the same global batches. */
+int nn_data_start_step(nn_data *d, uint64_t seed, int shuffle, int augment, uint64_t steps, sp_err *err);
+/* Records of every rank together at the global step the next nn_data_next reads. */
+uint64_t nn_data_step_records(const nn_data *d);
+/* Image bytes read from the shards so far (compressed, as stored). */
+uint64_t nn_data_bytes_read(const nn_data *d);
 /* The next batch into x (B, C, H, W) and labels (B); returns B, 0 at the
  * end of the pass, -1 on a read error (err set). */
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err);

@@ -148,7 +148,7 @@ static int stream_seek(nn_data *tr, train_stream *s, const nn_recipe *r, long gl
 {
     long pass = global / per_pass, off = global % per_pass;
     if (s->pass != pass || s->pos != off) {
-        if (nn_data_start_at(tr, epoch_seed(r->seed, (int)pass), 1, r->augment, (uint64_t)off * tr->batch, err))
+        if (nn_data_start_step(tr, epoch_seed(r->seed, (int)pass), 1, r->augment, (uint64_t)off, err))
             return -1;
         s->pass = pass, s->pos = off;
     }
@@ -600,6 +600,16 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         goto out;
     if (ranks > 1 && ranks_agree(o, &r, net, &opt, &tr, start_epoch, at.step, &rng, err))
         goto out;
+    if (ranks > 1 && batch % (uint32_t)ranks) {
+        sp_fail(err, SP_EXIT_USAGE, "--batch %u: %d ranks must divide it (each reads its share of every batch)", batch,
+                ranks);
+        goto out;
+    }
+    if (ranks > 1) { /* each rank reads only its partitions of every global batch */
+        tr.batch = batch / (uint32_t)ranks;
+        if (nn_data_set_rank(&tr, (uint32_t)rank, (uint32_t)ranks, err))
+            goto out;
+    }
     size_t in = (size_t)tr.c * tr.h * tr.w;
     x = malloc((size_t)batch * in * sizeof *x);
     dlogits = malloc((size_t)batch * (size_t)net->classes * sizeof *dlogits);
@@ -628,7 +638,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         double total = from.total;
         int n = 1, stopping = 0;
         for (long k = from.step; k < steps_per_epoch; k++) {
-            if (stream_seek(&tr, &stream, &r, step, per_pass, err) ||
+            uint64_t global = 0; /* the global batch's records, every rank's */
+            if (stream_seek(&tr, &stream, &r, step, per_pass, err) || !(global = nn_data_step_records(&tr)) ||
                 (n = nn_data_next(&tr, x, labels, err)) <= 0)
                 break;
             stream.pos++;
@@ -638,19 +649,19 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 o->on_running_loss(o->ctx, total / (double)seen);
             if (o->on_progress)
                 o->on_progress(o->ctx, done, done * in * sizeof(float));
-            /* each rank trains on its share [lo, hi) of the global batch: its
-             * gradients, scaled by 1/n, are summed over the ranks */
-            int correct, lo = (int)((long)n * rank / ranks), m = (int)((long)n * (rank + 1) / ranks) - lo;
-            const float *logits = nn_forward(net, x + (size_t)lo * in, m, 1, &rng, err);
+            /* each rank trains on its share, the m records it read of the
+             * global batch: its gradients, scaled by 1/global, are summed over the ranks */
+            int correct, m = n;
+            const float *logits = nn_forward(net, x, m, 1, &rng, err);
             if (!logits) {
                 sp_fail_context(err, "epoch %d, step %ld", e + 1, k + 1);
                 goto out;
             }
-            total += (double)nn_softmax_xent_smooth(logits, labels + lo, m, net->classes, r.label_smoothing, dlogits,
+            total += (double)nn_softmax_xent_smooth(logits, labels, m, net->classes, r.label_smoothing, dlogits,
                                                     &correct) *
                      m;
-            for (size_t i = 0; m < n && i < (size_t)m * (size_t)net->classes; i++)
-                dlogits[i] *= (float)m / (float)n; /* the rank's mean to its share of the global mean */
+            for (size_t i = 0; (uint64_t)m < global && i < (size_t)m * (size_t)net->classes; i++)
+                dlogits[i] *= (float)m / (float)global; /* the rank's mean to its share of the global mean */
             if (nn_backward(net, dlogits, m, err)) {
                 sp_fail_context(err, "epoch %d, step %ld", e + 1, k + 1);
                 goto out;
@@ -661,7 +672,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
             nn_opt_step(&opt, net);
             right += (uint64_t)correct;
             seen += (uint64_t)m;
-            done += (uint64_t)n;
+            done += global;
             stopping = stop_agreed(o->stop);
             int every = o->checkpoint_every > 0 && step % o->checkpoint_every == 0 && k + 1 < steps_per_epoch;
             if (stopping || every) { /* the same step on every rank: the gather is collective */
@@ -718,12 +729,22 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         if (o->out && rank == 0 && save_checkpoint(o->out, net, &opt, e + 1, &rng, &r, epochs_json, &tr, NULL, err))
             goto out;
     }
+    json_t *read_bytes = json_array(); /* the image bytes each rank read from the shards */
+    double *per_rank = calloc((size_t)ranks, sizeof *per_rank);
+    if (per_rank) {
+        per_rank[rank] = (double)nn_data_bytes_read(&tr);
+        nn_dist_sum_doubles(per_rank, (size_t)ranks);
+        for (int i = 0; i < ranks; i++)
+            json_array_append_new(read_bytes, json_integer((json_int_t)per_rank[i]));
+        free(per_rank);
+    }
     summary = json_pack("{s:s, s:s, s:i, s:i, s:s, s:f, s:I, s:f, s:f, s:f, s:O, s:o}", "shards", o->dir, "model",
                         net->model, "epochs", o->epochs, "batch", (int)batch, "optimizer",
                         opt.kind == NN_SGD ? "sgd" : "adam", "lr", (double)r.lr, "seed", (json_int_t)r.seed, "loss",
                         loss, "train_accuracy", train_acc, "train_seconds", train_seconds, "per_epoch", epochs_json,
                         "recipe", nn_recipe_json(&r));
     if (!summary) {
+        json_decref(read_bytes);
         sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         goto out;
     }
@@ -739,6 +760,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         json_object_set_new(summary, "ranks", json_integer(ranks));
         json_object_set_new(summary, "allreduce_seconds", json_real(nn_dist_reduce_seconds()));
     }
+    json_object_set_new(summary, "read_bytes", read_bytes);
     result->summary = summary;
     summary = NULL;
     rc = 0;

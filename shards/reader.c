@@ -12,6 +12,7 @@
 #include "formats/recstream.h"
 #include "pipeline/views.h"
 #include "shards/manifest.h"
+#include "shards/order.h"
 #include "shards/remote.h"
 #include "shards/shard.h"
 
@@ -397,31 +398,18 @@ SPR_API int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label)
 
 /* ---------------- iteration ---------------- */
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* A run of records of one shard that belongs to this iterator's part. */
-typedef struct segment {
-    size_t shard;
-    uint64_t start, count;
-    uint64_t at; /* its first record's position in the part's stream */
-} segment;
-
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_FAILED };
 
-/* One shuffle window's records, filled by a filler, then handed out by the
- * caller in the order of perm. */
+/* Window j of every lane of the iterator (shards/order.h): lane l's
+ * records at [l * window, l * window + n[l]) of the arrays, filled by a
+ * filler, then handed out by the caller in the order of perm (lane l's
+ * values index its own records, 0 .. n[l]). */
 typedef struct slot {
-    uint8_t *px; /* window x the iterator's record bytes */
+    uint8_t *px; /* lanes x window x the iterator's record bytes */
     int32_t *labels, *labels2;
     uint64_t *idx;
     uint32_t *perm;
-    uint32_t n;
+    uint32_t *n; /* lanes values */
     int state; /* SLOT_*; guarded by the iterator's mutex */
     sp_err err;
 } slot;
@@ -430,8 +418,8 @@ typedef struct slot {
  * buffers and decoder scratch: each filler has its own. */
 typedef struct filler {
     struct spr_iter *it;
-    sp_shard *sh;
-    size_t shard;
+    sp_shard **sh; /* each lane's open shard (its partly read chunk kept for the lane's next window) */
+    size_t *shard;
     uint8_t *bytes; /* encoded records as read */
     size_t bytes_cap;
     uint64_t *offsets, *sums; /* window + 1 and window entries */
@@ -446,10 +434,9 @@ struct spr_iter {
     uint32_t batch_size, window;
     int flags;
     uint64_t seed;
-    uint32_t part;
-    segment *segs; /* this part's share of the epoch, in stream order */
-    size_t nsegs;
-    uint64_t records, nwindows;
+    sp_order ord;      /* this rank's lanes */
+    uint64_t nwindows; /* windows of the longest lane */
+    uint64_t bytes_read; /* images bytes its fillers read (atomic) */
     slot *slots; /* window j is filled into slots[j % nslots] */
     uint32_t nslots;
     filler *fillers; /* nthreads of them, or one for the caller */
@@ -460,7 +447,8 @@ struct spr_iter {
     uint64_t next_fill; /* the next window a thread takes */
     uint64_t released;  /* windows before this one are handed out: their slots are free */
     uint64_t cur;       /* the window the caller hands out from */
-    uint32_t pos, start_pos;
+    uint64_t step;      /* the next record handed out: step, lane, position in the lane's piece */
+    uint32_t lane, pos;
     int have_cur, stop, failed, error_sticky;
     pid_t pid; /* the process that made it: its threads exist only there */
     sp_view_range range; /* the train view's crop ranges */
@@ -468,34 +456,16 @@ struct spr_iter {
     sp_err err;
 };
 
-/* The permutation of window j of the part: its own seeded stream, so any
- * thread may draw it and a resume draws it without the windows before. */
-static void draw_perm(const spr_iter *it, uint64_t j, uint32_t *perm, uint32_t n)
+/* Records [first, first + n) of open encoded shard `shard` (sh), decoded
+ * through the iterator's view into the slot at `at` (n x it->rb), labels
+ * into the slot's arrays at `at`. The bytes are read (and their checksums)
+ * under the HDF5 lock, checked and decoded outside it. 0 or -1 with err
+ * naming the shard and record. */
+static int decode_records(spr_iter *it, filler *f, sp_shard *sh, size_t shard, uint64_t first, uint64_t n, slot *sl,
+                          uint64_t at, sp_err *err)
 {
-    for (uint32_t i = 0; i < n; i++)
-        perm[i] = i;
-    if (!(it->flags & SPR_SHUFFLE))
-        return;
-    uint64_t x = it->seed ^ (0x5851F42D4C957F2Dull * ((uint64_t)it->part + 1)) ^ (0xD1B54A32D192ED03ull * (j + 1));
-    for (uint32_t i = n; i > 1; i--) {
-        uint32_t k = (uint32_t)(splitmix(&x) % i), t = perm[i - 1];
-        perm[i - 1] = perm[k];
-        perm[k] = t;
-    }
-}
-
-/* Reads window j (stream records [j*window, ...)) into sl with f's shard
- * handles; 0 or -1 with sl->err. Runs without the iterator's mutex: the
- * slot is the filler's alone while it is SLOT_FILLING. */
-/* Records [first, first + n) of f's open encoded shard, decoded through
- * the iterator's view into out (n x it->rb), labels into the slot's arrays
- * at `at`. The bytes are read (and their checksums) under the HDF5 lock,
- * checked and decoded outside it. 0 or -1 with err naming the shard and
- * record. */
-static int decode_records(spr_iter *it, filler *f, uint64_t first, uint64_t n, slot *sl, uint64_t at, sp_err *err)
-{
-    const char *path = it->s->shards[f->shard].path;
-    uint64_t need = sp_shard_encoded_size(f->sh, first, n);
+    const char *path = it->s->shards[shard].path;
+    uint64_t need = sp_shard_encoded_size(sh, first, n);
     if (need > f->bytes_cap) {
         uint8_t *grown = realloc(f->bytes, (size_t)need);
         if (!grown)
@@ -504,17 +474,17 @@ static int decode_records(spr_iter *it, filler *f, uint64_t first, uint64_t n, s
         f->bytes = grown, f->bytes_cap = (size_t)need;
     }
     h5_enter();
-    sp_shard_set_verify(f->sh, 0); /* checked below, outside the lock */
-    int rc = sp_shard_read_encoded(f->sh, first, n, f->bytes, f->offsets, NULL, NULL, sl->labels + at,
+    sp_shard_set_verify(sh, 0); /* checked below, outside the lock */
+    int rc = sp_shard_read_encoded(sh, first, n, f->bytes, f->offsets, NULL, NULL, sl->labels + at,
                                    sl->labels2 + at, f->sums, err);
     h5_leave();
-    if (rc || sp_shard_check_encoded(f->sh, first, n, f->bytes, f->sums, err))
+    if (rc || sp_shard_check_encoded(sh, first, n, f->bytes, f->sums, err))
         return -1;
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *b = f->bytes + f->offsets[i];
         size_t len = (size_t)(f->offsets[i + 1] - f->offsets[i]);
         uint8_t *out = sl->px + (at + i) * it->rb;
-        uint64_t record = it->s->shards[f->shard].first + first + i; /* its index in the set */
+        uint64_t record = it->s->shards[shard].first + first + i; /* its index in the set */
         sp_err e = {0};
         int bad = it->view == SPR_VIEW_TRAIN ? sp_view_train(b, len, it->size, it->seed, 0, record, out, &f->scratch, &e)
                                              : sp_view_eval(b, len, it->size, out, &f->scratch, &e);
@@ -524,45 +494,66 @@ static int decode_records(spr_iter *it, filler *f, uint64_t first, uint64_t n, s
     return 0;
 }
 
-static int fill_window(spr_iter *it, filler *f, slot *sl, uint64_t j)
+/* Reads window j of lane l (its partition's records [j * window, ...)) into
+ * sl with f's handle of the lane; 0 or -1 with sl->err. */
+static int fill_lane(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_t l)
 {
     spr_set *s = it->s;
-    size_t rb = it->rb;
-    uint64_t a = j * it->window, b = a + it->window < it->records ? a + it->window : it->records;
-    size_t k = 0;
-    while (k + 1 < it->nsegs && it->segs[k + 1].at <= a)
+    const sp_order *o = &it->ord;
+    const sp_order_lane *ln = &o->lane[l];
+    size_t rb = it->rb, base = (size_t)l * o->window;
+    uint64_t a = j * o->window, b = a + o->window < ln->records ? a + o->window : ln->records;
+    sl->n[l] = 0;
+    if (a >= b)
+        return 0;
+    size_t k = ln->seg0, end = ln->seg0 + ln->nsegs;
+    while (k + 1 < end && o->segs[k + 1].at <= a)
         k++;
-    sl->n = 0;
     for (uint64_t pos = a; pos < b; k++) {
-        const segment *g = &it->segs[k];
+        const sp_order_seg *g = &o->segs[k];
         uint64_t off = pos - g->at, cnt = g->count - off < b - pos ? g->count - off : b - pos;
+        size_t at = base + (size_t)(pos - a);
         int rc;
         h5_enter();
-        if (f->sh && f->shard != g->shard) {
-            sp_shard_close(f->sh);
-            f->sh = NULL;
+        if (f->sh[l] && f->shard[l] != g->shard) {
+            sp_shard_close(f->sh[l]);
+            f->sh[l] = NULL;
         }
-        if (!f->sh && (f->sh = open_shard(s, g->shard, &sl->err)))
-            f->shard = g->shard;
+        if (!f->sh[l] && (f->sh[l] = open_shard(s, g->shard, &sl->err)))
+            f->shard[l] = g->shard;
         h5_leave();
-        if (!f->sh)
+        sp_shard *sh = f->sh[l];
+        if (!sh)
             return -1;
+        uint64_t before = sp_shard_bytes_read(sh);
         if (s->kind == SPR_ENCODED) {
-            rc = decode_records(it, f, g->start + off, cnt, sl, pos - a, &sl->err);
+            rc = decode_records(it, f, sh, g->shard, g->start + off, cnt, sl, at, &sl->err);
         } else {
             h5_enter();
-            rc = sp_shard_read(f->sh, g->start + off, cnt, sl->px + (pos - a) * rb, sl->labels + (pos - a),
-                               sl->labels2 + (pos - a), NULL, &sl->err);
+            rc = sp_shard_read(sh, g->start + off, cnt, sl->px + at * rb, sl->labels + at, sl->labels2 + at, NULL,
+                               &sl->err);
             h5_leave();
         }
+        __atomic_add_fetch(&it->bytes_read, sp_shard_bytes_read(sh) - before, __ATOMIC_RELAXED);
         if (rc)
             return -1;
         for (uint64_t i = 0; i < cnt; i++)
-            sl->idx[pos - a + i] = s->shards[g->shard].first + g->start + off + i;
+            sl->idx[at + i] = s->shards[g->shard].first + g->start + off + i;
         pos += cnt;
     }
-    sl->n = (uint32_t)(b - a);
-    draw_perm(it, j, sl->perm, sl->n);
+    sl->n[l] = (uint32_t)(b - a);
+    sp_order_perm(it->seed, it->flags & SPR_SHUFFLE, ln->partition, j, sl->perm + base, sl->n[l]);
+    return 0;
+}
+
+/* Reads window j of every lane into sl; 0 or -1 with sl->err. Runs without
+ * the iterator's mutex: the slot is the filler's alone while it is
+ * SLOT_FILLING. */
+static int fill_window(spr_iter *it, filler *f, slot *sl, uint64_t j)
+{
+    for (uint32_t l = 0; l < it->ord.lanes; l++)
+        if (fill_lane(it, f, sl, j, l))
+            return -1;
     return 0;
 }
 
@@ -658,6 +649,45 @@ static int crop_range(spr_set *s, const spr_iter_options *o, sp_view_range *r)
     return 0;
 }
 
+/* A set at a URL: tells the cache the order in which this rank's shards
+ * will be opened, so that it evicts the one needed furthest ahead. Lanes are
+ * filled window by window, every lane's window j before any window j + 1, so
+ * a run of records is first needed at (its lane's window, its lane). Without
+ * the plan (no memory), eviction goes by recency alone. */
+typedef struct remote_use {
+    uint64_t window, at; /* at: the run's place in its partition, for runs of one window */
+    uint32_t lane;
+    size_t shard;
+} remote_use;
+
+static int remote_use_cmp(const void *a, const void *b)
+{
+    const remote_use *x = a, *y = b;
+    if (x->window != y->window)
+        return x->window < y->window ? -1 : 1;
+    if (x->lane != y->lane)
+        return x->lane < y->lane ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static void plan_remote_uses(const spr_set *s, const sp_order *o)
+{
+    remote_use *uses = malloc((o->nsegs ? o->nsegs : 1) * sizeof *uses);
+    const char **paths = malloc((o->nsegs ? o->nsegs : 1) * sizeof *paths);
+    size_t n = 0;
+    for (uint32_t l = 0; uses && paths && l < o->lanes; l++)
+        for (size_t k = o->lane[l].seg0; k < o->lane[l].seg0 + o->lane[l].nsegs; k++)
+            uses[n++] = (remote_use){o->segs[k].at / o->window, o->segs[k].at, l, o->segs[k].shard};
+    if (uses && paths) {
+        qsort(uses, n, sizeof *uses, remote_use_cmp);
+        for (size_t i = 0; i < n; i++)
+            paths[i] = s->shards[uses[i].shard].path;
+        sp_remote_plan(paths, n, &(sp_err){0});
+    }
+    free(uses);
+    free(paths);
+}
+
 SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_size)
 {
     spr_iter_options o = {0};
@@ -708,24 +738,44 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
         usage_error(s, "the set holds pixels as stored: views are for encoded sets");
         return NULL;
     }
-    uint32_t batch_size = o.batch, window = o.window_records;
-    if (window == 0) { /* 16 batches, but not over 32 MiB of records: the shards are
+    uint32_t batch_size = o.batch;
+    uint64_t global = (uint64_t)batch_size * o.nparts, window = o.window_records;
+    if (window == 0) { /* 16 global batches, but not over 32 MiB of records: the shards are
                         * shuffled when written */
-        uint64_t cap = (32ull << 20) / rb, want = 16ull * batch_size;
-        window = (uint32_t)(want < cap ? want : cap);
+        uint64_t cap = (32ull << 20) / rb, want = 16ull * global;
+        window = want < cap ? want : cap;
     }
-    if (window < batch_size)
-        window = batch_size;
-    if ((uint64_t)window * (rb > 8 ? rb : 8) > SPR_MAX_WINDOW_BYTES) {
-        usage_error(s, "a window of %u records of %zu bytes: over %llu MiB (a batch, or window_records, too large)",
-                    window, rb, (unsigned long long)(SPR_MAX_WINDOW_BYTES >> 20));
-        return NULL;
-    }
+    /* without shuffling, by default one partition a rank: its contiguous share in order */
+    uint32_t partitions = o.partitions ? o.partitions : (o.flags & SPR_SHUFFLE) ? 0 : o.nparts;
+    uint64_t *counts = malloc(s->nshards * sizeof *counts);
     spr_iter *it = calloc(1, sizeof *it);
-    if (!it) {
+    if (!it || !counts) {
+        free(it), free(counts);
         snprintf(s->error, sizeof s->error, "out of memory"), s->errcode = SPR_ERR_SYSTEM;
         return NULL;
     }
+    for (size_t i = 0; i < s->nshards; i++)
+        counts[i] = s->shards[i].count;
+    sp_err perr = {0};
+    int planned = sp_order_plan(&it->ord, counts, s->nshards, o.seed, o.flags & SPR_SHUFFLE, batch_size, o.part,
+                                o.nparts, partitions, window, &perr);
+    free(counts);
+    if (planned) {
+        set_error(s, &perr, SPR_ERR_USAGE);
+        free(it);
+        return NULL;
+    }
+    /* a slot: every lane's window */
+    uint64_t slot_records = (uint64_t)it->ord.lanes * it->ord.window;
+    if (slot_records * (rb > 8 ? rb : 8) > SPR_MAX_WINDOW_BYTES) {
+        usage_error(s, "a window of %llu records of %zu bytes: over %llu MiB (a batch, or window_records, too large)",
+                    (unsigned long long)slot_records, rb, (unsigned long long)(SPR_MAX_WINDOW_BYTES >> 20));
+        sp_order_free(&it->ord);
+        free(it);
+        return NULL;
+    }
+    size_t srec = (size_t)slot_records;
+    uint32_t lanes = it->ord.lanes;
     pthread_mutex_lock(&s->spare_mu);
     s->refs++; /* dropped by spr_iter_free */
     pthread_mutex_unlock(&s->spare_mu);
@@ -737,88 +787,56 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     it->view = o.view;
     it->size = o.size;
     it->batch_size = batch_size;
-    it->window = window;
+    it->window = (uint32_t)srec;
     it->flags = o.flags;
     it->seed = o.seed;
-    it->part = o.part;
     it->nthreads = o.threads;
     it->nslots = o.threads + 1;
     pthread_mutex_init(&it->mu, NULL);
     pthread_cond_init(&it->cv, NULL);
-    size_t *order = malloc(s->nshards * sizeof *order);
-    it->segs = malloc(s->nshards * sizeof *it->segs);
+    uint32_t nfill = o.threads ? o.threads : 1;
     it->slots = calloc(it->nslots, sizeof *it->slots);
-    it->fillers = calloc(o.threads ? o.threads : 1, sizeof *it->fillers);
-    it->threads = calloc(o.threads ? o.threads : 1, sizeof *it->threads);
-    int ok = order && it->segs && it->slots && it->fillers && it->threads;
+    it->fillers = calloc(nfill, sizeof *it->fillers);
+    it->threads = calloc(nfill, sizeof *it->threads);
+    int ok = it->slots && it->fillers && it->threads;
     for (uint32_t i = 0; ok && i < it->nslots; i++) {
         slot *sl = &it->slots[i];
-        sl->px = take_buffer(s, (size_t)window * rb);
-        sl->labels = malloc((size_t)window * sizeof *sl->labels);
-        sl->labels2 = malloc((size_t)window * sizeof *sl->labels2);
-        sl->idx = malloc((size_t)window * sizeof *sl->idx);
-        sl->perm = malloc((size_t)window * sizeof *sl->perm);
-        ok = sl->px && sl->labels && sl->labels2 && sl->idx && sl->perm;
+        sl->px = take_buffer(s, srec * rb);
+        sl->labels = malloc(srec * sizeof *sl->labels);
+        sl->labels2 = malloc(srec * sizeof *sl->labels2);
+        sl->idx = malloc(srec * sizeof *sl->idx);
+        sl->perm = malloc(srec * sizeof *sl->perm);
+        sl->n = calloc(lanes, sizeof *sl->n);
+        ok = sl->px && sl->labels && sl->labels2 && sl->idx && sl->perm && sl->n;
     }
-    if (!ok) {
-        snprintf(s->error, sizeof s->error, "out of memory for %u windows of %u records", it->nslots, window);
-        s->errcode = SPR_ERR_SYSTEM;
-        free(order);
-        spr_iter_free(it);
-        return NULL;
-    }
-    uint64_t rng = o.seed;
-    for (size_t i = 0; i < s->nshards; i++)
-        order[i] = i;
-    if (o.flags & SPR_SHUFFLE)
-        for (size_t i = s->nshards; i > 1; i--) {
-            size_t j = (size_t)(splitmix(&rng) % i), t = order[i - 1];
-            order[i - 1] = order[j];
-            order[j] = t;
-        }
-    /* The epoch's stream is the shards in that order; part p takes records
-     * [lo, hi) of it, the parts' sizes differing by at most one. */
-    uint64_t per = s->count / o.nparts, extra = s->count % o.nparts;
-    uint64_t lo = o.part * per + (o.part < extra ? o.part : extra);
-    uint64_t hi = lo + per + (o.part < extra ? 1 : 0), at = 0;
-    for (size_t i = 0; i < s->nshards; i++) {
-        uint64_t n = s->shards[order[i]].count, a = lo > at ? lo : at, b = hi < at + n ? hi : at + n;
-        if (a < b)
-            it->segs[it->nsegs++] = (segment){order[i], a - at, b - a, a - lo};
-        at += n;
-    }
-    free(order);
-    /* a set at a URL: the cache learns this part's order of shards */
-    const char **plan = malloc((it->nsegs ? it->nsegs : 1) * sizeof *plan);
-    for (size_t i = 0; plan && i < it->nsegs; i++)
-        plan[i] = s->shards[it->segs[i].shard].path;
-    if (plan)
-        sp_remote_plan(plan, it->nsegs, &(sp_err){0}); /* without one, eviction goes by recency alone */
-    free(plan);
-    it->records = hi - lo;
-    it->nwindows = (it->records + window - 1) / window;
-    /* a resume starts inside window skip / window: the windows before it are
-     * never read, their permutations never drawn */
-    uint64_t skip = o.skip_records < it->records ? o.skip_records : it->records;
-    it->cur = it->next_fill = it->released = skip / window;
-    it->start_pos = (uint32_t)(skip % window);
-    for (uint32_t i = 0; ok && i < (o.threads ? o.threads : 1); i++) {
+    for (uint32_t i = 0; ok && i < nfill; i++) {
         filler *f = &it->fillers[i];
         f->it = it;
+        f->sh = calloc(lanes, sizeof *f->sh);
+        f->shard = calloc(lanes, sizeof *f->shard);
         f->scratch.max_pixels = max_pixels;
         f->scratch.range = it->range;
-        if (s->kind == SPR_ENCODED) {
-            f->offsets = malloc(((size_t)window + 1) * sizeof *f->offsets);
-            f->sums = malloc((size_t)window * sizeof *f->sums);
+        ok = f->sh && f->shard;
+        if (ok && s->kind == SPR_ENCODED) {
+            f->offsets = malloc((srec + 1) * sizeof *f->offsets);
+            f->sums = malloc(srec * sizeof *f->sums);
             ok = f->offsets && f->sums;
         }
     }
     if (!ok) {
-        snprintf(s->error, sizeof s->error, "out of memory for %u records' offsets", window);
+        snprintf(s->error, sizeof s->error, "out of memory for %u windows of %zu records", it->nslots, srec);
         s->errcode = SPR_ERR_SYSTEM;
         spr_iter_free(it);
         return NULL;
     }
+    plan_remote_uses(s, &it->ord);
+    it->nwindows = it->ord.windows;
+    /* a resume starts at the step and lane its skip falls in; the windows
+     * before that step's are never read, their permutations never drawn */
+    uint64_t skip = o.skip_records < it->ord.records ? o.skip_records : it->ord.records;
+    sp_order_locate(&it->ord, skip, &it->step, &it->lane, &it->pos);
+    it->cur = it->next_fill = it->released =
+        it->step < it->ord.steps ? it->step * it->ord.per_step / it->ord.window : it->nwindows;
     for (uint32_t i = 0; i < o.threads; i++) {
         if (pthread_create(&it->threads[i], NULL, filler_main, &it->fillers[i])) {
             snprintf(s->error, sizeof s->error, "cannot start a reader thread");
@@ -831,7 +849,10 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     return it;
 }
 
-SPR_API uint64_t spr_iter_records(const spr_iter *it) { return it->records; }
+SPR_API uint64_t spr_iter_records(const spr_iter *it) { return it->ord.records; }
+SPR_API uint64_t spr_iter_steps(const spr_iter *it) { return it->ord.steps; }
+SPR_API uint32_t spr_iter_partitions(const spr_iter *it) { return it->ord.partitions; }
+SPR_API uint64_t spr_iter_bytes_read(const spr_iter *it) { return __atomic_load_n(&it->bytes_read, __ATOMIC_RELAXED); }
 SPR_API const char *spr_iter_error(const spr_iter *it) { return it->s->error; }
 SPR_API int spr_iter_errcode(const spr_iter *it) { return it->s->errcode; }
 
@@ -904,36 +925,39 @@ SPR_API int spr_iter_next_full(spr_iter *it, void *pixels, int32_t *labels, int3
         st = -1;
         goto out;
     }
-    while (got < it->batch_size && it->cur < it->nwindows) {
-        slot *sl = NULL;
-        if (it->have_cur)
-            sl = &it->slots[it->cur % it->nslots];
-        if (!it->have_cur || it->pos == sl->n) {
-            if (it->have_cur)
-                release_window(it);
+    /* one call, one step's records (the rest of it after a resume inside it) */
+    const sp_order *o = &it->ord;
+    if (it->step < o->steps) {
+        uint64_t j = it->step * o->per_step / o->window; /* the window of every lane's piece of this step */
+        slot *sl = it->have_cur ? &it->slots[it->cur % it->nslots] : NULL;
+        if (it->have_cur && it->cur != j) {
+            release_window(it);
+            it->have_cur = 0;
+        }
+        if (!it->have_cur) {
+            it->cur = j;
             if (!(sl = current_window(it))) {
-                if (it->cur < it->nwindows) { /* failed, not ended */
-                    it->error_sticky = 1;
-                    st = -1;
-                    goto out;
-                }
-                break;
+                it->error_sticky = 1;
+                st = -1;
+                goto out;
             }
-            it->pos = it->have_cur ? 0 : it->start_pos;
             it->have_cur = 1;
-            continue;
         }
-        uint32_t take = sl->n - it->pos < it->batch_size - got ? sl->n - it->pos : it->batch_size - got;
-        for (uint32_t i = 0; i < take; i++, got++) {
-            uint32_t r = sl->perm[it->pos++];
-            memcpy((uint8_t *)pixels + (size_t)got * rb, sl->px + (size_t)r * rb, rb);
-            if (labels)
-                labels[got] = sl->labels[r];
-            if (labels2)
-                labels2[got] = sl->labels2[r];
-            if (indices)
-                indices[got] = sl->idx[r];
+        for (uint32_t l = it->lane; l < o->lanes; l++) {
+            uint32_t piece = sp_order_piece(o, l, it->step), first = (uint32_t)(it->step * o->per_step - j * o->window);
+            size_t base = (size_t)l * o->window;
+            for (uint32_t i = l == it->lane ? it->pos : 0; i < piece; i++, got++) {
+                size_t r = base + sl->perm[base + first + i];
+                memcpy((uint8_t *)pixels + (size_t)got * rb, sl->px + r * rb, rb);
+                if (labels)
+                    labels[got] = sl->labels[r];
+                if (labels2)
+                    labels2[got] = sl->labels2[r];
+                if (indices)
+                    indices[got] = sl->idx[r];
+            }
         }
+        it->step++, it->lane = 0, it->pos = 0;
     }
     st = (int)got;
 out:
@@ -962,7 +986,8 @@ SPR_API void spr_iter_free(spr_iter *it)
         pthread_join(it->threads[i], NULL);
     h5_enter();
     for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++)
-        sp_shard_close(it->fillers[i].sh);
+        for (uint32_t l = 0; it->fillers[i].sh && l < it->ord.lanes; l++)
+            sp_shard_close(it->fillers[i].sh[l]);
     h5_leave();
     pthread_mutex_destroy(&it->mu);
     pthread_cond_destroy(&it->cv);
@@ -975,6 +1000,8 @@ static void iter_release(spr_iter *it)
 {
     for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++) {
         filler *f = &it->fillers[i];
+        free(f->sh);
+        free(f->shard);
         free(f->bytes);
         free(f->offsets);
         free(f->sums);
@@ -987,11 +1014,12 @@ static void iter_release(spr_iter *it)
         free(sl->labels2);
         free(sl->idx);
         free(sl->perm);
+        free(sl->n);
     }
     free(it->slots);
     free(it->fillers);
     free(it->threads);
-    free(it->segs);
+    sp_order_free(&it->ord);
     spr_set *s = it->s;
     free(it);
     set_unref(s);

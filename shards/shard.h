@@ -168,6 +168,10 @@ int sp_shard_attr_int(const sp_shard *s, const char *name, long long *out, sp_er
 /* on = 0: sp_shard_read returns pixels unchecked, for a caller that checks
  * them itself (sp-verify, which reports every bad record, not the first). */
 void sp_shard_set_verify(sp_shard *s, int on);
+/* Bytes of images read from the file since the shard opened: compressed
+ * chunks as stored (direct reads), an encoded shard's bytes, or the rows
+ * HDF5's filters handed out (other layouts). */
+uint64_t sp_shard_bytes_read(const sp_shard *s);
 /* An encoded shard's pixels cannot be read this way (-1 naming
  * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,

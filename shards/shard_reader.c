@@ -48,6 +48,7 @@ struct sp_shard {
     uint64_t *offsets;
     uint32_t *shapes;
     uint8_t *codecs;
+    uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
 };
 
 static int h5fail(sp_err *err, const char *path, const char *what)
@@ -424,6 +425,7 @@ uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n)
     return s->offsets[first + n] - s->offsets[first];
 }
 void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
+uint64_t sp_shard_bytes_read(const sp_shard *s) { return s->bytes_read; }
 int sp_shard_split(const sp_shard *s) { return s->split; }
 const char *sp_shard_key(const sp_shard *s, uint64_t i) { return s->keys && i < s->n ? s->keys[i] : NULL; }
 json_t *sp_shard_meta(const sp_shard *s) { return s->meta; }
@@ -484,6 +486,7 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
     if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, s->raw) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu", s->path, r0, r1,
                        (unsigned long long)c);
+    s->bytes_read += size;
     if (mask & 1) { /* the filter was skipped for this chunk: stored as it is */
         if (size != want)
             return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu: %llu bytes, not %zu",
@@ -557,6 +560,8 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
     if (pixels && (s->direct ? read_images_direct(s, first, n, pixels, err)
                               : read_rows(s, s->images, 4, pt, first, n, pixels, "cannot read images", err)))
         return -1;
+    if (pixels && !s->direct) /* through HDF5's filters: counted as the rows it hands out */
+        s->bytes_read += n * (uint64_t)s->h * s->w * s->c * (uint64_t)sp_dtype_size(s->dtype);
     if (labels && read_rows(s, s->labels, 1, H5T_NATIVE_INT32, first, n, labels, "cannot read labels", err))
         return -1;
     if (labels2) {
@@ -613,6 +618,7 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
         herr_t rc = H5Dread(s->images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, bytes);
         H5Sclose(ms);
         H5Sclose(fs);
+        s->bytes_read += len;
         if (rc < 0) {
             char m[256];
             return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read encoded: %s (corrupt shard)",

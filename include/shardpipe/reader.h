@@ -36,21 +36,30 @@
  *    spr_iter_free releases its memory without touching the parent's
  *    threads.
  *  - Memory: an iterator holds threads + 1 shuffle windows (window_records,
- *    default 16 x batch, at most 32 MiB of records, but never less than a
- *    batch; 20 more bytes a record for labels, indices and the permutation)
- *    and one open shard per thread (its HDF5 chunk cache and one compressed
- *    plus one decompressed chunk); never the whole set. The set keeps the
+ *    default 16 global batches, at most 32 MiB of records, is the global
+ *    window: each partition's is its 1/partitions, a multiple of the records
+ *    a partition gives a step, and a rank holds its partitions' windows, so
+ *    about 1/nparts of it; 24 more bytes a record for labels, indices and the
+ *    permutation) and, per thread, one open shard per partition of the rank
+ *    (its HDF5 chunk cache and one compressed plus one decompressed chunk);
+ *    never the whole set. The set keeps the
  *    pixel buffers of a finished iterator for the next one (at most 8).
  *  - Threads (spr_iter_open's threads): each fills whole windows ahead of
  *    the caller, in parallel, decompressing its own chunks; the caller copies
  *    its batches out of the ready windows in order. The batches do not
  *    depend on the thread count.
- *  - Parts (spr_iter_new_part): an epoch is the shards in the seed's order,
- *    one stream; part p of P takes the contiguous records
- *    [p*N/P, (p+1)*N/P) of it (sizes differ by at most one), so the parts of
- *    one seed are disjoint and cover every record once, and a part reads only
- *    the chunks of its own share (a chunk at each end of it may be shared).
- *    The shuffle window then permutes within the part.
+ *  - Order (docs/elastic-order.md): part p of P (spr_iter_new_part, or
+ *    spr_iter_options' part and nparts) is rank p of a world of P, and the
+ *    global batch is P x batch. The epoch's stream (the shards in the
+ *    seed's order) is cut into `partitions` contiguous runs (sizes differ by
+ *    at most one), each read through its own shuffle windows; every step
+ *    takes global batch / partitions records from each, and rank p reads
+ *    its 1/P of the partitions. So with SPR_SHUFFLE the records of each
+ *    global step (every rank's batch at that step together) depend on the
+ *    seed, the global batch and the partitions only, never on the world
+ *    size, and a rank reads about 1/P of the bytes. Each spr_iter_next
+ *    gives one step's records; the last steps may be short (a partition that
+ *    ran out gives none), so a rank may get one batch fewer than another.
  */
 #ifndef SHARDPIPE_READER_H
 #define SHARDPIPE_READER_H
@@ -148,10 +157,11 @@ enum { SPR_VIEW_STORED = 0, SPR_VIEW_TRAIN = 1, SPR_VIEW_EVAL = 2 };
  * SPR_PREFETCH a thread reads the next window while the caller uses this one.
  * window_records: 0 = 16 x batch. */
 spr_iter *spr_iter_new(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records);
-/* Part `part` of `nparts` of the epoch spr_iter_new would give for seed (the
- * same epoch when nparts is 1), starting after its first skip_records records
+/* Part `part` of `nparts` (rank of world: see Order above) of the epoch for
+ * seed, starting after its first skip_records records
  * (a resume: the records come exactly as the uninterrupted part would go on).
- * NULL with spr_error when part >= nparts or out of memory. */
+ * NULL with spr_error when part >= nparts, nparts does not divide the
+ * partitions, or out of memory. */
 spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch, uint64_t seed, int flags, uint32_t window_records,
                             uint32_t part, uint32_t nparts, uint64_t skip_records);
 /* Everything spr_iter_new_part takes, and the thread count: zero-initialise
@@ -178,6 +188,11 @@ typedef struct spr_iter_options {
      * it), else 100 million. A set whose recorded limit is above this one
      * is refused here, before any record is read. */
     uint64_t max_pixels;
+    /* The partitions of the canonical order (see Order above): they must
+     * divide the global batch (batch x nparts), and nparts must divide them.
+     * 0: with SPR_SHUFFLE the global batch's largest divisor up to 64; without
+     * it nparts (each rank its contiguous share, in the shards' order). */
+    uint32_t partitions;
 } spr_iter_options;
 #define SPR_MAX_THREADS 64
 #define SPR_MAX_BATCH (1u << 24)
@@ -195,9 +210,19 @@ spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t opts_si
 size_t spr_iter_record_bytes(const spr_iter *it);
 /* Records the iterator's part holds in one epoch (skipped ones included). */
 uint64_t spr_iter_records(const spr_iter *it);
-/* Fills up to batch records into pixels (batch x spr_iter_record_bytes) and
- * labels (batch values; NULL: not wanted); returns the number (n, also in *n
- * when n is not NULL), 0 at the end of the epoch, -1 on error (spr_error). */
+/* Steps (calls of spr_iter_next that give records) of the part in one epoch,
+ * skipped ones included; the partitions its order uses. */
+uint64_t spr_iter_steps(const spr_iter *it);
+uint32_t spr_iter_partitions(const spr_iter *it);
+/* Bytes of images the iterator has read from its shards so far: compressed
+ * chunks as stored (encoded sets: the encoded bytes), a chunk read twice
+ * counting twice. */
+uint64_t spr_iter_bytes_read(const spr_iter *it);
+/* Fills the next step's records (at most batch: see Order above; after a
+ * skip inside a step, the rest of that step) into pixels (batch x
+ * spr_iter_record_bytes) and labels (batch values; NULL: not wanted);
+ * returns the number (n, also in *n when n is not NULL), 0 at the end of the
+ * epoch, -1 on error (spr_error). */
 int spr_iter_next(spr_iter *it, void *pixels, int32_t *labels, uint32_t *n);
 /* The same, plus each record's index in the set (as spr_read takes it) into
  * indices (batch values; NULL: not wanted). */

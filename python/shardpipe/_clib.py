@@ -57,7 +57,8 @@ class IterOptions(ctypes.Structure):
                 ("window_records", ctypes.c_uint32), ("part", ctypes.c_uint32), ("nparts", ctypes.c_uint32),
                 ("skip_records", ctypes.c_uint64), ("threads", ctypes.c_uint32), ("view", ctypes.c_int),
                 ("size", ctypes.c_uint32), ("scale_min", ctypes.c_double), ("scale_max", ctypes.c_double),
-                ("ratio_min", ctypes.c_double), ("ratio_max", ctypes.c_double), ("max_pixels", ctypes.c_uint64)]
+                ("ratio_min", ctypes.c_double), ("ratio_max", ctypes.c_double), ("max_pixels", ctypes.c_uint64),
+                ("partitions", ctypes.c_uint32)]
 
 
 # spr_errcode's values (include/shardpipe/reader.h)
@@ -88,6 +89,9 @@ def _declare(l):
         ("spr_iter_new_part", P, [P, u32, u64, c.c_int, u32, u32, u32, u64]),
         ("spr_iter_open", P, [P, c.POINTER(IterOptions), c.c_size_t]),
         ("spr_iter_records", u64, [P]),
+        ("spr_iter_steps", u64, [P]),
+        ("spr_iter_partitions", u32, [P]),
+        ("spr_iter_bytes_read", u64, [P]),
         ("spr_iter_next_full", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
         ("spr_iter_free", None, [P]),
     ]:
@@ -111,7 +115,7 @@ def lib():
                 continue
             try:
                 loaded = ctypes.CDLL(path)
-                getattr(loaded, "spr_errcode")  # the newest call this binding uses
+                getattr(loaded, "spr_iter_bytes_read")  # the newest call this binding uses
             except (OSError, AttributeError) as e:
                 tried.append(f"{path}: {e}")
                 continue

@@ -8,7 +8,7 @@ import numpy as np
 from ._clib import SPR_ERR_CORRUPT, SPR_ERR_USAGE, IterOptions, ReaderArgumentError, ReaderError, lib
 from ._h5 import CorruptShardError
 
-__all__ = ["Loader", "load_data", "default_rank_world", "epoch_seed", "Reader"]
+__all__ = ["Loader", "load_data", "default_rank_world", "default_partitions", "epoch_seed", "Reader"]
 
 _DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
 SPR_SHUFFLE = 1
@@ -92,6 +92,13 @@ def default_rank_world(rank=None, world_size=None):
     return rank, world_size
 
 
+def default_partitions(global_batch, shuffle, world_size):
+    """The C reader's default partition count: with shuffle the global batch's
+    largest divisor up to 64, without it the world size."""
+    if not shuffle:
+        return world_size
+    return next(p for p in range(64, 0, -1) if global_batch % p == 0)
+
 def epoch_seed(seed, epoch):
     """The 64-bit seed the C reader gets for (seed, epoch): every epoch its own order."""
     return (int(seed) * 0x9E3779B97F4A7C15 + int(epoch) * 0xBF58476D1CE4E5B9 + 1) % (1 << 64)
@@ -174,12 +181,15 @@ class Reader:
         return image, label.value
 
     def iterate(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0,
-                 buffers=None, view=None, size=0, scale=None, ratio=None, max_pixels=0):
+                 buffers=None, view=None, size=0, scale=None, ratio=None, max_pixels=0, partitions=0, counter=None):
         """Batches (images n x H x W x C as stored, labels int32, labels2 int32
         (-1 where the set has none), indices uint64)
-        of part `part` of `nparts` of the epoch the C reader gives for seed,
-        after skip_records, read by `threads` reader threads (0: in this
-        thread). The images array comes from `buffers` (a _Buffers: reused once
+        of part `part` of `nparts` (rank of world: one batch a global step of
+        nparts x batch_size records) of the epoch the C reader gives for seed
+        in `partitions` partitions (0: the reader's default), after
+        skip_records of the part's records, read by `threads` reader threads
+        (0: in this thread). counter, a list when given, gets [0] set to the
+        bytes of images the reader has read, after every batch. The images array comes from `buffers` (a _Buffers: reused once
         nobody holds it), else fresh; the other three are fresh. An encoded
         set's images are decoded through view ("train" or "eval") at size x
         size x 3; scale and ratio ((min, max) pairs, None: torchvision's) are
@@ -201,7 +211,7 @@ class Reader:
         o = IterOptions(batch=batch_size, seed=seed, flags=SPR_SHUFFLE if shuffle else 0,
                         window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
                         threads=threads, view=VIEWS[view] if self.encoded else 0, size=size,
-                        max_pixels=max_pixels)
+                        max_pixels=max_pixels, partitions=check_int("partitions", partitions, 0, (1 << 32) - 1))
         if scale or ratio:
             (o.scale_min, o.scale_max), (o.ratio_min, o.ratio_max) = scale or (0.08, 1.0), ratio or (3 / 4, 4 / 3)
         it = L.spr_iter_open(self.handle(), ctypes.byref(o), ctypes.sizeof(o))
@@ -219,6 +229,8 @@ class Reader:
                                           idx.ctypes.data, n)
                 if st < 0:
                     raise self.error(f"{self.directory} {self.split}")
+                if counter is not None:
+                    counter[0] = int(L.spr_iter_bytes_read(it))
                 if st == 0:
                     return
                 yield px[:st], labels[:st], labels2[:st], idx[:st]
@@ -233,6 +245,21 @@ class Reader:
         """Records part `part` of `nparts` gets in every epoch."""
         per, extra = divmod(self.count, nparts)
         return per + (1 if part < extra else 0)
+
+    def plan(self, global_batch, partitions, rank, world):
+        """The canonical order's numbers (shards/order.h) for rank of world:
+        (per_step, the records of each of the rank's partitions). ValueError
+        when partitions does not divide global_batch or world does not divide
+        partitions."""
+        if global_batch % partitions:
+            raise ValueError(f"{partitions} partitions: they must divide the global batch ({global_batch})")
+        if partitions % world:
+            raise ValueError(f"world size {world}: it must divide the {partitions} partitions of the global batch "
+                             f"{global_batch} (allowed world sizes: the divisors of {partitions})")
+        lanes = partitions // world
+        return global_batch // partitions, [self.part_records(q, partitions) for q in range(rank * lanes,
+                                                                                            (rank + 1) * lanes)]
+
 
     def keys(self):
         """Every record's key, in manifest order (through h5py: read before any iterator starts)."""
@@ -313,13 +340,23 @@ class Loader:
     where the set has none) after the labels; return_keys=True adds the
     records' keys (a numpy object array) last.
 
-    Order: every epoch (seed, epoch) is one stream, the shards in a seeded
-    order; rank r of world_size takes its contiguous share (sizes differ by
-    at most one record), so the ranks' shares are disjoint and cover every
-    record once; a shuffle window (window_records, default 16 batches, at most
-    32 MiB, never under one batch) permutes inside the share. drop_last=False:
-    every record once per epoch across ranks, the last batch may be short;
-    drop_last=True: full batches only, the same number on every rank.
+    Order (docs/elastic-order.md): batch_size is this rank's share of a
+    global batch of batch_size x world_size records. Every epoch (seed,
+    epoch) is one stream, the shards in a seeded order, cut into
+    `partitions` contiguous partitions (default: the global batch's largest
+    divisor up to 64; the world size must divide it), each shuffled through
+    its own windows (window_records, default 16 global batches, at most 32
+    MiB, is the global window: each partition's is its share); each global
+    step takes global batch / partitions records of every partition, and
+    rank r reads its world_size-th of the partitions. So the records of each
+    global step (every rank's batch at that step together) depend on seed,
+    epoch, the global batch, partitions and the set only: not on
+    world_size, rank or threads. drop_last=False: every record once per
+    epoch across ranks; the last steps may be short, and a rank whose
+    partitions ran out has one batch fewer (len() is this rank's count);
+    drop_last=True: full steps only, the same count on every rank.
+    shuffle=False keeps the shards' order: by default one partition a rank
+    (its contiguous share, in order).
     Memory: threads + 1 windows in C, plus at most 3 batches kept for reuse
     here (and those the caller holds).
 
@@ -336,11 +373,13 @@ class Loader:
     4); 0 reads in the caller's thread. The batches are the same for every
     thread count. Batch arrays are reused once nobody holds them any more
     (at most 3 of each kind kept). After an epoch runs to its end the next __iter__ is the
-    next epoch; set_epoch(e) chooses it. state_dict() after batch k, given to
-    load_state_dict() of a fresh Loader, makes its next __iter__ yield exactly
-    batches k+1... of that epoch.
+    next epoch; set_epoch(e) chooses it. state_dict() after batch k holds the
+    position in the canonical order (k global steps, and the samples they
+    held); given to load_state_dict() of a fresh Loader of the same global
+    batch, at any world size and rank, it makes the next __iter__ yield
+    exactly that rank's part of global steps k+1... of that epoch.
 
-    directory may be a URL (http://, https://, file://): the shards are
+    directory may be a URL (http://, https://, s3://, file://): the shards are
     downloaded whole into cache (a directory; default $SHARDPIPE_CACHE, else
     $XDG_CACHE_HOME/shardpipe, else ~/.cache/shardpipe), each checked against
     the manifest's sha256 before it is read, the cache held under cache_limit
@@ -348,16 +387,14 @@ class Loader:
     See docs/remote-sets.md.
     """
 
-    STATE_VERSION = 2
+    STATE_VERSION = 3
     # what the order of an epoch depends on: a state_dict of other values is refused
-    ORDER_KEYS = ("seed", "batch_size", "rank", "world_size", "shuffle", "window_records", "drop_last", "records")
-    # what a version-1 state (before window_records, drop_last and records were kept) had
-    LEGACY = {"window_records": 0, "drop_last": False}
+    ORDER_KEYS = ("seed", "global_batch_size", "partitions", "shuffle", "window_records", "drop_last", "records")
 
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
                  window_records=0, return_label2=False, view=None, size=224, scale=None, ratio=None,
-                 max_pixels=0, mean=None, std=None, cache=None, cache_limit=None):
+                 max_pixels=0, mean=None, std=None, cache=None, cache_limit=None, partitions=None):
         if threads is None:
             threads = min(4, len(os.sched_getaffinity(0)))
         self.batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
@@ -375,6 +412,11 @@ class Loader:
         self.reader = Reader(directory, split, cache, cache_limit)
         self.view = view
         self.shuffle, self.drop_last = check_flag("shuffle", shuffle), check_flag("drop_last", drop_last)
+        self.global_batch_size = self.batch_size * self.world_size
+        self.partitions = default_partitions(self.global_batch_size, self.shuffle, self.world_size) \
+            if partitions is None else check_int("partitions", partitions, 1, (1 << 32) - 1)
+        self._per_step, self._lanes = self.reader.plan(self.global_batch_size, self.partitions, self.rank,
+                                                       self.world_size)
         if (mean is None) != (std is None):
             raise ValueError("mean= and std= go together")
         if mean is not None:
@@ -395,6 +437,7 @@ class Loader:
     def _per_process(self):
         """The batch pool and the normalizer: this process's own, never pickled."""
         self._buffers = _Buffers()
+        self._bytes = [0]
         self._norm = _normalizer(self.reader, self._buffers, self.mean, self.std) if self.normalize else None
 
     def __getstate__(self):
@@ -407,6 +450,12 @@ class Loader:
         self._per_process()
 
     @property
+    def bytes_read(self):
+        """Bytes of images the reader has read from the shards in this
+        process's last iteration (compressed chunks as stored)."""
+        return self._bytes[0]
+
+    @property
     def classes(self):
         return self.reader.classes
 
@@ -416,9 +465,21 @@ class Loader:
         return self.reader.count
 
     def __len__(self):
+        """This rank's batches in an epoch: one a global step while its partitions last."""
         if self.drop_last:
-            return (self.reader.count // self.world_size) // self.batch_size
-        return -(-self.reader.part_records(self.rank, self.world_size) // self.batch_size)
+            return self.steps
+        return -(-self._lanes[0] // self._per_step)
+
+    @property
+    def steps(self):
+        """Global steps in an epoch (full ones only with drop_last)."""
+        if self.drop_last:
+            return (self.reader.count // self.partitions) // self._per_step
+        return -(-self.reader.part_records(0, self.partitions) // self._per_step)
+
+    def _consumed(self, steps, lanes):
+        """Records of partitions of `lanes` records each that `steps` global steps hold."""
+        return sum(min(n, steps * self._per_step) for n in lanes)
 
     def set_epoch(self, epoch):
         """The epoch the next __iter__ gives. From its first batch, except
@@ -430,52 +491,66 @@ class Loader:
             self.epoch, self._start = epoch, 0
 
     def state_dict(self):
-        """Where the epoch stands: the epoch of the iteration under way (or
-        broken off) and the batches it has handed out; after an epoch ran to
+        """Where the epoch stands in the canonical order: the epoch of the
+        iteration under way (or broken off), the global steps it has gone
+        through ("batches": this rank's batches handed out, one a step) and
+        the samples those steps held (every rank's); after an epoch ran to
         its end, the next epoch and 0; before any iteration, what set_epoch
-        or load_state_dict chose. Also every parameter the order depends on."""
+        or load_state_dict chose. Also every parameter the order depends on
+        (not the rank nor the world size: any world of the same global batch
+        resumes it)."""
         epoch, batches = self._cur if self._cur is not None else (self.epoch, self._start)
-        state = {"version": self.STATE_VERSION, "epoch": epoch, "batches": batches}
+        samples = self._consumed(batches, [self.reader.part_records(q, self.partitions)
+                                           for q in range(self.partitions)])
+        state = {"version": self.STATE_VERSION, "epoch": epoch, "batches": batches, "samples": samples}
         state.update({k: getattr(self, k) for k in self.ORDER_KEYS})
         return state
 
     def load_state_dict(self, state):
         """The next __iter__ resumes state's epoch after its state["batches"]
-        batches. ValueError (TypeError for a wrong type) when the state is
-        not one this Loader can resume: another order (seed, batch_size,
-        rank, world_size, shuffle, window_records, drop_last), a field out of
-        range, or batches beyond the epoch's."""
+        global steps, at this Loader's rank and world size. ValueError
+        (TypeError for a wrong type) when the state is not one this Loader
+        can resume: another order (seed, global batch, partitions, shuffle,
+        window_records, drop_last, the set's size), a field out of range,
+        steps beyond the epoch's, or a state of versions 1 and 2, whose
+        order (a contiguous share a rank) is not this one."""
         if not isinstance(state, dict):
             raise TypeError(f"state_dict must be a dict, not {type(state).__name__}")
         version = state.get("version", 1)
-        if version not in (1, self.STATE_VERSION):
-            raise ValueError(f"state_dict version {version!r}: this Loader reads 1 and {self.STATE_VERSION}")
+        if version != self.STATE_VERSION:
+            raise ValueError(f"state_dict version {version!r}: this Loader reads {self.STATE_VERSION} only (the "
+                             "epoch's order changed with version 3: start that epoch over)")
         for k in ("epoch", "batches") + self.ORDER_KEYS:
-            if k not in state and not (version == 1 and k in tuple(self.LEGACY) + ("records",)):
+            if k not in state:
                 raise ValueError(f"state_dict lacks {k!r}")
         epoch = check_int("state_dict['epoch']", state["epoch"], 0, (1 << 63) - 1)
-        batches = check_int("state_dict['batches']", state["batches"], 0, len(self))
+        batches = check_int("state_dict['batches']", state["batches"], 0, self.steps)
         for k in self.ORDER_KEYS:
-            if k not in state and k not in self.LEGACY:
-                continue  # a version-1 state says nothing of the set's size
-            got = state.get(k, self.LEGACY.get(k))
+            got = state[k]
             mine = getattr(self, k)
             same = (isinstance(got, (bool, np.bool_)) and bool(got) == mine) if isinstance(mine, bool) else (
                 not isinstance(got, bool) and isinstance(got, (int, np.integer)) and got == mine)
             if not same:
                 raise ValueError(f"state_dict is of {k}={got!r}, this Loader has {mine!r}")
+        if "samples" in state:
+            samples = self._consumed(batches, [self.reader.part_records(q, self.partitions)
+                                               for q in range(self.partitions)])
+            got = state["samples"]
+            if isinstance(got, bool) or not isinstance(got, (int, np.integer)) or got != samples:
+                raise ValueError(f"state_dict['samples']={got!r}: {batches} steps of this order hold {samples}")
         self.epoch, self._start = epoch, batches
 
     def __iter__(self):
         start, total, epoch = self._start, len(self), self.epoch
         self._start, self._cur = 0, (epoch, start)
         batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads,
-                                      self.rank, self.world_size, start * self.batch_size, self.window_records,
-                                      self._buffers, self.view, self.size, self.scale, self.ratio, self.max_pixels)
+                                      self.rank, self.world_size, self._consumed(start, self._lanes),
+                                      self.window_records, self._buffers, self.view, self.size, self.scale,
+                                      self.ratio, self.max_pixels, self.partitions, self._bytes)
         done = start
         try:
             for px, labels, labels2, idx in batches:
-                if done == total:
+                if done >= total:
                     break
                 out = (self._norm(px) if self._norm else px, labels.astype(np.int64))
                 if self.return_label2:
@@ -490,7 +565,7 @@ class Loader:
                 yield out
         finally:
             batches.close()
-        if done == total and self._cur == (epoch, done):
+        if done >= total and self._cur == (epoch, done):
             self._cur = None
             if self.epoch == epoch and self._start == 0:
                 self.epoch = epoch + 1

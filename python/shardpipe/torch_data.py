@@ -15,8 +15,10 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
     its own batching and transforms.
 
     Part p = rank * num_workers + worker of rank * workers parts: the same
-    seeded shard-order stream as Loader, cut in contiguous shares, so the
-    workers of all ranks see every record exactly once per epoch; each worker
+    seeded shard-order stream as Loader, cut in one contiguous share a part
+    (the reader's order with one partition a part: unlike Loader's, it
+    depends on the world size and the worker count), so the workers of all
+    ranks see every record exactly once per epoch; each worker
     reads its share with the C reader (chunk_records at a time, a shuffle
     window of window_records). image: HWC as stored (numpy; a PIL image with
     pil=True), or CHW float32 normalized with normalize=True; then transform.
@@ -83,7 +85,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
                                                    self.shuffle, 0, self.rank * workers + worker,
                                                    self.world_size * workers, 0, self.window_records,
                                                    view=self.view, size=self.size, scale=self.scale,
-                                                   ratio=self.ratio, max_pixels=self.max_pixels):
+                                                   ratio=self.ratio, max_pixels=self.max_pixels,
+                                                   partitions=self.world_size * workers):
             images = norm(px) if norm else px
             for i in range(len(labels)):
                 image, label = images[i], int(labels[i])

@@ -35,6 +35,9 @@ refused(lambda: shardpipe.Loader("S", rank=0, world_size=2**32 + 2), "world_size
 refused(lambda: shardpipe.Loader("S", rank=0.5, world_size=2), "rank")
 refused(lambda: shardpipe.Loader("S", batch_size=2**31), "batch_size")
 refused(lambda: shardpipe.Loader("S", shuffle="no"), "shuffle")
+# a world size must divide the partitions (global batch 384: 64 of them), partitions the global batch
+refused(lambda: shardpipe.Loader("S", batch_size=128, rank=0, world_size=3), "world size 3")
+refused(lambda: shardpipe.Loader("S", batch_size=16, rank=0, world_size=1, partitions=5), "partitions")
 print("arguments: refused, naming the argument")
 
 def loader(**kw):
@@ -48,20 +51,21 @@ assert state["batches"] == 2 and state["window_records"] == 32
 refused(lambda: loader(window_records=64).load_state_dict(state), "window_records")
 for bad in (-1, 10**6, 2**56, 2**64, len(L) + 1, 1.0, True, "2"):
     refused(lambda: loader(window_records=32).load_state_dict(dict(state, batches=bad)), "batches")
-for k, bad in (("epoch", -1), ("epoch", 2**63), ("epoch", 0.5), ("version", 3), ("seed", -4), ("shuffle", 1),
-               ("records", 204), ("world_size", 2**32 + 1)):
+for k, bad in (("epoch", -1), ("epoch", 2**63), ("epoch", 0.5), ("version", 4), ("seed", -4), ("shuffle", 1),
+               ("records", 204), ("global_batch_size", 32), ("partitions", 8), ("samples", 31)):
     refused(lambda: loader(window_records=32).load_state_dict(dict(state, **{k: bad})), k)
 refused(lambda: loader(window_records=32).load_state_dict({k: v for k, v in state.items() if k != "epoch"}),
         "epoch")
-# a state of before window_records, drop_last and records were kept (version 1) still loads
-old = {k: state[k] for k in ("epoch", "batches", "seed", "batch_size", "rank", "world_size", "shuffle")}
-L1 = loader()
-L1.load_state_dict(old)
-assert L1.state_dict()["batches"] == 2
+# states of the order before the canonical partitions (versions 1 and 2) are refused
+old = {k: state[k] for k in ("epoch", "batches", "seed", "shuffle")}
+old.update(batch_size=16, rank=0, world_size=1)
+refused(lambda: loader().load_state_dict(old), "version 1")
+refused(lambda: loader().load_state_dict(dict(old, version=2, window_records=0, drop_last=False, records=205)),
+        "version 2")
 refused(lambda: loader(window_records=32).load_state_dict([1, 2]), "dict")
 # the end of an epoch resumed: nothing left of it, then the next epoch
 L2 = loader(window_records=32)
-L2.load_state_dict(dict(state, batches=len(L2)))
+L2.load_state_dict(dict(state, batches=len(L2), samples=205))
 assert list(L2) == [] and L2.epoch == 1 and len(list(L2)) == len(L2)
 print("state_dict: window_records kept, tampered fields refused")
 

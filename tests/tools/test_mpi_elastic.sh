@@ -1,0 +1,36 @@
+# sp-train under Open MPI reads only its own share (docs/elastic-order.md):
+# at 2 ranks each rank's read_bytes (--json) is about half of what one
+# process reads, and the run equals one process at the same
+# global batch within test_mpi's tolerance, crop-flip augmentation included
+# (each rank replays the other ranks' draws); a checkpoint written by 2 ranks
+# inside a pass (--steps-per-epoch) resumes in one process, and the result
+# equals the uninterrupted one-process run within that tolerance.
+. "$SP_ROOT/tests/tools/lib.sh"
+command -v mpirun >/dev/null || fail "mpirun missing: install openmpi-bin (scripts/install-deps.sh)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
+mpi() { # NP sp-train ARGS... (as test_mpi.sh: loopback TCP, no binding, no leak checks under ASan)
+    np=$1; shift
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" mpirun --oversubscribe -np "$np" --bind-to none --mca pml ob1 \
+        --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "$@"
+}
+$PY "$FIX/make_idx.py" idx --train 512 --test 64 --size 16 16 > /dev/null
+sp-unpack --dataset mnist idx/* | sp-decode -q | sp-shard -q -n 16 -o m   # 32 train shards of one chunk each
+sed -n '/^cat > cmp.py/,/^X$/p' "$SP_ROOT/tests/tools/test_mpi.sh" | sed '1d;$d' > cmp.py
+
+set -- --model mlp --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 -q --threads 1 --augment crop-flip \
+    --steps-per-epoch 3
+sp-train m "$@" --epochs 3 -o one.ckpt --json one.json
+mpi 2 sp-train m "$@" --epochs 3 -o two.ckpt --json two.json
+$PY cmp.py one.ckpt two.ckpt 1e-6
+$PY - <<'X'
+import json
+one, two = json.load(open("one.json")), json.load(open("two.json"))
+share = [b / one["read_bytes"][0] for b in two["read_bytes"]]
+print("read bytes a rank at 2 ranks, of one rank's:", " ".join(f"{s:.3f}" for s in share))
+assert len(one["read_bytes"]) == 1 and len(share) == 2 and all(0.4 <= s <= 0.6 for s in share), share
+X
+# stopped by 2 ranks after epoch 1 (step 3 of the first pass), resumed by one process
+mpi 2 sp-train m "$@" --epochs 1 -o part.ckpt
+sp-train m --resume part.ckpt --epochs 3 -o part.ckpt -q --threads 1
+$PY cmp.py one.ckpt part.ckpt 1e-6
+echo ok
