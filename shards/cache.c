@@ -292,7 +292,8 @@ int sp_cache_reserve_ahead(const char *root, uint64_t limit, const char *sha, ui
         free(v);
         if (used + bytes > limit)
             rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: no room in the cache %s for the shard's %s: %s of the limit of "
-                         "%llu are held by shards in use (raise --cache-limit)", name, root,
+                         "%llu are held by shards in use (raise --cache-limit, or read fewer partitions at once: "
+                         "each holds a shard in use)", name, root,
                          fmt_size(a, sizeof a, bytes), fmt_size(b, sizeof b, used), (unsigned long long)limit);
     }
     if (!rc) {
