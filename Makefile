@@ -51,8 +51,9 @@ CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
 UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
-# the views dumped for the torchvision comparison (tests/tools/test_views.sh)
-UNIT_FIX := nn_reference view_dump
+# the views dumped for the torchvision comparison (tests/tools/test_views.sh), the trainer's
+# augmentation dumped for it (tests/tools/test_pad_crop_flip.sh)
+UNIT_FIX := nn_reference view_dump aug_dump
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o

@@ -71,7 +71,7 @@ static const char *const freeze_names[] = {"none", "base", NULL};
 static const int optimizer_kinds[] = {NN_ADAM, NN_SGD};
 /* in the order of enum nn_schedule and enum nn_augment (nn_schedule_from_name, nn_augment_from_name) */
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
-static const char *const augment_names[] = {"none", "flip", "crop-flip", NULL};
+static const char *const augment_names[] = {"none", "flip", "crop-flip", "pad-crop-flip", NULL};
 
 static void format_bound(char *buf, size_t n, double v)
 {
@@ -329,6 +329,7 @@ static unsigned given_options(const options *o)
         {"optimizer", 0, NN_GIVEN_OPTIMIZER},   {"momentum", 0, NN_GIVEN_MOMENTUM},
         {"weight-decay", 0, NN_GIVEN_WEIGHT_DECAY}, {"seed", 0, NN_GIVEN_SEED},
         {"augment", 0, NN_GIVEN_AUGMENT},       {"crop-scale", 0, NN_GIVEN_CROP_SCALE},
+        {"pad", 0, NN_GIVEN_PAD},
         {"label-smoothing", 0, NN_GIVEN_SMOOTHING}, {"freeze", 0, NN_GIVEN_FREEZE},
         {"steps-per-epoch", 0, NN_GIVEN_STEPS}, {"view-size", 0, NN_GIVEN_VIEW_SIZE},
         {"lr", 0, NN_GIVEN_LR},                 {"schedule", 0, NN_GIVEN_SCHEDULE},
@@ -391,7 +392,7 @@ static int run(options *o, sp_err *err)
 int main(int argc, char **argv)
 {
     options o = {.t = {.epochs = 5, .threads = 0, .momentum = 0.9f,
-                       .recipe = {.lr = 1e-3f, .step_size = 30, .gamma = 0.1f, .crop_scale = 0.08f}},
+                       .recipe = {.lr = 1e-3f, .step_size = 30, .gamma = 0.1f, .crop_scale = 0.08f, .pad = 4}},
                  .augment = -1, .batch = 64};
     const sp_opt table[] = {
         {"model", 'm', SP_OPT_CHOICE, &o.model, .choices = model_names, .arg = "NAME",
@@ -455,10 +456,13 @@ int main(int argc, char **argv)
                  "every class, X in [0, 1) (default 0)"},
         {"augment", 0, SP_OPT_CHOICE, &o.augment, .choices = augment_names, .arg = "NAME",
          .help = "on the training images: none, flip (horizontal, half\n"
-                 "of them) or crop-flip (a random-resized crop back to\n"
-                 "the image size, then the flip); evaluation sees the\n"
-                 "images as stored (default none for mlp and the cnns,\n"
-                 "else crop-flip)"},
+                 "of them), crop-flip (a random-resized crop back to\n"
+                 "the image size, then the flip) or pad-crop-flip\n"
+                 "(CIFAR's: padded by --pad pixels of value 0 on every\n"
+                 "side, a random crop of the image size, then the\n"
+                 "flip, as torchvision's RandomCrop(size, padding));\n"
+                 "evaluation sees the images as stored (default none\n"
+                 "for mlp and the cnns, else crop-flip)"},
         {"view-size", 0, SP_OPT_INT, &o.t.view_size, .min = 1, .max = 4096, .arg = "N",
          .help = "encoded shards (JPEGs decoded at load): the side of\n"
                  "the images the model sees; crop-flip is then the\n"
@@ -468,6 +472,8 @@ int main(int argc, char **argv)
         {"crop-scale", 0, SP_OPT_CALL, &o.t.recipe.crop_scale, .call = set_float, .min = 0, .max = 1,
          .flags = SP_OPT_ABOVE_MIN, .arg = "X",
          .help = "crop-flip: the smallest crop area (default 0.08)"},
+        {"pad", 0, SP_OPT_INT, &o.t.recipe.pad, .min = 0, .max = NN_MAX_PAD, .arg = "N",
+         .help = "pad-crop-flip: the padding in pixels (default 4)"},
         {"seed", 0, SP_OPT_U64, &o.t.recipe.seed, .arg = "N",
          .help = "seeds the weights, the epochs' record order,\n"
                  "augmentation and dropout (default 0)"},

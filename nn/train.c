@@ -16,7 +16,7 @@
 #include "shards/verify.h"
 
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
-static const char *const augment_names[] = {"none", "flip", "crop-flip"};
+static const char *const augment_names[] = {"none", "flip", "crop-flip", "pad-crop-flip"};
 
 static int name_index(const char *const *names, int n, const char *s)
 {
@@ -27,16 +27,19 @@ static int name_index(const char *const *names, int n, const char *s)
 }
 
 int nn_schedule_from_name(const char *name) { return name_index(schedule_names, 3, name); }
-int nn_augment_from_name(const char *name) { return name_index(augment_names, 3, name); }
+int nn_augment_from_name(const char *name) { return name_index(augment_names, 4, name); }
 
 json_t *nn_recipe_json(const nn_recipe *r)
 {
-    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I, s:b}", "seed", (json_int_t)r->seed,
+    json_t *j = json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I, s:b}", "seed", (json_int_t)r->seed,
                      "batch", (int)r->batch, "lr", (double)r->lr, "schedule", schedule_names[r->schedule], "warmup",
                      r->warmup, "step_size", r->step_size, "gamma", (double)r->gamma, "label_smoothing",
                      (double)r->label_smoothing, "augment", augment_names[r->augment], "crop_scale",
                      (double)r->crop_scale, "freeze", r->freeze, "steps_per_epoch", (json_int_t)r->steps_per_epoch,
                      "eval_steps", (json_int_t)r->eval_steps, "sync_bn", r->sync_bn);
+    if (j && r->augment == NN_AUG_PAD_CROP_FLIP)
+        json_object_set_new(j, "pad", json_integer(r->pad));
+    return j;
 }
 
 /* j's integer member key, "extra.recipe.KEY" in messages, in lo..hi. */
@@ -98,6 +101,10 @@ int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err 
         (json_object_get(j, "eval_steps") && recipe_int(j, "eval_steps", path, 0, NN_MAX_STEPS, &eval_steps, err)))
         return -1;
     r->steps_per_epoch = (long)steps, r->eval_steps = (long)eval_steps;
+    long long pad = 4; /* recorded with pad-crop-flip only */
+    if (json_object_get(j, "pad") && recipe_int(j, "pad", path, 0, NN_MAX_PAD, &pad, err))
+        return -1;
+    r->pad = (int)pad;
     return 0;
 }
 
@@ -213,6 +220,7 @@ static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_n
     agree_field(f, &n, "--label-smoothing", 0, "%.9g", (double)r->label_smoothing);
     agree_field(f, &n, "--augment", 0, "%s", augment_names[r->augment]);
     agree_field(f, &n, "--crop-scale", 0, "%.9g", (double)r->crop_scale);
+    agree_field(f, &n, "--pad", 0, "%d", r->pad);
     agree_field(f, &n, "--freeze", 0, "%s", r->freeze ? "base" : "none");
     agree_field(f, &n, "--sync-bn", 0, "%s", nn_dist_sync_bn() ? "on" : "off");
     agree_field(f, &n, "the layout", 0, "channel blocks of %d", nn_net_layout_block(net));
@@ -294,6 +302,7 @@ static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net 
         refuse(o, NN_GIVEN_AUGMENT, "--augment", augment_names[c->augment], augment_names[r->augment], err) ||
         refuse(o, NN_GIVEN_CROP_SCALE, "--crop-scale", SHOWF(a, c->crop_scale),
                SHOWF(b, r->crop_scale), err) ||
+        refuse(o, NN_GIVEN_PAD, "--pad", SHOW(a, "%d", c->pad), SHOW(b, "%d", r->pad), err) ||
         refuse(o, NN_GIVEN_SMOOTHING, "--label-smoothing", SHOWF(a, c->label_smoothing),
                SHOWF(b, r->label_smoothing), err) ||
         refuse(o, NN_GIVEN_FREEZE, "--freeze", c->freeze ? "base" : "none", r->freeze ? "base" : "none", err) ||
@@ -400,12 +409,18 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 augment_names[r.augment]);
         goto out;
     }
+    if ((o->given & NN_GIVEN_PAD) && r.augment != NN_AUG_PAD_CROP_FLIP) {
+        sp_fail(err, SP_EXIT_USAGE, "--pad: only with --augment pad-crop-flip (this run's augment is %s)",
+                augment_names[r.augment]);
+        goto out;
+    }
     nn_dist_set_sync_bn(r.sync_bn);
     uint32_t batch = r.batch;
     uint32_t view_size = net ? (uint32_t)net->h : (uint32_t)o->view_size; /* resumed: the model's own input size */
     if (nn_data_open_view(&tr, o->dir, "train", batch, view_size, err))
         goto out;
     tr.crop_scale = r.crop_scale;
+    tr.pad = r.pad;
     if ((o->given & NN_GIVEN_VIEW_SIZE) && !tr.encoded) {
         sp_fail(err, SP_EXIT_USAGE, "--view-size: %s holds pixels, not encoded images: the model sees them as stored",
                 o->dir);

@@ -24,6 +24,8 @@ typedef struct nn_recipe {
     float label_smoothing;   /* [0, 1) */
     int augment;             /* enum nn_augment */
     float crop_scale;        /* crop-flip: the smallest crop area, (0, 1] */
+    int pad;                 /* pad-crop-flip: the padding, 0..NN_MAX_PAD pixels (recorded with it only;
+                              * absent: 4) */
     int freeze;              /* 1: the model's base is frozen (nn_net_freeze_base); absent in older checkpoints: 0 */
     long steps_per_epoch;    /* 0: an epoch is a pass over the train split; else N batches of the stream of
                               * passes (Keras' steps_per_epoch), 1..NN_MAX_STEPS */
@@ -73,11 +75,12 @@ typedef struct nn_epoch_report {
  * refuses (SP_EXIT_USAGE, naming the option and both values) a given value
  * that differs from the checkpoint's for those that shape what is trained:
  * model and head, --init, batch, optimizer, momentum, weight decay, seed,
- * augment, crop scale, smoothing, freeze, steps per epoch, view size,
+ * augment, crop scale, pad, smoothing, freeze, steps per epoch, view size,
  * sync-bn; it takes the new value, from its first step on, for the rate and
  * its schedule (lr, schedule, warmup, step size, gamma) and eval steps, and
  * says so through on_note. In every run, a given view size on a pixel set
- * and a given crop scale without crop-flip are usage errors. */
+ * and a given crop scale without crop-flip (pad without pad-crop-flip) are
+ * usage errors. */
 enum nn_given {
     NN_GIVEN_MODEL = 1u << 0, NN_GIVEN_HEAD = 1u << 1, NN_GIVEN_INIT = 1u << 2, NN_GIVEN_BATCH = 1u << 3,
     NN_GIVEN_OPTIMIZER = 1u << 4, NN_GIVEN_MOMENTUM = 1u << 5, NN_GIVEN_WEIGHT_DECAY = 1u << 6,
@@ -85,7 +88,7 @@ enum nn_given {
     NN_GIVEN_SMOOTHING = 1u << 10, NN_GIVEN_FREEZE = 1u << 11, NN_GIVEN_STEPS = 1u << 12,
     NN_GIVEN_VIEW_SIZE = 1u << 13, NN_GIVEN_SYNC_BN = 1u << 14, NN_GIVEN_LR = 1u << 15,
     NN_GIVEN_SCHEDULE = 1u << 16, NN_GIVEN_WARMUP = 1u << 17, NN_GIVEN_STEP_SIZE = 1u << 18,
-    NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20,
+    NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20, NN_GIVEN_PAD = 1u << 21,
 };
 
 typedef struct nn_train_options {
