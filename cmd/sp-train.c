@@ -70,7 +70,7 @@ static const char *const verify_modes[] = {"open", "full", NULL};
 static const char *const freeze_names[] = {"none", "base", NULL};
 static const int optimizer_kinds[] = {NN_ADAM, NN_SGD};
 /* in the order of enum nn_schedule and enum nn_augment (nn_schedule_from_name, nn_augment_from_name) */
-static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
+static const char *const schedule_names[] = {"constant", "step", "cosine", "multistep", NULL};
 static const char *const augment_names[] = {"none", "flip", "crop-flip", "pad-crop-flip", NULL};
 
 static void format_bound(char *buf, size_t n, double v)
@@ -108,6 +108,20 @@ static int set_float(const sp_opt *opt, const char *arg, char *why, size_t why_l
 static int set_float_below_max(const sp_opt *opt, const char *arg, char *why, size_t why_len)
 {
     return set_float_in(opt, arg, 1, why, why_len);
+}
+
+/* --milestones E1,E2,... (epochs) and --milestones-steps S1,S2,... (steps)
+ * into the recipe at opt->dest; one of the two only. */
+static int set_milestones(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    nn_recipe *r = opt->dest;
+    int steps = !strcmp(opt->name, "milestones-steps");
+    if (r->milestones_n && r->milestones_steps != steps) {
+        snprintf(why, why_len, "not with --%s: the milestones are in epochs or in steps",
+                 steps ? "milestones" : "milestones-steps");
+        return -1;
+    }
+    return nn_milestones_parse(arg, steps, r, why, why_len);
 }
 
 /* ---- reporting: the library's callbacks ---- */
@@ -329,7 +343,8 @@ static unsigned given_options(const options *o)
         {"optimizer", 0, NN_GIVEN_OPTIMIZER},   {"momentum", 0, NN_GIVEN_MOMENTUM},
         {"weight-decay", 0, NN_GIVEN_WEIGHT_DECAY}, {"seed", 0, NN_GIVEN_SEED},
         {"augment", 0, NN_GIVEN_AUGMENT},       {"crop-scale", 0, NN_GIVEN_CROP_SCALE},
-        {"pad", 0, NN_GIVEN_PAD},
+        {"pad", 0, NN_GIVEN_PAD},               {"milestones", 0, NN_GIVEN_MILESTONES},
+        {"milestones-steps", 0, NN_GIVEN_MILESTONES},
         {"label-smoothing", 0, NN_GIVEN_SMOOTHING}, {"freeze", 0, NN_GIVEN_FREEZE},
         {"steps-per-epoch", 0, NN_GIVEN_STEPS}, {"view-size", 0, NN_GIVEN_VIEW_SIZE},
         {"lr", 0, NN_GIVEN_LR},                 {"schedule", 0, NN_GIVEN_SCHEDULE},
@@ -441,15 +456,23 @@ int main(int argc, char **argv)
          .help = "L2 weight decay added to the gradients (default 0)"},
         {"schedule", 0, SP_OPT_CHOICE, &o.t.recipe.schedule, .choices = schedule_names, .arg = "NAME",
          .help = "the learning rate over the steps: constant, step\n"
-                 "(times --gamma every --step-size epochs) or cosine\n"
-                 "(to 0 at the last step) (default constant)"},
+                 "(times --gamma every --step-size epochs), cosine\n"
+                 "(to 0 at the last step) or multistep (times --gamma\n"
+                 "at each of --milestones or --milestones-steps)\n"
+                 "(default constant)"},
         {"warmup", 0, SP_OPT_INT, &o.t.recipe.warmup, .min = 0, .max = NN_MAX_EPOCHS, .arg = "N",
          .help = "first rise linearly to --lr over N epochs (default 0)"},
         {"step-size", 0, SP_OPT_INT, &o.t.recipe.step_size, .min = 1, .max = NN_MAX_EPOCHS, .arg = "N",
          .help = "step schedule: epochs between decays (default 30)"},
         {"gamma", 0, SP_OPT_CALL, &o.t.recipe.gamma, .call = set_float, .min = 0, .max = 1,
          .flags = SP_OPT_ABOVE_MIN, .arg = "X",
-         .help = "step schedule: the decay (default 0.1)"},
+         .help = "step and multistep schedules: the decay (default 0.1)"},
+        {"milestones", 0, SP_OPT_CALL, &o.t.recipe, .call = set_milestones, .arg = "E1,E2,...",
+         .help = "multistep: the epochs (counted from 0) from which the\n"
+                 "rate is multiplied by --gamma once more, increasing"},
+        {"milestones-steps", 0, SP_OPT_CALL, &o.t.recipe, .call = set_milestones, .arg = "S1,S2,...",
+         .help = "multistep: the same in optimizer steps (batches,\n"
+                 "counted from 0 over the whole run)"},
         {"label-smoothing", 0, SP_OPT_CALL, &o.t.recipe.label_smoothing, .call = set_float_below_max,
          .min = 0, .max = 1, .arg = "X",
          .help = "cross-entropy against (1-X) on the label plus X/N on\n"

@@ -9,7 +9,8 @@
 #include "nn/nn.h"
 
 /* Learning-rate schedules over the steps of a run. */
-enum nn_schedule { NN_SCHED_CONSTANT, NN_SCHED_STEP, NN_SCHED_COSINE };
+enum nn_schedule { NN_SCHED_CONSTANT, NN_SCHED_STEP, NN_SCHED_COSINE, NN_SCHED_MULTISTEP };
+#define NN_MAX_MILESTONES 16
 
 /* What shapes a run besides the weights: kept in the checkpoint, so that a
  * resumed run goes on exactly as the uninterrupted one would. */
@@ -20,7 +21,12 @@ typedef struct nn_recipe {
     int schedule;            /* enum nn_schedule */
     int warmup;              /* epochs of linear warm-up, 0..NN_MAX_EPOCHS */
     int step_size;           /* step schedule: epochs between decays, 1..NN_MAX_EPOCHS */
-    float gamma;             /* step schedule: the decay, (0, 1] */
+    float gamma;             /* step and multistep schedules: the decay, (0, 1] */
+    int milestones_n;        /* multistep: 1..NN_MAX_MILESTONES milestones (recorded with it only) */
+    long milestones[NN_MAX_MILESTONES]; /* multistep: increasing, >= 1: the rate is lr * gamma^k from the
+                              * k-th one on (PyTorch's MultiStepLR) */
+    int milestones_steps;    /* 1: milestones count optimizer steps (0-based step m is the first at the
+                              * lower rate); 0: epochs (epoch m, 0-based, is) */
     float label_smoothing;   /* [0, 1) */
     int augment;             /* enum nn_augment */
     float crop_scale;        /* crop-flip: the smallest crop area, (0, 1] */
@@ -38,6 +44,12 @@ typedef struct nn_recipe {
  * checkpoint spell them; the index, or -1 for an unknown name. */
 int nn_schedule_from_name(const char *name);
 int nn_augment_from_name(const char *name);
+/* Parses "M1,M2,..." (increasing integers of 1..NN_MAX_STEPS, at most
+ * NN_MAX_MILESTONES) into r's milestones, in steps or epochs. 0, or -1 with
+ * why (the reason, naming the bad item). */
+int nn_milestones_parse(const char *s, int steps, nn_recipe *r, char *why, size_t why_len);
+/* r's milestones as "M1,M2,..." into buf. */
+const char *nn_milestones_show(const nn_recipe *r, char *buf, size_t n);
 /* The recipe as JSON (a new reference). */
 json_t *nn_recipe_json(const nn_recipe *r);
 /* The recipe a checkpoint's header recorded, every field type- and
@@ -77,7 +89,7 @@ typedef struct nn_epoch_report {
  * model and head, --init, batch, optimizer, momentum, weight decay, seed,
  * augment, crop scale, pad, smoothing, freeze, steps per epoch, view size,
  * sync-bn; it takes the new value, from its first step on, for the rate and
- * its schedule (lr, schedule, warmup, step size, gamma) and eval steps, and
+ * its schedule (lr, schedule, warmup, step size, gamma, milestones) and eval steps, and
  * says so through on_note. In every run, a given view size on a pixel set
  * and a given crop scale without crop-flip (pad without pad-crop-flip) are
  * usage errors. */
@@ -89,6 +101,7 @@ enum nn_given {
     NN_GIVEN_VIEW_SIZE = 1u << 13, NN_GIVEN_SYNC_BN = 1u << 14, NN_GIVEN_LR = 1u << 15,
     NN_GIVEN_SCHEDULE = 1u << 16, NN_GIVEN_WARMUP = 1u << 17, NN_GIVEN_STEP_SIZE = 1u << 18,
     NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20, NN_GIVEN_PAD = 1u << 21,
+    NN_GIVEN_MILESTONES = 1u << 22, /* --milestones or --milestones-steps */
 };
 
 typedef struct nn_train_options {
