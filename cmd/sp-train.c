@@ -61,7 +61,8 @@ typedef struct options {
 } options;
 
 static const char *const model_names[] = {"mlp",          "cnn",          "cnn-same",       "resnet18",
-                                           "resnet34",     "resnet50",     "resnet20",       "inception_v3",
+                                           "resnet34",     "resnet50",     "resnet20",       "resnet32",
+                                           "resnet44",     "resnet56",     "resnet110",      "inception_v3",
                                            "vgg11",        "vgg11_bn",     "vgg16",          "vgg16_bn",
                                            "vgg11-cifar",  "vgg11_bn-cifar", "vgg16-cifar",  "vgg16_bn-cifar",
                                            NULL};
@@ -415,7 +416,9 @@ int main(int argc, char **argv)
                  "seed's Keras net: 3 x [conv3x3 32/64/128 unpadded,\n"
                  "relu, maxpool 2], dense 128, relu, dense N), cnn-same\n"
                  "(the same padded), resnet18, resnet34, resnet50 (for\n"
-                 "224x224, as torchvision's), resnet20 (for 32x32),\n"
+                 "224x224, as torchvision's), resnet20, resnet32,\n"
+                 "resnet44, resnet56, resnet110 (He et al.'s CIFAR\n"
+                 "nets for 32x32, option A shortcuts),\n"
                  "inception_v3 (torchvision's without the auxiliary\n"
                  "classifier; 299x299, or any size from 75x75), vgg11,\n"
                  "vgg16, vgg11_bn, vgg16_bn (torchvision's, for\n"

@@ -239,7 +239,7 @@ static int block_specs(const nn_spec *sp, int c, nn_spec *main, nn_spec *proj, i
     nn_spec p[] = {CONVBN(out, 1, s, 0)};
 #undef CONVBN
     proj[0] = p[0], proj[1] = p[1];
-    *proj_needed = s != 1 || out != c;
+    *proj_needed = (s != 1 || out != c) && !sp->option_a;
     return n;
 }
 
@@ -251,10 +251,14 @@ static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
     int has_proj, count = block_specs(sp, l->c, main, proj, &has_proj);
     sp_err e = {0};
     l->stride = sp->stride < 1 ? 1 : sp->stride;
+    l->option_a = sp->option_a && (l->stride != 1 || (sp->bottleneck ? 4 * sp->out : sp->out) != l->c);
     if (!(l->main = nn_net_build("block", main, count, l->c, l->h, l->w, 2, n->batch, rng, &e)))
         return e.code == SP_EXIT_SYSTEM ? -1 : -2;
     const nn_layer *last = &l->main->layers[l->main->nlayers - 1];
     l->oc = last->oc, l->oh = last->oh, l->ow = last->ow;
+    if (l->option_a && (l->oc < l->c || (l->h + l->stride - 1) / l->stride != l->oh ||
+                        (l->w + l->stride - 1) / l->stride != l->ow))
+        return -2; /* no subsampled, padded x of the main path's shape */
     if (has_proj && !(l->shortcut = nn_net_build("shortcut", proj, 2, l->c, l->h, l->w, 2, n->batch, rng, &e)))
         return e.code == SP_EXIT_SYSTEM ? -1 : -2;
     /* the paths' first layers pass gradients back when the block must */
@@ -375,18 +379,27 @@ static int build_concat(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
 }
 
 /* torchvision's resnets for 224x224 (blocks per stage, bottleneck or not), or
- * the CIFAR resnet20; the specs into out (room for 64). */
+ * He et al.'s CIFAR family (resnet20, 32, 44, 56, 110: 3, 5, 7, 9, 18 blocks
+ * a stage: 58 specs for resnet110); the specs into out (room for 64). */
 static int resnet_specs(const char *model, nn_spec *out)
 {
     static const int depth18[] = {2, 2, 2, 2}, depth34[] = {3, 4, 6, 3};
+    static const struct {
+        const char *name;
+        int blocks;
+    } cifar[] = {{"resnet20", 3}, {"resnet32", 5}, {"resnet44", 7}, {"resnet56", 9}, {"resnet110", 18}};
     const int *depth;
-    int stages, bottleneck = 0, width = 64, n = 0;
-    if (!strcmp(model, "resnet20")) {
+    int stages, bottleneck = 0, width = 64, n = 0, blocks = 0;
+    for (size_t i = 0; i < sizeof cifar / sizeof *cifar; i++)
+        if (!strcmp(model, cifar[i].name))
+            blocks = cifar[i].blocks;
+    if (blocks) {
         out[n++] = (nn_spec){.kind = NN_CONV, .out = 16, .k = 3, .stride = 1, .pad = 1, .nobias = 1};
         out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
         for (int st = 0; st < 3; st++)
-            for (int b = 0; b < 3; b++)
-                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = 16 << st, .stride = st > 0 && b == 0 ? 2 : 1};
+            for (int b = 0; b < blocks; b++)
+                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = 16 << st, .stride = st > 0 && b == 0 ? 2 : 1,
+                                     .option_a = 1};
     } else {
         if (!strcmp(model, "resnet18"))
             depth = depth18;
@@ -553,7 +566,8 @@ int nn_model_with_head(char *out, size_t n, const char *model, int head, sp_err 
 static int unknown_model(const char *model, sp_err *err)
 {
     return sp_fail(err, SP_EXIT_USAGE,
-                   "unknown model %s (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, inception_v3, "
+                   "unknown model %s (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, resnet32, resnet44, "
+                   "resnet56, resnet110, inception_v3, "
                    "vgg11, vgg16, vgg11_bn, vgg16_bn, the vggs with -cifar; any with +headN)",
                    model);
 }
