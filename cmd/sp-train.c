@@ -125,6 +125,16 @@ static int set_milestones(const sp_opt *opt, const char *arg, char *why, size_t 
     return nn_milestones_parse(arg, steps, r, why, why_len);
 }
 
+/* --wd-skip LIST into the unsigned at opt->dest */
+static int set_wd_skip(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    if (nn_wd_skip_parse(arg, opt->dest)) {
+        snprintf(why, why_len, "not none or a list of bn and bias split by commas: %s", arg);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- reporting: the library's callbacks ---- */
 
 /* The progress line of the epoch in flight: its clock starts at the epoch's
@@ -345,7 +355,7 @@ static unsigned given_options(const options *o)
         {"weight-decay", 0, NN_GIVEN_WEIGHT_DECAY}, {"seed", 0, NN_GIVEN_SEED},
         {"augment", 0, NN_GIVEN_AUGMENT},       {"crop-scale", 0, NN_GIVEN_CROP_SCALE},
         {"pad", 0, NN_GIVEN_PAD},               {"milestones", 0, NN_GIVEN_MILESTONES},
-        {"milestones-steps", 0, NN_GIVEN_MILESTONES},
+        {"milestones-steps", 0, NN_GIVEN_MILESTONES}, {"wd-skip", 0, NN_GIVEN_WD_SKIP},
         {"label-smoothing", 0, NN_GIVEN_SMOOTHING}, {"freeze", 0, NN_GIVEN_FREEZE},
         {"steps-per-epoch", 0, NN_GIVEN_STEPS}, {"view-size", 0, NN_GIVEN_VIEW_SIZE},
         {"lr", 0, NN_GIVEN_LR},                 {"schedule", 0, NN_GIVEN_SCHEDULE},
@@ -457,6 +467,12 @@ int main(int argc, char **argv)
          .help = "SGD momentum, in [0, 1) (default 0.9)"},
         {"weight-decay", 0, SP_OPT_CALL, &o.t.weight_decay, .call = set_float, .min = 0, .max = 1e6, .arg = "X",
          .help = "L2 weight decay added to the gradients (default 0)"},
+        {"wd-skip", 0, SP_OPT_CALL, &o.t.recipe.wd_skip, .call = set_wd_skip, .arg = "LIST",
+         .help = "parameters the weight decay leaves alone: bn\n"
+                 "(batchnorm's scale and shift), bias (of dense and\n"
+                 "conv layers), bn,bias, or none (default none: every\n"
+                 "parameter decays, as torch.optim without parameter\n"
+                 "groups)"},
         {"schedule", 0, SP_OPT_CHOICE, &o.t.recipe.schedule, .choices = schedule_names, .arg = "NAME",
          .help = "the learning rate over the steps: constant, step\n"
                  "(times --gamma every --step-size epochs), cosine\n"

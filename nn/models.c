@@ -37,13 +37,13 @@ static void *activation_alloc(size_t bytes)
     return p;
 }
 
-static nn_param *param_new(size_t n, int decay)
+static nn_param *param_new(size_t n, int role)
 {
     nn_param *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->n = n;
-    p->decay = decay;
+    p->role = role;
     p->w = calloc(n, sizeof(float));
     p->g = calloc(n, sizeof(float));
     p->m = calloc(n, sizeof(float));
@@ -118,8 +118,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         if (l->h != 1 || l->w != 1) /* dense reads (B, c*h*w) */
             l->c = (int)nn_layer_in_size(l), l->h = l->w = 1;
         fan_in = (size_t)l->c;
-        l->weight = param_new((size_t)l->oc * l->c, 1);
-        l->bias = param_new((size_t)l->oc, 0);
+        l->weight = param_new((size_t)l->oc * l->c, NN_ROLE_WEIGHT);
+        l->bias = param_new((size_t)l->oc, NN_ROLE_BIAS);
         break;
     case NN_CONV:
         l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out, l->relu = sp->relu;
@@ -129,8 +129,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1;
         l->ow = (l->w + 2 * l->padw - l->kw) / l->stride + 1;
         fan_in = (size_t)l->c * l->k * l->kw;
-        l->weight = param_new((size_t)l->oc * fan_in, 1);
-        if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, 0)))
+        l->weight = param_new((size_t)l->oc * fan_in, NN_ROLE_WEIGHT);
+        if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, NN_ROLE_BIAS)))
             return -1;
         /* as many samples per gemm as keep the unrolled input near
          * CONV_GROUP_FLOATS, and at least one group per thread */
@@ -160,8 +160,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     case NN_BATCHNORM:
         l->relu = sp->relu;
         l->eps = sp->eps > 0 ? sp->eps : 1e-5f;
-        l->weight = param_new((size_t)l->c, 0);
-        l->bias = param_new((size_t)l->c, 0);
+        l->weight = param_new((size_t)l->c, NN_ROLE_BN);
+        l->bias = param_new((size_t)l->c, NN_ROLE_BN);
         l->run_mean = calloc((size_t)l->c, sizeof(float));
         l->run_var = malloc((size_t)l->c * sizeof(float));
         l->mean = malloc((size_t)l->c * sizeof(float));

@@ -40,11 +40,15 @@ float nn_rng_uniform(nn_rng *r);                       /* [0, 1) */
 float nn_rng_normal(nn_rng *r);                        /* mean 0, sd 1 (Box-Muller) */
 
 /* ---------------- parameters ---------------- */
+enum nn_param_role { NN_ROLE_WEIGHT, NN_ROLE_BIAS /* dense, conv */, NN_ROLE_BN /* batchnorm's gamma, beta */ };
+/* nn_opt.wd_skip: the parameters weight decay leaves alone */
+enum { NN_WD_SKIP_BN = 1u << 0, NN_WD_SKIP_BIAS = 1u << 1 };
+
 /* A learnable tensor: values, gradients and the optimizer's state, n each. */
 typedef struct nn_param {
     float *w, *g, *m, *v; /* values, gradients, first and second moments (or momentum in m) */
     size_t n;
-    int decay;            /* weight decay applies (weights; not biases or batchnorm) */
+    int role;             /* enum nn_param_role: what weight decay may leave alone (nn_opt.wd_skip) */
     int frozen;           /* part of a frozen base (nn_net_freeze_base): the optimizer leaves it as it is */
 } nn_param;
 
@@ -308,6 +312,8 @@ typedef struct nn_opt {
     float lr, momentum, weight_decay; /* SGD: momentum; both: L2 weight decay added to gradients */
     float beta1, beta2, eps;          /* Adam */
     int64_t step;                     /* steps taken (Adam's bias correction) */
+    unsigned wd_skip;                 /* NN_WD_SKIP_*: no weight decay on those parameters (0: on every
+                                       * one, as torch.optim without parameter groups) */
 } nn_opt;
 void nn_opt_init(nn_opt *o, int kind, float lr); /* PyTorch's defaults for the rest */
 /* One step on every parameter of the net, as torch.optim.SGD / Adam do it. */

@@ -29,6 +29,33 @@ static int name_index(const char *const *names, int n, const char *s)
 int nn_schedule_from_name(const char *name) { return name_index(schedule_names, 4, name); }
 int nn_augment_from_name(const char *name) { return name_index(augment_names, 4, name); }
 
+int nn_wd_skip_parse(const char *s, unsigned *skip)
+{
+    if (!strcmp(s, "none"))
+        return *skip = 0, 0;
+    unsigned v = 0;
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ",");
+        if (n == 2 && !strncmp(p, "bn", 2))
+            v |= NN_WD_SKIP_BN;
+        else if (n == 4 && !strncmp(p, "bias", 4))
+            v |= NN_WD_SKIP_BIAS;
+        else
+            return -1;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    *skip = v;
+    return 0;
+}
+
+const char *nn_wd_skip_name(unsigned skip)
+{
+    static const char *const names[] = {"none", "bn", "bias", "bn,bias"};
+    return names[skip & 3];
+}
+
 json_t *nn_recipe_json(const nn_recipe *r)
 {
     json_t *j = json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I, s:b}", "seed", (json_int_t)r->seed,
@@ -37,6 +64,8 @@ json_t *nn_recipe_json(const nn_recipe *r)
                      (double)r->label_smoothing, "augment", augment_names[r->augment], "crop_scale",
                      (double)r->crop_scale, "freeze", r->freeze, "steps_per_epoch", (json_int_t)r->steps_per_epoch,
                      "eval_steps", (json_int_t)r->eval_steps, "sync_bn", r->sync_bn);
+    if (j)
+        json_object_set_new(j, "wd_skip", json_string(nn_wd_skip_name(r->wd_skip)));
     if (j && r->augment == NN_AUG_PAD_CROP_FLIP)
         json_object_set_new(j, "pad", json_integer(r->pad));
     if (j && r->schedule == NN_SCHED_MULTISTEP) {
@@ -168,6 +197,10 @@ int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err 
     if (json_object_get(j, "pad") && recipe_int(j, "pad", path, 0, NN_MAX_PAD, &pad, err))
         return -1;
     r->pad = (int)pad;
+    const json_t *skip = json_object_get(j, "wd_skip");
+    r->wd_skip = NN_WD_SKIP_BN | NN_WD_SKIP_BIAS; /* absent: what the trainer did then */
+    if (skip && (!json_is_string(skip) || nn_wd_skip_parse(json_string_value(skip), &r->wd_skip)))
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.wd_skip: not none, bn, bias or bn,bias", path);
     r->milestones_n = 0;
     if (r->schedule == NN_SCHED_MULTISTEP && recipe_milestones(j, path, r, err))
         return -1;
@@ -287,7 +320,8 @@ static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_n
     agree_field(f, &n, "--optimizer", 0, "%s", opt->kind == NN_SGD ? "sgd" : "adam");
     agree_field(f, &n, "--lr", 0, "%.9g", (double)r->lr);
     agree_field(f, &n, "--momentum", 0, "%.9g", (double)opt->momentum);
-    agree_field(f, &n, "--weight-decay", 0, "%.9g", (double)opt->weight_decay);
+    agree_field(f, &n, "--weight-decay", 0, "%.9g, skipping %s", (double)opt->weight_decay,
+                nn_wd_skip_name(opt->wd_skip));
     char mls[NN_MAX_MILESTONES * 12];
     agree_field(f, &n, "--schedule", 0, "%s, warm-up %d, step size %d, gamma %.9g, milestones %s %s",
                 schedule_names[r->schedule], r->warmup, r->step_size, (double)r->gamma,
@@ -372,6 +406,7 @@ static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net 
                SHOWF(b, opt->momentum), err) ||
         refuse(o, NN_GIVEN_WEIGHT_DECAY, "--weight-decay", SHOWF(a, o->weight_decay),
                SHOWF(b, opt->weight_decay), err) ||
+        refuse(o, NN_GIVEN_WD_SKIP, "--wd-skip", nn_wd_skip_name(c->wd_skip), nn_wd_skip_name(r->wd_skip), err) ||
         refuse(o, NN_GIVEN_SEED, "--seed", SHOW(a, "%llu", (unsigned long long)c->seed),
                SHOW(b, "%llu", (unsigned long long)r->seed), err) ||
         refuse(o, NN_GIVEN_AUGMENT, "--augment", augment_names[c->augment], augment_names[r->augment], err) ||
@@ -562,6 +597,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         opt.momentum = o->optimizer == NN_SGD ? o->momentum : 0;
         opt.weight_decay = o->weight_decay;
     }
+    opt.wd_skip = r.wd_skip;
     if (ranks > 1 && (batch < (uint32_t)ranks || (tr.count % batch && tr.count % batch < (uint64_t)ranks))) {
         sp_fail(err, SP_EXIT_USAGE, "%d ranks need at least one record each of every batch: batch %u over %llu records",
                 ranks, batch, (unsigned long long)tr.count);

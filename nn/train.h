@@ -37,6 +37,9 @@ typedef struct nn_recipe {
                               * passes (Keras' steps_per_epoch), 1..NN_MAX_STEPS */
     long eval_steps;         /* 0: evaluate on the whole split; else on its first N batches (validation_steps) */
     int sync_bn;             /* 1: batchnorm statistics over the global batch (nn_dist_set_sync_bn); absent: 0 */
+    unsigned wd_skip;        /* NN_WD_SKIP_*: parameters the weight decay leaves alone (nn_opt.wd_skip); absent
+                              * from a checkpoint: batchnorm and biases, as the trainer did before it was
+                              * recorded */
 } nn_recipe;
 #define NN_MAX_STEPS 1000000000L
 
@@ -50,6 +53,10 @@ int nn_augment_from_name(const char *name);
 int nn_milestones_parse(const char *s, int steps, nn_recipe *r, char *why, size_t why_len);
 /* r's milestones as "M1,M2,..." into buf. */
 const char *nn_milestones_show(const nn_recipe *r, char *buf, size_t n);
+/* --wd-skip's list ("bn", "bias", "bn,bias" or "none") into *skip: 0, or
+ * -1 for another word. nn_wd_skip_name: the list of skip, "none" for 0. */
+int nn_wd_skip_parse(const char *s, unsigned *skip);
+const char *nn_wd_skip_name(unsigned skip);
 /* The recipe as JSON (a new reference). */
 json_t *nn_recipe_json(const nn_recipe *r);
 /* The recipe a checkpoint's header recorded, every field type- and
@@ -86,7 +93,7 @@ typedef struct nn_epoch_report {
 /* The options a command line gave (nn_train_options.given). A resumed run
  * refuses (SP_EXIT_USAGE, naming the option and both values) a given value
  * that differs from the checkpoint's for those that shape what is trained:
- * model and head, --init, batch, optimizer, momentum, weight decay, seed,
+ * model and head, --init, batch, optimizer, momentum, weight decay and wd-skip, seed,
  * augment, crop scale, pad, smoothing, freeze, steps per epoch, view size,
  * sync-bn; it takes the new value, from its first step on, for the rate and
  * its schedule (lr, schedule, warmup, step size, gamma, milestones) and eval steps, and
@@ -102,6 +109,7 @@ enum nn_given {
     NN_GIVEN_SCHEDULE = 1u << 16, NN_GIVEN_WARMUP = 1u << 17, NN_GIVEN_STEP_SIZE = 1u << 18,
     NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20, NN_GIVEN_PAD = 1u << 21,
     NN_GIVEN_MILESTONES = 1u << 22, /* --milestones or --milestones-steps */
+    NN_GIVEN_WD_SKIP = 1u << 23,
 };
 
 typedef struct nn_train_options {

@@ -274,6 +274,50 @@ static void model_case(const char *prefix, const char *model, int c, int h, int 
     nn_net_free(n);
 }
 
+/* --wd-skip bn,bias: after an SGD step with weight decay, batchnorm's
+ * parameters and the biases are bit for bit those of a step without it; the
+ * weights are not (resnet20 from the resnet20_wdskip fixture). */
+static void wd_skip_case(nn_rng *rng)
+{
+    const fix *x = get("resnet20_wdskip.x");
+    int B = x->dims[0];
+    int32_t labels[64];
+    float dlogits[640];
+    for (int i = 0; i < B; i++)
+        labels[i] = (int32_t)getf("resnet20_wdskip", "labels")[i];
+    nn_net *n[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        sp_err err = {0};
+        nn_opt o;
+        nn_opt_init(&o, NN_SGD, 0.05f);
+        o.momentum = 0.9f, o.weight_decay = k ? 0.0f : 0.05f, o.wd_skip = NN_WD_SKIP_BN | NN_WD_SKIP_BIAS;
+        n[k] = nn_net_create("resnet20", 3, 32, 32, 10, B, rng, &err);
+        CHECK(n[k] != NULL, "%s", err.msg);
+        if (!n[k] || load_params("resnet20_wdskip", n[k]))
+            break;
+        nn_rng r;
+        nn_rng_seed(&r, 1);
+        nn_softmax_xent(fwd(n[k], x->data, B, 1, &r), labels, B, 10, dlogits, NULL);
+        bwd(n[k], dlogits, B);
+        nn_opt_step(&o, n[k]);
+    }
+    int same[3] = {0, 0, 0}, count[3] = {0, 0, 0}; /* per role: tensors equal to the run without decay */
+    for (int i = 0; n[0] && n[1] && i < n[0]->nparams; i++) {
+        const nn_param *a = n[0]->params[i], *b = n[1]->params[i];
+        count[a->role]++;
+        same[a->role] += !memcmp(a->w, b->w, a->n * sizeof *a->w);
+    }
+    CHECK(count[NN_ROLE_BN] > 0 && same[NN_ROLE_BN] == count[NN_ROLE_BN], "wd_skip: %d of %d batchnorm tensors "
+          "equal to the step without decay", same[NN_ROLE_BN], count[NN_ROLE_BN]);
+    CHECK(count[NN_ROLE_BIAS] > 0 && same[NN_ROLE_BIAS] == count[NN_ROLE_BIAS], "wd_skip: %d of %d biases equal "
+          "to the step without decay", same[NN_ROLE_BIAS], count[NN_ROLE_BIAS]);
+    CHECK(count[NN_ROLE_WEIGHT] > 0 && same[NN_ROLE_WEIGHT] == 0, "wd_skip: %d of %d weights untouched by the "
+          "decay", same[NN_ROLE_WEIGHT], count[NN_ROLE_WEIGHT]);
+    printf("  %-22s %d batchnorm tensors and %d biases as without decay, %d weights decayed\n", "wd_skip bn,bias",
+           same[NN_ROLE_BN], same[NN_ROLE_BIAS], count[NN_ROLE_WEIGHT]);
+    nn_net_free(n[0]), nn_net_free(n[1]);
+}
+
 /* The batchnorm running statistics of n (blocks' paths included, in order)
  * against the fixtures prefix.r0, r1, ...: the largest difference into *worst. */
 static void running_stats(const nn_net *n, const char *prefix, int *j, double *worst)
@@ -771,6 +815,10 @@ int main(int argc, char **argv)
     model_case("cnn-same", "cnn-same", 3, 32, 32, &sgd, &rng);
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
     model_case("cnn_adam", "cnn", 3, 32, 32, &adam, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 0.05f, sgd.wd_skip = NN_WD_SKIP_BN | NN_WD_SKIP_BIAS;
+    model_case("resnet20_wdskip", "resnet20", 3, 32, 32, &sgd, &rng);
+    wd_skip_case(&rng);
     layer_case("maxpool3p1", (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
     layer_case("conv_1x7", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .kw = 7, .stride = 1, .padw = 3}, 1, &rng);
     layer_case("conv_7x1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 7, .kw = 1, .stride = 1, .pad = 3}, 1, &rng);
