@@ -119,7 +119,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-gpu fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo reproduce asan tsan-reader bench bench-loader bench-gpu fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -256,6 +256,12 @@ $(BUILD)/bench/fma_peak: bench/fma_peak.c
 $(BUILD)/bench/conv_algos: bench/conv_algos.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# The recipes against their published and PyTorch figures (bench/reproduce.py):
+# hours on 2 cores, never in make test. DATA holds the cifar10 and mnist shard sets.
+DATA ?= data
+reproduce: all
+	BUILD=$(BUILD) bench/reproduce.sh $(DATA) $(BUILD)/reproduce
 
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
