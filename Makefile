@@ -53,8 +53,9 @@ TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat s
 UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw test_wds test_order
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
 # the views dumped for the torchvision comparison (tests/tools/test_views.sh), the
-# cache's egress over epochs (tests/tools/test_cache_eviction.sh, bench/bench_egress.py)
-UNIT_FIX := nn_reference view_dump cache_egress
+# cache's egress over epochs (tests/tools/test_cache_eviction.sh, bench/bench_egress.py),
+# the trainer's augmentation dumped for torchvision (tests/tools/test_pad_crop_flip.sh)
+UNIT_FIX := nn_reference view_dump cache_egress aug_dump
 FUZZ    := fuzz_recstream fuzz_idx fuzz_unpack fuzz_image fuzz_views fuzz_mat fuzz_checkpoint fuzz_manifest fuzz_cifar fuzz_labels fuzz_pickle fuzz_wds
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(NN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/manifests.o
@@ -121,7 +122,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo reproduce asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -258,6 +259,12 @@ $(BUILD)/bench/fma_peak: bench/fma_peak.c
 $(BUILD)/bench/conv_algos: bench/conv_algos.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# The recipes against their published and PyTorch figures (bench/reproduce.py):
+# hours on 2 cores, never in make test. DATA holds the cifar10 and mnist shard sets.
+DATA ?= data
+reproduce: all
+	BUILD=$(BUILD) bench/reproduce.sh $(DATA) $(BUILD)/reproduce
 
 bench:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)

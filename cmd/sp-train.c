@@ -90,7 +90,8 @@ static int watch_sigterm(sp_err *err)
 }
 
 static const char *const model_names[] = {"mlp",          "cnn",          "cnn-same",       "resnet18",
-                                           "resnet34",     "resnet50",     "resnet20",       "inception_v3",
+                                           "resnet34",     "resnet50",     "resnet20",       "resnet32",
+                                           "resnet44",     "resnet56",     "resnet110",      "inception_v3",
                                            "vgg11",        "vgg11_bn",     "vgg16",          "vgg16_bn",
                                            "vgg11-cifar",  "vgg11_bn-cifar", "vgg16-cifar",  "vgg16_bn-cifar",
                                            NULL};
@@ -99,8 +100,8 @@ static const char *const verify_modes[] = {"open", "full", NULL};
 static const char *const freeze_names[] = {"none", "base", NULL};
 static const int optimizer_kinds[] = {NN_ADAM, NN_SGD};
 /* in the order of enum nn_schedule and enum nn_augment (nn_schedule_from_name, nn_augment_from_name) */
-static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
-static const char *const augment_names[] = {"none", "flip", "crop-flip", NULL};
+static const char *const schedule_names[] = {"constant", "step", "cosine", "multistep", NULL};
+static const char *const augment_names[] = {"none", "flip", "crop-flip", "pad-crop-flip", NULL};
 
 static void format_bound(char *buf, size_t n, double v)
 {
@@ -137,6 +138,30 @@ static int set_float(const sp_opt *opt, const char *arg, char *why, size_t why_l
 static int set_float_below_max(const sp_opt *opt, const char *arg, char *why, size_t why_len)
 {
     return set_float_in(opt, arg, 1, why, why_len);
+}
+
+/* --milestones E1,E2,... (epochs) and --milestones-steps S1,S2,... (steps)
+ * into the recipe at opt->dest; one of the two only. */
+static int set_milestones(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    nn_recipe *r = opt->dest;
+    int steps = !strcmp(opt->name, "milestones-steps");
+    if (r->milestones_n && r->milestones_steps != steps) {
+        snprintf(why, why_len, "not with --%s: the milestones are in epochs or in steps",
+                 steps ? "milestones" : "milestones-steps");
+        return -1;
+    }
+    return nn_milestones_parse(arg, steps, r, why, why_len);
+}
+
+/* --wd-skip LIST into the unsigned at opt->dest */
+static int set_wd_skip(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    if (nn_wd_skip_parse(arg, opt->dest)) {
+        snprintf(why, why_len, "not none or a list of bn and bias split by commas: %s", arg);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- reporting: the library's callbacks ---- */
@@ -358,6 +383,8 @@ static unsigned given_options(const options *o)
         {"optimizer", 0, NN_GIVEN_OPTIMIZER},   {"momentum", 0, NN_GIVEN_MOMENTUM},
         {"weight-decay", 0, NN_GIVEN_WEIGHT_DECAY}, {"seed", 0, NN_GIVEN_SEED},
         {"augment", 0, NN_GIVEN_AUGMENT},       {"crop-scale", 0, NN_GIVEN_CROP_SCALE},
+        {"pad", 0, NN_GIVEN_PAD},               {"milestones", 0, NN_GIVEN_MILESTONES},
+        {"milestones-steps", 0, NN_GIVEN_MILESTONES}, {"wd-skip", 0, NN_GIVEN_WD_SKIP},
         {"label-smoothing", 0, NN_GIVEN_SMOOTHING}, {"freeze", 0, NN_GIVEN_FREEZE},
         {"steps-per-epoch", 0, NN_GIVEN_STEPS}, {"view-size", 0, NN_GIVEN_VIEW_SIZE},
         {"lr", 0, NN_GIVEN_LR},                 {"schedule", 0, NN_GIVEN_SCHEDULE},
@@ -431,7 +458,7 @@ static int run(options *o, sp_err *err)
 int main(int argc, char **argv)
 {
     options o = {.t = {.epochs = 5, .threads = 0, .momentum = 0.9f,
-                       .recipe = {.lr = 1e-3f, .step_size = 30, .gamma = 0.1f, .crop_scale = 0.08f}},
+                       .recipe = {.lr = 1e-3f, .step_size = 30, .gamma = 0.1f, .crop_scale = 0.08f, .pad = 4}},
                  .augment = -1, .batch = 64};
     const sp_opt table[] = {
         {"model", 'm', SP_OPT_CHOICE, &o.model, .choices = model_names, .arg = "NAME",
@@ -439,7 +466,9 @@ int main(int argc, char **argv)
                  "seed's Keras net: 3 x [conv3x3 32/64/128 unpadded,\n"
                  "relu, maxpool 2], dense 128, relu, dense N), cnn-same\n"
                  "(the same padded), resnet18, resnet34, resnet50 (for\n"
-                 "224x224, as torchvision's), resnet20 (for 32x32),\n"
+                 "224x224, as torchvision's), resnet20, resnet32,\n"
+                 "resnet44, resnet56, resnet110 (He et al.'s CIFAR\n"
+                 "nets for 32x32, option A shortcuts),\n"
                  "inception_v3 (torchvision's without the auxiliary\n"
                  "classifier; 299x299, or any size from 75x75), vgg11,\n"
                  "vgg16, vgg11_bn, vgg16_bn (torchvision's, for\n"
@@ -478,27 +507,44 @@ int main(int argc, char **argv)
          .help = "SGD momentum, in [0, 1) (default 0.9)"},
         {"weight-decay", 0, SP_OPT_CALL, &o.t.weight_decay, .call = set_float, .min = 0, .max = 1e6, .arg = "X",
          .help = "L2 weight decay added to the gradients (default 0)"},
+        {"wd-skip", 0, SP_OPT_CALL, &o.t.recipe.wd_skip, .call = set_wd_skip, .arg = "LIST",
+         .help = "parameters the weight decay leaves alone: bn\n"
+                 "(batchnorm's scale and shift), bias (of dense and\n"
+                 "conv layers), bn,bias, or none (default none: every\n"
+                 "parameter decays, as torch.optim without parameter\n"
+                 "groups)"},
         {"schedule", 0, SP_OPT_CHOICE, &o.t.recipe.schedule, .choices = schedule_names, .arg = "NAME",
          .help = "the learning rate over the steps: constant, step\n"
-                 "(times --gamma every --step-size epochs) or cosine\n"
-                 "(to 0 at the last step) (default constant)"},
+                 "(times --gamma every --step-size epochs), cosine\n"
+                 "(to 0 at the last step) or multistep (times --gamma\n"
+                 "at each of --milestones or --milestones-steps)\n"
+                 "(default constant)"},
         {"warmup", 0, SP_OPT_INT, &o.t.recipe.warmup, .min = 0, .max = NN_MAX_EPOCHS, .arg = "N",
          .help = "first rise linearly to --lr over N epochs (default 0)"},
         {"step-size", 0, SP_OPT_INT, &o.t.recipe.step_size, .min = 1, .max = NN_MAX_EPOCHS, .arg = "N",
          .help = "step schedule: epochs between decays (default 30)"},
         {"gamma", 0, SP_OPT_CALL, &o.t.recipe.gamma, .call = set_float, .min = 0, .max = 1,
          .flags = SP_OPT_ABOVE_MIN, .arg = "X",
-         .help = "step schedule: the decay (default 0.1)"},
+         .help = "step and multistep schedules: the decay (default 0.1)"},
+        {"milestones", 0, SP_OPT_CALL, &o.t.recipe, .call = set_milestones, .arg = "E1,E2,...",
+         .help = "multistep: the epochs (counted from 0) from which the\n"
+                 "rate is multiplied by --gamma once more, increasing"},
+        {"milestones-steps", 0, SP_OPT_CALL, &o.t.recipe, .call = set_milestones, .arg = "S1,S2,...",
+         .help = "multistep: the same in optimizer steps (batches,\n"
+                 "counted from 0 over the whole run)"},
         {"label-smoothing", 0, SP_OPT_CALL, &o.t.recipe.label_smoothing, .call = set_float_below_max,
          .min = 0, .max = 1, .arg = "X",
          .help = "cross-entropy against (1-X) on the label plus X/N on\n"
                  "every class, X in [0, 1) (default 0)"},
         {"augment", 0, SP_OPT_CHOICE, &o.augment, .choices = augment_names, .arg = "NAME",
          .help = "on the training images: none, flip (horizontal, half\n"
-                 "of them) or crop-flip (a random-resized crop back to\n"
-                 "the image size, then the flip); evaluation sees the\n"
-                 "images as stored (default none for mlp and the cnns,\n"
-                 "else crop-flip)"},
+                 "of them), crop-flip (a random-resized crop back to\n"
+                 "the image size, then the flip) or pad-crop-flip\n"
+                 "(CIFAR's: padded by --pad pixels of value 0 on every\n"
+                 "side, a random crop of the image size, then the\n"
+                 "flip, as torchvision's RandomCrop(size, padding));\n"
+                 "evaluation sees the images as stored (default none\n"
+                 "for mlp and the cnns, else crop-flip)"},
         {"view-size", 0, SP_OPT_INT, &o.t.view_size, .min = 1, .max = 4096, .arg = "N",
          .help = "encoded shards (JPEGs decoded at load): the side of\n"
                  "the images the model sees; crop-flip is then the\n"
@@ -508,6 +554,8 @@ int main(int argc, char **argv)
         {"crop-scale", 0, SP_OPT_CALL, &o.t.recipe.crop_scale, .call = set_float, .min = 0, .max = 1,
          .flags = SP_OPT_ABOVE_MIN, .arg = "X",
          .help = "crop-flip: the smallest crop area (default 0.08)"},
+        {"pad", 0, SP_OPT_INT, &o.t.recipe.pad, .min = 0, .max = NN_MAX_PAD, .arg = "N",
+         .help = "pad-crop-flip: the padding in pixels (default 4)"},
         {"seed", 0, SP_OPT_U64, &o.t.recipe.seed, .arg = "N",
          .help = "seeds the weights, the epochs' record order,\n"
                  "augmentation and dropout (default 0)"},

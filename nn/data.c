@@ -48,6 +48,7 @@ int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t b
     d->batch = batch;
     d->crop_scale = 0.08f;
     d->nparts = 1;
+    d->pad = 4;
     if (d->c > 4) {
         nn_data_close(d);
         return sp_fail(err, SP_EXIT_DATA, "%s: %s: %u channels; the trainer takes 1 to 4", dir, split, d->c);
@@ -71,14 +72,6 @@ int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t b
     }
     return 0;
 }
-
-/* One image's augmentation draws: its crop box (in source pixels) and flip. */
-typedef struct aug_draw {
-    double top, left, ch, cw;
-    int crop, flip;
-} aug_draw;
-
-static void draw_aug(nn_data *d, aug_draw *a);
 
 int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *err)
 {
@@ -177,8 +170,8 @@ static int start_pass(nn_data *d, uint64_t seed, int shuffle, int augment, uint6
     /* the skipped records' augmentation draws, replayed without their pixels
      * (the reader never reads the windows before the resume point) */
     for (uint64_t i = 0; d->augment && i < draws && i < d->count; i++) {
-        aug_draw a;
-        draw_aug(d, &a);
+        nn_aug_draw a;
+        nn_data_draw(d, &a);
     }
     return 0;
 }
@@ -196,14 +189,18 @@ static float bilinear(const float *plane, int h, int w, float y, float x)
     return top * (1 - fy) + bottom * fy;
 }
 
-/* The draws of the next image from d's generator. They depend on the
- * generator and the set's H x W only (the same for every record of a
- * pixel set), so a resume replays them without the pixels (nn_data_skip). */
-static void draw_aug(nn_data *d, aug_draw *a)
+/* The draws of the next image depend on the generator and the set's H x W
+ * only (the same for every record of a pixel set), so a resume replays them
+ * without the pixels (nn_data_start_at). */
+void nn_data_draw(nn_data *d, nn_aug_draw *a)
 {
     int H = (int)d->h, W = (int)d->w;
-    a->crop = d->augment == NN_AUG_CROP_FLIP;
-    if (a->crop) {
+    a->crop = d->augment == NN_AUG_CROP_FLIP || d->augment == NN_AUG_PAD_CROP_FLIP;
+    if (d->augment == NN_AUG_PAD_CROP_FLIP) { /* torchvision's RandomCrop.get_params on the padded image */
+        a->top = (double)(int)(nn_rng_uniform(&d->aug_rng) * (2 * d->pad + 1));
+        a->left = (double)(int)(nn_rng_uniform(&d->aug_rng) * (2 * d->pad + 1));
+        a->ch = H, a->cw = W;
+    } else if (a->crop) {
         /* torchvision's RandomResizedCrop.get_params */
         double area = (double)H * W, ch = H, cw = W, top = 0, left = 0;
         int found = 0;
@@ -230,14 +227,35 @@ static void draw_aug(nn_data *d, aug_draw *a)
     a->flip = nn_rng_uniform(&d->aug_rng) < 0.5f;
 }
 
-/* img (C, H, W) in place: a random-resized crop and/or a flip. */
+/* img (C, H, W) in place: its H x W window at (top - pad, left - pad),
+ * where it lies outside the image channel c's value of the stored pixel 0. */
+static void pad_crop(nn_data *d, float *img, int top, int left)
+{
+    int H = (int)d->h, W = (int)d->w, C = (int)d->c, dy = top - d->pad, dx = left - d->pad;
+    size_t hw = (size_t)H * W;
+    memcpy(d->scratch, img, (size_t)C * hw * sizeof(float));
+    for (int c = 0; c < C; c++) {
+        float fill = d->shift[c]; /* 0 * scale + shift */
+        const float *src = d->scratch + c * hw;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int sy = y + dy, sx = x + dx;
+                img[c * hw + (size_t)y * W + x] =
+                    sy >= 0 && sy < H && sx >= 0 && sx < W ? src[(size_t)sy * W + sx] : fill;
+            }
+    }
+}
+
+/* img (C, H, W) in place: a random-resized or padded crop and/or a flip. */
 static void augment(nn_data *d, float *img)
 {
     int H = (int)d->h, W = (int)d->w, C = (int)d->c;
     size_t hw = (size_t)H * W;
-    aug_draw a;
-    draw_aug(d, &a);
-    if (a.crop) {
+    nn_aug_draw a;
+    nn_data_draw(d, &a);
+    if (d->augment == NN_AUG_PAD_CROP_FLIP)
+        pad_crop(d, img, (int)a.top, (int)a.left);
+    else if (a.crop) {
         memcpy(d->scratch, img, (size_t)C * hw * sizeof(float));
         float sy = (float)(a.ch / H), sx = (float)(a.cw / W);
         for (int c = 0; c < C; c++)
@@ -299,10 +317,10 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
     if (spr_iter_next(d->it, d->raw, d->labels, &n) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s", spr_error(d->set));
     size_t in = (size_t)d->c * d->h * d->w;
-    aug_draw unused;
+    nn_aug_draw unused;
     uint64_t before = d->augment && d->nparts > 1 ? ranks_step(d, 0, d->part, d->step) : 0;
     for (uint64_t i = 0; i < before; i++) /* the lower ranks' records of this global batch */
-        draw_aug(d, &unused);
+        nn_data_draw(d, &unused);
     /* the trainer's threads share out batches of a million values and more
      * (each value is computed alone, so their number changes nothing);
      * sharing out a Fashion-MNIST batch of 64 measured no faster */
@@ -316,7 +334,7 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
     }
     uint64_t after = d->augment && d->nparts > 1 ? ranks_step(d, d->part + 1, d->nparts, d->step) : 0;
     for (uint64_t i = 0; i < after; i++) /* the higher ranks' */
-        draw_aug(d, &unused);
+        nn_data_draw(d, &unused);
     d->step++;
     return (int)n;
 }

@@ -27,6 +27,11 @@ enum nn_augment {
     NN_AUG_CROP_FLIP, /* random-resized-crop as torchvision's RandomResizedCrop (area
                        * scale [crop_scale, 1], aspect ratio [3/4, 4/3], 10 tries, else the
                        * centre crop), resized back to H x W bilinearly, then the flip */
+    NN_AUG_PAD_CROP_FLIP, /* torchvision's RandomCrop((H, W), padding=pad): the image padded by pad
+                           * pixels of value 0 on every side (the stored pixel 0, before
+                           * normalization, as torchvision pads before Normalize), an H x W window
+                           * of it at an offset (top, left) drawn uniformly from 0..2*pad each,
+                           * then the flip */
 };
 
 typedef struct nn_data {
@@ -42,6 +47,7 @@ typedef struct nn_data {
     spr_iter *it;
     int augment;              /* enum nn_augment, for this pass */
     float crop_scale;         /* the smallest crop area, as a fraction */
+    int pad;                  /* pad-crop-flip: the padding in pixels, 0..NN_MAX_PAD */
     nn_rng aug_rng;           /* seeded per pass: the same augmentation on a rerun */
     float *scratch;           /* one image (C, H, W) */
     int encoded;              /* the set holds encoded images: h = w = the view's size, c = 3 */
@@ -52,6 +58,16 @@ typedef struct nn_data {
     uint64_t step;       /* the global step the next nn_data_next reads */
     uint64_t bytes_read; /* image bytes the finished passes' iterators read */
 } nn_data;
+
+#define NN_MAX_PAD 64
+
+/* One image's augmentation draws, in the order the generator gives them:
+ * crop-flip's box (in source pixels), pad-crop-flip's window offset in the
+ * padded image (top and left in 0..2*pad, ch = H and cw = W), and the flip. */
+typedef struct nn_aug_draw {
+    double top, left, ch, cw;
+    int crop, flip;
+} nn_aug_draw;
 
 /* The split a model is evaluated on: "test", else "val" (ImageNet has no
  * labelled test split), as dir's manifest lists them; NULL when it has
@@ -89,6 +105,10 @@ int nn_data_start_step(nn_data *d, uint64_t seed, int shuffle, int augment, uint
 uint64_t nn_data_step_records(const nn_data *d);
 /* Image bytes read from the shards so far (compressed, as stored). */
 uint64_t nn_data_bytes_read(const nn_data *d);
+/* The next image's draws from d's generator (as nn_data_next takes them for
+ * each record of a pass, in record order): for checks that redo an
+ * augmentation elsewhere from the same draws. */
+void nn_data_draw(nn_data *d, nn_aug_draw *a);
 /* The next batch into x (B, C, H, W) and labels (B); returns B, 0 at the
  * end of the pass, -1 on a read error (err set). */
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err);

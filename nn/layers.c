@@ -95,10 +95,56 @@ static void flatten_backward(nn_layer *l, const float *dy, int B)
 /* y = relu(main(x) + shortcut(x)); backward sends g = dy through the relu
  * down both paths and adds their input gradients. */
 
+/* The offset of sample b's (c, y, x) in a (B, C, H, W) tensor of channel
+ * block cb (nn/onednn.h), or NCHW for cb 0. */
+static size_t at(int cb, int C, int H, int W, int b, int c, int y, int x)
+{
+    if (!cb)
+        return (((size_t)b * C + (size_t)c) * H + (size_t)y) * W + (size_t)x;
+    return ((((size_t)b * (C / cb) + (size_t)(c / cb)) * H + (size_t)y) * W + (size_t)x) * cb + (size_t)(c % cb);
+}
+
+/* y = relu(a + option A's shortcut of x): x (B, c, h, w) at every stride-th
+ * row and column, channel ic of it added to channel ic + (oc - c) / 2. */
+static void option_a_forward(const nn_layer *l, const float *x, const float *a, int B)
+{
+    int C = l->c, OC = l->oc, lo = (OC - C) / 2, s = l->stride, cb = l->cb;
+    float *y = l->y; /* may be a itself (y_shared): elementwise */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(l->threads)
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++) {
+            int ic = oc - lo;
+            for (int oy = 0; oy < l->oh; oy++)
+                for (int ox = 0; ox < l->ow; ox++) {
+                    size_t o = at(cb, OC, l->oh, l->ow, b, oc, oy, ox);
+                    float v = a[o] + (ic >= 0 && ic < C ? x[at(cb, C, l->h, l->w, b, ic, oy * s, ox * s)] : 0.0f);
+                    y[o] = v > 0 ? v : 0.0f;
+                }
+        }
+}
+
+/* dx = option A's input gradient for g: g's channel ic + (oc - c) / 2 at
+ * every stride-th row and column of channel ic, 0 elsewhere. */
+static void option_a_backward(const nn_layer *l, const float *g, float *dx, int B)
+{
+    int C = l->c, OC = l->oc, lo = (OC - C) / 2, s = l->stride, cb = l->cb;
+    memset(dx, 0, (size_t)B * nn_layer_in_size(l) * sizeof *dx);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(l->threads)
+    for (int b = 0; b < B; b++)
+        for (int ic = 0; ic < C; ic++)
+            for (int oy = 0; oy < l->oh; oy++)
+                for (int ox = 0; ox < l->ow; ox++)
+                    dx[at(cb, C, l->h, l->w, b, ic, oy * s, ox * s)] = g[at(cb, OC, l->oh, l->ow, b, ic + lo, oy, ox)];
+}
+
 static int block_forward(nn_layer *l, const float *x, int B, int train, nn_rng *rng, sp_err *err)
 {
     /* y may be a itself (y_shared): elementwise, no restrict */
     const float *a = nn_forward(l->main, x, B, train, rng, err), *sc;
+    if (a && l->option_a) {
+        option_a_forward(l, x, a, B);
+        return 0;
+    }
     if (!a || !(sc = l->shortcut ? nn_forward(l->shortcut, x, B, train, rng, err) : x))
         return -1;
     float *y = l->y;
@@ -126,7 +172,9 @@ static int block_backward(nn_layer *l, const float *dy, int B, sp_err *err)
     size_t m = (size_t)B * nn_layer_in_size(l); /* the input's size: more than the output's when strided */
     if (l->shortcut && nn_backward(l->shortcut, g, B, err))
         return -1;
-    if (l->need_dx) {
+    if (l->need_dx && l->option_a) {
+        option_a_backward(l, g, dx, B);
+    } else if (l->need_dx) {
         const float *restrict ds = l->shortcut ? l->shortcut->layers[0].dx : g;
 #pragma omp parallel for simd schedule(static) num_threads(l->threads)
         for (size_t i = 0; i < m; i++)

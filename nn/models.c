@@ -37,13 +37,13 @@ static void *activation_alloc(size_t bytes)
     return p;
 }
 
-static nn_param *param_new(size_t n, int decay)
+static nn_param *param_new(size_t n, int role)
 {
     nn_param *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->n = n;
-    p->decay = decay;
+    p->role = role;
     p->w = calloc(n, sizeof(float));
     p->g = calloc(n, sizeof(float));
     p->m = calloc(n, sizeof(float));
@@ -118,8 +118,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         if (l->h != 1 || l->w != 1) /* dense reads (B, c*h*w) */
             l->c = (int)nn_layer_in_size(l), l->h = l->w = 1;
         fan_in = (size_t)l->c;
-        l->weight = param_new((size_t)l->oc * l->c, 1);
-        l->bias = param_new((size_t)l->oc, 0);
+        l->weight = param_new((size_t)l->oc * l->c, NN_ROLE_WEIGHT);
+        l->bias = param_new((size_t)l->oc, NN_ROLE_BIAS);
         break;
     case NN_CONV:
         l->k = sp->k, l->stride = sp->stride, l->pad = sp->pad, l->oc = sp->out, l->relu = sp->relu;
@@ -129,8 +129,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
         l->oh = (l->h + 2 * l->pad - l->k) / l->stride + 1;
         l->ow = (l->w + 2 * l->padw - l->kw) / l->stride + 1;
         fan_in = (size_t)l->c * l->k * l->kw;
-        l->weight = param_new((size_t)l->oc * fan_in, 1);
-        if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, 0)))
+        l->weight = param_new((size_t)l->oc * fan_in, NN_ROLE_WEIGHT);
+        if (!sp->nobias && !(l->bias = param_new((size_t)l->oc, NN_ROLE_BIAS)))
             return -1;
         /* as many samples per gemm as keep the unrolled input near
          * CONV_GROUP_FLOATS, and at least one group per thread */
@@ -160,8 +160,8 @@ static int add_layer(nn_net *n, const nn_spec *sp, nn_rng *rng, int last)
     case NN_BATCHNORM:
         l->relu = sp->relu;
         l->eps = sp->eps > 0 ? sp->eps : 1e-5f;
-        l->weight = param_new((size_t)l->c, 0);
-        l->bias = param_new((size_t)l->c, 0);
+        l->weight = param_new((size_t)l->c, NN_ROLE_BN);
+        l->bias = param_new((size_t)l->c, NN_ROLE_BN);
         l->run_mean = calloc((size_t)l->c, sizeof(float));
         l->run_var = malloc((size_t)l->c * sizeof(float));
         l->mean = malloc((size_t)l->c * sizeof(float));
@@ -239,7 +239,7 @@ static int block_specs(const nn_spec *sp, int c, nn_spec *main, nn_spec *proj, i
     nn_spec p[] = {CONVBN(out, 1, s, 0)};
 #undef CONVBN
     proj[0] = p[0], proj[1] = p[1];
-    *proj_needed = s != 1 || out != c;
+    *proj_needed = (s != 1 || out != c) && !sp->option_a;
     return n;
 }
 
@@ -251,10 +251,14 @@ static int build_block(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
     int has_proj, count = block_specs(sp, l->c, main, proj, &has_proj);
     sp_err e = {0};
     l->stride = sp->stride < 1 ? 1 : sp->stride;
+    l->option_a = sp->option_a && (l->stride != 1 || (sp->bottleneck ? 4 * sp->out : sp->out) != l->c);
     if (!(l->main = nn_net_build("block", main, count, l->c, l->h, l->w, 2, n->batch, rng, &e)))
         return e.code == SP_EXIT_SYSTEM ? -1 : -2;
     const nn_layer *last = &l->main->layers[l->main->nlayers - 1];
     l->oc = last->oc, l->oh = last->oh, l->ow = last->ow;
+    if (l->option_a && (l->oc < l->c || (l->h + l->stride - 1) / l->stride != l->oh ||
+                        (l->w + l->stride - 1) / l->stride != l->ow))
+        return -2; /* no subsampled, padded x of the main path's shape */
     if (has_proj && !(l->shortcut = nn_net_build("shortcut", proj, 2, l->c, l->h, l->w, 2, n->batch, rng, &e)))
         return e.code == SP_EXIT_SYSTEM ? -1 : -2;
     /* the paths' first layers pass gradients back when the block must */
@@ -375,18 +379,27 @@ static int build_concat(nn_net *n, nn_layer *l, const nn_spec *sp, nn_rng *rng)
 }
 
 /* torchvision's resnets for 224x224 (blocks per stage, bottleneck or not), or
- * the CIFAR resnet20; the specs into out (room for 64). */
+ * He et al.'s CIFAR family (resnet20, 32, 44, 56, 110: 3, 5, 7, 9, 18 blocks
+ * a stage: 58 specs for resnet110); the specs into out (room for 64). */
 static int resnet_specs(const char *model, nn_spec *out)
 {
     static const int depth18[] = {2, 2, 2, 2}, depth34[] = {3, 4, 6, 3};
+    static const struct {
+        const char *name;
+        int blocks;
+    } cifar[] = {{"resnet20", 3}, {"resnet32", 5}, {"resnet44", 7}, {"resnet56", 9}, {"resnet110", 18}};
     const int *depth;
-    int stages, bottleneck = 0, width = 64, n = 0;
-    if (!strcmp(model, "resnet20")) {
+    int stages, bottleneck = 0, width = 64, n = 0, blocks = 0;
+    for (size_t i = 0; i < sizeof cifar / sizeof *cifar; i++)
+        if (!strcmp(model, cifar[i].name))
+            blocks = cifar[i].blocks;
+    if (blocks) {
         out[n++] = (nn_spec){.kind = NN_CONV, .out = 16, .k = 3, .stride = 1, .pad = 1, .nobias = 1};
         out[n++] = (nn_spec){.kind = NN_BATCHNORM, .relu = 1};
         for (int st = 0; st < 3; st++)
-            for (int b = 0; b < 3; b++)
-                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = 16 << st, .stride = st > 0 && b == 0 ? 2 : 1};
+            for (int b = 0; b < blocks; b++)
+                out[n++] = (nn_spec){.kind = NN_BLOCK, .out = 16 << st, .stride = st > 0 && b == 0 ? 2 : 1,
+                                     .option_a = 1};
     } else {
         if (!strcmp(model, "resnet18"))
             depth = depth18;
@@ -553,7 +566,8 @@ int nn_model_with_head(char *out, size_t n, const char *model, int head, sp_err 
 static int unknown_model(const char *model, sp_err *err)
 {
     return sp_fail(err, SP_EXIT_USAGE,
-                   "unknown model %s (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, inception_v3, "
+                   "unknown model %s (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, resnet32, resnet44, "
+                   "resnet56, resnet110, inception_v3, "
                    "vgg11, vgg16, vgg11_bn, vgg16_bn, the vggs with -cifar; any with +headN)",
                    model);
 }

@@ -40,11 +40,15 @@ float nn_rng_uniform(nn_rng *r);                       /* [0, 1) */
 float nn_rng_normal(nn_rng *r);                        /* mean 0, sd 1 (Box-Muller) */
 
 /* ---------------- parameters ---------------- */
+enum nn_param_role { NN_ROLE_WEIGHT, NN_ROLE_BIAS /* dense, conv */, NN_ROLE_BN /* batchnorm's gamma, beta */ };
+/* nn_opt.wd_skip: the parameters weight decay leaves alone */
+enum { NN_WD_SKIP_BN = 1u << 0, NN_WD_SKIP_BIAS = 1u << 1 };
+
 /* A learnable tensor: values, gradients and the optimizer's state, n each. */
 typedef struct nn_param {
     float *w, *g, *m, *v; /* values, gradients, first and second moments (or momentum in m) */
     size_t n;
-    int decay;            /* weight decay applies (weights; not biases or batchnorm) */
+    int role;             /* enum nn_param_role: what weight decay may leave alone (nn_opt.wd_skip) */
     int frozen;           /* part of a frozen base (nn_net_freeze_base): the optimizer leaves it as it is */
 } nn_param;
 
@@ -78,7 +82,10 @@ typedef struct nn_layer {
     int relu;           /* conv, batchnorm: y = relu(layer(x)) */
     nn_param *weight, *bias; /* dense, conv (weight, bias; no bias for a conv built without);
                               * batchnorm (gamma, beta) */
-    struct nn_net *main, *shortcut; /* block: its two paths (shortcut NULL: the identity) */
+    struct nn_net *main, *shortcut; /* block: its two paths (shortcut NULL: the identity, or option A) */
+    int option_a;       /* block: the shortcut is He et al.'s option A, without parameters: x at every
+                         * stride-th row and column, its c channels zero-padded to oc, (oc - c) / 2
+                         * zero channels before them and the rest after */
     struct nn_net **paths; /* concat: its npaths paths, owned */
     int npaths;
     float *g;           /* block: dL/d(main + shortcut), (B x out); concat: dy split per path,
@@ -216,7 +223,10 @@ typedef struct nn_spec {
     int nobias;     /* conv: no bias (a batchnorm follows) */
     int bottleneck; /* block: 1x1 (out), 3x3 (out, stride), 1x1 (4 out), each with batchnorm;
                      * else basic: 3x3 (out, stride), 3x3 (out). The shortcut is a 1x1 conv
-                     * with stride and batchnorm when the shape changes, as torchvision's */
+                     * with stride and batchnorm when the shape changes, as torchvision's,
+                     * unless option_a */
+    int option_a;   /* block: where the shape changes, the parameter-free shortcut of He et
+                     * al.'s CIFAR nets (see nn_layer.option_a) in place of the projection */
     float eps;      /* batchnorm: 0 for 1e-5 */
     int mixed;      /* concat: which of torchvision's Inception v3 blocks, 'A' (out: the pool
                      * branch's filters), 'B', 'C' (out: the 7x7 branches' width), 'D', 'E',
@@ -235,9 +245,10 @@ nn_net *nn_net_build(const char *model, const nn_spec *specs, int count, int c, 
  * (32x32 becomes 4x4, 2048 into the dense 128); "resnet18", "resnet34" (basic blocks) and
  * "resnet50" (bottleneck blocks) as torchvision builds them for 224x224
  * (conv7x7/2, maxpool3x3/2, four stages, global average pool, dense);
- * "resnet20", the CIFAR one (conv3x3 16, three stages of three basic blocks
- * with 16, 32, 64 filters, global average pool, dense; projection
- * shortcuts). Input
+ * "resnet20", "resnet32", "resnet44", "resnet56" and "resnet110", He et al.'s
+ * CIFAR family of depth 6n+2 (conv3x3 16, three stages of n basic blocks
+ * with 16, 32, 64 filters, global average pool, dense; option A shortcuts:
+ * 269,722 to 1,727,962 parameters for 10 classes). Input
  * (c, h, w), weights He-uniform (Glorot-uniform for the last layer), biases
  * zero, from rng. NULL with err set for an unknown name or a shape the
  * model cannot take. */
@@ -301,6 +312,8 @@ typedef struct nn_opt {
     float lr, momentum, weight_decay; /* SGD: momentum; both: L2 weight decay added to gradients */
     float beta1, beta2, eps;          /* Adam */
     int64_t step;                     /* steps taken (Adam's bias correction) */
+    unsigned wd_skip;                 /* NN_WD_SKIP_*: no weight decay on those parameters (0: on every
+                                       * one, as torch.optim without parameter groups) */
 } nn_opt;
 void nn_opt_init(nn_opt *o, int kind, float lr); /* PyTorch's defaults for the rest */
 /* One step on every parameter of the net, as torch.optim.SGD / Adam do it. */

@@ -80,7 +80,9 @@ void nn_opt_step(nn_opt *o, nn_net *n)
             param_slice(p, t, nt, &lo, &hi);
             if (hi <= lo)
                 continue;
-            float wd = p->decay ? o->weight_decay : 0.0f;
+            int skip = (p->role == NN_ROLE_BN && (o->wd_skip & NN_WD_SKIP_BN)) ||
+                       (p->role == NN_ROLE_BIAS && (o->wd_skip & NN_WD_SKIP_BIAS));
+            float wd = skip ? 0.0f : o->weight_decay;
             if (o->kind == NN_SGD)
                 sgd_update(p->w + lo, p->g + lo, p->m + lo, hi - lo, o->lr, o->momentum, wd, o->step == 1);
             else

@@ -15,8 +15,8 @@
 #include "shards/manifest.h"
 #include "shards/verify.h"
 
-static const char *const schedule_names[] = {"constant", "step", "cosine"};
-static const char *const augment_names[] = {"none", "flip", "crop-flip"};
+static const char *const schedule_names[] = {"constant", "step", "cosine", "multistep"};
+static const char *const augment_names[] = {"none", "flip", "crop-flip", "pad-crop-flip"};
 
 static int name_index(const char *const *names, int n, const char *s)
 {
@@ -26,17 +26,112 @@ static int name_index(const char *const *names, int n, const char *s)
     return -1;
 }
 
-int nn_schedule_from_name(const char *name) { return name_index(schedule_names, 3, name); }
-int nn_augment_from_name(const char *name) { return name_index(augment_names, 3, name); }
+int nn_schedule_from_name(const char *name) { return name_index(schedule_names, 4, name); }
+int nn_augment_from_name(const char *name) { return name_index(augment_names, 4, name); }
+
+int nn_wd_skip_parse(const char *s, unsigned *skip)
+{
+    if (!strcmp(s, "none"))
+        return *skip = 0, 0;
+    unsigned v = 0;
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ",");
+        if (n == 2 && !strncmp(p, "bn", 2))
+            v |= NN_WD_SKIP_BN;
+        else if (n == 4 && !strncmp(p, "bias", 4))
+            v |= NN_WD_SKIP_BIAS;
+        else
+            return -1;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    *skip = v;
+    return 0;
+}
+
+const char *nn_wd_skip_name(unsigned skip)
+{
+    static const char *const names[] = {"none", "bn", "bias", "bn,bias"};
+    return names[skip & 3];
+}
 
 json_t *nn_recipe_json(const nn_recipe *r)
 {
-    return json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I, s:b}", "seed", (json_int_t)r->seed,
+    json_t *j = json_pack("{s:I, s:i, s:f, s:s, s:i, s:i, s:f, s:f, s:s, s:f, s:b, s:I, s:I, s:b}", "seed", (json_int_t)r->seed,
                      "batch", (int)r->batch, "lr", (double)r->lr, "schedule", schedule_names[r->schedule], "warmup",
                      r->warmup, "step_size", r->step_size, "gamma", (double)r->gamma, "label_smoothing",
                      (double)r->label_smoothing, "augment", augment_names[r->augment], "crop_scale",
                      (double)r->crop_scale, "freeze", r->freeze, "steps_per_epoch", (json_int_t)r->steps_per_epoch,
                      "eval_steps", (json_int_t)r->eval_steps, "sync_bn", r->sync_bn);
+    if (j)
+        json_object_set_new(j, "wd_skip", json_string(nn_wd_skip_name(r->wd_skip)));
+    if (j && r->augment == NN_AUG_PAD_CROP_FLIP)
+        json_object_set_new(j, "pad", json_integer(r->pad));
+    if (j && r->schedule == NN_SCHED_MULTISTEP) {
+        json_t *m = json_array();
+        for (int i = 0; i < r->milestones_n; i++)
+            json_array_append_new(m, json_integer(r->milestones[i]));
+        json_object_set_new(j, "milestones", m);
+        json_object_set_new(j, "milestones_unit", json_string(r->milestones_steps ? "steps" : "epochs"));
+    }
+    return j;
+}
+
+int nn_milestones_parse(const char *s, int steps, nn_recipe *r, char *why, size_t why_len)
+{
+    int n = 0;
+    long prev = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        long v = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+        if (v < 1 || v > NN_MAX_STEPS || (*end && *end != ',')) {
+            snprintf(why, why_len, "not a list of whole numbers from 1 to %ld split by commas: %s", NN_MAX_STEPS, s);
+            return -1;
+        }
+        if (v <= prev || n == NN_MAX_MILESTONES) {
+            snprintf(why, why_len, "%s: %s", v <= prev ? "not increasing" : "more than 16 milestones", s);
+            return -1;
+        }
+        r->milestones[n++] = prev = v;
+        p = end;
+        if (!*p)
+            break;
+    }
+    r->milestones_n = n, r->milestones_steps = steps;
+    return 0;
+}
+
+const char *nn_milestones_show(const nn_recipe *r, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < r->milestones_n && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%ld", i ? "," : "", r->milestones[i]);
+    return buf;
+}
+
+/* A checkpoint's multistep milestones: an increasing array of 1..NN_MAX_STEPS
+ * and their unit. */
+static int recipe_milestones(const json_t *j, const char *path, nn_recipe *r, sp_err *err)
+{
+    const json_t *m = json_object_get(j, "milestones");
+    const char *unit = json_string_value(json_object_get(j, "milestones_unit"));
+    size_t n = json_array_size(m);
+    if (!json_is_array(m) || n < 1 || n > NN_MAX_MILESTONES || !unit ||
+        (strcmp(unit, "steps") && strcmp(unit, "epochs")))
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.milestones: missing, or not 1 to %d "
+                       "milestones in steps or epochs", path, NN_MAX_MILESTONES);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(m, i);
+        if (!json_is_integer(v) || json_integer_value(v) < (i ? r->milestones[i - 1] + 1 : 1) ||
+            json_integer_value(v) > NN_MAX_STEPS)
+            return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.milestones[%zu]: not an increasing "
+                           "whole number from 1 to %ld", path, i, NN_MAX_STEPS);
+        r->milestones[i] = (long)json_integer_value(v);
+    }
+    r->milestones_n = (int)n, r->milestones_steps = !strcmp(unit, "steps");
+    return 0;
 }
 
 /* j's integer member key, "extra.recipe.KEY" in messages, in lo..hi. */
@@ -98,6 +193,17 @@ int nn_recipe_from_json(const json_t *j, const char *path, nn_recipe *r, sp_err 
         (json_object_get(j, "eval_steps") && recipe_int(j, "eval_steps", path, 0, NN_MAX_STEPS, &eval_steps, err)))
         return -1;
     r->steps_per_epoch = (long)steps, r->eval_steps = (long)eval_steps;
+    long long pad = 4; /* recorded with pad-crop-flip only */
+    if (json_object_get(j, "pad") && recipe_int(j, "pad", path, 0, NN_MAX_PAD, &pad, err))
+        return -1;
+    r->pad = (int)pad;
+    const json_t *skip = json_object_get(j, "wd_skip");
+    r->wd_skip = NN_WD_SKIP_BN | NN_WD_SKIP_BIAS; /* absent: what the trainer did then */
+    if (skip && (!json_is_string(skip) || nn_wd_skip_parse(json_string_value(skip), &r->wd_skip)))
+        return sp_fail(err, SP_EXIT_DATA, "%s: header field extra.recipe.wd_skip: not none, bn, bias or bn,bias", path);
+    r->milestones_n = 0;
+    if (r->schedule == NN_SCHED_MULTISTEP && recipe_milestones(j, path, r, err))
+        return -1;
     return 0;
 }
 
@@ -108,6 +214,13 @@ float nn_learning_rate(const nn_recipe *r, long s, long steps_per_epoch, long to
         return r->lr * (float)(s + 1) / (float)warm;
     switch (r->schedule) {
     case NN_SCHED_STEP: return r->lr * powf(r->gamma, (float)(s / steps_per_epoch / r->step_size));
+    case NN_SCHED_MULTISTEP: {
+        long at = r->milestones_steps ? s : s / steps_per_epoch; /* a milestone m: from step or epoch m on */
+        int k = 0;
+        while (k < r->milestones_n && at >= r->milestones[k])
+            k++;
+        return r->lr * powf(r->gamma, (float)k);
+    }
     case NN_SCHED_COSINE:
         return total > warm ? r->lr * 0.5f * (1.0f + cosf(3.14159265358979f * (float)(s - warm) / (float)(total - warm)))
                             : r->lr;
@@ -210,12 +323,16 @@ static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_n
     agree_field(f, &n, "--optimizer", 0, "%s", opt->kind == NN_SGD ? "sgd" : "adam");
     agree_field(f, &n, "--lr", 0, "%.9g", (double)r->lr);
     agree_field(f, &n, "--momentum", 0, "%.9g", (double)opt->momentum);
-    agree_field(f, &n, "--weight-decay", 0, "%.9g", (double)opt->weight_decay);
-    agree_field(f, &n, "--schedule", 0, "%s, warm-up %d, step size %d, gamma %.9g", schedule_names[r->schedule],
-                r->warmup, r->step_size, (double)r->gamma);
+    agree_field(f, &n, "--weight-decay", 0, "%.9g, skipping %s", (double)opt->weight_decay,
+                nn_wd_skip_name(opt->wd_skip));
+    char mls[NN_MAX_MILESTONES * 12];
+    agree_field(f, &n, "--schedule", 0, "%s, warm-up %d, step size %d, gamma %.9g, milestones %s %s",
+                schedule_names[r->schedule], r->warmup, r->step_size, (double)r->gamma,
+                nn_milestones_show(r, mls, sizeof mls), r->milestones_steps ? "steps" : "epochs");
     agree_field(f, &n, "--label-smoothing", 0, "%.9g", (double)r->label_smoothing);
     agree_field(f, &n, "--augment", 0, "%s", augment_names[r->augment]);
     agree_field(f, &n, "--crop-scale", 0, "%.9g", (double)r->crop_scale);
+    agree_field(f, &n, "--pad", 0, "%d", r->pad);
     agree_field(f, &n, "--freeze", 0, "%s", r->freeze ? "base" : "none");
     agree_field(f, &n, "--sync-bn", 0, "%s", nn_dist_sync_bn() ? "on" : "off");
     agree_field(f, &n, "the layout", 0, "channel blocks of %d", nn_net_layout_block(net));
@@ -251,7 +368,7 @@ static void change(const nn_train_options *o, unsigned bit, const char *name, co
 {
     if (!(o->given & bit) || !strcmp(mine, theirs) || !o->on_note)
         return;
-    char note[256];
+    char note[640];
     snprintf(note, sizeof note, "%s %s from epoch %d on, in place of the checkpoint's %s", name, mine, from_epoch + 1,
              theirs);
     o->on_note(o->ctx, note);
@@ -278,7 +395,7 @@ static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net 
                           sp_err *err)
 {
     const nn_recipe *c = &o->recipe;
-    char a[64], b[64], model[32];
+    char a[NN_MAX_MILESTONES * 12 + 8], b[NN_MAX_MILESTONES * 12 + 8], model[32];
     if (o->given & NN_GIVEN_INIT)
         return sp_fail(err, SP_EXIT_USAGE, "--init: not with --resume (the weights come from the checkpoint %s)",
                        o->resume);
@@ -292,11 +409,13 @@ static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net 
                SHOWF(b, opt->momentum), err) ||
         refuse(o, NN_GIVEN_WEIGHT_DECAY, "--weight-decay", SHOWF(a, o->weight_decay),
                SHOWF(b, opt->weight_decay), err) ||
+        refuse(o, NN_GIVEN_WD_SKIP, "--wd-skip", nn_wd_skip_name(c->wd_skip), nn_wd_skip_name(r->wd_skip), err) ||
         refuse(o, NN_GIVEN_SEED, "--seed", SHOW(a, "%llu", (unsigned long long)c->seed),
                SHOW(b, "%llu", (unsigned long long)r->seed), err) ||
         refuse(o, NN_GIVEN_AUGMENT, "--augment", augment_names[c->augment], augment_names[r->augment], err) ||
         refuse(o, NN_GIVEN_CROP_SCALE, "--crop-scale", SHOWF(a, c->crop_scale),
                SHOWF(b, r->crop_scale), err) ||
+        refuse(o, NN_GIVEN_PAD, "--pad", SHOW(a, "%d", c->pad), SHOW(b, "%d", r->pad), err) ||
         refuse(o, NN_GIVEN_SMOOTHING, "--label-smoothing", SHOWF(a, c->label_smoothing),
                SHOWF(b, r->label_smoothing), err) ||
         refuse(o, NN_GIVEN_FREEZE, "--freeze", c->freeze ? "base" : "none", r->freeze ? "base" : "none", err) ||
@@ -309,6 +428,15 @@ static int resume_options(const nn_train_options *o, nn_recipe *r, const nn_net 
     change(o, NN_GIVEN_WARMUP, "--warmup", SHOW(a, "%d", c->warmup), SHOW(b, "%d", r->warmup), epoch);
     change(o, NN_GIVEN_STEP_SIZE, "--step-size", SHOW(a, "%d", c->step_size), SHOW(b, "%d", r->step_size), epoch);
     change(o, NN_GIVEN_GAMMA, "--gamma", SHOWF(a, c->gamma), SHOWF(b, r->gamma), epoch);
+    if (o->given & NN_GIVEN_MILESTONES) {
+        char ma[NN_MAX_MILESTONES * 12], mb[NN_MAX_MILESTONES * 12];
+        change(o, NN_GIVEN_MILESTONES, "--milestones",
+               SHOW(a, "%s %s", nn_milestones_show(c, ma, sizeof ma), c->milestones_steps ? "steps" : "epochs"),
+               r->milestones_n ? SHOW(b, "%s %s", nn_milestones_show(r, mb, sizeof mb),
+                                      r->milestones_steps ? "steps" : "epochs") : "none", epoch);
+        memcpy(r->milestones, c->milestones, sizeof r->milestones);
+        r->milestones_n = c->milestones_n, r->milestones_steps = c->milestones_steps;
+    }
     change(o, NN_GIVEN_EVAL_STEPS, "--eval-steps", SHOW(a, "%ld", c->eval_steps), SHOW(b, "%ld", r->eval_steps), epoch);
     if (o->given & NN_GIVEN_LR)
         r->lr = c->lr;
@@ -535,12 +663,28 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 augment_names[r.augment]);
         goto out;
     }
+    if (r.schedule == NN_SCHED_MULTISTEP && !r.milestones_n) {
+        sp_fail(err, SP_EXIT_USAGE, "--schedule multistep: give where the rate drops (--milestones EPOCHS or "
+                "--milestones-steps STEPS)");
+        goto out;
+    }
+    if ((o->given & NN_GIVEN_MILESTONES) && r.schedule != NN_SCHED_MULTISTEP) {
+        sp_fail(err, SP_EXIT_USAGE, "--milestones: only with --schedule multistep (this run's schedule is %s)",
+                schedule_names[r.schedule]);
+        goto out;
+    }
+    if ((o->given & NN_GIVEN_PAD) && r.augment != NN_AUG_PAD_CROP_FLIP) {
+        sp_fail(err, SP_EXIT_USAGE, "--pad: only with --augment pad-crop-flip (this run's augment is %s)",
+                augment_names[r.augment]);
+        goto out;
+    }
     nn_dist_set_sync_bn(r.sync_bn);
     uint32_t batch = r.batch;
     uint32_t view_size = net ? (uint32_t)net->h : (uint32_t)o->view_size; /* resumed: the model's own input size */
     if (nn_data_open_view(&tr, o->dir, "train", batch, view_size, err))
         goto out;
     tr.crop_scale = r.crop_scale;
+    tr.pad = r.pad;
     if ((o->given & NN_GIVEN_VIEW_SIZE) && !tr.encoded) {
         sp_fail(err, SP_EXIT_USAGE, "--view-size: %s holds pixels, not encoded images: the model sees them as stored",
                 o->dir);
@@ -588,6 +732,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         opt.momentum = o->optimizer == NN_SGD ? o->momentum : 0;
         opt.weight_decay = o->weight_decay;
     }
+    opt.wd_skip = r.wd_skip;
     if (ranks > 1 && (batch < (uint32_t)ranks || (tr.count % batch && tr.count % batch < (uint64_t)ranks))) {
         sp_fail(err, SP_EXIT_USAGE, "%d ranks need at least one record each of every batch: batch %u over %llu records",
                 ranks, batch, (unsigned long long)tr.count);

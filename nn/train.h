@@ -10,7 +10,8 @@
 #include "nn/nn.h"
 
 /* Learning-rate schedules over the steps of a run. */
-enum nn_schedule { NN_SCHED_CONSTANT, NN_SCHED_STEP, NN_SCHED_COSINE };
+enum nn_schedule { NN_SCHED_CONSTANT, NN_SCHED_STEP, NN_SCHED_COSINE, NN_SCHED_MULTISTEP };
+#define NN_MAX_MILESTONES 16
 
 /* What shapes a run besides the weights: kept in the checkpoint, so that a
  * resumed run goes on exactly as the uninterrupted one would. */
@@ -21,15 +22,25 @@ typedef struct nn_recipe {
     int schedule;            /* enum nn_schedule */
     int warmup;              /* epochs of linear warm-up, 0..NN_MAX_EPOCHS */
     int step_size;           /* step schedule: epochs between decays, 1..NN_MAX_EPOCHS */
-    float gamma;             /* step schedule: the decay, (0, 1] */
+    float gamma;             /* step and multistep schedules: the decay, (0, 1] */
+    int milestones_n;        /* multistep: 1..NN_MAX_MILESTONES milestones (recorded with it only) */
+    long milestones[NN_MAX_MILESTONES]; /* multistep: increasing, >= 1: the rate is lr * gamma^k from the
+                              * k-th one on (PyTorch's MultiStepLR) */
+    int milestones_steps;    /* 1: milestones count optimizer steps (0-based step m is the first at the
+                              * lower rate); 0: epochs (epoch m, 0-based, is) */
     float label_smoothing;   /* [0, 1) */
     int augment;             /* enum nn_augment */
     float crop_scale;        /* crop-flip: the smallest crop area, (0, 1] */
+    int pad;                 /* pad-crop-flip: the padding, 0..NN_MAX_PAD pixels (recorded with it only;
+                              * absent: 4) */
     int freeze;              /* 1: the model's base is frozen (nn_net_freeze_base); absent in older checkpoints: 0 */
     long steps_per_epoch;    /* 0: an epoch is a pass over the train split; else N batches of the stream of
                               * passes (Keras' steps_per_epoch), 1..NN_MAX_STEPS */
     long eval_steps;         /* 0: evaluate on the whole split; else on its first N batches (validation_steps) */
     int sync_bn;             /* 1: batchnorm statistics over the global batch (nn_dist_set_sync_bn); absent: 0 */
+    unsigned wd_skip;        /* NN_WD_SKIP_*: parameters the weight decay leaves alone (nn_opt.wd_skip); absent
+                              * from a checkpoint: batchnorm and biases, as the trainer did before it was
+                              * recorded */
 } nn_recipe;
 #define NN_MAX_STEPS 1000000000L
 
@@ -37,6 +48,16 @@ typedef struct nn_recipe {
  * checkpoint spell them; the index, or -1 for an unknown name. */
 int nn_schedule_from_name(const char *name);
 int nn_augment_from_name(const char *name);
+/* Parses "M1,M2,..." (increasing integers of 1..NN_MAX_STEPS, at most
+ * NN_MAX_MILESTONES) into r's milestones, in steps or epochs. 0, or -1 with
+ * why (the reason, naming the bad item). */
+int nn_milestones_parse(const char *s, int steps, nn_recipe *r, char *why, size_t why_len);
+/* r's milestones as "M1,M2,..." into buf. */
+const char *nn_milestones_show(const nn_recipe *r, char *buf, size_t n);
+/* --wd-skip's list ("bn", "bias", "bn,bias" or "none") into *skip: 0, or
+ * -1 for another word. nn_wd_skip_name: the list of skip, "none" for 0. */
+int nn_wd_skip_parse(const char *s, unsigned *skip);
+const char *nn_wd_skip_name(unsigned skip);
 /* The recipe as JSON (a new reference). */
 json_t *nn_recipe_json(const nn_recipe *r);
 /* The recipe a checkpoint's header recorded, every field type- and
@@ -73,12 +94,13 @@ typedef struct nn_epoch_report {
 /* The options a command line gave (nn_train_options.given). A resumed run
  * refuses (SP_EXIT_USAGE, naming the option and both values) a given value
  * that differs from the checkpoint's for those that shape what is trained:
- * model and head, --init, batch, optimizer, momentum, weight decay, seed,
- * augment, crop scale, smoothing, freeze, steps per epoch, view size,
+ * model and head, --init, batch, optimizer, momentum, weight decay and wd-skip, seed,
+ * augment, crop scale, pad, smoothing, freeze, steps per epoch, view size,
  * sync-bn; it takes the new value, from its first step on, for the rate and
- * its schedule (lr, schedule, warmup, step size, gamma) and eval steps, and
+ * its schedule (lr, schedule, warmup, step size, gamma, milestones) and eval steps, and
  * says so through on_note. In every run, a given view size on a pixel set
- * and a given crop scale without crop-flip are usage errors. */
+ * and a given crop scale without crop-flip (pad without pad-crop-flip) are
+ * usage errors. */
 enum nn_given {
     NN_GIVEN_MODEL = 1u << 0, NN_GIVEN_HEAD = 1u << 1, NN_GIVEN_INIT = 1u << 2, NN_GIVEN_BATCH = 1u << 3,
     NN_GIVEN_OPTIMIZER = 1u << 4, NN_GIVEN_MOMENTUM = 1u << 5, NN_GIVEN_WEIGHT_DECAY = 1u << 6,
@@ -86,7 +108,9 @@ enum nn_given {
     NN_GIVEN_SMOOTHING = 1u << 10, NN_GIVEN_FREEZE = 1u << 11, NN_GIVEN_STEPS = 1u << 12,
     NN_GIVEN_VIEW_SIZE = 1u << 13, NN_GIVEN_SYNC_BN = 1u << 14, NN_GIVEN_LR = 1u << 15,
     NN_GIVEN_SCHEDULE = 1u << 16, NN_GIVEN_WARMUP = 1u << 17, NN_GIVEN_STEP_SIZE = 1u << 18,
-    NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20,
+    NN_GIVEN_GAMMA = 1u << 19, NN_GIVEN_EVAL_STEPS = 1u << 20, NN_GIVEN_PAD = 1u << 21,
+    NN_GIVEN_MILESTONES = 1u << 22, /* --milestones or --milestones-steps */
+    NN_GIVEN_WD_SKIP = 1u << 23,
 };
 
 typedef struct nn_train_options {

@@ -8,7 +8,8 @@ The state_dict has the names of the PyTorch model that computes what nn/
 computes: torchvision's for resnet18, resnet34, resnet50, inception_v3
 (aux_logits=False), vgg11, vgg16, vgg11_bn and vgg16_bn; the project's
 mirror models (tests/fixtures/torch_models.py, next to this script's
-repository) for mlp, cnn, cnn-same and resnet20. nn/ builds each model with
+repository) for mlp, cnn, cnn-same and the CIFAR resnets (resnet20, 32, 44,
+56 and 110, option A shortcuts, without parameters). nn/ builds each model with
 its parameters in PyTorch's order, so the checkpoint's arrays (each
 parameter's values, then its two optimizer moments, which are dropped; then
 each batchnorm's running mean and variance) are taken in the state_dict's
@@ -58,15 +59,15 @@ def torch_model(name, shape, classes):
     if name == "inception_v3":
         return torchvision.models.inception_v3(num_classes=classes, aux_logits=False, init_weights=False)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
-    from torch_models import cnn, mlp, resnet
+    from torch_models import CIFAR_BLOCKS, cnn, mlp, resnet
     if name == "mlp":
         return mlp(shape[0] * shape[1] * shape[2], classes)
     if name in ("cnn", "cnn-same"):
         return cnn(classes, padding=1 if name == "cnn-same" else 0, hw=(shape[1], shape[2]))
-    if name == "resnet20":
+    if name in CIFAR_BLOCKS:
         return resnet(name, classes)
     fail(f"model {name}: no PyTorch model of it here (torchvision's resnets, vggs and inception_v3; "
-         "mlp, cnn, cnn-same and resnet20)")
+         "mlp, cnn, cnn-same and resnet20, 32, 44, 56, 110)")
 
 
 def main():

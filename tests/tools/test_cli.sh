@@ -103,8 +103,8 @@ bad_value sp-train "sp-train: --epochs: not an integer in 1..100000: 0" SH --epo
 bad_value sp-eval "sp-eval: --batch: not an integer in 1..65536: 0" SH -c ck.ckpt --batch 0
 bad_value sp-train "sp-train: --lr: not a number above 0 and at most 1000000: 1e-50" SH --lr 1e-50
 bad_value sp-train "sp-train: --momentum: not a number of at least 0 and below 1: 1" SH --momentum=1
-bad_value sp-train "sp-train: --model: not one of mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, inception_v3, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg11-cifar, vgg11_bn-cifar, vgg16-cifar, vgg16_bn-cifar: vgg" SH -m vgg
-bad_value sp-train "sp-train: --augment: not one of none, flip, crop-flip: all" SH --augment all
+bad_value sp-train "sp-train: --model: not one of mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, resnet32, resnet44, resnet56, resnet110, inception_v3, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg11-cifar, vgg11_bn-cifar, vgg16-cifar, vgg16_bn-cifar: vgg" SH -m vgg
+bad_value sp-train "sp-train: --augment: not one of none, flip, crop-flip, pad-crop-flip: all" SH --augment all
 bad_value sp-eval "sp-eval: --split: not one of test, val, train: dev" SH -c ck.ckpt -s dev
 # usage errors found after parsing name what is missing
 check sp-shard "no -o" "status 2 sp-shard && same_err \"sp-shard: no output directory (-o DIR)

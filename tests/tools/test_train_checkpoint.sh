@@ -58,7 +58,7 @@ refused_by_both beta.ckpt "header field optimizer.beta2: 1 is outside [0, 1)"
 mutate kind.ckpt 'h["optimizer"]["kind"] = "lion"'
 refused_by_both kind.ckpt "header field optimizer.kind: not sgd or adam"
 mutate model.ckpt 'h["model"] = "resnet9"'
-refused_by_both model.ckpt "unknown model resnet9 (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, inception_v3, vgg11, vgg16, vgg11_bn, vgg16_bn, the vggs with -cifar; any with +headN)"
+refused_by_both model.ckpt "unknown model resnet9 (mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, resnet32, resnet44, resnet56, resnet110, inception_v3, vgg11, vgg16, vgg11_bn, vgg16_bn, the vggs with -cifar; any with +headN)"
 mutate params.ckpt 'h["parameters"] += 1'
 n=$($PY -c "import json, struct; d = open('good.ckpt', 'rb').read(); print(json.loads(d[16:16 + struct.unpack_from('<I', d, 12)[0]])['parameters'])")
 refused_by_both params.ckpt "header field parameters: $((n + 1)), but model mlp has $n"

@@ -274,6 +274,50 @@ static void model_case(const char *prefix, const char *model, int c, int h, int 
     nn_net_free(n);
 }
 
+/* --wd-skip bn,bias: after an SGD step with weight decay, batchnorm's
+ * parameters and the biases are bit for bit those of a step without it; the
+ * weights are not (resnet20 from the resnet20_wdskip fixture). */
+static void wd_skip_case(nn_rng *rng)
+{
+    const fix *x = get("resnet20_wdskip.x");
+    int B = x->dims[0];
+    int32_t labels[64];
+    float dlogits[640];
+    for (int i = 0; i < B; i++)
+        labels[i] = (int32_t)getf("resnet20_wdskip", "labels")[i];
+    nn_net *n[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        sp_err err = {0};
+        nn_opt o;
+        nn_opt_init(&o, NN_SGD, 0.05f);
+        o.momentum = 0.9f, o.weight_decay = k ? 0.0f : 0.05f, o.wd_skip = NN_WD_SKIP_BN | NN_WD_SKIP_BIAS;
+        n[k] = nn_net_create("resnet20", 3, 32, 32, 10, B, rng, &err);
+        CHECK(n[k] != NULL, "%s", err.msg);
+        if (!n[k] || load_params("resnet20_wdskip", n[k]))
+            break;
+        nn_rng r;
+        nn_rng_seed(&r, 1);
+        nn_softmax_xent(fwd(n[k], x->data, B, 1, &r), labels, B, 10, dlogits, NULL);
+        bwd(n[k], dlogits, B);
+        nn_opt_step(&o, n[k]);
+    }
+    int same[3] = {0, 0, 0}, count[3] = {0, 0, 0}; /* per role: tensors equal to the run without decay */
+    for (int i = 0; n[0] && n[1] && i < n[0]->nparams; i++) {
+        const nn_param *a = n[0]->params[i], *b = n[1]->params[i];
+        count[a->role]++;
+        same[a->role] += !memcmp(a->w, b->w, a->n * sizeof *a->w);
+    }
+    CHECK(count[NN_ROLE_BN] > 0 && same[NN_ROLE_BN] == count[NN_ROLE_BN], "wd_skip: %d of %d batchnorm tensors "
+          "equal to the step without decay", same[NN_ROLE_BN], count[NN_ROLE_BN]);
+    CHECK(count[NN_ROLE_BIAS] > 0 && same[NN_ROLE_BIAS] == count[NN_ROLE_BIAS], "wd_skip: %d of %d biases equal "
+          "to the step without decay", same[NN_ROLE_BIAS], count[NN_ROLE_BIAS]);
+    CHECK(count[NN_ROLE_WEIGHT] > 0 && same[NN_ROLE_WEIGHT] == 0, "wd_skip: %d of %d weights untouched by the "
+          "decay", same[NN_ROLE_WEIGHT], count[NN_ROLE_WEIGHT]);
+    printf("  %-22s %d batchnorm tensors and %d biases as without decay, %d weights decayed\n", "wd_skip bn,bias",
+           same[NN_ROLE_BN], same[NN_ROLE_BIAS], count[NN_ROLE_WEIGHT]);
+    nn_net_free(n[0]), nn_net_free(n[1]);
+}
+
 /* The batchnorm running statistics of n (blocks' paths included, in order)
  * against the fixtures prefix.r0, r1, ...: the largest difference into *worst. */
 static void running_stats(const nn_net *n, const char *prefix, int *j, double *worst)
@@ -371,6 +415,7 @@ static void residual_cases(void)
     } blocks[] = {
         {"basic", {.kind = NN_BLOCK, .out = 16, .stride = 2}},
         {"basic_id", {.kind = NN_BLOCK, .out = 8, .stride = 1}},
+        {"basic_a", {.kind = NN_BLOCK, .out = 16, .stride = 2, .option_a = 1}},
         {"bottleneck", {.kind = NN_BLOCK, .out = 4, .stride = 2, .bottleneck = 1}},
     };
     for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++) {
@@ -410,7 +455,8 @@ static void residual_cases(void)
     static const struct {
         const char *model;
         int size;
-    } models[] = {{"resnet20", 32}}; /* resnet18, 34, 50: against torchvision's own (--net) */
+    } models[] = {{"resnet20", 32}, {"resnet32", 32}, {"resnet44", 32}, {"resnet56", 32}};
+    /* (resnet18, 34, 50: against torchvision's own, --net) */
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
         nn_net *n = nn_net_create(models[i].model, 3, models[i].size, models[i].size, 10, 2, &rng, &err);
         CHECK(n != NULL, "%s: %s", models[i].model, err.msg);
@@ -418,6 +464,20 @@ static void residual_cases(void)
             net_case(models[i].model, n, 1, MODEL_ATOL, MODEL_RTOL, 0);
         nn_net_free(n);
     }
+    /* resnet110: its output and loss (its gradients at batch 2 move by more
+     * than the tolerance under float32's rounding: make_nn_fixtures.py) */
+    nn_net *n = nn_net_create("resnet110", 3, 32, 32, 10, 2, &rng, &err);
+    CHECK(n != NULL, "resnet110: %s", err.msg);
+    if (n && !load_params("resnet110", n)) {
+        nn_rng r;
+        nn_rng_seed(&r, 1);
+        const float *y = fwd(n, getf("resnet110", "x"), 2, 1, &r);
+        compare("resnet110", "y", y, MODEL_ATOL, MODEL_RTOL);
+        int32_t labels[2] = {(int32_t)getf("resnet110", "labels")[0], (int32_t)getf("resnet110", "labels")[1]};
+        float dl[2 * 10], loss = nn_softmax_xent(y, labels, 2, 10, dl, NULL);
+        compare("resnet110", "loss", &loss, MODEL_ATOL, MODEL_RTOL);
+    }
+    nn_net_free(n);
 }
 
 /* ---------------- finite differences ---------------- */
@@ -755,6 +815,10 @@ int main(int argc, char **argv)
     model_case("cnn-same", "cnn-same", 3, 32, 32, &sgd, &rng);
     nn_opt_init(&adam, NN_ADAM, 1e-3f);
     model_case("cnn_adam", "cnn", 3, 32, 32, &adam, &rng);
+    nn_opt_init(&sgd, NN_SGD, 0.05f);
+    sgd.momentum = 0.9f, sgd.weight_decay = 0.05f, sgd.wd_skip = NN_WD_SKIP_BN | NN_WD_SKIP_BIAS;
+    model_case("resnet20_wdskip", "resnet20", 3, 32, 32, &sgd, &rng);
+    wd_skip_case(&rng);
     layer_case("maxpool3p1", (nn_spec){.kind = NN_MAXPOOL, .k = 3, .stride = 2, .pad = 1}, 1, &rng);
     layer_case("conv_1x7", (nn_spec){.kind = NN_CONV, .out = 4, .k = 1, .kw = 7, .stride = 1, .padw = 3}, 1, &rng);
     layer_case("conv_7x1", (nn_spec){.kind = NN_CONV, .out = 4, .k = 7, .kw = 1, .stride = 1, .pad = 3}, 1, &rng);
