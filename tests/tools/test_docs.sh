@@ -98,7 +98,7 @@ for doc in docs:
             if not m or m.group(1) not in TOOLS:
                 continue
             tool, rest = m.group(1), segment[m.end():]
-            for opt in re.findall(r"(?<![\w\-'\"=./])(--?[A-Za-z][\w-]*)", rest):
+            for opt in re.findall(r"(?<![\w\-'\"=./*])(--?[A-Za-z][\w-]*)", rest):
                 checked["tool options"] += 1
                 if opt not in options_of(tool):
                     problems.append(f"{doc}: `{tool} {opt}`: not an option of {tool} --help")
