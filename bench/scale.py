@@ -30,7 +30,8 @@ it used, per record, so that stages sharing the cores are told apart. The
 sets' consumers (sp-verify, sp-inspect, sp-train to its first step, the C
 reader's epoch, the Python Loader's epoch) run alone: wall seconds.
 Prints one table: a row per path and stage, a column pair per size, and the
-ratio of the largest size to the smallest (time per record; RSS).
+ratios (time per record; RSS) of the largest size to the smallest and to the
+one before it.
 """
 import glob
 import gzip
@@ -242,14 +243,15 @@ def run_path(path, n, b, build, work, pool):
     for i in range(PARTS):
         _, res = run_pipeline([unpack, decode + ["--part", f"{i}/{PARTS}"],
                                [f"{b}/sp-shard", "-q", "--part", f"{i}/{PARTS}", "-o", f"{d}/p{i}"]])
-        for name, (cpu, rss) in zip(("sp-unpack (tars), a part", "sp-decode --part I/64", "sp-shard --part I/64"), res):
+        for name, (cpu, rss) in zip(("sp-unpack, 64 parts summed", "sp-decode --part, 64 summed",
+                                   "sp-shard --part, 64 summed"), res):
             c, r = worst.get(name, (0.0, 0.0))
             worst[name] = (c + cpu, max(r, rss))
     wall = time.perf_counter() - t
     mwall, ((mcpu, mrss),) = run_pipeline([[f"{b}/sp-shard", "-q", "--merge", "-o", f"{d}/S"]
                                            + [f"{d}/p{i}" for i in range(PARTS)]])
     rows = [(name, cpu, rss, True) for name, (cpu, rss) in worst.items()]
-    rows += [("  64 parts one after another, wall", wall, 0, True), ("sp-shard --merge", mwall, mrss, True)]
+    rows += [("  64 parts one after another, wall", wall, 0, True), ("sp-shard --merge, wall", mwall, mrss, True)]
     return rows + consumers(b, build, f"{d}/S", path != "ilsvrc-224")
 
 
@@ -345,9 +347,9 @@ def main():
     if not table:
         return
     head = f"{'path':15} {'stage':36}" + "".join(f" {f'{n} recs':>20}" for n in sizes)
-    print(head + f" {'time ratio':>10} {'RSS ratio':>9}")
+    print(head + f" {'time, RSS: largest size /':>28}")
     print(f"{'':52}" + "".join(f" {'us/rec':>9} {'RSS MB':>10}" for _ in sizes)
-          + f" {'largest':>10} {'/smallest':>9}")
+          + f" {'smallest':>13} {'previous':>14}")
     for (path, name), by in table.items():
         cells, per = [], []
         for n in sizes:
@@ -358,9 +360,12 @@ def main():
             v = secs / n * 1e6 if per_record else secs
             per.append((v, rss))
             cells.append(f" {v:9.2f} {rss:10.1f}" if per_record else f" {v:8.3f}s {rss:10.1f}")
-        ratio = f" {per[-1][0] / per[0][0]:9.2f}x" if len(per) > 1 and per[0][0] else f" {'':10}"
-        rr = f" {per[-1][1] / per[0][1]:8.2f}x" if len(per) > 1 and per[0][1] else ""
-        print(f"{path:15} {name:36}" + "".join(cells) + ratio + rr)
+        ratios = ""
+        for a in (per[:1], per[-2:-1]) if len(per) > 1 else ():
+            t = f"{per[-1][0] / a[0][0]:.2f}x" if a[0][0] else "-"
+            m = f"{per[-1][1] / a[0][1]:.2f}x" if a[0][1] else "-"
+            ratios += f" {t:>6} {m:>6}"
+        print(f"{path:15} {name:36}" + "".join(cells) + ratios)
     print("(stages of a pipeline: CPU microseconds (user + system) per record; 'whole pipeline' and the "
           "readers' rows: wall; the readers' rows in seconds; RSS: peak, /usr/bin/time %M)")
 
