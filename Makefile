@@ -122,7 +122,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo reproduce asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo reproduce asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu bench-scale fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -278,6 +278,14 @@ bench-loader:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/reader_bench
 	/usr/bin/python3 bench/bench_loader.py $(BUILD) $(BENCH_PHOTOS)
+
+# The scale harness (bench/scale.py; docs/scale.md): every stage of the IDX and
+# ILSVRC paths at SCALE_SIZES records (default 10000,100000), time per record
+# and peak RSS. Long: not part of make bench.
+bench-scale:
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/reader_bench
+	/usr/bin/python3 bench/scale.py $(BUILD)
 
 # A GPU fed by shardpipe.Loader (bench/bench_gpu_feed.py): torchvision's
 # ResNet-50 from 224x224 shards against synthetic batches on the device.

@@ -1,7 +1,9 @@
 /* The peer for the decode benchmarks: bare libjpeg-turbo (TurboJPEG API),
  * tjDecompress2 of each file to RGB, from memory, one thread; at full size,
- * or with -8 at 1/8 scale (the DCT-scaled decode draft mode uses).
- * usage: tj_decode ROUNDS [-8] FILE...   prints "IMAGES SECONDS" */
+ * or with -8 at 1/8 scale (the DCT-scaled decode draft mode uses), or with
+ * -d SIZE at the smallest of 1/2, 1/4, 1/8 that keeps both sides at least
+ * SIZE (full size when none does: sp-decode --resize SIZE's DCT scale).
+ * usage: tj_decode ROUNDS [-8 | -d SIZE] FILE...   prints "IMAGES SECONDS" */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +24,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tj_decode ROUNDS FILE...\n");
         return 2;
     }
-    int rounds = atoi(argv[1]), first = 2, eighth = 0;
+    int rounds = atoi(argv[1]), first = 2, eighth = 0, draft = 0;
     if (argc > 3 && !strcmp(argv[2], "-8"))
         eighth = 1, first = 3;
+    else if (argc > 4 && !strcmp(argv[2], "-d"))
+        draft = atoi(argv[3]), first = 4;
     int n = argc - first;
     unsigned char **data = calloc((size_t)n, sizeof *data);
     unsigned long *len = calloc((size_t)n, sizeof *len);
@@ -54,6 +58,11 @@ int main(int argc, char **argv)
                 return fprintf(stderr, "%s: %s\n", argv[i + first], tjGetErrorStr2(tj)), 1;
             if (eighth)
                 w = (w + 7) / 8, h = (h + 7) / 8;
+            for (int d = 8; draft && d >= 2; d /= 2)
+                if ((w + d - 1) / d >= draft && (h + d - 1) / d >= draft) {
+                    w = (w + d - 1) / d, h = (h + d - 1) / d;
+                    break;
+                }
             size_t need = (size_t)w * h * 3;
             if (need > cap)
                 out = realloc(out, cap = need);
