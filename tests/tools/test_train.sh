@@ -177,6 +177,6 @@ grep -q "epoch" err && fail "trained on shards that do not verify"
 expect_status 2 sp-train fm -e 3 --resume full.ckpt
 expect_err "sp-train: full.ckpt: already trained 3 epochs; ask for more with --epochs"
 expect_status 2 sp-train fm --model resnet9
-expect_err "sp-train: --model: not one of mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, inception_v3, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg11-cifar, vgg11_bn-cifar, vgg16-cifar, vgg16_bn-cifar: resnet9
+expect_err "sp-train: --model: not one of mlp, cnn, cnn-same, resnet18, resnet34, resnet50, resnet20, resnet32, resnet44, resnet56, resnet110, inception_v3, vgg11, vgg11_bn, vgg16, vgg16_bn, vgg11-cifar, vgg11_bn-cifar, vgg16-cifar, vgg16_bn-cifar: resnet9
 Try 'sp-train --help' for more information."
 echo ok
