@@ -45,7 +45,7 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
            shards/shuffle.c shards/inspect.c shards/reader.c shards/order.c shards/shard_records.c shards/remote.c \
-           shards/cache.c
+           shards/cache.c shards/upload.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
 NN_SRC  := nn/rng.c nn/layers.c nn/relu.c nn/dense.c nn/conv.c nn/onednn.c nn/pool.c nn/norm.c nn/norm_blocked.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/class_names.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
 CLI_SRC := common/sp_cli.c

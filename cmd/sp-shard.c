@@ -1,13 +1,19 @@
 /* sp-shard: pixel records in, HDF5+zstd shards and a manifest out. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "common/sp_cli.h"
 #include "pipeline/stage.h"
 #include "common/sp_part.h"
 #include "shards/shard.h"
+#include "shards/cache.h"
+#include "shards/remote.h"
 #include "shards/shuffle.h"
+#include "shards/upload.h"
 
 static const char about[] =
     "Write the pixel records of a record stream to HDF5 shards compressed with\n"
@@ -29,7 +35,16 @@ static const char about[] =
     "in DIR/.sp-journal. Rerunning the same command after a crash or a kill\n"
     "compares the records with those shards instead of compressing them again,\n"
     "takes over every shard whose records (keys, labels, pixel checksums) and\n"
-    "options are equal, and ends with the files of an uninterrupted run.\n";
+    "options are equal, and ends with the files of an uninterrupted run.\n"
+    "\n"
+    "Upload: with -o s3://BUCKET/PREFIX/ the set is written as above into a local\n"
+    "staging directory (--staging), then each shard is put under PREFIX (in parts\n"
+    "above --multipart-size), and manifest.json last, once every shard is up: a\n"
+    "reader never sees a manifest whose shards are missing. A shard already there\n"
+    "with the manifest's size and sha256 is kept, so a rerun after a crash or a\n"
+    "kill puts only what is missing. The default staging directory is removed\n"
+    "after a complete upload; one given with --staging is kept. Credentials: as\n"
+    "for reading (AWS_* variables or ~/.aws/credentials, --s3-endpoint).\n";
 
 typedef struct tool {
     int part, parts;
@@ -81,10 +96,48 @@ static void print_info(void *ctx, const char *msg)
     sp_info("%s", msg);
 }
 
+/* The default staging directory of url: CACHE/staging/ and 16 hex digits of
+ * its sha256 (the same for a rerun), created. 0 or -1 (err). */
+static int default_staging(const char *url, char *out, size_t n, sp_err *err)
+{
+    char root[4096];
+    unsigned char d[32];
+    unsigned dl = 0;
+    if (sp_cache_root(NULL, root, sizeof root, err))
+        return -1;
+    EVP_Digest(url, strlen(url), d, &dl, EVP_sha256(), NULL);
+    int w = snprintf(out, n, "%s/staging/", root);
+    for (unsigned i = 0; i < 8 && w > 0 && (size_t)w + 3 < n; i++)
+        w += snprintf(out + w, n - (size_t)w, "%02x", d[i]);
+    if (sp_mkdirs(out))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", out, strerror(errno));
+    return 0;
+}
+
+/* Removes the set in dir (the files its manifest m lists, the manifest, the
+ * writer's lock, the directory once empty): the default staging after its
+ * upload, once the set is closed. */
+static void remove_staging(const char *dir, const json_t *m)
+{
+    char path[4400];
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/.sp-lock", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const char *const literals[] = {"huffman", "raw", NULL};
-    const char *dir = NULL;
+    const char *dir = NULL, *staging = NULL;
+    uint64_t part_size = 64ull << 20;
     uint64_t seed = 0, memory = 1ull << 30;
     int no_shuffle = 0, merge = 0, level;
     sp_shard_opts so;
@@ -93,8 +146,18 @@ int main(int argc, char **argv)
     level = so.zstd_level;
     sp_cli_part part = {0};
     const sp_opt table[] = {
-        {"output", 'o', SP_OPT_STRING, &dir, .arg = "DIR", .help = "the shard directory (created if missing)",
+        {"output", 'o', SP_OPT_STRING, &dir, .arg = "DIR", .help = "the shard directory (created if missing), or\n"
+                                                                    "s3://BUCKET/PREFIX/ to upload the set there",
          .flags = SP_OPT_NO_RECIPE},
+        {"staging", 0, SP_OPT_STRING, &staging, .arg = "DIR", .flags = SP_OPT_NO_RECIPE,
+         .help = "with -o s3://...: write the set here before the\n"
+                 "upload, and keep it (default: a directory under\n"
+                 "the cache, $SHARDPIPE_CACHE/staging, removed after)"},
+        {"multipart-size", 0, SP_OPT_SIZE, &part_size, .min = 1 << 16, .arg = "SIZE", .flags = SP_OPT_NO_RECIPE,
+         .help = "with -o s3://...: upload larger shards in parts of\n"
+                 "SIZE (default 64M; S3 wants 5M at least)"},
+        {"s3-endpoint", 0, SP_OPT_CALL, NULL, .call = sp_cli_set_cache, .arg = "URL", .flags = SP_OPT_NO_RECIPE,
+         .help = "the S3 server of -o s3://... (default\n$AWS_ENDPOINT_URL, else AWS's)"},
         {"records-per-shard", 'n', SP_OPT_U64, &so.max_records, .min = 1, .arg = "N",
          .help = "at most N records per shard"},
         {"shard-size", 's', SP_OPT_SIZE, &so.max_bytes, .min = 1, .arg = "SIZE",
@@ -130,6 +193,22 @@ int main(int argc, char **argv)
     if (!dir)
         return sp_cli_usage_error("no output directory (-o DIR)");
     sp_err err = {0};
+    const char *url = NULL; /* -o s3://...: the set goes to dir (staging), then there */
+    char staged[4400];
+    if (sp_remote_is_url(dir)) {
+        if (strncmp(dir, "s3://", 5))
+            return sp_cli_usage_error("-o %s: uploads go to s3:// URLs only", dir);
+        if (merge)
+            return sp_cli_usage_error("--merge writes to a directory, not to %s", dir);
+        url = dir;
+        if (staging)
+            snprintf(staged, sizeof staged, "%s", staging);
+        else if (default_staging(url, staged, sizeof staged, &err))
+            return sp_report(&err);
+        dir = staged;
+    } else if (staging) {
+        return sp_cli_usage_error("--staging is for -o s3://... only");
+    }
     if (merge) {
         if (args.n == 0)
             return sp_cli_usage_error("--merge: name the part directories");
@@ -175,6 +254,14 @@ int main(int argc, char **argv)
         else
             rc = sp_shardset_commit(t.set, t.meta, &err);
     }
+    sp_upload_stats up = {0};
+    json_t *uploaded = NULL; /* the default staging's manifest, once uploaded */
+    if (rc == 0 && url) {
+        if (sp_upload_set(dir, url, part_size, &up, &err))
+            rc = -1;
+        else if (!staging) /* removed once the set (and its lock) is closed */
+            uploaded = json_incref((json_t *)sp_shardset_manifest(t.set));
+    }
     status = sp_cli_exit(rc ? &err : NULL);
     if (rc == 0 && sp_verbosity >= 1) {
         const json_t *m = sp_shardset_manifest(t.set);
@@ -198,7 +285,11 @@ int main(int argc, char **argv)
         sp_msg("%lld records in %zu shard%s (%s), %.1f MB, in %s%s",
                (long long)json_integer_value(json_object_get(m, "total_records")), nshards, nshards == 1 ? "" : "s",
                parts,
-               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, dir, resumed);
+               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, url ? url : dir, resumed);
+        if (url)
+            sp_msg("uploaded %llu shard%s (%llu in parts), %llu already there, and the manifest",
+                   (unsigned long long)up.put, up.put == 1 ? "" : "s", (unsigned long long)up.multipart,
+                   (unsigned long long)up.kept);
         if (sp_verbosity >= 2) {
             size_t i;
             json_t *e;
@@ -209,6 +300,9 @@ int main(int argc, char **argv)
     }
     sp_shuffler_free(t.shuffle);
     sp_shardset_free(t.set);
+    if (uploaded)
+        remove_staging(dir, uploaded);
+    json_decref(uploaded);
     json_decref(t.meta);
     return status;
 }

@@ -4,6 +4,7 @@
 
 #include "common/sp_atomic.h"
 #include "shards/cache.h"
+#include "shards/upload.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -83,12 +84,7 @@ void sp_remote_configure_s3(const char *endpoint)
 
 /* ---- S3: where an s3:// URL is, and who asks ---- */
 
-typedef struct s3_req {
-    char url[4400];                  /* the http(s) URL of the object (path style) */
-    char region[64];
-    char userpwd[512];               /* KEY:SECRET, empty for an anonymous request */
-    char token[2048];                /* x-amz-security-token's value, or empty */
-} s3_req;
+typedef sp_s3_req s3_req;
 
 /* The value of key in section [profile] of an INI file; 0 if found. */
 static int ini_value(const char *path, const char *profile, const char *key, char *out, size_t n)
@@ -130,7 +126,7 @@ static int ini_value(const char *path, const char *profile, const char *key, cha
  * ($AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY with $AWS_SESSION_TOKEN,
  * else profile $AWS_PROFILE (default "default") of
  * $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, else none: anonymous). */
-static void s3_request(const char *s3url, s3_req *q)
+void sp_remote_s3_request(const char *s3url, s3_req *q)
 {
     const char *region = getenv("AWS_REGION");
     if (!region || !*region)
@@ -172,6 +168,24 @@ static void s3_request(const char *s3url, s3_req *q)
         snprintf(q->userpwd, sizeof q->userpwd, "%s:%s", pid, psecret);
         ini_value(path, profile, "aws_session_token", q->token, sizeof q->token);
     }
+}
+
+struct curl_slist *sp_remote_s3_sign(CURL *c, const s3_req *q, struct curl_slist *hdr)
+{
+    /* radosgw (and S3) want the payload's hash named: none here */
+    hdr = curl_slist_append(hdr, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    if (q->userpwd[0]) {
+        char sig[128];
+        snprintf(sig, sizeof sig, "aws:amz:%s:s3", q->region);
+        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sig);
+        curl_easy_setopt(c, CURLOPT_USERPWD, q->userpwd);
+        if (q->token[0]) {
+            char t[2100];
+            snprintf(t, sizeof t, "x-amz-security-token: %s", q->token);
+            hdr = curl_slist_append(hdr, t);
+        }
+    }
+    return hdr;
 }
 
 void sp_remote_configure(const char *cache_dir, uint64_t limit)
@@ -317,7 +331,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
             curl_easy_cleanup(c);
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         }
-        s3_request(url, q);
+        sp_remote_s3_request(url, q);
         url = q->url;
     }
     x->c = c;
@@ -355,19 +369,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
             curl_easy_setopt(c, CURLOPT_CAINFO, ca);
         struct curl_slist *hdr = NULL;
         if (q) {
-            /* radosgw (and S3) want the payload's hash named: none here (a GET) */
-            hdr = curl_slist_append(hdr, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-            if (q->userpwd[0]) {
-                char sig[128];
-                snprintf(sig, sizeof sig, "aws:amz:%s:s3", q->region);
-                curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sig);
-                curl_easy_setopt(c, CURLOPT_USERPWD, q->userpwd);
-                if (q->token[0]) {
-                    char t[2100];
-                    snprintf(t, sizeof t, "x-amz-security-token: %s", q->token);
-                    hdr = curl_slist_append(hdr, t);
-                }
-            }
+            hdr = sp_remote_s3_sign(c, q, hdr);
             curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
         }
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);

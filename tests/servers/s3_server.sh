@@ -42,6 +42,9 @@ memstore device bytes = 1073741824
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:$port
 rgw dns name = 127.0.0.1
+# parts of 64 KiB (S3 and radosgw default to 5 MiB but the last): the tests
+# put small shards in parts
+rgw multipart min part size = 65536
 X
 C=(-c "$dir/ceph.conf")
 step() { # WHAT LOG COMMAND...: runs it, or names it and shows its log

@@ -1,0 +1,387 @@
+/* Uploads of a finished shard set to S3 (libcurl, SigV4): HEAD to keep the
+ * objects already there, PUT or a multipart upload for the others, the
+ * manifest last. */
+#define _GNU_SOURCE
+#include "shards/upload.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRIES 5              /* attempts a request gets */
+#define BODY_MAX (1u << 20)  /* bytes of a response body kept, at most */
+
+/* What one request asks: method, query (starting with '?', or ""), the
+ * bytes to send (len bytes of f from off, or body), one more header. */
+typedef struct req {
+    const char *method;
+    const char *query;
+    FILE *f;
+    off_t off;
+    uint64_t len, sent;
+    const char *body;
+    const char *header;
+} req;
+
+/* What came back: the status, the body, and the headers read. */
+typedef struct resp {
+    long code;
+    sp_buf body;
+    char sha[72];   /* x-amz-meta-sha256 */
+    char etag[256];
+    curl_off_t length;
+} resp;
+
+static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    req *q = ctx;
+    size_t n = size * nmemb;
+    if (n > q->len - q->sent)
+        n = (size_t)(q->len - q->sent);
+    if (!n)
+        return 0;
+    if (fseeko(q->f, q->off + (off_t)q->sent, SEEK_SET))
+        return CURL_READFUNC_ABORT;
+    size_t r = fread(p, 1, n, q->f);
+    if (r == 0)
+        return CURL_READFUNC_ABORT;
+    q->sent += r;
+    return r;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    resp *r = ctx;
+    size_t n = size * nmemb;
+    if (r->body.len + n <= BODY_MAX && sp_buf_append(&r->body, p, n))
+        return 0;
+    return n;
+}
+
+/* Copies header "name: value" into out when line is that header. */
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t out_n)
+{
+    size_t nl = strlen(name);
+    if (n <= nl + 1 || strncasecmp(line, name, nl) || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    size_t vl = n - nl - 1;
+    while (vl && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    snprintf(out, out_n, "%.*s", (int)vl, v);
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    resp *r = ctx;
+    size_t n = size * nmemb;
+    header_value(p, n, "x-amz-meta-sha256", r->sha, sizeof r->sha);
+    header_value(p, n, "ETag", r->etag, sizeof r->etag);
+    return n;
+}
+
+/* The text between <tag> and </tag> in r's body into out ("" if none). */
+static const char *xml_value(const resp *r, const char *tag, char *out, size_t n)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    out[0] = 0;
+    char *text = strndup(r->body.data ? (const char *)r->body.data : "", r->body.len);
+    if (!text)
+        return out;
+    char *a = strstr(text, open), *b = a ? strstr(a, close) : NULL;
+    if (a && b)
+        snprintf(out, n, "%.*s", (int)(b - a - (long)strlen(open)), a + strlen(open));
+    free(text);
+    return out;
+}
+
+/* One request to s3url (+ q->query), with retries on resets, 5xx, 408 and
+ * 429. Returns the HTTP status (2xx; or 404 when ok404), else -1 with err
+ * naming s3url and the status (and S3's error code when it sent one). */
+static int request(const char *s3url, req *q, resp *r, int ok404, sp_err *err)
+{
+    CURL *c = curl_easy_init();
+    sp_s3_req *s = calloc(1, sizeof *s);
+    if (!c || !s) {
+        curl_easy_cleanup(c);
+        free(s);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot start a transfer", s3url);
+    }
+    sp_remote_s3_request(s3url, s);
+    char url[4600], ebuf[CURL_ERROR_SIZE], why[512] = "";
+    snprintf(url, sizeof url, "%s%s", s->url, q->query);
+    const char *ca = getenv("SHARDPIPE_CA_FILE");
+    if (!ca || !*ca)
+        ca = getenv("CURL_CA_BUNDLE");
+    int rc = -1, kind = SP_EXIT_SYSTEM, attempt;
+    for (attempt = 0; attempt < TRIES; attempt++) {
+        if (attempt) {
+            struct timespec ts = {0, 100000000L << (attempt - 1)}; /* 0.1 to 0.8 s */
+            while (ts.tv_nsec >= 1000000000L)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            nanosleep(&ts, NULL);
+        }
+        r->body.len = 0, r->sha[0] = r->etag[0] = 0, r->code = 0, r->length = -1;
+        q->sent = 0;
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "shardpipe/" SP_VERSION);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+        if (ca && *ca)
+            curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+        struct curl_slist *hdr = q->header ? curl_slist_append(NULL, q->header) : NULL;
+        hdr = sp_remote_s3_sign(c, s, hdr);
+        if (!strcmp(q->method, "HEAD")) {
+            curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        } else if (q->f) {
+            curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(c, CURLOPT_READDATA, q);
+            curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->len);
+        } else if (!strcmp(q->method, "POST")) {
+            hdr = curl_slist_append(hdr, "Content-Type: application/xml");
+            curl_easy_setopt(c, CURLOPT_POST, 1L);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(q->body ? strlen(q->body) : 0));
+        } else {
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+        ebuf[0] = 0;
+        CURLcode res = curl_easy_perform(c);
+        curl_slist_free_all(hdr);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &r->length);
+        if (res != CURLE_OK) {
+            snprintf(why, sizeof why, "%s", ebuf[0] ? ebuf : curl_easy_strerror(res));
+            if (res == CURLE_SSL_CACERT || res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_URL_MALFORMAT ||
+                res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_ABORTED_BY_CALLBACK)
+                break;
+            continue;
+        }
+        long code = r->code;
+        if ((code >= 200 && code < 300) || (ok404 && code == 404)) {
+            rc = (int)code;
+            break;
+        }
+        char s3code[128];
+        xml_value(r, "Code", s3code, sizeof s3code);
+        snprintf(why, sizeof why, "HTTP %ld%s%s", code, s3code[0] ? " " : "", s3code);
+        if (code >= 500 || code == 408 || code == 429)
+            continue;
+        if (code == 401 || code == 403)
+            snprintf(why + strlen(why), sizeof why - strlen(why),
+                     ": refused (no access: check the credentials or the bucket's policy)");
+        else if (code == 404)
+            snprintf(why + strlen(why), sizeof why - strlen(why), ": not found"), kind = SP_EXIT_DATA;
+        else
+            snprintf(why + strlen(why), sizeof why - strlen(why), ": refused");
+        break;
+    }
+    if (attempt == TRIES)
+        snprintf(why + strlen(why), sizeof why - strlen(why), " (after %d attempts)", TRIES);
+    curl_easy_cleanup(c);
+    OPENSSL_cleanse(s, sizeof *s); /* the secret leaves no copy behind */
+    free(s);
+    if (rc < 0)
+        sp_fail(err, kind, "%s: %s", s3url, why);
+    return rc;
+}
+
+/* Counts an object put; the tests' fault hook ($SHARDPIPE_TEST_UPLOAD_KILL). */
+static void count_put(void)
+{
+    static unsigned long puts;
+    const char *kill_at = getenv("SHARDPIPE_TEST_UPLOAD_KILL");
+    puts++;
+    if (kill_at && *kill_at && strtoul(kill_at, NULL, 10) == puts)
+        raise(SIGKILL);
+}
+
+/* Puts len bytes of file path as s3url in one request, with header. */
+static int put_whole(const char *s3url, const char *path, uint64_t len, const char *header, sp_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot open: %s", path, strerror(errno));
+    req q = {.method = "PUT", .query = "", .f = f, .len = len, .header = header};
+    resp r = {0};
+    int rc = request(s3url, &q, &r, 0, err) < 0 ? -1 : 0;
+    sp_buf_free(&r.body);
+    fclose(f);
+    return rc;
+}
+
+/* Puts file path (len bytes) as s3url in parts of part bytes: initiate,
+ * the parts, complete; aborted on failure. */
+static int put_parts(const char *s3url, const char *path, uint64_t len, uint64_t part, const char *header,
+                     sp_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot open: %s", path, strerror(errno));
+    resp r = {0};
+    req init = {.method = "POST", .query = "?uploads=", .header = header};
+    char id[1024], query[1400];
+    sp_buf done = {0}; /* the CompleteMultipartUpload document */
+    int rc = request(s3url, &init, &r, 0, err) < 0 ? -1 : 0;
+    if (rc == 0 && !xml_value(&r, "UploadId", id, sizeof id)[0])
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: the server answered a multipart upload without an UploadId", s3url);
+    char *eid = NULL;
+    if (rc == 0 && !(eid = curl_easy_escape(NULL, id, 0)))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    const char *head = "<CompleteMultipartUpload>";
+    if (rc == 0 && sp_buf_append(&done, head, strlen(head)))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (uint64_t off = 0, n = 1; rc == 0 && off < len; off += part, n++) {
+        req q = {.method = "PUT", .query = query, .f = f, .off = (off_t)off, .len = len - off < part ? len - off : part};
+        snprintf(query, sizeof query, "?partNumber=%llu&uploadId=%s", (unsigned long long)n, eid);
+        if (request(s3url, &q, &r, 0, err) < 0) {
+            rc = -1;
+            break;
+        }
+        if (!r.etag[0]) {
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: part %llu: the server sent no ETag", s3url, (unsigned long long)n);
+            break;
+        }
+        char entry[512];
+        int w = snprintf(entry, sizeof entry, "<Part><PartNumber>%llu</PartNumber><ETag>%s</ETag></Part>",
+                         (unsigned long long)n, r.etag);
+        if (w < 0 || (size_t)w >= sizeof entry || sp_buf_append(&done, entry, (size_t)w))
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    const char *tail = "</CompleteMultipartUpload>";
+    if (rc == 0 && sp_buf_append(&done, tail, strlen(tail) + 1))
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (rc == 0) {
+        snprintf(query, sizeof query, "?uploadId=%s", eid);
+        req q = {.method = "POST", .query = query, .body = (const char *)done.data};
+        char s3code[128];
+        if (request(s3url, &q, &r, 0, err) < 0)
+            rc = -1;
+        else if (xml_value(&r, "Code", s3code, sizeof s3code)[0]) /* S3 may answer 200 with an error */
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: the multipart upload failed: %s", s3url, s3code);
+    }
+    if (rc && eid) { /* no parts left behind to pay for */
+        snprintf(query, sizeof query, "?uploadId=%s", eid);
+        req q = {.method = "DELETE", .query = query};
+        request(s3url, &q, &r, 1, NULL);
+    }
+    curl_free(eid);
+    sp_buf_free(&done);
+    sp_buf_free(&r.body);
+    fclose(f);
+    return rc;
+}
+
+/* Puts dir/file as url/file: in parts when larger than part. */
+static int put_file(const char *dir, const char *url, const char *file, uint64_t bytes, const char *sha,
+                    uint64_t part, sp_upload_stats *st, sp_err *err)
+{
+    char path[4400], s3url[4400], header[128];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    snprintf(s3url, sizeof s3url, "%s/%s", url, file);
+    snprintf(header, sizeof header, "x-amz-meta-sha256: %s", sha);
+    struct stat sb;
+    if (stat(path, &sb))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    if ((uint64_t)sb.st_size != bytes)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %llu bytes, its manifest says %llu", path,
+                       (unsigned long long)sb.st_size, (unsigned long long)bytes);
+    int multi = bytes > part;
+    if (multi ? put_parts(s3url, path, bytes, part, header, err) : put_whole(s3url, path, bytes, header, err))
+        return -1;
+    st->put++, st->multipart += (uint64_t)multi, st->bytes += bytes;
+    count_put();
+    return 0;
+}
+
+/* 1 when url/file is there with bytes and sha (as put here), 0 if not, -1 on failure. */
+static int already_there(const char *url, const char *file, uint64_t bytes, const char *sha, sp_err *err)
+{
+    char s3url[4400];
+    snprintf(s3url, sizeof s3url, "%s/%s", url, file);
+    req q = {.method = "HEAD", .query = ""};
+    resp r = {0};
+    int code = request(s3url, &q, &r, 1, err);
+    sp_buf_free(&r.body);
+    if (code < 0)
+        return -1;
+    return code == 200 && r.length == (curl_off_t)bytes && !strcasecmp(r.sha, sha);
+}
+
+int sp_upload_set(const char *dir, const char *url_in, uint64_t part_size, sp_upload_stats *stats, sp_err *err)
+{
+    sp_upload_stats st = {0};
+    if (strncmp(url_in, "s3://", 5) || !url_in[5] || url_in[5] == '/')
+        return sp_fail(err, SP_EXIT_USAGE, "%s: not an s3://BUCKET/PREFIX URL", url_in);
+    if (part_size == 0)
+        return sp_fail(err, SP_EXIT_USAGE, "the part size of a multipart upload is 0");
+    char url[4096];
+    snprintf(url, sizeof url, "%s", url_in);
+    size_t ul = strlen(url);
+    while (ul > 5 && url[ul - 1] == '/')
+        url[--ul] = 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return sp_fail(err, SP_EXIT_SYSTEM, "cannot initialise libcurl");
+    char mpath[4400];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    json_error_t je;
+    json_t *m = json_load_file(mpath, 0, &je);
+    if (!m)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", mpath, je.text);
+    int rc = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        const char *file = json_string_value(json_object_get(e, "file"));
+        const char *sha = json_string_value(json_object_get(e, "sha256"));
+        json_int_t bytes = json_integer_value(json_object_get(e, "bytes"));
+        if (!file || !sha || bytes <= 0 || strchr(file, '/')) {
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: shard entry %zu lacks a file name, a sha256 or its bytes", mpath, i);
+            break;
+        }
+        int there = already_there(url, file, (uint64_t)bytes, sha, err);
+        if (there < 0 ||
+            (!there && put_file(dir, url, file, (uint64_t)bytes, sha, part_size, &st, err))) {
+            rc = -1;
+            break;
+        }
+        st.kept += (uint64_t)there;
+    }
+    if (rc == 0) { /* the commit point: every shard is up */
+        struct stat sb;
+        if (stat(mpath, &sb))
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", mpath, strerror(errno));
+        else {
+            char s3url[4400];
+            snprintf(s3url, sizeof s3url, "%s/manifest.json", url);
+            rc = put_whole(s3url, mpath, (uint64_t)sb.st_size, NULL, err);
+            st.bytes += rc ? 0 : (uint64_t)sb.st_size;
+        }
+    }
+    json_decref(m);
+    if (stats)
+        *stats = st;
+    return rc;
+}
