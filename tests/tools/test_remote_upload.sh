@@ -4,7 +4,8 @@
 # in parts) and sp-verify passes over them; a SIGKILL after the first shard's
 # upload (the tests' fault hook SHARDPIPE_TEST_UPLOAD_KILL) leaves no manifest
 # object, and a rerun puts the rest and ends with the same objects; a wrong
-# secret gets a named 403 with no credentials in stderr.
+# secret gets a named 403 with no credentials in stderr; the manifest (its
+# recipe) holds none either.
 . "$SP_ROOT/tests/tools/lib.sh"
 KEY=AKIASHARDPIPEUPLOAD SECRET=uPlOaD/shardpipe+test/0123456789abcdefXYZ
 $PY "$FIX/make_cifar.py" cf --per-batch 41
@@ -35,6 +36,7 @@ expect_status 0 sp-shard -n 48 --multipart-size 64k --staging st -o s3://bkt/a/ 
 expect_err_has "uploaded 6 shards ($big in parts), 0 already there, and the manifest"
 diff -r S st >/dev/null || fail "the staging directory differs from the local set"
 same_as_local a
+! grep -qaF -e "$SECRET" -e "$KEY" st/manifest.json err || fail "the manifest or stderr holds the credentials"
 expect_status 0 sp-verify --cache c1 s3://bkt/a
 expect_err "sp-verify: s3://bkt/a: OK: 246 records in 6 shards, 0.9 MB"
 
