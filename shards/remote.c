@@ -307,6 +307,27 @@ static const char *env_or(const char *a, const char *b, const char *c)
     return v && *v ? v : NULL;
 }
 
+void sp_remote_curl_setup(CURL *c, const char *url, char *ebuf, const char *protocols)
+{
+    const char *ca = env_or("SHARDPIPE_CA_FILE", "CURL_CA_BUNDLE", "SSL_CERT_FILE");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "shardpipe/" SP_VERSION);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+}
+
+void sp_remote_backoff(int attempt)
+{
+    struct timespec ts = {0, 100000000L << (attempt - 1)};
+    while (ts.tv_nsec >= 1000000000L)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    nanosleep(&ts, NULL);
+}
+
 /* Seconds from an environment variable, or def. */
 static long env_seconds(const char *name, long def)
 {
@@ -336,7 +357,6 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
     }
     x->c = c;
     char ebuf[CURL_ERROR_SIZE], why[512] = "";
-    const char *ca = env_or("SHARDPIPE_CA_FILE", "CURL_CA_BUNDLE", "SSL_CERT_FILE");
     long low_time = env_seconds("SHARDPIPE_STALL_SECONDS", 30); /* a stalled attempt ends */
     int rc = -1, code_kind = SP_EXIT_SYSTEM, attempt;
     for (attempt = 0; attempt < TRIES; attempt++) {
@@ -344,29 +364,18 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
             snprintf(why, sizeof why, "the process exits");
             break;
         }
-        if (attempt) {
-            struct timespec ts = {0, 100000000L << (attempt - 1)}; /* 0.1, 0.2, 0.4, 0.8 s */
-            while (ts.tv_nsec >= 1000000000L)
-                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-            nanosleep(&ts, NULL);
-        }
+        if (attempt)
+            sp_remote_backoff(attempt);
         curl_easy_reset(c);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "shardpipe/" SP_VERSION);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, q ? "http,https" : "http,https,file");
+        sp_remote_curl_setup(c, url, ebuf, q ? "http,https" : "http,https,file");
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
         curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, strncmp(url, "https:", 6) ? "http,https" : "https");
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
         x->stall = low_time, x->seen = 0, x->seen_at = 0, x->stalled = 0;
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        if (ca)
-            curl_easy_setopt(c, CURLOPT_CAINFO, ca);
         struct curl_slist *hdr = NULL;
         if (q) {
             hdr = sp_remote_s3_sign(c, q, hdr);

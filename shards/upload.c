@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TRIES 5              /* attempts a request gets */
@@ -123,28 +122,14 @@ static int request(const char *s3url, req *q, resp *r, int ok404, sp_err *err)
     sp_remote_s3_request(s3url, s);
     char url[4600], ebuf[CURL_ERROR_SIZE], why[512] = "";
     snprintf(url, sizeof url, "%s%s", s->url, q->query);
-    const char *ca = getenv("SHARDPIPE_CA_FILE");
-    if (!ca || !*ca)
-        ca = getenv("CURL_CA_BUNDLE");
     int rc = -1, kind = SP_EXIT_SYSTEM, attempt;
     for (attempt = 0; attempt < TRIES; attempt++) {
-        if (attempt) {
-            struct timespec ts = {0, 100000000L << (attempt - 1)}; /* 0.1 to 0.8 s */
-            while (ts.tv_nsec >= 1000000000L)
-                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-            nanosleep(&ts, NULL);
-        }
+        if (attempt)
+            sp_remote_backoff(attempt);
         r->body.len = 0, r->sha[0] = r->etag[0] = 0, r->code = 0, r->length = -1;
         q->sent = 0;
         curl_easy_reset(c);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "shardpipe/" SP_VERSION);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-        if (ca && *ca)
-            curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+        sp_remote_curl_setup(c, url, ebuf, "http,https");
         struct curl_slist *hdr = q->header ? curl_slist_append(NULL, q->header) : NULL;
         hdr = sp_remote_s3_sign(c, s, hdr);
         if (!strcmp(q->method, "HEAD")) {

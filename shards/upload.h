@@ -31,6 +31,15 @@ void sp_remote_s3_request(const char *s3url, sp_s3_req *q);
  * CURLOPT_HTTPHEADER and frees after the transfer. */
 struct curl_slist *sp_remote_s3_sign(CURL *c, const sp_s3_req *q, struct curl_slist *hdr);
 
+/* What every transfer of the remote sets shares, set on c after
+ * curl_easy_reset: url, the error buffer ebuf (CURL_ERROR_SIZE bytes), the
+ * user agent, the protocols allowed (e.g. "http,https"), no signals, 30 s to
+ * connect, and the CA bundle of $SHARDPIPE_CA_FILE, else $CURL_CA_BUNDLE,
+ * else $SSL_CERT_FILE (none set: libcurl's default). */
+void sp_remote_curl_setup(CURL *c, const char *url, char *ebuf, const char *protocols);
+/* Sleeps before retry `attempt` (1, 2, ...): 0.1, 0.2, 0.4, 0.8 s, ... */
+void sp_remote_backoff(int attempt);
+
 typedef struct sp_upload_stats {
     uint64_t put, kept;  /* shards uploaded; shards found already there */
     uint64_t multipart;  /* of those put, in parts */
