@@ -13,6 +13,7 @@ model and batches to the rank's device.
 
 In a checkout: PYTHONPATH=python examples/torch_ddp.py ~/shards/fmnist
 """
+import datetime
 import os
 import socket
 import sys
@@ -30,7 +31,9 @@ def run(rank, shards, epochs, port):
     """One rank: trains, then checks the ranks' keys, losses and weights together."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # a rank that never joins, or a collective that never ends, fails the run
+    # after 2 minutes instead of gloo's default 30
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=datetime.timedelta(minutes=2))
     loader = shardpipe.Loader(shards, batch_size=64, normalize=True, as_torch=True, drop_last=True,
                               return_keys=True, threads=1)
     assert (loader.rank, loader.world_size) == (rank, WORLD), (loader.rank, loader.world_size)
@@ -57,12 +60,12 @@ def run(rank, shards, epochs, port):
         first_keys = keys if first_keys is None else first_keys
         if rank == 0:
             print(f"epoch {epoch + 1}: loss {losses[-1]:.4f} over {int(total[1])} records", flush=True)
-    print(f"rank {rank} of {WORLD}: {len(loader)} batches an epoch, {len(first_keys)} records in epoch 1",
-          flush=True)
     every = [None] * WORLD
-    dist.all_gather_object(every, (first_keys, [p.detach().clone() for p in model.parameters()]))
-    if rank == 0:
-        (keys0, params0), (keys1, params1) = every
+    dist.all_gather_object(every, (len(loader), first_keys, [p.detach().clone() for p in model.parameters()]))
+    if rank == 0:  # rank 0 prints for both: two processes' lines on one stdout may interleave
+        for r, (batches, keys, _) in enumerate(every):
+            print(f"rank {r} of {WORLD}: {batches} batches an epoch, {len(keys)} records in epoch 1", flush=True)
+        (_, keys0, params0), (_, keys1, params1) = every
         shared = set(keys0) & set(keys1)
         assert not shared, f"the ranks read {len(shared)} records both, e.g. {sorted(shared)[:3]}"
         assert len(set(keys0)) == len(keys0) and len(set(keys1)) == len(keys1), "a rank read a record twice"
@@ -70,6 +73,9 @@ def run(rank, shards, epochs, port):
         assert losses[-1] < losses[0], f"the loss did not go down: {losses}"
         print(f"ranks' records disjoint ({len(keys0)} + {len(keys1)}), weights equal, "
               f"loss {losses[0]:.4f} -> {losses[-1]:.4f}", flush=True)
+    # both ranks reach here before either tears the group down: a rank that
+    # destroys it while the other is still in a collective may hang there
+    dist.barrier()
     dist.destroy_process_group()
 
 

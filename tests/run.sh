@@ -1,13 +1,21 @@
-#!/bin/sh
+#!/bin/bash
 # Runs every test: the C unit tests, then the tool tests (tests/tools/*.sh),
-# each in its own temporary directory. Prints one line per test and a closing
-# "N passed, N failed, N skipped" line (CI reads that shape); exits non-zero if
-# any failed or if SP_TESTS matched no test. A test that exits 77 is a skip:
-# counted and printed with its reason, the last line it wrote to stderr.
-# The tool tests run under bash (tests/tools/lib.sh sets pipefail).
-#   SP_BUILD   build directory (default: build)
-#   SP_SAN     sanitizer flags the build used, for programs the tests compile
-#   SP_TESTS   run only the tests whose name contains this string
+# each in its own temporary directory, SP_JOBS at a time. Prints one line per
+# test as it ends and a closing "N passed, N failed, N skipped" line (CI reads
+# that shape); exits non-zero if any failed or if SP_TESTS matched no test. A
+# test that exits 77 is a skip: counted and printed with its reason, the last
+# line it wrote to stderr. A test that runs past SP_TEST_TIMEOUT is stopped
+# (its process group: the servers it started too) and fails, so a hang shows
+# as a failure with its log, never as a suite that does not end.
+# The tool tests run under bash (tests/tools/lib.sh sets pipefail). A tool test
+# whose file has the line "# run.sh: alone" runs with no other test beside it:
+# one that changes the machine (test_deb installs packages) or whose figures
+# depend on having the cores to itself.
+#   SP_BUILD         build directory (default: build)
+#   SP_SAN           sanitizer flags the build used, for programs the tests compile
+#   SP_TESTS         run only the tests whose name contains this string
+#   SP_JOBS          tests at a time (default: the number of cores)
+#   SP_TEST_TIMEOUT  seconds one test may run (default 600)
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -16,29 +24,59 @@ case "$build" in /*) ;; *) build="$root/$build" ;; esac
 export SP_BIN="$build/bin" SP_ROOT="$root" HDF5_PLUGIN_PATH="$build/hdf5-plugin"
 export PATH="$SP_BIN:$PATH"
 filter=${SP_TESTS:-}
+jobs_max=${SP_JOBS:-$(nproc)}
+limit=${SP_TEST_TIMEOUT:-600}
+case "$jobs_max$limit" in *[!0-9]*) echo "run.sh: SP_JOBS and SP_TEST_TIMEOUT are whole numbers" >&2; exit 2 ;; esac
+[ "$jobs_max" -ge 1 ] || jobs_max=1
 pass=0 fail=0 skip=0 failed=""
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/sp-tests.XXXXXX")
+declare -A name_of start_of work_of   # by the pid of the running test
+running=0
 
-run() { # name command...
-    name=$1; shift
-    case "$name" in *"$filter"*) ;; *) return ;; esac
-    work=$(mktemp -d "$logdir/$name.XXXXXX")
-    start=$(date +%s)
-    # stdout and stderr apart (a skip's reason is stderr's last line); a
-    # failure's log shows stdout, then stderr, where the FAILED lines are
-    (cd "$work" && "$@") >"$work.log" 2>"$work.err"
-    status=$?
+# finish PID STATUS: prints the line of the test that ended, counts it
+finish() {
+    local pid=$1 status=$2 name=${name_of[$1]} work=${work_of[$1]} secs
+    secs=$(( $(date +%s) - ${start_of[$1]} ))
+    unset "name_of[$pid]" "start_of[$pid]" "work_of[$pid]"
+    running=$((running - 1))
     cat "$work.err" >> "$work.log"
     if [ "$status" -eq 0 ]; then
-        pass=$((pass + 1)); echo "ok    $name ($(( $(date +%s) - start ))s)"
+        pass=$((pass + 1)); echo "ok    $name (${secs}s)"
         rm -rf "$work" "$work.log" "$work.err"
     elif [ "$status" -eq 77 ]; then
         skip=$((skip + 1)); echo "skip  $name: $(grep . "$work.err" | tail -1)"
         rm -rf "$work" "$work.log" "$work.err"
     else
         fail=$((fail + 1)); failed="$failed $name"
-        echo "FAIL  $name (status $status)"; sed 's/^/      | /' "$work.log" | tail -40
+        if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+            echo "FAIL  $name (stopped after ${limit}s)"
+        else
+            echo "FAIL  $name (status $status)"
+        fi
+        # a failure's log shows stdout, then stderr, where the FAILED lines are
+        sed 's/^/      | /' "$work.log" | tail -40
     fi
+}
+
+# wait_one: waits for a running test to end, and reports it
+wait_one() {
+    local pid status
+    wait -n -p pid; status=$?
+    finish "$pid" "$status"
+}
+
+run() { # name command...
+    local name=$1 work; shift
+    case "$name" in *"$filter"*) ;; *) return ;; esac
+    alone=0
+    case "$1" in bash) grep -qx '# run.sh: alone' "$2" && alone=1 ;; esac
+    while [ "$running" -ge "$jobs_max" ] || { [ "$alone" = 1 ] && [ "$running" -gt 0 ]; }; do wait_one; done
+    work=$(mktemp -d "$logdir/$name.XXXXXX")
+    # timeout(1) signals the test's whole process group, then kills it 10 s later
+    (cd "$work" && exec timeout -k 10 "$limit" "$@") >"$work.log" 2>"$work.err" &
+    name_of[$!]=$name start_of[$!]=$(date +%s) work_of[$!]=$work
+    running=$((running + 1))
+    [ "$alone" = 0 ] || wait_one
 }
 
 for t in "$build"/tests/test_*; do
@@ -47,6 +85,7 @@ done
 for t in tests/tools/test_*.sh; do
     run "$(basename "$t" .sh)" bash "$root/$t"
 done
+while [ "$running" -gt 0 ]; do wait_one; done
 
 echo "$pass passed, $fail failed, $skip skipped"
 if [ $((pass + fail + skip)) -eq 0 ]; then

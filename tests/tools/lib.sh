@@ -10,6 +10,14 @@ FMNIST=/usr/share/datasets/fashion-mnist
 
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
+# skip_under_sanitizers REASON: in `make asan` (SP_SAN set), skips the test (status 77,
+# REASON shown): for a test whose time goes to work the sanitizers add nothing to
+# (a training run's many steps, processes killed before their checks run, a second
+# build of the project), where REASON names the tests that run its C paths under them.
+skip_under_sanitizers() {
+    [ -z "${SP_SAN:-}" ] || { echo "under sanitizers: $*" >&2; exit 77; }
+}
+
 # expect_status WANT command...: runs command, stdout to out, stderr to err.
 expect_status() {
     want=$1; shift
@@ -51,7 +59,31 @@ expect_err_has() {
 }
 
 # ---- servers on 127.0.0.1 for the fetch tests; stopped when the test exits ----
-free_port() { $PY -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+# free_port: a port P such that P and P + 1 are free on 127.0.0.1 now (s3_server.sh
+# puts its monitor on P + 1), drawn from 20000-32767: below Linux's ephemeral range
+# (32768-60999), so another test's outgoing connection cannot take it between this
+# check and the server's bind, when tests run side by side (tests/run.sh, SP_JOBS)
+free_port() {
+    $PY - <<'X'
+import random, socket
+for _ in range(1000):
+    p, held = random.SystemRandom().randrange(20000, 32767), []
+    try:
+        for q in (p, p + 1):
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", q))
+    except OSError:
+        continue
+    finally:
+        for s in held:
+            s.close()
+    print(p)
+    break
+else:
+    raise SystemExit("free_port: no free pair of ports in 20000-32767")
+X
+}
 
 wait_port() { # PORT: until something listens there (10 s at most)
     $PY - "$1" <<'X'

@@ -32,7 +32,7 @@ expect_err_has "c_loop: nothing-here: "
 $PY "$SP_ROOT/examples/numpy_loop.py" fm 3 > numpy.out
 falling numpy.out
 
-$PY "$SP_ROOT/examples/torch_ddp.py" fm 3 > ddp.out 2> ddp.err || { cat ddp.out ddp.err >&2; fail "torch_ddp.py"; }
+timeout -k 5 300 $PY "$SP_ROOT/examples/torch_ddp.py" fm 3 > ddp.out 2> ddp.err || { cat ddp.out ddp.err >&2; fail "torch_ddp.py"; }
 $PY - ddp.out <<'Y' || { cat ddp.out >&2; fail "torch_ddp.py's output"; }
 import re, sys
 text = open(sys.argv[1]).read()

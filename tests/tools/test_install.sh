@@ -10,6 +10,7 @@
 # the Slurm scripts (with --help); then make uninstall leaves no file behind
 # and no directory it made.
 . "$SP_ROOT/tests/tools/lib.sh"
+skip_under_sanitizers "it builds the project a second time to install it; the installed programs are the code every other test runs under them"
 [ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
 build=$(dirname "$SP_BIN")
 work=$PWD dest=$PWD/dest tree=$PWD/tree

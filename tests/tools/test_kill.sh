@@ -8,6 +8,7 @@
 # phase it hit is read from the directory (or, for the named phases, the
 # writer announced it: SP_WRITER_PAUSE).
 . "$SP_ROOT/tests/tools/lib.sh"
+skip_under_sanitizers "the processes it kills never reach the sanitizers' checks; the writer's reruns over what a failed run left run under them in test_writer_faults"
 $PY "$FIX/make_idx.py" idx --train 20000 --test 3000 --size 16 16
 sp-unpack --dataset mnist idx/* | sp-decode -q > s.sprs
 sp-shard -q -n 1000 -o REF s.sprs

@@ -6,6 +6,7 @@
 # statistics of an uninterrupted 20-epoch run, bit for bit (the checkpoint
 # keeps --sync-bn; a resume without it trained another model).
 . "$SP_ROOT/tests/tools/lib.sh"
+skip_under_sanitizers "it runs the documented MPI lines for 20 epochs; sp-train's MPI paths, resume included, run under them in test_mpi and test_mpi_elastic"
 command -v mpirun >/dev/null || fail "mpirun missing: install openmpi-bin (scripts/install-deps.sh)"
 # as test_mpi.sh: root allowed, loopback TCP, ranks may share the cores; set
 # through the environment so that the doc's lines run unchanged. Under

@@ -10,6 +10,7 @@
 # to the single-process run. Every daemon is stopped by PID at the end (and on
 # any exit), and checked gone. Skips (77) only when not root.
 . "$SP_ROOT/tests/tools/lib.sh"
+skip_under_sanitizers "Slurm runs the tools test_convert_parallel runs under them; its time goes to the daemons"
 [ "$(id -u)" = 0 ] || { echo "SKIP: the test Slurm runs its daemons as root (SlurmUser=root), and this is not root" >&2; exit 77; }
 [ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
 . "$SP_ROOT/tests/tools/slurm_lib.sh"

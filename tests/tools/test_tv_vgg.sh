@@ -8,6 +8,7 @@
 # 224x224 models' parameter counts for 1000
 # classes equal to torchvision's (their classifier is torchvision's).
 . "$SP_ROOT/tests/tools/lib.sh"
+skip_under_sanitizers "VGG's layers (convolution, batchnorm, pooling, dense) run under them in test_tv_resnet, test_tv_inception and test_nn"
 ref="$SP_BIN/../tests/nn_reference"
 for m in vgg16-cifar vgg16_bn-cifar vgg11_bn-cifar; do
     $PY "$FIX/torchvision_fixtures.py" $m 32 4 train $m.fix
