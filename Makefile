@@ -199,15 +199,17 @@ $(PLUGIN): formats/h5zstd.c formats/h5zstd_plugin.c formats/h5zstd.h | pkg-confi
 deps:
 	@scripts/install-deps.sh
 
-# `check` runs the suite on what is built; `test` installs and builds first.
+# `check` runs the suite on what is built; `test` installs and builds first,
+# JOBS compilers at a time (default: the cores).
+JOBS ?= $(shell nproc)
 check: all
 	SP_BUILD=$(BUILD) SP_SAN="$(SAN)" tests/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory -j$(JOBS) check
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
 
 # libshardpipe-reader alone under ThreadSanitizer (build/tsan/lib), driven by

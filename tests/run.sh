@@ -23,6 +23,9 @@ build=${SP_BUILD:-build}
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 export SP_BIN="$build/bin" SP_ROOT="$root" HDF5_PLUGIN_PATH="$build/hdf5-plugin"
 export PATH="$SP_BIN:$PATH"
+# the tests that run make (test_install, test_deb) start as a user's would, not
+# as part of the make that runs this script (its -j and jobserver)
+unset MAKEFLAGS MFLAGS MAKELEVEL
 filter=${SP_TESTS:-}
 jobs_max=${SP_JOBS:-$(nproc)}
 limit=${SP_TEST_TIMEOUT:-600}
