@@ -10,7 +10,7 @@
 # The tool tests run under bash (tests/tools/lib.sh sets pipefail). A tool test
 # whose file has the line "# run.sh: alone" runs with no other test beside it:
 # one that changes the machine (test_deb installs packages) or whose figures
-# depend on having the cores to itself.
+# depend on having the cores to itself. "# run.sh: long" starts a test first.
 #   SP_BUILD         build directory (default: build)
 #   SP_SAN           sanitizer flags the build used, for programs the tests compile
 #   SP_TESTS         run only the tests whose name contains this string
@@ -82,11 +82,15 @@ run() { # name command...
     [ "$alone" = 0 ] || wait_one
 }
 
+# the longest first (files with the line "# run.sh: long"), so that no lane is
+# left with one long test at the end; then the rest of the tool tests; the C
+# unit tests, all short, last
+long=$(grep -lx '# run.sh: long' tests/tools/test_*.sh || true)
+for t in $long $(grep -Lx '# run.sh: long' tests/tools/test_*.sh); do
+    run "$(basename "$t" .sh)" bash "$root/$t"
+done
 for t in "$build"/tests/test_*; do
     run "$(basename "$t")" "$t"
-done
-for t in tests/tools/test_*.sh; do
-    run "$(basename "$t" .sh)" bash "$root/$t"
 done
 while [ "$running" -gt 0 ]; do wait_one; done
 

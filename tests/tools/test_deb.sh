@@ -1,4 +1,5 @@
 # run.sh: alone
+# run.sh: long
 # The Debian packages (debian/): dpkg-buildpackage -b in a copy of the
 # checkout, lintian (no error, no warning), apt-get install of the five .debs, then
 # with the installed files alone: Fashion-MNIST through sp-unpack | sp-decode

@@ -1,3 +1,4 @@
+# run.sh: long
 # Faults and crashes in sp-fetch's cache: a dataset's two files downloaded from
 # nginx on 127.0.0.1, a URL with --md5, a file:// URL (a local file copied into
 # the cache) and --from DIR (a user's copy, verified, with a stamp written into

@@ -1,3 +1,4 @@
+# run.sh: long
 # Fine-tuning from a torchvision state_dict: a seeded, random torchvision
 # resnet18 exported with torch.save, converted by scripts/torch2ckpt.py;
 # sp-eval's first forward pass (its logits) equals PyTorch's own in eval mode;

@@ -1,3 +1,4 @@
+# run.sh: long
 # Replays the fuzz targets over seeds made by the tools and 1500 seeded
 # mutations of each: no crash, no sanitizer report (under make asan), no hang.
 . "$SP_ROOT/tests/tools/lib.sh"

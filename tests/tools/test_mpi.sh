@@ -1,3 +1,4 @@
+# run.sh: long
 # sp-train under Open MPI, 2 ranks on loopback: the mlp and resnet20 (with
 # --sync-bn) train the model that one process trains at the same global batch,
 # within docs/training.md's tolerance (the order of float32 sums differs, see

@@ -1,3 +1,4 @@
+# run.sh: long
 # docs/training.md's MPI resume example, run as written (its lines read from
 # docs/training.md, with HOME a directory where shards/cifar10 is a small
 # CIFAR-10 set, which the example names ~/shards/cifar10):

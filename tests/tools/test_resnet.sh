@@ -1,3 +1,4 @@
+# run.sh: long
 # The ImageNet family end to end: an ILSVRC-shaped archive of 10 classes (a
 # train tar of class tars, a val tar, Kaggle's label file) through one
 # pipeline into 224x224 shards, then resnet18 with SGD, warm-up, a cosine

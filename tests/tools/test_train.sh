@@ -1,3 +1,4 @@
+# run.sh: long
 # sp-train and sp-eval: the Fashion-MNIST mlp recipe (5 epochs, batch 64,
 # Adam 1e-3) reaches 0.87 test accuracy; the progress line counts batches,
 # records and MB of input; a run stopped after epoch 2 and

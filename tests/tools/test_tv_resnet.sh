@@ -1,3 +1,4 @@
+# run.sh: long
 # resnet18, resnet34 and resnet50 against torchvision's own models, weights
 # copied by name: one training-mode step's logits, loss, input gradient,
 # every parameter gradient and every batchnorm running statistic, held to

@@ -1,3 +1,4 @@
+# run.sh: long
 # vgg16, vgg16_bn and vgg11_bn against torchvision's own, weights copied by
 # name, in their CIFAR form (32x32: torchvision's features, then nn/'s small
 # classifier in place of the adaptive pool and the 4096-wide one): one

@@ -1,3 +1,4 @@
+# run.sh: long
 # Fault injection into sp-shard and sp-shard --merge at their I/O call sites:
 # ENOSPC and EIO on write/pwrite, a failed fsync, a failed rename (libfiu's
 # fiu-run from Debian's fiu-utils, and tests/faults/nth_fault.c to fail the
