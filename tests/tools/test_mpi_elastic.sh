@@ -4,7 +4,9 @@
 # global batch within test_mpi's tolerance, crop-flip augmentation included
 # (each rank replays the other ranks' draws); a checkpoint written by 2 ranks
 # inside a pass (--steps-per-epoch) resumes in one process, and the result
-# equals the uninterrupted one-process run within that tolerance.
+# equals the uninterrupted one-process run within that tolerance; a checkpoint
+# written by 4 ranks stopped by SIGTERM inside an epoch resumes at 2 ranks and
+# at 1, each equal to the uninterrupted 4-rank run within that tolerance.
 . "$SP_ROOT/tests/tools/lib.sh"
 command -v mpirun >/dev/null || fail "mpirun missing: install openmpi-bin (scripts/install-deps.sh)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
@@ -33,4 +35,44 @@ X
 mpi 2 sp-train m "$@" --epochs 1 -o part.ckpt
 sp-train m --resume part.ckpt --epochs 3 -o part.ckpt -q --threads 1
 $PY cmp.py one.ckpt part.ckpt 1e-6
+
+# inside an epoch: 4 ranks stopped by SIGTERM to rank 1 after step 20 (they
+# agree on the step; rank 0 writes the checkpoint with its position), resumed
+# by 2 ranks and by one process: each equals the uninterrupted 4-rank run
+$PY "$FIX/make_idx.py" idx4 --train 3008 --test 64 --size 16 16 > /dev/null
+sp-unpack --dataset mnist idx4/* | sp-decode -q | sp-shard -q -o m4   # 94 steps an epoch at batch 32
+set -- --model mlp --batch 32 --epochs 1 --seed 3 --augment flip --threads 1
+mpi 4 sp-train m4 "$@" -q -o full4.ckpt
+rank1() { # mpirun's PID: its rank 1
+    for c in $(pgrep -P "$1"); do
+        if tr '\0' '\n' < "/proc/$c/environ" | grep -qx OMPI_COMM_WORLD_RANK=1; then echo "$c"; return; fi
+    done
+    echo "no rank 1 under mpirun $1" >&2
+}
+{ ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" mpirun --oversubscribe -np 4 --bind-to none --mca pml ob1 \
+    --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+    sp-train m4 "$@" -o mid.ckpt --progress-interval 0.001 2>&1 & echo $! > pid; wait $! && echo "status 0" || echo "status $?"; } | {
+    sent=
+    while IFS= read -r line; do
+        printf '%s\n' "$line" >> log4
+        case $line in
+        *"batch "[2-9][0-9]/94*) [ -n "$sent" ] || { kill -TERM "$(rank1 "$(cat pid)")"; sent=1; } ;;
+        "status "*) echo "${line#status }" > status ;;
+        esac
+    done
+}
+[ "$(cat status)" = 143 ] || { cat log4 >&2; fail "4 ranks, SIGTERM to rank 1: status $(cat status), not 143"; }
+$PY - <<'X'
+import json, struct
+d = open("mid.ckpt", "rb").read(); (h,) = struct.unpack_from("<I", d, 12); j = json.loads(d[16:16 + h])
+p = j["extra"]["position"]
+assert j["epoch"] == 0 and 20 <= p["epoch_step"] < 94 and len(p["seen"]) == 4, p
+print(f"4 ranks stopped at step {p['epoch_step']} of 94")
+X
+cp mid.ckpt r2.ckpt
+mpi 2 sp-train m4 -q --threads 1 --epochs 1 --resume r2.ckpt -o r2.ckpt
+$PY cmp.py full4.ckpt r2.ckpt 1e-6
+cp mid.ckpt r1.ckpt
+sp-train m4 -q --threads 1 --epochs 1 --resume r1.ckpt -o r1.ckpt
+$PY cmp.py full4.ckpt r1.ckpt 1e-6
 echo ok
