@@ -10,7 +10,8 @@
 # The tool tests run under bash (tests/tools/lib.sh sets pipefail). A tool test
 # whose file has the line "# run.sh: alone" runs with no other test beside it:
 # one that changes the machine (test_deb installs packages) or whose figures
-# depend on having the cores to itself. "# run.sh: long" starts a test first.
+# depend on having the cores to itself. One whose file has "# run.sh: long"
+# runs in a lane of its own beside the short ones (see the loop below).
 #   SP_BUILD         build directory (default: build)
 #   SP_SAN           sanitizer flags the build used, for programs the tests compile
 #   SP_TESTS         run only the tests whose name contains this string
@@ -62,35 +63,63 @@ finish() {
 }
 
 # wait_one: waits for a running test to end, and reports it
+long_pids=" "
 wait_one() {
     local pid status
     wait -n -p pid; status=$?
+    case "$long_pids" in *" $pid "*) long_pids=${long_pids/ $pid / }; long_running=$((long_running - 1)) ;; esac
     finish "$pid" "$status"
 }
 
-run() { # name command...
-    local name=$1 work; shift
-    case "$name" in *"$filter"*) ;; *) return ;; esac
-    alone=0
-    case "$1" in bash) grep -qx '# run.sh: alone' "$2" && alone=1 ;; esac
-    while [ "$running" -ge "$jobs_max" ] || { [ "$alone" = 1 ] && [ "$running" -gt 0 ]; }; do wait_one; done
+# The tests to run, in two queues of tool:NAME and unit:NAME entries: the
+# long ones (their file has the line "# run.sh: long") and the rest.
+long_q=() short_q=()
+for t in tests/tools/test_*.sh; do
+    name=$(basename "$t" .sh)
+    case "$name" in *"$filter"*) ;; *) continue ;; esac
+    if grep -qx '# run.sh: long' "$t"; then long_q+=("tool:$name"); else short_q+=("tool:$name"); fi
+done
+for t in "$build"/tests/test_*; do
+    name=$(basename "$t")
+    case "$name" in *"$filter"*) short_q+=("unit:$name") ;; esac
+done
+
+# start ENTRY: starts the test in the background
+start() {
+    local name=${1#*:} work
     work=$(mktemp -d "$logdir/$name.XXXXXX")
+    case "$1" in
+    tool:*) set -- bash "$root/tests/tools/$name.sh" ;;
+    *) set -- "$build/tests/$name" ;;
+    esac
     # timeout(1) signals the test's whole process group, then kills it 10 s later
     (cd "$work" && exec timeout -k 10 "$limit" "$@") >"$work.log" 2>"$work.err" &
     name_of[$!]=$name start_of[$!]=$(date +%s) work_of[$!]=$work
     running=$((running + 1))
-    [ "$alone" = 0 ] || wait_one
 }
+is_alone() { case "$1" in tool:*) grep -qx '# run.sh: alone' "$root/tests/tools/${1#tool:}.sh" ;; *) return 1 ;; esac; }
 
-# the longest first (files with the line "# run.sh: long"), so that no lane is
-# left with one long test at the end; then the rest of the tool tests; the C
-# unit tests, all short, last
-long=$(grep -lx '# run.sh: long' tests/tools/test_*.sh || true)
-for t in $long $(grep -Lx '# run.sh: long' tests/tools/test_*.sh); do
-    run "$(basename "$t" .sh)" bash "$root/$t"
-done
-for t in "$build"/tests/test_*; do
-    run "$(basename "$t")" "$t"
+# One long test at a time beside the short ones, so that two tests that each
+# want every core do not share them while short tests wait; a second long test
+# only once the short ones are all started. An "alone" test waits for the
+# others to end and runs by itself.
+long_running=0
+while [ ${#long_q[@]} -gt 0 ] || [ ${#short_q[@]} -gt 0 ]; do
+    if [ ${#long_q[@]} -gt 0 ] && { [ "$long_running" = 0 ] || [ ${#short_q[@]} -eq 0 ]; }; then
+        entry=${long_q[0]} from=long
+        long_q=("${long_q[@]:1}")
+    else
+        entry=${short_q[0]} from=short
+        short_q=("${short_q[@]:1}")
+    fi
+    if is_alone "$entry"; then
+        while [ "$running" -gt 0 ]; do wait_one; done
+    else
+        while [ "$running" -ge "$jobs_max" ]; do wait_one; done
+    fi
+    start "$entry"
+    [ $from = short ] || { long_pids+="$! "; long_running=$((long_running + 1)); }
+    ! is_alone "$entry" || wait_one
 done
 while [ "$running" -gt 0 ]; do wait_one; done
 
