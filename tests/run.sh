@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs every test: the C unit tests, then the tool tests (tests/tools/*.sh),
+# Runs every test: the tool tests (tests/tools/*.sh) and the C unit tests,
 # each in its own temporary directory, SP_JOBS at a time. Prints one line per
 # test as it ends and a closing "N passed, N failed, N skipped" line (CI reads
 # that shape); exits non-zero if any failed or if SP_TESTS matched no test. A
@@ -52,7 +52,7 @@ finish() {
         rm -rf "$work" "$work.log" "$work.err"
     else
         fail=$((fail + 1)); failed="$failed $name"
-        if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+        if { [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; } && [ "$secs" -ge "$limit" ]; then
             echo "FAIL  $name (stopped after ${limit}s)"
         else
             echo "FAIL  $name (status $status)"
