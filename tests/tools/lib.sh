@@ -58,6 +58,32 @@ expect_err_has() {
     grep -qF -- "$1" err || { cat err >&2; fail "stderr lacks: $1"; }
 }
 
+# term_at_step_20 LOG COMMAND...: runs COMMAND (sp-train ARGS, or mpirun ... sp-train
+# ARGS: sp-train's arguments last) with --progress-interval 0.001, its output into LOG;
+# sends SIGTERM once the progress lines show step 20 of 94 to the process, or under
+# mpirun to its rank 1; prints COMMAND's exit status.
+term_at_step_20() {
+    local log=$1; shift
+    rm -f pid
+    { "$@" --progress-interval 0.001 2>&1 & echo $! > pid; wait $! && echo "status 0" || echo "status $?"; } | {
+        sent=
+        while IFS= read -r line; do
+            printf '%s\n' "$line" >> "$log"
+            case $line in
+            *"batch "[2-9][0-9]/94*) [ -n "$sent" ] || { kill -TERM "$(sigterm_target "$1" "$(cat pid)")"; sent=1; } ;;
+            "status "*) echo "${line#status }" ;;
+            esac
+        done
+    }
+}
+sigterm_target() { # COMMAND PID: PID itself, or for mpirun its rank 1
+    [ "$1" = mpirun ] || { echo "$2"; return; }
+    for c in $(pgrep -P "$2"); do
+        if tr '\0' '\n' < "/proc/$c/environ" | grep -qx OMPI_COMM_WORLD_RANK=1; then echo "$c"; return; fi
+    done
+    echo "no rank 1 under mpirun $2" >&2
+}
+
 # ---- servers on 127.0.0.1 for the fetch tests; stopped when the test exits ----
 # free_port: a port P such that P and P + 1 are free on 127.0.0.1 now (s3_server.sh
 # puts its monitor on P + 1), drawn from 20000-32767: below Linux's ephemeral range

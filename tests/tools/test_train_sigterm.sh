@@ -34,25 +34,8 @@ if len(sys.argv) > 3:
     assert len(ma) == 3 and figures(ma) == figures(mb), (ma, mb)
 X
 
-# TERM to target PID (sp-train's pid: itself) once the progress lines show
-# step 20 of epoch 1 (of 282 steps); $launch runs sp-train (mpirun)
-launch=
-target() { echo "$1"; }
-term_at_step_20() { # LOG ARGS...: runs sp-train ARGS, its stderr into LOG; prints its status
-    log=$1; shift
-    rm -f pid
-    { $launch sp-train "$@" --progress-interval 0.001 2>&1 & echo $! > pid; wait $! && echo "status 0" || echo "status $?"; } | {
-        sent=
-        while IFS= read -r line; do
-            printf '%s\n' "$line" >> "$log"
-            case $line in
-            *"batch "[2-9][0-9]/94*) [ -n "$sent" ] || { kill -TERM "$(target "$(cat pid)")"; sent=1; } ;;
-            "status "*) echo "${line#status }" ;;
-            esac
-        done
-    }
-}
-status=$(term_at_step_20 log m "$@" -o part.ckpt --metrics part.jsonl)
+# SIGTERM at step 20 of epoch 1: term_at_step_20 (lib.sh)
+status=$(term_at_step_20 log sp-train m "$@" -o part.ckpt --metrics part.jsonl)
 [ "$status" = 143 ] || { cat log >&2; fail "SIGTERM: status $status, not 143"; }
 grep -q '^sp-train: stopped by SIGTERM after step [0-9]* of 94 of epoch 1/3; part.ckpt holds that point: go on with sp-train m --resume part.ckpt -o part.ckpt --epochs 3$' log ||
     { cat log >&2; fail "no line saying where the run stopped and how to resume"; }
@@ -97,7 +80,7 @@ X
 
 expect_status 2 sp-train m "$@" --checkpoint-every 10
 expect_err "sp-train: --checkpoint-every: needs -o CKPT to write to"
-status=$(term_at_step_20 log2 m "$@")
+status=$(term_at_step_20 log2 sp-train m "$@")
 [ "$status" = 143 ] || fail "SIGTERM without -o: status $status, not 143"
 grep -q '^sp-train: stopped by SIGTERM after step [0-9]* of 94 of epoch 1/3; nothing saved (no -o)' log2 ||
     { cat log2 >&2; fail "without -o: no line saying nothing was saved"; }
@@ -121,15 +104,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rs
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
 launch="mpirun --oversubscribe -np 2 --bind-to none --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo
     --mca oob_tcp_if_include lo"
-target() { # mpirun's PID: its rank 1
-    for c in $(pgrep -P "$1"); do
-        if tr '\0' '\n' < "/proc/$c/environ" | grep -qx OMPI_COMM_WORLD_RANK=1; then echo "$c"; return; fi
-    done
-    fail "no rank 1 under mpirun $1"
-}
 set -- --model cnn --batch 32 --epochs 1 --seed 3 --augment flip --threads 1
 $launch sp-train m "$@" -q -o mpi-full.ckpt
-status=$(term_at_step_20 log3 m "$@" -o mpi.ckpt)
+status=$(term_at_step_20 log3 $launch sp-train m "$@" -o mpi.ckpt)
 [ "$status" = 143 ] || { cat log3 >&2; fail "SIGTERM to rank 1: status $status, not 143"; }
 [ "$(grep -c '^sp-train: stopped by SIGTERM after step [0-9]* of 94 of epoch 1/1; mpi.ckpt holds' log3)" = 1 ] ||
     { cat log3 >&2; fail "under MPI: not one line from rank 0 saying where the run stopped"; }
