@@ -1,6 +1,7 @@
 /* sp-shard: pixel records in, HDF5+zstd shards and a manifest out. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,14 +38,21 @@ static const char about[] =
     "takes over every shard whose records (keys, labels, pixel checksums) and\n"
     "options are equal, and ends with the files of an uninterrupted run.\n"
     "\n"
-    "Upload: with -o s3://BUCKET/PREFIX/ the set is written as above into a local\n"
-    "staging directory (--staging), then each shard is put under PREFIX (in parts\n"
-    "above --multipart-size), and manifest.json last, once every shard is up: a\n"
-    "reader never sees a manifest whose shards are missing. A shard already there\n"
-    "with the manifest's size and sha256 is kept, so a rerun after a crash or a\n"
-    "kill puts only what is missing. The default staging directory is removed\n"
-    "after a complete upload; one given with --staging is kept. Credentials: as\n"
-    "for reading (AWS_* variables or ~/.aws/credentials, --s3-endpoint).\n";
+    "Upload: with -o s3://BUCKET/PREFIX/ or -o http(s)://HOST/PATH/ (a server that\n"
+    "takes PUT, such as nginx with WebDAV) the set is written as above into a\n"
+    "local staging directory (--staging), then each shard is put under the URL\n"
+    "(on S3 in parts above --multipart-size), and manifest.json last, once every\n"
+    "shard is up: a reader never sees a manifest whose shards are missing. A shard\n"
+    "already there with the manifest's size and sha256 is kept (over HTTP it is\n"
+    "read back to hash it), so a rerun after a crash or a kill puts only what is\n"
+    "missing. The default staging directory is removed after a complete upload;\n"
+    "one given with --staging is kept. Credentials: as for reading (AWS_*\n"
+    "variables or ~/.aws/credentials, --s3-endpoint; user:password@ in an http\n"
+    "URL). CA bundle: $SHARDPIPE_CA_FILE, else $CURL_CA_BUNDLE or $SSL_CERT_FILE.\n"
+    "\n"
+    "Merge: the DIR operands of --merge may be URLs (each part is downloaded,\n"
+    "checked against its manifest, into the cache), and -o a URL (the merged set\n"
+    "is uploaded as above).\n";
 
 typedef struct tool {
     int part, parts;
@@ -133,6 +141,67 @@ static void remove_staging(const char *dir, const json_t *m)
     rmdir(dir);
 }
 
+/* Removes the committed set in dir as remove_staging does (a default
+ * staging or a part's fetched copy), by its own manifest. */
+static void remove_fetched(const char *dir)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_t *m = json_load_file(path, 0, NULL);
+    if (m)
+        remove_staging(dir, m);
+    json_decref(m);
+}
+
+/* The upload's summary line (at -v). */
+static void say_uploaded(const sp_upload_stats *up)
+{
+    sp_msg("uploaded %llu shard%s (%llu in parts), %llu already there, and the manifest", (unsigned long long)up->put,
+           up->put == 1 ? "" : "s", (unsigned long long)up->multipart, (unsigned long long)up->kept);
+}
+
+/* sp-shard --merge: the parts (directories, or URLs fetched into their
+ * default staging directories first) merged into dir, then, with url,
+ * uploaded there; dir is then removed unless it was given (--staging), as
+ * are the parts' fetched copies. Returns the exit status. */
+static int merge_sets(const char *dir, const char *url, const char *staging, uint64_t part_size, char **parts,
+                      int n)
+{
+    sp_err err = {0};
+    char **local = calloc((size_t)n, sizeof *local);
+    int rc = local ? 0 : sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char path[4400];
+        if (!sp_remote_is_url(parts[i]))
+            local[i] = strdup(parts[i]);
+        else if (!(rc = default_staging(parts[i], path, sizeof path, &err)) &&
+                 !(rc = sp_shardset_fetch(parts[i], path, &err)))
+            local[i] = strdup(path);
+        if (rc == 0 && !local[i])
+            rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+    }
+    if (rc == 0)
+        rc = sp_shardset_merge(dir, local, n, &err);
+    sp_upload_stats up = {0};
+    if (rc == 0 && url)
+        rc = sp_upload_set(dir, url, part_size, &up, &err);
+    int status = sp_cli_exit(rc ? &err : NULL);
+    if (rc == 0 && sp_verbosity >= 1) {
+        sp_msg("merged %d shard sets into %s", n, url ? url : dir);
+        if (url)
+            say_uploaded(&up);
+    }
+    for (int i = 0; local && i < n; i++) {
+        if (rc == 0 && local[i] && sp_remote_is_url(parts[i]))
+            remove_fetched(local[i]);
+        free(local[i]);
+    }
+    free(local);
+    if (rc == 0 && url && !staging)
+        remove_fetched(dir);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     static const char *const literals[] = {"huffman", "raw", NULL};
@@ -147,10 +216,11 @@ int main(int argc, char **argv)
     sp_cli_part part = {0};
     const sp_opt table[] = {
         {"output", 'o', SP_OPT_STRING, &dir, .arg = "DIR", .help = "the shard directory (created if missing), or\n"
-                                                                    "s3://BUCKET/PREFIX/ to upload the set there",
+                                                                    "s3://BUCKET/PREFIX/ or http(s)://HOST/PATH/\n"
+                                                                    "to upload the set there",
          .flags = SP_OPT_NO_RECIPE},
         {"staging", 0, SP_OPT_STRING, &staging, .arg = "DIR", .flags = SP_OPT_NO_RECIPE,
-         .help = "with -o s3://...: write the set here before the\n"
+         .help = "with -o URL: write the set here before the\n"
                  "upload, and keep it (default: a directory under\n"
                  "the cache, $SHARDPIPE_CACHE/staging, removed after)"},
         {"multipart-size", 0, SP_OPT_SIZE, &part_size, .min = 1 << 16, .arg = "SIZE", .flags = SP_OPT_NO_RECIPE,
@@ -176,8 +246,9 @@ int main(int argc, char **argv)
                  "hash of their keys: N runs (machines, cluster jobs)\n"
                  "each write a part; shard names carry the part"},
         {"merge", 0, SP_OPT_FLAG, &merge, .arg = NULL,
-         .help = "join the shard sets of the parts in the DIR operands\n"
-                 "into the -o directory (linked, or copied) under one manifest"},
+         .help = "join the shard sets of the parts in the DIR (or URL)\n"
+                 "operands into the -o directory (linked, or copied)\n"
+                 "or URL under one manifest"},
         {0},
     };
     const sp_cli_tool cli = {"sp-shard", "-o DIR [OPTION]... [STREAM]...\n  or:  sp-shard -o DIR --merge DIR...", about,
@@ -196,10 +267,8 @@ int main(int argc, char **argv)
     const char *url = NULL; /* -o s3://...: the set goes to dir (staging), then there */
     char staged[4400];
     if (sp_remote_is_url(dir)) {
-        if (strncmp(dir, "s3://", 5))
-            return sp_cli_usage_error("-o %s: uploads go to s3:// URLs only", dir);
-        if (merge)
-            return sp_cli_usage_error("--merge writes to a directory, not to %s", dir);
+        if (!strncmp(dir, "file://", 7))
+            return sp_cli_usage_error("-o %s: give the directory itself, not a file:// URL", dir);
         url = dir;
         if (staging)
             snprintf(staged, sizeof staged, "%s", staging);
@@ -207,16 +276,12 @@ int main(int argc, char **argv)
             return sp_report(&err);
         dir = staged;
     } else if (staging) {
-        return sp_cli_usage_error("--staging is for -o s3://... only");
+        return sp_cli_usage_error("--staging is for -o URL only");
     }
     if (merge) {
         if (args.n == 0)
             return sp_cli_usage_error("--merge: name the part directories");
-        if (sp_shardset_merge(dir, args.v, args.n, &err))
-            return sp_report(&err);
-        if (sp_verbosity >= 1)
-            sp_msg("merged %d shard sets into %s", args.n, dir);
-        return SP_EXIT_OK;
+        return merge_sets(dir, url, staging, part_size, args.v, args.n);
     }
     tool t = {.part = so.part, .parts = so.parts};
     sp_progress_init(&t.prog);
@@ -287,9 +352,7 @@ int main(int argc, char **argv)
                parts,
                (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, url ? url : dir, resumed);
         if (url)
-            sp_msg("uploaded %llu shard%s (%llu in parts), %llu already there, and the manifest",
-                   (unsigned long long)up.put, up.put == 1 ? "" : "s", (unsigned long long)up.multipart,
-                   (unsigned long long)up.kept);
+            say_uploaded(&up);
         if (sp_verbosity >= 2) {
             size_t i;
             json_t *e;

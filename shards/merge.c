@@ -1,4 +1,5 @@
-/* Merging the shard sets of parts (sp-shard --merge): links or atomic copies, then one manifest. */
+/* Merging the shard sets of parts (sp-shard --merge): links or atomic copies, then one manifest; parts at a URL
+ * are fetched into a local directory first. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 
 #include "common/sp_atomic.h"
 #include "shards/manifest.h"
+#include "shards/remote.h"
 #include "shards/writer_internal.h"
 
 /* dst as a hard link to src, or (across file systems) a copy written through
@@ -166,5 +168,51 @@ int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
     json_decref(all);
     json_decref(m);
     sp_shardset_free(lock);
+    return rc;
+}
+
+int sp_shardset_fetch(const char *url, const char *dir, sp_err *err)
+{
+    char local[4400], name[4400], path[8192];
+    size_t ul = strlen(url);
+    while (ul > 0 && url[ul - 1] == '/')
+        ul--;
+    if (sp_remote_manifest(url, local, sizeof local, err))
+        return -1;
+    json_error_t je;
+    json_t *m = json_load_file(local, 0, &je);
+    if (!m)
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s", sp_remote_shown(url, name, sizeof name), je.text);
+    snprintf(path, sizeof path, "%s/" SP_MANIFEST_NAME, dir);
+    int rc = 0;
+    if (sp_mkdirs(dir) && errno != EEXIST)
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", dir, strerror(errno));
+    else if (unlink(path) && errno != ENOENT) /* dir holds no committed set until the end */
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "shards"), i, e) {
+        if (rc)
+            break;
+        const char *file = json_string_value(json_object_get(e, "file"));
+        char surl[8192], cached[4400];
+        int pin = -1;
+        snprintf(surl, sizeof surl, "%.*s/%s", (int)ul, url, file ? file : "");
+        snprintf(path, sizeof path, "%s/%s", dir, file ? file : "");
+        int got = sp_remote_shard(surl, cached, sizeof cached, &pin, err);
+        if (got == 0)
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set", sp_remote_shown(surl, name, sizeof name));
+        else if (got < 0)
+            rc = -1;
+        else if (unlink(path) && errno != ENOENT)
+            rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
+        else
+            rc = link_or_copy(cached, path, err);
+        sp_remote_unpin(pin);
+    }
+    snprintf(path, sizeof path, "%s/" SP_MANIFEST_NAME, dir);
+    if (rc == 0)
+        rc = sp_fsync_path(dir, err) || link_or_copy(local, path, err) ? -1 : 0;
+    json_decref(m);
     return rc;
 }

@@ -198,8 +198,7 @@ void sp_remote_configure(const char *cache_dir, uint64_t limit)
     pthread_mutex_unlock(&reg_mu);
 }
 
-/* url without any user:password@ into out, for messages. */
-static const char *shown(const char *url, char *out, size_t n)
+const char *sp_remote_shown(const char *url, char *out, size_t n)
 {
     const char *scheme = strstr(url, "://"), *host = scheme ? scheme + 3 : url;
     const char *slash = strchr(host, '/'), *at = strchr(host, '@');
@@ -528,7 +527,7 @@ static int register_set(const char *url, const char *cache_dir, uint64_t limit, 
     char base[4096], murl[4200], name[4200], mpath[4300];
     snprintf(base, sizeof base, "%.*s", (int)len, url);
     snprintf(murl, sizeof murl, "%s/manifest.json", base);
-    shown(murl, name, sizeof name);
+    sp_remote_shown(murl, name, sizeof name);
     sp_buf m = {0};
     xfer x = {.fd = -1, .mem = &m, .cap = MANIFEST_MAX};
     if (fetch(&x, murl, name, err)) {
@@ -679,7 +678,7 @@ int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *e
     if (!r)
         return 0;
     char name[4400];
-    shown(full, name, sizeof name);
+    sp_remote_shown(full, name, sizeof name);
     if (!e)
         return sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", name);
     moved_to(r, sha);
@@ -730,7 +729,7 @@ static void *prefetch_main(void *arg)
                 sp_err err = {0};
                 int pin, in = sp_cache_pin(r->root, sha, local, sizeof local, &pin, &err);
                 /* a failure here is left to the reader's own open, which reports it */
-                if (in != 0 || !download(r, url, shown(url, name, sizeof name), sha, bytes, k, pin, &err))
+                if (in != 0 || !download(r, url, sp_remote_shown(url, name, sizeof name), sha, bytes, k, pin, &err))
                     sp_cache_unpin(pin); /* download releases it itself on failure */
             }
             pthread_mutex_lock(&reg_mu);

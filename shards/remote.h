@@ -12,12 +12,17 @@
 #ifndef SP_REMOTE_H
 #define SP_REMOTE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/sp_common.h"
 
 /* 1 when loc is a URL this module reads (http://, https://, file://, s3://). */
 int sp_remote_is_url(const char *loc);
+
+/* url without any user:password@ in it into out (n bytes), for messages;
+ * returns out. */
+const char *sp_remote_shown(const char *url, char *out, size_t n);
 
 /* s3://BUCKET/PREFIX/ is read from ENDPOINT/BUCKET/PREFIX/ (path style): the
  * endpoint given here (NULL: $AWS_ENDPOINT_URL, else AWS's for $AWS_REGION),

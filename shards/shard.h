@@ -130,6 +130,15 @@ int sp_shard_file_name(const char *name);
  * merge-copied (a merge's shards are in place, its manifest not yet). */
 int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err);
 
+/* Copies the committed set at url (http(s)://, s3://, file://) into the
+ * directory dir (created if missing) for a merge: each shard its manifest
+ * lists is downloaded through the cache (sp_remote_shard: checked against the
+ * manifest's sha256 before it is placed), hard linked into dir (or copied
+ * across file systems) under its own name, replacing any file of that name,
+ * and the manifest last, so dir holds a committed set or none. 0, or -1 with
+ * err naming the URL. */
+int sp_shardset_fetch(const char *url, const char *dir, sp_err *err);
+
 /* ---------------- reading one shard ---------------- */
 typedef struct sp_shard sp_shard;
 

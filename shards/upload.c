@@ -1,13 +1,17 @@
-/* Uploads of a finished shard set to S3 (libcurl, SigV4): HEAD to keep the
- * objects already there, PUT or a multipart upload for the others, the
- * manifest last. */
+/* Uploads of a finished shard set to S3 (libcurl, SigV4) or to an HTTP(S)
+ * server that takes PUT (WebDAV): HEAD (and, over HTTP, a GET hashed as it
+ * streams) to keep the objects already there, PUT or a multipart upload for
+ * the others, the manifest last. */
 #define _GNU_SOURCE
 #include "shards/upload.h"
+
+#include "shards/remote.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +35,13 @@ typedef struct req {
     const char *header;
 } req;
 
-/* What came back: the status, the body, and the headers read. */
+/* What came back: the status, the body (or, with md, its sha256 and size
+ * only), and the headers read. */
 typedef struct resp {
     long code;
     sp_buf body;
+    EVP_MD_CTX *md;   /* not NULL: the body is hashed here, not kept */
+    uint64_t hashed;  /* bytes hashed by md */
     char sha[72];   /* x-amz-meta-sha256 */
     char etag[256];
     curl_off_t length;
@@ -61,6 +68,10 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 {
     resp *r = ctx;
     size_t n = size * nmemb;
+    if (r->md) {
+        r->hashed += n;
+        return EVP_DigestUpdate(r->md, p, n) ? n : 0;
+    }
     if (r->body.len + n <= BODY_MAX && sp_buf_append(&r->body, p, n))
         return 0;
     return n;
@@ -107,31 +118,44 @@ static const char *xml_value(const resp *r, const char *tag, char *out, size_t n
     return out;
 }
 
-/* One request to s3url (+ q->query), with retries on resets, 5xx, 408 and
- * 429. Returns the HTTP status (2xx; or 404 when ok404), else -1 with err
- * naming s3url and the status (and S3's error code when it sent one). */
-static int request(const char *s3url, req *q, resp *r, int ok404, sp_err *err)
+static int is_s3(const char *url) { return !strncmp(url, "s3://", 5); }
+
+/* One request to target (an s3:// URL, signed, or an http(s):// one; +
+ * q->query), with retries on resets, 5xx, 408 and 429. Returns the HTTP
+ * status (2xx; or 404 when ok404), else -1 with err naming target (without
+ * any user:password) and the status (and S3's error code when it sent one). */
+static int request(const char *target, req *q, resp *r, int ok404, sp_err *err)
 {
+    char name[4400];
+    sp_remote_shown(target, name, sizeof name);
     CURL *c = curl_easy_init();
     sp_s3_req *s = calloc(1, sizeof *s);
     if (!c || !s) {
         curl_easy_cleanup(c);
         free(s);
-        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot start a transfer", s3url);
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot start a transfer", name);
     }
-    sp_remote_s3_request(s3url, s);
+    if (is_s3(target))
+        sp_remote_s3_request(target, s);
+    else
+        snprintf(s->url, sizeof s->url, "%s", target);
     char url[4600], ebuf[CURL_ERROR_SIZE], why[512] = "";
     snprintf(url, sizeof url, "%s%s", s->url, q->query);
     int rc = -1, kind = SP_EXIT_SYSTEM, attempt;
     for (attempt = 0; attempt < TRIES; attempt++) {
         if (attempt)
             sp_remote_backoff(attempt);
-        r->body.len = 0, r->sha[0] = r->etag[0] = 0, r->code = 0, r->length = -1;
+        r->body.len = 0, r->sha[0] = r->etag[0] = 0, r->code = 0, r->length = -1, r->hashed = 0;
+        if (r->md && !EVP_DigestInit_ex(r->md, EVP_sha256(), NULL)) {
+            snprintf(why, sizeof why, "cannot hash");
+            break;
+        }
         q->sent = 0;
         curl_easy_reset(c);
         sp_remote_curl_setup(c, url, ebuf, "http,https");
         struct curl_slist *hdr = q->header ? curl_slist_append(NULL, q->header) : NULL;
-        hdr = sp_remote_s3_sign(c, s, hdr);
+        if (is_s3(target))
+            hdr = sp_remote_s3_sign(c, s, hdr);
         if (!strcmp(q->method, "HEAD")) {
             curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
         } else if (q->f) {
@@ -179,6 +203,9 @@ static int request(const char *s3url, req *q, resp *r, int ok404, sp_err *err)
                      ": refused (no access: check the credentials or the bucket's policy)");
         else if (code == 404)
             snprintf(why + strlen(why), sizeof why - strlen(why), ": not found"), kind = SP_EXIT_DATA;
+        else if (code == 405 || code == 501)
+            snprintf(why + strlen(why), sizeof why - strlen(why),
+                     ": refused (the server does not take %s here: for nginx, WebDAV's dav_methods PUT)", q->method);
         else
             snprintf(why + strlen(why), sizeof why - strlen(why), ": refused");
         break;
@@ -189,7 +216,7 @@ static int request(const char *s3url, req *q, resp *r, int ok404, sp_err *err)
     OPENSSL_cleanse(s, sizeof *s); /* the secret leaves no copy behind */
     free(s);
     if (rc < 0)
-        sp_fail(err, kind, "%s: %s", s3url, why);
+        sp_fail(err, kind, "%s: %s", name, why);
     return rc;
 }
 
@@ -203,15 +230,15 @@ static void count_put(void)
         raise(SIGKILL);
 }
 
-/* Puts len bytes of file path as s3url in one request, with header. */
-static int put_whole(const char *s3url, const char *path, uint64_t len, const char *header, sp_err *err)
+/* Puts len bytes of file path as target in one request, with header. */
+static int put_whole(const char *target, const char *path, uint64_t len, const char *header, sp_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot open: %s", path, strerror(errno));
     req q = {.method = "PUT", .query = "", .f = f, .len = len, .header = header};
     resp r = {0};
-    int rc = request(s3url, &q, &r, 0, err) < 0 ? -1 : 0;
+    int rc = request(target, &q, &r, 0, err) < 0 ? -1 : 0;
     sp_buf_free(&r.body);
     fclose(f);
     return rc;
@@ -279,13 +306,14 @@ static int put_parts(const char *s3url, const char *path, uint64_t len, uint64_t
     return rc;
 }
 
-/* Puts dir/file as url/file: in parts when larger than part. */
+/* Puts dir/file as url/file: to S3 in parts when larger than part, with its
+ * sha256 as x-amz-meta-sha256; over HTTP in one PUT. */
 static int put_file(const char *dir, const char *url, const char *file, uint64_t bytes, const char *sha,
                     uint64_t part, sp_upload_stats *st, sp_err *err)
 {
-    char path[4400], s3url[4400], header[128];
+    char path[4400], target[4400], header[128];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    snprintf(s3url, sizeof s3url, "%s/%s", url, file);
+    snprintf(target, sizeof target, "%s/%s", url, file);
     snprintf(header, sizeof header, "x-amz-meta-sha256: %s", sha);
     struct stat sb;
     if (stat(path, &sb))
@@ -293,39 +321,73 @@ static int put_file(const char *dir, const char *url, const char *file, uint64_t
     if ((uint64_t)sb.st_size != bytes)
         return sp_fail(err, SP_EXIT_DATA, "%s: %llu bytes, its manifest says %llu", path,
                        (unsigned long long)sb.st_size, (unsigned long long)bytes);
-    int multi = bytes > part;
-    if (multi ? put_parts(s3url, path, bytes, part, header, err) : put_whole(s3url, path, bytes, header, err))
+    int s3 = is_s3(url), multi = s3 && bytes > part;
+    if (multi ? put_parts(target, path, bytes, part, header, err)
+              : put_whole(target, path, bytes, s3 ? header : NULL, err))
         return -1;
     st->put++, st->multipart += (uint64_t)multi, st->bytes += bytes;
     count_put();
     return 0;
 }
 
-/* 1 when url/file is there with bytes and sha (as put here), 0 if not, -1 on failure. */
+/* Whether what came back hashes (r->md, r->hashed bytes) to sha. */
+static int hashed_to(resp *r, const char *sha)
+{
+    unsigned char d[32];
+    unsigned dl = 0;
+    char hex[65];
+    if (!EVP_DigestFinal_ex(r->md, d, &dl) || dl != 32)
+        return 0;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return !strcasecmp(hex, sha);
+}
+
+/* 1 when url/file is there with bytes and sha, 0 if not, -1 on failure. On
+ * S3, HEAD's size and the x-amz-meta-sha256 put here; over HTTP, where a
+ * server keeps no such header, HEAD's size and then the object itself, read
+ * back by GET and hashed as it streams (nothing kept on disk). */
 static int already_there(const char *url, const char *file, uint64_t bytes, const char *sha, sp_err *err)
 {
-    char s3url[4400];
-    snprintf(s3url, sizeof s3url, "%s/%s", url, file);
+    char target[4400];
+    snprintf(target, sizeof target, "%s/%s", url, file);
     req q = {.method = "HEAD", .query = ""};
     resp r = {0};
-    int code = request(s3url, &q, &r, 1, err);
+    int code = request(target, &q, &r, 1, err);
     sp_buf_free(&r.body);
     if (code < 0)
         return -1;
-    return code == 200 && r.length == (curl_off_t)bytes && !strcasecmp(r.sha, sha);
+    if (code != 200 || r.length != (curl_off_t)bytes)
+        return 0;
+    if (is_s3(url))
+        return !strcasecmp(r.sha, sha);
+    req get = {.method = "GET", .query = ""};
+    if (!(r.md = EVP_MD_CTX_new()))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    code = request(target, &get, &r, 1, err);
+    int same = code == 200 && r.hashed == bytes && hashed_to(&r, sha);
+    EVP_MD_CTX_free(r.md);
+    sp_buf_free(&r.body);
+    return code < 0 ? -1 : same;
 }
 
 int sp_upload_set(const char *dir, const char *url_in, uint64_t part_size, sp_upload_stats *stats, sp_err *err)
 {
     sp_upload_stats st = {0};
-    if (strncmp(url_in, "s3://", 5) || !url_in[5] || url_in[5] == '/')
-        return sp_fail(err, SP_EXIT_USAGE, "%s: not an s3://BUCKET/PREFIX URL", url_in);
+    size_t scheme = !strncmp(url_in, "s3://", 5)       ? 5
+                    : !strncmp(url_in, "http://", 7)  ? 7
+                    : !strncmp(url_in, "https://", 8) ? 8
+                                                      : 0;
+    char name[4400];
+    if (!scheme || !url_in[scheme] || url_in[scheme] == '/')
+        return sp_fail(err, SP_EXIT_USAGE, "%s: not an s3://BUCKET/PREFIX or http(s)://HOST/PATH URL",
+                       sp_remote_shown(url_in, name, sizeof name));
     if (part_size == 0)
         return sp_fail(err, SP_EXIT_USAGE, "the part size of a multipart upload is 0");
     char url[4096];
     snprintf(url, sizeof url, "%s", url_in);
     size_t ul = strlen(url);
-    while (ul > 5 && url[ul - 1] == '/')
+    while (ul > scheme && url[ul - 1] == '/')
         url[--ul] = 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return sp_fail(err, SP_EXIT_SYSTEM, "cannot initialise libcurl");
@@ -359,9 +421,9 @@ int sp_upload_set(const char *dir, const char *url_in, uint64_t part_size, sp_up
         if (stat(mpath, &sb))
             rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", mpath, strerror(errno));
         else {
-            char s3url[4400];
-            snprintf(s3url, sizeof s3url, "%s/manifest.json", url);
-            rc = put_whole(s3url, mpath, (uint64_t)sb.st_size, NULL, err);
+            char target[4400];
+            snprintf(target, sizeof target, "%s/manifest.json", url);
+            rc = put_whole(target, mpath, (uint64_t)sb.st_size, NULL, err);
             st.bytes += rc ? 0 : (uint64_t)sb.st_size;
         }
     }

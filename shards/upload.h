@@ -1,6 +1,6 @@
-/* Uploads a finished shard set to an s3:// URL: the shards first (a single
- * PUT each, or a multipart upload above a size), the manifest last, as the
- * commit point. */
+/* Uploads a finished shard set to an s3:// URL or to an http(s):// server
+ * that takes PUT (WebDAV): the shards first (a single PUT each, or on S3 a
+ * multipart upload above a size), the manifest last, as the commit point. */
 #ifndef SP_UPLOAD_H
 #define SP_UPLOAD_H
 
@@ -47,14 +47,17 @@ typedef struct sp_upload_stats {
 } sp_upload_stats;
 
 /* Uploads the set in directory dir (its manifest.json and the shards it
- * lists; nothing else) to url (s3://BUCKET/PREFIX, with or without its
- * trailing '/'). A shard whose object is already there with the manifest's
- * bytes and sha256 (the x-amz-meta-sha256 this function puts on every
- * object, read by HEAD) is kept; any other is put, in parts of part_size
- * bytes when it is larger than part_size (S3 wants parts of 5 MiB at least,
- * but the last). manifest.json goes last, once every shard is up. Bounded
- * retries on resets and 5xx. 0 (stats filled, if not NULL), or -1 with err
- * naming the object's URL and the HTTP status, never the credentials.
+ * lists; nothing else) to url (s3://BUCKET/PREFIX or http(s)://HOST/PATH,
+ * with or without its trailing '/'). A shard whose object is already there
+ * with the manifest's bytes and sha256 is kept: on S3 by HEAD (its size and
+ * the x-amz-meta-sha256 this function puts on every object), over HTTP by
+ * HEAD's size and then a GET of the object hashed as it streams. Any other is
+ * put: on S3 in parts of part_size bytes when it is larger than part_size (S3
+ * wants parts of 5 MiB at least, but the last), over HTTP in one PUT.
+ * manifest.json goes last, once every shard is up. Bounded retries on
+ * resets, 5xx, 408 and 429. 0 (stats filled, if not NULL), or -1 with err
+ * naming the object's URL (without any user:password) and the HTTP status,
+ * never the credentials.
  * $SHARDPIPE_TEST_UPLOAD_KILL=N (for the tests only) sends the process
  * SIGKILL once N objects have been put. */
 int sp_upload_set(const char *dir, const char *url, uint64_t part_size, sp_upload_stats *stats, sp_err *err);

@@ -132,14 +132,15 @@ stop_servers() {
 # start_nginx ROOT [CERT KEY]: serves ROOT at http://127.0.0.1:$NGINX_PORT/
 # (and, given a certificate and its key, at https://127.0.0.1:$NGINX_TLS_PORT/),
 # logging each request as "GET /path HTTP/1.1 STATUS range=RANGE" to
-# nginx/access.log.
+# nginx/access.log. $NGINX_EXTRA, if set, goes into both server blocks
+# (e.g. WebDAV's "dav_methods PUT;" and locations).
 start_nginx() {
     mkdir -p nginx/body
     NGINX_PORT=$(free_port)
     tls=""
     if [ $# -ge 3 ]; then
         NGINX_TLS_PORT=$(free_port)
-        tls="server { listen 127.0.0.1:$NGINX_TLS_PORT ssl; ssl_certificate $2; ssl_certificate_key $3; root $1; }"
+        tls="server { listen 127.0.0.1:$NGINX_TLS_PORT ssl; ssl_certificate $2; ssl_certificate_key $3; root $1; ${NGINX_EXTRA:-} }"
     fi
     user=""
     [ "$(id -u)" = 0 ] && user="user root;"
@@ -154,7 +155,7 @@ http {
     log_format t '\$request \$status range=\$http_range';
     access_log $PWD/nginx/access.log t;
     client_body_temp_path $PWD/nginx/body;
-    server { listen 127.0.0.1:$NGINX_PORT; root $1; }
+    server { listen 127.0.0.1:$NGINX_PORT; root $1; ${NGINX_EXTRA:-} }
     $tls
 }
 X
@@ -162,6 +163,16 @@ X
     trap stop_servers EXIT
     wait_port "$NGINX_PORT"
     [ -z "$tls" ] || wait_port "$NGINX_TLS_PORT"
+}
+
+# make_test_ca: ca.pem (a CA made here) and srv.pem, srv.key (a server
+# certificate for 127.0.0.1 that it signs), in the current directory.
+make_test_ca() {
+    command -v openssl >/dev/null || fail "openssl is missing (scripts/install-deps.sh installs it)"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=shardpipe test CA" -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout srv.key -out srv.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' > ext.cnf
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out srv.pem 2>/dev/null
 }
 
 # start_fault NAME DIR [--tls CERT KEY] [--plain-port N]: the fault server

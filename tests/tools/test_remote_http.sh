@@ -7,16 +7,12 @@
 # naming the URL; a cache limit under one shard fails at the start.
 . "$SP_ROOT/tests/tools/lib.sh"
 export PYTHONPATH="$SP_ROOT/python"
-command -v openssl >/dev/null || fail "openssl is missing (scripts/install-deps.sh installs it)"
 $PY "$FIX/make_cifar.py" cf --per-batch 41
 mkdir www
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-normalize | sp-shard -q -n 48 -o www/S
 
 # ---- the CA, the server's certificate, nginx on two ports ----
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=shardpipe test CA" -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout srv.key -out srv.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > ext.cnf
-openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out srv.pem 2>/dev/null
+make_test_ca
 start_nginx "$PWD/www" "$PWD/srv.pem" "$PWD/srv.key"
 P=$NGINX_PORT T=$NGINX_TLS_PORT
 HTTP=http://127.0.0.1:$P/S HTTPS=https://127.0.0.1:$T/S/

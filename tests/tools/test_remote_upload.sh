@@ -1,3 +1,4 @@
+# run.sh: long
 # sp-shard -o s3://BUCKET/PREFIX/ into Ceph's radosgw on 127.0.0.1
 # (tests/servers/s3_server.sh, its daemons stopped by PID): the objects equal
 # the local set's files byte for byte (shards larger than --multipart-size go
@@ -5,7 +6,8 @@
 # upload (the tests' fault hook SHARDPIPE_TEST_UPLOAD_KILL) leaves no manifest
 # object, and a rerun puts the rest and ends with the same objects; a wrong
 # secret gets a named 403 with no credentials in stderr; the manifest (its
-# recipe) holds none either.
+# recipe) holds none either; --merge of parts put to s3:// into s3:// gives
+# a local merge's files.
 . "$SP_ROOT/tests/tools/lib.sh"
 KEY=AKIASHARDPIPEUPLOAD SECRET=uPlOaD/shardpipe+test/0123456789abcdefXYZ
 $PY "$FIX/make_cifar.py" cf --per-batch 41
@@ -22,9 +24,9 @@ s3 -X PUT "$E/bkt" || fail "cannot make the bucket"
 export AWS_ENDPOINT_URL=$E AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1
 export SHARDPIPE_CACHE=$PWD/cache
 keys() { s3 "$E/bkt?list-type=2&prefix=$1%2F" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g; s|^[^/]*/||' | sort; }
-same_as_local() { # PREFIX: its objects are S's files, byte for byte
-    [ "$(keys "$1")" = "$(ls S | sort)" ] || fail "the objects under $1 are not the local set's files"
-    for f in S/*; do
+same_as_local() { # PREFIX [DIR]: its objects are DIR's files (default S), byte for byte
+    [ "$(keys "$1")" = "$(ls "${2:-S}" | sort)" ] || fail "the objects under $1 are not the files of ${2:-S}"
+    for f in "${2:-S}"/*; do
         s3 -o got "$E/bkt/$1/$(basename "$f")" && cmp -s got "$f" || fail "$1/$(basename "$f") differs from $f"
     done
 }
@@ -48,6 +50,18 @@ expect_status 0 sp-shard -n 48 -o s3://bkt/b/ rec
 expect_err_has "uploaded 5 shards (0 in parts), 1 already there, and the manifest"
 same_as_local b
 [ -z "$(ls cache/staging)" ] || fail "the default staging directory is left behind"
+
+# ---- --merge: parts put to s3:// merged into s3://, equal to a local merge ----
+for i in 0 1; do
+    sp-shard -q -n 48 --part $i/2 -o lp/$i rec
+    sp-shard -q -n 48 --part $i/2 -o s3://bkt/p/$i/ rec
+done
+sp-shard -q --merge -o LM lp/0 lp/1
+expect_status 0 sp-shard --merge -o s3://bkt/m/ s3://bkt/p/0 s3://bkt/p/1/
+expect_err_has "merged 2 shard sets into s3://bkt/m/"
+same_as_local m LM
+expect_status 0 sp-verify --cache c2 s3://bkt/m
+[ -z "$(ls cache/staging)" ] || fail "the merge left staging directories"
 
 # ---- a wrong secret: a named 403, no credentials in stderr ----
 first=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["shards"][0]["file"])' S/manifest.json)
