@@ -80,7 +80,7 @@ json_t *sp_inspect(const char *dir, sp_err *err)
         return NULL;
     int nclasses = (int)json_array_size(json_object_get(m, "classes"));
     json_t *out = json_object(), *splits = json_object();
-    const char *keys[] = {"dataset", "classes", "classes2", "recipe", "shuffle", "normalize", "stats"};
+    const char *keys[] = {"dataset", "classes", "classes2", "recipe", "shuffle", "normalize", "stats", "part"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (json_object_get(m, keys[i]))
             json_object_set(out, keys[i], json_object_get(m, keys[i]));

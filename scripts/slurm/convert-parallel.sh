@@ -4,7 +4,8 @@
 # usage: convert-parallel.sh -n N -w PARTS -o OUT [-j JOBS] [--verify] [--] CONVERT-ARGS...
 #   -n N          the part count; part I goes to PARTS/I
 #   -w PARTS      the parts' directory; GNU parallel's job log is PARTS/log/parallel.joblog
-#   -o OUT        the merged shard set, written once every part succeeded
+#   -o OUT        the merged shard set, written once every part succeeded: a
+#                 directory, or a URL (s3://, http(s)://) it is uploaded to
 #   -j JOBS       parts run at once (default: parallel's, one per CPU core)
 #   --verify      reread the merged set (sp-verify)
 #   CONVERT-ARGS  convert-array.sbatch's options and inputs, as for submit.sh
@@ -37,6 +38,7 @@ done
 case "$count" in '' | *[!0-9]* | 0*) usage "-n ${count:-(none)}: not a positive count" ;; esac
 [ -n "$parts_dir" ] || usage "no -w PARTS directory"
 [ -n "$out" ] || usage "no -o OUT directory"
+case "$parts_dir" in *://*) usage "-w $parts_dir: the parts' directory on this machine, not a URL (submit.sh takes one)" ;; esac
 [ $# -gt 0 ] || usage "no CONVERT-ARGS (inputs, or --fetch)"
 command -v parallel > /dev/null || { echo "$me: GNU parallel is not installed (Debian: parallel)" >&2; exit 1; }
 
