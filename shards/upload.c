@@ -47,6 +47,17 @@ typedef struct resp {
     curl_off_t length;
 } resp;
 
+static unsigned long puts_done; /* objects put by this process */
+
+/* The tests' fault hooks: SIGKILL once `name` (an environment variable) is
+ * set to n. */
+static void kill_at(const char *name, unsigned long n)
+{
+    const char *at = getenv(name);
+    if (at && *at && strtoul(at, NULL, 10) == n)
+        raise(SIGKILL);
+}
+
 static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
 {
     req *q = ctx;
@@ -57,6 +68,8 @@ static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
         return 0;
     if (fseeko(q->f, q->off + (off_t)q->sent, SEEK_SET))
         return CURL_READFUNC_ABORT;
+    if (q->sent >= q->len / 2 && q->sent) /* half of this body handed to libcurl, and sent */
+        kill_at("SHARDPIPE_TEST_UPLOAD_KILL_MID", puts_done + 1);
     size_t r = fread(p, 1, n, q->f);
     if (r == 0)
         return CURL_READFUNC_ABORT;
@@ -220,14 +233,11 @@ static int request(const char *target, req *q, resp *r, int ok404, sp_err *err)
     return rc;
 }
 
-/* Counts an object put; the tests' fault hook ($SHARDPIPE_TEST_UPLOAD_KILL). */
+/* Counts an object put; $SHARDPIPE_TEST_UPLOAD_KILL's hook. */
 static void count_put(void)
 {
-    static unsigned long puts;
-    const char *kill_at = getenv("SHARDPIPE_TEST_UPLOAD_KILL");
-    puts++;
-    if (kill_at && *kill_at && strtoul(kill_at, NULL, 10) == puts)
-        raise(SIGKILL);
+    puts_done++;
+    kill_at("SHARDPIPE_TEST_UPLOAD_KILL", puts_done);
 }
 
 /* Puts len bytes of file path as target in one request, with header. */

@@ -59,7 +59,8 @@ typedef struct sp_upload_stats {
  * naming the object's URL (without any user:password) and the HTTP status,
  * never the credentials.
  * $SHARDPIPE_TEST_UPLOAD_KILL=N (for the tests only) sends the process
- * SIGKILL once N objects have been put. */
+ * SIGKILL once N objects have been put; $SHARDPIPE_TEST_UPLOAD_KILL_MID=N
+ * in the middle of the Nth object's body (half of it handed to libcurl). */
 int sp_upload_set(const char *dir, const char *url, uint64_t part_size, sp_upload_stats *stats, sp_err *err);
 
 #endif

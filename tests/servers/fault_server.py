@@ -21,6 +21,15 @@ GET /MODE/FILE serves DIR/FILE as MODE says:
 A FILE named manifest.json is served as ok whatever the mode (the modes
 act on the shards of a set served under /MODE/SET/).
 Every request is logged to LOG as "GET /MODE/FILE range=RANGE".
+
+PUT /MODE/FILE stores the body as DIR/FILE (its folders made; written to a
+temporary and renamed, as nginx's WebDAV does), answering 201, as MODE says:
+  ok          as above
+  busy        503 to the first PUT of each FILE (its body read), then as ok
+  cut         the first PUT of each FILE: half its body read, then the
+              connection is dropped; then as ok
+HEAD /MODE/FILE answers 200 with DIR/FILE's length, or 404. Each PUT is
+logged as "PUT /MODE/FILE STATUS" ("cut" for a dropped one).
 The chosen port is written to PORT_FILE once the server listens.
 
 usage: fault_server.py DIR PORT_FILE LOG [--tls CERT KEY] [--plain-port N]
@@ -44,6 +53,7 @@ def main():
     a = ap.parse_args()
     lock = threading.Lock()
     busy_seen = set()
+    put_seen = set()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -63,6 +73,43 @@ def main():
             body = b"<html><body>ERROR PAGE %d</body></html>\n" % code
             self.send_body_headers(code, len(body), [("Content-Type", "text/html")])
             self.wfile.write(body)
+
+        def do_HEAD(self):
+            parts = self.path.split("/", 2)
+            path = os.path.join(a.dir, parts[2]) if len(parts) == 3 else ""
+            if not os.path.isfile(path):
+                self.send_body_headers(404, 0)
+            else:
+                self.send_body_headers(200, os.path.getsize(path))
+
+        def do_PUT(self):
+            parts = self.path.split("/", 2)
+            length = int(self.headers.get("Content-Length", "0"))
+            mode, name = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+            with lock:
+                first = (mode, name) not in put_seen
+                put_seen.add((mode, name))
+            status = 201
+            if mode == "cut" and first:
+                self.rfile.read(length // 2)
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                status = "cut"
+            else:
+                body = self.rfile.read(length)
+                if mode not in ("ok", "busy", "cut") or ".." in name.split("/"):
+                    status = 405
+                elif mode == "busy" and first:
+                    status = 503
+                else:
+                    path = os.path.join(a.dir, name)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path + ".put", "wb") as f:
+                        f.write(body)
+                    os.rename(path + ".put", path)
+                self.send_body_headers(status, 0)
+            with lock, open(a.log, "a") as log:
+                log.write(f"PUT {self.path} {status}\n")
 
         def do_GET(self):
             rng = self.headers.get("Range")

@@ -4,8 +4,11 @@
 # gives the local set's batches; a SIGKILL after the second shard's upload
 # leaves no manifest, and a rerun keeps the object that hashes right, puts
 # again one of the right size but wrong bytes and one cut short, and ends
-# with the files of an uninterrupted run; PUT refused (405) and 503 on every
-# try fail naming the URL without its password, and leave no manifest;
+# with the files of an uninterrupted run, as after a SIGKILL in the middle of
+# a PUT (the tests' hook SHARDPIPE_TEST_UPLOAD_KILL_MID); PUT refused (405) and 503 on every
+# try fail naming the URL without its password, and leave no manifest; a 503
+# or a reset mid-body to each file's first PUT (tests/servers/fault_server.py)
+# is retried and the files are the local set's;
 # --merge of parts written to URLs into a URL equals a local merge.
 . "$SP_ROOT/tests/tools/lib.sh"
 export PYTHONPATH="$SP_ROOT/python"
@@ -47,6 +50,15 @@ expect_status 0 sp-shard -n 48 -o "http://127.0.0.1:$P/b/" rec
 expect_err_has "uploaded 5 shards (0 in parts), 1 already there, and the manifest"
 same_files S www/b
 
+# ---- killed in the middle of the third shard's PUT: no part of it is kept ----
+third=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["shards"][2]["file"])' S/manifest.json)
+expect_status 137 env SHARDPIPE_TEST_UPLOAD_KILL_MID=3 sp-shard -q -n 48 -o "http://127.0.0.1:$P/e/" rec
+grep -q "^PUT /e/$third HTTP/1.1 " nginx/access.log || fail "the killed run did not start the third shard's PUT"
+[ "$(ls -A www/e | wc -l)" = 2 ] && [ ! -e "www/e/$third" ] || fail "the run killed mid-PUT left: $(ls -A www/e)"
+expect_status 0 sp-shard -n 48 -o "http://127.0.0.1:$P/e/" rec
+expect_err_has "uploaded 4 shards (0 in parts), 2 already there, and the manifest"
+same_files S www/e
+
 # ---- PUT refused (405), 503 on every try: named, no password, no manifest ----
 expect_status 3 sp-shard -q -n 48 -o "http://alice:s3cret@127.0.0.1:$P/ro/c/" rec
 expect_err "sp-shard: http://127.0.0.1:$P/ro/c/$first: HTTP 405: refused (the server does not take PUT here: for nginx, WebDAV's dav_methods PUT)"
@@ -55,6 +67,17 @@ expect_err "sp-shard: http://127.0.0.1:$P/ro/c/$first: HTTP 405: refused (the se
 expect_status 3 sp-shard -q -n 48 -o "http://127.0.0.1:$P/flaky/d/" rec
 expect_err "sp-shard: http://127.0.0.1:$P/flaky/d/$first: HTTP 503 (after 5 attempts)"
 [ "$(grep -c "/flaky/d/$first HTTP/1.1 503" nginx/access.log)" = 5 ] || fail "503 was not tried 5 times"
+
+# ---- a 503, or a reset mid-body, to each file's first PUT: retried, the same files ----
+mkdir fs
+start_fault put "$PWD/fs"
+for mode in busy cut; do
+    expect_status 0 sp-shard -q -n 48 -o "http://127.0.0.1:$FAULT_PORT/$mode/u/" rec
+    same_files S fs/u
+    [ "$(grep -c "^PUT /$mode/u/.* 201$" put.log)" = 7 ] && [ "$(grep -c "^PUT /$mode/u/.* \(503\|cut\)$" put.log)" = 7 ] ||
+        { cat put.log >&2; fail "$mode: not each of the 7 files refused once, then put"; }
+    rm -r fs/u
+done
 
 # ---- --merge: parts at URLs into a URL, equal to a local merge ----
 for i in 0 1; do
