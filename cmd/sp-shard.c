@@ -168,11 +168,13 @@ static int merge_sets(const char *dir, const char *url, const char *staging, uin
                       int n)
 {
     sp_err err = {0};
-    char **local = calloc((size_t)n, sizeof *local);
-    int rc = local ? 0 : sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+    char **local = calloc((size_t)n, sizeof *local), **shown = calloc((size_t)n, sizeof *shown);
+    int rc = local && shown ? 0 : sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
     for (int i = 0; rc == 0 && i < n; i++) {
         char path[4400];
-        if (!sp_remote_is_url(parts[i]))
+        if (!(shown[i] = strdup(sp_remote_shown(parts[i], path, sizeof path))))
+            rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
+        else if (!sp_remote_is_url(parts[i]))
             local[i] = strdup(parts[i]);
         else if (!(rc = default_staging(parts[i], path, sizeof path, &err)) &&
                  !(rc = sp_shardset_fetch(parts[i], path, &err)))
@@ -181,22 +183,25 @@ static int merge_sets(const char *dir, const char *url, const char *staging, uin
             rc = sp_fail(&err, SP_EXIT_SYSTEM, "out of memory");
     }
     if (rc == 0)
-        rc = sp_shardset_merge(dir, local, n, &err);
+        rc = sp_shardset_merge(dir, local, shown, n, &err);
     sp_upload_stats up = {0};
     if (rc == 0 && url)
         rc = sp_upload_set(dir, url, part_size, &up, &err);
     int status = sp_cli_exit(rc ? &err : NULL);
     if (rc == 0 && sp_verbosity >= 1) {
-        sp_msg("merged %d shard sets into %s", n, url ? url : dir);
+        char where[4400];
+        sp_msg("merged %d shard sets into %s", n, url ? sp_remote_shown(url, where, sizeof where) : dir);
         if (url)
             say_uploaded(&up);
     }
-    for (int i = 0; local && i < n; i++) {
+    for (int i = 0; local && shown && i < n; i++) {
         if (rc == 0 && local[i] && sp_remote_is_url(parts[i]))
             remove_fetched(local[i]);
         free(local[i]);
+        free(shown[i]);
     }
     free(local);
+    free(shown);
     if (rc == 0 && url && !staging)
         remove_fetched(dir);
     return status;
@@ -347,10 +352,12 @@ int main(int argc, char **argv)
             snprintf(resumed, sizeof resumed, "; %llu shard%s taken over from an interrupted run",
                      (unsigned long long)reused, reused == 1 ? "" : "s");
         size_t nshards = json_array_size(json_object_get(m, "shards"));
+        char where[4400];
         sp_msg("%lld records in %zu shard%s (%s), %.1f MB, in %s%s",
                (long long)json_integer_value(json_object_get(m, "total_records")), nshards, nshards == 1 ? "" : "s",
                parts,
-               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6, url ? url : dir, resumed);
+               (double)json_integer_value(json_object_get(m, "total_bytes")) / 1e6,
+               url ? sp_remote_shown(url, where, sizeof where) : dir, resumed);
         if (url)
             say_uploaded(&up);
         if (sp_verbosity >= 2) {

@@ -92,8 +92,10 @@ static int gather(const char *out, const char *dir, const json_t *part, json_t *
     return 0;
 }
 
-int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
+int sp_shardset_merge(const char *out, char **dirs, char **names, int ndirs, sp_err *err)
 {
+    if (!names)
+        names = dirs;
     sp_shard_opts o;
     sp_shard_opts_default(&o);
     sp_shardset *lock = sp_shardset_open_dir(out, &o, 0, err); /* out's lock, stale temporaries gone */
@@ -118,11 +120,11 @@ int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err)
                                    ? "normalization"
                                    : NULL;
             if (what)
-                rc = sp_fail(err, SP_EXIT_DATA, "%s: its %s differ from %s's", dirs[d], what, dirs[0]);
+                rc = sp_fail(err, SP_EXIT_DATA, "%s: its %s differ from %s's", names[d], what, names[0]);
         }
         size_t before = json_array_size(all);
         if (rc == 0)
-            rc = gather(out, dirs[d], part, all, err);
+            rc = gather(out, names[d], part, all, err);
         json_decref(part);
         if (rc == 0) { /* what this merge places in out is its own from now on */
             json_t *mine = json_array();

@@ -116,7 +116,8 @@ void sp_shardset_free(sp_shardset *s);
  * or SPLIT-pIofN-NNNNN-HHHHHHHH.h5 for a part. */
 int sp_shard_file_name(const char *name);
 
-/* Joins the shard sets in dirs (parts written with --part) into out: their
+/* Joins the shard sets in dirs (parts written with --part) into out (names[i],
+ * or dirs[i] when names is NULL, is what messages call dirs[i]): their
  * shards are linked (or copied through a temporary) into out and one manifest
  * lists them all, fsynced and renamed into place last. The sets must agree on
  * dataset, classes and shapes, and no shard name may repeat. Removes, as
@@ -128,7 +129,7 @@ int sp_shard_file_name(const char *name);
  * Phases: shard-finished (the first shard is listed in the journal),
  * commit-renamed (a commit's shards are in place, its manifest not yet),
  * merge-copied (a merge's shards are in place, its manifest not yet). */
-int sp_shardset_merge(const char *out, char **dirs, int ndirs, sp_err *err);
+int sp_shardset_merge(const char *out, char **dirs, char **names, int ndirs, sp_err *err);
 
 /* Copies the committed set at url (http(s)://, s3://, file://) into the
  * directory dir (created if missing) for a merge: each shard its manifest

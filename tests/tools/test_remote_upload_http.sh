@@ -9,7 +9,8 @@
 # try fail naming the URL without its password, and leave no manifest; a 503
 # or a reset mid-body to each file's first PUT (tests/servers/fault_server.py)
 # is retried and the files are the local set's;
-# --merge of parts written to URLs into a URL equals a local merge.
+# --merge of parts written to URLs into a URL equals a local merge, and a
+# part that does not fit is named by its URL.
 . "$SP_ROOT/tests/tools/lib.sh"
 export PYTHONPATH="$SP_ROOT/python"
 $PY "$FIX/make_cifar.py" cf --per-batch 41
@@ -86,9 +87,13 @@ for i in 0 1; do
 done
 sp-shard -q --merge -o LM lp/0 lp/1
 kept=$(ls cache/staging) # the failed uploads' above, for their reruns
-expect_status 0 sp-shard --merge -o "https://127.0.0.1:$T/m/" "http://127.0.0.1:$P/parts/0" "https://127.0.0.1:$T/parts/1/"
+expect_status 0 sp-shard --merge -o "https://bob:pw0rd@127.0.0.1:$T/m/" "http://127.0.0.1:$P/parts/0" "https://127.0.0.1:$T/parts/1/"
 expect_err_has "merged 2 shard sets into https://127.0.0.1:$T/m/"
+! grep -qaF pw0rd err || fail "stderr holds the password"
 same_files LM www/m
 expect_status 0 sp-verify --cache c3 "http://127.0.0.1:$P/m"
 [ "$(ls cache/staging)" = "$kept" ] || fail "the merge left staging directories: $(ls cache/staging)"
+sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 --part 1/2 -o raw1 # not normalized
+expect_status 1 sp-shard -q --merge -o M2 "http://127.0.0.1:$P/parts/0/" raw1
+expect_err "sp-shard: raw1: its normalization differ from http://127.0.0.1:$P/parts/0/'s"
 echo ok
