@@ -5,7 +5,7 @@
 # leaves no manifest, and a rerun keeps the object that hashes right, puts
 # again one of the right size but wrong bytes and one cut short, and ends
 # with the files of an uninterrupted run, as after a SIGKILL in the middle of
-# a PUT (the tests' hook SHARDPIPE_TEST_UPLOAD_KILL_MID); PUT refused (405) and 503 on every
+# a PUT (the tests' hook SHARDPIPE_TEST_UPLOAD_KILL_MID); PUT refused, 403 (405) and 503 on every
 # try fail naming the URL without its password, and leave no manifest; a 503
 # or a reset mid-body to each file's first PUT (tests/servers/fault_server.py)
 # is retried and the files are the local set's;
@@ -19,7 +19,7 @@ sp-shard -q -n 48 -o S rec
 mkdir www
 make_test_ca
 NGINX_EXTRA='client_max_body_size 0; dav_methods PUT; create_full_put_path on;
-    location /ro/ { dav_methods off; } location /flaky/ { return 503; }'
+    location /ro/ { dav_methods off; } location /flaky/ { return 503; } location /deny/ { return 403; }'
 start_nginx "$PWD/www" "$PWD/srv.pem" "$PWD/srv.key"
 P=$NGINX_PORT T=$NGINX_TLS_PORT
 export SHARDPIPE_CA_FILE=$PWD/ca.pem SHARDPIPE_CACHE=$PWD/cache
@@ -60,11 +60,13 @@ expect_status 0 sp-shard -n 48 -o "http://127.0.0.1:$P/e/" rec
 expect_err_has "uploaded 4 shards (0 in parts), 2 already there, and the manifest"
 same_files S www/e
 
-# ---- PUT refused (405), 503 on every try: named, no password, no manifest ----
+# ---- PUT refused (405), 403, 503 on every try: named, no password, no manifest ----
 expect_status 3 sp-shard -q -n 48 -o "http://alice:s3cret@127.0.0.1:$P/ro/c/" rec
 expect_err "sp-shard: http://127.0.0.1:$P/ro/c/$first: HTTP 405: refused (the server does not take PUT here: for nginx, WebDAV's dav_methods PUT)"
 ! grep -qaF s3cret err || fail "stderr holds the password"
 [ ! -e www/ro/c ] || fail "a refused upload left files"
+expect_status 3 sp-shard -q -n 48 -o "http://127.0.0.1:$P/deny/c/" rec
+expect_err "sp-shard: http://127.0.0.1:$P/deny/c/$first: HTTP 403: refused (no access: check the credentials or the bucket's policy)"
 expect_status 3 sp-shard -q -n 48 -o "http://127.0.0.1:$P/flaky/d/" rec
 expect_err "sp-shard: http://127.0.0.1:$P/flaky/d/$first: HTTP 503 (after 5 attempts)"
 [ "$(grep -c "/flaky/d/$first HTTP/1.1 503" nginx/access.log)" = 5 ] || fail "503 was not tried 5 times"
