@@ -154,7 +154,16 @@ int sp_shard_kind(const sp_shard *s);
  * records and their C (the bound a decoder sizes its buffer by), uint8. */
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);
 int sp_shard_split(const sp_shard *s);      /* enum sp_split, from the attribute */
+/* Record i's key, when loaded (NULL when not: see sp_shard_load_keys). */
 const char *sp_shard_key(const sp_shard *s, uint64_t i);
+/* Loads the keys of records [first, first+n) in place of those loaded before
+ * (sp_shard_open loads all of them, sp_shard_open_nokeys none): sp_shard_key
+ * then answers for those records only. For a reader going through a shard in
+ * batches, whose memory is then a batch's keys, not the shard's. 0, or -1
+ * with err (SP_EXIT_DATA: no keys dataset, its length not the records', or
+ * unreadable), no keys loaded. A shard whose bytes are not those its
+ * manifest lists is not to be asked: HDF5 trusts the lengths of the keys. */
+int sp_shard_load_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err);
 /* The "meta" attribute parsed (owned by the shard), or NULL. */
 json_t *sp_shard_meta(const sp_shard *s);
 /* An integer attribute; -1 with err set when missing. */

@@ -49,27 +49,59 @@ static void record_name(sp_shard *s, uint64_t idx, char *name, size_t n)
         snprintf(name, n, "record %llu", (unsigned long long)idx);
 }
 
-/* An encoded shard's records: each one's bytes against its checksum, and its
- * labels; read in batches of about 64 MiB of bytes. (The bytes are not
- * decoded: the checksum says they are the bytes sp-decode checked.) */
-static void verify_encoded(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
+/* sp-verify's batch: the records it holds at once are about this many bytes
+ * of pixels (or encoded bytes), with their labels, checksums and keys, so its
+ * memory is the same whatever the shards' or the set's size. (A record bigger
+ * than this is read alone.) Reads of pixel shards go chunk by chunk (about 1
+ * MiB each, shards/shard_writer.c), a batch's ends through one chunk kept. */
+#define VERIFY_BATCH_BYTES ((uint64_t)4 << 20)
+
+/* The records of the batch that starts at first: at least one, and as many
+ * more as fit in VERIFY_BATCH_BYTES (item: bytes of one pixel record; 0 for
+ * an encoded shard, whose records' sizes are its offsets'). */
+static uint64_t batch_records(sp_shard *s, uint64_t first, size_t item)
 {
+    uint64_t n = sp_shard_count(s), left = n - first;
+    if (item) {
+        uint64_t k = VERIFY_BATCH_BYTES / item;
+        return k < 1 ? 1 : k < left ? k : left;
+    }
+    uint64_t k = 1;
+    while (k < left && sp_shard_encoded_size(s, first, k + 1) <= VERIFY_BATCH_BYTES)
+        k++;
+    return k;
+}
+
+/* Every record of s, batch by batch: its pixels (or, for an encoded shard,
+ * its bytes, which are not decoded: the checksum says they are the bytes
+ * sp-decode checked) against its checksum, and its labels. keys: load each
+ * batch's keys to name its records (not for a shard whose bytes changed). */
+static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int nclasses, int nclasses2)
+{
+    int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
+    uint32_t h, w, c;
+    int dtype;
+    sp_shard_shape(s, &h, &w, &c, &dtype);
+    size_t item = encoded ? 0 : (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
     uint64_t n = sp_shard_count(s);
     sp_buf bytes = {0};
     uint64_t *off = NULL, *ck = NULL;
     int32_t *lab = NULL, *lab2 = NULL;
     sp_err err = {0};
-    for (uint64_t first = 0; first < n;) {
-        uint64_t k = 1;
-        while (first + k < n && sp_shard_encoded_size(s, first, k + 1) <= (64u << 20))
-            k++;
-        uint64_t len = sp_shard_encoded_size(s, first, k);
+    for (uint64_t first = 0, k; first < n; first += k) {
+        k = batch_records(s, first, item);
+        uint64_t len = encoded ? sp_shard_encoded_size(s, first, k) : k * item;
         if (sp_buf_reserve(&bytes, (size_t)len) || !(off = realloc(off, (k + 1) * 8)) || !(ck = realloc(ck, k * 8)) ||
             !(lab = realloc(lab, k * 4)) || !(lab2 = realloc(lab2, k * 4))) {
             problem(v, "%s: out of memory", file);
             break;
         }
-        if (sp_shard_read_encoded(s, first, k, bytes.data, off, NULL, NULL, lab, lab2, ck, &err)) {
+        if (keys && sp_shard_load_keys(s, first, k, &err)) {
+            problem(v, "%s", err.msg); /* the records are still checked, named by index */
+            keys = 0;
+        }
+        if (encoded ? sp_shard_read_encoded(s, first, k, bytes.data, off, NULL, NULL, lab, lab2, ck, &err)
+                    : sp_shard_read(s, first, k, bytes.data, lab, lab2, ck, &err)) {
             problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
                     (unsigned long long)(first + k - 1), err.msg);
             break;
@@ -77,60 +109,10 @@ static void verify_encoded(vctx *v, sp_shard *s, const char *file, int nclasses,
         for (uint64_t i = 0; i < k; i++) {
             char name[SP_KEY_MAX + 64];
             record_name(s, first + i, name, sizeof name);
-            if (sp_xxh3(bytes.data + off[i], (size_t)(off[i + 1] - off[i])) != ck[i])
-                problem(v, "%s: %s: encoded bytes do not match their checksum", file, name);
-            check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
-        }
-        first += k;
-        if (v->hooks->progress) {
-            sp_verify_stats now = *v->st;
-            now.records += first;
-            v->hooks->progress(v->hooks->ctx, &now);
-        }
-    }
-    sp_buf_free(&bytes);
-    free(off);
-    free(ck);
-    free(lab);
-    free(lab2);
-}
-
-static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
-{
-    if (sp_shard_kind(s) == SP_KIND_ENCODED) {
-        verify_encoded(v, s, file, nclasses, nclasses2);
-        return;
-    }
-    uint32_t h, w, c;
-    int dtype;
-    sp_shard_shape(s, &h, &w, &c, &dtype);
-    size_t item = (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
-    uint64_t n = sp_shard_count(s), batch = (64u << 20) / item;
-    if (batch < 1)
-        batch = 1;
-    if (batch > n)
-        batch = n ? n : 1;
-    uint8_t *pix = malloc(batch * item);
-    int32_t *lab = malloc(batch * 4), *lab2 = malloc(batch * 4);
-    uint64_t *ck = malloc(batch * 8);
-    sp_err err = {0};
-    if (!pix || !lab || !lab2 || !ck) {
-        problem(v, "%s: out of memory", file);
-        goto out;
-    }
-    for (uint64_t first = 0; first < n; first += batch) {
-        uint64_t k = n - first < batch ? n - first : batch;
-        if (sp_shard_read(s, first, k, pix, lab, lab2, ck, &err)) {
-            problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
-                    (unsigned long long)(first + k - 1), err.msg);
-            goto out;
-        }
-        for (uint64_t i = 0; i < k; i++) {
-            uint64_t idx = first + i;
-            char name[SP_KEY_MAX + 64];
-            record_name(s, idx, name, sizeof name);
-            if (sp_xxh3(pix + i * item, item) != ck[i])
-                problem(v, "%s: %s: pixels do not match their checksum", file, name);
+            const uint8_t *rec = bytes.data + (encoded ? off[i] : i * item);
+            size_t rec_len = encoded ? (size_t)(off[i + 1] - off[i]) : item;
+            if (sp_xxh3(rec, rec_len) != ck[i])
+                problem(v, "%s: %s: %s do not match their checksum", file, name, encoded ? "encoded bytes" : "pixels");
             check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
         }
         if (v->hooks->progress) {
@@ -139,11 +121,11 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses,
             v->hooks->progress(v->hooks->ctx, &now);
         }
     }
-out:
-    free(pix);
+    sp_buf_free(&bytes);
+    free(off);
+    free(ck);
     free(lab);
     free(lab2);
-    free(ck);
 }
 
 static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entry, int nclasses, int nclasses2)
@@ -174,7 +156,8 @@ static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entr
     int damaged = strcmp(hex, sha) != 0;
     if (damaged)
         problem(v, "%s: sha256 %s, manifest says %s", file, hex, sha);
-    sp_shard *s = damaged ? sp_shard_open_nokeys(path, &err) : sp_shard_open(path, &err);
+    /* (The keys are loaded a batch at a time, by verify_records.) */
+    sp_shard *s = sp_shard_open_nokeys(path, &err);
     if (!s) {
         problem(v, "%s", err.msg);
         return;
@@ -188,7 +171,7 @@ static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entr
                 (unsigned long long)sp_shard_count(s));
     if (sp_manifest_check_shard(file, m, entry, s, &err))
         problem(v, "%s", err.msg);
-    verify_records(v, s, file, nclasses, nclasses2);
+    verify_records(v, s, file, !damaged, nclasses, nclasses2);
     v->st->shards++;
     v->st->records += sp_shard_count(s);
     sp_shard_close(s);
