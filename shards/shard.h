@@ -186,6 +186,17 @@ uint64_t sp_shard_bytes_read(const sp_shard *s);
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,
                   int32_t *labels2, uint64_t *checksums, sp_err *err);
 
+/* The batch of the tools that read every record of a set (sp-verify,
+ * sp-inspect): about this many bytes of pixels or encoded bytes at a time,
+ * so that their memory is the same whatever the shards' or the set's size. */
+#define SP_SHARD_BATCH_BYTES ((uint64_t)4 << 20)
+/* The records of the batch that starts at record first when a shard is read
+ * in batches of about max_bytes of pixels (H x W x C x the dtype's size a
+ * record) or, for an encoded shard, of encoded bytes: at least one (a record
+ * bigger than max_bytes is a batch alone) and at most those left; 0 when
+ * first is at or past the end. */
+uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_bytes);
+
 /* Encoded shards: the bytes of records [first, first+n), what `bytes` of
  * sp_shard_read_encoded must hold; 0 for a pixel shard or a range outside
  * the shard. */

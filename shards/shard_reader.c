@@ -467,6 +467,21 @@ uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n)
         return 0;
     return s->offsets[first + n] - s->offsets[first];
 }
+uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_bytes)
+{
+    if (first >= s->n)
+        return 0;
+    uint64_t left = s->n - first, k = 1;
+    if (s->kind != SP_KIND_ENCODED) {
+        uint64_t item = (uint64_t)s->h * s->w * s->c * (uint64_t)sp_dtype_size(s->dtype);
+        k = max_bytes / item;
+        return k < 1 ? 1 : k < left ? k : left;
+    }
+    while (k < left && s->offsets[first + k + 1] - s->offsets[first] <= max_bytes)
+        k++;
+    return k;
+}
+
 void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
 uint64_t sp_shard_bytes_read(const sp_shard *s) { return s->bytes_read; }
 int sp_shard_split(const sp_shard *s) { return s->split; }

@@ -12,9 +12,20 @@
 #include "shards/remote.h"
 #include "shards/shard.h"
 
+/* A batch's buffers (see verify_records), kept from shard to shard: one
+ * allocation of each for the whole set, so that no shard's batches are
+ * placed around another's leftovers in the heap. */
+typedef struct vbatch {
+    sp_buf bytes;
+    uint64_t *off, *ck;
+    int32_t *lab, *lab2;
+    uint64_t cap; /* records off (less one), ck, lab and lab2 hold */
+} vbatch;
+
 typedef struct vctx {
     const sp_verify_hooks *hooks;
     sp_verify_stats *st;
+    vbatch b;
 } vctx;
 
 static void problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -49,33 +60,14 @@ static void record_name(sp_shard *s, uint64_t idx, char *name, size_t n)
         snprintf(name, n, "record %llu", (unsigned long long)idx);
 }
 
-/* sp-verify's batch: the records it holds at once are about this many bytes
- * of pixels (or encoded bytes), with their labels, checksums and keys, so its
- * memory is the same whatever the shards' or the set's size. (A record bigger
- * than this is read alone.) Reads of pixel shards go chunk by chunk (about 1
- * MiB each, shards/shard_writer.c), a batch's ends through one chunk kept. */
-#define VERIFY_BATCH_BYTES ((uint64_t)4 << 20)
-
-/* The records of the batch that starts at first: at least one, and as many
- * more as fit in VERIFY_BATCH_BYTES (item: bytes of one pixel record; 0 for
- * an encoded shard, whose records' sizes are its offsets'). */
-static uint64_t batch_records(sp_shard *s, uint64_t first, size_t item)
-{
-    uint64_t n = sp_shard_count(s), left = n - first;
-    if (item) {
-        uint64_t k = VERIFY_BATCH_BYTES / item;
-        return k < 1 ? 1 : k < left ? k : left;
-    }
-    uint64_t k = 1;
-    while (k < left && sp_shard_encoded_size(s, first, k + 1) <= VERIFY_BATCH_BYTES)
-        k++;
-    return k;
-}
-
-/* Every record of s, batch by batch: its pixels (or, for an encoded shard,
- * its bytes, which are not decoded: the checksum says they are the bytes
- * sp-decode checked) against its checksum, and its labels. keys: load each
- * batch's keys to name its records (not for a shard whose bytes changed). */
+/* Every record of s, in batches of SP_SHARD_BATCH_BYTES with their labels,
+ * checksums and keys (sp-verify's memory is a batch's, whatever the shards'
+ * or the set's size; pixel shards are read chunk by chunk, about 1 MiB each,
+ * a batch's ends through one chunk the shard keeps): its pixels (or, for an
+ * encoded shard, its bytes, which are not decoded: the checksum says they
+ * are the bytes sp-decode checked) against its checksum, and its labels.
+ * keys: load each batch's keys to name its records (not for a shard whose
+ * bytes changed). */
 static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int nclasses, int nclasses2)
 {
     int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
@@ -84,15 +76,17 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int
     sp_shard_shape(s, &h, &w, &c, &dtype);
     size_t item = encoded ? 0 : (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
     uint64_t n = sp_shard_count(s);
-    sp_buf bytes = {0};
-    uint64_t *off = NULL, *ck = NULL;
-    int32_t *lab = NULL, *lab2 = NULL;
+    vbatch *b = &v->b;
     sp_err err = {0};
     for (uint64_t first = 0, k; first < n; first += k) {
-        k = batch_records(s, first, item);
+        k = sp_shard_batch_records(s, first, SP_SHARD_BATCH_BYTES);
         uint64_t len = encoded ? sp_shard_encoded_size(s, first, k) : k * item;
-        if (sp_buf_reserve(&bytes, (size_t)len) || !(off = realloc(off, (k + 1) * 8)) || !(ck = realloc(ck, k * 8)) ||
-            !(lab = realloc(lab, k * 4)) || !(lab2 = realloc(lab2, k * 4))) {
+        if (k > b->cap && (!(b->off = realloc(b->off, (k + 1) * 8)) || !(b->ck = realloc(b->ck, k * 8)) ||
+                           !(b->lab = realloc(b->lab, k * 4)) || !(b->lab2 = realloc(b->lab2, k * 4))))
+            k = 0; /* out of memory, reported below */
+        else if (k > b->cap)
+            b->cap = k;
+        if (!k || sp_buf_reserve(&b->bytes, (size_t)len)) {
             problem(v, "%s: out of memory", file);
             break;
         }
@@ -100,8 +94,9 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int
             problem(v, "%s", err.msg); /* the records are still checked, named by index */
             keys = 0;
         }
-        if (encoded ? sp_shard_read_encoded(s, first, k, bytes.data, off, NULL, NULL, lab, lab2, ck, &err)
-                    : sp_shard_read(s, first, k, bytes.data, lab, lab2, ck, &err)) {
+        if (encoded ? sp_shard_read_encoded(s, first, k, b->bytes.data, b->off, NULL, NULL, b->lab, b->lab2, b->ck,
+                                            &err)
+                    : sp_shard_read(s, first, k, b->bytes.data, b->lab, b->lab2, b->ck, &err)) {
             problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
                     (unsigned long long)(first + k - 1), err.msg);
             break;
@@ -109,11 +104,11 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int
         for (uint64_t i = 0; i < k; i++) {
             char name[SP_KEY_MAX + 64];
             record_name(s, first + i, name, sizeof name);
-            const uint8_t *rec = bytes.data + (encoded ? off[i] : i * item);
-            size_t rec_len = encoded ? (size_t)(off[i + 1] - off[i]) : item;
-            if (sp_xxh3(rec, rec_len) != ck[i])
+            const uint8_t *rec = b->bytes.data + (encoded ? b->off[i] : i * item);
+            size_t rec_len = encoded ? (size_t)(b->off[i + 1] - b->off[i]) : item;
+            if (sp_xxh3(rec, rec_len) != b->ck[i])
                 problem(v, "%s: %s: %s do not match their checksum", file, name, encoded ? "encoded bytes" : "pixels");
-            check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
+            check_labels(v, file, name, b->lab[i], b->lab2[i], nclasses, nclasses2);
         }
         if (v->hooks->progress) {
             sp_verify_stats now = *v->st;
@@ -121,11 +116,6 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int
             v->hooks->progress(v->hooks->ctx, &now);
         }
     }
-    sp_buf_free(&bytes);
-    free(off);
-    free(ck);
-    free(lab);
-    free(lab2);
 }
 
 static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entry, int nclasses, int nclasses2)
@@ -184,7 +174,7 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
     json_t *m = sp_manifest_read(dir, err);
     if (!m)
         return -1;
-    vctx v = {hooks ? hooks : &none, st};
+    vctx v = {hooks ? hooks : &none, st, {{0}, NULL, NULL, NULL, NULL, 0}};
     int nclasses = (int)json_array_size(json_object_get(m, "classes"));
     int nclasses2 = (int)json_array_size(json_object_get(m, "classes2"));
     size_t i;
@@ -231,6 +221,11 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
                     (long long)json_integer_value(json_object_get(sj, "records")), (long long)n);
     }
     json_decref(m);
+    sp_buf_free(&v.b.bytes);
+    free(v.b.off);
+    free(v.b.ck);
+    free(v.b.lab);
+    free(v.b.lab2);
     return st->problems ? 1 : 0;
 }
 
