@@ -28,7 +28,10 @@ Every stage runs as its own process of a pipeline, under nice -n 10; its
 peak RSS is /usr/bin/time's %M and its time the CPU seconds (user + system)
 it used, per record, so that stages sharing the cores are told apart. The
 sets' consumers (sp-verify, sp-inspect, sp-train to its first step, the C
-reader's epoch, the Python Loader's epoch) run alone: wall seconds.
+reader's epoch, the Python Loader's epoch) run alone: wall seconds. sp-train's
+RSS is also given less its model's bytes (weights, gradients, Adam's moments
+and a batch's activations, as sp-train -v counts them): what is left is the
+reader's and the process's, which the goals are about.
 Prints one table: a row per path and stage, a column pair per size, and the
 ratios (time per record; RSS) of the largest size to the smallest and to the
 one before it.
@@ -38,6 +41,7 @@ import gzip
 import io
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -56,20 +60,21 @@ FMNIST = "/usr/share/datasets/fashion-mnist"
 PARTS = 64
 
 
-def run_pipeline(stages, stdin=None, stdout=None):
+def run_pipeline(stages, stdin=None, stdout=None, stderr=None):
     """Runs the commands of stages (lists of argv) as one pipeline, the first
     reading stdin (a path, or nothing) and the last writing stdout (a path, or
-    /dev/null), each under /usr/bin/time (a forked copy of this interpreter
+    /dev/null) and stderr (a path, or this process's stderr), each under /usr/bin/time (a forked copy of this interpreter
     would count in a child's own ru_maxrss). Returns (wall seconds, [(CPU
     seconds, peak RSS in MB)] a stage). Exits if a stage fails."""
     procs, prev = [], open(stdin, "rb") if stdin else subprocess.DEVNULL
     out = open(stdout or os.devnull, "wb")
+    err = open(stderr, "wb") if stderr else None
     tmp = tempfile.mkdtemp(prefix="sp-scale-time-")
     t = time.perf_counter()
     for i, argv in enumerate(stages):
         last = i == len(stages) - 1
         p = subprocess.Popen(["/usr/bin/time", "-f", "%U %S %M", "-o", f"{tmp}/{i}"] + NICE + argv,
-                             stdin=prev, stdout=out if last else subprocess.PIPE)
+                             stdin=prev, stdout=out if last else subprocess.PIPE, stderr=err if last else None)
         if prev not in (None, subprocess.DEVNULL):
             prev.close()
         prev = p.stdout
@@ -77,6 +82,8 @@ def run_pipeline(stages, stdin=None, stdout=None):
     codes = [p.wait() for p in procs]
     wall = time.perf_counter() - t
     out.close()
+    if err:
+        err.close()
     res = []
     for i, (argv, code) in enumerate(zip(stages, codes)):
         if code != 0:
@@ -194,7 +201,7 @@ def consumers(b, build, shards, encoded):
     lview = ", view='train', size=224" if encoded else ""
     for name, argv in (("sp-verify", [f"{b}/sp-verify", "-q", shards]),
                        ("sp-inspect", [f"{b}/sp-inspect", shards]),
-                       ("sp-train, to its first step", [f"{b}/sp-train", shards, "-q", "-m", "mlp", "-e", "1",
+                       ("sp-train, to its first step", [f"{b}/sp-train", shards, "-v", "-m", "mlp", "-e", "1",
                                                         "--steps-per-epoch", "1", "--eval-steps", "1", "-b", "64"]),
                        ("C reader, open + epoch", [f"{build}/bench/reader_bench", shards, "train", "256",
                                                   "shuffle", "2"] + view),
@@ -202,9 +209,23 @@ def consumers(b, build, shards, encoded):
                                                  "import sys, shardpipe; l = shardpipe.Loader(sys.argv[1], "
                                                  f"batch_size=256, seed=1{lview}); print(sum(len(y) for _, y in l))",
                                                  shards])):
-        out = f"{shards}.out"
-        wall, ((_, rss),) = run_pipeline([argv], stdout=out)
+        out, err = f"{shards}.out", f"{shards}.err"
+        wall, ((_, rss),) = run_pipeline([argv], stdout=out, stderr=err)
         rows.append((name, wall, rss, False))
+        if name.startswith("sp-train"):
+            # the model's own bytes, as sp-train counts them at its start (weights,
+            # gradients, Adam's two moments, a batch's activations): the rest of
+            # its RSS is the reader's, the libraries' and the process's
+            said = open(err).read()
+            m = re.search(r"([0-9]+) MB for batches of", said)
+            if not m:
+                sys.exit(f"scale: sp-train -v did not say its model's size:\n{said}")
+            model = int(m.group(1)) * 1e6 / 2**20
+            rows.append(("  sp-train's model (its own count)", None, model, False))
+            rows.append(("  sp-train less its model", None, rss - model, False))
+        else:
+            sys.stderr.write(open(err).read())
+        os.remove(err)
         if name.startswith("C reader"):  # its epoch by its own clock; the rest is the start and the open
             epoch = float(open(out).read().split()[2])
             rows.append(("  C reader, epoch alone", epoch, 0, False))
@@ -360,8 +381,12 @@ def main():
         cells, per = [], []
         for n in sizes:
             secs, rss, per_record = by.get(n, (None, 0, True))
-            if secs is None:
+            if secs is None and not rss:
                 cells.append(f" {'-':>9} {'-':>10}")
+                continue
+            if secs is None:  # a row of memory alone
+                per.append((0, rss))
+                cells.append(f" {'':>9} {rss:10.1f}")
                 continue
             v = secs / n * 1e6 if per_record else secs
             per.append((v, rss))
@@ -373,7 +398,8 @@ def main():
             ratios += f" {t:>6} {m:>6}"
         print(f"{path:15} {name:36}" + "".join(cells) + ratios)
     print("(stages of a pipeline: CPU microseconds (user + system) per record; 'whole pipeline' and the "
-          "readers' rows: wall; the readers' rows in seconds; RSS: peak, /usr/bin/time %M)")
+          "readers' rows: wall; the readers' rows in seconds; RSS: peak, /usr/bin/time %M; sp-train's model: "
+          "the MB sp-train -v counts for it, and its RSS less those)")
 
 
 if __name__ == "__main__":

@@ -23,54 +23,61 @@ static sp_shard *open_entry(const char *dir, const json_t *entry, sp_err *err)
     return sp_shard_open_nokeys(path, err);
 }
 
-/* An encoded shard's check_pixels: every record's bytes read, and so checked
- * against their checksums, in batches of about 16 MiB; *decoded gets the
- * bytes of their decoded pixels (the sum of H x W x C). */
-static int check_encoded(sp_shard *s, uint64_t *decoded, sp_err *err)
-{
-    uint64_t n = sp_shard_count(s);
-    sp_buf bytes = {0};
-    uint32_t *shapes = NULL;
-    int rc = 0;
-    *decoded = 0;
-    for (uint64_t first = 0; rc == 0 && first < n;) {
-        uint64_t k = 1;
-        while (first + k < n && sp_shard_encoded_size(s, first, k + 1) <= (16u << 20))
-            k++;
-        if (sp_buf_reserve(&bytes, (size_t)sp_shard_encoded_size(s, first, k)) ||
-            !(shapes = realloc(shapes, k * 12))) {
-            rc = sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            break;
-        }
-        rc = sp_shard_read_encoded(s, first, k, bytes.data, NULL, shapes, NULL, NULL, NULL, NULL, err);
-        for (uint64_t i = 0; rc == 0 && i < k; i++)
-            *decoded += (uint64_t)shapes[3 * i] * shapes[3 * i + 1] * shapes[3 * i + 2];
-        first += k;
-    }
-    sp_buf_free(&bytes);
-    free(shapes);
-    return rc;
-}
+/* The buffers of scan_shard's batches, kept from shard to shard: one
+ * allocation of each for the whole set, so that sp-inspect's memory is one
+ * batch's (SP_SHARD_BATCH_BYTES), whatever the shards' number or size. */
+typedef struct scan_buf {
+    sp_buf bytes;
+    int32_t *labels;
+    uint32_t *shapes;
+    uint64_t cap; /* records labels and shapes hold */
+} scan_buf;
 
-/* Reads every record's pixels, which sp_shard_read checks against their
- * stored checksums: a summary of a damaged set is an error, not a table. */
-static int check_pixels(sp_shard *s, sp_err *err)
+/* Every record of s read in batches, and so checked against its checksum (a
+ * summary of a damaged set is an error, not a table): its label counted in
+ * counts (a JSON array of nclasses integers) or in *unlabeled, and, for an
+ * encoded shard, the bytes of its decoded pixels (H x W x C) added to
+ * *decoded. 0 or -1 with err. */
+static int scan_shard(sp_shard *s, scan_buf *b, json_t *counts, int nclasses, json_int_t *unlabeled,
+                      uint64_t *decoded, sp_err *err)
 {
-    uint32_t h, w, c;
-    int dtype;
-    sp_shard_shape(s, &h, &w, &c, &dtype);
-    size_t item = (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
-    uint64_t n = sp_shard_count(s), batch = (16u << 20) / item + 1;
-    if (batch > n)
-        batch = n ? n : 1;
-    uint8_t *pix = malloc(batch * item);
-    if (!pix)
-        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    int rc = 0;
-    for (uint64_t first = 0; rc == 0 && first < n; first += batch)
-        rc = sp_shard_read(s, first, n - first < batch ? n - first : batch, pix, NULL, NULL, NULL, err);
-    free(pix);
-    return rc;
+    int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
+    uint64_t n = sp_shard_count(s);
+    for (uint64_t first = 0, k; first < n; first += k) {
+        k = sp_shard_batch_records(s, first, SP_SHARD_BATCH_BYTES);
+        if (k > b->cap) {
+            int32_t *l = realloc(b->labels, k * sizeof *l);
+            if (l)
+                b->labels = l;
+            uint32_t *sh = l ? realloc(b->shapes, k * 12) : NULL;
+            if (!sh)
+                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            b->shapes = sh, b->cap = k;
+        }
+        uint32_t h, w, c;
+        int dtype;
+        sp_shard_shape(s, &h, &w, &c, &dtype);
+        uint64_t len = encoded ? sp_shard_encoded_size(s, first, k)
+                               : k * h * w * c * (uint64_t)sp_dtype_size(dtype);
+        if (sp_buf_reserve(&b->bytes, (size_t)len))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        if (encoded ? sp_shard_read_encoded(s, first, k, b->bytes.data, NULL, b->shapes, NULL, b->labels, NULL, NULL,
+                                            err)
+                    : sp_shard_read(s, first, k, b->bytes.data, b->labels, NULL, NULL, err))
+            return -1;
+        for (uint64_t r = 0; r < k; r++) {
+            int32_t lab = b->labels[r];
+            if (lab >= 0 && lab < nclasses) {
+                json_t *j = json_array_get(counts, (size_t)lab);
+                json_integer_set(j, json_integer_value(j) + 1);
+            } else {
+                (*unlabeled)++;
+            }
+            if (encoded)
+                *decoded += (uint64_t)b->shapes[3 * r] * b->shapes[3 * r + 1] * b->shapes[3 * r + 2];
+        }
+    }
+    return 0;
 }
 
 json_t *sp_inspect(const char *dir, sp_err *err)
@@ -87,6 +94,7 @@ json_t *sp_inspect(const char *dir, sp_err *err)
     size_t i;
     json_t *e;
     int rc = 0;
+    scan_buf buf = {{0}, NULL, NULL, 0};
     json_array_foreach(json_object_get(m, "shards"), i, e) {
         const char *split = json_string_value(json_object_get(e, "split"));
         sp_shard *s = open_entry(dir, e, err);
@@ -111,30 +119,13 @@ json_t *sp_inspect(const char *dir, sp_err *err)
             json_object_set_new(splits, split, sj);
         }
         uint64_t n = sp_shard_count(s);
-        int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
-        if (!labels || sp_shard_read(s, 0, n, NULL, labels, NULL, NULL, err)) {
-            free(labels);
-            sp_shard_close(s);
-            rc = labels ? -1 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            break;
-        }
-        json_t *counts = json_object_get(sj, "class_counts");
         json_int_t unlabeled = 0;
-        for (uint64_t r = 0; r < n; r++) {
-            if (labels[r] >= 0 && labels[r] < nclasses) {
-                json_t *c = json_array_get(counts, (size_t)labels[r]);
-                json_integer_set(c, json_integer_value(c) + 1);
-            } else {
-                unlabeled++;
-            }
-        }
-        free(labels);
         uint32_t h, w, c;
         int dtype;
         sp_shard_shape(s, &h, &w, &c, &dtype);
         uint64_t decoded = 0;
         int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
-        if (encoded ? check_encoded(s, &decoded, err) : check_pixels(s, err)) {
+        if (scan_shard(s, &buf, json_object_get(sj, "class_counts"), nclasses, &unlabeled, &decoded, err)) {
             sp_shard_close(s);
             rc = -1;
             break;
@@ -160,6 +151,9 @@ json_t *sp_inspect(const char *dir, sp_err *err)
 #undef ADD
         sp_shard_close(s);
     }
+    sp_buf_free(&buf.bytes);
+    free(buf.labels);
+    free(buf.shapes);
     json_decref(m);
     if (rc) {
         json_decref(out);

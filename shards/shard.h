@@ -164,7 +164,16 @@ int sp_shard_kind(const sp_shard *s);
  * records and their C (the bound a decoder sizes its buffer by), uint8. */
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype);
 int sp_shard_split(const sp_shard *s);      /* enum sp_split, from the attribute */
+/* Record i's key, when loaded (NULL when not: see sp_shard_load_keys). */
 const char *sp_shard_key(const sp_shard *s, uint64_t i);
+/* Loads the keys of records [first, first+n) in place of those loaded before
+ * (sp_shard_open loads all of them, sp_shard_open_nokeys none): sp_shard_key
+ * then answers for those records only. For a reader going through a shard in
+ * batches, whose memory is then a batch's keys, not the shard's. 0, or -1
+ * with err (SP_EXIT_DATA: no keys dataset, its length not the records', or
+ * unreadable), no keys loaded. A shard whose bytes are not those its
+ * manifest lists is not to be asked: HDF5 trusts the lengths of the keys. */
+int sp_shard_load_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err);
 /* The "meta" attribute parsed (owned by the shard), or NULL. */
 json_t *sp_shard_meta(const sp_shard *s);
 /* An integer attribute; -1 with err set when missing. */
@@ -186,6 +195,17 @@ uint64_t sp_shard_bytes_read(const sp_shard *s);
  * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,
                   int32_t *labels2, uint64_t *checksums, sp_err *err);
+
+/* The batch of the tools that read every record of a set (sp-verify,
+ * sp-inspect): about this many bytes of pixels or encoded bytes at a time,
+ * so that their memory is the same whatever the shards' or the set's size. */
+#define SP_SHARD_BATCH_BYTES ((uint64_t)4 << 20)
+/* The records of the batch that starts at record first when a shard is read
+ * in batches of about max_bytes of pixels (H x W x C x the dtype's size a
+ * record) or, for an encoded shard, of encoded bytes: at least one (a record
+ * bigger than max_bytes is a batch alone) and at most those left; 0 when
+ * first is at or past the end. */
+uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_bytes);
 
 /* Encoded shards: the bytes of records [first, first+n), what `bytes` of
  * sp_shard_read_encoded must hold; 0 for a pixel shard or a range outside

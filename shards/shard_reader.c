@@ -22,8 +22,10 @@ struct sp_shard {
     int verify;            /* 1: sp_shard_read checks pixels against /checksums (the default) */
     uint64_t *sums;        /* scratch for those checks when the caller wants no checksums */
     size_t sums_cap;
-    char **keys; /* n pointers into keybuf */
+    char **keys; /* keys_n pointers into keybuf: the keys of records keys_first.. */
     char *keybuf;
+    uint64_t keys_first, keys_n;
+    hid_t keys_ds; /* the keys dataset, kept open once read (its chunk cache with it) */
     json_t *meta;
     /* Direct reading of the images, when they are chunked by records and
      * compressed by zstd alone (as sp-shard writes them): each chunk is read
@@ -105,26 +107,36 @@ static int dtype_of(hid_t t)
     return SP_DTYPE_NONE;
 }
 
-static int read_keys(sp_shard *s, sp_err *err)
+/* Reads the keys of records [first, first+n) into s->keys and s->keybuf,
+ * in place of those held before (see sp_shard_load_keys). */
+static int read_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err)
 {
-    hid_t ds = H5Dopen2(s->file, "keys", H5P_DEFAULT);
-    if (ds < 0)
+    free(s->keys);
+    free(s->keybuf);
+    s->keys = NULL, s->keybuf = NULL, s->keys_first = s->keys_n = 0;
+    if (first > s->n || n > s->n - first)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: keys of records %llu..%llu out of range", s->path,
+                       (unsigned long long)first, (unsigned long long)(first + n));
+    if (s->keys_ds < 0 && (s->keys_ds = H5Dopen2(s->file, "keys", H5P_DEFAULT)) < 0)
         return h5fail(err, s->path, "no keys dataset");
+    hid_t ds = s->keys_ds;
     hid_t space = H5Dget_space(ds);
-    hsize_t n = 0;
+    hsize_t all = 0, start = first, count = n;
     int nd = H5Sget_simple_extent_ndims(space);
     if (nd == 1)
-        H5Sget_simple_extent_dims(space, &n, NULL);
+        H5Sget_simple_extent_dims(space, &all, NULL);
     int rc = 0;
-    if (nd != 1 || n != s->n) {
+    if (nd != 1 || all != s->n) {
         rc = sp_fail(err, SP_EXIT_DATA, "%s: keys has %llu entries, images %llu", s->path,
-                     (unsigned long long)n, (unsigned long long)s->n);
+                     (unsigned long long)all, (unsigned long long)s->n);
     } else {
         char **raw = calloc(n ? n : 1, sizeof *raw);
         hid_t t = H5Tcopy(H5T_C_S1);
         H5Tset_size(t, H5T_VARIABLE);
         H5Tset_cset(t, H5T_CSET_UTF8);
-        if (!raw || H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+        hid_t ms = H5Screate_simple(1, &count, NULL);
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, NULL, &count, NULL);
+        if (!raw || (n && H5Dread(ds, t, ms, space, H5P_DEFAULT, raw) < 0)) {
             rc = raw ? h5fail(err, s->path, "cannot read keys") : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         } else {
             size_t total = 0;
@@ -142,16 +154,25 @@ static int read_keys(sp_shard *s, sp_err *err)
                     s->keys[i] = p;
                     p += k + 1;
                 }
+                s->keys_first = first, s->keys_n = n;
             }
-            H5Dvlen_reclaim(t, space, H5P_DEFAULT, raw);
+            if (n)
+                H5Dvlen_reclaim(t, ms, H5P_DEFAULT, raw);
         }
+        H5Sclose(ms);
         H5Tclose(t);
         free(raw);
     }
     H5Sclose(space);
-    H5Dclose(ds);
+    if (rc) {
+        free(s->keys);
+        free(s->keybuf);
+        s->keys = NULL, s->keybuf = NULL, s->keys_first = s->keys_n = 0;
+    }
     return rc;
 }
+
+int sp_shard_load_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err) { return read_keys(s, first, n, err); }
 
 static int check_column(sp_shard *s, hid_t ds, const char *name, sp_err *err)
 {
@@ -286,6 +307,27 @@ static int open_encoded(sp_shard *s, sp_err *err)
     return 0;
 }
 
+/* HDF5's metadata cache of an open shard, held to SHARD_MDC_MAX bytes (its
+ * default grows to 32 MiB a file). A shard's own metadata (the chunk
+ * indexes, the attributes) is tens of KiB; what fills the cache is the global
+ * heap collections that hold the keys, which stay cached after they are read,
+ * so a reader going through a shard's keys batch by batch would hold them
+ * all. The cache may still overshoot by one entry bigger than it. */
+#define SHARD_MDC_MAX ((size_t)2 << 20)
+static void bound_metadata_cache(hid_t file)
+{
+    H5AC_cache_config_t mdc;
+    memset(&mdc, 0, sizeof mdc);
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Fget_mdc_config(file, &mdc) < 0)
+        return;
+    mdc.set_initial_size = 1;
+    mdc.initial_size = SHARD_MDC_MAX / 2;
+    mdc.min_size = SHARD_MDC_MAX / 2;
+    mdc.max_size = SHARD_MDC_MAX;
+    H5Fset_mdc_config(file, &mdc); /* best effort: a refusal leaves HDF5's default */
+}
+
 static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp_err *err);
 sp_shard *sp_shard_open(const char *path, sp_err *err) { return shard_open(path, 1, -1, err); }
 sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err) { return shard_open(path, 0, -1, err); }
@@ -304,7 +346,7 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         return NULL;
     }
     snprintf(s->path, sizeof s->path, "%s", path);
-    s->images = s->labels = s->labels2 = s->checksums = H5I_INVALID_HID;
+    s->images = s->labels = s->labels2 = s->checksums = s->keys_ds = H5I_INVALID_HID;
     s->file = H5I_INVALID_HID;
     s->pin = -1;
     /* a shard of a set at a URL opens from the cache, verified, once there */
@@ -317,6 +359,7 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         h5fail(err, path, "cannot open as HDF5");
         goto fail;
     }
+    bound_metadata_cache(s->file);
     char *fmt = unfinished_split < 0 ? attr_string(s->file, "format") : NULL;
     int ok = unfinished_split >= 0 || (fmt && !strcmp(fmt, SP_SHARD_FORMAT));
     free(fmt);
@@ -378,7 +421,7 @@ columns:
         if (check_column(s, s->labels2, "labels2", err))
             goto fail;
     }
-    if (keys && read_keys(s, err))
+    if (keys && read_keys(s, 0, s->n, err))
         goto fail;
     char *meta = attr_string(s->file, "meta");
     if (meta) {
@@ -395,8 +438,8 @@ void sp_shard_close(sp_shard *s)
 {
     if (!s)
         return;
-    hid_t ds[] = {s->images, s->labels, s->labels2, s->checksums};
-    for (size_t i = 0; i < 4; i++)
+    hid_t ds[] = {s->images, s->labels, s->labels2, s->checksums, s->keys_ds};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
         if (ds[i] >= 0)
             H5Dclose(ds[i]);
     if (s->file >= 0)
@@ -424,10 +467,28 @@ uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n)
         return 0;
     return s->offsets[first + n] - s->offsets[first];
 }
+uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_bytes)
+{
+    if (first >= s->n)
+        return 0;
+    uint64_t left = s->n - first, k = 1;
+    if (s->kind != SP_KIND_ENCODED) {
+        uint64_t item = (uint64_t)s->h * s->w * s->c * (uint64_t)sp_dtype_size(s->dtype);
+        k = max_bytes / item;
+        return k < 1 ? 1 : k < left ? k : left;
+    }
+    while (k < left && s->offsets[first + k + 1] - s->offsets[first] <= max_bytes)
+        k++;
+    return k;
+}
+
 void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
 uint64_t sp_shard_bytes_read(const sp_shard *s) { return s->bytes_read; }
 int sp_shard_split(const sp_shard *s) { return s->split; }
-const char *sp_shard_key(const sp_shard *s, uint64_t i) { return s->keys && i < s->n ? s->keys[i] : NULL; }
+const char *sp_shard_key(const sp_shard *s, uint64_t i)
+{
+    return s->keys && i >= s->keys_first && i - s->keys_first < s->keys_n ? s->keys[i - s->keys_first] : NULL;
+}
 json_t *sp_shard_meta(const sp_shard *s) { return s->meta; }
 
 void sp_shard_shape(const sp_shard *s, uint32_t *h, uint32_t *w, uint32_t *c, int *dtype)

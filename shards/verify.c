@@ -12,9 +12,20 @@
 #include "shards/remote.h"
 #include "shards/shard.h"
 
+/* A batch's buffers (see verify_records), kept from shard to shard: one
+ * allocation of each for the whole set, so that no shard's batches are
+ * placed around another's leftovers in the heap. */
+typedef struct vbatch {
+    sp_buf bytes;
+    uint64_t *off, *ck;
+    int32_t *lab, *lab2;
+    uint64_t cap; /* records off (less one), ck, lab and lab2 hold */
+} vbatch;
+
 typedef struct vctx {
     const sp_verify_hooks *hooks;
     sp_verify_stats *st;
+    vbatch b;
 } vctx;
 
 static void problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -49,27 +60,43 @@ static void record_name(sp_shard *s, uint64_t idx, char *name, size_t n)
         snprintf(name, n, "record %llu", (unsigned long long)idx);
 }
 
-/* An encoded shard's records: each one's bytes against its checksum, and its
- * labels; read in batches of about 64 MiB of bytes. (The bytes are not
- * decoded: the checksum says they are the bytes sp-decode checked.) */
-static void verify_encoded(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
+/* Every record of s, in batches of SP_SHARD_BATCH_BYTES with their labels,
+ * checksums and keys (sp-verify's memory is a batch's, whatever the shards'
+ * or the set's size; pixel shards are read chunk by chunk, about 1 MiB each,
+ * a batch's ends through one chunk the shard keeps): its pixels (or, for an
+ * encoded shard, its bytes, which are not decoded: the checksum says they
+ * are the bytes sp-decode checked) against its checksum, and its labels.
+ * keys: load each batch's keys to name its records (not for a shard whose
+ * bytes changed). */
+static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int nclasses, int nclasses2)
 {
+    int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
+    uint32_t h, w, c;
+    int dtype;
+    sp_shard_shape(s, &h, &w, &c, &dtype);
+    size_t item = encoded ? 0 : (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
     uint64_t n = sp_shard_count(s);
-    sp_buf bytes = {0};
-    uint64_t *off = NULL, *ck = NULL;
-    int32_t *lab = NULL, *lab2 = NULL;
+    vbatch *b = &v->b;
     sp_err err = {0};
-    for (uint64_t first = 0; first < n;) {
-        uint64_t k = 1;
-        while (first + k < n && sp_shard_encoded_size(s, first, k + 1) <= (64u << 20))
-            k++;
-        uint64_t len = sp_shard_encoded_size(s, first, k);
-        if (sp_buf_reserve(&bytes, (size_t)len) || !(off = realloc(off, (k + 1) * 8)) || !(ck = realloc(ck, k * 8)) ||
-            !(lab = realloc(lab, k * 4)) || !(lab2 = realloc(lab2, k * 4))) {
+    for (uint64_t first = 0, k; first < n; first += k) {
+        k = sp_shard_batch_records(s, first, SP_SHARD_BATCH_BYTES);
+        uint64_t len = encoded ? sp_shard_encoded_size(s, first, k) : k * item;
+        if (k > b->cap && (!(b->off = realloc(b->off, (k + 1) * 8)) || !(b->ck = realloc(b->ck, k * 8)) ||
+                           !(b->lab = realloc(b->lab, k * 4)) || !(b->lab2 = realloc(b->lab2, k * 4))))
+            k = 0; /* out of memory, reported below */
+        else if (k > b->cap)
+            b->cap = k;
+        if (!k || sp_buf_reserve(&b->bytes, (size_t)len)) {
             problem(v, "%s: out of memory", file);
             break;
         }
-        if (sp_shard_read_encoded(s, first, k, bytes.data, off, NULL, NULL, lab, lab2, ck, &err)) {
+        if (keys && sp_shard_load_keys(s, first, k, &err)) {
+            problem(v, "%s", err.msg); /* the records are still checked, named by index */
+            keys = 0;
+        }
+        if (encoded ? sp_shard_read_encoded(s, first, k, b->bytes.data, b->off, NULL, NULL, b->lab, b->lab2, b->ck,
+                                            &err)
+                    : sp_shard_read(s, first, k, b->bytes.data, b->lab, b->lab2, b->ck, &err)) {
             problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
                     (unsigned long long)(first + k - 1), err.msg);
             break;
@@ -77,61 +104,11 @@ static void verify_encoded(vctx *v, sp_shard *s, const char *file, int nclasses,
         for (uint64_t i = 0; i < k; i++) {
             char name[SP_KEY_MAX + 64];
             record_name(s, first + i, name, sizeof name);
-            if (sp_xxh3(bytes.data + off[i], (size_t)(off[i + 1] - off[i])) != ck[i])
-                problem(v, "%s: %s: encoded bytes do not match their checksum", file, name);
-            check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
-        }
-        first += k;
-        if (v->hooks->progress) {
-            sp_verify_stats now = *v->st;
-            now.records += first;
-            v->hooks->progress(v->hooks->ctx, &now);
-        }
-    }
-    sp_buf_free(&bytes);
-    free(off);
-    free(ck);
-    free(lab);
-    free(lab2);
-}
-
-static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses, int nclasses2)
-{
-    if (sp_shard_kind(s) == SP_KIND_ENCODED) {
-        verify_encoded(v, s, file, nclasses, nclasses2);
-        return;
-    }
-    uint32_t h, w, c;
-    int dtype;
-    sp_shard_shape(s, &h, &w, &c, &dtype);
-    size_t item = (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
-    uint64_t n = sp_shard_count(s), batch = (64u << 20) / item;
-    if (batch < 1)
-        batch = 1;
-    if (batch > n)
-        batch = n ? n : 1;
-    uint8_t *pix = malloc(batch * item);
-    int32_t *lab = malloc(batch * 4), *lab2 = malloc(batch * 4);
-    uint64_t *ck = malloc(batch * 8);
-    sp_err err = {0};
-    if (!pix || !lab || !lab2 || !ck) {
-        problem(v, "%s: out of memory", file);
-        goto out;
-    }
-    for (uint64_t first = 0; first < n; first += batch) {
-        uint64_t k = n - first < batch ? n - first : batch;
-        if (sp_shard_read(s, first, k, pix, lab, lab2, ck, &err)) {
-            problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
-                    (unsigned long long)(first + k - 1), err.msg);
-            goto out;
-        }
-        for (uint64_t i = 0; i < k; i++) {
-            uint64_t idx = first + i;
-            char name[SP_KEY_MAX + 64];
-            record_name(s, idx, name, sizeof name);
-            if (sp_xxh3(pix + i * item, item) != ck[i])
-                problem(v, "%s: %s: pixels do not match their checksum", file, name);
-            check_labels(v, file, name, lab[i], lab2[i], nclasses, nclasses2);
+            const uint8_t *rec = b->bytes.data + (encoded ? b->off[i] : i * item);
+            size_t rec_len = encoded ? (size_t)(b->off[i + 1] - b->off[i]) : item;
+            if (sp_xxh3(rec, rec_len) != b->ck[i])
+                problem(v, "%s: %s: %s do not match their checksum", file, name, encoded ? "encoded bytes" : "pixels");
+            check_labels(v, file, name, b->lab[i], b->lab2[i], nclasses, nclasses2);
         }
         if (v->hooks->progress) {
             sp_verify_stats now = *v->st;
@@ -139,11 +116,6 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int nclasses,
             v->hooks->progress(v->hooks->ctx, &now);
         }
     }
-out:
-    free(pix);
-    free(lab);
-    free(lab2);
-    free(ck);
 }
 
 static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entry, int nclasses, int nclasses2)
@@ -174,7 +146,8 @@ static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entr
     int damaged = strcmp(hex, sha) != 0;
     if (damaged)
         problem(v, "%s: sha256 %s, manifest says %s", file, hex, sha);
-    sp_shard *s = damaged ? sp_shard_open_nokeys(path, &err) : sp_shard_open(path, &err);
+    /* (The keys are loaded a batch at a time, by verify_records.) */
+    sp_shard *s = sp_shard_open_nokeys(path, &err);
     if (!s) {
         problem(v, "%s", err.msg);
         return;
@@ -188,7 +161,7 @@ static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entr
                 (unsigned long long)sp_shard_count(s));
     if (sp_manifest_check_shard(file, m, entry, s, &err))
         problem(v, "%s", err.msg);
-    verify_records(v, s, file, nclasses, nclasses2);
+    verify_records(v, s, file, !damaged, nclasses, nclasses2);
     v->st->shards++;
     v->st->records += sp_shard_count(s);
     sp_shard_close(s);
@@ -201,7 +174,7 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
     json_t *m = sp_manifest_read(dir, err);
     if (!m)
         return -1;
-    vctx v = {hooks ? hooks : &none, st};
+    vctx v = {hooks ? hooks : &none, st, {{0}, NULL, NULL, NULL, NULL, 0}};
     int nclasses = (int)json_array_size(json_object_get(m, "classes"));
     int nclasses2 = (int)json_array_size(json_object_get(m, "classes2"));
     size_t i;
@@ -248,6 +221,11 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
                     (long long)json_integer_value(json_object_get(sj, "records")), (long long)n);
     }
     json_decref(m);
+    sp_buf_free(&v.b.bytes);
+    free(v.b.off);
+    free(v.b.ck);
+    free(v.b.lab);
+    free(v.b.lab2);
     return st->problems ? 1 : 0;
 }
 
