@@ -57,10 +57,12 @@ void sp_remote_unpin(int pin); /* accepts -1 */
  * (now = n: it does not). Opening a shard through sp_remote_shard moves the
  * plan's position to that use, within [0, now) only (a shard opened again
  * is this epoch's use, not the next's). Eviction takes the shard whose next
- * use in the whole plan lies furthest ahead; a background thread downloads
- * the next $SHARDPIPE_PREFETCH shards (default 2, 0: none) of the plan, past
- * `now` into the next epoch's as this one nears its end, while they fit
- * without evicting a shard needed sooner. Paths of no registered set:
+ * use in the whole plan lies furthest ahead; background threads
+ * ($SHARDPIPE_PREFETCH_THREADS, default 2) download the uses no reader has
+ * opened yet, from the first on, as many as a quarter of the cache limit
+ * holds (at least 2), or $SHARDPIPE_PREFETCH shards when set (0: none),
+ * past `now` into the next epoch's as this one nears its end, while they
+ * fit without evicting a shard needed sooner. Paths of no registered set:
  * nothing happens. 0 or -1 (err). */
 int sp_remote_plan(const char *const *paths, size_t n, size_t now, sp_err *err);
 
