@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -21,6 +22,7 @@
 #define MANIFEST_MAX (256u << 20) /* bytes of a manifest fetched, at most */
 #define TRIES 5                   /* attempts a download gets */
 #define PREFETCH_MAX_THREADS 8    /* a set's prefetch threads, at most */
+#define WRITEBACK_STEP (4u << 20) /* a download hands its bytes to writeback this many at a time */
 #define PREFETCH_AHEAD_MAX (256ull << 20) /* bytes prefetched ahead by default, at most */
 
 typedef struct rset {
@@ -235,6 +237,7 @@ typedef struct xfer {
     int fd;               /* the .part, or -1: into mem */
     sp_buf *mem;          /* the manifest's bytes */
     uint64_t got, cap;    /* bytes kept so far, and at most */
+    uint64_t flushed;     /* bytes [0, flushed) of the .part handed to writeback already */
     EVP_MD_CTX *md;       /* the hash of bytes [0, got) */
     int restarted, over, io;
     long stall;           /* seconds without a byte that end an attempt */
@@ -275,7 +278,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
         long code = 0;
         curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &code);
         if (code == 200 && x->got) {
-            x->got = 0;
+            x->got = x->flushed = 0;
             if (x->md)
                 EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
             if (x->mem)
@@ -306,6 +309,12 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
     if (x->md)
         EVP_DigestUpdate(x->md, p, n);
     x->got += n;
+    if (x->fd >= 0 && x->got - x->flushed >= WRITEBACK_STEP) {
+        /* the disk starts writing while the rest streams in, so that the
+         * fsync before the commit waits for the tail only */
+        sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->got - x->flushed), SYNC_FILE_RANGE_WRITE);
+        x->flushed = x->got;
+    }
     return n;
 }
 
@@ -394,6 +403,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
             curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
         }
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10); /* fewer, larger writes and hash updates */
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
         char range[32];
         if (x->got) {
@@ -434,7 +444,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
                 break;
             }
             if (code == 416) /* a resume past the end: start over */
-                x->got = 0;
+                x->got = x->flushed = 0;
             continue; /* 5xx, 408, 429 */
         }
         if (x->stalled)

@@ -1,18 +1,18 @@
 /* cache_egress URL SPLIT EPOCHS SEED BATCH [PARTITIONS [PAUSE_MS]]: reads
  * EPOCHS epochs of SPLIT of the set at URL through libshardpipe-reader
- * (epoch e shuffled with seed SEED + e, the iterator told the next epoch's
- * seed SEED + e + 1, in PARTITIONS partitions, default 1: one stream, one
- * shard open at a time; each partition read holds a shard of its own in the
- * cache), pausing PAUSE_MS milliseconds after each batch (default 0: a
- * consumer's work), the cache and its limit from the environment
- * (SHARDPIPE_CACHE, SHARDPIPE_CACHE_LIMIT, SHARDPIPE_CACHE_EVICTION), and
- * prints the cache's own counters after each epoch, one line each:
+ * (epoch e shuffled with seed SEED + e, its iterator told the next epoch's
+ * seed SEED + e + 1 but in the last epoch, in PARTITIONS partitions, default
+ * 1: one stream, one shard open at a time; each partition read holds a shard
+ * of its own in the cache), pausing PAUSE_MS milliseconds after each batch
+ * (default 0: a consumer's work), the cache and its limit from the
+ * environment (SHARDPIPE_CACHE, SHARDPIPE_CACHE_LIMIT,
+ * SHARDPIPE_CACHE_EVICTION), and prints the cache's own counters after each
+ * epoch, one line each:
  *   epoch E records R downloads D bytes B hits H evictions V waits W first F
  * (D, B and W count from the start; W: opens of a shard not yet in the
  * cache; F: those of them in the epoch's first batch, which opens the
  * shards of its first window). Exit 0, or 1 with the reader's message. For
- * tests/tools/test_cache_eviction.sh, test_remote_next_epoch.sh and
- * bench/bench_egress.py. */
+ * tests/tools/test_cache_eviction.sh and bench/bench_egress.py. */
 #define _GNU_SOURCE
 #include <shardpipe/reader.h>
 #include <stdio.h>
@@ -42,7 +42,9 @@ int main(int argc, char **argv)
     void *px = malloc(rb * batch);
     int rc = px ? 0 : 1;
     for (int e = 0; e < epochs && !rc; e++) {
-        spr_iter_options o = {.batch = batch, .seed = seed + (uint64_t)e, .flags = SPR_SHUFFLE | SPR_NEXT_SEED,
+        /* the last epoch has no next one: nothing of it is prefetched */
+        spr_iter_options o = {.batch = batch, .seed = seed + (uint64_t)e,
+                              .flags = SPR_SHUFFLE | (e + 1 < epochs ? SPR_NEXT_SEED : 0),
                               .partitions = partitions, .next_seed = seed + (uint64_t)e + 1};
         sp_cache_stats st;
         sp_cache_get_stats(&st);
