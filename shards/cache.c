@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -36,6 +37,8 @@ void sp_cache_count_download(uint64_t bytes)
     stats.download_bytes += bytes;
     pthread_mutex_unlock(&stats_mu);
 }
+
+void sp_cache_count_wait(void) { count(&stats.waits, 1); }
 
 int sp_cache_root(const char *dir, char *out, size_t n, sp_err *err)
 {
@@ -180,9 +183,25 @@ int sp_cache_has(const char *root, const char *sha)
     return !object_path(path, sizeof path, root, sha, "") && access(path, F_OK) == 0;
 }
 
+/* 1 when a download of the shard named by the part file `name`
+ * (SHA256HEX.part) is under way: its lock is held exclusively. */
+static int downloading(const char *root, const char *name)
+{
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s/objects/%.64s.lock", root, name);
+    int fd = open(lock, O_RDONLY | O_CLOEXEC), busy = 0;
+    if (fd >= 0) {
+        busy = flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK;
+        close(fd);
+    }
+    return busy;
+}
+
 /* Every file under root/objects that takes room (shards and parts): their
- * bytes into *used; the shards (not parts) other than `self` into *out. */
-static int scan(const char *root, const char *self, entry **out, size_t *nout, uint64_t *used, sp_err *err)
+ * bytes into *used, and those of the parts of downloads under way into
+ * *inflight; the shards (not parts) other than `self` into *out. */
+static int scan(const char *root, const char *self, entry **out, size_t *nout, uint64_t *used, uint64_t *inflight,
+                sp_err *err)
 {
     char d[4200];
     snprintf(d, sizeof d, "%s/objects", root);
@@ -192,7 +211,7 @@ static int scan(const char *root, const char *self, entry **out, size_t *nout, u
     struct dirent *de;
     size_t n = 0, cap = 0;
     entry *v = NULL;
-    *used = 0;
+    *used = *inflight = 0;
     while ((de = readdir(dir))) {
         size_t len = strlen(de->d_name);
         int part = len == 69 && !strcmp(de->d_name + 64, ".part");
@@ -202,6 +221,8 @@ static int scan(const char *root, const char *self, entry **out, size_t *nout, u
         if (fstatat(dirfd(dir), de->d_name, &st, 0) || !S_ISREG(st.st_mode))
             continue;
         *used += (uint64_t)st.st_size;
+        if (part && downloading(root, de->d_name))
+            *inflight += (uint64_t)st.st_size;
         if (part || !strcmp(de->d_name, self))
             continue;
         if (n == cap) {
@@ -268,14 +289,16 @@ int sp_cache_reserve_ahead(const char *root, uint64_t limit, const char *sha, ui
     int lk = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lk < 0)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", lockp, strerror(errno));
-    while (flock(lk, LOCK_EX) && errno == EINTR)
-        ;
     int rc = 0;
-    if (limit) {
+    for (int wait_ms = 1;; wait_ms = wait_ms < 64 ? 2 * wait_ms : 64) {
+        while (flock(lk, LOCK_EX) && errno == EINTR)
+            ;
+        if (!limit)
+            break;
         entry *v = NULL;
         size_t nv = 0;
-        uint64_t used = 0;
-        if (scan(root, sha, &v, &nv, &used, err)) {
+        uint64_t used = 0, inflight = 0;
+        if (scan(root, sha, &v, &nv, &used, &inflight, err)) {
             close(lk);
             return -1;
         }
@@ -290,11 +313,20 @@ int sp_cache_reserve_ahead(const char *root, uint64_t limit, const char *sha, ui
                     used -= v[i].bytes;
         }
         free(v);
-        if (used + bytes > limit)
-            rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: no room in the cache %s for the shard's %s: %s of the limit of "
-                         "%llu are held by shards in use (raise --cache-limit, or read fewer partitions at once: "
-                         "each holds a shard in use)", name, root,
-                         fmt_size(a, sizeof a, bytes), fmt_size(b, sizeof b, used), (unsigned long long)limit);
+        if (used + bytes <= limit)
+            break;
+        /* a shard needed now waits for the room that downloads under way
+         * (prefetches: theirs may be evicted once in place) hold */
+        if (!use && used - inflight + bytes <= limit) {
+            flock(lk, LOCK_UN);
+            nanosleep(&(struct timespec){0, wait_ms * 1000000L}, NULL);
+            continue;
+        }
+        rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: no room in the cache %s for the shard's %s: %s of the limit of "
+                     "%llu are held by shards in use (raise --cache-limit, or read fewer partitions at once: "
+                     "each holds a shard in use)", name, root,
+                     fmt_size(a, sizeof a, bytes), fmt_size(b, sizeof b, used), (unsigned long long)limit);
+        break;
     }
     if (!rc) {
         object_path(part, sizeof part, root, sha, ".part");

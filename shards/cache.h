@@ -16,7 +16,10 @@
  * Eviction: when a shard does not fit under the limit, unpinned shards go,
  * the one whose next use lies furthest ahead first (Belady), as the caller's
  * next-use function tells (the reader's plan: the rest of this epoch's
- * order). Shards with no next use it knows of go before any it knows, the
+ * order, and the next epoch's when the reader was told its seed). A shard
+ * needed now waits while the room it lacks is held by downloads under way
+ * (prefetches), rather than fail. Shards with no next use it knows of go
+ * before any it knows, the
  * most recently used first: each shard is used once an epoch, so the one
  * just used is the one needed again last (in expectation, the next epoch's
  * order being a fresh permutation), and the shards kept across an epoch's
@@ -49,9 +52,12 @@ typedef struct sp_cache_stats {
     uint64_t downloads, download_bytes; /* shards fetched in full, and their bytes */
     uint64_t hits;                      /* shards found in place */
     uint64_t evictions, evicted_bytes;
+    uint64_t waits;                     /* opens by a reader of a shard not in place yet: it waited for a
+                                         * download (its own, or a prefetch under way) */
 } sp_cache_stats;
 void sp_cache_get_stats(sp_cache_stats *st);
 void sp_cache_count_download(uint64_t bytes);
+void sp_cache_count_wait(void);
 
 /* Pins the shard of sha (64 lowercase hex) of `bytes` under root: on return
  * 1 it is in place at path (n bytes) and *pin holds its shared lock (release
@@ -60,8 +66,9 @@ void sp_cache_count_download(uint64_t bytes);
  * sp_cache_reserve makes, then sp_cache_commit or sp_cache_abort. -1 on
  * failure (err). */
 int sp_cache_pin(const char *root, const char *sha, char *path, size_t n, int *pin, sp_err *err);
-/* Makes room for `bytes` under limit (0: none) by eviction, then creates the
- * .part of sha sized to bytes; the part's descriptor in *fd. `name` (the
+/* Makes room for `bytes` under limit (0: none) by eviction, waiting for
+ * downloads under way when their parts hold the room it lacks, then creates
+ * the .part of sha sized to bytes; the part's descriptor in *fd. `name` (the
  * shard's URL) is for messages. 0, or -1: the limit is below bytes, or every
  * other shard is pinned, or the disk is full (SP_EXIT_SYSTEM naming name). */
 int sp_cache_reserve(const char *root, uint64_t limit, const char *sha, uint64_t bytes, const char *name,

@@ -670,21 +670,36 @@ static int remote_use_cmp(const void *a, const void *b)
     return x->at < y->at ? -1 : x->at > y->at;
 }
 
-static void plan_remote_uses(const spr_set *s, const sp_order *o)
+/* The uses of o's shards, in the order its lanes open them, into paths from
+ * *n on (paths holds o->nsegs more); 0, or -1 out of memory. */
+static int remote_uses(const spr_set *s, const sp_order *o, const char **paths, size_t *n)
 {
     remote_use *uses = malloc((o->nsegs ? o->nsegs : 1) * sizeof *uses);
-    const char **paths = malloc((o->nsegs ? o->nsegs : 1) * sizeof *paths);
-    size_t n = 0;
-    for (uint32_t l = 0; uses && paths && l < o->lanes; l++)
-        for (size_t k = o->lane[l].seg0; k < o->lane[l].seg0 + o->lane[l].nsegs; k++)
-            uses[n++] = (remote_use){o->segs[k].at / o->window, o->segs[k].at, l, o->segs[k].shard};
-    if (uses && paths) {
-        qsort(uses, n, sizeof *uses, remote_use_cmp);
-        for (size_t i = 0; i < n; i++)
-            paths[i] = s->shards[uses[i].shard].path;
-        sp_remote_plan(paths, n, &(sp_err){0});
-    }
+    if (!uses)
+        return -1;
+    size_t k = 0;
+    for (uint32_t l = 0; l < o->lanes; l++)
+        for (size_t i = o->lane[l].seg0; i < o->lane[l].seg0 + o->lane[l].nsegs; i++)
+            uses[k++] = (remote_use){o->segs[i].at / o->window, o->segs[i].at, l, o->segs[i].shard};
+    qsort(uses, k, sizeof *uses, remote_use_cmp);
+    for (size_t i = 0; i < k; i++)
+        paths[(*n)++] = s->shards[uses[i].shard].path;
     free(uses);
+    return 0;
+}
+
+/* o's uses, then those of next (the next epoch's order; NULL: unknown),
+ * handed to the cache as one plan whose position moves within o's. */
+static void plan_remote_uses(const spr_set *s, const sp_order *o, const sp_order *next)
+{
+    size_t cap = o->nsegs + (next ? next->nsegs : 0), n = 0;
+    const char **paths = malloc((cap ? cap : 1) * sizeof *paths);
+    if (paths && !remote_uses(s, o, paths, &n)) {
+        size_t now = n;
+        if (next && remote_uses(s, next, paths, &n))
+            n = now;
+        sp_remote_plan(paths, n, now, &(sp_err){0});
+    }
     free(paths);
 }
 
@@ -829,7 +844,18 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
         spr_iter_free(it);
         return NULL;
     }
-    plan_remote_uses(s, &it->ord);
+    if (s->nshards && sp_remote_is_url(s->shards[0].path)) {
+        /* the next epoch's order (SPR_NEXT_SEED) is the same plan for its seed */
+        sp_order next = {0};
+        uint64_t *c = (o.flags & SPR_NEXT_SEED) ? malloc(s->nshards * sizeof *c) : NULL;
+        for (size_t i = 0; c && i < s->nshards; i++)
+            c[i] = s->shards[i].count;
+        int have = c && !sp_order_plan(&next, c, s->nshards, o.next_seed, o.flags & SPR_SHUFFLE, batch_size, o.part,
+                                       o.nparts, partitions, window, &(sp_err){0});
+        free(c);
+        plan_remote_uses(s, &it->ord, have ? &next : NULL);
+        sp_order_free(&next);
+    }
     it->nwindows = it->ord.windows;
     /* a resume starts at the step and lane its skip falls in; the windows
      * before that step's are never read, their permutations never drawn */

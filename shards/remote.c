@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -20,6 +21,9 @@
 
 #define MANIFEST_MAX (256u << 20) /* bytes of a manifest fetched, at most */
 #define TRIES 5                   /* attempts a download gets */
+#define PREFETCH_MAX_THREADS 8    /* a set's prefetch threads, at most */
+#define WRITEBACK_STEP (4u << 20) /* a download hands its bytes to writeback this many at a time */
+#define PREFETCH_AHEAD_MAX (256ull << 20) /* bytes prefetched ahead by default, at most */
 
 typedef struct rset {
     char *url;         /* without its trailing '/' */
@@ -29,9 +33,17 @@ typedef struct rset {
     char manifest[4400];
     char **plan;       /* the shards' sha256 in order of use (sp_remote_plan) */
     char **plan_url;   /* and their URLs */
-    size_t nplan, pos;
+    unsigned char *opened; /* opened[i]: use i (of this epoch's) has been opened */
+    size_t nplan, pos; /* pos: the first of this epoch's uses not opened yet (ncur: all were) */
+    size_t ncur;       /* plan[0, ncur): this epoch's uses; [ncur, nplan): the next epoch's */
     uint64_t plan_gen;  /* bumped at each plan and each move of pos */
-    int prefetching;    /* its prefetch thread runs (in this process) */
+    int prefetching;    /* its prefetch threads that run (in this process) */
+    uint64_t claim_gen; /* the plan_gen next_k counts from */
+    size_t next_k;      /* the next use (pos + next_k) a prefetch thread looks at */
+    size_t taken;       /* uses not opened yet before it, */
+    uint64_t ahead;     /* and their bytes */
+    char inflight[PREFETCH_MAX_THREADS][65]; /* the shards its threads download, "" for none */
+    uint64_t ticket_next, ticket_turn; /* its prefetches make room in the order they were claimed */
     pthread_cond_t wake;
     struct rset *next;
 } rset;
@@ -59,6 +71,8 @@ static void fork_child(void)
     prefetch_active = 0; /* the parent's prefetches are not in this process */
     for (rset *r = sets; r; r = r->next) {
         r->prefetching = 0;
+        memset(r->inflight, 0, sizeof r->inflight);
+        r->ticket_turn = r->ticket_next;
         pthread_cond_init(&r->wake, NULL);
     }
     pthread_mutex_unlock(&reg_mu);
@@ -222,6 +236,7 @@ typedef struct xfer {
     int fd;               /* the .part, or -1: into mem */
     sp_buf *mem;          /* the manifest's bytes */
     uint64_t got, cap;    /* bytes kept so far, and at most */
+    uint64_t flushed;     /* bytes [0, flushed) of the .part handed to writeback already */
     EVP_MD_CTX *md;       /* the hash of bytes [0, got) */
     int restarted, over, io;
     long stall;           /* seconds without a byte that end an attempt */
@@ -262,7 +277,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
         long code = 0;
         curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &code);
         if (code == 200 && x->got) {
-            x->got = 0;
+            x->got = x->flushed = 0;
             if (x->md)
                 EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
             if (x->mem)
@@ -293,6 +308,12 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
     if (x->md)
         EVP_DigestUpdate(x->md, p, n);
     x->got += n;
+    if (x->fd >= 0 && x->got - x->flushed >= WRITEBACK_STEP) {
+        /* the disk starts writing while the rest streams in, so that the
+         * fsync before the commit waits for the tail only */
+        sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->got - x->flushed), SYNC_FILE_RANGE_WRITE);
+        x->flushed = x->got;
+    }
     return n;
 }
 
@@ -381,6 +402,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
             curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
         }
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10); /* fewer, larger writes and hash updates */
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
         char range[32];
         if (x->got) {
@@ -421,7 +443,7 @@ static int fetch(xfer *x, const char *url, const char *name, sp_err *err)
                 break;
             }
             if (code == 416) /* a resume past the end: start over */
-                x->got = 0;
+                x->got = x->flushed = 0;
             continue; /* 5xx, 408, 429 */
         }
         if (x->stalled)
@@ -591,14 +613,15 @@ int sp_remote_manifest_with(const char *url, const char *cache_dir, uint64_t lim
     return register_set(url, cache_dir, limit, 1, 1, local, n, err);
 }
 
-/* sp_cache_next_use over a set's plan: uses from pos on; reg_mu not held. */
+/* sp_cache_next_use over a set's plan: the uses from pos on not opened
+ * yet, pos itself 0 uses ahead; reg_mu not held. */
 static uint64_t plan_next_use(void *ctx, const char *sha)
 {
     rset *r = ctx;
     uint64_t next = UINT64_MAX;
     pthread_mutex_lock(&reg_mu);
     for (size_t i = r->pos; i < r->nplan; i++)
-        if (!strcmp(r->plan[i], sha)) {
+        if (!(i < r->ncur && r->opened[i]) && !strcmp(r->plan[i], sha)) {
             next = i - r->pos;
             break;
         }
@@ -610,14 +633,43 @@ void sp_remote_unpin(int pin) { sp_cache_unpin(pin); }
 
 static void moved_to(rset *r, const char *sha);
 
+static pthread_cond_t turn_cv = PTHREAD_COND_INITIALIZER;
+
+/* The prefetch of `ticket` makes room for its shard after every prefetch
+ * claimed before it did, so that a shard needed later never takes the room
+ * of one needed sooner (which would then fail for no room): turn_begin waits
+ * for its turn, turn_end passes it on. NO_TICKET: a reader's own download. */
+#define NO_TICKET UINT64_MAX
+static void turn_begin(rset *r, uint64_t ticket)
+{
+    pthread_mutex_lock(&reg_mu);
+    while (ticket != NO_TICKET && r->ticket_turn != ticket)
+        pthread_cond_wait(&turn_cv, &reg_mu);
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void turn_end(rset *r, uint64_t ticket)
+{
+    if (ticket == NO_TICKET)
+        return;
+    pthread_mutex_lock(&reg_mu);
+    r->ticket_turn++;
+    pthread_cond_broadcast(&turn_cv);
+    pthread_mutex_unlock(&reg_mu);
+}
+
 /* Downloads the shard of r (sha, bytes) at url into the cache, for a use
- * `use` ahead (0: now; see sp_cache_reserve_ahead); pin holds its exclusive
- * lock and turns shared on success, and is released on failure. 0 or -1. */
+ * `use` ahead (0: now; see sp_cache_reserve_ahead), a prefetch's room made
+ * in its ticket's turn; pin holds its exclusive lock and turns shared on
+ * success, and is released on failure. 0 or -1. */
 static int download(rset *r, const char *url, const char *name, const char *sha, uint64_t bytes, uint64_t use,
-                    int pin, sp_err *err)
+                    uint64_t ticket, int pin, sp_err *err)
 {
     int fd;
-    if (sp_cache_reserve_ahead(r->root, r->limit, sha, bytes, name, plan_next_use, r, use, &fd, err)) {
+    turn_begin(r, ticket);
+    int full = sp_cache_reserve_ahead(r->root, r->limit, sha, bytes, name, plan_next_use, r, use, &fd, err);
+    turn_end(r, ticket);
+    if (full) {
         sp_cache_unpin(pin);
         return -1;
     }
@@ -681,11 +733,15 @@ int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *e
     sp_remote_shown(full, name, sizeof name);
     if (!e)
         return sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", name);
-    moved_to(r, sha);
+    int ready = sp_cache_has(root, sha);
     int in = sp_cache_pin(root, sha, local, n, pin, err);
     if (in < 0)
         return -1;
-    if (!in && download(r, full, name, sha, bytes, 0, *pin, err)) {
+    /* only once pinned: a use opened no longer protects its shard from eviction */
+    moved_to(r, sha);
+    if (!ready || !in)
+        sp_cache_count_wait();
+    if (!in && download(r, full, name, sha, bytes, 0, NO_TICKET, *pin, err)) {
         *pin = -1;
         return -1;
     }
@@ -700,44 +756,104 @@ static void free_plan(rset *r)
     }
     free(r->plan);
     free(r->plan_url);
+    free(r->opened);
+    r->opened = NULL;
     r->plan = r->plan_url = NULL;
-    r->nplan = r->pos = 0;
+    r->nplan = r->pos = r->ncur = 0;
 }
 
-/* The prefetch thread of r: the next shards of its plan into the cache. */
+/* How far ahead r's prefetch threads go: $SHARDPIPE_PREFETCH shards when
+ * set (0: none), else *depth = SIZE_MAX and the shards whose bytes add up
+ * to *bytes: a quarter of the cache limit, at most PREFETCH_AHEAD_MAX
+ * (always 2 shards at least). Their number: $SHARDPIPE_PREFETCH_THREADS, 1
+ * to PREFETCH_MAX_THREADS, default 2, so that one download's latency (the
+ * request, the fsync) overlaps another's transfer. */
+static void prefetch_depth(const rset *r, size_t *depth, uint64_t *bytes, int *threads)
+{
+    const char *env = getenv("SHARDPIPE_PREFETCH"), *t = getenv("SHARDPIPE_PREFETCH_THREADS");
+    *depth = env && *env ? (size_t)strtoul(env, NULL, 10) : SIZE_MAX;
+    *bytes = r->limit && r->limit / 4 < PREFETCH_AHEAD_MAX ? r->limit / 4 : PREFETCH_AHEAD_MAX;
+    long n = t && *t ? strtol(t, NULL, 10) : 2;
+    *threads = n < 1 ? 1 : n > PREFETCH_MAX_THREADS ? PREFETCH_MAX_THREADS : (int)n;
+}
+
+/* The next use ahead of r's position that a prefetch thread should fetch
+ * (its offset k from pos into *k, its shard and URL into sha, url), within
+ * the depth, not in the cache's way already (another thread's download):
+ * 1, or 0 when there is none in this plan_gen. reg_mu held. */
+static int prefetch_claim(rset *r, size_t *k, char *sha, char *url, uint64_t *bytes)
+{
+    size_t depth;
+    uint64_t budget;
+    int threads;
+    prefetch_depth(r, &depth, &budget, &threads);
+    if (r->claim_gen != r->plan_gen)
+        r->claim_gen = r->plan_gen, r->next_k = 0, r->ahead = 0, r->taken = 0;
+    while (r->taken < depth && r->pos + r->next_k < r->nplan) {
+        size_t i = r->pos + r->next_k;
+        if (i < r->ncur && r->opened[i]) { /* a reader has it */
+            r->next_k++;
+            continue;
+        }
+        json_t *e = json_object_get(r->files, strrchr(r->plan_url[i], '/') + 1);
+        uint64_t b = (uint64_t)json_integer_value(json_array_get(e, 1));
+        if (depth == SIZE_MAX && r->taken >= 2 && r->ahead + b > budget)
+            return 0;
+        *k = ++r->next_k;
+        r->taken++;
+        r->ahead += b;
+        int busy = 0;
+        for (int t = 0; t < PREFETCH_MAX_THREADS; t++)
+            busy |= !strcmp(r->inflight[t], r->plan[i]);
+        if (busy)
+            continue;
+        snprintf(sha, 65, "%s", r->plan[i]);
+        snprintf(url, 4400, "%s", r->plan_url[i]);
+        *bytes = b;
+        return 1;
+    }
+    return 0;
+}
+
+/* A prefetch thread of r: the next shards of its plan into the cache, as
+ * prefetch_claim hands them out, side by side with r's other threads. */
 static void *prefetch_main(void *arg)
 {
     rset *r = arg;
-    const char *env = getenv("SHARDPIPE_PREFETCH");
-    size_t depth = env && *env ? (size_t)strtoul(env, NULL, 10) : 2;
     pthread_mutex_lock(&reg_mu);
     for (;;) {
-        uint64_t gen = r->plan_gen;
-        for (size_t k = 1; k <= depth && gen == r->plan_gen; k++) {
-            if (r->pos + k >= r->nplan)
-                break;
-            char sha[65], url[4400], name[4400], local[4400];
-            snprintf(sha, sizeof sha, "%s", r->plan[r->pos + k]);
-            snprintf(url, sizeof url, "%s", r->plan_url[r->pos + k]);
-            json_t *e = json_object_get(r->files, strrchr(url, '/') + 1);
-            uint64_t bytes = (uint64_t)json_integer_value(json_array_get(e, 1));
-            if (stopping)
-                break;
-            prefetch_active++;
-            pthread_mutex_unlock(&reg_mu);
-            if (!sp_cache_has(r->root, sha)) {
-                sp_err err = {0};
-                int pin, in = sp_cache_pin(r->root, sha, local, sizeof local, &pin, &err);
-                /* a failure here is left to the reader's own open, which reports it */
-                if (in != 0 || !download(r, url, sp_remote_shown(url, name, sizeof name), sha, bytes, k, pin, &err))
-                    sp_cache_unpin(pin); /* download releases it itself on failure */
-            }
-            pthread_mutex_lock(&reg_mu);
-            prefetch_active--;
-            pthread_cond_broadcast(&prefetch_done);
+        size_t k;
+        uint64_t bytes;
+        char sha[65], url[4400], name[4400], local[4400];
+        if (stopping || !prefetch_claim(r, &k, sha, url, &bytes)) {
+            uint64_t gen = r->plan_gen;
+            while (gen == r->plan_gen || stopping)
+                pthread_cond_wait(&r->wake, &reg_mu);
+            continue;
         }
-        while (gen == r->plan_gen || stopping)
-            pthread_cond_wait(&r->wake, &reg_mu);
+        int slot = 0;
+        while (slot < PREFETCH_MAX_THREADS - 1 && r->inflight[slot][0])
+            slot++;
+        snprintf(r->inflight[slot], 65, "%s", sha);
+        uint64_t ticket = r->ticket_next++;
+        prefetch_active++;
+        pthread_mutex_unlock(&reg_mu);
+        int in = 1, pin = -1;
+        sp_err err = {0};
+        if (!sp_cache_has(r->root, sha))
+            in = sp_cache_pin(r->root, sha, local, sizeof local, &pin, &err);
+        /* a failure here is left to the reader's own open, which reports it */
+        if (in != 0) {
+            turn_begin(r, ticket);
+            turn_end(r, ticket);
+            sp_cache_unpin(pin);
+        } else if (!download(r, url, sp_remote_shown(url, name, sizeof name), sha, bytes, k, ticket, pin, &err)) {
+            sp_cache_unpin(pin); /* download releases it itself on failure */
+        }
+        pthread_mutex_lock(&reg_mu);
+        r->inflight[slot][0] = 0;
+        prefetch_active--;
+        pthread_cond_broadcast(&prefetch_done);
     }
     return NULL;
 }
@@ -754,22 +870,30 @@ static void stop_prefetch(void)
     pthread_mutex_unlock(&reg_mu);
 }
 
-/* Moves r's plan to the use of sha at or after its position (reg_mu not held). */
+/* Marks the first use of sha at or after r's position not opened yet, in
+ * this epoch's uses only, opened, and moves the position past the uses
+ * opened (reg_mu not held). The reader's threads open the shards of
+ * different windows side by side, so a use may be opened before an
+ * earlier one: that one stays ahead, to prefetch. */
 static void moved_to(rset *r, const char *sha)
 {
     pthread_mutex_lock(&reg_mu);
-    for (size_t i = r->pos; i < r->nplan; i++)
-        if (!strcmp(r->plan[i], sha)) {
-            r->pos = i;
+    for (size_t i = r->pos; i < r->ncur; i++)
+        if (!r->opened[i] && !strcmp(r->plan[i], sha)) {
+            r->opened[i] = 1;
+            while (r->pos < r->ncur && r->opened[r->pos])
+                r->pos++;
             r->plan_gen++;
-            pthread_cond_signal(&r->wake);
+            pthread_cond_broadcast(&r->wake);
             break;
         }
     pthread_mutex_unlock(&reg_mu);
 }
 
-int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
+int sp_remote_plan(const char *const *paths, size_t n, size_t now, sp_err *err)
 {
+    if (now > n)
+        now = n;
     if (!n || !sp_remote_is_url(paths[0]))
         return 0;
     const char *slash = strrchr(paths[0], '/');
@@ -777,7 +901,8 @@ int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
     while (len > 0 && paths[0][len - 1] == '/')
         len--;
     char **plan = calloc(n, sizeof *plan), **urls = calloc(n, sizeof *urls);
-    int rc = plan && urls ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    unsigned char *opened = calloc(now ? now : 1, 1);
+    int rc = plan && urls && opened ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     pthread_mutex_lock(&reg_mu);
     rset *r = find_locked(paths[0], len);
     for (size_t i = 0; r && !rc && i < n; i++) {
@@ -794,22 +919,29 @@ int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
         free_plan(r);
         r->plan = plan;
         r->plan_url = urls;
+        r->opened = opened;
         r->nplan = n;
+        r->ncur = now;
         plan = urls = NULL;
+        opened = NULL;
         r->plan_gen++;
         const char *env = getenv("SHARDPIPE_PREFETCH");
-        if (!r->prefetching && !(env && !strcmp(env, "0"))) {
+        size_t depth;
+        uint64_t ahead;
+        int threads;
+        prefetch_depth(r, &depth, &ahead, &threads);
+        static int at_exit;
+        if (!r->prefetching && !(env && !strcmp(env, "0")) && !at_exit)
+            at_exit = atexit(stop_prefetch) == 0;
+        for (int i = r->prefetching; i < threads && !(env && !strcmp(env, "0")); i++) {
             pthread_t t;
             pthread_attr_t at;
             pthread_attr_init(&at);
             pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-            static int at_exit;
-            if (!at_exit)
-                at_exit = atexit(stop_prefetch) == 0;
-            r->prefetching = pthread_create(&t, &at, prefetch_main, r) == 0;
+            r->prefetching += pthread_create(&t, &at, prefetch_main, r) == 0;
             pthread_attr_destroy(&at);
         }
-        pthread_cond_signal(&r->wake);
+        pthread_cond_broadcast(&r->wake);
     }
     pthread_mutex_unlock(&reg_mu);
     for (size_t i = 0; plan && i < n; i++)
@@ -818,5 +950,6 @@ int sp_remote_plan(const char *const *paths, size_t n, sp_err *err)
         free(urls[i]);
     free(plan);
     free(urls);
+    free(opened);
     return rc;
 }

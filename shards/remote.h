@@ -57,12 +57,18 @@ void sp_remote_unpin(int pin); /* accepts -1 */
 
 /* The order in which this process will open a set's shards: paths[i]
  * (URL/FILE, as sp_remote_shard takes them; all of one registered set) for
- * use i = 0, 1, ... (the rest of an epoch, as the reader's iterator plans
- * it). Opening a shard through sp_remote_shard then moves the plan's position
- * to that use. Eviction takes the shard whose next use lies furthest ahead;
- * a background thread downloads the next $SHARDPIPE_PREFETCH shards (default
- * 2, 0: none) of the plan while they fit without evicting a shard needed
- * sooner. Paths of no registered set: nothing happens. 0 or -1 (err). */
-int sp_remote_plan(const char *const *paths, size_t n, sp_err *err);
+ * use i = 0, 1, ...: uses [0, now) the rest of an epoch, as the reader's
+ * iterator plans it, and [now, n) the next epoch's when the caller knows it
+ * (now = n: it does not). Opening a shard through sp_remote_shard moves the
+ * plan's position to that use, within [0, now) only (a shard opened again
+ * is this epoch's use, not the next's). Eviction takes the shard whose next
+ * use in the whole plan lies furthest ahead; background threads
+ * ($SHARDPIPE_PREFETCH_THREADS, default 2) download the uses no reader has
+ * opened yet, from the first on, as many as a quarter of the cache limit
+ * holds (at least 2), or $SHARDPIPE_PREFETCH shards when set (0: none),
+ * past `now` into the next epoch's as this one nears its end, while they
+ * fit without evicting a shard needed sooner. Paths of no registered set:
+ * nothing happens. 0 or -1 (err). */
+int sp_remote_plan(const char *const *paths, size_t n, size_t now, sp_err *err);
 
 #endif

@@ -134,7 +134,8 @@ int spr_normalize_hw(spr_set *s, const void *pixels, uint64_t n, uint32_t h, uin
  * (spr_record_bytes) and *label (NULL: not wanted). 0 or -1. */
 int spr_read(spr_set *s, uint64_t index, void *pixels, int32_t *label);
 
-enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2 };
+/* SPR_NEXT_SEED: spr_iter_options' next_seed holds the next epoch's seed. */
+enum { SPR_SHUFFLE = 1, SPR_PREFETCH = 2, SPR_NEXT_SEED = 4 };
 
 /* What a set's records hold (spr_kind): pixels as stored, or encoded images
  * (JPEG/PNG bytes as shipped or re-encoded: sp-decode --encoded), which an
@@ -170,7 +171,7 @@ spr_iter *spr_iter_new_part(spr_set *s, uint32_t batch, uint64_t seed, int flags
 typedef struct spr_iter_options {
     uint32_t batch;          /* records a batch, 1..SPR_MAX_BATCH */
     uint64_t seed;           /* the epoch's order */
-    int flags;               /* SPR_SHUFFLE (SPR_PREFETCH is ignored here: see threads) */
+    int flags;               /* SPR_SHUFFLE, SPR_NEXT_SEED (SPR_PREFETCH is ignored here: see threads) */
     uint32_t window_records; /* the shuffle window; 0 = the default above */
     uint32_t part, nparts;   /* part `part` of `nparts` (0 counts as 1) */
     uint64_t skip_records;   /* a resume: start after this many of the part's records */
@@ -193,6 +194,13 @@ typedef struct spr_iter_options {
      * 0: with SPR_SHUFFLE the global batch's largest divisor up to 64; without
      * it nparts (each rank its contiguous share, in the shards' order). */
     uint32_t partitions;
+    /* With SPR_NEXT_SEED in flags: the seed of the epoch the caller reads
+     * after this one, with these options otherwise, from its start. A set at
+     * a URL then hands its cache the next epoch's order of shards too: the
+     * prefetch goes on into that epoch's first shards as this one ends (its
+     * first batch need not wait for a download), and eviction weighs the
+     * next uses in both epochs. A local set ignores it. */
+    uint64_t next_seed;
 } spr_iter_options;
 #define SPR_MAX_THREADS 64
 #define SPR_MAX_BATCH (1u << 24)

@@ -5,7 +5,7 @@ import os
 import subprocess
 
 __all__ = ["lib", "library_path", "ReaderError", "ReaderArgumentError", "IterOptions", "SPR_ERR_CORRUPT",
-           "SPR_ERR_USAGE", "pkg_config_libdir"]
+           "SPR_ERR_USAGE", "SPR_NEXT_SEED", "pkg_config_libdir"]
 
 SONAME = "libshardpipe-reader.so.0"
 
@@ -58,8 +58,10 @@ class IterOptions(ctypes.Structure):
                 ("skip_records", ctypes.c_uint64), ("threads", ctypes.c_uint32), ("view", ctypes.c_int),
                 ("size", ctypes.c_uint32), ("scale_min", ctypes.c_double), ("scale_max", ctypes.c_double),
                 ("ratio_min", ctypes.c_double), ("ratio_max", ctypes.c_double), ("max_pixels", ctypes.c_uint64),
-                ("partitions", ctypes.c_uint32)]
+                ("partitions", ctypes.c_uint32), ("next_seed", ctypes.c_uint64)]
 
+
+SPR_NEXT_SEED = 4  # spr_iter_options.flags: next_seed holds the next epoch's seed
 
 # spr_errcode's values (include/shardpipe/reader.h)
 SPR_ERR_DATA, SPR_ERR_USAGE, SPR_ERR_SYSTEM, SPR_ERR_CORRUPT = 1, 2, 3, 4

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from ._clib import SPR_ERR_CORRUPT, SPR_ERR_USAGE, IterOptions, ReaderArgumentError, ReaderError, lib
+from ._clib import SPR_ERR_CORRUPT, SPR_ERR_USAGE, SPR_NEXT_SEED, IterOptions, ReaderArgumentError, ReaderError, lib
 from ._h5 import CorruptShardError
 
 __all__ = ["Loader", "load_data", "default_rank_world", "default_partitions", "epoch_seed", "Reader"]
@@ -181,7 +181,8 @@ class Reader:
         return image, label.value
 
     def iterate(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0,
-                 buffers=None, view=None, size=0, scale=None, ratio=None, max_pixels=0, partitions=0, counter=None):
+                 buffers=None, view=None, size=0, scale=None, ratio=None, max_pixels=0, partitions=0, counter=None,
+                 next_seed=None):
         """Batches (images n x H x W x C as stored, labels int32, labels2 int32
         (-1 where the set has none), indices uint64)
         of part `part` of `nparts` (rank of world: one batch a global step of
@@ -194,7 +195,10 @@ class Reader:
         set's images are decoded through view ("train" or "eval") at size x
         size x 3; scale and ratio ((min, max) pairs, None: torchvision's) are
         the train view's RandomResizedCrop ranges, max_pixels the largest
-        source image it decodes (0: the set's own limit)."""
+        source image it decodes (0: the set's own limit). next_seed, when
+        given, is the seed of the epoch read after this one (the same
+        arguments otherwise, from its start): a set at a URL prefetches that
+        epoch's first shards as this one ends."""
         L = lib()
         batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
         nparts = check_int("nparts", nparts, 1, (1 << 32) - 1)
@@ -208,7 +212,8 @@ class Reader:
         if self.encoded and view not in VIEWS:
             raise ValueError(f"{self.directory}: the shards hold encoded images: read them through a view "
                              "('train' or 'eval') and a size")
-        o = IterOptions(batch=batch_size, seed=seed, flags=SPR_SHUFFLE if shuffle else 0,
+        flags = (SPR_SHUFFLE if shuffle else 0) | (SPR_NEXT_SEED if next_seed is not None else 0)
+        o = IterOptions(batch=batch_size, seed=seed, flags=flags, next_seed=next_seed or 0,
                         window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
                         threads=threads, view=VIEWS[view] if self.encoded else 0, size=size,
                         max_pixels=max_pixels, partitions=check_int("partitions", partitions, 0, (1 << 32) - 1))
@@ -373,7 +378,9 @@ class Loader:
     4); 0 reads in the caller's thread. The batches are the same for every
     thread count. Batch arrays are reused once nobody holds them any more
     (at most 3 of each kind kept). After an epoch runs to its end the next __iter__ is the
-    next epoch; set_epoch(e) chooses it. state_dict() after batch k holds the
+    next epoch; set_epoch(e) chooses it. A set at a URL: the cache is told
+    the order of epoch + 1 as well, and prefetches its first shards while
+    this epoch ends. state_dict() after batch k holds the
     position in the canonical order (k global steps, and the samples they
     held); given to load_state_dict() of a fresh Loader of the same global
     batch, at any world size and rank, it makes the next __iter__ yield
@@ -546,7 +553,8 @@ class Loader:
         batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads,
                                       self.rank, self.world_size, self._consumed(start, self._lanes),
                                       self.window_records, self._buffers, self.view, self.size, self.scale,
-                                      self.ratio, self.max_pixels, self.partitions, self._bytes)
+                                      self.ratio, self.max_pixels, self.partitions, self._bytes,
+                                      next_seed=epoch_seed(self.seed, epoch + 1))
         done = start
         try:
             for px, labels, labels2, idx in batches:

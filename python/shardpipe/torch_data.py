@@ -86,7 +86,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
                                                    self.world_size * workers, 0, self.window_records,
                                                    view=self.view, size=self.size, scale=self.scale,
                                                    ratio=self.ratio, max_pixels=self.max_pixels,
-                                                   partitions=self.world_size * workers):
+                                                   partitions=self.world_size * workers,
+                                                   next_seed=epoch_seed(self.seed, self.epoch + 1)):
             images = norm(px) if norm else px
             for i in range(len(labels)):
                 image, label = images[i], int(labels[i])

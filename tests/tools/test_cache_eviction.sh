@@ -3,6 +3,14 @@
 # order, then the most recently used) downloads fewer bytes than LRU on the
 # same order, by the cache's own counters, which agree with nginx's log; the
 # cache never holds more than its limit; every record is read every epoch.
+# Then the epoch boundaries: each iterator told the next epoch's seed
+# (SPR_NEXT_SEED, as shardpipe.Loader does), the cache's prefetch goes on into
+# the next epoch's first shards while an epoch ends, so that no epoch after
+# the first waits for a download in its first batch (cache_egress's "first":
+# opens in the epoch's first batch of a shard not in the cache yet), with
+# batches of 1 (a shuffle window of 16 records: 2 or 3 shards) and a consumer
+# that pauses 3 ms a batch. Without the next epoch's order, epochs 1 and 2
+# (seed 1) each start on a shard the cache did not keep, and wait for it.
 . "$SP_ROOT/tests/tools/lib.sh"
 EGRESS="$(dirname "$SP_BIN")/tests/cache_egress"
 [ -x "$EGRESS" ] || fail "cache_egress is not built (make all)"
@@ -30,4 +38,12 @@ lru=$(run lru)
 echo "3 epochs at 25%: $plan bytes against LRU's $lru (the set: $total)" >&2
 [ "$plan" -lt "$lru" ] || fail "the reader's eviction downloaded $plan bytes, LRU $lru"
 [ "$lru" -gt $((2 * total)) ] || fail "LRU downloaded only $lru bytes of 3 epochs of $total"
+SHARDPIPE_CACHE=$PWD/cache-next SHARDPIPE_CACHE_LIMIT=$limit \
+    "$EGRESS" "http://127.0.0.1:$NGINX_PORT/S" train 3 1 1 1 3 > next.out || fail "cache_egress failed"
+cat next.out >&2
+[ "$(grep -c "records 205 " next.out)" = 3 ] || fail "an epoch did not read its 205 records"
+for e in 1 2; do
+    first=$(awk -v e=$e '$2 == e {print $NF}' next.out)
+    [ "$first" = 0 ] || fail "epoch $e's first batch waited for $first downloads: its shards were not prefetched"
+done
 echo ok
