@@ -242,6 +242,7 @@ SPR_API spr_mix *spr_mix_open(spr_set *const *sets, const double *weights, const
     for (uint32_t i = 0; i < nsets; i++) { /* what a pass's iterator refuses, refused here */
         spr_iter_options t = o;
         t.threads = 0;
+        t.seed = pass_seed(o.seed, i, 0); /* pass 0's order: a remote set's cache is told the shards it needs first */
         spr_iter *it = spr_iter_open(sets[i], &t, sizeof t);
         if (!it) {
             fail(err, err_len, "set %u: %s", i, spr_error(sets[i]));

@@ -534,7 +534,9 @@ class Loader:
                                else self.world_size) if partitions is None else \
                 check_int("partitions", partitions, 1, (1 << 32) - 1)
             self.reader.plan(self.global_batch_size, self.partitions, self.rank, self.world_size)  # its checks
-            m = self._mix.open(self._options(0), 0, self.epoch_steps)  # the shapes' and the sets' checks, and the epoch's steps
+            o = self._options(0)
+            o.seed = epoch_seed(self.seed, 0)
+            m = self._mix.open(o, 0, self.epoch_steps)  # the shapes' and the sets' checks, and the epoch's steps
             self._steps = int(lib().spr_mix_steps(m))
             lib().spr_mix_free(m)
             self.ORDER_KEYS = self.MIX_ORDER_KEYS
