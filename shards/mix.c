@@ -262,6 +262,12 @@ SPR_API spr_mix *spr_mix_open(spr_set *const *sets, const double *weights, const
         return NULL;
     }
     m->step = skip_steps < m->steps ? skip_steps : m->steps;
+    if (m->step > MIX_MAX_WALK / m->slots_step) {
+        fail(err, err_len, "a resume at step %llu: beyond %llu slots", (unsigned long long)m->step,
+             (unsigned long long)MIX_MAX_WALK);
+        spr_mix_free(m);
+        return NULL;
+    }
     uint64_t *used = calloc(nsets, sizeof *used);
     if (!used) {
         fail(err, err_len, "out of memory");

@@ -249,9 +249,9 @@ void spr_iter_free(spr_iter *it); /* accepts NULL; stops and joins the iterator'
  * batch of P records (one a partition), a "slot": a global step of the mix
  * is B / P slots, and slot t goes to the set i with the largest
  * weights[i] x (t + 1) - (slots set i had before t), the lowest i on a tie.
- * So after t slots every set has had within one slot of its share of them:
- * the proportions are exact over an epoch, and each step's within P records
- * of them. A step's records are the sets' slots, in slot order; a rank's
+ * So after t slots every set has had within one slot of its share of them
+ * (weights x t): the proportions are exact over an epoch, and each step's
+ * within two slots (2P records) of them. A step's records are the sets' slots, in slot order; a rank's
  * batch is its partitions' records of each slot (at most batch records).
  *
  * A set's pass is ceil(records / P) slots; pass p of set i is read with
@@ -269,7 +269,11 @@ void spr_iter_free(spr_iter *it); /* accepts NULL; stops and joins the iterator'
  * other of the same B and P. Every set must hand out records of one shape
  * and dtype (an encoded set through opts' view), else NULL with a message
  * naming the set by its index. The sets stay the caller's: they must stay
- * open until spr_mix_free. NULL with the reason in err (and its SPR_ERR_*
+ * open until spr_mix_free. Memory and threads: each set's pass under way is
+ * an iterator of opts (threads + 1 windows, threads reader threads), so n
+ * sets hold n of them. The epoch's end and a resume's position are found by
+ * walking the slots from the first (at most 2^32 of them: weights too far
+ * apart for the sets' sizes are refused). NULL with the reason in err (and its SPR_ERR_*
  * kind in *code when code is not NULL) on failure. */
 enum { SPR_MIX_STOP = 0, SPR_MIX_REPEAT = 1 };
 /* A mix's default partitions: the largest divisor of the global batch up
