@@ -44,13 +44,13 @@ LIB_SRC := common/sp_common.c common/sp_atomic.c common/sp_part.c common/sp_hash
            pipeline/resize.c pipeline/normalize.c pipeline/parallel.c pipeline/views.c pipeline/wds.c \
            shards/h5util.c shards/manifest.c shards/shard_writer.c shards/journal.c shards/shard_h5write.c \
            shards/shard_h5file.c shards/naming.c shards/merge.c shards/shard_reader.c shards/verify.c \
-           shards/shuffle.c shards/inspect.c shards/reader.c shards/order.c shards/shard_records.c shards/remote.c \
+           shards/shuffle.c shards/inspect.c shards/reader.c shards/order.c shards/shard_records.c shards/remote.c shards/mix.c \
            shards/cache.c shards/upload.c
 # the neural-network library of the trainer: in the static library, not in libshardpipe-reader
 NN_SRC  := nn/rng.c nn/layers.c nn/relu.c nn/dense.c nn/conv.c nn/onednn.c nn/pool.c nn/norm.c nn/norm_blocked.c nn/loss.c nn/models.c nn/optim.c nn/checkpoint.c nn/data.c nn/class_names.c nn/metrics.c nn/train.c nn/dist.c nn/syncbn.c
 CLI_SRC := common/sp_cli.c
 TOOLS   := sp-fetch sp-unpack sp-decode sp-resize sp-normalize sp-shard sp-cat sp-verify sp-inspect sp-train sp-eval
-UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw test_wds test_order
+UNIT    := test_recstream test_idx test_h5zstd test_resample test_views test_shard_split test_draw test_wds test_order test_mix
 # programs a tool test runs: checks that need fixtures made first (tests/tools/test_nn.sh),
 # the views dumped for the torchvision comparison (tests/tools/test_views.sh), the
 # cache's egress over epochs (tests/tools/test_cache_eviction.sh, bench/bench_egress.py),
@@ -78,7 +78,7 @@ PLUGIN  := $(BUILD)/hdf5-plugin/libh5zstd.so
 # variant, which pkg-config prefers when both are on PKG_CONFIG_PATH: it
 # points into the build tree (rpath included); `make install` writes the
 # real one, relative to its prefix, with no rpath.
-READER_SRC := shards/reader.c shards/order.c shards/shard_reader.c shards/h5util.c shards/manifest.c shards/remote.c \
+READER_SRC := shards/reader.c shards/mix.c shards/order.c shards/shard_reader.c shards/h5util.c shards/manifest.c shards/remote.c \
               shards/cache.c \
               formats/h5zstd.c formats/recstream.c common/sp_common.c common/sp_atomic.c \
               pipeline/views.c pipeline/resize.c formats/image.c formats/resample.c

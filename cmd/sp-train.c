@@ -45,11 +45,25 @@ static const char notes[] =
     "Started by mpirun or srun with several ranks, the ranks train one model on\n"
     "shares of each global batch (--batch) and sum their gradients (Open MPI,\n"
     "loaded at run time); rank 0 alone prints and writes -o and --json.\n"
+    "--mix DIR:WEIGHT (repeated) trains on several sets at once, each global batch\n"
+    "drawn from them by weight in the elastic order (docs/elastic-order.md); the\n"
+    "checkpoint records the mix and a resume must give the same; one process.\n"
     "On SIGTERM (Slurm's pre-emption or time limit, scancel) the step in progress\n"
     "ends, -o is written with the position inside the epoch, a line says where\n"
     "the run stopped and how to resume it, and the status is 143; a run resumed\n"
     "from that checkpoint ends with the uninterrupted run's weights and figures\n"
     "bit for bit. Under MPI the ranks stop at the same step.\n";
+
+/* The sets --mix names (at most MAX_MIX): each one's directory, weight and
+ * policy (SPR_MIX_STOP or SPR_MIX_REPEAT). */
+#define MAX_MIX 16
+typedef struct mix_list {
+    int n;
+    char dir[MAX_MIX][4096];
+    const char *dirs[MAX_MIX];
+    double weights[MAX_MIX];
+    int policies[MAX_MIX];
+} mix_list;
 
 /* What the command line sets: the library's options, plus the values the
  * table parses into their own types before they become nn_train_options'. */
@@ -65,6 +79,8 @@ typedef struct options {
     int freeze;        /* index into freeze_names */
     int steps_per_epoch, eval_steps; /* 0: whole passes */
     int checkpoint_every;            /* 0: at epoch ends only */
+    mix_list mix;                    /* --mix DIR:WEIGHT[:POLICY], in the order given */
+    int mix_classes;                 /* index into mix_class_names */
 } options;
 
 /* Set by SIGTERM; nn_train reads it after each step. */
@@ -98,6 +114,7 @@ static const char *const model_names[] = {"mlp",          "cnn",          "cnn-s
 static const char *const optimizer_names[] = {"adam", "sgd", NULL};
 static const char *const verify_modes[] = {"open", "full", NULL};
 static const char *const freeze_names[] = {"none", "base", NULL};
+static const char *const mix_class_names[] = {"same", "union", NULL};
 static const int optimizer_kinds[] = {NN_ADAM, NN_SGD};
 /* in the order of enum nn_schedule and enum nn_augment (nn_schedule_from_name, nn_augment_from_name) */
 static const char *const schedule_names[] = {"constant", "step", "cosine", "multistep", NULL};
@@ -152,6 +169,43 @@ static int set_milestones(const sp_opt *opt, const char *arg, char *why, size_t 
         return -1;
     }
     return nn_milestones_parse(arg, steps, r, why, why_len);
+}
+
+/* --mix DIR:WEIGHT[:repeat|stop] appended to the mix_list at opt->dest
+ * (the fields are split at the last colons: DIR may hold colons, a URL's). */
+static int add_mix(const sp_opt *opt, const char *arg, char *why, size_t why_len)
+{
+    mix_list *m = opt->dest;
+    if (m->n >= MAX_MIX) {
+        snprintf(why, why_len, "at most %d sets", MAX_MIX);
+        return -1;
+    }
+    size_t end = strlen(arg), colon = end;
+    int policy = SPR_MIX_STOP;
+    while (colon > 0 && arg[colon - 1] != ':')
+        colon--;
+    if (colon && (!strcmp(arg + colon, "repeat") || !strcmp(arg + colon, "stop"))) {
+        policy = !strcmp(arg + colon, "repeat") ? SPR_MIX_REPEAT : SPR_MIX_STOP;
+        for (end = --colon; colon > 0 && arg[colon - 1] != ':';)
+            colon--;
+    }
+    char num[64], *rest;
+    if (!colon || colon == 1 || end - colon >= sizeof num || colon - 1 >= sizeof m->dir[0]) {
+        snprintf(why, why_len, "not DIR:WEIGHT or DIR:WEIGHT:repeat|stop: %s", arg);
+        return -1;
+    }
+    memcpy(num, arg + colon, end - colon);
+    num[end - colon] = 0;
+    double w = strtod(num, &rest);
+    if (!num[0] || *rest || !(w > 0) || !isfinite(w)) {
+        snprintf(why, why_len, "weight %s: a number above 0", num);
+        return -1;
+    }
+    memcpy(m->dir[m->n], arg, colon - 1);
+    m->dir[m->n][colon - 1] = 0;
+    m->dirs[m->n] = m->dir[m->n], m->weights[m->n] = w, m->policies[m->n] = policy;
+    m->n++;
+    return 0;
 }
 
 /* --wd-skip LIST into the unsigned at opt->dest */
@@ -486,6 +540,17 @@ int main(int argc, char **argv)
          .help = "none, or base: train only the classifier; the base\n"
                  "runs as in evaluation and its weights and batchnorm\n"
                  "statistics stay bit for bit (default none)"},
+        {"mix", 0, SP_OPT_CALL, &o.mix, .call = add_mix, .arg = "DIR:WEIGHT[:repeat|stop]",
+         .help = "train on the train splits of several sets mixed by\n"
+                 "weight (repeat the option, one set each); SHARDS is\n"
+                 "then the set evaluated on. A set that runs out ends\n"
+                 "the epoch (stop, the default), or starts its next\n"
+                 "pass (repeat); an epoch ends with the first stop-set\n"
+                 "(all repeat: the slowest set's pass)"},
+        {"mix-classes", 0, SP_OPT_CHOICE, &o.mix_classes, .choices = mix_class_names, .arg = "HOW",
+         .help = "same: the mixed sets must have one class list\n"
+                 "(default); union: their labels are mapped into the\n"
+                 "union of their class names, sorted by byte"},
         {"steps-per-epoch", 0, SP_OPT_INT, &o.steps_per_epoch, .min = 1, .max = 1000000000, .arg = "N",
          .help = "an epoch is N batches, the passes over the train\n"
                  "split following one another (Keras' steps_per_epoch)\n"
@@ -619,6 +684,12 @@ int main(int argc, char **argv)
     o.t.recipe.augment = o.augment >= 0 ? o.augment : small_model ? NN_AUG_NONE : NN_AUG_CROP_FLIP;
     sp_err err = {0};
     o.t.checkpoint_every = o.checkpoint_every;
+    if (o.mix_classes && !o.mix.n) {
+        sp_fail(&err, SP_EXIT_USAGE, "--mix-classes: only with --mix");
+        return sp_cli_exit(&err);
+    }
+    o.t.mix_dirs = o.mix.dirs, o.t.mix_weights = o.mix.weights, o.t.mix_policies = o.mix.policies;
+    o.t.nmix = o.mix.n, o.t.mix_union = o.mix_classes == 1;
     if (o.checkpoint_every && !o.t.out) {
         sp_fail(&err, SP_EXIT_USAGE, "--checkpoint-every: needs -o CKPT to write to");
         return sp_cli_exit(&err);

@@ -8,7 +8,7 @@ json_t *nn_data_class_names(const nn_data *d)
 {
     json_t *a = json_array();
     for (int i = 0; a && i < d->classes; i++) {
-        const char *name = spr_class_name(d->set, i);
+        const char *name = nn_data_class_name(d, i);
         if (json_array_append_new(a, json_string(name ? name : ""))) {
             json_decref(a);
             return NULL;
@@ -41,7 +41,7 @@ int nn_class_names_check(const json_t *names, const nn_data *d, const char *ckpt
     int ndiff = 0;
     for (int i = 0; i < n; i++) {
         const char *ours = json_string_value(json_array_get(names, (size_t)i));
-        const char *theirs = spr_class_name(d->set, i);
+        const char *theirs = nn_data_class_name(d, i);
         if (!theirs)
             theirs = "";
         if (!strcmp(ours, theirs))

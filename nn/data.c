@@ -22,6 +22,23 @@ const char *nn_data_eval_split(const char *dir, sp_err *err)
     return name;
 }
 
+/* Set s's per channel scale and shift (value = raw * scale + shift) for
+ * d's channels and dtype; whether s records its normalization. */
+static int norm_of(const nn_data *d, spr_set *s, float *scale, float *shift)
+{
+    double mean[4], std[4];
+    int applied = 0, n = spr_normalization(s, mean, std, &applied), normalized = n == (int)d->c;
+    for (uint32_t c = 0; c < d->c; c++) {
+        double m = normalized ? mean[c] : 0.0, sd = normalized ? std[c] : 1.0;
+        if (d->dtype != SPR_UINT8 || sd <= 0) /* floats: normalized already, or raw values kept */
+            m = 0, sd = 1;
+        double unit = d->dtype == SPR_UINT8 ? 1.0 / 255.0 : 1.0;
+        scale[c] = (float)(unit / sd);
+        shift[c] = (float)(-m / sd);
+    }
+    return normalized;
+}
+
 int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch, sp_err *err)
 {
     return nn_data_open_view(d, dir, split, batch, 0, err);
@@ -53,17 +70,7 @@ int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t b
         nn_data_close(d);
         return sp_fail(err, SP_EXIT_DATA, "%s: %s: %u channels; the trainer takes 1 to 4", dir, split, d->c);
     }
-    double mean[4], std[4];
-    int applied = 0, n = spr_normalization(d->set, mean, std, &applied);
-    d->normalized = n == (int)d->c;
-    for (uint32_t c = 0; c < d->c; c++) {
-        double m = d->normalized ? mean[c] : 0.0, s = d->normalized ? std[c] : 1.0;
-        if (d->dtype != SPR_UINT8 || s <= 0) /* floats: normalized already, or raw values kept */
-            m = 0, s = 1;
-        double unit = d->dtype == SPR_UINT8 ? 1.0 / 255.0 : 1.0;
-        d->scale[c] = (float)(unit / s);
-        d->shift[c] = (float)(-m / s);
-    }
+    d->normalized = norm_of(d, d->set, d->scale, d->shift);
     d->raw = malloc((size_t)batch * (d->encoded ? (size_t)d->h * d->w * d->c : spr_record_bytes(d->set)));
     d->labels = malloc((size_t)batch * sizeof *d->labels);
     if (!d->raw || !d->labels) {
@@ -73,6 +80,169 @@ int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t b
     return 0;
 }
 
+const char *nn_data_class_name(const nn_data *d, int i)
+{
+    if (d->names)
+        return i >= 0 ? json_string_value(json_array_get(d->names, (size_t)i)) : NULL;
+    return spr_class_name(d->set, i);
+}
+
+static int str_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* maps[k] of set s: its labels to the index of their names in names (a
+ * sorted union, or any list: searched in order). -1 (err) when a name is not
+ * there. */
+static int map_into(nn_data *d, int k, spr_set *s, const json_t *names, const char *dir, sp_err *err)
+{
+    int n = spr_num_classes(s);
+    if (!(d->maps[k] = malloc(((size_t)n + 1) * sizeof **d->maps)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    for (int j = 0; j < n; j++) {
+        const char *name = spr_class_name(s, j) ? spr_class_name(s, j) : "";
+        d->maps[k][j] = -1;
+        for (size_t u = 0; u < json_array_size(names) && d->maps[k][j] < 0; u++)
+            if (!strcmp(name, json_string_value(json_array_get(names, u))))
+                d->maps[k][j] = (int32_t)u;
+        if (d->maps[k][j] < 0)
+            return sp_fail(err, SP_EXIT_DATA, "%s: class \"%.100s\" of its %s split is not among the training "
+                           "classes", dir, name, d->split);
+    }
+    return 0;
+}
+
+int nn_data_map_classes(nn_data *d, const json_t *names, const char *dir, sp_err *err)
+{
+    if (!(d->maps = calloc(1, sizeof *d->maps)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    d->nmaps = 1;
+    if (map_into(d, 0, d->set, names, dir, err))
+        return -1;
+    json_decref(d->names);
+    d->names = json_deep_copy(names);
+    d->classes = (int)json_array_size(names);
+    return 0;
+}
+
+/* The mix of d's sets at global step skip (opts: the pass's reader options). */
+static spr_mix *open_mix(nn_data *d, const spr_iter_options *o, uint64_t skip, sp_err *err)
+{
+    char msg[1024];
+    int code = 0;
+    spr_mix *m = spr_mix_open(d->sets, d->weights, d->policies, d->nsets, o, sizeof *o, skip, 0, msg, sizeof msg,
+                              &code);
+    if (!m)
+        sp_fail(err, code == SPR_ERR_SYSTEM ? SP_EXIT_SYSTEM : code == SPR_ERR_USAGE ? SP_EXIT_USAGE : SP_EXIT_DATA,
+                "the mixed sets: %s", msg);
+    return m;
+}
+
+/* The sets' classes, when they differ: "DIR and DIR: ..." into err. */
+static int classes_differ(spr_set *a, spr_set *b, const char *da, const char *db, sp_err *err)
+{
+    int na = spr_num_classes(a), nb = spr_num_classes(b);
+    for (int j = 0; j < na && j < nb; j++) {
+        const char *x = spr_class_name(a, j), *y = spr_class_name(b, j);
+        if (strcmp(x ? x : "", y ? y : ""))
+            return sp_fail(err, SP_EXIT_DATA, "%s and %s: their class lists differ (class %d is \"%.60s\" and "
+                           "\"%.60s\"): mix sets of one class list, or map them into their union (--mix-classes "
+                           "union)", da, db, j, x ? x : "", y ? y : "");
+    }
+    if (na != nb)
+        return sp_fail(err, SP_EXIT_DATA, "%s and %s: their class lists differ (%d classes and %d): mix sets of one "
+                       "class list, or map them into their union (--mix-classes union)", da, db, na, nb);
+    return 0;
+}
+
+int nn_data_open_mix(nn_data *d, const char *const *dirs, const double *weights, const int *policies, uint32_t n,
+                     const char *split, uint32_t batch, uint32_t view_size, int union_classes, sp_err *err)
+{
+    if (n < 1 || n > SPR_MAX_MIX_SETS)
+        return sp_fail(err, SP_EXIT_USAGE, "a mix of %u sets: 1 to %d", n, SPR_MAX_MIX_SETS);
+    if (nn_data_open_view(d, dirs[0], split, batch, view_size, err))
+        return -1;
+    d->sets = calloc(n, sizeof *d->sets);
+    d->weights = malloc(n * sizeof *d->weights);
+    d->policies = malloc(n * sizeof *d->policies);
+    d->set_scale = malloc(n * sizeof *d->set_scale);
+    d->set_shift = malloc(n * sizeof *d->set_shift);
+    d->sources = malloc((size_t)batch * sizeof *d->sources);
+    if (!d->sets || !d->weights || !d->policies || !d->set_scale || !d->set_shift || !d->sources)
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    d->nsets = n;
+    d->sets[0] = d->set;
+    for (uint32_t i = 0; i < n; i++) {
+        d->weights[i] = weights[i], d->policies[i] = policies[i];
+        char msg[512];
+        int code = 0;
+        if (i && !(d->sets[i] = spr_open_ex(dirs[i], split, msg, sizeof msg, &code)))
+            return sp_fail(err, code == SPR_ERR_SYSTEM ? SP_EXIT_SYSTEM : code == SPR_ERR_USAGE ? SP_EXIT_USAGE
+                                                                                               : SP_EXIT_DATA,
+                           "%s", msg);
+        uint32_t h, w, c;
+        spr_shape(d->sets[i], &h, &w, &c);
+        int encoded = spr_kind(d->sets[i]) == SPR_ENCODED;
+        if (i && (encoded != d->encoded || spr_dtype(d->sets[i]) != d->dtype ||
+                  (!encoded && (h != d->h || w != d->w || c != d->c))))
+            return sp_fail(err, SP_EXIT_DATA, "%s: %s records of %ux%ux%u, %s's are %ux%ux%u: the mixed sets must hold "
+                           "one shape and dtype", dirs[i], encoded ? "encoded" : "pixel", h, w, c, dirs[0], d->h, d->w,
+                           d->c);
+        if (i)
+            d->count += spr_count(d->sets[i]);
+        norm_of(d, d->sets[i], d->set_scale[i], d->set_shift[i]);
+        if (i && !union_classes && classes_differ(d->sets[0], d->sets[i], dirs[0], dirs[i], err))
+            return -1;
+    }
+    if (union_classes) { /* every set's names, sorted by strcmp, each once */
+        size_t total = 0, k = 0;
+        for (uint32_t i = 0; i < n; i++)
+            total += (size_t)spr_num_classes(d->sets[i]);
+        const char **all = malloc((total ? total : 1) * sizeof *all);
+        json_t *names = json_array();
+        if (!(d->maps = calloc(n, sizeof *d->maps)) || !all || !names) {
+            free(all);
+            json_decref(names);
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        }
+        d->nmaps = (int)n;
+        for (uint32_t i = 0; i < n; i++)
+            for (int j = 0; j < spr_num_classes(d->sets[i]); j++)
+                all[k++] = spr_class_name(d->sets[i], j) ? spr_class_name(d->sets[i], j) : "";
+        qsort(all, total, sizeof *all, str_cmp);
+        for (size_t j = 0; j < total; j++)
+            if (!j || strcmp(all[j], all[j - 1]))
+                json_array_append_new(names, json_string(all[j]));
+        free(all);
+        d->names = names;
+        d->classes = (int)json_array_size(names);
+        for (uint32_t i = 0; i < n; i++)
+            if (map_into(d, (int)i, d->sets[i], names, dirs[i], err))
+                return -1;
+    }
+    spr_iter_options o = {.batch = batch, .flags = SPR_SHUFFLE, .nparts = 1};
+    if (d->encoded)
+        o.view = SPR_VIEW_EVAL, o.size = d->h;
+    spr_mix *m = open_mix(d, &o, 0, err);
+    if (!m)
+        return -1;
+    d->mix_steps = spr_mix_steps(m);
+    spr_mix_free(m);
+    return 0;
+}
+
+/* Records of every set in the mix's first `steps` global steps (d->mix open). */
+static uint64_t mix_records(const nn_data *d, uint64_t steps)
+{
+    uint32_t p = spr_mix_partitions(d->mix);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < d->nsets; i++) {
+        uint64_t n = spr_count(d->sets[i]), per = (n + p - 1) / p, u = spr_mix_slots(d->mix, i, steps);
+        if (d->policies[i] == SPR_MIX_STOP && u > per)
+            u = per;
+        sum += u / per * n + sp_order_ranks_consumed(n, p, 1, 1, 0, 1, u % per);
+    }
+    return sum;
+}
+
 int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *err)
 {
     return nn_data_start_at(d, seed, shuffle, augment, 0, err);
@@ -80,6 +250,9 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
 
 int nn_data_set_rank(nn_data *d, uint32_t part, uint32_t nparts, sp_err *err)
 {
+    if (d->nsets && nparts > 1)
+        return sp_fail(err, SP_EXIT_USAGE, "a mix of sets trains in one process (%u ranks asked): under MPI the "
+                       "ranks' shares of a mixed step are not counted yet", nparts);
     uint64_t global = (uint64_t)d->batch * nparts;
     uint32_t p = sp_order_default_partitions(global);
     if (p % nparts)
@@ -110,13 +283,22 @@ static uint64_t ranks_step(const nn_data *d, uint32_t r0, uint32_t r1, uint64_t 
 
 uint64_t nn_data_step_records(const nn_data *d) { return ranks_step(d, 0, d->nparts, d->step); }
 
-uint64_t nn_data_bytes_read(const nn_data *d) { return d->bytes_read + (d->it ? spr_iter_bytes_read(d->it) : 0); }
+uint64_t nn_data_bytes_read(const nn_data *d)
+{
+    return d->bytes_read + (d->it ? spr_iter_bytes_read(d->it) : 0) + (d->mix ? spr_mix_bytes_read(d->mix) : 0);
+}
 
 static int start_pass(nn_data *d, uint64_t seed, int shuffle, int augment, uint64_t skip, uint64_t draws,
                       sp_err *err);
 
 int nn_data_start_step(nn_data *d, uint64_t seed, int shuffle, int augment, uint64_t steps, sp_err *err)
 {
+    if (d->nsets) { /* a mix resumes by its global steps; start_pass counts their records' draws */
+        if (start_pass(d, seed, shuffle, augment, steps, 0, err))
+            return -1;
+        d->step = steps;
+        return 0;
+    }
     uint64_t mine = d->nparts == 1 ? steps * d->batch
                                    : sp_order_ranks_consumed(d->count, d->partitions, d->per_step, d->nparts, d->part,
                                                              d->part + 1, steps);
@@ -148,8 +330,11 @@ static int start_pass(nn_data *d, uint64_t seed, int shuffle, int augment, uint6
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     if (d->it)
         d->bytes_read += spr_iter_bytes_read(d->it);
+    if (d->mix)
+        d->bytes_read += spr_mix_bytes_read(d->mix);
     spr_iter_free(d->it);
-    d->it = NULL;
+    spr_mix_free(d->mix);
+    d->it = NULL, d->mix = NULL;
     /* The reader's prefetch thread only where the trainer leaves a core free:
      * on a busy core it takes turns with a compute thread, and the mlp's
      * epoch on 2 threads and 2 cores took 0.37 s with it, 0.29 s without. */
@@ -164,12 +349,16 @@ static int start_pass(nn_data *d, uint64_t seed, int shuffle, int augment, uint6
         if (augment == NN_AUG_CROP_FLIP)
             d->augment = NN_AUG_NONE;
     }
-    d->it = spr_iter_open(d->set, &o, sizeof o);
-    if (!d->it)
+    if (d->nsets) { /* skip: global steps of the mix */
+        o.skip_records = 0;
+        if (!(d->mix = open_mix(d, &o, skip, err)))
+            return -1;
+        draws = mix_records(d, skip);
+    } else if (!(d->it = spr_iter_open(d->set, &o, sizeof o)))
         return sp_fail(err, SP_EXIT_SYSTEM, "%s", spr_error(d->set));
     /* the skipped records' augmentation draws, replayed without their pixels
      * (the reader never reads the windows before the resume point) */
-    for (uint64_t i = 0; d->augment && i < draws && i < d->count; i++) {
+    for (uint64_t i = 0; d->augment && i < draws && (d->nsets || i < d->count); i++) {
         nn_aug_draw a;
         nn_data_draw(d, &a);
     }
@@ -229,13 +418,13 @@ void nn_data_draw(nn_data *d, nn_aug_draw *a)
 
 /* img (C, H, W) in place: its H x W window at (top - pad, left - pad),
  * where it lies outside the image channel c's value of the stored pixel 0. */
-static void pad_crop(nn_data *d, float *img, int top, int left)
+static void pad_crop(nn_data *d, float *img, int top, int left, const float *shift)
 {
     int H = (int)d->h, W = (int)d->w, C = (int)d->c, dy = top - d->pad, dx = left - d->pad;
     size_t hw = (size_t)H * W;
     memcpy(d->scratch, img, (size_t)C * hw * sizeof(float));
     for (int c = 0; c < C; c++) {
-        float fill = d->shift[c]; /* 0 * scale + shift */
+        float fill = shift[c]; /* 0 * scale + shift */
         const float *src = d->scratch + c * hw;
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -246,15 +435,16 @@ static void pad_crop(nn_data *d, float *img, int top, int left)
     }
 }
 
-/* img (C, H, W) in place: a random-resized or padded crop and/or a flip. */
-static void augment(nn_data *d, float *img)
+/* img (C, H, W) in place: a random-resized or padded crop and/or a flip;
+ * shift: its set's (the padding is the stored 0). */
+static void augment(nn_data *d, float *img, const float *shift)
 {
     int H = (int)d->h, W = (int)d->w, C = (int)d->c;
     size_t hw = (size_t)H * W;
     nn_aug_draw a;
     nn_data_draw(d, &a);
     if (d->augment == NN_AUG_PAD_CROP_FLIP)
-        pad_crop(d, img, (int)a.top, (int)a.left);
+        pad_crop(d, img, (int)a.top, (int)a.left, shift);
     else if (a.crop) {
         memcpy(d->scratch, img, (size_t)C * hw * sizeof(float));
         float sy = (float)(a.ch / H), sx = (float)(a.cw / W);
@@ -284,12 +474,14 @@ static float half_to_float(uint16_t h)
     return h & 0x8000 ? -v : v;
 }
 
-/* Record b of the raw batch (H, W, C) into out (C, H, W), normalized. */
+/* Record b of the raw batch (H, W, C) into out (C, H, W), normalized by its set's parameters. */
 static void convert_record(const nn_data *d, uint32_t b, float *restrict out)
 {
     size_t hw = (size_t)d->h * d->w, base = (size_t)b * hw * d->c, C = d->c;
+    const float *scale = d->nsets ? d->set_scale[d->sources[b]] : d->scale,
+                *shift = d->nsets ? d->set_shift[d->sources[b]] : d->shift;
     for (size_t c = 0; c < C; c++) {
-        float sc = d->scale[c], sh = d->shift[c];
+        float sc = scale[c], sh = shift[c];
         float *restrict plane = out + c * hw;
         if (d->dtype == SPR_UINT8 && C == 1) { /* contiguous: the compiler vectorizes it */
             const uint8_t *restrict p = (const uint8_t *)d->raw + base;
@@ -314,8 +506,18 @@ static void convert_record(const nn_data *d, uint32_t b, float *restrict out)
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
 {
     uint32_t n = 0;
-    if (spr_iter_next(d->it, d->raw, d->labels, &n) < 0)
-        return sp_fail(err, SP_EXIT_DATA, "%s", spr_error(d->set));
+    if (d->nsets) {
+        int st = spr_mix_next(d->mix, d->raw, d->labels, NULL, NULL, d->sources, &n);
+        if (st < 0)
+            return sp_fail(err, SP_EXIT_DATA, "the mixed sets: %s", spr_mix_error(d->mix));
+        d->step_global = n; /* one process */
+        if (st == 0)
+            return 0;
+    } else {
+        if (spr_iter_next(d->it, d->raw, d->labels, &n) < 0)
+            return sp_fail(err, SP_EXIT_DATA, "%s", spr_error(d->set));
+        d->step_global = ranks_step(d, 0, d->nparts, d->step);
+    }
     size_t in = (size_t)d->c * d->h * d->w;
     nn_aug_draw unused;
     uint64_t before = d->augment && d->nparts > 1 ? ranks_step(d, 0, d->part, d->step) : 0;
@@ -328,9 +530,13 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
     for (uint32_t b = 0; b < n; b++)
         convert_record(d, b, x + b * in);
     for (uint32_t b = 0; b < n; b++) { /* in record order: the draws of a rerun are the same */
-        labels[b] = d->labels[b];
+        uint32_t set = d->nsets ? (uint32_t)d->sources[b] : 0;
+        int32_t l = d->labels[b];
+        if (d->maps) /* into the trainer's classes; a label out of its set's range stays one */
+            l = l >= 0 && l < spr_num_classes(d->nsets ? d->sets[set] : d->set) ? d->maps[set][l] : -1;
+        labels[b] = l;
         if (d->augment)
-            augment(d, x + b * in);
+            augment(d, x + b * in, d->nsets ? d->set_shift[set] : d->shift);
     }
     uint64_t after = d->augment && d->nparts > 1 ? ranks_step(d, d->part + 1, d->nparts, d->step) : 0;
     for (uint64_t i = 0; i < after; i++) /* the higher ranks' */
@@ -342,6 +548,15 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
 void nn_data_close(nn_data *d)
 {
     spr_iter_free(d->it);
+    spr_mix_free(d->mix);
+    for (uint32_t i = 1; d->sets && i < d->nsets; i++)
+        spr_close(d->sets[i]);
+    for (int i = 0; d->maps && i < d->nmaps; i++)
+        free(d->maps[i]);
+    free(d->maps);
+    free(d->sets), free(d->weights), free(d->policies), free(d->set_scale), free(d->set_shift), free(d->sources);
+    json_decref(d->names);
+    json_decref(d->mix_record);
     spr_close(d->set);
     free(d->raw);
     free(d->labels);

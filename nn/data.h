@@ -17,6 +17,8 @@
 #ifndef SP_NN_DATA_H
 #define SP_NN_DATA_H
 
+#include <jansson.h>
+
 #include "nn/nn.h"
 #include "shardpipe/reader.h"
 
@@ -57,6 +59,23 @@ typedef struct nn_data {
     uint32_t part, nparts, partitions, per_step;
     uint64_t step;       /* the global step the next nn_data_next reads */
     uint64_t bytes_read; /* image bytes the finished passes' iterators read */
+    uint64_t step_global; /* records of every rank at the step nn_data_next read last */
+    /* A mix of sets (nn_data_open_mix; nsets 0 otherwise): sets[0] is set, the
+     * others owned here too; each set's normalization and its labels' map
+     * into the trainer's classes (NULL: as stored); count is every set's
+     * records, mix_steps the global steps of one pass of the mix. */
+    uint32_t nsets;
+    spr_set **sets;
+    double *weights;
+    int *policies;
+    float (*set_scale)[4], (*set_shift)[4];
+    int32_t **maps;       /* nsets maps, or NULL; a single set's eval split may have one too (maps[0]) */
+    int nmaps;
+    json_t *names;        /* the trainer's class names when not the set's own (a union), or NULL */
+    spr_mix *mix;
+    int32_t *sources;     /* each record's set, for one batch */
+    uint64_t mix_steps;
+    json_t *mix_record;   /* the mix as the trainer's checkpoints record it (owned), or NULL */
 } nn_data;
 
 #define NN_MAX_PAD 64
@@ -81,6 +100,24 @@ int nn_data_open(nn_data *d, const char *dir, const char *split, uint32_t batch,
  * ignore it. */
 int nn_data_open_view(nn_data *d, const char *dir, const char *split, uint32_t batch, uint32_t view_size,
                       sp_err *err);
+/* Opens the split of n sets mixed by weight (spr_mix_open; policies
+ * SPR_MIX_STOP or SPR_MIX_REPEAT each) for global batches of batch records:
+ * a pass of d is one epoch of the mix (mix_steps steps), its records
+ * normalized by their own set's parameters. The sets must hold records of
+ * one shape and dtype. Their class lists must be the same, else, with
+ * union_classes, each set's labels are mapped into one list, the union of
+ * their class names in byte order (strcmp), which d's classes and
+ * nn_data_class_name then give. 0 or -1 (err naming the set). */
+int nn_data_open_mix(nn_data *d, const char *const *dirs, const double *weights, const int *policies, uint32_t n,
+                     const char *split, uint32_t batch, uint32_t view_size, int union_classes, sp_err *err);
+/* Maps d's labels (a single set, e.g. the eval split of a mix's training)
+ * into the class names `names` (a JSON array of strings): every class of d
+ * must be among them; d's classes become their number. 0 or -1 (err naming
+ * dir and the class not found). */
+int nn_data_map_classes(nn_data *d, const json_t *names, const char *dir, sp_err *err);
+/* Class i of the trainer's classes (the set's own, or the mix's union);
+ * NULL when out of range. */
+const char *nn_data_class_name(const nn_data *d, int i);
 /* Starts a pass: shuffled by seed, or in manifest order; augment (enum
  * nn_augment) draws from a generator seeded by seed as well. Evaluation
  * passes use NN_AUG_NONE: the centre view, which is the stored image. */

@@ -515,8 +515,48 @@ static int position_from_json(const json_t *pos, const char *path, long epoch_st
  * (into *r and epochs_json) and a mid-epoch checkpoint's position (a new
  * reference in *position, else NULL), then loads it for batches of the
  * recipe's size. */
+/* The mix of o's train split as a checkpoint records it (a new array), or NULL without one. */
+static json_t *mix_json(const nn_train_options *o, const nn_data *tr)
+{
+    if (!o->nmix)
+        return NULL;
+    json_t *a = json_array();
+    for (int i = 0; a && i < o->nmix; i++)
+        json_array_append_new(a, json_pack("{s:s, s:f, s:s, s:I, s:s}", "dir", o->mix_dirs[i], "weight",
+                                           o->mix_weights[i], "policy",
+                                           o->mix_policies[i] == SPR_MIX_REPEAT ? "repeat" : "stop", "records",
+                                           (json_int_t)spr_count(tr->sets[i]), "classes",
+                                           o->mix_union ? "union" : "same"));
+    return a;
+}
+
+/* A resumed run's mix (mine, NULL: none) against its checkpoint's (theirs): the same sets by records, weight,
+ * policy and classes, in the same order (their directories may have moved). */
+static int mix_check(const json_t *mine, const json_t *theirs, const char *ckpt, sp_err *err)
+{
+    if (!mine && !theirs)
+        return 0;
+    if (!mine || !theirs)
+        return sp_fail(err, SP_EXIT_USAGE, "%s: %s", ckpt, mine ? "trained on one set, not a mix: leave --mix out"
+                                                             : "trained on a mix of sets: give the same --mix options");
+    int same = json_array_size(mine) == json_array_size(theirs);
+    static const char *const keys[] = {"weight", "policy", "records", "classes"};
+    for (size_t i = 0; same && i < json_array_size(mine); i++)
+        for (int k = 0; k < 4; k++)
+            same &= json_equal(json_object_get(json_array_get(mine, i), keys[k]),
+                               json_object_get(json_array_get(theirs, i), keys[k]));
+    if (same)
+        return 0;
+    char *want = json_dumps(theirs, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    sp_fail(err, SP_EXIT_USAGE, "%s: trained on another mix (%.600s): give the same --mix options and --mix-classes",
+            ckpt, want ? want : "?");
+    free(want);
+    return -1;
+}
+
 static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_json, json_t **class_names,
-                       json_t **position, nn_net **net, nn_opt *opt, int *start_epoch, nn_rng *rng, sp_err *err)
+                       json_t **position, json_t **mix, nn_net **net, nn_opt *opt, int *start_epoch, nn_rng *rng,
+                       sp_err *err)
 {
     char *extra = NULL;
     /* the batch is the checkpoint's: read it from there first */
@@ -532,6 +572,7 @@ static int resume_from(const nn_train_options *o, nn_recipe *r, json_t *epochs_j
     if (!bad && json_is_array(old))
         json_array_extend(epochs_json, old);
     *position = json_incref(json_object_get(ex, "position")); /* a mid-epoch checkpoint's: nn_train checks it */
+    *mix = json_incref(json_object_get(ex, "mix"));
     json_decref(ex);
     if (bad || nn_checkpoint_load(o->resume, (int)r->batch, net, opt, start_epoch, rng, NULL, err))
         return -1;
@@ -570,6 +611,8 @@ static int save_checkpoint(const char *path, const nn_net *net, const nn_opt *op
 {
     json_t *ex = json_pack("{s:o, s:O, s:o*}", "recipe", nn_recipe_json(r), "epochs", epochs_json, "class_names",
                            nn_data_class_names(tr));
+    if (ex && tr->mix_record)
+        json_object_set(ex, "mix", tr->mix_record);
     if (ex && position)
         json_object_set(ex, "position", position);
     json_decref(position);
@@ -654,8 +697,10 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     int init_whole = 0;
     json_t *ckpt_names = NULL; /* the resumed checkpoint's class names, or NULL */
     json_t *ckpt_position = NULL; /* a resumed mid-epoch checkpoint's position, or NULL */
+    json_t *ckpt_mix = NULL;      /* a resumed checkpoint's mix of sets, or NULL */
     if (o->resume &&
-        (resume_from(o, &r, epochs_json, &ckpt_names, &ckpt_position, &net, &opt, &start_epoch, &rng, err) ||
+        (resume_from(o, &r, epochs_json, &ckpt_names, &ckpt_position, &ckpt_mix, &net, &opt, &start_epoch, &rng,
+                     err) ||
                       (r.freeze && nn_net_freeze_base(net, err))))
         goto out;
     if ((o->given & NN_GIVEN_CROP_SCALE) && r.augment != NN_AUG_CROP_FLIP) {
@@ -681,7 +726,12 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     nn_dist_set_sync_bn(r.sync_bn);
     uint32_t batch = r.batch;
     uint32_t view_size = net ? (uint32_t)net->h : (uint32_t)o->view_size; /* resumed: the model's own input size */
-    if (nn_data_open_view(&tr, o->dir, "train", batch, view_size, err))
+    if (o->nmix ? nn_data_open_mix(&tr, o->mix_dirs, o->mix_weights, o->mix_policies, (uint32_t)o->nmix, "train",
+                                   batch, view_size, o->mix_union, err)
+                : nn_data_open_view(&tr, o->dir, "train", batch, view_size, err))
+        goto out;
+    tr.mix_record = mix_json(o, &tr);
+    if (o->resume && mix_check(tr.mix_record, ckpt_mix, o->resume, err))
         goto out;
     tr.crop_scale = r.crop_scale;
     tr.pad = r.pad;
@@ -702,6 +752,16 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         if (nn_data_open_view(&te, o->dir, test_split, batch, view_size, err))
             goto out;
         have_test = 1;
+        if (o->nmix) { /* the eval split's labels into the training classes, by name */
+            json_t *names = nn_data_class_names(&tr);
+            int bad = !names || nn_data_map_classes(&te, names, o->dir, err);
+            json_decref(names);
+            if (bad) {
+                if (!err->code)
+                    sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+                goto out;
+            }
+        }
     }
     if (have_test && (te.h != tr.h || te.w != tr.w || te.c != tr.c || te.classes != tr.classes)) {
         sp_fail(err, SP_EXIT_DATA, "%s: the %s split is %ux%ux%u with %d classes, train %ux%ux%u with %d", o->dir,
@@ -738,7 +798,7 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                 ranks, batch, (unsigned long long)tr.count);
         goto out;
     }
-    long per_pass = (long)((tr.count + batch - 1) / batch);
+    long per_pass = tr.nsets ? (long)tr.mix_steps : (long)((tr.count + batch - 1) / batch);
     long steps_per_epoch = r.steps_per_epoch ? r.steps_per_epoch : per_pass, total_steps = steps_per_epoch * o->epochs;
     epoch_position at; /* where a mid-epoch checkpoint stopped inside epoch start_epoch + 1 */
     if (position_from_json(ckpt_position, o->resume, steps_per_epoch, &at, err))
@@ -784,9 +844,10 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         int n = 1, stopping = 0;
         for (long k = from.step; k < steps_per_epoch; k++) {
             uint64_t global = 0; /* the global batch's records, every rank's */
-            if (stream_seek(&tr, &stream, &r, step, per_pass, err) || !(global = nn_data_step_records(&tr)) ||
+            if (stream_seek(&tr, &stream, &r, step, per_pass, err) || (!tr.nsets && !nn_data_step_records(&tr)) ||
                 (n = nn_data_next(&tr, x, labels, err)) <= 0)
                 break;
+            global = tr.step_global;
             stream.pos++;
             if (check_labels(labels, n, net->classes, o->dir, err))
                 break;
@@ -913,6 +974,7 @@ out:
     nn_metrics_free(&eval);
     json_decref(ckpt_names);
     json_decref(ckpt_position);
+    json_decref(ckpt_mix);
     json_decref(summary);
     json_decref(epochs_json);
     free(x), free(dlogits), free(labels);

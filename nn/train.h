@@ -131,6 +131,19 @@ typedef struct nn_train_options {
     long checkpoint_every;   /* > 0: also write -o after every N-th step of the run (counted from its very first
                               * step, so the same steps whether resumed or not), inside an epoch with its
                               * position; 0: at epoch ends only */
+    /* A mix of sets as the train split (nmix > 0: nn_data_open_mix): set i
+     * at mix_dirs[i], mix_weights[i], mix_policies[i] (SPR_MIX_STOP or
+     * SPR_MIX_REPEAT); an epoch is one epoch of the mix (or
+     * recipe.steps_per_epoch); dir is then the set whose test (or val) split
+     * evaluates, its labels mapped into the training classes by name.
+     * mix_union: the training classes are the union of the sets' class
+     * names, sorted by strcmp; else the sets' class lists must be the same.
+     * The checkpoint records the mix (each set's records, weight and
+     * policy, and mix_union): a resume must give the same. One process. */
+    const char *const *mix_dirs;
+    const double *mix_weights;
+    const int *mix_policies;
+    int nmix, mix_union;
     const volatile sig_atomic_t *stop; /* NULL, or a flag a signal handler sets: once it is non-zero (on any rank,
                                         * the ranks agreeing after each step on the first step that saw it), the
                                         * step in progress ends, -o is written with its position and nn_train

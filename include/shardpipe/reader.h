@@ -245,6 +245,74 @@ const char *spr_iter_error(const spr_iter *it);
 int spr_iter_errcode(const spr_iter *it);
 void spr_iter_free(spr_iter *it); /* accepts NULL; stops and joins the iterator's threads */
 
+/* ---- Mixing sets (docs/elastic-order.md, "Mixing sets") ----
+ *
+ * One epoch of global batches drawn from several opened sets by weight,
+ * elastic and resumable as one set's canonical order. opts are those of
+ * spr_iter_open (batch: this rank's records a step, of a global batch
+ * B = batch x nparts; skip_records must be 0: a mix resumes by steps). The
+ * mix has P partitions (opts' partitions; 0: with SPR_SHUFFLE
+ * spr_mix_default_partitions(B), without it nparts), P dividing B and
+ * nparts dividing P. Every set is read in its own canonical order with a global
+ * batch of P records (one a partition), a "slot": a global step of the mix
+ * is B / P slots, and slot t goes to the set i with the largest
+ * weights[i] x (t + 1) - (slots set i had before t), the lowest i on a tie.
+ * So after t slots every set has had within one slot of its share of them
+ * (weights x t): the proportions are exact over an epoch, and each step's
+ * within two slots (2P records) of them. A step's records are the sets' slots, in slot order; a rank's
+ * batch is its partitions' records of each slot (at most batch records).
+ *
+ * A set's pass is ceil(records / P) slots; pass p of set i is read with
+ * the seed drawn from (opts->seed, i, p). When a set's pass ends inside the
+ * epoch: policies[i] SPR_MIX_REPEAT starts its next pass (its slots go
+ * on); SPR_MIX_STOP ends the epoch with the step that held its last slot
+ * (its later slots of that step give nothing). The epoch's steps:
+ * epoch_steps when not 0, but no later than the first stop-set's end;
+ * with epoch_steps 0, until the first stop-set's end, or, every set being
+ * a repeat-set, until the end of the pass of the set that takes longest.
+ * policies NULL: every set stops.
+ *
+ * A position is the global steps consumed (skip_steps): each set's slots
+ * follow from it alone, so a mix saved at one world size resumes at any
+ * other of the same B and P. Every set must hand out records of one shape
+ * and dtype (an encoded set through opts' view), else NULL with a message
+ * naming the set by its index. The sets stay the caller's: they must stay
+ * open until spr_mix_free. Memory and threads: each set's pass under way is
+ * an iterator of opts (threads + 1 windows, threads reader threads), so n
+ * sets hold n of them. The epoch's end and a resume's position are found by
+ * walking the slots from the first (at most 2^32 of them: weights too far
+ * apart for the sets' sizes are refused). NULL with the reason in err (and its SPR_ERR_*
+ * kind in *code when code is not NULL) on failure. */
+enum { SPR_MIX_STOP = 0, SPR_MIX_REPEAT = 1 };
+/* A mix's default partitions: the largest divisor of the global batch up
+ * to 64 and up to global_batch / 8 (at least 1), so that a step holds at
+ * least 8 slots where the batch allows (B = 256: 32 partitions, 8 slots). */
+uint32_t spr_mix_default_partitions(uint64_t global_batch);
+#define SPR_MAX_MIX_SETS 256
+typedef struct spr_mix spr_mix;
+spr_mix *spr_mix_open(spr_set *const *sets, const double *weights, const int *policies, uint32_t nsets,
+                      const spr_iter_options *opts, size_t opts_size, uint64_t skip_steps, uint64_t epoch_steps,
+                      char *err, size_t err_len, int *code);
+/* The next global step's records of this rank: pixels (batch x
+ * spr_mix_record_bytes), labels, labels2 and indices as spr_iter_next_full
+ * gives them (each in its own set's classes and record indices), and into
+ * sources (NULL: not wanted) the index of each record's set. Returns 1 for
+ * a step (its records in *n, which may be 0 for a rank whose partitions of
+ * every slot of the step ran out), 0 at the end of the epoch, -1 on error
+ * (spr_mix_error). */
+int spr_mix_next(spr_mix *m, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices, int32_t *sources,
+                 uint32_t *n);
+uint64_t spr_mix_steps(const spr_mix *m);      /* global steps in the epoch */
+uint64_t spr_mix_step(const spr_mix *m);       /* global steps consumed so far (skipped ones included) */
+uint32_t spr_mix_partitions(const spr_mix *m); /* P */
+size_t spr_mix_record_bytes(const spr_mix *m);
+/* Slots set i takes in the first `steps` global steps of the epoch. */
+uint64_t spr_mix_slots(const spr_mix *m, uint32_t i, uint64_t steps);
+uint64_t spr_mix_bytes_read(const spr_mix *m); /* every set's iterators' spr_iter_bytes_read, summed */
+const char *spr_mix_error(const spr_mix *m);
+int spr_mix_errcode(const spr_mix *m);
+void spr_mix_free(spr_mix *m); /* accepts NULL */
+
 #ifdef __cplusplus
 }
 #endif

@@ -96,6 +96,16 @@ def _declare(l):
         ("spr_iter_bytes_read", u64, [P]),
         ("spr_iter_next_full", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
         ("spr_iter_free", None, [P]),
+        ("spr_mix_default_partitions", u32, [u64]),
+        ("spr_mix_open", P, [P, c.POINTER(c.c_double), c.POINTER(c.c_int), u32, c.POINTER(IterOptions), c.c_size_t,
+                             u64, u64, c.c_char_p, c.c_size_t, c.POINTER(c.c_int)]),
+        ("spr_mix_next", c.c_int, [P, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.c_void_p, c.POINTER(u32)]),
+        ("spr_mix_steps", u64, [P]),
+        ("spr_mix_partitions", u32, [P]),
+        ("spr_mix_bytes_read", u64, [P]),
+        ("spr_mix_error", c.c_char_p, [P]),
+        ("spr_mix_errcode", c.c_int, [P]),
+        ("spr_mix_free", None, [P]),
     ]:
         f = getattr(l, name)
         f.restype, f.argtypes = res, args
@@ -117,7 +127,7 @@ def lib():
                 continue
             try:
                 loaded = ctypes.CDLL(path)
-                getattr(loaded, "spr_iter_bytes_read")  # the newest call this binding uses
+                getattr(loaded, "spr_mix_open")  # the newest call this binding uses
             except (OSError, AttributeError) as e:
                 tried.append(f"{path}: {e}")
                 continue

@@ -5,10 +5,10 @@ import sys
 
 import numpy as np
 
-from ._clib import SPR_ERR_CORRUPT, SPR_ERR_USAGE, SPR_NEXT_SEED, IterOptions, ReaderArgumentError, ReaderError, lib
+from ._clib import SPR_ERR_CORRUPT, SPR_ERR_DATA, SPR_ERR_USAGE, SPR_NEXT_SEED, IterOptions, ReaderArgumentError, ReaderError, lib
 from ._h5 import CorruptShardError
 
-__all__ = ["Loader", "load_data", "default_rank_world", "default_partitions", "epoch_seed", "Reader"]
+__all__ = ["Loader", "Mix", "load_data", "default_rank_world", "default_partitions", "epoch_seed", "Reader"]
 
 _DTYPES = {1: np.uint8, 2: np.float16, 3: np.float32}
 SPR_SHUFFLE = 1
@@ -180,6 +180,30 @@ class Reader:
             raise self.error(f"{self.directory} {self.split}")
         return image, label.value
 
+    def options(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0, view=None,
+                size=0, scale=None, ratio=None, max_pixels=0, partitions=0, next_seed=None):
+        """spr_iter_options of iterate()'s arguments, each checked (ValueError, TypeError naming it)."""
+        batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
+        nparts = check_int("nparts", nparts, 1, (1 << 32) - 1)
+        part = check_int("part", part, 0, nparts - 1)
+        threads = check_int("threads", threads, 0, 64)
+        window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
+        skip_records = check_int("skip_records", skip_records, 0, (1 << 64) - 1)
+        max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
+        scale = check_range("scale", scale, 0, 1)
+        ratio = check_range("ratio", ratio, 0, 1e6)
+        if self.encoded and view not in VIEWS:
+            raise ValueError(f"{self.directory}: the shards hold encoded images: read them through a view "
+                             "('train' or 'eval') and a size")
+        flags = (SPR_SHUFFLE if shuffle else 0) | (SPR_NEXT_SEED if next_seed is not None else 0)
+        o = IterOptions(batch=batch_size, seed=seed, flags=flags, next_seed=next_seed or 0,
+                        window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
+                        threads=threads, view=VIEWS[view] if self.encoded else 0, size=size,
+                        max_pixels=max_pixels, partitions=check_int("partitions", partitions, 0, (1 << 32) - 1))
+        if scale or ratio:
+            (o.scale_min, o.scale_max), (o.ratio_min, o.ratio_max) = scale or (0.08, 1.0), ratio or (3 / 4, 4 / 3)
+        return o
+
     def iterate(self, batch_size, seed, shuffle, threads, part, nparts, skip_records=0, window_records=0,
                  buffers=None, view=None, size=0, scale=None, ratio=None, max_pixels=0, partitions=0, counter=None,
                  next_seed=None):
@@ -200,25 +224,9 @@ class Reader:
         arguments otherwise, from its start): a set at a URL prefetches that
         epoch's first shards as this one ends."""
         L = lib()
-        batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
-        nparts = check_int("nparts", nparts, 1, (1 << 32) - 1)
-        part = check_int("part", part, 0, nparts - 1)
-        threads = check_int("threads", threads, 0, 64)
-        window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
-        skip_records = check_int("skip_records", skip_records, 0, (1 << 64) - 1)
-        max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
-        scale = check_range("scale", scale, 0, 1)
-        ratio = check_range("ratio", ratio, 0, 1e6)
-        if self.encoded and view not in VIEWS:
-            raise ValueError(f"{self.directory}: the shards hold encoded images: read them through a view "
-                             "('train' or 'eval') and a size")
-        flags = (SPR_SHUFFLE if shuffle else 0) | (SPR_NEXT_SEED if next_seed is not None else 0)
-        o = IterOptions(batch=batch_size, seed=seed, flags=flags, next_seed=next_seed or 0,
-                        window_records=window_records, part=part, nparts=nparts, skip_records=skip_records,
-                        threads=threads, view=VIEWS[view] if self.encoded else 0, size=size,
-                        max_pixels=max_pixels, partitions=check_int("partitions", partitions, 0, (1 << 32) - 1))
-        if scale or ratio:
-            (o.scale_min, o.scale_max), (o.ratio_min, o.ratio_max) = scale or (0.08, 1.0), ratio or (3 / 4, 4 / 3)
+        o = self.options(batch_size, seed, shuffle, threads, part, nparts, skip_records, window_records, view, size,
+                         scale, ratio, max_pixels, partitions, next_seed)
+        batch_size = o.batch
         it = L.spr_iter_open(self.handle(), ctypes.byref(o), ctypes.sizeof(o))
         if not it:
             raise self.error(f"{self.directory} {self.split}")
@@ -290,6 +298,86 @@ class Reader:
         if getattr(self, "_set", None) and self._pid == os.getpid() and lib is not None:
             lib().spr_close(self._set)
             self._set = None
+
+
+POLICIES = {"stop": 0, "repeat": 1}  # SPR_MIX_STOP, SPR_MIX_REPEAT
+
+
+class Mix:
+    """Several splits mixed by weight through libshardpipe-reader's spr_mix
+    (docs/elastic-order.md, "Mixing sets"): sets is a list of (DIR_OR_URL,
+    weight) or (DIR_OR_URL, weight, "repeat" | "stop") (default "stop").
+    readers, weights and policies in the list's order; the sets' records must
+    be of one shape and dtype."""
+
+    def __init__(self, sets, split="train", cache=None, cache_limit=None):
+        if not sets:
+            raise ValueError("a mix needs at least one set: [(DIR_OR_URL, weight), ...]")
+        self.readers, self.weights, self.policies = [], [], []
+        for i, entry in enumerate(sets):
+            if not isinstance(entry, (list, tuple)) or len(entry) not in (2, 3):
+                raise TypeError(f"set {i}: (DIR_OR_URL, weight) or (DIR_OR_URL, weight, 'repeat' | 'stop'), not "
+                                f"{entry!r}")
+            weight = entry[1]
+            if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)) or \
+                    not 0 < float(weight) < float("inf"):
+                raise ValueError(f"set {i} ({entry[0]}): weight {weight!r}: a number above 0")
+            policy = entry[2] if len(entry) == 3 else "stop"
+            if policy not in POLICIES:
+                raise ValueError(f"set {i} ({entry[0]}): policy {policy!r}: 'repeat' or 'stop'")
+            self.readers.append(Reader(entry[0], split, cache, cache_limit))
+            self.weights.append(float(weight))
+            self.policies.append(policy)
+
+    def describe(self):
+        """What the order depends on, set by set: [{"records", "weight", "policy"}, ...]."""
+        return [{"records": r.count, "weight": w, "policy": p}
+                for r, w, p in zip(self.readers, self.weights, self.policies)]
+
+    def open(self, options, skip_steps=0, epoch_steps=0):
+        """An spr_mix handle (free it with spr_mix_free); the reader's refusal as ValueError (ReaderError for
+        the other failures), naming the set's directory."""
+        n = len(self.readers)
+        sets = (ctypes.c_void_p * n)(*[r.handle() for r in self.readers])
+        weights = (ctypes.c_double * n)(*self.weights)
+        policies = (ctypes.c_int * n)(*[POLICIES[p] for p in self.policies])
+        err, code = ctypes.create_string_buffer(1024), ctypes.c_int()
+        m = lib().spr_mix_open(sets, weights, policies, n, ctypes.byref(options), ctypes.sizeof(options),
+                               skip_steps, epoch_steps, err, len(err), ctypes.byref(code))
+        if not m:
+            msg = err.value.decode(errors="replace")
+            if msg.startswith("set ") and msg[4:].split(":")[0].isdigit():
+                i = int(msg[4:].split(":")[0])
+                msg = f"set {i} ({self.readers[i].directory}){msg[4 + len(str(i)):]}"
+            raise (ReaderArgumentError if code.value in (SPR_ERR_USAGE, SPR_ERR_DATA) else ReaderError)(f"mix: {msg}")
+        return m
+
+    def iterate(self, options, skip_steps, epoch_steps, buffers=None, counter=None):
+        """Global steps skip_steps... of the mix as this rank's batches: (images, labels, labels2, indices,
+        sources), one a step (possibly empty on a rank whose partitions of the step ran out)."""
+        L, r0 = lib(), self.readers[0]
+        m = self.open(options, skip_steps, epoch_steps)
+        try:
+            b, n = options.batch, ctypes.c_uint32()
+            shape = (b,) + (r0.view_shape(options.size) if r0.encoded else r0.shape)
+            while True:
+                px = buffers.get(shape, r0.dtype) if buffers else np.empty(shape, r0.dtype)
+                labels, labels2 = np.empty(b, np.int32), np.empty(b, np.int32)
+                idx, src = np.empty(b, np.uint64), np.empty(b, np.int32)
+                st = L.spr_mix_next(m, px.ctypes.data, labels.ctypes.data, labels2.ctypes.data, idx.ctypes.data,
+                                    src.ctypes.data, n)
+                if st < 0:
+                    code = L.spr_mix_errcode(m)
+                    kind = CorruptShardError if code == SPR_ERR_CORRUPT else ReaderError
+                    raise kind(f"mix: {L.spr_mix_error(m).decode(errors='replace')}")
+                if counter is not None:
+                    counter[0] = int(L.spr_mix_bytes_read(m))
+                if st == 0:
+                    return
+                k = n.value
+                yield px[:k], labels[:k], labels2[:k], idx[:k], src[:k]
+        finally:
+            L.spr_mix_free(m)
 
 
 def _normalizer(reader, buffers=None, mean=None, std=None):
@@ -386,6 +474,24 @@ class Loader:
     batch, at any world size and rank, it makes the next __iter__ yield
     exactly that rank's part of global steps k+1... of that epoch.
 
+    Mixing sets (docs/elastic-order.md, "Mixing sets"): directory may be a
+    list [(DIR_OR_URL, weight), ...] or [(DIR_OR_URL, weight, "repeat" |
+    "stop"), ...] (default "stop"): each global step draws from the sets by
+    weight in slots of `partitions` records (default: the global batch's
+    largest divisor up to 64 and up to a global batch / 8), each set in its
+    own canonical order, every pass of a set in a new order. The epoch:
+    epoch_steps global steps when given, but it ends with the step in which
+    a stop-set runs out; without epoch_steps, at the first stop-set's end,
+    or, all sets repeating, at the end of the pass of the set that takes
+    longest. return_source=True adds each record's set index (int64) right
+    after the labels (keys, when asked for, stay last); labels are in their
+    own set's classes (set_classes). Every rank gets a batch at every step
+    (len() is the same on every rank; a batch may be empty where a rank's
+    partitions of the step ran out). The state (state_dict) records the
+    global steps, and each set's records, weight and policy; it resumes at
+    any world size of the same global batch. The sets' records must have
+    one shape and dtype; drop_last is refused.
+
     directory may be a URL (http://, https://, s3://, file://): the shards are
     downloaded whole into cache (a directory; default $SHARDPIPE_CACHE, else
     $XDG_CACHE_HOME/shardpipe, else ~/.cache/shardpipe), each checked against
@@ -397,11 +503,13 @@ class Loader:
     STATE_VERSION = 3
     # what the order of an epoch depends on: a state_dict of other values is refused
     ORDER_KEYS = ("seed", "global_batch_size", "partitions", "shuffle", "window_records", "drop_last", "records")
+    MIX_ORDER_KEYS = ("seed", "global_batch_size", "partitions", "shuffle", "window_records", "epoch_steps", "sets")
 
     def __init__(self, directory, split="train", batch_size=256, shuffle=True, seed=0, drop_last=False,
                  rank=None, world_size=None, normalize=False, as_torch=False, return_keys=False, threads=None,
                  window_records=0, return_label2=False, view=None, size=224, scale=None, ratio=None,
-                 max_pixels=0, mean=None, std=None, cache=None, cache_limit=None, partitions=None):
+                 max_pixels=0, mean=None, std=None, cache=None, cache_limit=None, partitions=None,
+                 return_source=False, epoch_steps=None):
         if threads is None:
             threads = min(4, len(os.sched_getaffinity(0)))
         self.batch_size = check_int("batch_size", batch_size, 1, MAX_BATCH)
@@ -416,14 +524,34 @@ class Loader:
         if view not in VIEWS:
             raise ValueError(f"view 'train' or 'eval', not {view!r}")
         self.rank, self.world_size = default_rank_world(rank, world_size)
-        self.reader = Reader(directory, split, cache, cache_limit)
+        self._mix = Mix(directory, split, cache, cache_limit) if isinstance(directory, (list, tuple)) else None
+        self.reader = self._mix.readers[0] if self._mix else Reader(directory, split, cache, cache_limit)
         self.view = view
         self.shuffle, self.drop_last = check_flag("shuffle", shuffle), check_flag("drop_last", drop_last)
+        self.return_source = check_flag("return_source", return_source)
         self.global_batch_size = self.batch_size * self.world_size
-        self.partitions = default_partitions(self.global_batch_size, self.shuffle, self.world_size) \
-            if partitions is None else check_int("partitions", partitions, 1, (1 << 32) - 1)
-        self._per_step, self._lanes = self.reader.plan(self.global_batch_size, self.partitions, self.rank,
-                                                       self.world_size)
+        if self._mix is None and epoch_steps is not None:
+            raise ValueError("epoch_steps= is for a mix of sets ([(DIR, weight), ...])")
+        self.epoch_steps = check_int("epoch_steps", epoch_steps or 0, 0, (1 << 63) - 1)
+        if self._mix is not None:
+            if self.drop_last:
+                raise ValueError("drop_last=True: a mix's epoch ends as its sets' policies and epoch_steps say "
+                                 "(docs/elastic-order.md)")
+            self.partitions = (lib().spr_mix_default_partitions(self.global_batch_size) if self.shuffle
+                               else self.world_size) if partitions is None else \
+                check_int("partitions", partitions, 1, (1 << 32) - 1)
+            self.reader.plan(self.global_batch_size, self.partitions, self.rank, self.world_size)  # its checks
+            o = self._options(0)
+            o.seed = epoch_seed(self.seed, 0)
+            m = self._mix.open(o, 0, self.epoch_steps)  # the shapes' and the sets' checks, and the epoch's steps
+            self._steps = int(lib().spr_mix_steps(m))
+            lib().spr_mix_free(m)
+            self.ORDER_KEYS = self.MIX_ORDER_KEYS
+        else:
+            self.partitions = default_partitions(self.global_batch_size, self.shuffle, self.world_size) \
+                if partitions is None else check_int("partitions", partitions, 1, (1 << 32) - 1)
+            self._per_step, self._lanes = self.reader.plan(self.global_batch_size, self.partitions, self.rank,
+                                                           self.world_size)
         if (mean is None) != (std is None):
             raise ValueError("mean= and std= go together")
         if mean is not None:
@@ -434,7 +562,14 @@ class Loader:
             normalize = True
         self.mean, self.std = mean, std
         self.normalize, self.as_torch = normalize, as_torch
-        self._keys = self.reader.keys() if return_keys else None
+        if normalize and mean is None and self._mix is not None:
+            stats = [(None if r.mean is None else list(r.mean), None if r.std is None else list(r.std), r.applied)
+                     for r in self._mix.readers]
+            if any(x != stats[0] for x in stats):
+                raise ValueError("normalize=True over sets that record different normalizations: give mean= and "
+                                 "std=")
+        readers = self._mix.readers if self._mix else [self.reader]
+        self._keys = [r.keys() for r in readers] if return_keys else None
         self.return_label2 = return_label2
         self._per_process()
         # epoch: the one the next __iter__ gives, from batch _start; _cur: (epoch, batches
@@ -464,7 +599,22 @@ class Loader:
 
     @property
     def classes(self):
+        """The set's class names; of a mix, the list its sets share (ValueError when they differ: see
+        set_classes)."""
+        if self._mix is not None and any(r.classes != self.reader.classes for r in self._mix.readers):
+            raise ValueError("the mixed sets have different class lists: each set's labels are its own "
+                             "(set_classes[source])")
         return self.reader.classes
+
+    @property
+    def set_classes(self):
+        """Each set's class names, in the order of the sets (one list for a single set)."""
+        return [r.classes for r in (self._mix.readers if self._mix else [self.reader])]
+
+    @property
+    def sets(self):
+        """A mix's sets as the state records them: [{"records", "weight", "policy"}, ...]."""
+        return self._mix.describe() if self._mix is not None else None
 
     @property
     def records(self):
@@ -472,7 +622,10 @@ class Loader:
         return self.reader.count
 
     def __len__(self):
-        """This rank's batches in an epoch: one a global step while its partitions last."""
+        """This rank's batches in an epoch: one a global step while its partitions last (a mix: one every
+        step, on every rank)."""
+        if self._mix is not None:
+            return self._steps
         if self.drop_last:
             return self.steps
         return -(-self._lanes[0] // self._per_step)
@@ -480,6 +633,8 @@ class Loader:
     @property
     def steps(self):
         """Global steps in an epoch (full ones only with drop_last)."""
+        if self._mix is not None:
+            return self._steps
         if self.drop_last:
             return (self.reader.count // self.partitions) // self._per_step
         return -(-self.reader.part_records(0, self.partitions) // self._per_step)
@@ -507,9 +662,10 @@ class Loader:
         (not the rank nor the world size: any world of the same global batch
         resumes it)."""
         epoch, batches = self._cur if self._cur is not None else (self.epoch, self._start)
-        samples = self._consumed(batches, [self.reader.part_records(q, self.partitions)
-                                           for q in range(self.partitions)])
-        state = {"version": self.STATE_VERSION, "epoch": epoch, "batches": batches, "samples": samples}
+        state = {"version": self.STATE_VERSION, "epoch": epoch, "batches": batches}
+        if self._mix is None:
+            state["samples"] = self._consumed(batches, [self.reader.part_records(q, self.partitions)
+                                                        for q in range(self.partitions)])
         state.update({k: getattr(self, k) for k in self.ORDER_KEYS})
         return state
 
@@ -535,11 +691,15 @@ class Loader:
         for k in self.ORDER_KEYS:
             got = state[k]
             mine = getattr(self, k)
-            same = (isinstance(got, (bool, np.bool_)) and bool(got) == mine) if isinstance(mine, bool) else (
-                not isinstance(got, bool) and isinstance(got, (int, np.integer)) and got == mine)
+            if isinstance(mine, list):  # a mix's sets
+                same = got == mine
+            elif isinstance(mine, bool):
+                same = isinstance(got, (bool, np.bool_)) and bool(got) == mine
+            else:
+                same = not isinstance(got, bool) and isinstance(got, (int, np.integer)) and got == mine
             if not same:
                 raise ValueError(f"state_dict is of {k}={got!r}, this Loader has {mine!r}")
-        if "samples" in state:
+        if "samples" in state and self._mix is None:
             samples = self._consumed(batches, [self.reader.part_records(q, self.partitions)
                                                for q in range(self.partitions)])
             got = state["samples"]
@@ -547,27 +707,56 @@ class Loader:
                 raise ValueError(f"state_dict['samples']={got!r}: {batches} steps of this order hold {samples}")
         self.epoch, self._start = epoch, batches
 
+    def _options(self, threads):
+        """The reader's options of this Loader (the first set's checks, for a mix)."""
+        return self.reader.options(self.batch_size, 0, self.shuffle, threads, self.rank, self.world_size, 0,
+                                   self.window_records, self.view, self.size, self.scale, self.ratio, self.max_pixels,
+                                   self.partitions)
+
+    def _batches(self, epoch, start):
+        """This rank's (images, labels, labels2, indices, sources) from global step `start` of epoch."""
+        seed = epoch_seed(self.seed, epoch)
+        if self._mix is not None:
+            o = self._options(self.threads)
+            o.seed = seed
+            yield from self._mix.iterate(o, start, self.epoch_steps, self._buffers, self._bytes)
+            return
+        for px, labels, labels2, idx in self.reader.iterate(
+                self.batch_size, seed, self.shuffle, self.threads, self.rank, self.world_size,
+                self._consumed(start, self._lanes), self.window_records, self._buffers, self.view, self.size,
+                self.scale, self.ratio, self.max_pixels, self.partitions, self._bytes,
+                next_seed=epoch_seed(self.seed, epoch + 1)):
+            yield px, labels, labels2, idx, np.zeros(len(idx), np.int32)
+
+    def _keys_of(self, idx, src):
+        """The keys of records idx of sets src."""
+        if len(self._keys) == 1:
+            return self._keys[0][idx.astype(np.int64)]
+        out = np.empty(len(idx), dtype=object)
+        for i, keys in enumerate(self._keys):
+            at = src == i
+            out[at] = keys[idx[at].astype(np.int64)]
+        return out
+
     def __iter__(self):
         start, total, epoch = self._start, len(self), self.epoch
         self._start, self._cur = 0, (epoch, start)
-        batches = self.reader.iterate(self.batch_size, epoch_seed(self.seed, epoch), self.shuffle, self.threads,
-                                      self.rank, self.world_size, self._consumed(start, self._lanes),
-                                      self.window_records, self._buffers, self.view, self.size, self.scale,
-                                      self.ratio, self.max_pixels, self.partitions, self._bytes,
-                                      next_seed=epoch_seed(self.seed, epoch + 1))
+        batches = self._batches(epoch, start)
         done = start
         try:
-            for px, labels, labels2, idx in batches:
+            for px, labels, labels2, idx, src in batches:
                 if done >= total:
                     break
                 out = (self._norm(px) if self._norm else px, labels.astype(np.int64))
                 if self.return_label2:
                     out = out + (labels2.astype(np.int64),)
+                if self.return_source:
+                    out = out + (src.astype(np.int64),)
                 if self.as_torch:
                     import torch
                     out = tuple(torch.from_numpy(a) for a in out)
                 if self._keys is not None:
-                    out = out + (self._keys[idx.astype(np.int64)],)
+                    out = out + (self._keys_of(idx, src),)
                 done += 1
                 self._cur = (epoch, done)
                 yield out

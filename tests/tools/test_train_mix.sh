@@ -1,0 +1,44 @@
+# sp-train --mix over a CIFAR-10-shaped set (205 train records, 10 classes)
+# and a CIFAR-100-shaped one (41, 100 classes): refused without
+# --mix-classes union (their class lists differ), trained with it on the
+# 110 classes of the union, sorted by byte, evaluated on the first set's test
+# split; 3 epochs of 7 steps straight against 1 + 2 resumed (the epochs' ends
+# fall inside the mix's passes, a repeat-set's second pass included, with the
+# flip's draws replayed): the same weights and optimizer state; a resume with
+# other weights, or without --mix, is refused; --mix-classes without --mix and
+# a weight of 0 are usage errors.
+. "$SP_ROOT/tests/tools/lib.sh"
+$PY "$FIX/make_cifar.py" cf --per-batch 41
+sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S10
+sp-unpack cf/cifar-100-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S100
+
+expect_status 1 sp-train S10 --mix S10:0.7 --mix S100:0.3 --model mlp -e 1
+expect_err_has 'sp-train: S10 and S100: their class lists differ (class 0 is "airplane" and "fine00"): mix sets of one class list, or map them into their union (--mix-classes union)'
+expect_status 2 sp-train S10 --mix-classes union --model mlp -e 1
+expect_err_has "sp-train: --mix-classes: only with --mix"
+expect_status 2 sp-train S10 --mix S10:0 --model mlp -e 1
+expect_err_has "weight 0: a number above 0"
+
+M="--mix S10:0.7 --mix S100:0.3:repeat --mix-classes union --model mlp --batch 16 --steps-per-epoch 7 --augment flip -q"
+sp-train S10 $M -e 3 -o full.ckpt --json full.json
+sp-train S10 $M -e 1 -o part.ckpt
+sp-train S10 $M -e 3 --resume part.ckpt -o part.ckpt
+$PY - <<'X'
+import json, struct
+def state(p):  # the float arrays after the header, without the trailing checksum
+    d = open(p, "rb").read(); (h,) = struct.unpack_from("<I", d, 12); return d[16 + h:-8], json.loads(d[16:16 + h])
+a, ha = state("full.ckpt"); b, hb = state("part.ckpt")
+assert a == b, "the resumed mix's weights differ from an uninterrupted run's"
+assert ha["epoch"] == hb["epoch"] == 3 and ha["classes"] == 110, (ha["epoch"], ha["classes"])
+extra = json.loads(ha["extra"]) if isinstance(ha["extra"], str) else ha["extra"]
+names = extra["class_names"]
+assert len(names) == 110 and names == sorted(names, key=lambda s: s.encode()), names[:12]
+assert [m["policy"] for m in extra["mix"]] == ["stop", "repeat"], extra["mix"]
+summary = json.load(open("full.json"))
+assert summary["test_split"] == "test" and len(summary["per_epoch"]) == 3
+print("--mix-classes union: 110 classes; 3 epochs of 7 steps equal to 1 + 2 resumed")
+X
+expect_status 2 sp-train S10 ${M/S10:0.7/S10:0.6} -e 4 --resume part.ckpt
+expect_err_has "sp-train: part.ckpt: trained on another mix ("
+expect_status 2 sp-train S10 --model mlp -q -e 4 --resume part.ckpt
+expect_err_has "sp-train: part.ckpt: trained on a mix of sets: give the same --mix options"
