@@ -264,9 +264,13 @@ void nn_dist_grad_ready(void *ctx, int first)
     /* every bucket that starts at or after params[first] is whole: start them, last first */
     while (mpi.next > 0 && (size_t)(mpi.next - 1) * NN_DIST_BUCKET >= mpi.off[first])
         bucket_start(--mpi.next), mpi.buckets_early += first > 0; /* some gradients still to come */
-    /* without a progress thread, a rank's MPI moves the sums on only inside its calls */
-    for (int s = 0; s < NN_DIST_INFLIGHT; s++)
-        slot_finish(s, 0);
+    /* without a progress thread, a rank's MPI moves the sums on only inside
+     * its calls: the sums under way tested in the order they started, up to
+     * the first not done (one test that finds nothing done: Open MPI's
+     * mpi_yield_when_idle yields the core there) */
+    for (int j = mpi.next + NN_DIST_INFLIGHT - 1; j >= mpi.next; j--)
+        if (j < mpi.buckets && mpi.slot_bucket[j % NN_DIST_INFLIGHT] == j && !slot_finish(j % NN_DIST_INFLIGHT, 0))
+            break;
 }
 
 int nn_dist_grad_end(const nn_net *net, sp_err *err)
