@@ -17,7 +17,7 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
 
     Order (docs/elastic-order.md, "ShardIterableDataset"): the epoch's stream
     (the shards in the seed's order) is cut into `partitions` contiguous
-    partitions (P, default 64), each read in its own order: windows of
+    partitions (P, default 64 with shuffle), each read in its own order: windows of
     window_records / P records (window_records: the global shuffle window,
     default 16384 records but at most 32 MiB of them), each permuted by
     (seed, epoch, partition, window). Part p = rank * num_workers + worker of
@@ -28,7 +28,8 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
     window_records and the set only, not on world_size or num_workers; the
     parts together see every record exactly once per epoch. world_size *
     num_workers must divide P (ValueError otherwise, when the worker starts
-    reading). image: HWC as stored (numpy; a PIL image with pil=True), or CHW
+    reading). With shuffle=False and no partitions=, as Loader's, P is the
+    parts: each part reads its contiguous share in the listed order. image: HWC as stored (numpy; a PIL image with pil=True), or CHW
     float32 normalized with normalize=True; then transform. label: an int,
     then target_transform. set_epoch(e) in the main process chooses the next
     epoch's order, in the workers too: the epoch is a value shared with the
@@ -41,11 +42,13 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
     def __init__(self, directory, split="train", shuffle=True, seed=0, rank=None, world_size=None,
                  transform=None, target_transform=None, normalize=False, pil=False, return_keys=False,
                  chunk_records=64, window_records=0, view=None, size=224, scale=None, ratio=None, max_pixels=0,
-                 cache=None, cache_limit=None, partitions=64):
+                 cache=None, cache_limit=None, partitions=None):
         super().__init__()
         self.chunk_records = check_int("chunk_records", chunk_records, 1, MAX_BATCH)
         self.window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
-        self.partitions = check_int("partitions", partitions, 1, 1 << 16)
+        # without shuffle and partitions, one partition a part: its contiguous share in the listed order
+        self.partitions = None if partitions is None and not shuffle else \
+            64 if partitions is None else check_int("partitions", partitions, 1, 1 << 16)
         self.seed = check_int("seed", seed, 0, (1 << 64) - 1)
         self.size = check_int("size", size, 1, 4096)
         self.max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
@@ -67,11 +70,15 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         self._keys = self.reader.keys() if return_keys else None
 
     def _parts_check(self, world, workers):
-        """ValueError unless world x workers parts can each take whole partitions."""
+        """The partition count for world x workers parts; ValueError unless
+        each part can take whole partitions."""
+        if self.partitions is None:
+            return world * workers
         if self.partitions % (world * workers):
             raise ValueError(f"ShardIterableDataset: world_size {world} x num_workers {workers} = "
                              f"{world * workers} parts: they must divide partitions={self.partitions} (each part "
                              "reads whole partitions; give partitions= a multiple of the parts)")
+        return self.partitions
 
     @property
     def epoch(self):
@@ -94,29 +101,30 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
 
     def __len__(self):
         """This rank's records in an epoch (all its workers together): its partitions'."""
-        lanes = self.partitions // self.world_size
-        return sum(self.reader.part_records(q, self.partitions)
+        partitions = self._parts_check(self.world_size, 1)
+        lanes = partitions // self.world_size
+        return sum(self.reader.part_records(q, partitions)
                    for q in range(self.rank * lanes, (self.rank + 1) * lanes))
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        self._parts_check(self.world_size, workers)
+        partitions = self._parts_check(self.world_size, workers)
         parts = self.world_size * workers
-        lanes = self.partitions // parts
+        lanes = partitions // parts
         # each partition's window of w records, read b at a time: b divides w,
         # so the reader's window is w whatever b (shards/order.h), and b only
         # sets how many records a call gives
-        w = max(1, self.window_records // self.partitions)
+        w = max(1, self.window_records // partitions)
         b = math.gcd(w, max(1, self.chunk_records // lanes))
         norm = _normalizer(self.reader) if self.normalize else None
         if self.pil:
             from PIL import Image
         for px, labels, _, idx in self.reader.iterate(b * lanes, epoch_seed(self.seed, self.epoch),
                                                    self.shuffle, 0, self.rank * workers + worker, parts, 0,
-                                                   w * self.partitions, view=self.view, size=self.size,
+                                                   w * partitions, view=self.view, size=self.size,
                                                    scale=self.scale, ratio=self.ratio, max_pixels=self.max_pixels,
-                                                   partitions=self.partitions):
+                                                   partitions=partitions):
             images = norm(px) if norm else px
             for i in range(len(labels)):
                 image, label = images[i], int(labels[i])

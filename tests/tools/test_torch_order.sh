@@ -4,7 +4,8 @@
 # reads whole partitions (its own), and each partition's sequence of keys is
 # the same as when every partition is a part of its own, for the default 64
 # partitions and for 4, at two chunk sizes; epochs differ; parts that do not
-# divide the partitions are refused naming both.
+# divide the partitions are refused naming both; without shuffle the parts
+# still cut the listed order in contiguous shares.
 . "$SP_ROOT/tests/tools/lib.sh"
 export PYTHONPATH="$SP_ROOT/python"
 $PY -c "import torch" 2>/dev/null || fail "python3-torch missing (scripts/install-deps.sh)"
@@ -67,6 +68,11 @@ for make in (lambda: ShardIterableDataset("S", world_size=3, rank=0, partitions=
     except ValueError as e:
         assert "3 parts: they must divide partitions=4" in str(e), e
 print("3 parts over 4 partitions refused, as a world size and as workers")
+# without shuffle, as Loader's: one partition a part by default, the listed order cut in contiguous shares
+listed = [k for _, _, k in ShardIterableDataset("S", shuffle=False, return_keys=True)]
+assert listed == [k for r in range(3) for _, _, k in ShardIterableDataset("S", shuffle=False, return_keys=True,
+                                                                            rank=r, world_size=3)], "shuffle=False"
+print("without shuffle: 3 ranks read the listed order in contiguous shares")
 X
 $PY order.py
 echo ok
