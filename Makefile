@@ -122,7 +122,7 @@ INSTALL_DIRS = $(BINDIR) $(MANDIR)/man1 $(COMPLETIONDIR) $(LIBDIR) $(INCLUDEDIR)
 MANS       := $(TOOLS:%=$(BUILD)/man/%.1)
 COMPLETION := $(BUILD)/completion/shardpipe
 
-.PHONY: all deps test check demo reproduce asan tsan-reader bench bench-loader bench-egress bench-stall bench-gpu bench-scale fuzz clean install install-files uninstall pkg-config-check
+.PHONY: all deps test check demo reproduce asan tsan-reader bench bench-loader bench-overlap bench-egress bench-stall bench-gpu bench-scale fuzz clean install install-files uninstall pkg-config-check
 .SECONDARY:
 all: $(BINS) $(PLUGIN) $(UNITS) $(FUZZS) $(READER_SO) $(READER_PC)
 
@@ -280,6 +280,13 @@ bench-loader:
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/reader_bench
 	/usr/bin/python3 bench/bench_loader.py $(BUILD) $(BENCH_PHOTOS)
+
+# resnet20's step time at 2 MPI ranks with the gradients' allreduce overlapped
+# with the backward pass and after it, side by side (bench/bench_mpi.py --overlap;
+# docs/training.md). Needs Open MPI (mpirun).
+bench-overlap:
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/bench_mpi.py $(BUILD) --overlap
 
 # The scale harness (bench/scale.py; docs/scale.md): every stage of the IDX and
 # ILSVRC paths at SCALE_SIZES records (default 10000,100000), time per record

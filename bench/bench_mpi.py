@@ -19,11 +19,27 @@ the ranks spent inside MPI_Allreduce (nn_dist_reduce_seconds, rank 0's,
 waiting for the other rank included) over the training time of the same
 run.
 
+With --overlap, resnet20's step time at 2 ranks x 1 thread with the
+gradients' allreduce overlapped with the backward pass (the default) and
+after it (SP_ALLREDUCE_OVERLAP=0), side by side: STEPS steps (default 12) of
+global batch 128 on the same 2000 images, over shared memory (vader) and
+loopback TCP, RUNS rounds (default 5) in which each transport runs both ways,
+the order of the two swapped every round. A step's time is the epoch's
+(sp-train's own clock) over its steps, the first step (oneDNN's set-up)
+included alike; the allreduce's time per step is rank 0's seconds inside MPI
+calls (MPI_Allreduce, or MPI_Iallreduce, MPI_Test and MPI_Wait: start, the
+tests between layers and the final waits, waiting for the other rank
+included). Printed: every round's figures, then the median and best of each,
+and the median of the rounds' ratios of each way's step time to the same
+round's "after the backward" (the pair ran back to back).
+
 usage: bench_mpi.py BUILD_DIR [RUNS]   (default 3)
+       bench_mpi.py BUILD_DIR --overlap [RUNS [STEPS]]   (default 5, 12)
 """
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,28 +62,76 @@ def sh(cmd):
     subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
 
 
-def epoch(b, shards, model, ranks, threads, transport, out):
-    cmd = [f"{b}/sp-train", shards, "--model", model, "--epochs", "1", "--batch", "64", "--optimizer", "sgd",
+def train(b, shards, model, ranks, threads, transport, out, batch=64, extra=(), env=None):
+    """sp-train's --json summary of one epoch (evaluation left out)."""
+    cmd = [f"{b}/sp-train", shards, "--model", model, "--epochs", "1", "--batch", str(batch), "--optimizer", "sgd",
            "--lr", "0.05", "--momentum", "0.9", "--augment", "none", "--threads", str(threads), "--no-verify",
-           "-q", "--json", out]
+           "-q", "--json", out, *extra]
     if ranks > 1:
         cmd = MPIRUN + TRANSPORTS[transport] + ["-np", str(ranks)] + cmd
-    subprocess.run(cmd, check=True)
-    r = json.load(open(out))
+    subprocess.run(cmd, check=True, env=env)
+    return json.load(open(out))
+
+
+def epoch(b, shards, model, ranks, threads, transport, out):
+    r = train(b, shards, model, ranks, threads, transport, out)
     return r["per_epoch"][0]["seconds"], r.get("allreduce_seconds", 0.0)
+
+
+def make_cifar(b, tmp):
+    sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf --per-batch 400")
+    sh(f"{b}/sp-unpack -q {tmp}/cf/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/resnet20")
+
+
+def overlap(b, tmp, runs, steps):
+    """resnet20 at 2 ranks with the allreduce overlapped and not, side by side."""
+    make_cifar(b, tmp)
+    extra = ["--steps-per-epoch", str(steps)]
+    ways = [("overlapped", "1"), ("after the backward", "0")]
+    got = {}  # (transport, way) -> [(ms a step, allreduce ms a step)]
+    print(f"resnet20, 2 ranks x 1 thread, {steps} steps of global batch 128 a run; ms a step "
+          "(allreduce ms a step, rank 0)")
+    for i in range(runs):
+        line = []
+        for transport in ("vader", "tcp"):
+            for name, value in ways if i % 2 == 0 else ways[::-1]:
+                env = dict(os.environ, SP_ALLREDUCE_OVERLAP=value)
+                r = train(b, f"{tmp}/resnet20", "resnet20", 2, 1, transport, f"{tmp}/r.json", 128, extra, env)
+                assert r["allreduce_overlap"] == (value == "1"), r
+                step = 1000 * r["per_epoch"][0]["seconds"] / steps
+                red = 1000 * r["allreduce_seconds"] / steps
+                got.setdefault((transport, name), []).append((step, red))
+                line.append(f"{transport} {name} {step:.1f} ({red:.1f})")
+        print(f"round {i + 1}: " + "; ".join(line), flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs after the runs")
+    print("| transport | allreduce | median ms a step | best ms a step | median allreduce ms a step "
+          "| median of the rounds' ratios to after the backward (range) |")
+    print("|---|---|---|---|---|---|")
+    for transport in ("vader", "tcp"):
+        after = got[transport, ways[1][0]]
+        for name, _ in ways:
+            v = got[transport, name]
+            # each round's pair ran back to back: their ratio is less moved by the load's spells
+            ratios = [a[0] / b[0] for a, b in zip(v, after)]
+            print(f"| {transport} | {name} | {statistics.median(s for s, _ in v):.1f} | {min(s for s, _ in v):.1f} | "
+                  f"{statistics.median(r for _, r in v):.1f} | {statistics.median(ratios):.3f}x "
+                  f"({min(ratios):.2f} to {max(ratios):.2f}) |")
 
 
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     b = os.path.abspath(os.path.join(sys.argv[1], "bin"))
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     tmp = tempfile.mkdtemp(prefix="bench-mpi.")
     try:
+        if len(sys.argv) > 2 and sys.argv[2] == "--overlap":
+            args = [int(a) for a in sys.argv[3:5]]
+            overlap(b, tmp, *(args + [5, 12][len(args):]))
+            return
+        runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
         sh(f"{b}/sp-unpack -q /usr/share/datasets/fashion-mnist/*.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/mlp")
-        sh(f"/usr/bin/python3 {ROOT}/tests/fixtures/make_cifar.py {tmp}/cf --per-batch 400")
-        sh(f"{b}/sp-unpack -q {tmp}/cf/cifar-10-binary.tar.gz | {b}/sp-decode -q | {b}/sp-shard -q -o {tmp}/resnet20")
+        make_cifar(b, tmp)
         best = {}
         for _ in range(runs):
             for model in ("mlp", "resnet20"):

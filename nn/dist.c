@@ -13,8 +13,9 @@
 typedef void *mpi_handle;
 static struct {
     void *lib;
-    int rank, size, sync_bn;
+    int rank, size, sync_bn, overlap;
     double reduce_seconds;
+    long buckets_summed, buckets_early; /* every bucket's sum, and those started during a backward */
     float *bucket;
     mpi_handle comm_world, type_float, type_double, op_sum;
     int (*init)(int *, char ***);
@@ -22,9 +23,21 @@ static struct {
     int (*comm_rank)(mpi_handle, int *);
     int (*comm_size)(mpi_handle, int *);
     int (*allreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle);
-} mpi = {.size = 1};
+    int (*iallreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle, mpi_handle *);
+    int (*test)(mpi_handle *, int *, void *);
+    int (*wait)(mpi_handle *, void *);
+    /* the step's gradient sums (nn_dist_grad_begin to nn_dist_grad_end) */
+    const nn_net *net;      /* the net being summed, NULL outside a step */
+    size_t *off;            /* off[p]: where params[p] starts in the stream of floats; off[nparams]: the total */
+    int offs;               /* the entries off holds */
+    int buckets, next;      /* the step's bucket count; buckets next..buckets-1 are started */
+    float *slot[NN_DIST_INFLIGHT];  /* one bucket's floats each, NN_DIST_BUCKET */
+    mpi_handle req[NN_DIST_INFLIGHT];
+    int slot_bucket[NN_DIST_INFLIGHT]; /* the bucket a slot's sum is for, -1 when the slot is free */
+} mpi = {.size = 1, .overlap = 1};
 
-#define MPI_IN_PLACE_ ((void *)1) /* Open MPI's MPI_IN_PLACE */
+#define MPI_IN_PLACE_ ((void *)1)      /* Open MPI's MPI_IN_PLACE */
+#define MPI_STATUS_IGNORE_ ((void *)0) /* and MPI_STATUS_IGNORE */
 
 static double now(void)
 {
@@ -47,6 +60,8 @@ static long launcher_size(void)
 
 int nn_dist_init(sp_err *err)
 {
+    const char *ov = getenv("SP_ALLREDUCE_OVERLAP");
+    mpi.overlap = !(ov && strcmp(ov, "0") == 0);
     if (launcher_size() == 1)
         return 0;
     /* RTLD_GLOBAL: Open MPI's own components, opened by libmpi, resolve its symbols */
@@ -65,6 +80,9 @@ int nn_dist_init(sp_err *err)
         {"MPI_Comm_rank", (void **)&mpi.comm_rank},
         {"MPI_Comm_size", (void **)&mpi.comm_size},
         {"MPI_Allreduce", (void **)&mpi.allreduce},
+        {"MPI_Iallreduce", (void **)&mpi.iallreduce},
+        {"MPI_Test", (void **)&mpi.test},
+        {"MPI_Wait", (void **)&mpi.wait},
         {"ompi_mpi_comm_world", &mpi.comm_world},
         {"ompi_mpi_float", &mpi.type_float},
         {"ompi_mpi_double", &mpi.type_double},
@@ -75,7 +93,7 @@ int nn_dist_init(sp_err *err)
         if (!p) {
             sp_fail(err, SP_EXIT_SYSTEM, "libmpi.so.40 has no %s: not Open MPI's library", syms[i].name);
             dlclose(mpi.lib);
-            memset(&mpi, 0, sizeof mpi), mpi.size = 1;
+            memset(&mpi, 0, sizeof mpi), mpi.size = 1, mpi.overlap = 1;
             return -1;
         }
         memcpy(syms[i].at, &p, sizeof p);
@@ -90,8 +108,10 @@ void nn_dist_finalize(void)
 {
     if (mpi.lib)
         mpi.finalize();
-    free(mpi.bucket);
-    mpi.bucket = NULL;
+    free(mpi.bucket), free(mpi.off);
+    mpi.bucket = NULL, mpi.off = NULL, mpi.offs = 0, mpi.net = NULL;
+    for (int s = 0; s < NN_DIST_INFLIGHT; s++)
+        free(mpi.slot[s]), mpi.slot[s] = NULL;
 }
 
 int nn_dist_rank(void) { return mpi.rank; }
@@ -123,43 +143,151 @@ static void sum_floats(float *v, size_t n)
     mpi.reduce_seconds += now() - t0;
 }
 
-/* The gradients, parameter after parameter, as one stream of floats cut
- * into buckets: each bucket is packed, summed and unpacked in turn. */
+/* The gradients of net, parameter after parameter, are one stream of floats
+ * cut into buckets of NN_DIST_BUCKET: bucket j is the stream's floats from
+ * j * NN_DIST_BUCKET, the last one shorter. Sets mpi.off for net and
+ * mpi.buckets. */
+static int stream_plan(const nn_net *net, sp_err *err)
+{
+    if (mpi.offs < net->nparams + 1) {
+        size_t *grown = realloc(mpi.off, (size_t)(net->nparams + 1) * sizeof *grown);
+        if (!grown)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        mpi.off = grown, mpi.offs = net->nparams + 1;
+    }
+    mpi.off[0] = 0;
+    for (int p = 0; p < net->nparams; p++)
+        mpi.off[p + 1] = mpi.off[p] + net->params[p]->n;
+    size_t total = mpi.off[net->nparams];
+    mpi.buckets = (int)((total + NN_DIST_BUCKET - 1) / NN_DIST_BUCKET);
+    return 0;
+}
+
+/* Bucket j's float count. */
+static size_t bucket_floats(const nn_net *net, int j)
+{
+    size_t from = (size_t)j * NN_DIST_BUCKET, total = mpi.off[net->nparams];
+    return total - from < NN_DIST_BUCKET ? total - from : NN_DIST_BUCKET;
+}
+
+/* Bucket j copied from the gradients into buf (pack), or back (!pack). */
+static void bucket_copy(const nn_net *net, int j, float *buf, int pack)
+{
+    size_t at = (size_t)j * NN_DIST_BUCKET, end = at + bucket_floats(net, j);
+    int p = 0;
+    while (mpi.off[p + 1] <= at)
+        p++;
+    for (; at < end; p++) {
+        size_t off = at - mpi.off[p], take = mpi.off[p + 1] - at < end - at ? mpi.off[p + 1] - at : end - at;
+        float *g = net->params[p]->g + off, *b = buf + (at - (size_t)j * NN_DIST_BUCKET);
+        memcpy(pack ? b : g, pack ? g : b, take * sizeof(float));
+        at += take;
+    }
+}
+
 int nn_dist_sum_gradients(const nn_net *net, sp_err *err)
 {
     if (mpi.size == 1)
         return 0;
     if (!mpi.bucket && !(mpi.bucket = malloc(NN_DIST_BUCKET * sizeof *mpi.bucket)))
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-    int p0 = 0;      /* the bucket starts in parameter p0 at offset off0 */
-    size_t off0 = 0;
-    while (p0 < net->nparams) {
-        size_t fill = 0;
-        int p = p0;
-        size_t off = off0;
-        while (p < net->nparams && fill < NN_DIST_BUCKET) { /* pack */
-            const nn_param *q = net->params[p];
-            size_t take = q->n - off < NN_DIST_BUCKET - fill ? q->n - off : NN_DIST_BUCKET - fill;
-            memcpy(mpi.bucket + fill, q->g + off, take * sizeof(float));
-            fill += take, off += take;
-            if (off == q->n)
-                p++, off = 0;
-        }
-        sum_floats(mpi.bucket, fill);
-        size_t at = 0;
-        while (at < fill) { /* unpack into the same places */
-            const nn_param *q = net->params[p0];
-            size_t take = q->n - off0 < fill - at ? q->n - off0 : fill - at;
-            memcpy(q->g + off0, mpi.bucket + at, take * sizeof(float));
-            at += take, off0 += take;
-            if (off0 == q->n)
-                p0++, off0 = 0;
-        }
+    if (stream_plan(net, err))
+        return -1;
+    for (int j = 0; j < mpi.buckets; j++) {
+        bucket_copy(net, j, mpi.bucket, 1);
+        sum_floats(mpi.bucket, bucket_floats(net, j));
+        bucket_copy(net, j, mpi.bucket, 0);
     }
+    mpi.buckets_summed += mpi.buckets;
+    return 0;
+}
+
+void nn_dist_set_overlap(int on) { mpi.overlap = on; }
+int nn_dist_overlap(void) { return mpi.overlap; }
+
+/* The sum in slot s done (wait: waits for it, else only tests): its bucket
+ * unpacked into the gradients and the slot freed. 1 when done. */
+static int slot_finish(int s, int wait)
+{
+    if (mpi.slot_bucket[s] < 0)
+        return 1;
+    int done = 1;
+    double t0 = now();
+    if (wait)
+        mpi.wait(&mpi.req[s], MPI_STATUS_IGNORE_);
+    else
+        mpi.test(&mpi.req[s], &done, MPI_STATUS_IGNORE_);
+    mpi.reduce_seconds += now() - t0;
+    if (done) {
+        bucket_copy(mpi.net, mpi.slot_bucket[s], mpi.slot[s], 0);
+        mpi.slot_bucket[s] = -1;
+    }
+    return done;
+}
+
+/* Starts bucket j's sum in its slot (j % NN_DIST_INFLIGHT), once the bucket
+ * that held the slot before is done. */
+static void bucket_start(int j)
+{
+    int s = j % NN_DIST_INFLIGHT;
+    slot_finish(s, 1);
+    bucket_copy(mpi.net, j, mpi.slot[s], 1);
+    double t0 = now();
+    mpi.iallreduce(MPI_IN_PLACE_, mpi.slot[s], (int)bucket_floats(mpi.net, j), mpi.type_float, mpi.op_sum,
+                   mpi.comm_world, &mpi.req[s]);
+    mpi.reduce_seconds += now() - t0;
+    mpi.slot_bucket[s] = j;
+    mpi.buckets_summed++;
+}
+
+int nn_dist_grad_begin(const nn_net *net, sp_err *err)
+{
+    mpi.net = NULL;
+    if (mpi.size == 1 || !mpi.overlap)
+        return 0;
+    for (int s = 0; s < NN_DIST_INFLIGHT; s++)
+        if (!mpi.slot[s] && !(mpi.slot[s] = malloc(NN_DIST_BUCKET * sizeof(float))))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    if (stream_plan(net, err))
+        return -1;
+    for (int s = 0; s < NN_DIST_INFLIGHT; s++)
+        mpi.slot_bucket[s] = -1;
+    mpi.net = net, mpi.next = mpi.buckets;
+    return 0;
+}
+
+void nn_dist_grad_ready(void *ctx, int first)
+{
+    (void)ctx;
+    if (!mpi.net)
+        return;
+    /* every bucket that starts at or after params[first] is whole: start them, last first */
+    while (mpi.next > 0 && (size_t)(mpi.next - 1) * NN_DIST_BUCKET >= mpi.off[first])
+        bucket_start(--mpi.next), mpi.buckets_early += first > 0; /* some gradients still to come */
+    /* without a progress thread, a rank's MPI moves the sums on only inside
+     * its calls: the sums under way tested in the order they started, up to
+     * the first not done (one test that finds nothing done: Open MPI's
+     * mpi_yield_when_idle yields the core there) */
+    for (int j = mpi.next + NN_DIST_INFLIGHT - 1; j >= mpi.next; j--)
+        if (j < mpi.buckets && mpi.slot_bucket[j % NN_DIST_INFLIGHT] == j && !slot_finish(j % NN_DIST_INFLIGHT, 0))
+            break;
+}
+
+int nn_dist_grad_end(const nn_net *net, sp_err *err)
+{
+    if (!mpi.net)
+        return nn_dist_sum_gradients(net, err);
+    while (mpi.next > 0)
+        bucket_start(--mpi.next);
+    for (int s = 0; s < NN_DIST_INFLIGHT; s++)
+        slot_finish(s, 1);
+    mpi.net = NULL;
     return 0;
 }
 
 double nn_dist_reduce_seconds(void) { return mpi.reduce_seconds; }
+long nn_dist_buckets_summed(void) { return mpi.buckets_summed; }
+long nn_dist_buckets_early(void) { return mpi.buckets_early; }
 
 enum { SHOWN_WORDS = sizeof(((nn_dist_field *)0)->shown) / 4 };
 

@@ -32,12 +32,54 @@ int nn_dist_local_size(void); /* ranks on this node (OMPI_COMM_WORLD_LOCAL_SIZE,
  * gets the same values. Nothing to do with one rank. The seconds spent in
  * these sums add up in nn_dist_reduce_seconds. */
 void nn_dist_sum_doubles(double *v, size_t n);
-/* Every parameter's gradient of net summed over the ranks, packed into
- * buckets of at most NN_DIST_BUCKET floats, one MPI_Allreduce a bucket.
- * -1 with err (SP_EXIT_SYSTEM) when the bucket cannot be allocated. */
-#define NN_DIST_BUCKET (1u << 20)
+/* The gradients of a net, parameter after parameter, form one stream of
+ * floats cut into buckets of NN_DIST_BUCKET floats (the last one shorter),
+ * each summed over the ranks by one allreduce. 2^16 floats (256 KiB): small
+ * enough that resnet20's 272,000 gradients make 5 buckets, of which the
+ * last 4 can be sent while the first layers' backward runs; resnet50's 25.6
+ * million make 391. */
+#define NN_DIST_BUCKET (1u << 16)
+/* Every parameter's gradient of net summed over the ranks, bucket by bucket
+ * (pack, MPI_Allreduce, unpack), in stream order. Nothing to do with one
+ * rank. -1 with err (SP_EXIT_SYSTEM) when the bucket cannot be allocated. */
 int nn_dist_sum_gradients(const nn_net *net, sp_err *err);
+/* The same sums overlapped with the backward pass, for a training step:
+ *     nn_dist_grad_begin(net, err);
+ *     nn_backward_each(net, dlogits, B, nn_dist_grad_ready, NULL, err);
+ *     nn_dist_grad_end(net, err);
+ * nn_dist_grad_ready(ctx, first) is told that params[first..nparams) hold
+ * their final gradients (the layers finish last to first): every bucket
+ * that lies wholly among them is packed and its MPI_Iallreduce started,
+ * and the sums under way are tested (MPI_Test), which is where a rank
+ * without a progress thread moves them on. nn_dist_grad_end starts the
+ * buckets left, in the same order, waits for every sum and unpacks it.
+ * Each bucket holds the same floats, summed by the same operation, as in
+ * nn_dist_sum_gradients, and every rank starts them in the same order (last
+ * bucket first); with 2 ranks each element is a single a + b, so both give
+ * the same bits (tested); with more, Open MPI's non-blocking algorithm may
+ * add the ranks' values in another order than its blocking one. At most
+ * NN_DIST_INFLIGHT sums are under way at once (the 17th waits for the
+ * first). With overlap off (nn_dist_set_overlap(0)) or one rank, begin and
+ * ready do nothing and end is nn_dist_sum_gradients. begin and end: 0, or
+ * -1 with err (SP_EXIT_SYSTEM) when the buckets cannot be allocated.
+ * Seconds inside MPI calls (start, tests, waits) add up in
+ * nn_dist_reduce_seconds. */
+#define NN_DIST_INFLIGHT 16
+int nn_dist_grad_begin(const nn_net *net, sp_err *err);
+void nn_dist_grad_ready(void *ctx, int first);
+int nn_dist_grad_end(const nn_net *net, sp_err *err);
+/* Whether nn_dist_grad_* overlap the sums with the backward: on unless the
+ * environment variable SP_ALLREDUCE_OVERLAP is "0" when nn_dist_init runs.
+ * Every rank must hold the same setting (the buckets are started in another
+ * order without it). */
+void nn_dist_set_overlap(int on);
+int nn_dist_overlap(void);
 double nn_dist_reduce_seconds(void);
+/* The buckets summed so far, and how many of them nn_dist_grad_ready
+ * started while the backward had layers with parameters left to run
+ * (params[0] not yet final; 0 with overlap off). */
+long nn_dist_buckets_summed(void);
+long nn_dist_buckets_early(void);
 
 /* One thing every rank of a run must hold the same (an option, the shard
  * set, the checkpoint's position, the weights): its name in messages

@@ -1063,13 +1063,23 @@ const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng
     return x;
 }
 
-int nn_backward(nn_net *n, const float *dlogits, int B, sp_err *err)
+int nn_backward_each(nn_net *n, const float *dlogits, int B, void (*done)(void *ctx, int first), void *ctx,
+                     sp_err *err)
 {
     const float *g = dlogits;
+    int first = n->nparams; /* layer i's parameters are params[first..), the layers' in order */
     for (int i = n->nlayers - 1; i >= n->frozen; i--) {
         if (nn_layer_backward(&n->layers[i], g, B, err))
             return -1;
         g = n->layers[i].dx;
+        first -= layer_nparams(&n->layers[i]);
+        if (done)
+            done(ctx, first);
     }
     return 0;
+}
+
+int nn_backward(nn_net *n, const float *dlogits, int B, sp_err *err)
+{
+    return nn_backward_each(n, dlogits, B, NULL, NULL, err);
 }

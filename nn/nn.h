@@ -297,6 +297,12 @@ const float *nn_forward(nn_net *n, const float *x, int B, int train, nn_rng *rng
  * parameters excepted: their gradients are left alone). 0, or -1 with err
  * as nn_forward; the gradients are then undefined. */
 int nn_backward(nn_net *n, const float *dlogits, int B, sp_err *err);
+/* nn_backward that calls done(ctx, first) after each layer's backward, as
+ * the layers finish last to first: from then on params[first..nparams)
+ * hold their final gradients (first: the layer's first parameter, or where
+ * it would be for a layer without any). done may be NULL. */
+int nn_backward_each(nn_net *n, const float *dlogits, int B, void (*done)(void *ctx, int first), void *ctx,
+                     sp_err *err);
 /* The bytes the net holds for its batch: activations and their gradients,
  * per-layer scratch (for a blocked net, oneDNN's workspaces and the buffer
  * the gradient through a fused relu takes; not the one buffer of weights in

@@ -335,6 +335,7 @@ static int ranks_agree(const nn_train_options *o, const nn_recipe *r, const nn_n
     agree_field(f, &n, "--pad", 0, "%d", r->pad);
     agree_field(f, &n, "--freeze", 0, "%s", r->freeze ? "base" : "none");
     agree_field(f, &n, "--sync-bn", 0, "%s", nn_dist_sync_bn() ? "on" : "off");
+    agree_field(f, &n, "SP_ALLREDUCE_OVERLAP", 0, "%s", nn_dist_overlap() ? "on" : "0");
     agree_field(f, &n, "the layout", 0, "channel blocks of %d", nn_net_layout_block(net));
     agree_field(f, &n, "the weights", weights, "digest %016llx", (unsigned long long)weights);
     uint64_t rs = sp_xxh3(rng->s, sizeof rng->s);
@@ -868,11 +869,14 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
                      m;
             for (size_t i = 0; (uint64_t)m < global && i < (size_t)m * (size_t)net->classes; i++)
                 dlogits[i] *= (float)m / (float)global; /* the rank's mean to its share of the global mean */
-            if (nn_backward(net, dlogits, m, err)) {
+            /* the gradients' sums over the ranks start as their layers finish (nn/dist.h) */
+            if (nn_dist_grad_begin(net, err))
+                goto out;
+            if (nn_backward_each(net, dlogits, m, nn_dist_grad_ready, NULL, err)) {
                 sp_fail_context(err, "epoch %d, step %ld", e + 1, k + 1);
                 goto out;
             }
-            if (nn_dist_sum_gradients(net, err))
+            if (nn_dist_grad_end(net, err))
                 goto out;
             opt.lr = nn_learning_rate(&r, step++, steps_per_epoch, total_steps);
             nn_opt_step(&opt, net);
@@ -965,6 +969,9 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
     if (ranks > 1) {
         json_object_set_new(summary, "ranks", json_integer(ranks));
         json_object_set_new(summary, "allreduce_seconds", json_real(nn_dist_reduce_seconds()));
+        json_object_set_new(summary, "allreduce_overlap", json_boolean(nn_dist_overlap()));
+        json_object_set_new(summary, "allreduce_buckets", json_integer(nn_dist_buckets_summed()));
+        json_object_set_new(summary, "allreduce_buckets_early", json_integer(nn_dist_buckets_early()));
     }
     json_object_set_new(summary, "read_bytes", read_bytes);
     result->summary = summary;

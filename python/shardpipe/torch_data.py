@@ -1,4 +1,5 @@
 """ShardIterableDataset: torch's IterableDataset over the C reader, split by rank and DataLoader worker (imports torch)."""
+import math
 import multiprocessing
 import multiprocessing.context
 
@@ -14,29 +15,40 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
     """Records (image, label[, key]) of one split for a DataLoader that keeps
     its own batching and transforms.
 
-    Part p = rank * num_workers + worker of rank * workers parts: the same
-    seeded shard-order stream as Loader, cut in one contiguous share a part
-    (the reader's order with one partition a part: unlike Loader's, it
-    depends on the world size and the worker count), so the workers of all
-    ranks see every record exactly once per epoch; each worker
-    reads its share with the C reader (chunk_records at a time, a shuffle
-    window of window_records). image: HWC as stored (numpy; a PIL image with
-    pil=True), or CHW float32 normalized with normalize=True; then transform.
-    label: an int, then target_transform. set_epoch(e) in the main process
-    chooses the next epoch's order, in the workers too: the epoch is a
-    value shared with the worker processes the dataset goes to, so
-    persistent_workers=True sees each new epoch. Encoded sets come decoded through view
-    ("train": RandomResizedCrop(size) + flip; "eval": Resize(size / 0.875) +
+    Order (docs/elastic-order.md, "ShardIterableDataset"): the epoch's stream
+    (the shards in the seed's order) is cut into `partitions` contiguous
+    partitions (P, default 64 with shuffle), each read in its own order: windows of
+    window_records / P records (window_records: the global shuffle window,
+    default 16384 records but at most 32 MiB of them), each permuted by
+    (seed, epoch, partition, window). Part p = rank * num_workers + worker of
+    world_size * num_workers reads partitions p*P/parts .. (p+1)*P/parts - 1,
+    a few records of each in turn (chunk_records at a time in all: how many
+    records one call to the C reader gives, which changes no order). So the
+    records of each partition, and their order, depend on seed, epoch, P,
+    window_records and the set only, not on world_size or num_workers; the
+    parts together see every record exactly once per epoch. world_size *
+    num_workers must divide P (ValueError otherwise, when the worker starts
+    reading). With shuffle=False and no partitions=, as Loader's, P is the
+    parts: each part reads its contiguous share in the listed order. image: HWC as stored (numpy; a PIL image with pil=True), or CHW
+    float32 normalized with normalize=True; then transform. label: an int,
+    then target_transform. set_epoch(e) in the main process chooses the next
+    epoch's order, in the workers too: the epoch is a value shared with the
+    worker processes the dataset goes to, so persistent_workers=True sees
+    each new epoch. Encoded sets come decoded through view ("train":
+    RandomResizedCrop(size) + flip; "eval": Resize(size / 0.875) +
     CenterCrop(size); by default "train" for the train split, else "eval"),
     as shardpipe.Loader's (scale, ratio and max_pixels as there)."""
 
     def __init__(self, directory, split="train", shuffle=True, seed=0, rank=None, world_size=None,
                  transform=None, target_transform=None, normalize=False, pil=False, return_keys=False,
                  chunk_records=64, window_records=0, view=None, size=224, scale=None, ratio=None, max_pixels=0,
-                 cache=None, cache_limit=None):
+                 cache=None, cache_limit=None, partitions=None):
         super().__init__()
         self.chunk_records = check_int("chunk_records", chunk_records, 1, MAX_BATCH)
         self.window_records = check_int("window_records", window_records, 0, (1 << 32) - 1)
+        # without shuffle and partitions, one partition a part: its contiguous share in the listed order
+        self.partitions = None if partitions is None and not shuffle else \
+            64 if partitions is None else check_int("partitions", partitions, 1, 1 << 16)
         self.seed = check_int("seed", seed, 0, (1 << 64) - 1)
         self.size = check_int("size", size, 1, 4096)
         self.max_pixels = check_int("max_pixels", max_pixels, 0, (1 << 64) - 1)
@@ -45,12 +57,28 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         if self.view not in VIEWS:
             raise ValueError(f"view 'train' or 'eval', not {self.view!r}")
         self.rank, self.world_size = default_rank_world(rank, world_size)
+        self._parts_check(self.world_size, 1)
         self.reader = Reader(directory, split, cache, cache_limit)
+        if self.window_records == 0:  # 16384 records, at most 32 MiB of them: never the world's or workers'
+            shape = self.reader.view_shape(self.size) if self.reader.encoded else self.reader.shape
+            record = math.prod(shape) * (1 if self.reader.encoded else self.reader.dtype.itemsize)
+            self.window_records = max(1, min(16384, (32 << 20) // record))
         self.shuffle = shuffle
         self._epoch = multiprocessing.RawValue("q", 0)
         self.transform, self.target_transform = transform, target_transform
         self.normalize, self.pil = normalize, pil
         self._keys = self.reader.keys() if return_keys else None
+
+    def _parts_check(self, world, workers):
+        """The partition count for world x workers parts; ValueError unless
+        each part can take whole partitions."""
+        if self.partitions is None:
+            return world * workers
+        if self.partitions % (world * workers):
+            raise ValueError(f"ShardIterableDataset: world_size {world} x num_workers {workers} = "
+                             f"{world * workers} parts: they must divide partitions={self.partitions} (each part "
+                             "reads whole partitions; give partitions= a multiple of the parts)")
+        return self.partitions
 
     @property
     def epoch(self):
@@ -72,21 +100,31 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         return state
 
     def __len__(self):
-        """This rank's records in an epoch (all its workers together)."""
-        return self.reader.part_records(self.rank, self.world_size)
+        """This rank's records in an epoch (all its workers together): its partitions'."""
+        partitions = self._parts_check(self.world_size, 1)
+        lanes = partitions // self.world_size
+        return sum(self.reader.part_records(q, partitions)
+                   for q in range(self.rank * lanes, (self.rank + 1) * lanes))
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        partitions = self._parts_check(self.world_size, workers)
+        parts = self.world_size * workers
+        lanes = partitions // parts
+        # each partition's window of w records, read b at a time: b divides w,
+        # so the reader's window is w whatever b (shards/order.h), and b only
+        # sets how many records a call gives
+        w = max(1, self.window_records // partitions)
+        b = math.gcd(w, max(1, self.chunk_records // lanes))
         norm = _normalizer(self.reader) if self.normalize else None
         if self.pil:
             from PIL import Image
-        for px, labels, _, idx in self.reader.iterate(self.chunk_records, epoch_seed(self.seed, self.epoch),
-                                                   self.shuffle, 0, self.rank * workers + worker,
-                                                   self.world_size * workers, 0, self.window_records,
-                                                   view=self.view, size=self.size, scale=self.scale,
-                                                   ratio=self.ratio, max_pixels=self.max_pixels,
-                                                   partitions=self.world_size * workers,
+        for px, labels, _, idx in self.reader.iterate(b * lanes, epoch_seed(self.seed, self.epoch),
+                                                   self.shuffle, 0, self.rank * workers + worker, parts, 0,
+                                                   w * partitions, view=self.view, size=self.size,
+                                                   scale=self.scale, ratio=self.ratio, max_pixels=self.max_pixels,
+                                                   partitions=partitions,
                                                    next_seed=epoch_seed(self.seed, self.epoch + 1)):
             images = norm(px) if norm else px
             for i in range(len(labels)):

@@ -93,7 +93,8 @@ def case(r, directory):
     if what == 3:  # ShardIterableDataset
         args = {k: hostile(r, v) for k, v in {"chunk_records": [1, 64], "window_records": [0, 16],
                                                "seed": [0, 2], "rank": [0], "world_size": [1, 2],
-                                               "size": [224], "shuffle": [True]}.items() if r.random() < 0.5}
+                                               "size": [224], "shuffle": [True], "partitions": [64, 4]}.items()
+                if r.random() < 0.5}
         from shardpipe.torch_data import ShardIterableDataset
         ds = ShardIterableDataset(directory, **args)
         ds.set_epoch(hostile(r, [0, 1]))

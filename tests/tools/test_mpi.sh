@@ -74,10 +74,28 @@ set -- --model resnet20 --epochs 1 --batch 32 --optimizer sgd --lr 0.01 --moment
 sp-train c "$@" -o r1.ckpt
 sp-train c "$@" --sync-bn -o r1-sync.ckpt                # one rank: --sync-bn's sums are norm.c's
 $PY cmp.py r1.ckpt r1-sync.ckpt 0
-mpi 2 sp-train c "$@" --sync-bn -o r2-sync.ckpt
+mpi 2 sp-train c "$@" --sync-bn -o r2-sync.ckpt --json r2-sync.json
 $PY cmp.py r1.ckpt r2-sync.ckpt 1e-3
-mpi 2 sp-train c "$@" -o r2-local.ckpt                   # per-rank statistics: another model
+mpi 2 sp-train c "$@" -o r2-local.ckpt --json r2-local.json  # per-rank statistics: another model
 $PY cmp.py r1.ckpt r2-local.ckpt 1e-2 --over
+# the gradients' sums started as their layers' backward ends (the default) or
+# after the whole backward (SP_ALLREDUCE_OVERLAP=0): the same bytes, with
+# --sync-bn's allreduces inside the backward and without
+SP_ALLREDUCE_OVERLAP=0 mpi 2 sp-train c "$@" --sync-bn -o r2-sync-off.ckpt --json r2-sync-off.json
+$PY cmp.py r2-sync.ckpt r2-sync-off.ckpt 0
+SP_ALLREDUCE_OVERLAP=0 mpi 2 sp-train c "$@" -o r2-local-off.ckpt --json r2-local-off.json
+$PY cmp.py r2-local.ckpt r2-local-off.ckpt 0
+$PY - <<'X'
+import json
+for run in ("r2-sync", "r2-local"):
+    on, off = json.load(open(run + ".json")), json.load(open(run + "-off.json"))
+    # resnet20's 269,722 gradients in 5 buckets of 2^16 floats, 2 steps: 4 of
+    # each step's 5 start before the first layers' backward ends, with overlap
+    assert on["allreduce_overlap"] is True and off["allreduce_overlap"] is False, (on, off)
+    assert on["allreduce_buckets"] == off["allreduce_buckets"] == 10, (on, off)
+    assert on["allreduce_buckets_early"] == 8 and off["allreduce_buckets_early"] == 0, (on, off)
+    print(f"{run}: {on['allreduce_buckets_early']} of {on['allreduce_buckets']} buckets started during the backward")
+X
 
 # resume under MPI: stopped after epoch 1 of the mlp, resumed to 3, equals 3 in one go
 set -- --model mlp --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 -q
