@@ -414,12 +414,23 @@ typedef struct slot {
     sp_err err;
 } slot;
 
-/* A thread's (or the caller's) open shard, and for encoded sets its read
- * buffers and decoder scratch: each filler has its own. */
+/* A lane's open shard, shared by the fillers: its partly read chunk is kept
+ * for the lane's next window, whichever filler reads it. Fillers take turns
+ * on a lane in the order of the windows (next), so the lane reads its
+ * partition forward and decompresses each chunk once, and the memory of the
+ * kept chunks is one per lane, not one per lane and thread. */
+typedef struct lane_handle {
+    sp_shard *sh; /* NULL: none open */
+    size_t shard;
+    uint64_t next; /* the window whose turn it is; guarded by the iterator's mutex */
+} lane_handle;
+
+/* A thread's (or the caller's) scratch: the compressed chunk and zstd
+ * decompressor lent to every lane's shard it reads (sp_shard_set_scratch),
+ * and for encoded sets its read buffers and decoder scratch. */
 typedef struct filler {
     struct spr_iter *it;
-    sp_shard **sh; /* each lane's open shard (its partly read chunk kept for the lane's next window) */
-    size_t *shard;
+    sp_shard_scratch *chunk;
     uint8_t *bytes; /* encoded records as read */
     size_t bytes_cap;
     uint64_t *offsets, *sums; /* window + 1 and window entries */
@@ -435,6 +446,7 @@ struct spr_iter {
     int flags;
     uint64_t seed;
     sp_order ord;      /* this rank's lanes */
+    lane_handle *lanes; /* ord.lanes of them */
     uint64_t nwindows; /* windows of the longest lane */
     uint64_t bytes_read; /* images bytes its fillers read (atomic) */
     slot *slots; /* window j is filled into slots[j % nslots] */
@@ -494,18 +506,15 @@ static int decode_records(spr_iter *it, filler *f, sp_shard *sh, size_t shard, u
     return 0;
 }
 
-/* Reads window j of lane l (its partition's records [j * window, ...)) into
- * sl with f's handle of the lane; 0 or -1 with sl->err. */
-static int fill_lane(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_t l)
+/* fill_lane's reading of records [a, b) of lane l's partition (its window
+ * j) through the lane's shard handle, during the lane's turn. */
+static int fill_lane_turn(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_t l, uint64_t a, uint64_t b)
 {
     spr_set *s = it->s;
     const sp_order *o = &it->ord;
     const sp_order_lane *ln = &o->lane[l];
+    lane_handle *lh = &it->lanes[l];
     size_t rb = it->rb, base = (size_t)l * o->window;
-    uint64_t a = j * o->window, b = a + o->window < ln->records ? a + o->window : ln->records;
-    sl->n[l] = 0;
-    if (a >= b)
-        return 0;
     size_t k = ln->seg0, end = ln->seg0 + ln->nsegs;
     while (k + 1 < end && o->segs[k + 1].at <= a)
         k++;
@@ -515,16 +524,17 @@ static int fill_lane(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_t l)
         size_t at = base + (size_t)(pos - a);
         int rc;
         h5_enter();
-        if (f->sh[l] && f->shard[l] != g->shard) {
-            sp_shard_close(f->sh[l]);
-            f->sh[l] = NULL;
+        if (lh->sh && lh->shard != g->shard) {
+            sp_shard_close(lh->sh);
+            lh->sh = NULL;
         }
-        if (!f->sh[l] && (f->sh[l] = open_shard(s, g->shard, &sl->err)))
-            f->shard[l] = g->shard;
+        if (!lh->sh && (lh->sh = open_shard(s, g->shard, &sl->err)))
+            lh->shard = g->shard;
         h5_leave();
-        sp_shard *sh = f->sh[l];
+        sp_shard *sh = lh->sh;
         if (!sh)
             return -1;
+        sp_shard_set_scratch(sh, f->chunk);
         uint64_t before = sp_shard_bytes_read(sh);
         if (s->kind == SPR_ENCODED) {
             rc = decode_records(it, f, sh, g->shard, g->start + off, cnt, sl, at, &sl->err);
@@ -544,6 +554,38 @@ static int fill_lane(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_t l)
     sl->n[l] = (uint32_t)(b - a);
     sp_order_perm(it->seed, it->flags & SPR_SHUFFLE, ln->partition, j, sl->perm + base, sl->n[l]);
     return 0;
+}
+
+/* Reads window j of lane l (its partition's records [j * window, ...)) into
+ * sl through the lane's handle, in its turn (with threads, after window
+ * j - 1 of the lane); 0 or -1 with sl->err. */
+static int fill_lane(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_t l)
+{
+    const sp_order *o = &it->ord;
+    const sp_order_lane *ln = &o->lane[l];
+    uint64_t a = j * o->window, b = a + o->window < ln->records ? a + o->window : ln->records;
+    lane_handle *lh = &it->lanes[l];
+    sl->n[l] = 0;
+    if (a >= b)
+        return 0;
+    if (it->nthreads) { /* the lane's turn for window j (the caller alone fills in order) */
+        pthread_mutex_lock(&it->mu);
+        while (lh->next != j && !it->stop && !it->failed)
+            pthread_cond_wait(&it->cv, &it->mu);
+        int go = lh->next == j;
+        pthread_mutex_unlock(&it->mu);
+        if (!go)
+            return sp_fail(&sl->err, SP_EXIT_SYSTEM, "reading stopped before window %llu",
+                           (unsigned long long)j);
+    }
+    int rc = fill_lane_turn(it, f, sl, j, l, a, b);
+    if (it->nthreads) {
+        pthread_mutex_lock(&it->mu);
+        lh->next = j + 1;
+        pthread_cond_broadcast(&it->cv);
+        pthread_mutex_unlock(&it->mu);
+    }
+    return rc;
 }
 
 /* Reads window j of every lane into sl; 0 or -1 with sl->err. Runs without
@@ -813,7 +855,8 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     it->slots = calloc(it->nslots, sizeof *it->slots);
     it->fillers = calloc(nfill, sizeof *it->fillers);
     it->threads = calloc(nfill, sizeof *it->threads);
-    int ok = it->slots && it->fillers && it->threads;
+    it->lanes = calloc(lanes, sizeof *it->lanes);
+    int ok = it->slots && it->fillers && it->threads && it->lanes;
     for (uint32_t i = 0; ok && i < it->nslots; i++) {
         slot *sl = &it->slots[i];
         sl->px = take_buffer(s, srec * rb);
@@ -827,11 +870,10 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     for (uint32_t i = 0; ok && i < nfill; i++) {
         filler *f = &it->fillers[i];
         f->it = it;
-        f->sh = calloc(lanes, sizeof *f->sh);
-        f->shard = calloc(lanes, sizeof *f->shard);
+        f->chunk = sp_shard_scratch_new();
         f->scratch.max_pixels = max_pixels;
         f->scratch.range = it->range;
-        ok = f->sh && f->shard;
+        ok = f->chunk != NULL;
         if (ok && s->kind == SPR_ENCODED) {
             f->offsets = malloc((srec + 1) * sizeof *f->offsets);
             f->sums = malloc(srec * sizeof *f->sums);
@@ -863,6 +905,8 @@ SPR_API spr_iter *spr_iter_open(spr_set *s, const spr_iter_options *opts, size_t
     sp_order_locate(&it->ord, skip, &it->step, &it->lane, &it->pos);
     it->cur = it->next_fill = it->released =
         it->step < it->ord.steps ? it->step * it->ord.per_step / it->ord.window : it->nwindows;
+    for (uint32_t l = 0; l < lanes; l++)
+        it->lanes[l].next = it->cur;
     for (uint32_t i = 0; i < o.threads; i++) {
         if (pthread_create(&it->threads[i], NULL, filler_main, &it->fillers[i])) {
             snprintf(s->error, sizeof s->error, "cannot start a reader thread");
@@ -1011,9 +1055,8 @@ SPR_API void spr_iter_free(spr_iter *it)
     for (uint32_t i = 0; i < it->started; i++)
         pthread_join(it->threads[i], NULL);
     h5_enter();
-    for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++)
-        for (uint32_t l = 0; it->fillers[i].sh && l < it->ord.lanes; l++)
-            sp_shard_close(it->fillers[i].sh[l]);
+    for (uint32_t l = 0; it->lanes && l < it->ord.lanes; l++)
+        sp_shard_close(it->lanes[l].sh);
     h5_leave();
     pthread_mutex_destroy(&it->mu);
     pthread_cond_destroy(&it->cv);
@@ -1026,8 +1069,7 @@ static void iter_release(spr_iter *it)
 {
     for (uint32_t i = 0; it->fillers && i < (it->nthreads ? it->nthreads : 1); i++) {
         filler *f = &it->fillers[i];
-        free(f->sh);
-        free(f->shard);
+        sp_shard_scratch_free(f->chunk); /* after the lanes' shards closed, or in a forked child */
         free(f->bytes);
         free(f->offsets);
         free(f->sums);
@@ -1043,6 +1085,7 @@ static void iter_release(spr_iter *it)
         free(sl->n);
     }
     free(it->slots);
+    free(it->lanes);
     free(it->fillers);
     free(it->threads);
     sp_order_free(&it->ord);

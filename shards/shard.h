@@ -187,6 +187,18 @@ int sp_shard_attr_int(const sp_shard *s, const char *name, long long *out, sp_er
 /* on = 0: sp_shard_read returns pixels unchecked, for a caller that checks
  * them itself (sp-verify, which reports every bad record, not the first). */
 void sp_shard_set_verify(sp_shard *s, int on);
+/* A compressed chunk's buffer and the zstd decompressor of direct reads
+ * (sp_shard_read of shards sp-shard wrote), which a shard otherwise holds
+ * itself while open: readers that keep many shards open at once lend one
+ * scratch to all of those a thread reads, so their memory is one chunk's,
+ * not one per shard. Not thread-safe: one reader at a time. new returns NULL
+ * when out of memory; free takes NULL. */
+typedef struct sp_shard_scratch sp_shard_scratch;
+sp_shard_scratch *sp_shard_scratch_new(void);
+void sp_shard_scratch_free(sp_shard_scratch *sc);
+/* s's reads use sc from now on (its own are freed), or with NULL its own
+ * again; sc must outlive those reads, or be replaced before it is freed. */
+void sp_shard_set_scratch(sp_shard *s, sp_shard_scratch *sc);
 /* Bytes of images read from the file since the shard opened: compressed
  * chunks as stored (direct reads), an encoded shard's bytes, or the rows
  * HDF5's filters handed out (other layouts). */

@@ -12,6 +12,12 @@
 #include "shards/remote.h"
 #include "shards/shard.h"
 
+struct sp_shard_scratch {
+    uint8_t *raw; /* a compressed chunk, raw_cap bytes */
+    size_t raw_cap;
+    ZSTD_DCtx *dctx;
+};
+
 struct sp_shard {
     char path[4096];
     hid_t file, images, labels, labels2, checksums;
@@ -36,11 +42,10 @@ struct sp_shard {
     int direct;
     uint64_t chunk_n;      /* records per chunk */
     size_t record_bytes;
-    uint8_t *raw;          /* a compressed chunk */
-    size_t raw_cap;
+    sp_shard_scratch own;  /* a compressed chunk and the decompressor, unless */
+    sp_shard_scratch *sc;  /* another's are lent (sp_shard_set_scratch); NULL: own */
     uint8_t *part;         /* the last chunk read in part (a read range's ends) */
     int64_t part_chunk;    /* its index, or -1 */
-    ZSTD_DCtx *dctx;
     /* encoded shards (kind SP_KIND_ENCODED): images is the /encoded byte
      * array; offsets (n+1), shapes (n x 3) and codecs (n) are loaded at open
      * and checked there (offsets rising from 0 to the array's length, sides
@@ -52,6 +57,30 @@ struct sp_shard {
     uint8_t *codecs;
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
 };
+
+sp_shard_scratch *sp_shard_scratch_new(void) { return calloc(1, sizeof(sp_shard_scratch)); }
+
+/* The buffers of sc, not sc itself (a shard's own are in it). */
+static void scratch_clear(sp_shard_scratch *sc)
+{
+    free(sc->raw);
+    ZSTD_freeDCtx(sc->dctx);
+    *sc = (sp_shard_scratch){0};
+}
+
+void sp_shard_scratch_free(sp_shard_scratch *sc)
+{
+    if (sc)
+        scratch_clear(sc);
+    free(sc);
+}
+
+void sp_shard_set_scratch(sp_shard *s, sp_shard_scratch *sc)
+{
+    if (sc && sc != &s->own)
+        scratch_clear(&s->own);
+    s->sc = sc;
+}
 
 static int h5fail(sp_err *err, const char *path, const char *what)
 {
@@ -448,13 +477,12 @@ void sp_shard_close(sp_shard *s)
     free(s->keys);
     free(s->keybuf);
     json_decref(s->meta);
-    free(s->raw);
+    scratch_clear(&s->own);
     free(s->part);
     free(s->sums);
     free(s->offsets);
     free(s->shapes);
     free(s->codecs);
-    ZSTD_freeDCtx(s->dctx);
     free(s);
 }
 
@@ -531,20 +559,21 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
     if (size > ZSTD_compressBound(want)) /* no zstd frame of `want` bytes is bigger: damage */
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu claims %llu bytes", s->path,
                        r0, r1, (unsigned long long)c, (unsigned long long)size);
-    if (size > s->raw_cap) {
-        uint8_t *grown = realloc(s->raw, (size_t)size);
+    sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
+    if (size > sc->raw_cap) {
+        uint8_t *grown = realloc(sc->raw, (size_t)size);
         if (!grown)
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-        s->raw = grown, s->raw_cap = (size_t)size;
+        sc->raw = grown, sc->raw_cap = (size_t)size;
     }
-    if (!s->dctx) {
-        if (!(s->dctx = ZSTD_createDCtx()))
+    if (!sc->dctx) {
+        if (!(sc->dctx = ZSTD_createDCtx()))
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         /* the per-record XXH3 checks below name the damaged record; the frame's
          * own XXH64 (when the writer stored one) would only name the chunk */
-        ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
+        ZSTD_DCtx_setParameter(sc->dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
     }
-    if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, s->raw) < 0)
+    if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, sc->raw) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu", s->path, r0, r1,
                        (unsigned long long)c);
     s->bytes_read += size;
@@ -552,10 +581,10 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
         if (size != want)
             return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu: %llu bytes, not %zu",
                            s->path, r0, r1, (unsigned long long)c, (unsigned long long)size, want);
-        memcpy(out, s->raw, want);
+        memcpy(out, sc->raw, want);
         return 0;
     }
-    size_t got = ZSTD_decompressDCtx(s->dctx, out, want, s->raw, (size_t)size);
+    size_t got = ZSTD_decompressDCtx(sc->dctx, out, want, sc->raw, (size_t)size);
     if (ZSTD_isError(got) || got != want)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu: %s (corrupt shard)", s->path,
                        r0, r1, (unsigned long long)c,

@@ -1,0 +1,29 @@
+# The C reader's memory on 224x224x3 records under the canonical order: a
+# shuffled epoch at a batch of 256 (64 partitions, so 64 lanes) with 2 reader
+# threads keeps one open shard a lane, shared by the threads, with one kept
+# chunk each, and one compressed chunk and zstd decompressor a thread, not
+# one a lane and thread: peak RSS (/usr/bin/time's %M) under 250 MB, where
+# those copies took it over 320 MB. RSS is not the load's, but sanitizers
+# multiply it: the reader's paths run under them in test_reader_hostile and
+# test_elastic.
+. "$SP_ROOT/tests/tools/lib.sh"
+skip_under_sanitizers "peak RSS is the sanitizers' (test_reader_hostile, test_elastic)"
+export PYTHONPATH="$SP_ROOT/bench"
+[ -x /usr/bin/time ] || fail "/usr/bin/time is missing (scripts/install-deps.sh installs time)"
+export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
+cc -std=c11 -Wall -Werror "$SP_ROOT/bench/reader_bench.c" $(pkg-config --cflags --libs shardpipe-reader) -o reader_bench
+# 320 photographs, 224x224 after --resize: one shard, 6 records a chunk
+$PY - <<'X'
+import os
+from benchlib import make_set
+for i, f in enumerate(make_set(".", 320, sizes=[(300, 250), (280, 320), (256, 256)])):
+    os.makedirs(f"tree/train/c{i % 4}", exist_ok=True)
+    os.rename(f, f"tree/train/c{i % 4}/{i}.jpg")
+X
+expect_stages "0 0 0" 'sp-unpack -q tree | sp-decode -q --labels-from dirs --resize 224 | sp-shard -q -o S'
+/usr/bin/time -f "%M" -o rss.txt ./reader_bench S train 256 shuffle 2 > out.txt
+read -r records _ _ < out.txt
+[ "$records" = 320 ] || fail "read $records records, not 320"
+rss=$(tail -1 rss.txt)
+echo "peak RSS of an epoch: $((rss / 1024)) MB"
+[ "$rss" -lt $((250 * 1024)) ] || fail "peak RSS $((rss / 1024)) MB, over 250 MB"
