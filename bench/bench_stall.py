@@ -9,18 +9,26 @@ download from a cold cache: nothing can be read before it) is shown apart;
 every other wait counts, the first batch of epochs 1, 2 (the boundaries)
 included. Side by side, the same run with the Loader not telling the cache
 the next epoch's order (as before it did). Then the Loader's throughput
-over loopback, unthrottled, from a cold cache, against the local disk, each
-read `runs` times, alternately.
+over loopback from nginx (unthrottled; the Python server tops out near
+200 MB/s here, below what is measured), from a cold cache, with 2 and with
+4 prefetch threads (SHARDPIPE_PREFETCH_THREADS), against the local disk,
+and the floor: the same shards' bytes fetched from the same nginx by curl to
+/dev/null, one at a time and 2 at a time (one process, its connections
+reused), as records/s; each read `runs` times, alternately. Last, the floor
+when no core is spare (the local read's and the faster curl's median times
+added, computed, not measured).
 
-usage: bench_stall.py BUILD [--records N] [--rate R] [--runs K]
+usage: bench_stall.py BUILD [--records N] [--rate R] [--runs K] [--cold-only]
   N: train records (default 10000, in shards of 200); R: the consumer's
-  records/s (default 2500); K: runs of the cold read and the local one (5).
+  records/s (default 2500); K: runs of the cold read and the local one (5);
+  --cold-only: only the unthrottled reads (not the stall table).
 """
 import argparse
 import functools
 import http.server
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,12 +92,46 @@ def stop(pid):
     os.waitpid(pid, 0)
 
 
+def nginx(tmp, directory):
+    """nginx serving directory on 127.0.0.1 (one worker, sendfile, no log): (its pid
+    file, its URL of directory/S)."""
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    d = f"{tmp}/nginx"
+    os.makedirs(f"{d}/body", exist_ok=True)
+    user = "user root;" if os.getuid() == 0 else ""
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(f"{user}\ndaemon on;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nworker_processes 1;\n"
+                f"events {{ worker_connections 64; }}\nhttp {{ access_log off; sendfile on; client_body_temp_path {d}/body; "
+                f"server {{ listen 127.0.0.1:{port}; root {directory}; }} }}\n")
+    subprocess.run(["nginx", "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf"], check=True)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return f"{d}/nginx.pid", f"http://127.0.0.1:{port}/S"
+
+
+def curl_seconds(config, parallel):
+    """Seconds for curl to fetch the URLs of config (a -K file) to /dev/null,
+    `parallel` at a time."""
+    cmd = ["curl", "-sSf", "--no-progress-meter", "-K", config] + (["-Z", "--parallel-max", str(parallel)] if parallel > 1 else [])
+    t = time.monotonic()
+    subprocess.run(cmd, check=True)
+    return time.monotonic() - t
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--records", type=int, default=10000)
     ap.add_argument("--rate", type=float, default=2500.0)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--cold-only", action="store_true")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     os.environ["HDF5_PLUGIN_PATH"] = f"{build}/hdf5-plugin"
@@ -141,44 +183,75 @@ def main():
 
     load = os.getloadavg()
     bps = a.rate * total / records
-    pid, url = serve(f"{tmp}/www", Bucket(1.2 * bps))
     table = {}
-    for tell in (True, False):
-        table[tell] = epochs(url, cache=f"{tmp}/c-slow-{int(tell)}", limit=total // 2,
-                             seconds_per_batch=batch / a.rate, n=3, tell_next=tell)
-    stop(pid)
-    # the same consumer over the local disk: what the Loader's own work costs it (its floor)
-    table["local"] = epochs(f"{tmp}/www/S", seconds_per_batch=batch / a.rate, n=3)
+    if not a.cold_only:
+        pid, url = serve(f"{tmp}/www", Bucket(1.2 * bps))
+        for tell in (True, False):
+            table[tell] = epochs(url, cache=f"{tmp}/c-slow-{int(tell)}", limit=total // 2,
+                                 seconds_per_batch=batch / a.rate, n=3, tell_next=tell)
+        stop(pid)
+        # the same consumer over the local disk: what the Loader's own work costs it (its floor)
+        table["local"] = epochs(f"{tmp}/www/S", seconds_per_batch=batch / a.rate, n=3)
+        load_mid = os.getloadavg()
 
-    pid, url = serve(f"{tmp}/www", Bucket(0))
-    local, cold = [], []
+    if not shutil.which("nginx") or not shutil.which("curl"):
+        sys.exit("bench_stall: the cold read needs nginx and curl (scripts/install-deps.sh)")
+    pidfile, url = nginx(tmp, f"{tmp}/www")
+    # each cold read under a URL of its own (a link to the set), so that each starts its own prefetch threads
+    threads = (2, 4)
+    config = f"{tmp}/curl.cfg"
+    with open(config, "w") as f:
+        for sh in train:
+            f.write(f'url = "{url}/{sh["file"]}"\noutput = "/dev/null"\n')
+    runs = {"local": [], "curl 1": [], "curl 2": []}
+    runs.update({f"cold {t}": [] for t in threads})
     epochs(f"{tmp}/www/S")  # the library loaded, the set in the page cache
+    curl_seconds(config, 1)
     for k in range(a.runs):
-        local.append(epochs(f"{tmp}/www/S")[0][0])
-        cold.append(epochs(url, cache=f"{tmp}/c-fast-{k}")[0][0])
-    stop(pid)
+        runs["local"].append(epochs(f"{tmp}/www/S")[0][0])
+        for t in threads:
+            os.symlink("S", f"{tmp}/www/S{t}-{k}")
+            os.environ["SHARDPIPE_PREFETCH_THREADS"] = str(t)
+            runs[f"cold {t}"].append(epochs(f"{url}{t}-{k}", cache=f"{tmp}/c-fast-{t}-{k}")[0][0])
+        del os.environ["SHARDPIPE_PREFETCH_THREADS"]
+        runs["curl 1"].append(curl_seconds(config, 1))
+        runs["curl 2"].append(curl_seconds(config, 2))
+    with open(pidfile) as f:
+        os.kill(int(f.read()), 15)
     load_after = os.getloadavg()
 
-    print(f"{len(train)} train shards, {records} records, {total} bytes; batch {batch}, one partition; the consumer "
-          f"takes {a.rate:.0f} records/s ({bps / 1e6:.2f} MB/s), the server gives 1.2x that; cache limit 50%; "
-          f"SHARDPIPE_PREFETCH={os.environ.get('SHARDPIPE_PREFETCH', 'default')}; load average "
-          f"{load[0]:.2f} before, {load_after[0]:.2f} after\n")
-    print("| read | epoch | epoch (s) | first batch (s) | waited, boundary included (s) | share of the epoch |")
-    print("|---|---|---|---|---|---|")
-    names = {True: "URL, next epoch's order told", False: "URL, one epoch's order (as before)",
-             "local": "local disk, same consumer"}
-    for key in (True, False, "local"):
-        for e, (t, first, waited) in enumerate(table[key]):
-            w = waited if e == 0 else waited + first
-            print(f"| {names[key]} | {e} | {t:.2f} | {first:.3f} | {w:.3f} | {100 * w / t:.2f}% |")
-    print("\n(epoch 0's first batch, the cold start, is not in its waits; in epochs 1 and 2 it is)\n")
-    med_l, med_c = statistics.median(local), statistics.median(cold)
-    print("unthrottled loopback from a cold cache against the local disk, records/s, run by run:")
-    print("| run | local disk | cold loopback | ratio |")
-    print("|---|---|---|---|")
-    for k in range(a.runs):
-        print(f"| {k} | {records / local[k]:.0f} | {records / cold[k]:.0f} | {local[k] / cold[k]:.2f}x |")
-    print(f"| median | {records / med_l:.0f} | {records / med_c:.0f} | {med_l / med_c:.2f}x |")
+    print(f"{len(train)} train shards, {records} records, {total} bytes; batch {batch}, one partition; "
+          f"load average {load[0]:.2f} before, {load_after[0]:.2f} after")
+    if not a.cold_only:
+        print(f"the consumer takes {a.rate:.0f} records/s ({bps / 1e6:.2f} MB/s), the server gives 1.2x that; "
+              f"cache limit 50%; SHARDPIPE_PREFETCH={os.environ.get('SHARDPIPE_PREFETCH', 'default')}; "
+              f"load average {load_mid[0]:.2f} after the stall table\n")
+        print("| read | epoch | epoch (s) | first batch (s) | waited, boundary included (s) | share of the epoch |")
+        print("|---|---|---|---|---|---|")
+        names = {True: "URL, next epoch's order told", False: "URL, one epoch's order (as before)",
+                 "local": "local disk, same consumer"}
+        for key in (True, False, "local"):
+            for e, (t, first, waited) in enumerate(table[key]):
+                w = waited if e == 0 else waited + first
+                print(f"| {names[key]} | {e} | {t:.2f} | {first:.3f} | {w:.3f} | {100 * w / t:.2f}% |")
+        print("\n(epoch 0's first batch, the cold start, is not in its waits; in epochs 1 and 2 it is)")
+    print("\nunthrottled loopback (nginx) from a cold cache against the local disk (page cache), and the floor: "
+          "the shards' bytes by curl to /dev/null; records/s, run by run (ratio: to the local disk):")
+    cols = ["local"] + [f"cold {t}" for t in threads] + ["curl 1", "curl 2"]
+    heads = ["local disk"] + [f"cold, {t} prefetch threads" for t in threads] + ["curl, 1 at a time",
+                                                                                  "curl, 2 at a time"]
+    print("| run | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * len(heads))
+    med = {c: statistics.median(runs[c]) for c in cols}
+    for k in list(range(a.runs)) + ["median"]:
+        row = [med[c] if k == "median" else runs[c][k] for c in cols]
+        loc = row[0]
+        cells = [f"{records / row[0]:.0f}"] + [f"{records / v:.0f} ({loc / v:.2f}x)" for v in row[1:]]
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    # with no core to spare, the transfer (client and server) and the read take turns: their times add up
+    best = min(med["curl 1"], med["curl 2"])
+    print(f"\nthe floor with no spare core (the medians' times added, computed): local + the faster curl = "
+          f"{records / (med['local'] + best):.0f} records/s ({med['local'] / (med['local'] + best):.2f}x)")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,18 @@ static int make_dirs(const char *root, sp_err *err)
     return 0;
 }
 
-int sp_cache_pin(const char *root, const char *sha, char *path, size_t n, int *pin, sp_err *err)
+/* 1 when the shard at path is in place with `bytes` bytes; 0 when absent;
+ * -1 when in place with another size (cut short or grown after its commit,
+ * as an OS crash may leave an entry that was never made durable). */
+static int in_place(const char *path, uint64_t bytes)
+{
+    struct stat st;
+    if (stat(path, &st))
+        return 0;
+    return (uint64_t)st.st_size == bytes ? 1 : -1;
+}
+
+int sp_cache_pin(const char *root, const char *sha, uint64_t bytes, char *path, size_t n, int *pin, sp_err *err)
 {
     char lock[4200];
     *pin = -1;
@@ -110,23 +121,32 @@ int sp_cache_pin(const char *root, const char *sha, char *path, size_t n, int *p
     /* shared first: a shard in place is read by any number at once */
     while (flock(fd, LOCK_SH) && errno == EINTR)
         ;
-    if (access(path, F_OK) == 0) {
+    if (in_place(path, bytes) == 1) {
         utimensat(AT_FDCWD, path, NULL, 0); /* its last use, for the shards no next-use function knows */
         count(&stats.hits, 1);
         *pin = fd;
         return 1;
     }
-    /* absent: take it exclusively (one download), then look again, as
-     * another may have fetched it between the two locks */
+    /* absent or of the wrong size: take it exclusively (one download), then
+     * look again, as another may have fetched it between the two locks */
     flock(fd, LOCK_UN);
     while (flock(fd, LOCK_EX) && errno == EINTR)
         ;
     *pin = fd;
-    if (access(path, F_OK) == 0) {
+    int st = in_place(path, bytes);
+    if (st == 1) {
         flock(fd, LOCK_SH);
         count(&stats.hits, 1);
         return 1;
     }
+    if (st < 0 && unlink(path) && errno != ENOENT) { /* not trusted: downloaded again */
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: of the wrong size, and cannot be removed: %s", path, strerror(errno));
+        sp_cache_unpin(fd);
+        *pin = -1;
+        return -1;
+    }
+    if (st < 0)
+        count(&stats.dropped, 1);
     return 0;
 }
 

@@ -54,18 +54,21 @@ typedef struct sp_cache_stats {
     uint64_t evictions, evicted_bytes;
     uint64_t waits;                     /* opens by a reader of a shard not in place yet: it waited for a
                                          * download (its own, or a prefetch under way) */
+    uint64_t dropped;                   /* entries found with a size other than the manifest's, removed and
+                                         * downloaded again */
 } sp_cache_stats;
 void sp_cache_get_stats(sp_cache_stats *st);
 void sp_cache_count_download(uint64_t bytes);
 void sp_cache_count_wait(void);
 
 /* Pins the shard of sha (64 lowercase hex) of `bytes` under root: on return
- * 1 it is in place at path (n bytes) and *pin holds its shared lock (release
- * with sp_cache_unpin); on return 0 it is absent, and *pin holds its
- * exclusive lock: the caller downloads it into the .part that
- * sp_cache_reserve makes, then sp_cache_commit or sp_cache_abort. -1 on
- * failure (err). */
-int sp_cache_pin(const char *root, const char *sha, char *path, size_t n, int *pin, sp_err *err);
+ * 1 it is in place at path (n bytes) with exactly `bytes` bytes and *pin
+ * holds its shared lock (release with sp_cache_unpin); on return 0 it is
+ * absent, or was there with another size and has been removed (counted in
+ * `dropped`), and *pin holds its exclusive lock: the caller downloads it
+ * into the .part that sp_cache_reserve makes, then sp_cache_commit or
+ * sp_cache_abort. -1 on failure (err). */
+int sp_cache_pin(const char *root, const char *sha, uint64_t bytes, char *path, size_t n, int *pin, sp_err *err);
 /* Makes room for `bytes` under limit (0: none) by eviction, waiting for
  * downloads under way when their parts hold the room it lacks, then creates
  * the .part of sha sized to bytes; the part's descriptor in *fd. `name` (the

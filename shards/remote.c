@@ -22,7 +22,7 @@
 #define MANIFEST_MAX (256u << 20) /* bytes of a manifest fetched, at most */
 #define TRIES 5                   /* attempts a download gets */
 #define PREFETCH_MAX_THREADS 8    /* a set's prefetch threads, at most */
-#define WRITEBACK_STEP (4u << 20) /* a download hands its bytes to writeback this many at a time */
+#define WRITEBACK_STEP (4u << 20) /* a durable download hands its bytes to writeback this many at a time */
 #define PREFETCH_AHEAD_MAX (256ull << 20) /* bytes prefetched ahead by default, at most */
 
 typedef struct rset {
@@ -244,6 +244,7 @@ typedef struct xfer {
     double seen_at;       /* ...this time (sp_now) */
     int stalled;
     int prefetch;         /* a prefetch's transfer: ends at exit */
+    int durable;          /* the .part is fsynced before its commit (cache_fsync) */
 } xfer;
 
 
@@ -308,7 +309,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
     if (x->md)
         EVP_DigestUpdate(x->md, p, n);
     x->got += n;
-    if (x->fd >= 0 && x->got - x->flushed >= WRITEBACK_STEP) {
+    if (x->fd >= 0 && x->durable && x->got - x->flushed >= WRITEBACK_STEP) {
         /* the disk starts writing while the rest streams in, so that the
          * fsync before the commit waits for the tail only */
         sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->got - x->flushed), SYNC_FILE_RANGE_WRITE);
@@ -658,6 +659,14 @@ static void turn_end(rset *r, uint64_t ticket)
     pthread_mutex_unlock(&reg_mu);
 }
 
+/* 1 when $SHARDPIPE_CACHE_FSYNC asks for every download made durable
+ * before its commit. */
+static int cache_fsync(void)
+{
+    const char *v = getenv("SHARDPIPE_CACHE_FSYNC");
+    return v && *v && strcmp(v, "0");
+}
+
 /* Downloads the shard of r (sha, bytes) at url into the cache, for a use
  * `use` ahead (0: now; see sp_cache_reserve_ahead), a prefetch's room made
  * in its ticket's turn; pin holds its exclusive lock and turns shared on
@@ -673,7 +682,8 @@ static int download(rset *r, const char *url, const char *name, const char *sha,
         sp_cache_unpin(pin);
         return -1;
     }
-    xfer x = {.fd = fd, .cap = bytes, .md = EVP_MD_CTX_new(), .prefetch = use > 0};
+    int durable = cache_fsync();
+    xfer x = {.fd = fd, .cap = bytes, .md = EVP_MD_CTX_new(), .prefetch = use > 0, .durable = durable};
     int rc = x.md && EVP_DigestInit_ex(x.md, EVP_sha256(), NULL) ? 0
                                                                   : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     if (!rc)
@@ -692,7 +702,13 @@ static int download(rset *r, const char *url, const char *name, const char *sha,
                          "manifest was written, or is damaged)", name, got, sha);
     }
     EVP_MD_CTX_free(x.md);
-    if (!rc && fsync(fd))
+    /* The rename alone makes the commit atomic against a process killed
+     * mid-download; an fsync first (SHARDPIPE_CACHE_FSYNC=1) makes the entry
+     * survive an OS crash or power loss too. Without it such a crash may
+     * leave an entry of the wrong size (sp_cache_pin drops and downloads it
+     * again) or of the right size with wrong bytes (every record's XXH3
+     * fails the read: an error, never wrong data). */
+    if (!rc && durable && fsync(fd))
         rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write to the cache %s: %s", name, r->root, strerror(errno));
     close(fd);
     if (!rc)
@@ -734,7 +750,7 @@ int sp_remote_shard(const char *path, char *local, size_t n, int *pin, sp_err *e
     if (!e)
         return sp_fail(err, SP_EXIT_DATA, "%s: not a shard of the set's manifest", name);
     int ready = sp_cache_has(root, sha);
-    int in = sp_cache_pin(root, sha, local, n, pin, err);
+    int in = sp_cache_pin(root, sha, bytes, local, n, pin, err);
     if (in < 0)
         return -1;
     /* only once pinned: a use opened no longer protects its shard from eviction */
@@ -841,7 +857,7 @@ static void *prefetch_main(void *arg)
         int in = 1, pin = -1;
         sp_err err = {0};
         if (!sp_cache_has(r->root, sha))
-            in = sp_cache_pin(r->root, sha, local, sizeof local, &pin, &err);
+            in = sp_cache_pin(r->root, sha, bytes, local, sizeof local, &pin, &err);
         /* a failure here is left to the reader's own open, which reports it */
         if (in != 0) {
             turn_begin(r, ticket);
