@@ -18,9 +18,11 @@ reused), as records/s; each read `runs` times, alternately. Last, the floor
 when no core is spare (the local read's and the faster curl's median times
 added, computed, not measured).
 
-usage: bench_stall.py BUILD [--records N] [--rate R] [--runs K] [--cold-only]
+usage: bench_stall.py BUILD [--records N] [--rate R] [--runs K] [--reader-threads T] [--cold-only]
   N: train records (default 10000, in shards of 200); R: the consumer's
   records/s (default 2500); K: runs of the cold read and the local one (5);
+  T: the Loader's reader threads (default 2; 1 leaves a core of this 2-core
+  machine to the downloads, as a trainer's loader leaves cores to the rest);
   --cold-only: only the unthrottled reads (not the stall table).
 """
 import argparse
@@ -131,6 +133,7 @@ def main():
     ap.add_argument("--records", type=int, default=10000)
     ap.add_argument("--rate", type=float, default=2500.0)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--reader-threads", type=int, default=2)
     ap.add_argument("--cold-only", action="store_true")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -156,7 +159,7 @@ def main():
     def epochs(url, cache=None, limit=None, seconds_per_batch=0.0, n=1, tell_next=True):
         """[(epoch s, first batch s, waited s after it)] for n epochs."""
         shardpipe.loader.Reader.iterate = iterate if tell_next else without_next
-        loader = shardpipe.Loader(url, batch_size=batch, seed=1, threads=2, cache=cache, cache_limit=limit,
+        loader = shardpipe.Loader(url, batch_size=batch, seed=1, threads=a.reader_threads, cache=cache, cache_limit=limit,
                                   partitions=1)
         rows = []
         for e in range(n):
@@ -220,7 +223,8 @@ def main():
         os.kill(int(f.read()), 15)
     load_after = os.getloadavg()
 
-    print(f"{len(train)} train shards, {records} records, {total} bytes; batch {batch}, one partition; "
+    print(f"{len(train)} train shards, {records} records, {total} bytes; batch {batch}, one partition, "
+          f"{a.reader_threads} reader threads; "
           f"load average {load[0]:.2f} before, {load_after[0]:.2f} after")
     if not a.cold_only:
         print(f"the consumer takes {a.rate:.0f} records/s ({bps / 1e6:.2f} MB/s), the server gives 1.2x that; "
