@@ -166,7 +166,8 @@ int nn_data_open_mix(nn_data *d, const char *const *dirs, const double *weights,
     d->set_scale = malloc(n * sizeof *d->set_scale);
     d->set_shift = malloc(n * sizeof *d->set_shift);
     d->sources = malloc((size_t)batch * sizeof *d->sources);
-    if (!d->sets || !d->weights || !d->policies || !d->set_scale || !d->set_shift || !d->sources)
+    d->positions = malloc((size_t)batch * sizeof *d->positions);
+    if (!d->sets || !d->weights || !d->policies || !d->set_scale || !d->set_shift || !d->sources || !d->positions)
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     d->nsets = n;
     d->sets[0] = d->set;
@@ -250,17 +251,14 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
 
 int nn_data_set_rank(nn_data *d, uint32_t part, uint32_t nparts, sp_err *err)
 {
-    if (d->nsets && nparts > 1)
-        return sp_fail(err, SP_EXIT_USAGE, "a mix of sets trains in one process (%u ranks asked): under MPI the "
-                       "ranks' shares of a mixed step are not counted yet", nparts);
     uint64_t global = (uint64_t)d->batch * nparts;
-    uint32_t p = sp_order_default_partitions(global);
+    uint32_t p = d->nsets ? spr_mix_default_partitions(global) : sp_order_default_partitions(global);
     if (p % nparts)
         return sp_fail(err, SP_EXIT_USAGE,
                        "%u ranks: they must divide the %u partitions of the global batch %llu (allowed: the divisors "
                        "of %u)", nparts, p, (unsigned long long)global, p);
     uint32_t b = (uint32_t)(global / p);
-    uint64_t last = (d->count + global - 1) / global; /* steps a pass */
+    uint64_t last = d->nsets ? 0 : (d->count + global - 1) / global; /* steps a pass (a mix's: nn_data_next) */
     for (uint32_t r = 0; last && r < nparts; r++)
         if (!sp_order_ranks_step(d->count, p, b, nparts, r, r + 1, last - 1))
             return sp_fail(err, SP_EXIT_USAGE,
@@ -503,6 +501,16 @@ static void convert_record(const nn_data *d, uint32_t b, float *restrict out)
     }
 }
 
+/* Replays the draws of the global batch's records from index drawn to
+ * index to (exclusive) without their pixels: another rank's. Returns to. */
+static uint64_t skip_draws(nn_data *d, uint64_t drawn, uint64_t to)
+{
+    nn_aug_draw unused;
+    for (; drawn < to; drawn++)
+        nn_data_draw(d, &unused);
+    return to;
+}
+
 int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
 {
     uint32_t n = 0;
@@ -510,19 +518,23 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
         int st = spr_mix_next(d->mix, d->raw, d->labels, NULL, NULL, d->sources, &n);
         if (st < 0)
             return sp_fail(err, SP_EXIT_DATA, "the mixed sets: %s", spr_mix_error(d->mix));
-        d->step_global = n; /* one process */
         if (st == 0)
             return 0;
+        uint32_t fewest = 0;
+        spr_mix_layout(d->mix, d->positions, &d->step_global, &fewest);
+        if (!fewest && d->step_global) /* every rank sees it at this step, before the step's sums */
+            return sp_fail(err, SP_EXIT_USAGE, "global step %llu of the mix: a rank gets none of its %llu records (its "
+                           "partitions of every slot ran out): train it on fewer ranks",
+                           (unsigned long long)d->step + 1, (unsigned long long)d->step_global);
     } else {
         if (spr_iter_next(d->it, d->raw, d->labels, &n) < 0)
             return sp_fail(err, SP_EXIT_DATA, "%s", spr_error(d->set));
         d->step_global = ranks_step(d, 0, d->nparts, d->step);
     }
     size_t in = (size_t)d->c * d->h * d->w;
-    nn_aug_draw unused;
-    uint64_t before = d->augment && d->nparts > 1 ? ranks_step(d, 0, d->part, d->step) : 0;
-    for (uint64_t i = 0; i < before; i++) /* the lower ranks' records of this global batch */
-        nn_data_draw(d, &unused);
+    /* a rank's records of one set's step are contiguous in the global batch
+     * (the lower ranks' first); of a mix's, spread slot by slot */
+    uint64_t before = d->nsets || d->nparts == 1 ? 0 : ranks_step(d, 0, d->part, d->step), drawn = 0;
     /* the trainer's threads share out batches of a million values and more
      * (each value is computed alone, so their number changes nothing);
      * sharing out a Fashion-MNIST batch of 64 measured no faster */
@@ -535,12 +547,14 @@ int nn_data_next(nn_data *d, float *x, int32_t *labels, sp_err *err)
         if (d->maps) /* into the trainer's classes; a label out of its set's range stays one */
             l = l >= 0 && l < spr_num_classes(d->nsets ? d->sets[set] : d->set) ? d->maps[set][l] : -1;
         labels[b] = l;
-        if (d->augment)
-            augment(d, x + b * in, d->nsets ? d->set_shift[set] : d->shift);
+        if (!d->augment)
+            continue;
+        drawn = skip_draws(d, drawn, d->nsets ? d->positions[b] : before + b); /* the other ranks' records before it */
+        augment(d, x + b * in, d->nsets ? d->set_shift[set] : d->shift);
+        drawn++;
     }
-    uint64_t after = d->augment && d->nparts > 1 ? ranks_step(d, d->part + 1, d->nparts, d->step) : 0;
-    for (uint64_t i = 0; i < after; i++) /* the higher ranks' */
-        nn_data_draw(d, &unused);
+    if (d->augment)
+        skip_draws(d, drawn, d->step_global); /* the other ranks' records after the last */
     d->step++;
     return (int)n;
 }
@@ -555,6 +569,7 @@ void nn_data_close(nn_data *d)
         free(d->maps[i]);
     free(d->maps);
     free(d->sets), free(d->weights), free(d->policies), free(d->set_scale), free(d->set_shift), free(d->sources);
+    free(d->positions);
     json_decref(d->names);
     json_decref(d->mix_record);
     spr_close(d->set);

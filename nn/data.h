@@ -74,6 +74,7 @@ typedef struct nn_data {
     json_t *names;        /* the trainer's class names when not the set's own (a union), or NULL */
     spr_mix *mix;
     int32_t *sources;     /* each record's set, for one batch */
+    uint64_t *positions;  /* each record's index in its step's global batch, for one batch (spr_mix_layout) */
     uint64_t mix_steps;
     json_t *mix_record;   /* the mix as the trainer's checkpoints record it (owned), or NULL */
 } nn_data;
@@ -129,8 +130,10 @@ int nn_data_start(nn_data *d, uint64_t seed, int shuffle, int augment, sp_err *e
 int nn_data_start_at(nn_data *d, uint64_t seed, int shuffle, int augment, uint64_t skip, sp_err *err);
 /* Makes d rank part of nparts (after nn_data_open with the rank's share of
  * the global batch): its passes read only its partitions of each global
- * batch. 0, or -1 with err (SP_EXIT_USAGE) when nparts does not divide the
- * global batch's partitions, or a rank would get no record of a step. */
+ * batch (of a mix: of each slot). 0, or -1 with err (SP_EXIT_USAGE) when
+ * nparts does not divide the global batch's partitions, or a rank would get
+ * no record of a step (of a mix, whose steps are not walked here, the
+ * step's nn_data_next fails so on every rank). */
 int nn_data_set_rank(nn_data *d, uint32_t part, uint32_t nparts, sp_err *err);
 /* A pass from global step `steps` on: the rank's records of the steps
  * before are skipped unread, and the pixel augmentation's draws of every

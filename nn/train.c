@@ -794,7 +794,8 @@ int nn_train(const nn_train_options *o, nn_train_result *result, sp_err *err)
         opt.weight_decay = o->weight_decay;
     }
     opt.wd_skip = r.wd_skip;
-    if (ranks > 1 && (batch < (uint32_t)ranks || (tr.count % batch && tr.count % batch < (uint64_t)ranks))) {
+    if (ranks > 1 &&
+        (batch < (uint32_t)ranks || (!tr.nsets && tr.count % batch && tr.count % batch < (uint64_t)ranks))) {
         sp_fail(err, SP_EXIT_USAGE, "%d ranks need at least one record each of every batch: batch %u over %llu records",
                 ranks, batch, (unsigned long long)tr.count);
         goto out;

@@ -34,6 +34,12 @@ struct spr_mix {
     uint32_t partitions, per_rank; /* P, and P / nparts: a rank's records of a slot */
     uint64_t slots_step;           /* M = B / P */
     uint64_t steps, step;          /* the epoch's, and consumed */
+    /* the step spr_mix_next gave last (spr_mix_layout): */
+    uint64_t *pos;     /* each of this rank's records' place in the global batch (batch of them) */
+    uint32_t *ranks;   /* each rank's records (nparts of them) */
+    uint64_t global;   /* every rank's records */
+    uint32_t got;      /* this rank's */
+    uint32_t batch;    /* a rank's records a step at most (opts' batch) */
     size_t rb;
     int errcode;
     char error[1024];
@@ -199,6 +205,14 @@ SPR_API spr_mix *spr_mix_open(spr_set *const *sets, const double *weights, const
         return NULL;
     }
     m->n = nsets;
+    if (!(m->pos = malloc((size_t)o.batch * sizeof *m->pos)) || !(m->ranks = calloc(o.nparts, sizeof *m->ranks))) {
+        spr_mix_free(m);
+        fail(err, err_len, "out of memory");
+        if (code)
+            *code = SPR_ERR_SYSTEM;
+        return NULL;
+    }
+    m->batch = o.batch;
     m->partitions = p, m->per_rank = p / o.nparts, m->slots_step = global / p;
     uint32_t h0 = 0, w0 = 0, c0 = 0;
     for (uint32_t i = 0; i < nsets; i++) {
@@ -308,6 +322,39 @@ static int seek(spr_mix *m, uint32_t i, uint64_t u)
     return 0;
 }
 
+/* Adds a slot (set s's slot `within` of its pass) to the layout of the step
+ * under way, this rank's records of it going from index got of its batch:
+ * the slot's records are its partitions' in order, so the ranks' in rank
+ * order, and the slot's first global index is the step's records so far. */
+static void slot_layout(spr_mix *m, const mix_src *s, uint64_t within, uint32_t got)
+{
+    uint32_t world = m->o.nparts, me = m->o.part;
+    uint64_t first = m->global;
+    for (uint32_t r = 0; r < world; r++) {
+        uint64_t k = sp_order_ranks_step(s->count, m->partitions, 1, world, r, r + 1, within);
+        if (r == me)
+            for (uint64_t q = 0; q < k && got + q < m->batch; q++)
+                m->pos[got + q] = first + q;
+        m->ranks[r] += (uint32_t)k;
+        first += k;
+    }
+    m->global = first;
+}
+
+SPR_API uint32_t spr_mix_layout(const spr_mix *m, uint64_t *positions, uint64_t *global, uint32_t *fewest)
+{
+    uint32_t least = m->ranks[0];
+    for (uint32_t r = 1; r < m->o.nparts; r++)
+        least = m->ranks[r] < least ? m->ranks[r] : least;
+    if (positions)
+        memcpy(positions, m->pos, m->got * sizeof *positions);
+    if (global)
+        *global = m->global;
+    if (fewest)
+        *fewest = least;
+    return m->got;
+}
+
 SPR_API int spr_mix_next(spr_mix *m, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices,
                          int32_t *sources, uint32_t *n)
 {
@@ -329,12 +376,15 @@ SPR_API int spr_mix_next(spr_mix *m, void *pixels, int32_t *labels, int32_t *lab
     }
     for (uint32_t i = 0; i < m->n; i++)
         used[i] = m->src[i].used;
+    m->global = 0, m->got = 0;
+    memset(m->ranks, 0, m->o.nparts * sizeof *m->ranks);
     for (uint64_t j = 0; j < m->slots_step; j++) {
         uint32_t i = pick(m->src, m->n, m->step * m->slots_step + j, used);
         uint64_t u = used[i]++;
         mix_src *s = &m->src[i];
         if (!s->repeat && u >= s->pass_slots) /* a stop-set that ran out: the epoch's last step */
             continue;
+        slot_layout(m, s, u % s->pass_slots, got);
         if (seek(m, i, u)) {
             free(used);
             return -1;
@@ -351,6 +401,7 @@ SPR_API int spr_mix_next(spr_mix *m, void *pixels, int32_t *labels, int32_t *lab
             sources[got + r] = (int32_t)i;
         got += k;
     }
+    m->got = got;
     for (uint32_t i = 0; i < m->n; i++)
         m->src[i].used = used[i];
     free(used);
@@ -395,5 +446,7 @@ SPR_API void spr_mix_free(spr_mix *m)
     for (uint32_t i = 0; m->src && i < m->n; i++)
         spr_iter_free(m->src[i].it);
     free(m->src);
+    free(m->pos);
+    free(m->ranks);
     free(m);
 }

@@ -302,6 +302,17 @@ spr_mix *spr_mix_open(spr_set *const *sets, const double *weights, const int *po
  * (spr_mix_error). */
 int spr_mix_next(spr_mix *m, void *pixels, int32_t *labels, int32_t *labels2, uint64_t *indices, int32_t *sources,
                  uint32_t *n);
+/* The step spr_mix_next gave last, as every rank has it: into *global
+ * (NULL: not wanted) its records over every rank, into *fewest (NULL: not
+ * wanted) the fewest records a rank got of it, and into positions (NULL: not
+ * wanted; room for opts' batch) the index of each of this rank's records in
+ * the global batch, ascending: this rank's record k is record positions[k]
+ * of the batch one process with the same global batch and partitions gets
+ * at that step (a slot's records are its partitions', the ranks' in rank
+ * order). Returns this rank's records of the step (spr_mix_next's *n); 0,
+ * *global 0, before the first step. Per-record draws made in global order
+ * (augmentation) replay the other ranks' records from it. */
+uint32_t spr_mix_layout(const spr_mix *m, uint64_t *positions, uint64_t *global, uint32_t *fewest);
 uint64_t spr_mix_steps(const spr_mix *m);      /* global steps in the epoch */
 uint64_t spr_mix_step(const spr_mix *m);       /* global steps consumed so far (skipped ones included) */
 uint32_t spr_mix_partitions(const spr_mix *m); /* P */

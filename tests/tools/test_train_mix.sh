@@ -6,8 +6,16 @@
 # fall inside the mix's passes, a repeat-set's second pass included, with the
 # flip's draws replayed): the same weights and optimizer state; a resume with
 # other weights, or without --mix, is refused; --mix-classes without --mix and
-# a weight of 0 are usage errors.
+# a weight of 0 are usage errors. Under Open MPI: 2 ranks, each reading its
+# partitions of every slot (about half the bytes) and replaying the other
+# rank's flip draws slot by slot, train what one process trains within
+# test_mpi's tolerance (1e-6), and 2 ranks' checkpoint after epoch 1 resumed
+# by one process equals the uninterrupted run within it.
 . "$SP_ROOT/tests/tools/lib.sh"
+command -v mpirun >/dev/null || fail "mpirun missing: install openmpi-bin (scripts/install-deps.sh)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
+eval "$(sed -n '/^mpi() {/,/^}/p' "$SP_ROOT/tests/tools/test_mpi_elastic.sh")"
+sed -n '/^cat > cmp.py/,/^X$/p' "$SP_ROOT/tests/tools/test_mpi.sh" | sed '1d;$d' > cmp.py
 $PY "$FIX/make_cifar.py" cf --per-batch 41
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S10
 sp-unpack cf/cifar-100-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S100
@@ -37,6 +45,23 @@ assert [m["policy"] for m in extra["mix"]] == ["stop", "repeat"], extra["mix"]
 summary = json.load(open("full.json"))
 assert summary["test_split"] == "test" and len(summary["per_epoch"]) == 3
 print("--mix-classes union: 110 classes; 3 epochs of 7 steps equal to 1 + 2 resumed")
+X
+# under MPI: 2 epochs of 7 steps (S100's pass ends in the 9th with a slot of
+# one record: one rank gets 7 of the step, the other 8), SGD and one thread a
+# rank as test_mpi
+T="${M/-q/--optimizer sgd --lr 0.02 --momentum 0.9 --threads 1 -q}"
+sp-train S10 $T -e 2 -o one.ckpt --json one.json
+mpi 2 sp-train S10 $T -e 2 -o two.ckpt --json two.json
+$PY cmp.py one.ckpt two.ckpt 1e-6
+mpi 2 sp-train S10 $T -e 1 -o half.ckpt
+sp-train S10 $T -e 2 --resume half.ckpt -o half.ckpt
+$PY cmp.py one.ckpt half.ckpt 1e-6
+$PY - <<'X'
+import json
+one, two = json.load(open("one.json")), json.load(open("two.json"))
+share = [b / one["read_bytes"][0] for b in two["read_bytes"]]
+print("read bytes a rank at 2 ranks, of one process's:", " ".join(f"{s:.3f}" for s in share))
+assert len(share) == 2 and all(0.4 <= s <= 0.6 for s in share), share
 X
 expect_status 2 sp-train S10 ${M/S10:0.7/S10:0.6} -e 4 --resume part.ckpt
 expect_err_has "sp-train: part.ckpt: trained on another mix ("

@@ -7,7 +7,9 @@
  * (k = 0, inside a pass, past passes, the last step; 1,000 steps each);
  * stop-sets end the epoch when the first of them runs out, each of its
  * records once; sets of other shapes and world sizes that do not divide
- * the partitions are refused. */
+ * the partitions are refused; at world sizes 2 and 4 each rank's records,
+ * placed where spr_mix_layout says, make one process's global batch in
+ * order, over a set of 75 records (its passes end in short slots). */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,62 @@ static uint64_t run(spr_set **sets, const double *w, const int *pol, uint64_t se
     return s;
 }
 
+/* spr_mix_layout over `steps` steps of sets at weights w, both repeating,
+ * with 4 partitions: at world 1 the step's records in order, and at world
+ * 2 and 4 each rank's records put at their positions give that order, each
+ * position once; *global is every rank's records and *fewest the fewest
+ * a rank got. */
+static void check_layout(spr_set **sets, const double *w, uint64_t steps)
+{
+    int repeat[2] = {SPR_MIX_REPEAT, SPR_MIX_REPEAT};
+    rec_id one[B], placed[B];
+    uint32_t n1 = 0, short_steps = 0;
+    spr_mix *m[5] = {0}; /* m[0]: one process; m[1..world]: the ranks */
+    char msg[512];
+    for (uint32_t world = 2; world <= 4; world += 2) {
+        for (uint32_t r = 0; r <= world; r++) {
+            spr_iter_options o = {.batch = r ? B / world : B, .seed = 7, .flags = SPR_SHUFFLE, .partitions = 4,
+                                  .part = r ? r - 1 : 0, .nparts = r ? world : 1};
+            m[r] = spr_mix_open(sets, w, repeat, 2, &o, sizeof o, 0, steps, msg, sizeof msg, NULL);
+            CHECK(m[r] != NULL, "%s", msg);
+            if (!m[r])
+                return;
+        }
+        uint8_t px[B];
+        int32_t src[B];
+        uint64_t idx[B], pos[B], global = 0;
+        for (uint64_t s = 0; s < steps; s++) {
+            CHECK(spr_mix_next(m[0], px, NULL, NULL, idx, src, &n1) == 1, "%s", spr_mix_error(m[0]));
+            for (uint32_t i = 0; i < n1; i++)
+                one[i] = (rec_id){src[i], idx[i]}, placed[i] = (rec_id){-1, 0};
+            short_steps += n1 < B;
+            uint32_t least = B, fewest = 0, k = 0;
+            for (uint32_t r = 1; r <= world; r++) {
+                CHECK(spr_mix_next(m[r], px, NULL, NULL, idx, src, &k) == 1, "%s", spr_mix_error(m[r]));
+                CHECK(spr_mix_layout(m[r], pos, &global, &fewest) == k && global == n1, "world %u, step %llu: rank "
+                      "%u: %u records, %llu in all, one process %u", world, (unsigned long long)s, r - 1, k,
+                      (unsigned long long)global, n1);
+                least = k < least ? k : least;
+                for (uint32_t i = 0; i < k; i++) {
+                    CHECK(pos[i] < n1 && placed[pos[i]].src < 0 && (!i || pos[i] > pos[i - 1]),
+                          "world %u, step %llu: rank %u's record %u at %llu", world, (unsigned long long)s, r - 1, i,
+                          (unsigned long long)pos[i]);
+                    if (pos[i] < n1)
+                        placed[pos[i]] = (rec_id){src[i], idx[i]};
+                }
+            }
+            CHECK(fewest == least, "world %u, step %llu: fewest %u, %u", world, (unsigned long long)s, fewest, least);
+            for (uint32_t i = 0; i < n1; i++)
+                CHECK(!rec_cmp(&placed[i], &one[i]), "world %u, step %llu, record %u: set %d's %llu placed there by "
+                      "spr_mix_layout, one process's is set %d's %llu", world, (unsigned long long)s, i, placed[i].src,
+                      (unsigned long long)placed[i].idx, one[i].src, (unsigned long long)one[i].idx);
+        }
+        for (uint32_t r = 0; r <= world; r++)
+            spr_mix_free(m[r]);
+    }
+    CHECK(short_steps > 0, "no short step: the layout check saw no short slot");
+}
+
 int main(void)
 {
     char dir[] = "/tmp/sp-mix.XXXXXX";
@@ -211,6 +269,12 @@ int main(void)
         CHECK(na >= 1000 && na < 1000 + B && nb > 300, "repeat/repeat: A %llu, B %llu records", (unsigned long long)na,
               (unsigned long long)nb);
     }
+
+    /* the layout of the ranks' records in each global batch, over D's short slots (75 records, 4 partitions) */
+    write_set(dir, "D", 75, 1);
+    spr_set *odd[2] = {sets[0], open_set(dir, "D")};
+    check_layout(odd, w, 300);
+    spr_close(odd[1]);
 
     /* refusals: another shape, a world size that does not divide the partitions, a weight of 0 */
     char msg[512];
