@@ -258,3 +258,17 @@ tv_case() {
     printf '%s\n' "$out"
     printf '%s\n' "$out" | grep -q "layout: NCHW" || fail "$1 did not run in NCHW under SP_NN_NO_ONEDNN"
 }
+
+# mpirun_loopback NP COMMAND...: COMMAND as NP MPI ranks on this machine over
+# loopback TCP (no shared-memory transport), no binding (a rank's --threads may
+# use more than one core), oversubscribed. Under AddressSanitizer (make asan)
+# the ranks run without leak detection: Open MPI keeps allocations past
+# MPI_Finalize and unloads the components that made them, so no suppression
+# can name their stacks. As root (CI) the caller exports
+# OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.
+mpirun_loopback() {
+    local np=$1
+    shift
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" mpirun --oversubscribe -np "$np" --bind-to none --mca pml ob1 \
+        --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "$@"
+}

@@ -11,50 +11,26 @@ command -v mpirun >/dev/null || fail "mpirun missing: install openmpi-bin (scrip
 # as root (CI) Open MPI wants both variables; loopback TCP, no shared-memory
 # transport, no binding (a rank's --threads may use more than one core)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
-# Under AddressSanitizer (make asan) the ranks run without leak detection:
-# Open MPI keeps allocations past MPI_Finalize and unloads the components that
-# made them, so no suppression can name their stacks; the one-process runs
-# here, which load no MPI, keep it.
-mpi() { # NP sp-train ARGS...
-    np=$1; shift
-    ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" mpirun --oversubscribe -np "$np" --bind-to none --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo \
-        --mca oob_tcp_if_include lo "$@"
-}
+# (mpirun_loopback, lib.sh: the ranks under ASan run without leak checks;
+# the one-process runs here, which load no MPI, keep them)
 
 $PY "$FIX/make_idx.py" idx --train 512 --test 64 --size 16 16 > /dev/null
 sp-unpack --dataset mnist idx/* | sp-decode -q | sp-shard -q -o m
 $PY "$FIX/make_cifar.py" cf --per-batch 12 > /dev/null   # 60 train records: 2 steps at batch 32
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -o c
 
-cat > cmp.py <<'X'
-# cmp.py A B TOL [--over]: the checkpoints' weights, optimizer state and
-# batchnorm statistics (every float after the header) within TOL of each
-# other (absolute), or with --over at least TOL apart somewhere.
-import json, struct, sys
-import numpy as np
-def state(p):
-    d = open(p, "rb").read(); (h,) = struct.unpack_from("<I", d, 12)
-    return np.frombuffer(d[16 + h:-8], dtype="<f4").astype(np.float64), json.loads(d[16:16 + h])
-(a, ha), (b, hb) = state(sys.argv[1]), state(sys.argv[2])
-tol, over = float(sys.argv[3]), "--over" in sys.argv
-assert ha["epoch"] == hb["epoch"] and ha["optimizer"]["step"] == hb["optimizer"]["step"], (ha, hb)
-d = np.abs(a - b).max()
-print(f"{sys.argv[1]} against {sys.argv[2]}: {len(a)} floats, max |difference| {d:.3g}"
-      f" ({'at least' if over else 'tolerance'} {tol:g}), {int((a != b).sum())} differ")
-assert (d >= tol) if over else (d <= tol), d
-X
 
 # mlp: 2 epochs of 8 steps at global batch 64, SGD with momentum; one thread
 # a rank unless told (the default, every CPU the process may use, would
 # change the sums' order with the machine: see docs/training.md)
 set -- --model mlp --epochs 2 --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 3 -q --threads 1
 sp-train m "$@" -o one.ckpt --json one.json
-mpi 2 sp-train m "$@" -o two.ckpt --json two.json
-$PY cmp.py one.ckpt two.ckpt 1e-6
-mpi 2 sp-train m "$@" --threads 2 -o two-t2.ckpt   # --threads inside each rank
-$PY cmp.py one.ckpt two-t2.ckpt 1e-6
+mpirun_loopback 2 sp-train m "$@" -o two.ckpt --json two.json
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" one.ckpt two.ckpt 1e-6
+mpirun_loopback 2 sp-train m "$@" --threads 2 -o two-t2.ckpt   # --threads inside each rank
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" one.ckpt two-t2.ckpt 1e-6
 sp-train m "$@" --lr 0.0505 -o lr.ckpt               # the tolerance sees a 1% change of the rate
-$PY cmp.py one.ckpt lr.ckpt 1e-5 --over
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" one.ckpt lr.ckpt 1e-5 --over
 $PY - <<'X'
 import json
 one, two = json.load(open("one.json")), json.load(open("two.json"))
@@ -65,26 +41,26 @@ print(f"mlp: loss {one['loss']:.6f} on 1 rank, {two['loss']:.6f} on 2; "
       f"allreduce {two['allreduce_seconds']:.3f} s of {two['train_seconds']:.3f}")
 X
 # -np 1 is today's run: the same bytes
-mpi 1 sp-train m "$@" -o np1.ckpt
-$PY cmp.py one.ckpt np1.ckpt 0
+mpirun_loopback 1 sp-train m "$@" -o np1.ckpt
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" one.ckpt np1.ckpt 0
 
 # resnet20: 2 steps at global batch 32 (16 + 16, then 14 + 14)
 set -- --model resnet20 --epochs 1 --batch 32 --optimizer sgd --lr 0.01 --momentum 0.9 --seed 4 --augment none -q \
     --threads 1
 sp-train c "$@" -o r1.ckpt
 sp-train c "$@" --sync-bn -o r1-sync.ckpt                # one rank: --sync-bn's sums are norm.c's
-$PY cmp.py r1.ckpt r1-sync.ckpt 0
-mpi 2 sp-train c "$@" --sync-bn -o r2-sync.ckpt --json r2-sync.json
-$PY cmp.py r1.ckpt r2-sync.ckpt 1e-3
-mpi 2 sp-train c "$@" -o r2-local.ckpt --json r2-local.json  # per-rank statistics: another model
-$PY cmp.py r1.ckpt r2-local.ckpt 1e-2 --over
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" r1.ckpt r1-sync.ckpt 0
+mpirun_loopback 2 sp-train c "$@" --sync-bn -o r2-sync.ckpt --json r2-sync.json
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" r1.ckpt r2-sync.ckpt 1e-3
+mpirun_loopback 2 sp-train c "$@" -o r2-local.ckpt --json r2-local.json  # per-rank statistics: another model
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" r1.ckpt r2-local.ckpt 1e-2 --over
 # the gradients' sums started as their layers' backward ends (the default) or
 # after the whole backward (SP_ALLREDUCE_OVERLAP=0): the same bytes, with
 # --sync-bn's allreduces inside the backward and without
-SP_ALLREDUCE_OVERLAP=0 mpi 2 sp-train c "$@" --sync-bn -o r2-sync-off.ckpt --json r2-sync-off.json
-$PY cmp.py r2-sync.ckpt r2-sync-off.ckpt 0
-SP_ALLREDUCE_OVERLAP=0 mpi 2 sp-train c "$@" -o r2-local-off.ckpt --json r2-local-off.json
-$PY cmp.py r2-local.ckpt r2-local-off.ckpt 0
+SP_ALLREDUCE_OVERLAP=0 mpirun_loopback 2 sp-train c "$@" --sync-bn -o r2-sync-off.ckpt --json r2-sync-off.json
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" r2-sync.ckpt r2-sync-off.ckpt 0
+SP_ALLREDUCE_OVERLAP=0 mpirun_loopback 2 sp-train c "$@" -o r2-local-off.ckpt --json r2-local-off.json
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" r2-local.ckpt r2-local-off.ckpt 0
 $PY - <<'X'
 import json
 for run in ("r2-sync", "r2-local"):
@@ -99,16 +75,16 @@ X
 
 # resume under MPI: stopped after epoch 1 of the mlp, resumed to 3, equals 3 in one go
 set -- --model mlp --batch 64 --optimizer sgd --lr 0.05 --momentum 0.9 --seed 5 -q
-mpi 2 sp-train m "$@" --epochs 3 -o full.ckpt
-mpi 2 sp-train m "$@" --epochs 1 -o part.ckpt
-mpi 2 sp-train m --epochs 3 --resume part.ckpt -o part.ckpt -q
-$PY cmp.py full.ckpt part.ckpt 0
+mpirun_loopback 2 sp-train m "$@" --epochs 3 -o full.ckpt
+mpirun_loopback 2 sp-train m "$@" --epochs 1 -o part.ckpt
+mpirun_loopback 2 sp-train m --epochs 3 --resume part.ckpt -o part.ckpt -q
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" full.ckpt part.ckpt 0
 # resnet20 with --sync-bn and crop-flip: 2 epochs against 1 + 1
 set -- --model resnet20 --batch 32 --optimizer sgd --lr 0.01 --momentum 0.9 --seed 6 --crop-scale 0.5 --sync-bn -q
-mpi 2 sp-train c "$@" --epochs 2 -o rfull.ckpt
-mpi 2 sp-train c "$@" --epochs 1 -o rpart.ckpt
-mpi 2 sp-train c --epochs 2 --resume rpart.ckpt --sync-bn -o rpart.ckpt -q
-$PY cmp.py rfull.ckpt rpart.ckpt 0
+mpirun_loopback 2 sp-train c "$@" --epochs 2 -o rfull.ckpt
+mpirun_loopback 2 sp-train c "$@" --epochs 1 -o rpart.ckpt
+mpirun_loopback 2 sp-train c --epochs 2 --resume rpart.ckpt --sync-bn -o rpart.ckpt -q
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" rfull.ckpt rpart.ckpt 0
 
 # ranks started with other options, shard sets or checkpoints (an MPMD line:
 # one rank each): every rank stops before training, status 2, naming the first
@@ -139,6 +115,6 @@ disagree "the epoch resumed from: 1 on rank 0, 2 on rank 1" m --resume e1.ckpt -
 disagree "--sync-bn: off on rank 0, on on rank 1" m "$@" --epochs 1 -- m "$@" --epochs 1 --sync-bn
 
 # a global batch that would leave a rank no record: a usage error (2), from every rank
-expect_status 2 mpi 3 sp-train m --model mlp --epochs 1 --batch 2 -q
+expect_status 2 mpirun_loopback 3 sp-train m --model mlp --epochs 1 --batch 2 -q
 expect_err_has "sp-train: 3 ranks need at least one record each of every batch: batch 2 over 512 records"
 echo ok

@@ -14,8 +14,6 @@
 . "$SP_ROOT/tests/tools/lib.sh"
 command -v mpirun >/dev/null || fail "mpirun missing: install openmpi-bin (scripts/install-deps.sh)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
-eval "$(sed -n '/^mpi() {/,/^}/p' "$SP_ROOT/tests/tools/test_mpi_elastic.sh")"
-sed -n '/^cat > cmp.py/,/^X$/p' "$SP_ROOT/tests/tools/test_mpi.sh" | sed '1d;$d' > cmp.py
 $PY "$FIX/make_cifar.py" cf --per-batch 41
 sp-unpack cf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S10
 sp-unpack cf/cifar-100-binary.tar.gz | sp-decode -q | sp-shard -q -n 48 -o S100
@@ -51,11 +49,11 @@ X
 # rank as test_mpi
 T="${M/-q/--optimizer sgd --lr 0.02 --momentum 0.9 --threads 1 -q}"
 sp-train S10 $T -e 2 -o one.ckpt --json one.json
-mpi 2 sp-train S10 $T -e 2 -o two.ckpt --json two.json
-$PY cmp.py one.ckpt two.ckpt 1e-6
-mpi 2 sp-train S10 $T -e 1 -o half.ckpt
+mpirun_loopback 2 sp-train S10 $T -e 2 -o two.ckpt --json two.json
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" one.ckpt two.ckpt 1e-6
+mpirun_loopback 2 sp-train S10 $T -e 1 -o half.ckpt
 sp-train S10 $T -e 2 --resume half.ckpt -o half.ckpt
-$PY cmp.py one.ckpt half.ckpt 1e-6
+$PY "$SP_ROOT/tests/tools/ckpt_close.py" one.ckpt half.ckpt 1e-6
 $PY - <<'X'
 import json
 one, two = json.load(open("one.json")), json.load(open("two.json"))
