@@ -23,44 +23,20 @@ static sp_shard *open_entry(const char *dir, const json_t *entry, sp_err *err)
     return sp_shard_open_nokeys(path, err);
 }
 
-/* The buffers of scan_shard's batches, kept from shard to shard: one
- * allocation of each for the whole set, so that sp-inspect's memory is one
- * batch's (SP_SHARD_BATCH_BYTES), whatever the shards' number or size. */
-typedef struct scan_buf {
-    sp_buf bytes;
-    int32_t *labels;
-    uint32_t *shapes;
-    uint64_t cap; /* records labels and shapes hold */
-} scan_buf;
-
 /* Every record of s read in batches, and so checked against its checksum (a
  * summary of a damaged set is an error, not a table): its label counted in
  * counts (a JSON array of nclasses integers) or in *unlabeled, and, for an
  * encoded shard, the bytes of its decoded pixels (H x W x C) added to
  * *decoded. 0 or -1 with err. */
-static int scan_shard(sp_shard *s, scan_buf *b, json_t *counts, int nclasses, json_int_t *unlabeled,
+static int scan_shard(sp_shard *s, sp_shard_batch *b, json_t *counts, int nclasses, json_int_t *unlabeled,
                       uint64_t *decoded, sp_err *err)
 {
     int encoded = sp_shard_kind(s) == SP_KIND_ENCODED;
     uint64_t n = sp_shard_count(s);
     for (uint64_t first = 0, k; first < n; first += k) {
         k = sp_shard_batch_records(s, first, SP_SHARD_BATCH_BYTES);
-        if (k > b->cap) {
-            int32_t *l = realloc(b->labels, k * sizeof *l);
-            if (l)
-                b->labels = l;
-            uint32_t *sh = l ? realloc(b->shapes, k * 12) : NULL;
-            if (!sh)
-                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            b->shapes = sh, b->cap = k;
-        }
-        uint32_t h, w, c;
-        int dtype;
-        sp_shard_shape(s, &h, &w, &c, &dtype);
-        uint64_t len = encoded ? sp_shard_encoded_size(s, first, k)
-                               : k * h * w * c * (uint64_t)sp_dtype_size(dtype);
-        if (sp_buf_reserve(&b->bytes, (size_t)len))
-            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        if (sp_shard_batch_reserve(b, s, first, k, err))
+            return -1;
         if (encoded ? sp_shard_read_encoded(s, first, k, b->bytes.data, NULL, b->shapes, NULL, b->labels, NULL, NULL,
                                             err)
                     : sp_shard_read(s, first, k, b->bytes.data, b->labels, NULL, NULL, err))
@@ -94,7 +70,7 @@ json_t *sp_inspect(const char *dir, sp_err *err)
     size_t i;
     json_t *e;
     int rc = 0;
-    scan_buf buf = {{0}, NULL, NULL, 0};
+    sp_shard_batch buf = {0}; /* one batch's memory (SP_SHARD_BATCH_BYTES) for the whole set */
     json_array_foreach(json_object_get(m, "shards"), i, e) {
         const char *split = json_string_value(json_object_get(e, "split"));
         sp_shard *s = open_entry(dir, e, err);
@@ -151,9 +127,7 @@ json_t *sp_inspect(const char *dir, sp_err *err)
 #undef ADD
         sp_shard_close(s);
     }
-    sp_buf_free(&buf.bytes);
-    free(buf.labels);
-    free(buf.shapes);
+    sp_shard_batch_free(&buf);
     json_decref(m);
     if (rc) {
         json_decref(out);

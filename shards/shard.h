@@ -218,6 +218,24 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
  * bigger than max_bytes is a batch alone) and at most those left; 0 when
  * first is at or past the end. */
 uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_bytes);
+/* A batch's buffers for sp_shard_read and sp_shard_read_encoded, grown as
+ * needed and kept from shard to shard by a tool that reads a whole set: one
+ * allocation of each for the set, so that no shard's batches are placed
+ * around another's leftovers in the heap. Zero-initialise it; each array
+ * holds `cap` records (offsets one more). */
+typedef struct sp_shard_batch {
+    sp_buf bytes;         /* the records' pixels, or an encoded shard's bytes */
+    uint64_t *offsets;    /* encoded: each record's start in bytes, and the end */
+    uint32_t *shapes;     /* encoded: H, W, C a record */
+    int32_t *labels, *labels2;
+    uint64_t *checksums;
+    uint64_t cap;
+} sp_shard_batch;
+/* Room in b for records [first, first+k) of s: k records in each array and
+ * their pixels or encoded bytes. 0, or -1 with err (SP_EXIT_SYSTEM) when out
+ * of memory (what b held stays held, for sp_shard_batch_free). */
+int sp_shard_batch_reserve(sp_shard_batch *b, const sp_shard *s, uint64_t first, uint64_t k, sp_err *err);
+void sp_shard_batch_free(sp_shard_batch *b);
 
 /* Encoded shards: the bytes of records [first, first+n), what `bytes` of
  * sp_shard_read_encoded must hold; 0 for a pixel shard or a range outside

@@ -510,6 +510,46 @@ uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_
     return k;
 }
 
+int sp_shard_batch_reserve(sp_shard_batch *b, const sp_shard *s, uint64_t first, uint64_t k, sp_err *err)
+{
+    uint64_t bytes = s->kind == SP_KIND_ENCODED
+                         ? sp_shard_encoded_size(s, first, k)
+                         : k * s->h * s->w * s->c * (uint64_t)sp_dtype_size(s->dtype);
+    if (k > b->cap) { /* each array kept as it was when the next cannot grow */
+        void *p;
+        if (!(p = realloc(b->offsets, (k + 1) * sizeof *b->offsets)))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        b->offsets = p;
+        if (!(p = realloc(b->shapes, 3 * k * sizeof *b->shapes)))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        b->shapes = p;
+        if (!(p = realloc(b->labels, k * sizeof *b->labels)))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        b->labels = p;
+        if (!(p = realloc(b->labels2, k * sizeof *b->labels2)))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        b->labels2 = p;
+        if (!(p = realloc(b->checksums, k * sizeof *b->checksums)))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        b->checksums = p;
+        b->cap = k;
+    }
+    if (sp_buf_reserve(&b->bytes, (size_t)bytes))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    return 0;
+}
+
+void sp_shard_batch_free(sp_shard_batch *b)
+{
+    sp_buf_free(&b->bytes);
+    free(b->offsets);
+    free(b->shapes);
+    free(b->labels);
+    free(b->labels2);
+    free(b->checksums);
+    *b = (sp_shard_batch){0};
+}
+
 void sp_shard_set_verify(sp_shard *s, int on) { s->verify = on; }
 uint64_t sp_shard_bytes_read(const sp_shard *s) { return s->bytes_read; }
 int sp_shard_split(const sp_shard *s) { return s->split; }

@@ -12,20 +12,10 @@
 #include "shards/remote.h"
 #include "shards/shard.h"
 
-/* A batch's buffers (see verify_records), kept from shard to shard: one
- * allocation of each for the whole set, so that no shard's batches are
- * placed around another's leftovers in the heap. */
-typedef struct vbatch {
-    sp_buf bytes;
-    uint64_t *off, *ck;
-    int32_t *lab, *lab2;
-    uint64_t cap; /* records off (less one), ck, lab and lab2 hold */
-} vbatch;
-
 typedef struct vctx {
     const sp_verify_hooks *hooks;
     sp_verify_stats *st;
-    vbatch b;
+    sp_shard_batch b; /* verify_records' batch, kept from shard to shard */
 } vctx;
 
 static void problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -76,27 +66,21 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int
     sp_shard_shape(s, &h, &w, &c, &dtype);
     size_t item = encoded ? 0 : (size_t)h * w * c * (size_t)sp_dtype_size(dtype);
     uint64_t n = sp_shard_count(s);
-    vbatch *b = &v->b;
+    sp_shard_batch *b = &v->b;
     sp_err err = {0};
     for (uint64_t first = 0, k; first < n; first += k) {
         k = sp_shard_batch_records(s, first, SP_SHARD_BATCH_BYTES);
-        uint64_t len = encoded ? sp_shard_encoded_size(s, first, k) : k * item;
-        if (k > b->cap && (!(b->off = realloc(b->off, (k + 1) * 8)) || !(b->ck = realloc(b->ck, k * 8)) ||
-                           !(b->lab = realloc(b->lab, k * 4)) || !(b->lab2 = realloc(b->lab2, k * 4))))
-            k = 0; /* out of memory, reported below */
-        else if (k > b->cap)
-            b->cap = k;
-        if (!k || sp_buf_reserve(&b->bytes, (size_t)len)) {
-            problem(v, "%s: out of memory", file);
+        if (sp_shard_batch_reserve(b, s, first, k, &err)) {
+            problem(v, "%s: %s", file, err.msg);
             break;
         }
         if (keys && sp_shard_load_keys(s, first, k, &err)) {
             problem(v, "%s", err.msg); /* the records are still checked, named by index */
             keys = 0;
         }
-        if (encoded ? sp_shard_read_encoded(s, first, k, b->bytes.data, b->off, NULL, NULL, b->lab, b->lab2, b->ck,
-                                            &err)
-                    : sp_shard_read(s, first, k, b->bytes.data, b->lab, b->lab2, b->ck, &err)) {
+        if (encoded ? sp_shard_read_encoded(s, first, k, b->bytes.data, b->offsets, NULL, NULL, b->labels, b->labels2,
+                                            b->checksums, &err)
+                    : sp_shard_read(s, first, k, b->bytes.data, b->labels, b->labels2, b->checksums, &err)) {
             problem(v, "%s: records %llu..%llu: %s", file, (unsigned long long)first,
                     (unsigned long long)(first + k - 1), err.msg);
             break;
@@ -104,11 +88,11 @@ static void verify_records(vctx *v, sp_shard *s, const char *file, int keys, int
         for (uint64_t i = 0; i < k; i++) {
             char name[SP_KEY_MAX + 64];
             record_name(s, first + i, name, sizeof name);
-            const uint8_t *rec = b->bytes.data + (encoded ? b->off[i] : i * item);
-            size_t rec_len = encoded ? (size_t)(b->off[i + 1] - b->off[i]) : item;
-            if (sp_xxh3(rec, rec_len) != b->ck[i])
+            const uint8_t *rec = b->bytes.data + (encoded ? b->offsets[i] : i * item);
+            size_t rec_len = encoded ? (size_t)(b->offsets[i + 1] - b->offsets[i]) : item;
+            if (sp_xxh3(rec, rec_len) != b->checksums[i])
                 problem(v, "%s: %s: %s do not match their checksum", file, name, encoded ? "encoded bytes" : "pixels");
-            check_labels(v, file, name, b->lab[i], b->lab2[i], nclasses, nclasses2);
+            check_labels(v, file, name, b->labels[i], b->labels2[i], nclasses, nclasses2);
         }
         if (v->hooks->progress) {
             sp_verify_stats now = *v->st;
@@ -174,7 +158,7 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
     json_t *m = sp_manifest_read(dir, err);
     if (!m)
         return -1;
-    vctx v = {hooks ? hooks : &none, st, {{0}, NULL, NULL, NULL, NULL, 0}};
+    vctx v = {.hooks = hooks ? hooks : &none, .st = st};
     int nclasses = (int)json_array_size(json_object_get(m, "classes"));
     int nclasses2 = (int)json_array_size(json_object_get(m, "classes2"));
     size_t i;
@@ -221,11 +205,7 @@ int sp_verify_dir(const char *dir, const sp_verify_hooks *hooks, sp_verify_stats
                     (long long)json_integer_value(json_object_get(sj, "records")), (long long)n);
     }
     json_decref(m);
-    sp_buf_free(&v.b.bytes);
-    free(v.b.off);
-    free(v.b.ck);
-    free(v.b.lab);
-    free(v.b.lab2);
+    sp_shard_batch_free(&v.b);
     return st->problems ? 1 : 0;
 }
 
