@@ -110,6 +110,13 @@ void sp_buf_free(sp_buf *b)
     b->len = b->cap = 0;
 }
 
+void sp_hex(const unsigned char *d, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    out[2 * n] = 0;
+}
+
 int sp_grow(void **p, size_t *cap, size_t need)
 {
     if (need <= *cap)

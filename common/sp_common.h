@@ -63,6 +63,10 @@ typedef struct sp_buf {
 int sp_buf_reserve(sp_buf *b, size_t cap);       /* 0 or -1 (ENOMEM) */
 int sp_buf_append(sp_buf *b, const void *p, size_t n);
 void sp_buf_free(sp_buf *b);
+
+/* The n bytes of d as 2n lowercase hex digits and a NUL in out (a digest's
+ * usual spelling: sha256's 32 bytes need 65 chars). */
+void sp_hex(const unsigned char *d, size_t n, char *out);
 /* A scratch buffer *p of *cap bytes made to hold at least need: realloc'd to
  * exactly need when smaller, kept (never shrunk) otherwise. 0, or -1 when out
  * of memory (*p and *cap as they were). */

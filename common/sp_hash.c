@@ -15,8 +15,7 @@ static void to_hex(EVP_MD_CTX *md, char *out)
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     EVP_DigestFinal_ex(md, d, &n);
-    for (unsigned i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    sp_hex(d, n, out);
 }
 
 int sp_hash_file(const char *path, char md5[33], char sha256[65], uint64_t *size,

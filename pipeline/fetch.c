@@ -55,12 +55,6 @@ static const char *human_size(uint64_t n, char buf[32])
     return buf;
 }
 
-static void hex(const unsigned char *d, unsigned n, char *out)
-{
-    for (unsigned i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 /* ---------------- verification ---------------- */
 
 /* Progress of hashing, reported under a file's label. */
@@ -108,7 +102,7 @@ static int content_sha256(const char *path, char sha[65], sp_err *err)
     unsigned char d[32];
     unsigned dl;
     EVP_DigestFinal_ex(md, d, &dl);
-    hex(d, dl, sha);
+    sp_hex(d, dl, sha);
     rc = 0;
 out:
     EVP_MD_CTX_free(md);

@@ -223,12 +223,6 @@ const char *sp_remote_shown(const char *url, char *out, size_t n)
     return out;
 }
 
-static void hex(const unsigned char *d, unsigned len, char *out)
-{
-    for (unsigned i = 0; i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 /* ---- one transfer ---- */
 
 typedef struct xfer {
@@ -566,7 +560,7 @@ static int register_set(const char *url, const char *cache_dir, uint64_t limit, 
     unsigned dl = 0;
     char key[65];
     EVP_Digest(base, strlen(base), d, &dl, EVP_sha256(), NULL);
-    hex(d, 16, key);
+    sp_hex(d, 16, key);
     snprintf(mpath, sizeof mpath, "%s/manifests", root);
     if (sp_mkdirs(mpath) && errno != EEXIST) {
         sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot create: %s", mpath, strerror(errno));
@@ -693,7 +687,7 @@ static int download(rset *r, const char *url, const char *name, const char *sha,
     char got[65] = "";
     if (!rc) {
         EVP_DigestFinal_ex(x.md, d, &dl);
-        hex(d, 32, got);
+        sp_hex(d, 32, got);
         if (x.got != bytes)
             rc = sp_fail(err, SP_EXIT_DATA, "%s: the server sent %llu bytes, the manifest says %llu (truncated)", name,
                          (unsigned long long)x.got, (unsigned long long)bytes);

@@ -348,8 +348,7 @@ static int hashed_to(resp *r, const char *sha)
     char hex[65];
     if (!EVP_DigestFinal_ex(r->md, d, &dl) || dl != 32)
         return 0;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    sp_hex(d, 32, hex);
     return !strcasecmp(hex, sha);
 }
 
