@@ -247,16 +247,19 @@ X
 # of nn/'s paths: the blocked layout on oneDNN (where this CPU has oneDNN
 # kernels, `nn_reference --layout-block` > 0; the run must say it took it)
 # and NCHW on nn/'s own gemms (SP_NN_NO_ONEDNN=1).
+# (grep reads a here-string, not a pipe: grep -q leaves at its first match,
+# and a printf still writing into the pipe then fails the pipeline under
+# pipefail with SIGPIPE, a match reported as a miss.)
 tv_case() {
     ref="$SP_BIN/../tests/nn_reference"
     out=$("$ref" --net "$1" train "$2") || { printf '%s\n' "$out"; fail "$1 against torchvision (default layout)"; }
     printf '%s\n' "$out"
     if [ "$("$ref" --layout-block)" -gt 0 ]; then
-        printf '%s\n' "$out" | grep -q "layout: blocked" || fail "$1 did not run in the blocked layout"
+        grep -q "layout: blocked" <<<"$out" || fail "$1 did not run in the blocked layout"
     fi
     out=$(SP_NN_NO_ONEDNN=1 "$ref" --net "$1" train "$2") || { printf '%s\n' "$out"; fail "$1 against torchvision (NCHW)"; }
     printf '%s\n' "$out"
-    printf '%s\n' "$out" | grep -q "layout: NCHW" || fail "$1 did not run in NCHW under SP_NN_NO_ONEDNN"
+    grep -q "layout: NCHW" <<<"$out" || fail "$1 did not run in NCHW under SP_NN_NO_ONEDNN"
 }
 
 # mpirun_loopback NP COMMAND...: COMMAND as NP MPI ranks on this machine over
