@@ -148,6 +148,15 @@ typedef struct sp_shard sp_shard;
  * chunks go through HDF5's own filter pipeline, which bounds them itself). */
 #define SP_SHARD_MAX_RECORDS (1ull << 32)
 #define SP_SHARD_MAX_CHUNK_BYTES ((size_t)1 << 30)
+/* Rows in a chunk of the per-record columns (labels, labels2, checksums) as
+ * sp-shard writes them. The reader keeps the chunk each open shard handle is
+ * in (16 to 32 KiB a column), read and decompressed on its own, so a handle's
+ * memory does not grow with the shard's records, and handles of one file do
+ * not fill HDF5's per-dataset chunk cache (1 MiB a column a file). Columns of
+ * chunks up to SP_SHARD_COLUMN_DIRECT_MAX rows are read that way; bigger ones
+ * (sets written with 65536-row chunks, before) go through HDF5's cache. */
+#define SP_SHARD_COLUMN_CHUNK 4096
+#define SP_SHARD_COLUMN_DIRECT_MAX 16384
 
 sp_shard *sp_shard_open(const char *path, sp_err *err);
 /* The same without loading the keys (sp_shard_key then returns NULL): for

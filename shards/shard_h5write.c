@@ -146,11 +146,12 @@ static int write_encoded_columns(const sp_shard_opts *opts, open_shard *o)
     return 0;
 }
 
-/* A 1-D dataset of n values of type t from data, chunked and compressed. */
+/* A 1-D dataset of n values of type t from data, in chunks of
+ * SP_SHARD_COLUMN_CHUNK rows (n when fewer), zstd-compressed when compress. */
 static int write_column(hid_t file, const char *name, hid_t t, uint64_t n, const void *data, int compress,
                         unsigned level)
 {
-    hsize_t dims[1] = {n}, chunk[1] = {n < 65536 ? n : 65536};
+    hsize_t dims[1] = {n}, chunk[1] = {n < SP_SHARD_COLUMN_CHUNK ? n : SP_SHARD_COLUMN_CHUNK};
     hid_t space = H5Screate_simple(1, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0);

@@ -18,9 +18,26 @@ struct sp_shard_scratch {
     ZSTD_DCtx *dctx;
 };
 
+/* A per-record column (labels, labels2, checksums) of an open shard. When its
+ * chunks hold at most SP_SHARD_COLUMN_DIRECT_MAX rows, of the native type,
+ * stored as they are or as one zstd frame each (sp-shard writes them so),
+ * they are read raw and the chunk the handle is in is kept decompressed here;
+ * else (rows 0) every read goes through HDF5 and its chunk cache. */
+typedef struct {
+    hid_t ds;
+    const char *name;
+    hid_t type;       /* the native type of a row */
+    size_t row_bytes;
+    uint64_t rows;    /* rows per chunk, read directly; 0: through HDF5 */
+    int zstd;         /* 1: each chunk is a zstd frame; 0: stored as it is */
+    uint8_t *kept;    /* chunk `at`, rows x row_bytes bytes */
+    int64_t at;       /* -1: none */
+} shard_column;
+
 struct sp_shard {
     char path[4096];
-    hid_t file, images, labels, labels2, checksums;
+    hid_t file, images;
+    shard_column labels, labels2, checksums;
     int pin; /* a remote shard's cache lock, held while open (shards/remote.h); -1 for a local one */
     uint64_t n;
     uint32_t h, w, c;
@@ -66,6 +83,25 @@ static void scratch_clear(sp_shard_scratch *sc)
     free(sc->raw);
     ZSTD_freeDCtx(sc->dctx);
     *sc = (sp_shard_scratch){0};
+}
+
+/* sc's compressed-chunk buffer grown to size bytes, its decompressor made. */
+static int scratch_reserve(sp_shard_scratch *sc, size_t size, sp_err *err)
+{
+    if (size > sc->raw_cap) {
+        uint8_t *grown = realloc(sc->raw, size);
+        if (!grown)
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        sc->raw = grown, sc->raw_cap = size;
+    }
+    if (!sc->dctx) {
+        if (!(sc->dctx = ZSTD_createDCtx()))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        /* the per-record XXH3 checks name the damaged record; the frame's own
+         * XXH64 (when the writer stored one) would only name the chunk */
+        ZSTD_DCtx_setParameter(sc->dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
+    }
+    return 0;
 }
 
 void sp_shard_scratch_free(sp_shard_scratch *sc)
@@ -203,19 +239,38 @@ static int read_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err)
 
 int sp_shard_load_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err) { return read_keys(s, first, n, err); }
 
-static int check_column(sp_shard *s, hid_t ds, const char *name, sp_err *err)
+/* Opens column c (its name and type set) and checks it holds one row a
+ * record; sets its direct reading up when its layout allows (shard_column). */
+static int open_column(sp_shard *s, shard_column *c, sp_err *err)
 {
-    if (ds < 0)
-        return h5fail(err, s->path, name);
-    hid_t space = H5Dget_space(ds);
+    if ((c->ds = H5Dopen2(s->file, c->name, H5P_DEFAULT)) < 0)
+        return h5fail(err, s->path, c->name);
+    hid_t space = H5Dget_space(c->ds);
     hsize_t n = 0;
     int nd = H5Sget_simple_extent_ndims(space);
     if (nd == 1)
         H5Sget_simple_extent_dims(space, &n, NULL);
     H5Sclose(space);
     if (nd != 1 || n != s->n)
-        return sp_fail(err, SP_EXIT_DATA, "%s: %s has %llu entries, images %llu", s->path, name,
+        return sp_fail(err, SP_EXIT_DATA, "%s: %s has %llu entries, images %llu", s->path, c->name,
                        (unsigned long long)n, (unsigned long long)s->n);
+    hid_t dcpl = H5Dget_create_plist(c->ds), ft = H5Dget_type(c->ds);
+    hsize_t rows = 0;
+    unsigned flags, cdv[4], config;
+    size_t ncd = 4;
+    char fname[64];
+    int nf = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, &rows) == 1
+                 ? H5Pget_nfilters(dcpl) : -1;
+    if (rows > 0 && rows <= SP_SHARD_COLUMN_DIRECT_MAX && ft >= 0 && H5Tequal(ft, c->type) > 0 &&
+        (nf == 0 || (nf == 1 && H5Pget_filter2(dcpl, 0, &flags, &ncd, cdv, sizeof fname, fname, &config) ==
+                                    SP_H5Z_ZSTD))) {
+        c->rows = rows;
+        c->zstd = nf == 1;
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
     return 0;
 }
 
@@ -375,7 +430,10 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         return NULL;
     }
     snprintf(s->path, sizeof s->path, "%s", path);
-    s->images = s->labels = s->labels2 = s->checksums = s->keys_ds = H5I_INVALID_HID;
+    s->images = s->keys_ds = H5I_INVALID_HID;
+    s->labels = (shard_column){H5I_INVALID_HID, "labels", H5T_NATIVE_INT32, 4, 0, 0, NULL, -1};
+    s->labels2 = (shard_column){H5I_INVALID_HID, "labels2", H5T_NATIVE_INT32, 4, 0, 0, NULL, -1};
+    s->checksums = (shard_column){H5I_INVALID_HID, "checksums", H5T_NATIVE_UINT64, 8, 0, 0, NULL, -1};
     s->file = H5I_INVALID_HID;
     s->pin = -1;
     /* a shard of a set at a URL opens from the cache, verified, once there */
@@ -441,15 +499,9 @@ columns:
         sp_fail(err, SP_EXIT_DATA, "%s: missing or unknown split attribute", path);
         goto fail;
     }
-    s->labels = H5Dopen2(s->file, "labels", H5P_DEFAULT);
-    s->checksums = H5Dopen2(s->file, "checksums", H5P_DEFAULT);
-    if (check_column(s, s->labels, "labels", err) || check_column(s, s->checksums, "checksums", err))
+    if (open_column(s, &s->labels, err) || open_column(s, &s->checksums, err) ||
+        (H5Lexists(s->file, "labels2", H5P_DEFAULT) > 0 && open_column(s, &s->labels2, err)))
         goto fail;
-    if (H5Lexists(s->file, "labels2", H5P_DEFAULT) > 0) {
-        s->labels2 = H5Dopen2(s->file, "labels2", H5P_DEFAULT);
-        if (check_column(s, s->labels2, "labels2", err))
-            goto fail;
-    }
     if (keys && read_keys(s, 0, s->n, err))
         goto fail;
     char *meta = attr_string(s->file, "meta");
@@ -467,7 +519,7 @@ void sp_shard_close(sp_shard *s)
 {
     if (!s)
         return;
-    hid_t ds[] = {s->images, s->labels, s->labels2, s->checksums, s->keys_ds};
+    hid_t ds[] = {s->images, s->labels.ds, s->labels2.ds, s->checksums.ds, s->keys_ds};
     for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
         if (ds[i] >= 0)
             H5Dclose(ds[i]);
@@ -479,6 +531,9 @@ void sp_shard_close(sp_shard *s)
     json_decref(s->meta);
     scratch_clear(&s->own);
     free(s->part);
+    free(s->labels.kept);
+    free(s->labels2.kept);
+    free(s->checksums.kept);
     free(s->sums);
     free(s->offsets);
     free(s->shapes);
@@ -584,6 +639,67 @@ static int read_rows(sp_shard *s, hid_t ds, int rank, hid_t t, uint64_t first, u
     return 0;
 }
 
+/* Chunk k of column c into c->kept, unless there already. */
+static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *err)
+{
+    if (c->at == (int64_t)k)
+        return 0;
+    hsize_t off = k * c->rows, size = 0;
+    size_t want = c->rows * c->row_bytes;
+    uint32_t mask = 0;
+    unsigned long long r0 = (unsigned long long)off, r1 = r0 + c->rows - 1;
+    if (r1 >= s->n)
+        r1 = s->n - 1;
+    if (!c->kept && !(c->kept = malloc(want)))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    c->at = -1;
+    if (H5Dget_chunk_storage_size(c->ds, &off, &size) < 0 || size == 0 ||
+        size > (c->zstd ? ZSTD_compressBound(want) : want))
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s chunk %llu missing or of %llu bytes (corrupt "
+                       "shard)", s->path, r0, r1, c->name, (unsigned long long)k, (unsigned long long)size);
+    sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
+    if (scratch_reserve(sc, (size_t)size, err))
+        return -1;
+    if (H5Dread_chunk(c->ds, H5P_DEFAULT, &off, &mask, sc->raw) < 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read %s chunk %llu", s->path, r0, r1,
+                       c->name, (unsigned long long)k);
+    if (!c->zstd || (mask & 1)) { /* stored as it is */
+        if (size != want)
+            return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s chunk %llu: %llu bytes, not %zu (corrupt "
+                           "shard)", s->path, r0, r1, c->name, (unsigned long long)k, (unsigned long long)size, want);
+        memcpy(c->kept, sc->raw, want);
+    } else {
+        size_t got = ZSTD_decompressDCtx(sc->dctx, c->kept, want, sc->raw, (size_t)size);
+        if (ZSTD_isError(got) || got != want)
+            return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s chunk %llu: %s (corrupt shard)", s->path,
+                           r0, r1, c->name, (unsigned long long)k,
+                           ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong decompressed size");
+    }
+    c->at = (int64_t)k;
+    return 0;
+}
+
+/* Rows [first, first+n) of column c into out (native rows). */
+static int read_column(sp_shard *s, shard_column *c, uint64_t first, uint64_t n, void *out, sp_err *err)
+{
+    if (!c->rows) {
+        char what[64];
+        snprintf(what, sizeof what, "cannot read %s", c->name);
+        return read_rows(s, c->ds, 1, c->type, first, n, out, what, err);
+    }
+    uint8_t *dst = out;
+    for (uint64_t i = first; i < first + n;) {
+        uint64_t k = i / c->rows, in = i - k * c->rows, take = c->rows - in;
+        if (take > first + n - i)
+            take = first + n - i;
+        if (keep_column_chunk(s, c, k, err))
+            return -1;
+        memcpy(dst, c->kept + in * c->row_bytes, take * c->row_bytes);
+        dst += take * c->row_bytes, i += take;
+    }
+    return 0;
+}
+
 /* Chunk c of the images, decompressed into out (chunk_n records). */
 static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
 {
@@ -600,19 +716,8 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu claims %llu bytes", s->path,
                        r0, r1, (unsigned long long)c, (unsigned long long)size);
     sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
-    if (size > sc->raw_cap) {
-        uint8_t *grown = realloc(sc->raw, (size_t)size);
-        if (!grown)
-            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-        sc->raw = grown, sc->raw_cap = (size_t)size;
-    }
-    if (!sc->dctx) {
-        if (!(sc->dctx = ZSTD_createDCtx()))
-            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-        /* the per-record XXH3 checks below name the damaged record; the frame's
-         * own XXH64 (when the writer stored one) would only name the chunk */
-        ZSTD_DCtx_setParameter(sc->dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
-    }
+    if (scratch_reserve(sc, (size_t)size, err))
+        return -1;
     if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, sc->raw) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu", s->path, r0, r1,
                        (unsigned long long)c);
@@ -692,11 +797,11 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
         return -1;
     if (pixels && !s->direct) /* through HDF5's filters: counted as the rows it hands out */
         s->bytes_read += n * (uint64_t)s->h * s->w * s->c * (uint64_t)sp_dtype_size(s->dtype);
-    if (labels && read_rows(s, s->labels, 1, H5T_NATIVE_INT32, first, n, labels, "cannot read labels", err))
+    if (labels && read_column(s, &s->labels, first, n, labels, err))
         return -1;
     if (labels2) {
-        if (s->labels2 >= 0) {
-            if (read_rows(s, s->labels2, 1, H5T_NATIVE_INT32, first, n, labels2, "cannot read labels2", err))
+        if (s->labels2.ds >= 0) {
+            if (read_column(s, &s->labels2, first, n, labels2, err))
                 return -1;
         } else {
             for (uint64_t i = 0; i < n; i++)
@@ -706,7 +811,7 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
     uint64_t *sums = checksums;
     if (!sums && pixels && s->verify && !(sums = sums_scratch(s, n, err)))
         return -1;
-    if (sums && read_rows(s, s->checksums, 1, H5T_NATIVE_UINT64, first, n, sums, "cannot read checksums", err))
+    if (sums && read_column(s, &s->checksums, first, n, sums, err))
         return -1;
     if (pixels && s->verify) {
         size_t rb = (size_t)s->h * s->w * s->c * (size_t)sp_dtype_size(s->dtype);

@@ -28,15 +28,17 @@ int main(int argc, char **argv)
     int applied, nnorm = spr_normalization(s, mean, std, &applied);
     fprintf(stderr, "%llu records %ux%ux%u dtype %d classes %d (%s) norm %d\n", (unsigned long long)spr_count(s),
             h, w, c, spr_dtype(s), spr_num_classes(s), spr_class_name(s, 0), nnorm);
+    int rc = 0;
     if (!strcmp(argv[3], "index")) {
         uint8_t *px = malloc(rb);
-        for (uint64_t i = 0; i < spr_count(s); i++) {
+        for (uint64_t i = 0; i < spr_count(s) && !rc; i++) {
             int32_t label;
             if (spr_read(s, i, px, &label)) {
                 fprintf(stderr, "reader_dump: %s\n", spr_error(s));
-                return 1;
+                rc = 1;
+            } else {
+                printf("%d %016llx\n", label, (unsigned long long)XXH3_64bits(px, rb));
             }
-            printf("%d %016llx\n", label, (unsigned long long)XXH3_64bits(px, rb));
         }
         free(px);
     } else {
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
                               : spr_iter_new(s, batch, strtoull(argv[5], NULL, 10), flags, 0);
         if (!it) {
             fprintf(stderr, "reader_dump: %s\n", spr_error(s));
+            spr_close(s);
             return 1;
         }
         uint8_t *px = malloc(rb * batch);
@@ -65,7 +68,7 @@ int main(int argc, char **argv)
             }
         if (st < 0) {
             fprintf(stderr, "reader_dump: %s\n", spr_error(s));
-            return 1;
+            rc = 1;
         }
         spr_iter_free(it);
         free(px);
@@ -73,5 +76,5 @@ int main(int argc, char **argv)
         free(indices);
     }
     spr_close(s);
-    return 0;
+    return rc;
 }

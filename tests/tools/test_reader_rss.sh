@@ -27,3 +27,30 @@ read -r records _ _ < out.txt
 rss=$(tail -1 rss.txt)
 echo "peak RSS of an epoch: $((rss / 1024)) MB"
 [ "$rss" -lt $((250 * 1024)) ] || fail "peak RSS $((rss / 1024)) MB, over 250 MB"
+
+# Open shards against records: the reader keeps one chunk of labels and of
+# checksums an open shard handle (4096 rows, SP_SHARD_COLUMN_CHUNK), not
+# HDF5's chunk cache of each file's columns (up to 1 MiB a column, 2 MiB a
+# file of 65536-row chunks). 50,000 2x2 records in one shard against 400,000
+# in 4 (all 4 open across the 64 lanes): peak RSS within 3 MB, where the
+# caches took the second 7 MB over the first.
+$PY - <<'X'
+import numpy as np, struct
+for n in (50000, 400000):
+    rng = np.random.default_rng(n)
+    with open(f"i{n}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 2, 2))
+        f.write(rng.integers(0, 256, (n, 2, 2), dtype=np.uint8).tobytes())
+    with open(f"i{n}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n))
+        f.write(rng.integers(0, 10, n, dtype=np.uint8).tobytes())
+X
+for n in 50000 400000; do
+    expect_stages "0 0 0" "sp-unpack -q --dataset fashion-mnist i$n-images-idx3-ubyte i$n-labels-idx1-ubyte | sp-decode -q | sp-shard -q -n 100000 -o I$n"
+    /usr/bin/time -f "%M" -o rss$n.txt ./reader_bench I$n train 256 shuffle 2 > out$n.txt
+    read -r records _ _ < out$n.txt
+    echo "$n records in $(ls I$n/train-*.h5 | wc -l) train shards: $records read, peak RSS $(tail -1 rss$n.txt) KB"
+done
+small=$(tail -1 rss50000.txt) big=$(tail -1 rss400000.txt)
+[ $((big - small)) -lt $((3 * 1024)) ] ||
+    fail "peak RSS $((big / 1024)) MB with 4 shards of 100,000 records against $((small / 1024)) MB with 1 of 50,000: it grows with the shards' records"
