@@ -1,7 +1,9 @@
 """Loader: ready batches of one split filled by libshardpipe-reader's threads, split by rank, resumable; load_data."""
 import ctypes
 import os
+import queue
 import sys
+import threading
 
 import numpy as np
 
@@ -111,7 +113,7 @@ class _Buffers:
     count: any view, slice or torch tensor of it still held keeps it out of
     reuse). Keeps at most `keep` arrays of each shape and dtype."""
 
-    def __init__(self, keep=3):
+    def __init__(self, keep=4):
         self.keep, self.arrays = keep, {}
 
     def get(self, shape, dtype):
@@ -123,6 +125,73 @@ class _Buffers:
         if len(pool) < self.keep:
             pool.append(a)
         return a
+
+
+class _Ahead:
+    """The items of a generator made in a thread of its own, one item ahead of
+    the caller: while the caller works on batch k, the thread makes batch
+    k+1 (the reader's copy out of its windows, the labels' conversion, the
+    normalization, the tensors), so that taking a batch costs the caller a
+    queue's hand-over, not that work. The generator must not refer to the
+    Loader (a Loader in a reference cycle with its iterator stays
+    collectable). An exception in the thread is raised in the caller at the
+    item it stopped; close() stops the thread and closes the generator (in
+    the thread, which owns it), waiting for the item under way."""
+
+    def __init__(self, gen):
+        self._pid = os.getpid()
+        self._q, self._stop = queue.Queue(maxsize=1), threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(gen,), name="shardpipe-loader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item):
+        """item into the queue unless stopped: False once close() was called."""
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _run(self, gen):
+        try:
+            for item in gen:
+                if not self._put((True, item)):
+                    return
+            self._put((False, None))
+        except BaseException as e:  # handed to the caller, raised there
+            self._put((False, e))
+        finally:
+            gen.close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._pid != os.getpid():  # as the C reader's iterator says it
+            raise ReaderArgumentError(f"this iterator was opened in process {self._pid}, before a fork(): its "
+                                      "threads are not in this one; open a new iterator here")
+        if not self._thread.is_alive() and self._q.empty():
+            raise StopIteration
+        more, item = self._q.get()
+        if more:
+            return item
+        self._stop.set()
+        if item is not None:
+            raise item
+        raise StopIteration
+
+    def close(self):
+        self._stop.set()
+        if self._pid != os.getpid():  # a forked child: the thread is the parent's
+            return
+        while self._thread.is_alive():
+            try:
+                self._q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self._thread.join()
 
 
 class Reader:
@@ -450,7 +519,7 @@ class Loader:
     drop_last=True: full steps only, the same count on every rank.
     shuffle=False keeps the shards' order: by default one partition a rank
     (its contiguous share, in order).
-    Memory: threads + 1 windows in C, plus at most 3 batches kept for reuse
+    Memory: threads + 1 windows in C, plus at most 4 batches kept for reuse
     here (and those the caller holds).
 
     Encoded sets (sp-decode --encoded: JPEGs as shipped or re-encoded) are
@@ -463,9 +532,12 @@ class Loader:
 
     threads: the reader's threads, each decompressing whole windows ahead of
     the caller in parallel (default: the CPUs this process may use, at most
-    4); 0 reads in the caller's thread. The batches are the same for every
-    thread count. Batch arrays are reused once nobody holds them any more
-    (at most 3 of each kind kept). After an epoch runs to its end the next __iter__ is the
+    4); 0 reads in the caller's thread. With threads, a thread of the
+    Loader's own also makes each batch (copied out of the windows,
+    normalized, labels converted, tensors made) while the caller works on
+    the one before, so taking a batch is a hand-over. The batches are the
+    same for every thread count. Batch arrays are reused once nobody holds
+    them any more (at most 4 of each kind kept). After an epoch runs to its end the next __iter__ is the
     next epoch; set_epoch(e) chooses it. A set at a URL: the cache is told
     the order of epoch + 1 as well, and prefetches its first shards while
     this epoch ends. state_dict() after batch k holds the
@@ -714,49 +786,33 @@ class Loader:
                                    self.partitions)
 
     def _batches(self, epoch, start):
-        """This rank's (images, labels, labels2, indices, sources) from global step `start` of epoch."""
+        """A generator of this rank's batches, as __iter__ yields them, from
+        global step `start` of epoch. It refers to the reader, the mix and
+        the pools, not to the Loader (see _Ahead)."""
         seed = epoch_seed(self.seed, epoch)
         if self._mix is not None:
             o = self._options(self.threads)
             o.seed = seed
-            yield from self._mix.iterate(o, start, self.epoch_steps, self._buffers, self._bytes)
-            return
-        for px, labels, labels2, idx in self.reader.iterate(
+            raw = self._mix.iterate(o, start, self.epoch_steps, self._buffers, self._bytes)
+        else:
+            raw = _with_source(self.reader.iterate(
                 self.batch_size, seed, self.shuffle, self.threads, self.rank, self.world_size,
                 self._consumed(start, self._lanes), self.window_records, self._buffers, self.view, self.size,
                 self.scale, self.ratio, self.max_pixels, self.partitions, self._bytes,
-                next_seed=epoch_seed(self.seed, epoch + 1)):
-            yield px, labels, labels2, idx, np.zeros(len(idx), np.int32)
-
-    def _keys_of(self, idx, src):
-        """The keys of records idx of sets src."""
-        if len(self._keys) == 1:
-            return self._keys[0][idx.astype(np.int64)]
-        out = np.empty(len(idx), dtype=object)
-        for i, keys in enumerate(self._keys):
-            at = src == i
-            out[at] = keys[idx[at].astype(np.int64)]
-        return out
+                next_seed=epoch_seed(self.seed, epoch + 1)))
+        return _finished(raw, self._norm, self.return_label2, self.return_source, self.as_torch, self._keys)
 
     def __iter__(self):
         start, total, epoch = self._start, len(self), self.epoch
         self._start, self._cur = 0, (epoch, start)
         batches = self._batches(epoch, start)
+        if self.threads:  # made one batch ahead, in a thread of their own
+            batches = _Ahead(batches)
         done = start
         try:
-            for px, labels, labels2, idx, src in batches:
+            for out in batches:
                 if done >= total:
                     break
-                out = (self._norm(px) if self._norm else px, labels.astype(np.int64))
-                if self.return_label2:
-                    out = out + (labels2.astype(np.int64),)
-                if self.return_source:
-                    out = out + (src.astype(np.int64),)
-                if self.as_torch:
-                    import torch
-                    out = tuple(torch.from_numpy(a) for a in out)
-                if self._keys is not None:
-                    out = out + (self._keys_of(idx, src),)
                 done += 1
                 self._cur = (epoch, done)
                 yield out
@@ -766,6 +822,42 @@ class Loader:
             self._cur = None
             if self.epoch == epoch and self._start == 0:
                 self.epoch = epoch + 1
+
+
+def _with_source(batches):
+    """A single set's (images, labels, labels2, indices) with sources, all 0."""
+    for px, labels, labels2, idx in batches:
+        yield px, labels, labels2, idx, np.zeros(len(idx), np.int32)
+
+
+def _finished(batches, norm, label2, source, as_torch, keys):
+    """The Loader's batches from the reader's (images, labels, labels2,
+    indices, sources): images through norm (or as stored), labels (int64),
+    then labels2 and sources when asked, as torch tensors when as_torch, and
+    the keys (from keys, each set's key array) last when given."""
+    for px, labels, labels2, idx, src in batches:
+        out = (norm(px) if norm else px, labels.astype(np.int64))
+        if label2:
+            out = out + (labels2.astype(np.int64),)
+        if source:
+            out = out + (src.astype(np.int64),)
+        if as_torch:
+            import torch
+            out = tuple(torch.from_numpy(a) for a in out)
+        if keys is not None:
+            out = out + (_keys_of(keys, idx, src),)
+        yield out
+
+
+def _keys_of(keys, idx, src):
+    """The keys of records idx of sets src (keys: each set's key array)."""
+    if len(keys) == 1:
+        return keys[0][idx.astype(np.int64)]
+    out = np.empty(len(idx), dtype=object)
+    for i, k in enumerate(keys):
+        at = src == i
+        out[at] = k[idx[at].astype(np.int64)]
+    return out
 
 
 def load_data(directory, cache=None, cache_limit=None):

@@ -5,7 +5,9 @@
 # written, is tests/tools/test_loader_examples.sh's); set_epoch mid-iteration
 # leaves state_dict on the running epoch; ShardDataset holds every shard to
 # its manifest entry; ShardIterableDataset's epoch reaches persistent workers;
-# a pickled Loader leaves its batch pool behind; the seeded API fuzzer for
+# a pickled Loader leaves its batch pool behind; the Loader's own thread
+# gives threads=0's batches and errors and ends with its iteration; the
+# seeded API fuzzer for
 # SP_FUZZ_SECONDS (default 3).
 . "$SP_ROOT/tests/tools/lib.sh"
 [ -d "$FMNIST" ] || fail "dataset-fashion-mnist is not installed"
@@ -152,6 +154,64 @@ grep -q "^short B/train-00001-.*: 48 records, manifest says 47$" bad.out || { ca
 grep -q "^negative B/train-00001-.*: the manifest's record count -5 is not a count$" bad.out || { cat bad.out; fail "negative"; }
 grep -q "^split B/train-00001-.*: split train, manifest says test$" bad.out || { cat bad.out; fail "split"; }
 grep -q "^total B: split train lists 206 records, its shards hold 205$" bad.out || { cat bad.out; fail "total"; }
+
+# ---- the Loader's own thread (threads > 0: batches made one ahead) ----
+# the same batches as threads=0 (normalized, as tensors, with keys); an
+# iteration broken off, or dropped in a reference cycle with its Loader,
+# ends its thread; a damaged record raises the same error, at the same batch
+cp -r S D
+first=$(ls D/train-*.h5 | head -n 1)
+$PY - "$first" <<'X'
+import h5py, sys
+import numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    c = f["checksums"][:]
+    c[5] ^= np.uint64(1)
+    f["checksums"][...] = c
+X
+$PY - <<'X'
+import gc, threading
+import numpy as np
+import shardpipe
+
+def epoch(threads, **kw):
+    L = shardpipe.Loader("S", batch_size=16, seed=3, threads=threads, **kw)
+    return [tuple(a.numpy() if hasattr(a, "numpy") else a for a in b) for b in L]
+
+for kw in ({}, dict(normalize=True, as_torch=True, return_label2=True, return_keys=True)):
+    a, b = epoch(0, **kw), epoch(2, **kw)
+    assert len(a) == len(b) > 3, (len(a), len(b))
+    for x, y in zip(a, b):
+        assert all(np.array_equal(u, v) for u, v in zip(x, y)), f"{kw}: threads=2 gives other batches"
+
+def loader_threads():
+    return [t for t in threading.enumerate() if t.name == "shardpipe-loader"]
+
+L = shardpipe.Loader("S", batch_size=16, threads=2)
+for b in L:
+    assert len(loader_threads()) == 1, loader_threads()
+    break
+assert not loader_threads(), f"a broken-off iteration left {loader_threads()}"
+L.it = iter(L)
+next(L.it)
+del L
+gc.collect()
+assert not loader_threads(), f"a Loader in a cycle with its iterator, collected, left {loader_threads()}"
+
+def failure(threads):
+    got = 0
+    try:
+        for b in shardpipe.Loader("D", batch_size=4, shuffle=False, threads=threads):
+            got += 1
+    except shardpipe.CorruptShardError as e:
+        return got, str(e)
+    raise AssertionError(f"threads={threads}: the damaged record was read")
+
+assert failure(0) == failure(2), (failure(0), failure(2))
+assert "record 5" in failure(2)[1], failure(2)
+assert not loader_threads()
+print("ahead ok")
+X
 
 # ---- the seeded fuzzer of the Python API ----
 $PY "$SP_ROOT/tests/fuzz/fuzz_python_api.py" S "${SP_FUZZ_SECONDS:-3}" "${SP_FUZZ_SEED:-1}"
