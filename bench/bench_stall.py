@@ -16,9 +16,14 @@ and the floor: the same shards' bytes fetched from the same nginx by curl to
 /dev/null, one at a time and 2 at a time (one process, its connections
 reused), as records/s; each read `runs` times, alternately. Last, the floor
 when no core is spare (the local read's and the faster curl's median times
-added, computed, not measured).
+added, computed, not measured). Then a trainer as the consumer: sp-train
+for one epoch over a set of --trainer-records CIFAR-shaped records from the
+local disk and from the same nginx into a cold cache, alternately, for each
+model of --trainer-models (mlp, the lightest step, and cnn), as wall
+seconds (the throughput ratio is local / cold).
 
 usage: bench_stall.py BUILD [--records N] [--rate R] [--runs K] [--reader-threads T] [--cold-only]
+                      [--trainer-records M] [--trainer-models LIST] [--trainer-runs J]
   N: train records (default 10000, in shards of 200); R: the consumer's
   records/s (default 2500); K: runs of the cold read and the local one (5);
   T: the Loader's reader threads (default 2; 1 leaves a core of this 2-core
@@ -135,6 +140,10 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--reader-threads", type=int, default=2)
     ap.add_argument("--cold-only", action="store_true")
+    ap.add_argument("--trainer-records", type=int, default=50000,
+                    help="records of the set sp-train reads cold against the local disk (0: skip)")
+    ap.add_argument("--trainer-models", default="mlp,cnn")
+    ap.add_argument("--trainer-runs", type=int, default=3)
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     os.environ["HDF5_PLUGIN_PATH"] = f"{build}/hdf5-plugin"
@@ -219,6 +228,7 @@ def main():
         del os.environ["SHARDPIPE_PREFETCH_THREADS"]
         runs["curl 1"].append(curl_seconds(config, 1))
         runs["curl 2"].append(curl_seconds(config, 2))
+    trained = trainer_runs(a, tmp, env, url) if a.trainer_records else {}
     with open(pidfile) as f:
         os.kill(int(f.read()), 15)
     load_after = os.getloadavg()
@@ -256,6 +266,42 @@ def main():
     best = min(med["curl 1"], med["curl 2"])
     print(f"\nthe floor with no spare core (the medians' times added, computed): local + the faster curl = "
           f"{records / (med['local'] + best):.0f} records/s ({med['local'] / (med['local'] + best):.2f}x)")
+    if trained:
+        print(f"\na trainer as the consumer: sp-train -e 1 over {a.trainer_records} records (the same nginx), "
+              "wall seconds from its start to its end, the local disk against a cold cache, run by run "
+              "(ratio: local / cold, the cold run's throughput against the local one's):")
+        print("| model | " + " | ".join(f"run {k}" for k in range(a.trainer_runs)) + " | median |")
+        print("|---|" + "---|" * (a.trainer_runs + 1))
+        for model, pairs in trained.items():
+            cells = [f"{loc:.2f} / {cold:.2f} ({loc / cold:.2f}x)" for loc, cold in pairs]
+            ml, mc = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+            print(f"| {model} | " + " | ".join(cells) + f" | {ml:.2f} / {mc:.2f} ({ml / mc:.2f}x) |")
+
+
+def trainer_runs(a, tmp, env, url):
+    """{model: [(local s, cold s), ...]}: sp-train -e 1 on a set of
+    a.trainer_records CIFAR-shaped records from the local disk (its files in
+    the page cache) and from url's server into a fresh cache, alternately."""
+    d = f"{tmp}/www/T"
+    subprocess.run([sys.executable, f"{ROOT}/tests/fixtures/make_cifar.py", f"{tmp}/tf", "--per-batch",
+                    str(a.trainer_records // 5)], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(f"sp-unpack {tmp}/tf/cifar-10-binary.tar.gz | sp-decode -q | sp-shard -q -n 200 -o {d}",
+                   shell=True, check=True, env=env)
+    turl = url[:-len("/S")] + "/T/"
+
+    def train(model, src, cache=None):
+        e = dict(env, SHARDPIPE_CACHE=cache) if cache else env
+        t = time.monotonic()
+        subprocess.run(["sp-train", src, "-m", model, "-e", "1", "-q", "--eval-steps", "1"], check=True, env=e,
+                       stdout=subprocess.DEVNULL)
+        return time.monotonic() - t
+
+    out = {}
+    for model in a.trainer_models.split(","):
+        train(model, d)  # the set in the page cache, the program loaded
+        out[model] = [(train(model, d), train(model, turl, f"{tmp}/c-train-{model}-{k}"))
+                      for k in range(a.trainer_runs)]
+    return out
 
 
 if __name__ == "__main__":
