@@ -154,6 +154,38 @@ static int each_text_line(const char *path, char *text, size_t len,
     return each_line(text, line, ctx, err);
 }
 
+/* Calls line() for each line of the file path as each_line does, reading
+ * one line at a time (the labels of ILSVRC2012's 50,000 validation images
+ * are a file of megabytes; what is kept of it is 4 bytes an image). A NUL
+ * byte is an error naming the file and line, as in each_text_line. */
+static int each_file_line(const char *path, int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx,
+                          sp_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sp_fail(err, SP_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
+    char *s = NULL;
+    size_t cap = 0, no = 0;
+    ssize_t k;
+    int rc = 0;
+    while (!rc && (k = getline(&s, &cap, f)) >= 0) {
+        no++;
+        if (memchr(s, 0, (size_t)k)) {
+            rc = sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, no);
+            break;
+        }
+        while (k && (s[k - 1] == '\n' || s[k - 1] == '\r' || s[k - 1] == ' ' || s[k - 1] == '\t'))
+            s[--k] = 0;
+        if (k)
+            rc = line(ctx, s, no, err);
+    }
+    if (!rc && ferror(f)) /* a directory, an I/O error: not an empty file */
+        rc = sp_fail(err, SP_EXIT_DATA, "%s: read error: %s", path, strerror(errno));
+    free(s);
+    fclose(f);
+    return rc;
+}
+
 typedef struct load_ctx {
     sp_labels *l;
     const char *path;
@@ -326,7 +358,7 @@ int sp_labels_load_ids(sp_labels *l, const char *path, sp_err *err)
     return rc;
 }
 
-enum { FORM_CSV, FORM_WNIDS, FORM_IDS };
+enum { FORM_UNKNOWN, FORM_CSV, FORM_WNIDS, FORM_IDS };
 typedef struct val_ctx {
     sp_labels *l;
     const char *path;
@@ -352,6 +384,8 @@ static int val_line(void *p, char *s, size_t no, sp_err *err)
     sp_labels *l = c->l;
     size_t image;
     uint32_t w;
+    if (c->form == FORM_UNKNOWN) /* the file's first line tells its form */
+        c->form = !strncmp(s, "ImageId", 7) || strchr(s, ',') ? FORM_CSV : parse_wnid(s) ? FORM_WNIDS : FORM_IDS;
     if (c->form == FORM_CSV) {
         if (!strncmp(s, "ImageId", 7))
             return 0;
@@ -388,22 +422,8 @@ static int val_line(void *p, char *s, size_t no, sp_err *err)
 
 int sp_labels_load_val(sp_labels *l, const char *path, sp_err *err)
 {
-    size_t len;
-    char *text = slurp(path, &len, err);
-    if (!text)
-        return -1;
-    const char *first = text;
-    while (*first == '\n' || *first == '\r' || *first == ' ')
-        first++;
-    val_ctx c = {l, path, FORM_IDS, 0};
-    const char *comma = strchr(first, ','), *nl = strchr(first, '\n');
-    if (!strncmp(first, "ImageId", 7) || (comma && (!nl || comma < nl)))
-        c.form = FORM_CSV;
-    else if (parse_wnid(first))
-        c.form = FORM_WNIDS;
-    int rc = each_text_line(path, text, len, val_line, &c, err);
-    free(text);
-    return rc;
+    val_ctx c = {l, path, FORM_UNKNOWN, 0};
+    return each_file_line(path, val_line, &c, err);
 }
 
 static int class_of(const sp_labels *l, uint32_t w)

@@ -1,7 +1,9 @@
 # Damaged --classes and --labels files: a NUL byte, a directory, a file that
 # cannot be read. Each stops sp-decode with status 1 and a message naming the
 # file (and the line), where it used to end the parse silently with status 0.
-# Also: palette and grayscale PNGs with a tRNS chunk decode as PIL does.
+# Also: palette and grayscale PNGs with a tRNS chunk decode as PIL does; a
+# --labels CSV is read a line at a time (its size does not grow sp-decode's
+# peak RSS).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$SP_ROOT/tests/tools/lib.sh"
 . "$SP_ROOT/tests/tools/bad_lib.sh"
@@ -71,6 +73,24 @@ printf 'ImageId,PredictionString\nILSVRC2012_val_00000001,n01440764 1 2 3 4\nILS
 expect_status 1 timeout 20 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode --classes classes.txt --labels big.csv > /dev/null'
 expect_err_has "sp-decode: big.csv:3: validation image number over the limit of 10000000"
 row "a --labels CSV naming ILSVRC2012_val_18446744073709551615" "was: an endless loop sizing the table (found by fuzz_labels)"
+
+# a LOC_val_solution.csv of 50,000 lines (4.8 MB) against one of 500: sp-decode's
+# peak RSS within 1.5 MB (the file held whole took it 7 MB up)
+[ -x /usr/bin/time ] || fail "/usr/bin/time is missing (scripts/install-deps.sh installs time)"
+for n in 500 50000; do
+    $PY - $n <<'X'
+import sys
+n = int(sys.argv[1])
+with open(f"loc{n}.csv", "w") as f:
+    f.write("ImageId,PredictionString\n")
+    for i in range(1, n + 1):
+        f.write(f"ILSVRC2012_val_{i:08d},n0144{3537 if i % 2 else 764:04d} 12 34 256 300 n01440764 1 2 3 4\n")
+X
+    expect_stages "0 0" "sp-unpack ILSVRC2012_img_val.tar | /usr/bin/time -f %M -o rss$n sp-decode --strict --classes classes.txt --labels loc$n.csv > /dev/null"
+done
+small=$(tail -1 rss500) big=$(tail -1 rss50000)
+echo "sp-decode's peak RSS: $small KB with 500 val labels, $big KB with 50,000"
+[ $((big - small)) -lt 1536 ] || fail "sp-decode's peak RSS grows with the --labels file: $small KB, $big KB"
 
 # the good files still label every val image
 sp-unpack ILSVRC2012_img_val.tar | sp-decode --strict --classes classes.txt --labels val.txt | sp-cat > val.jsonl
