@@ -705,13 +705,17 @@ static int download(rset *r, const char *url, const char *name, const char *sha,
     if (!rc && durable && fsync(fd))
         rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot write to the cache %s: %s", name, r->root, strerror(errno));
     close(fd);
-    if (!rc)
+    if (!rc) {
+        /* counted before the commit shows the shard to a reader waiting for
+         * it, which may otherwise end its epoch and read the counters while
+         * this thread has yet to count: the bytes came whatever follows */
+        sp_cache_count_download(bytes);
         rc = sp_cache_commit(r->root, sha, pin, err);
+    }
     if (rc) {
         sp_cache_abort(r->root, sha, pin);
         return -1;
     }
-    sp_cache_count_download(bytes);
     return 0;
 }
 
