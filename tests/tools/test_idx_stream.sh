@@ -63,3 +63,33 @@ expect_status 3 sh -c "sp-unpack --dataset mnist lab1/* | TMPDIR=$PWD/none sp-de
 grep -qE "^sp-decode: train-labels-idx1-ubyte: cannot spill the labels: $PWD/none/\.sp-decode-idx-\w+: No such file or directory\$" err \
     || { cat err >&2; fail "no spill of the labels: message"; }
 echo "labels that cannot be spilled: an error naming the file and the spill path"
+
+# spilled labels that read back short (the spill file cut to 8192 bytes while
+# sp-decode waits for the images): the labels file and the record named
+sp-unpack --dataset mnist lab1/* > lab1.sprs
+rm -f go
+$PY -c '
+import os, sys, time
+data = open("lab1.sprs", "rb").read()
+sys.stdout.buffer.write(data[:250000])  # the labels and a few images
+sys.stdout.flush()
+while not os.path.exists("go"):
+    time.sleep(0.02)
+sys.stdout.buffer.write(data[250000:])
+' | TMPDIR=$PWD/tmp sp-decode -q > /dev/null 2> err &
+pid=$!
+spill=
+for _ in $(seq 500); do
+    spill=$(find /proc/$pid/fd -lname "$PWD/tmp/.sp-decode-idx-*" 2>/dev/null | head -1 || true)
+    [ -n "$spill" ] && [ "$(stat -L -c %s "$spill")" = 200000 ] && break
+    spill=
+    sleep 0.02
+done
+[ -n "$spill" ] || { touch go; wait $pid || true; fail "no labels spill file seen"; }
+truncate -s 8192 "$spill"
+touch go
+status=0
+wait $pid || status=$?
+[ "$status" = 3 ] || { cat err >&2; fail "labels read back short: status $status, not 3"; }
+expect_err "sp-decode: train-labels-idx1-ubyte: record 8192: cannot read back the spilled labels: file cut short"
+echo "spilled labels read back short: an error naming the file and the record"
