@@ -60,11 +60,3 @@ int sp_idx_parse(const uint8_t *buf, size_t len, const char *name, sp_idx *out, 
     out->data = buf + sp_idx_header_bytes(out);
     return 0;
 }
-
-int64_t sp_idx_first_label_over(const sp_idx *labels, int nclasses)
-{
-    for (uint64_t i = 0; i < labels->count; i++)
-        if ((int)labels->data[i] >= nclasses)
-            return (int64_t)i;
-    return -1;
-}

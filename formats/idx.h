@@ -34,8 +34,5 @@ int sp_idx_parse_header(const uint8_t *buf, size_t have, uint64_t len, const cha
                         sp_err *err);
 /* Bytes of a parsed file's header: 4 + 4 * ndim. */
 static inline size_t sp_idx_header_bytes(const sp_idx *idx) { return 4u + 4u * idx->ndim; }
-/* The index of the first label (a parsed 1-dimensional file's byte) that is
- * nclasses or more, or -1 when all are below: the record a message names. */
-int64_t sp_idx_first_label_over(const sp_idx *labels, int nclasses);
 
 #endif

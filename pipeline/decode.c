@@ -24,16 +24,18 @@
 #include "common/sp_xxh.h"
 
 /* An IDX file waiting for its partner (images for labels or the reverse).
- * Labels are held in memory (one byte a record); images are held in memory
- * only when they came as a whole payload (an IDX file by content, not by
- * name), otherwise they are spilled to an unlinked temporary file, so that
- * memory does not grow with the images file's size. */
+ * Either is held in memory when it came as a whole payload (an IDX file by
+ * content, not by name). Read as a stream, images are spilled to an unlinked
+ * temporary file, and so are labels (one byte a record) over
+ * IDX_LABELS_IN_MEMORY bytes, so that memory does not grow with either
+ * file's size. */
 typedef struct idx_pending {
     char key[SP_KEY_MAX + 1];
     char pair[SP_KEY_MAX + 1]; /* the name both partners share */
     int is_labels;
+    int max_label; /* labels: the largest, -1 for none */
     sp_buf data;  /* the whole file, when held in memory */
-    FILE *spill;  /* the images after the header, when spilled (owned) */
+    FILE *spill;  /* the items after the header, when spilled (owned) */
     sp_idx idx;   /* data points into data, or NULL when spilled */
     struct idx_pending *next;
 } idx_pending;
@@ -47,6 +49,21 @@ typedef struct idx_src {
 } idx_src;
 
 #define IDX_CHUNK (1u << 20) /* bytes of items read from a stream or spill at a time */
+/* The largest labels file (in bytes after its header: one a record) read as
+ * a stream that is kept in memory; a larger one is spilled like images, so
+ * that sp-decode's memory does not grow with the number of records. */
+#define IDX_LABELS_IN_MEMORY (64u << 10)
+#define IDX_LABELS_BUF 4096 /* bytes of spilled labels read back at a time */
+
+/* Labels read in record order from memory or from their spill file. */
+typedef struct idx_labels {
+    const uint8_t *mem; /* all of them, or NULL: read from f */
+    FILE *f;
+    const char *key;    /* the labels file, for messages */
+    uint64_t next;      /* index of the next label to read */
+    size_t pos, len;    /* buf[pos..len) are labels next.. */
+    uint8_t buf[IDX_LABELS_BUF];
+} idx_labels;
 
 struct sp_decoder {
     sp_decode_opts opts;
@@ -280,6 +297,47 @@ static void pair_name(const char *key, char *out, size_t n)
     }
 }
 
+/* Reads the next n bytes of key's payload from r into dst: 0, or -1 with err
+ * set (a payload that ends first is an error naming key). */
+static int idx_read(sp_reader *r, uint8_t *dst, size_t n, const char *key, sp_err *err)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t k = sp_reader_read(r, dst + got, n - got, err);
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            return sp_fail(err, SP_EXIT_DATA, "%s: IDX payload ends before its items", key);
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+/* The largest of max and the n bytes at p. */
+static int max_byte(const uint8_t *p, size_t n, int max)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] > max)
+            max = p[i];
+    return max;
+}
+
+/* Reads the next label (the one of record l->next) into *out: 0, or -1 with
+ * err set naming the labels file and the record when a spill file reads back
+ * short or fails. */
+static int idx_label_next(idx_labels *l, uint8_t *out, sp_err *err)
+{
+    if (!l->mem && l->pos == l->len) {
+        l->pos = 0;
+        l->len = fread(l->buf, 1, sizeof l->buf, l->f);
+        if (!l->len)
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: record %llu: cannot read back the spilled labels: %s", l->key,
+                           (unsigned long long)l->next, ferror(l->f) ? strerror(errno) : "file cut short");
+    }
+    *out = l->mem ? l->mem[l->next] : l->buf[l->pos++];
+    l->next++;
+    return 0;
+}
+
 /* Reads the next n bytes of items from src: a pointer to them, valid until
  * the next call, or NULL with err set. */
 static const uint8_t *idx_src_take(sp_decoder *d, idx_src *src, const char *key, size_t n, sp_err *err)
@@ -301,35 +359,29 @@ static const uint8_t *idx_src_take(sp_decoder *d, idx_src *src, const char *key,
         }
         return d->chunk.data;
     }
-    for (size_t got = 0; got < n;) {
-        ssize_t k = sp_reader_read(src->r, d->chunk.data + got, n - got, err);
-        if (k < 0)
-            return NULL;
-        if (k == 0) {
-            sp_fail(err, SP_EXIT_DATA, "%s: IDX payload ends before its items", key);
-            return NULL;
-        }
-        got += (size_t)k;
-    }
-    return d->chunk.data;
+    return idx_read(src->r, d->chunk.data, n, key, err) ? NULL : d->chunk.data;
 }
 
-/* Writes the pair's records, images read from src as they are written.
- * img->idx is the images file's parsed header. */
+/* Writes the pair's records, images read from src as they are written and
+ * labels from memory or their spill file (read once, in order). img->idx is
+ * the images file's parsed header. */
 static int emit_idx_pair(sp_decoder *d, const idx_pending *img, idx_src *src, idx_pending *lab, sp_err *err)
 {
     const sp_idx *im = &img->idx, *lb = &lab->idx;
     if (im->count != lb->count)
         return sp_fail(err, SP_EXIT_DATA, "%s has %llu images but %s has %llu labels", img->key,
                        (unsigned long long)im->count, lab->key, (unsigned long long)lb->count);
-    int max_label = -1;
-    for (uint64_t i = 0; i < lb->count; i++)
-        if (lb->data[i] > max_label)
-            max_label = lb->data[i];
-    int64_t bad = d->numbered ? -1 : sp_idx_first_label_over(lb, d->nclasses);
-    if (bad >= 0) /* the first one out of range, not the largest */
-        return sp_fail(err, SP_EXIT_DATA, "%s: record %lld: label %u out of range: the dataset has %d classes",
-                       lab->key, (long long)bad, lb->data[bad], d->nclasses);
+    int max_label = lb->data ? max_byte(lb->data, (size_t)lb->count, -1) : lab->max_label;
+    idx_labels labels = {.mem = lb->data, .f = lab->spill, .key = lab->key};
+    if (!d->numbered && max_label >= d->nclasses) { /* name the first one out of range, not the largest */
+        uint8_t v;
+        do
+            if (idx_label_next(&labels, &v, err))
+                return -1;
+        while (v < d->nclasses);
+        return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: label %u out of range: the dataset has %d classes",
+                       lab->key, (unsigned long long)labels.next - 1, v, d->nclasses);
+    }
     if (ensure_classes(d, max_label, lab->key, err))
         return -1;
     sp_record rec;
@@ -353,7 +405,10 @@ static int emit_idx_pair(sp_decoder *d, const idx_pending *img, idx_src *src, id
             if (n < 0 || n > SP_KEY_MAX)
                 return sp_fail(err, SP_EXIT_DATA, "%s: key too long", img->key);
             rec.key_len = (uint16_t)n;
-            rec.label = lb->data[i + j];
+            uint8_t label;
+            if (idx_label_next(&labels, &label, err))
+                return -1;
+            rec.label = label;
             if (other_part(d, &rec))
                 continue;
             if (sp_writer_record(d->out->w, &rec, items + j * item, item, err))
@@ -364,9 +419,12 @@ static int emit_idx_pair(sp_decoder *d, const idx_pending *img, idx_src *src, id
     return 0;
 }
 
-/* Copies the rest of the current payload (an images file's items) to an
- * unlinked temporary file in $TMPDIR (default /tmp), rewound for reading. */
-static FILE *idx_spill(sp_reader *r, const char *key, sp_err *err)
+/* Copies the rest of the current payload (an IDX file's items) to an
+ * unlinked temporary file in $TMPDIR (default /tmp), rewound for reading;
+ * what names the items in messages ("the labels"). *max, when not NULL, is
+ * set to the largest byte copied (-1 for none). NULL with err set on
+ * failure. */
+static FILE *idx_spill(sp_reader *r, const char *key, const char *what, int *max, sp_err *err)
 {
     const char *dir = getenv("TMPDIR");
     char path[4200];
@@ -374,8 +432,7 @@ static FILE *idx_spill(sp_reader *r, const char *key, sp_err *err)
     int fd = mkstemp(path);
     FILE *f = fd >= 0 ? fdopen(fd, "w+b") : NULL;
     if (!f) {
-        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill the images before their labels: %s: %s", key, path,
-                strerror(errno));
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill %s: %s: %s", key, what, path, strerror(errno));
         if (fd >= 0) {
             unlink(path);
             close(fd);
@@ -385,15 +442,19 @@ static FILE *idx_spill(sp_reader *r, const char *key, sp_err *err)
     unlink(path);
     uint8_t buf[1u << 16];
     ssize_t k;
-    while ((k = sp_reader_read(r, buf, sizeof buf, err)) > 0)
+    if (max)
+        *max = -1;
+    while ((k = sp_reader_read(r, buf, sizeof buf, err)) > 0) {
+        if (max)
+            *max = max_byte(buf, (size_t)k, *max);
         if (fwrite(buf, 1, (size_t)k, f) != (size_t)k) {
-            sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill the images before their labels: %s", key,
-                    strerror(errno));
+            sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill %s: %s: %s", key, what, path, strerror(errno));
             k = -1;
             break;
         }
+    }
     if (k == 0 && (fflush(f) || fseeko(f, 0, SEEK_SET))) {
-        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill the images before their labels: %s", key, strerror(errno));
+        sp_fail(err, SP_EXIT_SYSTEM, "%s: cannot spill %s: %s: %s", key, what, path, strerror(errno));
         k = -1;
     }
     if (k < 0) {
@@ -451,7 +512,8 @@ static int idx_pair(sp_decoder *d, sp_reader *r, idx_pending *p, sp_err *err)
         pending_free(p);
         return rc;
     }
-    if (!p->is_labels && !p->idx.data && !(p->spill = idx_spill(r, p->key, err))) {
+    if (!p->is_labels && !p->idx.data &&
+        !(p->spill = idx_spill(r, p->key, "the images before their labels", NULL, err))) {
         pending_free(p);
         return -1;
     }
@@ -477,8 +539,9 @@ static int decode_idx(sp_decoder *d, sp_reader *r, const sp_record *rec, const u
 }
 
 /* An IDX file by name, read as a stream: its header first, then labels into
- * memory, images record by record (or into a spill file until their labels
- * come), so memory stays bounded whatever the images file's size. */
+ * memory (up to IDX_LABELS_IN_MEMORY bytes) or a spill file, images record by
+ * record (or into a spill file until their labels come), so memory stays
+ * bounded whatever the files' sizes. */
 static int decode_idx_stream(sp_decoder *d, sp_reader *r, const sp_record *rec, sp_err *err)
 {
     idx_pending *p = calloc(1, sizeof *p);
@@ -501,18 +564,20 @@ static int decode_idx_stream(sp_decoder *d, sp_reader *r, const sp_record *rec, 
         pending_free(p);
         return -1;
     }
-    if (p->idx.ndim == 1) { /* labels: count bytes, kept */
+    if (p->idx.ndim == 1 && p->idx.count > IDX_LABELS_IN_MEMORY) { /* labels: count bytes, spilled */
+        if (!(p->spill = idx_spill(r, p->key, "the labels", &p->max_label, err))) {
+            pending_free(p);
+            return -1;
+        }
+    } else if (p->idx.ndim == 1) { /* read straight into the one copy kept */
         if (sp_buf_reserve(&p->data, (size_t)p->idx.count + 1)) {
             pending_free(p);
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         }
-        idx_src src = {.r = r};
-        const uint8_t *lab = idx_src_take(d, &src, p->key, (size_t)p->idx.count, err);
-        if (!lab) {
+        if (idx_read(r, p->data.data, (size_t)p->idx.count, p->key, err)) {
             pending_free(p);
             return -1;
         }
-        memcpy(p->data.data, lab, (size_t)p->idx.count);
         p->data.len = (size_t)p->idx.count;
         p->idx.data = p->data.data;
     }

@@ -61,4 +61,19 @@ X
 expect_status 1 sh -c "sp-unpack --dataset mnist three/* | sp-decode -q > /dev/null"
 expect_err "sp-decode: train-labels-idx1-ubyte: record 1: label 200 out of range: the dataset has 10 classes"
 row "IDX labels [0, 200, 255] for MNIST's 10 classes" "names the first bad label (record 1: 200), not the largest"
+
+# the same with labels spilled (over 64 KiB of them): 70000 records, the first bad
+# label at record 68000 (10), the largest (255) after it
+mkdir -p many
+$PY - <<'X'
+import struct
+n = 70000
+open("many/train-images-idx3-ubyte", "wb").write(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 1, 1) + bytes(n))
+labels = bytearray(n)
+labels[68000], labels[69999] = 10, 255
+open("many/train-labels-idx1-ubyte", "wb").write(struct.pack(">BBBBI", 0, 0, 8, 1, n) + labels)
+X
+expect_status 1 sh -c "sp-unpack --dataset mnist many/* | sp-decode -q > /dev/null"
+expect_err "sp-decode: train-labels-idx1-ubyte: record 68000: label 10 out of range: the dataset has 10 classes"
+row "IDX labels spilled (70000), first bad at record 68000" "names the first bad label (record 68000: 10), not the largest"
 echo ok
