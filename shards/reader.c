@@ -528,8 +528,13 @@ static int fill_lane_turn(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_
             sp_shard_close(lh->sh);
             lh->sh = NULL;
         }
-        if (!lh->sh && (lh->sh = open_shard(s, g->shard, &sl->err)))
+        if (!lh->sh && (lh->sh = open_shard(s, g->shard, &sl->err))) {
             lh->shard = g->shard;
+            /* read by pread from here on: a lane's handle holds its chunk
+             * table, not HDF5's ~1 MB a file (sp_shard_detach; a layout it
+             * cannot take stays with HDF5) */
+            sp_shard_detach(lh->sh);
+        }
         h5_leave();
         sp_shard *sh = lh->sh;
         if (!sh)

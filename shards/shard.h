@@ -212,6 +212,21 @@ void sp_shard_set_scratch(sp_shard *s, sp_shard_scratch *sc);
  * chunks as stored (direct reads), an encoded shard's bytes, or the rows
  * HDF5's filters handed out (other layouts). */
 uint64_t sp_shard_bytes_read(const sp_shard *s);
+/* Lets go of HDF5 for s's reads: every chunk's place in the file (images or
+ * encoded bytes, labels, labels2, checksums) is read now, HDF5's handles of
+ * s are closed, and sp_shard_read and sp_shard_read_encoded then read the
+ * chunks with pread on a file descriptor of s's own. HDF5 keeps about 1 MB
+ * for every open file (its metadata cache's table alone is 512 KiB), so a
+ * reader that holds a shard open a lane (up to 64) holds that much for each
+ * distinct file; detached, a handle holds its chunk table (16 bytes a
+ * chunk). 0 once detached; 1, s unchanged and still usable through HDF5,
+ * when its layout is not one sp-shard writes (images not zstd chunks of
+ * whole records, a column not in direct chunks), a chunk's place cannot be
+ * read or lies past the file's end (a damaged file: its reads then fail as
+ * they would have), or memory runs out. Keys (sp_shard_key,
+ * sp_shard_load_keys) need HDF5: a detached shard has none. Not
+ * thread-safe, like every call on one shard. */
+int sp_shard_detach(sp_shard *s);
 /* An encoded shard's pixels cannot be read this way (-1 naming
  * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,

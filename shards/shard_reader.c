@@ -1,7 +1,11 @@
 /* Reading one HDF5 shard: open with its checks, records by index range, each record's checksum verified. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* F_DUPFD_CLOEXEC */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 /* ZSTD_d_forceIgnoreChecksum: an "experimental" parameter, in the shared
  * library since zstd 1.4.7 */
 #define ZSTD_STATIC_LINKING_ONLY
@@ -23,6 +27,12 @@ struct sp_shard_scratch {
  * stored as they are or as one zstd frame each (sp-shard writes them so),
  * they are read raw and the chunk the handle is in is kept decompressed here;
  * else (rows 0) every read goes through HDF5 and its chunk cache. */
+/* Where chunk i of a dataset lies in the file (sp_shard_detach). */
+typedef struct {
+    uint64_t addr;
+    uint32_t size, mask; /* stored bytes; the filters skipped (bit 0: zstd) */
+} chunk_loc;
+
 typedef struct {
     hid_t ds;
     const char *name;
@@ -32,6 +42,8 @@ typedef struct {
     int zstd;         /* 1: each chunk is a zstd frame; 0: stored as it is */
     uint8_t *kept;    /* chunk `at`, rows x row_bytes bytes */
     int64_t at;       /* -1: none */
+    chunk_loc *loc;   /* once detached: every chunk's place */
+    int present;      /* opened (labels2 is optional) */
 } shard_column;
 
 struct sp_shard {
@@ -73,6 +85,10 @@ struct sp_shard {
     uint32_t *shapes;
     uint8_t *codecs;
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
+    /* detached (sp_shard_detach): HDF5's ids closed, chunks read by pread */
+    int fd;              /* -1: attached */
+    chunk_loc *img_loc;  /* the images' (or encoded bytes') chunks */
+    uint64_t enc_chunk;  /* an encoded shard's bytes a chunk */
 };
 
 sp_shard_scratch *sp_shard_scratch_new(void) { return calloc(1, sizeof(sp_shard_scratch)); }
@@ -182,6 +198,9 @@ static int read_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err)
     if (first > s->n || n > s->n - first)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: keys of records %llu..%llu out of range", s->path,
                        (unsigned long long)first, (unsigned long long)(first + n));
+    if (s->fd >= 0)
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: keys of records %llu..%llu: the shard is read without HDF5 "
+                       "(sp_shard_detach)", s->path, (unsigned long long)first, (unsigned long long)(first + n));
     if (s->keys_ds < 0 && (s->keys_ds = H5Dopen2(s->file, "keys", H5P_DEFAULT)) < 0)
         return h5fail(err, s->path, "no keys dataset");
     hid_t ds = s->keys_ds;
@@ -245,6 +264,7 @@ static int open_column(sp_shard *s, shard_column *c, sp_err *err)
 {
     if ((c->ds = H5Dopen2(s->file, c->name, H5P_DEFAULT)) < 0)
         return h5fail(err, s->path, c->name);
+    c->present = 1;
     hid_t space = H5Dget_space(c->ds);
     hsize_t n = 0;
     int nd = H5Sget_simple_extent_ndims(space);
@@ -431,11 +451,12 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
     }
     snprintf(s->path, sizeof s->path, "%s", path);
     s->images = s->keys_ds = H5I_INVALID_HID;
-    s->labels = (shard_column){H5I_INVALID_HID, "labels", H5T_NATIVE_INT32, 4, 0, 0, NULL, -1};
-    s->labels2 = (shard_column){H5I_INVALID_HID, "labels2", H5T_NATIVE_INT32, 4, 0, 0, NULL, -1};
-    s->checksums = (shard_column){H5I_INVALID_HID, "checksums", H5T_NATIVE_UINT64, 8, 0, 0, NULL, -1};
+    s->labels = (shard_column){.ds = H5I_INVALID_HID, .name = "labels", .type = H5T_NATIVE_INT32, .row_bytes = 4, .at = -1};
+    s->labels2 = (shard_column){.ds = H5I_INVALID_HID, .name = "labels2", .type = H5T_NATIVE_INT32, .row_bytes = 4, .at = -1};
+    s->checksums = (shard_column){.ds = H5I_INVALID_HID, .name = "checksums", .type = H5T_NATIVE_UINT64, .row_bytes = 8, .at = -1};
     s->file = H5I_INVALID_HID;
     s->pin = -1;
+    s->fd = -1;
     /* a shard of a set at a URL opens from the cache, verified, once there */
     char local[4300];
     int remote = sp_remote_shard(path, local, sizeof local, &s->pin, err);
@@ -534,11 +555,96 @@ void sp_shard_close(sp_shard *s)
     free(s->labels.kept);
     free(s->labels2.kept);
     free(s->checksums.kept);
+    free(s->labels.loc);
+    free(s->labels2.loc);
+    free(s->checksums.loc);
+    free(s->img_loc);
+    if (s->fd >= 0)
+        close(s->fd);
     free(s->sums);
     free(s->offsets);
     free(s->shapes);
     free(s->codecs);
     free(s);
+}
+
+/* Every chunk's place of ds, nchunks chunks of `rows` along its first
+ * dimension, each whole within a file of fsize bytes (and of `exact` bytes
+ * when not 0); NULL when one is missing, out of place or memory runs out. */
+static chunk_loc *chunk_table(hid_t ds, uint64_t nchunks, uint64_t rows, uint64_t fsize, uint64_t exact)
+{
+    chunk_loc *t = malloc((nchunks ? nchunks : 1) * sizeof *t);
+    for (uint64_t i = 0; t && i < nchunks; i++) {
+        hsize_t off[4] = {i * rows, 0, 0, 0}, size = 0;
+        haddr_t addr = HADDR_UNDEF;
+        unsigned mask = 0;
+        if (H5Dget_chunk_info_by_coord(ds, off, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF || size == 0 ||
+            size > UINT32_MAX || addr > fsize || size > fsize - addr || (exact && size != exact)) {
+            free(t);
+            return NULL;
+        }
+        t[i] = (chunk_loc){addr, (uint32_t)size, mask};
+    }
+    return t;
+}
+
+int sp_shard_detach(sp_shard *s)
+{
+    if (s->fd >= 0)
+        return 0;
+    int pixels = s->kind == SP_KIND_PIXELS;
+    shard_column *cols[] = {&s->labels, &s->labels2, &s->checksums};
+    if (s->file < 0 || (pixels && !s->direct))
+        return 1;
+    for (size_t i = 0; i < 3; i++)
+        if (cols[i]->present && !cols[i]->rows)
+            return 1;
+    hsize_t enc_chunk = 0;
+    if (!pixels) { /* the encoded bytes: 1-D chunks, stored as they are */
+        hid_t dcpl = H5Dget_create_plist(s->images);
+        int ok = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, &enc_chunk) == 1 &&
+                 enc_chunk > 0 && H5Pget_nfilters(dcpl) == 0;
+        if (dcpl >= 0)
+            H5Pclose(dcpl);
+        if (!ok)
+            return 1;
+    }
+    char name[4300];
+    ssize_t len = H5Fget_name(s->file, name, sizeof name);
+    int fd = len > 0 && (size_t)len < sizeof name ? open(name, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    uint64_t fsize = (uint64_t)st.st_size;
+    chunk_loc *img = pixels ? chunk_table(s->images, (s->n + s->chunk_n - 1) / s->chunk_n, s->chunk_n, fsize, 0)
+                            : chunk_table(s->images, (s->enc_len + enc_chunk - 1) / enc_chunk, enc_chunk, fsize,
+                                          enc_chunk);
+    chunk_loc *loc[3] = {NULL, NULL, NULL};
+    int ok = img != NULL;
+    for (size_t i = 0; ok && i < 3; i++)
+        if (cols[i]->present)
+            ok = (loc[i] = chunk_table(cols[i]->ds, (s->n + cols[i]->rows - 1) / cols[i]->rows, cols[i]->rows, fsize,
+                                       0)) != NULL;
+    if (!ok) {
+        free(img);
+        for (size_t i = 0; i < 3; i++)
+            free(loc[i]);
+        close(fd);
+        return 1;
+    }
+    s->fd = fd, s->img_loc = img, s->enc_chunk = enc_chunk;
+    hid_t ds[] = {s->images, s->labels.ds, s->labels2.ds, s->checksums.ds, s->keys_ds};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
+        if (ds[i] >= 0)
+            H5Dclose(ds[i]);
+    H5Fclose(s->file);
+    s->file = s->images = s->keys_ds = H5I_INVALID_HID;
+    for (size_t i = 0; i < 3; i++)
+        cols[i]->loc = loc[i], cols[i]->ds = H5I_INVALID_HID;
+    return 0;
 }
 
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
@@ -639,6 +745,27 @@ static int read_rows(sp_shard *s, hid_t ds, int rank, hid_t t, uint64_t first, u
     return 0;
 }
 
+/* The stored bytes of the chunk at loc into buf (loc.size bytes), its
+ * filter mask into *mask (a detached shard's read): 0, or -1 with errno set
+ * (EIO where the file ends first). */
+static int read_at(const sp_shard *s, chunk_loc loc, uint8_t *buf, uint32_t *mask)
+{
+    size_t got = 0;
+    while (got < loc.size) {
+        ssize_t k = pread(s->fd, buf + got, loc.size - got, (off_t)(loc.addr + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return -1;
+        }
+        got += (size_t)k;
+    }
+    *mask = loc.mask;
+    return 0;
+}
+
 /* Chunk k of column c into c->kept, unless there already. */
 static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *err)
 {
@@ -653,16 +780,19 @@ static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *e
     if (!c->kept && !(c->kept = malloc(want)))
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     c->at = -1;
-    if (H5Dget_chunk_storage_size(c->ds, &off, &size) < 0 || size == 0 ||
-        size > (c->zstd ? ZSTD_compressBound(want) : want))
+    if (c->loc)
+        size = c->loc[k].size;
+    else if (H5Dget_chunk_storage_size(c->ds, &off, &size) < 0)
+        size = 0;
+    if (size == 0 || size > (c->zstd ? ZSTD_compressBound(want) : want))
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s chunk %llu missing or of %llu bytes (corrupt "
                        "shard)", s->path, r0, r1, c->name, (unsigned long long)k, (unsigned long long)size);
     sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
     if (scratch_reserve(sc, (size_t)size, err))
         return -1;
-    if (H5Dread_chunk(c->ds, H5P_DEFAULT, &off, &mask, sc->raw) < 0)
-        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read %s chunk %llu", s->path, r0, r1,
-                       c->name, (unsigned long long)k);
+    if (c->loc ? read_at(s, c->loc[k], sc->raw, &mask) : H5Dread_chunk(c->ds, H5P_DEFAULT, &off, &mask, sc->raw) < 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read %s chunk %llu%s%s", s->path, r0, r1,
+                       c->name, (unsigned long long)k, c->loc ? ": " : "", c->loc ? strerror(errno) : "");
     if (!c->zstd || (mask & 1)) { /* stored as it is */
         if (size != want)
             return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s chunk %llu: %llu bytes, not %zu (corrupt "
@@ -709,7 +839,11 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
     unsigned long long r0 = (unsigned long long)(c * s->chunk_n), r1 = r0 + s->chunk_n - 1;
     if (r1 >= s->n)
         r1 = s->n - 1;
-    if (H5Dget_chunk_storage_size(s->images, off, &size) < 0 || size == 0)
+    if (s->img_loc)
+        size = s->img_loc[c].size;
+    else if (H5Dget_chunk_storage_size(s->images, off, &size) < 0)
+        size = 0;
+    if (size == 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: images chunk %llu missing", s->path, r0, r1,
                        (unsigned long long)c);
     if (size > ZSTD_compressBound(want)) /* no zstd frame of `want` bytes is bigger: damage */
@@ -718,9 +852,10 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
     sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
     if (scratch_reserve(sc, (size_t)size, err))
         return -1;
-    if (H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, sc->raw) < 0)
-        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu", s->path, r0, r1,
-                       (unsigned long long)c);
+    if (s->img_loc ? read_at(s, s->img_loc[c], sc->raw, &mask) : H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask,
+                                                                                 sc->raw) < 0)
+        return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu%s%s", s->path, r0,
+                       r1, (unsigned long long)c, s->img_loc ? ": " : "", s->img_loc ? strerror(errno) : "");
     s->bytes_read += size;
     if (mask & 1) { /* the filter was skipped for this chunk: stored as it is */
         if (size != want)
@@ -800,7 +935,7 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
     if (labels && read_column(s, &s->labels, first, n, labels, err))
         return -1;
     if (labels2) {
-        if (s->labels2.ds >= 0) {
+        if (s->labels2.present) {
             if (read_column(s, &s->labels2, first, n, labels2, err))
                 return -1;
         } else {
@@ -826,6 +961,27 @@ int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t
     return 0;
 }
 
+/* A detached encoded shard's bytes [base, base + len) (records [first,
+ * first + n)) into bytes, chunk by chunk (stored as they are). */
+static int read_encoded_detached(sp_shard *s, uint64_t first, uint64_t n, uint64_t base, uint64_t len, uint8_t *bytes,
+                                 sp_err *err)
+{
+    for (uint64_t at = base; at < base + len;) {
+        uint64_t c = at / s->enc_chunk, in = at - c * s->enc_chunk, take = s->enc_chunk - in;
+        if (take > base + len - at)
+            take = base + len - at;
+        chunk_loc part = {s->img_loc[c].addr + in, (uint32_t)take, 0};
+        uint32_t mask;
+        if (read_at(s, part, bytes + (at - base), &mask))
+            return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read encoded chunk %llu: %s (corrupt "
+                           "shard)", s->path, (unsigned long long)first, (unsigned long long)(first + n - 1),
+                           (unsigned long long)c, strerror(errno));
+        at += take;
+    }
+    s->bytes_read += len;
+    return 0;
+}
+
 int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *bytes, uint64_t *offsets,
                           uint32_t *shapes, uint8_t *codecs, int32_t *labels, int32_t *labels2, uint64_t *checksums,
                           sp_err *err)
@@ -845,7 +1001,10 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     if (n == 0)
         return 0;
     uint64_t len = s->offsets[first + n] - base;
-    if (bytes) {
+    if (bytes && s->img_loc) {
+        if (read_encoded_detached(s, first, n, base, len, bytes, err))
+            return -1;
+    } else if (bytes) {
         hsize_t start = base, count = len;
         hid_t fs = H5Dget_space(s->images);
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
