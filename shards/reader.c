@@ -230,7 +230,7 @@ SPR_API spr_set *spr_open_ex(const char *dir, const char *split, char *errbuf, s
     s->classes = json_incref(json_object_get(m, "classes"));
     /* shape, dtype and normalization from the first shard; the others are checked as they open */
     h5_enter();
-    sp_shard *first = sp_shard_open_nokeys(s->shards[0].path, &err);
+    sp_shard *first = sp_shard_open_lane(s->shards[0].path, &err); /* its metadata: no index loaded */
     if (first && sp_manifest_check_shard(s->shards[0].path, m, s->shards[0].entry, first, &err)) {
         sp_shard_close(first);
         first = NULL;
@@ -324,7 +324,7 @@ SPR_API int spr_normalization(const spr_set *s, double *mean, double *std, int *
 /* Opens shard i (checked against the set); the lock must be held. */
 static sp_shard *open_shard(spr_set *s, size_t i, sp_err *err)
 {
-    sp_shard *sh = sp_shard_open_nokeys(s->shards[i].path, err);
+    sp_shard *sh = sp_shard_open_lane(s->shards[i].path, err);
     if (!sh)
         return NULL;
     if (sp_manifest_check_shard(s->shards[i].path, s->manifest, s->shards[i].entry, sh, err)) {
@@ -490,7 +490,7 @@ static int decode_records(spr_iter *it, filler *f, sp_shard *sh, size_t shard, u
     int rc = sp_shard_read_encoded(sh, first, n, f->bytes, f->offsets, NULL, NULL, sl->labels + at,
                                    sl->labels2 + at, f->sums, err);
     h5_leave();
-    if (rc || sp_shard_check_encoded(sh, first, n, f->bytes, f->sums, err))
+    if (rc || sp_shard_check_encoded(sh, first, n, f->offsets, f->bytes, f->sums, err))
         return -1;
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *b = f->bytes + f->offsets[i];

@@ -162,6 +162,14 @@ sp_shard *sp_shard_open(const char *path, sp_err *err);
 /* The same without loading the keys (sp_shard_key then returns NULL): for
  * readers that want pixels and labels only. */
 sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err);
+/* sp_shard_open_nokeys for a reader that holds many shards open, each read
+ * in order (a lane of libshardpipe-reader): an encoded shard's index
+ * (offsets, shapes, codecs; 21 bytes a record) is not loaded but read a
+ * chunk at a time as records are, each range checked as it is read, so an
+ * open shard holds a chunk of it, not all of it. Sets written before the
+ * index was chunked by SP_SHARD_COLUMN_CHUNK rows load it whole, as
+ * sp_shard_open_nokeys does. */
+sp_shard *sp_shard_open_lane(const char *path, sp_err *err);
 /* A shard a writer finished but has not committed (no attributes yet), of
  * split: for resuming an interrupted run. Keys are loaded. */
 sp_shard *sp_shard_open_unfinished(const char *path, int split, sp_err *err);
@@ -270,7 +278,9 @@ uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n);
  * entries: record i is bytes[offsets[i]:offsets[i+1]], offsets[0] = 0),
  * shapes (n x 3: decoded H, W, C), codecs (n, enum sp_codec), labels,
  * labels2 and stored checksums; any output may be NULL. Offsets, shapes and
- * codecs come from memory (loaded and checked at open); bytes are one read.
+ * codecs come from memory (loaded and checked at open), or for a shard
+ * opened with sp_shard_open_lane from its index's chunks (checked as read);
+ * bytes are one read.
  * The bytes read are checked against the stored XXH3 checksums (unless
  * sp_shard_set_verify turned that off): a mismatch is -1 with SP_EXIT_DATA
  * and a message naming the shard file and the record's index (and key, when
@@ -282,9 +292,9 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
                           sp_err *err);
 /* The check sp_shard_read_encoded makes, apart, for a caller that read with
  * verification off (and checksums out) under its HDF5 lock and hashes
- * outside it: bytes and checksums of records [first, first+n) as read. No
- * HDF5 call. 0, or -1 with SP_EXIT_DATA naming the shard, record and key. */
-int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint8_t *bytes,
-                           const uint64_t *checksums, sp_err *err);
+ * outside it: offsets (n+1, as sp_shard_read_encoded gives them), bytes and
+ * checksums of records [first, first+n) as read. No HDF5 call. 0, or -1 with SP_EXIT_DATA naming the shard, record and key. */
+int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint64_t *offsets,
+                           const uint8_t *bytes, const uint64_t *checksums, sp_err *err);
 
 #endif

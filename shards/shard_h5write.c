@@ -108,7 +108,8 @@ int sp_h5w_flush_encoded(open_shard *o, int all, sp_err *err)
 }
 
 /* The per-record columns of an encoded shard: offsets [N+1] uint64, shapes
- * [N, 3] uint32, codecs [N] uint8, zstd-compressed. 0 or -1 (HDF5 failed). */
+ * [N, 3] uint32, codecs [N] uint8, zstd-compressed, in chunks of
+ * SP_SHARD_COLUMN_CHUNK rows (a reader's lane keeps one of each). 0 or -1 (HDF5 failed). */
 static int write_encoded_columns(const sp_shard_opts *opts, open_shard *o)
 {
     uint64_t n = o->sh->n;
@@ -125,7 +126,8 @@ static int write_encoded_columns(const sp_shard_opts *opts, open_shard *o)
         {"codecs", H5T_NATIVE_UINT8, 1, {n, 0}, o->codecs.data},
     };
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
-        hsize_t chunk[2] = {cols[i].dims[0] < 65536 ? cols[i].dims[0] : 65536, cols[i].dims[1]};
+        hsize_t chunk[2] = {cols[i].dims[0] < SP_SHARD_COLUMN_CHUNK ? cols[i].dims[0] : SP_SHARD_COLUMN_CHUNK,
+                            cols[i].dims[1]};
         if (!chunk[0])
             chunk[0] = 1;
         hid_t space = H5Screate_simple(cols[i].rank, cols[i].dims, NULL);

@@ -36,8 +36,9 @@ typedef struct {
 typedef struct {
     hid_t ds;
     const char *name;
-    hid_t type;       /* the native type of a row */
+    hid_t type;       /* the native type of a row's values */
     size_t row_bytes;
+    unsigned cols;    /* values a row: 1, or 3 for an encoded shard's shapes [n, 3] */
     uint64_t rows;    /* rows per chunk, read directly; 0: through HDF5 */
     int zstd;         /* 1: each chunk is a zstd frame; 0: stored as it is */
     uint8_t *kept;    /* chunk `at`, rows x row_bytes bytes */
@@ -84,6 +85,13 @@ struct sp_shard {
     uint64_t *offsets;
     uint32_t *shapes;
     uint8_t *codecs;
+    /* or, opened for a reader's lane (sp_shard_open_lane) on the layout
+     * sp-shard writes: the index read a chunk at a time as records are read,
+     * each range checked as it is read (offsets rising within the bytes) */
+    int windowed;
+    shard_column offs, shps, cods;
+    uint64_t *idx_scratch; /* n+1 offsets of a read */
+    size_t idx_cap;
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
     /* detached (sp_shard_detach): HDF5's ids closed, chunks read by pread */
     int fd;              /* -1: attached */
@@ -258,29 +266,33 @@ static int read_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err)
 
 int sp_shard_load_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err) { return read_keys(s, first, n, err); }
 
-/* Opens column c (its name and type set) and checks it holds one row a
- * record; sets its direct reading up when its layout allows (shard_column). */
-static int open_column(sp_shard *s, shard_column *c, sp_err *err)
+/* Opens column c (its name, type and cols set) and checks it holds `want`
+ * rows (the records, or one more for offsets) of c->cols values; sets its
+ * direct reading up when its layout allows (shard_column). */
+static int open_column_rows(sp_shard *s, shard_column *c, uint64_t want, sp_err *err)
 {
     if ((c->ds = H5Dopen2(s->file, c->name, H5P_DEFAULT)) < 0)
         return h5fail(err, s->path, c->name);
     c->present = 1;
+    int rank = c->cols > 1 ? 2 : 1;
     hid_t space = H5Dget_space(c->ds);
-    hsize_t n = 0;
+    hsize_t d[2] = {0, 0};
     int nd = H5Sget_simple_extent_ndims(space);
-    if (nd == 1)
-        H5Sget_simple_extent_dims(space, &n, NULL);
+    if (nd == rank)
+        H5Sget_simple_extent_dims(space, d, NULL);
     H5Sclose(space);
-    if (nd != 1 || n != s->n)
+    if (nd != rank || d[0] != want || (rank == 2 && d[1] != c->cols))
         return sp_fail(err, SP_EXIT_DATA, "%s: %s has %llu entries, images %llu", s->path, c->name,
-                       (unsigned long long)n, (unsigned long long)s->n);
+                       (unsigned long long)d[0], (unsigned long long)s->n);
     hid_t dcpl = H5Dget_create_plist(c->ds), ft = H5Dget_type(c->ds);
-    hsize_t rows = 0;
+    hsize_t cd[2] = {0, 0}, rows = 0;
     unsigned flags, cdv[4], config;
     size_t ncd = 4;
     char fname[64];
-    int nf = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, &rows) == 1
+    int nf = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, cd) == rank &&
+                     (rank == 1 || cd[1] == c->cols)
                  ? H5Pget_nfilters(dcpl) : -1;
+    rows = nf >= 0 ? cd[0] : 0;
     if (rows > 0 && rows <= SP_SHARD_COLUMN_DIRECT_MAX && ft >= 0 && H5Tequal(ft, c->type) > 0 &&
         (nf == 0 || (nf == 1 && H5Pget_filter2(dcpl, 0, &flags, &ncd, cdv, sizeof fname, fname, &config) ==
                                     SP_H5Z_ZSTD))) {
@@ -293,6 +305,8 @@ static int open_column(sp_shard *s, shard_column *c, sp_err *err)
         H5Pclose(dcpl);
     return 0;
 }
+
+static int open_column(sp_shard *s, shard_column *c, sp_err *err) { return open_column_rows(s, c, s->n, err); }
 
 /* unfinished_split < 0: a committed shard, checked by its attributes; else a
  * writer's finished but uncommitted shard of that split, which has none yet. */
@@ -348,7 +362,55 @@ static int load_column(sp_shard *s, const char *name, hid_t t, hsize_t n, int co
 
 /* Opens an encoded shard's byte array and loads and checks its offsets,
  * shapes and codecs (see sp_shard); sets n, the largest h and w, and c. */
-static int open_encoded(sp_shard *s, sp_err *err)
+static int read_column(sp_shard *s, shard_column *c, uint64_t first, uint64_t n, void *out, sp_err *err);
+
+/* An encoded shard's index (offsets, shapes, codecs) set up to be read a
+ * chunk at a time: 0 when it is (the first and last offsets checked, the
+ * shard's largest H and W and its C from its shape attribute), 1 when its
+ * layout is not sp-shard's (the caller loads it whole; the columns closed
+ * again), -1 with err. */
+static int open_index_windowed(sp_shard *s, uint64_t len, sp_err *err)
+{
+    shard_column *cols[] = {&s->offs, &s->shps, &s->cods};
+    int direct = 1;
+    for (size_t i = 0; i < 3; i++) {
+        if (open_column_rows(s, cols[i], s->n + (i == 0), err))
+            return -1;
+        direct = direct && cols[i]->rows;
+    }
+    hid_t a = direct && H5Aexists(s->file, "shape") > 0 ? H5Aopen(s->file, "shape", H5P_DEFAULT) : H5I_INVALID_HID;
+    int32_t shape[3] = {0, 0, 0};
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    direct = a >= 0 && sp >= 0 && H5Sget_simple_extent_npoints(sp) == 3 && H5Aread(a, H5T_NATIVE_INT32, shape) >= 0;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    if (!direct) {
+        for (size_t i = 0; i < 3; i++) {
+            H5Dclose(cols[i]->ds);
+            cols[i]->ds = H5I_INVALID_HID, cols[i]->present = 0, cols[i]->rows = 0;
+        }
+        return 1;
+    }
+    uint64_t ends[2];
+    if (read_column(s, &s->offs, 0, 1, ends, err) || read_column(s, &s->offs, s->n, 1, ends + 1, err))
+        return -1;
+    if (ends[0] != 0 || ends[1] != len)
+        return sp_fail(err, SP_EXIT_DATA, "%s: offsets run from %llu to %llu, encoded holds %llu bytes", s->path,
+                       (unsigned long long)ends[0], (unsigned long long)ends[1], (unsigned long long)len);
+    if (shape[0] < 1 || shape[1] < 1 || shape[0] > 65536 || shape[1] > 65536 || shape[2] < 1 || shape[2] > 16)
+        return sp_fail(err, SP_EXIT_DATA, "%s: shape attribute %dx%dx%d out of bounds", s->path, shape[0], shape[1],
+                       shape[2]);
+    s->h = (uint32_t)shape[0], s->w = (uint32_t)shape[1], s->c = (uint32_t)shape[2];
+    if (!s->n)
+        s->h = s->w = 1;
+    s->dtype = SP_DTYPE_U8;
+    s->windowed = 1;
+    return 0;
+}
+
+static int open_encoded(sp_shard *s, int lane, sp_err *err)
 {
     s->kind = SP_KIND_ENCODED;
     s->images = H5Dopen2(s->file, "encoded", H5P_DEFAULT);
@@ -378,6 +440,11 @@ static int open_encoded(sp_shard *s, sp_err *err)
         return sp_fail(err, SP_EXIT_DATA, "%s: offsets has %llu entries (records + 1, at most %llu records)", s->path,
                        (unsigned long long)n1, (unsigned long long)SP_SHARD_MAX_RECORDS);
     s->n = n1 - 1;
+    if (lane) {
+        int w = open_index_windowed(s, len, err);
+        if (w <= 0)
+            return w;
+    }
     if (load_column(s, "offsets", H5T_NATIVE_UINT64, n1, 1, n1 * 8, (void **)&s->offsets, err) ||
         load_column(s, "shapes", H5T_NATIVE_UINT32, s->n, 3, s->n * 12, (void **)&s->shapes, err) ||
         load_column(s, "codecs", H5T_NATIVE_UINT8, s->n, 1, s->n, (void **)&s->codecs, err))
@@ -438,13 +505,17 @@ static void bound_metadata_cache(hid_t file)
 static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp_err *err);
 sp_shard *sp_shard_open(const char *path, sp_err *err) { return shard_open(path, 1, -1, err); }
 sp_shard *sp_shard_open_nokeys(const char *path, sp_err *err) { return shard_open(path, 0, -1, err); }
+sp_shard *sp_shard_open_lane(const char *path, sp_err *err) { return shard_open(path, 2, -1, err); }
 sp_shard *sp_shard_open_unfinished(const char *path, int split, sp_err *err)
 {
     return shard_open(path, 1, split, err);
 }
 
+/* keys: 1 loads them, 0 does not, 2 neither and an encoded index windowed */
 static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp_err *err)
 {
+    int lane = keys == 2;
+    keys = keys == 1;
     if (sp_h5_init(err))
         return NULL;
     sp_shard *s = calloc(1, sizeof *s);
@@ -457,6 +528,10 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
     s->labels = (shard_column){.ds = H5I_INVALID_HID, .name = "labels", .type = H5T_NATIVE_INT32, .row_bytes = 4, .at = -1};
     s->labels2 = (shard_column){.ds = H5I_INVALID_HID, .name = "labels2", .type = H5T_NATIVE_INT32, .row_bytes = 4, .at = -1};
     s->checksums = (shard_column){.ds = H5I_INVALID_HID, .name = "checksums", .type = H5T_NATIVE_UINT64, .row_bytes = 8, .at = -1};
+    s->offs = (shard_column){.ds = H5I_INVALID_HID, .name = "offsets", .type = H5T_NATIVE_UINT64, .row_bytes = 8, .at = -1};
+    s->shps = (shard_column){.ds = H5I_INVALID_HID, .name = "shapes", .type = H5T_NATIVE_UINT32, .row_bytes = 12, .cols = 3,
+                             .at = -1};
+    s->cods = (shard_column){.ds = H5I_INVALID_HID, .name = "codecs", .type = H5T_NATIVE_UINT8, .row_bytes = 1, .at = -1};
     s->file = H5I_INVALID_HID;
     s->pin = -1;
     s->fd = -1;
@@ -479,7 +554,7 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
         goto fail;
     }
     if (H5Lexists(s->file, "encoded", H5P_DEFAULT) > 0) {
-        if (open_encoded(s, err))
+        if (open_encoded(s, lane, err))
             goto fail;
         goto columns;
     }
@@ -543,7 +618,8 @@ void sp_shard_close(sp_shard *s)
 {
     if (!s)
         return;
-    hid_t ds[] = {s->images, s->labels.ds, s->labels2.ds, s->checksums.ds, s->keys_ds};
+    hid_t ds[] = {s->images, s->labels.ds, s->labels2.ds, s->checksums.ds, s->keys_ds, s->offs.ds, s->shps.ds,
+                  s->cods.ds};
     for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
         if (ds[i] >= 0)
             H5Dclose(ds[i]);
@@ -555,12 +631,10 @@ void sp_shard_close(sp_shard *s)
     json_decref(s->meta);
     scratch_clear(&s->own);
     free(s->part);
-    free(s->labels.kept);
-    free(s->labels2.kept);
-    free(s->checksums.kept);
-    free(s->labels.loc);
-    free(s->labels2.loc);
-    free(s->checksums.loc);
+    shard_column *cols[] = {&s->labels, &s->labels2, &s->checksums, &s->offs, &s->shps, &s->cods};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        free(cols[i]->loc), free(cols[i]->kept);
+    free(s->idx_scratch);
     free(s->img_loc);
     if (s->fd >= 0)
         close(s->fd);
@@ -596,10 +670,11 @@ int sp_shard_detach(sp_shard *s)
     if (s->fd >= 0)
         return 0;
     int pixels = s->kind == SP_KIND_PIXELS;
-    shard_column *cols[] = {&s->labels, &s->labels2, &s->checksums};
+    shard_column *cols[] = {&s->labels, &s->labels2, &s->checksums, &s->offs, &s->shps, &s->cods};
+    enum { NCOLS = sizeof cols / sizeof cols[0] };
     if (s->file < 0 || (pixels && !s->direct))
         return 1;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < NCOLS; i++)
         if (cols[i]->present && !cols[i]->rows)
             return 1;
     hsize_t enc_chunk = 0;
@@ -625,39 +700,76 @@ int sp_shard_detach(sp_shard *s)
     chunk_loc *img = pixels ? chunk_table(s->images, (s->n + s->chunk_n - 1) / s->chunk_n, s->chunk_n, fsize, 0)
                             : chunk_table(s->images, (s->enc_len + enc_chunk - 1) / enc_chunk, enc_chunk, fsize,
                                           enc_chunk);
-    chunk_loc *loc[3] = {NULL, NULL, NULL};
+    chunk_loc *loc[NCOLS] = {NULL};
     int ok = img != NULL;
-    for (size_t i = 0; ok && i < 3; i++)
+    for (size_t i = 0; ok && i < NCOLS; i++) {
+        uint64_t rows = s->n + (cols[i] == &s->offs); /* offsets: one more than the records */
         if (cols[i]->present)
-            ok = (loc[i] = chunk_table(cols[i]->ds, (s->n + cols[i]->rows - 1) / cols[i]->rows, cols[i]->rows, fsize,
+            ok = (loc[i] = chunk_table(cols[i]->ds, (rows + cols[i]->rows - 1) / cols[i]->rows, cols[i]->rows, fsize,
                                        0)) != NULL;
+    }
     if (!ok) {
         free(img);
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < NCOLS; i++)
             free(loc[i]);
         close(fd);
         return 1;
     }
     s->fd = fd, s->img_loc = img, s->enc_chunk = enc_chunk;
-    hid_t ds[] = {s->images, s->labels.ds, s->labels2.ds, s->checksums.ds, s->keys_ds};
-    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
-        if (ds[i] >= 0)
-            H5Dclose(ds[i]);
+    if (s->images >= 0)
+        H5Dclose(s->images);
+    if (s->keys_ds >= 0)
+        H5Dclose(s->keys_ds);
+    for (size_t i = 0; i < NCOLS; i++) {
+        if (cols[i]->ds >= 0)
+            H5Dclose(cols[i]->ds);
+        cols[i]->loc = loc[i], cols[i]->ds = H5I_INVALID_HID;
+    }
     H5Fclose(s->file);
     s->file = s->images = s->keys_ds = H5I_INVALID_HID;
-    for (size_t i = 0; i < 3; i++)
-        cols[i]->loc = loc[i], cols[i]->ds = H5I_INVALID_HID;
     return 0;
 }
 
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
 int sp_shard_kind(const sp_shard *s) { return s->kind; }
 
+/* The n+1 offsets of records [first, first+n] of an encoded shard (in the
+ * encoded bytes): its loaded index, or, windowed, read into s->idx_scratch
+ * and checked there (rising, within the bytes). NULL with err. s is const to
+ * callers that only ask sizes: a windowed index's kept chunks are a cache,
+ * whose reading changes nothing they see (see the casts below). */
+static const uint64_t *offsets_of(sp_shard *s, uint64_t first, uint64_t n, sp_err *err)
+{
+    if (!s->windowed)
+        return s->offsets + first;
+    if (n + 1 > s->idx_cap) {
+        uint64_t *grown = realloc(s->idx_scratch, (size_t)(n + 1) * sizeof *grown);
+        if (!grown) {
+            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            return NULL;
+        }
+        s->idx_scratch = grown, s->idx_cap = (size_t)(n + 1);
+    }
+    uint64_t *o = s->idx_scratch;
+    if (read_column(s, &s->offs, first, n + 1, o, err))
+        return NULL;
+    for (uint64_t i = 0; i < n; i++)
+        if (o[i + 1] <= o[i] || o[i + 1] > s->enc_len) {
+            sp_fail(err, SP_EXIT_DATA, "%s: record %llu: offsets do not rise within the %llu encoded bytes (%llu to "
+                    "%llu; corrupt shard)", s->path, (unsigned long long)(first + i), (unsigned long long)s->enc_len,
+                    (unsigned long long)o[i], (unsigned long long)o[i + 1]);
+            return NULL;
+        }
+    return o;
+}
+
 uint64_t sp_shard_encoded_size(const sp_shard *s, uint64_t first, uint64_t n)
 {
     if (s->kind != SP_KIND_ENCODED || first > s->n || n > s->n - first)
         return 0;
-    return s->offsets[first + n] - s->offsets[first];
+    sp_err e = {0};
+    const uint64_t *o = offsets_of((sp_shard *)s, first, n, &e); /* a damaged index: 0, and the read names it */
+    return o ? o[n] - o[0] : 0;
 }
 uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_bytes)
 {
@@ -669,8 +781,25 @@ uint64_t sp_shard_batch_records(const sp_shard *s, uint64_t first, uint64_t max_
         k = max_bytes / item;
         return k < 1 ? 1 : k < left ? k : left;
     }
-    while (k < left && s->offsets[first + k + 1] - s->offsets[first] <= max_bytes)
-        k++;
+    if (!s->windowed) {
+        while (k < left && s->offsets[first + k + 1] - s->offsets[first] <= max_bytes)
+            k++;
+        return k;
+    }
+    sp_err e = {0}; /* windowed: by blocks of the index; a damaged one ends the batch (its read names it) */
+    uint64_t base = 0;
+    for (k = 0; k < left;) {
+        uint64_t m = left - k < SP_SHARD_COLUMN_CHUNK ? left - k : SP_SHARD_COLUMN_CHUNK;
+        const uint64_t *o = offsets_of((sp_shard *)s, first + k, m, &e);
+        if (!o)
+            return k ? k : 1;
+        if (!k)
+            base = o[0];
+        for (uint64_t i = 0; i < m; i++)
+            if (o[i + 1] - base > max_bytes)
+                return k + i ? k + i : 1;
+        k += m;
+    }
     return k;
 }
 
@@ -774,10 +903,10 @@ static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *e
 {
     if (c->at == (int64_t)k)
         return 0;
-    hsize_t off = k * c->rows, size = 0;
+    hsize_t off[2] = {k * c->rows, 0}, size = 0;
     size_t want = c->rows * c->row_bytes;
     uint32_t mask = 0;
-    unsigned long long r0 = (unsigned long long)off, r1 = r0 + c->rows - 1;
+    unsigned long long r0 = (unsigned long long)off[0], r1 = r0 + c->rows - 1;
     if (r1 >= s->n)
         r1 = s->n - 1;
     if (!c->kept && !(c->kept = malloc(want)))
@@ -785,7 +914,7 @@ static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *e
     c->at = -1;
     if (c->loc)
         size = c->loc[k].size;
-    else if (H5Dget_chunk_storage_size(c->ds, &off, &size) < 0)
+    else if (H5Dget_chunk_storage_size(c->ds, off, &size) < 0)
         size = 0;
     if (size == 0 || size > (c->zstd ? ZSTD_compressBound(want) : want))
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: %s chunk %llu missing or of %llu bytes (corrupt "
@@ -793,7 +922,8 @@ static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *e
     sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
     if (scratch_reserve(sc, (size_t)size, err))
         return -1;
-    if (c->loc ? read_at(s, c->loc[k], sc->raw, &mask) : H5Dread_chunk(c->ds, H5P_DEFAULT, &off, &mask, sc->raw) < 0)
+    if (c->loc ? read_at(s, c->loc[k], sc->raw, &mask) < 0
+               : H5Dread_chunk(c->ds, H5P_DEFAULT, off, &mask, sc->raw) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read %s chunk %llu%s%s", s->path, r0, r1,
                        c->name, (unsigned long long)k, c->loc ? ": " : "", c->loc ? strerror(errno) : "");
     if (!c->zstd || (mask & 1)) { /* stored as it is */
@@ -855,8 +985,8 @@ static int load_chunk(sp_shard *s, uint64_t c, uint8_t *out, sp_err *err)
     sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
     if (scratch_reserve(sc, (size_t)size, err))
         return -1;
-    if (s->img_loc ? read_at(s, s->img_loc[c], sc->raw, &mask) : H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask,
-                                                                                 sc->raw) < 0)
+    if (s->img_loc ? read_at(s, s->img_loc[c], sc->raw, &mask) < 0
+                   : H5Dread_chunk(s->images, H5P_DEFAULT, off, &mask, sc->raw) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read images chunk %llu%s%s", s->path, r0,
                        r1, (unsigned long long)c, s->img_loc ? ": " : "", s->img_loc ? strerror(errno) : "");
     s->bytes_read += size;
@@ -985,6 +1115,41 @@ static int read_encoded_detached(sp_shard *s, uint64_t first, uint64_t n, uint64
     return 0;
 }
 
+/* Shapes (n x 3) and codecs (n) of records [first, first+n) of an encoded
+ * shard: its loaded index, or windowed, read and checked (sides 1..65536 and
+ * the shard's channels; codecs known). 0 or -1 with err naming the record. */
+static int read_shapes(sp_shard *s, uint64_t first, uint64_t n, uint32_t *shapes, sp_err *err)
+{
+    if (!s->windowed) {
+        memcpy(shapes, s->shapes + 3 * first, (size_t)n * 12);
+        return 0;
+    }
+    if (read_column(s, &s->shps, first, n, shapes, err))
+        return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint32_t *hwc = shapes + 3 * i;
+        if (!hwc[0] || !hwc[1] || hwc[0] > 65536 || hwc[1] > 65536 || hwc[2] != s->c)
+            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: decoded shape %ux%ux%u out of bounds (corrupt shard)",
+                           s->path, (unsigned long long)(first + i), hwc[0], hwc[1], hwc[2]);
+    }
+    return 0;
+}
+
+static int read_codecs(sp_shard *s, uint64_t first, uint64_t n, uint8_t *codecs, sp_err *err)
+{
+    if (!s->windowed) {
+        memcpy(codecs, s->codecs + first, (size_t)n);
+        return 0;
+    }
+    if (read_column(s, &s->cods, first, n, codecs, err))
+        return -1;
+    for (uint64_t i = 0; i < n; i++)
+        if (codecs[i] != SP_CODEC_JPEG && codecs[i] != SP_CODEC_PNG)
+            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: unknown codec %u (corrupt shard)", s->path,
+                           (unsigned long long)(first + i), codecs[i]);
+    return 0;
+}
+
 int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *bytes, uint64_t *offsets,
                           uint32_t *shapes, uint8_t *codecs, int32_t *labels, int32_t *labels2, uint64_t *checksums,
                           sp_err *err)
@@ -994,16 +1159,25 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     if (first > s->n || n > s->n - first)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu out of range", s->path,
                        (unsigned long long)first, (unsigned long long)(first + n));
-    uint64_t base = s->offsets[first];
-    for (uint64_t i = 0; offsets && i <= n; i++)
-        offsets[i] = s->offsets[first + i] - base;
-    if (shapes)
-        memcpy(shapes, s->shapes + 3 * first, (size_t)n * 12);
-    if (codecs)
-        memcpy(codecs, s->codecs + first, (size_t)n);
+    const uint64_t *o = offsets_of(s, first, n, err);
+    if (!o || (shapes && read_shapes(s, first, n, shapes, err)) || (codecs && read_codecs(s, first, n, codecs, err)))
+        return -1;
+    uint64_t base = o[0], len = o[n] - base;
+    /* relative offsets: the caller's, or (to check the bytes) the scratch's */
+    uint64_t *rel = offsets;
+    if (!rel && bytes && s->verify) {
+        if (!s->windowed && n + 1 > s->idx_cap) {
+            uint64_t *grown = realloc(s->idx_scratch, (size_t)(n + 1) * sizeof *grown);
+            if (!grown)
+                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            s->idx_scratch = grown, s->idx_cap = (size_t)(n + 1);
+        }
+        rel = s->idx_scratch; /* windowed: o itself, made relative in place */
+    }
+    for (uint64_t i = 0; rel && i <= n; i++)
+        rel[i] = o[i] - base;
     if (n == 0)
         return 0;
-    uint64_t len = s->offsets[first + n] - base;
     if (bytes && s->img_loc) {
         if (read_encoded_detached(s, first, n, base, len, bytes, err))
             return -1;
@@ -1030,19 +1204,18 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     if (sp_shard_read(s, first, n, NULL, labels, labels2, sums, err))
         return -1;
     if (bytes && s->verify)
-        return sp_shard_check_encoded(s, first, n, bytes, sums, err);
+        return sp_shard_check_encoded(s, first, n, rel, bytes, sums, err);
     return 0;
 }
 
-int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint8_t *bytes,
-                           const uint64_t *checksums, sp_err *err)
+int sp_shard_check_encoded(const sp_shard *s, uint64_t first, uint64_t n, const uint64_t *offsets,
+                           const uint8_t *bytes, const uint64_t *checksums, sp_err *err)
 {
     if (s->kind != SP_KIND_ENCODED || first > s->n || n > s->n - first)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu: not an encoded shard's", s->path,
                        (unsigned long long)first, (unsigned long long)(first + n));
-    uint64_t base = s->offsets[first];
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t a = s->offsets[first + i] - base, b = s->offsets[first + i + 1] - base;
+        uint64_t a = offsets[i], b = offsets[i + 1];
         if (sp_xxh3(bytes + a, (size_t)(b - a)) != checksums[i]) {
             const char *key = sp_shard_key(s, first + i);
             return sp_fail(err, SP_EXIT_DATA,

@@ -61,16 +61,19 @@ expect_err_has() {
 # term_at_step_20 LOG COMMAND...: runs COMMAND (sp-train ARGS, or mpirun ... sp-train
 # ARGS: sp-train's arguments last) with --progress-interval 0.001, its output into LOG;
 # sends SIGTERM once the progress lines show step 20 of 94 to the process, or under
-# mpirun to its rank 1; prints COMMAND's exit status.
+# mpirun to its rank 1; prints COMMAND's exit status. The target is found at the
+# first progress line (pgrep and /proc take tens of milliseconds, in which a small
+# net's remaining 74 steps could end), so that step 20 only sends the signal.
 term_at_step_20() {
     local log=$1; shift
     rm -f pid
     { "$@" --progress-interval 0.001 2>&1 & echo $! > pid; wait $! && echo "status 0" || echo "status $?"; } | {
-        sent=
+        sent= target=
         while IFS= read -r line; do
             printf '%s\n' "$line" >> "$log"
             case $line in
-            *"batch "[2-9][0-9]/94*) [ -n "$sent" ] || { kill -TERM "$(sigterm_target "$1" "$(cat pid)")"; sent=1; } ;;
+            *"batch "[2-9][0-9]/94*) [ -n "$sent" ] || { kill -TERM "${target:-$(sigterm_target "$1" "$(cat pid)")}"; sent=1; } ;;
+            *"batch "*/94*) [ -n "$target" ] || target=$(sigterm_target "$1" "$(cat pid)") ;;
             "status "*) echo "${line#status }" ;;
             esac
         done
