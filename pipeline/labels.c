@@ -155,33 +155,63 @@ static int each_text_line(const char *path, char *text, size_t len,
 }
 
 /* Calls line() for each line of the file path as each_line does, reading
- * one line at a time (the labels of ILSVRC2012's 50,000 validation images
- * are a file of megabytes; what is kept of it is 4 bytes an image). A NUL
- * byte is an error naming the file and line, as in each_text_line. */
+ * it in blocks (the labels of ILSVRC2012's 50,000 validation images are a
+ * file of megabytes; what is kept of it is 4 bytes an image). A file over
+ * SP_LABELS_MAX_FILE bytes, a line over LABELS_MAX_LINE bytes (what a
+ * newline never ends, /dev/zero) and a NUL byte are errors naming the file
+ * (and the line), as in slurp and each_text_line. */
+#define LABELS_MAX_LINE 65536
 static int each_file_line(const char *path, int (*line)(void *ctx, char *s, size_t no, sp_err *err), void *ctx,
                           sp_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return sp_fail(err, SP_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
-    char *s = NULL;
-    size_t cap = 0, no = 0;
-    ssize_t k;
-    int rc = 0;
-    while (!rc && (k = getline(&s, &cap, f)) >= 0) {
-        no++;
-        if (memchr(s, 0, (size_t)k)) {
-            rc = sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, no);
+    char *buf = malloc(LABELS_MAX_LINE + 1);
+    size_t have = 0, no = 0, total = 0;
+    int rc = buf ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+    while (!rc) {
+        size_t k = fread(buf + have, 1, LABELS_MAX_LINE - have, f);
+        have += k, total += k;
+        if (total > SP_LABELS_MAX_FILE) {
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: over %u MiB, too big for a labels file", path,
+                         (unsigned)(SP_LABELS_MAX_FILE >> 20));
             break;
         }
-        while (k && (s[k - 1] == '\n' || s[k - 1] == '\r' || s[k - 1] == ' ' || s[k - 1] == '\t'))
-            s[--k] = 0;
-        if (k)
-            rc = line(ctx, s, no, err);
+        int end = k == 0;
+        if (end && ferror(f)) { /* a directory, an I/O error: not an empty file */
+            rc = sp_fail(err, SP_EXIT_DATA, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+        size_t start = 0;
+        while (!rc && start < have) {
+            char *nl = memchr(buf + start, '\n', have - start);
+            if (!nl && !end)
+                break;
+            char *s = buf + start;
+            size_t len = nl ? (size_t)(nl - s) : have - start;
+            s[len] = 0;
+            start += len + 1;
+            no++;
+            if (memchr(s, 0, len)) {
+                rc = sp_fail(err, SP_EXIT_DATA, "%s:%zu: NUL byte in a text file", path, no);
+                break;
+            }
+            while (len && (s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+                s[--len] = 0;
+            if (len)
+                rc = line(ctx, s, no, err);
+        }
+        if (rc || end)
+            break;
+        if (start == 0 && have == LABELS_MAX_LINE) {
+            rc = sp_fail(err, SP_EXIT_DATA, "%s:%zu: a line over %u KiB", path, no + 1, LABELS_MAX_LINE >> 10);
+            break;
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
     }
-    if (!rc && ferror(f)) /* a directory, an I/O error: not an empty file */
-        rc = sp_fail(err, SP_EXIT_DATA, "%s: read error: %s", path, strerror(errno));
-    free(s);
+    free(buf);
     fclose(f);
     return rc;
 }

@@ -115,16 +115,18 @@ class _Buffers:
 
     def __init__(self, keep=4):
         self.keep, self.arrays = keep, {}
+        self._lock = threading.Lock()  # two iterations' threads may take from one pool
 
     def get(self, shape, dtype):
-        pool = self.arrays.setdefault((shape, np.dtype(dtype)), [])
-        for i in range(len(pool)):
-            if sys.getrefcount(pool[i]) == 2:  # the list's reference and the call's argument
-                return pool[i]
-        a = np.empty(shape, dtype)
-        if len(pool) < self.keep:
-            pool.append(a)
-        return a
+        with self._lock:
+            pool = self.arrays.setdefault((shape, np.dtype(dtype)), [])
+            for i in range(len(pool)):
+                if sys.getrefcount(pool[i]) == 2:  # the list's reference and the call's argument
+                    return pool[i]
+            a = np.empty(shape, dtype)
+            if len(pool) < self.keep:
+                pool.append(a)
+            return a
 
 
 class _Ahead:
@@ -172,7 +174,7 @@ class _Ahead:
         if self._pid != os.getpid():  # as the C reader's iterator says it
             raise ReaderArgumentError(f"this iterator was opened in process {self._pid}, before a fork(): its "
                                       "threads are not in this one; open a new iterator here")
-        if not self._thread.is_alive() and self._q.empty():
+        if self._stop.is_set() or (not self._thread.is_alive() and self._q.empty()):
             raise StopIteration
         more, item = self._q.get()
         if more:
@@ -185,6 +187,11 @@ class _Ahead:
     def close(self):
         self._stop.set()
         if self._pid != os.getpid():  # a forked child: the thread is the parent's
+            return
+        if threading.current_thread() is self._thread:
+            # closed by a collection that ran on the thread itself (the cycle
+            # collector runs where it is triggered): it stops at its next put
+            # and closes the generator there
             return
         while self._thread.is_alive():
             try:

@@ -74,6 +74,13 @@ expect_status 1 timeout 20 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode
 expect_err_has "sp-decode: big.csv:3: validation image number over the limit of 10000000"
 row "a --labels CSV naming ILSVRC2012_val_18446744073709551615" "was: an endless loop sizing the table (found by fuzz_labels)"
 
+# a --labels file of 100,000 bytes and no newline: refused at 64 KiB, not read
+# whole (nor /dev/zero forever)
+head -c 100000 /dev/zero | tr '\0' x > one_line.txt
+expect_status 1 bash -c 'sp-unpack ILSVRC2012_img_val.tar | sp-decode --classes classes.txt --labels one_line.txt > /dev/null'
+expect_err_has "sp-decode: one_line.txt:1: a line over 64 KiB"
+row "a --labels file of 100,000 bytes with no newline" ""
+
 # a LOC_val_solution.csv of 50,000 lines (4.8 MB) against one of 500: sp-decode's
 # peak RSS within 1.5 MB (the file held whole took it 7 MB up)
 [ -x /usr/bin/time ] || fail "/usr/bin/time is missing (scripts/install-deps.sh installs time)"

@@ -210,6 +210,38 @@ def failure(threads):
 assert failure(0) == failure(2), (failure(0), failure(2))
 assert "record 5" in failure(2)[1], failure(2)
 assert not loader_threads()
+
+# a cycle holding an iteration, collected by a collection that runs on the
+# Loader's thread itself (the collector runs where an allocation triggers it):
+# its close() there must not wait for itself
+import time
+from shardpipe.loader import _Ahead
+gc.disable()
+go = threading.Event()
+def made():
+    yield 1
+    go.wait(10)
+    gc.collect()
+    yield 2
+def iteration():
+    a = _Ahead(made())
+    try:
+        yield from a
+    finally:
+        a.close()
+class Holder:
+    pass
+h = Holder()
+h.it, h.me = iteration(), h
+next(h.it)
+del h
+go.set()
+for _ in range(100):
+    if not loader_threads():
+        break
+    time.sleep(0.05)
+assert not loader_threads(), "a collection on the Loader's thread left it waiting for itself"
+gc.enable()
 print("ahead ok")
 X
 
