@@ -227,14 +227,18 @@ uint64_t sp_shard_bytes_read(const sp_shard *s);
  * for every open file (its metadata cache's table alone is 512 KiB), so a
  * reader that holds a shard open a lane (up to 64) holds that much for each
  * distinct file; detached, a handle holds its chunk table (16 bytes a
- * chunk). 0 once detached; 1, s unchanged and still usable through HDF5,
+ * chunk). Of an encoded shard, only the chunks of records [first,
+ * first+n)'s bytes are placed (a lane reads one stretch of a shard; each
+ * place is a lookup in HDF5's chunk index, so a whole shard's, thousands of
+ * 64 KiB chunks, for each of 64 lanes took seconds), and reading others is
+ * an error; a pixel shard's are all placed (a few hundred). 0 once detached; 1, s unchanged and still usable through HDF5,
  * when its layout is not one sp-shard writes (images not zstd chunks of
  * whole records, a column not in direct chunks), a chunk's place cannot be
  * read or lies past the file's end (a damaged file: its reads then fail as
  * they would have), or memory runs out. Keys (sp_shard_key,
  * sp_shard_load_keys) need HDF5: a detached shard has none. Not
  * thread-safe, like every call on one shard. */
-int sp_shard_detach(sp_shard *s);
+int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n);
 /* An encoded shard's pixels cannot be read this way (-1 naming
  * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,

@@ -95,7 +95,8 @@ struct sp_shard {
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
     /* detached (sp_shard_detach): HDF5's ids closed, chunks read by pread */
     int fd;              /* -1: attached */
-    chunk_loc *img_loc;  /* the images' (or encoded bytes') chunks */
+    chunk_loc *img_loc;  /* the images' chunks, or the encoded bytes' chunks img_c0.. */
+    uint64_t img_c0, img_nc;
     uint64_t enc_chunk;  /* an encoded shard's bytes a chunk */
 };
 
@@ -645,14 +646,14 @@ void sp_shard_close(sp_shard *s)
     free(s);
 }
 
-/* Every chunk's place of ds, nchunks chunks of `rows` along its first
+/* The places of chunks c0.. of ds, nchunks chunks of `rows` along its first
  * dimension, each whole within a file of fsize bytes (and of `exact` bytes
  * when not 0); NULL when one is missing, out of place or memory runs out. */
-static chunk_loc *chunk_table(hid_t ds, uint64_t nchunks, uint64_t rows, uint64_t fsize, uint64_t exact)
+static chunk_loc *chunk_table(hid_t ds, uint64_t c0, uint64_t nchunks, uint64_t rows, uint64_t fsize, uint64_t exact)
 {
     chunk_loc *t = malloc((nchunks ? nchunks : 1) * sizeof *t);
     for (uint64_t i = 0; t && i < nchunks; i++) {
-        hsize_t off[4] = {i * rows, 0, 0, 0}, size = 0;
+        hsize_t off[4] = {(c0 + i) * rows, 0, 0, 0}, size = 0;
         haddr_t addr = HADDR_UNDEF;
         unsigned mask = 0;
         if (H5Dget_chunk_info_by_coord(ds, off, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF || size == 0 ||
@@ -665,7 +666,7 @@ static chunk_loc *chunk_table(hid_t ds, uint64_t nchunks, uint64_t rows, uint64_
     return t;
 }
 
-int sp_shard_detach(sp_shard *s)
+int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n)
 {
     if (s->fd >= 0)
         return 0;
@@ -696,17 +697,30 @@ int sp_shard_detach(sp_shard *s)
             close(fd);
         return 1;
     }
-    uint64_t fsize = (uint64_t)st.st_size;
-    chunk_loc *img = pixels ? chunk_table(s->images, (s->n + s->chunk_n - 1) / s->chunk_n, s->chunk_n, fsize, 0)
-                            : chunk_table(s->images, (s->enc_len + enc_chunk - 1) / enc_chunk, enc_chunk, fsize,
-                                          enc_chunk);
+    uint64_t fsize = (uint64_t)st.st_size, c0 = 0, nc = (s->n + s->chunk_n - 1) / (s->chunk_n ? s->chunk_n : 1);
+    if (!pixels) { /* the chunks of records [first, first + n)'s bytes only: a lane reads no others */
+        uint64_t lo = 0, hi = 0;
+        sp_err e = {0};
+        if (first > s->n || n > s->n - first) {
+            close(fd);
+            return 1;
+        }
+        if (s->windowed ? read_column(s, &s->offs, first, 1, &lo, &e) || read_column(s, &s->offs, first + n, 1, &hi, &e)
+                        : (lo = s->offsets[first], hi = s->offsets[first + n], 0)) {
+            close(fd);
+            return 1;
+        }
+        c0 = lo / enc_chunk;
+        nc = hi > lo ? (hi - 1) / enc_chunk - c0 + 1 : 0;
+    }
+    chunk_loc *img = chunk_table(s->images, c0, nc, pixels ? s->chunk_n : enc_chunk, fsize, pixels ? 0 : enc_chunk);
     chunk_loc *loc[NCOLS] = {NULL};
     int ok = img != NULL;
     for (size_t i = 0; ok && i < NCOLS; i++) {
         uint64_t rows = s->n + (cols[i] == &s->offs); /* offsets: one more than the records */
         if (cols[i]->present)
-            ok = (loc[i] = chunk_table(cols[i]->ds, (rows + cols[i]->rows - 1) / cols[i]->rows, cols[i]->rows, fsize,
-                                       0)) != NULL;
+            ok = (loc[i] = chunk_table(cols[i]->ds, 0, (rows + cols[i]->rows - 1) / cols[i]->rows, cols[i]->rows,
+                                       fsize, 0)) != NULL;
     }
     if (!ok) {
         free(img);
@@ -715,7 +729,7 @@ int sp_shard_detach(sp_shard *s)
         close(fd);
         return 1;
     }
-    s->fd = fd, s->img_loc = img, s->enc_chunk = enc_chunk;
+    s->fd = fd, s->img_loc = img, s->img_c0 = c0, s->img_nc = nc, s->enc_chunk = enc_chunk;
     if (s->images >= 0)
         H5Dclose(s->images);
     if (s->keys_ds >= 0)
@@ -1103,7 +1117,11 @@ static int read_encoded_detached(sp_shard *s, uint64_t first, uint64_t n, uint64
         uint64_t c = at / s->enc_chunk, in = at - c * s->enc_chunk, take = s->enc_chunk - in;
         if (take > base + len - at)
             take = base + len - at;
-        chunk_loc part = {s->img_loc[c].addr + in, (uint32_t)take, 0};
+        if (c < s->img_c0 || c - s->img_c0 >= s->img_nc)
+            return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu: outside the records this handle was detached "
+                           "for (sp_shard_detach)", s->path, (unsigned long long)first,
+                           (unsigned long long)(first + n - 1));
+        chunk_loc part = {s->img_loc[c - s->img_c0].addr + in, (uint32_t)take, 0};
         uint32_t mask;
         if (read_at(s, part, bytes + (at - base), &mask))
             return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read encoded chunk %llu: %s (corrupt "
