@@ -20,7 +20,7 @@ static sp_shard *open_entry(const char *dir, const json_t *entry, sp_err *err)
 {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(entry, "file")));
-    return sp_shard_open_nokeys(path, err);
+    return sp_shard_open_lane(path, err); /* an encoded index read batch by batch */
 }
 
 /* Every record of s read in batches, and so checked against its checksum (a

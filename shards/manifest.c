@@ -254,7 +254,7 @@ json_t *sp_manifest_load(const char *dir, sp_err *err)
     json_array_foreach(json_object_get(m, "shards"), i, e) {
         char file[8192];
         snprintf(file, sizeof file, "%s/%s", dir, json_string_value(json_object_get(e, "file")));
-        sp_shard *s = sp_shard_open_nokeys(file, err);
+        sp_shard *s = sp_shard_open_lane(file, err); /* its header: no encoded index loaded */
         int rc = s ? sp_manifest_check_shard(file, m, e, s, err) : -1;
         sp_shard_close(s);
         if (rc) {

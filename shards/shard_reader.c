@@ -92,6 +92,8 @@ struct sp_shard {
     shard_column offs, shps, cods;
     uint64_t *idx_scratch; /* n+1 offsets of a read */
     size_t idx_cap;
+    uint8_t *meta_scratch; /* shapes and codecs of a read, checked when the caller wants neither */
+    size_t meta_cap;
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
     /* detached (sp_shard_detach): HDF5's ids closed, chunks read by pread */
     int fd;              /* -1: attached */
@@ -636,6 +638,7 @@ void sp_shard_close(sp_shard *s)
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         free(cols[i]->loc), free(cols[i]->kept);
     free(s->idx_scratch);
+    free(s->meta_scratch);
     free(s->img_loc);
     if (s->fd >= 0)
         close(s->fd);
@@ -1146,9 +1149,10 @@ static int read_shapes(sp_shard *s, uint64_t first, uint64_t n, uint32_t *shapes
         return -1;
     for (uint64_t i = 0; i < n; i++) {
         const uint32_t *hwc = shapes + 3 * i;
-        if (!hwc[0] || !hwc[1] || hwc[0] > 65536 || hwc[1] > 65536 || hwc[2] != s->c)
-            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: decoded shape %ux%ux%u out of bounds (corrupt shard)",
-                           s->path, (unsigned long long)(first + i), hwc[0], hwc[1], hwc[2]);
+        if (!hwc[0] || !hwc[1] || hwc[0] > s->h || hwc[1] > s->w || hwc[2] != s->c)
+            return sp_fail(err, SP_EXIT_DATA, "%s: record %llu: decoded shape %ux%ux%u out of bounds (the shard's "
+                           "%ux%ux%u; corrupt shard)", s->path, (unsigned long long)(first + i), hwc[0], hwc[1], hwc[2],
+                           s->h, s->w, s->c);
     }
     return 0;
 }
@@ -1177,6 +1181,18 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     if (first > s->n || n > s->n - first)
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu out of range", s->path,
                        (unsigned long long)first, (unsigned long long)(first + n));
+    if (s->windowed && n && (!shapes || !codecs)) { /* every record read is checked, whatever the caller asks */
+        if ((size_t)n * 13 > s->meta_cap) {
+            uint8_t *grown = realloc(s->meta_scratch, (size_t)n * 13);
+            if (!grown)
+                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+            s->meta_scratch = grown, s->meta_cap = (size_t)n * 13;
+        }
+        if (!shapes && read_shapes(s, first, n, (uint32_t *)(void *)s->meta_scratch, err))
+            return -1;
+        if (!codecs && read_codecs(s, first, n, s->meta_scratch + (size_t)n * 12, err))
+            return -1;
+    }
     const uint64_t *o = offsets_of(s, first, n, err);
     if (!o || (shapes && read_shapes(s, first, n, shapes, err)) || (codecs && read_codecs(s, first, n, codecs, err)))
         return -1;

@@ -131,7 +131,7 @@ static void verify_shard(vctx *v, const char *dir, const json_t *m, json_t *entr
     if (damaged)
         problem(v, "%s: sha256 %s, manifest says %s", file, hex, sha);
     /* (The keys are loaded a batch at a time, by verify_records.) */
-    sp_shard *s = sp_shard_open_nokeys(path, &err);
+    sp_shard *s = sp_shard_open_lane(path, &err); /* an encoded index read and checked batch by batch */
     if (!s) {
         problem(v, "%s", err.msg);
         return;

@@ -5,7 +5,8 @@
 # MB of their peak RSS on one of 6,000 (5 MB here: the allocator's; the whole
 # index took 64 x 21 bytes a record, 37 MB more); a set of the earlier layout (the index in one chunk) loads it whole
 # and gives the same batches; an index whose offsets do not rise is an error
-# naming the shard and the record.
+# naming the shard and the record, in the reader and in sp-verify (which
+# reads the index a batch at a time too), as is an unknown codec.
 . "$SP_ROOT/tests/tools/lib.sh"
 skip_under_sanitizers "peak RSS is the sanitizers' (the lanes' reads run under them in test_loader_encoded)"
 [ -x /usr/bin/time ] || fail "/usr/bin/time is missing (scripts/install-deps.sh installs time)"
@@ -72,4 +73,18 @@ X
 expect_status 1 ./reader_bench D train 256 shuffle 2 1 train 16
 expect_err_has "$f: record 5000: offsets do not rise within the"
 expect_err_has "corrupt shard)"
+# sp-verify, which reads the index a batch at a time too, finds the same, and a codec
+# it does not know
+expect_status 1 sp-verify D
+expect_err_has "$f: record 5000: offsets do not rise within the"
+cp -r E30000 C
+$PY - <<'X'
+import glob, h5py
+with h5py.File(glob.glob("C/train-*.h5")[0], "r+") as f:
+    c = f["codecs"][:]
+    c[7] = 9
+    f["codecs"][...] = c
+X
+expect_status 1 sp-verify C
+expect_err_has "record 7: unknown codec 9 (corrupt shard)"
 echo ok
