@@ -422,7 +422,6 @@ typedef struct slot {
 typedef struct lane_handle {
     sp_shard *sh; /* NULL: none open */
     size_t shard;
-    uint64_t seg;  /* the first record of the segment sh was opened for (sp_shard_detach) */
     uint64_t next; /* the window whose turn it is; guarded by the iterator's mutex */
 } lane_handle;
 
@@ -525,16 +524,16 @@ static int fill_lane_turn(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_
         size_t at = base + (size_t)(pos - a);
         int rc;
         h5_enter();
-        if (lh->sh && (lh->shard != g->shard || lh->seg != g->start)) {
+        if (lh->sh && (lh->shard != g->shard || !sp_shard_covers(lh->sh, g->start + off, cnt))) {
             sp_shard_close(lh->sh);
             lh->sh = NULL;
         }
         if (!lh->sh && (lh->sh = open_shard(s, g->shard, &sl->err))) {
-            lh->shard = g->shard, lh->seg = g->start;
+            lh->shard = g->shard;
             /* read by pread from here on: a lane's handle holds its chunk
              * table, not HDF5's ~1 MB a file (sp_shard_detach; a layout it
              * cannot take stays with HDF5) */
-            sp_shard_detach(lh->sh, g->start, g->count);
+            sp_shard_detach(lh->sh, g->start + off, g->count - off, cnt);
         }
         h5_leave();
         sp_shard *sh = lh->sh;

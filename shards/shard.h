@@ -228,17 +228,23 @@ uint64_t sp_shard_bytes_read(const sp_shard *s);
  * reader that holds a shard open a lane (up to 64) holds that much for each
  * distinct file; detached, a handle holds its chunk table (16 bytes a
  * chunk). Of an encoded shard, only the chunks of records [first,
- * first+n)'s bytes are placed (a lane reads one stretch of a shard; each
- * place is a lookup in HDF5's chunk index, so a whole shard's, thousands of
- * 64 KiB chunks, for each of 64 lanes took seconds), and reading others is
- * an error; a pixel shard's are all placed (a few hundred). 0 once detached; 1, s unchanged and still usable through HDF5,
+ * first+need) and of those after them up to first+n, as long as they take
+ * at most 64 chunks of its bytes (about 4 MiB), are placed, with its
+ * columns' chunks for those records (each place is a lookup in HDF5's chunk
+ * index: a lane's whole stretch of a shard, thousands of 64 KiB chunks, for
+ * each of 64 lanes took seconds before the first batch); reading other
+ * records is an error (sp_shard_covers tells; a reader opens the shard
+ * again for them). A pixel shard's chunks are all placed (a few hundred). 0 once detached; 1, s unchanged and still usable through HDF5,
  * when its layout is not one sp-shard writes (images not zstd chunks of
  * whole records, a column not in direct chunks), a chunk's place cannot be
  * read or lies past the file's end (a damaged file: its reads then fail as
  * they would have), or memory runs out. Keys (sp_shard_key,
  * sp_shard_load_keys) need HDF5: a detached shard has none. Not
  * thread-safe, like every call on one shard. */
-int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n);
+int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n, uint64_t need);
+/* 1 when reads of records [first, first+n) of s need nothing it has let go
+ * of: s is not detached, or was detached for records that hold them. */
+int sp_shard_covers(const sp_shard *s, uint64_t first, uint64_t n);
 /* An encoded shard's pixels cannot be read this way (-1 naming
  * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,

@@ -43,7 +43,8 @@ typedef struct {
     int zstd;         /* 1: each chunk is a zstd frame; 0: stored as it is */
     uint8_t *kept;    /* chunk `at`, rows x row_bytes bytes */
     int64_t at;       /* -1: none */
-    chunk_loc *loc;   /* once detached: every chunk's place */
+    chunk_loc *loc;   /* once detached: the places of chunks loc_c0.. (loc_n of them) */
+    uint64_t loc_c0, loc_n;
     int present;      /* opened (labels2 is optional) */
 } shard_column;
 
@@ -99,6 +100,7 @@ struct sp_shard {
     int fd;              /* -1: attached */
     chunk_loc *img_loc;  /* the images' chunks, or the encoded bytes' chunks img_c0.. */
     uint64_t img_c0, img_nc;
+    uint64_t det_first, det_n; /* the records whose chunks are placed (sp_shard_covers) */
     uint64_t enc_chunk;  /* an encoded shard's bytes a chunk */
 };
 
@@ -669,7 +671,20 @@ static chunk_loc *chunk_table(hid_t ds, uint64_t c0, uint64_t nchunks, uint64_t 
     return t;
 }
 
-int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n)
+static const uint64_t *offsets_of(sp_shard *s, uint64_t first, uint64_t n, sp_err *err);
+
+/* The most 64 KiB chunks of encoded bytes one detach places: about 4 MiB,
+ * so that a lane's first window, whatever its stretch of the shard, costs a
+ * few dozen lookups in HDF5's chunk index (a reader reopens the shard for
+ * its next stretch: sp_shard_covers). */
+#define DETACH_MAX_CHUNKS 64
+
+int sp_shard_covers(const sp_shard *s, uint64_t first, uint64_t n)
+{
+    return s->fd < 0 || (first >= s->det_first && n <= s->det_n && first - s->det_first <= s->det_n - n);
+}
+
+int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n, uint64_t need)
 {
     if (s->fd >= 0)
         return 0;
@@ -701,29 +716,34 @@ int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n)
         return 1;
     }
     uint64_t fsize = (uint64_t)st.st_size, c0 = 0, nc = (s->n + s->chunk_n - 1) / (s->chunk_n ? s->chunk_n : 1);
-    if (!pixels) { /* the chunks of records [first, first + n)'s bytes only: a lane reads no others */
-        uint64_t lo = 0, hi = 0;
+    if (pixels) {
+        first = 0, n = s->n; /* a few hundred chunks of about 1 MiB: all placed */
+    } else { /* the chunks of records [first, first + n)'s bytes only, at most DETACH_MAX_CHUNKS past `need` */
         sp_err e = {0};
-        if (first > s->n || n > s->n - first) {
+        if (n > need + 16384) /* the offsets looked at: a few chunks of them */
+            n = need + 16384;
+        const uint64_t *o = first <= s->n && n <= s->n - first && need <= n ? offsets_of(s, first, n, &e) : NULL;
+        if (!o) {
             close(fd);
             return 1;
         }
-        if (s->windowed ? read_column(s, &s->offs, first, 1, &lo, &e) || read_column(s, &s->offs, first + n, 1, &hi, &e)
-                        : (lo = s->offsets[first], hi = s->offsets[first + n], 0)) {
-            close(fd);
-            return 1;
-        }
-        c0 = lo / enc_chunk;
-        nc = hi > lo ? (hi - 1) / enc_chunk - c0 + 1 : 0;
+        c0 = o[0] / enc_chunk;
+        uint64_t m = need;
+        while (m < n && (o[m + 1] - 1) / enc_chunk - c0 < DETACH_MAX_CHUNKS)
+            m++;
+        n = m;
+        nc = o[n] > o[0] ? (o[n] - 1) / enc_chunk - c0 + 1 : 0;
     }
     chunk_loc *img = chunk_table(s->images, c0, nc, pixels ? s->chunk_n : enc_chunk, fsize, pixels ? 0 : enc_chunk);
     chunk_loc *loc[NCOLS] = {NULL};
+    uint64_t k0[NCOLS] = {0}, nk[NCOLS] = {0};
     int ok = img != NULL;
     for (size_t i = 0; ok && i < NCOLS; i++) {
-        uint64_t rows = s->n + (cols[i] == &s->offs); /* offsets: one more than the records */
-        if (cols[i]->present)
-            ok = (loc[i] = chunk_table(cols[i]->ds, 0, (rows + cols[i]->rows - 1) / cols[i]->rows, cols[i]->rows,
-                                       fsize, 0)) != NULL;
+        uint64_t last = first + n + (cols[i] == &s->offs); /* offsets: one more than the records */
+        if (!cols[i]->present || last == first)
+            continue;
+        k0[i] = first / cols[i]->rows, nk[i] = (last - 1) / cols[i]->rows - k0[i] + 1;
+        ok = (loc[i] = chunk_table(cols[i]->ds, k0[i], nk[i], cols[i]->rows, fsize, 0)) != NULL;
     }
     if (!ok) {
         free(img);
@@ -733,6 +753,7 @@ int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n)
         return 1;
     }
     s->fd = fd, s->img_loc = img, s->img_c0 = c0, s->img_nc = nc, s->enc_chunk = enc_chunk;
+    s->det_first = first, s->det_n = n;
     if (s->images >= 0)
         H5Dclose(s->images);
     if (s->keys_ds >= 0)
@@ -740,7 +761,7 @@ int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n)
     for (size_t i = 0; i < NCOLS; i++) {
         if (cols[i]->ds >= 0)
             H5Dclose(cols[i]->ds);
-        cols[i]->loc = loc[i], cols[i]->ds = H5I_INVALID_HID;
+        cols[i]->loc = loc[i], cols[i]->loc_c0 = k0[i], cols[i]->loc_n = nk[i], cols[i]->ds = H5I_INVALID_HID;
     }
     H5Fclose(s->file);
     s->file = s->images = s->keys_ds = H5I_INVALID_HID;
@@ -929,8 +950,11 @@ static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *e
     if (!c->kept && !(c->kept = malloc(want)))
         return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     c->at = -1;
+    if (c->loc && (k < c->loc_c0 || k - c->loc_c0 >= c->loc_n))
+        return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu: outside the records this handle was detached for "
+                       "(sp_shard_covers)", s->path, r0, r1);
     if (c->loc)
-        size = c->loc[k].size;
+        size = c->loc[k - c->loc_c0].size;
     else if (H5Dget_chunk_storage_size(c->ds, off, &size) < 0)
         size = 0;
     if (size == 0 || size > (c->zstd ? ZSTD_compressBound(want) : want))
@@ -939,7 +963,7 @@ static int keep_column_chunk(sp_shard *s, shard_column *c, uint64_t k, sp_err *e
     sp_shard_scratch *sc = s->sc ? s->sc : &s->own;
     if (scratch_reserve(sc, (size_t)size, err))
         return -1;
-    if (c->loc ? read_at(s, c->loc[k], sc->raw, &mask) < 0
+    if (c->loc ? read_at(s, c->loc[k - c->loc_c0], sc->raw, &mask) < 0
                : H5Dread_chunk(c->ds, H5P_DEFAULT, off, &mask, sc->raw) < 0)
         return sp_fail(err, SP_EXIT_DATA, "%s: records %llu..%llu: cannot read %s chunk %llu%s%s", s->path, r0, r1,
                        c->name, (unsigned long long)k, c->loc ? ": " : "", c->loc ? strerror(errno) : "");

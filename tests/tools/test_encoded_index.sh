@@ -48,12 +48,14 @@ PYTHONPATH="$SP_ROOT/python" $PY - <<'X'
 import itertools
 import numpy as np
 import shardpipe
-for view in ("eval", "train"):
-    a = shardpipe.Loader("E30000", batch_size=256, seed=2, view=view, size=16)
-    b = shardpipe.Loader("O", batch_size=256, seed=2, view=view, size=16)
+# one partition: a lane's stretch is the whole shard, placed 4 MiB at a time
+# (sp_shard_detach), the shard opened again for each stretch
+for view, parts in (("eval", None), ("train", None), ("train", 1)):
+    a = shardpipe.Loader("E30000", batch_size=256, seed=2, view=view, size=16, partitions=parts)
+    b = shardpipe.Loader("O", batch_size=256, seed=2, view=view, size=16, partitions=parts)
     n = 0
     for (x, y), (u, v) in zip(a, b):
-        assert np.array_equal(x, u) and np.array_equal(y, v), f"{view}: batch {n} differs"
+        assert np.array_equal(x, u) and np.array_equal(y, v), f"{view}, {parts} partitions: batch {n} differs"
         n += 1
     assert n == len(a) == 118, n
 print("the earlier layout: the same batches")
