@@ -92,7 +92,7 @@ struct sp_shard {
     int windowed;
     shard_column offs, shps, cods;
     uint64_t *idx_scratch; /* n+1 offsets of a read */
-    size_t idx_cap;
+    size_t idx_cap;        /* bytes */
     uint8_t *meta_scratch; /* shapes and codecs of a read, checked when the caller wants neither */
     size_t meta_cap;
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
@@ -117,12 +117,8 @@ static void scratch_clear(sp_shard_scratch *sc)
 /* sc's compressed-chunk buffer grown to size bytes, its decompressor made. */
 static int scratch_reserve(sp_shard_scratch *sc, size_t size, sp_err *err)
 {
-    if (size > sc->raw_cap) {
-        uint8_t *grown = realloc(sc->raw, size);
-        if (!grown)
-            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-        sc->raw = grown, sc->raw_cap = size;
-    }
+    if (sp_grow((void **)&sc->raw, &sc->raw_cap, size))
+        return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     if (!sc->dctx) {
         if (!(sc->dctx = ZSTD_createDCtx()))
             return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
@@ -270,6 +266,12 @@ static int read_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err)
 }
 
 int sp_shard_load_keys(sp_shard *s, uint64_t first, uint64_t n, sp_err *err) { return read_keys(s, first, n, err); }
+
+/* A column not yet opened: rows of `cols` values of the native type t, row_bytes bytes. */
+static shard_column new_column(const char *name, hid_t t, size_t row_bytes, unsigned cols)
+{
+    return (shard_column){.ds = H5I_INVALID_HID, .name = name, .type = t, .row_bytes = row_bytes, .cols = cols, .at = -1};
+}
 
 /* Opens column c (its name, type and cols set) and checks it holds `want`
  * rows (the records, or one more for offsets) of c->cols values; sets its
@@ -530,13 +532,12 @@ static sp_shard *shard_open(const char *path, int keys, int unfinished_split, sp
     }
     snprintf(s->path, sizeof s->path, "%s", path);
     s->images = s->keys_ds = H5I_INVALID_HID;
-    s->labels = (shard_column){.ds = H5I_INVALID_HID, .name = "labels", .type = H5T_NATIVE_INT32, .row_bytes = 4, .at = -1};
-    s->labels2 = (shard_column){.ds = H5I_INVALID_HID, .name = "labels2", .type = H5T_NATIVE_INT32, .row_bytes = 4, .at = -1};
-    s->checksums = (shard_column){.ds = H5I_INVALID_HID, .name = "checksums", .type = H5T_NATIVE_UINT64, .row_bytes = 8, .at = -1};
-    s->offs = (shard_column){.ds = H5I_INVALID_HID, .name = "offsets", .type = H5T_NATIVE_UINT64, .row_bytes = 8, .at = -1};
-    s->shps = (shard_column){.ds = H5I_INVALID_HID, .name = "shapes", .type = H5T_NATIVE_UINT32, .row_bytes = 12, .cols = 3,
-                             .at = -1};
-    s->cods = (shard_column){.ds = H5I_INVALID_HID, .name = "codecs", .type = H5T_NATIVE_UINT8, .row_bytes = 1, .at = -1};
+    s->labels = new_column("labels", H5T_NATIVE_INT32, 4, 1);
+    s->labels2 = new_column("labels2", H5T_NATIVE_INT32, 4, 1);
+    s->checksums = new_column("checksums", H5T_NATIVE_UINT64, 8, 1);
+    s->offs = new_column("offsets", H5T_NATIVE_UINT64, 8, 1);
+    s->shps = new_column("shapes", H5T_NATIVE_UINT32, 12, 3);
+    s->cods = new_column("codecs", H5T_NATIVE_UINT8, 1, 1);
     s->file = H5I_INVALID_HID;
     s->pin = -1;
     s->fd = -1;
@@ -780,13 +781,9 @@ static const uint64_t *offsets_of(sp_shard *s, uint64_t first, uint64_t n, sp_er
 {
     if (!s->windowed)
         return s->offsets + first;
-    if (n + 1 > s->idx_cap) {
-        uint64_t *grown = realloc(s->idx_scratch, (size_t)(n + 1) * sizeof *grown);
-        if (!grown) {
-            sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            return NULL;
-        }
-        s->idx_scratch = grown, s->idx_cap = (size_t)(n + 1);
+    if (sp_grow((void **)&s->idx_scratch, &s->idx_cap, (size_t)(n + 1) * sizeof *s->idx_scratch)) {
+        sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
+        return NULL;
     }
     uint64_t *o = s->idx_scratch;
     if (read_column(s, &s->offs, first, n + 1, o, err))
@@ -1206,12 +1203,8 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
         return sp_fail(err, SP_EXIT_SYSTEM, "%s: records %llu..%llu out of range", s->path,
                        (unsigned long long)first, (unsigned long long)(first + n));
     if (s->windowed && n && (!shapes || !codecs)) { /* every record read is checked, whatever the caller asks */
-        if ((size_t)n * 13 > s->meta_cap) {
-            uint8_t *grown = realloc(s->meta_scratch, (size_t)n * 13);
-            if (!grown)
-                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            s->meta_scratch = grown, s->meta_cap = (size_t)n * 13;
-        }
+        if (sp_grow((void **)&s->meta_scratch, &s->meta_cap, (size_t)n * 13))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         if (!shapes && read_shapes(s, first, n, (uint32_t *)(void *)s->meta_scratch, err))
             return -1;
         if (!codecs && read_codecs(s, first, n, s->meta_scratch + (size_t)n * 12, err))
@@ -1224,12 +1217,8 @@ int sp_shard_read_encoded(sp_shard *s, uint64_t first, uint64_t n, uint8_t *byte
     /* relative offsets: the caller's, or (to check the bytes) the scratch's */
     uint64_t *rel = offsets;
     if (!rel && bytes && s->verify) {
-        if (!s->windowed && n + 1 > s->idx_cap) {
-            uint64_t *grown = realloc(s->idx_scratch, (size_t)(n + 1) * sizeof *grown);
-            if (!grown)
-                return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
-            s->idx_scratch = grown, s->idx_cap = (size_t)(n + 1);
-        }
+        if (!s->windowed && sp_grow((void **)&s->idx_scratch, &s->idx_cap, (size_t)(n + 1) * sizeof *s->idx_scratch))
+            return sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
         rel = s->idx_scratch; /* windowed: o itself, made relative in place */
     }
     for (uint64_t i = 0; rel && i <= n; i++)
