@@ -298,8 +298,9 @@ int main(int argc, char **argv)
         rc = sp_stage_each(args.n, args.v, on_meta, on_record, &t, sp_progress_cb, &t.prog, &err);
     sp_progress_done(&t.prog);
     if (rc == 0 && t.shuffle) {
-        sp_info("shuffling %llu train records (%llu runs on disk)", (unsigned long long)sp_shuffler_count(t.shuffle),
-                (unsigned long long)sp_shuffler_runs(t.shuffle));
+        sp_info("shuffling %llu train records (%llu runs on disk, %.1f MB spilled)",
+                (unsigned long long)sp_shuffler_count(t.shuffle), (unsigned long long)sp_shuffler_runs(t.shuffle),
+                (double)sp_shuffler_spilled(t.shuffle) / 1e6);
         /* compressing the shuffled records is most of a large run: it has its own progress */
         sp_progress_init_phase(&t.prog);
         t.drain_total = sp_shuffler_count(t.shuffle);

@@ -24,23 +24,35 @@ typedef struct entry {
     const uint8_t *rec; /* its packed header, in a block that never moves */
 } entry;
 
-/* Records are packed into blocks of BLOCK bytes (or one block for a bigger
- * record): appending never moves what is stored, so nothing is copied twice. */
-#define BLOCK (16u << 20)
+/* Records are packed into blocks of a sixteenth of the limit, between 64 KiB
+ * and 16 MiB (or one block for a bigger record): appending never moves what
+ * is stored, so nothing is copied twice, and the oldest records can be spilled
+ * a few blocks at a time. */
+#define BLOCK_MIN (64u << 10)
+#define BLOCK_MAX (16u << 20)
 typedef struct block {
     uint8_t *data;
     size_t len, cap;
+    size_t first; /* the entry of its first record (entries are in arrival order until the drain) */
 } block;
+
+/* While fewer runs than this are on disk, a spill writes the oldest quarter of
+ * the memory, not all of it: a set up to 5 times --memory spills only what
+ * does not fit (about its size less the limit), and the rest is merged from
+ * memory. Past it a spill writes everything, so the runs (and their read
+ * buffers at the merge) stay under 16 + set/limit. */
+#define QUARTER_RUNS 16
 
 struct sp_shuffler {
     char dir[4096];
     uint64_t seed;
     size_t limit, used; /* bytes held in blocks */
+    size_t block_size;
     block *blocks;
     size_t nblocks, cap_blocks;
     entry *entries;
     size_t n, cap;
-    uint64_t count, runs;
+    uint64_t count, runs, spilled; /* records added, run files written, bytes written to them */
 };
 
 static void free_blocks(sp_shuffler *s)
@@ -51,7 +63,8 @@ static void free_blocks(sp_shuffler *s)
     s->used = 0;
 }
 
-/* Room for need bytes; returns where they go, or NULL. */
+/* Room for need bytes of the record that will be entry s->n; returns where
+ * they go, or NULL. */
 static uint8_t *room(sp_shuffler *s, size_t need)
 {
     block *b = s->nblocks ? &s->blocks[s->nblocks - 1] : NULL;
@@ -64,12 +77,12 @@ static uint8_t *room(sp_shuffler *s, size_t need)
             s->blocks = nb;
             s->cap_blocks = cap;
         }
-        size_t cap = need > BLOCK ? need : BLOCK;
+        size_t cap = need > s->block_size ? need : s->block_size;
         uint8_t *data = malloc(cap);
         if (!data)
             return NULL;
         b = &s->blocks[s->nblocks++];
-        *b = (block){data, 0, cap};
+        *b = (block){data, 0, cap, s->n};
     }
     uint8_t *p = b->data + b->len;
     b->len += need;
@@ -87,6 +100,8 @@ sp_shuffler *sp_shuffler_create(const char *tmpdir, uint64_t seed, size_t mem_li
     snprintf(s->dir, sizeof s->dir, "%s", tmpdir);
     s->seed = seed;
     s->limit = mem_limit < (1u << 16) ? (1u << 16) : mem_limit;
+    s->block_size = s->limit / 16 < BLOCK_MIN ? BLOCK_MIN : s->limit / 16 > BLOCK_MAX ? BLOCK_MAX : s->limit / 16;
+    s->block_size &= ~(size_t)7;
     return s;
 }
 
@@ -112,6 +127,7 @@ void sp_shuffler_free(sp_shuffler *s)
 
 uint64_t sp_shuffler_count(const sp_shuffler *s) { return s->count; }
 uint64_t sp_shuffler_runs(const sp_shuffler *s) { return s->runs; }
+uint64_t sp_shuffler_spilled(const sp_shuffler *s) { return s->spilled; }
 
 /* The order: hash, then key, then content. */
 static int order(uint64_t ha, const char *ka, size_t la, uint64_t ca, uint64_t hb, const char *kb, size_t lb,
@@ -150,10 +166,12 @@ static void unpack(const uint8_t *at, sp_record *rec, const uint8_t **payload)
     *payload = (const uint8_t *)(p + 1) + p->key_len;
 }
 
-/* Sorts what is in memory and writes it as the next run file. */
-static int spill(sp_shuffler *s, sp_err *err)
+/* Sorts the records of the oldest nb blocks and writes them as the next run
+ * file, then frees those blocks; the younger records stay, in arrival order. */
+static int spill(sp_shuffler *s, size_t nb, sp_err *err)
 {
-    qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
+    size_t n = nb < s->nblocks ? s->blocks[nb].first : s->n;
+    qsort(s->entries, n, sizeof *s->entries, cmp_entries);
     char path[4200];
     run_path(s, s->runs, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -164,7 +182,7 @@ static int spill(sp_shuffler *s, sp_err *err)
     sp_writer *w = sp_writer_open(fd, meta, err);
     int rc = w ? 0 : -1;
     sp_record rec;
-    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         const uint8_t *payload;
         unpack(s->entries[i].rec, &rec, &payload);
         rc = sp_writer_record(w, &rec, payload, (size_t)rec.payload_len, err);
@@ -175,8 +193,17 @@ static int spill(sp_shuffler *s, sp_err *err)
     json_decref(meta);
     if (close(fd) && rc == 0)
         rc = sp_fail(err, SP_EXIT_SYSTEM, "%s: %s", path, strerror(errno));
-    s->n = 0;
-    free_blocks(s);
+    for (size_t i = 0; i < nb; i++) {
+        s->spilled += s->blocks[i].len;
+        s->used -= s->blocks[i].len;
+        free(s->blocks[i].data);
+    }
+    s->nblocks -= nb;
+    memmove(s->blocks, s->blocks + nb, s->nblocks * sizeof *s->blocks);
+    for (size_t i = 0; i < s->nblocks; i++)
+        s->blocks[i].first -= n;
+    s->n -= n;
+    memmove(s->entries, s->entries + n, s->n * sizeof *s->entries);
     return rc;
 }
 
@@ -184,8 +211,11 @@ int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload
 {
     size_t need = sizeof(packed) + rec->key_len + (size_t)rec->payload_len;
     need = (need + 7) & ~(size_t)7; /* keep headers aligned */
-    if (s->n && s->used + need > s->limit && spill(s, err))
-        return -1;
+    while (s->n && s->used + need > s->limit) {
+        size_t nb = s->runs < QUARTER_RUNS ? s->nblocks / 4 : s->nblocks;
+        if (spill(s, nb ? nb : 1, err))
+            return -1;
+    }
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 4096;
         entry *e = realloc(s->entries, cap * sizeof *e);
@@ -207,10 +237,12 @@ int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload
     return 0;
 }
 
-/* One run being merged: its reader and current record. */
+/* One run being merged: its reader and current record, or (r NULL) the
+ * records still in memory, sorted, from entry next on. */
 typedef struct run {
     int fd;
     sp_reader *r;
+    size_t next;
     sp_record rec;
     const uint8_t *payload;
     uint64_t hash;
@@ -225,6 +257,13 @@ static int run_less(const run *a, const run *b)
 /* Moves run i to its next record; 1 if it has one, 0 at its end, -1. */
 static int advance(sp_shuffler *s, run *r, sp_err *err)
 {
+    if (!r->r) {
+        if (r->next == s->n)
+            return 0;
+        r->hash = s->entries[r->next].hash;
+        unpack(s->entries[r->next++].rec, &r->rec, &r->payload);
+        return 1;
+    }
     int got = sp_reader_next(r->r, &r->rec, err);
     if (got <= 0)
         return got;
@@ -254,9 +293,9 @@ static void sift_down(run **heap, size_t n, size_t i)
 int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *rec, const uint8_t *payload, sp_err *err),
                       void *ctx, sp_err *err)
 {
+    if (s->n) /* (qsort must not be given a NULL array, even of no entries) */
+        qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
     if (s->runs == 0) { /* everything fit in memory */
-        if (s->n) /* (qsort must not be given a NULL array, even of no entries) */
-            qsort(s->entries, s->n, sizeof *s->entries, cmp_entries);
         sp_record rec;
         for (size_t i = 0; i < s->n; i++) {
             const uint8_t *payload;
@@ -266,11 +305,9 @@ int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *re
         }
         return 0;
     }
-    if (s->n && spill(s, err))
-        return -1;
-    free_blocks(s); /* the memory goes to the merge's readers */
-    run *runs = calloc(s->runs, sizeof *runs);
-    run **heap = calloc(s->runs, sizeof *heap);
+    /* the run files, then what is still in memory as one more run */
+    run *runs = calloc(s->runs + 1, sizeof *runs);
+    run **heap = calloc(s->runs + 1, sizeof *heap);
     size_t n = 0;
     int rc = runs && heap ? 0 : sp_fail(err, SP_EXIT_SYSTEM, "out of memory");
     for (uint64_t i = 0; rc == 0 && i < s->runs; i++) {
@@ -287,6 +324,11 @@ int sp_shuffler_drain(sp_shuffler *s, int (*emit)(void *ctx, const sp_record *re
             rc = -1;
         else if (got > 0)
             heap[n++] = &runs[i];
+    }
+    if (rc == 0) {
+        runs[s->runs].fd = -1;
+        if (advance(s, &runs[s->runs], err) > 0)
+            heap[n++] = &runs[s->runs];
     }
     for (size_t i = n; rc == 0 && i-- > 0;)
         sift_down(heap, n, i);

@@ -50,14 +50,31 @@ for f in A/OUT/*; do cmp "$f" "B/OUT/$(basename "$f")" || fail "input order chan
 sp-cat A/OUT > all0 && sp-cat A/OUT7 > all7 && head -1 all0 > s0 && head -1 all7 > s7
 ! cmp -s s0 s7 || fail "the seed changes nothing"
 
-# spilling to sorted runs on disk (1 MiB of memory for 600 KB x several): the same records
+# spilling to sorted runs on disk (1 MiB of memory for 1500 records of about
+# 3.1 KB, 4.7 MB): the same records, and only the oldest records go to disk,
+# a quarter of the memory at a time, while the youngest MiB is merged from memory
 $PY "$FIX/make_cifar.py" C --per-batch 300
 sp-unpack C/cifar-10-binary.tar.gz | sp-decode -q > c.sprs
 sp-shard -v --memory 1M -o SPILL c.sprs 2> spill.err
-grep -q "shuffling 1500 train records ([1-9][0-9]* runs on disk)" spill.err || { cat spill.err; fail "no spill"; }
+line=$(grep -o "shuffling 1500 train records ([0-9]* runs on disk, [0-9.]* MB spilled)" spill.err) ||
+    { cat spill.err; fail "no spill line"; }
+echo "$line"
+runs=$(echo "$line" | sed 's/.*(\([0-9]*\) runs.*/\1/') mb=$(echo "$line" | sed 's/.*disk, \([0-9.]*\) MB.*/\1/')
+[ "$runs" -ge 4 ] || fail "$runs runs: the spill did not go a quarter at a time"
+$PY -c "import sys; sys.exit(0 if 2.5 < $mb < 4.1 else 1)" || fail "$mb MB spilled of 4.7 MB with 1 MiB of memory (the set less the memory is 3.7)"
 sp-shard -q -o MEM c.sprs
 sp-cat SPILL > a && sp-cat MEM > b
 cmp a b || fail "spilled shuffle differs"
 [ -z "$(ls -A SPILL | grep sp-tmp)" ] || fail "run files left: $(ls -A SPILL)"
 sp-verify -q SPILL
+for f in MEM/*; do cmp "$f" "SPILL/$(basename "$f")" || fail "spilling changed $(basename "$f")"; done
+# past 16 runs a spill writes the whole memory: 3000 records (9.4 MB), the same shards again
+$PY "$FIX/make_cifar.py" D --per-batch 600
+sp-unpack D/cifar-10-binary.tar.gz | sp-decode -q > d.sprs
+sp-shard -v --memory 1M -o SPILL2 d.sprs 2> spill2.err
+runs=$(sed -n 's/.*shuffling 3000 train records (\([0-9]*\) runs on disk.*/\1/p' spill2.err)
+[ -n "$runs" ] || { cat spill2.err; fail "no spill line"; }
+[ "$runs" -gt 16 ] || fail "$runs runs: the whole-memory runs were not reached"
+sp-shard -q -o MEM2 d.sprs
+for f in MEM2/*; do cmp "$f" "SPILL2/$(basename "$f")" || fail "spilling past 16 runs changed $(basename "$f")"; done
 echo ok
