@@ -524,16 +524,19 @@ static int fill_lane_turn(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_
         size_t at = base + (size_t)(pos - a);
         int rc;
         h5_enter();
-        if (lh->sh && (lh->shard != g->shard || !sp_shard_covers(lh->sh, g->start + off, cnt))) {
-            sp_shard_close(lh->sh);
-            lh->sh = NULL;
-        }
-        if (!lh->sh && (lh->sh = open_shard(s, g->shard, &sl->err))) {
+        if (!lh->sh || lh->shard != g->shard || !sp_shard_covers(lh->sh, g->start + off, cnt)) {
+            /* the shard opened again for this stretch takes over the old
+             * handle's buffers and kept chunks (sp_shard_take_buffers) */
+            sp_shard *old = lh->sh;
+            if ((lh->sh = open_shard(s, g->shard, &sl->err))) {
+                /* read by pread from here on: a lane's handle holds its chunk
+                 * table, not HDF5's ~1 MB a file (sp_shard_detach; a layout it
+                 * cannot take stays with HDF5) */
+                sp_shard_detach(lh->sh, g->start + off, g->count - off, cnt);
+                sp_shard_take_buffers(lh->sh, old);
+            }
             lh->shard = g->shard;
-            /* read by pread from here on: a lane's handle holds its chunk
-             * table, not HDF5's ~1 MB a file (sp_shard_detach; a layout it
-             * cannot take stays with HDF5) */
-            sp_shard_detach(lh->sh, g->start + off, g->count - off, cnt);
+            sp_shard_close(old);
         }
         h5_leave();
         sp_shard *sh = lh->sh;

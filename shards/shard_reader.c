@@ -734,6 +734,10 @@ int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n, uint64_t need)
             m++;
         n = m;
         nc = o[n] > o[0] ? (o[n] - 1) / enc_chunk - c0 + 1 : 0;
+        /* up to 16384 offsets (128 KiB) looked at once, in each of a reader's
+         * handles: not kept, the reads that follow need a turn's offsets only */
+        free(s->idx_scratch);
+        s->idx_scratch = NULL, s->idx_cap = 0;
     }
     chunk_loc *img = chunk_table(s->images, c0, nc, pixels ? s->chunk_n : enc_chunk, fsize, pixels ? 0 : enc_chunk);
     chunk_loc *loc[NCOLS] = {NULL};
@@ -767,6 +771,32 @@ int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n, uint64_t need)
     H5Fclose(s->file);
     s->file = s->images = s->keys_ds = H5I_INVALID_HID;
     return 0;
+}
+
+void sp_shard_take_buffers(sp_shard *to, sp_shard *from)
+{
+    if (!to || !from || strcmp(to->path, from->path) || to->n != from->n)
+        return;
+    shard_column *dst[] = {&to->labels, &to->labels2, &to->checksums, &to->offs, &to->shps, &to->cods};
+    shard_column *src[] = {&from->labels, &from->labels2, &from->checksums, &from->offs, &from->shps, &from->cods};
+    for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++)
+        if (!dst[i]->kept && src[i]->kept && dst[i]->rows == src[i]->rows && dst[i]->row_bytes == src[i]->row_bytes) {
+            dst[i]->kept = src[i]->kept, dst[i]->at = src[i]->at; /* the same file's chunk: still valid */
+            src[i]->kept = NULL, src[i]->at = -1;
+        }
+#define TAKE(buf, cap)                                                                                                 \
+    if (!to->buf) {                                                                                                    \
+        to->buf = from->buf, to->cap = from->cap;                                                                      \
+        from->buf = NULL, from->cap = 0;                                                                               \
+    }
+    TAKE(idx_scratch, idx_cap)
+    TAKE(meta_scratch, meta_cap)
+    TAKE(sums, sums_cap)
+#undef TAKE
+    if (!to->own.raw && !to->own.dctx) {
+        to->own = from->own;
+        from->own = (sp_shard_scratch){0};
+    }
 }
 
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }

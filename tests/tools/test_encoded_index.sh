@@ -8,20 +8,23 @@
 # naming the shard and the record, in the reader and in sp-verify (which
 # reads the index a batch at a time too), as is an unknown codec.
 . "$SP_ROOT/tests/tools/lib.sh"
-skip_under_sanitizers "peak RSS is the sanitizers' (the lanes' reads run under them in test_loader_encoded)"
+# Under sanitizers the RSS comparison is left out (peak RSS is theirs); the
+# reads, the reopening stretch by stretch and the errors are checked.
 [ -x /usr/bin/time ] || fail "/usr/bin/time is missing (scripts/install-deps.sh installs time)"
 export PKG_CONFIG_PATH="$(dirname "$SP_BIN")/lib/pkgconfig"
-cc -std=c11 -Wall -Werror "$SP_ROOT/bench/reader_bench.c" $(pkg-config --cflags --libs shardpipe-reader) -o reader_bench
-$PY - <<'X'
-import io, os
+cc -std=c11 -Wall -Werror ${SP_SAN:-} "$SP_ROOT/bench/reader_bench.c" $(pkg-config --cflags --libs shardpipe-reader) -o reader_bench
+sizes="6000 30000"
+[ -z "${SP_SAN:-}" ] || sizes=30000
+$PY - $sizes <<'X'
+import os, sys
 from PIL import Image
-for n in (6000, 30000):
+for n in map(int, sys.argv[1:]):
     for i in range(n):
         d = f"t{n}/train/c{i % 4}"
         os.makedirs(d, exist_ok=True)
         Image.new("RGB", (8 + i % 5, 8), ((i * 7) % 256, (i * 13) % 256, i % 256)).save(f"{d}/{i}.jpg", quality=90)
 X
-for n in 6000 30000; do
+for n in $sizes; do
     expect_stages "0 0 0" "sp-unpack -q t$n | sp-decode -q --labels-from dirs --encoded | sp-shard -q -o E$n"
     [ "$(ls E$n/train-*.h5 | wc -l)" = 1 ] || fail "E$n: not one train shard"
     /usr/bin/time -f "%M" -o rss$n.txt ./reader_bench E$n train 256 shuffle 2 1 train 16 > out$n.txt
@@ -29,9 +32,11 @@ for n in 6000 30000; do
     [ "$records" = "$n" ] || fail "E$n: read $records records, not $n"
     echo "$n records: peak RSS $(tail -1 rss$n.txt) KB" >&2
 done
-small=$(tail -1 rss6000.txt) big=$(tail -1 rss30000.txt)
-[ $((big - small)) -lt $((12 * 1024)) ] ||
-    fail "peak RSS $((big / 1024)) MB on a shard of 30,000 encoded records against $((small / 1024)) MB on 6,000: the lanes hold the index"
+if [ -z "${SP_SAN:-}" ]; then
+    small=$(tail -1 rss6000.txt) big=$(tail -1 rss30000.txt)
+    [ $((big - small)) -lt $((12 * 1024)) ] ||
+        fail "peak RSS $((big / 1024)) MB on a shard of 30,000 encoded records against $((small / 1024)) MB on 6,000: the lanes hold the index"
+fi
 # the earlier layout: the index in one chunk a column; the same batches (eval and train views)
 cp -r E30000 O
 $PY - <<'X'
