@@ -138,11 +138,19 @@ class _Ahead:
     Loader (a Loader in a reference cycle with its iterator stays
     collectable). An exception in the thread is raised in the caller at the
     item it stopped; close() stops the thread and closes the generator (in
-    the thread, which owns it), waiting for the item under way."""
+    the thread, which owns it), waiting for the item under way.
+
+    One ahead, not two: the thread asks the generator for the next item only
+    once the caller has taken the last, so that at most three batches exist at
+    a time (the one the caller still holds while it asks for the next, the one
+    handed over, the one being made), not four (a fourth made while one waits
+    in the queue): 38.5 MB less with batches of 256 at 224x224x3."""
 
     def __init__(self, gen):
         self._pid = os.getpid()
         self._q, self._stop = queue.Queue(maxsize=1), threading.Event()
+        self._taken = threading.Event()  # the caller took the last item: make the next
+        self._taken.set()
         self._thread = threading.Thread(target=self._run, args=(gen,), name="shardpipe-loader", daemon=True)
         self._thread.start()
 
@@ -156,12 +164,24 @@ class _Ahead:
                 pass
         return False
 
+    def _wait_taken(self):
+        """Until the caller took the last item: False once close() was called."""
+        while not self._stop.is_set():
+            if self._taken.wait(0.1):
+                self._taken.clear()
+                return True
+        return False
+
     def _run(self, gen):
         try:
-            for item in gen:
+            while self._wait_taken():
+                try:
+                    item = next(gen)
+                except StopIteration:
+                    self._put((False, None))
+                    return
                 if not self._put((True, item)):
                     return
-            self._put((False, None))
         except BaseException as e:  # handed to the caller, raised there
             self._put((False, e))
         finally:
@@ -177,6 +197,7 @@ class _Ahead:
         if self._stop.is_set() or (not self._thread.is_alive() and self._q.empty()):
             raise StopIteration
         more, item = self._q.get()
+        self._taken.set()
         if more:
             return item
         self._stop.set()
