@@ -777,9 +777,15 @@ void sp_shard_take_buffers(sp_shard *to, sp_shard *from)
 {
     if (!to || !from || strcmp(to->path, from->path) || to->n != from->n)
         return;
+    /* the kept chunks only between two detached handles of one file: the
+     * same inode, size and time (not a set rewritten in place between them) */
+    struct stat a, b;
+    int same = to->fd >= 0 && from->fd >= 0 && fstat(to->fd, &a) == 0 && fstat(from->fd, &b) == 0 &&
+               a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+               a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
     shard_column *dst[] = {&to->labels, &to->labels2, &to->checksums, &to->offs, &to->shps, &to->cods};
     shard_column *src[] = {&from->labels, &from->labels2, &from->checksums, &from->offs, &from->shps, &from->cods};
-    for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++)
+    for (size_t i = 0; same && i < sizeof dst / sizeof dst[0]; i++)
         if (!dst[i]->kept && src[i]->kept && dst[i]->rows == src[i]->rows && dst[i]->row_bytes == src[i]->row_bytes) {
             dst[i]->kept = src[i]->kept, dst[i]->at = src[i]->at; /* the same file's chunk: still valid */
             src[i]->kept = NULL, src[i]->at = -1;

@@ -212,7 +212,17 @@ int sp_shuffler_add(sp_shuffler *s, const sp_record *rec, const uint8_t *payload
     size_t need = sizeof(packed) + rec->key_len + (size_t)rec->payload_len;
     need = (need + 7) & ~(size_t)7; /* keep headers aligned */
     while (s->n && s->used + need > s->limit) {
-        size_t nb = s->runs < QUARTER_RUNS ? s->nblocks / 4 : s->nblocks;
+        /* the fewest oldest blocks that free a quarter of the memory and room
+         * for this record, in one run (all of them past QUARTER_RUNS runs, or
+         * for a record over the limit) */
+        size_t nb = s->nblocks;
+        if (s->runs < QUARTER_RUNS && need <= s->limit) {
+            size_t want = s->used / 4, over = s->used + need - s->limit, got = 0;
+            if (over > want)
+                want = over;
+            for (nb = 0; nb < s->nblocks && got < want;)
+                got += s->blocks[nb++].len;
+        }
         if (spill(s, nb ? nb : 1, err))
             return -1;
     }

@@ -165,9 +165,11 @@ class _Ahead:
         return False
 
     def _wait_taken(self):
-        """Until the caller took the last item: False once close() was called."""
+        """Until the caller took the last item: False once close() was called.
+        An empty queue says so too (only this thread puts), should the
+        caller's set() have been lost to an interrupt right after its get()."""
         while not self._stop.is_set():
-            if self._taken.wait(0.1):
+            if self._taken.wait(0.1) or self._q.empty():
                 self._taken.clear()
                 return True
         return False
