@@ -526,8 +526,16 @@ static int fill_lane_turn(spr_iter *it, filler *f, slot *sl, uint64_t j, uint32_
         h5_enter();
         if (!lh->sh || lh->shard != g->shard || !sp_shard_covers(lh->sh, g->start + off, cnt)) {
             /* the shard opened again for this stretch takes over the old
-             * handle's buffers and kept chunks (sp_shard_take_buffers) */
+             * handle's buffers and kept chunks (sp_shard_take_buffers). The
+             * old file is let go of first: a lane holds one open shard at a
+             * time, as a remote set's cache counts on (its room, the pins) */
             sp_shard *old = lh->sh;
+            if (old && lh->shard == g->shard) {
+                sp_shard_release_file(old);
+            } else {
+                sp_shard_close(old);
+                old = NULL;
+            }
             if ((lh->sh = open_shard(s, g->shard, &sl->err))) {
                 /* read by pread from here on: a lane's handle holds its chunk
                  * table, not HDF5's ~1 MB a file (sp_shard_detach; a layout it

@@ -250,10 +250,17 @@ int sp_shard_covers(const sp_shard *s, uint64_t first, uint64_t n);
  * read again, and the buffers are not freed and made again next to HDF5's
  * allocations of the open, which left a reader's heap fragmented (14 MB over
  * 1.28x10^6 encoded records). What to already holds is kept; from stays valid
- * and is then closed. Nothing is moved when the paths differ, and the kept
- * chunks only when both handles are detached from one unchanged file (device,
- * inode, size and modification time). */
+ * and is then closed (from may have been released: sp_shard_release_file).
+ * Nothing is moved when the paths differ, and the kept chunks only when both
+ * handles were detached from one unchanged file (device, inode, size and
+ * modification time). */
 void sp_shard_take_buffers(sp_shard *to, sp_shard *from);
+/* Closes s's file (HDF5's ids, its descriptor, a remote shard's cache pin)
+ * and keeps its buffers, for sp_shard_take_buffers once the shard is opened
+ * again: a reader lane holds one open shard at a time, as a remote set's
+ * cache counts on. s can then only be given to sp_shard_take_buffers and
+ * sp_shard_close. */
+void sp_shard_release_file(sp_shard *s);
 /* An encoded shard's pixels cannot be read this way (-1 naming
  * sp_shard_read_encoded); its labels, labels2 and checksums can. */
 int sp_shard_read(sp_shard *s, uint64_t first, uint64_t n, void *pixels, int32_t *labels,

@@ -98,6 +98,7 @@ struct sp_shard {
     uint64_t bytes_read; /* images bytes read from the file: compressed chunks, encoded bytes, or rows */
     /* detached (sp_shard_detach): HDF5's ids closed, chunks read by pread */
     int fd;              /* -1: attached */
+    struct stat det_st;  /* the file's, once detached (sp_shard_take_buffers compares them) */
     chunk_loc *img_loc;  /* the images' chunks, or the encoded bytes' chunks img_c0.. */
     uint64_t img_c0, img_nc;
     uint64_t det_first, det_n; /* the records whose chunks are placed (sp_shard_covers) */
@@ -620,6 +621,29 @@ fail:
     return NULL;
 }
 
+void sp_shard_release_file(sp_shard *s)
+{
+    if (!s)
+        return;
+    hid_t *ds[] = {&s->images, &s->labels.ds, &s->labels2.ds, &s->checksums.ds, &s->keys_ds, &s->offs.ds,
+                   &s->shps.ds, &s->cods.ds};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
+        if (*ds[i] >= 0) {
+            H5Dclose(*ds[i]);
+            *ds[i] = H5I_INVALID_HID;
+        }
+    if (s->file >= 0) {
+        H5Fclose(s->file);
+        s->file = H5I_INVALID_HID;
+    }
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    sp_remote_unpin(s->pin);
+    s->pin = -1;
+}
+
 void sp_shard_close(sp_shard *s)
 {
     if (!s)
@@ -757,7 +781,7 @@ int sp_shard_detach(sp_shard *s, uint64_t first, uint64_t n, uint64_t need)
         close(fd);
         return 1;
     }
-    s->fd = fd, s->img_loc = img, s->img_c0 = c0, s->img_nc = nc, s->enc_chunk = enc_chunk;
+    s->fd = fd, s->det_st = st, s->img_loc = img, s->img_c0 = c0, s->img_nc = nc, s->enc_chunk = enc_chunk;
     s->det_first = first, s->det_n = n;
     if (s->images >= 0)
         H5Dclose(s->images);
@@ -777,12 +801,12 @@ void sp_shard_take_buffers(sp_shard *to, sp_shard *from)
 {
     if (!to || !from || strcmp(to->path, from->path) || to->n != from->n)
         return;
-    /* the kept chunks only between two detached handles of one file: the
+    /* the kept chunks only between two handles detached from one file: the
      * same inode, size and time (not a set rewritten in place between them) */
-    struct stat a, b;
-    int same = to->fd >= 0 && from->fd >= 0 && fstat(to->fd, &a) == 0 && fstat(from->fd, &b) == 0 &&
-               a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-               a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+    const struct stat *a = &to->det_st, *b = &from->det_st;
+    int same = to->fd >= 0 && b->st_ino && a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+               a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+               a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
     shard_column *dst[] = {&to->labels, &to->labels2, &to->checksums, &to->offs, &to->shps, &to->cods};
     shard_column *src[] = {&from->labels, &from->labels2, &from->checksums, &from->offs, &from->shps, &from->cods};
     for (size_t i = 0; same && i < sizeof dst / sizeof dst[0]; i++)
