@@ -648,14 +648,7 @@ void sp_shard_close(sp_shard *s)
 {
     if (!s)
         return;
-    hid_t ds[] = {s->images, s->labels.ds, s->labels2.ds, s->checksums.ds, s->keys_ds, s->offs.ds, s->shps.ds,
-                  s->cods.ds};
-    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
-        if (ds[i] >= 0)
-            H5Dclose(ds[i]);
-    if (s->file >= 0)
-        H5Fclose(s->file);
-    sp_remote_unpin(s->pin);
+    sp_shard_release_file(s);
     free(s->keys);
     free(s->keybuf);
     json_decref(s->meta);
@@ -667,8 +660,6 @@ void sp_shard_close(sp_shard *s)
     free(s->idx_scratch);
     free(s->meta_scratch);
     free(s->img_loc);
-    if (s->fd >= 0)
-        close(s->fd);
     free(s->sums);
     free(s->offsets);
     free(s->shapes);
@@ -823,10 +814,6 @@ void sp_shard_take_buffers(sp_shard *to, sp_shard *from)
     TAKE(meta_scratch, meta_cap)
     TAKE(sums, sums_cap)
 #undef TAKE
-    if (!to->own.raw && !to->own.dctx) {
-        to->own = from->own;
-        from->own = (sp_shard_scratch){0};
-    }
 }
 
 uint64_t sp_shard_count(const sp_shard *s) { return s->n; }
